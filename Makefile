@@ -1,0 +1,82 @@
+# Moat top-level build. `make` builds everything into build/rel; `make test`
+# builds the test variant (ASan + UBSan) into build/asan and runs every suite.
+# See README.md.
+
+CC       ?= cc
+PKGS     := yaml-0.1 jansson
+DEPS_OK  := build/.deps-ok
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE     := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib -g $(WARN)
+REL_CF   := $(BASE) -O2
+ASAN_CF  := $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=all
+ASAN_LD  := -fsanitize=address,undefined
+
+LIB_SRC  := $(wildcard lib/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+BENCH_SRC:= $(wildcard bench/*.c)
+ALL_C    := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(BENCH_SRC) $(wildcard tests/unit/*.h) \
+            $(wildcard lib/*.h cli/*.h include/moat/*.h)
+
+.PHONY: all deps test unit lint demo bench clean format
+all: build/rel/moat
+
+deps: $(DEPS_OK)
+$(DEPS_OK): mk/deps.sh
+	@sh mk/deps.sh
+	@mkdir -p build && touch $@
+
+LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -ljansson)
+
+# One object tree per variant: build/<variant>/<dir>/<file>.o
+define variant
+build/$(1)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -MMD -MP -c $$< -o $$@
+
+build/$(1)/libmoat.a: $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRC))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+build/$(1)/moat: $$(patsubst %.c,build/$(1)/%.o,$$(CLI_SRC)) build/$(1)/libmoat.a
+	$$(CC) $(3) -o $$@ $$^ $$(LIBS) -lm
+endef
+$(eval $(call variant,rel,$(REL_CF),))
+$(eval $(call variant,asan,$(ASAN_CF),$(ASAN_LD)))
+
+# Unit tests (cmocka), built with sanitizers. The allocation-failure suite
+# wraps malloc/realloc at link time to make any chosen allocation fail.
+WRAP := -Wl,--wrap=malloc,--wrap=realloc
+build/asan/tests/unit/%: build/asan/tests/unit/%.o build/asan/tests/unit/testutil.o build/asan/libmoat.a
+	$(CC) $(ASAN_LD) $(if $(findstring alloc,$*),$(WRAP)) -o $@ $^ $(LIBS) -lcmocka -lm
+
+UNIT_BINS := $(patsubst tests/unit/%.c,build/asan/tests/unit/%,$(UNIT_SRC))
+
+build/rel/bench/%: build/rel/bench/%.o build/rel/libmoat.a
+	$(CC) -o $@ $^ $(LIBS) -lm
+BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_SRC))
+
+test: $(DEPS_OK) lint $(UNIT_BINS) build/asan/moat build/rel/moat
+	@sh tests/run.sh build/asan
+
+unit: $(UNIT_BINS)
+	@sh tests/run.sh build/asan unit
+
+lint: $(DEPS_OK)
+	@sh mk/lint.sh $(ALL_C)
+
+format:
+	clang-format -i $(ALL_C)
+
+demo: $(DEPS_OK) build/rel/moat
+	@sh examples/demo.sh build/rel/moat
+
+bench: $(DEPS_OK) $(BENCH_BINS)
+	@sh bench/run.sh build/rel
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,42 @@
+/*
+ * cli: the `moat` command table and the pieces every command shares.
+ *
+ * Each command is a row in the table in moat.c (name, usage, summary, handler);
+ * `moat help` and `moat CMD --help` print from that table, so help never drifts
+ * from what is dispatched. A handler gets argv starting at its own name and
+ * returns one of the exit codes below.
+ */
+#ifndef MOAT_CLI_H
+#define MOAT_CLI_H
+
+#include <stdio.h>
+
+/* Exit codes of `moat` (stable; documented by `moat help exit-codes`). */
+enum moat_exit {
+    MOAT_EXIT_OK = 0,          /* done; for queries: the answer is "yes" */
+    MOAT_EXIT_ERROR = 1,       /* could not complete (I/O, out of memory, server down) */
+    MOAT_EXIT_INVALID = 2,     /* invalid input or usage; every error was printed */
+    MOAT_EXIT_NEGATIVE = 3,    /* a query answered "no" (e.g. not certified) */
+};
+
+struct cli_command {
+    const char *name;    /* "explain", "compat check" */
+    const char *usage;   /* one line of arguments */
+    const char *summary; /* one sentence */
+    const char *help;    /* options, one per line */
+    int (*run)(int argc, char **argv);
+};
+
+/* Prints usage and help of `cmd` to `out`. */
+void cli_print_help(FILE *out, const struct cli_command *cmd);
+/* Prints "moat: <cmd>: <message>" and the usage line to stderr; returns MOAT_EXIT_INVALID. */
+int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The table row for a command name such as "compat check"; NULL when unknown. */
+const struct cli_command *cli_find(const char *name);
+
+int cmd_explain(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_compat_check(int argc, char **argv);
+
+#endif

@@ -1,0 +1,53 @@
+#!/bin/sh
+# Runs Moat's test suites and prints one closing line per suite and a total:
+# `SUITE: N passed, N failed`, then `N passed, N failed`.
+# Usage: tests/run.sh BUILD_DIR [unit|golden|cli|...]
+set -u
+B=${1:?build dir}
+ONLY=${2:-all}
+TOTAL_P=0
+TOTAL_F=0
+
+count() { # suite passed failed
+    echo "$1: $2 passed, $3 failed"
+    TOTAL_P=$((TOTAL_P + $2))
+    TOTAL_F=$((TOTAL_F + $3))
+}
+
+run_cmocka() { # binary
+    name=$(basename "$1")
+    out=$("$1" 2>&1)
+    rc=$?
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    p=${p:-0}
+    f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crashed or sanitizer report
+    if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | tail -60; fi
+    count "$name" "$p" "$f"
+}
+
+if [ "$ONLY" = all ] || [ "$ONLY" = unit ]; then
+    for t in "$B"/tests/unit/test_*; do
+        case "$t" in *.o | *.d) continue ;; esac
+        [ -x "$t" ] && run_cmocka "$t"
+    done
+fi
+for suite in tests/golden/run.sh tests/cli/run.sh; do
+    name=$(basename "$(dirname "$suite")")
+    if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ]; then
+        [ -f "$suite" ] || continue
+        out=$(sh "$suite" "$B" 2>&1)
+        rc=$?
+        line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+        p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
+        f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+        p=${p:-0}
+        f=${f:-0}
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+        if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | grep -v '^ok ' | tail -60; fi
+        count "$name" "$p" "$f"
+    fi
+done
+echo "$TOTAL_P passed, $TOTAL_F failed"
+[ "$TOTAL_F" -eq 0 ]

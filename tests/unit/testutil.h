@@ -1,0 +1,18 @@
+/* testutil: small helpers shared by the cmocka unit tests. */
+#ifndef MOAT_TESTUTIL_H
+#define MOAT_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the headers above first. */
+#include <cmocka.h>
+
+/*
+ * Writes `text` to a new file named `name` inside a per-process temporary
+ * folder and returns its path (static storage, valid until the next call).
+ */
+const char *testutil_write_file(const char *name, const char *text);
+
+#endif
