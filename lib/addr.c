@@ -1,0 +1,114 @@
+/* addr: address and prefix parsing and tests (see addr.h). */
+#include "addr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+bool addr_is_v4(const struct moat_addr *a)
+{
+    return memcmp(a->b, v4_mapped, sizeof(v4_mapped)) == 0;
+}
+
+int addr_parse(const char *text, struct moat_addr *out)
+{
+    struct in_addr v4;
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, text, &v4) == 1) {
+        memcpy(out->b, v4_mapped, sizeof(v4_mapped));
+        memcpy(out->b + 12, &v4, 4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, out->b) == 1)
+        return 0;
+    return -EINVAL;
+}
+
+static bool host_bits_clear(const struct moat_addr *a, unsigned len)
+{
+    for (unsigned bit = len; bit < 128; bit++)
+        if (a->b[bit / 8] & (0x80 >> (bit % 8)))
+            return false;
+    return true;
+}
+
+int prefix_parse(const char *text, struct moat_prefix *out, const char **why)
+{
+    char buf[MOAT_ADDR_STRLEN];
+    const char *slash = strchr(text, '/');
+    size_t alen = slash ? (size_t)(slash - text) : strlen(text);
+    *why = "is not an IP address or prefix";
+    if (alen == 0 || alen >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, text, alen);
+    buf[alen] = '\0';
+    if (addr_parse(buf, &out->addr) < 0)
+        return -EINVAL;
+    unsigned base = addr_is_v4(&out->addr) ? 96 : 0;
+    unsigned max = 128 - base;
+    unsigned len = max;
+    if (slash) {
+        char *end;
+        unsigned long v = strtoul(slash + 1, &end, 10);
+        if (!slash[1] || *end || v > max || slash[1] == '-' || slash[1] == '+') {
+            *why = "has an invalid prefix length";
+            return -EINVAL;
+        }
+        len = (unsigned)v;
+    }
+    out->len = (uint8_t)(base + len);
+    if (!host_bits_clear(&out->addr, out->len)) {
+        *why = "has host bits set";
+        return -EINVAL;
+    }
+    *why = NULL;
+    return 0;
+}
+
+void addr_format(const struct moat_addr *a, char *buf, size_t n)
+{
+    if (addr_is_v4(a))
+        inet_ntop(AF_INET, a->b + 12, buf, (socklen_t)n);
+    else
+        inet_ntop(AF_INET6, a->b, buf, (socklen_t)n);
+}
+
+void prefix_format(const struct moat_prefix *p, char *buf, size_t n)
+{
+    char a[MOAT_ADDR_STRLEN];
+    addr_format(&p->addr, a, sizeof(a));
+    unsigned len = addr_is_v4(&p->addr) && p->len >= 96 ? p->len - 96u : p->len;
+    snprintf(buf, n, "%s/%u", a, len);
+}
+
+bool prefix_contains(const struct moat_prefix *p, const struct moat_addr *a)
+{
+    unsigned full = p->len / 8;
+    if (memcmp(p->addr.b, a->b, full) != 0)
+        return false;
+    unsigned rest = p->len % 8;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (p->addr.b[full] & mask) == (a->b[full] & mask);
+}
+
+bool prefix_covers(const struct moat_prefix *outer, const struct moat_prefix *inner)
+{
+    return outer->len <= inner->len && prefix_contains(outer, &inner->addr);
+}
+
+int addr_cmp(const struct moat_addr *a, const struct moat_addr *b)
+{
+    return memcmp(a->b, b->b, sizeof(a->b));
+}
+
+struct moat_prefix prefix_host(const struct moat_addr *a)
+{
+    struct moat_prefix p = {.addr = *a, .len = 128};
+    return p;
+}

@@ -1,0 +1,1419 @@
+/* loader: documents into a validated policy (see loader.h). */
+#include "loader.h"
+#include "mem.h"
+#include "pattern.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* State while loading one document. */
+struct ld {
+    struct moat_policy *p;
+    struct moat_diags *d;
+    const char *file; /* owned by p->files */
+    bool json;
+    int docno;
+    int doc_line;
+    char ctx[200];
+    int errors;
+    int err; /* -ENOMEM once memory ran out */
+};
+
+static void bad(struct ld *l, const struct doc_node *at, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void bad(struct ld *l, const struct doc_node *at, const char *field, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int line = at && at->line ? at->line : l->doc_line;
+    if (field && *field)
+        diags_add(l->d, l->file, line, l->ctx, "%s: %s", field, msg);
+    else
+        diags_add(l->d, l->file, line, l->ctx, "%s", msg);
+    l->errors++;
+}
+
+static void oom(struct ld *l)
+{
+    l->err = -ENOMEM;
+}
+
+/* Keeps an allocation result; notes OOM when it failed. */
+static char *keep(struct ld *l, char *s)
+{
+    if (!s)
+        oom(l);
+    return s;
+}
+
+static bool is_scalar(const struct doc_node *n)
+{
+    return n && n->type == DOC_SCALAR && n->kind != DOC_NULL;
+}
+
+static void check_fields(struct ld *l, const struct doc_node *map, const char *const *known)
+{
+    for (size_t i = 0; i < map->count; i++) {
+        const char *k = map->keys[i]->text;
+        bool found = false;
+        for (const char *const *f = known; *f && !found; f++)
+            found = strcmp(*f, k) == 0;
+        if (!found)
+            bad(l, map->keys[i], k, "unknown field");
+    }
+}
+
+/* A string field. Returns the node's text (not copied) or NULL when absent/invalid. */
+static const char *get_str(struct ld *l, const struct doc_node *map, const char *key,
+                           bool required)
+{
+    const struct doc_node *n = doc_map_get(map, key);
+    if (!n || (n->type == DOC_SCALAR && n->kind == DOC_NULL)) {
+        if (required)
+            bad(l, map, key, "required");
+        return NULL;
+    }
+    if (n->type != DOC_SCALAR || n->kind == DOC_BOOL || n->kind == DOC_FLOAT) {
+        bad(l, n, key, "must be a string, not %s", doc_type_name(n));
+        return NULL;
+    }
+    if (!n->text[0]) {
+        bad(l, n, key, "must not be empty");
+        return NULL;
+    }
+    return n->text;
+}
+
+static char *dup_str(struct ld *l, const struct doc_node *map, const char *key, bool required)
+{
+    const char *s = get_str(l, map, key, required);
+    return s ? keep(l, moat_strdup(s)) : NULL;
+}
+
+/* Parses a non-negative integer scalar; false when it is not one. */
+static bool scalar_uint(const struct doc_node *n, unsigned long long *out)
+{
+    if (!is_scalar(n) || n->kind == DOC_BOOL || n->kind == DOC_FLOAT)
+        return false;
+    const char *s = n->text;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    char *end;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    return !*end && errno == 0;
+}
+
+static bool get_uint(struct ld *l, const struct doc_node *map, const char *key, unsigned long lo,
+                     unsigned long hi, bool required, uint32_t *out)
+{
+    const struct doc_node *n = doc_map_get(map, key);
+    if (!n) {
+        if (required)
+            bad(l, map, key, "required (an integer %lu..%lu)", lo, hi);
+        return false;
+    }
+    unsigned long long v;
+    if (!scalar_uint(n, &v)) {
+        bad(l, n, key, "must be an integer %lu..%lu, not %s%s%s%s", lo, hi, doc_type_name(n),
+            is_scalar(n) ? " \"" : "", is_scalar(n) ? n->text : "", is_scalar(n) ? "\"" : "");
+        return false;
+    }
+    if (v < lo || v > hi) {
+        bad(l, n, key, "%llu is out of range %lu..%lu", v, lo, hi);
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+static void get_bool(struct ld *l, const struct doc_node *map, const char *key, bool *out)
+{
+    const struct doc_node *n = doc_map_get(map, key);
+    if (!n)
+        return;
+    if (n->type == DOC_SCALAR && (n->kind == DOC_BOOL || n->kind == DOC_STR)) {
+        static const char *const t[] = {"true", "on", "yes", NULL};
+        static const char *const f[] = {"false", "off", "no", NULL};
+        for (int i = 0; t[i]; i++) {
+            if (strcmp(n->text, t[i]) == 0) {
+                *out = true;
+                return;
+            }
+            if (strcmp(n->text, f[i]) == 0) {
+                *out = false;
+                return;
+            }
+        }
+    }
+    bad(l, n, key, "must be true or false (or on/off)");
+}
+
+/* An enumerated string: names[i] maps to values[i]. */
+static void get_enum(struct ld *l, const struct doc_node *map, const char *key,
+                     const char *const *names, const int *values, bool required, int *out)
+{
+    const struct doc_node *n = doc_map_get(map, key);
+    if (!n) {
+        if (required)
+            bad(l, map, key, "required");
+        return;
+    }
+    char list[128] = "";
+    for (size_t i = 0; names[i]; i++) {
+        if (is_scalar(n) && strcmp(n->text, names[i]) == 0) {
+            *out = values[i];
+            return;
+        }
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", names[i]);
+    }
+    bad(l, n, key, "\"%s\" is not one of %s", is_scalar(n) ? n->text : doc_type_name(n), list);
+}
+
+static const char *const action_names[] = {"block", "alert", "allow", NULL};
+static const int action_values[] = {MOAT_ACTION_BLOCK, MOAT_ACTION_ALERT, MOAT_ACTION_ALLOW};
+
+/* A list field; a single scalar is accepted as a one-item list when `scalar_ok`. */
+static const struct doc_node *get_list(struct ld *l, const struct doc_node *map, const char *key)
+{
+    const struct doc_node *n = doc_map_get(map, key);
+    if (!n || (n->type == DOC_SCALAR && n->kind == DOC_NULL))
+        return NULL;
+    if (n->type != DOC_SEQ) {
+        bad(l, n, key, "must be a list, not %s", doc_type_name(n));
+        return NULL;
+    }
+    return n;
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > MOAT_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+static char *get_name(struct ld *l, const struct doc_node *map, const char *key, bool required)
+{
+    const char *s = get_str(l, map, key, required);
+    if (!s)
+        return NULL;
+    if (!name_ok(s)) {
+        bad(l, doc_map_get(map, key), key, "\"%s\" must be 1-64 characters of A-Z a-z 0-9 . _ -",
+            s);
+        return NULL;
+    }
+    return keep(l, moat_strdup(s));
+}
+
+static char *get_pattern(struct ld *l, const struct doc_node *map, const char *key, bool required)
+{
+    const char *s = get_str(l, map, key, required);
+    if (!s)
+        return NULL;
+    const char *why = pattern_check(s);
+    if (why) {
+        bad(l, doc_map_get(map, key), key, "pattern \"%s\" %s", s, why);
+        return NULL;
+    }
+    return keep(l, moat_strdup(s));
+}
+
+static struct moat_origin origin(const struct ld *l)
+{
+    struct moat_origin o = {.file = l->file, .line = l->doc_line, .doc = l->docno};
+    return o;
+}
+
+/* ---------- Cluster ---------- */
+
+static bool cluster_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63 || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+              s[i] == '_' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+static void load_detection_common(struct ld *l, const struct doc_node *m, const char *path,
+                                  struct moat_detection_common *c)
+{
+    (void)path;
+    get_bool(l, m, "enabled", &c->enabled);
+    static const char *const names[] = {"alert", "block", NULL};
+    static const int values[] = {MOAT_ACTION_ALERT, MOAT_ACTION_BLOCK};
+    int a = (int)c->action;
+    get_enum(l, m, "action", names, values, false, &a);
+    c->action = (enum moat_action)a;
+}
+
+static const struct doc_node *detection_map(struct ld *l, const struct doc_node *det,
+                                            const char *key, const char *const *fields)
+{
+    const struct doc_node *m = doc_map_get(det, key);
+    if (!m)
+        return NULL;
+    if (m->type != DOC_MAP) {
+        bad(l, m, key, "must be a map");
+        return NULL;
+    }
+    check_fields(l, m, fields);
+    return m;
+}
+
+static void load_brute_force(struct ld *l, const struct doc_node *det, struct moat_detections *d)
+{
+    static const char *const f[] = {"enabled",    "action", "threshold", "window",
+                                    "quarantine", "ports",  NULL};
+    const struct doc_node *m = detection_map(l, det, "brute_force", f);
+    if (!m)
+        return;
+    load_detection_common(l, m, "brute_force", &d->brute_force.c);
+    get_uint(l, m, "threshold", 1, 1000000, false, &d->brute_force.threshold);
+    get_uint(l, m, "window", 1, 86400, false, &d->brute_force.window);
+    get_uint(l, m, "quarantine", 0, 86400 * 30, false, &d->brute_force.quarantine);
+    const struct doc_node *ports = get_list(l, m, "ports");
+    if (!ports)
+        return;
+    if (ports->count > MOAT_BF_PORTS_MAX) {
+        bad(l, ports, "detections.brute_force.ports", "at most %d ports", MOAT_BF_PORTS_MAX);
+        return;
+    }
+    d->brute_force.nports = 0;
+    for (size_t i = 0; i < ports->count; i++) {
+        unsigned long long v;
+        if (!scalar_uint(ports->items[i], &v) || v < 1 || v > 65535) {
+            bad(l, ports->items[i], "detections.brute_force.ports", "item %zu is not a port 1..65535",
+                i);
+            continue;
+        }
+        d->brute_force.ports[d->brute_force.nports++] = (uint16_t)v;
+    }
+}
+
+static void load_port_scan(struct ld *l, const struct doc_node *det, struct moat_detections *d)
+{
+    static const char *const f[] = {"enabled", "action", "threshold", "window", "quarantine", NULL};
+    const struct doc_node *m = detection_map(l, det, "port_scan", f);
+    if (!m)
+        return;
+    load_detection_common(l, m, "port_scan", &d->port_scan.c);
+    get_uint(l, m, "threshold", 1, 65535, false, &d->port_scan.threshold);
+    get_uint(l, m, "window", 1, 86400, false, &d->port_scan.window);
+    get_uint(l, m, "quarantine", 0, 86400 * 30, false, &d->port_scan.quarantine);
+}
+
+static void load_dns_hijack(struct ld *l, const struct doc_node *det, struct moat_detections *d)
+{
+    static const char *const f[] = {"enabled", "action", "resolvers", NULL};
+    const struct doc_node *m = detection_map(l, det, "dns_hijack", f);
+    if (!m)
+        return;
+    load_detection_common(l, m, "dns_hijack", &d->dns_hijack.c);
+    const struct doc_node *r = get_list(l, m, "resolvers");
+    if (!r)
+        return;
+    if (r->count > MOAT_RESOLVERS_MAX) {
+        bad(l, r, "detections.dns_hijack.resolvers", "at most %d resolvers", MOAT_RESOLVERS_MAX);
+        return;
+    }
+    for (size_t i = 0; i < r->count; i++) {
+        struct moat_addr a;
+        if (!is_scalar(r->items[i]) || addr_parse(r->items[i]->text, &a) < 0) {
+            bad(l, r->items[i], "detections.dns_hijack.resolvers", "item %zu is not an IP address",
+                i);
+            continue;
+        }
+        d->dns_hijack.resolvers[d->dns_hijack.nresolvers++] = a;
+    }
+}
+
+static void load_detections(struct ld *l, const struct doc_node *det, struct moat_detections *d)
+{
+    if (det->type != DOC_MAP) {
+        bad(l, det, "detections", "must be a map");
+        return;
+    }
+    static const char *const f[] = {"brute_force", "port_scan",    "dns_hijack",
+                                    "spoofing",    "threat_intel", NULL};
+    check_fields(l, det, f);
+    load_brute_force(l, det, d);
+    load_port_scan(l, det, d);
+    load_dns_hijack(l, det, d);
+    static const char *const sf[] = {"enabled", "action", NULL};
+    const struct doc_node *m = detection_map(l, det, "spoofing", sf);
+    if (m)
+        load_detection_common(l, m, "spoofing", &d->spoofing.c);
+    static const char *const tf[] = {"enabled", "action", "file", NULL};
+    m = detection_map(l, det, "threat_intel", tf);
+    if (m) {
+        load_detection_common(l, m, "threat_intel", &d->threat_intel.c);
+        d->threat_intel.file = dup_str(l, m, "file", false);
+    }
+}
+
+static void load_cluster(struct ld *l, const struct doc_node *m)
+{
+    static const char *const f[] = {"kind", "name",       "defense",     "mode",
+                                    "default_action", "detections", "description", NULL};
+    check_fields(l, m, f);
+    struct moat_cluster c;
+    cluster_defaults(&c);
+    c.at = origin(l);
+    const char *name = get_str(l, m, "name", true);
+    if (name && !cluster_id_ok(name))
+        bad(l, doc_map_get(m, "name"), "name",
+            "\"%s\" must be 1-63 lower-case letters, digits, '-', '_' or '.' (a cluster id)",
+            name);
+    else if (name)
+        c.name = keep(l, moat_strdup(name));
+    get_bool(l, m, "defense", &c.defense);
+    static const char *const modes[] = {"protect", "monitor", NULL};
+    static const int mode_values[] = {MOAT_MODE_PROTECT, MOAT_MODE_MONITOR};
+    int mode = (int)c.mode;
+    get_enum(l, m, "mode", modes, mode_values, false, &mode);
+    c.mode = (enum moat_mode)mode;
+    int da = (int)c.default_action;
+    get_enum(l, m, "default_action", action_names, action_values, false, &da);
+    c.default_action = (enum moat_action)da;
+    const struct doc_node *det = doc_map_get(m, "detections");
+    if (det)
+        load_detections(l, det, &c.det);
+    c.description = dup_str(l, m, "description", false);
+    if (l->errors || l->err ||
+        moat_grow(&l->p->clusters, &l->p->cap_clusters, l->p->nclusters + 1, sizeof(c)) < 0) {
+        if (!l->errors)
+            oom(l);
+        cluster_clear(&c);
+        return;
+    }
+    l->p->clusters[l->p->nclusters++] = c;
+}
+
+/* ---------- NetworkObject ---------- */
+
+static void load_object_images(struct ld *l, const struct doc_node *m, struct moat_object *o)
+{
+    const struct doc_node *list = get_list(l, m, "images");
+    if (!list)
+        return;
+    o->images = moat_calloc(list->count, sizeof(char *));
+    if (!o->images)
+        return oom(l);
+    for (size_t i = 0; i < list->count; i++) {
+        const struct doc_node *n = list->items[i];
+        char field[32], buf[MOAT_IMAGE_MAX + 16];
+        const char *why = "must be a string";
+        snprintf(field, sizeof(field), "images[%zu]", i);
+        if (!is_scalar(n) || n->kind == DOC_BOOL ||
+            image_pattern_normalise(n->text, buf, sizeof(buf), &why) < 0) {
+            bad(l, n, field, "\"%s\" %s", is_scalar(n) ? n->text : "", why);
+            continue;
+        }
+        o->images[o->nimages] = keep(l, moat_strdup(buf));
+        if (o->images[o->nimages])
+            o->nimages++;
+    }
+}
+
+static void add_label(struct ld *l, struct moat_label **labels, size_t *count, char *key,
+                      char *value)
+{
+    struct moat_label *grown = moat_reallocarray(*labels, *count + 1, sizeof(**labels));
+    if (!grown) {
+        free(key);
+        free(value);
+        return oom(l);
+    }
+    *labels = grown;
+    grown[*count].key = key;
+    grown[*count].value = value;
+    (*count)++;
+}
+
+/* Labels as a list of "k=v" / "k:v" strings, or as a map {k: v}. */
+static void load_labels(struct ld *l, const struct doc_node *m, struct moat_label **labels,
+                        size_t *count)
+{
+    const struct doc_node *n = doc_map_get(m, "labels");
+    if (!n || (n->type == DOC_SCALAR && n->kind == DOC_NULL))
+        return;
+    for (size_t i = 0; i < n->count && n->type != DOC_SCALAR; i++) {
+        char field[32], why[256], *key = NULL, *value = NULL;
+        snprintf(field, sizeof(field), "labels[%zu]", i);
+        const struct doc_node *it = n->items[i];
+        if (n->type == DOC_MAP) {
+            snprintf(field, sizeof(field), "labels.%.20s", n->keys[i]->text);
+            const char *kbad = label_key_check(n->keys[i]->text);
+            const char *vbad = is_scalar(it) ? label_value_check(it->text) : "must be a string";
+            if (kbad || vbad) {
+                bad(l, it, field, "label %s %s", kbad ? "key" : "value", kbad ? kbad : vbad);
+                continue;
+            }
+            key = moat_strdup(n->keys[i]->text);
+            value = moat_strdup(it->text);
+            if (!key || !value) {
+                free(key);
+                free(value);
+                return oom(l);
+            }
+        } else {
+            int err = is_scalar(it) ? label_parse(it->text, &key, &value, why, sizeof(why))
+                                    : (snprintf(why, sizeof(why), "must be a key=value string"),
+                                       -EINVAL);
+            if (err == -ENOMEM)
+                return oom(l);
+            if (err) {
+                bad(l, it, field, "%s", why);
+                continue;
+            }
+        }
+        if (labels_get(*labels, *count, key)) {
+            bad(l, it, field, "label \"%s\" is given twice", key);
+            free(key);
+            free(value);
+            continue;
+        }
+        add_label(l, labels, count, key, value);
+    }
+    if (n->type == DOC_SCALAR)
+        bad(l, n, "labels", "must be a list of key=value or a map");
+}
+
+static bool load_one_cidr(struct ld *l, const struct doc_node *it, const char *field,
+                          struct moat_cidr *c)
+{
+    const struct doc_node *text = it;
+    const struct doc_node *except = NULL;
+    if (it->type == DOC_MAP) {
+        static const char *const f[] = {"cidr", "except", NULL};
+        check_fields(l, it, f);
+        text = doc_map_get(it, "cidr");
+        except = doc_map_get(it, "except");
+    }
+    const char *why = "must be a prefix such as 203.0.113.0/24";
+    if (!is_scalar(text) || prefix_parse(text->text, &c->prefix, &why) < 0) {
+        bad(l, text ? text : it, field, "\"%s\" %s", is_scalar(text) ? text->text : "", why);
+        return false;
+    }
+    if (!except)
+        return true;
+    if (except->type != DOC_SEQ) {
+        bad(l, except, field, "except must be a list of prefixes");
+        return false;
+    }
+    c->except = moat_calloc(except->count, sizeof(*c->except));
+    if (!c->except) {
+        oom(l);
+        return false;
+    }
+    for (size_t j = 0; j < except->count; j++) {
+        const struct doc_node *e = except->items[j];
+        struct moat_prefix p;
+        why = "must be a prefix";
+        if (!is_scalar(e) || prefix_parse(e->text, &p, &why) < 0) {
+            bad(l, e, field, "except[%zu]: \"%s\" %s", j, is_scalar(e) ? e->text : "", why);
+            continue;
+        }
+        if (!prefix_covers(&c->prefix, &p) || p.len == c->prefix.len) {
+            bad(l, e, field, "except[%zu]: \"%s\" is not inside %s", j, e->text, text->text);
+            continue;
+        }
+        c->except[c->nexcept++] = p;
+    }
+    return true;
+}
+
+static void load_object_cidrs(struct ld *l, const struct doc_node *m, struct moat_object *o)
+{
+    const struct doc_node *list = get_list(l, m, "cidrs");
+    if (!list)
+        return;
+    if (list->count == 0) {
+        bad(l, list, "cidrs", "must list at least one prefix");
+        return;
+    }
+    o->cidrs = moat_calloc(list->count, sizeof(*o->cidrs));
+    if (!o->cidrs)
+        return oom(l);
+    for (size_t i = 0; i < list->count; i++) {
+        char field[32];
+        snprintf(field, sizeof(field), "cidrs[%zu]", i);
+        if (load_one_cidr(l, list->items[i], field, &o->cidrs[o->ncidrs]))
+            o->ncidrs++;
+        else
+            free(o->cidrs[o->ncidrs].except), o->cidrs[o->ncidrs].except = NULL;
+    }
+}
+
+static void load_object(struct ld *l, const struct doc_node *m)
+{
+    static const char *const f[] = {"kind",   "id",      "name",    "namespace",   "app",
+                                    "images", "labels",  "cluster", "description", "cidrs",
+                                    NULL};
+    check_fields(l, m, f);
+    struct moat_object o = {.at = origin(l)};
+    o.name = get_name(l, m, "name", true);
+    if (o.name && (strcmp(o.name, "any") == 0 || strcmp(o.name, "host") == 0))
+        bad(l, doc_map_get(m, "name"), "name", "\"%s\" is a built-in object and cannot be redefined",
+            o.name);
+    uint32_t id;
+    if (get_uint(l, m, "id", 1, 0x3fffffff, false, &id)) {
+        o.id = id;
+        o.explicit_id = true;
+    }
+    bool ipblock = doc_map_get(m, "cidrs") != NULL;
+    o.kind = ipblock ? MOAT_OBJ_IPBLOCK : MOAT_OBJ_SELECTOR;
+    if (ipblock) {
+        static const char *const sel[] = {"namespace", "app", "images", "labels", NULL};
+        for (int i = 0; sel[i]; i++)
+            if (doc_map_get(m, sel[i]))
+                bad(l, doc_map_get(m, sel[i]), sel[i],
+                    "an ipblock object (cidrs) cannot also select workloads");
+        load_object_cidrs(l, m, &o);
+    } else {
+        o.namespace = get_pattern(l, m, "namespace", true);
+        o.app = get_pattern(l, m, "app", false);
+        load_object_images(l, m, &o);
+        load_labels(l, m, &o.labels, &o.nlabels);
+    }
+    const char *cl = get_str(l, m, "cluster", false);
+    if (cl)
+        o.cluster = keep(l, moat_strdup(cl));
+    o.description = dup_str(l, m, "description", false);
+    if (l->errors || l->err ||
+        moat_grow(&l->p->objects, &l->p->cap_objects, l->p->nobjects + 1, sizeof(o)) < 0) {
+        if (!l->errors)
+            oom(l);
+        object_clear(&o);
+        return;
+    }
+    l->p->objects[l->p->nobjects++] = o;
+}
+
+/* ---------- DefenseRule ---------- */
+
+struct port_report {
+    struct ld *l;
+    const struct doc_node *at;
+    const char *field;
+};
+
+static void report_port_problem(void *ctx, const char *message)
+{
+    struct port_report *r = ctx;
+    bad(r->l, r->at, r->field, "%s", message);
+}
+
+static void add_port_text(struct ld *l, const struct doc_node *at, const char *field,
+                          const char *text, struct moat_dest *dst, size_t *seen)
+{
+    struct port_range r;
+    char why[200];
+    (*seen)++;
+    if (port_range_parse(text, &r, why, sizeof(why)) < 0) {
+        bad(l, at, field, "%s", why);
+        return;
+    }
+    if (dst->nports < MOAT_PORT_RANGES_MAX)
+        dst->ports[dst->nports++] = r;
+}
+
+/* Splits "20/30,80/90" and adds each part. */
+static void add_port_string(struct ld *l, const struct doc_node *at, const char *field,
+                            const char *text, struct moat_dest *dst, size_t *seen)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", text);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        add_port_text(l, at, field, tok, dst, seen);
+    if (!strpbrk(text, "0123456789"))
+        bad(l, at, field, "\"%s\" lists no port", text);
+}
+
+static void load_dest_ports(struct ld *l, const struct doc_node *ports, const char *field,
+                            struct moat_dest *dst)
+{
+    size_t seen = 0;
+    if (!ports || (ports->type == DOC_SCALAR && ports->kind == DOC_NULL)) {
+        dst->all_ports = true;
+        dst->ports[0] = (struct port_range){1, 65535};
+        dst->nports = 1;
+        return;
+    }
+    if (ports->type == DOC_MAP || (ports->type == DOC_SCALAR && ports->kind == DOC_BOOL)) {
+        bad(l, ports, field, "must be \"lo/hi,...\", a port or a list of ranges");
+        return;
+    }
+    if (ports->type == DOC_SCALAR) {
+        add_port_string(l, ports, field, ports->text, dst, &seen);
+    } else {
+        for (size_t i = 0; i < ports->count; i++) {
+            char f[64];
+            snprintf(f, sizeof(f), "%s[%zu]", field, i);
+            const struct doc_node *it = ports->items[i];
+            if (!is_scalar(it) || it->kind == DOC_BOOL)
+                bad(l, it, f, "must be a range such as \"80/90\" or a port");
+            else
+                add_port_text(l, it, f, it->text, dst, &seen);
+        }
+        if (ports->count == 0) {
+            dst->all_ports = true;
+            dst->ports[0] = (struct port_range){1, 65535};
+            dst->nports = 1;
+            return;
+        }
+    }
+    struct port_report rep = {l, ports, field};
+    if (seen > MOAT_PORT_RANGES_MAX) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "%zu ranges given, at most %d are allowed", seen,
+                 MOAT_PORT_RANGES_MAX);
+        report_port_problem(&rep, msg);
+    }
+    port_ranges_check(dst->ports, dst->nports, report_port_problem, &rep);
+}
+
+static char *object_ref(struct ld *l, const struct doc_node *n, const char *field)
+{
+    if (!is_scalar(n) || n->kind == DOC_BOOL || n->kind == DOC_FLOAT || !n->text[0]) {
+        bad(l, n, field, "must be an object name or id");
+        return NULL;
+    }
+    return keep(l, moat_strdup(n->text));
+}
+
+static void load_rule_dests(struct ld *l, const struct doc_node *m, struct moat_rule *r)
+{
+    const struct doc_node *list = doc_map_get(m, "destinations");
+    if (!list) {
+        bad(l, m, "destinations", "required (1-8 entries of {object, ports})");
+        return;
+    }
+    if (list->type != DOC_SEQ || list->count < 1 || list->count > MOAT_DESTS_MAX) {
+        bad(l, list, "destinations", "must be a list of 1-8 entries of {object, ports}");
+        return;
+    }
+    for (size_t i = 0; i < list->count; i++) {
+        const struct doc_node *it = list->items[i];
+        char field[48];
+        snprintf(field, sizeof(field), "destinations[%zu]", i);
+        if (it->type != DOC_MAP) {
+            bad(l, it, field, "must be a map {object, ports}");
+            continue;
+        }
+        static const char *const f[] = {"object", "ports", NULL};
+        for (size_t k = 0; k < it->count; k++)
+            if (strcmp(it->keys[k]->text, f[0]) != 0 && strcmp(it->keys[k]->text, f[1]) != 0)
+                bad(l, it->keys[k], field, "%s: unknown field", it->keys[k]->text);
+        struct moat_dest *d = &r->dests[r->ndests++];
+        const struct doc_node *obj = doc_map_get(it, "object");
+        char of[64];
+        snprintf(of, sizeof(of), "%s.object", field);
+        if (!obj)
+            bad(l, it, of, "required");
+        else
+            d->object_ref = object_ref(l, obj, of);
+        snprintf(of, sizeof(of), "%s.ports", field);
+        load_dest_ports(l, doc_map_get(it, "ports"), of, d);
+    }
+}
+
+static bool is_system_rule_name(const char *name)
+{
+    return name && (strcmp(name, MOAT_SYSRULE_HOST) == 0 || strcmp(name, MOAT_SYSRULE_DNS) == 0);
+}
+
+static void load_rule_body(struct ld *l, const struct doc_node *m, struct moat_rule *r)
+{
+    const struct doc_node *src = doc_map_get(m, "source");
+    if (!src)
+        bad(l, m, "source", "required (an object name or id, or any)");
+    else
+        r->source_ref = object_ref(l, src, "source");
+    load_rule_dests(l, m, r);
+    static const char *const protos[] = {"tcp", "udp", "any", NULL};
+    static const int proto_values[] = {MOAT_PROTO_TCP, MOAT_PROTO_UDP, MOAT_PROTO_ANY};
+    int proto = MOAT_PROTO_ANY;
+    get_enum(l, m, "protocol", protos, proto_values, false, &proto);
+    r->proto = (enum moat_proto)proto;
+    int action = 0;
+    get_enum(l, m, "action", action_names, action_values, true, &action);
+    r->action = (enum moat_action)action;
+    uint32_t prio = 0;
+    if (get_uint(l, m, "priority", MOAT_PRIORITY_MIN, MOAT_PRIORITY_MAX, true, &prio))
+        r->priority = (uint16_t)prio;
+    static const char *const types[] = {"custom", "suggested", NULL};
+    static const int type_values[] = {MOAT_RULE_CUSTOM, MOAT_RULE_SUGGESTED};
+    int type = MOAT_RULE_CUSTOM;
+    get_enum(l, m, "type", types, type_values, false, &type);
+    r->type = (enum moat_rule_type)type;
+}
+
+/* A document naming a system rule may only switch it on or off. */
+static void load_system_override(struct ld *l, const struct doc_node *m, struct moat_rule *r)
+{
+    static const char *const allowed[] = {"kind", "cluster", "name", "enabled",
+                                          "type", "description", NULL};
+    for (size_t i = 0; i < m->count; i++) {
+        const char *k = m->keys[i]->text;
+        bool ok = false;
+        for (int j = 0; allowed[j] && !ok; j++)
+            ok = strcmp(allowed[j], k) == 0;
+        if (!ok)
+            bad(l, m->keys[i], k, "\"%s\" is a system rule: only enabled can be changed", r->name);
+    }
+    const struct doc_node *t = doc_map_get(m, "type");
+    if (t && (!is_scalar(t) || strcmp(t->text, "system") != 0))
+        bad(l, t, "type", "a system rule's type is system");
+    r->type = MOAT_RULE_SYSTEM;
+}
+
+static void load_rule(struct ld *l, const struct doc_node *m)
+{
+    static const char *const f[] = {"kind",     "id",       "cluster", "name",
+                                    "enabled",  "source",   "destinations", "protocol",
+                                    "action",   "priority", "type",    "description",
+                                    NULL};
+    struct moat_rule r = {.enabled = true, .at = origin(l)};
+    r.name = get_name(l, m, "name", true);
+    r.cluster_ref = dup_str(l, m, "cluster", true);
+    get_bool(l, m, "enabled", &r.enabled);
+    r.description = dup_str(l, m, "description", false);
+    if (is_system_rule_name(r.name)) {
+        load_system_override(l, m, &r);
+    } else {
+        check_fields(l, m, f);
+        uint32_t id;
+        if (get_uint(l, m, "id", 1, 0x3fffffff, false, &id)) {
+            r.id = id;
+            r.explicit_id = true;
+        }
+        load_rule_body(l, m, &r);
+    }
+    if (l->errors || l->err ||
+        moat_grow(&l->p->rules, &l->p->cap_rules, l->p->nrules + 1, sizeof(r)) < 0) {
+        if (!l->errors)
+            oom(l);
+        rule_clear(&r);
+        return;
+    }
+    l->p->rules[l->p->nrules++] = r;
+}
+
+/* ---------- Workload and Node ---------- */
+
+static void load_addrs(struct ld *l, const struct doc_node *m, struct moat_addr **out,
+                       size_t *count)
+{
+    const struct doc_node *list = get_list(l, m, "ips");
+    if (!list)
+        return;
+    *out = moat_calloc(list->count, sizeof(**out));
+    if (!*out)
+        return oom(l);
+    for (size_t i = 0; i < list->count; i++) {
+        const struct doc_node *it = list->items[i];
+        char field[32];
+        snprintf(field, sizeof(field), "ips[%zu]", i);
+        if (!is_scalar(it) || addr_parse(it->text, &(*out)[*count]) < 0) {
+            bad(l, it, field, "\"%s\" is not an IP address", is_scalar(it) ? it->text : "");
+            continue;
+        }
+        for (size_t j = 0; j < *count; j++)
+            if (addr_cmp(&(*out)[j], &(*out)[*count]) == 0)
+                bad(l, it, field, "%s is listed twice", it->text);
+        (*count)++;
+    }
+}
+
+static void load_workload(struct ld *l, const struct doc_node *m)
+{
+    static const char *const f[] = {"kind",   "cluster", "node", "name",      "namespace",
+                                    "image",  "labels",  "ips",  "interface", NULL};
+    check_fields(l, m, f);
+    struct moat_workload w = {.at = origin(l)};
+    w.cluster_ref = dup_str(l, m, "cluster", true);
+    w.node = get_name(l, m, "node", true);
+    w.name = get_name(l, m, "name", true);
+    w.namespace = get_name(l, m, "namespace", true);
+    const char *image = get_str(l, m, "image", false);
+    if (image) {
+        w.forms = moat_calloc(1, sizeof(*w.forms));
+        if (!w.forms)
+            oom(l);
+        else if (image_forms(image, w.forms) < 0)
+            bad(l, doc_map_get(m, "image"), "image", "\"%s\" is not an image reference", image);
+        w.image = keep(l, moat_strdup(image));
+    }
+    load_labels(l, m, &w.labels, &w.nlabels);
+    load_addrs(l, m, &w.addrs, &w.naddrs);
+    const char *ifname = get_str(l, m, "interface", false);
+    if (ifname && (strlen(ifname) > 15 || strpbrk(ifname, "/ \t:")))
+        bad(l, doc_map_get(m, "interface"), "interface",
+            "\"%s\" is not an interface name (1-15 characters, no '/', ':' or spaces)", ifname);
+    else if (ifname)
+        w.interface = keep(l, moat_strdup(ifname));
+    if (l->errors || l->err ||
+        moat_grow(&l->p->workloads, &l->p->cap_workloads, l->p->nworkloads + 1, sizeof(w)) < 0) {
+        if (!l->errors)
+            oom(l);
+        workload_clear(&w);
+        return;
+    }
+    l->p->workloads[l->p->nworkloads++] = w;
+}
+
+static void load_node(struct ld *l, const struct doc_node *m)
+{
+    static const char *const f[] = {"kind", "name", "cluster", "ips", NULL};
+    check_fields(l, m, f);
+    struct moat_node n = {.at = origin(l)};
+    n.name = get_name(l, m, "name", true);
+    n.cluster_ref = dup_str(l, m, "cluster", false);
+    load_addrs(l, m, &n.addrs, &n.naddrs);
+    if (l->errors || l->err ||
+        moat_grow(&l->p->nodes, &l->p->cap_nodes, l->p->nnodes + 1, sizeof(n)) < 0) {
+        if (!l->errors)
+            oom(l);
+        node_clear(&n);
+        return;
+    }
+    l->p->nodes[l->p->nnodes++] = n;
+}
+
+/* ---------- documents ---------- */
+
+struct kind_entry {
+    const char *kind;
+    const char *plural; /* for messages: rules "web" */
+    void (*load)(struct ld *l, const struct doc_node *m);
+};
+
+static const struct kind_entry kinds[] = {
+    {"Cluster", "clusters", load_cluster},   {"NetworkObject", "objects", load_object},
+    {"DefenseRule", "rules", load_rule},     {"Workload", "workloads", load_workload},
+    {"Node", "nodes", load_node},
+};
+
+static void set_context(struct ld *l, const struct doc_node *m, const char *plural)
+{
+    const struct doc_node *name = doc_map_get(m, "name");
+    char where[32] = "";
+    if (l->json)
+        snprintf(where, sizeof(where), "document %d: ", l->docno);
+    if (is_scalar(name))
+        snprintf(l->ctx, sizeof(l->ctx), "%s%s \"%.64s\"", where, plural, name->text);
+    else
+        snprintf(l->ctx, sizeof(l->ctx), "%s%s (document %d)", where, plural, l->docno);
+}
+
+static void load_doc(struct ld *l, const struct doc_node *m)
+{
+    l->doc_line = m->line;
+    l->errors = 0;
+    snprintf(l->ctx, sizeof(l->ctx), "document %d", l->docno);
+    if (m->type != DOC_MAP) {
+        bad(l, m, NULL, "a document must be a map with a kind, not %s", doc_type_name(m));
+        return;
+    }
+    const struct doc_node *kind = doc_map_get(m, "kind");
+    for (size_t i = 0; is_scalar(kind) && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(kind->text, kinds[i].kind) == 0) {
+            set_context(l, m, kinds[i].plural);
+            kinds[i].load(l, m);
+            return;
+        }
+    }
+    bad(l, kind ? kind : m, "kind", "%s%s%s must be one of Cluster, NetworkObject, DefenseRule, "
+        "Workload, Node", is_scalar(kind) ? "\"" : "", is_scalar(kind) ? kind->text : "missing:",
+        is_scalar(kind) ? "\"" : "");
+}
+
+static const char *remember_file(struct moat_policy *p, const char *name)
+{
+    char **files = moat_reallocarray(p->files, p->nfiles + 1, sizeof(char *));
+    if (!files)
+        return NULL;
+    p->files = files;
+    files[p->nfiles] = moat_strdup(name);
+    return files[p->nfiles] ? files[p->nfiles++] : NULL;
+}
+
+int policy_load_docs(struct moat_policy *p, const struct doc_set *set, struct moat_diags *d)
+{
+    struct ld l = {.p = p, .d = d, .json = set->json};
+    l.file = remember_file(p, set->name);
+    if (!l.file)
+        return -ENOMEM;
+    size_t before = diags_total(d);
+    for (size_t i = 0; i < set->count && !l.err; i++) {
+        l.docno = (int)i + 1;
+        load_doc(&l, set->docs[i]);
+    }
+    if (l.err || diags_oom(d))
+        return -ENOMEM;
+    return diags_total(d) > before ? -EINVAL : 0;
+}
+
+/* ---------- finishing: names, built-ins, ids ---------- */
+
+static void fin_err(struct moat_diags *d, const struct moat_origin *at, const char *ctx,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void fin_err(struct moat_diags *d, const struct moat_origin *at, const char *ctx,
+                    const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    diags_add(d, at ? at->file : NULL, at ? at->line : 0, ctx, "%s", msg);
+}
+
+static void ctx_of(char *buf, size_t n, const char *plural, const char *name)
+{
+    snprintf(buf, n, "%s \"%s\"", plural, name ? name : "?");
+}
+
+static int add_implicit_cluster(struct moat_policy *p, const char *name)
+{
+    struct moat_cluster c;
+    cluster_defaults(&c);
+    c.implicit = true;
+    c.name = moat_strdup(name);
+    if (!c.name || moat_grow(&p->clusters, &p->cap_clusters, p->nclusters + 1, sizeof(c)) < 0) {
+        free(c.name);
+        return -ENOMEM;
+    }
+    p->clusters[p->nclusters++] = c;
+    return 0;
+}
+
+static void check_clusters(struct moat_policy *p, struct moat_diags *d)
+{
+    for (size_t i = 0; i < p->nclusters; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->clusters[i].name, p->clusters[j].name) == 0) {
+                char ctx[128];
+                ctx_of(ctx, sizeof(ctx), "clusters", p->clusters[i].name);
+                fin_err(d, &p->clusters[i].at, ctx, "name: defined twice (also in %s:%d)",
+                        p->clusters[j].at.file, p->clusters[j].at.line);
+            }
+}
+
+/* Workloads and nodes may name a cluster no document defines: it gets defaults. */
+static int resolve_workload_clusters(struct moat_policy *p)
+{
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        struct moat_workload *w = &p->workloads[i];
+        w->cluster = policy_find_cluster(p, w->cluster_ref);
+        if (w->cluster == MOAT_NONE) {
+            if (add_implicit_cluster(p, w->cluster_ref) < 0)
+                return -ENOMEM;
+            w->cluster = (uint32_t)(p->nclusters - 1);
+        }
+    }
+    return 0;
+}
+
+static int add_builtin_object(struct moat_policy *p, const char *name, enum moat_object_kind kind)
+{
+    if (policy_find_object(p, name) != MOAT_NONE)
+        return 0; /* cluster-dns redefined by the user */
+    struct moat_object o = {.kind = kind, .builtin = true};
+    o.name = moat_strdup(name);
+    if (!o.name)
+        return -ENOMEM;
+    if (strcmp(name, "cluster-dns") == 0) {
+        o.namespace = moat_strdup("kube-system");
+        o.labels = moat_calloc(1, sizeof(*o.labels));
+        if (o.labels) {
+            o.labels[0].key = moat_strdup("k8s-app");
+            o.labels[0].value = moat_strdup("kube-dns");
+            o.nlabels = 1;
+        }
+        if (!o.namespace || !o.labels || !o.labels[0].key || !o.labels[0].value) {
+            object_clear(&o);
+            return -ENOMEM;
+        }
+    }
+    if (moat_grow(&p->objects, &p->cap_objects, p->nobjects + 1, sizeof(o)) < 0) {
+        object_clear(&o);
+        return -ENOMEM;
+    }
+    p->objects[p->nobjects++] = o;
+    return 0;
+}
+
+static bool object_id_taken(const struct moat_policy *p, uint32_t id)
+{
+    for (size_t i = 0; i < p->nobjects; i++)
+        if (p->objects[i].id == id)
+            return true;
+    return false;
+}
+
+/* Built-ins take ids 1..3 in that order, then file objects in file order. */
+static void assign_object_ids(struct moat_policy *p, struct moat_diags *d)
+{
+    static const char *const order[] = {"any", "host", "cluster-dns"};
+    for (size_t i = 0; i < p->nobjects; i++)
+        for (size_t j = 0; j < i; j++)
+            if (p->objects[i].explicit_id && p->objects[j].explicit_id &&
+                p->objects[i].id == p->objects[j].id) {
+                char ctx[128];
+                ctx_of(ctx, sizeof(ctx), "objects", p->objects[i].name);
+                fin_err(d, &p->objects[i].at, ctx, "id: %u is also the id of object \"%s\"",
+                        p->objects[i].id, p->objects[j].name);
+            }
+    uint32_t next = 1;
+    for (size_t k = 0; k < 3; k++) {
+        struct moat_object *o = &p->objects[policy_find_object(p, order[k])];
+        if (!o->explicit_id) {
+            while (object_id_taken(p, next))
+                next++;
+            o->id = next++;
+        }
+    }
+    for (size_t i = 0; i < p->nobjects; i++) {
+        if (p->objects[i].id)
+            continue;
+        while (object_id_taken(p, next))
+            next++;
+        p->objects[i].id = next++;
+    }
+}
+
+static void check_objects(struct moat_policy *p, struct moat_diags *d)
+{
+    for (size_t i = 0; i < p->nobjects; i++) {
+        struct moat_object *o = &p->objects[i];
+        char ctx[128];
+        ctx_of(ctx, sizeof(ctx), "objects", o->name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(o->name, p->objects[j].name) == 0)
+                fin_err(d, &o->at, ctx, "name: defined twice (also in %s:%d)",
+                        p->objects[j].at.file ? p->objects[j].at.file : "built-in",
+                        p->objects[j].at.line);
+        if (o->cluster) {
+            uint32_t c = policy_find_cluster(p, o->cluster);
+            if (c == MOAT_NONE || p->clusters[c].implicit)
+                fin_err(d, &o->at, ctx, "cluster: no Cluster document named \"%s\"", o->cluster);
+        }
+    }
+}
+
+static struct moat_rule system_rule(uint32_t cluster, const char *name, uint32_t source,
+                                    uint32_t dest, bool dns)
+{
+    struct moat_rule r = {.cluster = cluster, .enabled = true, .source = source, .ndests = 1,
+                          .proto = MOAT_PROTO_ANY, .action = MOAT_ACTION_ALLOW,
+                          .priority = MOAT_PRIORITY_MAX, .type = MOAT_RULE_SYSTEM};
+    r.name = moat_strdup(name);
+    r.dests[0].object = dest;
+    if (dns) {
+        r.dests[0].ports[0] = (struct port_range){53, 53};
+    } else {
+        r.dests[0].ports[0] = (struct port_range){1, 65535};
+        r.dests[0].all_ports = true;
+    }
+    r.dests[0].nports = 1;
+    return r;
+}
+
+/* Each cluster's system rules, placed before the file's rules. */
+static int add_system_rules(struct moat_policy *p)
+{
+    size_t n = p->nclusters * 2;
+    if (moat_grow(&p->rules, &p->cap_rules, p->nrules + n, sizeof(*p->rules)) < 0)
+        return -ENOMEM;
+    memmove(p->rules + n, p->rules, p->nrules * sizeof(*p->rules));
+    uint32_t any = policy_find_object(p, "any");
+    uint32_t host = policy_find_object(p, "host");
+    uint32_t dns = policy_find_object(p, "cluster-dns");
+    for (size_t c = 0; c < p->nclusters; c++) {
+        p->rules[2 * c] = system_rule((uint32_t)c, MOAT_SYSRULE_HOST, host, any, false);
+        p->rules[2 * c + 1] = system_rule((uint32_t)c, MOAT_SYSRULE_DNS, any, dns, true);
+    }
+    p->nrules += n;
+    for (size_t i = 0; i < n; i++) {
+        p->rules[i].cluster_ref = moat_strdup(p->clusters[i / 2].name);
+        if (!p->rules[i].name || !p->rules[i].cluster_ref)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Applies (and removes) documents that switch a system rule on or off. */
+static void apply_system_overrides(struct moat_policy *p, size_t nsys)
+{
+    size_t out = nsys;
+    for (size_t i = nsys; i < p->nrules; i++) {
+        struct moat_rule *r = &p->rules[i];
+        if (r->type != MOAT_RULE_SYSTEM || r->cluster == MOAT_NONE) {
+            p->rules[out++] = *r;
+            continue;
+        }
+        for (size_t s = 0; s < nsys; s++)
+            if (p->rules[s].cluster == r->cluster && strcmp(p->rules[s].name, r->name) == 0)
+                p->rules[s].enabled = r->enabled;
+        rule_clear(r);
+    }
+    p->nrules = out;
+}
+
+static bool rule_id_taken(const struct moat_policy *p, uint32_t id)
+{
+    for (size_t i = 0; i < p->nrules; i++)
+        if (p->rules[i].id == id)
+            return true;
+    return false;
+}
+
+static void assign_rule_ids(struct moat_policy *p, struct moat_diags *d)
+{
+    for (size_t i = 0; i < p->nrules; i++)
+        for (size_t j = 0; j < i; j++)
+            if (p->rules[i].explicit_id && p->rules[j].explicit_id &&
+                p->rules[i].id == p->rules[j].id) {
+                char ctx[128];
+                ctx_of(ctx, sizeof(ctx), "rules", p->rules[i].name);
+                fin_err(d, &p->rules[i].at, ctx, "id: %u is also the id of rule \"%s\"",
+                        p->rules[i].id, p->rules[j].name);
+            }
+    uint32_t next = 1;
+    for (size_t i = 0; i < p->nrules; i++) {
+        if (p->rules[i].explicit_id)
+            continue;
+        while (rule_id_taken(p, next))
+            next++;
+        p->rules[i].id = next++;
+    }
+}
+
+/* An object reference: a name, or an integer id. */
+static uint32_t find_object_ref(const struct moat_policy *p, const char *ref)
+{
+    uint32_t idx = policy_find_object(p, ref);
+    if (idx != MOAT_NONE)
+        return idx;
+    char *end;
+    unsigned long id = strtoul(ref, &end, 10);
+    if (*end || end == ref)
+        return MOAT_NONE;
+    for (size_t i = 0; i < p->nobjects; i++)
+        if (p->objects[i].id == id)
+            return (uint32_t)i;
+    return MOAT_NONE;
+}
+
+static void resolve_rule_objects(struct moat_policy *p, struct moat_rule *r, const char *ctx,
+                                 struct moat_diags *d)
+{
+    const char *cluster = p->clusters[r->cluster].name;
+    r->source = find_object_ref(p, r->source_ref);
+    if (r->source == MOAT_NONE)
+        fin_err(d, &r->at, ctx, "source: no object named \"%s\"", r->source_ref);
+    else if (!object_in_cluster(&p->objects[r->source], cluster))
+        fin_err(d, &r->at, ctx, "source: object \"%s\" belongs to cluster \"%s\"", r->source_ref,
+                p->objects[r->source].cluster);
+    for (size_t i = 0; i < r->ndests; i++) {
+        struct moat_dest *dst = &r->dests[i];
+        dst->object = find_object_ref(p, dst->object_ref);
+        if (dst->object == MOAT_NONE) {
+            fin_err(d, &r->at, ctx, "destinations[%zu].object: no object named \"%s\"", i,
+                    dst->object_ref);
+            continue;
+        }
+        const struct moat_object *o = &p->objects[dst->object];
+        if (o->kind == MOAT_OBJ_HOST)
+            fin_err(d, &r->at, ctx,
+                    "destinations[%zu].object: \"host\" cannot be a destination: rules protect "
+                    "traffic destined for workloads (and, with ipblocks, leaving them)",
+                    i);
+        else if (!object_in_cluster(o, cluster))
+            fin_err(d, &r->at, ctx, "destinations[%zu].object: object \"%s\" belongs to cluster "
+                    "\"%s\"", i, o->name, o->cluster);
+    }
+}
+
+static void resolve_rules(struct moat_policy *p, size_t nsys, struct moat_diags *d)
+{
+    for (size_t i = nsys; i < p->nrules; i++) {
+        struct moat_rule *r = &p->rules[i];
+        char ctx[128];
+        ctx_of(ctx, sizeof(ctx), "rules", r->name);
+        r->cluster = policy_find_cluster(p, r->cluster_ref);
+        if (r->cluster == MOAT_NONE || p->clusters[r->cluster].implicit) {
+            fin_err(d, &r->at, ctx, "cluster: no Cluster document named \"%s\"", r->cluster_ref);
+            r->cluster = MOAT_NONE;
+            continue;
+        }
+        for (size_t j = nsys; j < i; j++)
+            if (p->rules[j].cluster == r->cluster && strcmp(p->rules[j].name, r->name) == 0)
+                fin_err(d, &r->at, ctx, "name: defined twice in cluster \"%s\" (also in %s:%d)",
+                        r->cluster_ref, p->rules[j].at.file, p->rules[j].at.line);
+        if (r->type != MOAT_RULE_SYSTEM)
+            resolve_rule_objects(p, r, ctx, d);
+    }
+}
+
+static const char *addr_owner(const struct moat_policy *p, size_t upto_w, size_t upto_a,
+                              const struct moat_addr *a)
+{
+    for (size_t i = 0; i <= upto_w && i < p->nworkloads; i++) {
+        const struct moat_workload *w = &p->workloads[i];
+        size_t lim = i == upto_w ? upto_a : w->naddrs;
+        for (size_t j = 0; j < lim; j++)
+            if (addr_cmp(&w->addrs[j], a) == 0)
+                return w->name;
+    }
+    return NULL;
+}
+
+static void check_workloads(struct moat_policy *p, struct moat_diags *d)
+{
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        struct moat_workload *w = &p->workloads[i];
+        char ctx[128];
+        ctx_of(ctx, sizeof(ctx), "workloads", w->name);
+        for (size_t j = 0; j < i; j++) {
+            const struct moat_workload *o = &p->workloads[j];
+            if (o->cluster == w->cluster && strcmp(o->namespace, w->namespace) == 0 &&
+                strcmp(o->name, w->name) == 0)
+                fin_err(d, &w->at, ctx, "name: defined twice in %s/%s (also in %s:%d)",
+                        w->cluster_ref, w->namespace, o->at.file, o->at.line);
+        }
+        for (size_t a = 0; a < w->naddrs; a++) {
+            const char *owner = addr_owner(p, i, a, &w->addrs[a]);
+            if (owner) {
+                char buf[MOAT_ADDR_STRLEN];
+                addr_format(&w->addrs[a], buf, sizeof(buf));
+                fin_err(d, &w->at, ctx, "ips[%zu]: %s is also an address of workload \"%s\"", a,
+                        buf, owner);
+            }
+        }
+    }
+    for (size_t i = 0; i < p->nnodes; i++) {
+        char ctx[128];
+        ctx_of(ctx, sizeof(ctx), "nodes", p->nodes[i].name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->nodes[i].name, p->nodes[j].name) == 0)
+                fin_err(d, &p->nodes[i].at, ctx, "name: defined twice");
+        for (size_t a = 0; a < p->nodes[i].naddrs; a++)
+            if (addr_owner(p, p->nworkloads, 0, &p->nodes[i].addrs[a]))
+                fin_err(d, &p->nodes[i].at, ctx, "ips[%zu]: also the address of a workload", a);
+    }
+}
+
+static int cmp_rule_id(const void *a, const void *b)
+{
+    const struct moat_rule *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int policy_finish(struct moat_policy *p, struct moat_diags *d)
+{
+    size_t before = diags_total(d);
+    check_clusters(p, d);
+    if (resolve_workload_clusters(p) < 0 || add_builtin_object(p, "any", MOAT_OBJ_ANY) < 0 ||
+        add_builtin_object(p, "host", MOAT_OBJ_HOST) < 0 ||
+        add_builtin_object(p, "cluster-dns", MOAT_OBJ_SELECTOR) < 0)
+        return -ENOMEM;
+    check_objects(p, d);
+    assign_object_ids(p, d);
+    /* A rule's cluster index is needed before system overrides can be matched. */
+    for (size_t i = 0; i < p->nrules; i++)
+        p->rules[i].cluster = policy_find_cluster(p, p->rules[i].cluster_ref);
+    size_t nsys = p->nclusters * 2;
+    if (add_system_rules(p) < 0)
+        return -ENOMEM;
+    resolve_rules(p, nsys, d);
+    apply_system_overrides(p, nsys);
+    assign_rule_ids(p, d);
+    check_workloads(p, d);
+    if (diags_oom(d))
+        return -ENOMEM;
+    if (diags_total(d) > before)
+        return -EINVAL;
+    qsort(p->rules, p->nrules, sizeof(*p->rules), cmp_rule_id);
+    p->finished = true;
+    return 0;
+}
+
+static int load_set_into(struct moat_policy *p, struct doc_set *set, struct moat_diags *d)
+{
+    int err = policy_load_docs(p, set, d);
+    doc_set_free(set);
+    return err;
+}
+
+int policy_load_files(struct moat_policy **out, const char *const *paths, size_t n,
+                      struct moat_diags *d)
+{
+    *out = NULL;
+    struct moat_policy *p = policy_new();
+    if (!p)
+        return -ENOMEM;
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct doc_set *set;
+        int err = doc_parse_file(paths[i], &set, d);
+        if (!err)
+            err = load_set_into(p, set, d);
+        if (err == -ENOMEM) {
+            policy_free(p);
+            return err;
+        }
+        first = first ? first : err;
+    }
+    if (!first)
+        first = policy_finish(p, d);
+    if (first) {
+        policy_free(p);
+        return first;
+    }
+    *out = p;
+    return 0;
+}
+
+int policy_load_text(struct moat_policy **out, const char *text, size_t len, const char *name,
+                     struct moat_diags *d)
+{
+    *out = NULL;
+    struct moat_policy *p = policy_new();
+    if (!p)
+        return -ENOMEM;
+    struct doc_set *set;
+    int err = doc_parse_text(text, len, name, &set, d);
+    if (!err)
+        err = load_set_into(p, set, d);
+    if (!err)
+        err = policy_finish(p, d);
+    if (err) {
+        policy_free(p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}

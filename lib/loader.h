@@ -1,0 +1,42 @@
+/*
+ * loader: policy, inventory and lab files (SPEC §10) into a struct moat_policy.
+ *
+ * Documents of every kind (Cluster, NetworkObject, DefenseRule, Workload,
+ * Node) are validated field by field; every problem is reported with its
+ * file, line, the document it belongs to and the field, and nothing is
+ * accepted partially: on any error the caller gets no policy at all.
+ * policy_finish() then resolves names, adds the built-in objects (`any`,
+ * `host`, `cluster-dns`) and each cluster's system rules, and assigns ids:
+ * system rules first, then rules in file order, explicit ids kept.
+ */
+#ifndef MOAT_LOADER_H
+#define MOAT_LOADER_H
+
+#include "diag.h"
+#include "doc.h"
+#include "model.h"
+
+/* Names of the system rules every cluster gets (priority 1000, allow). */
+#define MOAT_SYSRULE_HOST "allow-host"
+#define MOAT_SYSRULE_DNS "allow-cluster-dns"
+
+/*
+ * Validates every document of `set` and appends what it describes to `p`
+ * (which must not be finished yet). Returns 0, -EINVAL (errors in `d`) or
+ * -ENOMEM. On error `p` may hold part of the set: throw it away.
+ */
+int policy_load_docs(struct moat_policy *p, const struct doc_set *set, struct moat_diags *d);
+/* Resolves and completes a loaded policy (see above). Returns 0, -EINVAL or -ENOMEM. */
+int policy_finish(struct moat_policy *p, struct moat_diags *d);
+/*
+ * Parses, loads and finishes the files `paths[0..n)` as one policy.
+ * Returns 0 with *out (caller frees with policy_free), else the first error
+ * with every problem in `d` and *out NULL.
+ */
+int policy_load_files(struct moat_policy **out, const char *const *paths, size_t n,
+                      struct moat_diags *d);
+/* Same, from text already in memory (`name` is used in messages). */
+int policy_load_text(struct moat_policy **out, const char *text, size_t len, const char *name,
+                     struct moat_diags *d);
+
+#endif
