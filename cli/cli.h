@@ -35,8 +35,29 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 /* The table row for a command name such as "compat check"; NULL when unknown. */
 const struct cli_command *cli_find(const char *name);
 
+/* Output formats shared by commands. */
+enum cli_format { CLI_FORMAT_TABLE = 0, CLI_FORMAT_JSON = 1 };
+/* Parses -o VALUE ("table"/"text" or "json"); returns 0 or -1. */
+int cli_parse_format(const char *value, enum cli_format *out);
+
+struct moat_policy;
+/*
+ * Loads the files as one policy, printing every error to stderr.
+ * Returns MOAT_EXIT_OK with *out set, MOAT_EXIT_INVALID or MOAT_EXIT_ERROR.
+ */
+int cli_load_policy(const char *const *files, size_t n, struct moat_policy **out);
+
+/* Collects repeatable -f/-i FILE arguments. */
+struct cli_files {
+    const char *items[64];
+    size_t count;
+};
+/* Adds one file; returns 0, or -1 when there are too many. */
+int cli_files_add(struct cli_files *f, const char *path);
+
 int cmd_explain(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
 int cmd_compat_check(int argc, char **argv);
 
 #endif

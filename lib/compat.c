@@ -81,12 +81,51 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* Length of the UTF-8 sequence at s; 0 if invalid (overlong, surrogate, > U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        size_t n = utf8_len(u);
+        if (n == 0)
+            return false;
+        u += n;
+    }
+    return true;
+}
+
 /* Checks one column; `spaces_ok` allows single inner spaces (the OS name). */
 static void check_field(struct parser *p, const char *ctx, const char *s, bool spaces_ok)
 {
     size_t n = strlen(s);
     if (n == 0) {
         report(p, p->line, ctx, "empty");
+        return;
+    }
+    if (!utf8_valid(s)) {
+        report(p, p->line, ctx, "not valid UTF-8");
         return;
     }
     if (is_space(s[0]) || is_space(s[n - 1])) {
@@ -130,8 +169,7 @@ static void check_kernel(struct parser *p, struct entry *e)
     size_t n = strlen(e->kernel);
     size_t at = (size_t)(star - e->kernel);
     if (at + 2 != n || star[1] != '*') {
-        report(p, p->line, "kernel", "\"%s\": '*' is only allowed as a trailing \"**\"",
-               e->kernel);
+        report(p, p->line, "kernel", "\"%s\": '*' is only allowed as a trailing \"**\"", e->kernel);
         return;
     }
     if (at == 0) {
@@ -332,6 +370,7 @@ static int read_all(FILE *f, char **out, size_t *len)
     char *buf = malloc(cap + 1);
     if (!buf)
         return -ENOMEM;
+    errno = 0;
     for (;;) {
         n += fread(buf + n, 1, cap - n, f);
         if (ferror(f)) {
@@ -587,8 +626,7 @@ static void view_of(const struct entry *e, struct compat_row *v)
 static size_t common_prefix(const char *a, size_t an, const char *b, size_t bn, bool fold)
 {
     size_t i = 0;
-    while (i < an && i < bn &&
-           (fold ? strncasecmp(a + i, b + i, 1) == 0 : a[i] == b[i]))
+    while (i < an && i < bn && (fold ? strncasecmp(a + i, b + i, 1) == 0 : a[i] == b[i]))
         i++;
     return i;
 }
@@ -602,10 +640,10 @@ static size_t kernel_score(const struct entry *e, struct span k)
 }
 
 struct search {
-    const struct entry *os_row;     /* first row with the OS name */
-    const struct entry *ver_near;   /* OS matches, version does not: the closest version */
+    const struct entry *os_row;   /* first row with the OS name */
+    const struct entry *ver_near; /* OS matches, version does not: the closest version */
     size_t ver_score;
-    const struct entry *ver_row;    /* first row with the OS and version */
+    const struct entry *ver_row;     /* first row with the OS and version */
     const struct entry *kernel_near; /* OS and version match: the closest kernel */
     size_t kernel_score;
     const struct entry *match;
@@ -619,7 +657,9 @@ static void search_row(struct search *s, const struct entry *e, struct span name
     if (!s->os_row)
         s->os_row = e;
     if (!version_matches(version, e->version)) {
-        size_t sc = common_prefix(e->version, strlen(e->version), version.s, version.n, true);
+        /* the closest version; among its rows, one that lists the kernel */
+        size_t sc = 2 * common_prefix(e->version, strlen(e->version), version.s, version.n, true) +
+                    kernel_matches(e, k);
         if (!s->ver_near || sc > s->ver_score)
             s->ver_near = e, s->ver_score = sc;
         return;
@@ -666,7 +706,8 @@ static void why_kernel(struct compat_result *r, const struct entry *near, struct
         why_add(r, "kernel \"%.*s\" %s %s (up to %.*s%s) for %s %s", (int)k.n, k.s,
                 numeric_part(rest.s, rest.s + rest.n) ? "is past the bound of"
                                                       : "has no build number for",
-                near->kernel, (int)near->prefix_len, near->kernel, near->max, near->os, near->version);
+                near->kernel, (int)near->prefix_len, near->kernel, near->max, near->os,
+                near->version);
         return;
     }
     why_add(r, "kernel \"%.*s\" is not listed for %s %s", (int)k.n, k.s, near->os, near->version);
@@ -692,12 +733,15 @@ static void explain(const struct compat_table *t, const struct search *s, struct
         view_of(s->kernel_near, &r->row);
         why_kernel(r, s->kernel_near, k);
     }
-    for (size_t i = 0; i < t->count; i++) {
-        if (kernel_matches(&t->rows[i], k)) {
-            view_of(&t->rows[i], &r->elsewhere);
-            why_add(r, "; the kernel is listed for %s %s", t->rows[i].os, t->rows[i].version);
-            break;
-        }
+    const struct entry *other = NULL;
+    if (s->ver_near && kernel_matches(s->ver_near, k))
+        other = s->ver_near;
+    for (size_t i = 0; i < t->count && !other; i++)
+        if (kernel_matches(&t->rows[i], k))
+            other = &t->rows[i];
+    if (other) {
+        view_of(other, &r->elsewhere);
+        why_add(r, "; the kernel is listed for %s %s", other->os, other->version);
     }
 }
 
@@ -709,8 +753,8 @@ static bool explain_no_version(const struct compat_table *t, struct compat_resul
         if (name_matches(os, t->rows[i].os)) {
             r->reason = COMPAT_VERSION_NOT_LISTED;
             view_of(&t->rows[i], &r->row);
-            why_add(r, "no version given for %s (expected \"%s %s\")", t->rows[i].os,
-                    t->rows[i].os, t->rows[i].version);
+            why_add(r, "no version given for %s (expected \"%s %s\")", t->rows[i].os, t->rows[i].os,
+                    t->rows[i].version);
             return true;
         }
     }

@@ -73,10 +73,14 @@ struct compat_result {
      * Certified: the matching row. Otherwise the closest near miss (line 0 when
      * none): for KERNEL_NOT_LISTED the row of that OS version whose kernel
      * shares the longest prefix with the given one, for VERSION_NOT_LISTED the
-     * row of that OS whose version shares the longest prefix.
+     * row of that OS whose version shares the longest prefix (one that lists
+     * the kernel when there is one).
      */
     struct compat_row row;
-    /* Not certified: a row that lists this kernel for another OS or version (line 0 = none). */
+    /*
+     * Not certified: a row that lists this kernel for another OS or version
+     * (the near miss when it does, else the first such row; line 0 = none).
+     */
     struct compat_row elsewhere;
     /* One line for people saying why not ("" when certified), without the table name. */
     char why[384];
@@ -94,9 +98,10 @@ int compat_table_parse(struct compat_table **out, const char *text, const char *
 
 /*
  * Reads and parses the table file at `path` (errors are named after `path`).
- * Returns what compat_table_parse returns, or -errno when the file cannot be
- * read (nothing is added to `d` then; the caller reports path + strerror), or
- * -EFBIG when it is larger than COMPAT_TABLE_MAX_BYTES.
+ * Returns what compat_table_parse returns (a file larger than
+ * COMPAT_TABLE_MAX_BYTES or holding a NUL byte is -EINVAL with a message in
+ * `d`), or -errno when the file cannot be opened or read; nothing is added to
+ * `d` then, the caller reports path + strerror.
  */
 int compat_table_load(struct compat_table **out, const char *path, struct moat_diags *d);
 

@@ -1,0 +1,309 @@
+/*
+ * cmd_explain: `moat explain` — the decision for one flow, from files, using
+ * the reference evaluator (SPEC §3 read plainly), with the reason.
+ *
+ * Which direction speaks: a flow to a workload is judged on ingress by the
+ * destination's cluster. A flow from a workload to an address outside its
+ * cluster is also judged on egress (ipblock rules). When both apply, the
+ * egress verdict is shown if it blocks (the packet never leaves), otherwise
+ * the ingress one; the JSON form carries both.
+ */
+#include "cli.h"
+#include "loader.h"
+#include "refeval.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct explain_args {
+    struct cli_files files;
+    const char *from, *to, *node;
+    long port;
+    int proto;
+    enum cli_format format;
+};
+
+static const struct cli_command *self(void)
+{
+    return cli_find("explain");
+}
+
+static int parse_proto(const char *s)
+{
+    if (strcmp(s, "tcp") == 0)
+        return MOAT_PROTO_TCP;
+    if (strcmp(s, "udp") == 0)
+        return MOAT_PROTO_UDP;
+    if (strcmp(s, "icmp") == 0)
+        return 1;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*s && !*end && v >= 0 && v <= 255) ? (int)v : -1;
+}
+
+static int parse_args(int argc, char **argv, struct explain_args *a)
+{
+    static const struct option longopts[] = {
+        {"file", required_argument, NULL, 'f'}, {"inventory", required_argument, NULL, 'i'},
+        {"from", required_argument, NULL, 'F'}, {"to", required_argument, NULL, 'T'},
+        {"port", required_argument, NULL, 'p'}, {"proto", required_argument, NULL, 'P'},
+        {"node", required_argument, NULL, 'n'}, {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+    memset(a, 0, sizeof(*a));
+    a->port = -1;
+    a->proto = MOAT_PROTO_TCP;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":f:i:o:h", longopts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'f':
+        case 'i':
+            if (cli_files_add(&a->files, optarg) < 0)
+                return cli_usage_error(self(), "too many files");
+            break;
+        case 'F':
+            a->from = optarg;
+            break;
+        case 'T':
+            a->to = optarg;
+            break;
+        case 'n':
+            a->node = optarg;
+            break;
+        case 'p':
+            a->port = strtol(optarg, &end, 10);
+            if (!*optarg || *end || a->port < 0 || a->port > 65535)
+                return cli_usage_error(self(), "--port: \"%s\" is not a port 0..65535", optarg);
+            break;
+        case 'P':
+            a->proto = parse_proto(optarg);
+            if (a->proto < 0)
+                return cli_usage_error(self(), "--proto: \"%s\" is not tcp, udp, icmp or 0..255",
+                                       optarg);
+            break;
+        case 'o':
+            if (cli_parse_format(optarg, &a->format) < 0)
+                return cli_usage_error(self(), "-o: \"%s\" is not table or json", optarg);
+            break;
+        case 'h':
+            cli_print_help(stdout, self());
+            return -1;
+        case ':':
+            return cli_usage_error(self(), "%s: needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error(self(), "%s: unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(self(), "unexpected argument \"%s\"", argv[optind]);
+    if (a->files.count == 0)
+        return cli_usage_error(self(), "-f: at least one policy file is required");
+    if (!a->from || !a->to)
+        return cli_usage_error(self(), "%s: required", !a->from ? "--from" : "--to");
+    bool ports = a->proto == MOAT_PROTO_TCP || a->proto == MOAT_PROTO_UDP;
+    if (ports && a->port < 1)
+        return cli_usage_error(self(), "--port: required for tcp and udp (1..65535)");
+    if (!ports)
+        a->port = 0;
+    return 0;
+}
+
+/* Matches NAME, NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME. */
+static bool workload_named(const struct moat_policy *p, const struct moat_workload *w,
+                           const char *text)
+{
+    char full[512];
+    snprintf(full, sizeof(full), "%s/%s/%s", p->clusters[w->cluster].name, w->namespace, w->name);
+    size_t fl = strlen(full), tl = strlen(text);
+    return tl <= fl && strcmp(full + fl - tl, text) == 0 && (tl == fl || full[fl - tl - 1] == '/');
+}
+
+static int resolve_host(const struct moat_policy *p, const char *node, struct moat_endpoint *e)
+{
+    e->kind = MOAT_EP_HOST;
+    for (size_t i = 0; i < p->nnodes; i++)
+        if ((!node || strcmp(node, p->nodes[i].name) == 0) && p->nodes[i].naddrs) {
+            e->addr = p->nodes[i].addrs[0];
+            return 0;
+        }
+    return 0;
+}
+
+static int resolve_endpoint(const struct moat_policy *p, const struct moat_eval_opts *o,
+                            const char *opt, const char *text, struct moat_endpoint *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->workload = MOAT_NONE;
+    struct moat_addr a;
+    if (addr_parse(text, &a) == 0) {
+        *e = refeval_identify(p, o, &a);
+        return 0;
+    }
+    if (strcmp(text, "host") == 0)
+        return resolve_host(p, o->node, e);
+    size_t found = 0;
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        if (!workload_named(p, &p->workloads[i], text))
+            continue;
+        if (found++) {
+            fprintf(stderr, "moat: explain: %s: \"%s\" names several workloads; write "
+                            "CLUSTER/NAMESPACE/NAME\n", opt, text);
+            return MOAT_EXIT_INVALID;
+        }
+        e->kind = MOAT_EP_WORKLOAD;
+        e->workload = (uint32_t)i;
+        if (p->workloads[i].naddrs)
+            e->addr = p->workloads[i].addrs[0];
+    }
+    if (!found) {
+        fprintf(stderr, "moat: explain: %s: no workload named \"%s\" and not an IP address\n", opt,
+                text);
+        return MOAT_EXIT_INVALID;
+    }
+    return 0;
+}
+
+static void describe_endpoint(const struct moat_policy *p, const struct moat_endpoint *e,
+                              char *buf, size_t n)
+{
+    char addr[MOAT_ADDR_STRLEN];
+    addr_format(&e->addr, addr, sizeof(addr));
+    if (e->kind == MOAT_EP_WORKLOAD) {
+        const struct moat_workload *w = &p->workloads[e->workload];
+        snprintf(buf, n, "workload %s/%s/%s", p->clusters[w->cluster].name, w->namespace, w->name);
+    } else if (e->kind == MOAT_EP_HOST) {
+        snprintf(buf, n, "host %s", addr);
+    } else {
+        snprintf(buf, n, "address %s", addr);
+    }
+}
+
+static void reason_of(const struct moat_policy *p, const struct moat_decision *d, char *buf,
+                      size_t n)
+{
+    if (!d->applies) {
+        snprintf(buf, n, "not judged: the destination is not a workload and no egress rule "
+                         "applies; the packet passes");
+        return;
+    }
+    const struct moat_cluster *c = &p->clusters[d->cluster];
+    const char *dir = d->dir == MOAT_DIR_INGRESS ? "ingress" : "egress";
+    if (d->defense_off) {
+        snprintf(buf, n, "defense is off in cluster %s: allowed, nothing recorded", c->name);
+        return;
+    }
+    int len;
+    if (d->rule != MOAT_NONE) {
+        const struct moat_rule *r = &p->rules[d->rule];
+        len = snprintf(buf, n, "%s: rule %u \"%s\" (priority %u, %s) wins among %u matching rule%s",
+                       dir, r->id, r->name, r->priority, rule_type_name(r->type), d->candidates,
+                       d->candidates == 1 ? "" : "s");
+    } else if (d->dir == MOAT_DIR_INGRESS) {
+        len = snprintf(buf, n, "ingress: no rule matches; cluster %s default_action is %s", c->name,
+                       action_name(c->default_action));
+    } else {
+        len = snprintf(buf, n, "egress: no rule matches; egress default is allow");
+    }
+    if (d->applied != d->action && len > 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, "; monitor mode: would block, applied as alert");
+}
+
+/* The decision to show (see the top of the file). */
+static const struct moat_decision *pick(const struct moat_decision *in,
+                                        const struct moat_decision *out)
+{
+    if (out->applies && out->applied == MOAT_ACTION_BLOCK)
+        return out;
+    return in->applies ? in : out;
+}
+
+static json_t *decision_json(const struct moat_policy *p, const struct moat_decision *d)
+{
+    char reason[512];
+    reason_of(p, d, reason, sizeof(reason));
+    json_t *rule = json_null();
+    if (d->rule != MOAT_NONE)
+        rule = json_pack("{s:I,s:s}", "id", (json_int_t)p->rules[d->rule].id, "name",
+                         p->rules[d->rule].name);
+    return json_pack("{s:s,s:s,s:o,s:b,s:s,s:s,s:s*}", "action", action_name(d->action),
+                     "applied_action", action_name(d->applied), "rule", rule, "default",
+                     d->applies && !d->defense_off && d->is_default, "reason", reason, "direction",
+                     d->dir == MOAT_DIR_INGRESS ? "ingress" : "egress", "cluster",
+                     d->applies ? p->clusters[d->cluster].name : NULL);
+}
+
+static int print_json(const struct moat_policy *p, const struct moat_decision *in,
+                      const struct moat_decision *out)
+{
+    const struct moat_decision *d = pick(in, out);
+    json_t *j = decision_json(p, d);
+    if (j && in->applies && out->applies)
+        json_object_set_new(j, d == in ? "egress" : "ingress",
+                            decision_json(p, d == in ? out : in));
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!s)
+        return MOAT_EXIT_ERROR;
+    printf("%s\n", s);
+    free(s);
+    return MOAT_EXIT_OK;
+}
+
+static void print_table(const struct moat_policy *p, const struct moat_flow *f,
+                        const struct moat_decision *in, const struct moat_decision *out)
+{
+    const struct moat_decision *d = pick(in, out);
+    char src[300], dst[300], reason[512];
+    describe_endpoint(p, &f->src, src, sizeof(src));
+    describe_endpoint(p, &f->dst, dst, sizeof(dst));
+    reason_of(p, d, reason, sizeof(reason));
+    printf("from            %s\n", src);
+    printf("to              %s port %u proto %u\n", dst, f->port, f->proto);
+    printf("action          %s\n", action_name(d->action));
+    printf("applied_action  %s\n", action_name(d->applied));
+    if (d->rule != MOAT_NONE)
+        printf("rule            %u %s\n", p->rules[d->rule].id, p->rules[d->rule].name);
+    else
+        printf("rule            -\n");
+    printf("default         %s\n", d->applies && !d->defense_off && d->is_default ? "yes" : "no");
+    printf("reason          %s\n", reason);
+    if (in->applies && out->applies) {
+        const struct moat_decision *other = d == in ? out : in;
+        reason_of(p, other, reason, sizeof(reason));
+        printf("also            %s -> %s\n", reason, action_name(other->applied));
+    }
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    struct explain_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc < 0 ? MOAT_EXIT_OK : rc;
+    struct moat_policy *p;
+    rc = cli_load_policy(a.files.items, a.files.count, &p);
+    if (rc)
+        return rc;
+    struct moat_eval_opts o = {.node = a.node};
+    struct moat_flow f = {.proto = (uint8_t)a.proto, .port = (uint16_t)a.port};
+    if (a.node && policy_find_node(p, a.node) == MOAT_NONE && a.node[0])
+        fprintf(stderr, "moat: explain: note: --node %s: no Node document names it\n", a.node);
+    rc = resolve_endpoint(p, &o, "--from", a.from, &f.src);
+    if (!rc)
+        rc = resolve_endpoint(p, &o, "--to", a.to, &f.dst);
+    if (!rc) {
+        struct moat_decision in, out;
+        refeval_decide(p, &o, &f, MOAT_DIR_INGRESS, &in);
+        refeval_decide(p, &o, &f, MOAT_DIR_EGRESS, &out);
+        if (a.format == CLI_FORMAT_JSON)
+            rc = print_json(p, &in, &out);
+        else
+            print_table(p, &f, &in, &out);
+    }
+    policy_free(p);
+    return rc;
+}

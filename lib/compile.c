@@ -1,0 +1,1174 @@
+/*
+ * compile: policy -> datapath tables (see compile.h).
+ *
+ * How precedence is resolved ahead of time: for every subject identity the
+ * compiler gathers the (rule, destination) pairs that can apply to it, buckets
+ * them by the peer identities their source object matches (or ANY), and for
+ * each bucket and protocol class paints the port space in rule precedence
+ * order (priority, then id), so each painted interval holds its winner.
+ */
+#include "compile.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ident {
+    enum moat_ident_kind kind;
+    uint32_t cluster;
+    uint32_t users;
+    uint64_t hash;
+    uint64_t *bits; /* nwords words: objects matched / ipblocks covering */
+};
+
+struct cand {
+    uint32_t rule; /* index into p->rules */
+    uint32_t dest; /* index into the rule's destinations */
+};
+
+struct interval {
+    uint16_t lo, hi;
+    uint32_t rule;
+};
+
+struct row {
+    uint32_t peer;
+    uint32_t pclass;
+    size_t off, n; /* into subject.iv */
+};
+
+struct subject {
+    struct row *rows;
+    size_t nrows;
+    struct interval *iv;
+    size_t niv, cap_iv;
+    struct cand *cands; /* what may apply to this subject, cached for updates */
+    size_t ncands;
+};
+
+struct list32 {
+    uint32_t *v;
+    size_t n, cap;
+};
+
+struct wl_state {
+    struct moat_addr *addrs;
+    uint32_t *ids;
+    size_t n;
+};
+
+struct moat_tables {
+    const struct moat_policy *p;
+    struct moat_eval_opts opts;
+    char *node;
+    size_t nobjects, nwords;
+    struct ident *ids;
+    size_t nids, cap_ids;
+    uint32_t *slots; /* identity hash table: id + 1, 0 = empty */
+    size_t nslots;
+    struct moat_addr_entry *exact; /* host prefixes, sorted by address */
+    size_t nexact, cap_exact;
+    struct moat_addr_entry *pfx; /* ipblock prefixes, longest first */
+    size_t npfx, cap_pfx;
+    struct wl_state *wl;
+    size_t nwl;
+    struct subject *subj[2]; /* per direction, indexed by identity */
+    size_t cap_subj;
+    struct list32 *by_dest; /* per object: packed ingress cands (rule, dest) */
+    struct list32 egress;   /* every (rule, dest) whose object is an ipblock */
+    struct list32 *inv;     /* per object: identities carrying it */
+    uint32_t obj_any, obj_host;
+    /* scratch for bucketing, sized to the identity count */
+    uint32_t *bucket_head;
+    size_t cap_bucket;
+};
+
+/* ---------- small containers ---------- */
+
+static int list_push(struct list32 *l, uint32_t v)
+{
+    if (moat_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0)
+        return -ENOMEM;
+    l->v[l->n++] = v;
+    return 0;
+}
+
+static inline bool bit_get(const uint64_t *bits, uint32_t i)
+{
+    return (bits[i / 64] >> (i % 64)) & 1u;
+}
+
+static inline void bit_set(uint64_t *bits, uint32_t i)
+{
+    bits[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static inline uint32_t pack_cand(uint32_t rule, uint32_t dest)
+{
+    return rule * MOAT_DESTS_MAX + dest;
+}
+
+/* ---------- identities ---------- */
+
+static uint64_t ident_hash(enum moat_ident_kind kind, uint32_t cluster, const uint64_t *bits,
+                           size_t nwords)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)kind << 32) ^ cluster;
+    for (size_t i = 0; i < nwords; i++) {
+        h ^= bits[i] + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        h *= 0xff51afd7ed558ccdull;
+    }
+    return h ^ (h >> 29);
+}
+
+static int slots_insert(struct moat_tables *t, uint32_t id);
+
+static int slots_grow(struct moat_tables *t)
+{
+    size_t n = t->nslots ? t->nslots * 2 : 256;
+    uint32_t *slots = moat_calloc(n, sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = n;
+    for (uint32_t id = 0; id < t->nids; id++)
+        if (t->ids[id].kind != MOAT_IDENT_WORLD)
+            slots_insert(t, id);
+    return 0;
+}
+
+static int slots_insert(struct moat_tables *t, uint32_t id)
+{
+    size_t mask = t->nslots - 1;
+    for (size_t i = t->ids[id].hash & mask;; i = (i + 1) & mask) {
+        if (!t->slots[i]) {
+            t->slots[i] = id + 1;
+            return 0;
+        }
+    }
+}
+
+static uint32_t ident_find(const struct moat_tables *t, enum moat_ident_kind kind, uint32_t cluster,
+                           const uint64_t *bits, uint64_t hash)
+{
+    size_t mask = t->nslots - 1;
+    for (size_t i = hash & mask; t->slots[i]; i = (i + 1) & mask) {
+        const struct ident *x = &t->ids[t->slots[i] - 1];
+        if (x->hash == hash && x->kind == kind && x->cluster == cluster &&
+            memcmp(x->bits, bits, t->nwords * sizeof(*bits)) == 0)
+            return t->slots[i] - 1;
+    }
+    return MOAT_NONE;
+}
+
+/*
+ * The identity for (kind, cluster, bits), made when new. Takes ownership of
+ * `bits` either way. *created tells which. Returns the id or MOAT_NONE on OOM.
+ */
+static uint32_t ident_get(struct moat_tables *t, enum moat_ident_kind kind, uint32_t cluster,
+                          uint64_t *bits, bool *created)
+{
+    uint64_t hash = ident_hash(kind, cluster, bits, t->nwords);
+    *created = false;
+    uint32_t id = ident_find(t, kind, cluster, bits, hash);
+    if (id != MOAT_NONE) {
+        free(bits);
+        return id;
+    }
+    if ((t->nids + 1) * 2 > t->nslots && slots_grow(t) < 0) {
+        free(bits);
+        return MOAT_NONE;
+    }
+    if (moat_grow(&t->ids, &t->cap_ids, t->nids + 1, sizeof(*t->ids)) < 0) {
+        free(bits);
+        return MOAT_NONE;
+    }
+    id = (uint32_t)t->nids++;
+    t->ids[id] = (struct ident){.kind = kind, .cluster = cluster, .hash = hash, .bits = bits};
+    slots_insert(t, id);
+    for (uint32_t o = 0; o < t->nobjects; o++)
+        if (bit_get(bits, o) && list_push(&t->inv[o], id) < 0)
+            return MOAT_NONE;
+    if (kind == MOAT_IDENT_HOST && list_push(&t->inv[t->obj_host], id) < 0)
+        return MOAT_NONE;
+    *created = true;
+    return id;
+}
+
+static uint64_t *bits_new(const struct moat_tables *t)
+{
+    return moat_calloc(t->nwords ? t->nwords : 1, sizeof(uint64_t));
+}
+
+/* Marks every ipblock object covering `a`. */
+static void bits_add_coverage(const struct moat_tables *t, uint64_t *bits, const struct moat_addr *a)
+{
+    for (uint32_t o = 0; o < t->nobjects; o++)
+        if (object_covers_address(&t->p->objects[o], a))
+            bit_set(bits, o);
+}
+
+/* ---------- addresses ---------- */
+
+static size_t exact_lower_bound(const struct moat_tables *t, const struct moat_addr *a)
+{
+    size_t lo = 0, hi = t->nexact;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (addr_cmp(&t->exact[mid].prefix.addr, a) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int exact_insert(struct moat_tables *t, const struct moat_addr *a, uint32_t id)
+{
+    size_t at = exact_lower_bound(t, a);
+    if (at < t->nexact && addr_cmp(&t->exact[at].prefix.addr, a) == 0) {
+        t->exact[at].identity = id;
+        return 0;
+    }
+    if (moat_grow(&t->exact, &t->cap_exact, t->nexact + 1, sizeof(*t->exact)) < 0)
+        return -ENOMEM;
+    memmove(t->exact + at + 1, t->exact + at, (t->nexact - at) * sizeof(*t->exact));
+    t->exact[at] = (struct moat_addr_entry){.prefix = prefix_host(a), .identity = id};
+    t->nexact++;
+    return 0;
+}
+
+static void exact_remove(struct moat_tables *t, const struct moat_addr *a)
+{
+    size_t at = exact_lower_bound(t, a);
+    if (at < t->nexact && addr_cmp(&t->exact[at].prefix.addr, a) == 0) {
+        memmove(t->exact + at, t->exact + at + 1, (t->nexact - at - 1) * sizeof(*t->exact));
+        t->nexact--;
+    }
+}
+
+uint32_t tables_identity_of(const struct moat_tables *t, const struct moat_addr *a)
+{
+    size_t at = exact_lower_bound(t, a);
+    if (at < t->nexact && addr_cmp(&t->exact[at].prefix.addr, a) == 0)
+        return t->exact[at].identity;
+    for (size_t i = 0; i < t->npfx; i++)
+        if (prefix_contains(&t->pfx[i].prefix, a))
+            return t->pfx[i].identity;
+    return MOAT_ID_WORLD;
+}
+
+static bool pfx_listed(const struct moat_tables *t, const struct moat_prefix *p)
+{
+    for (size_t i = 0; i < t->npfx; i++)
+        if (t->pfx[i].prefix.len == p->len && addr_cmp(&t->pfx[i].prefix.addr, &p->addr) == 0)
+            return true;
+    return false;
+}
+
+static int pfx_add(struct moat_tables *t, const struct moat_prefix *p)
+{
+    if (pfx_listed(t, p))
+        return 0;
+    if (moat_grow(&t->pfx, &t->cap_pfx, t->npfx + 1, sizeof(*t->pfx)) < 0)
+        return -ENOMEM;
+    t->pfx[t->npfx++] = (struct moat_addr_entry){.prefix = *p, .identity = MOAT_ID_WORLD};
+    return 0;
+}
+
+/* True when ipblock `o` holds every address of prefix `p` that no longer prefix claims. */
+static bool object_holds_prefix(const struct moat_object *o, const struct moat_prefix *p)
+{
+    for (size_t i = 0; i < o->ncidrs; i++) {
+        const struct moat_cidr *c = &o->cidrs[i];
+        if (!prefix_covers(&c->prefix, p))
+            continue;
+        bool excepted = false;
+        for (size_t j = 0; j < c->nexcept && !excepted; j++)
+            excepted = prefix_covers(&c->except[j], p);
+        if (!excepted)
+            return true;
+    }
+    return false;
+}
+
+static int cmp_pfx_len_desc(const void *a, const void *b)
+{
+    const struct moat_addr_entry *x = a, *y = b;
+    if (x->prefix.len != y->prefix.len)
+        return x->prefix.len > y->prefix.len ? -1 : 1;
+    return addr_cmp(&x->prefix.addr, &y->prefix.addr);
+}
+
+/* Outside identities: one per distinct set of ipblocks, for every listed prefix. */
+static int build_outside(struct moat_tables *t)
+{
+    const struct moat_policy *p = t->p;
+    for (size_t o = 0; o < p->nobjects; o++)
+        for (size_t i = 0; i < p->objects[o].ncidrs; i++) {
+            const struct moat_cidr *c = &p->objects[o].cidrs[i];
+            if (pfx_add(t, &c->prefix) < 0)
+                return -ENOMEM;
+            for (size_t j = 0; j < c->nexcept; j++)
+                if (pfx_add(t, &c->except[j]) < 0)
+                    return -ENOMEM;
+        }
+    qsort(t->pfx, t->npfx, sizeof(*t->pfx), cmp_pfx_len_desc);
+    for (size_t i = 0; i < t->npfx; i++) {
+        uint64_t *bits = bits_new(t);
+        if (!bits)
+            return -ENOMEM;
+        bool any = false;
+        for (uint32_t o = 0; o < t->nobjects; o++)
+            if (p->objects[o].kind == MOAT_OBJ_IPBLOCK &&
+                object_holds_prefix(&p->objects[o], &t->pfx[i].prefix)) {
+                bit_set(bits, o);
+                any = true;
+            }
+        if (!any) {
+            free(bits); /* only excepts cover it: the world */
+            continue;
+        }
+        bool created;
+        t->pfx[i].identity = ident_get(t, MOAT_IDENT_OUTSIDE, MOAT_NONE, bits, &created);
+        if (t->pfx[i].identity == MOAT_NONE)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int build_hosts(struct moat_tables *t)
+{
+    const struct moat_policy *p = t->p;
+    for (size_t n = 0; n < p->nnodes; n++) {
+        const struct moat_node *node = &p->nodes[n];
+        if (t->opts.node && strcmp(t->opts.node, node->name) != 0)
+            continue;
+        for (size_t a = 0; a < node->naddrs; a++) {
+            uint64_t *bits = bits_new(t);
+            if (!bits)
+                return -ENOMEM;
+            bits_add_coverage(t, bits, &node->addrs[a]);
+            bool created;
+            uint32_t id = ident_get(t, MOAT_IDENT_HOST, MOAT_NONE, bits, &created);
+            if (id == MOAT_NONE || exact_insert(t, &node->addrs[a], id) < 0)
+                return -ENOMEM;
+            t->ids[id].users++;
+        }
+    }
+    return 0;
+}
+
+/* ---------- candidates ---------- */
+
+static int build_rule_index(struct moat_tables *t)
+{
+    const struct moat_policy *p = t->p;
+    for (size_t o = 0; o < t->nobjects; o++)
+        t->by_dest[o].n = 0;
+    t->egress.n = 0;
+    for (uint32_t r = 0; r < p->nrules; r++) {
+        const struct moat_rule *rule = &p->rules[r];
+        if (!rule->enabled)
+            continue;
+        for (uint32_t d = 0; d < rule->ndests; d++) {
+            uint32_t o = rule->dests[d].object;
+            bool ipblock = p->objects[o].kind == MOAT_OBJ_IPBLOCK;
+            struct list32 *l = ipblock ? &t->egress : &t->by_dest[o];
+            if (list_push(l, pack_cand(r, d)) < 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Does object `o` match identity `s` as seen from cluster `c`? (refeval_object_matches) */
+static bool view_matches(const struct moat_tables *t, uint32_t o, uint32_t s, uint32_t c)
+{
+    const struct moat_object *obj = &t->p->objects[o];
+    const struct ident *id = &t->ids[s];
+    bool member = id->kind == MOAT_IDENT_WORKLOAD && id->cluster == c;
+    if (!object_in_cluster(obj, t->p->clusters[c].name))
+        return false;
+    switch (obj->kind) {
+    case MOAT_OBJ_ANY:
+        return true;
+    case MOAT_OBJ_HOST:
+        return id->kind == MOAT_IDENT_HOST;
+    case MOAT_OBJ_IPBLOCK:
+        return !member && bit_get(id->bits, o);
+    case MOAT_OBJ_SELECTOR:
+        return member && bit_get(id->bits, o);
+    }
+    return false;
+}
+
+static int cand_push(struct cand **v, size_t *n, size_t *cap, uint32_t packed)
+{
+    if (moat_grow(v, cap, *n + 1, sizeof(**v)) < 0)
+        return -ENOMEM;
+    (*v)[(*n)++] = (struct cand){packed / MOAT_DESTS_MAX, packed % MOAT_DESTS_MAX};
+    return 0;
+}
+
+/* Every (rule, destination) that can apply to subject `s` in direction `dir`. */
+static int collect_cands(struct moat_tables *t, enum moat_dir dir, uint32_t s, struct subject *sub)
+{
+    const struct ident *id = &t->ids[s];
+    size_t cap = 0;
+    sub->ncands = 0;
+    if (dir == MOAT_DIR_INGRESS) {
+        for (uint32_t o = 0; o < t->nobjects; o++) {
+            if (!bit_get(id->bits, o) || t->p->objects[o].kind == MOAT_OBJ_IPBLOCK)
+                continue;
+            for (size_t i = 0; i < t->by_dest[o].n; i++) {
+                uint32_t packed = t->by_dest[o].v[i];
+                if (t->p->rules[packed / MOAT_DESTS_MAX].cluster == id->cluster &&
+                    cand_push(&sub->cands, &sub->ncands, &cap, packed) < 0)
+                    return -ENOMEM;
+            }
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < t->egress.n; i++) {
+        uint32_t packed = t->egress.v[i];
+        const struct moat_rule *r = &t->p->rules[packed / MOAT_DESTS_MAX];
+        if (r->cluster == id->cluster && view_matches(t, r->source, s, id->cluster) &&
+            cand_push(&sub->cands, &sub->ncands, &cap, packed) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---------- painting intervals ---------- */
+
+struct prange {
+    uint32_t lo, hi;
+    uint32_t rule;
+};
+
+struct painter {
+    const struct moat_policy *p;
+    struct prange *ranges;
+    size_t nranges, cap_ranges;
+    uint32_t *bounds;
+    size_t cap_bounds;
+    uint32_t *paint, *next;
+    size_t cap_paint, cap_next;
+};
+
+static int cmp_prange(const void *a, const void *b, void *ctx)
+{
+    const struct moat_policy *p = ctx;
+    const struct prange *x = a, *y = b;
+    const struct moat_rule *rx = &p->rules[x->rule], *ry = &p->rules[y->rule];
+    if (rx->priority != ry->priority)
+        return rx->priority < ry->priority ? -1 : 1;
+    return rx->id < ry->id ? -1 : rx->id > ry->id;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool proto_in_class(enum moat_proto proto, enum moat_pclass pc)
+{
+    if (proto == MOAT_PROTO_ANY)
+        return true;
+    return (pc == MOAT_PCLASS_TCP && proto == MOAT_PROTO_TCP) ||
+           (pc == MOAT_PCLASS_UDP && proto == MOAT_PROTO_UDP);
+}
+
+static uint32_t find_next(uint32_t *next, uint32_t i)
+{
+    uint32_t root = i;
+    while (next[root] != root)
+        root = next[root];
+    while (next[i] != root) {
+        uint32_t n = next[i];
+        next[i] = root;
+        i = n;
+    }
+    return root;
+}
+
+static int subject_push_iv(struct subject *sub, size_t row_start, uint16_t lo, uint16_t hi,
+                           uint32_t rule)
+{
+    if (sub->niv > row_start && sub->iv[sub->niv - 1].rule == rule &&
+        sub->iv[sub->niv - 1].hi + 1u == lo) {
+        sub->iv[sub->niv - 1].hi = hi; /* merge with the previous interval of the row */
+        return 0;
+    }
+    if (moat_grow(&sub->iv, &sub->cap_iv, sub->niv + 1, sizeof(*sub->iv)) < 0)
+        return -ENOMEM;
+    sub->iv[sub->niv++] = (struct interval){lo, hi, rule};
+    return 0;
+}
+
+/* Paints the ranges (sorted by precedence) and appends the winners as intervals. */
+static int paint_ranges(struct painter *pt, struct subject *sub, size_t row_start)
+{
+    size_t nb = 0;
+    if (moat_grow(&pt->bounds, &pt->cap_bounds, pt->nranges * 2, sizeof(uint32_t)) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < pt->nranges; i++) {
+        pt->bounds[nb++] = pt->ranges[i].lo;
+        pt->bounds[nb++] = pt->ranges[i].hi + 1;
+    }
+    qsort(pt->bounds, nb, sizeof(uint32_t), cmp_u32);
+    size_t u = 0;
+    for (size_t i = 0; i < nb; i++)
+        if (u == 0 || pt->bounds[u - 1] != pt->bounds[i])
+            pt->bounds[u++] = pt->bounds[i];
+    size_t nseg = u - 1; /* segment i = [bounds[i], bounds[i+1]) */
+    if (moat_grow(&pt->paint, &pt->cap_paint, nseg + 1, sizeof(uint32_t)) < 0 ||
+        moat_grow(&pt->next, &pt->cap_next, nseg + 1, sizeof(uint32_t)) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i <= nseg; i++) {
+        pt->paint[i] = MOAT_NONE;
+        pt->next[i] = (uint32_t)i;
+    }
+    for (size_t r = 0; r < pt->nranges; r++) {
+        const struct prange *pr = &pt->ranges[r];
+        uint32_t *b = bsearch(&pr->lo, pt->bounds, u, sizeof(uint32_t), cmp_u32);
+        for (uint32_t i = find_next(pt->next, (uint32_t)(b - pt->bounds));
+             i < nseg && pt->bounds[i] <= pr->hi; i = find_next(pt->next, i)) {
+            pt->paint[i] = pr->rule;
+            pt->next[i] = i + 1;
+        }
+    }
+    for (size_t i = 0; i < nseg; i++)
+        if (pt->paint[i] != MOAT_NONE &&
+            subject_push_iv(sub, row_start, (uint16_t)pt->bounds[i],
+                            (uint16_t)(pt->bounds[i + 1] - 1), pt->paint[i]) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+/* Intervals of one (peer, class) row from candidates `c[0..n)`. */
+static int build_row(struct painter *pt, struct subject *sub, const struct cand *c, size_t n,
+                     enum moat_pclass pc)
+{
+    const struct moat_policy *p = pt->p;
+    pt->nranges = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct moat_rule *r = &p->rules[c[i].rule];
+        const struct moat_dest *d = &r->dests[c[i].dest];
+        if (!proto_in_class(r->proto, pc) || (pc == MOAT_PCLASS_OTHER && !d->all_ports))
+            continue;
+        size_t k = pc == MOAT_PCLASS_OTHER ? 1 : d->nports;
+        if (moat_grow(&pt->ranges, &pt->cap_ranges, pt->nranges + k, sizeof(*pt->ranges)) < 0)
+            return -ENOMEM;
+        for (size_t j = 0; j < k; j++) {
+            struct prange *pr = &pt->ranges[pt->nranges++];
+            pr->rule = c[i].rule;
+            pr->lo = pc == MOAT_PCLASS_OTHER ? 0 : d->ports[j].lo;
+            pr->hi = pc == MOAT_PCLASS_OTHER ? 0 : d->ports[j].hi;
+        }
+    }
+    if (pt->nranges == 0)
+        return 0;
+    qsort_r(pt->ranges, pt->nranges, sizeof(*pt->ranges), cmp_prange, (void *)p);
+    return paint_ranges(pt, sub, sub->niv);
+}
+
+static int subject_add_rows(struct painter *pt, struct subject *sub, uint32_t peer,
+                            const struct cand *c, size_t n)
+{
+    for (uint32_t pc = MOAT_PCLASS_OTHER; pc <= MOAT_PCLASS_UDP; pc++) {
+        size_t before = sub->niv;
+        if (build_row(pt, sub, c, n, (enum moat_pclass)pc) < 0)
+            return -ENOMEM;
+        if (sub->niv == before)
+            continue;
+        struct row *rows = moat_reallocarray(sub->rows, sub->nrows + 1, sizeof(*rows));
+        if (!rows)
+            return -ENOMEM;
+        sub->rows = rows;
+        rows[sub->nrows++] = (struct row){peer, pc, before, sub->niv - before};
+    }
+    return 0;
+}
+
+static void painter_free(struct painter *pt)
+{
+    free(pt->ranges);
+    free(pt->bounds);
+    free(pt->paint);
+    free(pt->next);
+}
+
+/* ---------- subjects ---------- */
+
+struct bucket_node {
+    struct cand c;
+    uint32_t next; /* index + 1 of the next node, 0 = end */
+};
+
+struct bucketing {
+    struct bucket_node *nodes;
+    size_t n, cap;
+    struct list32 touched;
+    struct cand *tmp;
+    size_t cap_tmp;
+};
+
+static int bucket_add(struct moat_tables *t, struct bucketing *b, uint32_t peer, struct cand c)
+{
+    if (moat_grow(&b->nodes, &b->cap, b->n + 1, sizeof(*b->nodes)) < 0)
+        return -ENOMEM;
+    if (t->bucket_head[peer] == 0 && list_push(&b->touched, peer) < 0)
+        return -ENOMEM;
+    b->nodes[b->n] = (struct bucket_node){c, t->bucket_head[peer]};
+    t->bucket_head[peer] = (uint32_t)++b->n;
+    return 0;
+}
+
+/* The object whose matches decide the peer: the source (ingress) or the destination (egress). */
+static uint32_t peer_object(const struct moat_tables *t, enum moat_dir dir, struct cand c)
+{
+    const struct moat_rule *r = &t->p->rules[c.rule];
+    return dir == MOAT_DIR_INGRESS ? r->source : r->dests[c.dest].object;
+}
+
+/* Buckets a subject's candidates by peer; only `only_peer` when not MOAT_NONE. */
+static int bucket_cands(struct moat_tables *t, struct bucketing *b, enum moat_dir dir,
+                        const struct subject *sub, uint32_t cluster, uint32_t only_peer)
+{
+    for (size_t i = 0; i < sub->ncands; i++) {
+        struct cand c = sub->cands[i];
+        uint32_t o = peer_object(t, dir, c);
+        if (o == t->obj_any) {
+            if (only_peer == MOAT_NONE && bucket_add(t, b, MOAT_ID_ANY, c) < 0)
+                return -ENOMEM;
+            continue;
+        }
+        if (only_peer != MOAT_NONE) {
+            if (view_matches(t, o, only_peer, cluster) && bucket_add(t, b, only_peer, c) < 0)
+                return -ENOMEM;
+            continue;
+        }
+        for (size_t k = 0; k < t->inv[o].n; k++) {
+            uint32_t x = t->inv[o].v[k];
+            if (view_matches(t, o, x, cluster) && bucket_add(t, b, x, c) < 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    const struct row *x = a, *y = b;
+    if (x->peer != y->peer)
+        return x->peer < y->peer ? -1 : 1;
+    return x->pclass < y->pclass ? -1 : x->pclass > y->pclass;
+}
+
+/* Turns every touched bucket into rows of `sub`, then empties the buckets. */
+static int flush_buckets(struct moat_tables *t, struct painter *pt, struct bucketing *b,
+                         struct subject *sub)
+{
+    int err = 0;
+    for (size_t i = 0; i < b->touched.n && !err; i++) {
+        uint32_t peer = b->touched.v[i];
+        size_t n = 0;
+        for (uint32_t k = t->bucket_head[peer]; k && !err; k = b->nodes[k - 1].next) {
+            err = moat_grow(&b->tmp, &b->cap_tmp, n + 1, sizeof(*b->tmp));
+            if (!err)
+                b->tmp[n++] = b->nodes[k - 1].c;
+        }
+        if (!err)
+            err = subject_add_rows(pt, sub, peer, b->tmp, n);
+    }
+    for (size_t i = 0; i < b->touched.n; i++)
+        t->bucket_head[b->touched.v[i]] = 0;
+    b->touched.n = 0;
+    b->n = 0;
+    qsort(sub->rows, sub->nrows, sizeof(*sub->rows), cmp_row);
+    return err;
+}
+
+static void bucketing_free(struct bucketing *b)
+{
+    free(b->nodes);
+    free(b->touched.v);
+    free(b->tmp);
+}
+
+struct builder {
+    struct painter pt;
+    struct bucketing b;
+};
+
+static void builder_free(struct builder *bl)
+{
+    painter_free(&bl->pt);
+    bucketing_free(&bl->b);
+}
+
+static void subject_clear(struct subject *sub)
+{
+    free(sub->rows);
+    free(sub->iv);
+    free(sub->cands);
+    memset(sub, 0, sizeof(*sub));
+}
+
+static size_t total_intervals_delta(const struct subject *sub)
+{
+    return sub->niv;
+}
+
+/* (Re)builds every row of subject `s` in direction `dir`. */
+static int build_subject(struct moat_tables *t, struct builder *bl, enum moat_dir dir, uint32_t s)
+{
+    struct subject *sub = &t->subj[dir][s];
+    subject_clear(sub);
+    if (t->ids[s].kind != MOAT_IDENT_WORKLOAD)
+        return 0;
+    if (collect_cands(t, dir, s, sub) < 0 ||
+        bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, MOAT_NONE) < 0)
+        return -ENOMEM;
+    return flush_buckets(t, &bl->pt, &bl->b, sub);
+}
+
+/* Adds the rows of a new peer identity `peer` to subject `s`. */
+static int add_peer_rows(struct moat_tables *t, struct builder *bl, enum moat_dir dir, uint32_t s,
+                         uint32_t peer)
+{
+    struct subject *sub = &t->subj[dir][s];
+    if (t->ids[s].kind != MOAT_IDENT_WORKLOAD || sub->ncands == 0)
+        return 0;
+    if (bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, peer) < 0)
+        return -ENOMEM;
+    return flush_buckets(t, &bl->pt, &bl->b, sub);
+}
+
+/* Room for per-identity arrays (subjects, bucket heads) up to nids. */
+static int ensure_identity_room(struct moat_tables *t)
+{
+    if (t->nids <= t->cap_subj)
+        return 0;
+    size_t n = t->nids * 2;
+    for (int dir = 0; dir < 2; dir++) {
+        struct subject *s = moat_reallocarray(t->subj[dir], n, sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        memset(s + t->cap_subj, 0, (n - t->cap_subj) * sizeof(*s));
+        t->subj[dir] = s;
+    }
+    uint32_t *heads = moat_reallocarray(t->bucket_head, n, sizeof(*heads));
+    if (!heads)
+        return -ENOMEM;
+    memset(heads + t->cap_subj, 0, (n - t->cap_subj) * sizeof(*heads));
+    t->bucket_head = heads;
+    t->cap_subj = n;
+    return 0;
+}
+
+/* ---------- workloads ---------- */
+
+static uint64_t *workload_bits(const struct moat_tables *t, const struct moat_workload *w,
+                               const uint64_t *selector_bits, const struct moat_addr *a)
+{
+    uint64_t *bits = bits_new(t);
+    if (!bits)
+        return NULL;
+    memcpy(bits, selector_bits, t->nwords * sizeof(*bits));
+    bits_add_coverage(t, bits, a);
+    (void)w;
+    return bits;
+}
+
+static uint64_t *selector_bits_of(const struct moat_tables *t, const struct moat_workload *w)
+{
+    uint64_t *bits = bits_new(t);
+    if (!bits)
+        return NULL;
+    const char *cname = t->p->clusters[w->cluster].name;
+    for (uint32_t o = 0; o < t->nobjects; o++) {
+        const struct moat_object *obj = &t->p->objects[o];
+        if ((obj->kind == MOAT_OBJ_SELECTOR || obj->kind == MOAT_OBJ_ANY) &&
+            object_matches_workload(obj, w, cname))
+            bit_set(bits, o);
+    }
+    return bits;
+}
+
+/* Maps workload `idx`'s addresses to identities; new identities are listed in `created`. */
+static int map_workload(struct moat_tables *t, uint32_t idx, struct list32 *created)
+{
+    const struct moat_workload *w = &t->p->workloads[idx];
+    struct wl_state *st = &t->wl[idx];
+    st->addrs = moat_calloc(w->naddrs, sizeof(*st->addrs));
+    st->ids = moat_calloc(w->naddrs, sizeof(*st->ids));
+    uint64_t *sel = selector_bits_of(t, w);
+    int err = !st->addrs || !st->ids || !sel ? -ENOMEM : 0;
+    for (size_t a = 0; a < w->naddrs && !err; a++) {
+        uint64_t *bits = workload_bits(t, w, sel, &w->addrs[a]);
+        bool made = false;
+        uint32_t id = bits ? ident_get(t, MOAT_IDENT_WORKLOAD, w->cluster, bits, &made)
+                           : MOAT_NONE;
+        if (id == MOAT_NONE || exact_insert(t, &w->addrs[a], id) < 0 ||
+            (made && list_push(created, id) < 0)) {
+            err = -ENOMEM;
+            break;
+        }
+        st->addrs[st->n] = w->addrs[a];
+        st->ids[st->n++] = id;
+        t->ids[id].users++;
+    }
+    free(sel);
+    return err;
+}
+
+static void unmap_workload(struct moat_tables *t, uint32_t idx)
+{
+    struct wl_state *st = &t->wl[idx];
+    for (size_t a = 0; a < st->n; a++) {
+        exact_remove(t, &st->addrs[a]);
+        t->ids[st->ids[a]].users--;
+    }
+    free(st->addrs);
+    free(st->ids);
+    memset(st, 0, sizeof(*st));
+}
+
+/* ---------- full compile ---------- */
+
+static int tables_alloc(const struct moat_policy *p, const struct moat_eval_opts *opts,
+                        struct moat_tables **out)
+{
+    struct moat_tables *t = moat_calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    *out = t;
+    t->p = p;
+    if (opts && opts->node) {
+        t->node = moat_strdup(opts->node);
+        if (!t->node)
+            return -ENOMEM;
+        t->opts.node = t->node;
+    }
+    t->nobjects = p->nobjects;
+    t->nwords = (p->nobjects + 63) / 64;
+    t->obj_any = policy_find_object(p, "any");
+    t->obj_host = policy_find_object(p, "host");
+    t->by_dest = moat_calloc(p->nobjects, sizeof(*t->by_dest));
+    t->inv = moat_calloc(p->nobjects, sizeof(*t->inv));
+    t->wl = moat_calloc(p->nworkloads, sizeof(*t->wl));
+    t->nwl = p->nworkloads;
+    if (!t->by_dest || !t->inv || !t->wl || slots_grow(t) < 0)
+        return -ENOMEM;
+    /* id 0: ANY (a wildcard, never an address); id 1: WORLD. */
+    if (moat_grow(&t->ids, &t->cap_ids, 2, sizeof(*t->ids)) < 0)
+        return -ENOMEM;
+    for (int i = 0; i < 2; i++) {
+        t->ids[i] = (struct ident){.kind = MOAT_IDENT_WORLD, .cluster = MOAT_NONE};
+        t->ids[i].bits = bits_new(t);
+        if (!t->ids[i].bits)
+            return -ENOMEM;
+        t->nids++;
+    }
+    return 0;
+}
+
+int policy_compile(const struct moat_policy *p, const struct moat_eval_opts *opts,
+                   struct moat_tables **out)
+{
+    struct moat_tables *t = NULL;
+    struct builder bl = {0};
+    struct list32 created = {0};
+    *out = NULL;
+    int err = tables_alloc(p, opts, &t);
+    if (!err)
+        err = build_outside(t);
+    if (!err)
+        err = build_hosts(t);
+    for (uint32_t i = 0; i < p->nworkloads && !err; i++)
+        err = map_workload(t, i, &created);
+    if (!err)
+        err = build_rule_index(t);
+    if (!err)
+        err = ensure_identity_room(t);
+    for (uint32_t s = 2; s < t->nids && !err; s++)
+        for (int dir = 0; dir < 2 && !err; dir++)
+            err = build_subject(t, &bl, (enum moat_dir)dir, s);
+    builder_free(&bl);
+    free(created.v);
+    if (err) {
+        tables_free(t);
+        return err;
+    }
+    *out = t;
+    return 0;
+}
+
+void tables_free(struct moat_tables *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nids; i++)
+        free(t->ids[i].bits);
+    for (int dir = 0; dir < 2; dir++) {
+        for (size_t i = 0; t->subj[dir] && i < t->cap_subj; i++)
+            subject_clear(&t->subj[dir][i]);
+        free(t->subj[dir]);
+    }
+    for (size_t i = 0; i < t->nwl; i++) {
+        free(t->wl[i].addrs);
+        free(t->wl[i].ids);
+    }
+    for (size_t o = 0; t->by_dest && o < t->nobjects; o++)
+        free(t->by_dest[o].v);
+    for (size_t o = 0; t->inv && o < t->nobjects; o++)
+        free(t->inv[o].v);
+    free(t->by_dest);
+    free(t->inv);
+    free(t->egress.v);
+    free(t->wl);
+    free(t->ids);
+    free(t->slots);
+    free(t->exact);
+    free(t->pfx);
+    free(t->bucket_head);
+    free(t->node);
+    free(t);
+}
+
+/* ---------- lookups ---------- */
+
+static const struct interval *row_lookup(const struct moat_tables *t, enum moat_dir dir,
+                                         uint32_t subject, uint32_t peer, enum moat_pclass pc,
+                                         uint16_t port)
+{
+    if (subject >= t->cap_subj)
+        return NULL;
+    const struct subject *sub = &t->subj[dir][subject];
+    struct row key = {.peer = peer, .pclass = pc};
+    const struct row *r = bsearch(&key, sub->rows, sub->nrows, sizeof(*r), cmp_row);
+    if (!r)
+        return NULL;
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct interval *iv = &sub->iv[r->off + mid];
+        if (port < iv->lo)
+            hi = mid;
+        else if (port > iv->hi)
+            lo = mid + 1;
+        else
+            return iv;
+    }
+    return NULL;
+}
+
+static enum moat_pclass pclass_of(uint8_t proto)
+{
+    return proto == MOAT_PROTO_TCP ? MOAT_PCLASS_TCP
+           : proto == MOAT_PROTO_UDP ? MOAT_PCLASS_UDP
+                                     : MOAT_PCLASS_OTHER;
+}
+
+void tables_decide(const struct moat_tables *t, enum moat_dir dir, const struct moat_addr *src,
+                   const struct moat_addr *dst, uint8_t proto, uint16_t port,
+                   struct moat_verdict *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->action = out->applied = MOAT_ACTION_ALLOW;
+    uint32_t s = tables_identity_of(t, dir == MOAT_DIR_INGRESS ? dst : src);
+    uint32_t peer = tables_identity_of(t, dir == MOAT_DIR_INGRESS ? src : dst);
+    const struct ident *subj = &t->ids[s];
+    if (subj->kind != MOAT_IDENT_WORKLOAD)
+        return;
+    const struct ident *pi = &t->ids[peer];
+    if (dir == MOAT_DIR_EGRESS && pi->kind == MOAT_IDENT_WORKLOAD && pi->cluster == subj->cluster)
+        return;
+    out->applies = true;
+    out->cluster = subj->cluster;
+    const struct moat_cluster *c = &t->p->clusters[subj->cluster];
+    if (!c->defense) {
+        out->defense_off = true;
+        return;
+    }
+    enum moat_pclass pc = pclass_of(proto);
+    uint16_t key_port = pc == MOAT_PCLASS_OTHER ? 0 : port;
+    /* Precedence: each probe returns its row's winner; the two winners are compared
+     * by (priority, id), which is the same order the compiler painted with. */
+    const struct interval *a = row_lookup(t, dir, s, peer, pc, key_port);
+    const struct interval *b =
+        dir == MOAT_DIR_INGRESS ? row_lookup(t, dir, s, MOAT_ID_ANY, pc, key_port) : NULL;
+    const struct interval *win = a;
+    if (b && (!a || rule_precedes(&t->p->rules[b->rule], &t->p->rules[a->rule])))
+        win = b;
+    if (win) {
+        out->action = t->p->rules[win->rule].action;
+        out->rule_id = t->p->rules[win->rule].id;
+    } else {
+        out->is_default = true;
+        out->action = dir == MOAT_DIR_INGRESS ? c->default_action : MOAT_ACTION_ALLOW;
+    }
+    out->applied = out->action;
+    if (c->mode == MOAT_MODE_MONITOR && out->action == MOAT_ACTION_BLOCK)
+        out->applied = MOAT_ACTION_ALERT;
+}
+
+/* ---------- iteration ---------- */
+
+size_t tables_identity_count(const struct moat_tables *t)
+{
+    return t->nids;
+}
+
+struct moat_ident_info tables_identity(const struct moat_tables *t, uint32_t id)
+{
+    struct moat_ident_info info = {.kind = t->ids[id].kind,
+                                   .cluster = t->ids[id].cluster,
+                                   .users = t->ids[id].users};
+    return info;
+}
+
+bool tables_identity_has(const struct moat_tables *t, uint32_t id, uint32_t obj)
+{
+    return obj < t->nobjects && bit_get(t->ids[id].bits, obj);
+}
+
+size_t tables_addr_count(const struct moat_tables *t)
+{
+    return t->nexact + t->npfx + 1;
+}
+
+struct moat_addr_entry tables_addr_entry(const struct moat_tables *t, size_t i)
+{
+    if (i < t->nexact)
+        return t->exact[i];
+    if (i < t->nexact + t->npfx)
+        return t->pfx[i - t->nexact];
+    struct moat_addr_entry world = {.identity = MOAT_ID_WORLD}; /* ::/0 */
+    return world;
+}
+
+int tables_policy_foreach(const struct moat_tables *t,
+                          int (*fn)(void *ctx, const struct moat_policy_entry *e), void *ctx)
+{
+    for (int dir = 0; dir < 2; dir++)
+        for (uint32_t s = 0; s < t->nids && s < t->cap_subj; s++) {
+            const struct subject *sub = &t->subj[dir][s];
+            for (size_t r = 0; r < sub->nrows; r++) {
+                const struct row *row = &sub->rows[r];
+                for (size_t i = 0; i < row->n; i++) {
+                    const struct interval *iv = &sub->iv[row->off + i];
+                    const struct moat_rule *rule = &t->p->rules[iv->rule];
+                    struct moat_policy_entry e = {
+                        .dir = (enum moat_dir)dir, .pclass = (enum moat_pclass)row->pclass,
+                        .subject = s, .peer = row->peer, .port_lo = iv->lo, .port_hi = iv->hi,
+                        .rule_id = rule->id, .priority = rule->priority, .action = rule->action};
+                    int rc = fn(ctx, &e);
+                    if (rc)
+                        return rc;
+                }
+            }
+        }
+    return 0;
+}
+
+size_t tables_policy_count(const struct moat_tables *t)
+{
+    size_t n = 0;
+    for (int dir = 0; dir < 2; dir++)
+        for (size_t s = 0; s < t->nids && s < t->cap_subj; s++)
+            n += total_intervals_delta(&t->subj[dir][s]);
+    return n;
+}
+
+static int count_lpm(void *ctx, const struct moat_policy_entry *e)
+{
+    struct port_prefix pp[MOAT_PORT_PREFIXES_MAX];
+    *(size_t *)ctx += e->pclass == MOAT_PCLASS_OTHER ? 1 : port_range_prefixes(e->port_lo, e->port_hi, pp);
+    return 0;
+}
+
+size_t tables_lpm_entry_count(const struct moat_tables *t)
+{
+    size_t n = 0;
+    tables_policy_foreach(t, count_lpm, &n);
+    return n;
+}
+
+/* ---------- incremental recompile ---------- */
+
+/* Rows of every subject that a new identity `id` is a peer of, and its own rows. */
+static int add_identity(struct moat_tables *t, struct builder *bl, uint32_t id)
+{
+    for (int dir = 0; dir < 2; dir++) {
+        int err = build_subject(t, bl, (enum moat_dir)dir, id);
+        for (uint32_t s = 2; s < t->nids && !err; s++)
+            if (s != id)
+                err = add_peer_rows(t, bl, (enum moat_dir)dir, s, id);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+int tables_update_workload(struct moat_tables *t, uint32_t idx)
+{
+    if (idx >= t->nwl) {
+        struct wl_state *wl = moat_reallocarray(t->wl, idx + 1, sizeof(*wl));
+        if (!wl)
+            return -ENOMEM;
+        memset(wl + t->nwl, 0, (idx + 1 - t->nwl) * sizeof(*wl));
+        t->wl = wl;
+        t->nwl = idx + 1;
+    }
+    unmap_workload(t, idx);
+    struct list32 created = {0};
+    struct builder bl = {0};
+    int err = map_workload(t, idx, &created);
+    if (!err)
+        err = ensure_identity_room(t);
+    for (size_t i = 0; i < created.n && !err; i++)
+        err = add_identity(t, &bl, created.v[i]);
+    builder_free(&bl);
+    free(created.v);
+    return err;
+}
+
+/* Could rule `r` (its cluster, source and destinations) apply to subject `s`? */
+static bool rule_touches(const struct moat_tables *t, const struct moat_rule *r, uint32_t s)
+{
+    const struct ident *id = &t->ids[s];
+    if (id->kind != MOAT_IDENT_WORKLOAD || id->cluster != r->cluster)
+        return false;
+    for (size_t d = 0; d < r->ndests; d++) {
+        uint32_t o = r->dests[d].object;
+        if (t->p->objects[o].kind == MOAT_OBJ_IPBLOCK) {
+            if (view_matches(t, r->source, s, r->cluster))
+                return true;
+        } else if (bit_get(id->bits, o)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int tables_update_rule(struct moat_tables *t, uint32_t idx, const struct moat_rule *old)
+{
+    int err = build_rule_index(t);
+    struct builder bl = {0};
+    const struct moat_rule *now = &t->p->rules[idx];
+    for (uint32_t s = 2; s < t->nids && !err; s++) {
+        if (!rule_touches(t, now, s) && !(old && rule_touches(t, old, s)))
+            continue;
+        for (int dir = 0; dir < 2 && !err; dir++)
+            err = build_subject(t, &bl, (enum moat_dir)dir, s);
+    }
+    builder_free(&bl);
+    return err;
+}
