@@ -315,7 +315,8 @@ static int build_outside(struct moat_tables *t)
                 if (pfx_add(t, &c->except[j]) < 0)
                     return -ENOMEM;
         }
-    qsort(t->pfx, t->npfx, sizeof(*t->pfx), cmp_pfx_len_desc);
+    if (t->npfx > 1)
+        qsort(t->pfx, t->npfx, sizeof(*t->pfx), cmp_pfx_len_desc);
     for (size_t i = 0; i < t->npfx; i++) {
         uint64_t *bits = bits_new(t);
         if (!bits)
@@ -675,6 +676,7 @@ static int flush_buckets(struct moat_tables *t, struct painter *pt, struct bucke
                          struct subject *sub)
 {
     int err = 0;
+    pt->p = t->p;
     for (size_t i = 0; i < b->touched.n && !err; i++) {
         uint32_t peer = b->touched.v[i];
         size_t n = 0;
@@ -690,7 +692,8 @@ static int flush_buckets(struct moat_tables *t, struct painter *pt, struct bucke
         t->bucket_head[b->touched.v[i]] = 0;
     b->touched.n = 0;
     b->n = 0;
-    qsort(sub->rows, sub->nrows, sizeof(*sub->rows), cmp_row);
+    if (sub->nrows > 1)
+        qsort(sub->rows, sub->nrows, sizeof(*sub->rows), cmp_row);
     return err;
 }
 
@@ -952,6 +955,8 @@ static const struct interval *row_lookup(const struct moat_tables *t, enum moat_
         return NULL;
     const struct subject *sub = &t->subj[dir][subject];
     struct row key = {.peer = peer, .pclass = pc};
+    if (sub->nrows == 0)
+        return NULL;
     const struct row *r = bsearch(&key, sub->rows, sub->nrows, sizeof(*r), cmp_row);
     if (!r)
         return NULL;

@@ -1,0 +1,463 @@
+/*
+ * Property test: for random (policy, inventory, flow) triples, a lookup in the
+ * compiled tables gives exactly the reference evaluator's verdict (applies,
+ * defense off, default, configured and applied action, rule id), in both
+ * directions. Then random incremental changes (workloads changed or added,
+ * rules changed) must keep the tables in step with the evaluator.
+ *
+ * The seed is printed; MOAT_SEED=N reruns one case set, MOAT_POLICIES=N
+ * changes how many policies are generated.
+ */
+#include "testutil.h"
+
+#include "compile.h"
+#include "loader.h"
+#include "mem.h"
+#include "refeval.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rng {
+    uint64_t s;
+};
+
+static uint32_t rnd(struct rng *r, uint32_t n)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return n ? (uint32_t)(r->s % n) : 0;
+}
+
+static const char *pick(struct rng *r, const char *const *list, size_t n)
+{
+    return list[rnd(r, (uint32_t)n)];
+}
+#define PICK(r, arr) pick(r, arr, sizeof(arr) / sizeof(arr[0]))
+
+struct sbuf {
+    char *s;
+    size_t n, cap;
+};
+
+static void put(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert_int_equal(moat_grow(&b->s, &b->cap, b->n + (size_t)len + 1, 1), 0);
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)len;
+}
+
+static const char *const ns_pats[] = {"ns0", "ns1", "ns*", "*", "n*1", "ns2"};
+static const char *const app_pats[] = {"a0", "a1", "a*", "*0", "a2x"};
+static const char *const image_pats[] = {"img0:*", "img0:1", "team/img1:*", "img2",
+                                         "registry.example.com/*", "*:2"};
+static const char *const label_sels[] = {"tier=t0", "tier=t1", "env=e0", "env=e1"};
+static const char *const namespaces[] = {"ns0", "ns1", "ns2", "kube-system"};
+static const char *const apps[] = {"a0", "a1", "a2x", "b0"};
+static const char *const images[] = {"docker.io/library/img0:1", "img0:7",
+                                     "registry.example.com/team/img1:2", "img2",
+                                     "img2@sha256:abcd"};
+static const char *const tiers[] = {"t0", "t1"};
+static const char *const envs[] = {"e0", "e1"};
+
+static void gen_cluster(struct rng *r, struct sbuf *b, int i)
+{
+    static const char *const modes[] = {"protect", "protect", "monitor"};
+    static const char *const defaults[] = {"block", "block", "alert", "allow"};
+    put(b, "---\nkind: Cluster\nname: c%d\ndefense: %s\nmode: %s\ndefault_action: %s\n", i,
+        rnd(r, 6) ? "on" : "off", PICK(r, modes), PICK(r, defaults));
+}
+
+static void gen_selector(struct rng *r, struct sbuf *b, int nclusters)
+{
+    put(b, "namespace: \"%s\"\n", PICK(r, ns_pats));
+    if (rnd(r, 2))
+        put(b, "app: \"%s\"\n", PICK(r, app_pats));
+    if (!rnd(r, 3))
+        put(b, "images: [\"%s\", \"%s\"]\n", PICK(r, image_pats), PICK(r, image_pats));
+    if (!rnd(r, 3))
+        put(b, "labels: [%s]\n", PICK(r, label_sels));
+    if (!rnd(r, 5))
+        put(b, "cluster: c%u\n", rnd(r, (uint32_t)nclusters));
+}
+
+static void gen_ipblock(struct rng *r, struct sbuf *b)
+{
+    /* Blocks over the workload range too: workloads must still win. */
+    static const char *const cidrs[] = {"10.99.0.0/16", "10.99.1.0/24", "10.1.0.0/24",
+                                        "10.0.0.0/8", "0.0.0.0/0", "10.99.1.128/25"};
+    const char *c = PICK(r, cidrs);
+    if (!rnd(r, 3) && strcmp(c, "10.99.0.0/16") == 0)
+        put(b, "cidrs:\n  - cidr: %s\n    except: [10.99.1.0/24]\n", c);
+    else
+        put(b, "cidrs: [%s]\n", c);
+}
+
+static int gen_objects(struct rng *r, struct sbuf *b, int nclusters)
+{
+    int n = 2 + (int)rnd(r, 6);
+    for (int i = 0; i < n; i++) {
+        put(b, "---\nkind: NetworkObject\nname: o%d\n", i);
+        if (rnd(r, 4))
+            gen_selector(r, b, nclusters);
+        else
+            gen_ipblock(r, b);
+    }
+    return n;
+}
+
+static void gen_ports(struct rng *r, struct sbuf *b)
+{
+    if (!rnd(r, 4))
+        return; /* all ports */
+    int k = 1 + (int)rnd(r, 3);
+    uint32_t at = 1 + rnd(r, 30);
+    put(b, "    ports: \"");
+    for (int i = 0; i < k; i++) {
+        uint32_t lo = at, hi = lo + rnd(r, 3) * rnd(r, 20);
+        put(b, "%s%u/%u", i ? "," : "", lo, hi);
+        at = hi + 1 + rnd(r, 40);
+    }
+    put(b, "\"\n");
+}
+
+/* Rules refer to objects that may be restricted to another cluster: skip those by
+ * drawing the object only among unrestricted names plus built-ins. */
+static void gen_rules(struct rng *r, struct sbuf *b, int nclusters, int nobj,
+                      const char *restricted)
+{
+    static const char *const protos[] = {"tcp", "udp", "any"};
+    static const char *const actions[] = {"block", "alert", "allow"};
+    static const unsigned prios[] = {1, 5, 5, 10, 500, 1000};
+    int n = (int)rnd(r, 12);
+    for (int i = 0; i < n; i++) {
+        int c = (int)rnd(r, (uint32_t)nclusters);
+        put(b, "---\nkind: DefenseRule\ncluster: c%d\nname: r%d\n", c, i);
+        char src[16];
+        do {
+            uint32_t k = rnd(r, (uint32_t)nobj + 3);
+            snprintf(src, sizeof(src), "%s", k == (uint32_t)nobj ? "any"
+                                             : k == (uint32_t)nobj + 1 ? "host"
+                                             : k == (uint32_t)nobj + 2 ? "cluster-dns"
+                                                                        : "");
+            if (!src[0])
+                snprintf(src, sizeof(src), "o%u", k);
+        } while (restricted[src[0] == 'o' ? atoi(src + 1) : 63] &&
+                 restricted[src[0] == 'o' ? atoi(src + 1) : 63] != 'a' + c);
+        put(b, "source: %s\ndestinations:\n", src);
+        int nd = 1 + (int)rnd(r, 2);
+        for (int d = 0; d < nd; d++) {
+            uint32_t k;
+            do
+                k = rnd(r, (uint32_t)nobj + 1);
+            while (k < (uint32_t)nobj && restricted[k] && restricted[k] != 'a' + c);
+            if (k == (uint32_t)nobj)
+                put(b, "  - object: any\n");
+            else
+                put(b, "  - object: o%u\n", k);
+            gen_ports(r, b);
+        }
+        put(b, "protocol: %s\naction: %s\npriority: %u\nenabled: %s\n", PICK(r, protos),
+            PICK(r, actions), prios[rnd(r, 6)], rnd(r, 6) ? "true" : "false");
+    }
+}
+
+static void gen_workloads(struct rng *r, struct sbuf *b, int nclusters)
+{
+    int n = 1 + (int)rnd(r, 9);
+    for (int i = 0; i < n; i++) {
+        put(b, "---\nkind: Workload\ncluster: c%u\nnode: n%u\nname: w%d\nnamespace: %s\n",
+            rnd(r, (uint32_t)nclusters), 1 + rnd(r, 2), i, PICK(r, namespaces));
+        put(b, "image: \"%s\"\nlabels: {app: %s, tier: %s, env: %s%s}\nips: [10.1.0.%d]\n",
+            PICK(r, images), PICK(r, apps), PICK(r, tiers), PICK(r, envs),
+            rnd(r, 5) ? "" : ", k8s-app: kube-dns", 10 + i);
+    }
+    put(b, "---\nkind: Node\nname: n1\nips: [10.0.0.1]\n---\nkind: Node\nname: n2\nips: "
+           "[10.0.0.2]\n");
+}
+
+/* Records which objects were restricted to a cluster, by scanning the text. */
+static void scan_restricted(const char *text, char *restricted)
+{
+    memset(restricted, 0, 64);
+    const char *p = text;
+    while ((p = strstr(p, "name: o")) != NULL) {
+        int idx = atoi(p + 7);
+        const char *next = strstr(p, "---");
+        const char *cl = strstr(p, "cluster: c");
+        if (cl && (!next || cl < next) && idx < 63)
+            restricted[idx] = (char)('a' + atoi(cl + 10));
+        p += 7;
+    }
+}
+
+static char *gen_policy(struct rng *r)
+{
+    struct sbuf b = {0};
+    int nclusters = 1 + (int)rnd(r, 2);
+    for (int i = 0; i < nclusters; i++)
+        gen_cluster(r, &b, i);
+    int nobj = gen_objects(r, &b, nclusters);
+    char restricted[64];
+    scan_restricted(b.s, restricted);
+    gen_rules(r, &b, nclusters, nobj, restricted);
+    gen_workloads(r, &b, nclusters);
+    return b.s;
+}
+
+static struct moat_addr random_addr(struct rng *r, const struct moat_policy *p)
+{
+    struct moat_addr a;
+    char buf[32];
+    switch (rnd(r, 6)) {
+    case 0:
+    case 1:
+    case 2:
+        if (p->nworkloads && p->workloads[rnd(r, (uint32_t)p->nworkloads)].naddrs) {
+            return p->workloads[rnd(r, (uint32_t)p->nworkloads)].naddrs
+                       ? p->workloads[rnd(r, (uint32_t)p->nworkloads)].addrs[0]
+                       : p->workloads[0].addrs[0];
+        }
+        snprintf(buf, sizeof(buf), "10.1.0.%u", 10 + rnd(r, 12));
+        break;
+    case 3:
+        snprintf(buf, sizeof(buf), "10.0.0.%u", 1 + rnd(r, 2));
+        break;
+    case 4:
+        snprintf(buf, sizeof(buf), "10.99.%u.%u", rnd(r, 3), rnd(r, 256));
+        break;
+    default:
+        snprintf(buf, sizeof(buf), "192.0.2.%u", rnd(r, 256));
+        break;
+    }
+    assert_int_equal(addr_parse(buf, &a), 0);
+    return a;
+}
+
+static uint16_t random_port(struct rng *r)
+{
+    static const uint16_t edges[] = {1, 2, 20, 21, 40, 53, 65535, 0};
+    return rnd(r, 3) ? (uint16_t)(1 + rnd(r, 120)) : edges[rnd(r, 8)];
+}
+
+struct counts {
+    unsigned long flows, checks;
+};
+
+static void check_flow(const struct moat_policy *p, const struct moat_tables *t,
+                       const struct moat_eval_opts *o, struct rng *r, struct counts *cnt,
+                       const char *text)
+{
+    static const uint8_t protos[] = {6, 6, 17, 17, 1};
+    struct moat_flow f = {.proto = protos[rnd(r, 5)], .port = random_port(r)};
+    struct moat_addr src = random_addr(r, p), dst = random_addr(r, p);
+    f.src = refeval_identify(p, o, &src);
+    f.dst = refeval_identify(p, o, &dst);
+    if (f.proto != 6 && f.proto != 17)
+        f.port = 0;
+    cnt->flows++;
+    for (int dir = 0; dir < 2; dir++) {
+        struct moat_decision want;
+        struct moat_verdict got;
+        refeval_decide(p, o, &f, (enum moat_dir)dir, &want);
+        tables_decide(t, (enum moat_dir)dir, &src, &dst, f.proto, f.port, &got);
+        cnt->checks++;
+        bool same = want.applies == got.applies &&
+                    (!want.applies ||
+                     (want.defense_off == got.defense_off && want.action == got.action &&
+                      want.applied == got.applied && want.rule_id == got.rule_id &&
+                      want.is_default == got.is_default));
+        if (!same) {
+            char s[64], d[64];
+            addr_format(&src, s, sizeof(s));
+            addr_format(&dst, d, sizeof(d));
+            fprintf(stderr,
+                    "MISMATCH dir=%d %s -> %s proto %u port %u node=%s\n  reference: applies=%d "
+                    "off=%d default=%d action=%d applied=%d rule=%u\n  tables:    applies=%d "
+                    "off=%d default=%d action=%d applied=%d rule=%u\npolicy:\n%s\n",
+                    dir, s, d, f.proto, f.port, o->node ? o->node : "-", want.applies,
+                    want.defense_off, want.is_default, want.action, want.applied, want.rule_id,
+                    got.applies, got.defense_off, got.is_default, got.action, got.applied,
+                    got.rule_id, text);
+            fail();
+        }
+    }
+}
+
+static uint64_t seed_from_env(void)
+{
+    const char *s = getenv("MOAT_SEED");
+    return s ? strtoull(s, NULL, 10) : 20261128u;
+}
+
+static unsigned long policies_from_env(unsigned long dflt)
+{
+    const char *s = getenv("MOAT_POLICIES");
+    return s ? strtoul(s, NULL, 10) : dflt;
+}
+
+static void load(const char *text, struct moat_policy **p)
+{
+    struct moat_diags d;
+    diags_init(&d);
+    int err = policy_load_text(p, text, strlen(text), "generated.yaml", &d);
+    if (err) {
+        for (size_t i = 0; i < d.count; i++)
+            fprintf(stderr, "%s\n", d.items[i].text);
+        fprintf(stderr, "%s\n", text);
+    }
+    diags_clear(&d);
+    assert_int_equal(err, 0);
+}
+
+static void test_tables_agree_with_reference(void **state)
+{
+    (void)state;
+    uint64_t seed = seed_from_env();
+    struct rng r = {seed * 2654435761u + 1};
+    struct counts cnt = {0};
+    unsigned long npol = policies_from_env(500);
+    for (unsigned long i = 0; i < npol; i++) {
+        char *text = gen_policy(&r);
+        struct moat_policy *p;
+        load(text, &p);
+        struct moat_eval_opts o = {.node = rnd(&r, 2) ? NULL : "n1"};
+        struct moat_tables *t;
+        assert_int_equal(policy_compile(p, &o, &t), 0);
+        for (int k = 0; k < 50; k++)
+            check_flow(p, t, &o, &r, &cnt, text);
+        tables_free(t);
+        policy_free(p);
+        free(text);
+    }
+    printf("property: seed %llu, %lu policies, %lu flows, %lu direction checks agree\n",
+           (unsigned long long)seed, npol, cnt.flows, cnt.checks);
+    assert_true(cnt.flows >= 20000);
+}
+
+/* Changes one workload's labels and address (or clears it) in place. */
+static void mutate_workload(struct rng *r, struct moat_policy *p, uint32_t w, int serial)
+{
+    struct moat_workload *wl = &p->workloads[w];
+    for (size_t i = 0; i < wl->nlabels; i++) {
+        if (strcmp(wl->labels[i].key, "tier") == 0 || strcmp(wl->labels[i].key, "app") == 0) {
+            free(wl->labels[i].value);
+            wl->labels[i].value = moat_strdup(strcmp(wl->labels[i].key, "tier") == 0
+                                                  ? PICK(r, tiers)
+                                                  : PICK(r, apps));
+        }
+    }
+    if (wl->naddrs && !rnd(r, 4)) {
+        wl->naddrs = 0; /* removed */
+    } else if (wl->naddrs) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "10.1.%d.%d", 1 + serial / 200, serial % 200 + 1);
+        addr_parse(buf, &wl->addrs[0]);
+    }
+}
+
+static uint32_t append_workload(struct rng *r, struct moat_policy *p, int serial)
+{
+    assert_int_equal(
+        moat_grow(&p->workloads, &p->cap_workloads, p->nworkloads + 1, sizeof(*p->workloads)), 0);
+    struct moat_workload *w = &p->workloads[p->nworkloads];
+    memset(w, 0, sizeof(*w));
+    w->cluster = rnd(r, (uint32_t)p->nclusters);
+    w->cluster_ref = moat_strdup(p->clusters[w->cluster].name);
+    w->node = moat_strdup("n1");
+    w->name = moat_asprintf("added%d", serial);
+    w->namespace = moat_strdup(PICK(r, namespaces));
+    w->image = moat_strdup(PICK(r, images));
+    w->forms = moat_calloc(1, sizeof(*w->forms));
+    image_forms(w->image, w->forms);
+    w->labels = moat_calloc(2, sizeof(*w->labels));
+    w->labels[0] = (struct moat_label){moat_strdup("app"), moat_strdup(PICK(r, apps))};
+    w->labels[1] = (struct moat_label){moat_strdup("tier"), moat_strdup(PICK(r, tiers))};
+    w->nlabels = 2;
+    w->addrs = moat_calloc(1, sizeof(*w->addrs));
+    char buf[32];
+    snprintf(buf, sizeof(buf), "10.2.%d.%d", serial / 200, serial % 200 + 1);
+    addr_parse(buf, &w->addrs[0]);
+    w->naddrs = 1;
+    return (uint32_t)p->nworkloads++;
+}
+
+static void mutate_rule(struct rng *r, struct moat_policy *p, uint32_t i)
+{
+    static const unsigned prios[] = {1, 5, 10, 500, 1000};
+    struct moat_rule *rule = &p->rules[i];
+    switch (rnd(r, 4)) {
+    case 0:
+        rule->priority = (uint16_t)prios[rnd(r, 5)];
+        break;
+    case 1:
+        rule->action = (enum moat_action)(1 + rnd(r, 3));
+        break;
+    case 2:
+        rule->enabled = !rule->enabled;
+        break;
+    default:
+        rule->dests[0].ports[0].hi = rule->dests[0].ports[0].lo; /* narrower: still no overlap */
+        rule->dests[0].all_ports = false;
+        break;
+    }
+}
+
+static void test_incremental_matches_reference(void **state)
+{
+    (void)state;
+    uint64_t seed = seed_from_env() + 7;
+    struct rng r = {seed * 2654435761u + 1};
+    struct counts cnt = {0};
+    unsigned long npol = policies_from_env(500) / 2;
+    for (unsigned long i = 0; i < npol; i++) {
+        char *text = gen_policy(&r);
+        struct moat_policy *p;
+        load(text, &p);
+        struct moat_eval_opts o = {.node = NULL};
+        struct moat_tables *t;
+        assert_int_equal(policy_compile(p, &o, &t), 0);
+        for (int step = 0; step < 6; step++) {
+            uint32_t which = rnd(&r, 3);
+            if (which == 0 && p->nworkloads) {
+                uint32_t w = rnd(&r, (uint32_t)p->nworkloads);
+                mutate_workload(&r, p, w, (int)(i * 10 + (unsigned long)step));
+                assert_int_equal(tables_update_workload(t, w), 0);
+            } else if (which == 1) {
+                uint32_t w = append_workload(&r, p, (int)(i * 10 + (unsigned long)step));
+                assert_int_equal(tables_update_workload(t, w), 0);
+            } else if (p->nrules) {
+                uint32_t k = rnd(&r, (uint32_t)p->nrules);
+                struct moat_rule old = p->rules[k];
+                mutate_rule(&r, p, k);
+                assert_int_equal(tables_update_rule(t, k, &old), 0);
+            }
+            for (int k = 0; k < 10; k++)
+                check_flow(p, t, &o, &r, &cnt, text);
+        }
+        tables_free(t);
+        policy_free(p);
+        free(text);
+    }
+    printf("incremental: seed %llu, %lu policies, %lu flows, %lu direction checks agree\n",
+           (unsigned long long)seed, npol, cnt.flows, cnt.checks);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tables_agree_with_reference),
+        cmocka_unit_test(test_incremental_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
