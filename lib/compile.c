@@ -900,7 +900,7 @@ int policy_compile(const struct moat_policy *p, const struct moat_eval_opts *opt
         err = build_rule_index(t);
     if (!err)
         err = ensure_identity_room(t);
-    for (uint32_t s = 2; s < t->nids && !err; s++)
+    for (uint32_t s = 2; !err && s < t->nids; s++)
         for (int dir = 0; dir < 2 && !err; dir++)
             err = build_subject(t, &bl, (enum moat_dir)dir, s);
     builder_free(&bl);
@@ -924,7 +924,7 @@ void tables_free(struct moat_tables *t)
             subject_clear(&t->subj[dir][i]);
         free(t->subj[dir]);
     }
-    for (size_t i = 0; i < t->nwl; i++) {
+    for (size_t i = 0; t->wl && i < t->nwl; i++) {
         free(t->wl[i].addrs);
         free(t->wl[i].ids);
     }
