@@ -46,6 +46,8 @@ struct moat_policy;
  * Returns MOAT_EXIT_OK with *out set, MOAT_EXIT_INVALID or MOAT_EXIT_ERROR.
  */
 int cli_load_policy(const char *const *files, size_t n, struct moat_policy **out);
+/* The exit code for an error of policy_load_files (0, -EINVAL, -ENOENT, -ENOMEM...). */
+int cli_exit_for_load_error(int err);
 
 /* Collects repeatable -f/-i FILE arguments. */
 struct cli_files {

@@ -117,7 +117,5 @@ int cmd_validate(int argc, char **argv)
     }
     diags_clear(&d);
     policy_free(p);
-    if (err == -EINVAL)
-        return MOAT_EXIT_INVALID;
-    return err ? MOAT_EXIT_ERROR : MOAT_EXIT_OK;
+    return cli_exit_for_load_error(err);
 }

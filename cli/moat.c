@@ -117,7 +117,13 @@ int cli_load_policy(const char *const *files, size_t n, struct moat_policy **out
         fprintf(stderr, "moat: out of memory\n");
         return MOAT_EXIT_ERROR;
     }
-    if (err == -EINVAL)
+    return cli_exit_for_load_error(err);
+}
+
+int cli_exit_for_load_error(int err)
+{
+    /* A file that is not there is a wrong argument, not a failure of moat. */
+    if (err == -EINVAL || err == -ENOENT || err == -EISDIR || err == -EACCES)
         return MOAT_EXIT_INVALID;
     return err ? MOAT_EXIT_ERROR : MOAT_EXIT_OK;
 }

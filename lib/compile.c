@@ -45,6 +45,7 @@ struct subject {
     size_t niv, cap_iv;
     struct cand *cands; /* what may apply to this subject, cached for updates */
     size_t ncands;
+    uint64_t *peer_objs; /* objects that pick this subject's peers (not `any`) */
 };
 
 struct list32 {
@@ -673,7 +674,7 @@ static int cmp_row(const void *a, const void *b)
 
 /* Turns every touched bucket into rows of `sub`, then empties the buckets. */
 static int flush_buckets(struct moat_tables *t, struct painter *pt, struct bucketing *b,
-                         struct subject *sub)
+                         struct subject *sub, bool sort)
 {
     int err = 0;
     pt->p = t->p;
@@ -692,9 +693,29 @@ static int flush_buckets(struct moat_tables *t, struct painter *pt, struct bucke
         t->bucket_head[b->touched.v[i]] = 0;
     b->touched.n = 0;
     b->n = 0;
-    if (sub->nrows > 1)
+    if (sort && sub->nrows > 1)
         qsort(sub->rows, sub->nrows, sizeof(*sub->rows), cmp_row);
     return err;
+}
+
+/* Moves rows [from, nrows) — all of one new peer — into their sorted place. */
+static void place_new_rows(struct subject *sub, size_t from)
+{
+    size_t k = sub->nrows - from;
+    if (k == 0 || from == 0)
+        return;
+    struct row moved[MOAT_PCLASS_UDP + 1];
+    memcpy(moved, sub->rows + from, k * sizeof(*moved));
+    size_t lo = 0, hi = from;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cmp_row(&sub->rows[mid], &moved[0]) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(sub->rows + lo + k, sub->rows + lo, (from - lo) * sizeof(*sub->rows));
+    memcpy(sub->rows + lo, moved, k * sizeof(*moved));
 }
 
 static void bucketing_free(struct bucketing *b)
@@ -720,6 +741,7 @@ static void subject_clear(struct subject *sub)
     free(sub->rows);
     free(sub->iv);
     free(sub->cands);
+    free(sub->peer_objs);
     memset(sub, 0, sizeof(*sub));
 }
 
@@ -738,7 +760,24 @@ static int build_subject(struct moat_tables *t, struct builder *bl, enum moat_di
     if (collect_cands(t, dir, s, sub) < 0 ||
         bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, MOAT_NONE) < 0)
         return -ENOMEM;
-    return flush_buckets(t, &bl->pt, &bl->b, sub);
+    sub->peer_objs = bits_new(t);
+    if (!sub->peer_objs)
+        return -ENOMEM;
+    for (size_t i = 0; i < sub->ncands; i++)
+        bit_set(sub->peer_objs, peer_object(t, dir, sub->cands[i]));
+    return flush_buckets(t, &bl->pt, &bl->b, sub, true);
+}
+
+/* Could identity `peer` be picked by one of the subject's peer objects? */
+static bool may_be_peer(const struct moat_tables *t, const struct subject *sub, uint32_t peer)
+{
+    const uint64_t *bits = t->ids[peer].bits;
+    if (t->ids[peer].kind == MOAT_IDENT_HOST && bit_get(sub->peer_objs, t->obj_host))
+        return true;
+    for (size_t w = 0; w < t->nwords; w++)
+        if (sub->peer_objs[w] & bits[w])
+            return true;
+    return false;
 }
 
 /* Adds the rows of a new peer identity `peer` to subject `s`. */
@@ -746,11 +785,15 @@ static int add_peer_rows(struct moat_tables *t, struct builder *bl, enum moat_di
                          uint32_t peer)
 {
     struct subject *sub = &t->subj[dir][s];
-    if (t->ids[s].kind != MOAT_IDENT_WORKLOAD || sub->ncands == 0)
+    if (t->ids[s].kind != MOAT_IDENT_WORKLOAD || sub->ncands == 0 || !may_be_peer(t, sub, peer))
         return 0;
     if (bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, peer) < 0)
         return -ENOMEM;
-    return flush_buckets(t, &bl->pt, &bl->b, sub);
+    size_t before = sub->nrows;
+    int err = flush_buckets(t, &bl->pt, &bl->b, sub, false);
+    if (!err)
+        place_new_rows(sub, before);
+    return err;
 }
 
 /* Room for per-identity arrays (subjects, bucket heads) up to nids. */
