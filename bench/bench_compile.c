@@ -181,7 +181,6 @@ int main(int argc, char **argv)
     }
     double load = now() - t0;
     free(b.s);
-    long rss_before = peak_rss_kib();
     struct moat_tables *t;
     t0 = now();
     if (policy_compile(p, NULL, &t) != 0)
@@ -189,11 +188,9 @@ int main(int argc, char **argv)
     double compile = now() - t0;
     long rss_after = peak_rss_kib();
     printf("workloads=%d rules=%d objects=%d load_s=%.3f compile_s=%.3f identities=%zu "
-           "addr_entries=%zu intervals=%zu lpm_entries=%zu peak_rss_mib=%.1f "
-           "compile_rss_mib=%.1f",
+           "addr_entries=%zu intervals=%zu lpm_entries=%zu peak_rss_mib=%.1f",
            nwl, nrules, nobj, load, compile, tables_identity_count(t), tables_addr_count(t),
-           tables_policy_count(t), tables_lpm_entry_count(t), rss_after / 1024.0,
-           (rss_after - rss_before) / 1024.0);
+           tables_policy_count(t), tables_lpm_entry_count(t), rss_after / 1024.0);
     double same = time_workload_updates(p, t, 200, false);
     double fresh = time_workload_updates(p, t, 50, true);
     double rule = time_rule_updates(p, t, 20);

@@ -262,7 +262,14 @@ static void print_table(const struct moat_policy *p, const struct moat_flow *f,
     describe_endpoint(p, &f->dst, dst, sizeof(dst));
     reason_of(p, d, reason, sizeof(reason));
     printf("from            %s\n", src);
-    printf("to              %s port %u proto %u\n", dst, f->port, f->proto);
+    const char *proto = f->proto == MOAT_PROTO_TCP   ? "tcp"
+                        : f->proto == MOAT_PROTO_UDP ? "udp"
+                        : f->proto == 1              ? "icmp"
+                                                     : NULL;
+    if (proto)
+        printf("to              %s port %u %s\n", dst, f->port, proto);
+    else
+        printf("to              %s protocol %u\n", dst, f->proto);
     printf("action          %s\n", action_name(d->action));
     printf("applied_action  %s\n", action_name(d->applied));
     if (d->rule != MOAT_NONE)

@@ -70,8 +70,8 @@ static int image_split(const char *ref, struct image_parts *p)
     }
     if (strcmp(p->host, "index.docker.io") == 0)
         snprintf(p->host, sizeof(p->host), "docker.io");
-    if (!p->path[0])
-        return -EINVAL;
+    if (!p->path[0] || strchr(p->path, ':'))
+        return -EINVAL; /* `nginx:1.27:x`: a colon outside the host and the tag */
     if (strcmp(p->host, "docker.io") == 0 && !strchr(p->path, '/')) {
         char tmp[MOAT_IMAGE_MAX + 1];
         int n = snprintf(tmp, sizeof(tmp), "library/%s", p->path);
@@ -85,13 +85,14 @@ static int image_split(const char *ref, struct image_parts *p)
 }
 
 static void add_form(struct image_forms *out, const char *prefix, const char *path,
-                     const struct image_parts *p, bool with_digest)
+                     const struct image_parts *p, bool with_tag, bool with_digest)
 {
     if (out->count >= MOAT_IMAGE_FORMS)
         return;
     char *f = out->form[out->count];
     size_t n = sizeof(out->form[0]);
-    int len = snprintf(f, n, "%s%s%s%s%s%s", prefix, path, p->tag[0] ? ":" : "", p->tag,
+    bool tag = with_tag && p->tag[0];
+    int len = snprintf(f, n, "%s%s%s%s%s%s", prefix, path, tag ? ":" : "", tag ? p->tag : "",
                        with_digest ? "@" : "", with_digest ? p->digest : "");
     if (len < 0 || (size_t)len >= n)
         return; /* cannot happen for references within MOAT_IMAGE_MAX */
@@ -111,11 +112,16 @@ int image_forms(const char *ref, struct image_forms *out)
     char host[MOAT_IMAGE_MAX + 2];
     snprintf(host, sizeof(host), "%s/", p.host);
     bool hub = strcmp(p.host, "docker.io") == 0 && strncmp(p.path, "library/", 8) == 0;
-    for (int d = p.digest[0] ? 1 : 0; d >= 0; d--) {
-        add_form(out, host, p.path, &p, d);
-        add_form(out, "", p.path, &p, d);
+    /* With the digest (and tag), with the digest alone (a digest names the
+     * image whatever its tag), then without the digest. */
+    for (int d = p.digest[0] ? 2 : 0; d >= 0; d--) {
+        bool with_tag = d != 1;
+        if (d == 1 && !p.tag[0])
+            continue;
+        add_form(out, host, p.path, &p, with_tag, d > 0);
+        add_form(out, "", p.path, &p, with_tag, d > 0);
         if (hub)
-            add_form(out, "", p.path + 8, &p, d);
+            add_form(out, "", p.path + 8, &p, with_tag, d > 0);
     }
     return 0;
 }
@@ -142,6 +148,15 @@ int image_pattern_normalise(const char *pattern, char *out, size_t n, const char
     bool open = strchr(last, ':') || strchr(pattern, '@') || strchr(last, '*');
     if (!*last) {
         *why = "ends with '/'";
+        return -EINVAL;
+    }
+    size_t n_last = strlen(last);
+    if (last[n_last - 1] == ':') {
+        *why = "has an empty tag";
+        return -EINVAL;
+    }
+    if (last[n_last - 1] == '@') {
+        *why = "has an empty digest";
         return -EINVAL;
     }
     snprintf(out, n, "%s%s", pattern, open ? "" : ":latest");

@@ -8,7 +8,8 @@
  * gets `library/`, and no tag and no digest reads as `:latest`.
  * A pattern matches a reference when it matches any of its forms: the full
  * reference, the reference without registry host, and for Docker Hub also
- * without `library/`; each with and without the digest.
+ * without `library/`; each with and without the digest, and for a reference
+ * with both a tag and a digest also with the digest alone.
  */
 #ifndef MOAT_IMAGE_H
 #define MOAT_IMAGE_H
@@ -17,7 +18,7 @@
 #include <stddef.h>
 
 #define MOAT_IMAGE_MAX 512
-#define MOAT_IMAGE_FORMS 6
+#define MOAT_IMAGE_FORMS 9
 
 struct image_forms {
     size_t count;
@@ -27,7 +28,8 @@ struct image_forms {
 /*
  * Fills `out` with the forms of reference `ref` (the first is the full
  * normalised reference). Returns 0, or -EINVAL when `ref` is not a reference
- * (empty, too long, spaces, empty path component).
+ * (empty, too long, spaces, empty path component, empty tag or digest, a
+ * colon in the path).
  */
 int image_forms(const char *ref, struct image_forms *out);
 /* True when `pattern` (see image_pattern_normalise) matches any form. */
@@ -35,7 +37,8 @@ bool image_forms_match(const struct image_forms *forms, const char *pattern);
 /*
  * Normalises a pattern into `out` (size `n`): a pattern without tag, digest
  * or `*` in its last path component gets `:latest`, as a reference would.
- * Returns 0 or -EINVAL with a static reason in *why.
+ * Returns 0 or -EINVAL with a static reason in *why (also for an empty tag
+ * `nginx:` or digest `nginx@`).
  */
 int image_pattern_normalise(const char *pattern, char *out, size_t n, const char **why);
 

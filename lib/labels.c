@@ -28,14 +28,23 @@ static const char *name_check(const char *s, size_t n)
     return NULL;
 }
 
+static bool is_lower_alnum(char c)
+{
+    return islower((unsigned char)c) || isdigit((unsigned char)c);
+}
+
+/* A DNS subdomain (RFC 1123): dot-separated labels of [a-z0-9-], each starting
+ * and ending with a letter or digit. */
 static const char *prefix_check(const char *s, size_t n)
 {
     if (n == 0 || n > 253)
         return "prefix must be 1..253 characters";
-    for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-              s[i] == '.'))
+    for (size_t i = 0; i < n; i++) {
+        bool edge = i == 0 || i == n - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+        if (!(is_lower_alnum(s[i]) || s[i] == '-' || s[i] == '.') ||
+            (edge && !is_lower_alnum(s[i])))
             return "prefix must be a lower-case DNS name";
+    }
     return NULL;
 }
 
