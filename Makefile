@@ -3,6 +3,7 @@
 # See README.md.
 
 CC       ?= cc
+CLANG    ?= clang
 PKGS     := yaml-0.1 jansson
 DEPS_OK  := build/.deps-ok
 
@@ -10,7 +11,7 @@ DEPS_OK  := build/.deps-ok
 # purpose; a cut-off message is the intended outcome, not a bug.
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-format-truncation
-BASE     := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib -g $(WARN)
+BASE     := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib -Iagent -Ibuild/bpf -g $(WARN)
 REL_CF   := $(BASE) -O2
 ASAN_CF  := $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=all
@@ -18,13 +19,20 @@ ASAN_LD  := -fsanitize=address,undefined
 
 LIB_SRC  := $(wildcard lib/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
+TRAFFIC_SRC := $(wildcard tools/traffic/*.c)
+AGENT_SRC := $(filter-out agent/moatd.c,$(wildcard agent/*.c))
+BPF_SRC  := $(wildcard bpf/*.bpf.c)
+BPF_HDR  := $(wildcard bpf/lib/*.h) include/moat/abi.h
+SKEL     := build/bpf/moat_tc.skel.h
+BPFTEST_SRC := $(wildcard tests/bpf/test_*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
-ALL_C    := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(BENCH_SRC) $(wildcard tests/unit/*.h) \
-            $(wildcard lib/*.h cli/*.h include/moat/*.h)
+ALL_C    := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(wildcard tests/unit/*.h) \
+            $(wildcard lib/*.h cli/*.h include/moat/*.h) $(wildcard agent/*.c agent/*.h) \
+            $(BPFTEST_SRC) $(BPF_SRC) $(wildcard bpf/lib/*.h)
 
 .PHONY: all deps test unit lint demo bench clean format
-all: build/rel/moat
+all: build/rel/moat build/rel/moat-traffic build/rel/moatd
 
 deps: $(DEPS_OK)
 $(DEPS_OK): mk/deps.sh
@@ -32,6 +40,16 @@ $(DEPS_OK): mk/deps.sh
 	@mkdir -p build && touch $@
 
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -ljansson)
+BPF_LIBS = -lbpf -lelf -lz
+
+# The datapath: clang compiles bpf/*.bpf.c; bpftool makes the skeleton header
+# that agent/ includes (kernel and user space share include/moat/abi.h).
+build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CLANG) -O2 -g -target bpf -D__BPF__ -I/usr/include/$(shell uname -m)-linux-gnu \
+	    -Iinclude -Ibpf -Wall -Werror -c $< -o $@
+build/bpf/%.skel.h: build/bpf/%.bpf.o
+	bpftool gen skeleton $< name $* > $@
 
 # One object tree per variant: build/<variant>/<dir>/<file>.o
 define variant
@@ -45,6 +63,18 @@ build/$(1)/libmoat.a: $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRC))
 
 build/$(1)/moat: $$(patsubst %.c,build/$(1)/%.o,$$(CLI_SRC)) build/$(1)/libmoat.a
 	$$(CC) $(3) -o $$@ $$^ $$(LIBS) -lm
+
+build/$(1)/moat-traffic: $$(patsubst %.c,build/$(1)/%.o,$$(TRAFFIC_SRC))
+	$$(CC) $(3) -o $$@ $$^
+
+$$(patsubst %.c,build/$(1)/%.o,$$(AGENT_SRC) agent/moatd.c $$(BPFTEST_SRC)): $$(SKEL)
+
+build/$(1)/libagent.a: $$(patsubst %.c,build/$(1)/%.o,$$(AGENT_SRC))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+build/$(1)/moatd: build/$(1)/agent/moatd.o build/$(1)/libagent.a build/$(1)/libmoat.a
+	$$(CC) $(3) -o $$@ $$^ $$(LIBS) $$(BPF_LIBS) -lm
 endef
 $(eval $(call variant,rel,$(REL_CF),))
 $(eval $(call variant,asan,$(ASAN_CF),$(ASAN_LD)))
@@ -57,11 +87,17 @@ build/asan/tests/unit/%: build/asan/tests/unit/%.o build/asan/tests/unit/testuti
 
 UNIT_BINS := $(patsubst tests/unit/%.c,build/asan/tests/unit/%,$(UNIT_SRC))
 
+# Datapath tests (root): the real BPF programs run with BPF_PROG_TEST_RUN.
+build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
+	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcmocka -lm
+BPFTEST_BINS := $(patsubst tests/bpf/%.c,build/asan/tests/bpf/%,$(BPFTEST_SRC))
+
 build/rel/bench/%: build/rel/bench/%.o build/rel/libmoat.a
 	$(CC) -o $@ $^ $(LIBS) -lm
 BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_SRC))
 
-test: $(DEPS_OK) lint $(UNIT_BINS) build/asan/moat build/rel/moat
+test: $(DEPS_OK) lint $(UNIT_BINS) $(BPFTEST_BINS) build/asan/moat build/rel/moat \
+      build/asan/moatd build/asan/moat-traffic build/rel/moatd build/rel/moat-traffic
 	@sh tests/run.sh build/asan
 
 unit: $(UNIT_BINS)

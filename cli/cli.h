@@ -61,5 +61,9 @@ int cmd_explain(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_compat_check(int argc, char **argv);
+int cmd_lab_up(int argc, char **argv);
+int cmd_lab_exec(int argc, char **argv);
+int cmd_lab_down(int argc, char **argv);
+int cmd_lab_status(int argc, char **argv);
 
 #endif

@@ -53,6 +53,26 @@ static const struct cli_command commands[] = {
      "                           folder beside the program, then /usr/share/moat\n"
      "Exit status: 0 certified, 3 not certified, 2 invalid usage or table, 1 I/O error.\n",
      cmd_compat_check},
+    {"lab up", "FILE [--inventory OUT] [--name LAB]",
+     "Create a lab of nodes and workloads in network namespaces from an inventory file.",
+     "  FILE                   lab file: Workload (and optional Node) documents (SPEC 10);\n"
+     "                         addresses are assigned where `ips` is missing\n"
+     "      --inventory OUT    write the completed inventory to OUT (default: stdout)\n"
+     "      --name LAB         lab name (default: moat); several labs may coexist\n"
+     "Needs root. Nothing in a lab routes out of the machine.\n",
+     cmd_lab_up},
+    {"lab exec", "[--name LAB] WORKLOAD|--node NODE -- CMD [ARGS...]",
+     "Run a command inside a lab workload's (or node's) network namespace.",
+     "      --name LAB         lab name (default: moat)\n"
+     "      --node NODE        run in the node's namespace instead of a workload's\n"
+     "Exit status: the command's.\n",
+     cmd_lab_exec},
+    {"lab down", "[--name LAB]", "Remove everything a lab made (namespaces, interfaces, state).",
+     "      --name LAB         lab name (default: moat)\n", cmd_lab_down},
+    {"lab status", "[--name LAB] [-o table|json]", "List a lab's nodes and workloads.",
+     "      --name LAB         lab name (default: moat)\n"
+     "  -o, --output FORMAT    table (default) or json\n",
+     cmd_lab_status},
     {"help", "[COMMAND | exit-codes]", "Show help for moat or one command.", "", cmd_help},
 };
 

@@ -2,6 +2,7 @@
 #include "addr.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +49,15 @@ int prefix_parse(const char *text, struct moat_prefix *out, const char **why)
     buf[alen] = '\0';
     if (addr_parse(buf, &out->addr) < 0)
         return -EINVAL;
-    unsigned base = addr_is_v4(&out->addr) ? 96 : 0;
+    /* The length is counted in the family the address is written in: an IPv6
+     * spelling of an IPv4 address (::ffff:10.0.0.0/104) has an IPv6 length. */
+    unsigned base = strchr(buf, ':') ? 0 : 96;
     unsigned max = 128 - base;
     unsigned len = max;
     if (slash) {
         char *end;
         unsigned long v = strtoul(slash + 1, &end, 10);
-        if (!slash[1] || *end || v > max || slash[1] == '-' || slash[1] == '+') {
+        if (!isdigit((unsigned char)slash[1]) || *end || v > max) {
             *why = "has an invalid prefix length";
             return -EINVAL;
         }

@@ -26,7 +26,9 @@ struct moat_prefix {
 /* Parses an IPv4 or IPv6 address. Returns 0 or -EINVAL. */
 int addr_parse(const char *text, struct moat_addr *out);
 /*
- * Parses `a.b.c.d/n`, `x::/n` or a bare address (a host prefix).
+ * Parses `a.b.c.d/n`, `x::/n` or a bare address (a host prefix). The length
+ * counts in the family the address is written in (`::ffff:10.0.0.0/104` is
+ * `10.0.0.0/8`).
  * Returns 0, or -EINVAL with a static reason in *why ("host bits are set", ...).
  */
 int prefix_parse(const char *text, struct moat_prefix *out, const char **why);

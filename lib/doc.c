@@ -14,6 +14,11 @@ struct build_ctx {
     struct moat_diags *d;
     size_t nodes;
     int err; /* first error */
+    /* YAML aliases: a node converted a second time is an alias being expanded. */
+    unsigned char *seen; /* per node of the current YAML document */
+    int in_alias;        /* > 0 while converting an alias */
+    size_t alias_nodes;  /* nodes made by expanding aliases in this document */
+    size_t alias_budget;
 };
 
 void doc_node_free(struct doc_node *n)
@@ -48,6 +53,13 @@ static struct doc_node *node_new(struct build_ctx *c, enum doc_type type, int li
         if (!c->err)
             diags_add(c->d, c->name, line, NULL, "document has more than %d nodes",
                       MOAT_DOC_MAX_NODES);
+        c->err = c->err ? c->err : -EINVAL;
+        return NULL;
+    }
+    if (c->in_alias && ++c->alias_nodes > c->alias_budget) {
+        if (!c->err)
+            diags_add(c->d, c->name, line, NULL, "YAML aliases expand to more than %zu nodes",
+                      c->alias_budget);
         c->err = c->err ? c->err : -EINVAL;
         return NULL;
     }
@@ -226,17 +238,50 @@ static struct doc_node *yaml_convert(struct build_ctx *c, yaml_document_t *doc, 
         c->err = c->err ? c->err : -EINVAL;
         return NULL;
     }
+    size_t idx = (size_t)(yn - doc->nodes.start);
+    bool again = c->seen[idx];
+    c->seen[idx] = 1;
+    c->in_alias += again;
+    struct doc_node *n = NULL;
     switch (yn->type) {
     case YAML_SCALAR_NODE:
-        return yaml_scalar(c, yn);
+        n = yaml_scalar(c, yn);
+        break;
     case YAML_SEQUENCE_NODE:
-        return yaml_sequence(c, doc, yn, depth);
+        n = yaml_sequence(c, doc, yn, depth);
+        break;
     case YAML_MAPPING_NODE:
-        return yaml_mapping(c, doc, yn, depth);
+        n = yaml_mapping(c, doc, yn, depth);
+        break;
     default:
         c->err = c->err ? c->err : -EINVAL;
+        break;
+    }
+    c->in_alias -= again;
+    return n;
+}
+
+/*
+ * Converts one YAML document. Aliases may expand to at most as many nodes as
+ * the document itself holds, or MOAT_DOC_MAX_ALIASED, whichever is more: the
+ * guard against "billion laughs" documents.
+ */
+static struct doc_node *yaml_convert_document(struct build_ctx *c, yaml_document_t *doc,
+                                              yaml_node_t *root)
+{
+    size_t count = (size_t)(doc->nodes.top - doc->nodes.start);
+    c->seen = moat_calloc(count, 1);
+    if (!c->seen) {
+        c->err = -ENOMEM;
         return NULL;
     }
+    c->in_alias = 0;
+    c->alias_nodes = 0;
+    c->alias_budget = count > MOAT_DOC_MAX_ALIASED ? count : MOAT_DOC_MAX_ALIASED;
+    struct doc_node *n = yaml_convert(c, doc, root, 0);
+    free(c->seen);
+    c->seen = NULL;
+    return n;
 }
 
 static int set_append(struct doc_set *set, struct doc_node *n)
@@ -251,8 +296,46 @@ static int set_append(struct doc_set *set, struct doc_node *n)
     return 0;
 }
 
+/*
+ * Checks the nesting depth with libyaml's event parser before loading: the
+ * scanner costs O(size * flow depth), so `[[[[...` a few hundred kilobytes
+ * deep would take seconds to load before the depth check in yaml_convert
+ * could reject it. Syntax errors are left to the loader to report.
+ */
+static int yaml_check_depth(const char *text, size_t len, struct build_ctx *c)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return -ENOMEM;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int err = 0, depth = 0;
+    for (bool done = false; !done && !err;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            err = parser.error == YAML_MEMORY_ERROR ? -ENOMEM : 0;
+            break;
+        }
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > MOAT_DOC_MAX_DEPTH + 1) {
+                diags_add(c->d, c->name, (int)ev.start_mark.line + 1, NULL,
+                          "nesting deeper than %d levels", MOAT_DOC_MAX_DEPTH);
+                err = -EINVAL;
+            }
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return err;
+}
+
 static int parse_yaml(const char *text, size_t len, struct doc_set *set, struct build_ctx *c)
 {
+    int check = yaml_check_depth(text, len, c);
+    if (check)
+        return check;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return -ENOMEM;
@@ -272,7 +355,7 @@ static int parse_yaml(const char *text, size_t len, struct doc_set *set, struct 
             yaml_document_delete(&doc);
             break; /* end of stream */
         }
-        struct doc_node *n = yaml_convert(c, &doc, root, 0);
+        struct doc_node *n = yaml_convert_document(c, &doc, root);
         yaml_document_delete(&doc);
         if (!n || (err = set_append(set, n)) < 0) {
             err = err ? err : (c->err ? c->err : -ENOMEM);

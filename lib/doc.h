@@ -6,7 +6,8 @@
  * came from (0 for JSON, whose parser does not keep positions), so that one
  * loader validates them all. YAML plain scalars are typed as YAML 1.1 reads
  * them (`on`/`off`/`yes`/`no` are booleans, `~` is null); quoted scalars are
- * strings. Limits guard against hostile input: size, depth, node count.
+ * strings. Limits guard against hostile input: size, depth, node count, and
+ * how far YAML aliases may expand.
  */
 #ifndef MOAT_DOC_H
 #define MOAT_DOC_H
@@ -19,6 +20,8 @@
 #define MOAT_DOC_MAX_BYTES (32u << 20)
 #define MOAT_DOC_MAX_DEPTH 64
 #define MOAT_DOC_MAX_NODES 1000000
+/* YAML aliases may add at most this many nodes, or as many as the document has. */
+#define MOAT_DOC_MAX_ALIASED 10000
 
 enum doc_type { DOC_SCALAR, DOC_SEQ, DOC_MAP };
 enum doc_kind { DOC_STR, DOC_INT, DOC_FLOAT, DOC_BOOL, DOC_NULL };

@@ -33,7 +33,13 @@ if [ "$ONLY" = all ] || [ "$ONLY" = unit ]; then
         [ -x "$t" ] && run_cmocka "$t"
     done
 fi
-for suite in tests/golden/run.sh tests/cli/run.sh; do
+if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
+    for t in "$B"/tests/bpf/test_*; do
+        case "$t" in *.o | *.d) continue ;; esac
+        [ -x "$t" ] && run_cmocka "$t"
+    done
+fi
+for suite in tests/golden/run.sh tests/cli/run.sh tests/lab/run.sh; do
     name=$(basename "$(dirname "$suite")")
     if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ]; then
         [ -f "$suite" ] || continue

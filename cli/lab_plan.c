@@ -1,0 +1,624 @@
+/* lab_plan: a lab's topology from an inventory, no system calls (see lab_plan.h). */
+#include "lab_plan.h"
+#include "mem.h"
+#include "model.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOSTS 256 /* addresses in a /24 */
+
+bool lab_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > LAB_NAME_MAX)
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_'))
+            return false;
+    return true;
+}
+
+struct lab *lab_new(const char *name)
+{
+    struct lab *lab = moat_calloc(1, sizeof(*lab));
+    if (!lab)
+        return NULL;
+    lab->name = moat_strdup(name);
+    if (!lab->name) {
+        free(lab);
+        return NULL;
+    }
+    return lab;
+}
+
+void lab_free(struct lab *lab)
+{
+    if (!lab)
+        return;
+    for (size_t i = 0; i < lab->nnodes; i++) {
+        free(lab->nodes[i].name);
+        free(lab->nodes[i].cluster);
+        free(lab->nodes[i].netns);
+    }
+    for (size_t i = 0; i < lab->nworkloads; i++) {
+        struct lab_workload *w = &lab->workloads[i];
+        free(w->cluster);
+        free(w->namespace);
+        free(w->name);
+        free(w->netns);
+        free(w->ifname);
+        free(w->addrs);
+    }
+    free(lab->nodes);
+    free(lab->workloads);
+    free(lab->name);
+    free(lab);
+}
+
+/* ---------- IPv4 in the 128-bit form ---------- */
+
+static uint32_t v4_of(const struct moat_addr *a)
+{
+    return (uint32_t)a->b[12] << 24 | (uint32_t)a->b[13] << 16 | (uint32_t)a->b[14] << 8 |
+           a->b[15];
+}
+
+static struct moat_addr addr_v4(uint32_t v)
+{
+    struct moat_addr a = {{0}};
+    a.b[10] = a.b[11] = 0xff;
+    a.b[12] = (uint8_t)(v >> 24);
+    a.b[13] = (uint8_t)(v >> 16);
+    a.b[14] = (uint8_t)(v >> 8);
+    a.b[15] = (uint8_t)v;
+    return a;
+}
+
+static struct moat_prefix subnet_of(uint32_t net)
+{
+    struct moat_prefix p = {addr_v4(net & 0xffffff00u), 96 + LAB_PREFIX_LEN};
+    return p;
+}
+
+static const struct moat_addr *first_v4(const struct moat_addr *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (addr_is_v4(&a[i]))
+            return &a[i];
+    return NULL;
+}
+
+/* ---------- names ---------- */
+
+static uint32_t fnv1a(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static bool name_taken(char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], s) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * `want` if it fits in `max` characters and no name in `taken` has it;
+ * otherwise its first characters and a hash of `key` (`-` and `hexdigits` hex
+ * digits), salted until free. Returns a new string or NULL on OOM.
+ */
+static char *unique_name(const char *want, size_t max, const char *key, int hexdigits,
+                         char *const *taken, size_t ntaken)
+{
+    if (strlen(want) <= max && !name_taken(taken, ntaken, want))
+        return moat_strdup(want);
+    size_t keep = max - 1 - (size_t)hexdigits;
+    for (uint32_t salt = 0;; salt++) {
+        char saltbuf[16];
+        snprintf(saltbuf, sizeof(saltbuf), "#%u", salt);
+        uint32_t h = fnv1a(fnv1a(2166136261u, key), saltbuf);
+        if (hexdigits < 8)
+            h &= (1u << (4 * hexdigits)) - 1;
+        char *s = moat_asprintf("%.*s-%0*x", (int)keep, want, hexdigits, h);
+        if (!s || !name_taken(taken, ntaken, s))
+            return s;
+        free(s);
+    }
+}
+
+/* Interface names the lab may give to a host-side veth end. */
+static const char *ifname_problem(const char *s)
+{
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strcmp(s, "lo") == 0 ||
+        strcmp(s, LAB_BRIDGE) == 0)
+        return "is reserved in a node's namespace";
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '.' || *c == '-'))
+            return "may only hold A-Z a-z 0-9 . _ - in a lab";
+    return NULL;
+}
+
+/* ---------- planning ---------- */
+
+struct plan {
+    struct moat_policy *p;
+    struct lab *lab;
+    struct moat_diags *d;
+    size_t *wnode;      /* per policy workload: its lab node */
+    bool *gw_pending;   /* per lab node: gateway still to choose */
+    bool (*used)[HOSTS]; /* per lab node: host numbers taken in its /24 */
+};
+
+static size_t file_index(const struct moat_policy *p, const char *file)
+{
+    for (size_t i = 0; i < p->nfiles; i++)
+        if (p->files[i] == file || (file && strcmp(p->files[i], file) == 0))
+            return i;
+    return p->nfiles;
+}
+
+struct appearance {
+    const char *node;
+    size_t file;
+    int doc;
+    size_t seq;
+};
+
+static int cmp_appearance(const void *a, const void *b)
+{
+    const struct appearance *x = a, *y = b;
+    if (x->file != y->file)
+        return x->file < y->file ? -1 : 1;
+    if (x->doc != y->doc)
+        return x->doc < y->doc ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static size_t lab_node_index(const struct lab *lab, const char *name)
+{
+    for (size_t i = 0; i < lab->nnodes; i++)
+        if (strcmp(lab->nodes[i].name, name) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* Lab nodes, in order of first appearance (Node documents and workloads' `node`). */
+static int plan_nodes(struct plan *pl)
+{
+    struct moat_policy *p = pl->p;
+    size_t n = p->nnodes + p->nworkloads;
+    struct appearance *ap = moat_calloc(n, sizeof(*ap));
+    pl->lab->nodes = moat_calloc(n, sizeof(*pl->lab->nodes));
+    if (!ap || !pl->lab->nodes) {
+        free(ap);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < p->nnodes; i++)
+        ap[i] = (struct appearance){p->nodes[i].name, file_index(p, p->nodes[i].at.file),
+                                    p->nodes[i].at.doc, i};
+    for (size_t i = 0; i < p->nworkloads; i++)
+        ap[p->nnodes + i] =
+            (struct appearance){p->workloads[i].node, file_index(p, p->workloads[i].at.file),
+                                p->workloads[i].at.doc, p->nnodes + i};
+    qsort(ap, n, sizeof(*ap), cmp_appearance);
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        if (lab_node_index(pl->lab, ap[i].node) != SIZE_MAX)
+            continue;
+        struct lab_node *ln = &pl->lab->nodes[pl->lab->nnodes];
+        ln->name = moat_strdup(ap[i].node);
+        if (!ln->name)
+            err = -ENOMEM;
+        else
+            pl->lab->nnodes++;
+    }
+    free(ap);
+    return err;
+}
+
+static void node_err(struct plan *pl, size_t i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void node_err(struct plan *pl, size_t i, const char *fmt, ...)
+{
+    char msg[512], ctx[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const char *name = pl->lab->nodes[i].name;
+    uint32_t nd = policy_find_node(pl->p, name);
+    const struct moat_origin *at = nd == MOAT_NONE ? NULL : &pl->p->nodes[nd].at;
+    snprintf(ctx, sizeof(ctx), "nodes \"%s\"", name);
+    diags_add(pl->d, at ? at->file : NULL, at ? at->line : 0, ctx, "%s", msg);
+}
+
+static void wl_err(struct plan *pl, const struct moat_workload *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void wl_err(struct plan *pl, const struct moat_workload *w, const char *fmt, ...)
+{
+    char msg[512], ctx[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(ctx, sizeof(ctx), "workloads \"%s\"", w->name);
+    diags_add(pl->d, w->at.file, w->at.line, ctx, "%s", msg);
+}
+
+static bool host_ok(uint32_t v)
+{
+    uint32_t h = v & 0xff;
+    return h != 0 && h != 255;
+}
+
+/* Subnets written in the files: a Node's first IPv4, else its first workload's. */
+static void plan_explicit_subnets(struct plan *pl)
+{
+    struct moat_policy *p = pl->p;
+    for (size_t i = 0; i < pl->lab->nnodes; i++) {
+        struct lab_node *ln = &pl->lab->nodes[i];
+        uint32_t nd = policy_find_node(p, ln->name);
+        const struct moat_addr *gw = nd == MOAT_NONE
+                                         ? NULL
+                                         : first_v4(p->nodes[nd].addrs, p->nodes[nd].naddrs);
+        pl->gw_pending[i] = true;
+        if (gw) {
+            char text[MOAT_ADDR_STRLEN];
+            addr_format(gw, text, sizeof(text));
+            if (!host_ok(v4_of(gw)))
+                node_err(pl, i, "ips: %s cannot be a gateway (network or broadcast address of "
+                                "its /24)", text);
+            ln->gateway = *gw;
+            ln->subnet = subnet_of(v4_of(gw));
+            pl->gw_pending[i] = false;
+            continue;
+        }
+        for (size_t j = 0; j < p->nworkloads; j++) {
+            const struct moat_workload *w = &p->workloads[j];
+            const struct moat_addr *a = first_v4(w->addrs, w->naddrs);
+            if (pl->wnode[j] == i && a) {
+                ln->subnet = subnet_of(v4_of(a));
+                break;
+            }
+        }
+    }
+}
+
+static bool subnet_in_use(const struct plan *pl, uint32_t net)
+{
+    for (size_t i = 0; i < pl->lab->nnodes; i++)
+        if (pl->lab->nodes[i].subnet.len && v4_of(&pl->lab->nodes[i].subnet.addr) == net)
+            return true;
+    const struct moat_policy *p = pl->p;
+    for (size_t i = 0; i < p->nworkloads; i++)
+        for (size_t j = 0; j < p->workloads[i].naddrs; j++)
+            if (addr_is_v4(&p->workloads[i].addrs[j]) &&
+                (v4_of(&p->workloads[i].addrs[j]) & 0xffffff00u) == net)
+                return true;
+    for (size_t i = 0; i < p->nnodes; i++)
+        for (size_t j = 0; j < p->nodes[i].naddrs; j++)
+            if (addr_is_v4(&p->nodes[i].addrs[j]) &&
+                (v4_of(&p->nodes[i].addrs[j]) & 0xffffff00u) == net)
+                return true;
+    return false;
+}
+
+/* 10.244.k.0/24 for node k, or the next /24 of 10.244/16 nothing uses. */
+static void plan_default_subnets(struct plan *pl)
+{
+    for (size_t i = 0; i < pl->lab->nnodes; i++) {
+        struct lab_node *ln = &pl->lab->nodes[i];
+        if (ln->subnet.len)
+            continue;
+        bool found = false;
+        for (uint32_t t = 0; t < 254 && !found; t++) {
+            uint32_t x = (uint32_t)((i + t) % 254) + 1;
+            uint32_t net = (10u << 24) | (244u << 16) | (x << 8);
+            if (!subnet_in_use(pl, net)) {
+                ln->subnet = subnet_of(net);
+                found = true;
+            }
+        }
+        if (!found)
+            node_err(pl, i, "no free /24 left in 10.244.0.0/16 for this node");
+    }
+    for (size_t i = 0; i < pl->lab->nnodes; i++)
+        for (size_t j = 0; j < i; j++)
+            if (pl->lab->nodes[i].subnet.len &&
+                prefix_covers(&pl->lab->nodes[i].subnet, &pl->lab->nodes[j].subnet)) {
+                char text[MOAT_ADDR_STRLEN + 8];
+                prefix_format(&pl->lab->nodes[i].subnet, text, sizeof(text));
+                node_err(pl, i, "ips: subnet %s is also node \"%s\"'s; each node needs its own /24",
+                         text, pl->lab->nodes[j].name);
+            }
+}
+
+/* Marks every address of the policy that lies in a node's /24, and the gateways. */
+static void plan_used(struct plan *pl)
+{
+    const struct moat_policy *p = pl->p;
+    for (size_t i = 0; i < pl->lab->nnodes; i++) {
+        const struct moat_prefix *s = &pl->lab->nodes[i].subnet;
+        pl->used[i][0] = pl->used[i][255] = true;
+        if (!pl->gw_pending[i])
+            pl->used[i][v4_of(&pl->lab->nodes[i].gateway) & 0xff] = true;
+        for (size_t w = 0; w < p->nworkloads; w++)
+            for (size_t j = 0; j < p->workloads[w].naddrs; j++)
+                if (prefix_contains(s, &p->workloads[w].addrs[j]))
+                    pl->used[i][v4_of(&p->workloads[w].addrs[j]) & 0xff] = true;
+        for (size_t n = 0; n < p->nnodes; n++)
+            for (size_t j = 0; j < p->nodes[n].naddrs; j++)
+                if (prefix_contains(s, &p->nodes[n].addrs[j]))
+                    pl->used[i][v4_of(&p->nodes[n].addrs[j]) & 0xff] = true;
+    }
+}
+
+/* The first free host number from `from`, marked used; 0 when the /24 is full. */
+static uint32_t take_host(bool used[HOSTS], uint32_t from)
+{
+    for (uint32_t h = from; h < 255; h++)
+        if (!used[h]) {
+            used[h] = true;
+            return h;
+        }
+    return 0;
+}
+
+static int append_addr(struct moat_addr **addrs, size_t *n, struct moat_addr a)
+{
+    struct moat_addr *grown = moat_reallocarray(*addrs, *n + 1, sizeof(**addrs));
+    if (!grown)
+        return -ENOMEM;
+    grown[(*n)++] = a;
+    *addrs = grown;
+    return 0;
+}
+
+static void plan_gateways(struct plan *pl)
+{
+    for (size_t i = 0; i < pl->lab->nnodes; i++) {
+        struct lab_node *ln = &pl->lab->nodes[i];
+        if (!pl->gw_pending[i] || !ln->subnet.len)
+            continue;
+        uint32_t h = take_host(pl->used[i], 1);
+        if (!h)
+            node_err(pl, i, "no free address left for the gateway");
+        ln->gateway = addr_v4(v4_of(&ln->subnet.addr) | h);
+    }
+}
+
+static int plan_addresses(struct plan *pl)
+{
+    struct moat_policy *p = pl->p;
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        struct moat_workload *w = &p->workloads[i];
+        const struct lab_node *ln = &pl->lab->nodes[pl->wnode[i]];
+        if (!ln->subnet.len)
+            continue;
+        bool has_v4 = false;
+        for (size_t j = 0; j < w->naddrs; j++) {
+            if (!addr_is_v4(&w->addrs[j]))
+                continue;
+            has_v4 = true;
+            char text[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8];
+            addr_format(&w->addrs[j], text, sizeof(text));
+            prefix_format(&ln->subnet, sub, sizeof(sub));
+            if (!prefix_contains(&ln->subnet, &w->addrs[j]))
+                wl_err(pl, w, "ips[%zu]: %s is not in node \"%s\"'s subnet %s", j, text, ln->name,
+                       sub);
+            else if (!host_ok(v4_of(&w->addrs[j])))
+                wl_err(pl, w, "ips[%zu]: %s is the network or broadcast address of %s", j, text,
+                       sub);
+            else if (addr_cmp(&w->addrs[j], &ln->gateway) == 0)
+                wl_err(pl, w, "ips[%zu]: %s is node \"%s\"'s gateway address", j, text, ln->name);
+        }
+        if (has_v4)
+            continue;
+        uint32_t h = take_host(pl->used[pl->wnode[i]], LAB_FIRST_HOST);
+        if (!h) {
+            wl_err(pl, w, "ips: no free address left in node \"%s\"'s /24", ln->name);
+            continue;
+        }
+        if (append_addr(&w->addrs, &w->naddrs, addr_v4(v4_of(&ln->subnet.addr) | h)) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Node entries in the policy: the gateway is the node's address. */
+static int plan_policy_nodes(struct plan *pl)
+{
+    struct moat_policy *p = pl->p;
+    for (size_t i = 0; i < pl->lab->nnodes; i++) {
+        struct lab_node *ln = &pl->lab->nodes[i];
+        uint32_t nd = policy_find_node(p, ln->name);
+        if (nd == MOAT_NONE) {
+            struct moat_node n = {0};
+            n.name = moat_strdup(ln->name);
+            for (size_t j = 0; j < p->nworkloads && !n.cluster_ref; j++)
+                if (pl->wnode[j] == i)
+                    n.cluster_ref = moat_strdup(p->workloads[j].cluster_ref);
+            if (!n.name || !n.cluster_ref ||
+                moat_grow(&p->nodes, &p->cap_nodes, p->nnodes + 1, sizeof(n)) < 0) {
+                node_clear(&n);
+                return -ENOMEM;
+            }
+            p->nodes[p->nnodes++] = n;
+            nd = (uint32_t)(p->nnodes - 1);
+        }
+        struct moat_node *n = &p->nodes[nd];
+        if (!first_v4(n->addrs, n->naddrs) && append_addr(&n->addrs, &n->naddrs, ln->gateway) < 0)
+            return -ENOMEM;
+        if (n->cluster_ref && !(ln->cluster = moat_strdup(n->cluster_ref)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Host-side interface names: as written (checked), else `lxc-NAME`, unique per node. */
+static int plan_interfaces(struct plan *pl)
+{
+    struct moat_policy *p = pl->p;
+    char **names = moat_calloc(p->nworkloads, sizeof(*names));
+    if (!names)
+        return -ENOMEM;
+    int err = 0;
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        const struct moat_workload *w = &p->workloads[i];
+        if (!w->interface)
+            continue;
+        const char *why = ifname_problem(w->interface);
+        if (why) {
+            wl_err(pl, w, "interface: \"%s\" %s", w->interface, why);
+            continue;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (pl->wnode[j] == pl->wnode[i] && names[j] && strcmp(names[j], w->interface) == 0)
+                wl_err(pl, w, "interface: \"%s\" is also workload \"%s\"'s on node \"%s\"",
+                       w->interface, p->workloads[j].name, w->node);
+        names[i] = w->interface;
+    }
+    /* Generated names must avoid every name on the same node. */
+    char **same = moat_calloc(p->nworkloads, sizeof(*same));
+    for (size_t i = 0; same && i < p->nworkloads && !err; i++) {
+        struct moat_workload *w = &p->workloads[i];
+        if (w->interface)
+            continue;
+        size_t n = 0;
+        for (size_t j = 0; j < p->nworkloads; j++)
+            if (pl->wnode[j] == pl->wnode[i] && p->workloads[j].interface)
+                same[n++] = p->workloads[j].interface;
+        char want[64], key[256];
+        snprintf(want, sizeof(want), "lxc-%s", w->name);
+        snprintf(key, sizeof(key), "%s/%s/%s", w->cluster_ref, w->namespace, w->name);
+        w->interface = unique_name(want, LAB_IFNAME_MAX, key, 4, same, n);
+        if (!w->interface)
+            err = -ENOMEM;
+    }
+    if (!same)
+        err = -ENOMEM;
+    free(same);
+    free(names);
+    return err;
+}
+
+/* Namespace names: mlab-LAB-NODE and mlab-LAB-NODE-WORKLOAD, unique. */
+static int plan_netns(struct plan *pl)
+{
+    struct lab *lab = pl->lab;
+    struct moat_policy *p = pl->p;
+    size_t total = lab->nnodes + p->nworkloads, n = 0;
+    char **taken = moat_calloc(total, sizeof(*taken));
+    if (!taken)
+        return -ENOMEM;
+    int err = 0;
+    for (size_t i = 0; i < lab->nnodes && !err; i++) {
+        char *want = moat_asprintf("mlab-%s-%s", lab->name, lab->nodes[i].name);
+        lab->nodes[i].netns = want ? unique_name(want, LAB_NETNS_MAX, want, 8, taken, n) : NULL;
+        free(want);
+        if (!lab->nodes[i].netns)
+            err = -ENOMEM;
+        else
+            taken[n++] = lab->nodes[i].netns;
+    }
+    for (size_t i = 0; i < p->nworkloads && !err; i++) {
+        const struct moat_workload *w = &p->workloads[i];
+        struct lab_workload *lw = &lab->workloads[i];
+        char *want = moat_asprintf("mlab-%s-%s-%s", lab->name, w->node, w->name);
+        char *key = moat_asprintf("%s/%s/%s/%s", w->node, w->cluster_ref, w->namespace, w->name);
+        lw->netns = want && key ? unique_name(want, LAB_NETNS_MAX, key, 8, taken, n) : NULL;
+        free(want);
+        free(key);
+        if (!lw->netns)
+            err = -ENOMEM;
+        else
+            taken[n++] = lw->netns;
+    }
+    free(taken);
+    return err;
+}
+
+static int plan_workloads(struct plan *pl)
+{
+    struct moat_policy *p = pl->p;
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        const struct moat_workload *w = &p->workloads[i];
+        struct lab_workload *lw = &pl->lab->workloads[pl->lab->nworkloads++];
+        lw->node = pl->wnode[i];
+        lw->cluster = moat_strdup(w->cluster_ref);
+        lw->namespace = moat_strdup(w->namespace);
+        lw->name = moat_strdup(w->name);
+        lw->ifname = moat_strdup(w->interface);
+        lw->addrs = moat_calloc(w->naddrs, sizeof(*lw->addrs));
+        if (!lw->cluster || !lw->namespace || !lw->name || !lw->ifname || !lw->addrs)
+            return -ENOMEM;
+        memcpy(lw->addrs, w->addrs, w->naddrs * sizeof(*lw->addrs));
+        lw->naddrs = w->naddrs;
+    }
+    return 0;
+}
+
+static int plan_run(struct plan *pl)
+{
+    struct moat_policy *p = pl->p;
+    int err = plan_nodes(pl);
+    if (err)
+        return err;
+    if (pl->lab->nnodes > 254) {
+        diags_add(pl->d, NULL, 0, NULL, "a lab holds at most 254 nodes, not %zu",
+                  pl->lab->nnodes);
+        return -EINVAL;
+    }
+    pl->wnode = moat_calloc(p->nworkloads, sizeof(*pl->wnode));
+    pl->gw_pending = moat_calloc(pl->lab->nnodes, sizeof(*pl->gw_pending));
+    pl->used = moat_calloc(pl->lab->nnodes, sizeof(*pl->used));
+    pl->lab->workloads = moat_calloc(p->nworkloads, sizeof(*pl->lab->workloads));
+    if (!pl->wnode || !pl->gw_pending || !pl->used || !pl->lab->workloads)
+        return -ENOMEM;
+    for (size_t i = 0; i < p->nworkloads; i++)
+        pl->wnode[i] = lab_node_index(pl->lab, p->workloads[i].node);
+    size_t before = diags_total(pl->d);
+    plan_explicit_subnets(pl);
+    plan_default_subnets(pl);
+    plan_used(pl);
+    plan_gateways(pl);
+    if ((err = plan_addresses(pl)) != 0 || (err = plan_interfaces(pl)) != 0)
+        return err;
+    if (diags_oom(pl->d))
+        return -ENOMEM;
+    if (diags_total(pl->d) > before)
+        return -EINVAL;
+    if ((err = plan_policy_nodes(pl)) != 0 || (err = plan_workloads(pl)) != 0)
+        return err;
+    return plan_netns(pl);
+}
+
+int lab_plan(struct moat_policy *p, const char *name, struct lab **out, struct moat_diags *d)
+{
+    *out = NULL;
+    struct plan pl = {.p = p, .d = d, .lab = lab_new(name)};
+    if (!pl.lab)
+        return -ENOMEM;
+    int err = plan_run(&pl);
+    free(pl.wnode);
+    free(pl.gw_pending);
+    free(pl.used);
+    if (err) {
+        lab_free(pl.lab);
+        return err;
+    }
+    *out = pl.lab;
+    return 0;
+}
