@@ -38,6 +38,9 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
         case "$t" in *.o | *.d) continue ;; esac
         [ -x "$t" ] && run_cmocka "$t"
     done
+    # A test that crashed could not unpin its maps: remove what is left.
+    rm -rf /sys/fs/bpf/moat/test-* 2>/dev/null
+    rmdir /sys/fs/bpf/moat 2>/dev/null
 fi
 for suite in tests/golden/run.sh tests/cli/run.sh tests/lab/run.sh; do
     name=$(basename "$(dirname "$suite")")
