@@ -49,7 +49,8 @@ static void usage(FILE *out)
             "usage: moatd --node NAME --policy FILE --inventory FILE [--alerts FILE]\n"
             "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup] "
             "[--verbose]\n"
-            "       moatd status --node NAME [-o table|json]\n\n"
+            "       moatd status --node NAME [-o table|json]\n"
+            "       moatd remove --node NAME [--netns NAME]\n\n"
             "  --node NAME        this node's name (workloads with node: NAME are local)\n"
             "  --policy FILE      policy file (YAML or JSON); repeatable\n"
             "  --inventory FILE   workload inventory file; repeatable\n"
@@ -332,10 +333,50 @@ static int status_cmd(int argc, char **argv)
     return 0;
 }
 
+/* moatd remove --node NAME [--netns NS]: detach everywhere and remove pinned state. */
+static int remove_cmd(int argc, char **argv)
+{
+    const char *node = NULL, *netns = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--node") == 0 && i + 1 < argc)
+            node = argv[++i];
+        else if (strcmp(argv[i], "--netns") == 0 && i + 1 < argc)
+            netns = argv[++i];
+        else {
+            fprintf(stderr, "usage: moatd remove --node NAME [--netns NAME]\n");
+            return 2;
+        }
+    }
+    if (!node) {
+        fprintf(stderr, "moatd remove: --node: required\n");
+        return 2;
+    }
+    if (netns && join_netns(netns) < 0)
+        return 1;
+    libbpf_set_print(libbpf_silent);
+    char path[512];
+    snprintf(path, sizeof(path), "/sys/fs/bpf/moat/%s", node);
+    if (access(path, F_OK) != 0) {
+        printf("moatd remove: nothing pinned for node %s\n", node);
+        return 0;
+    }
+    struct datapath *dp;
+    int err = datapath_ebpf.open(node, NULL, NULL, &dp);
+    if (err) {
+        fprintf(stderr, "moatd remove: %s\n", strerror(-err));
+        return 1;
+    }
+    datapath_ebpf.close(dp, true);
+    printf("moatd remove: node %s: enforcement removed\n", node);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return status_cmd(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "remove") == 0)
+        return remove_cmd(argc - 1, argv + 1);
     struct options o = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc)
