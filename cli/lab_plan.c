@@ -65,8 +65,7 @@ void lab_free(struct lab *lab)
 
 static uint32_t v4_of(const struct moat_addr *a)
 {
-    return (uint32_t)a->b[12] << 24 | (uint32_t)a->b[13] << 16 | (uint32_t)a->b[14] << 8 |
-           a->b[15];
+    return (uint32_t)a->b[12] << 24 | (uint32_t)a->b[13] << 16 | (uint32_t)a->b[14] << 8 | a->b[15];
 }
 
 static struct moat_addr addr_v4(uint32_t v)
@@ -154,8 +153,8 @@ struct plan {
     struct moat_policy *p;
     struct lab *lab;
     struct moat_diags *d;
-    size_t *wnode;      /* per policy workload: its lab node */
-    bool *gw_pending;   /* per lab node: gateway still to choose */
+    size_t *wnode;       /* per policy workload: its lab node */
+    bool *gw_pending;    /* per lab node: gateway still to choose */
     bool (*used)[HOSTS]; /* per lab node: host numbers taken in its /24 */
 };
 
@@ -270,16 +269,17 @@ static void plan_explicit_subnets(struct plan *pl)
     for (size_t i = 0; i < pl->lab->nnodes; i++) {
         struct lab_node *ln = &pl->lab->nodes[i];
         uint32_t nd = policy_find_node(p, ln->name);
-        const struct moat_addr *gw = nd == MOAT_NONE
-                                         ? NULL
-                                         : first_v4(p->nodes[nd].addrs, p->nodes[nd].naddrs);
+        const struct moat_addr *gw =
+            nd == MOAT_NONE ? NULL : first_v4(p->nodes[nd].addrs, p->nodes[nd].naddrs);
         pl->gw_pending[i] = true;
         if (gw) {
             char text[MOAT_ADDR_STRLEN];
             addr_format(gw, text, sizeof(text));
             if (!host_ok(v4_of(gw)))
-                node_err(pl, i, "ips: %s cannot be a gateway (network or broadcast address of "
-                                "its /24)", text);
+                node_err(pl, i,
+                         "ips: %s cannot be a gateway (network or broadcast address of "
+                         "its /24)",
+                         text);
             ln->gateway = *gw;
             ln->subnet = subnet_of(v4_of(gw));
             pl->gw_pending[i] = false;
@@ -502,6 +502,7 @@ static int plan_interfaces(struct plan *pl)
                 same[n++] = p->workloads[j].interface;
         char want[64], key[256];
         snprintf(want, sizeof(want), "lxc-%s", w->name);
+        want[LAB_IFNAME_MAX] = '\0'; /* cut first; a hash only when that clashes */
         snprintf(key, sizeof(key), "%s/%s/%s", w->cluster_ref, w->namespace, w->name);
         w->interface = unique_name(want, LAB_IFNAME_MAX, key, 4, same, n);
         if (!w->interface)
@@ -576,9 +577,13 @@ static int plan_run(struct plan *pl)
     int err = plan_nodes(pl);
     if (err)
         return err;
+    if (pl->lab->nnodes == 0) {
+        diags_add(pl->d, p->nfiles ? p->files[0] : NULL, 0, NULL,
+                  "no Workload or Node documents: a lab needs at least one node");
+        return -EINVAL;
+    }
     if (pl->lab->nnodes > 254) {
-        diags_add(pl->d, NULL, 0, NULL, "a lab holds at most 254 nodes, not %zu",
-                  pl->lab->nnodes);
+        diags_add(pl->d, NULL, 0, NULL, "a lab holds at most 254 nodes, not %zu", pl->lab->nnodes);
         return -EINVAL;
     }
     pl->wnode = moat_calloc(p->nworkloads, sizeof(*pl->wnode));

@@ -7,9 +7,18 @@
  * files) is namespace `mlab-L-N` holding bridge `mbr0` with the node's
  * gateway address; workload W on it is namespace `mlab-L-N-W`, its `eth0`
  * joined by a veth to the bridge, the host-side end named after the
- * workload's `interface`. Names longer than LAB_NETNS_MAX, or that would
- * collide, are cut and end in a hash; every name keeps the `mlab-L-` prefix,
- * and lab names have no '-', so the prefix says which lab a namespace is of.
+ * workload's `interface` (default `lxc-W`, cut to 15 characters). Namespace
+ * names longer than LAB_NETNS_MAX, and any name that would clash with one
+ * before it, are cut and end in a hash; namespace names keep the `mlab-L-`
+ * prefix, and lab names have no '-', so the prefix says which lab a
+ * namespace is of.
+ *
+ * Addresses (IPv4; the lab configures no IPv6): node k's /24 is that of its
+ * Node document's first IPv4 address, which is then the gateway; else that
+ * of the first IPv4 address one of its workloads is given (gateway: the
+ * lowest free address); else 10.244.k.0/24, or the next /24 of 10.244/16
+ * nothing uses (gateway .1). Workloads without an IPv4 address get .10,
+ * .11, ... skipping addresses in use. Each node has its own /24.
  *
  * The same struct lab is what the state file holds (lab_state.h).
  */
@@ -24,19 +33,19 @@
 
 struct moat_policy;
 
-#define LAB_NAME_MAX 16     /* lab names: 1..16 of [A-Za-z0-9_] */
-#define LAB_NETNS_MAX 60    /* namespace names are cut to this */
-#define LAB_IFNAME_MAX 15   /* IFNAMSIZ - 1 */
-#define LAB_BRIDGE "mbr0"   /* the bridge in every node namespace */
-#define LAB_WL_IFNAME "eth0" /* the workload end of its veth */
-#define LAB_PREFIX_LEN 24   /* every node has one IPv4 /24 */
-#define LAB_FIRST_HOST 10   /* assigned workload addresses start at .10 */
+#define LAB_NAME_MAX   16     /* lab names: 1..16 of [A-Za-z0-9_] */
+#define LAB_NETNS_MAX  60     /* namespace names are cut to this */
+#define LAB_IFNAME_MAX 15     /* IFNAMSIZ - 1 */
+#define LAB_BRIDGE     "mbr0" /* the bridge in every node namespace */
+#define LAB_WL_IFNAME  "eth0" /* the workload end of its veth */
+#define LAB_PREFIX_LEN 24     /* every node has one IPv4 /24 */
+#define LAB_FIRST_HOST 10     /* assigned workload addresses start at .10 */
 
 struct lab_node {
     char *name;
     char *cluster; /* may be NULL */
     char *netns;
-    struct moat_addr gateway; /* IPv4: on mbr0, the node's address (`host`) */
+    struct moat_addr gateway;  /* IPv4: on mbr0, the node's address (`host`) */
     struct moat_prefix subnet; /* gateway's /24 */
     bool created;              /* its namespace exists because `lab up` made it */
 };

@@ -16,23 +16,73 @@
 
 /* Strings that YAML would misread when written plain. */
 static const char *const tricky[] = {
-    "",           "yes",      "No",          "ON",           "off",         "y",
-    "n",          "~",        "null",        "NULL",         "true",        "False",
-    "123",        "0x1F",     "0o17",        "1_000",        "1.5",         "1e3",
-    ".inf",       ".nan",     "10.244.1.5",  "fd00::1",      "::1",         "- x",
-    "-",          "a: b",     "a:b",         "#c",           "a #b",        "'",
-    "\"",         "\\",       "\\n",         "tab\there",    "line\nbreak", "cr\rx",
-    "trailing ",  " leading", "  ",          "[x]",          "{x}",         "a,b",
-    "*alias",     "&anchor",  "!tag",        "%dir",         "@at",         "`tick",
-    "|",          ">",        "?",           "? x",          "---",         "...",
-    "plain-1.2_x/y", "docker.io/library/nginx:1.27", "\x01\x02\x1b\x7f",
-    "\xc3\xbc" "n\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9", /* ünïcödé */
-    "nel\xc2\x85x",                          /* U+0085 */
-    "c1\xc2\x80\xc2\x9f",                    /* C1 controls */
-    "ls\xe2\x80\xa8ps\xe2\x80\xa9",          /* U+2028, U+2029 */
-    "bom\xef\xbb\xbf",                       /* U+FEFF */
-    "nc\xef\xbf\xbe\xef\xbf\xbf",            /* U+FFFE, U+FFFF */
-    "\xf0\x9f\x90\x9f fish",                 /* outside the BMP */
+    "",
+    "yes",
+    "No",
+    "ON",
+    "off",
+    "y",
+    "n",
+    "~",
+    "null",
+    "NULL",
+    "true",
+    "False",
+    "123",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "1.5",
+    "1e3",
+    ".inf",
+    ".nan",
+    "10.244.1.5",
+    "fd00::1",
+    "::1",
+    "- x",
+    "-",
+    "a: b",
+    "a:b",
+    "#c",
+    "a #b",
+    "'",
+    "\"",
+    "\\",
+    "\\n",
+    "tab\there",
+    "line\nbreak",
+    "cr\rx",
+    "trailing ",
+    " leading",
+    "  ",
+    "[x]",
+    "{x}",
+    "a,b",
+    "*alias",
+    "&anchor",
+    "!tag",
+    "%dir",
+    "@at",
+    "`tick",
+    "|",
+    ">",
+    "?",
+    "? x",
+    "---",
+    "...",
+    "plain-1.2_x/y",
+    "docker.io/library/nginx:1.27",
+    "\x01\x02\x1b\x7f",
+    "\xc3\xbc"
+    "n\xc3\xaf"
+    "c\xc3\xb6"
+    "d\xc3\xa9",                    /* ünïcödé */
+    "nel\xc2\x85x",                 /* U+0085 */
+    "c1\xc2\x80\xc2\x9f",           /* C1 controls */
+    "ls\xe2\x80\xa8ps\xe2\x80\xa9", /* U+2028, U+2029 */
+    "bom\xef\xbb\xbf",              /* U+FEFF */
+    "nc\xef\xbf\xbe\xef\xbf\xbf",   /* U+FFFE, U+FFFF */
+    "\xf0\x9f\x90\x9f fish",        /* outside the BMP */
 };
 
 /* Parses `text` and returns the scalar at v (block), v[0] (flow list) or v.k (flow map). */
@@ -110,8 +160,11 @@ static void test_invalid_utf8(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "\xff",         "a\x80",        "\xc0\xaf" /* overlong '/' */,
-        "\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* past U+10FFFF */,
+        "\xff",
+        "a\x80",
+        "\xc0\xaf" /* overlong '/' */,
+        "\xed\xa0\x80" /* surrogate */,
+        "\xf4\x90\x80\x80" /* past U+10FFFF */,
         "\xe2\x82" /* cut short */,
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -1,0 +1,47 @@
+/*
+ * lab_net: what `moat lab` does to the kernel — network namespaces, the
+ * bridge, veths and addresses, made with iproute2's `ip` (run with
+ * posix_spawn, arguments passed as a vector: no shell), and entering a
+ * namespace with setns(2).
+ *
+ * Nothing here links a lab namespace to the root namespace or to any
+ * physical interface: every link is created inside a lab namespace, and the
+ * only veths join a workload namespace to its node namespace.
+ *
+ * Failures are printed to stderr as `moat: lab: COMMAND: what failed` (this
+ * is CLI code) and returned as -errno / -EIO.
+ */
+#ifndef MOAT_LAB_NET_H
+#define MOAT_LAB_NET_H
+
+#include "lab_plan.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LAB_NETNS_DIR "/run/netns" /* where `ip netns` keeps named namespaces */
+
+/*
+ * Runs argv (argv[0] looked up in PATH, stdout sent to stderr) and waits.
+ * Returns its exit status (0..255), 128 + signal when killed, or -errno when
+ * it could not be started.
+ */
+int lab_run(const char *const argv[]);
+/* True when the named network namespace exists (LAB_NETNS_DIR/NAME). */
+bool lab_netns_exists(const char *name);
+/* Moves this process into the named network namespace. 0 or -errno. */
+int lab_netns_enter(const char *name);
+
+/*
+ * Creates node i's namespace (lo up, bridge mbr0 with the gateway address,
+ * ip_forward=1). Sets lab->nodes[i].created as soon as the namespace exists
+ * and calls `saved` (may be NULL) then, so the state file can record it
+ * before anything else can fail. Returns 0 or a negative error.
+ */
+int lab_net_node_up(struct lab *lab, size_t i, int (*saved)(const struct lab *));
+/* Creates workload i's namespace and veth (eth0 <-> interface on mbr0), as above. */
+int lab_net_workload_up(struct lab *lab, size_t i, int (*saved)(const struct lab *));
+/* Deletes a namespace (with every link in it); 0 also when it is not there. */
+int lab_net_delete(const char *netns);
+
+#endif

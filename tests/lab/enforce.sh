@@ -1,0 +1,421 @@
+#!/bin/sh
+# Lab system tests of enforcement (issue 3): a real lab of network namespaces,
+# moatd with the eBPF datapath on its node, real TCP and UDP traffic, and the
+# alerts moatd writes. Every check asserts the traffic outcome and, where one
+# is due, the alert record. Usage (root, repo root): tests/lab/enforce.sh BUILD
+# Prints `ok NAME` per check and a closing `N passed, N failed`.
+set -u
+B=${1:?build dir}
+B=$(cd "$B" && pwd)
+M="$B/moat"
+T="$B/moat-traffic"
+D="$B/moatd"
+LAB="e$$"
+NODE="le$$"
+TMP=$(mktemp -d)
+ALERTS="$TMP/alerts.jsonl"
+POLICY="$TMP/policy.yaml"
+INV="$TMP/inventory.yaml"
+Q="python3 tests/lab/alerts.py $ALERTS"
+pass=0
+fail=0
+PIDS=""
+
+ok() { pass=$((pass + 1)); echo "ok $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+check() { # NAME GOT WANT
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
+}
+
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null; done
+    for p in $PIDS; do wait "$p" 2>/dev/null; done
+    "$D" remove --node "$NODE" >/dev/null 2>&1
+    "$M" lab down --name "$LAB" >/dev/null 2>&1
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+if [ "$(id -u)" != 0 ]; then
+    echo "enforce: needs root"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# ---- the lab: one node, a server, clients in several namespaces, an outsider
+cat >"$TMP/lab.yaml" <<YAML
+kind: Node
+name: $NODE
+cluster: lab
+ips: [10.77.0.1]
+---
+kind: Workload
+cluster: lab
+node: $NODE
+name: s1
+namespace: shop
+image: myteam/api:2.1
+labels: {app: api, tier: backend}
+ips: [10.77.0.20]
+interface: lxs1
+---
+kind: Workload
+cluster: lab
+node: $NODE
+name: c1
+namespace: shop
+image: docker.io/library/nginx:1.27
+labels: {app: web, tier: frontend}
+ips: [10.77.0.21]
+interface: lxc1
+---
+kind: Workload
+cluster: lab
+node: $NODE
+name: c2
+namespace: ops
+image: registry.example.com/ops/tool:2
+labels: {app: tool, team: ops}
+ips: [10.77.0.22]
+interface: lxc2
+---
+kind: Workload
+cluster: lab
+node: $NODE
+name: c3
+namespace: shop-canary
+image: nginx:1.28
+labels: {app: webx, tier: frontend}
+ips: [10.77.0.23]
+interface: lxc3
+---
+kind: Workload
+cluster: lab
+node: $NODE
+name: o1
+namespace: outside
+ips: [10.77.0.99]
+interface: lxo1
+YAML
+if ! "$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$TMP/lab-out.yaml" >"$TMP/labup.out" 2>&1; then
+    cat "$TMP/labup.out"
+    echo "enforce: lab up failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+# moatd's inventory: everything but o1, which is then an outside address.
+python3 - "$TMP/lab.yaml" "$INV" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("---\n")
+open(sys.argv[2], "w").write("---\n".join(d for d in docs if "name: o1" not in d))
+PY
+
+x() { "$M" lab exec --name "$LAB" "$@"; }
+
+# servers on s1 (tcp and udp) and o1
+x s1 -- "$T" serve --tcp 80 --tcp 81 --tcp 443 --tcp 999 --tcp 1000 --tcp 1001 --tcp 1500 \
+    --tcp 2000 --tcp 2001 --tcp 3000 --tcp 8080 --udp 53 --udp 5353 --udp 6000 >"$TMP/srv.out" 2>&1 &
+PIDS="$PIDS $!"
+x c1 -- "$T" serve --tcp 7000 >"$TMP/srv-c1.out" 2>&1 &
+PIDS="$PIDS $!"
+wait_ready() { # FILE
+    i=0
+    while [ $i -lt 100 ]; do
+        grep -q ready "$1" 2>/dev/null && return 0
+        i=$((i + 1))
+        sleep 0.05
+    done
+    return 1
+}
+wait_ready "$TMP/srv.out" || echo "enforce: server did not start: $(cat "$TMP/srv.out")"
+wait_ready "$TMP/srv-c1.out"
+
+# conn FROM PROTO PORT [DSTADDR] -> prints ok / blocked
+conn() {
+    if x "$1" -- "$T" connect "--$2" "${4:-10.77.0.20}" "$3" --timeout-ms 400 >/dev/null 2>&1; then
+        echo ok
+    else
+        echo blocked
+    fi
+}
+
+generation() {
+    "$D" status --node "$NODE" -o json 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])' 2>/dev/null || echo 0
+}
+
+# policy HEADER_EXTRA RULES... : writes the policy file (cluster + objects + rules)
+OBJECTS='---
+kind: NetworkObject
+name: api
+namespace: shop
+app: api
+---
+kind: NetworkObject
+name: web
+namespace: shop
+app: web
+---
+kind: NetworkObject
+name: ops
+namespace: ops
+---
+kind: NetworkObject
+name: shop-any
+namespace: "shop*"
+---
+kind: NetworkObject
+name: nginx
+namespace: "*"
+images: ["nginx:*"]
+---
+kind: NetworkObject
+name: frontend
+namespace: "*"
+labels: [tier=frontend]
+---
+kind: NetworkObject
+name: apps-w
+namespace: "*"
+app: "w*"
+---
+kind: NetworkObject
+name: outsiders
+cidrs: [10.77.0.96/29]'
+
+write_policy() { # CLUSTER_FIELDS RULES
+    printf 'kind: Cluster\nname: lab\n%s\n%s\n%s\n' "$1" "$OBJECTS" "$2" >"$POLICY.tmp"
+    mv "$POLICY.tmp" "$POLICY"
+}
+
+# apply CLUSTER_FIELDS RULES: writes the policy and waits for moatd to install it
+apply() {
+    before=$(generation)
+    write_policy "$1" "$2"
+    i=0
+    while [ $i -lt 100 ]; do
+        [ "$(generation)" -gt "$before" ] && return 0
+        i=$((i + 1))
+        sleep 0.05
+    done
+    echo "enforce: moatd did not apply the policy within 5 s"
+    return 1
+}
+
+rule() { # NAME SOURCE DEST PORTS PROTO ACTION PRIORITY [ENABLED]
+    printf -- '---\nkind: DefenseRule\ncluster: lab\nname: %s\nsource: %s\ndestinations:\n  - object: %s\n' "$1" "$2" "$3"
+    [ -n "$4" ] && printf '    ports: "%s"\n' "$4"
+    printf 'protocol: %s\naction: %s\npriority: %s\nenabled: %s\n' "$5" "$6" "$7" "${8:-true}"
+}
+
+start_moatd() {
+    x --node "$NODE" -- "$D" --node "$NODE" --policy "$POLICY" --inventory "$INV" \
+        --alerts "$ALERTS" >>"$TMP/moatd.log" 2>&1 &
+    MOATD=$!
+    PIDS="$PIDS $MOATD"
+    i=0
+    while [ $i -lt 100 ]; do
+        [ "$(generation)" -gt 0 ] && grep -q "enforcing for workload shop/c1" "$TMP/moatd.log" && return 0
+        i=$((i + 1))
+        sleep 0.05
+    done
+    echo "enforce: moatd did not start: $(tail -5 "$TMP/moatd.log")"
+    return 1
+}
+
+reset_alerts() { : >"$ALERTS"; }
+
+# ---- 1. defense on, no rule: everything to workloads is blocked, and alerted
+write_policy "defense: on" ""
+start_moatd
+reset_alerts
+check no-rule-tcp-blocked "$(conn c1 tcp 80)" blocked
+check no-rule-udp-blocked "$(conn c1 udp 53)" blocked
+check no-rule-reverse-blocked "$(conn s1 tcp 7000 10.77.0.21)" blocked
+sleep 0.3
+check no-rule-alert-tcp "$($Q count src=c1 dst=s1 dport=80 applied=block rule=none)" 1
+check no-rule-alert-udp "$($Q count src=c1 dst=s1 dport=53 applied=block rule=none)" 1
+
+# ---- 2. allow / alert / block rules, TCP and UDP
+apply "defense: on" "$(rule allow-web web api 80 tcp allow 10)
+$(rule alert-web web api 81 tcp alert 10)
+$(rule block-web web api 443 tcp block 10)
+$(rule allow-dns web api 53 udp allow 10)
+$(rule alert-udp web api 5353 udp alert 10)
+$(rule block-udp web api 6000 udp block 10)"
+reset_alerts
+check allow-tcp "$(conn c1 tcp 80)" ok
+check alert-tcp "$(conn c1 tcp 81)" ok
+check block-tcp "$(conn c1 tcp 443)" blocked
+check allow-udp "$(conn c1 udp 53)" ok
+check alert-udp "$(conn c1 udp 5353)" ok
+check block-udp "$(conn c1 udp 6000)" blocked
+check reply-of-allowed-passes "$(conn c1 tcp 80)" ok
+sleep 0.3
+check allow-no-alert "$($Q count dport=80)" 0
+check alert-tcp-record "$($Q count src=c1 dst=s1 dport=81 applied=alert configured=alert rule=alert-web)" 1
+check block-tcp-record "$($Q count src=c1 dst=s1 dport=443 applied=block rule=block-web)" 1
+check alert-udp-record "$($Q count src=c1 dst=s1 dport=5353 applied=alert rule=alert-udp)" 1
+check block-udp-record "$($Q count src=c1 dst=s1 dport=6000 applied=block rule=block-udp)" 1
+check rule-not-matching-source "$(conn c2 tcp 80)" blocked
+
+# ---- 3. priority order and equal-priority tie (smaller id = earlier rule wins)
+apply "defense: on" "$(rule low-block web api 1000 tcp block 50)
+$(rule high-allow web api 1000 tcp allow 5)
+$(rule tie-first web api 1001 tcp allow 20)
+$(rule tie-second web api 1001 tcp block 20)
+$(rule tie-a web api 1500 tcp block 30)
+$(rule tie-b web api 1500 tcp allow 30)"
+check priority-smaller-wins "$(conn c1 tcp 1000)" ok
+check equal-priority-earlier-wins "$(conn c1 tcp 1001)" ok
+check equal-priority-earlier-blocks "$(conn c1 tcp 1500)" blocked
+sleep 0.3
+check tie-record "$($Q count dport=1500 rule=tie-a applied=block)" 1
+
+# ---- 4. port range edges
+apply "defense: on" "$(rule range web api 1000/2000 tcp allow 10)"
+check range-lo "$(conn c1 tcp 1000)" ok
+check range-hi "$(conn c1 tcp 2000)" ok
+check range-lo-minus-1 "$(conn c1 tcp 999)" blocked
+check range-hi-plus-1 "$(conn c1 tcp 2001)" blocked
+
+# ---- 5. disabled rules are ignored
+apply "defense: on" "$(rule off-allow web api 80 tcp allow 10 false)"
+check disabled-rule-ignored "$(conn c1 tcp 80)" blocked
+
+# ---- 6. wildcards: namespace, app, image, labels
+apply "defense: on" "$(rule ns-wild shop-any api 3000 tcp allow 10)
+$(rule image-wild nginx api 8080 tcp allow 10)
+$(rule label frontend api 2000 tcp allow 10)
+$(rule app-wild apps-w api 1001 tcp allow 10)"
+check namespace-wildcard-match "$(conn c3 tcp 3000)" ok
+check namespace-wildcard-nomatch "$(conn c2 tcp 3000)" blocked
+check image-wildcard-match-c1 "$(conn c1 tcp 8080)" ok
+check image-wildcard-match-c3 "$(conn c3 tcp 8080)" ok
+check image-wildcard-nomatch "$(conn c2 tcp 8080)" blocked
+check label-match "$(conn c3 tcp 2000)" ok
+check label-nomatch "$(conn c2 tcp 2000)" blocked
+check app-wildcard-match "$(conn c3 tcp 1001)" ok
+check app-wildcard-nomatch "$(conn c2 tcp 1001)" blocked
+
+# ---- 7. ipblock source objects (o1 is not in moatd's inventory: an outside address)
+apply "defense: on" "$(rule from-outsiders outsiders api 80 tcp alert 10)"
+reset_alerts
+check ipblock-source-allowed "$(conn o1 tcp 80)" ok
+check ipblock-source-other-port "$(conn o1 tcp 81)" blocked
+sleep 0.3
+check ipblock-alert-record "$($Q count srcaddr=10.77.0.99 dst=s1 dport=80 rule=from-outsiders applied=alert)" 1
+
+# ---- 8. aggregation: repeated attempts count in one alert
+apply "defense: on" ""
+reset_alerts
+for i in 1 2 3 4; do conn c2 tcp 999 >/dev/null; done
+sleep 0.3
+check aggregated-one-alert "$($Q count src=c2 dst=s1 dport=999 applied=block)" 1
+check aggregated-attempts "$($Q attempts src=c2 dst=s1 dport=999 applied=block)" 4
+
+# ---- 9. monitor mode: traffic passes, recorded as would-block
+apply "defense: on
+mode: monitor" ""
+reset_alerts
+check monitor-passes "$(conn c2 tcp 443)" ok
+sleep 0.3
+check monitor-would-block "$($Q count src=c2 dport=443 configured=block applied=alert would_block=true)" 1
+
+# ---- 10. defense off: all pass, nothing recorded
+apply "defense: off" "$(rule b web api 80 tcp block 10)"
+reset_alerts
+check defense-off-tcp "$(conn c1 tcp 80)" ok
+check defense-off-udp "$(conn c2 udp 6000)" ok
+sleep 0.3
+check defense-off-nothing-recorded "$(wc -l <"$ALERTS" | tr -d ' ')" 0
+
+# ---- 11. a rule change blocks an established TCP stream within 1 s
+apply "defense: on" "$(rule stream web api 80 tcp allow 10)"
+x c1 -- "$T" stream --tcp 10.77.0.20 80 --interval-ms 20 --duration-ms 4000 >"$TMP/stream.out" 2>&1 &
+SP=$!
+PIDS="$PIDS $SP"
+sleep 1
+t0=$(date +%s%N)
+write_policy "defense: on" "$(rule stream web api 80 tcp block 10)"
+wait $SP
+t1=$(date +%s%N)
+out=$(cat "$TMP/stream.out")
+case "$out" in
+"cut after"*) ok stream-cut ;;
+*) bad stream-cut "stream not cut: $out" ;;
+esac
+# The stream ends at most interval+timeout after its last echo; bound the cut itself:
+cut_ms=$(echo "$out" | sed -n 's/^cut after \([0-9]*\) ms.*/\1/p')
+if [ -n "$cut_ms" ] && [ "$cut_ms" -ge 900 ] && [ "$cut_ms" -le $((1000 + 1000 + 200)) ]; then
+    ok stream-cut-within-1s
+else
+    bad stream-cut-within-1s "cut at ${cut_ms:-?} ms after stream start; policy written at ~1000 ms ($(((t1 - t0) / 1000000)) ms total)"
+fi
+
+# ---- 12. kill -9 of moatd while a client keeps trying a blocked port
+apply "defense: on" "$(rule keep web api 80 tcp allow 10)"
+: >"$TMP/probe.out"
+(
+    i=0
+    while [ ! -f "$TMP/probe.stop" ] && [ $i -lt 400 ]; do
+        conn c2 tcp 443 >>"$TMP/probe.out"
+        i=$((i + 1))
+    done
+) &
+PP=$!
+PIDS="$PIDS $PP"
+sleep 0.5
+kill -9 "$MOATD"
+wait "$MOATD" 2>/dev/null
+sleep 0.5
+check allowed-while-moatd-down "$(conn c1 tcp 80)" ok
+start_moatd
+sleep 0.5
+touch "$TMP/probe.stop"
+wait $PP
+n=$(grep -c . "$TMP/probe.out")
+leaked=$(grep -c '^ok' "$TMP/probe.out")
+if [ "$n" -ge 3 ]; then ok probes-ran; else bad probes-ran "only $n probes"; fi
+check no-probe-through-during-restart "$leaked" 0
+rm -f "$TMP/probe.stop"
+
+# ---- 13. 500 policy updates under continuous probes: never a verdict neither policy gives
+POL_A="$(rule keep80 web api 80 tcp allow 10)
+$(rule flip web api 81 tcp allow 10)"
+POL_B="$(rule keep80 web api 80 tcp allow 10)
+$(rule flip web api 81 tcp block 10)"
+: >"$TMP/p80.out"
+: >"$TMP/p443.out"
+(
+    while [ ! -f "$TMP/probe.stop" ]; do
+        conn c1 tcp 80 >>"$TMP/p80.out"
+        conn c1 tcp 443 >>"$TMP/p443.out"
+    done
+) &
+PP=$!
+PIDS="$PIDS $PP"
+UPDATES=${MOAT_LAB_UPDATES:-500}
+n=0
+while [ $n -lt "$UPDATES" ]; do
+    if [ $((n % 2)) -eq 0 ]; then apply "defense: on" "$POL_B" || break; else apply "defense: on" "$POL_A" || break; fi
+    n=$((n + 1))
+done
+touch "$TMP/probe.stop"
+wait $PP
+check updates-applied "$n" "$UPDATES"
+p80=$(grep -c . "$TMP/p80.out")
+bad80=$(grep -c blocked "$TMP/p80.out")
+bad443=$(grep -c '^ok' "$TMP/p443.out")
+echo "   ($n updates, $p80 probes to the always-allowed port, $(grep -c . "$TMP/p443.out") to the always-blocked one)"
+check no-allowed-probe-blocked "$bad80" 0
+check no-blocked-probe-allowed "$bad443" 0
+
+# ---- moatd status shows interfaces and per-rule counters
+st=$("$D" status --node "$NODE")
+case "$st" in *"lxc1"*"enforcing"*) ok status-interfaces ;; *) bad status-interfaces "$st" ;; esac
+case "$st" in *"keep80"*) ok status-rule-counters ;; *) bad status-rule-counters "$st" ;; esac
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
