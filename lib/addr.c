@@ -88,8 +88,17 @@ void prefix_format(const struct moat_prefix *p, char *buf, size_t n)
     snprintf(buf, n, "%s/%u", a, len);
 }
 
+bool prefix_is_v4(const struct moat_prefix *p)
+{
+    return p->len >= 96 && addr_is_v4(&p->addr);
+}
+
 bool prefix_contains(const struct moat_prefix *p, const struct moat_addr *a)
 {
+    /* IPv4 lives inside ::ffff:0:0/96 here, but an IPv6 prefix (even ::/0)
+     * never covers IPv4 addresses: the families stay apart, as in iptables. */
+    if (prefix_is_v4(p) != addr_is_v4(a))
+        return false;
     unsigned full = p->len / 8;
     if (memcmp(p->addr.b, a->b, full) != 0)
         return false;

@@ -37,6 +37,9 @@ bool addr_is_v4(const struct moat_addr *a);
 void addr_format(const struct moat_addr *a, char *buf, size_t n);
 /* Formats `addr/len`, with an IPv4 length for IPv4 prefixes. */
 void prefix_format(const struct moat_prefix *p, char *buf, size_t n);
+/* True for IPv4 prefixes (inside ::ffff:0:0/96). */
+bool prefix_is_v4(const struct moat_prefix *p);
+/* True when `a` is inside `p`; an IPv6 prefix never contains an IPv4 address. */
 bool prefix_contains(const struct moat_prefix *p, const struct moat_addr *a);
 /* True when `inner` lies entirely inside `outer`. */
 bool prefix_covers(const struct moat_prefix *outer, const struct moat_prefix *inner);

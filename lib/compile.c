@@ -316,6 +316,12 @@ static int build_outside(struct moat_tables *t)
                 if (pfx_add(t, &c->except[j]) < 0)
                     return -ENOMEM;
         }
+    /* Every address has a longest match: 0.0.0.0/0 and ::/0, WORLD unless an
+     * ipblock lists them. Two entries because the families never mix. */
+    struct moat_prefix all4 = {.addr.b = {[10] = 0xff, [11] = 0xff}, .len = 96};
+    struct moat_prefix all6 = {.len = 0};
+    if (pfx_add(t, &all4) < 0 || pfx_add(t, &all6) < 0)
+        return -ENOMEM;
     if (t->npfx > 1)
         qsort(t->pfx, t->npfx, sizeof(*t->pfx), cmp_pfx_len_desc);
     for (size_t i = 0; i < t->npfx; i++) {
@@ -1089,17 +1095,14 @@ bool tables_identity_has(const struct moat_tables *t, uint32_t id, uint32_t obj)
 
 size_t tables_addr_count(const struct moat_tables *t)
 {
-    return t->nexact + t->npfx + 1;
+    return t->nexact + t->npfx;
 }
 
 struct moat_addr_entry tables_addr_entry(const struct moat_tables *t, size_t i)
 {
     if (i < t->nexact)
         return t->exact[i];
-    if (i < t->nexact + t->npfx)
-        return t->pfx[i - t->nexact];
-    struct moat_addr_entry world = {.identity = MOAT_ID_WORLD}; /* ::/0 */
-    return world;
+    return t->pfx[i - t->nexact];
 }
 
 int tables_policy_foreach(const struct moat_tables *t,
