@@ -113,11 +113,13 @@ PY
 
 x() { "$M" lab exec --name "$LAB" "$@"; }
 
-# servers on s1 (tcp and udp) and o1
-x s1 -- "$T" serve --tcp 80 --tcp 81 --tcp 443 --tcp 999 --tcp 1000 --tcp 1001 --tcp 1500 \
+# Background processes start without a shell function around them, so that $!
+# is the process itself (lab exec execs the command): we end them by that PID.
+# servers on s1 (tcp and udp) and c1
+"$M" lab exec --name "$LAB" s1 -- "$T" serve --tcp 80 --tcp 81 --tcp 443 --tcp 999 --tcp 1000 --tcp 1001 --tcp 1500 \
     --tcp 2000 --tcp 2001 --tcp 3000 --tcp 8080 --udp 53 --udp 5353 --udp 6000 >"$TMP/srv.out" 2>&1 &
 PIDS="$PIDS $!"
-x c1 -- "$T" serve --tcp 7000 >"$TMP/srv-c1.out" 2>&1 &
+"$M" lab exec --name "$LAB" c1 -- "$T" serve --tcp 7000 >"$TMP/srv-c1.out" 2>&1 &
 PIDS="$PIDS $!"
 wait_ready() { # FILE
     i=0
@@ -141,8 +143,8 @@ conn() {
 }
 
 generation() {
-    "$D" status --node "$NODE" -o json 2>/dev/null |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])' 2>/dev/null || echo 0
+    g=$("$D" status --node "$NODE" -o json 2>/dev/null | sed -n 's/^ *"generation": *\([0-9]*\).*/\1/p')
+    echo "${g:-0}"
 }
 
 # policy HEADER_EXTRA RULES... : writes the policy file (cluster + objects + rules)
@@ -210,7 +212,7 @@ rule() { # NAME SOURCE DEST PORTS PROTO ACTION PRIORITY [ENABLED]
 }
 
 start_moatd() {
-    x --node "$NODE" -- "$D" --node "$NODE" --policy "$POLICY" --inventory "$INV" \
+    "$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --node "$NODE" --policy "$POLICY" --inventory "$INV" \
         --alerts "$ALERTS" >>"$TMP/moatd.log" 2>&1 &
     MOATD=$!
     PIDS="$PIDS $MOATD"
@@ -333,7 +335,8 @@ check defense-off-nothing-recorded "$(wc -l <"$ALERTS" | tr -d ' ')" 0
 
 # ---- 11. a rule change blocks an established TCP stream within 1 s
 apply "defense: on" "$(rule stream web api 80 tcp allow 10)"
-x c1 -- "$T" stream --tcp 10.77.0.20 80 --interval-ms 20 --duration-ms 4000 >"$TMP/stream.out" 2>&1 &
+ts=$(date +%s%N)
+"$M" lab exec --name "$LAB" c1 -- "$T" stream --tcp 10.77.0.20 80 --interval-ms 20 --duration-ms 4000 >"$TMP/stream.out" 2>&1 &
 SP=$!
 PIDS="$PIDS $SP"
 sleep 1
@@ -341,17 +344,22 @@ t0=$(date +%s%N)
 write_policy "defense: on" "$(rule stream web api 80 tcp block 10)"
 wait $SP
 t1=$(date +%s%N)
-out=$(cat "$TMP/stream.out")
+out=$(grep '^cut after' "$TMP/stream.out")
 case "$out" in
 "cut after"*) ok stream-cut ;;
-*) bad stream-cut "stream not cut: $out" ;;
+*) bad stream-cut "stream not cut: $(cat "$TMP/stream.out")" ;;
 esac
 # The stream ends at most interval+timeout after its last echo; bound the cut itself:
+# The stream reports when its first unanswered line was sent (ms from its start,
+# which is a little after $ts); the policy was written at $t0.
 cut_ms=$(echo "$out" | sed -n 's/^cut after \([0-9]*\) ms.*/\1/p')
-if [ -n "$cut_ms" ] && [ "$cut_ms" -ge 900 ] && [ "$cut_ms" -le $((1000 + 1000 + 200)) ]; then
+write_ms=$(((t0 - ts) / 1000000))
+delay=$((${cut_ms:-999999} - write_ms))
+echo "   (policy written at ${write_ms} ms, stream cut at ${cut_ms:-?} ms: ${delay} ms later; test took $(((t1 - ts) / 1000000)) ms)"
+if [ -n "$cut_ms" ] && [ "$delay" -le 1000 ]; then
     ok stream-cut-within-1s
 else
-    bad stream-cut-within-1s "cut at ${cut_ms:-?} ms after stream start; policy written at ~1000 ms ($(((t1 - t0) / 1000000)) ms total)"
+    bad stream-cut-within-1s "cut ${delay} ms after the policy change"
 fi
 
 # ---- 12. kill -9 of moatd while a client keeps trying a blocked port
@@ -369,6 +377,7 @@ PIDS="$PIDS $PP"
 sleep 0.5
 kill -9 "$MOATD"
 wait "$MOATD" 2>/dev/null
+if kill -0 "$MOATD" 2>/dev/null; then bad moatd-killed "still running"; else ok moatd-killed; fi
 sleep 0.5
 check allowed-while-moatd-down "$(conn c1 tcp 80)" ok
 start_moatd
