@@ -109,8 +109,8 @@ lint: $(DEPS_OK)
 format:
 	clang-format -i $(ALL_C)
 
-demo: $(DEPS_OK) build/rel/moat
-	@sh examples/demo.sh build/rel/moat
+demo: $(DEPS_OK) build/rel/moat build/rel/moatd build/rel/moat-traffic
+	@sh examples/demo.sh build/rel
 
 bench: $(DEPS_OK) $(BENCH_BINS)
 	@sh bench/run.sh build/rel

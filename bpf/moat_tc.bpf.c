@@ -81,8 +81,14 @@ static __always_inline int spoofed(struct __sk_buff *skb, const struct moat_pkt 
     struct moat_iface *iface = bpf_map_lookup_elem(&moat_ifaces, &ifindex);
     if (!iface || p->is_ndp)
         return TC_ACT_OK;
-    /* IPv6 link-local and unspecified sources are how neighbour discovery works. */
+    /* IPv6 link-local and unspecified (::) sources are how neighbour discovery
+     * and multicast listener reports work. */
     if ((p->saddr[0] == 0xfe && (p->saddr[1] & 0xc0) == 0x80))
+        return TC_ACT_OK;
+    __u64 hi, lo;
+    __builtin_memcpy(&hi, p->saddr, 8);
+    __builtin_memcpy(&lo, p->saddr + 8, 8);
+    if (!hi && !lo)
         return TC_ACT_OK;
     struct moat_ifaddr_key key = {.ifindex = ifindex};
     __builtin_memcpy(key.addr, p->saddr, 16);

@@ -77,27 +77,65 @@ static struct doc_node *node_new(struct build_ctx *c, enum doc_type type, int li
 static int node_append(struct build_ctx *c, struct doc_node *parent, struct doc_node *key,
                        struct doc_node *child)
 {
-    size_t n = parent->count + 1;
-    struct doc_node **items = moat_reallocarray(parent->items, n, sizeof(*items));
-    if (items)
-        parent->items = items;
-    struct doc_node **keys = NULL;
-    if (items && key) {
-        keys = moat_reallocarray(parent->keys, n, sizeof(*keys));
-        if (keys)
-            parent->keys = keys;
-    }
-    if (!items || (key && !keys)) {
-        doc_node_free(key);
-        doc_node_free(child);
-        c->err = -ENOMEM;
-        return -ENOMEM;
+    if (parent->count == parent->cap) {
+        /* Grow geometrically: appending item by item must stay linear. */
+        size_t cap = parent->cap ? parent->cap * 2 : 4;
+        struct doc_node **items = moat_reallocarray(parent->items, cap, sizeof(*items));
+        if (items)
+            parent->items = items;
+        struct doc_node **keys = NULL;
+        if (items && key) {
+            keys = moat_reallocarray(parent->keys, cap, sizeof(*keys));
+            if (keys)
+                parent->keys = keys;
+        }
+        if (!items || (key && !keys)) {
+            doc_node_free(key);
+            doc_node_free(child);
+            c->err = -ENOMEM;
+            return -ENOMEM;
+        }
+        parent->cap = cap;
     }
     parent->items[parent->count] = child;
     if (key)
         parent->keys[parent->count] = key;
-    parent->count = n;
+    parent->count++;
     return 0;
+}
+
+/* ---- duplicate keys: a hash set of a big mapping's keys ---- */
+
+struct key_set {
+    size_t *slot; /* index + 1 into the map's keys; 0 = empty */
+    size_t mask;
+};
+
+static size_t key_hash(const char *s)
+{
+    size_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static int key_set_init(struct key_set *ks, size_t n)
+{
+    size_t size = 64;
+    while (size < 2 * n)
+        size *= 2;
+    ks->slot = moat_calloc(size, sizeof(*ks->slot));
+    ks->mask = size - 1;
+    return ks->slot ? 0 : -ENOMEM;
+}
+
+/* The slot of `key` in map `m`: it holds the key's index + 1, or 0 when absent. */
+static size_t *key_set_find(struct key_set *ks, const struct doc_node *m, const char *key)
+{
+    size_t i = key_hash(key) & ks->mask;
+    while (ks->slot[i] && strcmp(m->keys[ks->slot[i] - 1]->text, key) != 0)
+        i = (i + 1) & ks->mask;
+    return &ks->slot[i];
 }
 
 /* ---- YAML ---- */
@@ -165,17 +203,19 @@ static struct doc_node *yaml_scalar(struct build_ctx *c, yaml_node_t *yn)
     return n;
 }
 
-static bool map_has_key(const struct doc_node *map, const char *key)
-{
-    return doc_map_get(map, key) != NULL;
-}
-
 static struct doc_node *yaml_mapping(struct build_ctx *c, yaml_document_t *doc, yaml_node_t *yn,
                                      int depth)
 {
     struct doc_node *n = node_new(c, DOC_MAP, (int)yn->start_mark.line + 1);
     if (!n)
         return NULL;
+    size_t npairs = (size_t)(yn->data.mapping.pairs.top - yn->data.mapping.pairs.start);
+    struct key_set ks = {NULL, 0};
+    if (npairs > 16 && key_set_init(&ks, npairs) < 0) {
+        c->err = -ENOMEM;
+        doc_node_free(n);
+        return NULL;
+    }
     for (yaml_node_pair_t *p = yn->data.mapping.pairs.start; p < yn->data.mapping.pairs.top;
          p++) {
         yaml_node_t *kn = yaml_document_get_node(doc, p->key);
@@ -186,9 +226,11 @@ static struct doc_node *yaml_mapping(struct build_ctx *c, yaml_document_t *doc, 
             c->err = c->err ? c->err : -EINVAL;
             continue;
         }
-        if (map_has_key(n, (const char *)kn->data.scalar.value)) {
+        const char *text = (const char *)kn->data.scalar.value;
+        size_t *slot = ks.slot ? key_set_find(&ks, n, text) : NULL;
+        if (slot ? *slot != 0 : doc_map_get(n, text) != NULL) {
             diags_add(c->d, c->name, (int)kn->start_mark.line + 1, NULL, "duplicate key \"%s\"",
-                      (const char *)kn->data.scalar.value);
+                      text);
             c->err = c->err ? c->err : -EINVAL;
             continue;
         }
@@ -197,14 +239,19 @@ static struct doc_node *yaml_mapping(struct build_ctx *c, yaml_document_t *doc, 
         if (!key || !val) {
             doc_node_free(key);
             doc_node_free(n);
+            free(ks.slot);
             return NULL;
         }
         key->kind = DOC_STR;
         if (node_append(c, n, key, val) < 0) {
             doc_node_free(n);
+            free(ks.slot);
             return NULL;
         }
+        if (slot)
+            *slot = n->count;
     }
+    free(ks.slot);
     return n;
 }
 
@@ -286,12 +333,10 @@ static struct doc_node *yaml_convert_document(struct build_ctx *c, yaml_document
 
 static int set_append(struct doc_set *set, struct doc_node *n)
 {
-    struct doc_node **docs = moat_reallocarray(set->docs, set->count + 1, sizeof(*docs));
-    if (!docs) {
+    if (moat_grow(&set->docs, &set->cap, set->count + 1, sizeof(*set->docs)) < 0) {
         doc_node_free(n);
         return -ENOMEM;
     }
-    set->docs = docs;
     set->docs[set->count++] = n;
     return 0;
 }

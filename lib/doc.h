@@ -32,6 +32,7 @@ struct doc_node {
     char *text;         /* scalars: the text; booleans read "true"/"false" */
     int line;           /* 1-based, 0 when unknown */
     size_t count;
+    size_t cap;              /* room in items (and keys) */
     struct doc_node **items; /* sequence items, or map values */
     struct doc_node **keys;  /* map keys (scalars), parallel to items */
 };
@@ -40,6 +41,7 @@ struct doc_set {
     char *name; /* file name used in messages */
     bool json;
     size_t count;
+    size_t cap;             /* room in docs */
     struct doc_node **docs; /* one per YAML document or JSON array element */
 };
 

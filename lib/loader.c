@@ -19,6 +19,7 @@ struct ld {
     int docno;
     int doc_line;
     char ctx[200];
+    char path[64]; /* prefix of field names inside nested maps: "detections.spoofing." */
     int errors;
     int err; /* -ENOMEM once memory ran out */
 };
@@ -35,7 +36,7 @@ static void bad(struct ld *l, const struct doc_node *at, const char *field, cons
     va_end(ap);
     int line = at && at->line ? at->line : l->doc_line;
     if (field && *field)
-        diags_add(l->d, l->file, line, l->ctx, "%s: %s", field, msg);
+        diags_add(l->d, l->file, line, l->ctx, "%s%s: %s", l->path, field, msg);
     else
         diags_add(l->d, l->file, line, l->ctx, "%s", msg);
     l->errors++;
@@ -169,14 +170,17 @@ static void get_enum(struct ld *l, const struct doc_node *map, const char *key,
     }
     char list[128] = "";
     for (size_t i = 0; names[i]; i++) {
-        if (is_scalar(n) && strcmp(n->text, names[i]) == 0) {
+        if (is_scalar(n) && n->kind != DOC_BOOL && strcmp(n->text, names[i]) == 0) {
             *out = values[i];
             return;
         }
         size_t len = strlen(list);
         snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", names[i]);
     }
-    bad(l, n, key, "\"%s\" is not one of %s", is_scalar(n) ? n->text : doc_type_name(n), list);
+    if (is_scalar(n) && n->kind != DOC_BOOL)
+        bad(l, n, key, "\"%s\" is not one of %s", n->text, list);
+    else
+        bad(l, n, key, "must be one of %s, not %s", list, doc_type_name(n));
 }
 
 static const char *const action_names[] = {"block", "alert", "allow", NULL};
@@ -252,10 +256,9 @@ static bool cluster_id_ok(const char *s)
     return true;
 }
 
-static void load_detection_common(struct ld *l, const struct doc_node *m, const char *path,
+static void load_detection_common(struct ld *l, const struct doc_node *m,
                                   struct moat_detection_common *c)
 {
-    (void)path;
     get_bool(l, m, "enabled", &c->enabled);
     static const char *const names[] = {"alert", "block", NULL};
     static const int values[] = {MOAT_ACTION_ALERT, MOAT_ACTION_BLOCK};
@@ -264,18 +267,31 @@ static void load_detection_common(struct ld *l, const struct doc_node *m, const 
     c->action = (enum moat_action)a;
 }
 
+/*
+ * The map of detection `key`, with its fields checked; NULL when absent or
+ * not a map. Field names in messages read `detections.KEY.FIELD` until
+ * detection_done().
+ */
 static const struct doc_node *detection_map(struct ld *l, const struct doc_node *det,
                                             const char *key, const char *const *fields)
 {
     const struct doc_node *m = doc_map_get(det, key);
-    if (!m)
+    if (!m || (m->type == DOC_SCALAR && m->kind == DOC_NULL))
         return NULL;
+    snprintf(l->path, sizeof(l->path), "detections.");
     if (m->type != DOC_MAP) {
-        bad(l, m, key, "must be a map");
+        bad(l, m, key, "must be a map, not %s", doc_type_name(m));
+        l->path[0] = '\0';
         return NULL;
     }
+    snprintf(l->path, sizeof(l->path), "detections.%s.", key);
     check_fields(l, m, fields);
     return m;
+}
+
+static void detection_done(struct ld *l)
+{
+    l->path[0] = '\0';
 }
 
 static void load_brute_force(struct ld *l, const struct doc_node *det, struct moat_detections *d)
@@ -285,27 +301,30 @@ static void load_brute_force(struct ld *l, const struct doc_node *det, struct mo
     const struct doc_node *m = detection_map(l, det, "brute_force", f);
     if (!m)
         return;
-    load_detection_common(l, m, "brute_force", &d->brute_force.c);
+    load_detection_common(l, m, &d->brute_force.c);
     get_uint(l, m, "threshold", 1, 1000000, false, &d->brute_force.threshold);
     get_uint(l, m, "window", 1, 86400, false, &d->brute_force.window);
     get_uint(l, m, "quarantine", 0, 86400 * 30, false, &d->brute_force.quarantine);
     const struct doc_node *ports = get_list(l, m, "ports");
-    if (!ports)
-        return;
-    if (ports->count > MOAT_BF_PORTS_MAX) {
-        bad(l, ports, "detections.brute_force.ports", "at most %d ports", MOAT_BF_PORTS_MAX);
-        return;
-    }
-    d->brute_force.nports = 0;
-    for (size_t i = 0; i < ports->count; i++) {
-        unsigned long long v;
-        if (!scalar_uint(ports->items[i], &v) || v < 1 || v > 65535) {
-            bad(l, ports->items[i], "detections.brute_force.ports", "item %zu is not a port 1..65535",
-                i);
-            continue;
+    if (ports && ports->count > MOAT_BF_PORTS_MAX) {
+        bad(l, ports, "ports", "%zu ports given, at most %d are allowed", ports->count,
+            MOAT_BF_PORTS_MAX);
+    } else if (ports) {
+        d->brute_force.nports = 0;
+        for (size_t i = 0; i < ports->count; i++) {
+            const struct doc_node *it = ports->items[i];
+            unsigned long long v;
+            char field[32];
+            snprintf(field, sizeof(field), "ports[%zu]", i);
+            if (!scalar_uint(it, &v) || v < 1 || v > 65535) {
+                bad(l, it, field, "%s%s%s is not a port 1..65535", is_scalar(it) ? "\"" : "",
+                    is_scalar(it) ? it->text : doc_type_name(it), is_scalar(it) ? "\"" : "");
+                continue;
+            }
+            d->brute_force.ports[d->brute_force.nports++] = (uint16_t)v;
         }
-        d->brute_force.ports[d->brute_force.nports++] = (uint16_t)v;
     }
+    detection_done(l);
 }
 
 static void load_port_scan(struct ld *l, const struct doc_node *det, struct moat_detections *d)
@@ -314,10 +333,11 @@ static void load_port_scan(struct ld *l, const struct doc_node *det, struct moat
     const struct doc_node *m = detection_map(l, det, "port_scan", f);
     if (!m)
         return;
-    load_detection_common(l, m, "port_scan", &d->port_scan.c);
+    load_detection_common(l, m, &d->port_scan.c);
     get_uint(l, m, "threshold", 1, 65535, false, &d->port_scan.threshold);
     get_uint(l, m, "window", 1, 86400, false, &d->port_scan.window);
     get_uint(l, m, "quarantine", 0, 86400 * 30, false, &d->port_scan.quarantine);
+    detection_done(l);
 }
 
 static void load_dns_hijack(struct ld *l, const struct doc_node *det, struct moat_detections *d)
@@ -326,47 +346,55 @@ static void load_dns_hijack(struct ld *l, const struct doc_node *det, struct moa
     const struct doc_node *m = detection_map(l, det, "dns_hijack", f);
     if (!m)
         return;
-    load_detection_common(l, m, "dns_hijack", &d->dns_hijack.c);
+    load_detection_common(l, m, &d->dns_hijack.c);
     const struct doc_node *r = get_list(l, m, "resolvers");
-    if (!r)
-        return;
-    if (r->count > MOAT_RESOLVERS_MAX) {
-        bad(l, r, "detections.dns_hijack.resolvers", "at most %d resolvers", MOAT_RESOLVERS_MAX);
-        return;
-    }
-    for (size_t i = 0; i < r->count; i++) {
-        struct moat_addr a;
-        if (!is_scalar(r->items[i]) || addr_parse(r->items[i]->text, &a) < 0) {
-            bad(l, r->items[i], "detections.dns_hijack.resolvers", "item %zu is not an IP address",
-                i);
-            continue;
+    if (r && r->count > MOAT_RESOLVERS_MAX) {
+        bad(l, r, "resolvers", "%zu resolvers given, at most %d are allowed", r->count,
+            MOAT_RESOLVERS_MAX);
+    } else if (r) {
+        for (size_t i = 0; i < r->count; i++) {
+            const struct doc_node *it = r->items[i];
+            struct moat_addr a;
+            char field[32];
+            snprintf(field, sizeof(field), "resolvers[%zu]", i);
+            if (!is_scalar(it) || addr_parse(it->text, &a) < 0) {
+                bad(l, it, field, "\"%s\" is not an IP address", is_scalar(it) ? it->text : "");
+                continue;
+            }
+            d->dns_hijack.resolvers[d->dns_hijack.nresolvers++] = a;
         }
-        d->dns_hijack.resolvers[d->dns_hijack.nresolvers++] = a;
     }
+    detection_done(l);
 }
 
 static void load_detections(struct ld *l, const struct doc_node *det, struct moat_detections *d)
 {
+    if (det->type == DOC_SCALAR && det->kind == DOC_NULL)
+        return;
     if (det->type != DOC_MAP) {
-        bad(l, det, "detections", "must be a map");
+        bad(l, det, "detections", "must be a map, not %s", doc_type_name(det));
         return;
     }
     static const char *const f[] = {"brute_force", "port_scan",    "dns_hijack",
                                     "spoofing",    "threat_intel", NULL};
+    snprintf(l->path, sizeof(l->path), "detections.");
     check_fields(l, det, f);
+    detection_done(l);
     load_brute_force(l, det, d);
     load_port_scan(l, det, d);
     load_dns_hijack(l, det, d);
     static const char *const sf[] = {"enabled", "action", NULL};
     const struct doc_node *m = detection_map(l, det, "spoofing", sf);
     if (m)
-        load_detection_common(l, m, "spoofing", &d->spoofing.c);
+        load_detection_common(l, m, &d->spoofing.c);
+    detection_done(l);
     static const char *const tf[] = {"enabled", "action", "file", NULL};
     m = detection_map(l, det, "threat_intel", tf);
     if (m) {
-        load_detection_common(l, m, "threat_intel", &d->threat_intel.c);
+        load_detection_common(l, m, &d->threat_intel.c);
         d->threat_intel.file = dup_str(l, m, "file", false);
     }
+    detection_done(l);
 }
 
 static void load_cluster(struct ld *l, const struct doc_node *m)
@@ -497,29 +525,45 @@ static void load_labels(struct ld *l, const struct doc_node *m, struct moat_labe
         bad(l, n, "labels", "must be a list of key=value or a map");
 }
 
+/* One entry of `cidrs`: a prefix, or a map {cidr, except: [prefixes]}. */
 static bool load_one_cidr(struct ld *l, const struct doc_node *it, const char *field,
                           struct moat_cidr *c)
 {
     const struct doc_node *text = it;
     const struct doc_node *except = NULL;
+    const char *entry = field; /* cidrs[0] */
+    char sub[64];
     if (it->type == DOC_MAP) {
         static const char *const f[] = {"cidr", "except", NULL};
+        snprintf(l->path, sizeof(l->path), "%s.", field);
         check_fields(l, it, f);
+        l->path[0] = '\0';
         text = doc_map_get(it, "cidr");
         except = doc_map_get(it, "except");
+        snprintf(sub, sizeof(sub), "%s.cidr", field);
+        if (!text) {
+            bad(l, it, sub, "required (a prefix such as 203.0.113.0/24)");
+            return false;
+        }
+        field = sub;
     }
     const char *why = "must be a prefix such as 203.0.113.0/24";
-    if (!is_scalar(text) || prefix_parse(text->text, &c->prefix, &why) < 0) {
-        bad(l, text ? text : it, field, "\"%s\" %s", is_scalar(text) ? text->text : "", why);
+    if (!is_scalar(text) || text->kind == DOC_BOOL ||
+        prefix_parse(text->text, &c->prefix, &why) < 0) {
+        if (is_scalar(text))
+            bad(l, text, field, "\"%s\" %s", text->text, why);
+        else
+            bad(l, text, field, "%s, not %s", why, doc_type_name(text));
         return false;
     }
-    if (!except)
+    if (!except || (except->type == DOC_SCALAR && except->kind == DOC_NULL))
         return true;
     if (except->type != DOC_SEQ) {
-        bad(l, except, field, "except must be a list of prefixes");
+        snprintf(sub, sizeof(sub), "%s.except", entry);
+        bad(l, except, sub, "must be a list of prefixes, not %s", doc_type_name(except));
         return false;
     }
-    c->except = moat_calloc(except->count, sizeof(*c->except));
+    c->except = moat_calloc(except->count ? except->count : 1, sizeof(*c->except));
     if (!c->except) {
         oom(l);
         return false;
@@ -527,13 +571,15 @@ static bool load_one_cidr(struct ld *l, const struct doc_node *it, const char *f
     for (size_t j = 0; j < except->count; j++) {
         const struct doc_node *e = except->items[j];
         struct moat_prefix p;
+        char ef[80];
+        snprintf(ef, sizeof(ef), "%s.except[%zu]", entry, j);
         why = "must be a prefix";
         if (!is_scalar(e) || prefix_parse(e->text, &p, &why) < 0) {
-            bad(l, e, field, "except[%zu]: \"%s\" %s", j, is_scalar(e) ? e->text : "", why);
+            bad(l, e, ef, "\"%s\" %s", is_scalar(e) ? e->text : "", why);
             continue;
         }
         if (!prefix_covers(&c->prefix, &p) || p.len == c->prefix.len) {
-            bad(l, e, field, "except[%zu]: \"%s\" is not inside %s", j, e->text, text->text);
+            bad(l, e, ef, "\"%s\" is not inside %s", e->text, text->text);
             continue;
         }
         c->except[c->nexcept++] = p;
@@ -543,9 +589,13 @@ static bool load_one_cidr(struct ld *l, const struct doc_node *it, const char *f
 
 static void load_object_cidrs(struct ld *l, const struct doc_node *m, struct moat_object *o)
 {
+    const struct doc_node *n = doc_map_get(m, "cidrs");
     const struct doc_node *list = get_list(l, m, "cidrs");
-    if (!list)
+    if (!list) {
+        if (n && n->type == DOC_SCALAR && n->kind == DOC_NULL)
+            bad(l, n, "cidrs", "must list at least one prefix");
         return;
+    }
     if (list->count == 0) {
         bad(l, list, "cidrs", "must list at least one prefix");
         return;
@@ -556,10 +606,12 @@ static void load_object_cidrs(struct ld *l, const struct doc_node *m, struct moa
     for (size_t i = 0; i < list->count; i++) {
         char field[32];
         snprintf(field, sizeof(field), "cidrs[%zu]", i);
-        if (load_one_cidr(l, list->items[i], field, &o->cidrs[o->ncidrs]))
+        if (load_one_cidr(l, list->items[i], field, &o->cidrs[o->ncidrs])) {
             o->ncidrs++;
-        else
-            free(o->cidrs[o->ncidrs].except), o->cidrs[o->ncidrs].except = NULL;
+        } else {
+            free(o->cidrs[o->ncidrs].except);
+            o->cidrs[o->ncidrs].except = NULL;
+        }
     }
 }
 
@@ -704,12 +756,18 @@ static char *object_ref(struct ld *l, const struct doc_node *n, const char *fiel
 static void load_rule_dests(struct ld *l, const struct doc_node *m, struct moat_rule *r)
 {
     const struct doc_node *list = doc_map_get(m, "destinations");
-    if (!list) {
-        bad(l, m, "destinations", "required (1-8 entries of {object, ports})");
+    if (!list || (list->type == DOC_SCALAR && list->kind == DOC_NULL)) {
+        bad(l, m, "destinations", "required (a list of 1-8 entries {object, ports})");
         return;
     }
-    if (list->type != DOC_SEQ || list->count < 1 || list->count > MOAT_DESTS_MAX) {
-        bad(l, list, "destinations", "must be a list of 1-8 entries of {object, ports}");
+    if (list->type != DOC_SEQ) {
+        bad(l, list, "destinations", "must be a list of 1-8 entries {object, ports}, not %s",
+            doc_type_name(list));
+        return;
+    }
+    if (list->count < 1 || list->count > MOAT_DESTS_MAX) {
+        bad(l, list, "destinations", "%zu entries given, 1-%d are allowed", list->count,
+            MOAT_DESTS_MAX);
         return;
     }
     for (size_t i = 0; i < list->count; i++) {
@@ -717,13 +775,13 @@ static void load_rule_dests(struct ld *l, const struct doc_node *m, struct moat_
         char field[48];
         snprintf(field, sizeof(field), "destinations[%zu]", i);
         if (it->type != DOC_MAP) {
-            bad(l, it, field, "must be a map {object, ports}");
+            bad(l, it, field, "must be a map {object, ports}, not %s", doc_type_name(it));
             continue;
         }
         static const char *const f[] = {"object", "ports", NULL};
-        for (size_t k = 0; k < it->count; k++)
-            if (strcmp(it->keys[k]->text, f[0]) != 0 && strcmp(it->keys[k]->text, f[1]) != 0)
-                bad(l, it->keys[k], field, "%s: unknown field", it->keys[k]->text);
+        snprintf(l->path, sizeof(l->path), "%s.", field);
+        check_fields(l, it, f);
+        l->path[0] = '\0';
         struct moat_dest *d = &r->dests[r->ndests++];
         const struct doc_node *obj = doc_map_get(it, "object");
         char of[64];
@@ -779,7 +837,8 @@ static void load_system_override(struct ld *l, const struct doc_node *m, struct 
         for (int j = 0; allowed[j] && !ok; j++)
             ok = strcmp(allowed[j], k) == 0;
         if (!ok)
-            bad(l, m->keys[i], k, "\"%s\" is a system rule: only enabled can be changed", r->name);
+            bad(l, m->keys[i], k,
+                "\"%s\" is a system rule: only enabled and description can be changed", r->name);
     }
     const struct doc_node *t = doc_map_get(m, "type");
     if (t && (!is_scalar(t) || strcmp(t->text, "system") != 0))
@@ -920,17 +979,42 @@ static void set_context(struct ld *l, const struct doc_node *m, const char *plur
     char where[32] = "";
     if (l->json)
         snprintf(where, sizeof(where), "document %d: ", l->docno);
-    if (is_scalar(name))
+    if (is_scalar(name) && name->text[0])
         snprintf(l->ctx, sizeof(l->ctx), "%s%s \"%.64s\"", where, plural, name->text);
     else
         snprintf(l->ctx, sizeof(l->ctx), "%s%s (document %d)", where, plural, l->docno);
+}
+
+/* Notes that the document for `plural` `name` was not accepted (see struct moat_policy). */
+static int remember_rejected(struct moat_policy *p, const char *plural, const char *name)
+{
+    if (moat_grow(&p->rejected, &p->cap_rejected, p->nrejected + 1, sizeof(char *)) < 0)
+        return -ENOMEM;
+    char *entry = moat_asprintf("%s/%s", plural, name);
+    if (!entry)
+        return -ENOMEM;
+    p->rejected[p->nrejected++] = entry;
+    return 0;
+}
+
+static bool was_rejected(const struct moat_policy *p, const char *plural, const char *name)
+{
+    size_t n = strlen(plural);
+    for (size_t i = 0; i < p->nrejected; i++)
+        if (strncmp(p->rejected[i], plural, n) == 0 && p->rejected[i][n] == '/' &&
+            strcmp(p->rejected[i] + n + 1, name) == 0)
+            return true;
+    return false;
 }
 
 static void load_doc(struct ld *l, const struct doc_node *m)
 {
     l->doc_line = m->line;
     l->errors = 0;
+    l->path[0] = '\0';
     snprintf(l->ctx, sizeof(l->ctx), "document %d", l->docno);
+    if (!l->json && m->type == DOC_SCALAR && m->kind == DOC_NULL)
+        return; /* an empty YAML document, as after a trailing `---` */
     if (m->type != DOC_MAP) {
         bad(l, m, NULL, "a document must be a map with a kind, not %s", doc_type_name(m));
         return;
@@ -940,12 +1024,20 @@ static void load_doc(struct ld *l, const struct doc_node *m)
         if (strcmp(kind->text, kinds[i].kind) == 0) {
             set_context(l, m, kinds[i].plural);
             kinds[i].load(l, m);
+            const struct doc_node *name = doc_map_get(m, "name");
+            if (l->errors && is_scalar(name) && kinds[i].load != load_rule &&
+                remember_rejected(l->p, kinds[i].plural, name->text) < 0)
+                oom(l);
             return;
         }
     }
-    bad(l, kind ? kind : m, "kind", "%s%s%s must be one of Cluster, NetworkObject, DefenseRule, "
-        "Workload, Node", is_scalar(kind) ? "\"" : "", is_scalar(kind) ? kind->text : "missing:",
-        is_scalar(kind) ? "\"" : "");
+    static const char *const known = "Cluster, NetworkObject, DefenseRule, Workload, Node";
+    if (!kind || (kind->type == DOC_SCALAR && kind->kind == DOC_NULL))
+        bad(l, m, "kind", "required (one of %s)", known);
+    else if (is_scalar(kind))
+        bad(l, kind, "kind", "\"%s\" is not one of %s", kind->text, known);
+    else
+        bad(l, kind, "kind", "must be one of %s, not %s", known, doc_type_name(kind));
 }
 
 static const char *remember_file(struct moat_policy *p, const char *name)
@@ -987,7 +1079,24 @@ static void fin_err(struct moat_diags *d, const struct moat_origin *at, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    char where[256];
+    if (at && at->line == 0 && at->doc > 0) { /* JSON: no lines, name the document */
+        snprintf(where, sizeof(where), "document %d: %s", at->doc, ctx);
+        ctx = where;
+    }
     diags_add(d, at ? at->file : NULL, at ? at->line : 0, ctx, "%s", msg);
+}
+
+/* "file:line", or "file document N" when lines are unknown (JSON). */
+static const char *origin_text(char *buf, size_t n, const struct moat_origin *at)
+{
+    if (!at->file)
+        snprintf(buf, n, "built-in");
+    else if (at->line > 0)
+        snprintf(buf, n, "%s:%d", at->file, at->line);
+    else
+        snprintf(buf, n, "%s document %d", at->file, at->doc);
+    return buf;
 }
 
 static void ctx_of(char *buf, size_t n, const char *plural, const char *name)
@@ -1014,10 +1123,10 @@ static void check_clusters(struct moat_policy *p, struct moat_diags *d)
     for (size_t i = 0; i < p->nclusters; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(p->clusters[i].name, p->clusters[j].name) == 0) {
-                char ctx[128];
+                char ctx[128], at[300];
                 ctx_of(ctx, sizeof(ctx), "clusters", p->clusters[i].name);
-                fin_err(d, &p->clusters[i].at, ctx, "name: defined twice (also in %s:%d)",
-                        p->clusters[j].at.file, p->clusters[j].at.line);
+                fin_err(d, &p->clusters[i].at, ctx, "name: defined twice (also in %s)",
+                        origin_text(at, sizeof(at), &p->clusters[j].at));
             }
 }
 
@@ -1110,14 +1219,16 @@ static void check_objects(struct moat_policy *p, struct moat_diags *d)
         struct moat_object *o = &p->objects[i];
         char ctx[128];
         ctx_of(ctx, sizeof(ctx), "objects", o->name);
-        for (size_t j = 0; j < i; j++)
+        for (size_t j = 0; j < i; j++) {
+            char at[300];
             if (strcmp(o->name, p->objects[j].name) == 0)
-                fin_err(d, &o->at, ctx, "name: defined twice (also in %s:%d)",
-                        p->objects[j].at.file ? p->objects[j].at.file : "built-in",
-                        p->objects[j].at.line);
+                fin_err(d, &o->at, ctx, "name: defined twice (also in %s)",
+                        origin_text(at, sizeof(at), &p->objects[j].at));
+        }
         if (o->cluster) {
             uint32_t c = policy_find_cluster(p, o->cluster);
-            if (c == MOAT_NONE || p->clusters[c].implicit)
+            if ((c == MOAT_NONE || p->clusters[c].implicit) &&
+                !was_rejected(p, "clusters", o->cluster))
                 fin_err(d, &o->at, ctx, "cluster: no Cluster document named \"%s\"", o->cluster);
         }
     }
@@ -1174,9 +1285,17 @@ static void apply_system_overrides(struct moat_policy *p, size_t nsys)
             p->rules[out++] = *r;
             continue;
         }
-        for (size_t s = 0; s < nsys; s++)
-            if (p->rules[s].cluster == r->cluster && strcmp(p->rules[s].name, r->name) == 0)
-                p->rules[s].enabled = r->enabled;
+        for (size_t s = 0; s < nsys; s++) {
+            struct moat_rule *sys = &p->rules[s];
+            if (sys->cluster != r->cluster || strcmp(sys->name, r->name) != 0)
+                continue;
+            sys->enabled = r->enabled;
+            if (r->description) {
+                free(sys->description);
+                sys->description = r->description;
+                r->description = NULL;
+            }
+        }
         rule_clear(r);
     }
     p->nrules = out;
@@ -1232,7 +1351,7 @@ static void resolve_rule_objects(struct moat_policy *p, struct moat_rule *r, con
 {
     const char *cluster = p->clusters[r->cluster].name;
     r->source = find_object_ref(p, r->source_ref);
-    if (r->source == MOAT_NONE)
+    if (r->source == MOAT_NONE && !was_rejected(p, "objects", r->source_ref))
         fin_err(d, &r->at, ctx, "source: no object named \"%s\"", r->source_ref);
     else if (!object_in_cluster(&p->objects[r->source], cluster))
         fin_err(d, &r->at, ctx, "source: object \"%s\" belongs to cluster \"%s\"", r->source_ref,
@@ -1241,8 +1360,9 @@ static void resolve_rule_objects(struct moat_policy *p, struct moat_rule *r, con
         struct moat_dest *dst = &r->dests[i];
         dst->object = find_object_ref(p, dst->object_ref);
         if (dst->object == MOAT_NONE) {
-            fin_err(d, &r->at, ctx, "destinations[%zu].object: no object named \"%s\"", i,
-                    dst->object_ref);
+            if (!was_rejected(p, "objects", dst->object_ref))
+                fin_err(d, &r->at, ctx, "destinations[%zu].object: no object named \"%s\"", i,
+                        dst->object_ref);
             continue;
         }
         const struct moat_object *o = &p->objects[dst->object];
@@ -1265,14 +1385,18 @@ static void resolve_rules(struct moat_policy *p, size_t nsys, struct moat_diags 
         ctx_of(ctx, sizeof(ctx), "rules", r->name);
         r->cluster = policy_find_cluster(p, r->cluster_ref);
         if (r->cluster == MOAT_NONE || p->clusters[r->cluster].implicit) {
-            fin_err(d, &r->at, ctx, "cluster: no Cluster document named \"%s\"", r->cluster_ref);
+            if (!was_rejected(p, "clusters", r->cluster_ref))
+                fin_err(d, &r->at, ctx, "cluster: no Cluster document named \"%s\"",
+                        r->cluster_ref);
             r->cluster = MOAT_NONE;
             continue;
         }
-        for (size_t j = nsys; j < i; j++)
+        for (size_t j = nsys; j < i; j++) {
+            char at[300];
             if (p->rules[j].cluster == r->cluster && strcmp(p->rules[j].name, r->name) == 0)
-                fin_err(d, &r->at, ctx, "name: defined twice in cluster \"%s\" (also in %s:%d)",
-                        r->cluster_ref, p->rules[j].at.file, p->rules[j].at.line);
+                fin_err(d, &r->at, ctx, "name: defined twice in cluster \"%s\" (also in %s)",
+                        r->cluster_ref, origin_text(at, sizeof(at), &p->rules[j].at));
+        }
         if (r->type != MOAT_RULE_SYSTEM)
             resolve_rule_objects(p, r, ctx, d);
     }
@@ -1299,10 +1423,11 @@ static void check_workloads(struct moat_policy *p, struct moat_diags *d)
         ctx_of(ctx, sizeof(ctx), "workloads", w->name);
         for (size_t j = 0; j < i; j++) {
             const struct moat_workload *o = &p->workloads[j];
+            char at[300];
             if (o->cluster == w->cluster && strcmp(o->namespace, w->namespace) == 0 &&
                 strcmp(o->name, w->name) == 0)
-                fin_err(d, &w->at, ctx, "name: defined twice in %s/%s (also in %s:%d)",
-                        w->cluster_ref, w->namespace, o->at.file, o->at.line);
+                fin_err(d, &w->at, ctx, "name: defined twice in %s/%s (also in %s)",
+                        w->cluster_ref, w->namespace, origin_text(at, sizeof(at), &o->at));
         }
         for (size_t a = 0; a < w->naddrs; a++) {
             const char *owner = addr_owner(p, i, a, &w->addrs[a]);
@@ -1317,12 +1442,20 @@ static void check_workloads(struct moat_policy *p, struct moat_diags *d)
     for (size_t i = 0; i < p->nnodes; i++) {
         char ctx[128];
         ctx_of(ctx, sizeof(ctx), "nodes", p->nodes[i].name);
-        for (size_t j = 0; j < i; j++)
+        for (size_t j = 0; j < i; j++) {
+            char at[300];
             if (strcmp(p->nodes[i].name, p->nodes[j].name) == 0)
-                fin_err(d, &p->nodes[i].at, ctx, "name: defined twice");
-        for (size_t a = 0; a < p->nodes[i].naddrs; a++)
-            if (addr_owner(p, p->nworkloads, 0, &p->nodes[i].addrs[a]))
-                fin_err(d, &p->nodes[i].at, ctx, "ips[%zu]: also the address of a workload", a);
+                fin_err(d, &p->nodes[i].at, ctx, "name: defined twice (also in %s)",
+                        origin_text(at, sizeof(at), &p->nodes[j].at));
+        }
+        for (size_t a = 0; a < p->nodes[i].naddrs; a++) {
+            const char *owner = addr_owner(p, p->nworkloads, 0, &p->nodes[i].addrs[a]);
+            char buf[MOAT_ADDR_STRLEN];
+            addr_format(&p->nodes[i].addrs[a], buf, sizeof(buf));
+            if (owner)
+                fin_err(d, &p->nodes[i].at, ctx, "ips[%zu]: %s is also an address of workload "
+                        "\"%s\"", a, buf, owner);
+        }
     }
 }
 
@@ -1376,10 +1509,13 @@ int policy_load_files(struct moat_policy **out, const char *const *paths, size_t
     if (!p)
         return -ENOMEM;
     int first = 0;
+    bool unreadable = false;
     for (size_t i = 0; i < n; i++) {
         struct doc_set *set;
         int err = doc_parse_file(paths[i], &set, d);
-        if (!err)
+        if (err)
+            unreadable = true;
+        else
             err = load_set_into(p, set, d);
         if (err == -ENOMEM) {
             policy_free(p);
@@ -1387,8 +1523,13 @@ int policy_load_files(struct moat_policy **out, const char *const *paths, size_t
         }
         first = first ? first : err;
     }
-    if (!first)
-        first = policy_finish(p, d);
+    /* Documents with errors were left out; checking the rest still reports
+     * every other problem (references to those documents are not reported). */
+    if (!unreadable) {
+        int err = policy_finish(p, d);
+        if (!first || err == -ENOMEM)
+            first = err;
+    }
     if (first) {
         policy_free(p);
         return first;
@@ -1406,10 +1547,14 @@ int policy_load_text(struct moat_policy **out, const char *text, size_t len, con
         return -ENOMEM;
     struct doc_set *set;
     int err = doc_parse_text(text, len, name, &set, d);
-    if (!err)
+    if (!err) {
         err = load_set_into(p, set, d);
-    if (!err)
-        err = policy_finish(p, d);
+        if (err != -ENOMEM) {
+            int fin = policy_finish(p, d);
+            if (!err || fin == -ENOMEM)
+                err = fin;
+        }
+    }
     if (err) {
         policy_free(p);
         return err;

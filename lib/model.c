@@ -105,6 +105,9 @@ void policy_free(struct moat_policy *p)
     for (size_t i = 0; i < p->nfiles; i++)
         free(p->files[i]);
     free(p->files);
+    for (size_t i = 0; i < p->nrejected; i++)
+        free(p->rejected[i]);
+    free(p->rejected);
     free(p->clusters);
     free(p->objects);
     free(p->rules);

@@ -178,6 +178,10 @@ struct moat_policy {
     size_t nworkloads, cap_workloads;
     struct moat_node *nodes;
     size_t nnodes, cap_nodes;
+    /* "clusters/NAME" and "objects/NAME" of documents that failed validation,
+     * so that checking the rest does not also report references to them. */
+    char **rejected;
+    size_t nrejected, cap_rejected;
     bool finished;
 };
 

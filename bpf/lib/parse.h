@@ -34,7 +34,7 @@ struct moat_pkt {
     __u16 dport;
     __u8 proto;
     __u8 is_icmp_error; /* an ICMP error: the tuple is the quoted packet's */
-    __u8 is_ndp;        /* IPv6 neighbour discovery: never judged */
+    __u8 is_ndp;        /* IPv6 neighbour discovery / MLD: never judged */
     __u8 pad;
     __u32 len;
 };
@@ -119,9 +119,19 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct moat_pkt *p)
     __builtin_memcpy(p->daddr, &ip6.daddr, 16);
     p->proto = ip6.nexthdr;
     __u32 off = ETH_HLEN + sizeof(ip6);
+    if (p->proto == 0) { /* hop-by-hop options (MLD reports carry one): skip it */
+        __u8 hbh[2];
+        if (bpf_skb_load_bytes(skb, off, hbh, 2) < 0)
+            return -1;
+        p->proto = hbh[0];
+        off += (hbh[1] + 1) * 8;
+    }
     if (p->proto == IPPROTO_ICMPV6) {
         __u8 type;
-        if (bpf_skb_load_bytes(skb, off, &type, 1) == 0 && type >= 133 && type <= 137)
+        /* Neighbour discovery (133-137) and multicast listener messages (130-132,
+         * 143) are the link's own plumbing, sent from :: or link-local sources. */
+        if (bpf_skb_load_bytes(skb, off, &type, 1) == 0 &&
+            ((type >= 130 && type <= 137) || type == 143))
             p->is_ndp = 1;
         return 0;
     }

@@ -205,10 +205,24 @@ static void test_families_do_not_mix(void **state)
     assert_true(prefix_contains(&v6doc, &a6));
     assert_false(prefix_covers(&v6, &v4all));
     assert_false(prefix_covers(&v4all, &v6));
-    /* At this level ::/0 is the whole 128-bit space, IPv4 included; the loader
-     * keeps an ipblock's IPv6 prefixes to IPv6 (see test_loader). */
-    struct moat_prefix all6 = P("::/0");
-    assert_true(prefix_contains(&all6, &a4));
+    /* Even ::/0, the whole 128-bit space, holds no IPv4 address. */
+    struct moat_prefix all6 = P("::/0"), low = P("::/80"), mapped = P("::ffff:0:0/96");
+    assert_false(prefix_contains(&all6, &a4));
+    assert_true(prefix_contains(&all6, &a6));
+    assert_true(prefix_contains(&all6, &compat));
+    assert_false(prefix_contains(&low, &a4));
+    assert_false(prefix_covers(&all6, &v4all));
+    assert_false(prefix_covers(&all6, &v4));
+    assert_true(prefix_covers(&all6, &v6));
+    /* ::ffff:0:0/96 is the IPv6 spelling of 0.0.0.0/0. */
+    assert_true(prefix_contains(&mapped, &a4));
+    assert_true(prefix_covers(&mapped, &v4));
+    assert_true(prefix_is_v4(&mapped));
+    assert_true(prefix_is_v4(&v4all));
+    assert_true(prefix_is_v4(&v4));
+    assert_false(prefix_is_v4(&all6));
+    assert_false(prefix_is_v4(&low));
+    assert_false(prefix_is_v4(&v6));
 }
 
 static void test_covers(void **state)
