@@ -27,6 +27,7 @@ SKEL     := build/bpf/moat_tc.skel.h
 BPFTEST_SRC := $(wildcard tests/bpf/test_*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
+BENCH_MAINS := $(wildcard bench/bench_*.c)
 ALL_C    := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(wildcard tests/unit/*.h) \
             $(wildcard lib/*.h cli/*.h include/moat/*.h) $(wildcard agent/*.c agent/*.h) \
             $(BPFTEST_SRC) $(BPF_SRC) $(wildcard bpf/lib/*.h)
@@ -92,9 +93,10 @@ build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/unit/testutil.
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcmocka -lm
 BPFTEST_BINS := $(patsubst tests/bpf/%.c,build/asan/tests/bpf/%,$(BPFTEST_SRC))
 
-build/rel/bench/%: build/rel/bench/%.o build/rel/libmoat.a
-	$(CC) -o $@ $^ $(LIBS) -lm
-BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_SRC))
+build/rel/bench/%: build/rel/bench/%.o build/rel/bench/synth.o build/rel/libagent.a build/rel/libmoat.a
+	$(CC) -o $@ $^ $(LIBS) $(BPF_LIBS) -lm
+BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_MAINS))
+build/rel/bench/bench_datapath.o: $(SKEL)
 
 test: $(DEPS_OK) lint $(UNIT_BINS) $(BPFTEST_BINS) build/asan/moat build/rel/moat \
       build/asan/moatd build/asan/moat-traffic build/rel/moatd build/rel/moat-traffic
@@ -112,7 +114,7 @@ format:
 demo: $(DEPS_OK) build/rel/moat build/rel/moatd build/rel/moat-traffic
 	@sh examples/demo.sh build/rel
 
-bench: $(DEPS_OK) $(BENCH_BINS)
+bench: $(DEPS_OK) $(BENCH_BINS) build/rel/moat build/rel/moatd build/rel/moat-traffic
 	@sh bench/run.sh build/rel
 
 clean:

@@ -525,6 +525,12 @@ static int counters_ebpf(struct datapath *dp, struct datapath_counter **out, siz
     return 0;
 }
 
+static int prog_fd_ebpf(struct datapath *dp, bool to_workload)
+{
+    return bpf_program__fd(to_workload ? dp->skel->progs.moat_to_workload
+                                       : dp->skel->progs.moat_from_workload);
+}
+
 const struct datapath_ops datapath_ebpf = {
     .name = "ebpf",
     .probe = probe_ebpf,
@@ -536,5 +542,6 @@ const struct datapath_ops datapath_ebpf = {
     .event_fd = event_fd_ebpf,
     .counters = counters_ebpf,
     .generation = read_generation,
+    .prog_fd = prog_fd_ebpf,
     .close = close_ebpf,
 };

@@ -46,47 +46,6 @@ struct fixture {
     int prog_to, prog_from;
 };
 
-/* The backend's skeleton is private; find the programs by name among loaded ones. */
-static int prog_fd_by_name(const char *name)
-{
-    __u32 id = 0;
-    while (bpf_prog_get_next_id(id, &id) == 0) {
-        int fd = bpf_prog_get_fd_by_id(id);
-        if (fd < 0)
-            continue;
-        struct bpf_prog_info info = {0};
-        __u32 len = sizeof(info);
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && strcmp(info.name, name) == 0)
-            return fd; /* the newest program with that name: ids grow */
-        close(fd);
-    }
-    return -1;
-}
-
-static int newest_prog_fd(const char *name)
-{
-    int best = -1;
-    __u32 id = 0, best_id = 0;
-    while (bpf_prog_get_next_id(id, &id) == 0) {
-        int fd = bpf_prog_get_fd_by_id(id);
-        if (fd < 0)
-            continue;
-        struct bpf_prog_info info = {0};
-        __u32 len = sizeof(info);
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && strncmp(info.name, name, 15) == 0 &&
-            id > best_id) {
-            if (best >= 0)
-                close(best);
-            best = fd;
-            best_id = id;
-            continue;
-        }
-        close(fd);
-    }
-    (void)prog_fd_by_name;
-    return best;
-}
-
 static void on_event(void *ctx, const struct moat_event *e)
 {
     struct fixture *f = ctx;
@@ -135,8 +94,8 @@ static int setup(void **state)
     memset(&f, 0, sizeof(f));
     snprintf(f.node, sizeof(f.node), "test-%d", (int)getpid());
     assert_int_equal(datapath_ebpf.open(f.node, on_event, &f, &f.dp), 0);
-    f.prog_to = newest_prog_fd("moat_to_workloa");
-    f.prog_from = newest_prog_fd("moat_from_workl");
+    f.prog_to = datapath_ebpf.prog_fd(f.dp, true);
+    f.prog_from = datapath_ebpf.prog_fd(f.dp, false);
     assert_true(f.prog_to >= 0 && f.prog_from >= 0);
     load_policy(&f, base_policy);
     *state = &f;
@@ -146,8 +105,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    close(f->prog_to);
-    close(f->prog_from);
     datapath_ebpf.close(f->dp, true);
     tables_free(f->t);
     policy_free(f->p);

@@ -72,7 +72,8 @@ static int usage(const char *fmt, ...)
             "       moat-traffic connect --tcp|--udp ADDR PORT [--timeout-ms N] [--count N] "
             "[--payload TEXT]\n"
             "       moat-traffic stream --tcp ADDR PORT --interval-ms N --duration-ms N "
-            "[--timeout-ms N]\n");
+            "[--timeout-ms N]\n"
+            "       moat-traffic rate --tcp ADDR PORT --duration-ms N [--timeout-ms N]\n");
     return EXIT_USAGE;
 }
 
@@ -392,8 +393,10 @@ struct client_args {
     const char *payload;
 };
 
-static int parse_client(int argc, char **argv, bool stream, struct client_args *a)
+/* mode: 0 connect, 1 stream, 2 rate (stream options apply to rate too, bar the interval). */
+static int parse_client(int argc, char **argv, int mode, struct client_args *a)
 {
+    bool stream = mode != 0;
     static const struct option opts[] = {{"tcp", no_argument, NULL, 't'},
                                          {"udp", no_argument, NULL, 'u'},
                                          {"timeout-ms", required_argument, NULL, 'T'},
@@ -402,7 +405,7 @@ static int parse_client(int argc, char **argv, bool stream, struct client_args *
                                          {"interval-ms", required_argument, NULL, 'i'},
                                          {"duration-ms", required_argument, NULL, 'd'},
                                          {NULL, 0, NULL, 0}};
-    const char *cmd = stream ? "stream" : "connect";
+    const char *cmd = mode == 2 ? "rate" : stream ? "stream" : "connect";
     memset(a, 0, sizeof(*a));
     a->timeout_ms = stream ? 1000 : DEFAULT_TIMEOUT_MS;
     a->count = 1;
@@ -452,8 +455,10 @@ static int parse_client(int argc, char **argv, bool stream, struct client_args *
         return usage("\"%s\" is not a port 1..65535", a->port);
     if (!a->type)
         return usage("%s: give --tcp or --udp", cmd);
-    if (stream && (a->type != SOCK_STREAM || !a->interval_ms || !a->duration_ms))
+    if (mode == 1 && (a->type != SOCK_STREAM || !a->interval_ms || !a->duration_ms))
         return usage("%s: needs --tcp, --interval-ms and --duration-ms", cmd);
+    if (mode == 2 && (a->type != SOCK_STREAM || !a->duration_ms))
+        return usage("%s: needs --tcp and --duration-ms", cmd);
     return 0;
 }
 
@@ -606,7 +611,7 @@ static int udp_connect(const struct client_args *a)
 static int cmd_connect(int argc, char **argv)
 {
     struct client_args a;
-    int rc = parse_client(argc, argv, false, &a);
+    int rc = parse_client(argc, argv, 0, &a);
     if (rc)
         return rc;
     return a.type == SOCK_STREAM ? tcp_connect(&a) : udp_connect(&a);
@@ -615,7 +620,7 @@ static int cmd_connect(int argc, char **argv)
 static int cmd_stream(int argc, char **argv)
 {
     struct client_args a;
-    int rc = parse_client(argc, argv, true, &a);
+    int rc = parse_client(argc, argv, 1, &a);
     if (rc)
         return rc;
     int fd = connect_to(&a);
@@ -653,6 +658,43 @@ static int cmd_stream(int argc, char **argv)
     return EXIT_ECHOED;
 }
 
+/* rate: new TCP connections (connect, one echoed line, close) for a while; counts them. */
+static int cmd_rate(int argc, char **argv)
+{
+    struct client_args a;
+    int rc = parse_client(argc, argv, 2, &a);
+    if (rc)
+        return rc;
+    int64_t start = now_ms(), end = start + a.duration_ms;
+    long done = 0, failed = 0;
+    char line[] = "moat-traffic rate\n";
+    while (now_ms() < end) {
+        int fd = connect_to(&a);
+        if (fd == -2)
+            return EXIT_USAGE;
+        int err = fd < 0 ? ETIMEDOUT : 0;
+        int64_t deadline = now_ms() + a.timeout_ms;
+        if (!err)
+            err = send_all(fd, line, sizeof(line) - 1, deadline);
+        if (!err)
+            err = expect_echo(fd, line, sizeof(line) - 1, deadline);
+        if (fd >= 0) {
+            /* Close with a reset: no TIME_WAIT on the client, so the ephemeral
+             * ports never run out and each run measures the same thing. */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            close(fd);
+        }
+        if (err)
+            failed++;
+        else
+            done++;
+    }
+    double secs = (double)(now_ms() - start) / 1000.0;
+    printf("ok %ld connections in %.2f s: %.0f/s, %ld failed\n", done, secs, done / secs, failed);
+    return done ? EXIT_ECHOED : EXIT_FAILED;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -666,6 +708,8 @@ int main(int argc, char **argv)
         return cmd_connect(argc - 1, argv + 1);
     if (strcmp(cmd, "stream") == 0)
         return cmd_stream(argc - 1, argv + 1);
+    if (strcmp(cmd, "rate") == 0)
+        return cmd_rate(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage("echo server and clients for the Moat lab");
         return EXIT_ECHOED;
