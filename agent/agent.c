@@ -111,9 +111,11 @@ static int attach_workload(struct moat_agent *a, struct agent_iface *ifc)
         agent_log("error", "interface '%s': attach failed: %s", ifc->name, strerror(-err));
         return err;
     }
-    if (!ifc->attached)
+    if (!ifc->attached) {
         agent_log("info", "interface '%s': enforcing for workload %s/%s", ifc->name,
                   w->namespace, w->name);
+        a->status_dirty = true;
+    }
     ifc->attached = true;
     return 0;
 }
@@ -154,6 +156,7 @@ void agent_rescan(struct moat_agent *a)
         struct agent_iface *ifc = &a->ifaces[i];
         if (ifc->attached && !if_nametoindex(ifc->name)) {
             ifc->attached = false; /* gone: its filters went with it */
+            a->status_dirty = true;
             agent_log("info", "interface '%s': gone", ifc->name);
         } else if (!ifc->attached) {
             attach_workload(a, ifc);
@@ -182,6 +185,7 @@ static int install(struct moat_agent *a, struct moat_policy *p)
     a->tables = t;
     a->policy = p;
     a->generation = gen;
+    a->status_dirty = true;
     return reconcile_ifaces(a);
 }
 
@@ -241,6 +245,7 @@ int agent_reload(struct moat_agent *a)
         if (err)
             policy_free(p);
     }
+    a->status_dirty = true;
     if (err) {
         a->reload_failures++;
         agent_log("error", "reload failed (%s): generation %u stays in force",
@@ -284,10 +289,24 @@ static json_t *status_json(struct moat_agent *a)
                      (json_int_t)a->events, "interfaces", ifs, "rules", rules);
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Written when something it shows changed, else every 5 s (event counts): with
+ * thousands of rules the file is large, and moatd must stay off the CPU. */
 static void write_status(struct moat_agent *a)
 {
     if (!a->cfg.status_path)
         return;
+    double now = mono_now();
+    if (!a->status_dirty && now - a->status_written_at < 5.0)
+        return;
+    a->status_dirty = false;
+    a->status_written_at = now;
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", a->cfg.status_path);
     json_t *j = status_json(a);

@@ -45,6 +45,8 @@ struct moat_agent {
     struct alert_agg *alerts;
     FILE *alerts_out;
     unsigned long reloads, reload_failures, events;
+    bool status_dirty;       /* something the status file shows changed */
+    double status_written_at; /* monotonic seconds */
 };
 
 /* Prints a log line: "moatd: LEVEL: message". */
