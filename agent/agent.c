@@ -68,10 +68,13 @@ static void on_event(void *ctx, const struct moat_event *e)
     a->events++;
     if (!p || e->cluster >= p->nclusters)
         return;
-    struct alert_hit h = {.cluster = p->clusters[e->cluster].name, .node = a->cfg.node,
-                          .rule_id = e->rule_id, .rule_name = rule_name_of(p, e->rule_id),
+    struct alert_hit h = {.cluster = p->clusters[e->cluster].name,
+                          .node = a->cfg.node,
+                          .rule_id = e->rule_id,
+                          .rule_name = rule_name_of(p, e->rule_id),
                           .configured = (enum moat_action)e->action,
-                          .applied = (enum moat_action)e->applied, .proto = e->proto,
+                          .applied = (enum moat_action)e->applied,
+                          .proto = e->proto,
                           .when = wall_time(e->ts_ns)};
     h.kind = e->kind == MOAT_EV_SPOOFING ? ALERT_SPOOFING : ALERT_POLICY;
     memcpy(h.src.addr.b, e->saddr, 16);
@@ -112,8 +115,8 @@ static int attach_workload(struct moat_agent *a, struct agent_iface *ifc)
         return err;
     }
     if (!ifc->attached) {
-        agent_log("info", "interface '%s': enforcing for workload %s/%s", ifc->name,
-                  w->namespace, w->name);
+        agent_log("info", "interface '%s': enforcing for workload %s/%s", ifc->name, w->namespace,
+                  w->name);
         a->status_dirty = true;
     }
     ifc->attached = true;
@@ -213,8 +216,7 @@ int agent_start(struct moat_agent *a, const struct agent_config *cfg,
     char why[512];
     err = ops->probe(why, sizeof(why));
     if (err) {
-        agent_log("error", "the %s datapath cannot run on this kernel: missing %s", ops->name,
-                  why);
+        agent_log("error", "the %s datapath cannot run on this kernel: missing %s", ops->name, why);
         policy_free(p);
         return err;
     }
@@ -278,10 +280,10 @@ static json_t *status_json(struct moat_agent *a)
                                              "attached", a->ifaces[i].attached));
     }
     for (size_t i = 0; i < a->policy->nrules; i++)
-        json_array_append_new(rules, json_pack("{s:I,s:s,s:s}", "id",
-                                               (json_int_t)a->policy->rules[i].id, "name",
-                                               a->policy->rules[i].name, "cluster",
-                                               a->policy->clusters[a->policy->rules[i].cluster].name));
+        json_array_append_new(rules,
+                              json_pack("{s:I,s:s,s:s}", "id", (json_int_t)a->policy->rules[i].id,
+                                        "name", a->policy->rules[i].name, "cluster",
+                                        a->policy->clusters[a->policy->rules[i].cluster].name));
     return json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:I,s:o,s:o}", "node", a->cfg.node, "pid",
                      (int)getpid(), "datapath", a->ops->name, "generation",
                      (json_int_t)a->generation, "reloads", (json_int_t)a->reloads,

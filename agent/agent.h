@@ -45,7 +45,7 @@ struct moat_agent {
     struct alert_agg *alerts;
     FILE *alerts_out;
     unsigned long reloads, reload_failures, events;
-    bool status_dirty;       /* something the status file shows changed */
+    bool status_dirty;        /* something the status file shows changed */
     double status_written_at; /* monotonic seconds */
 };
 

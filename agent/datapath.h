@@ -47,7 +47,8 @@ struct datapath_ops {
     /* Per-rule counters, summed over CPUs; caller frees *out. */
     int (*counters)(struct datapath *dp, struct datapath_counter **out, size_t *n);
     uint32_t (*generation)(struct datapath *dp);
-    /* The program fd of one hook (tests and benchmarks run it with BPF_PROG_TEST_RUN); -1 if none. */
+    /* The program fd of one hook (tests and benchmarks run it with BPF_PROG_TEST_RUN); -1 if none.
+     */
     int (*prog_fd)(struct datapath *dp, bool to_workload);
     /* Closes; with `remove`, also detaches everything and removes kernel state. */
     void (*close)(struct datapath *dp, bool remove);

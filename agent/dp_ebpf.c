@@ -25,11 +25,11 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#define BPFFS "/sys/fs/bpf"
-#define PIN_BASE BPFFS "/moat"
-#define TC_HANDLE 0x4d4f /* "MO" */
+#define BPFFS       "/sys/fs/bpf"
+#define PIN_BASE    BPFFS "/moat"
+#define TC_HANDLE   0x4d4f /* "MO" */
 #define TC_PRIORITY 1
-#define BATCH 65536
+#define BATCH       65536
 
 struct attached {
     char ifname[IF_NAMESIZE];
@@ -115,8 +115,7 @@ static bool node_name_ok(const char *node)
            strlen(node) < 64;
 }
 
-static int open_ebpf(const char *node, datapath_event_fn on_event, void *ctx,
-                     struct datapath **out)
+static int open_ebpf(const char *node, datapath_event_fn on_event, void *ctx, struct datapath **out)
 {
     *out = NULL;
     if (!node_name_ok(node))
@@ -234,10 +233,10 @@ static int fill_addrs(const struct moat_tables *t)
         struct moat_ident_info info = tables_identity(t, e.identity);
         struct moat_addr_key key = {.prefixlen = e.prefix.len};
         memcpy(key.addr, e.prefix.addr.b, 16);
-        struct moat_addr_val val = {.identity = e.identity, .kind = (uint16_t)info.kind,
-                                    .cluster = info.kind == MOAT_IDENT_WORKLOAD
-                                                   ? (uint16_t)info.cluster
-                                                   : 0};
+        struct moat_addr_val val = {
+            .identity = e.identity,
+            .kind = (uint16_t)info.kind,
+            .cluster = info.kind == MOAT_IDENT_WORKLOAD ? (uint16_t)info.cluster : 0};
         if (bpf_map_update_elem(fd, &key, &val, BPF_ANY) < 0) {
             int err = -errno;
             close(fd);
@@ -259,8 +258,10 @@ struct row_build {
 static int collect_entry(void *ctx, const struct moat_policy_entry *e)
 {
     struct row_build *b = ctx;
-    struct moat_row_key key = {.dir = (uint8_t)e->dir, .pclass = (uint8_t)e->pclass,
-                               .subject = e->subject, .peer = e->peer};
+    struct moat_row_key key = {.dir = (uint8_t)e->dir,
+                               .pclass = (uint8_t)e->pclass,
+                               .subject = e->subject,
+                               .peer = e->peer};
     bool same = b->nrows && memcmp(&b->keys[b->nrows - 1], &key, sizeof(key)) == 0;
     if (!same) {
         if (moat_grow(&b->keys, &b->cap_rows, b->nrows + 1, sizeof(*b->keys)) < 0 ||
@@ -272,7 +273,8 @@ static int collect_entry(void *ctx, const struct moat_policy_entry *e)
     }
     if (moat_grow(&b->ivals, &b->cap_ivals, b->nivals + 1, sizeof(*b->ivals)) < 0)
         return b->err = -ENOMEM;
-    b->ivals[b->nivals++] = (struct moat_interval){.lo = e->port_lo, .hi = e->port_hi,
+    b->ivals[b->nivals++] = (struct moat_interval){.lo = e->port_lo,
+                                                   .hi = e->port_hi,
                                                    .rule_id = e->rule_id,
                                                    .priority = e->priority,
                                                    .action = (uint8_t)e->action};
@@ -310,13 +312,13 @@ static int fill_rows(const struct moat_tables *t, int *rows_fd, int *ivals_fd)
         idx[i] = (uint32_t)i;
     *rows_fd = *ivals_fd = -1;
     if (!err) {
-        *rows_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "moat_rows", sizeof(struct moat_row_key),
-                                  sizeof(struct moat_row_val), b.nrows ? (uint32_t)b.nrows : 1,
-                                  NULL);
+        *rows_fd =
+            bpf_map_create(BPF_MAP_TYPE_HASH, "moat_rows", sizeof(struct moat_row_key),
+                           sizeof(struct moat_row_val), b.nrows ? (uint32_t)b.nrows : 1, NULL);
         LIBBPF_OPTS(bpf_map_create_opts, aopts, .map_flags = BPF_F_INNER_MAP);
-        *ivals_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "moat_ivals", sizeof(uint32_t),
-                                   sizeof(struct moat_interval),
-                                   b.nivals ? (uint32_t)b.nivals : 1, &aopts);
+        *ivals_fd =
+            bpf_map_create(BPF_MAP_TYPE_ARRAY, "moat_ivals", sizeof(uint32_t),
+                           sizeof(struct moat_interval), b.nivals ? (uint32_t)b.nivals : 1, &aopts);
         if (*rows_fd < 0 || *ivals_fd < 0)
             err = -errno;
     }
@@ -387,8 +389,7 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
     if (!err && (fds[3] = fill_clusters(p)) < 0)
         err = fds[3];
     struct bpf_map *outer[4] = {dp->skel->maps.moat_addr_slots, dp->skel->maps.moat_rows_slots,
-                                dp->skel->maps.moat_ivals_slots,
-                                dp->skel->maps.moat_cluster_slots};
+                                dp->skel->maps.moat_ivals_slots, dp->skel->maps.moat_cluster_slots};
     for (int i = 0; i < 4 && !err; i++)
         if (bpf_map_update_elem(bpf_map__fd(outer[i]), &slot, &fds[i], BPF_ANY) < 0)
             err = -errno;
@@ -426,8 +427,8 @@ static int remember_if(struct datapath *dp, const char *ifname, int ifindex)
 static int tc_attach_prog(int ifindex, enum bpf_tc_attach_point point, int prog_fd)
 {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = TC_HANDLE,
-                .priority = TC_PRIORITY, .flags = BPF_TC_F_REPLACE);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = TC_HANDLE, .priority = TC_PRIORITY,
+                .flags = BPF_TC_F_REPLACE);
     int err = bpf_tc_hook_create(&hook);
     if (err && err != -EEXIST)
         return err;
@@ -452,8 +453,8 @@ static int attach_ebpf(struct datapath *dp, const char *ifname, uint32_t cluster
     uint32_t idx = (uint32_t)ifindex;
     if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.moat_ifaces), &idx, &iface, BPF_ANY))
         return -errno;
-    int err = tc_attach_prog(ifindex, BPF_TC_EGRESS,
-                             bpf_program__fd(dp->skel->progs.moat_to_workload));
+    int err =
+        tc_attach_prog(ifindex, BPF_TC_EGRESS, bpf_program__fd(dp->skel->progs.moat_to_workload));
     if (!err)
         err = tc_attach_prog(ifindex, BPF_TC_INGRESS,
                              bpf_program__fd(dp->skel->progs.moat_from_workload));

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RUN_DIR "/run/moat"
+#define RUN_DIR   "/run/moat"
 #define MAX_FILES 16
 
 struct options {
@@ -45,21 +45,20 @@ struct options {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: moatd --node NAME --policy FILE --inventory FILE [--alerts FILE]\n"
-            "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup] "
-            "[--verbose]\n"
-            "       moatd status --node NAME [-o table|json]\n"
-            "       moatd remove --node NAME [--netns NAME]\n\n"
-            "  --node NAME        this node's name (workloads with node: NAME are local)\n"
-            "  --policy FILE      policy file (YAML or JSON); repeatable\n"
-            "  --inventory FILE   workload inventory file; repeatable\n"
-            "  --alerts FILE      append alerts as JSON lines to FILE (default: stdout)\n"
-            "  --netns NAME       join network namespace NAME first (/run/netns/NAME)\n"
-            "  --datapath NAME    auto (default) or ebpf\n"
-            "  --check            validate the files and probe the kernel, then exit\n"
-            "  --cleanup          on exit, detach and remove all kernel state\n"
-            "Exit status: 0 ok, 1 cannot run (kernel, I/O), 2 invalid files or usage.\n");
+    fprintf(out, "usage: moatd --node NAME --policy FILE --inventory FILE [--alerts FILE]\n"
+                 "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup] "
+                 "[--verbose]\n"
+                 "       moatd status --node NAME [-o table|json]\n"
+                 "       moatd remove --node NAME [--netns NAME]\n\n"
+                 "  --node NAME        this node's name (workloads with node: NAME are local)\n"
+                 "  --policy FILE      policy file (YAML or JSON); repeatable\n"
+                 "  --inventory FILE   workload inventory file; repeatable\n"
+                 "  --alerts FILE      append alerts as JSON lines to FILE (default: stdout)\n"
+                 "  --netns NAME       join network namespace NAME first (/run/netns/NAME)\n"
+                 "  --datapath NAME    auto (default) or ebpf\n"
+                 "  --check            validate the files and probe the kernel, then exit\n"
+                 "  --cleanup          on exit, detach and remove all kernel state\n"
+                 "Exit status: 0 ok, 1 cannot run (kernel, I/O), 2 invalid files or usage.\n");
 }
 
 static int add_file(struct options *o, const char *path)
@@ -74,29 +73,61 @@ static int add_file(struct options *o, const char *path)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        {"node", required_argument, NULL, 'n'},     {"policy", required_argument, NULL, 'p'},
-        {"inventory", required_argument, NULL, 'i'}, {"alerts", required_argument, NULL, 'a'},
-        {"netns", required_argument, NULL, 'N'},    {"datapath", required_argument, NULL, 'd'},
-        {"check", no_argument, NULL, 'c'},          {"cleanup", no_argument, NULL, 'C'},
-        {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"node", required_argument, NULL, 'n'},
+                                             {"policy", required_argument, NULL, 'p'},
+                                             {"inventory", required_argument, NULL, 'i'},
+                                             {"alerts", required_argument, NULL, 'a'},
+                                             {"netns", required_argument, NULL, 'N'},
+                                             {"datapath", required_argument, NULL, 'd'},
+                                             {"check", no_argument, NULL, 'c'},
+                                             {"cleanup", no_argument, NULL, 'C'},
+                                             {"verbose", no_argument, NULL, 'v'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'n': o->node = optarg; break;
-        case 'p': o->have_policy = true; if (add_file(o, optarg)) return 2; break;
-        case 'i': o->have_inventory = true; if (add_file(o, optarg)) return 2; break;
-        case 'a': o->alerts = optarg; break;
-        case 'N': o->netns = optarg; break;
-        case 'd': o->datapath = optarg; break;
-        case 'c': o->check = true; break;
-        case 'C': o->cleanup = true; break;
-        case 'v': o->verbose = true; break;
-        case 'h': usage(stdout); return -1;
-        case ':': fprintf(stderr, "moatd: %s: needs a value\n", argv[optind - 1]); return 2;
-        default: fprintf(stderr, "moatd: %s: unknown option\n", argv[optind - 1]); return 2;
+        case 'n':
+            o->node = optarg;
+            break;
+        case 'p':
+            o->have_policy = true;
+            if (add_file(o, optarg))
+                return 2;
+            break;
+        case 'i':
+            o->have_inventory = true;
+            if (add_file(o, optarg))
+                return 2;
+            break;
+        case 'a':
+            o->alerts = optarg;
+            break;
+        case 'N':
+            o->netns = optarg;
+            break;
+        case 'd':
+            o->datapath = optarg;
+            break;
+        case 'c':
+            o->check = true;
+            break;
+        case 'C':
+            o->cleanup = true;
+            break;
+        case 'v':
+            o->verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case ':':
+            fprintf(stderr, "moatd: %s: needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "moatd: %s: unknown option\n", argv[optind - 1]);
+            return 2;
         }
     }
     const char *missing = !o->node ? "--node" : !o->have_policy ? "--policy" : NULL;
@@ -109,8 +140,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         return 2;
     }
     if (o->datapath && strcmp(o->datapath, "auto") != 0 && strcmp(o->datapath, "ebpf") != 0) {
-        fprintf(stderr, "moatd: --datapath: \"%s\" is not auto or ebpf (the iptables backend "
-                        "is not available yet)\n", o->datapath);
+        fprintf(stderr,
+                "moatd: --datapath: \"%s\" is not auto or ebpf (the iptables backend "
+                "is not available yet)\n",
+                o->datapath);
         return 2;
     }
     return 0;
@@ -151,8 +184,7 @@ static int watch_files(const struct options *o)
     for (size_t i = 0; fd >= 0 && i < o->nfiles; i++) {
         char buf[4096];
         snprintf(buf, sizeof(buf), "%s", o->files[i]);
-        inotify_add_watch(fd, dirname(buf),
-                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+        inotify_add_watch(fd, dirname(buf), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
     }
     return fd;
 }
@@ -285,10 +317,9 @@ static int status_cmd(int argc, char **argv)
         }
         char k[16];
         snprintf(k, sizeof(k), "%u", key);
-        json_object_set_new(counters, k, json_pack("{s:I,s:I,s:I}", "flows",
-                                                   (json_int_t)sum.flows, "packets",
-                                                   (json_int_t)sum.packets, "bytes",
-                                                   (json_int_t)sum.bytes));
+        json_object_set_new(counters, k,
+                            json_pack("{s:I,s:I,s:I}", "flows", (json_int_t)sum.flows, "packets",
+                                      (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes));
     }
     free(per);
     if (fd >= 0)
@@ -299,7 +330,8 @@ static int status_cmd(int argc, char **argv)
         printf("%s\n", s ? s : "{}");
         free(s);
     } else {
-        printf("node        %s (pid %lld, datapath %s)\n", json_string_value(json_object_get(st, "node")),
+        printf("node        %s (pid %lld, datapath %s)\n",
+               json_string_value(json_object_get(st, "node")),
                json_integer_value(json_object_get(st, "pid")),
                json_string_value(json_object_get(st, "datapath")));
         printf("generation  %lld\n", json_integer_value(json_object_get(st, "generation")));
@@ -414,8 +446,11 @@ int main(int argc, char **argv)
     mkdir(RUN_DIR, 0755);
     char status_path[512];
     snprintf(status_path, sizeof(status_path), RUN_DIR "/moatd-%s.json", o.node);
-    struct agent_config cfg = {.node = o.node, .files = o.files, .nfiles = o.nfiles,
-                               .alerts_path = o.alerts, .status_path = status_path,
+    struct agent_config cfg = {.node = o.node,
+                               .files = o.files,
+                               .nfiles = o.nfiles,
+                               .alerts_path = o.alerts,
+                               .status_path = status_path,
                                .verbose = o.verbose};
     struct moat_agent a;
     int err = agent_start(&a, &cfg, &datapath_ebpf);
@@ -425,8 +460,8 @@ int main(int argc, char **argv)
     }
     agent_flush(&a);
     rc = run_loop(&a, &o, sigfd);
-    agent_log("info", "stopping%s", o.cleanup ? "; removing enforcement (--cleanup)"
-                                              : "; enforcement stays in place");
+    agent_log("info", "stopping%s",
+              o.cleanup ? "; removing enforcement (--cleanup)" : "; enforcement stays in place");
     agent_stop(&a, o.cleanup);
     close(sigfd);
     return rc;

@@ -118,8 +118,8 @@ int main(int argc, char **argv)
     double same = time_workload_updates(p, t, 200, false);
     double fresh = time_workload_updates(p, t, 50, true);
     double rule = time_rule_updates(p, t, 20);
-    printf(" incr_workload_same_ms=%.3f incr_workload_new_ms=%.3f incr_rule_ms=%.3f\n",
-           same * 1e3, fresh * 1e3, rule * 1e3);
+    printf(" incr_workload_same_ms=%.3f incr_workload_new_ms=%.3f incr_rule_ms=%.3f\n", same * 1e3,
+           fresh * 1e3, rule * 1e3);
     tables_free(t);
     policy_free(p);
     return 0;

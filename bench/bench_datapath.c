@@ -31,8 +31,8 @@ static size_t craft(uint8_t *buf, const struct moat_addr *src, const struct moat
                     uint16_t sport, uint16_t dport)
 {
     struct ethhdr eth = {.h_proto = htons(ETH_P_IP)};
-    struct iphdr ip = {.version = 4, .ihl = 5, .ttl = 64, .protocol = IPPROTO_TCP,
-                       .tot_len = htons(40)};
+    struct iphdr ip = {
+        .version = 4, .ihl = 5, .ttl = 64, .protocol = IPPROTO_TCP, .tot_len = htons(40)};
     memcpy(&ip.saddr, src->b + 12, 4);
     memcpy(&ip.daddr, dst->b + 12, 4);
     struct tcphdr tcp = {.source = htons(sport), .dest = htons(dport), .doff = 5, .syn = 1};

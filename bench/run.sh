@@ -71,7 +71,7 @@ if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/polic
     done
     lines=$(sh bench/datapath.sh "$B")
     echo "$lines"
-    base=$(printf '%s\n' "$lines" | grep 'mode=none')
+    base=$(printf '%s\n' "$lines" | grep '^mode=none')
     bg=$(field "$base" gbps)
     bc=$(field "$base" conns)
     {
@@ -84,12 +84,13 @@ if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/polic
         echo "with N-1 rules that do not match and the matching one last. iptables: the"
         echo "equivalent FORWARD ruleset through br_netfilter, established traffic accepted"
         echo "first, then one rule per Moat rule, the matching one last. Goal: Moat at >= 95%"
-        echo "of the baseline at 10,000 rules. Single runs on a 2-core VM: expect +-10% noise."
+        echo "of the baseline at 10,000 rules. Medians of ${MOAT_BENCH_ROUNDS:-3} interleaved rounds on a"
+        echo "2-core VM whose single runs vary by up to +-30%: small differences are noise."
         echo
         echo "| firewall | rules | throughput (Gbit/s) | vs. none | connections/s | vs. none |"
         echo "|---|---:|---:|---:|---:|---:|"
     } >>"$TMP"
-    printf '%s\n' "$lines" | grep 'mode=' | while read -r l; do
+    printf '%s\n' "$lines" | grep '^mode=' | while read -r l; do
         g=$(field "$l" gbps)
         c=$(field "$l" conns)
         printf '| %s | %s | %s | %s%% | %s | %s%% |\n' "$(field "$l" mode)" "$(field "$l" rules)" \

@@ -54,8 +54,8 @@ static void gen_objects(struct sbuf *b, int nobj)
 
 static void gen_rules(struct sbuf *b, int nrules, int nobj)
 {
-    static const char *const ports[] = {"80", "443", "8080/8089", "5432", "6379", "53",
-                                        "9000/9100", "22", "3306", "10000/20000"};
+    static const char *const ports[] = {"80", "443",       "8080/8089", "5432", "6379",
+                                        "53", "9000/9100", "22",        "3306", "10000/20000"};
     static const char *const actions[] = {"allow", "allow", "allow", "alert", "block"};
     for (int i = 0; i < nrules; i++) {
         put(b, "---\nkind: DefenseRule\ncluster: bench\nname: r%d\n", i);
@@ -72,8 +72,8 @@ static void gen_rules(struct sbuf *b, int nrules, int nobj)
             rnd(2) ? "," : "", "");
         if (b->s[b->n - 3] == ',')
             b->n -= 3, put(b, ",%s\"\n", ports[p2]);
-        put(b, "protocol: %s\naction: %s\npriority: %u\n", rnd(5) ? "tcp" : "any",
-            actions[rnd(5)], 1 + rnd(1000));
+        put(b, "protocol: %s\naction: %s\npriority: %u\n", rnd(5) ? "tcp" : "any", actions[rnd(5)],
+            1 + rnd(1000));
     }
 }
 

@@ -20,8 +20,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-static __always_inline void ct_key_of(const struct moat_pkt *p, bool reverse,
-                                      struct moat_ct_key *k)
+static __always_inline void ct_key_of(const struct moat_pkt *p, bool reverse, struct moat_ct_key *k)
 {
     __builtin_memset(k, 0, sizeof(*k));
     __builtin_memcpy(k->saddr, reverse ? p->daddr : p->saddr, 16);
@@ -99,13 +98,15 @@ static __always_inline int spoofed(struct __sk_buff *skb, const struct moat_pkt 
     if (!cfg || !(cfg->flags & (MOAT_ABI_CF_SPOOF_BLOCK | MOAT_ABI_CF_SPOOF_ALERT)))
         return TC_ACT_OK;
     bool block = cfg->flags & MOAT_ABI_CF_SPOOF_BLOCK;
-    struct moat_judgment j = {.judged = 1, .record = 1, .cluster = c,
+    struct moat_judgment j = {.judged = 1,
+                              .record = 1,
+                              .cluster = c,
                               .action = block ? MOAT_ABI_BLOCK : MOAT_ABI_ALERT,
                               .applied = block ? MOAT_ABI_BLOCK : MOAT_ABI_ALERT};
     struct moat_ct_key k;
     ct_key_of(p, false, &k);
-    emit(MOAT_EV_SPOOFING, block ? MOAT_DROP_SPOOFED : MOAT_DROP_NONE, MOAT_ABI_DIR_EGRESS, &j,
-         &k, skb);
+    emit(MOAT_EV_SPOOFING, block ? MOAT_DROP_SPOOFED : MOAT_DROP_NONE, MOAT_ABI_DIR_EGRESS, &j, &k,
+         skb);
     return block ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
@@ -148,8 +149,8 @@ static __always_inline int enforce(struct __sk_buff *skb, struct moat_snapshot *
         *gen = s->generation;
         judged_now = j.judged;
         if (j.record && before == MOAT_CT_UNDECIDED)
-            emit(MOAT_EV_POLICY, j.applied == MOAT_ABI_BLOCK ? MOAT_DROP_POLICY : 0, dir, &j,
-                 flow, skb);
+            emit(MOAT_EV_POLICY, j.applied == MOAT_ABI_BLOCK ? MOAT_DROP_POLICY : 0, dir, &j, flow,
+                 skb);
         else if (j.applied == MOAT_ABI_BLOCK && before != MOAT_ABI_BLOCK)
             emit(MOAT_EV_CUT, MOAT_DROP_CUT, dir, &j, flow, skb);
     }

@@ -13,10 +13,10 @@
 
 /* Exit codes of `moat` (stable; documented by `moat help exit-codes`). */
 enum moat_exit {
-    MOAT_EXIT_OK = 0,          /* done; for queries: the answer is "yes" */
-    MOAT_EXIT_ERROR = 1,       /* could not complete (I/O, out of memory, server down) */
-    MOAT_EXIT_INVALID = 2,     /* invalid input or usage; every error was printed */
-    MOAT_EXIT_NEGATIVE = 3,    /* a query answered "no" (e.g. not certified) */
+    MOAT_EXIT_OK = 0,       /* done; for queries: the answer is "yes" */
+    MOAT_EXIT_ERROR = 1,    /* could not complete (I/O, out of memory, server down) */
+    MOAT_EXIT_INVALID = 2,  /* invalid input or usage; every error was printed */
+    MOAT_EXIT_NEGATIVE = 3, /* a query answered "no" (e.g. not certified) */
 };
 
 struct cli_command {

@@ -36,8 +36,7 @@ static void identity_objects(const struct moat_policy *p, const struct moat_tabl
     buf[0] = '\0';
     for (uint32_t o = 0; o < p->nobjects && len < n; o++)
         if (tables_identity_has(t, id, o))
-            len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "",
-                                    p->objects[o].name);
+            len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", p->objects[o].name);
 }
 
 static void print_identities(const struct moat_policy *p, const struct moat_tables *t)
@@ -105,12 +104,12 @@ static int json_entry(void *ctx, const struct moat_policy_entry *e)
     char peer[16];
     peer_name(e->peer, peer, sizeof(peer));
     return json_array_append_new(
-        ctx, json_pack("{s:s,s:s,s:I,s:s,s:i,s:i,s:s,s:I,s:i}", "direction",
-                       e->dir == MOAT_DIR_INGRESS ? "ingress" : "egress", "class",
-                       pclass_name(e->pclass), "subject", (json_int_t)e->subject, "peer", peer,
-                       "port_lo", e->port_lo, "port_hi", e->port_hi, "action",
-                       action_name(e->action), "rule", (json_int_t)e->rule_id, "priority",
-                       e->priority));
+        ctx,
+        json_pack("{s:s,s:s,s:I,s:s,s:i,s:i,s:s,s:I,s:i}", "direction",
+                  e->dir == MOAT_DIR_INGRESS ? "ingress" : "egress", "class",
+                  pclass_name(e->pclass), "subject", (json_int_t)e->subject, "peer", peer,
+                  "port_lo", e->port_lo, "port_hi", e->port_hi, "action", action_name(e->action),
+                  "rule", (json_int_t)e->rule_id, "priority", e->priority));
 }
 
 static int print_json(const struct moat_policy *p, const struct moat_tables *t)
@@ -122,19 +121,18 @@ static int print_json(const struct moat_policy *p, const struct moat_tables *t)
         for (uint32_t o = 0; o < p->nobjects; o++)
             if (tables_identity_has(t, id, o))
                 json_array_append_new(objs, json_string(p->objects[o].name));
-        json_array_append_new(ids, json_pack("{s:I,s:s,s:s*,s:o}", "id", (json_int_t)id, "kind",
-                                             ident_kind_name(info.kind), "cluster",
-                                             info.kind == MOAT_IDENT_WORKLOAD
-                                                 ? p->clusters[info.cluster].name
-                                                 : NULL,
-                                             "objects", objs));
+        json_array_append_new(
+            ids, json_pack("{s:I,s:s,s:s*,s:o}", "id", (json_int_t)id, "kind",
+                           ident_kind_name(info.kind), "cluster",
+                           info.kind == MOAT_IDENT_WORKLOAD ? p->clusters[info.cluster].name : NULL,
+                           "objects", objs));
     }
     for (size_t i = 0; i < tables_addr_count(t); i++) {
         struct moat_addr_entry e = tables_addr_entry(t, i);
         char buf[MOAT_ADDR_STRLEN + 8];
         prefix_format(&e.prefix, buf, sizeof(buf));
-        json_array_append_new(addrs,
-                              json_pack("{s:s,s:I}", "prefix", buf, "identity", (json_int_t)e.identity));
+        json_array_append_new(
+            addrs, json_pack("{s:s,s:I}", "prefix", buf, "identity", (json_int_t)e.identity));
     }
     tables_policy_foreach(t, json_entry, policy);
     json_t *j = json_pack("{s:o,s:o,s:o}", "identities", ids, "addresses", addrs, "policy", policy);

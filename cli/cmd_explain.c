@@ -150,8 +150,10 @@ static int resolve_endpoint(const struct moat_policy *p, const struct moat_eval_
         if (!workload_named(p, &p->workloads[i], text))
             continue;
         if (found++) {
-            fprintf(stderr, "moat: explain: %s: \"%s\" names several workloads; write "
-                            "CLUSTER/NAMESPACE/NAME\n", opt, text);
+            fprintf(stderr,
+                    "moat: explain: %s: \"%s\" names several workloads; write "
+                    "CLUSTER/NAMESPACE/NAME\n",
+                    opt, text);
             return MOAT_EXIT_INVALID;
         }
         e->kind = MOAT_EP_WORKLOAD;
@@ -167,8 +169,8 @@ static int resolve_endpoint(const struct moat_policy *p, const struct moat_eval_
     return 0;
 }
 
-static void describe_endpoint(const struct moat_policy *p, const struct moat_endpoint *e,
-                              char *buf, size_t n)
+static void describe_endpoint(const struct moat_policy *p, const struct moat_endpoint *e, char *buf,
+                              size_t n)
 {
     char addr[MOAT_ADDR_STRLEN];
     addr_format(&e->addr, addr, sizeof(addr));
@@ -186,8 +188,9 @@ static void reason_of(const struct moat_policy *p, const struct moat_decision *d
                       size_t n)
 {
     if (!d->applies) {
-        snprintf(buf, n, "not judged: the destination is not a workload and no egress rule "
-                         "applies; the packet passes");
+        snprintf(buf, n,
+                 "not judged: the destination is not a workload and no egress rule "
+                 "applies; the packet passes");
         return;
     }
     const struct moat_cluster *c = &p->clusters[d->cluster];

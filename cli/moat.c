@@ -42,8 +42,7 @@ static const struct cli_command commands[] = {
      "      --node NAME        compile for node NAME (its addresses are `host`)\n"
      "  -o, --output FORMAT    table (default) or json\n",
      cmd_compile},
-    {"compat check",
-     "--os \"NAME VERSION\" --kernel RELEASE [-o table|json] [--table FILE]",
+    {"compat check", "--os \"NAME VERSION\" --kernel RELEASE [-o table|json] [--table FILE]",
      "Say whether an OS and kernel are certified, offline (SPEC 5).",
      "      --os \"NAME VERSION\"  operating system, e.g. \"CentOS 7.9-2009\"\n"
      "      --kernel RELEASE     kernel release (uname -r)\n"

@@ -20,8 +20,8 @@ struct alert_agg {
 
 const char *alert_kind_name(enum alert_kind k)
 {
-    static const char *const names[] = {"policy",   "brute_force", "port_scan",
-                                        "dns_hijack", "spoofing",  "threat_intel"};
+    static const char *const names[] = {"policy",     "brute_force", "port_scan",
+                                        "dns_hijack", "spoofing",    "threat_intel"};
     return (unsigned)k < 6 ? names[k] : "?";
 }
 
@@ -42,11 +42,18 @@ static void alert_free(struct alert *al)
 {
     if (!al)
         return;
-    char **strs[] = {&al->cluster, &al->node,   &al->rule_name, &al->details, &al->src_ns,
-                     &al->src_name, &al->src_app, &al->src_image, &al->dst_ns,  &al->dst_name,
-                     &al->dst_app,  &al->dst_image};
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        free(*strs[i]);
+    free(al->cluster);
+    free(al->node);
+    free(al->rule_name);
+    free(al->details);
+    free(al->src_ns);
+    free(al->src_name);
+    free(al->src_app);
+    free(al->src_image);
+    free(al->dst_ns);
+    free(al->dst_name);
+    free(al->dst_app);
+    free(al->dst_image);
     free(al);
 }
 

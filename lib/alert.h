@@ -67,7 +67,8 @@ struct alert_agg;
 
 struct alert_agg *alert_agg_new(void);
 void alert_agg_free(struct alert_agg *a);
-/* Adds a hit. Returns the alert it counted in (NULL for allow hits), or NULL with *err = -ENOMEM. */
+/* Adds a hit. Returns the alert it counted in (NULL for allow hits), or NULL with *err = -ENOMEM.
+ */
 const struct alert *alert_agg_add(struct alert_agg *a, const struct alert_hit *h, int *err);
 size_t alert_agg_count(const struct alert_agg *a);
 /* Calls fn for every alert changed since the last call, and clears the marks. */

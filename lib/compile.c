@@ -82,7 +82,6 @@ struct moat_tables {
     uint32_t obj_any, obj_host;
     /* scratch for bucketing, sized to the identity count */
     uint32_t *bucket_head;
-    size_t cap_bucket;
 };
 
 /* ---------- small containers ---------- */
@@ -204,7 +203,8 @@ static uint64_t *bits_new(const struct moat_tables *t)
 }
 
 /* Marks every ipblock object covering `a`. */
-static void bits_add_coverage(const struct moat_tables *t, uint64_t *bits, const struct moat_addr *a)
+static void bits_add_coverage(const struct moat_tables *t, uint64_t *bits,
+                              const struct moat_addr *a)
 {
     for (uint32_t o = 0; o < t->nobjects; o++)
         if (object_covers_address(&t->p->objects[o], a))
@@ -865,8 +865,7 @@ static int map_workload(struct moat_tables *t, uint32_t idx, struct list32 *crea
     for (size_t a = 0; a < w->naddrs && !err; a++) {
         uint64_t *bits = workload_bits(t, w, sel, &w->addrs[a]);
         bool made = false;
-        uint32_t id = bits ? ident_get(t, MOAT_IDENT_WORKLOAD, w->cluster, bits, &made)
-                           : MOAT_NONE;
+        uint32_t id = bits ? ident_get(t, MOAT_IDENT_WORKLOAD, w->cluster, bits, &made) : MOAT_NONE;
         if (id == MOAT_NONE || exact_insert(t, &w->addrs[a], id) < 0 ||
             (made && list_push(created, id) < 0)) {
             err = -ENOMEM;
@@ -1025,7 +1024,7 @@ static const struct interval *row_lookup(const struct moat_tables *t, enum moat_
 
 static enum moat_pclass pclass_of(uint8_t proto)
 {
-    return proto == MOAT_PROTO_TCP ? MOAT_PCLASS_TCP
+    return proto == MOAT_PROTO_TCP   ? MOAT_PCLASS_TCP
            : proto == MOAT_PROTO_UDP ? MOAT_PCLASS_UDP
                                      : MOAT_PCLASS_OTHER;
 }
@@ -1082,9 +1081,8 @@ size_t tables_identity_count(const struct moat_tables *t)
 
 struct moat_ident_info tables_identity(const struct moat_tables *t, uint32_t id)
 {
-    struct moat_ident_info info = {.kind = t->ids[id].kind,
-                                   .cluster = t->ids[id].cluster,
-                                   .users = t->ids[id].users};
+    struct moat_ident_info info = {
+        .kind = t->ids[id].kind, .cluster = t->ids[id].cluster, .users = t->ids[id].users};
     return info;
 }
 
@@ -1116,10 +1114,15 @@ int tables_policy_foreach(const struct moat_tables *t,
                 for (size_t i = 0; i < row->n; i++) {
                     const struct interval *iv = &sub->iv[row->off + i];
                     const struct moat_rule *rule = &t->p->rules[iv->rule];
-                    struct moat_policy_entry e = {
-                        .dir = (enum moat_dir)dir, .pclass = (enum moat_pclass)row->pclass,
-                        .subject = s, .peer = row->peer, .port_lo = iv->lo, .port_hi = iv->hi,
-                        .rule_id = rule->id, .priority = rule->priority, .action = rule->action};
+                    struct moat_policy_entry e = {.dir = (enum moat_dir)dir,
+                                                  .pclass = (enum moat_pclass)row->pclass,
+                                                  .subject = s,
+                                                  .peer = row->peer,
+                                                  .port_lo = iv->lo,
+                                                  .port_hi = iv->hi,
+                                                  .rule_id = rule->id,
+                                                  .priority = rule->priority,
+                                                  .action = rule->action};
                     int rc = fn(ctx, &e);
                     if (rc)
                         return rc;
@@ -1141,7 +1144,8 @@ size_t tables_policy_count(const struct moat_tables *t)
 static int count_lpm(void *ctx, const struct moat_policy_entry *e)
 {
     struct port_prefix pp[MOAT_PORT_PREFIXES_MAX];
-    *(size_t *)ctx += e->pclass == MOAT_PCLASS_OTHER ? 1 : port_range_prefixes(e->port_lo, e->port_hi, pp);
+    *(size_t *)ctx +=
+        e->pclass == MOAT_PCLASS_OTHER ? 1 : port_range_prefixes(e->port_lo, e->port_hi, pp);
     return 0;
 }
 

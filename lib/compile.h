@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MOAT_ID_ANY 0
+#define MOAT_ID_ANY   0
 #define MOAT_ID_WORLD 1
 
 enum moat_ident_kind {
@@ -45,13 +45,13 @@ enum moat_pclass { MOAT_PCLASS_OTHER = 0, MOAT_PCLASS_TCP = 1, MOAT_PCLASS_UDP =
 struct moat_tables;
 
 struct moat_verdict {
-    bool applies;       /* false: the datapath does not judge this direction */
-    bool defense_off;   /* allowed, nothing recorded */
-    bool is_default;    /* no rule: the default applied */
+    bool applies;             /* false: the datapath does not judge this direction */
+    bool defense_off;         /* allowed, nothing recorded */
+    bool is_default;          /* no rule: the default applied */
     enum moat_action action;  /* configured */
     enum moat_action applied; /* monitor mode turns block into alert */
-    uint32_t rule_id;   /* 0 when none */
-    uint32_t cluster;   /* index of the judging cluster */
+    uint32_t rule_id;         /* 0 when none */
+    uint32_t cluster;         /* index of the judging cluster */
 };
 
 /* One policy table entry, as iterated by tables_policy_entry(). */

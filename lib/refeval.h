@@ -42,16 +42,16 @@ struct moat_eval_opts {
 };
 
 struct moat_decision {
-    bool applies;                   /* false: no cluster judges the flow in this direction */
+    bool applies; /* false: no cluster judges the flow in this direction */
     enum moat_dir dir;
-    uint32_t cluster;               /* index of the judging cluster */
-    bool defense_off;               /* defense off: allowed, nothing recorded */
-    bool is_default;                /* no rule matched: the default applied */
-    enum moat_action action;        /* configured outcome */
-    enum moat_action applied;       /* what the datapath does (monitor: block -> alert) */
-    uint32_t rule;                  /* index of the winning rule, MOAT_NONE when none */
-    uint32_t rule_id;               /* 0 when none */
-    uint32_t candidates;            /* how many rules matched */
+    uint32_t cluster;         /* index of the judging cluster */
+    bool defense_off;         /* defense off: allowed, nothing recorded */
+    bool is_default;          /* no rule matched: the default applied */
+    enum moat_action action;  /* configured outcome */
+    enum moat_action applied; /* what the datapath does (monitor: block -> alert) */
+    uint32_t rule;            /* index of the winning rule, MOAT_NONE when none */
+    uint32_t rule_id;         /* 0 when none */
+    uint32_t candidates;      /* how many rules matched */
 };
 
 /* Identifies an address as the datapath would: workload, host or outside. */

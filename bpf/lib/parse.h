@@ -15,9 +15,9 @@
 #include <bpf/bpf_helpers.h>
 
 /* From <linux/icmp.h>, which drags in libc headers a BPF build cannot use. */
-#define MOAT_ICMP_ECHOREPLY 0
-#define MOAT_ICMP_ECHO 8
-#define MOAT_ICMP_DEST_UNREACH 3
+#define MOAT_ICMP_ECHOREPLY     0
+#define MOAT_ICMP_ECHO          8
+#define MOAT_ICMP_DEST_UNREACH  3
 #define MOAT_ICMP_TIME_EXCEEDED 11
 #define MOAT_ICMP_PARAMETERPROB 12
 struct moat_icmphdr {

@@ -27,11 +27,11 @@ struct moat_snapshot {
 };
 
 struct moat_judgment {
-    __u8 judged;      /* 0: not judged in this direction */
-    __u8 record;      /* worth an event (block/alert, defense on) */
-    __u8 action;      /* configured */
-    __u8 applied;     /* done */
-    __u32 rule_id;    /* 0: the default */
+    __u8 judged;   /* 0: not judged in this direction */
+    __u8 record;   /* worth an event (block/alert, defense on) */
+    __u8 action;   /* configured */
+    __u8 applied;  /* done */
+    __u32 rule_id; /* 0: the default */
     __u32 cluster;
     __u32 subject;
     __u32 peer;
@@ -64,9 +64,8 @@ static __always_inline struct moat_addr_val *identify(struct moat_snapshot *s, c
     return bpf_map_lookup_elem(s->addrs, &key);
 }
 
-static __always_inline struct moat_interval *row_search(struct moat_snapshot *s, __u8 dir,
-                                                        __u8 pclass, __u32 subject, __u32 peer,
-                                                        __u16 port)
+static __always_inline struct moat_interval *
+row_search(struct moat_snapshot *s, __u8 dir, __u8 pclass, __u32 subject, __u32 peer, __u16 port)
 {
     struct moat_row_key key = {.dir = dir, .pclass = pclass, .subject = subject, .peer = peer};
     struct moat_row_val *row = bpf_map_lookup_elem(s->rows, &key);
@@ -93,7 +92,7 @@ static __always_inline struct moat_interval *row_search(struct moat_snapshot *s,
 
 static __always_inline __u8 pclass_of(__u8 proto)
 {
-    return proto == IPPROTO_TCP ? MOAT_ABI_PCLASS_TCP
+    return proto == IPPROTO_TCP   ? MOAT_ABI_PCLASS_TCP
            : proto == IPPROTO_UDP ? MOAT_ABI_PCLASS_UDP
                                   : MOAT_ABI_PCLASS_OTHER;
 }

@@ -39,19 +39,19 @@ typedef uint64_t moat_u64;
 #define MOAT_ABI_ALLOW 3
 
 #define MOAT_ABI_DIR_INGRESS 0 /* judged for the destination workload */
-#define MOAT_ABI_DIR_EGRESS 1  /* judged for the source workload (ipblock rules) */
+#define MOAT_ABI_DIR_EGRESS  1 /* judged for the source workload (ipblock rules) */
 
 #define MOAT_ABI_PCLASS_OTHER 0
-#define MOAT_ABI_PCLASS_TCP 1
-#define MOAT_ABI_PCLASS_UDP 2
+#define MOAT_ABI_PCLASS_TCP   1
+#define MOAT_ABI_PCLASS_UDP   2
 
-#define MOAT_ABI_ID_ANY 0
+#define MOAT_ABI_ID_ANY   0
 #define MOAT_ABI_ID_WORLD 1
 
-#define MOAT_ABI_IDENT_WORLD 0
+#define MOAT_ABI_IDENT_WORLD    0
 #define MOAT_ABI_IDENT_WORKLOAD 1
-#define MOAT_ABI_IDENT_HOST 2
-#define MOAT_ABI_IDENT_OUTSIDE 3
+#define MOAT_ABI_IDENT_HOST     2
+#define MOAT_ABI_IDENT_OUTSIDE  3
 
 #define MOAT_ABI_MAX_CLUSTERS 256
 #define MOAT_ABI_SEARCH_STEPS 17 /* binary search over at most 65536 intervals per row */
@@ -99,8 +99,8 @@ struct moat_interval {
 };
 
 /* Cluster settings (array, by cluster index). */
-#define MOAT_ABI_CF_DEFENSE 0x1
-#define MOAT_ABI_CF_MONITOR 0x2
+#define MOAT_ABI_CF_DEFENSE     0x1
+#define MOAT_ABI_CF_MONITOR     0x2
 #define MOAT_ABI_CF_SPOOF_BLOCK 0x4 /* spoofing detection on, action block */
 #define MOAT_ABI_CF_SPOOF_ALERT 0x8 /* spoofing detection on, action alert */
 
@@ -127,7 +127,7 @@ struct moat_ct_key {
 };
 
 #define MOAT_CT_UNDECIDED 0 /* this direction was not judged on this node yet */
-#define MOAT_CT_NA 4        /* this direction is not judged (not a workload here) */
+#define MOAT_CT_NA        4 /* this direction is not judged (not a workload here) */
 
 /*
  * Each flow has two judgments: ingress (for its destination workload) and
@@ -161,14 +161,14 @@ struct moat_rule_counters {
 };
 
 /* Events (ring buffer). Kinds and drop reasons have stable numbers. */
-#define MOAT_EV_POLICY 1   /* a new flow judged block or alert (or would-block) */
+#define MOAT_EV_POLICY   1 /* a new flow judged block or alert (or would-block) */
 #define MOAT_EV_SPOOFING 2 /* a packet left a workload with an address not its own */
-#define MOAT_EV_CUT 3      /* an established flow became blocked after a policy change */
+#define MOAT_EV_CUT      3 /* an established flow became blocked after a policy change */
 
-#define MOAT_DROP_NONE 0
-#define MOAT_DROP_POLICY 1
+#define MOAT_DROP_NONE    0
+#define MOAT_DROP_POLICY  1
 #define MOAT_DROP_SPOOFED 2
-#define MOAT_DROP_CUT 3
+#define MOAT_DROP_CUT     3
 
 struct moat_event {
     moat_u64 ts_ns;

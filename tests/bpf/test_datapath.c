@@ -315,8 +315,8 @@ static void test_maps_agree_with_tables(void **state)
         int want = v.applies && v.applied == MOAT_ACTION_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;
         int got = flow(f, to, src, dst, proto, (uint16_t)(20000 + i), port);
         if (got != want)
-            fail_msg("%s -> %s proto %u port %u (%s hook): datapath %d, tables %d", src, dst,
-                     proto, port, to ? "to" : "from", got, want);
+            fail_msg("%s -> %s proto %u port %u (%s hook): datapath %d, tables %d", src, dst, proto,
+                     port, to ? "to" : "from", got, want);
         checks++;
     }
     printf("datapath: %zu random flows agree with the compiled tables\n", checks);

@@ -90,8 +90,8 @@ static void test_every_allocation_failure(void **state)
         enomem += err == -ENOMEM;
     }
     fail_at = -1;
-    printf("alloc: %ld allocations per run, each failed once: %ld runs reported -ENOMEM\n",
-           total, enomem);
+    printf("alloc: %ld allocations per run, each failed once: %ld runs reported -ENOMEM\n", total,
+           enomem);
     assert_true(enomem > 0);
 }
 

@@ -59,8 +59,8 @@ static void put(struct sbuf *b, const char *fmt, ...)
 
 static const char *const ns_pats[] = {"ns0", "ns1", "ns*", "*", "n*1", "ns2"};
 static const char *const app_pats[] = {"a0", "a1", "a*", "*0", "a2x"};
-static const char *const image_pats[] = {"img0:*", "img0:1", "team/img1:*", "img2",
-                                         "registry.example.com/*", "*:2"};
+static const char *const image_pats[] = {
+    "img0:*", "img0:1", "team/img1:*", "img2", "registry.example.com/*", "*:2"};
 static const char *const label_sels[] = {"tier=t0", "tier=t1", "env=e0", "env=e1"};
 static const char *const namespaces[] = {"ns0", "ns1", "ns2", "kube-system"};
 static const char *const apps[] = {"a0", "a1", "a2x", "b0"};
@@ -95,7 +95,7 @@ static void gen_ipblock(struct rng *r, struct sbuf *b)
 {
     /* Blocks over the workload range too: workloads must still win. */
     static const char *const cidrs[] = {"10.99.0.0/16", "10.99.1.0/24", "10.1.0.0/24",
-                                        "10.0.0.0/8", "0.0.0.0/0", "10.99.1.128/25"};
+                                        "10.0.0.0/8",   "0.0.0.0/0",    "10.99.1.128/25"};
     const char *c = PICK(r, cidrs);
     if (!rnd(r, 3) && strcmp(c, "10.99.0.0/16") == 0)
         put(b, "cidrs:\n  - cidr: %s\n    except: [10.99.1.0/24]\n", c);
@@ -146,10 +146,11 @@ static void gen_rules(struct rng *r, struct sbuf *b, int nclusters, int nobj,
         char src[16];
         do {
             uint32_t k = rnd(r, (uint32_t)nobj + 3);
-            snprintf(src, sizeof(src), "%s", k == (uint32_t)nobj ? "any"
-                                             : k == (uint32_t)nobj + 1 ? "host"
-                                             : k == (uint32_t)nobj + 2 ? "cluster-dns"
-                                                                        : "");
+            snprintf(src, sizeof(src), "%s",
+                     k == (uint32_t)nobj       ? "any"
+                     : k == (uint32_t)nobj + 1 ? "host"
+                     : k == (uint32_t)nobj + 2 ? "cluster-dns"
+                                               : "");
             if (!src[0])
                 snprintf(src, sizeof(src), "o%u", k);
         } while (restricted[src[0] == 'o' ? atoi(src + 1) : 63] &&
@@ -272,11 +273,11 @@ static void check_flow(const struct moat_policy *p, const struct moat_tables *t,
         refeval_decide(p, o, &f, (enum moat_dir)dir, &want);
         tables_decide(t, (enum moat_dir)dir, &src, &dst, f.proto, f.port, &got);
         cnt->checks++;
-        bool same = want.applies == got.applies &&
-                    (!want.applies ||
-                     (want.defense_off == got.defense_off && want.action == got.action &&
-                      want.applied == got.applied && want.rule_id == got.rule_id &&
-                      want.is_default == got.is_default));
+        bool same =
+            want.applies == got.applies &&
+            (!want.applies || (want.defense_off == got.defense_off && want.action == got.action &&
+                               want.applied == got.applied && want.rule_id == got.rule_id &&
+                               want.is_default == got.is_default));
         if (!same) {
             char s[64], d[64];
             addr_format(&src, s, sizeof(s));
@@ -352,9 +353,8 @@ static void mutate_workload(struct rng *r, struct moat_policy *p, uint32_t w, in
     for (size_t i = 0; i < wl->nlabels; i++) {
         if (strcmp(wl->labels[i].key, "tier") == 0 || strcmp(wl->labels[i].key, "app") == 0) {
             free(wl->labels[i].value);
-            wl->labels[i].value = moat_strdup(strcmp(wl->labels[i].key, "tier") == 0
-                                                  ? PICK(r, tiers)
-                                                  : PICK(r, apps));
+            wl->labels[i].value = moat_strdup(
+                strcmp(wl->labels[i].key, "tier") == 0 ? PICK(r, tiers) : PICK(r, apps));
         }
     }
     if (wl->naddrs && !rnd(r, 4)) {
