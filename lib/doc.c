@@ -164,10 +164,10 @@ static bool looks_integer(const char *s)
 static enum doc_kind plain_kind(const char *s, const char **canon)
 {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
-                                        "on",   "On",   "ON",   NULL};
-    static const char *const falses[] = {"false", "False", "FALSE", "no", "No", "NO",
-                                         "off",   "Off",   "OFF",   NULL};
+    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes",
+                                        "YES",  "on",   "On",   "ON",  NULL};
+    static const char *const falses[] = {"false", "False", "FALSE", "no",  "No",
+                                         "NO",    "off",   "Off",   "OFF", NULL};
     *canon = NULL;
     if (text_in(s, nulls))
         return DOC_NULL;
@@ -216,8 +216,7 @@ static struct doc_node *yaml_mapping(struct build_ctx *c, yaml_document_t *doc, 
         doc_node_free(n);
         return NULL;
     }
-    for (yaml_node_pair_t *p = yn->data.mapping.pairs.start; p < yn->data.mapping.pairs.top;
-         p++) {
+    for (yaml_node_pair_t *p = yn->data.mapping.pairs.start; p < yn->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(doc, p->value);
         if (!kn || kn->type != YAML_SCALAR_NODE) {
@@ -390,8 +389,8 @@ static int parse_yaml(const char *text, size_t len, struct doc_set *set, struct 
         yaml_document_t doc;
         if (!yaml_parser_load(&parser, &doc)) {
             diags_add(c->d, c->name, (int)parser.problem_mark.line + 1, NULL, "YAML: %s%s%s",
-                      parser.problem ? parser.problem : "syntax error",
-                      parser.context ? " " : "", parser.context ? parser.context : "");
+                      parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                      parser.context ? parser.context : "");
             err = parser.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL;
             break;
         }

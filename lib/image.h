@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MOAT_IMAGE_MAX 512
+#define MOAT_IMAGE_MAX   512
 #define MOAT_IMAGE_FORMS 9
 
 struct image_forms {

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define MOAT_LABEL_KEY_MAX 317 /* 253 prefix + '/' + 63 name */
+#define MOAT_LABEL_KEY_MAX   317 /* 253 prefix + '/' + 63 name */
 #define MOAT_LABEL_VALUE_MAX 63
 
 struct moat_label {

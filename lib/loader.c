@@ -73,8 +73,7 @@ static void check_fields(struct ld *l, const struct doc_node *map, const char *c
 }
 
 /* A string field. Returns the node's text (not copied) or NULL when absent/invalid. */
-static const char *get_str(struct ld *l, const struct doc_node *map, const char *key,
-                           bool required)
+static const char *get_str(struct ld *l, const struct doc_node *map, const char *key, bool required)
 {
     const struct doc_node *n = doc_map_get(map, key);
     if (!n || (n->type == DOC_SCALAR && n->kind == DOC_NULL)) {
@@ -99,10 +98,10 @@ static char *dup_str(struct ld *l, const struct doc_node *map, const char *key, 
     return s ? keep(l, moat_strdup(s)) : NULL;
 }
 
-/* Parses a non-negative integer scalar; false when it is not one. */
+/* Parses a non-negative integer scalar; false when it is not one (a quoted "5" is a string). */
 static bool scalar_uint(const struct doc_node *n, unsigned long long *out)
 {
-    if (!is_scalar(n) || n->kind == DOC_BOOL || n->kind == DOC_FLOAT)
+    if (!is_scalar(n) || n->kind != DOC_INT)
         return false;
     const char *s = n->text;
     if (!isdigit((unsigned char)*s))
@@ -117,7 +116,7 @@ static bool get_uint(struct ld *l, const struct doc_node *map, const char *key, 
                      unsigned long hi, bool required, uint32_t *out)
 {
     const struct doc_node *n = doc_map_get(map, key);
-    if (!n) {
+    if (!n || (n->type == DOC_SCALAR && n->kind == DOC_NULL)) {
         if (required)
             bad(l, map, key, "required (an integer %lu..%lu)", lo, hi);
         return false;
@@ -399,7 +398,7 @@ static void load_detections(struct ld *l, const struct doc_node *det, struct moa
 
 static void load_cluster(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind", "name",       "defense",     "mode",
+    static const char *const f[] = {"kind",           "name",       "defense",     "mode",
                                     "default_action", "detections", "description", NULL};
     check_fields(l, m, f);
     struct moat_cluster c;
@@ -408,8 +407,7 @@ static void load_cluster(struct ld *l, const struct doc_node *m)
     const char *name = get_str(l, m, "name", true);
     if (name && !cluster_id_ok(name))
         bad(l, doc_map_get(m, "name"), "name",
-            "\"%s\" must be 1-63 lower-case letters, digits, '-', '_' or '.' (a cluster id)",
-            name);
+            "\"%s\" must be 1-63 lower-case letters, digits, '-', '_' or '.' (a cluster id)", name);
     else if (name)
         c.name = keep(l, moat_strdup(name));
     get_bool(l, m, "defense", &c.defense);
@@ -448,11 +446,14 @@ static void load_object_images(struct ld *l, const struct doc_node *m, struct mo
     for (size_t i = 0; i < list->count; i++) {
         const struct doc_node *n = list->items[i];
         char field[32], buf[MOAT_IMAGE_MAX + 16];
-        const char *why = "must be a string";
+        const char *why = NULL;
         snprintf(field, sizeof(field), "images[%zu]", i);
-        if (!is_scalar(n) || n->kind == DOC_BOOL ||
-            image_pattern_normalise(n->text, buf, sizeof(buf), &why) < 0) {
-            bad(l, n, field, "\"%s\" %s", is_scalar(n) ? n->text : "", why);
+        if (!is_scalar(n) || n->kind == DOC_BOOL) {
+            bad(l, n, field, "must be an image pattern, not %s", doc_type_name(n));
+            continue;
+        }
+        if (image_pattern_normalise(n->text, buf, sizeof(buf), &why) < 0) {
+            bad(l, n, field, "\"%s\" %s", n->text, why);
             continue;
         }
         o->images[o->nimages] = keep(l, moat_strdup(buf));
@@ -484,7 +485,7 @@ static void load_labels(struct ld *l, const struct doc_node *m, struct moat_labe
     if (!n || (n->type == DOC_SCALAR && n->kind == DOC_NULL))
         return;
     for (size_t i = 0; i < n->count && n->type != DOC_SCALAR; i++) {
-        char field[32], why[256], *key = NULL, *value = NULL;
+        char field[32], *key = NULL, *value = NULL;
         snprintf(field, sizeof(field), "labels[%zu]", i);
         const struct doc_node *it = n->items[i];
         if (n->type == DOC_MAP) {
@@ -503,9 +504,10 @@ static void load_labels(struct ld *l, const struct doc_node *m, struct moat_labe
                 return oom(l);
             }
         } else {
-            int err = is_scalar(it) ? label_parse(it->text, &key, &value, why, sizeof(why))
-                                    : (snprintf(why, sizeof(why), "must be a key=value string"),
-                                       -EINVAL);
+            char why[256];
+            int err = is_scalar(it)
+                          ? label_parse(it->text, &key, &value, why, sizeof(why))
+                          : (snprintf(why, sizeof(why), "must be a key=value string"), -EINVAL);
             if (err == -ENOMEM)
                 return oom(l);
             if (err) {
@@ -617,15 +619,15 @@ static void load_object_cidrs(struct ld *l, const struct doc_node *m, struct moa
 
 static void load_object(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind",   "id",      "name",    "namespace",   "app",
-                                    "images", "labels",  "cluster", "description", "cidrs",
-                                    NULL};
+    static const char *const f[] = {"kind",        "id",     "name",   "namespace",
+                                    "app",         "images", "labels", "cluster",
+                                    "description", "cidrs",  NULL};
     check_fields(l, m, f);
     struct moat_object o = {.at = origin(l)};
     o.name = get_name(l, m, "name", true);
     if (o.name && (strcmp(o.name, "any") == 0 || strcmp(o.name, "host") == 0))
-        bad(l, doc_map_get(m, "name"), "name", "\"%s\" is a built-in object and cannot be redefined",
-            o.name);
+        bad(l, doc_map_get(m, "name"), "name",
+            "\"%s\" is a built-in object and cannot be redefined", o.name);
     uint32_t id;
     if (get_uint(l, m, "id", 1, 0x3fffffff, false, &id)) {
         o.id = id;
@@ -693,6 +695,10 @@ static void add_port_string(struct ld *l, const struct doc_node *at, const char 
                             const char *text, struct moat_dest *dst, size_t *seen)
 {
     char buf[512];
+    if (strlen(text) >= sizeof(buf)) {
+        bad(l, at, field, "is longer than %zu characters", sizeof(buf) - 1);
+        return;
+    }
     snprintf(buf, sizeof(buf), "%s", text);
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
@@ -829,7 +835,7 @@ static void load_rule_body(struct ld *l, const struct doc_node *m, struct moat_r
 /* A document naming a system rule may only switch it on or off. */
 static void load_system_override(struct ld *l, const struct doc_node *m, struct moat_rule *r)
 {
-    static const char *const allowed[] = {"kind", "cluster", "name", "enabled",
+    static const char *const allowed[] = {"kind", "cluster",     "name", "enabled",
                                           "type", "description", NULL};
     for (size_t i = 0; i < m->count; i++) {
         const char *k = m->keys[i]->text;
@@ -848,10 +854,9 @@ static void load_system_override(struct ld *l, const struct doc_node *m, struct 
 
 static void load_rule(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind",     "id",       "cluster", "name",
-                                    "enabled",  "source",   "destinations", "protocol",
-                                    "action",   "priority", "type",    "description",
-                                    NULL};
+    static const char *const f[] = {"kind",   "id",           "cluster",  "name",   "enabled",
+                                    "source", "destinations", "protocol", "action", "priority",
+                                    "type",   "description",  NULL};
     struct moat_rule r = {.enabled = true, .at = origin(l)};
     r.name = get_name(l, m, "name", true);
     r.cluster_ref = dup_str(l, m, "cluster", true);
@@ -893,8 +898,12 @@ static void load_addrs(struct ld *l, const struct doc_node *m, struct moat_addr 
         const struct doc_node *it = list->items[i];
         char field[32];
         snprintf(field, sizeof(field), "ips[%zu]", i);
-        if (!is_scalar(it) || addr_parse(it->text, &(*out)[*count]) < 0) {
-            bad(l, it, field, "\"%s\" is not an IP address", is_scalar(it) ? it->text : "");
+        if (!is_scalar(it)) {
+            bad(l, it, field, "must be an IP address, not %s", doc_type_name(it));
+            continue;
+        }
+        if (addr_parse(it->text, &(*out)[*count]) < 0) {
+            bad(l, it, field, "\"%s\" is not an IP address", it->text);
             continue;
         }
         for (size_t j = 0; j < *count; j++)
@@ -906,8 +915,8 @@ static void load_addrs(struct ld *l, const struct doc_node *m, struct moat_addr 
 
 static void load_workload(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind",   "cluster", "node", "name",      "namespace",
-                                    "image",  "labels",  "ips",  "interface", NULL};
+    static const char *const f[] = {"kind",  "cluster", "node", "name",      "namespace",
+                                    "image", "labels",  "ips",  "interface", NULL};
     check_fields(l, m, f);
     struct moat_workload w = {.at = origin(l)};
     w.cluster_ref = dup_str(l, m, "cluster", true);
@@ -968,8 +977,8 @@ struct kind_entry {
 };
 
 static const struct kind_entry kinds[] = {
-    {"Cluster", "clusters", load_cluster},   {"NetworkObject", "objects", load_object},
-    {"DefenseRule", "rules", load_rule},     {"Workload", "workloads", load_workload},
+    {"Cluster", "clusters", load_cluster}, {"NetworkObject", "objects", load_object},
+    {"DefenseRule", "rules", load_rule},   {"Workload", "workloads", load_workload},
     {"Node", "nodes", load_node},
 };
 
@@ -1220,10 +1229,11 @@ static void check_objects(struct moat_policy *p, struct moat_diags *d)
         char ctx[128];
         ctx_of(ctx, sizeof(ctx), "objects", o->name);
         for (size_t j = 0; j < i; j++) {
+            if (strcmp(o->name, p->objects[j].name) != 0)
+                continue;
             char at[300];
-            if (strcmp(o->name, p->objects[j].name) == 0)
-                fin_err(d, &o->at, ctx, "name: defined twice (also in %s)",
-                        origin_text(at, sizeof(at), &p->objects[j].at));
+            fin_err(d, &o->at, ctx, "name: defined twice (also in %s)",
+                    origin_text(at, sizeof(at), &p->objects[j].at));
         }
         if (o->cluster) {
             uint32_t c = policy_find_cluster(p, o->cluster);
@@ -1237,9 +1247,14 @@ static void check_objects(struct moat_policy *p, struct moat_diags *d)
 static struct moat_rule system_rule(uint32_t cluster, const char *name, uint32_t source,
                                     uint32_t dest, bool dns)
 {
-    struct moat_rule r = {.cluster = cluster, .enabled = true, .source = source, .ndests = 1,
-                          .proto = MOAT_PROTO_ANY, .action = MOAT_ACTION_ALLOW,
-                          .priority = MOAT_PRIORITY_MAX, .type = MOAT_RULE_SYSTEM};
+    struct moat_rule r = {.cluster = cluster,
+                          .enabled = true,
+                          .source = source,
+                          .ndests = 1,
+                          .proto = MOAT_PROTO_ANY,
+                          .action = MOAT_ACTION_ALLOW,
+                          .priority = MOAT_PRIORITY_MAX,
+                          .type = MOAT_RULE_SYSTEM};
     r.name = moat_strdup(name);
     r.dests[0].object = dest;
     if (dns) {
@@ -1256,6 +1271,8 @@ static struct moat_rule system_rule(uint32_t cluster, const char *name, uint32_t
 static int add_system_rules(struct moat_policy *p)
 {
     size_t n = p->nclusters * 2;
+    if (n == 0)
+        return 0; /* and p->rules may be NULL: no memmove */
     if (moat_grow(&p->rules, &p->cap_rules, p->nrules + n, sizeof(*p->rules)) < 0)
         return -ENOMEM;
     memmove(p->rules + n, p->rules, p->nrules * sizeof(*p->rules));
@@ -1351,11 +1368,13 @@ static void resolve_rule_objects(struct moat_policy *p, struct moat_rule *r, con
 {
     const char *cluster = p->clusters[r->cluster].name;
     r->source = find_object_ref(p, r->source_ref);
-    if (r->source == MOAT_NONE && !was_rejected(p, "objects", r->source_ref))
-        fin_err(d, &r->at, ctx, "source: no object named \"%s\"", r->source_ref);
-    else if (!object_in_cluster(&p->objects[r->source], cluster))
+    if (r->source == MOAT_NONE) {
+        if (!was_rejected(p, "objects", r->source_ref))
+            fin_err(d, &r->at, ctx, "source: no object named \"%s\"", r->source_ref);
+    } else if (!object_in_cluster(&p->objects[r->source], cluster)) {
         fin_err(d, &r->at, ctx, "source: object \"%s\" belongs to cluster \"%s\"", r->source_ref,
                 p->objects[r->source].cluster);
+    }
     for (size_t i = 0; i < r->ndests; i++) {
         struct moat_dest *dst = &r->dests[i];
         dst->object = find_object_ref(p, dst->object_ref);
@@ -1372,8 +1391,9 @@ static void resolve_rule_objects(struct moat_policy *p, struct moat_rule *r, con
                     "traffic destined for workloads (and, with ipblocks, leaving them)",
                     i);
         else if (!object_in_cluster(o, cluster))
-            fin_err(d, &r->at, ctx, "destinations[%zu].object: object \"%s\" belongs to cluster "
-                    "\"%s\"", i, o->name, o->cluster);
+            fin_err(d, &r->at, ctx,
+                    "destinations[%zu].object: object \"%s\" belongs to cluster \"%s\"", i, o->name,
+                    o->cluster);
     }
 }
 
@@ -1392,71 +1412,151 @@ static void resolve_rules(struct moat_policy *p, size_t nsys, struct moat_diags 
             continue;
         }
         for (size_t j = nsys; j < i; j++) {
+            if (p->rules[j].cluster != r->cluster || strcmp(p->rules[j].name, r->name) != 0)
+                continue;
             char at[300];
-            if (p->rules[j].cluster == r->cluster && strcmp(p->rules[j].name, r->name) == 0)
-                fin_err(d, &r->at, ctx, "name: defined twice in cluster \"%s\" (also in %s)",
-                        r->cluster_ref, origin_text(at, sizeof(at), &p->rules[j].at));
+            fin_err(d, &r->at, ctx, "name: defined twice in cluster \"%s\" (also in %s)",
+                    r->cluster_ref, origin_text(at, sizeof(at), &p->rules[j].at));
         }
         if (r->type != MOAT_RULE_SYSTEM)
             resolve_rule_objects(p, r, ctx, d);
     }
 }
 
-static const char *addr_owner(const struct moat_policy *p, size_t upto_w, size_t upto_a,
-                              const struct moat_addr *a)
+/* Workloads sorted by (cluster, namespace, name) find duplicate names in O(n log n). */
+struct wl_key {
+    const struct moat_workload *w;
+    size_t i;
+};
+
+static int cmp_workload_name(const struct moat_workload *x, const struct moat_workload *y)
 {
-    for (size_t i = 0; i <= upto_w && i < p->nworkloads; i++) {
-        const struct moat_workload *w = &p->workloads[i];
-        size_t lim = i == upto_w ? upto_a : w->naddrs;
-        for (size_t j = 0; j < lim; j++)
-            if (addr_cmp(&w->addrs[j], a) == 0)
-                return w->name;
-    }
-    return NULL;
+    if (x->cluster != y->cluster)
+        return x->cluster < y->cluster ? -1 : 1;
+    int c = strcmp(x->namespace, y->namespace);
+    return c ? c : strcmp(x->name, y->name);
 }
 
-static void check_workloads(struct moat_policy *p, struct moat_diags *d)
+static int cmp_wl_key(const void *a, const void *b)
 {
-    for (size_t i = 0; i < p->nworkloads; i++) {
-        struct moat_workload *w = &p->workloads[i];
-        char ctx[128];
-        ctx_of(ctx, sizeof(ctx), "workloads", w->name);
-        for (size_t j = 0; j < i; j++) {
-            const struct moat_workload *o = &p->workloads[j];
-            char at[300];
-            if (o->cluster == w->cluster && strcmp(o->namespace, w->namespace) == 0 &&
-                strcmp(o->name, w->name) == 0)
-                fin_err(d, &w->at, ctx, "name: defined twice in %s/%s (also in %s)",
-                        w->cluster_ref, w->namespace, origin_text(at, sizeof(at), &o->at));
-        }
-        for (size_t a = 0; a < w->naddrs; a++) {
-            const char *owner = addr_owner(p, i, a, &w->addrs[a]);
-            if (owner) {
-                char buf[MOAT_ADDR_STRLEN];
-                addr_format(&w->addrs[a], buf, sizeof(buf));
-                fin_err(d, &w->at, ctx, "ips[%zu]: %s is also an address of workload \"%s\"", a,
-                        buf, owner);
-            }
+    const struct wl_key *x = a, *y = b;
+    int c = cmp_workload_name(x->w, y->w);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Every workload address, sorted by address, then workload, then position. */
+struct addr_key {
+    struct moat_addr a;
+    size_t w, i;
+};
+
+static int cmp_addr_key(const void *a, const void *b)
+{
+    const struct addr_key *x = a, *y = b;
+    int c = addr_cmp(&x->a, &y->a);
+    if (c)
+        return c;
+    if (x->w != y->w)
+        return x->w < y->w ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The first key holding `a` (the earliest workload that has it), or NULL. */
+static const struct addr_key *addr_first(const struct addr_key *k, size_t n,
+                                         const struct moat_addr *a)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (addr_cmp(&k[mid].a, a) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && addr_cmp(&k[lo].a, a) == 0 ? &k[lo] : NULL;
+}
+
+static void check_workload(struct moat_policy *p, size_t i, const struct moat_workload *first,
+                           const struct addr_key *ak, size_t nak, struct moat_diags *d)
+{
+    struct moat_workload *w = &p->workloads[i];
+    char ctx[128];
+    ctx_of(ctx, sizeof(ctx), "workloads", w->name);
+    if (first) {
+        char at[300];
+        fin_err(d, &w->at, ctx, "name: defined twice in %s/%s (also in %s)", w->cluster_ref,
+                w->namespace, origin_text(at, sizeof(at), &first->at));
+    }
+    for (size_t a = 0; a < w->naddrs; a++) {
+        const struct addr_key *k = addr_first(ak, nak, &w->addrs[a]);
+        if (k && (k->w != i || k->i != a)) {
+            char buf[MOAT_ADDR_STRLEN];
+            addr_format(&w->addrs[a], buf, sizeof(buf));
+            fin_err(d, &w->at, ctx, "ips[%zu]: %s is also an address of workload \"%s\"", a, buf,
+                    p->workloads[k->w].name);
         }
     }
+}
+
+/* Duplicate workload names and addresses, node names and addresses. 0 or -ENOMEM. */
+static int check_workloads(struct moat_policy *p, struct moat_diags *d)
+{
+    size_t nak = 0;
+    for (size_t i = 0; i < p->nworkloads; i++)
+        nak += p->workloads[i].naddrs;
+    struct wl_key *wk = moat_calloc(p->nworkloads ? p->nworkloads : 1, sizeof(*wk));
+    const struct moat_workload **first =
+        moat_calloc(p->nworkloads ? p->nworkloads : 1, sizeof(*first));
+    struct addr_key *ak = moat_calloc(nak ? nak : 1, sizeof(*ak));
+    if (!wk || !first || !ak) {
+        free(wk);
+        free(first);
+        free(ak);
+        return -ENOMEM;
+    }
+    nak = 0;
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        wk[i] = (struct wl_key){&p->workloads[i], i};
+        for (size_t a = 0; a < p->workloads[i].naddrs; a++)
+            ak[nak++] = (struct addr_key){p->workloads[i].addrs[a], i, a};
+    }
+    if (p->nworkloads > 1)
+        qsort(wk, p->nworkloads, sizeof(*wk), cmp_wl_key);
+    if (nak > 1)
+        qsort(ak, nak, sizeof(*ak), cmp_addr_key);
+    for (size_t i = 1, run = 0; i < p->nworkloads; i++) {
+        if (cmp_workload_name(wk[run].w, wk[i].w) == 0)
+            first[wk[i].i] = wk[run].w;
+        else
+            run = i;
+    }
+    for (size_t i = 0; i < p->nworkloads; i++)
+        check_workload(p, i, first[i], ak, nak, d);
     for (size_t i = 0; i < p->nnodes; i++) {
         char ctx[128];
         ctx_of(ctx, sizeof(ctx), "nodes", p->nodes[i].name);
         for (size_t j = 0; j < i; j++) {
+            if (strcmp(p->nodes[i].name, p->nodes[j].name) != 0)
+                continue;
             char at[300];
-            if (strcmp(p->nodes[i].name, p->nodes[j].name) == 0)
-                fin_err(d, &p->nodes[i].at, ctx, "name: defined twice (also in %s)",
-                        origin_text(at, sizeof(at), &p->nodes[j].at));
+            fin_err(d, &p->nodes[i].at, ctx, "name: defined twice (also in %s)",
+                    origin_text(at, sizeof(at), &p->nodes[j].at));
+            break;
         }
         for (size_t a = 0; a < p->nodes[i].naddrs; a++) {
-            const char *owner = addr_owner(p, p->nworkloads, 0, &p->nodes[i].addrs[a]);
+            const struct addr_key *k = addr_first(ak, nak, &p->nodes[i].addrs[a]);
             char buf[MOAT_ADDR_STRLEN];
             addr_format(&p->nodes[i].addrs[a], buf, sizeof(buf));
-            if (owner)
-                fin_err(d, &p->nodes[i].at, ctx, "ips[%zu]: %s is also an address of workload "
-                        "\"%s\"", a, buf, owner);
+            if (k)
+                fin_err(d, &p->nodes[i].at, ctx,
+                        "ips[%zu]: %s is also an address of workload \"%s\"", a, buf,
+                        p->workloads[k->w].name);
         }
     }
+    free(wk);
+    free(first);
+    free(ak);
+    return 0;
 }
 
 static int cmp_rule_id(const void *a, const void *b)
@@ -1484,12 +1584,12 @@ int policy_finish(struct moat_policy *p, struct moat_diags *d)
     resolve_rules(p, nsys, d);
     apply_system_overrides(p, nsys);
     assign_rule_ids(p, d);
-    check_workloads(p, d);
-    if (diags_oom(d))
+    if (check_workloads(p, d) < 0 || diags_oom(d))
         return -ENOMEM;
     if (diags_total(d) > before)
         return -EINVAL;
-    qsort(p->rules, p->nrules, sizeof(*p->rules), cmp_rule_id);
+    if (p->nrules > 1)
+        qsort(p->rules, p->nrules, sizeof(*p->rules), cmp_rule_id);
     p->finished = true;
     return 0;
 }

@@ -3,8 +3,9 @@
  *
  * Documents of every kind (Cluster, NetworkObject, DefenseRule, Workload,
  * Node) are validated field by field; every problem is reported with its
- * file, line, the document it belongs to and the field, and nothing is
- * accepted partially: on any error the caller gets no policy at all.
+ * file, line (or, for JSON, document number), the document it belongs to and
+ * the field, and nothing is accepted partially: on any error the caller gets
+ * no policy at all. Empty YAML documents (a trailing `---`) are skipped.
  * policy_finish() then resolves names, adds the built-in objects (`any`,
  * `host`, `cluster-dns`) and each cluster's system rules, and assigns ids:
  * system rules first, then rules in file order, explicit ids kept.
@@ -18,7 +19,7 @@
 
 /* Names of the system rules every cluster gets (priority 1000, allow). */
 #define MOAT_SYSRULE_HOST "allow-host"
-#define MOAT_SYSRULE_DNS "allow-cluster-dns"
+#define MOAT_SYSRULE_DNS  "allow-cluster-dns"
 
 /*
  * Validates every document of `set` and appends what it describes to `p`
@@ -31,7 +32,11 @@ int policy_finish(struct moat_policy *p, struct moat_diags *d);
 /*
  * Parses, loads and finishes the files `paths[0..n)` as one policy.
  * Returns 0 with *out (caller frees with policy_free), else the first error
- * with every problem in `d` and *out NULL.
+ * with every problem in `d` and *out NULL. Documents with errors are left
+ * out and the rest is still finished, so problems between documents
+ * (duplicates, unknown references) are reported too, except references to
+ * the documents left out; when a file cannot be read or parsed, only the
+ * per-document checks run.
  */
 int policy_load_files(struct moat_policy **out, const char *const *paths, size_t n,
                       struct moat_diags *d);

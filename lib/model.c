@@ -11,7 +11,7 @@ struct moat_policy *policy_new(void)
     return moat_calloc(1, sizeof(struct moat_policy));
 }
 
-static const uint16_t default_auth_ports[] = {22,   23,    21,    3389, 3306, 5432,
+static const uint16_t default_auth_ports[] = {22,   23,    21,   3389,  3306, 5432,
                                               6379, 27017, 1433, 11211, 9200};
 
 void cluster_defaults(struct moat_cluster *c)

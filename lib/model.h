@@ -20,11 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MOAT_NAME_MAX 64
-#define MOAT_DESTS_MAX 8
+#define MOAT_NAME_MAX     64
+#define MOAT_DESTS_MAX    8
 #define MOAT_PRIORITY_MIN 1
 #define MOAT_PRIORITY_MAX 1000
-#define MOAT_NONE UINT32_MAX /* "no index" */
+#define MOAT_NONE         UINT32_MAX /* "no index" */
 
 /* Numbers are stable: they reach the datapath and the API. */
 enum moat_action { MOAT_ACTION_BLOCK = 1, MOAT_ACTION_ALERT = 2, MOAT_ACTION_ALLOW = 3 };
@@ -38,7 +38,7 @@ enum moat_object_kind {
     MOAT_OBJ_HOST = 3,     /* built-in `host`: the node's own addresses */
 };
 
-#define MOAT_BF_PORTS_MAX 32
+#define MOAT_BF_PORTS_MAX  32
 #define MOAT_RESOLVERS_MAX 16
 
 struct moat_detection_common {

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MOAT_PORT_RANGES_MAX 8
+#define MOAT_PORT_RANGES_MAX   8
 #define MOAT_PORT_PREFIXES_MAX 32 /* a 16-bit range splits into at most 30 prefixes */
 
 struct port_range {

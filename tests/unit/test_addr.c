@@ -9,16 +9,15 @@
 #include <errno.h>
 #include <string.h>
 
-static struct moat_addr A(const char *text)
-{
+static struct moat_addr A(const char *text) {
     struct moat_addr a;
     if (addr_parse(text, &a) != 0)
         fail_msg("address \"%s\" rejected", text);
     return a;
 }
 
-static struct moat_prefix P(const char *text)
-{
+static struct moat_prefix
+P(const char *text) {
     struct moat_prefix p;
     const char *why = NULL;
     if (prefix_parse(text, &p, &why) != 0)
@@ -27,7 +26,8 @@ static struct moat_prefix P(const char *text)
     return p;
 }
 
-static void prefix_bad(const char *text, const char *why_expected)
+static void
+prefix_bad(const char *text, const char *why_expected)
 {
     struct moat_prefix p;
     const char *why = NULL;
@@ -39,9 +39,9 @@ static void prefix_bad(const char *text, const char *why_expected)
 static void test_addr_parse_format(void **state)
 {
     (void)state;
-    static const char *const round[] = {"10.244.1.5", "0.0.0.0",     "255.255.255.255",
-                                        "2001:db8::1", "::1",        "::",
-                                        "fe80::1:2",   "2001:db8:0:1:2:3:4:5"};
+    static const char *const round[] = {
+        "10.244.1.5", "0.0.0.0", "255.255.255.255", "2001:db8::1",
+        "::1",        "::",      "fe80::1:2",       "2001:db8:0:1:2:3:4:5"};
     char buf[MOAT_ADDR_STRLEN];
     for (size_t i = 0; i < sizeof(round) / sizeof(round[0]); i++) {
         struct moat_addr a = A(round[i]);
@@ -69,9 +69,9 @@ static void test_addr_parse_format(void **state)
 static void test_addr_invalid(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"",          "10.0.0",  "10.0.0.256", "10.0.0.1.2",
-                                      "10.0.0.1/32", " 10.0.0.1", "10.0.0.1 ", "2001:db8::g",
-                                      "1:2:3:4:5:6:7:8:9", ":::", "localhost", "010.0.0.1x"};
+    static const char *const bad[] = {
+        "",          "10.0.0",      "10.0.0.256",        "10.0.0.1.2", "10.0.0.1/32", " 10.0.0.1",
+        "10.0.0.1 ", "2001:db8::g", "1:2:3:4:5:6:7:8:9", ":::",        "localhost",   "010.0.0.1x"};
     struct moat_addr a;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (addr_parse(bad[i], &a) != -EINVAL)

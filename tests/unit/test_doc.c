@@ -226,8 +226,7 @@ static void test_duplicate_keys(void **state)
     parse_bad("a: 1\n---\nb: 1\nb: 1\n", "m.yaml",
               (const char *const[]){"m.yaml:4: duplicate key \"b\"", NULL});
     parse_bad("{\n \"kind\": \"Cluster\",\n \"name\": \"a\",\n \"name\": \"b\"\n}\n", "d.json",
-              (const char *const[]){"d.json:4: JSON: duplicate object key near '\"name\"'",
-                                    NULL});
+              (const char *const[]){"d.json:4: JSON: duplicate object key near '\"name\"'", NULL});
 
     /* A big map: found by the hash set, in linear time. */
     size_t n = 20000, cap = n * 16 + 64;
@@ -326,9 +325,9 @@ static void test_depth_limit(void **state)
               (const char *const[]){"huge.yaml:1: nesting deeper than 64 levels", NULL});
     free(t);
     t = nested(200000, true);
-    parse_bad(t, "huge.json",
-              (const char *const[]){"huge.json:1: JSON: maximum parsing depth reached near '['",
-                                    NULL});
+    parse_bad(
+        t, "huge.json",
+        (const char *const[]){"huge.json:1: JSON: maximum parsing depth reached near '['", NULL});
     free(t);
     double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
     if (secs > 2.0)
@@ -355,7 +354,8 @@ static void test_aliases(void **state)
 
     /* Billion laughs: 9^9 nodes if expanded; stopped early, in little time and memory. */
     char text[2048];
-    size_t n = (size_t)snprintf(text, sizeof(text), "a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n");
+    size_t n =
+        (size_t)snprintf(text, sizeof(text), "a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n");
     for (int i = 1; i < 10; i++) {
         n += (size_t)snprintf(text + n, sizeof(text) - n, "a%d: &a%d [", i, i);
         for (int j = 0; j < 9; j++)
@@ -363,9 +363,9 @@ static void test_aliases(void **state)
         n += (size_t)snprintf(text + n, sizeof(text) - n, "]\n");
     }
     clock_t start = clock();
-    parse_bad(text, "lol.yaml",
-              (const char *const[]){"lol.yaml:1: YAML aliases expand to more than 10000 nodes",
-                                    NULL});
+    parse_bad(
+        text, "lol.yaml",
+        (const char *const[]){"lol.yaml:1: YAML aliases expand to more than 10000 nodes", NULL});
     double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
     if (secs > 1.0)
         fail_msg("billion laughs took %.1f s", secs);

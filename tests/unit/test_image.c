@@ -122,10 +122,23 @@ static void test_invalid_references(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",          " ",           "nginx 1",     "nginx\t",      "ngi\nnx",
-        "a//b",      "/nginx",      "nginx/",      "nginx:",       "nginx@",
-        ":1.27",     "@" DIGEST,    "nginx:1.27:x", "registry.example.com/", "docker.io/",
-        "nginx:1@",  "a/b:/c",
+        "",
+        " ",
+        "nginx 1",
+        "nginx\t",
+        "ngi\nnx",
+        "a//b",
+        "/nginx",
+        "nginx/",
+        "nginx:",
+        "nginx@",
+        ":1.27",
+        "@" DIGEST,
+        "nginx:1.27:x",
+        "registry.example.com/",
+        "docker.io/",
+        "nginx:1@",
+        "a/b:/c",
     };
     struct image_forms f;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -225,8 +238,13 @@ static void test_pattern_normalise(void **state)
     (void)state;
     char out[MOAT_IMAGE_MAX + 16];
     const char *why = NULL;
-    static const char *const same[] = {"nginx:1.27", "nginx:*", "nginx*", "*", "nginx@" DIGEST,
-                                       "localhost:5000/app:1", "registry.example.com/*"};
+    static const char *const same[] = {"nginx:1.27",
+                                       "nginx:*",
+                                       "nginx*",
+                                       "*",
+                                       "nginx@" DIGEST,
+                                       "localhost:5000/app:1",
+                                       "registry.example.com/*"};
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
         assert_int_equal(image_pattern_normalise(same[i], out, sizeof(out), &why), 0);
         assert_string_equal(out, same[i]);
@@ -253,16 +271,11 @@ static void test_pattern_normalise(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forms_docker_hub),
-        cmocka_unit_test(test_forms_other_registries),
-        cmocka_unit_test(test_forms_digest),
-        cmocka_unit_test(test_invalid_references),
-        cmocka_unit_test(test_spec_examples),
-        cmocka_unit_test(test_full_and_partial_forms),
-        cmocka_unit_test(test_missing_tag_is_latest),
-        cmocka_unit_test(test_index_docker_io),
-        cmocka_unit_test(test_digest_matching),
-        cmocka_unit_test(test_pattern_normalise),
+        cmocka_unit_test(test_forms_docker_hub),      cmocka_unit_test(test_forms_other_registries),
+        cmocka_unit_test(test_forms_digest),          cmocka_unit_test(test_invalid_references),
+        cmocka_unit_test(test_spec_examples),         cmocka_unit_test(test_full_and_partial_forms),
+        cmocka_unit_test(test_missing_tag_is_latest), cmocka_unit_test(test_index_docker_io),
+        cmocka_unit_test(test_digest_matching),       cmocka_unit_test(test_pattern_normalise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,8 +14,15 @@ static void test_key_check_valid(void **state)
 {
     (void)state;
     static const char *const good[] = {
-        "app",         "k8s-app",         "a",           "A1",         "tier.name_x-1",
-        "9lives",      "example.com/name", "app.kubernetes.io/name", "a/b",
+        "app",
+        "k8s-app",
+        "a",
+        "A1",
+        "tier.name_x-1",
+        "9lives",
+        "example.com/name",
+        "app.kubernetes.io/name",
+        "a/b",
         "x-1.y/Z_9",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
@@ -38,12 +45,10 @@ static void test_key_check_invalid(void **state)
     assert_string_equal(label_key_check("a/b/c"),
                         "may only contain letters, digits, '-', '_' and '.'");
     assert_string_equal(label_key_check("/app"), "prefix must be 1..253 characters");
-    assert_string_equal(label_key_check("Example.com/app"),
-                        "prefix must be a lower-case DNS name");
-    static const char *const bad_prefixes[] = {"exa_mple.com/app", "-example.com/app",
-                                               "example.com-/app", "example..com/app",
-                                               ".example.com/app", "example.com./app",
-                                               "a.-b/app", "a b/app"};
+    assert_string_equal(label_key_check("Example.com/app"), "prefix must be a lower-case DNS name");
+    static const char *const bad_prefixes[] = {
+        "exa_mple.com/app", "-example.com/app", "example.com-/app", "example..com/app",
+        ".example.com/app", "example.com./app", "a.-b/app",         "a b/app"};
     for (size_t i = 0; i < sizeof(bad_prefixes) / sizeof(bad_prefixes[0]); i++)
         if (!label_key_check(bad_prefixes[i]) ||
             strcmp(label_key_check(bad_prefixes[i]), "prefix must be a lower-case DNS name") != 0)

@@ -635,7 +635,7 @@ static void test_patterns(void **state)
                   "t.yaml:4: objects \"o\": images[1]: \"a b\" contains a space or control "
                   "character",
                   "t.yaml:4: objects \"o\": images[2]: \"team/\" ends with '/'",
-                  "t.yaml:4: objects \"o\": images[3]: \"\" must be a string");
+                  "t.yaml:4: objects \"o\": images[3]: must be an image pattern, not a list");
     struct moat_policy *p = load_ok("kind: NetworkObject\nname: o\nnamespace: \"*\"\n"
                                     "images: [nginx, \"redis:*\", \"myteam/*\"]\n");
     const struct moat_object *o = object_named(p, "o");
@@ -680,6 +680,13 @@ static void test_rule_priority(void **state)
                         " \"priority\": 1.5}]",
                         "t.json: document 2: rules \"r1\": priority: must be an integer 1..1000, "
                         "not a number \"1.5\"");
+    EXPECT_ERRORS(RULE_HEAD "source: lb\ndestinations: [{object: web}]\naction: allow\n"
+                            "priority: ~\n",
+                  "t.yaml:12: rules \"r1\": priority: required (an integer 1..1000)");
+    EXPECT_ERRORS(RULE_HEAD "source: lb\ndestinations: [{object: web}]\naction: allow\n"
+                            "priority: \"10\"\n",
+                  "t.yaml:18: rules \"r1\": priority: must be an integer 1..1000, not a string "
+                  "\"10\"");
     /* The edges load. */
     struct moat_policy *p = load_ok(RULE_HEAD "source: lb\ndestinations: [{object: web}]\n"
                                               "action: allow\npriority: 1\n---\n"
@@ -696,10 +703,10 @@ static void test_rule_enums(void **state)
     (void)state;
     EXPECT_ERRORS(RULE_HEAD "source: lb\ndestinations: [{object: web}]\naction: deny\n"
                             "priority: 5\nprotocol: icmp\ntype: system\nenabled: maybe\n",
-                  "t.yaml:20: rules \"r1\": enabled: must be true or false (or on/off)",
-                  "t.yaml:17: rules \"r1\": protocol: \"icmp\" is not one of tcp, udp, any",
+                  "t.yaml:21: rules \"r1\": enabled: must be true or false (or on/off)",
+                  "t.yaml:19: rules \"r1\": protocol: \"icmp\" is not one of tcp, udp, any",
                   "t.yaml:17: rules \"r1\": action: \"deny\" is not one of block, alert, allow",
-                  "t.yaml:19: rules \"r1\": type: \"system\" is not one of custom, suggested");
+                  "t.yaml:20: rules \"r1\": type: \"system\" is not one of custom, suggested");
     EXPECT_ERRORS(RULE_HEAD "source: lb\ndestinations: [{object: web}]\naction: [allow]\n"
                             "priority: 5\nprotocol: on\n",
                   "t.yaml:19: rules \"r1\": protocol: must be one of tcp, udp, any, not a "
@@ -717,8 +724,7 @@ static void test_rule_enums(void **state)
     static const enum moat_action action_values[] = {MOAT_ACTION_BLOCK, MOAT_ACTION_ALERT,
                                                      MOAT_ACTION_ALLOW};
     static const char *const protos[] = {"tcp", "udp", "any"};
-    static const enum moat_proto proto_values[] = {MOAT_PROTO_TCP, MOAT_PROTO_UDP,
-                                                   MOAT_PROTO_ANY};
+    static const enum moat_proto proto_values[] = {MOAT_PROTO_TCP, MOAT_PROTO_UDP, MOAT_PROTO_ANY};
     for (int i = 0; i < 3; i++) {
         char text[1024];
         snprintf(text, sizeof(text),
@@ -770,8 +776,8 @@ static void test_rule_ports(void **state)
     (void)state;
     expect_ports(PORTS_RULE("80"), (const unsigned[]){80, 80}, 1, false);
     expect_ports(PORTS_RULE("\"20/30,80/90\""), (const unsigned[]){20, 30, 80, 90}, 2, false);
-    expect_ports(PORTS_RULE("20/30, 80/90 , 443"), (const unsigned[]){20, 30, 80, 90, 443, 443},
-                 3, false);
+    expect_ports(PORTS_RULE("20/30, 80/90 , 443"), (const unsigned[]){20, 30, 80, 90, 443, 443}, 3,
+                 false);
     expect_ports(PORTS_RULE("[\"80/80\", \"443/443\", 8080]"),
                  (const unsigned[]){80, 80, 443, 443, 8080, 8080}, 3, false);
     expect_ports(PORTS_RULE("80/90,91/100"), (const unsigned[]){80, 90, 91, 100}, 2, false);
@@ -840,6 +846,10 @@ static void test_rule_port_errors(void **state)
     EXPECT_ERRORS(PORTS_RULE("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"),
                   "t.yaml:18: rules \"r1\": destinations[0].ports: 10 ranges given, at most 8 "
                   "are allowed");
+    char text[2048];
+    snprintf(text, sizeof(text), PORTS_RULE("\"80%600s,90\""), "");
+    EXPECT_ERRORS(text, "t.yaml:18: rules \"r1\": destinations[0].ports: is longer than 511 "
+                        "characters");
     /* The index names the destination. */
     EXPECT_ERRORS(RULE_HEAD "source: lb\n"
                             "destinations:\n"
@@ -964,10 +974,11 @@ static void test_rule_duplicates_and_ids(void **state)
     policy_free(p);
 
     /* An explicit id is kept and automatic ids go around it. */
-    p = load_ok(RULE_HEAD RULE_BODY "---\nkind: DefenseRule\ncluster: prod\nname: r2\nid: 4\n"
-                                    RULE_BODY "---\nkind: DefenseRule\ncluster: prod\nname: r3\n"
-                                    "id: 2\n" RULE_BODY "---\nkind: DefenseRule\ncluster: prod\n"
-                                    "name: r4\n" RULE_BODY);
+    p = load_ok(RULE_HEAD RULE_BODY
+                "---\nkind: DefenseRule\ncluster: prod\nname: r2\nid: 4\n" RULE_BODY
+                "---\nkind: DefenseRule\ncluster: prod\nname: r3\n"
+                "id: 2\n" RULE_BODY "---\nkind: DefenseRule\ncluster: prod\n"
+                "name: r4\n" RULE_BODY);
     assert_int_equal(rule_named(p, "prod", "r3")->id, 2);
     assert_true(rule_named(p, "prod", "r3")->explicit_id);
     assert_int_equal(rule_named(p, "prod", "r2")->id, 4);
@@ -980,7 +991,7 @@ static void test_rule_duplicates_and_ids(void **state)
     policy_free(p);
 
     EXPECT_ERRORS(RULE_HEAD "id: 7\n" RULE_BODY
-                  "---\nkind: DefenseRule\ncluster: prod\nname: r2\nid: 7\n" RULE_BODY,
+                            "---\nkind: DefenseRule\ncluster: prod\nname: r2\nid: 7\n" RULE_BODY,
                   "t.yaml:23: rules \"r2\": id: 7 is also the id of rule \"r1\"");
     EXPECT_ERRORS(RULE_HEAD "id: 0\n" RULE_BODY,
                   "t.yaml:15: rules \"r1\": id: 0 is out of range 1..1073741823");
@@ -1004,8 +1015,8 @@ static void test_object_labels(void **state)
                   "t.yaml:4: objects \"o\": labels[6]: label \"tier\" is given twice",
                   "t.yaml:4: objects \"o\": labels[7]: must be a key=value string");
     char text[400], want[400];
-    snprintf(text, sizeof(text), "kind: NetworkObject\nname: o\nnamespace: shop\nlabels: [%064d=1]\n",
-             0);
+    snprintf(text, sizeof(text),
+             "kind: NetworkObject\nname: o\nnamespace: shop\nlabels: [%064d=1]\n", 0);
     snprintf(want, sizeof(want),
              "t.yaml:4: objects \"o\": labels[0]: \"%064d=1\": label key name part is longer "
              "than 63 characters",
@@ -1059,8 +1070,8 @@ static void test_ipblocks(void **state)
     assert_string_equal(o->description, "outside");
     static const char *const in[] = {"10.1.2.3", "192.168.0.1", "192.168.2.127", "2001:db8::5",
                                      "198.51.100.7"};
-    static const char *const out[] = {"11.0.0.1",     "192.168.1.1",  "192.168.2.200",
-                                      "2001:db9::1",  "198.51.100.8", "::a01:203"};
+    static const char *const out[] = {"11.0.0.1",    "192.168.1.1",  "192.168.2.200",
+                                      "2001:db9::1", "198.51.100.8", "::a01:203"};
     for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
         struct moat_addr a = addr(in[i]);
         if (!object_covers_address(o, &a))
@@ -1183,4 +1194,498 @@ static void test_object_duplicates_and_builtins(void **state)
     EXPECT_ERRORS("kind: NetworkObject\nname: a\nnamespace: x\nid: 9\n---\n"
                   "kind: NetworkObject\nname: b\nnamespace: x\nid: 9\n",
                   "t.yaml:6: objects \"b\": id: 9 is also the id of object \"a\"");
+}
+
+/* ---------- workloads and nodes ---------- */
+
+#define WL(NAME, IPS)                                                                              \
+    "kind: Workload\ncluster: prod\nnode: n1\nname: " NAME "\nnamespace: shop\nips: " IPS "\n"
+
+static void test_workloads(void **state)
+{
+    (void)state;
+    struct moat_policy *p = load_ok(WL("a", "[10.0.0.1, \"2001:db8::1\"]") "---\n" WL(
+        "b", "[10.0.0.2]") "---\n"
+                           "kind: Workload\ncluster: prod\nnode: n1\nname: a\n"
+                           "namespace: other\nips: [10.0.0.3]\n---\n"
+                           "kind: Workload\ncluster: prod\nnode: n2\nname: c\n"
+                           "namespace: shop\n---\n"
+                           "kind: Node\nname: n1\ncluster: prod\nips: [192.168.0.1]\n");
+    /* A cluster named only by workloads is made up with the defaults. */
+    assert_int_equal(p->nclusters, 1);
+    assert_true(p->clusters[0].implicit);
+    assert_false(p->clusters[0].defense);
+    assert_int_equal(p->nworkloads, 4);
+    assert_int_equal(workload_named(p, "a")->naddrs, 2);
+    const struct moat_workload *c = workload_named(p, "c");
+    assert_int_equal(c->naddrs, 0);
+    assert_null(c->image);
+    assert_null(c->forms);
+    assert_null(c->interface);
+    assert_int_equal(p->nnodes, 1);
+    assert_int_equal(p->nodes[0].naddrs, 1);
+    assert_string_equal(p->nodes[0].cluster_ref, "prod");
+    /* System rules for the implicit cluster too. */
+    assert_int_equal(p->nrules, 2);
+    policy_free(p);
+}
+
+static void test_workload_errors(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(WL("a", "[10.0.0.1, 10.0.0.300, 10.0.0.1, \"::1::\", [x], 10.0.0.0/24]"),
+                  "t.yaml:6: workloads \"a\": ips[1]: \"10.0.0.300\" is not an IP address",
+                  "t.yaml:6: workloads \"a\": ips[2]: 10.0.0.1 is listed twice",
+                  "t.yaml:6: workloads \"a\": ips[3]: \"::1::\" is not an IP address",
+                  "t.yaml:6: workloads \"a\": ips[4]: must be an IP address, not a list",
+                  "t.yaml:6: workloads \"a\": ips[5]: \"10.0.0.0/24\" is not an IP address");
+    EXPECT_ERRORS(WL("a", "10.0.0.1"),
+                  "t.yaml:6: workloads \"a\": ips: must be a list, not a string");
+    /* Workload addresses are unique, across namespaces and clusters too. */
+    EXPECT_ERRORS(
+        WL("a", "[10.0.0.1, \"2001:db8::1\"]") "---\n" WL(
+            "b", "[10.0.0.2]") "---\n"
+                               "kind: Workload\ncluster: dev\nnode: n1\nname: c\nnamespace: x\n"
+                               "ips: [10.0.0.2, \"2001:DB8::1\"]\n",
+        "t.yaml:15: workloads \"c\": ips[0]: 10.0.0.2 is also an address of workload "
+        "\"b\"",
+        "t.yaml:15: workloads \"c\": ips[1]: 2001:db8::1 is also an address of "
+        "workload \"a\"");
+    EXPECT_ERRORS(WL("a", "[10.0.0.1]") "---\n" WL("a", "[10.0.0.2]"),
+                  "t.yaml:8: workloads \"a\": name: defined twice in prod/shop (also in "
+                  "t.yaml:1)");
+    /* Three of a kind: each later one names the first. */
+    EXPECT_ERRORS(WL("a", "[10.0.0.1]") "---\n" WL("b", "[10.0.0.1]") "---\n" WL("a", "[10.0.0.1]"),
+                  "t.yaml:8: workloads \"b\": ips[0]: 10.0.0.1 is also an address of workload "
+                  "\"a\"",
+                  "t.yaml:15: workloads \"a\": name: defined twice in prod/shop (also in "
+                  "t.yaml:1)",
+                  "t.yaml:15: workloads \"a\": ips[0]: 10.0.0.1 is also an address of workload "
+                  "\"a\"");
+    EXPECT_ERRORS("kind: Workload\ncluster: prod\nnode: n1\nname: a\nnamespace: shop\n"
+                  "interface: lxc-0123456789abc\n---\n"
+                  "kind: Workload\ncluster: prod\nnode: n1\nname: b\nnamespace: shop\n"
+                  "interface: eth0/1\n---\n"
+                  "kind: Workload\ncluster: prod\nnode: n1\nname: c\nnamespace: shop\n"
+                  "interface: \"veth 1\"\n",
+                  "t.yaml:6: workloads \"a\": interface: \"lxc-0123456789abc\" is not an "
+                  "interface name (1-15 characters, no '/', ':' or spaces)",
+                  "t.yaml:13: workloads \"b\": interface: \"eth0/1\" is not an interface name "
+                  "(1-15 characters, no '/', ':' or spaces)",
+                  "t.yaml:20: workloads \"c\": interface: \"veth 1\" is not an interface name "
+                  "(1-15 characters, no '/', ':' or spaces)");
+    EXPECT_ERRORS("kind: Workload\ncluster: prod\nnode: n1\nname: a\nnamespace: shop\n"
+                  "image: \"nginx:\"\nlabels: {app: \"x y\"}\n",
+                  "t.yaml:6: workloads \"a\": image: \"nginx:\" is not an image reference",
+                  "t.yaml:7: workloads \"a\": labels.app: label value may only contain letters, "
+                  "digits, '-', '_' and '.'");
+    policy_free(load_ok("kind: Workload\ncluster: prod\nnode: n1\nname: a\nnamespace: shop\n"
+                        "interface: lxc-0123456789a\n"));
+    /* A node's address may not be a workload's. */
+    EXPECT_ERRORS(WL("a", "[10.0.0.1]") "---\nkind: Node\nname: n1\nips: [10.0.0.1]\n---\n"
+                                        "kind: Node\nname: n1\n",
+                  "t.yaml:8: nodes \"n1\": ips[0]: 10.0.0.1 is also an address of workload "
+                  "\"a\"",
+                  "t.yaml:12: nodes \"n1\": name: defined twice (also in t.yaml:8)");
+}
+
+/* ---------- detections ---------- */
+
+static void test_detection_errors(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS("kind: Cluster\nname: prod\n"
+                  "detections:\n"
+                  "  brute_force: {enabled: maybe, action: allow, threshold: x, window: 0,"
+                  " ports: [22, 0, http]}\n"
+                  "  port_scan: {quarantine: -1, threshold: 70000}\n"
+                  "  dns_hijack: {resolvers: [10.96.0.10, dns.local], action: [block]}\n"
+                  "  spoofing: on\n"
+                  "  threat_intel: {file: [a], enabled: 1}\n",
+                  "t.yaml:4: clusters \"prod\": detections.brute_force.enabled: must be true or "
+                  "false (or on/off)",
+                  "t.yaml:4: clusters \"prod\": detections.brute_force.action: \"allow\" is not "
+                  "one of alert, block",
+                  "t.yaml:4: clusters \"prod\": detections.brute_force.threshold: must be an "
+                  "integer 1..1000000, not a string \"x\"",
+                  "t.yaml:4: clusters \"prod\": detections.brute_force.window: 0 is out of range "
+                  "1..86400",
+                  "t.yaml:4: clusters \"prod\": detections.brute_force.ports[1]: \"0\" is not a "
+                  "port 1..65535",
+                  "t.yaml:4: clusters \"prod\": detections.brute_force.ports[2]: \"http\" is not "
+                  "a port 1..65535",
+                  "t.yaml:5: clusters \"prod\": detections.port_scan.threshold: 70000 is out of "
+                  "range 1..65535",
+                  "t.yaml:5: clusters \"prod\": detections.port_scan.quarantine: must be an "
+                  "integer 0..2592000, not a number \"-1\"",
+                  "t.yaml:6: clusters \"prod\": detections.dns_hijack.action: must be one of "
+                  "alert, block, not a list",
+                  "t.yaml:6: clusters \"prod\": detections.dns_hijack.resolvers[1]: \"dns.local\" "
+                  "is not an IP address",
+                  "t.yaml:7: clusters \"prod\": detections.spoofing: must be a map, not a boolean",
+                  "t.yaml:8: clusters \"prod\": detections.threat_intel.enabled: must be true or "
+                  "false (or on/off)",
+                  "t.yaml:8: clusters \"prod\": detections.threat_intel.file: must be a string, "
+                  "not a list");
+    EXPECT_ERRORS("kind: Cluster\nname: prod\ndetections: [brute_force]\n",
+                  "t.yaml:3: clusters \"prod\": detections: must be a map, not a list");
+    EXPECT_ERRORS("kind: Cluster\nname: prod\ndetections:\n  brute_force:\n    ports: 22\n",
+                  "t.yaml:5: clusters \"prod\": detections.brute_force.ports: must be a list, not "
+                  "a number");
+    /* Too many ports or resolvers. */
+    char text[1024] = "kind: Cluster\nname: prod\ndetections:\n  brute_force: {ports: [";
+    for (int i = 1; i <= 33; i++)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%d", i > 1 ? ", " : "", i);
+    snprintf(text + strlen(text), sizeof(text) - strlen(text), "]}\n");
+    EXPECT_ERRORS(text, "t.yaml:4: clusters \"prod\": detections.brute_force.ports: 33 ports "
+                        "given, at most 32 are allowed");
+}
+
+/* ---------- every error at once, nothing partial ---------- */
+
+static void test_every_error_reported(void **state)
+{
+    (void)state;
+    /* Five distinct problems in five documents: five messages, no policy. */
+    EXPECT_ERRORS("kind: Cluster\nname: prod\nmode: fast\n---\n"
+                  "kind: NetworkObject\nname: web\nnamespace: shop\nlabels: [app==x]\n---\n"
+                  "kind: NetworkObject\nname: office\ncidrs: [10.0.0.1/8]\n---\n"
+                  "kind: DefenseRule\ncluster: prod\nname: r1\nsource: any\n"
+                  "destinations: [{object: web, ports: \"80/90,85/100\"}]\naction: allow\n"
+                  "priority: 10\n---\n"
+                  "kind: Workload\ncluster: prod\nnode: n1\nname: w\nnamespace: shop\n"
+                  "ips: [10.0.0.x]\n",
+                  "t.yaml:3: clusters \"prod\": mode: \"fast\" is not one of protect, monitor",
+                  "t.yaml:8: objects \"web\": labels[0]: \"app==x\" is not key=value",
+                  "t.yaml:12: objects \"office\": cidrs[0]: \"10.0.0.1/8\" has host bits set",
+                  "t.yaml:18: rules \"r1\": destinations[0].ports: ranges 80/90 and 85/100 "
+                  "overlap",
+                  "t.yaml:27: workloads \"w\": ips[0]: \"10.0.0.x\" is not an IP address");
+
+    /* Problems across documents are reported beside problems inside them; references
+     * to a document that was rejected are not reported again. */
+    EXPECT_ERRORS(BASE "kind: NetworkObject\nname: broken\nnamespace: \"a b\"\n---\n"
+                       "kind: Cluster\nname: dev\ndefense: maybe\n---\n"
+                       "kind: DefenseRule\ncluster: prod\nname: r1\nsource: broken\n"
+                       "destinations: [{object: ghost}]\naction: allow\npriority: 10\n---\n"
+                       "kind: DefenseRule\ncluster: dev\nname: r2\nsource: any\n"
+                       "destinations: [{object: broken}]\naction: allow\npriority: 10\n---\n"
+                       "kind: NetworkObject\nname: web\nnamespace: x\n",
+                  "t.yaml:14: objects \"broken\": namespace: pattern \"a b\" contains a space "
+                  "or control character",
+                  "t.yaml:18: clusters \"dev\": defense: must be true or false (or on/off)",
+                  "t.yaml:36: objects \"web\": name: defined twice (also in t.yaml:4)",
+                  "t.yaml:20: rules \"r1\": destinations[0].object: no object named \"ghost\"");
+
+    /* Nothing partial from files either: one bad file spoils the set. */
+    const char *paths[2];
+    char p0[512];
+    snprintf(p0, sizeof(p0), "%s", testutil_write_file("good.yaml", BASE));
+    paths[0] = p0;
+    paths[1] = testutil_write_file("bad.yaml", "kind: DefenseRule\ncluster: prod\nname: r1\n"
+                                               "source: lb\ndestinations: [{object: web}]\n"
+                                               "action: allow\npriority: 1001\n");
+    struct moat_policy *p = (struct moat_policy *)&diags;
+    diags_clear(&diags);
+    assert_int_equal(policy_load_files(&p, paths, 2, &diags), -EINVAL);
+    assert_null(p);
+    assert_int_equal(diags.count, 1);
+    char want[600];
+    snprintf(want, sizeof(want), "%s:7: rules \"r1\": priority: 1001 is out of range 1..1000",
+             paths[1]);
+    assert_string_equal(diags.items[0].text, want);
+}
+
+static void test_files(void **state)
+{
+    (void)state;
+    /* Several files are one policy: a rule in one names objects in another. */
+    char p0[512], p1[512];
+    snprintf(p0, sizeof(p0), "%s", testutil_write_file("objects.yaml", BASE));
+    snprintf(p1, sizeof(p1), "%s",
+             testutil_write_file("rules.json",
+                                 "{\"kind\": \"DefenseRule\", \"cluster\": \"prod\", \"name\": "
+                                 "\"r1\", \"source\": \"lb\", \"destinations\": [{\"object\": "
+                                 "\"web\"}], \"action\": \"allow\", \"priority\": 7}"));
+    const char *paths[3] = {p0, p1, NULL};
+    struct moat_policy *p = NULL;
+    diags_clear(&diags);
+    assert_int_equal(policy_load_files(&p, paths, 2, &diags), 0);
+    assert_int_equal(diags.count, 0);
+    assert_int_equal(p->nfiles, 2);
+    const struct moat_rule *r = rule_named(p, "prod", "r1");
+    assert_int_equal(r->id, 3);
+    assert_string_equal(r->at.file, p1);
+    assert_int_equal(r->dests[0].object, policy_find_object(p, "web"));
+    policy_free(p);
+
+    /* A file that cannot be read or parsed: its error only, no noise from the others. */
+    paths[2] = "/nonexistent/policy.yaml";
+    char p2[512];
+    snprintf(p2, sizeof(p2), "%s", testutil_write_file("broken.yaml", "kind: [\n"));
+    const char *bad[3] = {p1, p2, "/nonexistent/policy.yaml"};
+    diags_clear(&diags);
+    p = (struct moat_policy *)&diags;
+    assert_int_equal(policy_load_files(&p, bad, 3, &diags), -EINVAL);
+    assert_null(p);
+    assert_int_equal(diags.count, 2);
+    char want[600];
+    snprintf(want, sizeof(want),
+             "%s:2: YAML: did not find expected node content while parsing a "
+             "flow node",
+             p2);
+    assert_string_equal(diags.items[0].text, want);
+    assert_string_equal(diags.items[1].text,
+                        "/nonexistent/policy.yaml: cannot open: No such file or directory");
+}
+
+/* ---------- system rules ---------- */
+
+static void test_system_rules(void **state)
+{
+    (void)state;
+    struct moat_policy *p = load_ok("kind: Cluster\nname: prod\n");
+    assert_int_equal(p->nrules, 2);
+    const struct moat_rule *h = rule_named(p, "prod", MOAT_SYSRULE_HOST);
+    assert_int_equal(h->type, MOAT_RULE_SYSTEM);
+    assert_true(h->enabled);
+    assert_int_equal(h->priority, 1000);
+    assert_int_equal(h->action, MOAT_ACTION_ALLOW);
+    assert_int_equal(h->proto, MOAT_PROTO_ANY);
+    assert_int_equal(h->source, policy_find_object(p, "host"));
+    assert_int_equal(h->ndests, 1);
+    assert_int_equal(h->dests[0].object, policy_find_object(p, "any"));
+    assert_true(h->dests[0].all_ports);
+    const struct moat_rule *d = rule_named(p, "prod", MOAT_SYSRULE_DNS);
+    assert_int_equal(d->type, MOAT_RULE_SYSTEM);
+    assert_int_equal(d->priority, 1000);
+    assert_int_equal(d->proto, MOAT_PROTO_ANY);
+    assert_int_equal(d->source, policy_find_object(p, "any"));
+    assert_int_equal(d->dests[0].object, policy_find_object(p, "cluster-dns"));
+    assert_int_equal(d->dests[0].nports, 1);
+    assert_int_equal(d->dests[0].ports[0].lo, 53);
+    assert_int_equal(d->dests[0].ports[0].hi, 53);
+    assert_false(d->dests[0].all_ports);
+    policy_free(p);
+
+    /* A document naming a system rule may switch it off (and describe it). */
+    p = load_ok("kind: Cluster\nname: prod\n---\nkind: Cluster\nname: dev\n---\n"
+                "kind: DefenseRule\ncluster: prod\nname: allow-host\nenabled: false\n"
+                "type: system\ndescription: health checks go through the LB\n");
+    assert_int_equal(p->nrules, 4);
+    assert_false(rule_named(p, "prod", MOAT_SYSRULE_HOST)->enabled);
+    assert_string_equal(rule_named(p, "prod", MOAT_SYSRULE_HOST)->description,
+                        "health checks go through the LB");
+    assert_int_equal(rule_named(p, "prod", MOAT_SYSRULE_HOST)->id, 1);
+    assert_true(rule_named(p, "prod", MOAT_SYSRULE_DNS)->enabled);
+    assert_true(rule_named(p, "dev", MOAT_SYSRULE_HOST)->enabled);
+    policy_free(p);
+
+    /* ...but change nothing else. */
+    EXPECT_ERRORS("kind: Cluster\nname: prod\n---\n"
+                  "kind: DefenseRule\ncluster: prod\nname: allow-cluster-dns\nenabled: off\n"
+                  "priority: 5\naction: block\ntype: custom\nid: 9\n",
+                  "t.yaml:8: rules \"allow-cluster-dns\": priority: \"allow-cluster-dns\" is a "
+                  "system rule: only enabled and description can be changed",
+                  "t.yaml:9: rules \"allow-cluster-dns\": action: \"allow-cluster-dns\" is a "
+                  "system rule: only enabled and description can be changed",
+                  "t.yaml:11: rules \"allow-cluster-dns\": id: \"allow-cluster-dns\" is a "
+                  "system rule: only enabled and description can be changed",
+                  "t.yaml:10: rules \"allow-cluster-dns\": type: a system rule's type is system");
+    EXPECT_ERRORS("kind: DefenseRule\ncluster: qa\nname: allow-host\nenabled: off\n",
+                  "t.yaml:1: rules \"allow-host\": cluster: no Cluster document named \"qa\"");
+    EXPECT_ERRORS("kind: Cluster\nname: prod\n---\n"
+                  "kind: DefenseRule\ncluster: prod\nname: allow-host\nenabled: off\n---\n"
+                  "kind: DefenseRule\ncluster: prod\nname: allow-host\nenabled: on\n",
+                  "t.yaml:9: rules \"allow-host\": name: defined twice in cluster \"prod\" (also "
+                  "in t.yaml:4)");
+}
+
+/* ---------- JSON ---------- */
+
+static void test_json_errors(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS_NAMED(
+        "p.json",
+        "[{\"kind\": \"Cluster\", \"name\": \"prod\"},\n"
+        " {\"kind\": \"NetworkObject\", \"name\": \"web\", \"namespace\": \"shop\","
+        "  \"labels\": [\"app==x\"]},\n"
+        " {\"kind\": \"NetworkObject\", \"name\": \"lb\", \"namespace\": \"x\"},\n"
+        " {\"kind\": \"NetworkObject\", \"name\": \"lb\", \"namespace\": \"y\"},\n"
+        " {\"kind\": \"DefenseRule\", \"cluster\": \"prod\", \"name\": \"r1\", \"source\": \"lb\","
+        "  \"destinations\": [{\"object\": \"nope\", \"ports\": \"80/90,85/100\"}],"
+        "  \"action\": \"allow\", \"priority\": \"high\"},\n"
+        " {\"kind\": \"Widget\"}]\n",
+        "p.json: document 2: objects \"web\": labels[0]: \"app==x\" is not key=value",
+        "p.json: document 5: rules \"r1\": destinations[0].ports: ranges 80/90 and 85/100 overlap",
+        "p.json: document 5: rules \"r1\": priority: must be an integer 1..1000, not a string "
+        "\"high\"",
+        "p.json: document 6: kind: \"Widget\" is not one of Cluster, NetworkObject, DefenseRule, "
+        "Workload, Node",
+        "p.json: document 4: objects \"lb\": name: defined twice (also in p.json document 3)");
+    EXPECT_ERRORS_NAMED(
+        "p.json",
+        "[{\"kind\": \"Cluster\", \"name\": \"prod\"},\n"
+        " {\"kind\": \"DefenseRule\", \"cluster\": \"prod\", \"name\": \"r1\", \"source\": \"lb\","
+        "  \"destinations\": [{\"object\": \"any\"}], \"action\": \"allow\", \"priority\": 3}]\n",
+        "p.json: document 2: rules \"r1\": source: no object named \"lb\"");
+    /* JSON booleans and strings for the switches. */
+    struct moat_policy *p =
+        load_ok_named("[{\"kind\": \"Cluster\", \"name\": \"prod\", \"defense\": true},"
+                      " {\"kind\": \"Cluster\", \"name\": \"dev\", \"defense\": \"off\"}]",
+                      "c.json");
+    assert_true(p->clusters[0].defense);
+    assert_false(p->clusters[1].defense);
+    policy_free(p);
+}
+
+/* ---------- matching objects and workloads ---------- */
+
+static const char match_policy[] =
+    "kind: Cluster\nname: prod\n---\n"
+    "kind: Cluster\nname: dev\n---\n"
+    "kind: NetworkObject\nname: shop-all\nnamespace: shop\n---\n"
+    "kind: NetworkObject\nname: shop-star\nnamespace: \"shop*\"\n---\n"
+    "kind: NetworkObject\nname: every-ns\nnamespace: \"*\"\n---\n"
+    "kind: NetworkObject\nname: web-app\nnamespace: \"*\"\napp: \"web*\"\n---\n"
+    "kind: NetworkObject\nname: any-app\nnamespace: \"*\"\napp: \"*\"\n---\n"
+    "kind: NetworkObject\nname: front\nnamespace: shop\nlabels: [tier=frontend, env=prod]\n---\n"
+    "kind: NetworkObject\nname: images\nnamespace: \"*\"\n"
+    "images: [\"nginx:1.27\", \"myteam/api:*\"]\n---\n"
+    "kind: NetworkObject\nname: all-fields\nnamespace: shop\napp: web\n"
+    "images: [\"nginx:*\"]\nlabels: [tier=frontend]\n---\n"
+    "kind: NetworkObject\nname: prod-only\nnamespace: \"*\"\ncluster: prod\n---\n"
+    "kind: NetworkObject\nname: empty-label\nnamespace: \"*\"\nlabels: [\"debug=\"]\n---\n"
+    "kind: Workload\ncluster: prod\nnode: n1\nname: web-1\nnamespace: shop\n"
+    "image: docker.io/library/nginx:1.27\n"
+    "labels: {app: web-frontend, tier: frontend, env: prod}\n---\n"
+    "kind: Workload\ncluster: prod\nnode: n1\nname: api-1\nnamespace: shop-api\n"
+    "image: registry.example.com/myteam/api:2.1\nlabels: {app: api, tier: backend, debug: \"\"}\n"
+    "---\n"
+    "kind: Workload\ncluster: prod\nnode: n1\nname: bare\nnamespace: tools\n---\n"
+    "kind: Workload\ncluster: dev\nnode: n2\nname: web-dev\nnamespace: shop\n"
+    "image: nginx:1.26\nlabels: {app: web, tier: frontend}\n";
+
+static void expect_match(const struct moat_policy *p, const char *object, const char *workload,
+                         bool want)
+{
+    const struct moat_workload *w = workload_named(p, workload);
+    const char *cluster = p->clusters[w->cluster].name;
+    if (object_matches_workload(object_named(p, object), w, cluster) != want)
+        fail_msg("object %s vs workload %s: expected %s", object, workload,
+                 want ? "match" : "no match");
+}
+
+static void test_object_matching(void **state)
+{
+    (void)state;
+    struct moat_policy *p = load_ok(match_policy);
+    /* namespace: exact and patterns */
+    expect_match(p, "shop-all", "web-1", true);
+    expect_match(p, "shop-all", "api-1", false);
+    expect_match(p, "shop-star", "api-1", true);
+    expect_match(p, "shop-star", "bare", false);
+    expect_match(p, "every-ns", "bare", true);
+    /* app: a pattern on label `app`; a workload without the label never matches */
+    expect_match(p, "web-app", "web-1", true);
+    expect_match(p, "web-app", "api-1", false);
+    expect_match(p, "web-app", "bare", false);
+    expect_match(p, "any-app", "api-1", true);
+    expect_match(p, "any-app", "bare", false);
+    /* labels: all must be present with the same value (AND) */
+    expect_match(p, "front", "web-1", true);
+    expect_match(p, "front", "web-dev", false); /* no env=prod */
+    expect_match(p, "front", "api-1", false);
+    expect_match(p, "empty-label", "api-1", true);
+    expect_match(p, "empty-label", "web-1", false);
+    /* images: any pattern (OR); a workload without an image never matches */
+    expect_match(p, "images", "web-1", true);
+    expect_match(p, "images", "api-1", true);
+    expect_match(p, "images", "web-dev", false);
+    expect_match(p, "images", "bare", false);
+    /* every field set must match (AND across fields) */
+    expect_match(p, "all-fields", "web-1", false); /* app is web-frontend, not web */
+    expect_match(p, "all-fields", "web-dev", true);
+    /* cluster restriction */
+    expect_match(p, "prod-only", "web-1", true);
+    expect_match(p, "prod-only", "web-dev", false);
+    const struct moat_workload *w = workload_named(p, "web-1");
+    assert_false(object_matches_workload(object_named(p, "prod-only"), w, NULL));
+    assert_true(object_matches_workload(object_named(p, "every-ns"), w, NULL));
+    /* built-ins */
+    expect_match(p, "any", "bare", true);
+    expect_match(p, "any", "web-dev", true);
+    expect_match(p, "host", "web-1", false);
+    expect_match(p, "cluster-dns", "web-1", false);
+    assert_true(object_in_cluster(object_named(p, "prod-only"), "prod"));
+    assert_false(object_in_cluster(object_named(p, "prod-only"), "dev"));
+    assert_true(object_in_cluster(object_named(p, "any"), "dev"));
+    policy_free(p);
+
+    /* The built-in cluster-dns picks kube-dns in kube-system. */
+    p = load_ok("kind: Workload\ncluster: prod\nnode: n1\nname: coredns-1\n"
+                "namespace: kube-system\nlabels: {k8s-app: kube-dns}\n---\n"
+                "kind: Workload\ncluster: prod\nnode: n1\nname: other\n"
+                "namespace: kube-system\nlabels: {k8s-app: metrics}\n");
+    expect_match(p, "cluster-dns", "coredns-1", true);
+    expect_match(p, "cluster-dns", "other", false);
+    policy_free(p);
+}
+
+static void test_names_and_kinds(void **state)
+{
+    (void)state;
+    assert_string_equal(action_name(MOAT_ACTION_BLOCK), "block");
+    assert_string_equal(action_name(MOAT_ACTION_ALERT), "alert");
+    assert_string_equal(action_name(MOAT_ACTION_ALLOW), "allow");
+    assert_string_equal(proto_name(MOAT_PROTO_TCP), "tcp");
+    assert_string_equal(proto_name(MOAT_PROTO_UDP), "udp");
+    assert_string_equal(proto_name(MOAT_PROTO_ANY), "any");
+    assert_string_equal(mode_name(MOAT_MODE_MONITOR), "monitor");
+    assert_string_equal(mode_name(MOAT_MODE_PROTECT), "protect");
+    assert_string_equal(rule_type_name(MOAT_RULE_SYSTEM), "system");
+    assert_string_equal(rule_type_name(MOAT_RULE_CUSTOM), "custom");
+    assert_string_equal(rule_type_name(MOAT_RULE_SUGGESTED), "suggested");
+    assert_string_equal(object_kind_name(MOAT_OBJ_IPBLOCK), "ipblock");
+    assert_string_equal(object_kind_name(MOAT_OBJ_SELECTOR), "selector");
+    policy_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_example_yaml),
+        cmocka_unit_test(test_spec_example_json),
+        cmocka_unit_test(test_spec_overlap_message),
+        cmocka_unit_test(test_spec_detections),
+        cmocka_unit_test(test_cluster_defaults),
+        cmocka_unit_test(test_kinds),
+        cmocka_unit_test(test_empty_documents),
+        cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_required_fields),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_patterns),
+        cmocka_unit_test(test_rule_priority),
+        cmocka_unit_test(test_rule_enums),
+        cmocka_unit_test(test_rule_ports),
+        cmocka_unit_test(test_rule_port_errors),
+        cmocka_unit_test(test_rule_destinations),
+        cmocka_unit_test(test_rule_references),
+        cmocka_unit_test(test_rule_duplicates_and_ids),
+        cmocka_unit_test(test_object_labels),
+        cmocka_unit_test(test_ipblocks),
+        cmocka_unit_test(test_ipblock_errors),
+        cmocka_unit_test(test_object_duplicates_and_builtins),
+        cmocka_unit_test(test_workloads),
+        cmocka_unit_test(test_workload_errors),
+        cmocka_unit_test(test_detection_errors),
+        cmocka_unit_test(test_every_error_reported),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_system_rules),
+        cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_object_matching),
+        cmocka_unit_test(test_names_and_kinds),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown_diags);
 }

@@ -148,8 +148,7 @@ static void check_prefixes(unsigned lo, unsigned hi)
             fail_msg("[%u, %u]: prefix %u/%u is not aligned", lo, hi, p[i].port, p[i].len);
         /* In order, touching: so disjoint and without holes. */
         if (p[i].port != next)
-            fail_msg("[%u, %u]: prefix %zu starts at %u, expected %u", lo, hi, i, p[i].port,
-                     next);
+            fail_msg("[%u, %u]: prefix %zu starts at %u, expected %u", lo, hi, i, p[i].port, next);
         next = p[i].port + size;
         /* Fewest prefixes: two neighbours of one size never form an aligned pair. */
         if (i > 0 && p[i - 1].len == p[i].len && p[i - 1].len > 0 &&
