@@ -538,11 +538,20 @@ static int parse_json(const char *text, size_t len, struct doc_set *set, struct 
     return err ? err : c->err;
 }
 
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* By the file name when it says (.json, .yaml, .yml), else by the first character. */
 static bool is_json(const char *text, size_t len, const char *name)
 {
     size_t nl = name ? strlen(name) : 0;
-    if (nl > 5 && strcmp(name + nl - 5, ".json") == 0)
+    if (nl && ends_with(name, nl, ".json"))
         return true;
+    if (nl && (ends_with(name, nl, ".yaml") || ends_with(name, nl, ".yml")))
+        return false; /* flow-style YAML ({kind: Cluster, ...}) is YAML too */
     for (size_t i = 0; i < len; i++) {
         if (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')
             continue;

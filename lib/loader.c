@@ -1318,33 +1318,72 @@ static void apply_system_overrides(struct moat_policy *p, size_t nsys)
     p->nrules = out;
 }
 
-static bool rule_id_taken(const struct moat_policy *p, uint32_t id)
+static int cmp_u32_id(const void *a, const void *b)
 {
-    for (size_t i = 0; i < p->nrules; i++)
-        if (p->rules[i].id == id)
-            return true;
-    return false;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-static void assign_rule_ids(struct moat_policy *p, struct moat_diags *d)
+/*
+ * System rules take the lowest ids (1..nsys), so an explicit id must be above
+ * them; automatic ids fill the gaps between explicit ones, in file order.
+ */
+static int assign_rule_ids(struct moat_policy *p, struct moat_diags *d)
 {
-    for (size_t i = 0; i < p->nrules; i++)
-        for (size_t j = 0; j < i; j++)
-            if (p->rules[i].explicit_id && p->rules[j].explicit_id &&
-                p->rules[i].id == p->rules[j].id) {
+    size_t nsys = 0, nexp = 0;
+    for (size_t i = 0; i < p->nrules; i++) {
+        nsys += p->rules[i].type == MOAT_RULE_SYSTEM;
+        nexp += p->rules[i].explicit_id;
+    }
+    uint32_t *taken = moat_calloc(nexp ? nexp : 1, sizeof(*taken));
+    if (!taken)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < p->nrules; i++) {
+        struct moat_rule *r = &p->rules[i];
+        if (!r->explicit_id)
+            continue;
+        char ctx[128];
+        ctx_of(ctx, sizeof(ctx), "rules", r->name);
+        if (r->id <= nsys)
+            fin_err(d, &r->at, ctx, "id: %u is reserved for the system rules (ids 1..%zu)", r->id,
+                    nsys);
+        taken[k++] = r->id;
+    }
+    qsort(taken, k, sizeof(*taken), cmp_u32_id);
+    for (size_t i = 1; i < k; i++) {
+        if (taken[i] != taken[i - 1] || (i > 1 && taken[i - 2] == taken[i]))
+            continue; /* report each duplicated id once */
+        const struct moat_rule *first = NULL;
+        for (size_t j = 0; j < p->nrules; j++) {
+            const struct moat_rule *r = &p->rules[j];
+            if (!r->explicit_id || r->id != taken[i])
+                continue;
+            if (first) {
                 char ctx[128];
-                ctx_of(ctx, sizeof(ctx), "rules", p->rules[i].name);
-                fin_err(d, &p->rules[i].at, ctx, "id: %u is also the id of rule \"%s\"",
-                        p->rules[i].id, p->rules[j].name);
+                ctx_of(ctx, sizeof(ctx), "rules", r->name);
+                fin_err(d, &r->at, ctx, "id: %u is also the id of rule \"%s\"", r->id, first->name);
+            } else {
+                first = r;
             }
+        }
+    }
     uint32_t next = 1;
+    size_t t = 0;
     for (size_t i = 0; i < p->nrules; i++) {
         if (p->rules[i].explicit_id)
             continue;
-        while (rule_id_taken(p, next))
+        for (;;) {
+            while (t < k && taken[t] < next)
+                t++;
+            if (t == k || taken[t] != next)
+                break;
             next++;
+        }
         p->rules[i].id = next++;
     }
+    free(taken);
+    return 0;
 }
 
 /* An object reference: a name, or an integer id. */
@@ -1583,7 +1622,8 @@ int policy_finish(struct moat_policy *p, struct moat_diags *d)
         return -ENOMEM;
     resolve_rules(p, nsys, d);
     apply_system_overrides(p, nsys);
-    assign_rule_ids(p, d);
+    if (assign_rule_ids(p, d) < 0)
+        return -ENOMEM;
     if (check_workloads(p, d) < 0 || diags_oom(d))
         return -ENOMEM;
     if (diags_total(d) > before)

@@ -977,18 +977,22 @@ static void test_rule_duplicates_and_ids(void **state)
     p = load_ok(RULE_HEAD RULE_BODY
                 "---\nkind: DefenseRule\ncluster: prod\nname: r2\nid: 4\n" RULE_BODY
                 "---\nkind: DefenseRule\ncluster: prod\nname: r3\n"
-                "id: 2\n" RULE_BODY "---\nkind: DefenseRule\ncluster: prod\n"
+                "id: 3\n" RULE_BODY "---\nkind: DefenseRule\ncluster: prod\n"
                 "name: r4\n" RULE_BODY);
-    assert_int_equal(rule_named(p, "prod", "r3")->id, 2);
+    assert_int_equal(rule_named(p, "prod", "r3")->id, 3);
     assert_true(rule_named(p, "prod", "r3")->explicit_id);
     assert_int_equal(rule_named(p, "prod", "r2")->id, 4);
     assert_int_equal(rule_named(p, "prod", MOAT_SYSRULE_HOST)->id, 1);
-    assert_int_equal(rule_named(p, "prod", MOAT_SYSRULE_DNS)->id, 3);
+    assert_int_equal(rule_named(p, "prod", MOAT_SYSRULE_DNS)->id, 2);
     assert_int_equal(rule_named(p, "prod", "r1")->id, 5);
     assert_int_equal(rule_named(p, "prod", "r4")->id, 6);
     assert_false(rule_named(p, "prod", "r4")->explicit_id);
-    assert_string_equal(p->rules[1].name, "r3"); /* sorted by id */
+    assert_string_equal(p->rules[2].name, "r3"); /* sorted by id */
     policy_free(p);
+
+    /* System rules keep the lowest ids: explicit ids may not take them. */
+    EXPECT_ERRORS(RULE_HEAD "id: 2\n" RULE_BODY,
+                  "t.yaml:12: rules \"r1\": id: 2 is reserved for the system rules (ids 1..2)");
 
     EXPECT_ERRORS(RULE_HEAD "id: 7\n" RULE_BODY
                             "---\nkind: DefenseRule\ncluster: prod\nname: r2\nid: 7\n" RULE_BODY,
