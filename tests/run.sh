@@ -42,7 +42,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
     rm -rf /sys/fs/bpf/moat/test-* 2>/dev/null
     rmdir /sys/fs/bpf/moat 2>/dev/null
 fi
-for suite in tests/golden/run.sh tests/cli/run.sh tests/lab/run.sh; do
+for suite in tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh; do
     name=$(basename "$(dirname "$suite")")
     if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ]; then
         [ -f "$suite" ] || continue
