@@ -139,7 +139,10 @@ static int reconcile_ifaces(struct moat_agent *a)
     for (size_t i = 0; i < a->nifaces; i++) {
         bool kept = false;
         for (size_t j = 0; j < n && !kept; j++)
-            kept = strcmp(a->ifaces[i].name, next[j].name) == 0;
+            if (strcmp(a->ifaces[i].name, next[j].name) == 0) {
+                kept = true;
+                next[j].attached = a->ifaces[i].attached; /* still enforcing: no new log line */
+            }
         if (!kept && a->ifaces[i].attached) {
             a->ops->detach(a->dp, a->ifaces[i].name);
             agent_log("info", "interface '%s': detached (workload gone)", a->ifaces[i].name);

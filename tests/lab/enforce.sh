@@ -426,5 +426,65 @@ st=$("$D" status --node "$NODE")
 case "$st" in *"lxc1"*"enforcing"*) ok status-interfaces ;; *) bad status-interfaces "$st" ;; esac
 case "$st" in *"keep80"*) ok status-rule-counters ;; *) bad status-rule-counters "$st" ;; esac
 
+# ---- 14. SIGHUP reloads
+before=$(generation)
+kill -HUP "$MOATD"
+i=0
+while [ $i -lt 100 ] && [ "$(generation)" -le "$before" ]; do i=$((i + 1)); sleep 0.05; done
+if [ "$(generation)" -gt "$before" ]; then ok sighup-reload; else bad sighup-reload "generation stayed $before"; fi
+
+# ---- 15. an interface that appears later is attached; one that goes is forgotten
+cat >>"$INV" <<YAML
+---
+kind: Workload
+cluster: lab
+node: $NODE
+name: late
+namespace: shop
+ips: [10.77.0.50]
+interface: lxlate
+YAML
+wait_log() { # TEXT
+    i=0
+    while [ $i -lt 100 ]; do
+        grep -q "$1" "$TMP/moatd.log" && return 0
+        i=$((i + 1))
+        sleep 0.05
+    done
+    return 1
+}
+sleep 0.3
+"$M" lab exec --name "$LAB" --node "$NODE" -- ip link add lxlate type dummy
+if wait_log "interface 'lxlate': enforcing"; then ok interface-attached-when-it-appears; else bad interface-attached-when-it-appears "$(tail -3 "$TMP/moatd.log")"; fi
+"$M" lab exec --name "$LAB" --node "$NODE" -- ip link del lxlate
+if wait_log "interface 'lxlate': gone"; then ok interface-forgotten-when-it-goes; else bad interface-forgotten-when-it-goes "$(tail -3 "$TMP/moatd.log")"; fi
+
+# ---- 16. --check: valid files 0, invalid files 2 (every error printed)
+if "$D" --check --node "$NODE" --policy "$POLICY" --inventory "$INV" >/dev/null 2>&1; then ok check-valid; else bad check-valid "exit $?"; fi
+printf 'kind: DefenseRule\ncluster: lab\nname: x\nsource: nobody\ndestinations: [{object: api, ports: 0}]\naction: deny\npriority: 5\n' >"$TMP/bad.yaml"
+"$D" --check --node "$NODE" --policy "$POLICY" --policy "$TMP/bad.yaml" --inventory "$INV" >"$TMP/check.out" 2>&1
+check check-invalid-exit "$?" 2
+check check-invalid-errors "$(grep -c 'bad.yaml' "$TMP/check.out")" 3
+
+# ---- 17. SIGTERM leaves enforcement in place; --cleanup removes it
+kill -TERM "$MOATD"
+wait "$MOATD" 2>/dev/null
+if [ -d "/sys/fs/bpf/moat/$NODE" ]; then ok sigterm-keeps-pinned-state; else bad sigterm-keeps-pinned-state "pinned folder gone"; fi
+check still-enforcing-after-sigterm "$(conn c2 tcp 443)" blocked
+n0=$(wc -l <"$TMP/moatd.log")
+"$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --node "$NODE" --policy "$POLICY" --inventory "$INV" \
+    --alerts "$ALERTS" --cleanup >>"$TMP/moatd.log" 2>&1 &
+MOATD=$!
+PIDS="$PIDS $MOATD"
+i=0
+while [ $i -lt 100 ] && ! tail -n +$((n0 + 1)) "$TMP/moatd.log" | grep -q 'local interfaces'; do
+    i=$((i + 1))
+    sleep 0.05
+done
+kill -TERM "$MOATD"
+wait "$MOATD" 2>/dev/null
+if [ ! -d "/sys/fs/bpf/moat/$NODE" ]; then ok cleanup-removes-pinned-state; else bad cleanup-removes-pinned-state "still pinned"; fi
+check no-enforcement-after-cleanup "$(conn c2 tcp 443)" ok
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
