@@ -94,9 +94,15 @@ if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/polic
         g=$(field "$l" gbps)
         c=$(field "$l" conns)
         printf '| %s | %s | %s | %s%% | %s | %s%% |\n' "$(field "$l" mode)" "$(field "$l" rules)" \
-            "$g" "$(awk -v a="$g" -v b="$bg" 'BEGIN { printf "%.0f", b > 0 ? 100 * a / b : 0 }')" \
-            "$c" "$(awk -v a="$c" -v b="$bc" 'BEGIN { printf "%.0f", b > 0 ? 100 * a / b : 0 }')"
+            "$g" "$(awk -v a="$g" -v b="$bg" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')" \
+            "$c" "$(awk -v a="$c" -v b="$bc" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')"
     done >>"$TMP"
+    {
+        echo
+        echo "Raw rounds:"
+        echo
+        printf '%s\n' "$lines" | sed -n 's/^raw \(.*\)/    \1/p'
+    } >>"$TMP"
 else
     echo "bench: datapath benchmarks skipped (need root and eBPF)"
 fi
