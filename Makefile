@@ -21,6 +21,9 @@ LIB_SRC  := $(wildcard lib/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 TRAFFIC_SRC := $(wildcard tools/traffic/*.c)
 AGENT_SRC := $(filter-out agent/moatd.c,$(wildcard agent/*.c))
+SERVER_SRC := $(wildcard server/*.c)
+SERVER_PKGS := libmicrohttpd sqlite3 libcrypto
+SERVER_LIBS = $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null || echo -lmicrohttpd -lsqlite3 -lcrypto) -lpthread
 BPF_SRC  := $(wildcard bpf/*.bpf.c)
 BPF_HDR  := $(wildcard bpf/lib/*.h) include/moat/abi.h
 SKEL     := build/bpf/moat_tc.skel.h
@@ -30,10 +33,10 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_MAINS := $(wildcard bench/bench_*.c)
 ALL_C    := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(wildcard tests/unit/*.h) \
             $(wildcard lib/*.h cli/*.h include/moat/*.h) $(wildcard agent/*.c agent/*.h) \
-            $(BPFTEST_SRC) $(BPF_SRC) $(wildcard bpf/lib/*.h)
+            $(BPFTEST_SRC) $(BPF_SRC) $(wildcard bpf/lib/*.h) $(SERVER_SRC) $(wildcard server/*.h)
 
 .PHONY: all deps test unit lint demo bench clean format
-all: build/rel/moat build/rel/moat-traffic build/rel/moatd
+all: build/rel/moat build/rel/moat-traffic build/rel/moatd build/rel/moat-server
 
 deps: $(DEPS_OK)
 $(DEPS_OK): mk/deps.sh
@@ -76,6 +79,9 @@ build/$(1)/libagent.a: $$(patsubst %.c,build/$(1)/%.o,$$(AGENT_SRC))
 
 build/$(1)/moatd: build/$(1)/agent/moatd.o build/$(1)/libagent.a build/$(1)/libmoat.a
 	$$(CC) $(3) -o $$@ $$^ $$(LIBS) $$(BPF_LIBS) -lm
+
+build/$(1)/moat-server: $$(patsubst %.c,build/$(1)/%.o,$$(SERVER_SRC)) build/$(1)/libmoat.a
+	$$(CC) $(3) -o $$@ $$^ $$(SERVER_LIBS) $$(LIBS) -lm
 endef
 $(eval $(call variant,rel,$(REL_CF),))
 $(eval $(call variant,asan,$(ASAN_CF),$(ASAN_LD)))
@@ -99,7 +105,8 @@ BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_MAINS))
 build/rel/bench/bench_datapath.o: $(SKEL)
 
 test: $(DEPS_OK) lint $(UNIT_BINS) $(BPFTEST_BINS) build/asan/moat build/rel/moat \
-      build/asan/moatd build/asan/moat-traffic build/rel/moatd build/rel/moat-traffic
+      build/asan/moatd build/asan/moat-traffic build/rel/moatd build/rel/moat-traffic \
+      build/asan/moat-server build/rel/moat-server
 	@sh tests/run.sh build/asan
 
 unit: $(UNIT_BINS)

@@ -19,6 +19,11 @@ struct moat_diag {
     char *file; /* may be NULL */
     int line;   /* 1-based; 0 when unknown (JSON input) */
     char *text; /* the full message, location included */
+    /* The same message in parts, for programs that answer per field (the API):
+     * `ctx` and `field` may be NULL (not known), `detail` is the problem alone. */
+    char *ctx;
+    char *field;
+    char *detail;
 };
 
 struct moat_diags {
@@ -39,6 +44,13 @@ void diags_clear(struct moat_diags *d);
  */
 void diags_add(struct moat_diags *d, const char *file, int line, const char *ctx, const char *fmt,
                ...) __attribute__((format(printf, 5, 6)));
+/*
+ * Same as diags_add, with the field the error is about (may be NULL) kept apart:
+ * the text reads `FILE:LINE: CTX: FIELD: PROBLEM` as before.
+ */
+void diags_add_field(struct moat_diags *d, const char *file, int line, const char *ctx,
+                     const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* Total number of errors, including dropped ones. */
 size_t diags_total(const struct moat_diags *d);
 bool diags_oom(const struct moat_diags *d);

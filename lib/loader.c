@@ -35,9 +35,11 @@ static void bad(struct ld *l, const struct doc_node *at, const char *field, cons
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     int line = at && at->line ? at->line : l->doc_line;
-    if (field && *field)
-        diags_add(l->d, l->file, line, l->ctx, "%s%s: %s", l->path, field, msg);
-    else
+    if (field && *field) {
+        char full[160];
+        snprintf(full, sizeof(full), "%s%s", l->path, field);
+        diags_add_field(l->d, l->file, line, l->ctx, full, "%s", msg);
+    } else
         diags_add(l->d, l->file, line, l->ctx, "%s", msg);
     l->errors++;
 }

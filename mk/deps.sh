@@ -4,7 +4,8 @@
 set -eu
 PKGS="gcc make pkg-config libc6-dev libyaml-dev libjansson-dev libcmocka-dev
       clang-format cppcheck python3 clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
-      iproute2 iperf3 iptables"
+      iproute2 iperf3 iptables
+      libmicrohttpd-dev libsqlite3-dev libssl-dev curl"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
