@@ -35,6 +35,14 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 /* The table row for a command name such as "compat check"; NULL when unknown. */
 const struct cli_command *cli_find(const char *name);
 
+/*
+ * Prints `j` as indented JSON and a newline on stdout, then releases `j` (NULL
+ * is fine: it means a build step ran out of memory). Returns MOAT_EXIT_OK, or
+ * MOAT_EXIT_ERROR with a message on stderr.
+ */
+typedef struct json_t json_t;
+int cli_print_json(json_t *j);
+
 /* Output formats shared by commands. */
 enum cli_format { CLI_FORMAT_TABLE = 0, CLI_FORMAT_JSON = 1 };
 /* Parses -o VALUE ("table"/"text" or "json"); returns 0 or -1. */

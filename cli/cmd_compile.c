@@ -136,13 +136,7 @@ static int print_json(const struct moat_policy *p, const struct moat_tables *t)
     }
     tables_policy_foreach(t, json_entry, policy);
     json_t *j = json_pack("{s:o,s:o,s:o}", "identities", ids, "addresses", addrs, "policy", policy);
-    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s)
-        return MOAT_EXIT_ERROR;
-    printf("%s\n", s);
-    free(s);
-    return MOAT_EXIT_OK;
+    return cli_print_json(j);
 }
 
 int cmd_compile(int argc, char **argv)

@@ -247,13 +247,7 @@ static int print_json(const struct moat_policy *p, const struct moat_decision *i
     if (j && in->applies && out->applies)
         json_object_set_new(j, d == in ? "egress" : "ingress",
                             decision_json(p, d == in ? out : in));
-    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s)
-        return MOAT_EXIT_ERROR;
-    printf("%s\n", s);
-    free(s);
-    return MOAT_EXIT_OK;
+    return cli_print_json(j);
 }
 
 static void print_table(const struct moat_policy *p, const struct moat_flow *f,

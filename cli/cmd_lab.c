@@ -659,15 +659,7 @@ static int status_json(const struct lab *lab)
     for (size_t i = 0; j && i < lab->nworkloads; i++)
         json_object_set_new(json_array_get(json_object_get(j, "workloads"), i), "present",
                             json_boolean(lab_netns_exists(lab->workloads[i].netns)));
-    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s) {
-        fprintf(stderr, "moat: out of memory\n");
-        return MOAT_EXIT_ERROR;
-    }
-    printf("%s\n", s);
-    free(s);
-    return MOAT_EXIT_OK;
+    return cli_print_json(j);
 }
 
 int cmd_lab_status(int argc, char **argv)

@@ -76,13 +76,7 @@ static int print_json(const struct moat_policy *p, const struct moat_diags *d)
         json_object_set_new(j, "system_rules", json_integer((json_int_t)sys));
         json_object_set_new(j, "workloads", json_integer((json_int_t)wl));
     }
-    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s)
-        return -1;
-    printf("%s\n", s);
-    free(s);
-    return 0;
+    return cli_print_json(j) == MOAT_EXIT_OK ? 0 : -1;
 }
 
 int cmd_validate(int argc, char **argv)

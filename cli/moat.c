@@ -7,6 +7,7 @@
 #include "loader.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,19 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nusage: moat %s %s\n", cmd->name, cmd->usage);
     return MOAT_EXIT_INVALID;
+}
+
+int cli_print_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!s) {
+        fprintf(stderr, "moat: out of memory\n");
+        return MOAT_EXIT_ERROR;
+    }
+    printf("%s\n", s);
+    free(s);
+    return MOAT_EXIT_OK;
 }
 
 int cli_parse_format(const char *value, enum cli_format *out)
