@@ -59,8 +59,7 @@ static void add(struct moat_diags *d, const char *file, int line, const char *ct
     e->field = moat_strdup(field);
     e->detail = moat_strdup(msg);
     e->text = format_message(file, line, ctx, field, msg);
-    if ((file && !e->file) || (ctx && !e->ctx) || (field && !e->field) || !e->detail ||
-        !e->text) {
+    if ((file && !e->file) || (ctx && !e->ctx) || (field && !e->field) || !e->detail || !e->text) {
         diag_free(e);
         d->oom = true;
         return;

@@ -49,8 +49,7 @@ void diags_add(struct moat_diags *d, const char *file, int line, const char *ctx
  * the text reads `FILE:LINE: CTX: FIELD: PROBLEM` as before.
  */
 void diags_add_field(struct moat_diags *d, const char *file, int line, const char *ctx,
-                     const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+                     const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Total number of errors, including dropped ones. */
 size_t diags_total(const struct moat_diags *d);
 bool diags_oom(const struct moat_diags *d);

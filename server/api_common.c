@@ -1,0 +1,232 @@
+/* api_common: what every resource handler uses — error bodies, query
+ * arguments and paging, JSON bodies, merge patches (see server.h). */
+#include "server.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int resp_json(struct resp *rs, unsigned status, json_t *json)
+{
+    if (!json)
+        return -ENOMEM;
+    json_decref(rs->json);
+    rs->json = json;
+    rs->status = status;
+    return 0;
+}
+
+int resp_error(struct resp *rs, unsigned status, const char *field, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return resp_json(rs, status,
+                     json_pack("{s:[{s:s,s:s}]}", "errors", "field", field, "message", msg));
+}
+
+int resp_store_error(struct resp *rs, int err, const char *what)
+{
+    if (err == -ENOENT)
+        return resp_error(rs, 404, "", "no such %s", what);
+    if (err == -EEXIST)
+        return resp_error(rs, 409, "name", "a %s with this name exists", what);
+    return err;
+}
+
+/* A response was set: 1, or the error that kept it from being set. */
+static int stop(int err)
+{
+    return err < 0 ? err : 1;
+}
+
+const char *req_query(const struct req *rq, const char *key)
+{
+    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+struct arg_check {
+    const char *const *allowed;
+    const char *unknown;
+};
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct arg_check *c = cls;
+    for (const char *const *a = c->allowed; *a; a++)
+        if (strcmp(*a, key) == 0)
+            return MHD_YES;
+    c->unknown = key;
+    return MHD_NO;
+}
+
+/* A query argument as an integer lo..hi; false when it is something else. */
+static bool arg_int(const struct req *rq, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *s = req_query(rq, key);
+    if (!s)
+        return true;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!isdigit((unsigned char)*s) || *end || errno || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+int req_query_check(const struct req *rq, struct resp *rs, const char *const *allowed, bool paged,
+                    struct store_query *q)
+{
+    struct arg_check c = {allowed, NULL};
+    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, check_arg, &c);
+    bool paging_arg =
+        c.unknown && paged && (strcmp(c.unknown, "limit") == 0 || strcmp(c.unknown, "offset") == 0);
+    if (c.unknown && !paging_arg)
+        return stop(resp_error(rs, 400, c.unknown, "unknown query argument"));
+    q->limit = paged ? MOAT_PAGE_DEFAULT : -1;
+    q->offset = 0;
+    if (paged && !arg_int(rq, "limit", 1, MOAT_PAGE_MAX, &q->limit))
+        return stop(resp_error(rs, 400, "limit", "must be an integer 1..%d", MOAT_PAGE_MAX));
+    if (paged && !arg_int(rq, "offset", 0, INT32_MAX, &q->offset))
+        return stop(resp_error(rs, 400, "offset", "must be an integer 0..%d", INT32_MAX));
+    for (const char *const *a = allowed; *a && q->nfilters < STORE_FILTERS_MAX; a++) {
+        const char *v = req_query(rq, *a);
+        if (v)
+            q->filters[q->nfilters++] = (struct store_filter){*a, v};
+    }
+    return 0;
+}
+
+int req_body_object(const struct req *rq, struct resp *rs, json_t **out)
+{
+    *out = NULL;
+    if (!rq->body || rq->body_len == 0)
+        return stop(resp_error(rs, 400, "", "a JSON object is required as the request body"));
+    json_error_t jerr;
+    json_t *j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j)
+        return stop(resp_error(rs, 400, "", "invalid JSON at line %d column %d: %s", jerr.line,
+                               jerr.column, jerr.text));
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return stop(resp_error(rs, 400, "", "the request body must be a JSON object"));
+    }
+    *out = j;
+    return 0;
+}
+
+bool req_param_id(const struct req *rq, size_t i, int64_t *id)
+{
+    const char *s = i < rq->nparams ? rq->params[i] : NULL;
+    if (!s || !isdigit((unsigned char)*s) || strlen(s) > 15)
+        return false;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    *id = v;
+    return !*end && v > 0;
+}
+
+int json_merge_patch(json_t *target, const json_t *patch)
+{
+    const char *key;
+    json_t *pv;
+    json_object_foreach((json_t *)patch, key, pv)
+    {
+        json_t *tv = json_object_get(target, key);
+        int rc;
+        if (json_is_null(pv))
+            rc = tv ? json_object_del(target, key) : 0;
+        else if (json_is_object(pv) && json_is_object(tv))
+            rc = json_merge_patch(tv, pv);
+        else
+            rc = json_object_set_new(target, key, json_deep_copy(pv));
+        if (rc < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+json_t *list_body(json_t *items, int64_t total)
+{
+    if (!items)
+        return NULL;
+    return json_pack("{s:o,s:I}", "items", items, "total", (json_int_t)total);
+}
+
+const char *jstr(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+/*
+ * JSON has types that YAML plain scalars lack: where a document holds a
+ * string, the API wants a JSON string (a file's `namespace: 5` is still read
+ * as the string "5" by the loader). 0, or 1 with a 400 naming each field.
+ */
+static int check_strings(struct resp *rs, const json_t *doc)
+{
+    static const char *const fields[] = {"name",    "namespace",   "app",
+                                         "cluster", "description", NULL};
+    json_t *errs = json_array();
+    for (size_t i = 0; errs && fields[i]; i++) {
+        const json_t *v = json_object_get(doc, fields[i]);
+        if (v && !json_is_string(v) && !json_is_null(v) &&
+            json_array_append_new(errs, json_pack("{s:s,s:s}", "field", fields[i], "message",
+                                                  "must be a string")) < 0) {
+            json_decref(errs);
+            return -ENOMEM;
+        }
+    }
+    if (errs && json_array_size(errs) == 0) {
+        json_decref(errs);
+        return 0;
+    }
+    return stop(resp_json(rs, 400, errs ? json_pack("{s:o}", "errors", errs) : NULL));
+}
+
+int req_doc(const struct req *rq, struct resp *rs, const char *kind, json_t **out)
+{
+    json_t *doc;
+    int rc = req_body_object(rq, rs, &doc);
+    if (rc)
+        return rc;
+    const json_t *k = json_object_get(doc, "kind");
+    if (k && (!json_is_string(k) || strcmp(json_string_value(k), kind) != 0))
+        rc = stop(resp_error(rs, 400, "kind", "must be %s here", kind));
+    else if (json_object_get(doc, "id"))
+        rc = stop(resp_error(rs, 400, "id", "is assigned by the server"));
+    else
+        rc = check_strings(rs, doc);
+    if (rc) {
+        json_decref(doc);
+        return rc;
+    }
+    json_object_del(doc, "kind");
+    *out = doc;
+    return 0;
+}
+
+int txn_begin(struct req *rq)
+{
+    return rq->srv->store.ops->begin(&rq->srv->store);
+}
+
+int txn_end(struct req *rq, int err, const struct resp *rs)
+{
+    struct store *st = &rq->srv->store;
+    if (!err && rs->status >= 200 && rs->status < 300)
+        return st->ops->commit(st);
+    int rb = st->ops->rollback(st);
+    return err ? err : rb;
+}

@@ -1,0 +1,339 @@
+/*
+ * api_rules: /api/v1/clusters/{cluster}/rules — defense rules (SPEC §3) of
+ * one cluster: create, list (filters name, enabled, action, source,
+ * protocol, type; paged), get, replace, change (merge patch), delete, and
+ * batch enable/disable. System rules can be switched on and off (and their
+ * description changed) but not otherwise changed or deleted (409).
+ */
+#include "server.h"
+#include "validate.h"
+
+#include "loader.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const filters[] = {"name",     "enabled", "action", "source",
+                                      "protocol", "type",    NULL};
+
+/* A response was set: 1, or the error that kept it from being set. */
+static int stop(int err)
+{
+    return err < 0 ? err : 1;
+}
+
+static bool is_system(const json_t *doc)
+{
+    return strcmp(jstr(doc, "type"), "system") == 0;
+}
+
+/* 0 when the path's cluster exists, 1 with 404 set, or an error. */
+static int check_cluster(struct req *rq, struct resp *rs)
+{
+    int64_t id;
+    int err = rq->srv->store.ops->find(&rq->srv->store, STORE_CLUSTER, NULL, rq->params[0], &id);
+    if (err == -ENOENT)
+        return resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]) < 0 ? -ENOMEM : 1;
+    return err;
+}
+
+int api_rules_list(struct req *rq, struct resp *rs)
+{
+    struct store_query q = {.cluster = rq->params[0]};
+    int rc = check_cluster(rq, rs);
+    if (!rc)
+        rc = req_query_check(rq, rs, filters, true, &q);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    json_t *items;
+    int64_t total;
+    int err = rq->srv->store.ops->list(&rq->srv->store, STORE_RULE, &q, &items, &total);
+    return err ? err : resp_json(rs, 200, list_body(items, total));
+}
+
+/* The rule `id` of the path's cluster: 0, 1 with 404 set, or an error. */
+static int load_id(struct req *rq, struct resp *rs, int64_t id, json_t **doc)
+{
+    char *cluster = NULL;
+    *doc = NULL;
+    int err = rq->srv->store.ops->get(&rq->srv->store, STORE_RULE, id, doc, &cluster);
+    if (!err && (!cluster || strcmp(cluster, rq->params[0]) != 0)) {
+        json_decref(*doc);
+        *doc = NULL;
+        err = -ENOENT;
+    }
+    free(cluster);
+    if (err == -ENOENT)
+        return resp_error(rs, 404, "", "no rule %lld in cluster \"%s\"", (long long)id,
+                          rq->params[0]) < 0
+                   ? -ENOMEM
+                   : 1;
+    return err;
+}
+
+static int load(struct req *rq, struct resp *rs, json_t **doc, int64_t *id)
+{
+    *doc = NULL;
+    if (!req_param_id(rq, 1, id))
+        return resp_error(rs, 404, "", "no rule %s", rq->params[1]) < 0 ? -ENOMEM : 1;
+    return load_id(rq, rs, *id, doc);
+}
+
+int api_rules_get(struct req *rq, struct resp *rs)
+{
+    json_t *doc;
+    int64_t id;
+    int rc = load(rq, rs, &doc, &id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    return resp_json(rs, 200, doc);
+}
+
+/* The body with the path's cluster: 0, or 1 with 400 set when it names another. */
+static int set_cluster(struct req *rq, struct resp *rs, json_t *doc)
+{
+    const json_t *c = json_object_get(doc, "cluster");
+    if (c && (!json_is_string(c) || strcmp(json_string_value(c), rq->params[0]) != 0))
+        return resp_error(rs, 400, "cluster", "must be \"%s\" (the cluster in the path)",
+                          rq->params[0]) < 0
+                   ? -ENOMEM
+                   : 1;
+    return json_object_set_new(doc, "cluster", json_string(rq->params[0])) < 0 ? -ENOMEM : 0;
+}
+
+static int check_name(struct req *rq, struct resp *rs, const json_t *doc, int64_t id)
+{
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    int64_t other;
+    int err =
+        name ? rq->srv->store.ops->find(&rq->srv->store, STORE_RULE, rq->params[0], name, &other)
+             : -ENOENT;
+    if (err == -ENOENT || (!err && other == id))
+        return 0;
+    if (err)
+        return err;
+    return resp_error(rs, 409, "name", "rule \"%s\" exists in cluster \"%s\"", name,
+                      rq->params[0]) < 0
+               ? -ENOMEM
+               : 1;
+}
+
+/*
+ * Validates and stores `doc` as rule `id` (0 = new). `checked` is what the
+ * loader sees as the request's document: the rule itself, or for a system
+ * rule the body alone (a file may only switch a system rule).
+ */
+static int save(struct req *rq, struct resp *rs, json_t *doc, const json_t *checked, int64_t id)
+{
+    struct store *st = &rq->srv->store;
+    int rc = check_name(rq, rs, doc, id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    struct change ch = {.kind = STORE_RULE, .id = id, .doc = checked};
+    struct moat_policy *p = NULL;
+    rc = validate_change(rq->srv, &ch, 400, rs, &p);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = canon_rule(doc, p, rq->params[0]);
+    policy_free(p);
+    int64_t newid = id;
+    if (!rc && id)
+        rc = st->ops->update(st, STORE_RULE, id, jstr(doc, "name"), doc);
+    else if (!rc)
+        rc = st->ops->insert(st, STORE_RULE, rq->params[0], jstr(doc, "name"), doc, &newid);
+    if (!rc)
+        rc = json_object_set_new(doc, "id", json_integer(newid)) < 0 ? -ENOMEM : 0;
+    if (!rc)
+        rc = resp_json(rs, id ? 200 : 201, json_incref(doc));
+    return resp_store_error(rs, rc, "rule");
+}
+
+static int create(struct req *rq, struct resp *rs, json_t *doc)
+{
+    int rc = check_cluster(rq, rs);
+    if (!rc)
+        rc = set_cluster(rq, rs, doc);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    return save(rq, rs, doc, doc, 0);
+}
+
+int api_rules_create(struct req *rq, struct resp *rs)
+{
+    json_t *doc;
+    int rc = req_doc(rq, rs, "DefenseRule", &doc);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    int err = txn_begin(rq);
+    if (!err)
+        err = txn_end(rq, create(rq, rs, doc), rs);
+    json_decref(doc);
+    return err;
+}
+
+/* A system rule: the body (with cluster and name) is checked, then merged in. */
+static int change_system(struct req *rq, struct resp *rs, json_t *doc, json_t *body, int64_t id)
+{
+    json_t *checked = json_deep_copy(body);
+    int rc = checked ? set_cluster(rq, rs, checked) : -ENOMEM;
+    if (!rc && json_object_set(checked, "name", json_object_get(doc, "name")) < 0)
+        rc = -ENOMEM;
+    json_object_del(body, "cluster");
+    if (!rc)
+        rc = json_merge_patch(doc, body);
+    if (!rc)
+        rc = save(rq, rs, doc, checked, id);
+    json_decref(checked);
+    return rc < 0 ? rc : 0;
+}
+
+static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
+{
+    json_t *doc;
+    int64_t id;
+    int rc = load(rq, rs, &doc, &id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    json_object_del(doc, "id");
+    if (is_system(doc)) {
+        rc = change_system(rq, rs, doc, body, id);
+    } else {
+        if (patch) {
+            rc = json_merge_patch(doc, body);
+        } else {
+            json_decref(doc);
+            doc = json_incref(body);
+        }
+        if (!rc)
+            rc = set_cluster(rq, rs, doc);
+        if (!rc)
+            rc = save(rq, rs, doc, doc, id);
+    }
+    json_decref(doc);
+    return rc < 0 ? rc : 0;
+}
+
+static int put_or_patch(struct req *rq, struct resp *rs, bool patch)
+{
+    json_t *body;
+    int rc = req_doc(rq, rs, "DefenseRule", &body);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    int err = txn_begin(rq);
+    if (!err)
+        err = txn_end(rq, change(rq, rs, body, patch), rs);
+    json_decref(body);
+    return err;
+}
+
+int api_rules_replace(struct req *rq, struct resp *rs)
+{
+    return put_or_patch(rq, rs, false);
+}
+
+int api_rules_patch(struct req *rq, struct resp *rs)
+{
+    return put_or_patch(rq, rs, true);
+}
+
+static int remove_rule(struct req *rq, struct resp *rs)
+{
+    json_t *doc;
+    int64_t id;
+    int rc = load(rq, rs, &doc, &id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    bool sys = is_system(doc);
+    json_decref(doc);
+    if (sys)
+        return resp_error(rs, 409, "", "system rules cannot be deleted; disable them instead");
+    rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_RULE, id);
+    if (!rc)
+        rs->status = 204;
+    return resp_store_error(rs, rc, "rule");
+}
+
+int api_rules_delete(struct req *rq, struct resp *rs)
+{
+    int err = txn_begin(rq);
+    if (!err)
+        err = txn_end(rq, remove_rule(rq, rs), rs);
+    return err;
+}
+
+/* The batch body {"ids": [1..1000 ids], "enabled": bool}: 0, or 1 with 400 set. */
+static int batch_body(struct resp *rs, const json_t *body, const json_t **ids, bool *enabled)
+{
+    const char *key;
+    const char *unknown = NULL;
+    const json_t *v;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        if (strcmp(key, "ids") != 0 && strcmp(key, "enabled") != 0)
+            unknown = key;
+    }
+    if (unknown)
+        return stop(resp_error(rs, 400, unknown, "unknown field"));
+    *ids = json_object_get(body, "ids");
+    const json_t *en = json_object_get(body, "enabled");
+    if (!json_is_array(*ids) || json_array_size(*ids) < 1 || json_array_size(*ids) > 1000)
+        return stop(resp_error(rs, 400, "ids", "required: a list of 1-1000 rule ids"));
+    for (size_t i = 0; i < json_array_size(*ids); i++) {
+        v = json_array_get(*ids, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            return stop(resp_error(rs, 400, "ids", "ids[%zu] is not a rule id", i));
+    }
+    if (!json_is_boolean(en))
+        return stop(resp_error(rs, 400, "enabled", "required: true or false"));
+    *enabled = json_is_true(en);
+    return 0;
+}
+
+static int batch(struct req *rq, struct resp *rs, const json_t *ids, bool enabled)
+{
+    struct store *st = &rq->srv->store;
+    json_t *items = json_array();
+    int rc = items ? check_cluster(rq, rs) : -ENOMEM;
+    for (size_t i = 0; !rc && i < json_array_size(ids); i++) {
+        json_t *doc;
+        int64_t id = json_integer_value(json_array_get(ids, i));
+        rc = load_id(rq, rs, id, &doc);
+        if (rc)
+            break;
+        json_object_del(doc, "id");
+        rc = json_object_set_new(doc, "enabled", json_boolean(enabled)) < 0 ? -ENOMEM : 0;
+        if (!rc)
+            rc = st->ops->update(st, STORE_RULE, id, jstr(doc, "name"), doc);
+        if (!rc)
+            rc = json_object_set_new(doc, "id", json_integer(id)) < 0 ? -ENOMEM : 0;
+        if (!rc)
+            rc = json_array_append_new(items, doc) < 0 ? -ENOMEM : 0;
+        else
+            json_decref(doc);
+    }
+    struct change ch = {.kind = STORE_RULE};
+    if (!rc)
+        rc = validate_change(rq->srv, &ch, 400, rs, NULL);
+    if (!rc)
+        return resp_json(rs, 200, list_body(items, (int64_t)json_array_size(items)));
+    json_decref(items);
+    return rc < 0 ? rc : 0;
+}
+
+int api_rules_batch(struct req *rq, struct resp *rs)
+{
+    json_t *body;
+    const json_t *ids;
+    bool enabled;
+    int rc = req_body_object(rq, rs, &body);
+    if (!rc)
+        rc = batch_body(rs, body, &ids, &enabled);
+    if (!rc) {
+        rc = txn_begin(rq);
+        if (!rc)
+            rc = txn_end(rq, batch(rq, rs, ids, enabled), rs);
+    }
+    json_decref(body);
+    return rc < 0 ? rc : 0;
+}

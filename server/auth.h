@@ -1,0 +1,23 @@
+/*
+ * auth: bearer tokens. A token is 32 random bytes from /dev/urandom written
+ * as 64 hex digits after the prefix "moat_"; the store keeps only the
+ * SHA-256 of the whole token (hex), so a leaked database reveals no token.
+ */
+#ifndef MOAT_SERVER_AUTH_H
+#define MOAT_SERVER_AUTH_H
+
+#include "server.h"
+
+#define AUTH_TOKEN_LEN 69 /* "moat_" + 64 hex digits */
+#define AUTH_HASH_LEN  64
+
+/* A new random token in out[AUTH_TOKEN_LEN + 1]. 0 or -errno (reading /dev/urandom). */
+int auth_token_new(char *out);
+/* The SHA-256 of `token` in hex, in out[AUTH_HASH_LEN + 1]. 0 or -EIO (libcrypto failed). */
+int auth_hash(const char *token, char *out);
+/* The role of an `Authorization` header value ("Bearer T"); ROLE_NONE when none/unknown. */
+int auth_role(struct store *st, const char *header, enum role *role);
+/* "admin" / "viewer" to a role; ROLE_NONE for anything else. */
+enum role auth_role_parse(const char *name);
+
+#endif

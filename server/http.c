@@ -1,0 +1,238 @@
+/* http: the libmicrohttpd glue (see http.h). */
+#include "http.h"
+#include "auth.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One connection's request, kept between libmicrohttpd's calls. */
+struct conn {
+    struct timespec start;
+    char *body;
+    size_t len, cap;
+    bool too_big;
+    int route; /* index, or -1 */
+    unsigned status;
+};
+
+static double since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* Appends uploaded bytes; past MOAT_BODY_MAX the body is dropped and marked too big. */
+static int body_append(struct conn *cn, const char *data, size_t n)
+{
+    if (cn->too_big)
+        return 0;
+    if (cn->len + n > MOAT_BODY_MAX) {
+        free(cn->body);
+        cn->body = NULL;
+        cn->len = cn->cap = 0;
+        cn->too_big = true;
+        return 0;
+    }
+    if (cn->len + n + 1 > cn->cap) {
+        size_t cap = cn->cap ? cn->cap : 4096;
+        while (cap < cn->len + n + 1)
+            cap *= 2;
+        char *b = realloc(cn->body, cap);
+        if (!b)
+            return -ENOMEM;
+        cn->body = b;
+        cn->cap = cap;
+    }
+    memcpy(cn->body + cn->len, data, n);
+    cn->len += n;
+    cn->body[cn->len] = '\0';
+    return 0;
+}
+
+static int authorize(struct req *rq, const struct route *r, const struct conn *cn, struct resp *rs)
+{
+    const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Authorization");
+    int err = auth_role(&rq->srv->store, h, &rq->role);
+    if (err)
+        return err;
+    if (r->role > ROLE_NONE && rq->role == ROLE_NONE) {
+        rs->extra = "WWW-Authenticate: Bearer";
+        return resp_error(rs, 401, "Authorization", "a valid bearer token is required");
+    }
+    if (rq->role < r->role)
+        return resp_error(rs, 403, "Authorization", "this needs the %s role", role_name(r->role));
+    if (cn->too_big)
+        return resp_error(rs, 413, "", "the request body is larger than %u bytes", MOAT_BODY_MAX);
+    return 1; /* go on */
+}
+
+static int dispatch(struct req *rq, struct conn *cn, struct resp *rs)
+{
+    size_t n;
+    const struct route *tab = routes_table(&n);
+    int i = routes_match(rq->method, rq->path, rq);
+    cn->route = i < 0 ? -1 : i;
+    if (i == -ENOENT)
+        return resp_error(rs, 404, "", "no such path: %s", rq->path);
+    if (i == -EPERM)
+        return resp_error(rs, 405, "", "method %s is not allowed here", rq->method);
+    int go = authorize(rq, &tab[i], cn, rs);
+    if (go != 1)
+        return go;
+    rq->body = cn->body;
+    rq->body_len = cn->len;
+    return tab[i].handler(rq, rs);
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, struct resp *rs)
+{
+    char *text = rs->text;
+    bool empty = !text && !rs->json;
+    if (!text && rs->json)
+        text = json_dumps(rs->json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(rs->json);
+    if (!text && !empty)
+        return MHD_NO;
+    struct MHD_Response *r =
+        empty ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
+              : MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", rs->ctype ? rs->ctype : "application/json");
+    if (rs->extra) {
+        char name[64];
+        const char *colon = strchr(rs->extra, ':');
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - rs->extra), rs->extra);
+        MHD_add_response_header(r, name, colon + 2);
+    }
+    enum MHD_Result ret = MHD_queue_response(c, rs->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct conn *cn = *con_cls;
+    if (!cn) {
+        cn = calloc(1, sizeof(*cn));
+        if (!cn)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &cn->start);
+        cn->route = -1;
+        *con_cls = cn;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        int err = body_append(cn, upload, *upload_size);
+        *upload_size = 0;
+        return err ? MHD_NO : MHD_YES;
+    }
+    struct req rq = {.srv = cls, .conn = c, .method = method, .path = url};
+    struct resp rs = {0};
+    int err = dispatch(&rq, cn, &rs);
+    if (err < 0) {
+        fprintf(stderr, "moat-server: %s %s: %s\n", method, url, strerror(-err));
+        json_decref(rs.json);
+        free(rs.text);
+        rs = (struct resp){0};
+        if (resp_error(&rs, 500, "", "internal error: %s", strerror(-err)) < 0)
+            return MHD_NO;
+    }
+    cn->status = rs.status;
+    return send_resp(c, &rs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    (void)toe;
+    struct server *srv = cls;
+    struct conn *cn = *con_cls;
+    if (!cn)
+        return;
+    metrics_record(&srv->metrics, cn->route, cn->status ? cn->status : 500, since(&cn->start));
+    free(cn->body);
+    free(cn);
+    *con_cls = NULL;
+}
+
+/* "ADDR:PORT" or "[V6]:PORT" into a socket address. 0 or -EINVAL. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof(host))
+        return -EINVAL;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        return -EINVAL;
+    memset(ss, 0, sizeof(*ss));
+    size_t hl = strlen(host);
+    *v6 = hl > 2 && host[0] == '[' && host[hl - 1] == ']';
+    if (*v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = '\0';
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? 0 : -EINVAL;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+int http_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    return -pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int http_serve(struct server *srv, const char *listen)
+{
+    struct sockaddr_storage ss;
+    bool v6;
+    if (parse_listen(listen, &ss, &v6) < 0)
+        return -EINVAL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    srv->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    if (!srv->daemon)
+        return -EIO;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    char host[64];
+    snprintf(host, sizeof(host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
+    printf("moat-server: listening on %s:%u\n", host, info ? info->port : 0);
+    fflush(stdout);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    sigwait(&set, &sig);
+    MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
+    return 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * metrics: request counters and latency histograms for `GET /metrics`
+ * (Prometheus text format 0.0.4).
+ *
+ * One slot per route plus one for requests no route matched; each counts
+ * requests by status code and keeps a latency histogram. The HTTP layer
+ * records every finished request. A mutex guards the counters, so recording
+ * and rendering may happen on different threads.
+ */
+#ifndef MOAT_SERVER_METRICS_H
+#define MOAT_SERVER_METRICS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_STATUSES_MAX 16
+#define METRICS_BUCKETS      9
+
+struct metric_route {
+    unsigned status[METRICS_STATUSES_MAX];
+    uint64_t count[METRICS_STATUSES_MAX];
+    size_t nstatus;
+    uint64_t buckets[METRICS_BUCKETS]; /* requests at or below metrics_bounds[i] */
+    uint64_t total;
+    double sum; /* seconds */
+};
+
+struct metrics {
+    struct metric_route *routes; /* nroutes + 1: the last is "unmatched" */
+    size_t nroutes;
+    pthread_mutex_t lock;
+};
+
+/* Room for `nroutes` routes. 0 or -ENOMEM; metrics_free() undoes it. */
+int metrics_init(struct metrics *m, size_t nroutes);
+void metrics_free(struct metrics *m);
+/* Counts one request of route `route` (-1 = unmatched) answered `status` in `seconds`. */
+void metrics_record(struct metrics *m, int route, unsigned status, double seconds);
+/* The Prometheus text (caller frees), or NULL on OOM. */
+char *metrics_render(struct metrics *m);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * routes: the one table of moat-server's HTTP routes — method, path pattern,
+ * handler, the role it needs, a summary. Dispatch, `moat-server routes`, the
+ * metrics labels and the OpenAPI check (tests/api) all read this table.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define V1 "/api/v1"
+
+static const struct route table[] = {
+    {"GET", "/healthz", api_health, ROLE_NONE, "liveness"},
+    {"GET", "/metrics", api_metrics, ROLE_NONE, "Prometheus metrics"},
+    {"GET", V1 "/clusters", api_clusters_list, ROLE_VIEWER, "list clusters"},
+    {"POST", V1 "/clusters", api_clusters_create, ROLE_ADMIN, "create a cluster"},
+    {"GET", V1 "/clusters/{cluster}", api_clusters_get, ROLE_VIEWER, "get a cluster"},
+    {"PUT", V1 "/clusters/{cluster}", api_clusters_replace, ROLE_ADMIN, "replace a cluster"},
+    {"PATCH", V1 "/clusters/{cluster}", api_clusters_patch, ROLE_ADMIN, "change a cluster"},
+    {"DELETE", V1 "/clusters/{cluster}", api_clusters_delete, ROLE_ADMIN, "delete a cluster"},
+    {"GET", V1 "/objects", api_objects_list, ROLE_VIEWER, "list network objects"},
+    {"POST", V1 "/objects", api_objects_create, ROLE_ADMIN, "create a network object"},
+    {"GET", V1 "/objects/{id}", api_objects_get, ROLE_VIEWER, "get a network object"},
+    {"PUT", V1 "/objects/{id}", api_objects_replace, ROLE_ADMIN, "replace a network object"},
+    {"PATCH", V1 "/objects/{id}", api_objects_patch, ROLE_ADMIN, "change a network object"},
+    {"DELETE", V1 "/objects/{id}", api_objects_delete, ROLE_ADMIN, "delete a network object"},
+    {"GET", V1 "/clusters/{cluster}/rules", api_rules_list, ROLE_VIEWER, "list rules"},
+    {"POST", V1 "/clusters/{cluster}/rules", api_rules_create, ROLE_ADMIN, "create a rule"},
+    {"POST", V1 "/clusters/{cluster}/rules/batch", api_rules_batch, ROLE_ADMIN,
+     "enable or disable rules"},
+    {"GET", V1 "/clusters/{cluster}/rules/{id}", api_rules_get, ROLE_VIEWER, "get a rule"},
+    {"PUT", V1 "/clusters/{cluster}/rules/{id}", api_rules_replace, ROLE_ADMIN, "replace a rule"},
+    {"PATCH", V1 "/clusters/{cluster}/rules/{id}", api_rules_patch, ROLE_ADMIN, "change a rule"},
+    {"DELETE", V1 "/clusters/{cluster}/rules/{id}", api_rules_delete, ROLE_ADMIN, "delete a rule"},
+};
+
+const struct route *routes_table(size_t *n)
+{
+    *n = sizeof(table) / sizeof(table[0]);
+    return table;
+}
+
+/* Matches `path` against `pattern`; path parameters go to rq (copied into `scratch`). */
+static bool match(const char *pattern, const char *path, struct req *rq, char *scratch,
+                  size_t nscratch)
+{
+    size_t used = 0;
+    rq->nparams = 0;
+    while (*pattern && *path) {
+        if (*pattern == '{') {
+            size_t len = strcspn(path, "/");
+            if (len == 0 || rq->nparams >= MOAT_PARAMS_MAX || used + len + 1 > nscratch)
+                return false;
+            memcpy(scratch + used, path, len);
+            scratch[used + len] = '\0';
+            rq->params[rq->nparams++] = scratch + used;
+            used += len + 1;
+            path += len;
+            pattern = strchr(pattern, '}') + 1;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return !*pattern && !*path;
+}
+
+int routes_match(const char *method, const char *path, struct req *rq)
+{
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        if (!match(table[i].pattern, path, rq, rq->pbuf, sizeof(rq->pbuf)))
+            continue;
+        path_known = true;
+        if (strcmp(table[i].method, method) == 0)
+            return (int)i;
+    }
+    rq->nparams = 0;
+    return path_known ? -EPERM : -ENOENT;
+}
+
+const char *role_name(enum role r)
+{
+    return r == ROLE_ADMIN ? "admin" : r == ROLE_VIEWER ? "viewer" : "none";
+}
+
+void routes_print(void)
+{
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        printf("%s %s %s\n", table[i].method, table[i].pattern, role_name(table[i].role));
+}

@@ -1,0 +1,81 @@
+/*
+ * store: where moat-server keeps its state, behind one table of operations.
+ *
+ * The server sees records of three kinds — clusters, network objects and
+ * defense rules — each a JSON document (jansson) with an integer id the store
+ * assigns, a name that is unique (per cluster for rules), and, for rules, the
+ * cluster it belongs to. Removing a cluster removes its rules. Bearer tokens
+ * are kept as SHA-256 hashes with their role. Every write happens inside
+ * begin()/commit(); rollback() undoes all of it, so a request that fails
+ * changes nothing. store_sqlite.c is the embedded backend (one SQLite file in
+ * WAL mode, schema migrations by PRAGMA user_version); a PostgreSQL backend
+ * implements the same table.
+ *
+ * Every operation returns 0 or a negative errno: -ENOENT (no such record or
+ * token), -EEXIST (the name is taken), -ENOMEM, -EIO (the database failed;
+ * the backend logs why to stderr). Documents handed in are not taken over;
+ * documents handed out belong to the caller (json_decref).
+ */
+#ifndef MOAT_SERVER_STORE_H
+#define MOAT_SERVER_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_kind { STORE_CLUSTER = 0, STORE_OBJECT = 1, STORE_RULE = 2 };
+
+/* One equality filter on a top-level document field (booleans read "true"/"false"). */
+struct store_filter {
+    const char *field; /* a plain field name: letters, digits, '_' */
+    const char *value;
+};
+
+#define STORE_FILTERS_MAX 8
+
+struct store_query {
+    const char *cluster; /* rules only: NULL = every cluster */
+    struct store_filter filters[STORE_FILTERS_MAX];
+    size_t nfilters;
+    int64_t limit; /* < 0: no limit */
+    int64_t offset;
+};
+
+struct store;
+
+struct store_ops {
+    const char *name;
+    /* Opens (creating and migrating when needed) the store in folder `dir`. */
+    int (*open)(struct store *st, const char *dir);
+    void (*close)(struct store *st);
+    int (*begin)(struct store *st);
+    int (*commit)(struct store *st);
+    int (*rollback)(struct store *st);
+    int (*token_add)(struct store *st, const char *hash, const char *role);
+    /* The role of the token with this hash, copied into role[n]; -ENOENT when unknown. */
+    int (*token_role)(struct store *st, const char *hash, char *role, size_t n);
+    /* Adds a record; `cluster` is for rules (NULL otherwise). *id gets the new id. */
+    int (*insert)(struct store *st, enum store_kind k, const char *cluster, const char *name,
+                  const json_t *doc, int64_t *id);
+    /* Replaces a record's name and document. */
+    int (*update)(struct store *st, enum store_kind k, int64_t id, const char *name,
+                  const json_t *doc);
+    int (*remove)(struct store *st, enum store_kind k, int64_t id);
+    /* The document of record `id` with "id" set; *cluster (may be NULL) gets a copy to free. */
+    int (*get)(struct store *st, enum store_kind k, int64_t id, json_t **doc, char **cluster);
+    /* The id of the record named `name` (in `cluster`, for rules). */
+    int (*find)(struct store *st, enum store_kind k, const char *cluster, const char *name,
+                int64_t *id);
+    /* Records matching `q`, by id, each document with "id" set; *total counts all matches. */
+    int (*list)(struct store *st, enum store_kind k, const struct store_query *q, json_t **items,
+                int64_t *total);
+};
+
+struct store {
+    const struct store_ops *ops;
+    void *impl; /* the backend's own state */
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif

@@ -1,0 +1,426 @@
+#!/bin/sh
+# API tests: starts a real moat-server (BUILD_DIR/moat-server) on 127.0.0.1
+# with a free port and a temporary data folder, drives every route with curl
+# and reads the answers with python3. Prints `ok NAME` per check and the
+# closing line `N passed, N failed`; exits 0 only when nothing failed.
+# Usage: tests/api/run.sh BUILD_DIR
+set -u
+B=${1:?build dir}
+S=$B/moat-server
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+T=$(mktemp -d)
+PASS=0
+FAIL=0
+PID=
+URL=
+
+cleanup() {
+    if [ -n "$PID" ]; then
+        kill "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok $1"
+}
+nok() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL $1: $2"
+}
+
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || {
+        echo "api: $tool is missing (make deps)"
+        echo "0 passed, 1 failed"
+        exit 1
+    }
+done
+[ -x "$S" ] || {
+    echo "api: $S is not built"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+# Starts the server and waits (bounded) until it prints its port.
+start() {
+    : >"$T/log"
+    "$S" --listen 127.0.0.1:0 --data "$T/data" >"$T/log" 2>&1 &
+    PID=$!
+    i=0
+    port=
+    while [ $i -lt 200 ]; do
+        port=$(sed -n 's/^moat-server: listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$T/log")
+        [ -n "$port" ] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.05
+        i=$((i + 1))
+    done
+    URL=http://127.0.0.1:$port
+    [ -n "$port" ]
+}
+
+# Stops the server with SIGTERM; true when it exited 0 (no sanitizer report).
+stop() {
+    kill "$PID" 2>/dev/null
+    wait "$PID"
+    rc=$?
+    PID=
+    [ "$rc" -eq 0 ] && ! grep -q 'Sanitizer' "$T/log"
+}
+
+# req METHOD PATH [BODY|@FILE] [TOKEN]: the status goes to $CODE, the body to $T/out.
+req() {
+    tok=${4-$ADMIN}
+    set -- "$1" "$2" "${3-}"
+    if [ -n "$3" ]; then
+        case "$3" in
+        @*) cp "${3#@}" "$T/in" ;;
+        *) printf '%s' "$3" >"$T/in" ;;
+        esac
+        CODE=$(curl -s -o "$T/out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $tok" \
+            -H 'Content-Type: application/json' --data-binary @"$T/in" "$URL$2")
+    else
+        CODE=$(curl -s -o "$T/out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $tok" \
+            "$URL$2")
+    fi
+}
+
+# py EXPR: evaluates a Python expression with `j` = the last answer's JSON.
+py() {
+    python3 -c "
+import json, sys
+try:
+    j = json.load(open('$T/out'))
+except Exception:
+    j = None
+sys.exit(0 if ($1) else 1)" 2>/dev/null
+}
+
+# check NAME STATUS [EXPR]: the last answer had STATUS (and EXPR holds).
+check() {
+    if [ "$CODE" != "$2" ]; then
+        nok "$1" "status $CODE, wanted $2: $(head -c 300 "$T/out")"
+    elif [ -n "${3-}" ] && ! py "$3"; then
+        nok "$1" "unexpected answer: $(head -c 300 "$T/out")"
+    else
+        ok "$1"
+    fi
+}
+
+# An error list naming field F, each entry with a non-empty message.
+err_field() {
+    echo "all(e['message'] for e in j['errors']) and any(e['field'] == '$1' for e in j['errors'])"
+}
+
+# snapshot FILE: every cluster, object and rule as the API lists them.
+snapshot() {
+    : >"$1"
+    for p in /api/v1/clusters /api/v1/objects /api/v1/clusters/prod/rules; do
+        req GET "$p?limit=1000"
+        cat "$T/out" >>"$1"
+    done
+}
+
+# ---------- routes vs OpenAPI ----------
+"$S" routes | awk '{print $1, $2}' | sort >"$T/routes"
+python3 - "$ROOT/docs/api/openapi.yaml" >"$T/openapi" <<'PY'
+import re, sys
+path = None
+for line in open(sys.argv[1]):
+    m = re.match(r'^  (/\S*):\s*$', line)
+    if m:
+        path = m.group(1)
+        continue
+    m = re.match(r'^    (get|put|post|patch|delete):', line)
+    if m and path:
+        print(m.group(1).upper(), path)
+    if re.match(r'^\S', line):
+        path = None
+PY
+sort -o "$T/openapi" "$T/openapi"
+if [ -s "$T/routes" ] && diff "$T/routes" "$T/openapi" >"$T/diff"; then
+    ok "openapi lists every route"
+else
+    nok "openapi lists every route" "$(cat "$T/diff")"
+fi
+
+# ---------- tokens and start ----------
+mkdir -p "$T/data"
+ADMIN=$("$S" token create --data "$T/data" --role admin)
+VIEWER=$("$S" token create --data "$T/data" --role viewer)
+if [ "${#ADMIN}" -eq 69 ] && [ "${#VIEWER}" -eq 69 ] && [ "$ADMIN" != "$VIEWER" ]; then
+    ok "token create"
+else
+    nok "token create" "tokens '$ADMIN' '$VIEWER'"
+fi
+"$S" token create --data "$T/data" --role root >/dev/null 2>&1
+[ $? -eq 2 ] && ok "token create rejects unknown role" || nok "token create rejects unknown role" ""
+if ! start; then
+    nok "server starts" "$(cat "$T/log")"
+    echo "$PASS passed, $FAIL failed"
+    exit 1
+fi
+ok "server starts"
+if grep -q "$ADMIN" "$T/data/moat.db" 2>/dev/null; then
+    nok "tokens stored hashed" "token in clear in moat.db"
+else
+    ok "tokens stored hashed"
+fi
+
+# ---------- auth ----------
+req GET /healthz "" ""
+check "healthz without token" 200 "j['status'] == 'ok'"
+req GET /api/v1/clusters "" ""
+check "no token 401" 401 "$(err_field Authorization)"
+req GET /api/v1/clusters "" "moat_$(printf '%064d' 0)"
+check "bad token 401" 401
+req GET /api/v1/clusters "" "$VIEWER"
+check "viewer reads" 200 "j == {'items': [], 'total': 0}"
+req POST /api/v1/clusters '{"name":"prod"}' "$VIEWER"
+check "viewer write 403" 403 "$(err_field Authorization)"
+req GET /api/v1/nothing
+check "unknown path 404" 404
+req DELETE /api/v1/clusters
+check "wrong method 405" 405
+
+# ---------- clusters ----------
+req POST /api/v1/clusters '{"name":"prod"}'
+check "cluster create" 201 "j['id'] == 'prod' and j['defense'] == 'off' and j['mode'] == 'protect' and j['default_action'] == 'block'"
+req POST /api/v1/clusters '{"kind":"Cluster","name":"dev","defense":"on","mode":"monitor"}'
+check "cluster create with kind" 201 "j['defense'] == 'on' and j['mode'] == 'monitor'"
+req POST /api/v1/clusters '{"name":"prod"}'
+check "cluster duplicate 409" 409 "$(err_field name)"
+req POST /api/v1/clusters '{"name":"Bad Name!","mode":"loud","default_action":5}'
+check "cluster validation" 400 "$(err_field name) and $(err_field mode) and $(err_field default_action)"
+req POST /api/v1/clusters '{"name":"x","detections":{"brute_force":{"threshold":"many"}}}'
+check "cluster detections validation" 400 "$(err_field detections.brute_force.threshold)"
+req GET /api/v1/clusters
+check "cluster list" 200 "j['total'] == 2 and [c['id'] for c in j['items']] == ['prod', 'dev']"
+req GET '/api/v1/clusters?mode=monitor'
+check "cluster list filter" 200 "j['total'] == 1 and j['items'][0]['name'] == 'dev'"
+req GET /api/v1/clusters/prod
+check "cluster get" 200 "j['name'] == 'prod'"
+req GET /api/v1/clusters/nope
+check "cluster get 404" 404
+req PATCH /api/v1/clusters/prod '{"defense":"on","detections":{"spoofing":{"enabled":false}}}'
+check "cluster patch defense" 200 "j['defense'] == 'on' and j['detections']['spoofing']['enabled'] is False"
+req PATCH /api/v1/clusters/prod '{"mode":"watch"}'
+check "cluster patch invalid 400" 400 "$(err_field mode)"
+req PUT /api/v1/clusters/prod '{"name":"other"}'
+check "cluster rename 400" 400 "$(err_field name)"
+req PUT /api/v1/clusters/prod '{"defense":"on","default_action":"alert"}'
+check "cluster put" 200 "j['default_action'] == 'alert' and 'detections' not in j"
+req PATCH /api/v1/clusters/nope '{"defense":"on"}'
+check "cluster patch 404" 404
+
+# ---------- objects ----------
+req POST /api/v1/objects '{"name":"web","namespace":"shop","app":"web*","images":["nginx:*"],"labels":["tier=frontend"]}'
+check "object create" 201 "j['id'] >= 4 and j['name'] == 'web'"
+WEB=$(python3 -c "import json;print(json.load(open('$T/out'))['id'])")
+req POST /api/v1/objects '{"name":"lb","namespace":"shop","app":"lb"}'
+check "object create 2" 201
+req POST /api/v1/objects '{"name":"db","namespace":"data","cluster":"dev"}'
+check "object create restricted" 201 "j['cluster'] == 'dev'"
+req POST /api/v1/objects '{"name":"office","cidrs":["203.0.113.0/24"]}'
+check "object create ipblock" 201
+req POST /api/v1/objects '{"name":"web","namespace":"x"}'
+check "object duplicate 409" 409 "$(err_field name)"
+req POST /api/v1/objects '{"name":"bad","namespace":"shop","labels":["app==x"]}'
+check "object labels validation" 400 "$(err_field 'labels[0]')"
+req POST /api/v1/objects '{"name":"bad","namespace":5}'
+check "object wrong type 400" 400 "$(err_field namespace)"
+req POST /api/v1/objects '{"name":"bad","namespace":"shop","colour":"red"}'
+check "object unknown field 400" 400 "$(err_field colour)"
+req POST /api/v1/objects '{"name":"bad","namespace":"shop","cluster":"nope"}'
+check "object unknown cluster 400" 400 "$(err_field cluster)"
+req POST /api/v1/objects '{"name":"any","namespace":"shop"}'
+check "object built-in name 400" 400 "$(err_field name)"
+req POST /api/v1/objects '{"name":"bad","namespace":"shop","id":77}'
+check "object id is the server's" 400 "$(err_field id)"
+req GET "/api/v1/objects/$WEB"
+check "object get" 200 "j['name'] == 'web' and j['id'] == $WEB"
+req GET /api/v1/objects/9999
+check "object get 404" 404
+req GET /api/v1/objects/abc
+check "object get bad id 404" 404
+req GET '/api/v1/objects?namespace=shop'
+check "object filter namespace" 200 "j['total'] == 2 and {o['name'] for o in j['items']} == {'web', 'lb'}"
+req GET '/api/v1/objects?app=lb'
+check "object filter app" 200 "j['total'] == 1 and j['items'][0]['name'] == 'lb'"
+req GET '/api/v1/objects?cluster=dev'
+check "object filter cluster" 200 "j['total'] == 1 and j['items'][0]['name'] == 'db'"
+req GET '/api/v1/objects?name=office'
+check "object filter name" 200 "j['total'] == 1"
+req GET '/api/v1/objects?limit=2&offset=1'
+check "object paging" 200 "j['total'] == 4 and [o['name'] for o in j['items']] == ['lb', 'db']"
+req GET '/api/v1/objects?limit=2&offset=3'
+check "object paging last page" 200 "j['total'] == 4 and [o['name'] for o in j['items']] == ['office']"
+req GET '/api/v1/objects?limit=0'
+check "paging bad limit 400" 400 "$(err_field limit)"
+req GET '/api/v1/objects?offset=-1'
+check "paging bad offset 400" 400 "$(err_field offset)"
+req GET '/api/v1/objects?colour=red'
+check "unknown filter 400" 400 "$(err_field colour)"
+req PATCH "/api/v1/objects/$WEB" '{"app":null,"description":"the shop front"}'
+check "object patch" 200 "'app' not in j and j['description'] == 'the shop front'"
+req PUT "/api/v1/objects/$WEB" '{"name":"web","namespace":"shop","app":"web*"}'
+check "object put" 200 "j['app'] == 'web*' and 'description' not in j"
+req PUT "/api/v1/objects/$WEB" '{"name":"lb","namespace":"shop"}'
+check "object rename onto another 409" 409
+req PUT /api/v1/objects/9999 '{"name":"zz","namespace":"shop"}'
+check "object put 404" 404
+
+# ---------- rules ----------
+req GET /api/v1/clusters/prod/rules
+check "system rules created" 200 "j['total'] == 2 and {r['name'] for r in j['items']} == {'allow-host', 'allow-cluster-dns'} and all(r['type'] == 'system' and r['priority'] == 1000 for r in j['items'])"
+SYS=$(python3 -c "import json;print([r['id'] for r in json.load(open('$T/out'))['items'] if r['name']=='allow-host'][0])")
+req POST /api/v1/clusters/prod/rules '{"name":"web-from-lb","source":"lb","destinations":[{"object":"web","ports":"80/80,443/443"}],"protocol":"tcp","action":"allow","priority":10}'
+check "rule create" 201 "j['enabled'] is True and j['type'] == 'custom' and j['cluster'] == 'prod' and j['protocol'] == 'tcp'"
+RULE=$(python3 -c "import json;print(json.load(open('$T/out'))['id'])")
+req POST /api/v1/clusters/prod/rules "{\"name\":\"office-web\",\"source\":\"office\",\"destinations\":[{\"object\":\"$WEB\"}],\"action\":\"alert\",\"priority\":20}"
+check "rule create by object id" 201 "j['protocol'] == 'any'"
+RULE2=$(python3 -c "import json;print(json.load(open('$T/out'))['id'])")
+req POST /api/v1/clusters/prod/rules '{"name":"web-from-lb","source":"lb","destinations":[{"object":"web"}],"action":"allow","priority":10}'
+check "rule duplicate 409" 409 "$(err_field name)"
+req POST /api/v1/clusters/prod/rules '{"name":"bad","source":"lb","destinations":[{"object":"web","ports":"80/90,85/100"}],"action":"drop","priority":1001}'
+check "rule validation" 400 "$(err_field destinations[0].ports) and $(err_field action) and $(err_field priority)"
+req POST /api/v1/clusters/prod/rules '{"name":"bad","source":"ghost","destinations":[{"object":"web"}],"action":"allow","priority":5}'
+check "rule unknown object 400" 400 "$(err_field source)"
+req POST /api/v1/clusters/prod/rules '{"name":"bad","source":"db","destinations":[{"object":"web"}],"action":"allow","priority":5}'
+check "rule object of another cluster 400" 400 "$(err_field source)"
+req POST /api/v1/clusters/prod/rules '{"name":"bad","cluster":"dev","source":"lb","destinations":[{"object":"web"}],"action":"allow","priority":5}'
+check "rule other cluster in body 400" 400 "$(err_field cluster)"
+req POST /api/v1/clusters/nope/rules '{"name":"bad","source":"lb","destinations":[{"object":"web"}],"action":"allow","priority":5}'
+check "rule in missing cluster 404" 404
+req GET "/api/v1/clusters/prod/rules/$RULE"
+check "rule get" 200 "j['name'] == 'web-from-lb'"
+req GET "/api/v1/clusters/dev/rules/$RULE"
+check "rule of another cluster 404" 404
+req GET /api/v1/clusters/prod/rules/9999
+check "rule get 404" 404
+req GET '/api/v1/clusters/prod/rules?type=custom'
+check "rule filter type" 200 "j['total'] == 2"
+req GET '/api/v1/clusters/prod/rules?action=alert'
+check "rule filter action" 200 "j['total'] == 1 and j['items'][0]['name'] == 'office-web'"
+req GET '/api/v1/clusters/prod/rules?limit=1&offset=2'
+check "rule paging" 200 "j['total'] == 4 and len(j['items']) == 1"
+req PATCH "/api/v1/clusters/prod/rules/$RULE" '{"priority":5,"enabled":"off"}'
+check "rule patch" 200 "j['priority'] == 5 and j['enabled'] is False"
+req GET '/api/v1/clusters/prod/rules?enabled=false'
+check "rule filter enabled" 200 "j['total'] == 1 and j['items'][0]['id'] == $RULE"
+req PUT "/api/v1/clusters/prod/rules/$RULE" '{"name":"web-from-lb","source":"lb","destinations":[{"object":"web","ports":[80]}],"action":"block","priority":7}'
+check "rule put" 200 "j['action'] == 'block' and j['enabled'] is True"
+req POST /api/v1/clusters/prod/rules/batch "{\"ids\":[$RULE,$RULE2,$SYS],\"enabled\":false}"
+check "rule batch disable" 200 "j['total'] == 3 and all(r['enabled'] is False for r in j['items'])"
+req POST /api/v1/clusters/prod/rules/batch "{\"ids\":[$RULE,9999],\"enabled\":true}"
+check "rule batch missing id 404" 404
+req GET "/api/v1/clusters/prod/rules/$RULE"
+check "rule batch all or nothing" 200 "j['enabled'] is False"
+req POST /api/v1/clusters/prod/rules/batch "{\"ids\":[$RULE],\"enabled\":\"yes\",\"x\":1}"
+check "rule batch bad body 400" 400 "$(err_field x)"
+req POST /api/v1/clusters/prod/rules/batch "{\"ids\":[$RULE,$RULE2,$SYS],\"enabled\":true}"
+check "rule batch enable" 200 "all(r['enabled'] is True for r in j['items'])"
+req PATCH "/api/v1/clusters/prod/rules/$SYS" '{"enabled":false}'
+check "system rule disable" 200 "j['enabled'] is False and j['type'] == 'system'"
+req PATCH "/api/v1/clusters/prod/rules/$SYS" '{"priority":3}'
+check "system rule change 400" 400 "$(err_field priority)"
+req DELETE "/api/v1/clusters/prod/rules/$SYS"
+check "system rule delete 409" 409
+
+# ---------- conflicts ----------
+req DELETE "/api/v1/objects/$WEB"
+check "delete referenced object 409" 409 "any('web-from-lb' in e['message'] for e in j['errors']) and any('office-web' in e['message'] for e in j['errors'])"
+req PATCH "/api/v1/objects/$WEB" '{"name":"web2"}'
+check "rename referenced object 400" 400 "any('rules' in e['field'] for e in j['errors'])"
+req DELETE /api/v1/clusters/dev
+check "delete cluster with restricted object 409" 409 "any('db' in e['field'] for e in j['errors'])"
+
+# ---------- bad bodies change nothing ----------
+snapshot "$T/before"
+req POST /api/v1/objects '{"name":"trunc","namespace":"sh'
+check "truncated JSON 400" 400 "$(err_field '')"
+req POST /api/v1/objects '[{"name":"arr","namespace":"shop"}]'
+check "array body 400" 400
+req POST /api/v1/objects ''
+check "empty body 400" 400
+req POST /api/v1/objects '{"name":"dup","name":"dup2","namespace":"shop"}'
+check "duplicate keys 400" 400
+req PATCH /api/v1/clusters/prod '{"defense":3}'
+check "wrong type patch 400" 400 "$(err_field defense)"
+req POST /api/v1/clusters/prod/rules '{"name":"t","source":"lb","destinations":"web","action":"allow","priority":5}'
+check "wrong type rule 400" 400 "$(err_field destinations)"
+python3 -c "
+import json
+print(json.dumps({'name': 'huge', 'namespace': 'shop', 'description': 'x' * (2 << 20)}))" >"$T/huge"
+req POST /api/v1/objects "@$T/huge"
+check "huge body 413" 413
+req PUT "/api/v1/objects/$WEB" "@$T/huge"
+check "huge put 413" 413
+req POST /api/v1/clusters '{"name":"new","mode":"never"}'
+check "failed cluster create 400" 400
+snapshot "$T/after"
+if cmp -s "$T/before" "$T/after"; then
+    ok "failed requests change nothing"
+else
+    nok "failed requests change nothing" "state differs"
+fi
+
+# ---------- deletes ----------
+req DELETE "/api/v1/clusters/prod/rules/$RULE2"
+check "rule delete" 204
+req GET "/api/v1/clusters/prod/rules/$RULE2"
+check "deleted rule 404" 404
+req DELETE "/api/v1/clusters/prod/rules/$RULE2"
+check "rule delete twice 404" 404
+req DELETE "/api/v1/objects/$WEB" "" "$VIEWER"
+check "viewer delete 403" 403
+
+# ---------- metrics ----------
+req GET /metrics "" ""
+if [ "$CODE" = 200 ] &&
+    grep -q 'moat_http_requests_total{method="POST",route="/api/v1/objects",status="201"} 4' "$T/out" &&
+    grep -q 'moat_http_requests_total{method="GET",route="/api/v1/clusters",status="401"} 2' "$T/out" &&
+    grep -q 'moat_http_request_duration_seconds_bucket{method="GET",route="/api/v1/objects/{id}",le="+Inf"}' "$T/out" &&
+    grep -q '^# TYPE moat_http_request_duration_seconds histogram' "$T/out"; then
+    ok "metrics"
+else
+    nok "metrics" "$(head -c 600 "$T/out")"
+fi
+
+# ---------- restart keeps the data ----------
+snapshot "$T/before"
+if stop; then ok "clean shutdown"; else nok "clean shutdown" "$(tail -20 "$T/log")"; fi
+if start; then ok "restart"; else nok "restart" "$(cat "$T/log")"; fi
+snapshot "$T/after"
+if cmp -s "$T/before" "$T/after" && [ -s "$T/after" ]; then
+    ok "restart keeps the data"
+else
+    nok "restart keeps the data" "state differs"
+fi
+req GET /api/v1/clusters "" "$VIEWER"
+check "tokens survive restart" 200
+req POST /api/v1/objects '{"name":"after","namespace":"shop"}'
+check "ids continue after restart" 201 "j['id'] > $WEB"
+
+# ---------- cluster delete ----------
+req DELETE /api/v1/objects/$(python3 -c "
+import json, urllib.request
+r = urllib.request.Request('$URL/api/v1/objects?name=db', headers={'Authorization': 'Bearer $ADMIN'})
+print(json.load(urllib.request.urlopen(r))['items'][0]['id'])")
+check "object delete" 204
+req DELETE /api/v1/clusters/dev
+check "cluster delete" 204
+req GET /api/v1/clusters/dev/rules
+check "deleted cluster's rules gone" 404
+req GET /api/v1/clusters
+check "cluster list after delete" 200 "j['total'] == 1"
+if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
