@@ -28,14 +28,15 @@ BPF_SRC  := $(wildcard bpf/*.bpf.c)
 BPF_HDR  := $(wildcard bpf/lib/*.h) include/moat/abi.h
 SKEL     := build/bpf/moat_tc.skel.h
 BPFTEST_SRC := $(wildcard tests/bpf/test_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_MAINS := $(wildcard bench/bench_*.c)
-ALL_C    := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(wildcard tests/unit/*.h) \
+ALL_C    := $(LIB_SRC) $(CLI_SRC) $(FUZZ_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(wildcard tests/unit/*.h) \
             $(wildcard lib/*.h cli/*.h include/moat/*.h) $(wildcard agent/*.c agent/*.h) \
             $(BPFTEST_SRC) $(BPF_SRC) $(wildcard bpf/lib/*.h) $(SERVER_SRC) $(wildcard server/*.h)
 
-.PHONY: all deps test unit lint demo bench clean format
+.PHONY: all deps test unit lint demo bench clean format fuzz
 all: build/rel/moat build/rel/moat-traffic build/rel/moatd build/rel/moat-server
 
 deps: $(DEPS_OK)
@@ -66,7 +67,7 @@ build/$(1)/libmoat.a: $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRC))
 	ar rcs $$@ $$^
 
 build/$(1)/moat: $$(patsubst %.c,build/$(1)/%.o,$$(CLI_SRC)) build/$(1)/libmoat.a
-	$$(CC) $(3) -o $$@ $$^ $$(LIBS) -lm
+	$$(CC) $(3) -o $$@ $$^ $$(LIBS) -lcurl -lm
 
 build/$(1)/moat-traffic: $$(patsubst %.c,build/$(1)/%.o,$$(TRAFFIC_SRC))
 	$$(CC) $(3) -o $$@ $$^
@@ -99,6 +100,22 @@ build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/unit/testutil.
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcmocka -lm
 BPFTEST_BINS := $(patsubst tests/bpf/%.c,build/asan/tests/bpf/%,$(BPFTEST_SRC))
 
+# Fuzz targets (libFuzzer, clang): libmoat rebuilt with clang and the fuzzer's
+# coverage, ASan and UBSan.
+FUZZ_CF := $(filter-out -Wno-format-truncation,$(BASE)) -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+           -fno-sanitize-recover=all
+build/fuzz/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CF) -MMD -MP -c $< -o $@
+build/fuzz/libmoat.a: $(patsubst %.c,build/fuzz/%.o,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/tests/fuzz/%: build/fuzz/tests/fuzz/%.o build/fuzz/libmoat.a
+	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS) -lm
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/tests/fuzz/%,$(FUZZ_SRC))
+fuzz: $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh build/fuzz
+
 build/rel/bench/%: build/rel/bench/%.o build/rel/bench/synth.o build/rel/libagent.a build/rel/libmoat.a
 	$(CC) -o $@ $^ $(LIBS) $(BPF_LIBS) -lm
 BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_MAINS))
@@ -106,7 +123,7 @@ build/rel/bench/bench_datapath.o: $(SKEL)
 
 test: $(DEPS_OK) lint $(UNIT_BINS) $(BPFTEST_BINS) build/asan/moat build/rel/moat \
       build/asan/moatd build/asan/moat-traffic build/rel/moatd build/rel/moat-traffic \
-      build/asan/moat-server build/rel/moat-server
+      build/asan/moat-server build/rel/moat-server $(FUZZ_BINS)
 	@sh tests/run.sh build/asan
 
 unit: $(UNIT_BINS)

@@ -42,11 +42,13 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
     rm -rf /sys/fs/bpf/moat/test-* 2>/dev/null
     rmdir /sys/fs/bpf/moat 2>/dev/null
 fi
-for suite in tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh; do
+for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh; do
     name=$(basename "$(dirname "$suite")")
     if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ]; then
         [ -f "$suite" ] || continue
-        out=$(sh "$suite" "$B" 2>&1)
+        dir=$B
+        [ "$name" = fuzz ] && dir=$(dirname "$B")/fuzz # the fuzzers are a build of their own
+        out=$(sh "$suite" "$dir" 2>&1)
         rc=$?
         line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
         p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
