@@ -13,10 +13,13 @@
 
 /* Exit codes of `moat` (stable; documented by `moat help exit-codes`). */
 enum moat_exit {
-    MOAT_EXIT_OK = 0,       /* done; for queries: the answer is "yes" */
-    MOAT_EXIT_ERROR = 1,    /* could not complete (I/O, out of memory, server down) */
-    MOAT_EXIT_INVALID = 2,  /* invalid input or usage; every error was printed */
-    MOAT_EXIT_NEGATIVE = 3, /* a query answered "no" (e.g. not certified) */
+    MOAT_EXIT_OK = 0,        /* done; for queries: the answer is "yes" */
+    MOAT_EXIT_ERROR = 1,     /* could not complete (I/O, out of memory, server down) */
+    MOAT_EXIT_INVALID = 2,   /* invalid input or usage; every error was printed */
+    MOAT_EXIT_NEGATIVE = 3,  /* a query answered "no" (e.g. not certified) */
+    MOAT_EXIT_DENIED = 4,    /* the server refused the token (HTTP 401) or its role (403) */
+    MOAT_EXIT_NOT_FOUND = 5, /* the server has no such cluster, object or rule (HTTP 404) */
+    MOAT_EXIT_CONFLICT = 6,  /* the server refused a change that conflicts (HTTP 409) */
 };
 
 struct cli_command {
@@ -44,9 +47,11 @@ typedef struct json_t json_t;
 int cli_print_json(json_t *j);
 
 /* Output formats shared by commands. */
-enum cli_format { CLI_FORMAT_TABLE = 0, CLI_FORMAT_JSON = 1 };
+enum cli_format { CLI_FORMAT_TABLE = 0, CLI_FORMAT_JSON = 1, CLI_FORMAT_YAML = 2 };
 /* Parses -o VALUE ("table"/"text" or "json"); returns 0 or -1. */
 int cli_parse_format(const char *value, enum cli_format *out);
+/* Same, and also "yaml" (the API commands); returns 0 or -1. */
+int cli_parse_format_yaml(const char *value, enum cli_format *out);
 
 struct moat_policy;
 /*
@@ -73,5 +78,27 @@ int cmd_lab_up(int argc, char **argv);
 int cmd_lab_exec(int argc, char **argv);
 int cmd_lab_down(int argc, char **argv);
 int cmd_lab_status(int argc, char **argv);
+
+/* Commands over moat-server's API (cmd_cluster.c, cmd_object.c, cmd_rule.c, cmd_apply.c). */
+int cmd_cluster_list(int argc, char **argv);
+int cmd_cluster_get(int argc, char **argv);
+int cmd_cluster_create(int argc, char **argv);
+int cmd_cluster_update(int argc, char **argv);
+int cmd_cluster_delete(int argc, char **argv);
+int cmd_cluster_defense(int argc, char **argv);
+int cmd_object_list(int argc, char **argv);
+int cmd_object_get(int argc, char **argv);
+int cmd_object_create(int argc, char **argv);
+int cmd_object_update(int argc, char **argv);
+int cmd_object_delete(int argc, char **argv);
+int cmd_rule_list(int argc, char **argv);
+int cmd_rule_get(int argc, char **argv);
+int cmd_rule_create(int argc, char **argv);
+int cmd_rule_update(int argc, char **argv);
+int cmd_rule_delete(int argc, char **argv);
+int cmd_rule_enable(int argc, char **argv);
+int cmd_rule_disable(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
 
 #endif

@@ -14,6 +14,14 @@
 
 static int cmd_help(int argc, char **argv);
 
+/* Help text the commands over moat-server's API share. */
+#define SERVER_OPTS                                                                                \
+    "      --server URL       moat-server URL (else $MOAT_SERVER, else `server =` in\n"            \
+    "                         ~/.config/moat/config)\n"                                            \
+    "      --token T          bearer token (else $MOAT_TOKEN, else `token =` in the file)\n"       \
+    "  -o, --output FORMAT    table (default), json or yaml\n"
+#define API_EXIT "Exit status: see `moat help exit-codes`.\n"
+
 static const struct cli_command commands[] = {
     {"explain",
      "-f POLICY... [-i INVENTORY...] --from WORKLOAD|IP|host --to WORKLOAD|IP --port N "
@@ -73,6 +81,104 @@ static const struct cli_command commands[] = {
      "      --name LAB         lab name (default: moat)\n"
      "  -o, --output FORMAT    table (default) or json\n",
      cmd_lab_status},
+    {"cluster list",
+     "[--name N] [--defense on|off] [--mode M] [--default-action A] [--limit N] [--offset N]",
+     "List the server's clusters.",
+     "      --name, --defense, --mode, --default-action   filters (exact values)\n"
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
+         API_EXIT,
+     cmd_cluster_list},
+    {"cluster get", "CLUSTER", "Show one cluster.", SERVER_OPTS API_EXIT, cmd_cluster_get},
+    {"cluster create", "-f FILE", "Create a cluster (and its system rules) from a file.",
+     "  -f, --file FILE        one Cluster document, YAML or JSON (`-` is stdin)\n" SERVER_OPTS
+         API_EXIT,
+     cmd_cluster_create},
+    {"cluster update",
+     "CLUSTER [-f FILE | --defense on|off --mode protect|monitor "
+     "--default-action block|alert|allow --description D]",
+     "Replace a cluster from a file, or change the fields given.",
+     "  -f, --file FILE        the whole new Cluster document (replaces it)\n"
+     "      --defense on|off   defense switch\n"
+     "      --mode M           protect or monitor\n"
+     "      --default-action A block, alert or allow\n"
+     "      --description D    description\n" SERVER_OPTS API_EXIT,
+     cmd_cluster_update},
+    {"cluster delete", "CLUSTER...", "Delete clusters and their rules, in the order given.",
+     "Stops at the first cluster the server refuses (409 while objects are restricted to "
+     "it).\n" SERVER_OPTS API_EXIT,
+     cmd_cluster_delete},
+    {"cluster defense", "on|off CLUSTER...", "Switch defense on or off for one or more clusters.",
+     "One request per cluster, in the order given; stops at the first failure (the\n"
+     "clusters switched before it stay switched).\n" SERVER_OPTS API_EXIT,
+     cmd_cluster_defense},
+    {"object list", "[--cluster C] [--name N] [--namespace NS] [--app A] [--limit N] [--offset N]",
+     "List the server's network objects.",
+     "      --cluster, --name, --namespace, --app   filters (exact values)\n"
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
+         API_EXIT,
+     cmd_object_list},
+    {"object get", "ID|NAME", "Show one network object.", SERVER_OPTS API_EXIT, cmd_object_get},
+    {"object create", "-f FILE", "Create a network object from a file.",
+     "  -f, --file FILE        one NetworkObject document, YAML or JSON (`-` is "
+     "stdin)\n" SERVER_OPTS API_EXIT,
+     cmd_object_create},
+    {"object update", "ID|NAME -f FILE", "Replace a network object from a file.",
+     "  -f, --file FILE        the whole new NetworkObject document\n" SERVER_OPTS API_EXIT,
+     cmd_object_update},
+    {"object delete", "ID|NAME...", "Delete network objects, in the order given.",
+     "Stops at the first object the server refuses (409 naming the rules that use "
+     "it).\n" SERVER_OPTS API_EXIT,
+     cmd_object_delete},
+    {"rule list",
+     "--cluster C [--name N] [--enabled true|false] [--action A] [--source S] [--protocol P] "
+     "[--type user|system] [--limit N] [--offset N]",
+     "List a cluster's defense rules.",
+     "      --cluster C        the cluster (required)\n"
+     "      --name, --enabled, --action, --source, --protocol, --type   filters\n"
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
+         API_EXIT,
+     cmd_rule_list},
+    {"rule get", "--cluster C ID|NAME", "Show one defense rule.",
+     "      --cluster C        the cluster (required)\n" SERVER_OPTS API_EXIT, cmd_rule_get},
+    {"rule create", "--cluster C -f FILE", "Create a defense rule from a file.",
+     "      --cluster C        the cluster (required)\n"
+     "  -f, --file FILE        one DefenseRule document, YAML or JSON (`-` is "
+     "stdin)\n" SERVER_OPTS API_EXIT,
+     cmd_rule_create},
+    {"rule update",
+     "--cluster C ID|NAME [-f FILE | --enabled true|false --priority N --action A "
+     "--description D]",
+     "Replace a defense rule from a file, or change the fields given.",
+     "      --cluster C        the cluster (required)\n"
+     "  -f, --file FILE        the whole new DefenseRule document (replaces it)\n"
+     "      --enabled B, --priority N, --action A, --description D   fields to change\n"
+     "System rules take only --enabled and --description.\n" SERVER_OPTS API_EXIT,
+     cmd_rule_update},
+    {"rule delete", "--cluster C ID|NAME...", "Delete defense rules, in the order given.",
+     "      --cluster C        the cluster (required)\n"
+     "System rules cannot be deleted (409): disable them.\n" SERVER_OPTS API_EXIT,
+     cmd_rule_delete},
+    {"rule enable", "--cluster C ID|NAME...", "Enable defense rules: all of them or none.",
+     "      --cluster C        the cluster (required)\n" SERVER_OPTS API_EXIT, cmd_rule_enable},
+    {"rule disable", "--cluster C ID|NAME...", "Disable defense rules: all of them or none.",
+     "      --cluster C        the cluster (required)\n" SERVER_OPTS API_EXIT, cmd_rule_disable},
+    {"apply", "-f FILE [FILE...]",
+     "Make the server hold the clusters, objects and rules of policy files.",
+     "  -f, --file FILE        policy files (SPEC 10), validated together first as by\n"
+     "                         `moat validate`: any error and nothing is changed (exit 2)\n"
+     "Creates what is missing, replaces what differs, leaves what is equal, and prints\n"
+     "created, configured or unchanged per document: clusters, then objects, then\n"
+     "rules (matched by name; rules by cluster and name). Workload and Node documents\n"
+     "are ignored with a note. Not one transaction: when the server refuses a request,\n"
+     "the documents done before it stay done and apply stops.\n" SERVER_OPTS API_EXIT,
+     cmd_apply},
+    {"delete", "-f FILE [FILE...]", "Delete from the server what policy files name.",
+     "  -f, --file FILE        policy files, validated first as for apply\n"
+     "Deletes rules, then objects, then clusters named by the files (deleting a cluster\n"
+     "deletes its rules too); prints deleted or absent per document. System rules are\n"
+     "kept. Not one transaction: it stops at the first request the server "
+     "refuses.\n" SERVER_OPTS API_EXIT,
+     cmd_delete},
     {"help", "[COMMAND | exit-codes]", "Show help for moat or one command.", "", cmd_help},
 };
 
@@ -165,7 +271,7 @@ static void print_overview(FILE *out)
 {
     fprintf(out, "usage: moat COMMAND [OPTIONS]\n\nMoat container firewall CLI.\n\nCommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun `moat help COMMAND` or `moat COMMAND --help` for details, and\n"
                  "`moat help exit-codes` for exit statuses.\n");
 }
@@ -174,10 +280,16 @@ static void print_exit_codes(void)
 {
     printf("Exit codes of moat:\n"
            "  %d  success; for questions (compat check), the answer is yes\n"
-           "  %d  could not complete: I/O error, out of memory\n"
+           "  %d  could not complete: I/O error, out of memory, server unreachable\n"
            "  %d  invalid input or usage: every error was printed\n"
-           "  %d  a question was answered no (e.g. not certified)\n",
-           MOAT_EXIT_OK, MOAT_EXIT_ERROR, MOAT_EXIT_INVALID, MOAT_EXIT_NEGATIVE);
+           "  %d  a question was answered no (e.g. not certified)\n"
+           "  %d  the server refused the token (HTTP 401) or its role (403: writes need admin)\n"
+           "  %d  the server has no such cluster, object or rule (HTTP 404)\n"
+           "  %d  the server refused a conflicting change (HTTP 409, e.g. an object in use)\n"
+           "Commands that talk to the server exit 1 when it cannot be reached (the URL is\n"
+           "printed) and 2 when it rejects the input (HTTP 400: each field and message).\n",
+           MOAT_EXIT_OK, MOAT_EXIT_ERROR, MOAT_EXIT_INVALID, MOAT_EXIT_NEGATIVE, MOAT_EXIT_DENIED,
+           MOAT_EXIT_NOT_FOUND, MOAT_EXIT_CONFLICT);
 }
 
 static int cmd_help(int argc, char **argv)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # End-to-end tests of the `moat` CLI on files: explain, validate, compile,
-# compat check, help and exit codes. Usage: tests/cli/run.sh BUILD_DIR
+# compat check, help and exit codes, then tests/cli/api.sh (the commands over
+# moat-server's API). Usage: tests/cli/run.sh BUILD_DIR
 # Prints `ok NAME` per check and a closing `N passed, N failed`.
 set -u
 B=${1:?build dir}
@@ -137,6 +138,19 @@ for c in explain validate compile "compat check"; do
 done
 expect unknown-command 2 "$M" frobnicate
 expect no-command 2 "$M"
+
+# --- the commands over moat-server's API (tests/cli/api.sh starts its own server)
+sh tests/cli/api.sh "$B" >"$T/api" 2>&1
+sed '$d' "$T/api"
+last=$(tail -1 "$T/api")
+ap=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+af=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+if [ -n "$ap" ]; then
+    pass=$((pass + ap))
+    fail=$((fail + af))
+else
+    bad api "tests/cli/api.sh ended with: $last"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

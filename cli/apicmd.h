@@ -1,0 +1,105 @@
+/*
+ * apicmd: what the commands over moat-server's API share — their options
+ * (one table, parsed the same way by every command), opening a client, and
+ * printing answers as a table, JSON or YAML.
+ */
+#ifndef MOAT_CLI_APICMD_H
+#define MOAT_CLI_APICMD_H
+
+#include "cli.h"
+#include "client.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Options a command may accept (besides --server, --token, -o and --help). */
+enum api_opt {
+    API_OPT_FILE,
+    API_OPT_CLUSTER,
+    API_OPT_NAME,
+    API_OPT_NAMESPACE,
+    API_OPT_APP,
+    API_OPT_DEFENSE,
+    API_OPT_MODE,
+    API_OPT_DEFAULT_ACTION,
+    API_OPT_ENABLED,
+    API_OPT_ACTION,
+    API_OPT_SOURCE,
+    API_OPT_PROTOCOL,
+    API_OPT_TYPE,
+    API_OPT_PRIORITY,
+    API_OPT_DESCRIPTION,
+    API_OPT_LIMIT,
+    API_OPT_OFFSET,
+    API_OPT_COUNT
+};
+#define API_BIT(o) (1u << (o))
+
+#define API_ARGS_MAX 256
+#define API_PATH_MAX 2048
+
+struct api_args {
+    const struct cli_command *cmd;
+    const char *server, *token;
+    enum cli_format format;
+    const char *opt[API_OPT_COUNT]; /* NULL when not given */
+    const char *pos[API_ARGS_MAX];  /* positional arguments */
+    int npos;
+    bool help; /* --help was given and printed: the command is done */
+};
+
+/*
+ * Parses argv[1..argc) of the command named `name`, accepting the options
+ * in the `allowed` mask and between min_pos and max_pos positional
+ * arguments. Returns MOAT_EXIT_OK (check a->help) or MOAT_EXIT_INVALID with
+ * the usage printed.
+ */
+int api_args_parse(const char *name, unsigned allowed, int min_pos, int max_pos, int argc,
+                   char **argv, struct api_args *a);
+/* Opens the client for parsed arguments; returns an exit code (see api_client_new). */
+int api_open(const struct api_args *a, struct api_client **out);
+/*
+ * Opens a client, sends one request (api_do, errors named by the command),
+ * closes the client. Returns an exit code; *resp as api_do.
+ */
+int api_once(const struct api_args *a, const char *method, const char *path, const json_t *body,
+             json_t **resp);
+/* Appends `seg` to the path in buf (size n) as one encoded segment after a '/'; 0 or -1. */
+int api_path_add(char *buf, size_t n, const char *seg);
+/* The query string for the options in `mask` that were given, as ?key=value&... */
+int api_filters(const struct api_args *a, unsigned mask, char *buf, size_t n);
+
+/*
+ * Reads the one document of a YAML or JSON file ("-" is stdin) as a JSON
+ * object (caller releases it). Returns MOAT_EXIT_OK, or INVALID/ERROR with
+ * the problem printed.
+ */
+int api_read_doc(const char *what, const char *path, json_t **out);
+
+struct doc_node;
+/* A document tree (lib/doc.h) as JSON with its scalars typed; NULL on OOM. */
+json_t *api_doc_json(const struct doc_node *n);
+
+/* A column of a table: its header and the document key it shows. */
+struct out_col {
+    const char *head;
+    const char *key;
+};
+
+/*
+ * Prints a list answer ({"items": [...], "total": N}) as a table of `cols`
+ * (NULL-terminated), JSON (the whole answer) or YAML. Releases `list`.
+ * Returns an exit code.
+ */
+int out_list(enum cli_format f, json_t *list, const struct out_col *cols);
+/* Prints one document: table (key value lines), JSON or YAML. Releases `doc`. */
+int out_doc(enum cli_format f, json_t *doc);
+/* Prints `j` as YAML on `out`. */
+void out_yaml(FILE *out, const json_t *j);
+/*
+ * Prints what a write did: for tables the `line` (e.g. "cluster prod
+ * created"), else `doc` as JSON or YAML. Releases `doc`.
+ */
+int out_result(enum cli_format f, const char *line, json_t *doc);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * cmd_api: the pieces the commands over moat-server's API share — one table
+ * of their options, argument parsing, opening the client, reading a
+ * document file as JSON (see apicmd.h).
+ */
+#include "apicmd.h"
+#include "doc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct opt_spec {
+    const char *name;  /* long name without "--" */
+    char short_name;   /* 0 when none */
+    const char *query; /* the API's query argument, for filters */
+};
+
+/* Indexed by enum api_opt. */
+static const struct opt_spec opt_specs[API_OPT_COUNT] = {
+    [API_OPT_FILE] = {"file", 'f', NULL},
+    [API_OPT_CLUSTER] = {"cluster", 0, "cluster"},
+    [API_OPT_NAME] = {"name", 0, "name"},
+    [API_OPT_NAMESPACE] = {"namespace", 0, "namespace"},
+    [API_OPT_APP] = {"app", 0, "app"},
+    [API_OPT_DEFENSE] = {"defense", 0, "defense"},
+    [API_OPT_MODE] = {"mode", 0, "mode"},
+    [API_OPT_DEFAULT_ACTION] = {"default-action", 0, "default_action"},
+    [API_OPT_ENABLED] = {"enabled", 0, "enabled"},
+    [API_OPT_ACTION] = {"action", 0, "action"},
+    [API_OPT_SOURCE] = {"source", 0, "source"},
+    [API_OPT_PROTOCOL] = {"protocol", 0, "protocol"},
+    [API_OPT_TYPE] = {"type", 0, "type"},
+    [API_OPT_PRIORITY] = {"priority", 0, NULL},
+    [API_OPT_DESCRIPTION] = {"description", 0, NULL},
+    [API_OPT_LIMIT] = {"limit", 0, "limit"},
+    [API_OPT_OFFSET] = {"offset", 0, "offset"},
+};
+
+int cli_parse_format_yaml(const char *value, enum cli_format *out)
+{
+    if (strcmp(value, "yaml") == 0) {
+        *out = CLI_FORMAT_YAML;
+        return 0;
+    }
+    return cli_parse_format(value, out);
+}
+
+/* The option `arg` names ("--name", "--name=v", "-f"): its index, or -1. */
+static int find_opt(const char *arg, unsigned allowed, const char **inline_value)
+{
+    *inline_value = NULL;
+    for (int i = 0; i < API_OPT_COUNT; i++) {
+        const struct opt_spec *s = &opt_specs[i];
+        if (!(allowed & API_BIT(i)))
+            continue;
+        if (s->short_name && arg[0] == '-' && arg[1] == s->short_name && !arg[2])
+            return i;
+        size_t n = strlen(s->name);
+        if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, s->name, n) != 0)
+            continue;
+        if (arg[2 + n] == '=')
+            *inline_value = arg + 3 + n;
+        if (arg[2 + n] == '=' || !arg[2 + n])
+            return i;
+    }
+    return -1;
+}
+
+/* The common options: 1 when `arg` was one (value taken), 0 when not, or an exit code < 0. */
+static int common_opt(struct api_args *a, const char *arg, const char *value)
+{
+    if (strcmp(arg, "--server") == 0)
+        a->server = value;
+    else if (strcmp(arg, "--token") == 0)
+        a->token = value;
+    else if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) {
+        if (value && cli_parse_format_yaml(value, &a->format) < 0)
+            return -cli_usage_error(a->cmd, "-o: \"%s\" is not table, json or yaml", value);
+    } else
+        return 0;
+    if (!value)
+        return -cli_usage_error(a->cmd, "%s: needs a value", arg);
+    return 1;
+}
+
+static int parse_one(struct api_args *a, unsigned allowed, int *i, int argc, char **argv)
+{
+    const char *arg = argv[*i], *value = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        cli_print_help(stdout, a->cmd);
+        a->help = true;
+        return MOAT_EXIT_OK;
+    }
+    int rc = common_opt(a, arg, value);
+    if (rc < 0)
+        return -rc;
+    if (rc > 0) {
+        (*i)++;
+        return MOAT_EXIT_OK;
+    }
+    const char *inl;
+    int o = find_opt(arg, allowed, &inl);
+    if (o < 0)
+        return cli_usage_error(a->cmd, "%s: unknown option", arg);
+    if (!inl && !value)
+        return cli_usage_error(a->cmd, "%s: needs a value", arg);
+    a->opt[o] = inl ? inl : value;
+    if (!inl)
+        (*i)++;
+    return MOAT_EXIT_OK;
+}
+
+int api_args_parse(const char *name, unsigned allowed, int min_pos, int max_pos, int argc,
+                   char **argv, struct api_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->cmd = cli_find(name);
+    bool rest = false;
+    for (int i = 1; i < argc && !a->help; i++) {
+        if (!rest && strcmp(argv[i], "--") == 0) {
+            rest = true;
+        } else if (rest || argv[i][0] != '-' || !argv[i][1]) {
+            if (a->npos >= API_ARGS_MAX || a->npos >= max_pos)
+                return cli_usage_error(a->cmd, "\"%s\": too many arguments", argv[i]);
+            a->pos[a->npos++] = argv[i];
+        } else {
+            int rc = parse_one(a, allowed, &i, argc, argv);
+            if (rc)
+                return rc;
+        }
+    }
+    if (!a->help && a->npos < min_pos)
+        return cli_usage_error(a->cmd, "missing argument");
+    return MOAT_EXIT_OK;
+}
+
+int api_open(const struct api_args *a, struct api_client **out)
+{
+    return api_client_new(a->server, a->token, out);
+}
+
+int api_once(const struct api_args *a, const char *method, const char *path, const json_t *body,
+             json_t **resp)
+{
+    struct api_client *c;
+    int rc = api_open(a, &c);
+    if (!rc)
+        rc = api_do(c, a->cmd->name, method, path, body, resp);
+    api_client_free(c);
+    return rc;
+}
+
+int api_path_add(char *buf, size_t n, const char *seg)
+{
+    size_t len = strlen(buf);
+    if (len + 1 >= n)
+        return -1;
+    buf[len] = '/';
+    buf[len + 1] = '\0';
+    return api_escape_append(buf, n, seg);
+}
+
+int api_filters(const struct api_args *a, unsigned mask, char *buf, size_t n)
+{
+    for (int i = 0; i < API_OPT_COUNT; i++)
+        if ((mask & API_BIT(i)) && opt_specs[i].query &&
+            api_query_append(buf, n, opt_specs[i].query, a->opt[i]) < 0)
+            return -1;
+    return 0;
+}
+
+static json_t *scalar_json(const struct doc_node *n)
+{
+    switch (n->kind) {
+    case DOC_INT:
+        return json_integer(strtoll(n->text, NULL, 0));
+    case DOC_FLOAT:
+        return json_real(strtod(n->text, NULL));
+    case DOC_BOOL:
+        return json_boolean(strcmp(n->text, "true") == 0);
+    case DOC_NULL:
+        return json_null();
+    default:
+        return json_string(n->text);
+    }
+}
+
+json_t *api_doc_json(const struct doc_node *n)
+{
+    if (n->type == DOC_SCALAR)
+        return scalar_json(n);
+    json_t *j = n->type == DOC_MAP ? json_object() : json_array();
+    for (size_t i = 0; j && i < n->count; i++) {
+        json_t *v = api_doc_json(n->items[i]);
+        int rc = !v                   ? -1
+                 : n->type == DOC_MAP ? json_object_set_new(j, n->keys[i]->text, v)
+                                      : json_array_append_new(j, v);
+        if (rc < 0) {
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+static void print_diags(const struct moat_diags *d)
+{
+    for (size_t i = 0; i < d->count; i++)
+        fprintf(stderr, "%s\n", d->items[i].text);
+}
+
+int api_read_doc(const char *what, const char *path, json_t **out)
+{
+    struct moat_diags d;
+    struct doc_set *set = NULL;
+    *out = NULL;
+    diags_init(&d);
+    int err = doc_parse_file(path, &set, &d);
+    print_diags(&d);
+    diags_clear(&d);
+    if (err)
+        return err == -ENOMEM ? MOAT_EXIT_ERROR : MOAT_EXIT_INVALID;
+    int rc = MOAT_EXIT_INVALID;
+    if (set->count != 1 || set->docs[0]->type != DOC_MAP)
+        fprintf(stderr, "moat: %s: %s: want exactly one document (a map)\n", what, path);
+    else if (!(*out = api_doc_json(set->docs[0])))
+        rc = MOAT_EXIT_ERROR;
+    else
+        rc = MOAT_EXIT_OK;
+    doc_set_free(set);
+    return rc;
+}

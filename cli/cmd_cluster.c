@@ -1,0 +1,191 @@
+/*
+ * cmd_cluster: `moat cluster list|get|create|update|delete|defense` over
+ * /api/v1/clusters. A cluster's id is its name. `cluster defense on|off`
+ * switches several clusters, one request each, in the order given.
+ */
+#include "apicmd.h"
+
+#include <string.h>
+
+#define V1_CLUSTERS "/api/v1/clusters"
+
+static const struct out_col cluster_cols[] = {{"ID", "id"},
+                                              {"DEFENSE", "defense"},
+                                              {"MODE", "mode"},
+                                              {"DEFAULT-ACTION", "default_action"},
+                                              {"DESCRIPTION", "description"},
+                                              {NULL, NULL}};
+
+static int cluster_path(const struct api_args *a, const char *id, char *buf)
+{
+    snprintf(buf, API_PATH_MAX, V1_CLUSTERS);
+    if (id && api_path_add(buf, API_PATH_MAX, id) < 0)
+        return cli_usage_error(a->cmd, "cluster id too long");
+    return MOAT_EXIT_OK;
+}
+
+int cmd_cluster_list(int argc, char **argv)
+{
+    const unsigned mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_DEFENSE) | API_BIT(API_OPT_MODE) |
+                          API_BIT(API_OPT_DEFAULT_ACTION) | API_BIT(API_OPT_LIMIT) |
+                          API_BIT(API_OPT_OFFSET);
+    struct api_args a;
+    char path[API_PATH_MAX] = V1_CLUSTERS;
+    json_t *list = NULL;
+    int rc = api_args_parse("cluster list", mask, 0, 0, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    if (api_filters(&a, mask, path, sizeof(path)) < 0)
+        return cli_usage_error(a.cmd, "filters too long");
+    rc = api_once(&a, "GET", path, NULL, &list);
+    return rc ? rc : out_list(a.format, list, cluster_cols);
+}
+
+int cmd_cluster_get(int argc, char **argv)
+{
+    struct api_args a;
+    char path[API_PATH_MAX];
+    json_t *doc = NULL;
+    int rc = api_args_parse("cluster get", 0, 1, 1, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    rc = cluster_path(&a, a.pos[0], path);
+    if (!rc)
+        rc = api_once(&a, "GET", path, NULL, &doc);
+    return rc ? rc : out_doc(a.format, doc);
+}
+
+int cmd_cluster_create(int argc, char **argv)
+{
+    struct api_args a;
+    json_t *body = NULL, *doc = NULL;
+    char line[512];
+    int rc = api_args_parse("cluster create", API_BIT(API_OPT_FILE), 0, 0, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    if (!a.opt[API_OPT_FILE])
+        return cli_usage_error(a.cmd, "-f FILE is required");
+    rc = api_read_doc(a.cmd->name, a.opt[API_OPT_FILE], &body);
+    if (!rc)
+        rc = api_once(&a, "POST", V1_CLUSTERS, body, &doc);
+    json_decref(body);
+    if (rc)
+        return rc;
+    snprintf(line, sizeof(line), "cluster %s created",
+             json_string_value(json_object_get(doc, "id")));
+    return out_result(a.format, line, doc);
+}
+
+/* The merge patch of the --defense, --mode and --default-action flags; NULL when none. */
+static json_t *cluster_patch(const struct api_args *a)
+{
+    json_t *p = json_object();
+    static const struct {
+        enum api_opt opt;
+        const char *key;
+    } fields[] = {{API_OPT_DEFENSE, "defense"},
+                  {API_OPT_MODE, "mode"},
+                  {API_OPT_DEFAULT_ACTION, "default_action"},
+                  {API_OPT_DESCRIPTION, "description"}};
+    for (size_t i = 0; p && i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (a->opt[fields[i].opt])
+            json_object_set_new(p, fields[i].key, json_string(a->opt[fields[i].opt]));
+    if (p && json_object_size(p) == 0) {
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int cluster_write(const struct api_args *a, const char *method, const char *id,
+                         const json_t *body, const char *verb)
+{
+    char path[API_PATH_MAX], line[512];
+    json_t *doc = NULL;
+    int rc = cluster_path(a, id, path);
+    if (!rc)
+        rc = api_once(a, method, path, body, &doc);
+    if (rc)
+        return rc;
+    snprintf(line, sizeof(line), "cluster %s %s", id, verb);
+    return out_result(a->format, line, doc);
+}
+
+int cmd_cluster_update(int argc, char **argv)
+{
+    const unsigned mask = API_BIT(API_OPT_FILE) | API_BIT(API_OPT_DEFENSE) | API_BIT(API_OPT_MODE) |
+                          API_BIT(API_OPT_DEFAULT_ACTION) | API_BIT(API_OPT_DESCRIPTION);
+    struct api_args a;
+    json_t *body = NULL;
+    int rc = api_args_parse("cluster update", mask, 1, 1, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    body = cluster_patch(&a);
+    if (a.opt[API_OPT_FILE] && body) {
+        json_decref(body);
+        return cli_usage_error(a.cmd, "-f replaces the cluster: give either -f or flags");
+    }
+    if (a.opt[API_OPT_FILE])
+        rc = api_read_doc(a.cmd->name, a.opt[API_OPT_FILE], &body);
+    else if (!body)
+        return cli_usage_error(a.cmd, "nothing to change: give -f FILE or a flag");
+    if (!rc)
+        rc = cluster_write(&a, a.opt[API_OPT_FILE] ? "PUT" : "PATCH", a.pos[0], body, "configured");
+    json_decref(body);
+    return rc;
+}
+
+/* Runs one request per cluster id with one client; stops at the first failure. */
+static int cluster_each(const struct api_args *a, const char *const *ids, int n, const char *method,
+                        const json_t *body, const char *verb)
+{
+    struct api_client *c;
+    json_t *done = json_array();
+    int rc = done ? api_open(a, &c) : MOAT_EXIT_ERROR;
+    if (rc) {
+        json_decref(done);
+        return rc;
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        char path[API_PATH_MAX];
+        json_t *doc = NULL;
+        rc = cluster_path(a, ids[i], path);
+        if (!rc)
+            rc = api_do(c, a->cmd->name, method, path, body, &doc);
+        if (!rc && a->format == CLI_FORMAT_TABLE)
+            printf("cluster %s %s\n", ids[i], verb);
+        if (!rc)
+            json_array_append_new(done, doc ? doc : json_pack("{s:s}", "id", ids[i]));
+    }
+    api_client_free(c);
+    if (a->format != CLI_FORMAT_TABLE)
+        out_doc(a->format, json_pack("{s:o}", "items", done));
+    else
+        json_decref(done);
+    return rc;
+}
+
+int cmd_cluster_delete(int argc, char **argv)
+{
+    struct api_args a;
+    int rc = api_args_parse("cluster delete", 0, 1, API_ARGS_MAX, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    return cluster_each(&a, a.pos, a.npos, "DELETE", NULL, "deleted");
+}
+
+int cmd_cluster_defense(int argc, char **argv)
+{
+    struct api_args a;
+    int rc = api_args_parse("cluster defense", 0, 2, API_ARGS_MAX, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    if (strcmp(a.pos[0], "on") != 0 && strcmp(a.pos[0], "off") != 0)
+        return cli_usage_error(a.cmd, "\"%s\": want on or off", a.pos[0]);
+    json_t *body = json_pack("{s:s}", "defense", a.pos[0]);
+    char verb[32];
+    snprintf(verb, sizeof(verb), "defense %s", a.pos[0]);
+    rc = body ? cluster_each(&a, a.pos + 1, a.npos - 1, "PATCH", body, verb) : MOAT_EXIT_ERROR;
+    json_decref(body);
+    return rc;
+}

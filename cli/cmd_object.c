@@ -1,0 +1,164 @@
+/*
+ * cmd_object: `moat object list|get|create|update|delete` over
+ * /api/v1/objects. Objects are named by id or by name (a name is looked up
+ * with the list's name filter first).
+ */
+#include "apicmd.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#define V1_OBJECTS "/api/v1/objects"
+
+static const struct out_col object_cols[] = {
+    {"ID", "id"},         {"NAME", "name"},   {"NAMESPACE", "namespace"}, {"APP", "app"},
+    {"LABELS", "labels"}, {"CIDRS", "cidrs"}, {"CLUSTER", "cluster"},     {NULL, NULL}};
+
+int cmd_object_list(int argc, char **argv)
+{
+    const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
+                          API_BIT(API_OPT_NAMESPACE) | API_BIT(API_OPT_APP) |
+                          API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
+    struct api_args a;
+    char path[API_PATH_MAX] = V1_OBJECTS;
+    json_t *list = NULL;
+    int rc = api_args_parse("object list", mask, 0, 0, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    if (api_filters(&a, mask, path, sizeof(path)) < 0)
+        return cli_usage_error(a.cmd, "filters too long");
+    rc = api_once(&a, "GET", path, NULL, &list);
+    return rc ? rc : out_list(a.format, list, object_cols);
+}
+
+static bool all_digits(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    return *s != '\0';
+}
+
+/* The path of object `ref` (an id, or a name looked up): an exit code. */
+static int object_path(struct api_client *c, const struct api_args *a, const char *ref, char *path)
+{
+    snprintf(path, API_PATH_MAX, V1_OBJECTS);
+    if (all_digits(ref))
+        return api_path_add(path, API_PATH_MAX, ref) < 0 ? MOAT_EXIT_INVALID : MOAT_EXIT_OK;
+    char q[API_PATH_MAX] = V1_OBJECTS;
+    json_t *list = NULL;
+    if (api_query_append(q, sizeof(q), "name", ref) < 0)
+        return cli_usage_error(a->cmd, "name too long");
+    int rc = api_do(c, a->cmd->name, "GET", q, NULL, &list);
+    if (rc)
+        return rc;
+    const json_t *id = json_object_get(json_array_get(json_object_get(list, "items"), 0), "id");
+    bool found = json_is_integer(id);
+    if (found)
+        snprintf(path + strlen(path), API_PATH_MAX - strlen(path), "/%lld",
+                 (long long)json_integer_value(id));
+    json_decref(list);
+    if (!found) {
+        fprintf(stderr, "moat: %s: no object named \"%s\"\n", a->cmd->name, ref);
+        return MOAT_EXIT_NOT_FOUND;
+    }
+    return MOAT_EXIT_OK;
+}
+
+/* One request on object `ref` with a client of its own; *doc as api_do. */
+static int object_once(const struct api_args *a, const char *ref, const char *method,
+                       const json_t *body, json_t **doc)
+{
+    struct api_client *c;
+    char path[API_PATH_MAX];
+    int rc = api_open(a, &c);
+    if (!rc)
+        rc = object_path(c, a, ref, path);
+    if (!rc)
+        rc = api_do(c, a->cmd->name, method, path, body, doc);
+    api_client_free(c);
+    return rc;
+}
+
+int cmd_object_get(int argc, char **argv)
+{
+    struct api_args a;
+    json_t *doc = NULL;
+    int rc = api_args_parse("object get", 0, 1, 1, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    rc = object_once(&a, a.pos[0], "GET", NULL, &doc);
+    return rc ? rc : out_doc(a.format, doc);
+}
+
+static int object_result(const struct api_args *a, json_t *doc, const char *verb)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "object %s (id %lld) %s",
+             json_string_value(json_object_get(doc, "name")),
+             (long long)json_integer_value(json_object_get(doc, "id")), verb);
+    return out_result(a->format, line, doc);
+}
+
+int cmd_object_create(int argc, char **argv)
+{
+    struct api_args a;
+    json_t *body = NULL, *doc = NULL;
+    int rc = api_args_parse("object create", API_BIT(API_OPT_FILE), 0, 0, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    if (!a.opt[API_OPT_FILE])
+        return cli_usage_error(a.cmd, "-f FILE is required");
+    rc = api_read_doc(a.cmd->name, a.opt[API_OPT_FILE], &body);
+    if (!rc)
+        rc = api_once(&a, "POST", V1_OBJECTS, body, &doc);
+    json_decref(body);
+    return rc ? rc : object_result(&a, doc, "created");
+}
+
+int cmd_object_update(int argc, char **argv)
+{
+    struct api_args a;
+    json_t *body = NULL, *doc = NULL;
+    int rc = api_args_parse("object update", API_BIT(API_OPT_FILE), 1, 1, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    if (!a.opt[API_OPT_FILE])
+        return cli_usage_error(a.cmd, "-f FILE is required");
+    rc = api_read_doc(a.cmd->name, a.opt[API_OPT_FILE], &body);
+    if (!rc)
+        rc = object_once(&a, a.pos[0], "PUT", body, &doc);
+    json_decref(body);
+    return rc ? rc : object_result(&a, doc, "configured");
+}
+
+int cmd_object_delete(int argc, char **argv)
+{
+    struct api_args a;
+    struct api_client *c;
+    int rc = api_args_parse("object delete", 0, 1, API_ARGS_MAX, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    json_t *done = json_array();
+    rc = done ? api_open(&a, &c) : MOAT_EXIT_ERROR;
+    if (rc) {
+        json_decref(done);
+        return rc;
+    }
+    for (int i = 0; i < a.npos && !rc; i++) {
+        char path[API_PATH_MAX];
+        rc = object_path(c, &a, a.pos[i], path);
+        if (!rc)
+            rc = api_do(c, a.cmd->name, "DELETE", path, NULL, NULL);
+        if (!rc && a.format == CLI_FORMAT_TABLE)
+            printf("object %s deleted\n", a.pos[i]);
+        if (!rc)
+            json_array_append_new(done, json_string(a.pos[i]));
+    }
+    api_client_free(c);
+    if (a.format != CLI_FORMAT_TABLE)
+        out_doc(a.format, json_pack("{s:o}", "deleted", done));
+    else
+        json_decref(done);
+    return rc;
+}
