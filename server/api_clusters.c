@@ -1,9 +1,10 @@
 /*
  * api_clusters: /api/v1/clusters — clusters (SPEC §4): create, list, get,
  * replace, change (merge patch: defense, mode, default_action, detections),
- * delete. A cluster's id is its name. Creating a cluster also creates its
- * two system rules (SPEC §3); deleting it deletes its rules, and is refused
- * (409) while objects are restricted to it.
+ * delete. A cluster's id is its name. GET adds the derived `status`
+ * (normal/abnormal/unknown), `nodes`, `enforcing` and `abnormal_nodes`. Creating a cluster also
+ * creates its two system rules (SPEC §3); deleting it deletes its rules, and is refused (409) while
+ * objects are restricted to it.
  */
 #include "server.h"
 #include "validate.h"
@@ -33,12 +34,9 @@ int api_clusters_list(struct req *rq, struct resp *rs)
     int err = rq->srv->store.ops->list(&rq->srv->store, STORE_CLUSTER, &q, &items, &total);
     if (err)
         return err;
-    size_t i;
-    json_t *doc;
-    json_array_foreach(items, i, doc)
-    {
-        if (show(doc) < 0)
-            err = -ENOMEM;
+    for (size_t i = 0; !err && i < json_array_size(items); i++) {
+        json_t *doc = json_array_get(items, i);
+        err = show(doc) < 0 ? -ENOMEM : cluster_health(rq->srv, jstr(doc, "name"), doc);
     }
     if (err) {
         json_decref(items);
@@ -67,9 +65,10 @@ int api_clusters_get(struct req *rq, struct resp *rs)
     int rc = load(rq, rs, &doc, &id);
     if (rc)
         return rc < 0 ? rc : 0;
-    if (show(doc) < 0) {
+    int err = show(doc) < 0 ? -ENOMEM : cluster_health(rq->srv, rq->params[0], doc);
+    if (err) {
         json_decref(doc);
-        return -ENOMEM;
+        return err;
     }
     return resp_json(rs, 200, doc);
 }

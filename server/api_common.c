@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int resp_json(struct resp *rs, unsigned status, json_t *json)
 {
@@ -222,11 +223,108 @@ int txn_begin(struct req *rq)
     return rq->srv->store.ops->begin(&rq->srv->store);
 }
 
+/*
+ * The revision a successful write moves: objects may be used by every
+ * cluster; anything under /clusters/{cluster} is that cluster's. Agent
+ * routes bump explicitly.
+ */
+static int bump_for(struct req *rq)
+{
+    if (strcmp(rq->method, "GET") == 0)
+        return 0;
+    if (strncmp(rq->path, "/api/v1/objects", 15) == 0)
+        return revision_bump(rq->srv, NULL);
+    if (strncmp(rq->path, "/api/v1/clusters/", 17) == 0 && rq->nparams > 0)
+        return revision_bump(rq->srv, rq->params[0]);
+    return 0;
+}
+
 int txn_end(struct req *rq, int err, const struct resp *rs)
 {
     struct store *st = &rq->srv->store;
     if (!err && rs->status >= 200 && rs->status < 300)
+        err = bump_for(rq);
+    if (!err && rs->status >= 200 && rs->status < 300)
         return st->ops->commit(st);
     int rb = st->ops->rollback(st);
     return err ? err : rb;
+}
+
+void time_iso(time_t t, char *out)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+bool time_parse(const char *s, time_t *t)
+{
+    struct tm tm = {0};
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+    if (!end || *end || strlen(s) != 20)
+        return false;
+    *t = timegm(&tm);
+    return true;
+}
+
+/* The revision record of `cluster`: its id (0 when none) and value (1 when none). */
+static int revision_find(struct store *st, const char *cluster, int64_t *id, int64_t *rev)
+{
+    json_t *doc = NULL;
+    *id = 0;
+    *rev = 1;
+    int err = st->ops->find(st, STORE_REVISION, cluster, "revision", id);
+    if (!err)
+        err = st->ops->get(st, STORE_REVISION, *id, &doc, NULL);
+    if (!err)
+        *rev = json_integer_value(json_object_get(doc, "revision"));
+    json_decref(doc);
+    if (err == -ENOENT)
+        *id = 0;
+    return err == -ENOENT ? 0 : err;
+}
+
+int revision_get(struct server *srv, const char *cluster, int64_t *rev)
+{
+    int64_t id;
+    return revision_find(&srv->store, cluster, &id, rev);
+}
+
+static int bump_one(struct store *st, const char *cluster)
+{
+    int64_t id, rev;
+    int err = st->ops->find(st, STORE_CLUSTER, NULL, cluster, &id);
+    if (err == -ENOENT)
+        return 0; /* a deleted cluster has no revision */
+    if (!err)
+        err = revision_find(st, cluster, &id, &rev);
+    json_t *doc = err ? NULL : json_pack("{s:I}", "revision", (json_int_t)(rev + 1));
+    if (!err && !doc)
+        err = -ENOMEM;
+    if (!err && id)
+        err = st->ops->update(st, STORE_REVISION, id, "revision", doc);
+    else if (!err)
+        err = st->ops->insert(st, STORE_REVISION, cluster, "revision", doc, &id);
+    json_decref(doc);
+    return err;
+}
+
+int revision_bump(struct server *srv, const char *cluster)
+{
+    struct store *st = &srv->store;
+    int err = 0;
+    if (cluster) {
+        err = bump_one(st, cluster);
+    } else {
+        struct store_query q = {.limit = -1};
+        json_t *items = NULL;
+        int64_t total;
+        err = st->ops->list(st, STORE_CLUSTER, &q, &items, &total);
+        for (size_t i = 0; !err && i < json_array_size(items); i++)
+            err = bump_one(st, jstr(json_array_get(items, i), "name"));
+        json_decref(items);
+    }
+    if (!err)
+        pthread_cond_broadcast(&srv->changed);
+    return err;
 }

@@ -38,6 +38,33 @@ static int check_cluster(struct req *rq, struct resp *rs)
     return err;
 }
 
+/*
+ * Sets `in_effect` {"nodes": k, "of": n}: a rule takes effect on the
+ * cluster's enforcing nodes when it is enabled and the cluster's defense is on.
+ */
+static int in_effect(struct req *rq, json_t *rule)
+{
+    struct store *st = &rq->srv->store;
+    json_t *health = json_object(), *cluster = NULL;
+    int64_t id;
+    int err = health ? cluster_health(rq->srv, rq->params[0], health) : -ENOMEM;
+    if (!err)
+        err = st->ops->find(st, STORE_CLUSTER, NULL, rq->params[0], &id);
+    if (!err)
+        err = st->ops->get(st, STORE_CLUSTER, id, &cluster, NULL);
+    bool on = !err && strcmp(jstr(cluster, "defense"), "on") == 0 &&
+              json_is_true(json_object_get(rule, "enabled"));
+    json_t *n = json_object_get(health, "nodes"), *k = json_object_get(health, "enforcing");
+    if (!err && json_object_set_new(rule, "in_effect",
+                                    json_pack("{s:I,s:I}", "nodes",
+                                              on ? json_integer_value(k) : (json_int_t)0, "of",
+                                              json_integer_value(n))) < 0)
+        err = -ENOMEM;
+    json_decref(health);
+    json_decref(cluster);
+    return err;
+}
+
 int api_rules_list(struct req *rq, struct resp *rs)
 {
     struct store_query q = {.cluster = rq->params[0]};
@@ -49,7 +76,13 @@ int api_rules_list(struct req *rq, struct resp *rs)
     json_t *items;
     int64_t total;
     int err = rq->srv->store.ops->list(&rq->srv->store, STORE_RULE, &q, &items, &total);
-    return err ? err : resp_json(rs, 200, list_body(items, total));
+    for (size_t i = 0; !err && i < json_array_size(items); i++)
+        err = in_effect(rq, json_array_get(items, i));
+    if (err) {
+        json_decref(items);
+        return err;
+    }
+    return resp_json(rs, 200, list_body(items, total));
 }
 
 /* The rule `id` of the path's cluster: 0, 1 with 404 set, or an error. */
@@ -87,6 +120,11 @@ int api_rules_get(struct req *rq, struct resp *rs)
     int rc = load(rq, rs, &doc, &id);
     if (rc)
         return rc < 0 ? rc : 0;
+    int err = in_effect(rq, doc);
+    if (err) {
+        json_decref(doc);
+        return err;
+    }
     return resp_json(rs, 200, doc);
 }
 

@@ -66,8 +66,30 @@ enum role auth_role_parse(const char *name)
     return ROLE_NONE;
 }
 
-int auth_role(struct store *st, const char *header, enum role *role)
+/* A node credential: the node whose token_sha256 is `hash`. 0, -ENOENT or a store error. */
+static int agent_of(struct store *st, const char *hash, struct req *rq)
 {
+    struct store_query q = {.limit = 1};
+    q.filters[q.nfilters++] = (struct store_filter){"token_sha256", hash};
+    json_t *items;
+    int64_t total;
+    int err = st->ops->list(st, STORE_NODE, &q, &items, &total);
+    if (err)
+        return err;
+    const json_t *node = json_array_get(items, 0);
+    if (node) {
+        rq->role = ROLE_AGENT;
+        rq->node_id = json_integer_value(json_object_get(node, "id"));
+        snprintf(rq->agent_cluster, sizeof(rq->agent_cluster), "%s", jstr(node, "cluster"));
+        snprintf(rq->agent_node, sizeof(rq->agent_node), "%s", jstr(node, "name"));
+    }
+    json_decref(items);
+    return node ? 0 : -ENOENT;
+}
+
+int auth_role(struct store *st, const char *header, struct req *rq)
+{
+    enum role *role = &rq->role;
     *role = ROLE_NONE;
     if (!header || strncmp(header, "Bearer ", 7) != 0)
         return 0;
@@ -79,6 +101,10 @@ int auth_role(struct store *st, const char *header, enum role *role)
     if (!err)
         err = st->ops->token_role(st, hash, name, sizeof(name));
     if (err == -ENOENT)
+        err = agent_of(st, hash, rq);
+    if (err == -ENOENT)
+        return 0;
+    if (!err && *role == ROLE_AGENT)
         return 0;
     if (!err)
         *role = auth_role_parse(name);

@@ -2,6 +2,8 @@
  * auth: bearer tokens. A token is 32 random bytes from /dev/urandom written
  * as 64 hex digits after the prefix "moat_"; the store keeps only the
  * SHA-256 of the whole token (hex), so a leaked database reveals no token.
+ * Node credentials and join tokens have the same form; their hashes live in
+ * the node records and the cluster's join record.
  */
 #ifndef MOAT_SERVER_AUTH_H
 #define MOAT_SERVER_AUTH_H
@@ -15,8 +17,12 @@
 int auth_token_new(char *out);
 /* The SHA-256 of `token` in hex, in out[AUTH_HASH_LEN + 1]. 0 or -EIO (libcrypto failed). */
 int auth_hash(const char *token, char *out);
-/* The role of an `Authorization` header value ("Bearer T"); ROLE_NONE when none/unknown. */
-int auth_role(struct store *st, const char *header, enum role *role);
+/*
+ * The role of an `Authorization` header value ("Bearer T") into rq->role
+ * (ROLE_NONE when none/unknown). A node credential gives ROLE_AGENT with
+ * rq->node_id, rq->agent_cluster and rq->agent_node set. 0 or a store error.
+ */
+int auth_role(struct store *st, const char *header, struct req *rq);
 /* "admin" / "viewer" to a role; ROLE_NONE for anything else. */
 enum role auth_role_parse(const char *name);
 

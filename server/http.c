@@ -3,6 +3,7 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -60,13 +61,15 @@ static int body_append(struct conn *cn, const char *data, size_t n)
 static int authorize(struct req *rq, const struct route *r, const struct conn *cn, struct resp *rs)
 {
     const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Authorization");
-    int err = auth_role(&rq->srv->store, h, &rq->role);
+    int err = auth_role(&rq->srv->store, h, rq);
     if (err)
         return err;
     if (r->role > ROLE_NONE && rq->role == ROLE_NONE) {
         rs->extra = "WWW-Authenticate: Bearer";
         return resp_error(rs, 401, "Authorization", "a valid bearer token is required");
     }
+    if (r->role == ROLE_AGENT && rq->role != ROLE_AGENT)
+        return resp_error(rs, 403, "Authorization", "this needs a node credential");
     if (rq->role < r->role)
         return resp_error(rs, 403, "Authorization", "this needs the %s role", role_name(r->role));
     if (cn->too_big)
@@ -142,7 +145,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     struct req rq = {.srv = cls, .conn = c, .method = method, .path = url};
     struct resp rs = {0};
+    struct server *srv = cls;
+    pthread_mutex_lock(&srv->lock);
     int err = dispatch(&rq, cn, &rs);
+    pthread_mutex_unlock(&srv->lock);
     if (err < 0) {
         fprintf(stderr, "moat-server: %s %s: %s\n", method, url, strerror(-err));
         json_decref(rs.json);
@@ -214,11 +220,12 @@ int http_serve(struct server *srv, const char *listen)
     bool v6;
     if (parse_listen(listen, &ss, &v6) < 0)
         return -EINVAL;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     srv->daemon =
         MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
                          (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
     if (!srv->daemon)
         return -EIO;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -232,6 +239,10 @@ int http_serve(struct server *srv, const char *listen)
     sigaddset(&set, SIGTERM);
     int sig;
     sigwait(&set, &sig);
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true; /* long-polls answer now */
+    pthread_cond_broadcast(&srv->changed);
+    pthread_mutex_unlock(&srv->lock);
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
     return 0;

@@ -3,7 +3,9 @@
  * bodies (at most MOAT_BODY_MAX bytes; more is answered 413), matching
  * routes, checking bearer tokens and roles (401 without a valid token, 403
  * when the role is too low), calling handlers, and counting every request
- * in the metrics.
+ * in the metrics. Each connection has its own thread; handlers take turns
+ * on the store under server.lock (see server.h), and a long-poll waiting on
+ * server.changed releases it.
  */
 #ifndef MOAT_SERVER_HTTP_H
 #define MOAT_SERVER_HTTP_H
@@ -13,9 +15,9 @@
 /*
  * Listens on `listen` ("ADDR:PORT", "[V6ADDR]:PORT"; port 0 picks a free
  * one), prints `moat-server: listening on ADDR:PORT` on stdout and serves
- * until SIGINT or SIGTERM. The caller must have blocked those signals in
- * every thread (http_block_signals) before opening anything. Returns 0 after
- * a clean stop, -EINVAL for a bad address, -EIO when the daemon cannot start.
+ * until SIGINT or SIGTERM (then waiting long-polls are woken and answered). The caller must have
+ * blocked those signals in every thread (http_block_signals) before opening anything. Returns 0
+ * after a clean stop, -EINVAL for a bad address, -EIO when the daemon cannot start.
  */
 int http_serve(struct server *srv, const char *listen);
 /* Blocks SIGINT, SIGTERM (and ignores SIGPIPE) so http_serve can wait for them. */

@@ -1,7 +1,9 @@
 /*
  * moat-server: the control plane (SPEC §9, §10).
  *
- *   moat-server --listen ADDR:PORT --data DIR     serve the REST API
+ *   moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]
+ *               [--retention-days D] [--min-agent-version V] [--data-table FILE]
+ *                                                 serve the REST API
  *   moat-server token create --data DIR --role admin|viewer
  *   moat-server routes                            print the route table
  *
@@ -11,17 +13,26 @@
 #include "http.h"
 #include "server.h"
 
+#include "compat.h"
+#include "diag.h"
+
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#define TABLE_FILE "kernel-support.tsv"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: moat-server --listen ADDR:PORT --data DIR\n"
+    fprintf(stderr, "usage: moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]\n"
+                    "         [--retention-days D] [--min-agent-version V] [--data-table FILE]\n"
                     "       moat-server token create --data DIR --role admin|viewer\n"
                     "       moat-server routes\n");
     return EXIT_USAGE;
@@ -42,14 +53,27 @@ static int open_store(struct store *st, const char *dir)
 }
 
 struct opts {
-    const char *listen, *data, *role;
+    const char *listen, *data, *role, *table, *min_version;
+    long interval, retention;
 };
+
+/* A positive integer option value; -1 when it is not one. */
+static long positive(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v > 0 && v <= 100000 ? v : -1;
+}
 
 static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option longs[] = {{"listen", required_argument, NULL, 'l'},
                                           {"data", required_argument, NULL, 'd'},
                                           {"role", required_argument, NULL, 'r'},
+                                          {"heartbeat-interval", required_argument, NULL, 'i'},
+                                          {"retention-days", required_argument, NULL, 't'},
+                                          {"min-agent-version", required_argument, NULL, 'm'},
+                                          {"data-table", required_argument, NULL, 'k'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c;
@@ -60,6 +84,14 @@ static int parse(int argc, char **argv, struct opts *o)
             o->data = optarg;
         else if (c == 'r')
             o->role = optarg;
+        else if (c == 'i' && (o->interval = positive(optarg)) > 0)
+            continue;
+        else if (c == 't' && (o->retention = positive(optarg)) > 0)
+            continue;
+        else if (c == 'm')
+            o->min_version = optarg;
+        else if (c == 'k')
+            o->table = optarg;
         else
             return -EINVAL;
     }
@@ -89,32 +121,98 @@ static int token_create(const struct opts *o)
     return EXIT_OK;
 }
 
+/*
+ * The kernel-support table: --data-table FILE, else the first that exists of
+ * ../../data/, ../data/, ../share/moat/ beside the executable, then
+ * /usr/share/moat/. NULL (nodes are then never certified) when none is found;
+ * a table that does not parse stops the server (-EINVAL).
+ */
+static int load_table(const char *given, struct compat_table **out)
+{
+    static const char *const beside[] = {"/../../data/", "/../data/", "/../share/moat/"};
+    char exe[PATH_MAX], path[PATH_MAX + 64];
+    *out = NULL;
+    const char *found = given;
+    ssize_t len = given ? 0 : readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash = len > 0 ? (exe[len] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash)
+        *slash = '\0';
+    for (size_t i = 0; !found && slash && i < 3; i++) {
+        snprintf(path, sizeof(path), "%s%s%s", exe, beside[i], TABLE_FILE);
+        if (access(path, R_OK) == 0)
+            found = path;
+    }
+    if (!found && access("/usr/share/moat/" TABLE_FILE, R_OK) == 0)
+        found = "/usr/share/moat/" TABLE_FILE;
+    if (!found) {
+        fprintf(stderr, "moat-server: %s not found; nodes will not be certified\n", TABLE_FILE);
+        return 0;
+    }
+    struct moat_diags d;
+    diags_init(&d);
+    int err = compat_table_load(out, found, &d);
+    if (err)
+        fprintf(stderr, "moat-server: kernel-support table '%s': %s\n", found,
+                err == -EINVAL ? "does not parse" : strerror(-err));
+    diags_clear(&d);
+    return err;
+}
+
+static int sync_init(struct server *srv)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -ENOMEM;
+    int err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ? -EINVAL : 0;
+    if (!err && pthread_cond_init(&srv->changed, &ca) != 0)
+        err = -ENOMEM;
+    pthread_condattr_destroy(&ca);
+    if (!err && pthread_mutex_init(&srv->lock, NULL) != 0) {
+        pthread_cond_destroy(&srv->changed);
+        err = -ENOMEM;
+    }
+    return err;
+}
+
 static int serve(const struct opts *o)
 {
-    if (!o->data || !o->listen)
+    if (!o->data || !o->listen || o->interval < 0 || o->retention < 0)
         return usage();
-    struct server srv = {0};
+    struct compat_table *table = NULL;
+    if (load_table(o->table, &table) < 0)
+        return EXIT_FAIL;
+    struct server srv = {.opts = {.heartbeat_interval = o->interval ? (int)o->interval : 10,
+                                  .retention_days = o->retention ? (int)o->retention : 180,
+                                  .min_agent_version = o->min_version ? o->min_version : "0",
+                                  .compat = table}};
+    if (sync_init(&srv) < 0) {
+        compat_table_free(table);
+        return EXIT_FAIL;
+    }
+    int rc = EXIT_FAIL;
     size_t nroutes;
     routes_table(&nroutes);
     int err = http_block_signals();
     if (!err)
         err = metrics_init(&srv.metrics, nroutes);
-    if (err) {
+    if (err)
         fprintf(stderr, "moat-server: %s\n", strerror(-err));
-        return EXIT_FAIL;
+    else if (open_store(&srv.store, o->data) == 0) {
+        err = alerts_expire(&srv);
+        if (!err)
+            err = http_serve(&srv, o->listen);
+        if (err == -EINVAL)
+            fprintf(stderr, "moat-server: --listen '%s': not ADDR:PORT\n", o->listen);
+        else if (err)
+            fprintf(stderr, "moat-server: cannot serve on %s\n", o->listen);
+        rc = err == -EINVAL ? EXIT_USAGE : err ? EXIT_FAIL : EXIT_OK;
+        srv.store.ops->close(&srv.store);
     }
-    if (open_store(&srv.store, o->data) < 0) {
-        metrics_free(&srv.metrics);
-        return EXIT_FAIL;
-    }
-    err = http_serve(&srv, o->listen);
-    if (err == -EINVAL)
-        fprintf(stderr, "moat-server: --listen '%s': not ADDR:PORT\n", o->listen);
-    else if (err)
-        fprintf(stderr, "moat-server: cannot listen on %s\n", o->listen);
-    srv.store.ops->close(&srv.store);
     metrics_free(&srv.metrics);
-    return err == -EINVAL ? EXIT_USAGE : err ? EXIT_FAIL : EXIT_OK;
+    pthread_cond_destroy(&srv.changed);
+    pthread_mutex_destroy(&srv.lock);
+    compat_table_free(table);
+    return rc;
 }
 
 int main(int argc, char **argv)

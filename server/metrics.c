@@ -127,7 +127,14 @@ static void render_histograms(struct text *t, const struct metrics *m, const str
     }
 }
 
-char *metrics_render(struct metrics *m)
+void metrics_add_alerts(struct metrics *m, uint64_t n)
+{
+    pthread_mutex_lock(&m->lock);
+    m->alerts_ingested += n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+char *metrics_render(struct metrics *m, const char *extra)
 {
     size_t n;
     const struct route *tab = routes_table(&n);
@@ -135,7 +142,21 @@ char *metrics_render(struct metrics *m)
     pthread_mutex_lock(&m->lock);
     render_counts(&t, m, tab);
     render_histograms(&t, m, tab);
+    add(&t, "# HELP moat_alerts_ingested_total Events stored as (part of) alerts.\n");
+    add(&t, "# TYPE moat_alerts_ingested_total counter\n");
+    add(&t, "moat_alerts_ingested_total %llu\n", (unsigned long long)m->alerts_ingested);
     pthread_mutex_unlock(&m->lock);
+    size_t xn = extra ? strlen(extra) : 0;
+    if (!t.failed && xn) {
+        char *d = realloc(t.data, t.len + xn + 1);
+        if (d) {
+            memcpy(d + t.len, extra, xn + 1);
+            t.data = d;
+            t.len += xn;
+        } else {
+            t.failed = 1;
+        }
+    }
     if (t.failed || !t.data) {
         free(t.data);
         return NULL;

@@ -29,6 +29,7 @@ struct metric_route {
 struct metrics {
     struct metric_route *routes; /* nroutes + 1: the last is "unmatched" */
     size_t nroutes;
+    uint64_t alerts_ingested; /* events stored as (part of) alerts */
     pthread_mutex_t lock;
 };
 
@@ -37,7 +38,9 @@ int metrics_init(struct metrics *m, size_t nroutes);
 void metrics_free(struct metrics *m);
 /* Counts one request of route `route` (-1 = unmatched) answered `status` in `seconds`. */
 void metrics_record(struct metrics *m, int route, unsigned status, double seconds);
-/* The Prometheus text (caller frees), or NULL on OOM. */
-char *metrics_render(struct metrics *m);
+/* Counts `n` events ingested as alerts. */
+void metrics_add_alerts(struct metrics *m, uint64_t n);
+/* The Prometheus text followed by `extra` (may be NULL); caller frees; NULL on OOM. */
+char *metrics_render(struct metrics *m, const char *extra);
 
 #endif

@@ -34,6 +34,24 @@ static const struct route table[] = {
     {"PUT", V1 "/clusters/{cluster}/rules/{id}", api_rules_replace, ROLE_ADMIN, "replace a rule"},
     {"PATCH", V1 "/clusters/{cluster}/rules/{id}", api_rules_patch, ROLE_ADMIN, "change a rule"},
     {"DELETE", V1 "/clusters/{cluster}/rules/{id}", api_rules_delete, ROLE_ADMIN, "delete a rule"},
+    {"GET", V1 "/clusters/{cluster}/join-token", api_join_token, ROLE_ADMIN,
+     "issue a new join token (the previous one stops working)"},
+    {"GET", V1 "/clusters/{cluster}/status", api_cluster_status, ROLE_VIEWER,
+     "protection status of a cluster"},
+    {"GET", V1 "/status", api_status, ROLE_VIEWER, "protection status of every cluster"},
+    {"GET", V1 "/nodes", api_nodes_list, ROLE_VIEWER, "list nodes"},
+    {"GET", V1 "/nodes/{id}", api_nodes_get, ROLE_VIEWER, "get a node"},
+    {"GET", V1 "/workloads", api_workloads_list, ROLE_VIEWER, "list workloads"},
+    {"GET", V1 "/alerts", api_alerts_list, ROLE_VIEWER, "list alerts"},
+    {"PATCH", V1 "/alerts/{id}", api_alerts_patch, ROLE_ADMIN, "change an alert's status"},
+    {"POST", V1 "/agents/register", api_agents_register, ROLE_NONE,
+     "join a cluster with its join token"},
+    {"POST", V1 "/agents/heartbeat", api_agents_heartbeat, ROLE_AGENT, "report node facts"},
+    {"PUT", V1 "/agents/workloads", api_agents_workloads, ROLE_AGENT,
+     "replace the node's workloads"},
+    {"GET", V1 "/agents/policy", api_agents_policy, ROLE_AGENT,
+     "long-poll the cluster's policy by revision"},
+    {"POST", V1 "/agents/events", api_agents_events, ROLE_AGENT, "send a batch of events"},
 };
 
 const struct route *routes_table(size_t *n)
@@ -82,7 +100,10 @@ int routes_match(const char *method, const char *path, struct req *rq)
 
 const char *role_name(enum role r)
 {
-    return r == ROLE_ADMIN ? "admin" : r == ROLE_VIEWER ? "viewer" : "none";
+    return r == ROLE_ADMIN    ? "admin"
+           : r == ROLE_VIEWER ? "viewer"
+           : r == ROLE_AGENT  ? "agent"
+                              : "none";
 }
 
 void routes_print(void)

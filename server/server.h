@@ -16,22 +16,50 @@
 #include "store.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define MOAT_BODY_MAX     (1u << 20) /* request bodies above this are answered 413 */
 #define MOAT_PAGE_DEFAULT 100
 #define MOAT_PAGE_MAX     1000
 #define MOAT_PARAMS_MAX   4
 
-/* Roles, ordered: a route needing `viewer` also admits `admin`. */
-enum role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_ADMIN = 2 };
+/*
+ * Roles, ordered: a route needing `viewer` also admits `admin`. `agent` is a
+ * node credential (bound to one cluster and node): it admits only routes
+ * that need exactly `agent`, and no other route admits it.
+ */
+enum role { ROLE_NONE = 0, ROLE_AGENT = 1, ROLE_VIEWER = 2, ROLE_ADMIN = 3 };
 
+#define SERVER_NAME_MAX 128 /* node names, batch ids */
+
+struct compat_table;
+
+/* Server options (command line). */
+struct server_opts {
+    int heartbeat_interval;            /* seconds; a node is offline after 3 missed heartbeats */
+    int retention_days;                /* alerts older than this are removed */
+    const char *min_agent_version;     /* below it a node is `outdated` */
+    const struct compat_table *compat; /* the kernel-support table, or NULL */
+};
+
+/*
+ * libmicrohttpd runs a thread per connection; `lock` lets one request at a
+ * time use the store (http.c holds it around every handler). A policy
+ * long-poll waits on `changed` (with `lock`), which is broadcast whenever a
+ * cluster's revision moves and when the server stops.
+ */
 struct server {
     struct store store;
     struct metrics metrics;
     struct MHD_Daemon *daemon;
+    struct server_opts opts;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* on CLOCK_MONOTONIC */
+    bool stopping;
 };
 
 struct req {
@@ -45,6 +73,10 @@ struct req {
     const char *body; /* NUL-terminated; NULL when there is none */
     size_t body_len;
     enum role role;
+    /* For ROLE_AGENT: the node the credential belongs to. */
+    int64_t node_id;
+    char agent_cluster[SERVER_NAME_MAX + 1];
+    char agent_node[SERVER_NAME_MAX + 1];
 };
 
 struct resp {
@@ -122,6 +154,29 @@ int txn_end(struct req *rq, int err, const struct resp *rs);
 /* A JSON `{"items": items, "total": total}` (takes items). */
 json_t *list_body(json_t *items, int64_t total);
 
+/* ---- api_common.c: time and revisions ---- */
+/* `t` as "YYYY-MM-DDTHH:MM:SSZ" (UTC) in out[21]. */
+void time_iso(time_t t, char *out);
+/* Parses "YYYY-MM-DDTHH:MM:SSZ"; false when `s` is something else. */
+bool time_parse(const char *s, time_t *t);
+/* Cluster `cluster`'s revision (1 until its first change). 0 or a store error. */
+int revision_get(struct server *srv, const char *cluster, int64_t *rev);
+/* Moves the revision of `cluster` (NULL: every cluster) on and wakes long-polls. */
+int revision_bump(struct server *srv, const char *cluster);
+
+/* ---- api_nodes.c: derived states ---- */
+/*
+ * Turns a stored node document into what the API shows: drops the token
+ * hash and adds `state` and `reason` (offline, outdated, or what the agent
+ * reported). 0 or -ENOMEM.
+ */
+int node_show(const struct server *srv, json_t *node);
+/*
+ * The health of `cluster`: `status` (normal/abnormal/unknown), `nodes`,
+ * `enforcing` and `abnormal_nodes` [{name, state, reason}], set into `out`.
+ */
+int cluster_health(struct server *srv, const char *cluster, json_t *out);
+
 /* ---- handlers ---- */
 int api_health(struct req *rq, struct resp *rs);
 int api_metrics(struct req *rq, struct resp *rs);
@@ -144,5 +199,20 @@ int api_rules_replace(struct req *rq, struct resp *rs);
 int api_rules_patch(struct req *rq, struct resp *rs);
 int api_rules_delete(struct req *rq, struct resp *rs);
 int api_rules_batch(struct req *rq, struct resp *rs);
+int api_join_token(struct req *rq, struct resp *rs);
+int api_agents_register(struct req *rq, struct resp *rs);
+int api_agents_heartbeat(struct req *rq, struct resp *rs);
+int api_agents_workloads(struct req *rq, struct resp *rs);
+int api_agents_policy(struct req *rq, struct resp *rs);
+int api_agents_events(struct req *rq, struct resp *rs);
+int api_nodes_list(struct req *rq, struct resp *rs);
+int api_nodes_get(struct req *rq, struct resp *rs);
+int api_workloads_list(struct req *rq, struct resp *rs);
+int api_alerts_list(struct req *rq, struct resp *rs);
+int api_alerts_patch(struct req *rq, struct resp *rs);
+int api_status(struct req *rq, struct resp *rs);
+int api_cluster_status(struct req *rq, struct resp *rs);
+/* Removes alerts and batch records older than the retention. 0 or a store error. */
+int alerts_expire(struct server *srv);
 
 #endif

@@ -1,10 +1,11 @@
 /*
  * store: where moat-server keeps its state, behind one table of operations.
  *
- * The server sees records of three kinds — clusters, network objects and
- * defense rules — each a JSON document (jansson) with an integer id the store
- * assigns, a name that is unique (per cluster for rules), and, for rules, the
- * cluster it belongs to. Removing a cluster removes its rules. Bearer tokens
+ * The server sees records of several kinds (enum store_kind) — clusters,
+ * network objects, defense rules, nodes, workloads, alerts and agent
+ * bookkeeping — each a JSON document (jansson) with an integer id the store
+ * assigns, a name that is unique (per cluster for kinds that have one), and
+ * the cluster it belongs to. Removing a cluster removes its records. Bearer tokens
  * are kept as SHA-256 hashes with their role. Every write happens inside
  * begin()/commit(); rollback() undoes all of it, so a request that fails
  * changes nothing. store_sqlite.c is the embedded backend (one SQLite file in
@@ -23,7 +24,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum store_kind { STORE_CLUSTER = 0, STORE_OBJECT = 1, STORE_RULE = 2 };
+/*
+ * Record kinds. Every kind but clusters and objects belongs to a cluster
+ * (removed with it); its names are unique per cluster:
+ *   nodes      name = node name; doc holds the node's facts and token_sha256;
+ *   workloads  name = "NODE/NAMESPACE/NAME"; doc holds `node`;
+ *   alerts     name = the SPEC 7 aggregation key;
+ *   batches    name = "NODE/BATCH" (event batches already counted);
+ *   joins      name = "join"; doc {"hash"} of the cluster's join token;
+ *   revisions  name = "revision"; doc {"revision": N}.
+ */
+enum store_kind {
+    STORE_CLUSTER = 0,
+    STORE_OBJECT = 1,
+    STORE_RULE = 2,
+    STORE_NODE = 3,
+    STORE_WORKLOAD = 4,
+    STORE_ALERT = 5,
+    STORE_BATCH = 6,
+    STORE_JOIN = 7,
+    STORE_REVISION = 8,
+};
 
 /* One equality filter on a top-level document field (booleans read "true"/"false"). */
 struct store_filter {
@@ -34,10 +55,17 @@ struct store_filter {
 #define STORE_FILTERS_MAX 8
 
 struct store_query {
-    const char *cluster; /* rules only: NULL = every cluster */
+    const char *cluster; /* kinds with a cluster: NULL = every cluster */
     struct store_filter filters[STORE_FILTERS_MAX];
     size_t nfilters;
-    int64_t limit; /* < 0: no limit */
+    /* Range on the text field `range_field` (e.g. "last_seen"): since <= v < until. */
+    const char *range_field;
+    const char *since, *until; /* NULL = open */
+    /* When any_value is set: at least one of any_fields[] equals it (paths "a.b"). */
+    const char *any_fields[2];
+    const char *any_value;
+    int newest_first; /* order by id descending */
+    int64_t limit;    /* < 0: no limit */
     int64_t offset;
 };
 
@@ -54,10 +82,10 @@ struct store_ops {
     int (*token_add)(struct store *st, const char *hash, const char *role);
     /* The role of the token with this hash, copied into role[n]; -ENOENT when unknown. */
     int (*token_role)(struct store *st, const char *hash, char *role, size_t n);
-    /* Adds a record; `cluster` is for rules (NULL otherwise). *id gets the new id. */
+    /* Adds a record; `cluster` is for kinds that have one (NULL otherwise). *id gets the new id. */
     int (*insert)(struct store *st, enum store_kind k, const char *cluster, const char *name,
                   const json_t *doc, int64_t *id);
-    /* Replaces a record's name and document. */
+    /* Replaces a record's name (NULL keeps it) and document. */
     int (*update)(struct store *st, enum store_kind k, int64_t id, const char *name,
                   const json_t *doc);
     int (*remove)(struct store *st, enum store_kind k, int64_t id);
@@ -69,6 +97,9 @@ struct store_ops {
     /* Records matching `q`, by id, each document with "id" set; *total counts all matches. */
     int (*list)(struct store *st, enum store_kind k, const struct store_query *q, json_t **items,
                 int64_t *total);
+    /* Removes the records whose text field `field` is below `before`; *n gets how many. */
+    int (*purge)(struct store *st, enum store_kind k, const char *field, const char *before,
+                 int64_t *n);
 };
 
 struct store {

@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PER_CLUSTER                                                                                \
+    "  cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,"                         \
+    "  name TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE(cluster, name)"
+
 static const char *const migrations[] = {
     /* 0 -> 1: tokens, clusters, objects (ids after the built-ins 1..3), rules */
     "CREATE TABLE tokens(hash TEXT PRIMARY KEY, role TEXT NOT NULL,"
@@ -27,9 +31,23 @@ static const char *const migrations[] = {
     "  cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,"
     "  name TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE(cluster, name));"
     "INSERT INTO sqlite_sequence(name, seq) VALUES('objects', 3);",
+    /* 1 -> 2: nodes, workloads, alerts and agent bookkeeping, all per cluster */
+    "CREATE TABLE nodes(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE TABLE workloads(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE TABLE alerts(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE TABLE batches(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE TABLE joins(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE TABLE revisions(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");",
 };
 
-static const char *const tables[] = {"clusters", "objects", "rules"};
+static const char *const tables[] = {"clusters", "objects", "rules", "nodes",    "workloads",
+                                     "alerts",   "batches", "joins", "revisions"};
+
+/* Whether records of kind k belong to a cluster (have a cluster column). */
+static bool per_cluster(enum store_kind k)
+{
+    return k != STORE_CLUSTER && k != STORE_OBJECT;
+}
 
 static sqlite3 *db_of(struct store *st)
 {
@@ -193,8 +211,9 @@ static int sq_insert(struct store *st, enum store_kind k, const char *cluster, c
                      const json_t *doc, int64_t *id)
 {
     char sql[160];
-    if (k == STORE_RULE)
-        snprintf(sql, sizeof(sql), "INSERT INTO rules(cluster, name, doc) VALUES(?3, ?1, ?2)");
+    if (per_cluster(k))
+        snprintf(sql, sizeof(sql), "INSERT INTO %s(cluster, name, doc) VALUES(?3, ?1, ?2)",
+                 tables[k]);
     else
         snprintf(sql, sizeof(sql), "INSERT INTO %s(name, doc) VALUES(?1, ?2)", tables[k]);
     sqlite3_stmt *s;
@@ -202,7 +221,7 @@ static int sq_insert(struct store *st, enum store_kind k, const char *cluster, c
     if (err)
         return err;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    if (k == STORE_RULE)
+    if (per_cluster(k))
         sqlite3_bind_text(s, 3, cluster, -1, SQLITE_STATIC);
     if (bind_doc(s, 2, doc) < 0) {
         sqlite3_finalize(s);
@@ -218,7 +237,8 @@ static int sq_update(struct store *st, enum store_kind k, int64_t id, const char
                      const json_t *doc)
 {
     char sql[128];
-    snprintf(sql, sizeof(sql), "UPDATE %s SET name = ?1, doc = ?2 WHERE id = ?3", tables[k]);
+    snprintf(sql, sizeof(sql), "UPDATE %s SET name = COALESCE(?1, name), doc = ?2 WHERE id = ?3",
+             tables[k]);
     sqlite3_stmt *s;
     int err = prep(db_of(st), sql, &s);
     if (err)
@@ -273,7 +293,7 @@ static int sq_get(struct store *st, enum store_kind k, int64_t id, json_t **doc,
 {
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT id, doc, %s FROM %s WHERE id = ?",
-             k == STORE_RULE ? "cluster" : "NULL", tables[k]);
+             per_cluster(k) ? "cluster" : "NULL", tables[k]);
     sqlite3_stmt *s;
     int err = prep(db_of(st), sql, &s);
     if (err)
@@ -302,13 +322,13 @@ static int sq_find(struct store *st, enum store_kind k, const char *cluster, con
 {
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE name = ?1%s", tables[k],
-             k == STORE_RULE ? " AND cluster = ?2" : "");
+             per_cluster(k) ? " AND cluster = ?2" : "");
     sqlite3_stmt *s;
     int err = prep(db_of(st), sql, &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    if (k == STORE_RULE)
+    if (per_cluster(k))
         sqlite3_bind_text(s, 2, cluster, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
@@ -319,7 +339,10 @@ static int sq_find(struct store *st, enum store_kind k, const char *cluster, con
     return rc == SQLITE_DONE ? -ENOENT : db_fail(db_of(st), "find");
 }
 
-/* The WHERE clause of a query: parameters ?1 (cluster) and ?2n+2, ?2n+3 per filter. */
+/*
+ * The WHERE clause of a query: parameters ?1 (cluster), ?2n+2, ?2n+3 per
+ * filter, ?40 range path, ?41 since, ?42 until, ?43 ?44 any paths, ?45 any value.
+ */
 static void where_clause(char *buf, size_t n, const struct store_query *q, bool has_cluster)
 {
     size_t len = (size_t)snprintf(buf, n, " WHERE %s",
@@ -332,6 +355,21 @@ static void where_clause(char *buf, size_t n, const struct store_query *q, bool 
                                 " AS TEXT) END) = ?%d",
                                 p, p, p + 1);
     }
+    if (q->range_field && len < n)
+        len += (size_t)snprintf(buf + len, n - len,
+                                " AND (?41 IS NULL OR json_extract(doc, ?40) >= ?41)"
+                                " AND (?42 IS NULL OR json_extract(doc, ?40) < ?42)");
+    if (q->any_value && len < n)
+        snprintf(buf + len, n - len,
+                 " AND (CAST(json_extract(doc, ?43) AS TEXT) = ?45"
+                 " OR CAST(json_extract(doc, ?44) AS TEXT) = ?45)");
+}
+
+static void bind_path(sqlite3_stmt *s, int i, const char *field)
+{
+    char path[80];
+    snprintf(path, sizeof(path), "$.%s", field ? field : "");
+    sqlite3_bind_text(s, i, path, -1, SQLITE_TRANSIENT);
 }
 
 static void bind_query(sqlite3_stmt *s, const struct store_query *q)
@@ -342,6 +380,16 @@ static void bind_query(sqlite3_stmt *s, const struct store_query *q)
         snprintf(path, sizeof(path), "$.%s", q->filters[i].field);
         sqlite3_bind_text(s, (int)(2 * i + 2), path, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, (int)(2 * i + 3), q->filters[i].value, -1, SQLITE_STATIC);
+    }
+    if (q->range_field) {
+        bind_path(s, 40, q->range_field);
+        sqlite3_bind_text(s, 41, q->since, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 42, q->until, -1, SQLITE_STATIC);
+    }
+    if (q->any_value) {
+        bind_path(s, 43, q->any_fields[0]);
+        bind_path(s, 44, q->any_fields[1] ? q->any_fields[1] : q->any_fields[0]);
+        sqlite3_bind_text(s, 45, q->any_value, -1, SQLITE_STATIC);
     }
 }
 
@@ -383,14 +431,15 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     if (q->nfilters > STORE_FILTERS_MAX)
         return -EINVAL;
     struct store_query plain = *q;
-    if (k != STORE_RULE)
-        plain.cluster = NULL; /* only rules have a cluster column */
-    where_clause(where, sizeof(where), &plain, k == STORE_RULE);
+    if (!per_cluster(k))
+        plain.cluster = NULL; /* only these kinds have a cluster column */
+    where_clause(where, sizeof(where), &plain, per_cluster(k));
     int err = count_rows(db, tables[k], where, &plain, total);
     if (err)
         return err;
-    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id LIMIT %lld OFFSET %lld",
-             tables[k], where, (long long)(q->limit < 0 ? -1 : q->limit), (long long)q->offset);
+    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id%s LIMIT %lld OFFSET %lld",
+             tables[k], where, q->newest_first ? " DESC" : "",
+             (long long)(q->limit < 0 ? -1 : q->limit), (long long)q->offset);
     sqlite3_stmt *s;
     err = prep(db, sql, &s);
     if (err)
@@ -405,6 +454,22 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     }
     *items = arr;
     return 0;
+}
+
+static int sq_purge(struct store *st, enum store_kind k, const char *field, const char *before,
+                    int64_t *n)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE json_extract(doc, ?1) < ?2", tables[k]);
+    sqlite3_stmt *s;
+    int err = prep(db_of(st), sql, &s);
+    if (err)
+        return err;
+    bind_path(s, 1, field);
+    sqlite3_bind_text(s, 2, before, -1, SQLITE_STATIC);
+    err = step_done(db_of(st), s);
+    *n = err ? 0 : sqlite3_changes(db_of(st));
+    return err;
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -422,4 +487,5 @@ const struct store_ops store_sqlite_ops = {
     .get = sq_get,
     .find = sq_find,
     .list = sq_list,
+    .purge = sq_purge,
 };

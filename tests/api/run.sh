@@ -14,6 +14,7 @@ PASS=0
 FAIL=0
 PID=
 URL=
+SERVER_ARGS="--heartbeat-interval 2" # a node is offline after 6 s without a heartbeat
 
 cleanup() {
     if [ -n "$PID" ]; then
@@ -50,7 +51,8 @@ done
 # Starts the server and waits (bounded) until it prints its port.
 start() {
     : >"$T/log"
-    "$S" --listen 127.0.0.1:0 --data "$T/data" >"$T/log" 2>&1 &
+    # shellcheck disable=SC2086
+    "$S" --listen 127.0.0.1:0 --data "$T/data" $SERVER_ARGS >"$T/log" 2>&1 &
     PID=$!
     i=0
     port=
@@ -381,6 +383,259 @@ check "rule delete twice 404" 404
 req DELETE "/api/v1/objects/$WEB" "" "$VIEWER"
 check "viewer delete 403" 403
 
+# ---------- agents: join tokens and registration ----------
+# jget EXPR: prints a Python expression over the last answer's JSON.
+jget() {
+    python3 -c "import json; j = json.load(open('$T/out')); print($1)"
+}
+day() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
+req GET /api/v1/clusters/prod/join-token "" "$VIEWER"
+check "join token needs admin" 403
+req GET /api/v1/clusters/nope/join-token
+check "join token 404" 404
+req GET /api/v1/clusters/prod/join-token
+check "join token" 200 "j['cluster'] == 'prod' and len(j['join_token']) == 69"
+JOIN_OLD=$(jget "j['join_token']")
+req GET /api/v1/clusters/prod/join-token
+check "join token regenerated" 200 "j['join_token'] != '$JOIN_OLD'"
+JOIN=$(jget "j['join_token']")
+if grep -q "$JOIN" "$T/data/moat.db" "$T/data/moat.db-wal" 2>/dev/null; then
+    nok "join token stored hashed" "join token in clear"
+else
+    ok "join token stored hashed"
+fi
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-1\",\"join_token\":\"$JOIN_OLD\"}" ""
+check "register with an old join token 401" 401 "$(err_field join_token)"
+req POST /api/v1/agents/register "{\"cluster\":\"dev\",\"node\":\"node-1\",\"join_token\":\"$JOIN\"}" ""
+check "register with another cluster's token 401" 401
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"bad/name\",\"join_token\":\"$JOIN\"}" ""
+check "register bad node name 400" 400 "$(err_field node)"
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"n\",\"join_token\":\"$JOIN\",\"colour\":1}" ""
+check "register unknown field 400" 400 "$(err_field colour)"
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-1\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"3.13.0-32-generic\",\"agent_version\":\"0.1.0\"}" ""
+check "register" 201 "len(j['token']) == 69 and j['node']['name'] == 'node-1' and j['node']['cluster'] == 'prod' and j['node']['certified'] is True and j['node']['state'] == 'not_installed' and 'token_sha256' not in j['node']"
+AG1=$(jget "j['token']")
+N1=$(jget "j['node']['id']")
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"9.9.9-custom\",\"agent_version\":\"0.1.0\"}" ""
+check "register a second node" 201 "j['node']['certified'] is False and j['node']['compat_reason'] == 'kernel-not-listed'"
+AG2=$(jget "j['token']")
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"9.9.9-custom\",\"agent_version\":\"0.1.0\"}" ""
+check "register again replaces the credential" 200 "j['token'] != '$AG2'"
+AG2_OLD=$AG2
+AG2=$(jget "j['token']")
+req POST /api/v1/agents/heartbeat '{}' "$AG2_OLD"
+check "replaced credential 401" 401
+
+# ---------- agents: credentials are bound ----------
+req GET /api/v1/clusters "" "$AG1"
+check "agent credential on a viewer route 403" 403
+req POST /api/v1/agents/heartbeat '{}' "$ADMIN"
+check "admin on an agent route 403" 403
+req POST /api/v1/agents/heartbeat '{"cluster":"dev"}' "$AG1"
+check "agent acting for another cluster 403" 403 "$(err_field cluster)"
+req POST /api/v1/agents/heartbeat '{"node":"node-2"}' "$AG1"
+check "agent acting for another node 403" 403 "$(err_field node)"
+req GET '/api/v1/agents/policy?cluster=dev' "" "$AG1"
+check "policy of another cluster 403" 403
+req POST /api/v1/agents/events '{"cluster":"dev","batch":"x","events":[]}' "$AG1"
+check "events for another cluster 403" 403
+
+# ---------- agents: heartbeats, nodes, cluster status ----------
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"running"}}' "$AG1"
+check "heartbeat bad state 400" 400 "$(err_field datapath.state)"
+req POST /api/v1/agents/heartbeat '{"workload_count":-1}' "$AG1"
+check "heartbeat bad count 400" 400 "$(err_field workload_count)"
+req POST /api/v1/agents/heartbeat '{"os":"Ubuntu 14.04","kernel":"3.13.0-32-generic","agent_version":"0.1.0","datapath":{"state":"enforcing","reason":""},"workload_count":0}' "$AG1"
+check "heartbeat" 200 "j['state'] == 'enforcing' and j['certified'] is True and j['last_heartbeat'].endswith('Z')"
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"unsupported","reason":"kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP"}}' "$AG2"
+check "heartbeat unsupported" 200 "j['state'] == 'unsupported' and j['certified'] is False"
+req GET /api/v1/clusters/prod
+check "cluster abnormal" 200 "j['status'] == 'abnormal' and j['nodes'] == 2 and j['enforcing'] == 1 and j['abnormal_nodes'] == [{'name': 'node-2', 'state': 'unsupported', 'reason': 'kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP'}]"
+req GET "/api/v1/clusters/prod/rules/$RULE"
+check "rule in effect on 1/2 nodes" 200 "j['in_effect'] == {'nodes': 1, 'of': 2}"
+# beat: both prod nodes send a heartbeat.
+beat() {
+    req POST /api/v1/agents/heartbeat '{}' "$AG1"
+    req POST /api/v1/agents/heartbeat '{}' "$AG2"
+}
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing"}}' "$AG2"
+check "heartbeat enforcing" 200 "j['state'] == 'enforcing'"
+req POST /api/v1/agents/heartbeat '{}' "$AG1"
+req GET /api/v1/clusters
+check "cluster list status" 200 "[(c['id'], c['status']) for c in j['items']] == [('prod', 'normal'), ('dev', 'unknown')]"
+req GET /api/v1/clusters/prod/rules
+check "rules in effect on 2/2 nodes" 200 "all(r['in_effect'] == {'nodes': 2, 'of': 2} for r in j['items'] if r['enabled'])"
+req GET '/api/v1/nodes?cluster=prod'
+check "node list" 200 "j['total'] == 2 and [n['name'] for n in j['items']] == ['node-1', 'node-2'] and all('token_sha256' not in n for n in j['items'])"
+req GET '/api/v1/nodes?cluster=dev'
+check "node list filter" 200 "j['total'] == 0"
+req GET "/api/v1/nodes/$N1"
+check "node get" 200 "j['name'] == 'node-1' and j['os'] == 'Ubuntu 14.04' and j['kernel'] == '3.13.0-32-generic' and j['agent_version'] == '0.1.0' and j['workload_count'] == 0"
+req GET /api/v1/nodes/9999
+check "node get 404" 404
+
+# ---------- agents: workloads and the policy long-poll ----------
+req GET /api/v1/agents/policy "" "$AG1"
+check "policy" 200 "j['revision'] >= 1 and j['cluster']['name'] == 'prod' and {r['name'] for r in j['rules']} == {'allow-host', 'allow-cluster-dns', 'web-from-lb'} and all(isinstance(r['id'], int) for r in j['rules']) and 'db' not in [o['name'] for o in j['objects']] and 'web' in [o['name'] for o in j['objects']] and j['workloads'] == []"
+REV=$(jget "j['revision']")
+req GET "/api/v1/agents/policy?revision=$REV&wait=0" "" "$AG1"
+check "policy unchanged 304" 304
+req GET "/api/v1/agents/policy?wait=600" "" "$AG1"
+check "policy bad wait 400" 400 "$(err_field wait)"
+req PUT /api/v1/agents/workloads '{"workloads":[{"name":"web-1","namespace":"shop","ips":["10.0.0.300"]},{"name":"x"}]}' "$AG1"
+check "workloads validation" 400 "$(err_field 'workloads[0].ips') and $(err_field 'workloads[1].namespace')"
+req PUT /api/v1/agents/workloads '{"workloads":[{"name":"web-1","namespace":"shop","image":"nginx:1.27","labels":{"app":"web"},"ips":["10.244.1.5"]},{"name":"lb-1","namespace":"shop","labels":{"app":"lb"},"ips":["10.244.1.6","fd00::6"]}]}' "$AG1"
+check "workloads report" 200 "j['workloads'] == 2 and j['revision'] > $REV"
+req PUT /api/v1/agents/workloads '{"workloads":[{"kind":"Workload","name":"db-1","namespace":"data","ips":["10.244.2.7"]}]}' "$AG2"
+check "workloads of a second node" 200
+req GET '/api/v1/workloads?cluster=prod'
+check "workload list" 200 "j['total'] == 3 and {w['node'] for w in j['items']} == {'node-1', 'node-2'}"
+req GET '/api/v1/workloads?node=node-1&namespace=shop'
+check "workload list filters" 200 "j['total'] == 2 and all(w['cluster'] == 'prod' for w in j['items'])"
+req GET "/api/v1/nodes/$N1"
+check "node workload count" 200 "j['workload_count'] == 2"
+req GET "/api/v1/agents/policy?revision=$REV" "" "$AG2"
+check "policy has every workload of the cluster" 200 "len(j['workloads']) == 3 and sorted(w['name'] for w in j['workloads']) == ['db-1', 'lb-1', 'web-1'] and any(w['ips'] == ['10.244.1.6', 'fd00::6'] for w in j['workloads'])"
+REV=$(jget "j['revision']")
+req PUT /api/v1/agents/workloads '{"workloads":[{"name":"web-1","namespace":"shop","ips":["10.244.1.5"]}]}' "$AG1"
+check "workloads replaced" 200 "j['workloads'] == 1 and j['revision'] == $REV + 1"
+REV=$((REV + 1))
+req GET '/api/v1/workloads?cluster=prod'
+check "workload set replaced" 200 "j['total'] == 2"
+# A waiting long-poll does not block other requests, and a write wakes it.
+curl -s -o "$T/poll" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $AG2" \
+    "$URL/api/v1/agents/policy?revision=$REV&wait=20" >"$T/pollcode" &
+POLL=$!
+sleep 0.3
+t0=$(date +%s.%N)
+req GET /api/v1/clusters
+t1=$(date +%s.%N)
+if [ "$CODE" = 200 ] && python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 3 else 1)"; then
+    ok "a long-poll does not block other requests"
+else
+    nok "a long-poll does not block other requests" "status $CODE after $t0..$t1"
+fi
+req PATCH "/api/v1/clusters/prod/rules/$RULE" '{"priority":6}'
+check "rule change while an agent waits" 200
+wait "$POLL"
+if python3 -c "
+import json, sys
+code, secs = open('$T/pollcode').read().split()
+j = json.load(open('$T/poll'))
+r = [x for x in j['rules'] if x['id'] == $RULE][0]
+print('propagation to a waiting agent: %.3f s' % float(secs))
+sys.exit(0 if code == '200' and float(secs) < 3 and j['revision'] > $REV and r['priority'] == 6 else 1)"; then
+    ok "a write wakes the long-poll"
+else
+    nok "a write wakes the long-poll" "$(cat "$T/pollcode") $(head -c 300 "$T/poll")"
+fi
+for p in "/api/v1/objects/$WEB" /api/v1/clusters/prod; do
+    req GET "/api/v1/agents/policy?revision=0" "" "$AG1"
+    before=$(jget "j['revision']")
+    req PATCH "$p" '{"description":"rev"}'
+    [ "$p" = /api/v1/clusters/prod ] && req PATCH "$p" '{"mode":"protect"}'
+    req GET "/api/v1/agents/policy?revision=$before" "" "$AG1"
+    check "revision moves on PATCH $p" 200 "j['revision'] > $before"
+done
+req PATCH "/api/v1/objects/$WEB" '{"description":null}'
+
+# ---------- agents: events become alerts ----------
+D10=$(day '-10 days' | cut -c1-10)
+D9=$(day '-9 days' | cut -c1-10)
+D100=$(day '-100 days')
+D200=$(day '-200 days')
+SRC='"source":{"address":"10.244.1.6","port":40000,"namespace":"shop","name":"lb-1","app":"lb"}'
+DST='"destination":{"address":"10.244.1.5","port":80,"namespace":"shop","name":"web-1","app":"web"}'
+RULEREF="\"rule\":{\"id\":$RULE,\"name\":\"web-from-lb\"}"
+cat >"$T/batch1" <<JSON
+{"batch":"b1","events":[
+ {"time":"${D10}T10:00:00Z","kind":"policy",$RULEREF,"configured_action":"block","applied_action":"block","protocol":"tcp",$SRC,$DST},
+ {"time":"${D10}T11:30:00Z","kind":"policy",$RULEREF,"configured_action":"block","applied_action":"block","protocol":"tcp",$SRC,$DST,"attempts":2},
+ {"time":"${D9}T01:00:00Z","kind":"policy",$RULEREF,"configured_action":"block","applied_action":"block","protocol":"tcp",$SRC,$DST},
+ {"time":"${D10}T12:00:00Z","kind":"policy","rule":{"id":1,"name":"allow-host"},"applied_action":"allow",$SRC,$DST},
+ {"kind":"port_scan","applied_action":"alert","risk":"high","source":{"address":"198.51.100.9"},"destination":{"address":"10.244.1.5","port":22},"details":{"ports":40}},
+ {"time":"$D100","kind":"policy",$RULEREF,"applied_action":"alert","configured_action":"block",$SRC,"destination":{"address":"10.244.1.5","port":443,"namespace":"shop","name":"web-1"}},
+ {"time":"$D200","kind":"spoofing","applied_action":"block",$SRC,$DST}
+]}
+JSON
+req POST /api/v1/agents/events '{"batch":"bad","events":[{"kind":"nope","applied_action":"block"},{"kind":"policy","applied_action":"block","time":"yesterday"},{"kind":"policy","applied_action":"block","source":{"port":70000}}]}' "$AG1"
+check "events validation" 400 "$(err_field 'events[0].kind') and $(err_field 'events[1].time') and $(err_field 'events[2].source.port')"
+req POST /api/v1/agents/events '{"events":[]}' "$AG1"
+check "events need a batch id" 400 "$(err_field batch)"
+req POST /api/v1/agents/events "@$T/batch1" "$AG1"
+check "events batch" 200 "j['duplicate'] is False and j['alerted'] == 5 and j['allowed'] == 1 and j['expired'] == 1"
+req POST /api/v1/agents/events "@$T/batch1" "$AG1"
+check "replayed batch counted once" 200 "j['duplicate'] is True and j['alerted'] == 0"
+req POST /api/v1/agents/events "@$T/batch1" "$AG2"
+check "same batch id from another node counts" 200 "j['duplicate'] is False"
+req GET '/api/v1/alerts?cluster=prod&limit=1000'
+check "alerts aggregate per SPEC 7" 200 "j['total'] == 4 and sorted(a['attempts'] for a in j['items']) == [2, 2, 2, 6] and all(a['kind'] != 'spoofing' for a in j['items'])"
+req GET "/api/v1/alerts?since=${D10}T00:00:00Z&until=${D9}T00:00:00Z"
+check "alert aggregated over one UTC day" 200 "j['total'] == 1 and j['items'][0]['attempts'] == 6 and j['items'][0]['first_seen'] == '${D10}T10:00:00Z' and j['items'][0]['last_seen'] == '${D10}T11:30:00Z' and j['items'][0]['source']['workload'] == 'shop/lb-1' and j['items'][0]['rule'] == {'id': $RULE, 'name': 'web-from-lb'} and j['items'][0]['status'] == 'unhandled'"
+ALERT=$(jget "j['items'][0]['id']")
+req GET '/api/v1/alerts?kind=port_scan'
+check "alert filter kind" 200 "j['total'] == 1 and j['items'][0]['risk'] == 'high' and j['items'][0]['details'] == {'ports': 40}"
+req GET '/api/v1/alerts?action=alert'
+check "alert filter action" 200 "j['total'] == 2"
+req GET '/api/v1/alerts?workload=shop/web-1'
+check "alert filter workload" 200 "j['total'] == 3"
+req GET '/api/v1/alerts?cluster=dev'
+check "alert filter cluster" 200 "j['total'] == 0"
+req GET '/api/v1/alerts?limit=2&offset=1'
+check "alert paging" 200 "j['total'] == 4 and len(j['items']) == 2"
+req GET '/api/v1/alerts?since=yesterday'
+check "alert bad since 400" 400 "$(err_field since)"
+req PATCH "/api/v1/alerts/$ALERT" '{"status":"handled"}' "$VIEWER"
+check "alert status needs admin" 403
+req PATCH "/api/v1/alerts/$ALERT" '{"status":"done"}'
+check "alert bad status 400" 400 "$(err_field status)"
+req PATCH "/api/v1/alerts/$ALERT" '{"status":"handled","attempts":1}'
+check "alert other field 400" 400 "$(err_field attempts)"
+req PATCH /api/v1/alerts/9999 '{"status":"handled"}'
+check "alert 404" 404
+req PATCH "/api/v1/alerts/$ALERT" '{"status":"handled"}'
+check "alert status change" 200 "j['status'] == 'handled' and j['attempts'] == 6"
+req GET '/api/v1/alerts?status=handled'
+check "alert filter status" 200 "j['total'] == 1 and j['items'][0]['id'] == $ALERT"
+cat >"$T/batch2" <<JSON
+{"batch":"b2","events":[{"time":"${D10}T20:00:00Z","kind":"policy",$RULEREF,"configured_action":"block","applied_action":"block","protocol":"tcp",$SRC,$DST,"attempts":4}]}
+JSON
+req POST /api/v1/agents/events "@$T/batch2" "$AG1"
+req GET "/api/v1/alerts/$ALERT" 2>/dev/null
+req GET "/api/v1/alerts?since=${D10}T00:00:00Z&until=${D9}T00:00:00Z"
+check "a later batch adds to the day's alert" 200 "j['total'] == 1 and j['items'][0]['attempts'] == 10 and j['items'][0]['last_seen'] == '${D10}T20:00:00Z' and j['items'][0]['status'] == 'handled'"
+
+# ---------- protection status ----------
+beat
+req GET /api/v1/status
+check "status windows" 200 "j['alerts'] == {'last_24h': 1, 'last_30d': 3, 'last_180d': 4}"
+check "status clusters and rules" 200 "j['clusters'] == {'total': 2, 'unprotected': 1} and j['rules']['total'] == 5 and j['rules']['enabled'] + j['rules']['disabled'] == 5 and j['rules']['disabled'] == 1"
+check "status 7 days per cluster" 200 "j['alerts_7d_per_cluster'] == [{'cluster': 'prod', 'alerts': 1}, {'cluster': 'dev', 'alerts': 0}]"
+check "status tops" 200 "j['top']['ports'][0] == {'port': '80', 'attempts': 12} and j['top']['rules'][0]['rule'] == '$RULE web-from-lb' and j['top']['sources'][0]['source'] == 'shop/lb-1' and j['top']['destinations'][0]['destination'] == 'shop/web-1'"
+check "status newest" 200 "len(j['newest']) == 4 and j['newest'][0]['kind'] == 'port_scan'"
+req GET /api/v1/clusters/dev/status
+check "cluster status" 200 "j['alerts']['last_180d'] == 0 and j['clusters'] == {'total': 1, 'unprotected': 1} and j['rules']['total'] == 2"
+req GET /api/v1/clusters/nope/status
+check "cluster status 404" 404
+
+# ---------- offline ----------
+beat
+req GET /metrics "" ""
+if grep -q '^moat_alerts_ingested_total 11$' "$T/out" && grep -q '^moat_agents_online 2$' "$T/out" &&
+    grep -q "^moat_cluster_revision{cluster=\"prod\"} [0-9]" "$T/out"; then
+    ok "metrics: alerts, agents, revisions"
+else
+    nok "metrics: alerts, agents, revisions" "$(grep -E '^moat_(alerts|agents|cluster)' "$T/out")"
+fi
+sleep 4
+req POST /api/v1/agents/heartbeat '{}' "$AG1"
+sleep 3.5
+req GET /api/v1/clusters/prod
+check "silent node offline, cluster abnormal" 200 "j['status'] == 'abnormal' and [(n['name'], n['state']) for n in j['abnormal_nodes']] == [('node-2', 'offline')]"
+req GET "/api/v1/clusters/prod/rules/$RULE"
+check "rule in effect on 1/2 nodes when one is offline" 200 "j['in_effect'] == {'nodes': 1, 'of': 2}"
+sleep 7.2 # both offline: the derived state is stable across the restart below
+
 # ---------- metrics ----------
 req GET /metrics "" ""
 if [ "$CODE" = 200 ] &&
@@ -420,6 +675,25 @@ req GET /api/v1/clusters/dev/rules
 check "deleted cluster's rules gone" 404
 req GET /api/v1/clusters
 check "cluster list after delete" 200 "j['total'] == 1"
+
+# ---------- retention, and stopping while an agent waits ----------
+req GET '/api/v1/alerts?cluster=prod'
+check "alerts before the retention shrinks" 200 "j['total'] == 4"
+req GET /api/v1/agents/policy "" "$AG1"
+REV=$(jget "j['revision']")
+curl -s -o /dev/null "$URL/api/v1/agents/policy?revision=$REV&wait=30" -H "Authorization: Bearer $AG1" &
+POLL=$!
+sleep 0.3
+t0=$(date +%s)
+if stop; then ok "clean shutdown with a waiting long-poll"; else nok "clean shutdown with a waiting long-poll" "$(tail -20 "$T/log")"; fi
+wait "$POLL"
+if [ $(($(date +%s) - t0)) -le 3 ]; then ok "shutdown does not wait for long-polls"; else nok "shutdown does not wait for long-polls" "took $(($(date +%s) - t0)) s"; fi
+SERVER_ARGS="--heartbeat-interval 2 --retention-days 50"
+if start; then ok "restart with --retention-days 50"; else nok "restart with --retention-days 50" "$(cat "$T/log")"; fi
+req GET '/api/v1/alerts?cluster=prod'
+check "retention applied at startup" 200 "j['total'] == 3 and all(a['last_seen'] >= '$(day '-50 days')' for a in j['items'])"
+req POST /api/v1/agents/heartbeat '{}' "$AG1"
+check "node credentials survive a restart" 200 "j['state'] == 'enforcing'"
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
 
 echo "$PASS passed, $FAIL failed"

@@ -1,0 +1,595 @@
+/*
+ * api_agents: what node agents (moatd in cluster mode, SPEC 9) talk to.
+ *
+ *   GET  /clusters/{cluster}/join-token  (admin) issues the cluster's join
+ *        token; only its SHA-256 is kept, so each call replaces the last one.
+ *   POST /agents/register   join token -> node credential, bound to one
+ *        cluster and node name; the node record is created or refreshed.
+ *   POST /agents/heartbeat  node facts; `certified` is computed here from the
+ *        kernel-support table (lib/compat.h).
+ *   PUT  /agents/workloads  the node's full workload list (replaces its set).
+ *   GET  /agents/policy?revision=N&wait=S  long-poll: answers at once when the
+ *        cluster's revision is above N, else waits up to S seconds (304 when
+ *        nothing changed). The answer holds the cluster's settings, objects,
+ *        rules (with their store ids), every workload of the cluster, and the
+ *        revision.
+ *   POST /agents/events     a batch of events with a batch id; a batch id is
+ *        counted once per node. Events become alerts as SPEC 7 says.
+ *
+ * A node credential acts only for its own cluster and node: a `cluster` or
+ * `node` in a body or query that names another gives 403.
+ */
+#include "auth.h"
+#include "server.h"
+
+#include "compat.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_WAIT_MAX 60 /* seconds a policy long-poll may wait */
+
+/* A response was set: 1, or the error that kept it from being set. */
+static int stop(int err)
+{
+    return err < 0 ? err : 1;
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > SERVER_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
+            return false;
+    return true;
+}
+
+/* 1 with 400 set when `body` has a key outside `allowed` (NULL-terminated). */
+static int known_fields(struct resp *rs, const json_t *body, const char *const *allowed,
+                        const char *prefix)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, key) != 0)
+            a++;
+        if (!*a)
+            return stop(resp_error(rs, 400, key, "%sunknown field", prefix));
+    }
+    return 0;
+}
+
+/* 0 when `v` is absent or equals `own`; 1 with 403 set otherwise. */
+static int own_value(struct resp *rs, const char *what, const char *v, const char *own)
+{
+    if (!v || strcmp(v, own) == 0)
+        return 0;
+    return stop(resp_error(rs, 403, what, "this node credential belongs to %s \"%s\"", what, own));
+}
+
+/* The credential's cluster and node against the body's and the query's. */
+static int own(const struct req *rq, struct resp *rs, const json_t *body)
+{
+    const char *bc = body ? json_string_value(json_object_get(body, "cluster")) : NULL;
+    const char *bn = body ? json_string_value(json_object_get(body, "node")) : NULL;
+    int rc = own_value(rs, "cluster", bc, rq->agent_cluster);
+    if (!rc)
+        rc = own_value(rs, "node", bn, rq->agent_node);
+    if (!rc)
+        rc = own_value(rs, "cluster", req_query(rq, "cluster"), rq->agent_cluster);
+    if (!rc)
+        rc = own_value(rs, "node", req_query(rq, "node"), rq->agent_node);
+    return rc;
+}
+
+/* 1 with 400 set when body[key] is present and not a string. */
+static int opt_string(struct resp *rs, const json_t *body, const char *key)
+{
+    const json_t *v = json_object_get(body, key);
+    if (v && !json_is_string(v))
+        return stop(resp_error(rs, 400, key, "must be a string"));
+    return 0;
+}
+
+/* Sets certified, compat_reason and compat_why on a node document from its os and kernel. */
+static int node_certify(const struct server *srv, json_t *node)
+{
+    struct compat_result r = {0};
+    const char *os = jstr(node, "os"), *kernel = jstr(node, "kernel");
+    const char *reason = "no-table";
+    const char *why = "the server has no kernel-support table";
+    if (srv->opts.compat) {
+        compat_check(srv->opts.compat, os, kernel, &r);
+        reason = compat_reason_name(r.reason);
+        why = r.certified ? "" : !*os || !*kernel ? "OS or kernel not reported" : r.why;
+    }
+    if (json_object_set_new(node, "certified", json_boolean(r.certified)) < 0 ||
+        json_object_set_new(node, "compat_reason", json_string(reason)) < 0 ||
+        json_object_set_new(node, "compat_why", json_string(why)) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Copies the string fields os, kernel, agent_version given in `body` into `node`. */
+static int node_facts(json_t *node, const json_t *body)
+{
+    static const char *const keys[] = {"os", "kernel", "agent_version"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(body, keys[i]);
+        if (v && json_object_set(node, keys[i], v) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int set_now(json_t *doc, const char *key)
+{
+    char now[21];
+    time_iso(time(NULL), now);
+    return json_object_set_new(doc, key, json_string(now)) < 0 ? -ENOMEM : 0;
+}
+
+/* ---- join token ---------------------------------------------------------- */
+
+static int join_token(struct req *rq, struct resp *rs)
+{
+    struct store *st = &rq->srv->store;
+    int64_t id;
+    int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->params[0], &id);
+    if (err == -ENOENT)
+        return resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]);
+    char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_LEN + 1];
+    if (!err)
+        err = auth_token_new(token);
+    if (!err)
+        err = auth_hash(token, hash);
+    json_t *doc = err ? NULL : json_pack("{s:s}", "hash", hash);
+    if (!err && (!doc || set_now(doc, "created") < 0))
+        err = -ENOMEM;
+    if (!err) {
+        err = st->ops->find(st, STORE_JOIN, rq->params[0], "join", &id);
+        if (!err)
+            err = st->ops->update(st, STORE_JOIN, id, "join", doc);
+        else if (err == -ENOENT)
+            err = st->ops->insert(st, STORE_JOIN, rq->params[0], "join", doc, &id);
+    }
+    json_decref(doc);
+    if (!err)
+        err = resp_json(rs, 200,
+                        json_pack("{s:s,s:s}", "cluster", rq->params[0], "join_token", token));
+    return err;
+}
+
+int api_join_token(struct req *rq, struct resp *rs)
+{
+    int err = txn_begin(rq);
+    if (!err)
+        err = txn_end(rq, join_token(rq, rs), rs);
+    return err;
+}
+
+/* ---- register ------------------------------------------------------------ */
+
+/* 0 when `token` is the cluster's join token, -EACCES when not, or a store error. */
+static int join_check(struct store *st, const char *cluster, const char *token)
+{
+    char hash[AUTH_HASH_LEN + 1];
+    int64_t id;
+    json_t *doc = NULL;
+    int err = auth_hash(token, hash);
+    if (!err)
+        err = st->ops->find(st, STORE_JOIN, cluster, "join", &id);
+    if (!err)
+        err = st->ops->get(st, STORE_JOIN, id, &doc, NULL);
+    if (!err && strcmp(jstr(doc, "hash"), hash) != 0)
+        err = -EACCES;
+    json_decref(doc);
+    return err == -ENOENT ? -EACCES : err;
+}
+
+static int register_node(struct req *rq, struct resp *rs, const json_t *body)
+{
+    struct store *st = &rq->srv->store;
+    const char *cluster = jstr(body, "cluster"), *name = jstr(body, "node");
+    int err = join_check(st, cluster, jstr(body, "join_token"));
+    if (err == -EACCES)
+        return resp_error(rs, 401, "join_token", "not the join token of cluster \"%s\"", cluster);
+    int64_t id = 0;
+    json_t *node = NULL;
+    if (!err)
+        err = st->ops->find(st, STORE_NODE, cluster, name, &id);
+    if (!err)
+        err = st->ops->get(st, STORE_NODE, id, &node, NULL);
+    if (err == -ENOENT) {
+        err = 0;
+        id = 0;
+        node = json_pack("{s:s,s:s,s:{s:s,s:s},s:i}", "name", name, "cluster", cluster, "datapath",
+                         "state", "not_installed", "reason", "", "workload_count", 0);
+        if (!node || set_now(node, "registered") < 0)
+            err = -ENOMEM;
+    }
+    char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_LEN + 1];
+    if (!err)
+        err = auth_token_new(token);
+    if (!err)
+        err = auth_hash(token, hash);
+    json_object_del(node, "id");
+    if (!err && (node_facts(node, body) < 0 || node_certify(rq->srv, node) < 0 ||
+                 set_now(node, "last_heartbeat") < 0 ||
+                 json_object_set_new(node, "token_sha256", json_string(hash)) < 0))
+        err = -ENOMEM;
+    int64_t newid = id;
+    if (!err && id)
+        err = st->ops->update(st, STORE_NODE, id, name, node);
+    else if (!err)
+        err = st->ops->insert(st, STORE_NODE, cluster, name, node, &newid);
+    if (!err &&
+        (json_object_set_new(node, "id", json_integer(newid)) < 0 || node_show(rq->srv, node) < 0))
+        err = -ENOMEM;
+    if (!err)
+        err = resp_json(rs, id ? 200 : 201, json_pack("{s:s,s:O}", "token", token, "node", node));
+    json_decref(node);
+    return err;
+}
+
+int api_agents_register(struct req *rq, struct resp *rs)
+{
+    static const char *const fields[] = {"cluster", "node",          "join_token", "os",
+                                         "kernel",  "agent_version", NULL};
+    json_t *body;
+    int rc = req_body_object(rq, rs, &body);
+    if (!rc)
+        rc = known_fields(rs, body, fields, "");
+    for (size_t i = 0; !rc && fields[i]; i++)
+        rc = opt_string(rs, body, fields[i]);
+    if (!rc && !json_object_get(body, "cluster"))
+        rc = stop(resp_error(rs, 400, "cluster", "required"));
+    if (!rc && !name_ok(jstr(body, "node")))
+        rc = stop(resp_error(rs, 400, "node", "required: 1-%d letters, digits, '.', '_', '-'",
+                             SERVER_NAME_MAX));
+    if (!rc && !json_object_get(body, "join_token"))
+        rc = stop(resp_error(rs, 400, "join_token", "required"));
+    if (!rc) {
+        rc = txn_begin(rq);
+        if (!rc)
+            rc = txn_end(rq, register_node(rq, rs, body), rs);
+    }
+    json_decref(body);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- heartbeat ----------------------------------------------------------- */
+
+static int heartbeat_body(struct resp *rs, const json_t *body)
+{
+    static const char *const fields[] = {
+        "cluster", "node", "os", "kernel", "agent_version", "datapath", "workload_count", NULL};
+    static const char *const dp_fields[] = {"state", "reason", NULL};
+    int rc = known_fields(rs, body, fields, "");
+    for (size_t i = 0; !rc && i < 5; i++)
+        rc = opt_string(rs, body, fields[i]);
+    const json_t *dp = json_object_get(body, "datapath");
+    if (!rc && dp && !json_is_object(dp))
+        rc = stop(resp_error(rs, 400, "datapath", "must be an object {state, reason}"));
+    if (!rc && dp)
+        rc = known_fields(rs, dp, dp_fields, "datapath: ");
+    const char *state = jstr(dp, "state");
+    if (!rc && dp && strcmp(state, "enforcing") != 0 && strcmp(state, "unsupported") != 0 &&
+        strcmp(state, "not_installed") != 0)
+        rc = stop(resp_error(rs, 400, "datapath.state",
+                             "must be enforcing, unsupported or not_installed"));
+    if (!rc && dp && json_object_get(dp, "reason") &&
+        !json_is_string(json_object_get(dp, "reason")))
+        rc = stop(resp_error(rs, 400, "datapath.reason", "must be a string"));
+    const json_t *wc = json_object_get(body, "workload_count");
+    if (!rc && wc && (!json_is_integer(wc) || json_integer_value(wc) < 0))
+        rc = stop(resp_error(rs, 400, "workload_count", "must be an integer >= 0"));
+    return rc;
+}
+
+static int heartbeat(struct req *rq, struct resp *rs, const json_t *body)
+{
+    struct store *st = &rq->srv->store;
+    json_t *node = NULL;
+    int err = st->ops->get(st, STORE_NODE, rq->node_id, &node, NULL);
+    if (err == -ENOENT)
+        return resp_error(rs, 403, "Authorization", "this node was removed");
+    json_object_del(node, "id");
+    const json_t *dp = json_object_get(body, "datapath");
+    const json_t *wc = json_object_get(body, "workload_count");
+    if (!err && (node_facts(node, body) < 0 || node_certify(rq->srv, node) < 0 ||
+                 set_now(node, "last_heartbeat") < 0))
+        err = -ENOMEM;
+    if (!err && dp &&
+        json_object_set_new(
+            node, "datapath",
+            json_pack("{s:s,s:s}", "state", jstr(dp, "state"), "reason", jstr(dp, "reason"))) < 0)
+        err = -ENOMEM;
+    if (!err && wc && json_object_set(node, "workload_count", (json_t *)wc) < 0)
+        err = -ENOMEM;
+    if (!err)
+        err = st->ops->update(st, STORE_NODE, rq->node_id, rq->agent_node, node);
+    if (!err && (json_object_set_new(node, "id", json_integer(rq->node_id)) < 0 ||
+                 node_show(rq->srv, node) < 0))
+        err = -ENOMEM;
+    if (!err)
+        err = resp_json(rs, 200, json_incref(node));
+    json_decref(node);
+    return err;
+}
+
+int api_agents_heartbeat(struct req *rq, struct resp *rs)
+{
+    json_t *body;
+    int rc = req_body_object(rq, rs, &body);
+    if (!rc)
+        rc = own(rq, rs, body);
+    if (!rc)
+        rc = heartbeat_body(rs, body);
+    if (!rc) {
+        rc = txn_begin(rq);
+        if (!rc)
+            rc = txn_end(rq, heartbeat(rq, rs, body), rs);
+    }
+    json_decref(body);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- workloads ----------------------------------------------------------- */
+
+/* Adds {"field": "workloads[i].F", "message": msg} to errs. */
+static int wl_error(json_t *errs, size_t i, const char *field, const char *msg)
+{
+    char f[96];
+    snprintf(f, sizeof(f), "workloads[%zu]%s%s", i, *field ? "." : "", field);
+    return json_array_append_new(errs, json_pack("{s:s,s:s}", "field", f, "message", msg)) < 0
+               ? -ENOMEM
+               : 0;
+}
+
+static bool ip_ok(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* Checks one reported workload; problems go to errs. */
+static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *rq)
+{
+    static const char *const fields[] = {"kind",  "cluster", "node", "name",      "namespace",
+                                         "image", "labels",  "ips",  "interface", NULL};
+    int err = 0;
+    if (!json_is_object(w))
+        return wl_error(errs, i, "", "must be an object");
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)w, key, v)
+    {
+        const char *const *a = fields;
+        while (*a && strcmp(*a, key) != 0)
+            a++;
+        if (!err && !*a)
+            err = wl_error(errs, i, key, "unknown field");
+        else if (!err && strcmp(key, "labels") && strcmp(key, "ips") && !json_is_string(v))
+            err = wl_error(errs, i, key, "must be a string");
+    }
+    if (!err && !name_ok(jstr(w, "name")))
+        err = wl_error(errs, i, "name", "required: letters, digits, '.', '_', '-'");
+    if (!err && !name_ok(jstr(w, "namespace")))
+        err = wl_error(errs, i, "namespace", "required: letters, digits, '.', '_', '-'");
+    if (!err && json_object_get(w, "kind") && strcmp(jstr(w, "kind"), "Workload") != 0)
+        err = wl_error(errs, i, "kind", "must be Workload");
+    if (!err && json_object_get(w, "cluster") && strcmp(jstr(w, "cluster"), rq->agent_cluster))
+        err = wl_error(errs, i, "cluster", "must be this node's cluster");
+    if (!err && json_object_get(w, "node") && strcmp(jstr(w, "node"), rq->agent_node))
+        err = wl_error(errs, i, "node", "must be this node");
+    const json_t *labels = json_object_get(w, "labels");
+    if (!err && labels) {
+        bool ok = json_is_object(labels);
+        json_object_foreach((json_t *)labels, key, v) ok = ok && json_is_string(v);
+        if (!ok)
+            err = wl_error(errs, i, "labels", "must be a map of strings");
+    }
+    const json_t *ips = json_object_get(w, "ips");
+    if (!err && ips && !json_is_array(ips))
+        err = wl_error(errs, i, "ips", "must be a list of addresses");
+    for (size_t k = 0; !err && json_is_array(ips) && k < json_array_size(ips); k++) {
+        const char *ip = json_string_value(json_array_get(ips, k));
+        if (!ip || !ip_ok(ip))
+            err = wl_error(errs, i, "ips", "holds something that is not an IP address");
+    }
+    return err;
+}
+
+static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list)
+{
+    struct store *st = &rq->srv->store;
+    struct store_query q = {.cluster = rq->agent_cluster, .limit = -1};
+    q.filters[q.nfilters++] = (struct store_filter){"node", rq->agent_node};
+    json_t *old;
+    int64_t total;
+    int err = st->ops->list(st, STORE_WORKLOAD, &q, &old, &total);
+    for (size_t i = 0; !err && i < json_array_size(old); i++) {
+        const json_t *w = json_array_get(old, i);
+        err = st->ops->remove(st, STORE_WORKLOAD, json_integer_value(json_object_get(w, "id")));
+    }
+    json_decref(old);
+    for (size_t i = 0; !err && i < json_array_size(list); i++) {
+        json_t *w = json_deep_copy(json_array_get(list, i));
+        char name[3 * SERVER_NAME_MAX + 3];
+        int64_t id;
+        json_object_del(w, "kind");
+        if (!w || json_object_set_new(w, "cluster", json_string(rq->agent_cluster)) < 0 ||
+            json_object_set_new(w, "node", json_string(rq->agent_node)) < 0)
+            err = -ENOMEM;
+        snprintf(name, sizeof(name), "%s/%s/%s", rq->agent_node, jstr(w, "namespace"),
+                 jstr(w, "name"));
+        if (!err)
+            err = st->ops->insert(st, STORE_WORKLOAD, rq->agent_cluster, name, w, &id);
+        json_decref(w);
+        if (err == -EEXIST)
+            return resp_error(rs, 400, "workloads", "workloads[%zu]: %s is listed twice", i,
+                              name + strlen(rq->agent_node) + 1);
+    }
+    json_t *node = NULL;
+    if (!err)
+        err = st->ops->get(st, STORE_NODE, rq->node_id, &node, NULL);
+    json_object_del(node, "id");
+    if (!err && json_object_set_new(node, "workload_count",
+                                    json_integer((json_int_t)json_array_size(list))) < 0)
+        err = -ENOMEM;
+    if (!err)
+        err = st->ops->update(st, STORE_NODE, rq->node_id, rq->agent_node, node);
+    json_decref(node);
+    int64_t rev = 0;
+    if (!err)
+        err = revision_bump(rq->srv, rq->agent_cluster);
+    if (!err)
+        err = revision_get(rq->srv, rq->agent_cluster, &rev);
+    if (!err)
+        err = resp_json(rs, 200,
+                        json_pack("{s:I,s:I}", "workloads", (json_int_t)json_array_size(list),
+                                  "revision", (json_int_t)rev));
+    return err;
+}
+
+int api_agents_workloads(struct req *rq, struct resp *rs)
+{
+    static const char *const fields[] = {"cluster", "node", "workloads", NULL};
+    json_t *body, *errs = NULL;
+    int rc = req_body_object(rq, rs, &body);
+    if (!rc)
+        rc = own(rq, rs, body);
+    if (!rc)
+        rc = known_fields(rs, body, fields, "");
+    const json_t *list = json_object_get(body, "workloads");
+    if (!rc && !json_is_array(list))
+        rc = stop(resp_error(rs, 400, "workloads", "required: a list of workloads"));
+    if (!rc && !(errs = json_array()))
+        rc = -ENOMEM;
+    for (size_t i = 0; !rc && i < json_array_size(list); i++)
+        rc = wl_check(errs, i, json_array_get(list, i), rq);
+    if (!rc && json_array_size(errs) > 0)
+        rc = stop(resp_json(rs, 400, json_pack("{s:O}", "errors", errs)));
+    if (!rc) {
+        rc = txn_begin(rq);
+        if (!rc)
+            rc = txn_end(rq, replace_workloads(rq, rs, list), rs);
+    }
+    json_decref(errs);
+    json_decref(body);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- policy long-poll ---------------------------------------------------- */
+
+/* A query argument as an integer 0..hi (def when absent); false when it is something else. */
+static bool query_int(const struct req *rq, const char *key, int64_t hi, int64_t def, int64_t *out)
+{
+    const char *s = req_query(rq, key);
+    *out = def;
+    if (!s)
+        return true;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!isdigit((unsigned char)*s) || *end || v < 0 || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Waits (holding srv->lock, as every handler does) until the revision passes `since`. */
+static int wait_revision(struct server *srv, const char *cluster, int64_t since, int64_t wait,
+                         int64_t *rev)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)wait;
+    int err = revision_get(srv, cluster, rev);
+    while (!err && *rev <= since && wait > 0 && !srv->stopping) {
+        if (pthread_cond_timedwait(&srv->changed, &srv->lock, &deadline) == ETIMEDOUT)
+            wait = 0;
+        err = revision_get(srv, cluster, rev);
+    }
+    return err;
+}
+
+/* Every record of kind k (of `cluster`, for kinds that have one). */
+static int all(struct store *st, enum store_kind k, const char *cluster, json_t **items)
+{
+    struct store_query q = {.cluster = cluster, .limit = -1};
+    int64_t total;
+    return st->ops->list(st, k, &q, items, &total);
+}
+
+static int policy_body(struct req *rq, int64_t rev, json_t **out)
+{
+    struct store *st = &rq->srv->store;
+    const char *c = rq->agent_cluster;
+    json_t *cluster = NULL, *objects = NULL, *rules = NULL, *workloads = NULL;
+    int64_t id;
+    int err = st->ops->find(st, STORE_CLUSTER, NULL, c, &id);
+    if (!err)
+        err = st->ops->get(st, STORE_CLUSTER, id, &cluster, NULL);
+    if (!err && json_object_set_new(cluster, "id", json_string(c)) < 0)
+        err = -ENOMEM;
+    if (!err)
+        err = all(st, STORE_OBJECT, NULL, &objects);
+    for (size_t i = 0; !err && i < json_array_size(objects);) {
+        const json_t *oc = json_object_get(json_array_get(objects, i), "cluster");
+        if (oc && strcmp(json_string_value(oc) ? json_string_value(oc) : "", c) != 0)
+            json_array_remove(objects, i); /* restricted to another cluster */
+        else
+            i++;
+    }
+    if (!err)
+        err = all(st, STORE_RULE, c, &rules);
+    if (!err)
+        err = all(st, STORE_WORKLOAD, c, &workloads);
+    if (!err) {
+        *out = json_pack("{s:I,s:O,s:O,s:O,s:O}", "revision", (json_int_t)rev, "cluster", cluster,
+                         "objects", objects, "rules", rules, "workloads", workloads);
+        if (!*out)
+            err = -ENOMEM;
+    }
+    json_decref(cluster);
+    json_decref(objects);
+    json_decref(rules);
+    json_decref(workloads);
+    return err;
+}
+
+int api_agents_policy(struct req *rq, struct resp *rs)
+{
+    static const char *const args[] = {"revision", "wait", "cluster", "node", NULL};
+    struct store_query q = {0};
+    int64_t since, wait, rev;
+    int rc = req_query_check(rq, rs, args, false, &q);
+    if (!rc)
+        rc = own(rq, rs, NULL);
+    if (!rc && !query_int(rq, "revision", INT64_MAX / 2, 0, &since))
+        rc = stop(resp_error(rs, 400, "revision", "must be an integer >= 0"));
+    if (!rc && !query_int(rq, "wait", POLL_WAIT_MAX, 0, &wait))
+        rc = stop(resp_error(rs, 400, "wait", "must be an integer 0..%d", POLL_WAIT_MAX));
+    if (rc)
+        return rc < 0 ? rc : 0;
+    int err = wait_revision(rq->srv, rq->agent_cluster, since, wait, &rev);
+    if (!err && rev <= since) {
+        rs->status = 304; /* nothing newer */
+        return 0;
+    }
+    json_t *body = NULL;
+    if (!err)
+        err = policy_body(rq, rev, &body);
+    if (err == -ENOENT)
+        return resp_error(rs, 403, "cluster", "cluster \"%s\" no longer exists", rq->agent_cluster);
+    return err ? err : resp_json(rs, 200, body);
+}

@@ -1,0 +1,240 @@
+/*
+ * api_status: protection status (SPEC 8) for every cluster (/status) or one
+ * (/clusters/{cluster}/status): alerts whose last_seen is within 24 h, 30 d
+ * and 180 d; unprotected clusters (defense off, or not every node enforcing)
+ * of the total; rules total/enabled/disabled; alerts of the last 7 days per
+ * cluster; the top 5 rules, sources, destinations and destination ports of
+ * the last 30 days by attempts; the 10 newest alerts. Computed from the
+ * stored alerts on each request.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOP_N    5
+#define NEWEST_N 10
+
+/* counts[key] += n */
+static int bump(json_t *counts, const char *key, json_int_t n)
+{
+    if (!*key)
+        return 0;
+    json_int_t v = json_integer_value(json_object_get(counts, key));
+    return json_object_set_new(counts, key, json_integer(v + n)) < 0 ? -ENOMEM : 0;
+}
+
+/* The TOP_N largest entries of counts as [{label: key, "attempts": n}]. */
+static json_t *top(json_t *counts, const char *label)
+{
+    json_t *out = json_array();
+    for (int k = 0; out && k < TOP_N; k++) {
+        const char *best = NULL, *key;
+        json_int_t bv = 0;
+        json_t *v;
+        json_object_foreach(counts, key, v)
+        {
+            if (json_integer_value(v) > bv) {
+                best = key;
+                bv = json_integer_value(v);
+            }
+        }
+        if (!best)
+            break;
+        if (json_array_append_new(out, json_pack("{s:s,s:I}", label, best, "attempts", bv)) < 0 ||
+            json_object_set_new(counts, best, json_integer(0)) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* qsort: alerts by last_seen, newest first (then by id, newest first). */
+static int newer_first(const void *a, const void *b)
+{
+    const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
+    int c = strcmp(jstr(y, "last_seen"), jstr(x, "last_seen"));
+    if (c)
+        return c;
+    json_int_t ix = json_integer_value(json_object_get(x, "id"));
+    json_int_t iy = json_integer_value(json_object_get(y, "id"));
+    return ix < iy ? 1 : ix > iy ? -1 : 0;
+}
+
+struct windows {
+    char d1[21], d7[21], d30[21], d180[21];
+};
+
+static int alert_stats(struct server *srv, const char *cluster, const struct windows *w,
+                       json_t *out, json_t *per_cluster)
+{
+    struct store_query q = {.cluster = cluster,
+                            .limit = -1,
+                            .range_field = "last_seen",
+                            .since = w->d180,
+                            .newest_first = 1};
+    json_t *items;
+    int64_t total;
+    int err = srv->store.ops->list(&srv->store, STORE_ALERT, &q, &items, &total);
+    if (err)
+        return err;
+    int64_t n1 = 0, n30 = 0;
+    json_t *rules = json_object(), *srcs = json_object(), *dsts = json_object(),
+           *ports = json_object();
+    if (!rules || !srcs || !dsts || !ports)
+        err = -ENOMEM;
+    size_t i;
+    json_t *a;
+    json_array_foreach(items, i, a)
+    {
+        const char *seen = jstr(a, "last_seen");
+        json_int_t att = json_integer_value(json_object_get(a, "attempts"));
+        n1 += strcmp(seen, w->d1) >= 0;
+        if (!err && strcmp(seen, w->d7) >= 0)
+            err = bump(per_cluster, jstr(a, "cluster"), 1);
+        if (err || strcmp(seen, w->d30) < 0)
+            continue;
+        n30++;
+        const json_t *rule = json_object_get(a, "rule");
+        const json_t *src = json_object_get(a, "source"), *dst = json_object_get(a, "destination");
+        char buf[320];
+        if (json_is_object(rule)) {
+            snprintf(buf, sizeof(buf), "%lld %s",
+                     (long long)json_integer_value(json_object_get(rule, "id")),
+                     jstr(rule, "name"));
+            err = bump(rules, buf, att);
+        }
+        if (!err)
+            err = bump(srcs, *jstr(src, "workload") ? jstr(src, "workload") : jstr(src, "address"),
+                       att);
+        if (!err)
+            err = bump(dsts, *jstr(dst, "workload") ? jstr(dst, "workload") : jstr(dst, "address"),
+                       att);
+        if (!err && json_object_get(dst, "port")) {
+            snprintf(buf, sizeof(buf), "%lld",
+                     (long long)json_integer_value(json_object_get(dst, "port")));
+            err = bump(ports, buf, att);
+        }
+    }
+    json_t *newest = json_array();
+    size_t na = json_array_size(items);
+    const json_t **byseen = na ? calloc(na, sizeof(*byseen)) : NULL;
+    for (size_t k = 0; byseen && k < na; k++)
+        byseen[k] = json_array_get(items, k);
+    if (byseen)
+        qsort(byseen, na, sizeof(*byseen), newer_first);
+    else if (na)
+        err = -ENOMEM;
+    for (size_t k = 0; !err && newest && k < na && k < NEWEST_N; k++)
+        if (json_array_append(newest, (json_t *)byseen[k]) < 0)
+            err = -ENOMEM;
+    free(byseen);
+    if (!err &&
+        json_object_set_new(out, "alerts",
+                            json_pack("{s:I,s:I,s:I}", "last_24h", (json_int_t)n1, "last_30d",
+                                      (json_int_t)n30, "last_180d", (json_int_t)total)) < 0)
+        err = -ENOMEM;
+    if (!err &&
+        json_object_set_new(out, "top",
+                            json_pack("{s:o*,s:o*,s:o*,s:o*}", "rules", top(rules, "rule"),
+                                      "sources", top(srcs, "source"), "destinations",
+                                      top(dsts, "destination"), "ports", top(ports, "port"))) < 0)
+        err = -ENOMEM;
+    if (!err && json_object_set(out, "newest", newest) < 0)
+        err = -ENOMEM;
+    json_decref(newest);
+    json_decref(rules);
+    json_decref(srcs);
+    json_decref(dsts);
+    json_decref(ports);
+    json_decref(items);
+    return err;
+}
+
+/* Clusters, their 7-day alert counts, unprotected count, and rule counts. */
+static int cluster_stats(struct server *srv, const char *cluster, json_t *out, json_t *per_cluster)
+{
+    struct store *st = &srv->store;
+    struct store_query q = {.limit = -1};
+    if (cluster)
+        q.filters[q.nfilters++] = (struct store_filter){"name", cluster};
+    json_t *clusters, *rules = NULL, *week = json_array();
+    int64_t total, unprotected = 0, enabled = 0, nrules = 0;
+    int err = st->ops->list(st, STORE_CLUSTER, &q, &clusters, &total);
+    size_t i;
+    json_t *c;
+    json_array_foreach(clusters, i, c)
+    {
+        json_t *h = json_object();
+        if (!err)
+            err = h ? cluster_health(srv, jstr(c, "name"), h) : -ENOMEM;
+        if (!err &&
+            (strcmp(jstr(c, "defense"), "on") != 0 || strcmp(jstr(h, "status"), "normal") != 0))
+            unprotected++;
+        json_decref(h);
+        json_int_t n = json_integer_value(json_object_get(per_cluster, jstr(c, "name")));
+        if (!err &&
+            (!week || json_array_append_new(week, json_pack("{s:s,s:I}", "cluster", jstr(c, "name"),
+                                                            "alerts", n)) < 0))
+            err = -ENOMEM;
+    }
+    struct store_query rq = {.cluster = cluster, .limit = -1};
+    if (!err)
+        err = st->ops->list(st, STORE_RULE, &rq, &rules, &nrules);
+    json_array_foreach(rules, i, c) enabled += json_is_true(json_object_get(c, "enabled"));
+    if (!err && (json_object_set_new(out, "clusters",
+                                     json_pack("{s:I,s:I}", "total", (json_int_t)total,
+                                               "unprotected", (json_int_t)unprotected)) < 0 ||
+                 json_object_set_new(out, "rules",
+                                     json_pack("{s:I,s:I,s:I}", "total", (json_int_t)nrules,
+                                               "enabled", (json_int_t)enabled, "disabled",
+                                               (json_int_t)(nrules - enabled))) < 0 ||
+                 json_object_set(out, "alerts_7d_per_cluster", week) < 0))
+        err = -ENOMEM;
+    json_decref(week);
+    json_decref(rules);
+    json_decref(clusters);
+    return err;
+}
+
+static int status(struct req *rq, struct resp *rs, const char *cluster)
+{
+    struct windows w = {.d1 = ""};
+    time_t now = time(NULL);
+    time_iso(now - 86400, w.d1);
+    time_iso(now - 7 * 86400, w.d7);
+    time_iso(now - 30 * 86400, w.d30);
+    time_iso(now - 180 * 86400, w.d180);
+    json_t *out = json_object(), *per = json_object();
+    int err = out && per ? alert_stats(rq->srv, cluster, &w, out, per) : -ENOMEM;
+    if (!err)
+        err = cluster_stats(rq->srv, cluster, out, per);
+    json_decref(per);
+    if (err) {
+        json_decref(out);
+        return err;
+    }
+    return resp_json(rs, 200, out);
+}
+
+int api_status(struct req *rq, struct resp *rs)
+{
+    static const char *const none[] = {NULL};
+    struct store_query q = {0};
+    int rc = req_query_check(rq, rs, none, false, &q);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    return status(rq, rs, NULL);
+}
+
+int api_cluster_status(struct req *rq, struct resp *rs)
+{
+    int64_t id;
+    int err = rq->srv->store.ops->find(&rq->srv->store, STORE_CLUSTER, NULL, rq->params[0], &id);
+    if (err == -ENOENT)
+        return resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]);
+    return err ? err : status(rq, rs, rq->params[0]);
+}
