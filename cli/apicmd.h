@@ -31,6 +31,13 @@ enum api_opt {
     API_OPT_DESCRIPTION,
     API_OPT_LIMIT,
     API_OPT_OFFSET,
+    API_OPT_NODE,
+    API_OPT_KIND,
+    API_OPT_STATUS,
+    API_OPT_WORKLOAD,
+    API_OPT_SINCE,
+    API_OPT_UNTIL,
+    API_OPT_FOLLOW, /* a flag: "true" when given */
     API_OPT_COUNT
 };
 #define API_BIT(o) (1u << (o))
@@ -68,6 +75,26 @@ int api_once(const struct api_args *a, const char *method, const char *path, con
 int api_path_add(char *buf, size_t n, const char *seg);
 /* The query string for the options in `mask` that were given, as ?key=value&... */
 int api_filters(const struct api_args *a, unsigned mask, char *buf, size_t n);
+/*
+ * GETs every page of the list at `path` (which may hold a query already) with
+ * the client `c`, errors named by `what`. Returns MOAT_EXIT_OK with *items (a
+ * JSON array the caller releases), or the exit code of the failed request.
+ * Stops at API_LIST_MAX items.
+ */
+#define API_LIST_MAX 100000
+int api_list_all(struct api_client *c, const char *what, const char *path, json_t **items);
+
+struct moat_policy;
+/*
+ * Fetches what the server holds for `cluster` (NULL: every cluster) — the
+ * cluster settings, the network objects it may use, its rules and the
+ * workloads agents reported — and loads it with libmoat's loader as the
+ * policy files would be (Cluster, NetworkObject, DefenseRule and Workload
+ * documents); rules keep the server's ids. Returns MOAT_EXIT_OK with *out
+ * (policy_free), or an exit code with the problem printed.
+ */
+int api_fetch_policy(struct api_client *c, const char *what, const char *cluster,
+                     struct moat_policy **out);
 
 /*
  * Reads the one document of a YAML or JSON file ("-" is stdin) as a JSON

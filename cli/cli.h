@@ -79,13 +79,17 @@ int cmd_lab_exec(int argc, char **argv);
 int cmd_lab_down(int argc, char **argv);
 int cmd_lab_status(int argc, char **argv);
 
-/* Commands over moat-server's API (cmd_cluster.c, cmd_object.c, cmd_rule.c, cmd_apply.c). */
+/*
+ * Commands over moat-server's API (cmd_cluster.c, cmd_object.c, cmd_rule.c,
+ * cmd_apply.c, cmd_node.c, cmd_alert.c).
+ */
 int cmd_cluster_list(int argc, char **argv);
 int cmd_cluster_get(int argc, char **argv);
 int cmd_cluster_create(int argc, char **argv);
 int cmd_cluster_update(int argc, char **argv);
 int cmd_cluster_delete(int argc, char **argv);
 int cmd_cluster_defense(int argc, char **argv);
+int cmd_cluster_join_token(int argc, char **argv);
 int cmd_object_list(int argc, char **argv);
 int cmd_object_get(int argc, char **argv);
 int cmd_object_create(int argc, char **argv);
@@ -98,6 +102,14 @@ int cmd_rule_update(int argc, char **argv);
 int cmd_rule_delete(int argc, char **argv);
 int cmd_rule_enable(int argc, char **argv);
 int cmd_rule_disable(int argc, char **argv);
+int cmd_node_list(int argc, char **argv);
+int cmd_node_get(int argc, char **argv);
+int cmd_workload_list(int argc, char **argv);
+int cmd_alert_list(int argc, char **argv);
+int cmd_alert_get(int argc, char **argv);
+int cmd_alert_status(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 

@@ -14,6 +14,7 @@ struct opt_spec {
     const char *name;  /* long name without "--" */
     char short_name;   /* 0 when none */
     const char *query; /* the API's query argument, for filters */
+    bool flag;         /* takes no value */
 };
 
 /* Indexed by enum api_opt. */
@@ -35,6 +36,13 @@ static const struct opt_spec opt_specs[API_OPT_COUNT] = {
     [API_OPT_DESCRIPTION] = {"description", 0, NULL},
     [API_OPT_LIMIT] = {"limit", 0, "limit"},
     [API_OPT_OFFSET] = {"offset", 0, "offset"},
+    [API_OPT_NODE] = {"node", 0, "node"},
+    [API_OPT_KIND] = {"kind", 0, "kind"},
+    [API_OPT_STATUS] = {"status", 0, "status"},
+    [API_OPT_WORKLOAD] = {"workload", 0, "workload"},
+    [API_OPT_SINCE] = {"since", 0, "since"},
+    [API_OPT_UNTIL] = {"until", 0, "until"},
+    [API_OPT_FOLLOW] = {"follow", 0, NULL, true},
 };
 
 int cli_parse_format_yaml(const char *value, enum cli_format *out)
@@ -103,6 +111,12 @@ static int parse_one(struct api_args *a, unsigned allowed, int *i, int argc, cha
     int o = find_opt(arg, allowed, &inl);
     if (o < 0)
         return cli_usage_error(a->cmd, "%s: unknown option", arg);
+    if (opt_specs[o].flag) {
+        if (inl)
+            return cli_usage_error(a->cmd, "--%s: takes no value", opt_specs[o].name);
+        a->opt[o] = "true";
+        return MOAT_EXIT_OK;
+    }
     if (!inl && !value)
         return cli_usage_error(a->cmd, "%s: needs a value", arg);
     a->opt[o] = inl ? inl : value;
@@ -168,6 +182,41 @@ int api_filters(const struct api_args *a, unsigned mask, char *buf, size_t n)
             api_query_append(buf, n, opt_specs[i].query, a->opt[i]) < 0)
             return -1;
     return 0;
+}
+
+int api_list_all(struct api_client *c, const char *what, const char *path, json_t **items)
+{
+    json_t *all = json_array();
+    int rc = all ? MOAT_EXIT_OK : MOAT_EXIT_ERROR;
+    for (size_t offset = 0; !rc;) {
+        char page[API_PATH_MAX], num[32];
+        json_t *resp = NULL;
+        snprintf(page, sizeof(page), "%s", path);
+        snprintf(num, sizeof(num), "%zu", offset);
+        if (api_query_append(page, sizeof(page), "limit", "1000") < 0 ||
+            api_query_append(page, sizeof(page), "offset", num) < 0) {
+            fprintf(stderr, "moat: %s: request path too long\n", what);
+            rc = MOAT_EXIT_INVALID;
+            break;
+        }
+        rc = api_do(c, what, "GET", page, NULL, &resp);
+        const json_t *got = json_object_get(resp, "items");
+        json_int_t total = json_integer_value(json_object_get(resp, "total"));
+        if (!rc && json_array_extend(all, (json_t *)got) < 0)
+            rc = MOAT_EXIT_ERROR;
+        offset += json_array_size(got);
+        bool done = !json_array_size(got) || (json_int_t)offset >= total ||
+                    json_array_size(all) >= API_LIST_MAX;
+        json_decref(resp);
+        if (done)
+            break;
+    }
+    if (rc) {
+        json_decref(all);
+        all = NULL;
+    }
+    *items = all;
+    return rc;
 }
 
 static json_t *scalar_json(const struct doc_node *n)

@@ -2,6 +2,7 @@
  * cmd_cluster: `moat cluster list|get|create|update|delete|defense` over
  * /api/v1/clusters. A cluster's id is its name. `cluster defense on|off`
  * switches several clusters, one request each, in the order given.
+ * `cluster join-token` asks the server for a new join token for agents.
  */
 #include "apicmd.h"
 
@@ -188,4 +189,29 @@ int cmd_cluster_defense(int argc, char **argv)
     rc = body ? cluster_each(&a, a.pos + 1, a.npos - 1, "PATCH", body, verb) : MOAT_EXIT_ERROR;
     json_decref(body);
     return rc;
+}
+
+int cmd_cluster_join_token(int argc, char **argv)
+{
+    struct api_args a;
+    char path[API_PATH_MAX];
+    json_t *doc = NULL;
+    int rc = api_args_parse("cluster join-token", 0, 1, 1, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    rc = cluster_path(&a, a.pos[0], path);
+    if (!rc && strlen(path) + sizeof("/join-token") > sizeof(path))
+        rc = cli_usage_error(a.cmd, "cluster id too long");
+    if (!rc) {
+        strcat(path, "/join-token");
+        rc = api_once(&a, "GET", path, NULL, &doc);
+    }
+    if (rc)
+        return rc;
+    if (a.format != CLI_FORMAT_TABLE)
+        return out_doc(a.format, doc);
+    const char *token = json_string_value(json_object_get(doc, "join_token"));
+    printf("%s\n", token ? token : "");
+    json_decref(doc);
+    return MOAT_EXIT_OK;
 }

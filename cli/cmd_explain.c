@@ -7,8 +7,11 @@
  * cluster is also judged on egress (ipblock rules). When both apply, the
  * egress verdict is shown if it blocks (the packet never leaves), otherwise
  * the ingress one; the JSON form carries both.
+ *
+ * Without -f the policy is the server's (policy_fetch.c: clusters, objects,
+ * rules and reported workloads), judged by the same code as files.
  */
-#include "cli.h"
+#include "apicmd.h"
 #include "loader.h"
 #include "refeval.h"
 
@@ -20,8 +23,10 @@
 struct explain_args {
     struct cli_files files;
     const char *from, *to, *node;
+    const char *cluster, *server, *token; /* without -f: the server's policy */
     long port;
     int proto;
+    size_t nfiles_inventory; /* how many of `files` came from -i */
     enum cli_format format;
 };
 
@@ -45,12 +50,19 @@ static int parse_proto(const char *s)
 
 static int parse_args(int argc, char **argv, struct explain_args *a)
 {
-    static const struct option longopts[] = {
-        {"file", required_argument, NULL, 'f'}, {"inventory", required_argument, NULL, 'i'},
-        {"from", required_argument, NULL, 'F'}, {"to", required_argument, NULL, 'T'},
-        {"port", required_argument, NULL, 'p'}, {"proto", required_argument, NULL, 'P'},
-        {"node", required_argument, NULL, 'n'}, {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"file", required_argument, NULL, 'f'},
+                                             {"inventory", required_argument, NULL, 'i'},
+                                             {"from", required_argument, NULL, 'F'},
+                                             {"to", required_argument, NULL, 'T'},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"proto", required_argument, NULL, 'P'},
+                                             {"node", required_argument, NULL, 'n'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"cluster", required_argument, NULL, 'C'},
+                                             {"server", required_argument, NULL, 'S'},
+                                             {"token", required_argument, NULL, 'K'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof(*a));
     a->port = -1;
     a->proto = MOAT_PROTO_TCP;
@@ -60,8 +72,10 @@ static int parse_args(int argc, char **argv, struct explain_args *a)
     while ((c = getopt_long(argc, argv, ":f:i:o:h", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'f':
         case 'i':
+            a->nfiles_inventory++;
+            /* fall through */
+        case 'f':
             if (cli_files_add(&a->files, optarg) < 0)
                 return cli_usage_error(self(), "too many files");
             break;
@@ -73,6 +87,15 @@ static int parse_args(int argc, char **argv, struct explain_args *a)
             break;
         case 'n':
             a->node = optarg;
+            break;
+        case 'C':
+            a->cluster = optarg;
+            break;
+        case 'S':
+            a->server = optarg;
+            break;
+        case 'K':
+            a->token = optarg;
             break;
         case 'p':
             a->port = strtol(optarg, &end, 10);
@@ -100,8 +123,11 @@ static int parse_args(int argc, char **argv, struct explain_args *a)
     }
     if (optind < argc)
         return cli_usage_error(self(), "unexpected argument \"%s\"", argv[optind]);
-    if (a->files.count == 0)
-        return cli_usage_error(self(), "-f: at least one policy file is required");
+    if (a->files.count == 0 && a->nfiles_inventory)
+        return cli_usage_error(self(), "-i: inventory files go with -f policy files");
+    if (a->files.count && (a->cluster || a->server || a->token))
+        return cli_usage_error(self(), "--cluster, --server and --token are for the server's "
+                                       "policy: leave out -f");
     if (!a->from || !a->to)
         return cli_usage_error(self(), "%s: required", !a->from ? "--from" : "--to");
     bool ports = a->proto == MOAT_PROTO_TCP || a->proto == MOAT_PROTO_UDP;
@@ -282,6 +308,38 @@ static void print_table(const struct moat_policy *p, const struct moat_flow *f,
     }
 }
 
+/* Judges the flow of `a` in `p` and prints the decision; returns an exit code. */
+static int explain_policy(const struct explain_args *a, const struct moat_policy *p)
+{
+    struct moat_eval_opts o = {.node = a->node};
+    struct moat_flow f = {.proto = (uint8_t)a->proto, .port = (uint16_t)a->port};
+    if (a->node && policy_find_node(p, a->node) == MOAT_NONE && a->node[0])
+        fprintf(stderr, "moat: explain: note: --node %s: no Node document names it\n", a->node);
+    int rc = resolve_endpoint(p, &o, "--from", a->from, &f.src);
+    if (!rc)
+        rc = resolve_endpoint(p, &o, "--to", a->to, &f.dst);
+    if (rc)
+        return rc;
+    struct moat_decision in, out;
+    refeval_decide(p, &o, &f, MOAT_DIR_INGRESS, &in);
+    refeval_decide(p, &o, &f, MOAT_DIR_EGRESS, &out);
+    if (a->format == CLI_FORMAT_JSON)
+        return print_json(p, &in, &out);
+    print_table(p, &f, &in, &out);
+    return MOAT_EXIT_OK;
+}
+
+/* The server's policy (every cluster, or --cluster's). */
+static int load_from_server(const struct explain_args *a, struct moat_policy **p)
+{
+    struct api_client *c;
+    int rc = api_client_new(a->server, a->token, &c);
+    if (!rc)
+        rc = api_fetch_policy(c, "explain", a->cluster, p);
+    api_client_free(c);
+    return rc;
+}
+
 int cmd_explain(int argc, char **argv)
 {
     struct explain_args a;
@@ -289,25 +347,11 @@ int cmd_explain(int argc, char **argv)
     if (rc)
         return rc < 0 ? MOAT_EXIT_OK : rc;
     struct moat_policy *p;
-    rc = cli_load_policy(a.files.items, a.files.count, &p);
+    rc = a.files.count ? cli_load_policy(a.files.items, a.files.count, &p)
+                       : load_from_server(&a, &p);
     if (rc)
         return rc;
-    struct moat_eval_opts o = {.node = a.node};
-    struct moat_flow f = {.proto = (uint8_t)a.proto, .port = (uint16_t)a.port};
-    if (a.node && policy_find_node(p, a.node) == MOAT_NONE && a.node[0])
-        fprintf(stderr, "moat: explain: note: --node %s: no Node document names it\n", a.node);
-    rc = resolve_endpoint(p, &o, "--from", a.from, &f.src);
-    if (!rc)
-        rc = resolve_endpoint(p, &o, "--to", a.to, &f.dst);
-    if (!rc) {
-        struct moat_decision in, out;
-        refeval_decide(p, &o, &f, MOAT_DIR_INGRESS, &in);
-        refeval_decide(p, &o, &f, MOAT_DIR_EGRESS, &out);
-        if (a.format == CLI_FORMAT_JSON)
-            rc = print_json(p, &in, &out);
-        else
-            print_table(p, &f, &in, &out);
-    }
+    rc = explain_policy(&a, p);
     policy_free(p);
     return rc;
 }

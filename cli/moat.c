@@ -24,11 +24,16 @@ static int cmd_help(int argc, char **argv);
 
 static const struct cli_command commands[] = {
     {"explain",
-     "-f POLICY... [-i INVENTORY...] --from WORKLOAD|IP|host --to WORKLOAD|IP --port N "
-     "--proto tcp|udp|icmp [--node NAME] [-o table|json]",
+     "[-f POLICY... [-i INVENTORY...] | --cluster C] --from WORKLOAD|IP|host --to WORKLOAD|IP "
+     "--port N --proto tcp|udp|icmp [--node NAME] [-o table|json]",
      "Print the decision Moat takes for one flow, without touching the kernel.",
-     "  -f, --file FILE        policy file (YAML or JSON); repeatable\n"
-     "  -i, --inventory FILE   workload inventory file; repeatable\n"
+     "  -f, --file FILE        policy file (YAML or JSON); repeatable. Without -f, the\n"
+     "                         policy is the server's: its clusters, objects, rules and\n"
+     "                         the workloads agents reported (node addresses excepted)\n"
+     "  -i, --inventory FILE   workload inventory file (with -f); repeatable\n"
+     "      --cluster C        without -f: judge with cluster C only (default: every\n"
+     "                         cluster of the server)\n"
+     "      --server URL, --token T   without -f: as for the API commands\n"
      "      --from ENDPOINT    source: workload name (NAME, NAMESPACE/NAME or\n"
      "                         CLUSTER/NAMESPACE/NAME), an IP address, or `host`\n"
      "      --to ENDPOINT      destination, as --from\n"
@@ -111,6 +116,12 @@ static const struct cli_command commands[] = {
      "One request per cluster, in the order given; stops at the first failure (the\n"
      "clusters switched before it stay switched).\n" SERVER_OPTS API_EXIT,
      cmd_cluster_defense},
+    {"cluster join-token", "CLUSTER", "Print a new join token for the cluster's agents.",
+     "The server keeps only a hash of the token, so each call issues a new one and the\n"
+     "previous token stops working (nodes that already joined keep their credentials).\n"
+     "The table form prints the token alone; json/yaml print {cluster, join_token}.\n"
+     "Needs an admin token.\n" SERVER_OPTS API_EXIT,
+     cmd_cluster_join_token},
     {"object list", "[--cluster C] [--name N] [--namespace NS] [--app A] [--limit N] [--offset N]",
      "List the server's network objects.",
      "      --cluster, --name, --namespace, --app   filters (exact values)\n"
@@ -162,6 +173,64 @@ static const struct cli_command commands[] = {
      "      --cluster C        the cluster (required)\n" SERVER_OPTS API_EXIT, cmd_rule_enable},
     {"rule disable", "--cluster C ID|NAME...", "Disable defense rules: all of them or none.",
      "      --cluster C        the cluster (required)\n" SERVER_OPTS API_EXIT, cmd_rule_disable},
+    {"node list", "[--cluster C] [--name N] [--limit N] [--offset N]",
+     "List the nodes agents registered, with their datapath state.",
+     "      --cluster, --name  filters (exact values)\n"
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n"
+     "STATE is enforcing, unsupported, not_installed, outdated or offline (SPEC 4);\n"
+     "REASON says why a node is not enforcing.\n" SERVER_OPTS API_EXIT,
+     cmd_node_list},
+    {"node get", "ID|NAME [--cluster C]", "Show one node.",
+     "      --cluster C        the cluster, when several have a node of that name\n"
+     "Shows state and reason, OS, kernel, certified, agent version, last heartbeat and\n"
+     "workload count; json/yaml print the server's whole document.\n" SERVER_OPTS API_EXIT,
+     cmd_node_get},
+    {"workload list",
+     "[--cluster C] [--node N] [--namespace NS] [--name N] [--limit N] [--offset N]",
+     "List the workloads agents reported.",
+     "      --cluster, --node, --namespace, --name   filters (exact values)\n"
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
+         API_EXIT,
+     cmd_workload_list},
+    {"alert list",
+     "[--cluster C] [--node N] [--since T] [--until T] [--kind K] [--action A] [--status S] "
+     "[--workload NS/NAME] [--limit N] [--offset N]",
+     "List alerts, newest first (SPEC 7).",
+     "      --cluster C, --node N   where the alert was raised\n"
+     "      --since T, --until T    last seen in this window: YYYY-MM-DDTHH:MM:SSZ (UTC),\n"
+     "                              a day YYYY-MM-DD, or an age such as 30m, 24h, 7d\n"
+     "      --kind K           policy, brute_force, port_scan, dns_hijack, spoofing,\n"
+     "                         threat_intel\n"
+     "      --action A         the applied action: block or alert\n"
+     "      --status S         unhandled, handled or ignored\n"
+     "      --workload NS/NAME source or destination workload\n"
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
+         API_EXIT,
+     cmd_alert_list},
+    {"alert get", "ID", "Show one alert.", SERVER_OPTS API_EXIT, cmd_alert_get},
+    {"alert status", "ID... handled|ignored|unhandled", "Change the status of alerts.",
+     "One request per alert, in the order given; stops at the first failure (the alerts\n"
+     "changed before it stay changed). Needs an admin token.\n" SERVER_OPTS API_EXIT,
+     cmd_alert_status},
+    {"alerts", "[--follow] [--limit N] [alert list filters]",
+     "Print the newest alerts; with --follow, keep printing new and changed ones.",
+     "      --follow           poll the server every second and print each alert that is\n"
+     "                         new or changed (last seen, attempts or status) until\n"
+     "                         interrupted (SIGINT or SIGTERM: exit 0)\n"
+     "      --limit N          how many of the newest alerts to print first (1..100,\n"
+     "                         default 20)\n"
+     "      --cluster, --node, --since, --until, --kind, --action, --status, --workload\n"
+     "                         filters, as for `moat alert list`\n"
+     "The table form prints one line per alert, oldest first; -o json prints the list,\n"
+     "or with --follow one JSON object per line; -o yaml one document per alert.\n" SERVER_OPTS
+         API_EXIT,
+     cmd_alerts},
+    {"status", "[CLUSTER]", "Show the protection status of every cluster, or of one (SPEC 8).",
+     "Risks (alerts) in the last 24 hours, 30 and 180 days; unprotected clusters of the\n"
+     "total; rules total, enabled and disabled; alerts of the last 7 days per cluster;\n"
+     "the top rules, sources, destinations and ports of the last 30 days by attempts;\n"
+     "the newest alerts. -o json prints the server's document as it is.\n" SERVER_OPTS API_EXIT,
+     cmd_status},
     {"apply", "-f FILE [FILE...]",
      "Make the server hold the clusters, objects and rules of policy files.",
      "  -f, --file FILE        policy files (SPEC 10), validated together first as by\n"
@@ -271,7 +340,7 @@ static void print_overview(FILE *out)
 {
     fprintf(out, "usage: moat COMMAND [OPTIONS]\n\nMoat container firewall CLI.\n\nCommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun `moat help COMMAND` or `moat COMMAND --help` for details, and\n"
                  "`moat help exit-codes` for exit statuses.\n");
 }

@@ -18,12 +18,36 @@ static void cell_append(char *buf, size_t n, const char *s)
     snprintf(buf + len, n - len, "%s%s", len ? "," : "", s);
 }
 
-/* A destination {object, ports} as "object:ports", a cidr {cidr, except} as its cidr. */
+static void cell(const json_t *v, char *buf, size_t n);
+
+/* Any other map (labels, a reported state) as "key=value" pairs joined by commas. */
+static void cell_pairs(const json_t *v, char *buf, size_t n)
+{
+    const char *key;
+    const json_t *x;
+    buf[0] = '\0';
+    json_object_foreach((json_t *)v, key, x)
+    {
+        char one[OUT_CELL_MAX], pair[OUT_CELL_MAX * 2];
+        cell(x, one, sizeof(one));
+        snprintf(pair, sizeof(pair), "%s=%s", key, one);
+        cell_append(buf, n, pair);
+    }
+}
+
+/*
+ * A destination {object, ports} as "object:ports", a cidr {cidr, except} as
+ * its cidr, any other map as key=value pairs.
+ */
 static void cell_object(const json_t *v, char *buf, size_t n)
 {
     const json_t *obj = json_object_get(v, "object"), *cidr = json_object_get(v, "cidr");
     const json_t *ports = json_object_get(v, "ports");
     char inner[OUT_CELL_MAX] = "", p[OUT_CELL_MAX] = "";
+    if (!obj && !cidr) {
+        cell_pairs(v, buf, n);
+        return;
+    }
     if (cidr) {
         snprintf(buf, n, "%s", json_string_value(cidr) ? json_string_value(cidr) : "?");
         return;

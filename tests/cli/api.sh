@@ -1,7 +1,9 @@
 #!/bin/sh
 # End-to-end tests of the `moat` commands over moat-server's API: config
-# precedence, errors and exit codes, cluster/object/rule commands with every
-# output format, apply -f / delete -f. Starts a real BUILD_DIR/moat-server on
+# precedence, errors and exit codes, cluster/object/rule/node/workload/alert
+# commands with every output format, apply -f / delete -f, agents (register,
+# heartbeat, workloads, events) feeding nodes, alerts and `moat status`,
+# `moat alerts --follow`, `moat explain` against the server. Starts a real BUILD_DIR/moat-server on
 # a free 127.0.0.1 port with a temporary data folder and kills it (by PID)
 # on exit. Usage: tests/cli/api.sh BUILD_DIR
 # Prints `ok NAME` per check and a closing `N passed, N failed`.
@@ -12,10 +14,14 @@ S="$B/moat-server"
 P=examples/policy.yaml
 T=$(mktemp -d)
 PID=
+FPID=
 pass=0
 fail=0
 
 cleanup() {
+    if [ -n "$FPID" ]; then
+        kill "$FPID" 2>/dev/null
+    fi
     if [ -n "$PID" ]; then
         kill "$PID" 2>/dev/null
         wait "$PID" 2>/dev/null
@@ -138,6 +144,156 @@ py apply-again-unchanged 'len(j["results"]) == 13 and all(r["result"] == "unchan
 expect apply-again-table 0 "$M" apply -f $P
 hasnt apply-again-no-change "$T/out" "created"
 hasnt apply-again-no-config "$T/out" "configured"
+# --- agents (as tests/api/run.sh drives them): a node joins prod, beats, reports
+# examples/inventory.yaml's workloads; nodes and workloads; join tokens
+expect cluster-join-token 0 "$M" cluster join-token prod
+JOIN=$(cat "$T/out")
+case $JOIN in moat_*) ok cluster-join-token-printed ;; *) bad cluster-join-token-printed "$JOIN" ;; esac
+expect cluster-join-token-json 0 "$M" cluster join-token prod -o json
+py cluster-join-token-json-fields 'j["cluster"] == "prod" and j["join_token"].startswith("moat_")'
+JOIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["join_token"])' "$T/out")
+expect cluster-join-token-missing 5 "$M" cluster join-token nope
+# agent METHOD PATH BODY: an agent request with the node credential $AG; answer in $T/out
+agent() {
+    curl -s -o "$T/out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer ${AG:-}" \
+        -H 'Content-Type: application/json' --data-binary "$3" "$URL/api/v1/agents/$2"
+}
+code=$(agent POST register "{\"cluster\":\"prod\",\"node\":\"node-1\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"3.13.0-32-generic\",\"agent_version\":\"0.1.0\"}")
+if [ "$code" = 201 ]; then ok agent-register; else bad agent-register "$code $(head -c 300 "$T/out")"; fi
+AG=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("token",""))' "$T/out" 2>/dev/null)
+WL=$(python3 -c 'import json,sys,yaml
+ws = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "Workload" and d.get("node") == "node-1"]
+for w in ws:
+    for k in ("kind", "cluster", "node"): w.pop(k, None)
+print(json.dumps({"workloads": ws}))' examples/inventory.yaml)
+code=$(agent PUT workloads "$WL")
+if [ "$code" = 200 ]; then ok agent-workloads; else bad agent-workloads "$code $(head -c 300 "$T/out")"; fi
+code=$(agent POST heartbeat '{"datapath":{"state":"enforcing","reason":""},"workload_count":5}')
+if [ "$code" = 200 ]; then ok agent-heartbeat; else bad agent-heartbeat "$code $(head -c 300 "$T/out")"; fi
+for f in json yaml; do
+    expect "node-list-$f" 0 "$M" node list -o $f
+    parses "node-list-$f-parses" $f
+    expect "workload-list-$f" 0 "$M" workload list -o $f
+    parses "workload-list-$f-parses" $f
+done
+expect node-list 0 "$M" node list --cluster prod -o json
+py node-list-json 'j["total"] == 1 and j["items"][0]["name"] == "node-1" and j["items"][0]["state"] == "enforcing"'
+expect node-list-table 0 "$M" node list
+has node-list-table-row "$T/out" "enforcing"
+expect node-get-name 0 "$M" node get node-1 -o json
+py node-get-name-json 'j["name"] == "node-1" and j["certified"] is True and j["agent_version"] == "0.1.0" and j["workload_count"] == 5'
+NODE_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/out")
+expect node-get-id 0 "$M" node get "$NODE_ID"
+has node-get-table-state "$T/out" "state            enforcing"
+has node-get-table-kernel "$T/out" "3.13.0-32-generic"
+expect node-get-missing 5 "$M" node get node-9
+expect node-get-missing-id 5 "$M" node get 9999
+expect workload-list-filter 0 "$M" workload list --cluster prod --node node-1 --namespace shop -o json
+py workload-list-filter-json '{w["name"] for w in j["items"]} == {"web-7d9f", "api-5c4b", "db-0"}'
+expect workload-list-table 0 "$M" workload list
+has workload-list-table-labels "$T/out" "app=web"
+
+# --- explain against the server = explain against the same policy in files
+for flow in "lb-0 web-7d9f 443 tcp" "lb-0 web-7d9f 8080 tcp" "web-7d9f db-0 5432 tcp" \
+    "api-5c4b db-0 5432 tcp" "10.244.1.6 10.244.1.7 5432 tcp" "203.0.113.77 shop/api-5c4b 22 tcp" \
+    "198.51.100.1 api-5c4b 22 tcp" "web-7d9f 169.254.169.254 80 tcp" "web-7d9f coredns-1 53 udp"; do
+    # shellcheck disable=SC2086 # the flow's four words on purpose
+    set -- $flow
+    name="explain-server-$1-$2-$3"
+    "$M" explain -f $P -i examples/inventory.yaml --from "$1" --to "$2" --port "$3" --proto "$4" -o json >"$T/files.json" 2>&1
+    expect "$name" 0 "$M" explain --from "$1" --to "$2" --port "$3" --proto "$4" -o json
+    if cmp -s "$T/files.json" "$T/out"; then ok "$name-same"; else bad "$name-same" "$(diff "$T/files.json" "$T/out" | head -6)"; fi
+done
+expect explain-server-cluster 0 "$M" explain --cluster prod --from lb-0 --to web-7d9f --port 443
+has explain-server-cluster-rule "$T/out" "web-from-lb"
+expect explain-server-no-cluster 5 "$M" explain --cluster nope --from lb-0 --to web-7d9f --port 443
+expect explain-server-no-workload 2 "$M" explain --from nobody --to web-7d9f --port 443
+expect explain-server-with-file 2 "$M" explain -f $P --cluster prod --from lb-0 --to web-7d9f --port 443
+
+# --- events through the agent endpoint: alerts, protection status, alert status
+ago() { python3 -c 'import datetime,sys; print((datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=float(sys.argv[1]))).strftime("%Y-%m-%dT%H:%M:%SZ"))' "$1"; }
+SRC='"source":{"address":"10.244.1.2","port":40000,"namespace":"ingress","name":"lb-0","app":"lb"}'
+DST='"destination":{"address":"10.244.1.5","port":8080,"namespace":"shop","name":"web-7d9f","app":"web"}'
+code=$(agent POST events "{\"batch\":\"b1\",\"events\":[
+ {\"time\":\"$(ago 0.01)\",\"kind\":\"policy\",\"rule\":{\"id\":3,\"name\":\"web-from-lb\"},\"configured_action\":\"block\",\"applied_action\":\"block\",\"protocol\":\"tcp\",$SRC,$DST,\"attempts\":3},
+ {\"time\":\"$(ago 10)\",\"kind\":\"brute_force\",\"applied_action\":\"alert\",\"risk\":\"high\",$SRC,$DST},
+ {\"time\":\"$(ago 100)\",\"kind\":\"spoofing\",\"applied_action\":\"block\",$SRC,$DST},
+ {\"kind\":\"policy\",\"applied_action\":\"allow\",$SRC,$DST}]}")
+if [ "$code" = 200 ]; then ok agent-events; else bad agent-events "$code $(head -c 300 "$T/out")"; fi
+agent POST heartbeat '{}' >/dev/null # keep node-1 online (enforcing) for the status counts
+expect status-json 0 "$M" status -o json
+py status-json-alerts 'j["alerts"] == {"last_24h": 1, "last_30d": 2, "last_180d": 3}'
+py status-json-clusters 'j["clusters"]["total"] == 1 and j["clusters"]["unprotected"] == 0'
+py status-json-rules 'j["rules"]["total"] == 8 and j["rules"]["enabled"] == 8'
+py status-json-newest 'len(j["newest"]) == 3 and j["newest"][0]["kind"] == "policy"'
+expect status-yaml 0 "$M" status -o yaml
+parses status-yaml-parses yaml
+expect status-table 0 "$M" status
+has status-table-risks "$T/out" "1 in 24 hours, 2 in 30 days, 3 in 180 days"
+has status-table-clusters "$T/out" "1 total, 0 unprotected"
+has status-table-top-rule "$T/out" "web-from-lb (3)"
+expect status-cluster 0 "$M" status prod -o json
+py status-cluster-json 'j["alerts"]["last_180d"] == 3'
+expect status-cluster-missing 5 "$M" status nope
+for f in json yaml; do
+    expect "alert-list-$f" 0 "$M" alert list -o $f
+    parses "alert-list-$f-parses" $f
+done
+expect alert-list-table 0 "$M" alert list
+has alert-list-table-row "$T/out" "lb-0"
+expect alert-list-kind 0 "$M" alert list --kind brute_force -o json
+py alert-list-kind-json 'j["total"] == 1 and j["items"][0]["kind"] == "brute_force"'
+expect alert-list-since 0 "$M" alert list --since 30d --action block -o json
+py alert-list-since-json 'j["total"] == 1 and j["items"][0]["rule"]["name"] == "web-from-lb"'
+expect alert-list-workload 0 "$M" alert list --workload shop/web-7d9f --cluster prod -o json
+py alert-list-workload-json 'j["total"] == 3'
+expect alert-list-bad-since 2 "$M" alert list --since yesterday
+ALERT=$("$M" alert list --kind policy -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+expect alert-get 0 "$M" alert get "$ALERT" -o json
+py alert-get-json "j['id'] == $ALERT and j['status'] == 'unhandled' and j['attempts'] == 3"
+expect alert-get-missing 5 "$M" alert get 99999
+expect alert-status 0 "$M" alert status "$ALERT" handled
+has alert-status-line "$T/out" "alert $ALERT handled"
+expect alert-status-get 0 "$M" alert get "$ALERT" -o json
+py alert-status-changed 'j["status"] == "handled"'
+expect alert-status-filter 0 "$M" alert list --status handled -o json
+py alert-status-filter-json "j['total'] == 1 and j['items'][0]['id'] == $ALERT"
+expect alert-status-json 0 "$M" alert status "$ALERT" ignored -o json
+py alert-status-json-items 'j["items"][0]["status"] == "ignored"'
+expect alert-status-bad 2 "$M" alert status "$ALERT" finished
+expect alert-status-missing 5 "$M" alert status 99999 handled
+expect viewer-alert-status 4 env MOAT_TOKEN="$VIEWER" "$M" alert status "$ALERT" handled
+expect alerts 0 "$M" alerts
+has alerts-line "$T/out" "attempts=3"
+expect alerts-json 0 "$M" alerts -o json --limit 2
+py alerts-json-limit 'len(j["items"]) == 2'
+
+# --- alerts --follow prints an alert that arrives while it runs
+"$M" alerts --follow -o json >"$T/follow" 2>"$T/follow.err" &
+FPID=$!
+i=0
+while [ "$(wc -l <"$T/follow")" -lt 3 ] && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ "$(wc -l <"$T/follow")" -eq 3 ]; then ok alerts-follow-first; else bad alerts-follow-first "$(cat "$T/follow" "$T/follow.err")"; fi
+code=$(agent POST events "{\"batch\":\"b2\",\"events\":[{\"kind\":\"port_scan\",\"applied_action\":\"alert\",\"risk\":\"high\",\"source\":{\"address\":\"198.51.100.9\"},\"destination\":{\"address\":\"10.244.1.5\",\"port\":22}}]}")
+if [ "$code" = 200 ]; then ok agent-events-2; else bad agent-events-2 "$code"; fi
+i=0
+until grep -q port_scan "$T/follow" || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -INT "$FPID" 2>/dev/null
+wait "$FPID"
+frc=$?
+FPID=
+if grep -q port_scan "$T/follow"; then ok alerts-follow-new; else bad alerts-follow-new "$(cat "$T/follow" "$T/follow.err")"; fi
+if [ "$frc" -eq 0 ]; then ok alerts-follow-sigint; else bad alerts-follow-sigint "exit $frc"; fi
+n=$(wc -l <"$T/follow")
+if [ "$n" -eq 4 ]; then ok alerts-follow-once; else bad alerts-follow-once "$n lines: $(cat "$T/follow")"; fi
+if python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$T/follow"; then ok alerts-follow-json-lines; else bad alerts-follow-json-lines "$(head -3 "$T/follow")"; fi
+
 expect apply-inventory-note 0 "$M" apply -f $P -f examples/inventory.yaml
 has apply-inventory-note-msg "$T/err" "kind Workload ignored"
 
@@ -265,7 +421,9 @@ expect delete-again 0 "$M" delete -f $P -o json
 py delete-again-absent 'all(r["result"] == "absent" for r in j["results"])'
 
 # --- help for the new commands
-for c in "cluster list" "cluster defense" "object delete" "rule enable" apply delete; do
+for c in "cluster list" "cluster defense" "object delete" "rule enable" apply delete \
+    "node list" "node get" "workload list" "alert list" "alert get" "alert status" alerts status \
+    "cluster join-token"; do
     # shellcheck disable=SC2086 # two-word commands on purpose
     expect "help-$c" 0 "$M" help $c
     has "help-$c-usage" "$T/out" "usage: moat $c"
