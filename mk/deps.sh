@@ -5,7 +5,7 @@ set -eu
 PKGS="gcc make pkg-config libc6-dev libyaml-dev libjansson-dev libcmocka-dev
       clang-format cppcheck python3 clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
       iproute2 iperf3 iptables
-      libmicrohttpd-dev libsqlite3-dev libssl-dev curl libcurl4-openssl-dev"
+      libmicrohttpd-dev libsqlite3-dev libssl-dev curl libcurl4-openssl-dev openssl wrk"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

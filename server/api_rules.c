@@ -38,11 +38,14 @@ static int check_cluster(struct req *rq, struct resp *rs)
     return err;
 }
 
-/*
- * Sets `in_effect` {"nodes": k, "of": n}: a rule takes effect on the
- * cluster's enforcing nodes when it is enabled and the cluster's defense is on.
- */
-static int in_effect(struct req *rq, json_t *rule)
+/* What `in_effect` needs to know about the path's cluster, read once per request. */
+struct effect {
+    json_int_t nodes, enforcing;
+    bool defense_on;
+};
+
+/* Reads the path cluster's node counts and defense switch into *ef. 0 or a store error. */
+static int effect_load(struct req *rq, struct effect *ef)
 {
     struct store *st = &rq->srv->store;
     json_t *health = json_object(), *cluster = NULL;
@@ -52,17 +55,36 @@ static int in_effect(struct req *rq, json_t *rule)
         err = st->ops->find(st, STORE_CLUSTER, NULL, rq->params[0], &id);
     if (!err)
         err = st->ops->get(st, STORE_CLUSTER, id, &cluster, NULL);
-    bool on = !err && strcmp(jstr(cluster, "defense"), "on") == 0 &&
-              json_is_true(json_object_get(rule, "enabled"));
-    json_t *n = json_object_get(health, "nodes"), *k = json_object_get(health, "enforcing");
-    if (!err && json_object_set_new(rule, "in_effect",
-                                    json_pack("{s:I,s:I}", "nodes",
-                                              on ? json_integer_value(k) : (json_int_t)0, "of",
-                                              json_integer_value(n))) < 0)
-        err = -ENOMEM;
+    if (!err) {
+        ef->nodes = json_integer_value(json_object_get(health, "nodes"));
+        ef->enforcing = json_integer_value(json_object_get(health, "enforcing"));
+        ef->defense_on = strcmp(jstr(cluster, "defense"), "on") == 0;
+    }
     json_decref(health);
     json_decref(cluster);
     return err;
+}
+
+/*
+ * Sets `in_effect` {"nodes": k, "of": n}: a rule takes effect on the
+ * cluster's enforcing nodes when it is enabled and the cluster's defense is on.
+ */
+static int effect_set(const struct effect *ef, json_t *rule)
+{
+    bool on = ef->defense_on && json_is_true(json_object_get(rule, "enabled"));
+    return json_object_set_new(rule, "in_effect",
+                               json_pack("{s:I,s:I}", "nodes", on ? ef->enforcing : (json_int_t)0,
+                                         "of", ef->nodes)) < 0
+               ? -ENOMEM
+               : 0;
+}
+
+/* effect_load + effect_set for one rule. */
+static int in_effect(struct req *rq, json_t *rule)
+{
+    struct effect ef;
+    int err = effect_load(rq, &ef);
+    return err ? err : effect_set(&ef, rule);
 }
 
 int api_rules_list(struct req *rq, struct resp *rs)
@@ -73,11 +95,14 @@ int api_rules_list(struct req *rq, struct resp *rs)
         rc = req_query_check(rq, rs, filters, true, &q);
     if (rc)
         return rc < 0 ? rc : 0;
-    json_t *items;
+    json_t *items = NULL;
     int64_t total;
-    int err = rq->srv->store.ops->list(&rq->srv->store, STORE_RULE, &q, &items, &total);
+    struct effect ef;
+    int err = effect_load(rq, &ef);
+    if (!err)
+        err = rq->srv->store.ops->list(&rq->srv->store, STORE_RULE, &q, &items, &total);
     for (size_t i = 0; !err && i < json_array_size(items); i++)
-        err = in_effect(rq, json_array_get(items, i));
+        err = effect_set(&ef, json_array_get(items, i));
     if (err) {
         json_decref(items);
         return err;

@@ -220,12 +220,17 @@ int http_serve(struct server *srv, const char *listen)
     bool v6;
     if (parse_listen(listen, &ss, &v6) < 0)
         return -EINVAL;
+    bool tls = srv->opts.tls_cert != NULL;
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return -EPROTONOSUPPORT;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-    srv->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) | (tls ? MHD_USE_TLS : 0);
+    /* Without TLS the key and certificate options are left out (MHD_OPTION_END ends the list). */
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->opts.tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, srv->opts.tls_key, MHD_OPTION_END);
     if (!srv->daemon)
         return -EIO;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);

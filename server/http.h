@@ -15,9 +15,12 @@
 /*
  * Listens on `listen` ("ADDR:PORT", "[V6ADDR]:PORT"; port 0 picks a free
  * one), prints `moat-server: listening on ADDR:PORT` on stdout and serves
- * until SIGINT or SIGTERM (then waiting long-polls are woken and answered). The caller must have
+ * until SIGINT or SIGTERM (then waiting long-polls are woken and answered) — HTTPS only when
+ * srv->opts.tls_cert and tls_key are set, plain HTTP otherwise. The caller must have
  * blocked those signals in every thread (http_block_signals) before opening anything. Returns 0
- * after a clean stop, -EINVAL for a bad address, -EIO when the daemon cannot start.
+ * after a clean stop, -EINVAL for a bad address, -EPROTONOSUPPORT when TLS is asked for but
+ * libmicrohttpd was built without it, -EIO when the daemon cannot start (port taken, or a
+ * certificate or key that GnuTLS refuses).
  */
 int http_serve(struct server *srv, const char *listen);
 /* Blocks SIGINT, SIGTERM (and ignores SIGPIPE) so http_serve can wait for them. */

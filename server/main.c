@@ -3,11 +3,12 @@
  *
  *   moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]
  *               [--retention-days D] [--min-agent-version V] [--data-table FILE]
- *                                                 serve the REST API
+ *               [--tls-cert FILE --tls-key FILE]  serve the REST API (HTTPS with TLS)
  *   moat-server token create --data DIR --role admin|viewer
  *   moat-server routes                            print the route table
  *
- * Exit status: 0 ok, 1 could not complete (store, network), 2 usage.
+ * Exit status: 0 ok, 1 could not complete (store, network), 2 usage (including a
+ * TLS certificate or key file that cannot be read or holds no PEM block).
  */
 #include "auth.h"
 #include "http.h"
@@ -33,6 +34,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]\n"
                     "         [--retention-days D] [--min-agent-version V] [--data-table FILE]\n"
+                    "         [--tls-cert FILE --tls-key FILE]\n"
                     "       moat-server token create --data DIR --role admin|viewer\n"
                     "       moat-server routes\n");
     return EXIT_USAGE;
@@ -53,7 +55,7 @@ static int open_store(struct store *st, const char *dir)
 }
 
 struct opts {
-    const char *listen, *data, *role, *table, *min_version;
+    const char *listen, *data, *role, *table, *min_version, *tls_cert, *tls_key;
     long interval, retention;
 };
 
@@ -74,6 +76,8 @@ static int parse(int argc, char **argv, struct opts *o)
                                           {"retention-days", required_argument, NULL, 't'},
                                           {"min-agent-version", required_argument, NULL, 'm'},
                                           {"data-table", required_argument, NULL, 'k'},
+                                          {"tls-cert", required_argument, NULL, 'c'},
+                                          {"tls-key", required_argument, NULL, 'y'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c;
@@ -92,6 +96,10 @@ static int parse(int argc, char **argv, struct opts *o)
             o->min_version = optarg;
         else if (c == 'k')
             o->table = optarg;
+        else if (c == 'c')
+            o->tls_cert = optarg;
+        else if (c == 'y')
+            o->tls_key = optarg;
         else
             return -EINVAL;
     }
@@ -158,6 +166,40 @@ static int load_table(const char *given, struct compat_table **out)
     return err;
 }
 
+#define PEM_MAX (1u << 20) /* a certificate chain or key file larger than this is refused */
+
+/*
+ * The text of PEM file `path` (--`what`) into *out (caller frees). Returns 0,
+ * or -errno / -EINVAL (too large, or no "-----BEGIN" in it) after printing why.
+ */
+static int pem_read(const char *what, const char *path, char **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int err = -errno;
+        fprintf(stderr, "moat-server: --%s '%s': %s\n", what, path, strerror(-err));
+        return err;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int err = !buf ? -ENOMEM : ferror(f) ? -EIO : n > PEM_MAX ? -EFBIG : 0;
+    fclose(f);
+    if (!err) {
+        buf[n] = '\0';
+        if (strlen(buf) != n || !strstr(buf, "-----BEGIN "))
+            err = -EINVAL;
+    }
+    if (err) {
+        fprintf(stderr, "moat-server: --%s '%s': %s\n", what, path,
+                err == -EINVAL ? "not a PEM file" : strerror(-err));
+        free(buf);
+        return err;
+    }
+    *out = buf;
+    return 0;
+}
+
 static int sync_init(struct server *srv)
 {
     pthread_condattr_t ca;
@@ -176,17 +218,31 @@ static int sync_init(struct server *srv)
 
 static int serve(const struct opts *o)
 {
-    if (!o->data || !o->listen || o->interval < 0 || o->retention < 0)
+    if (!o->data || !o->listen || o->interval < 0 || o->retention < 0 ||
+        !o->tls_cert != !o->tls_key)
         return usage();
+    char *cert = NULL, *key = NULL;
+    if (o->tls_cert && (pem_read("tls-cert", o->tls_cert, &cert) < 0 ||
+                        pem_read("tls-key", o->tls_key, &key) < 0)) {
+        free(cert);
+        return EXIT_USAGE;
+    }
     struct compat_table *table = NULL;
-    if (load_table(o->table, &table) < 0)
+    if (load_table(o->table, &table) < 0) {
+        free(cert);
+        free(key);
         return EXIT_FAIL;
+    }
     struct server srv = {.opts = {.heartbeat_interval = o->interval ? (int)o->interval : 10,
                                   .retention_days = o->retention ? (int)o->retention : 180,
                                   .min_agent_version = o->min_version ? o->min_version : "0",
-                                  .compat = table}};
+                                  .compat = table,
+                                  .tls_cert = cert,
+                                  .tls_key = key}};
     if (sync_init(&srv) < 0) {
         compat_table_free(table);
+        free(cert);
+        free(key);
         return EXIT_FAIL;
     }
     int rc = EXIT_FAIL;
@@ -203,6 +259,13 @@ static int serve(const struct opts *o)
             err = http_serve(&srv, o->listen);
         if (err == -EINVAL)
             fprintf(stderr, "moat-server: --listen '%s': not ADDR:PORT\n", o->listen);
+        else if (err == -EPROTONOSUPPORT)
+            fprintf(stderr, "moat-server: --tls-cert: this libmicrohttpd was built without TLS\n");
+        else if (err && cert)
+            fprintf(stderr,
+                    "moat-server: cannot serve HTTPS on %s (port taken, or the certificate "
+                    "'%s' and key '%s' do not load or do not match)\n",
+                    o->listen, o->tls_cert, o->tls_key);
         else if (err)
             fprintf(stderr, "moat-server: cannot serve on %s\n", o->listen);
         rc = err == -EINVAL ? EXIT_USAGE : err ? EXIT_FAIL : EXIT_OK;
@@ -212,6 +275,8 @@ static int serve(const struct opts *o)
     pthread_cond_destroy(&srv.changed);
     pthread_mutex_destroy(&srv.lock);
     compat_table_free(table);
+    free(cert);
+    free(key);
     return rc;
 }
 

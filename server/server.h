@@ -44,6 +44,8 @@ struct server_opts {
     int retention_days;                /* alerts older than this are removed */
     const char *min_agent_version;     /* below it a node is `outdated` */
     const struct compat_table *compat; /* the kernel-support table, or NULL */
+    const char *tls_cert; /* PEM text of the certificate (chain), or NULL: plain HTTP */
+    const char *tls_key;  /* PEM text of its private key (with tls_cert) */
 };
 
 /*

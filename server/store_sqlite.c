@@ -4,6 +4,13 @@
  * `moat-server token create` can write while the server runs. The schema is
  * versioned by PRAGMA user_version; migrations[i] takes version i to i + 1
  * and runs in the same transaction as the version bump.
+ *
+ * Durability: synchronous = FULL, so COMMIT returns only after the WAL has
+ * been fsync'ed, and the server answers a write only after its COMMIT. An
+ * acknowledged write survives a killed process (NORMAL would too: the WAL is
+ * written before COMMIT returns) and also a power loss or kernel crash, which
+ * NORMAL does not promise for the last transactions. The price is one fsync
+ * per write transaction (an event batch is one transaction).
  */
 #include "store.h"
 
@@ -117,7 +124,7 @@ static int sq_open(struct store *st, const char *dir)
         return err;
     }
     sqlite3_busy_timeout(db, 5000);
-    int err = exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+    int err = exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                        "PRAGMA foreign_keys = ON;");
     if (!err)
         err = migrate(db);

@@ -15,6 +15,7 @@ FAIL=0
 PID=
 URL=
 SERVER_ARGS="--heartbeat-interval 2" # a node is offline after 6 s without a heartbeat
+DATA=$T/data                          # start() serves this folder
 
 cleanup() {
     if [ -n "$PID" ]; then
@@ -52,7 +53,7 @@ done
 start() {
     : >"$T/log"
     # shellcheck disable=SC2086
-    "$S" --listen 127.0.0.1:0 --data "$T/data" $SERVER_ARGS >"$T/log" 2>&1 &
+    "$S" --listen 127.0.0.1:0 --data "$DATA" $SERVER_ARGS >"$T/log" 2>&1 &
     PID=$!
     i=0
     port=
@@ -695,6 +696,10 @@ check "retention applied at startup" 200 "j['total'] == 3 and all(a['last_seen']
 req POST /api/v1/agents/heartbeat '{}' "$AG1"
 check "node credentials survive a restart" 200 "j['state'] == 'enforcing'"
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
+
+# ---------- durability (kill -9 during concurrent writes) and TLS ----------
+. "$HERE/durability.sh"
+. "$HERE/tls.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
