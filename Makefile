@@ -138,7 +138,8 @@ format:
 demo: $(DEPS_OK) build/rel/moat build/rel/moatd build/rel/moat-traffic
 	@sh examples/demo.sh build/rel
 
-bench: $(DEPS_OK) $(BENCH_BINS) build/rel/moat build/rel/moatd build/rel/moat-traffic
+bench: $(DEPS_OK) $(BENCH_BINS) build/rel/moat build/rel/moatd build/rel/moat-traffic \
+       build/rel/moat-server
 	@sh bench/run.sh build/rel
 
 clean:

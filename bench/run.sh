@@ -107,6 +107,23 @@ else
     echo "bench: datapath benchmarks skipped (need root and eBPF)"
 fi
 
+# Control plane (no root needed): moat-server under wrk on 127.0.0.1.
+if out=$(sh bench/server.sh "$B"); then
+    echo "$out"
+    {
+        echo
+        echo "## Control plane: moat-server (bench/server.sh)"
+        echo
+        echo "1 cluster, 200 objects, 500 rules; reads with wrk on 127.0.0.1, event ingest in"
+        echo "batches of 1,000 through the agent endpoint. Goals (issue 4): >= 5,000 API"
+        echo "reads/s and >= 50,000 ingested events/s on 2 cores."
+        echo
+        printf '%s\n' "$out" | grep '^|'
+    } >>"$TMP"
+else
+    echo "bench: control-plane benchmark failed"
+fi
+
 mkdir -p docs
 cp "$TMP" "$OUT"
 echo "bench: results written to $OUT"
