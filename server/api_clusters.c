@@ -180,15 +180,7 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
 
 static int put_or_patch(struct req *rq, struct resp *rs, bool patch)
 {
-    json_t *body;
-    int rc = req_doc(rq, rs, "Cluster", &body);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    int err = txn_begin(rq);
-    if (!err)
-        err = txn_end(rq, change(rq, rs, body, patch), rs);
-    json_decref(body);
-    return err;
+    return write_doc(rq, rs, "Cluster", change, patch);
 }
 
 int api_clusters_replace(struct req *rq, struct resp *rs)

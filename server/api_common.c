@@ -328,3 +328,16 @@ int revision_bump(struct server *srv, const char *cluster)
         pthread_cond_broadcast(&srv->changed);
     return err;
 }
+
+int write_doc(struct req *rq, struct resp *rs, const char *kind, doc_change_fn change, bool patch)
+{
+    json_t *body;
+    int rc = req_doc(rq, rs, kind, &body);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    int err = txn_begin(rq);
+    if (!err)
+        err = txn_end(rq, change(rq, rs, body, patch), rs);
+    json_decref(body);
+    return err;
+}

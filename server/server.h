@@ -153,6 +153,10 @@ int txn_begin(struct req *rq);
 /* Commits when err is 0 and the response is a success, else rolls back. Returns err or the
  * commit's error. */
 int txn_end(struct req *rq, int err, const struct resp *rs);
+/* Applies a PUT (patch false) or PATCH body of one resource: `kind`'s document from the
+ * request, then `change` inside a store transaction (rolled back unless it succeeds). */
+typedef int (*doc_change_fn)(struct req *rq, struct resp *rs, json_t *body, bool patch);
+int write_doc(struct req *rq, struct resp *rs, const char *kind, doc_change_fn change, bool patch);
 /* A JSON `{"items": items, "total": total}` (takes items). */
 json_t *list_body(json_t *items, int64_t total);
 
