@@ -139,17 +139,16 @@ static int create(struct req *rq, struct resp *rs, json_t *doc)
     return save(rq, rs, doc, 0);
 }
 
+/* POST: the body is a new document (the write_doc signature; `patch` is unused). */
+static int create_doc(struct req *rq, struct resp *rs, json_t *doc, bool patch)
+{
+    (void)patch;
+    return create(rq, rs, doc);
+}
+
 int api_clusters_create(struct req *rq, struct resp *rs)
 {
-    json_t *doc;
-    int rc = req_doc(rq, rs, "Cluster", &doc);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    int err = txn_begin(rq);
-    if (!err)
-        err = txn_end(rq, create(rq, rs, doc), rs);
-    json_decref(doc);
-    return err;
+    return write_doc(rq, rs, "Cluster", create_doc, false);
 }
 
 /* PUT and PATCH: `doc` is the new document; its name must be the path's. */
@@ -161,12 +160,7 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
     if (rc)
         return rc < 0 ? rc : 0;
     json_object_del(doc, "id");
-    if (patch) {
-        rc = json_merge_patch(doc, body);
-    } else {
-        json_decref(doc);
-        doc = json_incref(body);
-    }
+    rc = doc_apply_body(&doc, body, patch);
     const json_t *name = json_object_get(doc, "name");
     if (!rc && !name)
         rc = json_object_set_new(doc, "name", json_string(rq->params[0])) < 0 ? -ENOMEM : 0;

@@ -341,3 +341,12 @@ int write_doc(struct req *rq, struct resp *rs, const char *kind, doc_change_fn c
     json_decref(body);
     return err;
 }
+
+int doc_apply_body(json_t **doc, json_t *body, bool patch)
+{
+    if (patch)
+        return json_merge_patch(*doc, body);
+    json_decref(*doc);
+    *doc = json_incref(body);
+    return 0;
+}

@@ -87,17 +87,16 @@ static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id)
     return resp_store_error(rs, rc, "object");
 }
 
+/* POST: the body is a new document (the write_doc signature; `patch` is unused). */
+static int create_doc(struct req *rq, struct resp *rs, json_t *doc, bool patch)
+{
+    (void)patch;
+    return save(rq, rs, doc, 0);
+}
+
 int api_objects_create(struct req *rq, struct resp *rs)
 {
-    json_t *doc;
-    int rc = req_doc(rq, rs, "NetworkObject", &doc);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    int err = txn_begin(rq);
-    if (!err)
-        err = txn_end(rq, save(rq, rs, doc, 0), rs);
-    json_decref(doc);
-    return err;
+    return write_doc(rq, rs, "NetworkObject", create_doc, false);
 }
 
 static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
@@ -108,12 +107,7 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
     if (rc)
         return rc < 0 ? rc : 0;
     json_object_del(doc, "id");
-    if (patch) {
-        rc = json_merge_patch(doc, body);
-    } else {
-        json_decref(doc);
-        doc = json_incref(body);
-    }
+    rc = doc_apply_body(&doc, body, patch);
     if (!rc)
         rc = save(rq, rs, doc, id);
     json_decref(doc);

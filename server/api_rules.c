@@ -222,17 +222,16 @@ static int create(struct req *rq, struct resp *rs, json_t *doc)
     return save(rq, rs, doc, doc, 0);
 }
 
+/* POST: the body is a new document (the write_doc signature; `patch` is unused). */
+static int create_doc(struct req *rq, struct resp *rs, json_t *doc, bool patch)
+{
+    (void)patch;
+    return create(rq, rs, doc);
+}
+
 int api_rules_create(struct req *rq, struct resp *rs)
 {
-    json_t *doc;
-    int rc = req_doc(rq, rs, "DefenseRule", &doc);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    int err = txn_begin(rq);
-    if (!err)
-        err = txn_end(rq, create(rq, rs, doc), rs);
-    json_decref(doc);
-    return err;
+    return write_doc(rq, rs, "DefenseRule", create_doc, false);
 }
 
 /* A system rule: the body (with cluster and name) is checked, then merged in. */
@@ -262,12 +261,7 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
     if (is_system(doc)) {
         rc = change_system(rq, rs, doc, body, id);
     } else {
-        if (patch) {
-            rc = json_merge_patch(doc, body);
-        } else {
-            json_decref(doc);
-            doc = json_incref(body);
-        }
+        rc = doc_apply_body(&doc, body, patch);
         if (!rc)
             rc = set_cluster(rq, rs, doc);
         if (!rc)

@@ -157,6 +157,8 @@ int txn_end(struct req *rq, int err, const struct resp *rs);
  * request, then `change` inside a store transaction (rolled back unless it succeeds). */
 typedef int (*doc_change_fn)(struct req *rq, struct resp *rs, json_t *body, bool patch);
 int write_doc(struct req *rq, struct resp *rs, const char *kind, doc_change_fn change, bool patch);
+/* The document after a PUT (`body` replaces *doc) or PATCH (merged into *doc). 0 or -ENOMEM. */
+int doc_apply_body(json_t **doc, json_t *body, bool patch);
 /* A JSON `{"items": items, "total": total}` (takes items). */
 json_t *list_body(json_t *items, int64_t total);
 
