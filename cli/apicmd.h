@@ -119,6 +119,13 @@ struct out_col {
  * Returns an exit code.
  */
 int out_list(enum cli_format f, json_t *list, const struct out_col *cols);
+/*
+ * A whole `moat X list` command: parses `argc/argv` for the table row `name`
+ * with the filter options in `mask`, GETs `base` with those filters and prints
+ * the list with `cols`. Returns the exit code.
+ */
+int api_list_command(const char *name, unsigned mask, const char *base, const struct out_col *cols,
+                     int argc, char **argv);
 /* Prints one document: table (key value lines), JSON or YAML. Releases `doc`. */
 int out_doc(enum cli_format f, json_t *doc);
 /* Prints `j` as YAML on `out`. */

@@ -280,3 +280,19 @@ int api_read_doc(const char *what, const char *path, json_t **out)
     doc_set_free(set);
     return rc;
 }
+
+int api_list_command(const char *name, unsigned mask, const char *base, const struct out_col *cols,
+                     int argc, char **argv)
+{
+    struct api_args a;
+    char path[API_PATH_MAX];
+    json_t *list = NULL;
+    int rc = api_args_parse(name, mask, 0, 0, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    snprintf(path, sizeof(path), "%s", base);
+    if (api_filters(&a, mask, path, sizeof(path)) < 0)
+        return cli_usage_error(a.cmd, "filters too long");
+    rc = api_once(&a, "GET", path, NULL, &list);
+    return rc ? rc : out_list(a.format, list, cols);
+}

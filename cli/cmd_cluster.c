@@ -30,16 +30,7 @@ int cmd_cluster_list(int argc, char **argv)
     const unsigned mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_DEFENSE) | API_BIT(API_OPT_MODE) |
                           API_BIT(API_OPT_DEFAULT_ACTION) | API_BIT(API_OPT_LIMIT) |
                           API_BIT(API_OPT_OFFSET);
-    struct api_args a;
-    char path[API_PATH_MAX] = V1_CLUSTERS;
-    json_t *list = NULL;
-    int rc = api_args_parse("cluster list", mask, 0, 0, argc, argv, &a);
-    if (rc || a.help)
-        return rc;
-    if (api_filters(&a, mask, path, sizeof(path)) < 0)
-        return cli_usage_error(a.cmd, "filters too long");
-    rc = api_once(&a, "GET", path, NULL, &list);
-    return rc ? rc : out_list(a.format, list, cluster_cols);
+    return api_list_command("cluster list", mask, V1_CLUSTERS, cluster_cols, argc, argv);
 }
 
 int cmd_cluster_get(int argc, char **argv)

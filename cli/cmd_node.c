@@ -34,16 +34,7 @@ int cmd_node_list(int argc, char **argv)
 {
     const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
                           API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
-    struct api_args a;
-    char path[API_PATH_MAX] = V1_NODES;
-    json_t *list = NULL;
-    int rc = api_args_parse("node list", mask, 0, 0, argc, argv, &a);
-    if (rc || a.help)
-        return rc;
-    if (api_filters(&a, mask, path, sizeof(path)) < 0)
-        return cli_usage_error(a.cmd, "filters too long");
-    rc = api_once(&a, "GET", path, NULL, &list);
-    return rc ? rc : out_list(a.format, list, node_cols);
+    return api_list_command("node list", mask, V1_NODES, node_cols, argc, argv);
 }
 
 /* True when `s` is a decimal id. */
@@ -158,14 +149,5 @@ int cmd_workload_list(int argc, char **argv)
     const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NODE) |
                           API_BIT(API_OPT_NAMESPACE) | API_BIT(API_OPT_NAME) |
                           API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
-    struct api_args a;
-    char path[API_PATH_MAX] = V1_WORKLOADS;
-    json_t *list = NULL;
-    int rc = api_args_parse("workload list", mask, 0, 0, argc, argv, &a);
-    if (rc || a.help)
-        return rc;
-    if (api_filters(&a, mask, path, sizeof(path)) < 0)
-        return cli_usage_error(a.cmd, "filters too long");
-    rc = api_once(&a, "GET", path, NULL, &list);
-    return rc ? rc : out_list(a.format, list, workload_cols);
+    return api_list_command("workload list", mask, V1_WORKLOADS, workload_cols, argc, argv);
 }

@@ -19,16 +19,7 @@ int cmd_object_list(int argc, char **argv)
     const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
                           API_BIT(API_OPT_NAMESPACE) | API_BIT(API_OPT_APP) |
                           API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
-    struct api_args a;
-    char path[API_PATH_MAX] = V1_OBJECTS;
-    json_t *list = NULL;
-    int rc = api_args_parse("object list", mask, 0, 0, argc, argv, &a);
-    if (rc || a.help)
-        return rc;
-    if (api_filters(&a, mask, path, sizeof(path)) < 0)
-        return cli_usage_error(a.cmd, "filters too long");
-    rc = api_once(&a, "GET", path, NULL, &list);
-    return rc ? rc : out_list(a.format, list, object_cols);
+    return api_list_command("object list", mask, V1_OBJECTS, object_cols, argc, argv);
 }
 
 static bool all_digits(const char *s)
