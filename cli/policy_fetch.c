@@ -14,110 +14,13 @@
  */
 #include "apicmd.h"
 #include "loader.h"
+#include "remote.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define V1 "/api/v1"
-
-/* The string at doc[key], or "" when it is missing or not a string. */
-static const char *jstr_or(const json_t *doc, const char *key)
-{
-    const char *s = json_string_value(json_object_get(doc, key));
-    return s ? s : "";
-}
-
-/* A copy of `doc` with only the `keep` fields (NULL-terminated), and "kind". */
-static json_t *doc_pick(const json_t *doc, const char *kind, const char *const *keep)
-{
-    json_t *d = json_pack("{s:s}", "kind", kind);
-    for (size_t i = 0; d && keep[i]; i++) {
-        json_t *v = json_object_get(doc, keep[i]);
-        if (v && !json_is_null(v) && json_object_set(d, keep[i], v) < 0) {
-            json_decref(d);
-            d = NULL;
-        }
-    }
-    return d;
-}
-
-static int add(json_t *docs, json_t *d)
-{
-    return d && json_array_append_new(docs, d) == 0 ? 0 : -ENOMEM;
-}
-
-static int add_cluster(json_t *docs, const json_t *c)
-{
-    static const char *const keep[] = {"name",       "defense",     "mode", "default_action",
-                                       "detections", "description", NULL};
-    return add(docs, doc_pick(c, "Cluster", keep));
-}
-
-static int add_object(json_t *docs, const json_t *o)
-{
-    static const char *const keep[] = {"id",     "name",    "namespace",   "app",   "images",
-                                       "labels", "cluster", "description", "cidrs", NULL};
-    return add(docs, doc_pick(o, "NetworkObject", keep));
-}
-
-static int add_rule(json_t *docs, const json_t *r)
-{
-    static const char *const keep[] = {"cluster",      "name",        "enabled", "source",
-                                       "destinations", "protocol",    "action",  "priority",
-                                       "type",         "description", NULL};
-    static const char *const keep_system[] = {"cluster", "name", "enabled", "description", NULL};
-    bool sys = strcmp(jstr_or(r, "type"), "system") == 0;
-    return add(docs, doc_pick(r, "DefenseRule", sys ? keep_system : keep));
-}
-
-static int add_workload(json_t *docs, const json_t *w)
-{
-    static const char *const keep[] = {"cluster", "node", "name",      "namespace", "image",
-                                       "labels",  "ips",  "interface", NULL};
-    return add(docs, doc_pick(w, "Workload", keep));
-}
-
-/* qsort: rules by id. */
-static int by_id(const void *a, const void *b)
-{
-    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "id"));
-    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "id"));
-    return x < y ? -1 : x > y;
-}
-
-/* Appends the rules of `list` to `docs` in id order. */
-static int add_rules(json_t *docs, const json_t *list)
-{
-    size_t n = json_array_size(list);
-    json_t **v = calloc(n ? n : 1, sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_array_get(list, i);
-    qsort(v, n, sizeof(*v), by_id);
-    int err = 0;
-    for (size_t i = 0; !err && i < n; i++)
-        err = add_rule(docs, v[i]);
-    free(v);
-    return err;
-}
-
-/* Gives each loaded rule the id the server holds for it (by cluster and name). */
-static void take_server_ids(struct moat_policy *p, const json_t *rules)
-{
-    size_t i;
-    const json_t *r;
-    json_array_foreach(rules, i, r)
-    {
-        for (size_t k = 0; k < p->nrules; k++) {
-            struct moat_rule *m = &p->rules[k];
-            if (m->name && m->cluster_ref && strcmp(m->name, jstr_or(r, "name")) == 0 &&
-                strcmp(m->cluster_ref, jstr_or(r, "cluster")) == 0)
-                m->id = (uint32_t)json_integer_value(json_object_get(r, "id"));
-        }
-    }
-}
 
 /* GETs every page of the list at `base`, filtered by key=value when value is not NULL. */
 static int fetch(struct api_client *c, const char *what, const char *base, const char *key,
@@ -163,7 +66,10 @@ static int fetch_rules(struct api_client *c, const char *what, const json_t *clu
     {
         char path[API_PATH_MAX] = V1 "/clusters";
         json_t *items = NULL;
-        if (api_path_add(path, sizeof(path), jstr_or(cl, "name")) < 0 ||
+        if (api_path_add(path, sizeof(path),
+                         json_string_value(json_object_get(cl, "name"))
+                             ? json_string_value(json_object_get(cl, "name"))
+                             : "") < 0 ||
             strlen(path) + 7 > sizeof(path))
             return MOAT_EXIT_INVALID;
         strcat(path, "/rules");
@@ -175,37 +81,6 @@ static int fetch_rules(struct api_client *c, const char *what, const json_t *clu
             return rc;
     }
     return MOAT_EXIT_OK;
-}
-
-/* Whether `name` is one of the clusters fetched. */
-static bool in_clusters(const json_t *clusters, const char *name)
-{
-    for (size_t i = 0; i < json_array_size(clusters); i++)
-        if (strcmp(name, jstr_or(json_array_get(clusters, i), "name")) == 0)
-            return true;
-    return false;
-}
-
-static int build_docs(const json_t *clusters, const json_t *objects, const json_t *rules,
-                      const json_t *workloads, json_t *docs)
-{
-    int err = 0;
-    for (size_t i = 0; !err && i < json_array_size(clusters); i++)
-        err = add_cluster(docs, json_array_get(clusters, i));
-    for (size_t i = 0; !err && i < json_array_size(objects); i++) {
-        const json_t *o = json_array_get(objects, i);
-        const char *only = json_string_value(json_object_get(o, "cluster"));
-        if (!only || in_clusters(clusters, only))
-            err = add_object(docs, o);
-    }
-    if (!err)
-        err = add_rules(docs, rules);
-    for (size_t i = 0; !err && i < json_array_size(workloads); i++) {
-        const json_t *w = json_array_get(workloads, i);
-        if (in_clusters(clusters, jstr_or(w, "cluster")))
-            err = add_workload(docs, w);
-    }
-    return err;
 }
 
 static int load(const char *what, const json_t *docs, struct moat_policy **out)
@@ -241,12 +116,12 @@ int api_fetch_policy(struct api_client *c, const char *what, const char *cluster
         rc = fetch_rules(c, what, clusters, rules);
     if (!rc)
         rc = fetch(c, what, V1 "/workloads", "cluster", cluster, &workloads);
-    if (!rc && build_docs(clusters, objects, rules, workloads, docs) < 0)
+    if (!rc && remote_docs(clusters, objects, rules, workloads, NULL, docs) < 0)
         rc = MOAT_EXIT_ERROR;
     if (!rc)
         rc = load(what, docs, out);
     if (!rc)
-        take_server_ids(*out, rules);
+        remote_take_ids(*out, rules);
     json_decref(clusters);
     json_decref(objects);
     json_decref(workloads);

@@ -1643,8 +1643,8 @@ static int load_set_into(struct moat_policy *p, struct doc_set *set, struct moat
     return err;
 }
 
-int policy_load_files(struct moat_policy **out, const char *const *paths, size_t n,
-                      struct moat_diags *d)
+int policy_load_sources(struct moat_policy **out, const struct policy_source *src, size_t n,
+                        struct moat_diags *d)
 {
     *out = NULL;
     struct moat_policy *p = policy_new();
@@ -1654,7 +1654,8 @@ int policy_load_files(struct moat_policy **out, const char *const *paths, size_t
     bool unreadable = false;
     for (size_t i = 0; i < n; i++) {
         struct doc_set *set;
-        int err = doc_parse_file(paths[i], &set, d);
+        int err = src[i].path ? doc_parse_file(src[i].path, &set, d)
+                              : doc_parse_text(src[i].text, src[i].len, src[i].name, &set, d);
         if (err)
             unreadable = true;
         else
@@ -1680,27 +1681,24 @@ int policy_load_files(struct moat_policy **out, const char *const *paths, size_t
     return 0;
 }
 
+int policy_load_files(struct moat_policy **out, const char *const *paths, size_t n,
+                      struct moat_diags *d)
+{
+    struct policy_source *src = moat_calloc(n ? n : 1, sizeof(*src));
+    if (!src) {
+        *out = NULL;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        src[i].path = paths[i];
+    int err = policy_load_sources(out, src, n, d);
+    free(src);
+    return err;
+}
+
 int policy_load_text(struct moat_policy **out, const char *text, size_t len, const char *name,
                      struct moat_diags *d)
 {
-    *out = NULL;
-    struct moat_policy *p = policy_new();
-    if (!p)
-        return -ENOMEM;
-    struct doc_set *set;
-    int err = doc_parse_text(text, len, name, &set, d);
-    if (!err) {
-        err = load_set_into(p, set, d);
-        if (err != -ENOMEM) {
-            int fin = policy_finish(p, d);
-            if (!err || fin == -ENOMEM)
-                err = fin;
-        }
-    }
-    if (err) {
-        policy_free(p);
-        return err;
-    }
-    *out = p;
-    return 0;
+    struct policy_source src = {.text = text, .len = len, .name = name};
+    return policy_load_sources(out, &src, 1, d);
 }

@@ -44,4 +44,15 @@ int policy_load_files(struct moat_policy **out, const char *const *paths, size_t
 int policy_load_text(struct moat_policy **out, const char *text, size_t len, const char *name,
                      struct moat_diags *d);
 
+/* One input of policy_load_sources: a file (`path`), or text in memory named `name`. */
+struct policy_source {
+    const char *path; /* NULL: use text/len/name */
+    const char *text;
+    size_t len;
+    const char *name;
+};
+/* policy_load_files over files and texts mixed (the agent: the server's policy + local files). */
+int policy_load_sources(struct moat_policy **out, const struct policy_source *src, size_t n,
+                        struct moat_diags *d);
+
 #endif
