@@ -205,7 +205,10 @@ static int save_state(const struct lab *lab)
     return err;
 }
 
-/* Removes every namespace `up` created (workloads first), then the state file. */
+/*
+ * Removes every namespace `up` created (workloads, nodes, then the underlay),
+ * then the state file.
+ */
 static int lab_teardown(struct lab *lab)
 {
     int failed = 0;
@@ -223,6 +226,12 @@ static int lab_teardown(struct lab *lab)
             else
                 lab->nodes[i].created = false;
         }
+    if (lab->underlay.created) {
+        if (lab_net_delete(lab->underlay.netns) < 0)
+            failed++;
+        else
+            lab->underlay.created = false;
+    }
     if (failed) {
         /* Keep the state file so that `lab down` can try again. */
         lab_state_save(lab);
@@ -246,18 +255,23 @@ static void catch_signals(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
-/* Creates every namespace of the lab; on failure removes them. 0 or -errno. */
+/*
+ * Creates every namespace of the lab — the underlay, the nodes (each linked
+ * to the underlay), the workloads — and on failure removes them. 0 or -errno.
+ */
 static int lab_build(struct lab *lab)
 {
     int err = 0;
-    for (size_t i = 0; i < lab->nnodes + lab->nworkloads && !err; i++) {
+    for (size_t i = 0; i < 1 + lab->nnodes + lab->nworkloads && !err; i++) {
         if (up_interrupted) {
             fprintf(stderr, "moat: lab up: interrupted\n");
             err = -EINTR;
-        } else if (i < lab->nnodes) {
-            err = lab_net_node_up(lab, i, save_state);
+        } else if (i == 0) {
+            err = lab_net_underlay_up(lab, save_state);
+        } else if (i <= lab->nnodes) {
+            err = lab_net_node_up(lab, i - 1, save_state);
         } else {
-            err = lab_net_workload_up(lab, i - lab->nnodes, save_state);
+            err = lab_net_workload_up(lab, i - 1 - lab->nnodes, save_state);
         }
     }
     if (!err && up_interrupted)
@@ -291,9 +305,10 @@ static int lab_claim(const struct lab *lab)
         return MOAT_EXIT_ERROR;
     }
     int clash = 0;
-    for (size_t i = 0; i < lab->nnodes + lab->nworkloads; i++) {
-        const char *ns =
-            i < lab->nnodes ? lab->nodes[i].netns : lab->workloads[i - lab->nnodes].netns;
+    for (size_t i = 0; i < 1 + lab->nnodes + lab->nworkloads; i++) {
+        const char *ns = i == 0             ? lab->underlay.netns
+                         : i <= lab->nnodes ? lab->nodes[i - 1].netns
+                                            : lab->workloads[i - 1 - lab->nnodes].netns;
         if (lab_netns_exists(ns)) {
             fprintf(stderr,
                     "moat: lab up: network namespace \"%s\" already exists (left over? "
@@ -542,7 +557,7 @@ int cmd_lab_down(int argc, char **argv)
                 strerror(-err));
         return MOAT_EXIT_ERROR;
     }
-    size_t n = 0;
+    size_t n = lab->underlay.created;
     for (size_t i = 0; i < lab->nnodes; i++)
         n += lab->nodes[i].created;
     for (size_t i = 0; i < lab->nworkloads; i++)
@@ -598,9 +613,27 @@ static void addrs_text(const struct moat_addr *a, size_t n, char *buf, size_t le
     }
 }
 
+static void status_underlay(const struct lab *lab)
+{
+    const struct lab_underlay *u = &lab->underlay;
+    if (!u->netns) {
+        printf("underlay: none (the lab was made before labs had one)\n\n");
+        return;
+    }
+    char cells[2 * 4][CELL_MAX];
+    struct table t = {4, 2, cells};
+    const char *row[] = {
+        "UNDERLAY", "BRIDGE",      "SUBNET",    "PRESENT",
+        u->netns,   LAB_UL_BRIDGE, LAB_UL_TEXT, lab_netns_exists(u->netns) ? "yes" : "no"};
+    for (size_t c = 0; c < 8; c++)
+        set_cell(&t, c / 4, c % 4, row[c]);
+    table_print(&t);
+    printf("\n");
+}
+
 static int status_table(const struct lab *lab)
 {
-    struct table nodes = {6, lab->nnodes + 1, NULL}, wls = {7, lab->nworkloads + 1, NULL};
+    struct table nodes = {7, lab->nnodes + 1, NULL}, wls = {7, lab->nworkloads + 1, NULL};
     nodes.cells = calloc(nodes.cols * nodes.rows, CELL_MAX);
     wls.cells = calloc(wls.cols * wls.rows, CELL_MAX);
     if (!nodes.cells || !wls.cells) {
@@ -608,17 +641,23 @@ static int status_table(const struct lab *lab)
         free(wls.cells);
         return MOAT_EXIT_ERROR;
     }
-    const char *nh[] = {"NODE", "CLUSTER", "ADDRESS", "SUBNET", "NAMESPACE", "PRESENT"};
-    for (size_t c = 0; c < 6; c++)
+    const char *nh[] = {"NODE", "CLUSTER", "ADDRESS", "SUBNET", "UNDERLAY", "NAMESPACE", "PRESENT"};
+    for (size_t c = 0; c < 7; c++)
         set_cell(&nodes, 0, c, nh[c]);
     for (size_t i = 0; i < lab->nnodes; i++) {
         const struct lab_node *n = &lab->nodes[i];
-        char gw[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8];
+        char gw[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8], ul[MOAT_ADDR_STRLEN + 16] = "-";
         addr_format(&n->gateway, gw, sizeof(gw));
         prefix_format(&n->subnet, sub, sizeof(sub));
-        const char *row[] = {n->name, n->cluster, gw,
-                             sub,     n->netns,   lab_netns_exists(n->netns) ? "yes" : "no"};
-        for (size_t c = 0; c < 6; c++)
+        if (lab->underlay.netns) {
+            char port[LAB_IFNAME_MAX + 1];
+            addr_format(&n->ul_addr, ul, sizeof(ul));
+            lab_ul_port(i, port, sizeof(port));
+            snprintf(ul + strlen(ul), sizeof(ul) - strlen(ul), " (%s)", port);
+        }
+        const char *row[] = {
+            n->name, n->cluster, gw, sub, ul, n->netns, lab_netns_exists(n->netns) ? "yes" : "no"};
+        for (size_t c = 0; c < 7; c++)
             set_cell(&nodes, i + 1, c, row[c]);
     }
     const char *wh[] = {"WORKLOAD",  "CLUSTER",   "NODE",   "ADDRESSES",
@@ -642,6 +681,7 @@ static int status_table(const struct lab *lab)
     }
     printf("lab %s: %zu node%s, %zu workload%s\n\n", lab->name, lab->nnodes,
            lab->nnodes == 1 ? "" : "s", lab->nworkloads, lab->nworkloads == 1 ? "" : "s");
+    status_underlay(lab);
     table_print(&nodes);
     printf("\n");
     table_print(&wls);
@@ -653,6 +693,9 @@ static int status_table(const struct lab *lab)
 static int status_json(const struct lab *lab)
 {
     json_t *j = lab_to_json(lab, false);
+    if (j && lab->underlay.netns)
+        json_object_set_new(json_object_get(j, "underlay"), "present",
+                            json_boolean(lab_netns_exists(lab->underlay.netns)));
     for (size_t i = 0; j && i < lab->nnodes; i++)
         json_object_set_new(json_array_get(json_object_get(j, "nodes"), i), "present",
                             json_boolean(lab_netns_exists(lab->nodes[i].netns)));

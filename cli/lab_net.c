@@ -128,12 +128,70 @@ static int mark_created(struct lab *lab, bool *created, int (*saved)(const struc
     return saved ? saved(lab) : 0;
 }
 
+int lab_net_underlay_up(struct lab *lab, int (*saved)(const struct lab *))
+{
+    const char *ns = lab->underlay.netns;
+    int err = IP("netns", "add", ns);
+    if (!err)
+        err = mark_created(lab, &lab->underlay.created, saved);
+    if (!err)
+        err = IP("-n", ns, "link", "set", "dev", "lo", "up");
+    if (!err)
+        err = IP("-n", ns, "link", "add", "name", LAB_UL_BRIDGE, "type", "bridge");
+    if (!err)
+        err = IP("-n", ns, "link", "set", "dev", LAB_UL_BRIDGE, "up");
+    return err;
+}
+
+/* `ADDR/LEN` into buf. */
+static void addr_len_text(const struct moat_addr *a, int len, char *buf, size_t n)
+{
+    addr_format(a, buf, n);
+    snprintf(buf + strlen(buf), n - strlen(buf), "/%d", len);
+}
+
+/*
+ * Node i's link to the underlay: veth ul0 (in the node) <-> nodeK (a port
+ * of ubr0), ul0 holding 100.64.0.k/24, and a route to every other node's
+ * /24 via its underlay address. The routes' `src` is the node's gateway, so
+ * what the node itself sends to another node carries its own address (the
+ * one rules know as `host`); forwarded packets keep their source (no NAT).
+ */
+static int node_underlay_up(const struct lab *lab, size_t i)
+{
+    const struct lab_node *n = &lab->nodes[i];
+    const char *ul = lab->underlay.netns;
+    char port[LAB_IFNAME_MAX + 1], addr[MOAT_ADDR_STRLEN + 8], src[MOAT_ADDR_STRLEN];
+    lab_ul_port(i, port, sizeof(port));
+    addr_len_text(&n->ul_addr, LAB_PREFIX_LEN, addr, sizeof(addr));
+    addr_format(&n->gateway, src, sizeof(src));
+    /* Both ends are made inside lab namespaces, as for workloads. */
+    int err = IP("-n", n->netns, "link", "add", "name", LAB_UL_IFNAME, "type", "veth", "peer",
+                 "name", port, "netns", ul);
+    if (!err)
+        err = IP("-n", ul, "link", "set", "dev", port, "master", LAB_UL_BRIDGE);
+    if (!err)
+        err = IP("-n", ul, "link", "set", "dev", port, "up");
+    if (!err)
+        err = IP("-n", n->netns, "addr", "add", addr, "dev", LAB_UL_IFNAME);
+    if (!err)
+        err = IP("-n", n->netns, "link", "set", "dev", LAB_UL_IFNAME, "up");
+    for (size_t j = 0; !err && j < lab->nnodes; j++) {
+        if (j == i)
+            continue;
+        char sub[MOAT_ADDR_STRLEN + 8], via[MOAT_ADDR_STRLEN];
+        prefix_format(&lab->nodes[j].subnet, sub, sizeof(sub));
+        addr_format(&lab->nodes[j].ul_addr, via, sizeof(via));
+        err = IP("-n", n->netns, "route", "add", sub, "via", via, "dev", LAB_UL_IFNAME, "src", src);
+    }
+    return err;
+}
+
 int lab_net_node_up(struct lab *lab, size_t i, int (*saved)(const struct lab *))
 {
     struct lab_node *n = &lab->nodes[i];
     char gw[MOAT_ADDR_STRLEN + 8];
-    addr_format(&n->gateway, gw, sizeof(gw));
-    snprintf(gw + strlen(gw), sizeof(gw) - strlen(gw), "/%d", LAB_PREFIX_LEN);
+    addr_len_text(&n->gateway, LAB_PREFIX_LEN, gw, sizeof(gw));
     int err = IP("netns", "add", n->netns);
     if (!err)
         err = mark_created(lab, &n->created, saved);
@@ -147,6 +205,8 @@ int lab_net_node_up(struct lab *lab, size_t i, int (*saved)(const struct lab *))
         err = IP("-n", n->netns, "link", "set", "dev", LAB_BRIDGE, "up");
     if (!err)
         err = netns_sysctl(n->netns, "net/ipv4/ip_forward", "1\n");
+    if (!err && lab->underlay.netns)
+        err = node_underlay_up(lab, i);
     return err;
 }
 
@@ -173,8 +233,7 @@ int lab_net_workload_up(struct lab *lab, size_t i, int (*saved)(const struct lab
         if (!addr_is_v4(&w->addrs[a]) || !prefix_contains(&n->subnet, &w->addrs[a]))
             continue; /* the lab is IPv4; other addresses stay in the inventory only */
         char text[MOAT_ADDR_STRLEN + 8];
-        addr_format(&w->addrs[a], text, sizeof(text));
-        snprintf(text + strlen(text), sizeof(text) - strlen(text), "/%d", LAB_PREFIX_LEN);
+        addr_len_text(&w->addrs[a], LAB_PREFIX_LEN, text, sizeof(text));
         err = IP("-n", w->netns, "addr", "add", text, "dev", LAB_WL_IFNAME);
     }
     if (!err)

@@ -1,12 +1,14 @@
 /*
  * lab_net: what `moat lab` does to the kernel — network namespaces, the
- * bridge, veths and addresses, made with iproute2's `ip` (run with
+ * bridges, veths, addresses and routes, made with iproute2's `ip` (run with
  * posix_spawn, arguments passed as a vector: no shell), and entering a
  * namespace with setns(2).
  *
  * Nothing here links a lab namespace to the root namespace or to any
  * physical interface: every link is created inside a lab namespace, and the
- * only veths join a workload namespace to its node namespace.
+ * only veths join a workload namespace to its node namespace, or a node
+ * namespace to the lab's underlay namespace. No namespace gets a default
+ * route except workloads (via their node's bridge).
  *
  * Failures are printed to stderr as `moat: lab: COMMAND: what failed` (this
  * is CLI code) and returned as -errno / -EIO.
@@ -33,10 +35,19 @@ bool lab_netns_exists(const char *name);
 int lab_netns_enter(const char *name);
 
 /*
+ * Creates the underlay namespace (lo up, bridge ubr0 up, no address, no
+ * route). Sets lab->underlay.created as soon as the namespace exists and
+ * calls `saved` (may be NULL) then, so the state file can record it before
+ * anything else can fail. Returns 0 or a negative error.
+ */
+int lab_net_underlay_up(struct lab *lab, int (*saved)(const struct lab *));
+/*
  * Creates node i's namespace (lo up, bridge mbr0 with the gateway address,
- * ip_forward=1). Sets lab->nodes[i].created as soon as the namespace exists
- * and calls `saved` (may be NULL) then, so the state file can record it
- * before anything else can fail. Returns 0 or a negative error.
+ * ip_forward=1) and, when the lab has an underlay (made before), its veth
+ * ul0 <-> nodeK on ubr0 with the node's underlay address and a route to
+ * every other node's /24 via that node's underlay address (source: this
+ * node's gateway address). Sets lab->nodes[i].created and calls `saved` as
+ * above. Returns 0 or a negative error.
  */
 int lab_net_node_up(struct lab *lab, size_t i, int (*saved)(const struct lab *));
 /* Creates workload i's namespace and veth (eth0 <-> interface on mbr0), as above. */

@@ -57,6 +57,7 @@ void lab_free(struct lab *lab)
     }
     free(lab->nodes);
     free(lab->workloads);
+    free(lab->underlay.netns);
     free(lab->name);
     free(lab);
 }
@@ -83,6 +84,16 @@ static struct moat_prefix subnet_of(uint32_t net)
 {
     struct moat_prefix p = {addr_v4(net & 0xffffff00u), 96 + LAB_PREFIX_LEN};
     return p;
+}
+
+struct moat_prefix lab_ul_subnet(void)
+{
+    return subnet_of(LAB_UL_NET);
+}
+
+void lab_ul_port(size_t i, char *buf, size_t n)
+{
+    snprintf(buf, n, "node%zu", i + 1);
 }
 
 static const struct moat_addr *first_v4(const struct moat_addr *a, size_t n)
@@ -138,7 +149,7 @@ static char *unique_name(const char *want, size_t max, const char *key, int hexd
 static const char *ifname_problem(const char *s)
 {
     if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strcmp(s, "lo") == 0 ||
-        strcmp(s, LAB_BRIDGE) == 0)
+        strcmp(s, LAB_BRIDGE) == 0 || strcmp(s, LAB_UL_IFNAME) == 0)
         return "is reserved in a node's namespace";
     for (const char *c = s; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
@@ -313,6 +324,32 @@ static bool subnet_in_use(const struct plan *pl, uint32_t net)
                 (v4_of(&p->nodes[i].addrs[j]) & 0xffffff00u) == net)
                 return true;
     return false;
+}
+
+/* No address of the files may lie in the underlay's /24 (node subnets come from them). */
+static void plan_underlay_clashes(struct plan *pl)
+{
+    const struct moat_policy *p = pl->p;
+    struct moat_prefix ul = lab_ul_subnet();
+    char text[MOAT_ADDR_STRLEN];
+    for (size_t i = 0; i < p->nnodes; i++)
+        for (size_t j = 0; j < p->nodes[i].naddrs; j++)
+            if (prefix_contains(&ul, &p->nodes[i].addrs[j])) {
+                addr_format(&p->nodes[i].addrs[j], text, sizeof(text));
+                node_err(pl, lab_node_index(pl->lab, p->nodes[i].name),
+                         "ips[%zu]: %s is in %s, which the lab keeps for its underlay (the "
+                         "links between nodes)",
+                         j, text, LAB_UL_TEXT);
+            }
+    for (size_t i = 0; i < p->nworkloads; i++)
+        for (size_t j = 0; j < p->workloads[i].naddrs; j++)
+            if (prefix_contains(&ul, &p->workloads[i].addrs[j])) {
+                addr_format(&p->workloads[i].addrs[j], text, sizeof(text));
+                wl_err(pl, &p->workloads[i],
+                       "ips[%zu]: %s is in %s, which the lab keeps for its underlay (the "
+                       "links between nodes)",
+                       j, text, LAB_UL_TEXT);
+            }
 }
 
 /* 10.244.k.0/24 for node k, or the next /24 of 10.244/16 nothing uses. */
@@ -515,16 +552,24 @@ static int plan_interfaces(struct plan *pl)
     return err;
 }
 
-/* Namespace names: mlab-LAB-NODE and mlab-LAB-NODE-WORKLOAD, unique. */
+/*
+ * Namespace names: mlab-LAB-underlay first (so that it is always that),
+ * then mlab-LAB-NODE and mlab-LAB-NODE-WORKLOAD, unique.
+ */
 static int plan_netns(struct plan *pl)
 {
     struct lab *lab = pl->lab;
     struct moat_policy *p = pl->p;
-    size_t total = lab->nnodes + p->nworkloads, n = 0;
+    size_t total = 1 + lab->nnodes + p->nworkloads, n = 0;
     char **taken = moat_calloc(total, sizeof(*taken));
     if (!taken)
         return -ENOMEM;
     int err = 0;
+    lab->underlay.netns = moat_asprintf("mlab-%s-%s", lab->name, LAB_UL_NETNS);
+    if (!lab->underlay.netns)
+        err = -ENOMEM;
+    else
+        taken[n++] = lab->underlay.netns;
     for (size_t i = 0; i < lab->nnodes && !err; i++) {
         char *want = moat_asprintf("mlab-%s-%s", lab->name, lab->nodes[i].name);
         lab->nodes[i].netns = want ? unique_name(want, LAB_NETNS_MAX, want, 8, taken, n) : NULL;
@@ -582,8 +627,9 @@ static int plan_run(struct plan *pl)
                   "no Workload or Node documents: a lab needs at least one node");
         return -EINVAL;
     }
-    if (pl->lab->nnodes > 254) {
-        diags_add(pl->d, NULL, 0, NULL, "a lab holds at most 254 nodes, not %zu", pl->lab->nnodes);
+    if (pl->lab->nnodes > LAB_NODES_MAX) {
+        diags_add(pl->d, NULL, 0, NULL, "a lab holds at most %d nodes, not %zu", LAB_NODES_MAX,
+                  pl->lab->nnodes);
         return -EINVAL;
     }
     pl->wnode = moat_calloc(p->nworkloads, sizeof(*pl->wnode));
@@ -596,6 +642,7 @@ static int plan_run(struct plan *pl)
         pl->wnode[i] = lab_node_index(pl->lab, p->workloads[i].node);
     size_t before = diags_total(pl->d);
     plan_explicit_subnets(pl);
+    plan_underlay_clashes(pl);
     plan_default_subnets(pl);
     plan_used(pl);
     plan_gateways(pl);
@@ -607,6 +654,8 @@ static int plan_run(struct plan *pl)
         return -EINVAL;
     if ((err = plan_policy_nodes(pl)) != 0 || (err = plan_workloads(pl)) != 0)
         return err;
+    for (size_t i = 0; i < pl->lab->nnodes; i++)
+        pl->lab->nodes[i].ul_addr = addr_v4(LAB_UL_NET | (uint32_t)(i + 1));
     return plan_netns(pl);
 }
 

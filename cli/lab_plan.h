@@ -20,6 +20,14 @@
  * nothing uses (gateway .1). Workloads without an IPv4 address get .10,
  * .11, ... skipping addresses in use. Each node has its own /24.
  *
+ * The underlay joins the nodes: namespace `mlab-L-underlay` (reserved before
+ * any node's name, so a node called `underlay` gets a hashed name) holds the
+ * bridge `ubr0`; node k's `ul0` is a veth whose other end, `nodeK`, is a
+ * port of that bridge, and holds 100.64.0.k/24 (LAB_UL_NET). Every node
+ * routes each other node's /24 via that node's underlay address. No address
+ * of the files may lie in LAB_UL_NET (a planning error). Every lab, even one
+ * of a single node, has an underlay.
+ *
  * The same struct lab is what the state file holds (lab_state.h).
  */
 #ifndef MOAT_LAB_PLAN_H
@@ -33,13 +41,19 @@
 
 struct moat_policy;
 
-#define LAB_NAME_MAX   16     /* lab names: 1..16 of [A-Za-z0-9_] */
-#define LAB_NETNS_MAX  60     /* namespace names are cut to this */
-#define LAB_IFNAME_MAX 15     /* IFNAMSIZ - 1 */
-#define LAB_BRIDGE     "mbr0" /* the bridge in every node namespace */
-#define LAB_WL_IFNAME  "eth0" /* the workload end of its veth */
-#define LAB_PREFIX_LEN 24     /* every node has one IPv4 /24 */
-#define LAB_FIRST_HOST 10     /* assigned workload addresses start at .10 */
+#define LAB_NAME_MAX   16          /* lab names: 1..16 of [A-Za-z0-9_] */
+#define LAB_NETNS_MAX  60          /* namespace names are cut to this */
+#define LAB_IFNAME_MAX 15          /* IFNAMSIZ - 1 */
+#define LAB_BRIDGE     "mbr0"      /* the bridge in every node namespace */
+#define LAB_WL_IFNAME  "eth0"      /* the workload end of its veth */
+#define LAB_PREFIX_LEN 24          /* every node has one IPv4 /24 */
+#define LAB_FIRST_HOST 10          /* assigned workload addresses start at .10 */
+#define LAB_UL_NETNS   "underlay"  /* the underlay namespace is mlab-L-underlay */
+#define LAB_UL_BRIDGE  "ubr0"      /* the bridge in the underlay namespace */
+#define LAB_UL_IFNAME  "ul0"       /* a node's end of its underlay veth */
+#define LAB_UL_NET     0x64400000u /* 100.64.0.0/24: node k (1..254) is 100.64.0.k */
+#define LAB_UL_TEXT    "100.64.0.0/24"
+#define LAB_NODES_MAX  254 /* one underlay address each */
 
 struct lab_node {
     char *name;
@@ -47,6 +61,7 @@ struct lab_node {
     char *netns;
     struct moat_addr gateway;  /* IPv4: on mbr0, the node's address (`host`) */
     struct moat_prefix subnet; /* gateway's /24 */
+    struct moat_addr ul_addr;  /* on ul0 (100.64.0.k); unset when the lab has no underlay */
     bool created;              /* its namespace exists because `lab up` made it */
 };
 
@@ -62,8 +77,15 @@ struct lab_workload {
     bool created; /* as lab_node.created */
 };
 
+/* The namespace and bridge that join the nodes. */
+struct lab_underlay {
+    char *netns;  /* NULL: the lab has none (a state file from before labs had one) */
+    bool created; /* as lab_node.created */
+};
+
 struct lab {
     char *name;
+    struct lab_underlay underlay;
     struct lab_node *nodes;
     size_t nnodes;
     struct lab_workload *workloads;
@@ -78,12 +100,22 @@ bool lab_name_ok(const char *name);
  * inventory that `lab up` writes: workloads without an IPv4 address get one,
  * workloads without an interface get one, nodes get their gateway address,
  * and nodes that only workloads name get a Node entry (cluster: that of their
- * first workload). Returns 0 with *out (free with lab_free), -EINVAL with
- * every problem in `d` (addresses outside the node's subnet, clashing
- * interface names, full subnets...), or -ENOMEM. `p` may be half-completed
+ * first workload). The lab it returns has its underlay: namespace, and
+ * node k's address 100.64.0.k. Returns 0 with *out (free with lab_free),
+ * -EINVAL with every problem in `d` (addresses outside the node's subnet or
+ * inside the underlay's, clashing interface names, full subnets...), or
+ * -ENOMEM. `p` may be half-completed
  * on error: throw it away.
  */
 int lab_plan(struct moat_policy *p, const char *name, struct lab **out, struct moat_diags *d);
+
+/* The underlay /24, LAB_UL_NET, as a prefix. */
+struct moat_prefix lab_ul_subnet(void);
+/*
+ * The name of node i's (0-based) port on the underlay bridge, `node` and
+ * i + 1, into buf (LAB_IFNAME_MAX + 1 bytes or more).
+ */
+void lab_ul_port(size_t i, char *buf, size_t n);
 
 /* A new empty lab named `name` (NULL on OOM). */
 struct lab *lab_new(const char *name);

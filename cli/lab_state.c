@@ -33,14 +33,37 @@ static json_t *addrs_json(const struct moat_addr *a, size_t n)
     return arr;
 }
 
-static json_t *node_json(const struct lab_node *n, bool with_created)
+static json_t *node_json(const struct lab *lab, size_t i, bool with_created)
 {
+    const struct lab_node *n = &lab->nodes[i];
     char gw[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8];
     addr_format(&n->gateway, gw, sizeof(gw));
     prefix_format(&n->subnet, sub, sizeof(sub));
     json_t *j = json_pack("{s:s,s:s*,s:s,s:s,s:s,s:s}", "name", n->name, "cluster", n->cluster,
                           "netns", n->netns, "bridge", LAB_BRIDGE, "address", gw, "subnet", sub);
+    if (j && lab->underlay.netns) {
+        char ul[MOAT_ADDR_STRLEN], port[LAB_IFNAME_MAX + 1];
+        addr_format(&n->ul_addr, ul, sizeof(ul));
+        lab_ul_port(i, port, sizeof(port));
+        if (json_object_set_new(j, "underlay",
+                                json_pack("{s:s,s:s,s:s}", "interface", LAB_UL_IFNAME, "address",
+                                          ul, "port", port)) < 0) {
+            json_decref(j);
+            return NULL;
+        }
+    }
     if (j && with_created && json_object_set_new(j, "created", json_boolean(n->created)) < 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static json_t *underlay_json(const struct lab_underlay *u, bool with_created)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s}", "netns", u->netns, "bridge", LAB_UL_BRIDGE, "subnet",
+                          LAB_UL_TEXT);
+    if (j && with_created && json_object_set_new(j, "created", json_boolean(u->created)) < 0) {
         json_decref(j);
         return NULL;
     }
@@ -64,15 +87,18 @@ json_t *lab_to_json(const struct lab *lab, bool with_created)
     json_t *nodes = json_array(), *wls = json_array();
     bool ok = nodes && wls;
     for (size_t i = 0; ok && i < lab->nnodes; i++)
-        ok = json_array_append_new(nodes, node_json(&lab->nodes[i], with_created)) == 0;
+        ok = json_array_append_new(nodes, node_json(lab, i, with_created)) == 0;
     for (size_t i = 0; ok && i < lab->nworkloads; i++)
         ok = json_array_append_new(wls, workload_json(lab, &lab->workloads[i], with_created)) == 0;
-    if (!ok) {
+    json_t *ul = ok && lab->underlay.netns ? underlay_json(&lab->underlay, with_created) : NULL;
+    if (!ok || (lab->underlay.netns && !ul)) {
         json_decref(nodes);
         json_decref(wls);
         return NULL;
     }
-    return json_pack("{s:s,s:o,s:o}", "lab", lab->name, "nodes", nodes, "workloads", wls);
+    /* "underlay" comes before "nodes", as it is made before them; `o*` skips a NULL. */
+    return json_pack("{s:s,s:o*,s:o,s:o}", "lab", lab->name, "underlay", ul, "nodes", nodes,
+                     "workloads", wls);
 }
 
 /* A string member; NULL (and a reason) when missing and required. */
@@ -121,6 +147,33 @@ static int parse_node(const json_t *j, struct lab_node *n, char *why, size_t len
         snprintf(why, len, "nodes: \"address\" or \"subnet\" is not an address");
         err = -EINVAL;
     }
+    return err;
+}
+
+/* A node's "underlay" member: required when the lab has an underlay. */
+static int parse_node_underlay(const json_t *j, struct lab_node *n, char *why, size_t len)
+{
+    const json_t *u = json_object_get(j, "underlay");
+    const char *a = json_string_value(json_object_get(u, "address"));
+    if (!a || addr_parse(a, &n->ul_addr) < 0 || !addr_is_v4(&n->ul_addr)) {
+        snprintf(why, len, "nodes: \"underlay\" has no IPv4 \"address\"");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The lab's "underlay" member: optional (state files from before labs had one). */
+static int parse_underlay(const json_t *j, struct lab_underlay *u, char *why, size_t len)
+{
+    if (!j)
+        return 0;
+    int err = 0;
+    u->netns = json_is_object(j) ? dup_member(j, "netns", true, "underlay", why, len, &err) : NULL;
+    if (!json_is_object(j)) {
+        snprintf(why, len, "underlay: not an object");
+        err = -EINVAL;
+    }
+    u->created = json_is_true(json_object_get(j, "created"));
     return err;
 }
 
@@ -183,9 +236,13 @@ int lab_from_json(const json_t *j, struct lab **out, char *why, size_t n)
     lab->nodes = moat_calloc(json_array_size(nodes), sizeof(*lab->nodes));
     lab->workloads = moat_calloc(json_array_size(wls), sizeof(*lab->workloads));
     int err = lab->nodes && lab->workloads ? 0 : -ENOMEM;
+    if (!err)
+        err = parse_underlay(json_object_get(j, "underlay"), &lab->underlay, why, n);
     for (size_t i = 0; !err && i < json_array_size(nodes); i++) {
         lab->nnodes++;
         err = parse_node(json_array_get(nodes, i), &lab->nodes[i], why, n);
+        if (!err && lab->underlay.netns)
+            err = parse_node_underlay(json_array_get(nodes, i), &lab->nodes[i], why, n);
     }
     for (size_t i = 0; !err && i < json_array_size(wls); i++) {
         lab->nworkloads++;

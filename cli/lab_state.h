@@ -24,10 +24,14 @@ void lab_state_path(const char *name, char *buf, size_t n);
 
 /*
  * The lab as a JSON object (caller decrefs; NULL on OOM):
- * {"lab", "nodes": [{"name", "cluster"?, "netns", "bridge", "address",
- * "subnet", "created"}], "workloads": [{"cluster", "namespace", "name",
- * "node", "netns", "interface", "ips", "created"}]}.
- * Without `with_created` the "created" members are left out.
+ * {"lab", "underlay": {"netns", "bridge", "subnet", "created"},
+ * "nodes": [{"name", "cluster"?, "netns", "bridge", "address", "subnet",
+ * "underlay": {"interface", "address", "port"}, "created"}],
+ * "workloads": [{"cluster", "namespace", "name", "node", "netns",
+ * "interface", "ips", "created"}]}. A lab without an underlay (a state file
+ * from before labs had one) has neither "underlay" member; lab_from_json
+ * takes such files too. Without `with_created` the "created" members are
+ * left out.
  */
 json_t *lab_to_json(const struct lab *lab, bool with_created);
 /* The inverse; -EINVAL with a reason in `why` when the object is not one. */
