@@ -79,7 +79,7 @@ build/$(1)/libagent.a: $$(patsubst %.c,build/$(1)/%.o,$$(AGENT_SRC))
 	ar rcs $$@ $$^
 
 build/$(1)/moatd: build/$(1)/agent/moatd.o build/$(1)/libagent.a build/$(1)/libmoat.a
-	$$(CC) $(3) -o $$@ $$^ $$(LIBS) $$(BPF_LIBS) -lm
+	$$(CC) $(3) -o $$@ $$^ $$(LIBS) $$(BPF_LIBS) -lcurl -lpthread -lm
 
 build/$(1)/moat-server: $$(patsubst %.c,build/$(1)/%.o,$$(SERVER_SRC)) build/$(1)/libmoat.a
 	$$(CC) $(3) -o $$@ $$^ $$(SERVER_LIBS) $$(LIBS) -lm
@@ -97,7 +97,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/asan/tests/unit/%,$(UNIT_SRC))
 
 # Datapath tests (root): the real BPF programs run with BPF_PROG_TEST_RUN.
 build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
-	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcmocka -lm
+	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcmocka -lcurl -lpthread -lm
 BPFTEST_BINS := $(patsubst tests/bpf/%.c,build/asan/tests/bpf/%,$(BPFTEST_SRC))
 
 # Fuzz targets (libFuzzer, clang): libmoat rebuilt with clang and the fuzzer's
@@ -117,7 +117,7 @@ fuzz: $(FUZZ_BINS)
 	@sh tests/fuzz/run.sh build/fuzz
 
 build/rel/bench/%: build/rel/bench/%.o build/rel/bench/synth.o build/rel/libagent.a build/rel/libmoat.a
-	$(CC) -o $@ $^ $(LIBS) $(BPF_LIBS) -lm
+	$(CC) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcurl -lpthread -lm
 BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_MAINS))
 build/rel/bench/bench_datapath.o: $(SKEL)
 

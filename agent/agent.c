@@ -2,6 +2,8 @@
 #include "agent.h"
 #include "loader.h"
 #include "mem.h"
+#include "remote.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -31,6 +33,20 @@ static int load_files(const struct agent_config *cfg, struct moat_policy **out)
         agent_log("error", "%s", d.items[i].text);
     diags_clear(&d);
     return err;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---------- events -> alerts ---------- */
@@ -93,6 +109,11 @@ static void on_event(void *ctx, const struct moat_event *e)
         h.details = e->dir == MOAT_ABI_DIR_INGRESS ? "cluster default action" : "egress default";
     int err;
     alert_agg_add(a->alerts, &h, &err);
+    if (!err && a->window) {
+        alert_agg_add(a->window, &h, &err);
+        if (!err && a->window_started == 0)
+            a->window_started = mono_now();
+    }
     if (err)
         agent_log("warning", "out of memory: alert dropped");
 }
@@ -170,11 +191,175 @@ void agent_rescan(struct moat_agent *a)
     }
 }
 
+/* ---------- cluster mode: the server's policy + this node's inventory ---------- */
+
+static bool local_to(const struct moat_agent *a, const struct moat_workload *w)
+{
+    return w->node && strcmp(w->node, a->cfg.node) == 0 &&
+           strcmp(w->cluster_ref, a->cfg.cluster) == 0;
+}
+
+static json_t *addrs_json(const struct moat_addr *addrs, size_t n)
+{
+    json_t *ips = json_array();
+    for (size_t i = 0; ips && i < n; i++) {
+        char text[MOAT_ADDR_STRLEN];
+        addr_format(&addrs[i], text, sizeof(text));
+        if (json_array_append_new(ips, json_string(text)) < 0) {
+            json_decref(ips);
+            return NULL;
+        }
+    }
+    return ips;
+}
+
+/* A workload as PUT /agents/workloads takes it (name, namespace, image, labels, ips, interface). */
+static json_t *workload_json(const struct moat_workload *w)
+{
+    json_t *labels = json_object();
+    for (size_t i = 0; labels && i < w->nlabels; i++)
+        if (json_object_set_new(labels, w->labels[i].key, json_string(w->labels[i].value)) < 0) {
+            json_decref(labels);
+            labels = NULL;
+        }
+    json_t *ips = addrs_json(w->addrs, w->naddrs);
+    if (!labels || !ips) {
+        json_decref(labels);
+        json_decref(ips);
+        return NULL;
+    }
+    return json_pack("{s:s,s:s,s:s?,s:o,s:o,s:s?}", "name", w->name, "namespace", w->namespace,
+                     "image", w->image, "labels", labels, "ips", ips, "interface", w->interface);
+}
+
+/*
+ * This node's workloads (of its cluster) from the inventory `inv`: into
+ * `report` in the API's form and into `docs` as Workload/Node documents.
+ */
+static int local_docs(const struct moat_agent *a, const struct moat_policy *inv, json_t *report,
+                      json_t *docs)
+{
+    for (size_t i = 0; i < inv->nworkloads; i++) {
+        const struct moat_workload *w = &inv->workloads[i];
+        if (!local_to(a, w))
+            continue;
+        json_t *r = workload_json(w), *d = r ? json_deep_copy(r) : NULL;
+        int bad = !r || !d || json_array_append(report, r) < 0 ||
+                  json_object_set_new(d, "kind", json_string("Workload")) < 0 ||
+                  json_object_set_new(d, "cluster", json_string(a->cfg.cluster)) < 0 ||
+                  json_object_set_new(d, "node", json_string(a->cfg.node)) < 0 ||
+                  json_array_append(docs, d) < 0;
+        json_decref(r);
+        json_decref(d);
+        if (bad)
+            return -ENOMEM;
+    }
+    for (size_t i = 0; i < inv->nnodes; i++) {
+        const struct moat_node *n = &inv->nodes[i];
+        if (strcmp(n->name, a->cfg.node) != 0)
+            continue;
+        json_t *d = json_pack("{s:s,s:s,s:s,s:o}", "kind", "Node", "name", n->name, "cluster",
+                              a->cfg.cluster, "ips", addrs_json(n->addrs, n->naddrs));
+        if (!d || json_array_append_new(docs, d) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void log_diags(struct moat_diags *d, const char *prefix)
+{
+    for (size_t i = 0; i < d->count; i++)
+        agent_log("error", "%s%s", prefix, d->items[i].text);
+    diags_clear(d);
+}
+
+/* The server's policy (a->remote) with this node's inventory, loaded as one policy. */
+static int load_remote(struct moat_agent *a, const json_t *local, struct moat_policy **out)
+{
+    const json_t *r = a->remote;
+    json_t *clusters = json_pack("[O]", json_object_get(r, "cluster"));
+    json_t *docs = json_array();
+    int err = clusters && docs ? 0 : -ENOMEM;
+    if (!err)
+        err = remote_docs(clusters, json_object_get(r, "objects"), json_object_get(r, "rules"),
+                          json_object_get(r, "workloads"), a->cfg.node, docs);
+    if (!err && json_array_extend(docs, (json_t *)local) < 0)
+        err = -ENOMEM;
+    char *text = err ? NULL : json_dumps(docs, JSON_COMPACT);
+    if (!err && !text)
+        err = -ENOMEM;
+    json_decref(clusters);
+    json_decref(docs);
+    if (err)
+        return err;
+    char name[64];
+    snprintf(name, sizeof(name), "server policy revision %lld",
+             (long long)json_integer_value(json_object_get(r, "revision")));
+    struct moat_diags d;
+    diags_init(&d);
+    err = policy_load_text(out, text, strlen(text), name, &d);
+    free(text);
+    log_diags(&d, "");
+    if (!err)
+        remote_take_ids(*out, json_object_get(r, "rules"));
+    return err;
+}
+
+/* Cluster mode: reads the inventory, refreshes the workloads to report, loads the policy. */
+static int load_cluster(struct moat_agent *a, struct moat_policy **out)
+{
+    *out = NULL;
+    struct moat_policy *inv;
+    int err = load_files(&a->cfg, &inv);
+    if (err)
+        return err;
+    json_t *report = json_array(), *docs = json_array();
+    err = report && docs ? local_docs(a, inv, report, docs) : -ENOMEM;
+    policy_free(inv);
+    if (!err) {
+        json_decref(a->local_workloads);
+        a->local_workloads = json_incref(report);
+    }
+    if (!err && !a->remote)
+        err = -EAGAIN; /* nothing from the server yet */
+    if (!err)
+        err = load_remote(a, docs, out);
+    json_decref(report);
+    json_decref(docs);
+    return err;
+}
+
+static int load_policy(struct moat_agent *a, struct moat_policy **out)
+{
+    return a->cfg.cluster ? load_cluster(a, out) : load_files(&a->cfg, out);
+}
+
+/* Cluster mode: tells the server the datapath state, the revision and the workloads. */
+static void report(struct moat_agent *a)
+{
+    if (!a->cfg.sync)
+        return;
+    struct sync_report r = {.datapath_state = a->dp_state,
+                            .datapath_reason = a->dp_reason,
+                            .revision = a->revision,
+                            .workloads = a->local_workloads};
+    if (sync_set_report(a->cfg.sync, &r) < 0)
+        agent_log("warning", "out of memory: report to the server delayed");
+}
+
+static void set_dp_state(struct moat_agent *a, const char *state, const char *reason)
+{
+    snprintf(a->dp_state, sizeof(a->dp_state), "%s", state);
+    snprintf(a->dp_reason, sizeof(a->dp_reason), "%s", reason);
+}
+
 /* ---------- policy ---------- */
 
 /* Compiles and applies `p`; on success the agent owns it, else the caller keeps it. */
 static int install(struct moat_agent *a, struct moat_policy *p)
 {
+    if (!a->dp)
+        return -EOPNOTSUPP;
     struct moat_eval_opts opts = {.node = a->cfg.node};
     struct moat_tables *t;
     int err = policy_compile(p, &opts, &t);
@@ -192,7 +377,35 @@ static int install(struct moat_agent *a, struct moat_policy *p)
     a->policy = p;
     a->generation = gen;
     a->status_dirty = true;
+    a->applied_at = wall_now();
+    if (a->remote)
+        a->revision = json_integer_value(json_object_get(a->remote, "revision"));
+    set_dp_state(a, "enforcing", "");
     return reconcile_ifaces(a);
+}
+
+/* Cluster mode: a datapath that cannot run is reported, not fatal. */
+static int open_datapath(struct moat_agent *a)
+{
+    char why[512];
+    int err = a->ops->probe(why, sizeof(why));
+    if (err) {
+        agent_log("error", "the %s datapath cannot run on this kernel: missing %s", a->ops->name,
+                  why);
+        char reason[600];
+        snprintf(reason, sizeof(reason), "%s datapath: missing %s", a->ops->name, why);
+        set_dp_state(a, "unsupported", reason);
+        return err;
+    }
+    err = a->ops->open(a->cfg.node, on_event, a, &a->dp);
+    if (err) {
+        agent_log("error", "cannot load the %s datapath: %s", a->ops->name, strerror(-err));
+        char reason[600];
+        snprintf(reason, sizeof(reason), "cannot load the %s datapath: %s", a->ops->name,
+                 strerror(-err));
+        set_dp_state(a, "unsupported", reason);
+    }
+    return err;
 }
 
 int agent_start(struct moat_agent *a, const struct agent_config *cfg,
@@ -201,8 +414,11 @@ int agent_start(struct moat_agent *a, const struct agent_config *cfg,
     memset(a, 0, sizeof(*a));
     a->cfg = *cfg;
     a->ops = ops;
+    set_dp_state(a, "not_installed", "waiting for the first policy");
     a->alerts = alert_agg_new();
     if (!a->alerts)
+        return -ENOMEM;
+    if (cfg->cluster && !(a->window = alert_agg_new()))
         return -ENOMEM;
     a->alerts_out = stdout;
     if (cfg->alerts_path) {
@@ -213,52 +429,114 @@ int agent_start(struct moat_agent *a, const struct agent_config *cfg,
         }
     }
     struct moat_policy *p;
-    int err = load_files(cfg, &p);
-    if (err)
+    int err = load_policy(a, &p);
+    if (err == -EAGAIN)
+        p = NULL; /* cluster mode, no policy yet: the datapath waits for one */
+    else if (err)
         return err;
-    char why[512];
-    err = ops->probe(why, sizeof(why));
+    err = open_datapath(a);
+    if (err && cfg->cluster) {
+        policy_free(p); /* keep running: the server learns why this node cannot enforce */
+        report(a);
+        return 0;
+    }
     if (err) {
-        agent_log("error", "the %s datapath cannot run on this kernel: missing %s", ops->name, why);
         policy_free(p);
         return err;
     }
-    err = ops->open(cfg->node, on_event, a, &a->dp);
-    if (err) {
-        agent_log("error", "cannot load the %s datapath: %s", ops->name, strerror(-err));
-        policy_free(p);
-        return err;
+    if (p) {
+        err = install(a, p);
+        if (err) {
+            agent_log("error", "cannot apply the policy: %s", strerror(-err));
+            policy_free(p);
+            return err;
+        }
+        agent_log("info", "node %s: policy generation %u applied, %zu local interfaces", cfg->node,
+                  a->generation, a->nifaces);
+    } else {
+        agent_log("info", "node %s: waiting for the policy of cluster %s from the server",
+                  cfg->node, cfg->cluster);
     }
-    err = install(a, p);
-    if (err) {
-        agent_log("error", "cannot apply the policy: %s", strerror(-err));
-        policy_free(p);
-        return err;
-    }
-    agent_log("info", "node %s: policy generation %u applied, %zu local interfaces", cfg->node,
-              a->generation, a->nifaces);
+    report(a);
     return 0;
 }
 
-int agent_reload(struct moat_agent *a)
+/* Loads and applies the policy again; on any error the running one stays. */
+static int refresh(struct moat_agent *a, const char *what)
 {
     struct moat_policy *p;
     a->reloads++;
-    int err = load_files(&a->cfg, &p);
+    int err = load_policy(a, &p);
     if (!err) {
         err = install(a, p);
         if (err)
             policy_free(p);
     }
     a->status_dirty = true;
+    report(a);
+    if (err == -EAGAIN || (err == -EOPNOTSUPP && a->cfg.cluster))
+        return 0; /* nothing to apply yet, or nowhere to apply it: reported */
     if (err) {
         a->reload_failures++;
-        agent_log("error", "reload failed (%s): generation %u stays in force",
-                  err == -EINVAL ? "invalid files" : strerror(-err), a->generation);
+        agent_log("error", "%s failed (%s): generation %u stays in force", what,
+                  err == -EINVAL ? "invalid policy" : strerror(-err), a->generation);
         return err;
     }
-    agent_log("info", "policy generation %u applied", a->generation);
+    if (a->remote)
+        agent_log("info", "policy revision %lld applied (generation %u)", (long long)a->revision,
+                  a->generation);
+    else
+        agent_log("info", "policy generation %u applied", a->generation);
     return 0;
+}
+
+int agent_reload(struct moat_agent *a)
+{
+    return refresh(a, "reload");
+}
+
+int agent_set_remote(struct moat_agent *a, json_t *policy)
+{
+    json_decref(a->remote);
+    a->remote = policy; /* the newest, even when it fails here: a fixed inventory uses it */
+    return refresh(a, "applying the server's policy");
+}
+
+/* ---------- events -> server ---------- */
+
+static void add_event(void *ctx, const struct alert *al)
+{
+    json_t *events = ctx;
+    json_t *e = alert_to_event(al, al->attempts);
+    if (!e || json_array_append_new(events, e) < 0)
+        agent_log("warning", "out of memory: an alert event was dropped");
+}
+
+#define WINDOW_S   0.5  /* hits go to the server at most this late */
+#define WINDOW_MAX 5000 /* alerts per batch (the server takes 10,000 events) */
+
+/* Cluster mode: the window's alerts, with the hits counted since the last batch, to the spool. */
+static void send_window(struct moat_agent *a, bool now)
+{
+    if (!a->window || !a->window_started)
+        return;
+    if (!now && mono_now() - a->window_started < WINDOW_S &&
+        alert_agg_count(a->window) < WINDOW_MAX)
+        return;
+    json_t *events = json_array();
+    if (events)
+        alert_agg_take_dirty(a->window, add_event, events);
+    int err = events ? sync_send_events(a->cfg.sync, events) : -ENOMEM;
+    if (err)
+        agent_log("warning", "cannot spool %zu alert events: %s", json_array_size(events),
+                  strerror(-err));
+    json_decref(events);
+    struct alert_agg *fresh = alert_agg_new();
+    if (fresh) {
+        alert_agg_free(a->window);
+        a->window = fresh;
+    }
+    a->window_started = 0;
 }
 
 /* ---------- output ---------- */
@@ -282,23 +560,21 @@ static json_t *status_json(struct moat_agent *a)
                                              "namespace", w->namespace, "workload", w->name,
                                              "attached", a->ifaces[i].attached));
     }
-    for (size_t i = 0; i < a->policy->nrules; i++)
+    for (size_t i = 0; a->policy && i < a->policy->nrules; i++)
         json_array_append_new(rules,
                               json_pack("{s:I,s:s,s:s}", "id", (json_int_t)a->policy->rules[i].id,
                                         "name", a->policy->rules[i].name, "cluster",
                                         a->policy->clusters[a->policy->rules[i].cluster].name));
-    return json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:I,s:o,s:o}", "node", a->cfg.node, "pid",
-                     (int)getpid(), "datapath", a->ops->name, "generation",
-                     (json_int_t)a->generation, "reloads", (json_int_t)a->reloads,
-                     "reload_failures", (json_int_t)a->reload_failures, "events",
-                     (json_int_t)a->events, "interfaces", ifs, "rules", rules);
-}
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    json_t *j =
+        json_pack("{s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:o,s:o}", "node", a->cfg.node,
+                  "pid", (int)getpid(), "datapath", a->ops->name, "state", a->dp_state, "reason",
+                  a->dp_reason, "generation", (json_int_t)a->generation, "revision",
+                  (json_int_t)a->revision, "applied_at", a->applied_at, "reloads",
+                  (json_int_t)a->reloads, "reload_failures", (json_int_t)a->reload_failures,
+                  "events", (json_int_t)a->events, "interfaces", ifs, "rules", rules);
+    if (j && a->cfg.sync)
+        json_object_set_new(j, "cluster", sync_status(a->cfg.sync));
+    return j;
 }
 
 /* Written when something it shows changed, else every 5 s (event counts): with
@@ -322,6 +598,7 @@ static void write_status(struct moat_agent *a)
 
 void agent_flush(struct moat_agent *a)
 {
+    send_window(a, false);
     alert_agg_take_dirty(a->alerts, write_alert, a);
     fflush(a->alerts_out);
     write_status(a);
@@ -332,6 +609,7 @@ void agent_stop(struct moat_agent *a, bool remove)
     if (a->dp) {
         a->ops->poll(a->dp, 0);
         agent_flush(a);
+        send_window(a, true);
         a->ops->close(a->dp, remove);
     }
     if (a->cfg.status_path)
@@ -339,6 +617,9 @@ void agent_stop(struct moat_agent *a, bool remove)
     if (a->alerts_out && a->alerts_out != stdout)
         fclose(a->alerts_out);
     alert_agg_free(a->alerts);
+    alert_agg_free(a->window);
+    json_decref(a->remote);
+    json_decref(a->local_workloads);
     tables_free(a->tables);
     policy_free(a->policy);
     free(a->ifaces);

@@ -1,7 +1,9 @@
 /*
- * agent: moatd's node logic in standalone mode — load policy and inventory
- * files, compile them for this node, install the snapshot, keep the local
- * workloads' interfaces attached, turn datapath events into alerts.
+ * agent: moatd's node logic — load the policy (standalone: policy and
+ * inventory files; cluster mode: the server's policy plus the node's own
+ * inventory), compile it for this node, install the snapshot, keep the
+ * local workloads' interfaces attached, turn datapath events into alerts
+ * (cluster mode: also into event batches for the server, see sync.h).
  *
  * Everything hangs off one struct moat_agent (no globals). Reloading is
  * atomic: a new policy is loaded, compiled and applied completely, or the
@@ -15,8 +17,11 @@
 #include "datapath.h"
 #include "model.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
+
+struct sync;
 
 struct agent_config {
     const char *node;
@@ -25,6 +30,10 @@ struct agent_config {
     const char *alerts_path; /* NULL: stdout */
     const char *status_path; /* status file moatd status reads */
     bool verbose;
+    /* Cluster mode (both set): files are inventory only, the policy comes
+     * from the server through agent_set_remote, reports go to `sync`. */
+    const char *cluster;
+    struct sync *sync;
 };
 
 struct agent_iface {
@@ -47,6 +56,15 @@ struct moat_agent {
     unsigned long reloads, reload_failures, events;
     bool status_dirty;        /* something the status file shows changed */
     double status_written_at; /* monotonic seconds */
+    /* cluster mode */
+    json_t *remote;           /* the server's newest policy answer (owned) */
+    int64_t revision;         /* revision of the policy in force (0: none) */
+    json_t *local_workloads;  /* this node's workloads as reported (owned) */
+    struct alert_agg *window; /* hits not yet sent to the server */
+    double window_started;    /* monotonic seconds; 0: empty */
+    char dp_state[16];        /* enforcing | unsupported | not_installed */
+    char dp_reason[512];
+    double applied_at; /* wall-clock seconds the policy in force was applied */
 };
 
 /* Prints a log line: "moatd: LEVEL: message". */
@@ -56,11 +74,18 @@ void agent_log(const char *level, const char *fmt, ...) __attribute__((format(pr
  * Loads the files and opens the datapath; applies the policy and attaches
  * local workloads. Returns 0, -EINVAL (invalid files, errors printed),
  * -EOPNOTSUPP (datapath unavailable, reason printed) or another -errno.
+ * In cluster mode a datapath that cannot run is reported (`unsupported`)
+ * rather than fatal, and a start without a policy yet waits for one.
  */
 int agent_start(struct moat_agent *a, const struct agent_config *cfg,
                 const struct datapath_ops *ops);
 /* Loads the files again; on any error the running policy stays. Returns 0 or -errno. */
 int agent_reload(struct moat_agent *a);
+/*
+ * Cluster mode: takes over `policy` (the server's answer) and applies it with
+ * the node's inventory; on any error the running policy stays. 0 or -errno.
+ */
+int agent_set_remote(struct moat_agent *a, json_t *policy);
 /* Attaches interfaces that appeared, forgets ones that went away. */
 void agent_rescan(struct moat_agent *a);
 /* Writes alert lines changed since the last flush, and the status file. */

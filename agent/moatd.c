@@ -1,21 +1,24 @@
 /*
- * moatd: the Moat node agent, standalone mode (SPEC §9, §10).
+ * moatd: the Moat node agent (SPEC §9, §10; docs/moatd.md).
  *
- *   moatd --node NAME --policy FILE [--policy FILE]... --inventory FILE
- *         [--alerts FILE] [--netns NAME] [--datapath auto|ebpf] [--check]
- *         [--cleanup] [--verbose]
+ *   standalone:   moatd --node NAME --policy FILE... --inventory FILE ...
+ *   cluster mode: moatd --server URL --cluster ID --join-token T --node NAME
+ *                       [--inventory FILE] [--state-dir DIR] ...
  *   moatd status --node NAME [-o table|json]
  *
  * Watches its files and applies changes within a second (inotify, also
- * SIGHUP), keeps local workload interfaces attached as they come and go,
+ * SIGHUP); in cluster mode also every policy the server long-poll brings
+ * (sync.h). Keeps local workload interfaces attached as they come and go,
  * writes aggregated alerts as JSON lines. SIGTERM/SIGINT stop it and leave
  * enforcement in place unless --cleanup was given.
  */
 #include "agent.h"
 #include "loader.h"
+#include "sync.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,14 +33,20 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RUN_DIR   "/run/moat"
-#define MAX_FILES 16
+#define RUN_DIR       "/run/moat"
+#define STATE_DIR     "/var/lib/moat"
+#define MAX_FILES     16
+#define SPOOL_DEFAULT 10000 /* batches: at 2 a second, over an hour of a busy node */
+#define MOATD_VERSION "0.5.0"
 
 struct options {
     const char *node, *alerts, *netns, *datapath;
+    const char *server, *cluster, *join_token, *state_dir, *ca_file;
+    long spool_max;
     const char *files[MAX_FILES];
     size_t nfiles;
     bool check, cleanup, verbose, have_inventory, have_policy;
@@ -48,11 +57,23 @@ static void usage(FILE *out)
     fprintf(out, "usage: moatd --node NAME --policy FILE --inventory FILE [--alerts FILE]\n"
                  "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup] "
                  "[--verbose]\n"
+                 "       moatd --server URL --cluster ID --join-token T --node NAME\n"
+                 "             [--inventory FILE] [--state-dir DIR] [--ca-file FILE]\n"
+                 "             [--spool-max N] [--alerts FILE] [--netns NAME] ...\n"
                  "       moatd status --node NAME [-o table|json]\n"
                  "       moatd remove --node NAME [--netns NAME]\n\n"
                  "  --node NAME        this node's name (workloads with node: NAME are local)\n"
                  "  --policy FILE      policy file (YAML or JSON); repeatable\n"
                  "  --inventory FILE   workload inventory file; repeatable\n"
+                 "  --server URL       cluster mode: moat-server's URL (http[s]://HOST:PORT)\n"
+                 "  --cluster ID       cluster mode: the cluster this node belongs to\n"
+                 "  --join-token T     cluster mode: the cluster's join token (moat cluster\n"
+                 "                     join-token ID); not needed once registered\n"
+                 "  --state-dir DIR    cluster mode: credential, last policy, event spool\n"
+                 "                     (default " STATE_DIR "/NODE)\n"
+                 "  --ca-file FILE     cluster mode: CA certificates for an https server\n"
+                 "  --spool-max N      cluster mode: event batches kept while the server is\n"
+                 "                     away (default 10000; then the oldest are dropped)\n"
                  "  --alerts FILE      append alerts as JSON lines to FILE (default: stdout)\n"
                  "  --netns NAME       join network namespace NAME first (/run/netns/NAME)\n"
                  "  --datapath NAME    auto (default) or ebpf\n"
@@ -71,6 +92,41 @@ static int add_file(struct options *o, const char *path)
     return 0;
 }
 
+static bool cluster_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("._-", *s)))
+            return false;
+    return true;
+}
+
+/* Cluster mode: --server and --cluster together, no --policy, a URL that can work. */
+static int check_cluster_args(const struct options *o)
+{
+    const char *why = NULL, *opt = NULL;
+    if (!o->server)
+        opt = "--server", why = "required with --cluster";
+    else if (!o->cluster)
+        opt = "--cluster", why = "required with --server";
+    else if (strncmp(o->server, "http://", 7) != 0 && strncmp(o->server, "https://", 8) != 0)
+        opt = "--server", why = "must start with http:// or https://";
+    else if (!cluster_id_ok(o->cluster))
+        opt = "--cluster", why = "1-63 letters, digits, '.', '_', '-'";
+    else if (o->have_policy)
+        opt = "--policy",
+        why = "not with --server: in cluster mode the policy comes from the server";
+    else if (o->check)
+        opt = "--check", why = "only in standalone mode";
+    if (!why)
+        return 0;
+    fprintf(stderr, "moatd: %s: %s\n", opt, why);
+    return 2;
+}
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {{"node", required_argument, NULL, 'n'},
@@ -82,6 +138,12 @@ static int parse_args(int argc, char **argv, struct options *o)
                                              {"check", no_argument, NULL, 'c'},
                                              {"cleanup", no_argument, NULL, 'C'},
                                              {"verbose", no_argument, NULL, 'v'},
+                                             {"server", required_argument, NULL, 'S'},
+                                             {"cluster", required_argument, NULL, 'K'},
+                                             {"join-token", required_argument, NULL, 'J'},
+                                             {"state-dir", required_argument, NULL, 'D'},
+                                             {"ca-file", required_argument, NULL, 'A'},
+                                             {"spool-max", required_argument, NULL, 'M'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c;
@@ -119,6 +181,30 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'v':
             o->verbose = true;
             break;
+        case 'S':
+            o->server = optarg;
+            break;
+        case 'K':
+            o->cluster = optarg;
+            break;
+        case 'J':
+            o->join_token = optarg;
+            break;
+        case 'D':
+            o->state_dir = optarg;
+            break;
+        case 'A':
+            o->ca_file = optarg;
+            break;
+        case 'M': {
+            char *end;
+            o->spool_max = strtol(optarg, &end, 10);
+            if (*end || end == optarg || o->spool_max < 1 || o->spool_max > 10000000) {
+                fprintf(stderr, "moatd: --spool-max: \"%s\" is not a number 1..10000000\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             usage(stdout);
             return -1;
@@ -130,7 +216,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 2;
         }
     }
-    const char *missing = !o->node ? "--node" : !o->have_policy ? "--policy" : NULL;
+    int rc = o->server || o->cluster ? check_cluster_args(o) : 0;
+    if (rc)
+        return rc;
+    const char *missing = !o->node ? "--node" : !o->server && !o->have_policy ? "--policy" : NULL;
     if (missing) {
         fprintf(stderr, "moatd: %s: required (moatd --help)\n", missing);
         return 2;
@@ -227,10 +316,11 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int ino = watch_files(o);
-    int evfd = a->ops->event_fd(a->dp);
+    int evfd = a->dp ? a->ops->event_fd(a->dp) : -1;
+    int wakefd = a->cfg.sync ? sync_wake_fd(a->cfg.sync) : -1;
     struct epoll_event ev = {.events = EPOLLIN};
-    int fds[3] = {sigfd, ino, evfd};
-    for (int i = 0; i < 3; i++)
+    int fds[4] = {sigfd, ino, evfd, wakefd};
+    for (int i = 0; i < 4; i++)
         if (fds[i] >= 0) {
             ev.data.fd = fds[i];
             epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
@@ -252,9 +342,14 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
             } else if (got[i].data.fd == ino) {
                 if (drain_inotify(ino, o) && reload_at == 0)
                     reload_at = now_s() + 0.05;
+            } else if (got[i].data.fd == wakefd) {
+                json_t *policy = sync_take_policy(a->cfg.sync);
+                if (policy)
+                    agent_set_remote(a, policy);
             }
         }
-        a->ops->poll(a->dp, 0);
+        if (a->dp)
+            a->ops->poll(a->dp, 0);
         if (reload_at && now_s() >= reload_at) {
             reload_at = 0;
             agent_reload(a);
@@ -403,6 +498,59 @@ static int remove_cmd(int argc, char **argv)
     return 0;
 }
 
+/* "NAME VERSION_ID" from os-release, as the kernel-support table names systems. */
+static void os_name(char *buf, size_t n)
+{
+    char name[128] = "", version[64] = "", line[512];
+    FILE *f = fopen("/etc/os-release", "r");
+    if (!f)
+        f = fopen("/usr/lib/os-release", "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        char *v = strchr(line, '=');
+        if (!v)
+            continue;
+        *v++ = '\0';
+        v[strcspn(v, "\n")] = '\0';
+        if (*v == '"' && strlen(v) >= 2) {
+            v++;
+            v[strlen(v) - 1] = '\0';
+        }
+        if (strcmp(line, "NAME") == 0)
+            snprintf(name, sizeof(name), "%s", v);
+        else if (strcmp(line, "VERSION_ID") == 0)
+            snprintf(version, sizeof(version), "%s", v);
+    }
+    if (f)
+        fclose(f);
+    snprintf(buf, n, "%s%s%s", name, *version ? " " : "", version);
+}
+
+static int start_sync(const struct options *o, struct sync **out)
+{
+    char state[4096], os[200];
+    struct utsname u;
+    if (o->state_dir)
+        snprintf(state, sizeof(state), "%s", o->state_dir);
+    else
+        snprintf(state, sizeof(state), STATE_DIR "/%s", o->node);
+    os_name(os, sizeof(os));
+    uname(&u);
+    struct sync_config sc = {.server = o->server,
+                             .cluster = o->cluster,
+                             .node = o->node,
+                             .join_token = o->join_token,
+                             .state_dir = state,
+                             .ca_file = o->ca_file,
+                             .os = os,
+                             .kernel = u.release,
+                             .agent_version = MOATD_VERSION,
+                             .spool_max = o->spool_max > 0 ? (size_t)o->spool_max : SPOOL_DEFAULT};
+    int err = sync_start(&sc, out);
+    if (err)
+        fprintf(stderr, "moatd: --state-dir %s: %s\n", state, strerror(-err));
+    return err;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "status") == 0)
@@ -434,8 +582,17 @@ int main(int argc, char **argv)
         printf("moatd: files ok; the ebpf datapath can run here\n");
         return 0;
     }
-    if (o.netns && join_netns(o.netns) < 0)
+    struct sync *sy = NULL;
+    if (o.server) {
+        /* Before --netns: the threads stay where the server is reachable. */
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (start_sync(&o, &sy) != 0)
+            return 1;
+    }
+    if (o.netns && join_netns(o.netns) < 0) {
+        sync_stop(sy);
         return 1;
+    }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGHUP);
@@ -451,11 +608,14 @@ int main(int argc, char **argv)
                                .nfiles = o.nfiles,
                                .alerts_path = o.alerts,
                                .status_path = status_path,
-                               .verbose = o.verbose};
+                               .verbose = o.verbose,
+                               .cluster = o.cluster,
+                               .sync = sy};
     struct moat_agent a;
     int err = agent_start(&a, &cfg, &datapath_ebpf);
     if (err) {
         agent_stop(&a, false);
+        sync_stop(sy);
         return err == -EINVAL ? 2 : 1;
     }
     agent_flush(&a);
@@ -463,6 +623,7 @@ int main(int argc, char **argv)
     agent_log("info", "stopping%s",
               o.cleanup ? "; removing enforcement (--cleanup)" : "; enforcement stays in place");
     agent_stop(&a, o.cleanup);
+    sync_stop(sy); /* after agent_stop: its last alert events are spooled */
     close(sigfd);
     return rc;
 }

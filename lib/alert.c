@@ -282,3 +282,41 @@ char *alert_to_json(const struct alert *al)
     json_decref(j);
     return s;
 }
+
+/* An endpoint as moat-server's event ingest takes it (flat; workload fields when known). */
+static json_t *event_endpoint(const struct moat_addr *addr, uint16_t port, const char *ns,
+                              const char *name, const char *app, const char *image)
+{
+    char buf[MOAT_ADDR_STRLEN];
+    addr_format(addr, buf, sizeof(buf));
+    json_t *e = json_pack("{s:s,s:i}", "address", buf, "port", port);
+    json_t *w = name ? json_pack("{s:s,s:s,s:s?,s:s?}", "namespace", ns, "name", name, "app", app,
+                                 "image", image)
+                     : json_object();
+    if (!e || !w || json_object_update(e, w) < 0) {
+        json_decref(e);
+        e = NULL;
+    }
+    json_decref(w);
+    return e;
+}
+
+json_t *alert_to_event(const struct alert *al, uint64_t attempts)
+{
+    char last[32];
+    iso_time(al->last_seen, last, sizeof(last));
+    json_t *rule = json_null();
+    if (al->rule_id)
+        rule = json_pack("{s:I,s:s?}", "id", (json_int_t)al->rule_id, "name", al->rule_name);
+    json_t *details = al->details ? json_pack("{s:s}", "text", al->details) : json_object();
+    return json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:o,s:o,s:I,s:s,s:o}", "time", last, "kind",
+                     alert_kind_name(al->kind), "rule", rule, "configured_action",
+                     action_name(al->configured), "applied_action", action_name(al->applied),
+                     "protocol", proto_text(al->proto), "source",
+                     event_endpoint(&al->src_addr, al->src_port, al->src_ns, al->src_name,
+                                    al->src_app, al->src_image),
+                     "destination",
+                     event_endpoint(&al->dst_addr, al->dst_port, al->dst_ns, al->dst_name,
+                                    al->dst_app, al->dst_image),
+                     "attempts", (json_int_t)attempts, "risk", alert_risk(al), "details", details);
+}

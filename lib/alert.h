@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "model.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -77,6 +78,11 @@ void alert_agg_take_dirty(struct alert_agg *a, void (*fn)(void *ctx, const struc
 /* The alert as one JSON line (no newline); the caller frees. NULL on OOM. */
 char *alert_to_json(const struct alert *al);
 const char *alert_kind_name(enum alert_kind k);
+/*
+ * The alert as one event of moat-server's ingest (POST /agents/events) that
+ * counts `attempts` hits, dated at its last_seen. NULL on OOM; caller releases.
+ */
+json_t *alert_to_event(const struct alert *al, uint64_t attempts);
 /* low / medium / high. */
 const char *alert_risk(const struct alert *al);
 

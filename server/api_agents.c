@@ -5,8 +5,10 @@
  *        token; only its SHA-256 is kept, so each call replaces the last one.
  *   POST /agents/register   join token -> node credential, bound to one
  *        cluster and node name; the node record is created or refreshed.
- *   POST /agents/heartbeat  node facts; `certified` is computed here from the
- *        kernel-support table (lib/compat.h).
+ *   POST /agents/heartbeat  node facts, the policy revision in force and the
+ *        event spool; `certified` is computed here from the kernel-support
+ *        table (lib/compat.h). The answer carries the heartbeat interval the
+ *        agent keeps to (as does register's).
  *   PUT  /agents/workloads  the node's full workload list (replaces its set).
  *   GET  /agents/policy?revision=N&wait=S  long-poll: answers at once when the
  *        cluster's revision is above N, else waits up to S seconds (304 when
@@ -235,7 +237,9 @@ static int register_node(struct req *rq, struct resp *rs, const json_t *body)
         (json_object_set_new(node, "id", json_integer(newid)) < 0 || node_show(rq->srv, node) < 0))
         err = -ENOMEM;
     if (!err)
-        err = resp_json(rs, id ? 200 : 201, json_pack("{s:s,s:O}", "token", token, "node", node));
+        err = resp_json(rs, id ? 200 : 201,
+                        json_pack("{s:s,s:O,s:i}", "token", token, "node", node,
+                                  "heartbeat_interval", rq->srv->opts.heartbeat_interval));
     json_decref(node);
     return err;
 }
@@ -271,8 +275,10 @@ int api_agents_register(struct req *rq, struct resp *rs)
 static int heartbeat_body(struct resp *rs, const json_t *body)
 {
     static const char *const fields[] = {
-        "cluster", "node", "os", "kernel", "agent_version", "datapath", "workload_count", NULL};
+        "cluster",         "node",  "os", "kernel", "agent_version", "datapath", "workload_count",
+        "policy_revision", "spool", NULL};
     static const char *const dp_fields[] = {"state", "reason", NULL};
+    static const char *const spool_fields[] = {"pending", "dropped", "dropped_events", NULL};
     int rc = known_fields(rs, body, fields, "");
     for (size_t i = 0; !rc && i < 5; i++)
         rc = opt_string(rs, body, fields[i]);
@@ -292,6 +298,21 @@ static int heartbeat_body(struct resp *rs, const json_t *body)
     const json_t *wc = json_object_get(body, "workload_count");
     if (!rc && wc && (!json_is_integer(wc) || json_integer_value(wc) < 0))
         rc = stop(resp_error(rs, 400, "workload_count", "must be an integer >= 0"));
+    const json_t *pr = json_object_get(body, "policy_revision");
+    if (!rc && pr && (!json_is_integer(pr) || json_integer_value(pr) < 0))
+        rc = stop(resp_error(rs, 400, "policy_revision", "must be an integer >= 0"));
+    const json_t *sp = json_object_get(body, "spool");
+    if (!rc && sp && !json_is_object(sp))
+        rc = stop(resp_error(rs, 400, "spool",
+                             "must be an object {pending, dropped, "
+                             "dropped_events}"));
+    if (!rc && sp)
+        rc = known_fields(rs, sp, spool_fields, "spool: ");
+    for (size_t i = 0; !rc && sp && spool_fields[i]; i++) {
+        const json_t *v = json_object_get(sp, spool_fields[i]);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 0))
+            rc = stop(resp_error(rs, 400, spool_fields[i], "spool: must be an integer >= 0"));
+    }
     return rc;
 }
 
@@ -315,10 +336,18 @@ static int heartbeat(struct req *rq, struct resp *rs, const json_t *body)
         err = -ENOMEM;
     if (!err && wc && json_object_set(node, "workload_count", (json_t *)wc) < 0)
         err = -ENOMEM;
+    static const char *const copied[] = {"policy_revision", "spool"};
+    for (size_t i = 0; !err && i < 2; i++) {
+        json_t *v = json_object_get(body, copied[i]);
+        if (v && json_object_set(node, copied[i], v) < 0)
+            err = -ENOMEM;
+    }
     if (!err)
         err = st->ops->update(st, STORE_NODE, rq->node_id, rq->agent_node, node);
     if (!err && (json_object_set_new(node, "id", json_integer(rq->node_id)) < 0 ||
-                 node_show(rq->srv, node) < 0))
+                 node_show(rq->srv, node) < 0 ||
+                 json_object_set_new(node, "heartbeat_interval",
+                                     json_integer(rq->srv->opts.heartbeat_interval)) < 0))
         err = -ENOMEM;
     if (!err)
         err = resp_json(rs, 200, json_incref(node));

@@ -1,0 +1,605 @@
+/* sync: moatd's cluster-mode link to moat-server (see sync.h). */
+#include "sync.h"
+#include "agent.h"
+#include "mem.h"
+#include "spool.h"
+#include "uplink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define V1            "/api/v1"
+#define POLL_WAIT_S   20  /* long-poll: the server answers 304 after this */
+#define CALL_TIMEOUT  10  /* seconds for every other call */
+#define BACKOFF_MAX_S 1.0 /* retry an unreachable server at least this often */
+#define HB_DEFAULT_S  10
+
+struct sync {
+    struct sync_config cfg; /* strings copied below */
+    char *server, *cluster, *node, *join_token, *state_dir, *ca_file, *os, *kernel, *version;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* token set, report changed, spool added, stop */
+    atomic_bool stop;
+    pthread_t poller, reporter;
+    bool poller_up, reporter_up;
+    int wake_fd;
+    struct spool *spool;
+    /* under lock */
+    char *token;           /* node credential; NULL: register first */
+    json_t *pending;       /* newest policy not yet taken */
+    int64_t seen_revision; /* newest policy revision received */
+    char *dp_state, *dp_reason;
+    int64_t applied;                           /* revision in force on this node */
+    char *workloads;                           /* JSON text of the node's workloads */
+    uint64_t report_version, reported_version; /* heartbeat-worthy changes */
+    uint64_t wl_version, wl_sent;
+    int hb_interval;
+    bool reachable;
+    char last_error[300];
+    uint64_t delivered, refused;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits on the condition up to `secs` (returns early on a signal or stop). Lock held. */
+static void wait_locked(struct sync *s, double secs)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ns = (long long)ts.tv_nsec + (long long)(secs * 1e9);
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+}
+
+static void nap(struct sync *s, double secs)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!atomic_load(&s->stop))
+        wait_locked(s, secs);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void state_path(const struct sync *s, const char *name, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", s->state_dir, name);
+}
+
+/* Writes `j` to state file `name` atomically. */
+static int save_json(const struct sync *s, const char *name, const json_t *j)
+{
+    char path[4200], tmp[4300];
+    state_path(s, name, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (json_dump_file(j, tmp, JSON_COMPACT) != 0)
+        return -EIO;
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -errno;
+    }
+    return 0;
+}
+
+/* Reachability changes are logged once, not every retry. */
+static void set_reachable(struct sync *s, bool ok, const char *why)
+{
+    pthread_mutex_lock(&s->lock);
+    bool was = s->reachable;
+    s->reachable = ok;
+    if (!ok)
+        snprintf(s->last_error, sizeof(s->last_error), "%s", why);
+    pthread_mutex_unlock(&s->lock);
+    if (ok && !was)
+        agent_log("info", "server %s: connected", s->server);
+    else if (!ok && was)
+        agent_log("warning", "server unreachable (%s): enforcing the last policy, spooling alerts",
+                  why);
+}
+
+static char *token_copy(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    char *t = moat_strdup(s->token);
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
+/* The server refused credential `t`: forget it (when still current) so the reporter registers. */
+static void token_refused(struct sync *s, const char *t, int status, const json_t *resp)
+{
+    pthread_mutex_lock(&s->lock);
+    bool current = s->token && t && strcmp(s->token, t) == 0;
+    if (current) {
+        free(s->token);
+        s->token = NULL;
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (current)
+        agent_log("warning", "server refused the node credential (%d %s): registering again",
+                  status, uplink_error_text(resp));
+}
+
+/* ---- poller -------------------------------------------------------------- */
+
+static void policy_arrived(struct sync *s, json_t *body, int64_t rev)
+{
+    int err = save_json(s, "policy.json", body);
+    if (err)
+        agent_log("warning",
+                  "cannot keep the policy on disk (%s): a restart without the server "
+                  "would start without it",
+                  strerror(-err));
+    pthread_mutex_lock(&s->lock);
+    json_decref(s->pending);
+    s->pending = body;
+    s->seen_revision = rev;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof(one)) < 0)
+        agent_log("warning", "cannot wake the main loop: %s", strerror(errno));
+}
+
+static void *poller_main(void *arg)
+{
+    struct sync *s = arg;
+    struct uplink *u = uplink_new(s->server, s->ca_file, &s->stop);
+    double backoff = 0.1;
+    while (u && !atomic_load(&s->stop)) {
+        pthread_mutex_lock(&s->lock);
+        while (!s->token && !atomic_load(&s->stop))
+            wait_locked(s, 0.5);
+        int64_t rev = s->seen_revision;
+        pthread_mutex_unlock(&s->lock);
+        char *t = token_copy(s);
+        if (!t)
+            continue;
+        uplink_set_token(u, t);
+        char path[128], why[512];
+        snprintf(path, sizeof(path), V1 "/agents/policy?revision=%lld&wait=%d", (long long)rev,
+                 POLL_WAIT_S);
+        json_t *resp;
+        int st = uplink_call(u, "GET", path, NULL, POLL_WAIT_S + 10, &resp, why, sizeof(why));
+        json_t *r = json_object_get(resp, "revision");
+        if (st == 200 && json_is_integer(r)) {
+            backoff = 0.1;
+            set_reachable(s, true, NULL);
+            policy_arrived(s, resp, json_integer_value(r));
+            resp = NULL;
+        } else if (st == 304) {
+            backoff = 0.1;
+            set_reachable(s, true, NULL);
+        } else if (st == 401 || st == 403) {
+            token_refused(s, t, st, resp);
+            nap(s, backoff);
+        } else if (st != -EINTR) {
+            if (st < 0)
+                set_reachable(s, false, why);
+            else
+                agent_log("warning", "policy poll: HTTP %d %s", st, uplink_error_text(resp));
+            nap(s, backoff);
+            backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
+        }
+        json_decref(resp);
+        free(t);
+    }
+    uplink_free(u);
+    return NULL;
+}
+
+/* ---- reporter ------------------------------------------------------------ */
+
+static int do_register(struct sync *s, struct uplink *u)
+{
+    if (!s->join_token) {
+        agent_log("error", "no node credential for %s and no --join-token: cannot join cluster %s",
+                  s->node, s->cluster);
+        return -EACCES;
+    }
+    json_t *body =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "cluster", s->cluster, "node", s->node, "join_token",
+                  s->join_token, "os", s->os, "kernel", s->kernel, "agent_version", s->version);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return -ENOMEM;
+    uplink_set_token(u, NULL);
+    json_t *resp;
+    char why[512];
+    int st =
+        uplink_call(u, "POST", V1 "/agents/register", text, CALL_TIMEOUT, &resp, why, sizeof(why));
+    free(text);
+    const char *token = json_string_value(json_object_get(resp, "token"));
+    int err = 0;
+    if (st < 0) {
+        set_reachable(s, false, why);
+        err = st;
+    } else if ((st == 200 || st == 201) && token) {
+        set_reachable(s, true, NULL);
+        json_t *cred = json_pack("{s:s,s:s,s:s,s:s}", "server", s->server, "cluster", s->cluster,
+                                 "node", s->node, "token", token);
+        if (!cred || save_json(s, "credential.json", cred) != 0)
+            agent_log("warning", "cannot keep the node credential on disk");
+        json_decref(cred);
+        pthread_mutex_lock(&s->lock);
+        free(s->token);
+        s->token = moat_strdup(token);
+        s->seen_revision = 0; /* a new registration: fetch the policy whatever we had */
+        s->wl_sent = 0;       /* and report the workloads again */
+        s->reported_version = 0;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        agent_log("info", "registered with %s as node %s of cluster %s", s->server, s->node,
+                  s->cluster);
+    } else {
+        set_reachable(s, true, NULL);
+        agent_log("error", "registration refused: HTTP %d %s", st, uplink_error_text(resp));
+        err = -EACCES;
+    }
+    json_decref(resp);
+    return err;
+}
+
+/* A call with the credential; handles refusal and reachability. Returns the status or -errno. */
+static int authed_call(struct sync *s, struct uplink *u, const char *method, const char *path,
+                       const char *body, json_t **resp)
+{
+    char *t = token_copy(s);
+    if (!t)
+        return -EACCES;
+    uplink_set_token(u, t);
+    char why[512];
+    int st = uplink_call(u, method, path, body, CALL_TIMEOUT, resp, why, sizeof(why));
+    if (st < 0 && st != -EINTR)
+        set_reachable(s, false, why);
+    else if (st > 0)
+        set_reachable(s, true, NULL);
+    if (st == 401 || st == 403)
+        token_refused(s, t, st, *resp);
+    free(t);
+    return st;
+}
+
+static int heartbeat(struct sync *s, struct uplink *u, uint64_t *sent_version)
+{
+    struct spool_stats sp = spool_stats(s->spool);
+    pthread_mutex_lock(&s->lock);
+    *sent_version = s->report_version;
+    json_t *body = json_pack(
+        "{s:s,s:s,s:s,s:{s:s,s:s},s:I,s:{s:I,s:I,s:I}}", "os", s->os, "kernel", s->kernel,
+        "agent_version", s->version, "datapath", "state",
+        s->dp_state ? s->dp_state : "not_installed", "reason", s->dp_reason ? s->dp_reason : "",
+        "policy_revision", (json_int_t)s->applied, "spool", "pending", (json_int_t)sp.pending,
+        "dropped", (json_int_t)sp.dropped, "dropped_events", (json_int_t)sp.dropped_events);
+    pthread_mutex_unlock(&s->lock);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return -ENOMEM;
+    json_t *resp = NULL;
+    int st = authed_call(s, u, "POST", V1 "/agents/heartbeat", text, &resp);
+    free(text);
+    json_int_t hb = json_integer_value(json_object_get(resp, "heartbeat_interval"));
+    if (st == 200 && hb > 0) {
+        pthread_mutex_lock(&s->lock);
+        s->hb_interval = (int)hb;
+        pthread_mutex_unlock(&s->lock);
+    } else if (st > 0 && st != 200 && st != 401 && st != 403) {
+        agent_log("warning", "heartbeat: HTTP %d %s", st, uplink_error_text(resp));
+    }
+    json_decref(resp);
+    return st == 200 ? 0 : -EIO;
+}
+
+static int report_workloads(struct sync *s, struct uplink *u)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t v = s->wl_version;
+    char *list = s->workloads ? moat_strdup(s->workloads) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (!list)
+        return 0;
+    char *body = moat_asprintf("{\"workloads\":%s}", list);
+    free(list);
+    if (!body)
+        return -ENOMEM;
+    json_t *resp = NULL;
+    int st = authed_call(s, u, "PUT", V1 "/agents/workloads", body, &resp);
+    free(body);
+    if (st == 200) {
+        pthread_mutex_lock(&s->lock);
+        s->wl_sent = v;
+        pthread_mutex_unlock(&s->lock);
+    } else if (st == 400) {
+        agent_log("error", "the server refused this node's workloads: %s", uplink_error_text(resp));
+        pthread_mutex_lock(&s->lock);
+        s->wl_sent = v; /* same list, same answer: wait for the inventory to change */
+        pthread_mutex_unlock(&s->lock);
+    }
+    json_decref(resp);
+    return st == 200 ? 0 : -EIO;
+}
+
+/* Sends spooled batches, oldest first, until the spool is empty or a send fails. */
+static void deliver(struct sync *s, struct uplink *u)
+{
+    char *text;
+    uint64_t seq;
+    while (!atomic_load(&s->stop) && spool_oldest(s->spool, &text, &seq) == 0) {
+        json_t *resp = NULL;
+        int st = authed_call(s, u, "POST", V1 "/agents/events", text, &resp);
+        free(text);
+        bool done = st >= 200 && st < 300;
+        if (st == 400 || st == 413) {
+            agent_log("error",
+                      "the server refused event batch %llu for good (HTTP %d %s): "
+                      "dropped",
+                      (unsigned long long)seq, st, uplink_error_text(resp));
+            done = true;
+        }
+        json_decref(resp);
+        if (!done)
+            return;
+        spool_done(s->spool, seq);
+        pthread_mutex_lock(&s->lock);
+        if (st >= 200 && st < 300)
+            s->delivered++;
+        else
+            s->refused++;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static void *reporter_main(void *arg)
+{
+    struct sync *s = arg;
+    struct uplink *u = uplink_new(s->server, s->ca_file, &s->stop);
+    double next_hb = 0, backoff = 0.1;
+    while (u && !atomic_load(&s->stop)) {
+        pthread_mutex_lock(&s->lock);
+        bool have = s->token != NULL;
+        bool report = s->report_version != s->reported_version;
+        bool wl = s->wl_version != s->wl_sent;
+        double hb = s->hb_interval;
+        pthread_mutex_unlock(&s->lock);
+        int err = 0;
+        if (!have) {
+            err = do_register(s, u);
+            next_hb = 0;
+            report = wl = true;
+        }
+        if (!err && wl)
+            err = report_workloads(s, u);
+        if (!err && (report || now_s() >= next_hb)) {
+            uint64_t v;
+            err = heartbeat(s, u, &v);
+            if (!err) {
+                next_hb = now_s() + hb;
+                pthread_mutex_lock(&s->lock);
+                s->reported_version = v;
+                pthread_mutex_unlock(&s->lock);
+            }
+        }
+        if (!err)
+            deliver(s, u);
+        if (err) {
+            nap(s, backoff);
+            backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
+        } else {
+            backoff = 0.1;
+            nap(s, 0.2);
+        }
+    }
+    uplink_free(u);
+    return NULL;
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+static void load_saved(struct sync *s)
+{
+    char path[4200];
+    state_path(s, "credential.json", path, sizeof(path));
+    json_t *cred = json_load_file(path, 0, NULL);
+    const char *tok = json_string_value(json_object_get(cred, "token"));
+    if (tok && strcmp(json_string_value(json_object_get(cred, "server")) ?: "", s->server) == 0 &&
+        strcmp(json_string_value(json_object_get(cred, "cluster")) ?: "", s->cluster) == 0 &&
+        strcmp(json_string_value(json_object_get(cred, "node")) ?: "", s->node) == 0)
+        s->token = moat_strdup(tok);
+    json_decref(cred);
+    state_path(s, "policy.json", path, sizeof(path));
+    json_t *pol = json_load_file(path, 0, NULL);
+    const char *c = json_string_value(json_object_get(json_object_get(pol, "cluster"), "name"));
+    if (pol && c && strcmp(c, s->cluster) == 0 &&
+        json_is_integer(json_object_get(pol, "revision"))) {
+        s->pending = pol;
+        s->seen_revision = json_integer_value(json_object_get(pol, "revision"));
+        uint64_t one = 1;
+        if (write(s->wake_fd, &one, sizeof(one)) < 0)
+            agent_log("warning", "cannot wake the main loop: %s", strerror(errno));
+    } else {
+        json_decref(pol);
+    }
+}
+
+static int mkdirs(const char *dir)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    return mkdir(buf, 0700) != 0 && errno != EEXIST ? -errno : 0;
+}
+
+int sync_start(const struct sync_config *cfg, struct sync **out)
+{
+    *out = NULL;
+    struct sync *s = moat_calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->hb_interval = HB_DEFAULT_S;
+    s->server = moat_strdup(cfg->server);
+    s->cluster = moat_strdup(cfg->cluster);
+    s->node = moat_strdup(cfg->node);
+    s->join_token = cfg->join_token ? moat_strdup(cfg->join_token) : NULL;
+    s->state_dir = moat_strdup(cfg->state_dir);
+    s->ca_file = cfg->ca_file ? moat_strdup(cfg->ca_file) : NULL;
+    s->os = moat_strdup(cfg->os ? cfg->os : "");
+    s->kernel = moat_strdup(cfg->kernel ? cfg->kernel : "");
+    s->version = moat_strdup(cfg->agent_version ? cfg->agent_version : "");
+    s->reachable = true; /* so that the first failure is logged */
+    int err = s->wake_fd < 0 ? -errno : 0;
+    if (!err && (!s->server || !s->cluster || !s->node || !s->state_dir || !s->os || !s->kernel ||
+                 !s->version))
+        err = -ENOMEM;
+    if (!err)
+        err = mkdirs(s->state_dir);
+    char dir[4200];
+    state_path(s, "spool", dir, sizeof(dir));
+    if (!err)
+        err = spool_open(dir, cfg->spool_max, &s->spool);
+    if (!err)
+        load_saved(s);
+    if (!err)
+        err = -pthread_create(&s->poller, NULL, poller_main, s);
+    s->poller_up = !err;
+    if (!err)
+        err = -pthread_create(&s->reporter, NULL, reporter_main, s);
+    s->reporter_up = !err;
+    if (err) {
+        sync_stop(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+void sync_stop(struct sync *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    atomic_store(&s->stop, true);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    if (s->poller_up)
+        pthread_join(s->poller, NULL);
+    if (s->reporter_up)
+        pthread_join(s->reporter, NULL);
+    spool_close(s->spool);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    json_decref(s->pending);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    char **strs[] = {&s->server,   &s->cluster,   &s->node,     &s->join_token, &s->state_dir,
+                     &s->ca_file,  &s->os,        &s->kernel,   &s->version,    &s->token,
+                     &s->dp_state, &s->dp_reason, &s->workloads};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(*strs[i]);
+    free(s);
+}
+
+int sync_wake_fd(const struct sync *s)
+{
+    return s->wake_fd;
+}
+
+json_t *sync_take_policy(struct sync *s)
+{
+    uint64_t v;
+    if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        agent_log("warning", "wake: %s", strerror(errno));
+    pthread_mutex_lock(&s->lock);
+    json_t *p = s->pending;
+    s->pending = NULL;
+    pthread_mutex_unlock(&s->lock);
+    return p;
+}
+
+static bool same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int sync_set_report(struct sync *s, const struct sync_report *r)
+{
+    char *wl = r->workloads ? json_dumps(r->workloads, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (r->workloads && !wl)
+        return -ENOMEM;
+    pthread_mutex_lock(&s->lock);
+    bool changed = !same(s->dp_state, r->datapath_state) ||
+                   !same(s->dp_reason, r->datapath_reason) || s->applied != r->revision;
+    if (changed) {
+        free(s->dp_state);
+        free(s->dp_reason);
+        s->dp_state = moat_strdup(r->datapath_state);
+        s->dp_reason = moat_strdup(r->datapath_reason);
+        s->applied = r->revision;
+        s->report_version++;
+    }
+    if (wl && !same(wl, s->workloads)) {
+        free(s->workloads);
+        s->workloads = wl;
+        wl = NULL;
+        s->wl_version++;
+        changed = true;
+    }
+    if (changed)
+        pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    free(wl);
+    return 0;
+}
+
+int sync_send_events(struct sync *s, const json_t *events)
+{
+    int err = spool_add(s->spool, events);
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    return err;
+}
+
+json_t *sync_status(struct sync *s)
+{
+    struct spool_stats sp = spool_stats(s->spool);
+    pthread_mutex_lock(&s->lock);
+    json_t *j =
+        json_pack("{s:s,s:s,s:b,s:b,s:s,s:I,s:{s:I,s:I,s:I,s:I,s:I}}", "server", s->server,
+                  "cluster", s->cluster, "registered", s->token != NULL, "reachable", s->reachable,
+                  "last_error", s->last_error, "revision_received", (json_int_t)s->seen_revision,
+                  "spool", "pending", (json_int_t)sp.pending, "delivered", (json_int_t)s->delivered,
+                  "refused", (json_int_t)s->refused, "dropped", (json_int_t)sp.dropped,
+                  "dropped_events", (json_int_t)sp.dropped_events);
+    pthread_mutex_unlock(&s->lock);
+    return j;
+}

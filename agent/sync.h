@@ -1,0 +1,66 @@
+/*
+ * sync: moatd's link to moat-server in cluster mode (SPEC §9).
+ *
+ * Two threads, each with its own HTTP connection: the poller long-polls the
+ * cluster's policy by revision and hands every new one to the main loop
+ * (sync_wake_fd becomes readable); the reporter registers with the join
+ * token, heartbeats (node facts, datapath state, applied revision, spool),
+ * reports the node's workloads when they change, and delivers the spooled
+ * alert events oldest first. Neither thread touches the datapath: the main
+ * loop stays the only one that does.
+ *
+ * The state folder keeps what must outlive a restart: the node credential
+ * (credential.json), the last policy received (policy.json: enforced again at
+ * start when the server cannot be reached) and the event spool (spool/).
+ * The threads are created by sync_start, so they live in the network
+ * namespace the caller is in at that moment (moatd starts them before it
+ * joins --netns, keeping the server reachable).
+ */
+#ifndef MOAT_AGENT_SYNC_H
+#define MOAT_AGENT_SYNC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sync_config {
+    const char *server;     /* base URL */
+    const char *cluster;    /* cluster id */
+    const char *node;       /* node name */
+    const char *join_token; /* NULL: only a saved credential can be used */
+    const char *state_dir;  /* created when missing */
+    const char *ca_file;    /* NULL: system CAs (https) */
+    const char *os, *kernel, *agent_version;
+    size_t spool_max; /* batches */
+};
+
+struct sync;
+
+/* Loads the saved credential and policy, opens the spool, starts the threads. 0 or -errno. */
+int sync_start(const struct sync_config *cfg, struct sync **out);
+/* Stops the threads (promptly, also mid long-poll) and frees everything. */
+void sync_stop(struct sync *s);
+/* Readable when a policy arrived that sync_take_policy has not handed out. */
+int sync_wake_fd(const struct sync *s);
+/*
+ * The newest policy answer not yet taken ({revision, cluster, objects, rules,
+ * workloads}), the saved one first; NULL when there is none. Caller owns it.
+ */
+json_t *sync_take_policy(struct sync *s);
+
+/* What the main loop tells the server; strings and `workloads` are copied. */
+struct sync_report {
+    const char *datapath_state; /* enforcing | unsupported | not_installed */
+    const char *datapath_reason;
+    int64_t revision;        /* policy revision in force (0: none) */
+    const json_t *workloads; /* the node's workloads as the API takes them */
+};
+/* Sets what heartbeats say; a change of state or revision sends one at once. */
+int sync_set_report(struct sync *s, const struct sync_report *r);
+/* Spools `events` (a JSON array, only read) for delivery. */
+int sync_send_events(struct sync *s, const json_t *events);
+/* Connection facts for the status file (caller owns the object). */
+json_t *sync_status(struct sync *s);
+
+#endif

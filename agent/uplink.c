@@ -1,0 +1,150 @@
+/* uplink: HTTP calls to moat-server's agent endpoints (see uplink.h). */
+#include "uplink.h"
+#include "mem.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ANSWER_MAX (64u << 20) /* a policy of many workloads is large; more is an error */
+
+struct uplink {
+    CURL *curl;
+    char *server, *ca_file, *auth;
+    const atomic_bool *stop;
+};
+
+struct answer {
+    char *buf;
+    size_t len, cap;
+    bool too_big;
+};
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    struct answer *a = ctx;
+    size_t n = size * nmemb;
+    if (a->len + n + 1 > ANSWER_MAX) {
+        a->too_big = true;
+        return 0;
+    }
+    if (a->len + n + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 4096;
+        while (cap < a->len + n + 1)
+            cap *= 2;
+        char *b = realloc(a->buf, cap);
+        if (!b)
+            return 0;
+        a->buf = b;
+        a->cap = cap;
+    }
+    memcpy(a->buf + a->len, p, n);
+    a->len += n;
+    a->buf[a->len] = '\0';
+    return n;
+}
+
+static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    const struct uplink *u = ctx;
+    return u->stop && atomic_load(u->stop) ? 1 : 0; /* nonzero aborts the transfer */
+}
+
+struct uplink *uplink_new(const char *server, const char *ca_file, const atomic_bool *stop)
+{
+    struct uplink *u = moat_calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->curl = curl_easy_init();
+    u->server = moat_strdup(server);
+    u->ca_file = ca_file ? moat_strdup(ca_file) : NULL;
+    u->stop = stop;
+    if (!u->curl || !u->server || (ca_file && !u->ca_file)) {
+        uplink_free(u);
+        return NULL;
+    }
+    size_t n = strlen(u->server);
+    while (n && u->server[n - 1] == '/')
+        u->server[--n] = '\0';
+    return u;
+}
+
+void uplink_free(struct uplink *u)
+{
+    if (!u)
+        return;
+    if (u->curl)
+        curl_easy_cleanup(u->curl);
+    free(u->server);
+    free(u->ca_file);
+    free(u->auth);
+    free(u);
+}
+
+int uplink_set_token(struct uplink *u, const char *token)
+{
+    free(u->auth);
+    u->auth = token ? moat_asprintf("Authorization: Bearer %s", token) : NULL;
+    return token && !u->auth ? -ENOMEM : 0;
+}
+
+int uplink_call(struct uplink *u, const char *method, const char *path, const char *body,
+                long timeout_s, json_t **resp, char *why, size_t n)
+{
+    *resp = NULL;
+    why[0] = '\0';
+    char *url = moat_asprintf("%s%s", u->server, path);
+    if (!url)
+        return -ENOMEM;
+    struct answer ans = {0};
+    struct curl_slist *hdr = NULL;
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    if (u->auth)
+        hdr = curl_slist_append(hdr, u->auth);
+    CURL *c = u->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ans);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for timeouts */
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* the control plane is reached directly */
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, u);
+    if (u->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, u->ca_file);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    int ret;
+    if (rc != CURLE_OK) {
+        snprintf(why, n, "%s: %s", url, ans.too_big ? "answer too large" : curl_easy_strerror(rc));
+        ret = rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : rc == CURLE_ABORTED_BY_CALLBACK ? -EINTR : -EIO;
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (ans.len)
+            *resp = json_loadb(ans.buf, ans.len, 0, NULL);
+        ret = (int)status;
+    }
+    curl_slist_free_all(hdr);
+    free(ans.buf);
+    free(url);
+    return ret;
+}
+
+const char *uplink_error_text(const json_t *resp)
+{
+    const json_t *e = json_array_get(json_object_get(resp, "errors"), 0);
+    const char *m = json_string_value(json_object_get(e, "message"));
+    return m ? m : "";
+}

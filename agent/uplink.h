@@ -1,0 +1,37 @@
+/*
+ * uplink: moatd's HTTP client of moat-server's agent endpoints (libcurl).
+ *
+ * One uplink per thread (a libcurl easy handle is not shared). Calls block
+ * up to their timeout and can be cut short by the stop flag given to
+ * uplink_new (checked several times a second), so a thread waiting in a
+ * policy long-poll stops promptly.
+ */
+#ifndef MOAT_AGENT_UPLINK_H
+#define MOAT_AGENT_UPLINK_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct uplink;
+
+/* `server` is the base URL (http[s]://HOST:PORT); `ca_file` may be NULL (system CAs). */
+struct uplink *uplink_new(const char *server, const char *ca_file, const atomic_bool *stop);
+void uplink_free(struct uplink *u);
+/* The bearer token sent from now on (copied); NULL: none. */
+int uplink_set_token(struct uplink *u, const char *token);
+
+/*
+ * METHOD server+PATH with the JSON text `body` (NULL: none), waiting at most
+ * `timeout_s`. Returns the HTTP status with *resp the parsed answer (NULL
+ * when empty or not JSON; the caller releases it), or a negative errno when
+ * no answer came (refused, timed out, stopped), with the reason in why[n].
+ */
+int uplink_call(struct uplink *u, const char *method, const char *path, const char *body,
+                long timeout_s, json_t **resp, char *why, size_t n);
+
+/* The first error message of an error answer ({errors:[{field,message}]}), or "". */
+const char *uplink_error_text(const json_t *resp);
+
+#endif
