@@ -3,12 +3,15 @@
 # the repository root:  sh tests/lab/test_lab.sh BUILD_DIR
 #
 # Brings up a lab of 2 nodes and 5 workloads in network namespaces, sends TCP
-# and UDP between workloads, checks that nothing in the lab has a route out,
-# that status, exec and a second `up` behave, that a failed `up` removes what
-# it made, and that `down` removes every namespace. Only lab namespaces carry
-# traffic: nothing is sent to an address outside them (`ip route get` only
-# looks a route up). The trap stops the servers and removes the lab even when
-# a check fails. Prints `ok NAME` per check, then `N passed, N failed`.
+# and UDP between workloads of one node and, over the underlay, of two nodes
+# (the receiver sees the sender's own address), pings across nodes, checks
+# that nothing in the lab has a route out, that status, exec and a second
+# `up` behave, that a failed `up` removes what it made, that `down` after an
+# `up` killed half-way removes it, and that `down` removes every namespace,
+# the underlay's included. Only lab namespaces carry traffic: nothing is sent
+# to an address outside them (`ip route get` only looks a route up). The trap
+# stops the servers and removes the labs even when a check fails. Prints
+# `ok NAME` per check, then `N passed, N failed`.
 set -u
 B=${1:?usage: tests/lab/test_lab.sh BUILD_DIR}
 B=$(cd "$B" && pwd)
@@ -16,6 +19,7 @@ M=$B/moat
 T=$B/moat-traffic
 LAB=t$$
 LAB2=u$$
+LAB3=k$$
 PASS=0
 FAIL=0
 PIDS=""
@@ -35,6 +39,10 @@ check() { # NAME COMMAND...: passes when the command succeeds
     if "$@" >"$TMP/out" 2>&1; then ok "$name"; else bad "$name" "$(head -c 600 "$TMP/out")"; fi
 }
 
+forget() { # PID: waited for, so no longer ours to stop (its number may be reused)
+    PIDS=$(for p in $PIDS; do [ "$p" = "$1" ] || printf '%s ' "$p"; done)
+}
+
 cleanup() {
     for p in $PIDS; do
         kill "$p" 2>/dev/null
@@ -43,6 +51,7 @@ cleanup() {
     PIDS=""
     "$M" lab down --name "$LAB" >/dev/null 2>&1
     "$M" lab down --name "$LAB2" >/dev/null 2>&1
+    "$M" lab down --name "$LAB3" >/dev/null 2>&1
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -158,13 +167,13 @@ check inventory_explain "$M" explain -f "$TMP/inventory.yaml" --from web --to ap
     --proto tcp
 
 namespaces_exist() {
-    want="mlab-$LAB-node-1 mlab-$LAB-node-1-web mlab-$LAB-node-1-api mlab-$LAB-node-1-cache
-          mlab-$LAB-node-2 mlab-$LAB-node-2-db mlab-$LAB-node-2-queue"
+    want="mlab-$LAB-underlay mlab-$LAB-node-1 mlab-$LAB-node-1-web mlab-$LAB-node-1-api
+          mlab-$LAB-node-1-cache mlab-$LAB-node-2 mlab-$LAB-node-2-db mlab-$LAB-node-2-queue"
     have=$(netns_of_lab "$LAB")
     for n in $want; do
         echo "$have" | grep -qx "$n" || { echo "missing $n; have: $have"; return 1; }
     done
-    [ "$(echo "$have" | wc -l)" -eq 7 ] || { echo "unexpected: $have"; return 1; }
+    [ "$(echo "$have" | wc -l)" -eq 8 ] || { echo "unexpected: $have"; return 1; }
 }
 check namespaces_exist namespaces_exist
 check state_file test -s "/run/moat/lab/$LAB.state"
@@ -188,6 +197,121 @@ refused() {
 }
 check closed_port_fails refused
 
+# ---- traffic between nodes, over the underlay ----
+check tcp_cross_node lab_exec web "$T" connect --tcp 10.244.7.30 9000
+check udp_cross_node lab_exec web "$T" connect --udp 10.244.7.30 9001 --count 3
+check tcp_cross_node_back lab_exec queue "$T" connect --tcp 10.244.1.20 8081
+check udp_cross_node_back lab_exec db "$T" connect --udp 10.244.1.20 5353
+check stream_cross_node lab_exec cache "$T" stream --tcp 10.244.7.30 9000 --interval-ms 20 \
+    --duration-ms 300
+
+# A one-shot echo server that prints the source address of one TCP connection
+# and one UDP datagram, then exits (or gives up after 20 s).
+cat >"$TMP/peers.py" <<'EOF'
+import select, socket, sys, time
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("", int(sys.argv[1])))
+t.listen(4)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("", int(sys.argv[2])))
+print("ready", flush=True)
+deadline = time.monotonic() + 20
+need = {"tcp", "udp"}
+while need and time.monotonic() < deadline:
+    ready, _, _ = select.select([t, u], [], [], max(0.0, deadline - time.monotonic()))
+    if t in ready:
+        c, peer = t.accept()
+        c.settimeout(5)
+        data = b""
+        while not data.endswith(b"\n"):
+            more = c.recv(4096)
+            if not more:
+                break
+            data += more
+        c.sendall(data)
+        c.close()
+        print("tcp", peer[0], flush=True)
+        need.discard("tcp")
+    if u in ready:
+        data, peer = u.recvfrom(4096)
+        u.sendto(data, peer)
+        print("udp", peer[0], flush=True)
+        need.discard("udp")
+sys.exit(1 if need else 0)
+EOF
+# The receiving node's firewall must see the real source workload: no NAT.
+source_kept() {
+    log=$TMP/peers.log
+    "$M" lab exec --name "$LAB" db -- python3 "$TMP/peers.py" 9100 9101 >"$log" 2>&1 &
+    pid=$!
+    PIDS="$PIDS $pid"
+    i=0
+    while [ $i -lt 200 ] && ! grep -q '^ready$' "$log"; do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+        i=$((i + 1))
+    done
+    grep -q '^ready$' "$log" || { echo "peers.py not ready: $(cat "$log")"; return 1; }
+    lab_exec web "$T" connect --tcp 10.244.7.10 9100 || return 1
+    lab_exec web "$T" connect --udp 10.244.7.10 9101 || return 1
+    wait "$pid"
+    rc=$?
+    forget "$pid"
+    [ $rc -eq 0 ] || { echo "peers.py: rc=$rc $(cat "$log")"; return 1; }
+    grep -qx 'tcp 10.244.1.10' "$log" && grep -qx 'udp 10.244.1.10' "$log" ||
+        { echo "the server saw: $(cat "$log")"; return 1; }
+}
+check cross_node_source_kept source_kept
+
+# ICMP echo with a raw socket (root; ping may not be installed): prints
+# `reply from SRC to DST` and exits 0, or exits 1 after 2 s.
+cat >"$TMP/ping.py" <<'EOF'
+import os, socket, struct, sys, time
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+dst = sys.argv[1]
+ident = os.getpid() & 0xFFFF
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+pkt = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"moat-ping!"
+pkt = pkt[:2] + struct.pack("!H", csum(pkt)) + pkt[4:]
+s.sendto(pkt, (dst, 0))
+deadline = time.monotonic() + 2
+while True:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        break
+    s.settimeout(left)
+    try:
+        data, peer = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    ihl = (data[0] & 15) * 4
+    typ, _, _, i, _ = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+    if typ == 0 and i == ident and peer[0] == dst:
+        print("reply from", peer[0], "to", socket.inet_ntoa(data[16:20]))
+        sys.exit(0)
+print("no reply from", dst)
+sys.exit(1)
+EOF
+ping_cross_node() {
+    r=$(lab_exec web python3 "$TMP/ping.py" 10.244.7.30) || { echo "$r"; return 1; }
+    [ "$r" = "reply from 10.244.7.30 to 10.244.1.10" ] || { echo "$r"; return 1; }
+    r=$(lab_exec queue python3 "$TMP/ping.py" 10.244.1.1) || { echo "$r"; return 1; }
+    [ "$r" = "reply from 10.244.1.1 to 10.244.7.30" ] || { echo "$r"; return 1; }
+    # What a node sends to another node carries its own address (the route's src).
+    r=$("$M" lab exec --name "$LAB" --node node-1 -- python3 "$TMP/ping.py" 10.244.7.10) ||
+        { echo "$r"; return 1; }
+    [ "$r" = "reply from 10.244.7.10 to 10.244.1.1" ] || { echo "$r"; return 1; }
+    r=$("$M" lab exec --name "$LAB" --node node-2 -- python3 "$TMP/ping.py" 100.64.0.1) ||
+        { echo "$r"; return 1; }
+    [ "$r" = "reply from 100.64.0.1 to 100.64.0.2" ] || { echo "$r"; return 1; }
+}
+check ping_cross_node ping_cross_node
+
 # ---- isolation: nothing routes out of the lab (lookups only, nothing is sent) ----
 workload_routes() {
     r=$(lab_exec web ip route get 8.8.8.8) || return 1
@@ -200,11 +324,33 @@ workload_routes() {
     [ "$links" = "eth0 lo " ] || { echo "links: $links"; return 1; }
 }
 check workload_routes_only_to_gateway workload_routes
+# Every namespace of the lab: only workloads have a default route, via their
+# own node's gateway; nodes and the underlay have none.
+no_default_routes() {
+    for ns in $(netns_of_lab "$LAB"); do
+        d=$({
+            ip -n "$ns" -4 route show default
+            ip -n "$ns" -6 route show default
+        } | sed 's/ *$//')
+        case "$ns" in
+        mlab-$LAB-underlay | mlab-$LAB-node-1 | mlab-$LAB-node-2) want="" ;;
+        mlab-$LAB-node-1-*) want="default via 10.244.1.1 dev eth0" ;;
+        mlab-$LAB-node-2-*) want="default via 10.244.7.1 dev eth0" ;;
+        *)
+            echo "unexpected namespace $ns"
+            return 1
+            ;;
+        esac
+        [ "$d" = "$want" ] || { echo "$ns: default routes: $d"; return 1; }
+    done
+}
+check no_default_route_but_workloads_to_node no_default_routes
 node_isolated() {
     for n in node-1 node-2; do
         routes=$("$M" lab exec --name "$LAB" --node $n -- ip -4 route show)
         echo "$routes" | grep -q default && { echo "$n: $routes"; return 1; }
-        [ "$(echo "$routes" | wc -l)" -eq 1 ] || { echo "$n: $routes"; return 1; }
+        # its /24 on mbr0, the underlay's /24 on ul0, the other node's /24 via it
+        [ "$(echo "$routes" | wc -l)" -eq 3 ] || { echo "$n: $routes"; return 1; }
         if "$M" lab exec --name "$LAB" --node $n -- ip route get 8.8.8.8 >/dev/null 2>&1; then
             echo "$n has a route to 8.8.8.8"
             return 1
@@ -215,12 +361,50 @@ node_isolated() {
             return 1
         fi
     done
+    # Even what a workload hands its node for an outside address goes nowhere.
+    if "$M" lab exec --name "$LAB" --node node-1 -- ip route get 8.8.8.8 from 10.244.1.10 \
+        iif mbr0 >/dev/null 2>&1; then
+        echo "node-1 forwards to 8.8.8.8"
+        return 1
+    fi
 }
 check nodes_have_no_route_out node_isolated
+node_routes() {
+    r=$("$M" lab exec --name "$LAB" --node node-1 -- ip -4 route show) || return 1
+    echo "$r" | grep -qx "10.244.7.0/24 via 100.64.0.2 dev ul0 src 10.244.1.1 *" &&
+        echo "$r" | grep -q "^100.64.0.0/24 dev ul0 .*src 100.64.0.1" &&
+        echo "$r" | grep -q "^10.244.1.0/24 dev mbr0 " || { echo "node-1: $r"; return 1; }
+    r=$("$M" lab exec --name "$LAB" --node node-2 -- ip -4 route show) || return 1
+    echo "$r" | grep -qx "10.244.1.0/24 via 100.64.0.1 dev ul0 src 10.244.7.1 *" &&
+        echo "$r" | grep -q "^100.64.0.0/24 dev ul0 .*src 100.64.0.2" || { echo "node-2: $r"; return 1; }
+}
+check node_routes_over_underlay node_routes
+underlay_isolated() {
+    U=mlab-$LAB-underlay
+    r=$(
+        ip -n "$U" -4 route show
+        ip -n "$U" -6 route show | grep -v '^fe80::/64 '
+    )
+    [ -z "$r" ] || { echo "underlay routes: $r"; return 1; }
+    a=$(ip -n "$U" -4 -o addr show | awk '{print $2, $4}')
+    [ "$a" = "lo 127.0.0.1/8" ] || { echo "underlay addresses: $a"; return 1; }
+    links=$(ip -n "$U" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | tr '\n' ' ')
+    [ "$links" = "lo node1 node2 ubr0 " ] || { echo "underlay links: $links"; return 1; }
+    for p in node1 node2; do
+        ip -n "$U" -o link show dev $p | grep -q "master ubr0" || { echo "$p not on ubr0"; return 1; }
+    done
+    v=$(ip netns exec "$U" cat /proc/sys/net/ipv4/ip_forward)
+    [ "$v" = 0 ] || { echo "underlay ip_forward=$v"; return 1; }
+    if ip -n "$U" route get 8.8.8.8 >/dev/null 2>&1; then
+        echo "the underlay has a route to 8.8.8.8"
+        return 1
+    fi
+}
+check underlay_only_a_bridge underlay_isolated
 node_links() {
     links=$("$M" lab exec --name "$LAB" --node node-1 -- ip -o link show | awk -F': ' '{print $2}' |
         sed 's/@.*//' | sort | tr '\n' ' ')
-    [ "$links" = "lo lxc-cache lxc-web mbr0 veth-api " ] || { echo "links: $links"; return 1; }
+    [ "$links" = "lo lxc-cache lxc-web mbr0 ul0 veth-api " ] || { echo "links: $links"; return 1; }
     ip -o link show | grep "mlab-$LAB" && { echo "a root link leads into the lab"; return 1; }
     return 0
 }
@@ -242,6 +426,11 @@ assert d["lab"] == lab, d
 assert [n["name"] for n in d["nodes"]] == ["node-1", "node-2"], d["nodes"]
 assert d["nodes"][1]["address"] == "10.244.7.1" and d["nodes"][1]["subnet"] == "10.244.7.0/24"
 assert all(n["present"] and n["bridge"] == "mbr0" for n in d["nodes"])
+assert d["underlay"] == {"netns": "mlab-%s-underlay" % lab, "bridge": "ubr0",
+                         "subnet": "100.64.0.0/24", "present": True}, d["underlay"]
+assert [n["underlay"] for n in d["nodes"]] == [
+    {"interface": "ul0", "address": "100.64.0.1", "port": "node1"},
+    {"interface": "ul0", "address": "100.64.0.2", "port": "node2"}], d["nodes"]
 w = {x["namespace"] + "/" + x["name"]: x for x in d["workloads"]}
 assert len(w) == 5, w
 assert w["shop/web"]["ips"] == ["10.244.1.10"] and w["shop/web"]["interface"] == "lxc-web"
@@ -252,7 +441,13 @@ assert all(x["present"] for x in d["workloads"])
 EOF
 }
 check status_json status_json
-check status_table lab status
+status_table() {
+    lab status >"$TMP/status.txt" || return 1
+    grep -q "^mlab-$LAB-underlay  *ubr0  *100.64.0.0/24  *yes$" "$TMP/status.txt" &&
+        grep -q "^node-2 .* 100.64.0.2 (node2) *mlab-$LAB-node-2 *yes$" "$TMP/status.txt" ||
+        { cat "$TMP/status.txt"; return 1; }
+}
+check status_table status_table
 exec_status() {
     lab_exec shop/web sh -c 'exit 7'
     [ $? -eq 7 ]
@@ -303,6 +498,57 @@ invalid_up() {
     [ $? -eq 2 ] && [ ! -e "/run/moat/lab/$LAB2.state" ] && [ -z "$(netns_of_lab "$LAB2")" ]
 }
 check invalid_file_exits_2 invalid_up
+# Addresses in the underlay's /24 are planning errors: every one listed, exit 2.
+underlay_clash() {
+    cat >"$TMP/clash.yaml" <<'EOF'
+kind: Node
+name: n1
+cluster: c
+ips: [100.64.0.1]
+---
+kind: Workload
+cluster: c
+node: n2
+name: w
+namespace: x
+ips: [100.64.0.9]
+EOF
+    "$M" lab up "$TMP/clash.yaml" --name "$LAB2" >"$TMP/clash.out" 2>"$TMP/clash.err"
+    rc=$?
+    [ $rc -eq 2 ] || { echo "rc=$rc"; return 1; }
+    grep -q 'nodes "n1": ips\[0\]: 100.64.0.1 is in 100.64.0.0/24' "$TMP/clash.err" &&
+        grep -q 'workloads "w": ips\[0\]: 100.64.0.9 is in 100.64.0.0/24' "$TMP/clash.err" ||
+        { cat "$TMP/clash.err"; return 1; }
+    [ ! -s "$TMP/clash.out" ] && [ ! -e "/run/moat/lab/$LAB2.state" ] &&
+        [ -z "$(netns_of_lab "$LAB2")" ]
+}
+check underlay_clash_exits_2 underlay_clash
+# `up` killed outright half-way (SIGKILL: no cleanup) after the underlay and
+# node-1 exist: `down` still removes them, from the state file.
+killed_up() {
+    mkdir -p "$TMP/killbin"
+    real=$(command -v ip)
+    cat >"$TMP/killbin/ip" <<EOF
+#!/bin/sh
+case " \$* " in *" route add "*" via 100.64."*) kill -KILL \$PPID; exit 1 ;; esac
+exec "$real" "\$@"
+EOF
+    chmod +x "$TMP/killbin/ip"
+    PATH="$TMP/killbin:$PATH" "$M" lab up "$TMP/lab.yaml" --name "$LAB3" >/dev/null 2>&1
+    rc=$?
+    [ $rc -eq 137 ] || { echo "up: rc=$rc"; return 1; }
+    left=$(netns_of_lab "$LAB3" | tr '\n' ' ')
+    [ "$left" = "mlab-$LAB3-node-1 mlab-$LAB3-underlay " ] || { echo "made: $left"; return 1; }
+    "$M" lab status --name "$LAB3" -o json >"$TMP/killed.json" 2>&1 || {
+        cat "$TMP/killed.json"
+        return 1
+    }
+    grep -q '"underlay"' "$TMP/killed.json" || { cat "$TMP/killed.json"; return 1; }
+    "$M" lab down --name "$LAB3" || { echo "down failed"; return 1; }
+    [ -z "$(netns_of_lab "$LAB3")" ] || { echo "left: $(netns_of_lab "$LAB3")"; return 1; }
+    [ ! -e "/run/moat/lab/$LAB3.state" ] || { echo "state file left"; return 1; }
+}
+check down_after_killed_up killed_up
 
 # ---- down ----
 for p in $PIDS; do
@@ -312,6 +558,7 @@ done
 PIDS=""
 check down lab down
 down_removed() {
+    [ ! -e "/run/netns/mlab-$LAB-underlay" ] || { echo "the underlay is left"; return 1; }
     left=$(netns_of_lab "$LAB")
     [ -z "$left" ] || { echo "left: $left"; return 1; }
     [ ! -e "/run/moat/lab/$LAB.state" ] || { echo "state file left"; return 1; }
