@@ -228,7 +228,7 @@ static json_t *workload_json(const struct moat_workload *w)
         json_decref(ips);
         return NULL;
     }
-    return json_pack("{s:s,s:s,s:s?,s:o,s:o,s:s?}", "name", w->name, "namespace", w->namespace,
+    return json_pack("{s:s,s:s,s:s*,s:o,s:o,s:s*}", "name", w->name, "namespace", w->namespace,
                      "image", w->image, "labels", labels, "ips", ips, "interface", w->interface);
 }
 

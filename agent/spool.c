@@ -103,7 +103,8 @@ static int scan(struct spool *s)
         }
     }
     closedir(d);
-    qsort(s->seqs, s->n, sizeof(*s->seqs), cmp_u64);
+    if (s->n)
+        qsort(s->seqs, s->n, sizeof(*s->seqs), cmp_u64);
     return err;
 }
 

@@ -126,6 +126,7 @@ static char *token_copy(struct sync *s)
 /* The server refused credential `t`: forget it (when still current) so the reporter registers. */
 static void token_refused(struct sync *s, const char *t, int status, const json_t *resp)
 {
+    char eb[300]; /* error text of an answer */
     pthread_mutex_lock(&s->lock);
     bool current = s->token && t && strcmp(s->token, t) == 0;
     if (current) {
@@ -136,7 +137,7 @@ static void token_refused(struct sync *s, const char *t, int status, const json_
     pthread_mutex_unlock(&s->lock);
     if (current)
         agent_log("warning", "server refused the node credential (%d %s): registering again",
-                  status, uplink_error_text(resp));
+                  status, uplink_error_text(resp, eb, sizeof(eb)));
 }
 
 /* ---- poller -------------------------------------------------------------- */
@@ -161,6 +162,7 @@ static void policy_arrived(struct sync *s, json_t *body, int64_t rev)
 
 static void *poller_main(void *arg)
 {
+    char eb[300]; /* error text of an answer */
     struct sync *s = arg;
     struct uplink *u = uplink_new(s->server, s->ca_file, &s->stop);
     double backoff = 0.1;
@@ -195,7 +197,8 @@ static void *poller_main(void *arg)
             if (st < 0)
                 set_reachable(s, false, why);
             else
-                agent_log("warning", "policy poll: HTTP %d %s", st, uplink_error_text(resp));
+                agent_log("warning", "policy poll: HTTP %d %s", st,
+                          uplink_error_text(resp, eb, sizeof(eb)));
             nap(s, backoff);
             backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
         }
@@ -210,6 +213,7 @@ static void *poller_main(void *arg)
 
 static int do_register(struct sync *s, struct uplink *u)
 {
+    char eb[300]; /* error text of an answer */
     if (!s->join_token) {
         agent_log("error", "no node credential for %s and no --join-token: cannot join cluster %s",
                   s->node, s->cluster);
@@ -252,7 +256,8 @@ static int do_register(struct sync *s, struct uplink *u)
                   s->cluster);
     } else {
         set_reachable(s, true, NULL);
-        agent_log("error", "registration refused: HTTP %d %s", st, uplink_error_text(resp));
+        agent_log("error", "registration refused: HTTP %d %s", st,
+                  uplink_error_text(resp, eb, sizeof(eb)));
         err = -EACCES;
     }
     json_decref(resp);
@@ -281,6 +286,7 @@ static int authed_call(struct sync *s, struct uplink *u, const char *method, con
 
 static int heartbeat(struct sync *s, struct uplink *u, uint64_t *sent_version)
 {
+    char eb[300]; /* error text of an answer */
     struct spool_stats sp = spool_stats(s->spool);
     pthread_mutex_lock(&s->lock);
     *sent_version = s->report_version;
@@ -304,7 +310,7 @@ static int heartbeat(struct sync *s, struct uplink *u, uint64_t *sent_version)
         s->hb_interval = (int)hb;
         pthread_mutex_unlock(&s->lock);
     } else if (st > 0 && st != 200 && st != 401 && st != 403) {
-        agent_log("warning", "heartbeat: HTTP %d %s", st, uplink_error_text(resp));
+        agent_log("warning", "heartbeat: HTTP %d %s", st, uplink_error_text(resp, eb, sizeof(eb)));
     }
     json_decref(resp);
     return st == 200 ? 0 : -EIO;
@@ -312,6 +318,7 @@ static int heartbeat(struct sync *s, struct uplink *u, uint64_t *sent_version)
 
 static int report_workloads(struct sync *s, struct uplink *u)
 {
+    char eb[300]; /* error text of an answer */
     pthread_mutex_lock(&s->lock);
     uint64_t v = s->wl_version;
     char *list = s->workloads ? moat_strdup(s->workloads) : NULL;
@@ -330,7 +337,8 @@ static int report_workloads(struct sync *s, struct uplink *u)
         s->wl_sent = v;
         pthread_mutex_unlock(&s->lock);
     } else if (st == 400) {
-        agent_log("error", "the server refused this node's workloads: %s", uplink_error_text(resp));
+        agent_log("error", "the server refused this node's workloads: %s",
+                  uplink_error_text(resp, eb, sizeof(eb)));
         pthread_mutex_lock(&s->lock);
         s->wl_sent = v; /* same list, same answer: wait for the inventory to change */
         pthread_mutex_unlock(&s->lock);
@@ -342,6 +350,7 @@ static int report_workloads(struct sync *s, struct uplink *u)
 /* Sends spooled batches, oldest first, until the spool is empty or a send fails. */
 static void deliver(struct sync *s, struct uplink *u)
 {
+    char eb[300]; /* error text of an answer */
     char *text;
     uint64_t seq;
     while (!atomic_load(&s->stop) && spool_oldest(s->spool, &text, &seq) == 0) {
@@ -353,7 +362,7 @@ static void deliver(struct sync *s, struct uplink *u)
             agent_log("error",
                       "the server refused event batch %llu for good (HTTP %d %s): "
                       "dropped",
-                      (unsigned long long)seq, st, uplink_error_text(resp));
+                      (unsigned long long)seq, st, uplink_error_text(resp, eb, sizeof(eb)));
             done = true;
         }
         json_decref(resp);

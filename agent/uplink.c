@@ -142,9 +142,11 @@ int uplink_call(struct uplink *u, const char *method, const char *path, const ch
     return ret;
 }
 
-const char *uplink_error_text(const json_t *resp)
+const char *uplink_error_text(const json_t *resp, char *buf, size_t n)
 {
     const json_t *e = json_array_get(json_object_get(resp, "errors"), 0);
+    const char *f = json_string_value(json_object_get(e, "field"));
     const char *m = json_string_value(json_object_get(e, "message"));
-    return m ? m : "";
+    snprintf(buf, n, "%s%s%s", f && *f ? f : "", f && *f ? ": " : "", m ? m : "");
+    return buf;
 }

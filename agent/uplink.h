@@ -31,7 +31,7 @@ int uplink_set_token(struct uplink *u, const char *token);
 int uplink_call(struct uplink *u, const char *method, const char *path, const char *body,
                 long timeout_s, json_t **resp, char *why, size_t n);
 
-/* The first error message of an error answer ({errors:[{field,message}]}), or "". */
-const char *uplink_error_text(const json_t *resp);
+/* "FIELD: MESSAGE" of an error answer's first error ({errors:[{field,message}]}), or "", in buf. */
+const char *uplink_error_text(const json_t *resp, char *buf, size_t n);
 
 #endif

@@ -290,7 +290,7 @@ static json_t *event_endpoint(const struct moat_addr *addr, uint16_t port, const
     char buf[MOAT_ADDR_STRLEN];
     addr_format(addr, buf, sizeof(buf));
     json_t *e = json_pack("{s:s,s:i}", "address", buf, "port", port);
-    json_t *w = name ? json_pack("{s:s,s:s,s:s?,s:s?}", "namespace", ns, "name", name, "app", app,
+    json_t *w = name ? json_pack("{s:s,s:s,s:s*,s:s*}", "namespace", ns, "name", name, "app", app,
                                  "image", image)
                      : json_object();
     if (!e || !w || json_object_update(e, w) < 0) {
@@ -307,7 +307,7 @@ json_t *alert_to_event(const struct alert *al, uint64_t attempts)
     iso_time(al->last_seen, last, sizeof(last));
     json_t *rule = json_null();
     if (al->rule_id)
-        rule = json_pack("{s:I,s:s?}", "id", (json_int_t)al->rule_id, "name", al->rule_name);
+        rule = json_pack("{s:I,s:s*}", "id", (json_int_t)al->rule_id, "name", al->rule_name);
     json_t *details = al->details ? json_pack("{s:s}", "text", al->details) : json_object();
     return json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:o,s:o,s:I,s:s,s:o}", "time", last, "kind",
                      alert_kind_name(al->kind), "rule", rule, "configured_action",
