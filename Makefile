@@ -135,7 +135,7 @@ lint: $(DEPS_OK)
 format:
 	clang-format -i $(ALL_C)
 
-demo: $(DEPS_OK) build/rel/moat build/rel/moatd build/rel/moat-traffic
+demo: $(DEPS_OK) build/rel/moat build/rel/moatd build/rel/moat-traffic build/rel/moat-server
 	@sh examples/demo.sh build/rel
 
 bench: $(DEPS_OK) $(BENCH_BINS) build/rel/moat build/rel/moatd build/rel/moat-traffic \
