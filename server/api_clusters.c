@@ -1,7 +1,8 @@
 /*
  * api_clusters: /api/v1/clusters — clusters (SPEC §4): create, list, get,
  * replace, change (merge patch: defense, mode, default_action, detections),
- * delete. A cluster's id is its name. GET adds the derived `status`
+ * delete, and the defense switch of many clusters at once (POST
+ * /clusters/batch, all or none). A cluster's id is its name. GET adds the derived `status`
  * (normal/abnormal/unknown), `nodes`, `enforcing` and `abnormal_nodes`. Creating a cluster also
  * creates its two system rules (SPEC §3); deleting it deletes its rules, and is refused (409) while
  * objects are restricted to it.
@@ -12,7 +13,10 @@
 #include "loader.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+#define BATCH_MAX 1000
 
 static const char *const filters[] = {"name", "defense", "mode", "default_action", NULL};
 
@@ -211,4 +215,139 @@ int api_clusters_delete(struct req *rq, struct resp *rs)
     if (!err)
         err = txn_end(rq, remove_cluster(rq, rs), rs);
     return err;
+}
+
+/* A response was set: 1, or the error that kept it from being set. */
+static int stop(int err)
+{
+    return err < 0 ? err : 1;
+}
+
+/*
+ * The batch body {"defense": "on"|"off", "clusters": [1..BATCH_MAX distinct
+ * ids]} or {"defense": ..., "all": true}: 0 with *defense and *ids (NULL for
+ * all), or 1 with 400 set (or -ENOMEM).
+ */
+static int batch_body(struct resp *rs, const json_t *body, const char **defense, const json_t **ids)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        if (strcmp(key, "defense") != 0 && strcmp(key, "clusters") != 0 && strcmp(key, "all") != 0)
+            return stop(resp_error(rs, 400, key, "unknown field"));
+    }
+    *defense = json_string_value(json_object_get(body, "defense"));
+    if (!*defense || (strcmp(*defense, "on") != 0 && strcmp(*defense, "off") != 0))
+        return stop(resp_error(rs, 400, "defense", "required: \"on\" or \"off\""));
+    const json_t *all = json_object_get(body, "all");
+    *ids = json_object_get(body, "clusters");
+    if (all && !json_is_true(all))
+        return stop(resp_error(rs, 400, "all", "must be true (or left out)"));
+    if (all && *ids)
+        return stop(resp_error(rs, 400, "all", "give either \"clusters\" or \"all\", not both"));
+    if (all)
+        return 0;
+    size_t n = json_array_size(*ids);
+    if (!json_is_array(*ids) || n < 1 || n > BATCH_MAX)
+        return stop(resp_error(rs, 400, "clusters",
+                               "required: a list of 1-%d cluster ids, or \"all\": true",
+                               BATCH_MAX));
+    for (size_t i = 0; i < n; i++) {
+        char field[32];
+        snprintf(field, sizeof(field), "clusters[%zu]", i);
+        v = json_array_get(*ids, i);
+        if (!json_is_string(v))
+            return stop(resp_error(rs, 400, field, "must be a cluster id (a string)"));
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(json_string_value(json_array_get(*ids, k)), json_string_value(v)) == 0)
+                return stop(resp_error(rs, 400, field, "repeats clusters[%zu]", k));
+    }
+    return 0;
+}
+
+/*
+ * The stored documents (with "id" = row id) of clusters `ids`, or of every
+ * cluster when `ids` is NULL, into *docs: 0, 1 with a 404 naming every
+ * unknown cluster, or an error.
+ */
+static int batch_load(struct req *rq, struct resp *rs, const json_t *ids, json_t **docs)
+{
+    struct store *st = &rq->srv->store;
+    if (!ids) {
+        struct store_query q = {.limit = -1};
+        int64_t total;
+        return st->ops->list(st, STORE_CLUSTER, &q, docs, &total);
+    }
+    json_t *errs = json_array();
+    *docs = json_array();
+    int err = errs && *docs ? 0 : -ENOMEM;
+    for (size_t i = 0; !err && i < json_array_size(ids); i++) {
+        const char *name = json_string_value(json_array_get(ids, i));
+        json_t *doc = NULL;
+        int64_t id;
+        err = st->ops->find(st, STORE_CLUSTER, NULL, name, &id);
+        if (!err)
+            err = st->ops->get(st, STORE_CLUSTER, id, &doc, NULL);
+        if (!err) {
+            err = json_array_append_new(*docs, doc) < 0 ? -ENOMEM : 0;
+        } else if (err == -ENOENT) {
+            char field[32];
+            snprintf(field, sizeof(field), "clusters[%zu]", i);
+            err = json_array_append_new(errs, json_pack("{s:s,s:s++}", "field", field, "message",
+                                                        "no cluster \"", name, "\"")) < 0
+                      ? -ENOMEM
+                      : 0;
+        }
+    }
+    if (!err && json_array_size(errs) > 0)
+        return stop(resp_json(rs, 404, json_pack("{s:o}", "errors", errs)));
+    json_decref(errs);
+    return err;
+}
+
+/* Sets the defense of every listed cluster (or all) or of none, moving each one's revision. */
+static int batch(struct req *rq, struct resp *rs, const char *defense, const json_t *ids)
+{
+    struct store *st = &rq->srv->store;
+    json_t *docs = NULL;
+    int rc = batch_load(rq, rs, ids, &docs);
+    for (size_t i = 0; !rc && i < json_array_size(docs); i++) {
+        json_t *doc = json_array_get(docs, i);
+        int64_t id = json_integer_value(json_object_get(doc, "id"));
+        json_object_del(doc, "id");
+        rc = json_object_set_new(doc, "defense", json_string(defense)) < 0 ? -ENOMEM : 0;
+        if (!rc)
+            rc = st->ops->update(st, STORE_CLUSTER, id, jstr(doc, "name"), doc);
+    }
+    struct change ch = {.kind = STORE_CLUSTER}; /* the state with every switch set */
+    if (!rc)
+        rc = validate_change(rq->srv, &ch, 400, rs, NULL);
+    for (size_t i = 0; !rc && i < json_array_size(docs); i++) {
+        json_t *doc = json_array_get(docs, i);
+        rc = revision_bump(rq->srv, jstr(doc, "name"));
+        if (!rc)
+            rc = show(doc) < 0 ? -ENOMEM : cluster_health(rq->srv, jstr(doc, "name"), doc);
+    }
+    if (!rc)
+        return resp_json(rs, 200, list_body(docs, (int64_t)json_array_size(docs)));
+    json_decref(docs);
+    return rc < 0 ? rc : 0;
+}
+
+int api_clusters_batch(struct req *rq, struct resp *rs)
+{
+    json_t *body;
+    const char *defense = NULL;
+    const json_t *ids = NULL;
+    int rc = req_body_object(rq, rs, &body);
+    if (!rc)
+        rc = batch_body(rs, body, &defense, &ids);
+    if (!rc) {
+        rc = txn_begin(rq);
+        if (!rc)
+            rc = txn_end(rq, batch(rq, rs, defense, ids), rs);
+    }
+    json_decref(body);
+    return rc < 0 ? rc : 0;
 }

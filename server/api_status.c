@@ -2,10 +2,19 @@
  * api_status: protection status (SPEC 8) for every cluster (/status) or one
  * (/clusters/{cluster}/status): alerts whose last_seen is within 24 h, 30 d
  * and 180 d; unprotected clusters (defense off, or not every node enforcing)
- * of the total; rules total/enabled/disabled; alerts of the last 7 days per
- * cluster; the top 5 rules, sources, destinations and destination ports of
- * the last 30 days by attempts; the 10 newest alerts. Computed from the
- * stored alerts on each request.
+ * of the total; rules total/enabled/disabled/suggested; alerts of the last 7
+ * days per cluster; the top 5 rules, sources, destinations and destination
+ * ports of the last 30 days by attempts; the 10 newest alerts; and the
+ * per-hour series of blocked and alerted connections over the last 24 hours.
+ * Computed from the stored alerts on each request.
+ *
+ * The series: 24 UTC hours, oldest first, the last one being the current
+ * (partial) hour, zeros included. Alerts are aggregated per UTC day and
+ * keep only first_seen, last_seen and attempts, so an alert's attempts are
+ * spread evenly over the hours from its first_seen hour to its last_seen
+ * hour (hour i of k gets floor(n(i+1)/k) - floor(n i/k), which sums to n);
+ * that is exact when they are the same hour. Its applied action says
+ * whether they count as blocked (`block`) or alerted (`alert`).
  */
 #include "server.h"
 
@@ -16,6 +25,7 @@
 
 #define TOP_N    5
 #define NEWEST_N 10
+#define HOURS    24
 
 /* counts[key] += n */
 static int bump(json_t *counts, const char *key, json_int_t n)
@@ -66,7 +76,54 @@ static int newer_first(const void *a, const void *b)
 
 struct windows {
     char d1[21], d7[21], d30[21], d180[21];
+    time_t h0; /* the start of the series' first hour */
 };
+
+/* Attempts per hour of the series, by applied action. */
+struct series {
+    json_int_t blocked[HOURS], alerted[HOURS];
+};
+
+/* Adds an alert's attempts to the series, spread over its hours (see the top of the file). */
+static void series_add(struct series *h, time_t h0, const json_t *a)
+{
+    const char *applied = jstr(a, "applied_action");
+    json_int_t *row = strcmp(applied, "block") == 0   ? h->blocked
+                      : strcmp(applied, "alert") == 0 ? h->alerted
+                                                      : NULL;
+    time_t first, last;
+    if (!row || !time_parse(jstr(a, "last_seen"), &last))
+        return;
+    if (!time_parse(jstr(a, "first_seen"), &first) || first > last)
+        first = last;
+    first -= first % 3600;
+    last -= last % 3600;
+    if (last - first >= HOURS * 3600) /* an alert spans one UTC day; never more */
+        first = last - (HOURS - 1) * 3600;
+    json_int_t k = (json_int_t)(last - first) / 3600 + 1;
+    json_int_t n = json_integer_value(json_object_get(a, "attempts"));
+    for (json_int_t i = 0; i < k; i++) {
+        time_t t = first + (time_t)i * 3600;
+        if (t >= h0 && t < h0 + HOURS * 3600)
+            row[(t - h0) / 3600] += n * (i + 1) / k - n * i / k;
+    }
+}
+
+/* The series as [{"hour": "YYYY-MM-DDTHH:00:00Z", "blocked": N, "alerted": N}], oldest first. */
+static json_t *series_json(const struct series *h, time_t h0)
+{
+    json_t *out = json_array();
+    for (int i = 0; out && i < HOURS; i++) {
+        char hour[21];
+        time_iso(h0 + (time_t)i * 3600, hour);
+        if (json_array_append_new(out, json_pack("{s:s,s:I,s:I}", "hour", hour, "blocked",
+                                                 h->blocked[i], "alerted", h->alerted[i])) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
 
 static int alert_stats(struct server *srv, const char *cluster, const struct windows *w,
                        json_t *out, json_t *per_cluster)
@@ -82,6 +139,7 @@ static int alert_stats(struct server *srv, const char *cluster, const struct win
     if (err)
         return err;
     int64_t n1 = 0, n30 = 0;
+    struct series hourly = {0};
     json_t *rules = json_object(), *srcs = json_object(), *dsts = json_object(),
            *ports = json_object();
     if (!rules || !srcs || !dsts || !ports)
@@ -93,6 +151,7 @@ static int alert_stats(struct server *srv, const char *cluster, const struct win
         const char *seen = jstr(a, "last_seen");
         json_int_t att = json_integer_value(json_object_get(a, "attempts"));
         n1 += strcmp(seen, w->d1) >= 0;
+        series_add(&hourly, w->h0, a);
         if (!err && strcmp(seen, w->d7) >= 0)
             err = bump(per_cluster, jstr(a, "cluster"), 1);
         if (err || strcmp(seen, w->d30) < 0)
@@ -145,6 +204,8 @@ static int alert_stats(struct server *srv, const char *cluster, const struct win
         err = -ENOMEM;
     if (!err && json_object_set(out, "newest", newest) < 0)
         err = -ENOMEM;
+    if (!err && json_object_set_new(out, "hourly", series_json(&hourly, w->h0)) < 0)
+        err = -ENOMEM;
     json_decref(newest);
     json_decref(rules);
     json_decref(srcs);
@@ -162,7 +223,7 @@ static int cluster_stats(struct server *srv, const char *cluster, json_t *out, j
     if (cluster)
         q.filters[q.nfilters++] = (struct store_filter){"name", cluster};
     json_t *clusters, *rules = NULL, *week = json_array();
-    int64_t total, unprotected = 0, enabled = 0, nrules = 0;
+    int64_t total, unprotected = 0, enabled = 0, suggested = 0, nrules = 0;
     int err = st->ops->list(st, STORE_CLUSTER, &q, &clusters, &total);
     size_t i;
     json_t *c;
@@ -184,14 +245,19 @@ static int cluster_stats(struct server *srv, const char *cluster, json_t *out, j
     struct store_query rq = {.cluster = cluster, .limit = -1};
     if (!err)
         err = st->ops->list(st, STORE_RULE, &rq, &rules, &nrules);
-    json_array_foreach(rules, i, c) enabled += json_is_true(json_object_get(c, "enabled"));
+    json_array_foreach(rules, i, c)
+    {
+        enabled += json_is_true(json_object_get(c, "enabled"));
+        suggested += strcmp(jstr(c, "type"), "suggested") == 0;
+    }
     if (!err && (json_object_set_new(out, "clusters",
                                      json_pack("{s:I,s:I}", "total", (json_int_t)total,
                                                "unprotected", (json_int_t)unprotected)) < 0 ||
                  json_object_set_new(out, "rules",
-                                     json_pack("{s:I,s:I,s:I}", "total", (json_int_t)nrules,
+                                     json_pack("{s:I,s:I,s:I,s:I}", "total", (json_int_t)nrules,
                                                "enabled", (json_int_t)enabled, "disabled",
-                                               (json_int_t)(nrules - enabled))) < 0 ||
+                                               (json_int_t)(nrules - enabled), "suggested",
+                                               (json_int_t)suggested)) < 0 ||
                  json_object_set(out, "alerts_7d_per_cluster", week) < 0))
         err = -ENOMEM;
     json_decref(week);
@@ -208,6 +274,7 @@ static int status(struct req *rq, struct resp *rs, const char *cluster)
     time_iso(now - 7 * 86400, w.d7);
     time_iso(now - 30 * 86400, w.d30);
     time_iso(now - 180 * 86400, w.d180);
+    w.h0 = now - now % 3600 - (HOURS - 1) * 3600;
     json_t *out = json_object(), *per = json_object();
     int err = out && per ? alert_stats(rq->srv, cluster, &w, out, per) : -ENOMEM;
     if (!err)

@@ -49,10 +49,12 @@ struct server_opts {
 };
 
 /*
- * libmicrohttpd runs a thread per connection; `lock` lets one request at a
- * time use the store (http.c holds it around every handler). A policy
- * long-poll waits on `changed` (with `lock`), which is broadcast whenever a
- * cluster's revision moves and when the server stops.
+ * libmicrohttpd runs a thread per connection. Read-only routes run side by
+ * side, each on a store snapshot of its own; `lock` lets one ROUTE_SERIAL
+ * request at a time use the store's writer connection (http.c holds it
+ * around those handlers). A policy long-poll waits on `changed` (with
+ * `lock`), which is broadcast whenever a cluster's revision moves and when
+ * the server stops.
  */
 struct server {
     struct store store;
@@ -91,12 +93,26 @@ struct resp {
 
 typedef int (*route_fn)(struct req *rq, struct resp *rs);
 
+/*
+ * How a route's handler uses the store. A ROUTE_READ handler runs beside
+ * other requests on a read-only snapshot of its own (store read_begin); a
+ * write there fails. A ROUTE_SERIAL handler holds server.lock and uses the
+ * writer connection: every route that writes, and the policy long-poll, which
+ * waits on server.changed.
+ */
+enum route_mode {
+    ROUTE_BY_METHOD = 0, /* GET: ROUTE_READ; other methods: ROUTE_SERIAL */
+    ROUTE_READ,
+    ROUTE_SERIAL,
+};
+
 struct route {
     const char *method;
     const char *pattern; /* "/api/v1/objects/{id}": {x} matches one path segment */
     route_fn handler;
     enum role role;
     const char *summary;
+    enum route_mode mode; /* left out: ROUTE_BY_METHOD */
 };
 
 /* ---- routes.c ---- */
@@ -194,12 +210,14 @@ int api_clusters_get(struct req *rq, struct resp *rs);
 int api_clusters_replace(struct req *rq, struct resp *rs);
 int api_clusters_patch(struct req *rq, struct resp *rs);
 int api_clusters_delete(struct req *rq, struct resp *rs);
+int api_clusters_batch(struct req *rq, struct resp *rs);
 int api_objects_list(struct req *rq, struct resp *rs);
 int api_objects_create(struct req *rq, struct resp *rs);
 int api_objects_get(struct req *rq, struct resp *rs);
 int api_objects_replace(struct req *rq, struct resp *rs);
 int api_objects_patch(struct req *rq, struct resp *rs);
 int api_objects_delete(struct req *rq, struct resp *rs);
+int api_objects_batch(struct req *rq, struct resp *rs);
 int api_rules_list(struct req *rq, struct resp *rs);
 int api_rules_create(struct req *rq, struct resp *rs);
 int api_rules_get(struct req *rq, struct resp *rs);

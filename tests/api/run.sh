@@ -695,6 +695,217 @@ req GET '/api/v1/alerts?cluster=prod'
 check "retention applied at startup" 200 "j['total'] == 3 and all(a['last_seen'] >= '$(day '-50 days')' for a in j['items'])"
 req POST /api/v1/agents/heartbeat '{}' "$AG1"
 check "node credentials survive a restart" 200 "j['state'] == 'enforcing'"
+
+# ---------- object filters, batch delete, many-cluster defense, per-hour series ----------
+# Here: cluster prod; objects web, lb, office, after; rule web-from-lb uses lb and web.
+# stored FILE: like snapshot, without what node heartbeats move (the nodes go offline here).
+stored() {
+    : >"$1"
+    for p in /api/v1/clusters /api/v1/objects /api/v1/clusters/prod/rules; do
+        req GET "$p?limit=1000"
+        python3 -c "
+import json
+drift = {'status', 'nodes', 'enforcing', 'abnormal_nodes', 'in_effect'}
+for i in json.load(open('$T/out'))['items']:
+    print(json.dumps({k: v for k, v in i.items() if k not in drift}, sort_keys=True))" >>"$1"
+    done
+}
+req POST /api/v1/objects '{"name":"img1","namespace":"shop","images":["nginx:*"],"labels":["tier=frontend"]}'
+IMG1=$(jget "j['id']")
+req POST /api/v1/objects '{"name":"img2","namespace":"data","images":["myteam/api:*","redis:7"],"labels":["tier:backend","team=a"]}'
+IMG2=$(jget "j['id']")
+req POST /api/v1/objects '{"name":"img3","namespace":"shop","labels":["tier=frontend"]}'
+check "objects for the filters" 201
+IMG3=$(jget "j['id']")
+# names NAME...: the answer's items are exactly these objects, in this order
+names() {
+    echo "[o['name'] for o in j['items']] == [$(printf "'%s'," "$@")]"
+}
+req GET '/api/v1/objects?image=docker.io/library/nginx:1.27'
+check "object filter image (full reference)" 200 "j['total'] == 1 and $(names img1)"
+req GET '/api/v1/objects?image=nginx:1.27'
+check "object filter image (short form)" 200 "j['total'] == 1 and $(names img1)"
+req GET '/api/v1/objects?image=registry.example.com/myteam/api:2.1'
+check "object filter image (other registry)" 200 "$(names img2)"
+req GET '/api/v1/objects?image=redis'
+check "object filter image (no tag reads :latest)" 200 "j['total'] == 0 and j['items'] == []"
+req GET '/api/v1/objects?image=redis:7'
+check "object filter image (any pattern of the list)" 200 "$(names img2)"
+req GET '/api/v1/objects?label=tier=frontend'
+check "object filter label" 200 "j['total'] == 2 and $(names img1 img3)"
+req GET '/api/v1/objects?label=tier=backend'
+check "object filter label (stored as key:value)" 200 "$(names img2)"
+req GET '/api/v1/objects?label=team:a'
+check "object filter label (asked as key:value)" 200 "$(names img2)"
+req GET '/api/v1/objects?label=tier=frontend&image=nginx:1.27'
+check "object filters image and label together" 200 "$(names img1)"
+req GET '/api/v1/objects?label=tier=frontend&name=img3'
+check "object filter label with name" 200 "$(names img3)"
+req GET '/api/v1/objects?label=tier=frontend&namespace=data'
+check "object filter label with namespace" 200 "j['total'] == 0"
+req GET '/api/v1/objects?label=tier=frontend&limit=1&offset=1'
+check "object filter label paged" 200 "j['total'] == 2 and $(names img3)"
+req GET '/api/v1/objects?image=nginx:1.27&offset=1'
+check "object filter image past the end" 200 "j['total'] == 1 and j['items'] == []"
+req GET '/api/v1/objects?image=a%20b'
+check "object filter bad image 400" 400 "$(err_field image)"
+req GET '/api/v1/objects?image='
+check "object filter empty image 400" 400 "$(err_field image)"
+req GET '/api/v1/objects?label=tier'
+check "object filter label without value 400" 400 "$(err_field label)"
+req GET '/api/v1/objects?label=a==b'
+check "object filter bad label 400" 400 "$(err_field label)"
+req GET '/api/v1/objects?label=tier=frontend&limit=0'
+check "object filter label bad limit 400" 400 "$(err_field limit)"
+LB=$(python3 -c "
+import json, urllib.request
+r = urllib.request.Request('$URL/api/v1/objects?name=lb', headers={'Authorization': 'Bearer $ADMIN'})
+print(json.load(urllib.request.urlopen(r))['items'][0]['id'])")
+
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$IMG1]}" "$VIEWER"
+check "object batch: viewer 403" 403
+stored "$T/before"
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$IMG1],\"x\":1}"
+check "object batch: unknown field 400" 400 "$(err_field x)"
+req POST /api/v1/objects/batch "{\"ids\":[$IMG1]}"
+check "object batch: action required 400" 400 "$(err_field action)"
+req POST /api/v1/objects/batch "{\"action\":\"purge\",\"ids\":[$IMG1]}"
+check "object batch: unknown action 400" 400 "$(err_field action)"
+req POST /api/v1/objects/batch '{"action":"delete","ids":[]}'
+check "object batch: empty ids 400" 400 "$(err_field ids)"
+req POST /api/v1/objects/batch '{"action":"delete","ids":"4"}'
+check "object batch: ids not a list 400" 400 "$(err_field ids)"
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$IMG1,\"x\"]}"
+check "object batch: bad id 400" 400 "$(err_field 'ids[1]')"
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$IMG1,$IMG2,$IMG1]}"
+check "object batch: repeated id 400" 400 "$(err_field 'ids[2]')"
+req POST /api/v1/objects/batch "[$IMG1]"
+check "object batch: array body 400" 400
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$IMG1,99999,$IMG2,99998]}"
+check "object batch: unknown ids 404, each named" 404 "sorted(e['field'] for e in j['errors']) == ['ids[1]', 'ids[3]'] and '99999' in j['errors'][0]['message']"
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$IMG1,$WEB,$LB]}"
+check "object batch: referenced objects 409 naming the rules" 409 "sorted(e['field'] for e in j['errors']) == ['ids[1]', 'ids[2]'] and all('web-from-lb' in e['message'] for e in j['errors']) and 'object \"web\"' in j['errors'][0]['message']"
+stored "$T/after"
+if cmp -s "$T/before" "$T/after"; then
+    ok "object batch: failed requests delete nothing"
+else
+    nok "object batch: failed requests delete nothing" "$(diff "$T/before" "$T/after" | head -5)"
+fi
+req GET /api/v1/agents/policy "" "$AG1"
+REV=$(jget "j['revision']")
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$IMG3,$IMG1,$IMG2]}"
+check "object batch delete" 200 "j['total'] == 3 and $(names img3 img1 img2) and j['items'][0]['id'] == $IMG3"
+req GET "/api/v1/objects/$IMG2"
+check "object batch: deleted" 404
+req GET '/api/v1/objects?label=tier=frontend'
+check "object batch: gone from the list" 200 "j['total'] == 0"
+req GET "/api/v1/agents/policy?revision=$REV&wait=0" "" "$AG1"
+check "object batch moves the revision" 200 "j['revision'] > $REV"
+
+req POST /api/v1/clusters '{"name":"qa"}'
+req POST /api/v1/clusters '{"name":"stage"}'
+check "clusters for the defense batch" 201 "j['defense'] == 'off'"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["qa"]}' "$VIEWER"
+check "defense batch: viewer 403" 403
+stored "$T/before"
+req POST /api/v1/clusters/batch '{"clusters":["qa"]}'
+check "defense batch: defense required 400" 400 "$(err_field defense)"
+req POST /api/v1/clusters/batch '{"defense":"maybe","clusters":["qa"]}'
+check "defense batch: bad defense 400" 400 "$(err_field defense)"
+req POST /api/v1/clusters/batch '{"defense":true,"clusters":["qa"]}'
+check "defense batch: defense not a string 400" 400 "$(err_field defense)"
+req POST /api/v1/clusters/batch '{"defense":"on"}'
+check "defense batch: clusters or all required 400" 400 "$(err_field clusters)"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":[]}'
+check "defense batch: empty clusters 400" 400 "$(err_field clusters)"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["qa",5]}'
+check "defense batch: bad cluster id 400" 400 "$(err_field 'clusters[1]')"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["qa","qa"]}'
+check "defense batch: repeated cluster 400" 400 "$(err_field 'clusters[1]')"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["qa"],"all":true}'
+check "defense batch: clusters and all 400" 400 "$(err_field all)"
+req POST /api/v1/clusters/batch '{"defense":"on","all":false}'
+check "defense batch: all false 400" 400 "$(err_field all)"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["qa"],"mode":"monitor"}'
+check "defense batch: unknown field 400" 400 "$(err_field mode)"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["qa","nope","stage","gone"]}'
+check "defense batch: unknown clusters 404, each named" 404 "sorted(e['field'] for e in j['errors']) == ['clusters[1]', 'clusters[3]'] and 'nope' in j['errors'][0]['message']"
+stored "$T/after"
+if cmp -s "$T/before" "$T/after"; then
+    ok "defense batch: failed requests switch nothing"
+else
+    nok "defense batch: failed requests switch nothing" "$(diff "$T/before" "$T/after" | head -5)"
+fi
+req GET /api/v1/agents/policy "" "$AG1"
+REV=$(jget "j['revision']")
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["stage","qa"]}'
+check "defense batch on" 200 "j['total'] == 2 and [c['id'] for c in j['items']] == ['stage', 'qa'] and all(c['defense'] == 'on' and c['status'] == 'unknown' for c in j['items'])"
+req GET /api/v1/clusters/qa
+check "defense batch: stored" 200 "j['defense'] == 'on' and j['mode'] == 'protect'"
+req GET "/api/v1/agents/policy?revision=$REV&wait=0" "" "$AG1"
+check "defense batch leaves other clusters' revisions" 304
+req POST /api/v1/clusters/batch '{"defense":"off","all":true}'
+check "defense batch all off" 200 "j['total'] == 3 and sorted(c['id'] for c in j['items']) == ['prod', 'qa', 'stage'] and all(c['defense'] == 'off' for c in j['items'])"
+req GET "/api/v1/agents/policy?revision=$REV&wait=0" "" "$AG1"
+check "defense batch moves each cluster's revision" 200 "j['revision'] > $REV and j['cluster']['defense'] == 'off'"
+req POST /api/v1/clusters/batch '{"defense":"on","clusters":["prod"]}'
+check "defense batch one cluster" 200 "j['total'] == 1 and j['items'][0]['defense'] == 'on'"
+
+req POST /api/v1/clusters/qa/rules '{"name":"suggest-web","source":"any","destinations":[{"object":"web"}],"action":"alert","priority":50,"type":"suggested"}'
+check "a suggested rule" 201 "j['type'] == 'suggested'"
+req GET /api/v1/status
+check "status counts suggested rules" 200 "j['rules']['suggested'] == 1 and j['rules']['total'] == 8"
+req GET /api/v1/clusters/qa/status
+check "cluster status counts suggested rules" 200 "j['rules'] == {'total': 3, 'enabled': 3, 'disabled': 0, 'suggested': 1}"
+# The hours of one UTC day that lie in the last 24 hours and not after now: today 00..02,
+# or before 02:00 yesterday's 21..23.
+set -- $(python3 -c "
+import datetime as d
+now = d.datetime.now(d.timezone.utc)
+day = now if now.hour >= 2 else now - d.timedelta(days=1)
+h = 0 if now.hour >= 2 else 21
+print(' '.join(day.strftime('%Y-%m-%dT') + '%02d' % (h + i) for i in range(3)))")
+Y0=$1 Y1=$2 Y2=$3
+EP='"destination":{"address":"10.9.9.9","port"'
+cat >"$T/batch3" <<JSON
+{"batch":"hourly","events":[
+ {"time":"$Y1:10:00Z","kind":"policy","applied_action":"block",$EP:81},"attempts":4},
+ {"time":"$Y0:05:00Z","kind":"policy","applied_action":"block",$EP:82}},
+ {"time":"$Y2:00:00Z","kind":"policy","applied_action":"block",$EP:82},"attempts":2},
+ {"time":"$Y2:00:00Z","kind":"brute_force","applied_action":"alert",$EP:83},"attempts":5}]}
+JSON
+req POST /api/v1/agents/events "@$T/batch3" "$AG1"
+check "events for the per-hour series" 200 "j['alerted'] == 4"
+req GET /api/v1/status
+cp "$T/out" "$T/status"
+check "status hourly: 24 hours, oldest first, the current hour last" 200 "len(j['hourly']) == 24 and all(h['hour'].endswith(':00:00Z') for h in j['hourly']) and [int(__import__('calendar').timegm(__import__('time').strptime(h['hour'], '%Y-%m-%dT%H:%M:%SZ'))) for h in j['hourly']] == list(range(__import__('calendar').timegm(__import__('time').strptime(j['hourly'][0]['hour'], '%Y-%m-%dT%H:%M:%SZ')), __import__('calendar').timegm(__import__('time').strptime(j['hourly'][0]['hour'], '%Y-%m-%dT%H:%M:%SZ')) + 24 * 3600, 3600)) and __import__('time').time() - 3600 * 2 < __import__('calendar').timegm(__import__('time').strptime(j['hourly'][-1]['hour'], '%Y-%m-%dT%H:%M:%SZ')) <= __import__('time').time()"
+check "status hourly: blocked per hour (spread over first..last seen)" 200 "{h['hour'][:13]: h['blocked'] for h in j['hourly'] if h['blocked']} == {'$Y0': 1, '$Y1': 5, '$Y2': 1}"
+check "status hourly: alerted" 200 "[h['alerted'] >= 5 for h in j['hourly'] if h['hour'].startswith('$Y2')] == [True]"
+req GET '/api/v1/alerts?limit=1000'
+if python3 - "$T/status" "$T/out" <<'PY'; then
+import calendar, json, sys, time
+st, alerts = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))['items']
+ts = lambda s: calendar.timegm(time.strptime(s, '%Y-%m-%dT%H:%M:%SZ'))
+h0 = ts(st['hourly'][0]['hour'])
+want = {'block': [0] * 24, 'alert': [0] * 24}
+for a in alerts:
+    f, l = ts(a['first_seen']) // 3600 * 3600, ts(a['last_seen']) // 3600 * 3600
+    k, n = (l - f) // 3600 + 1, a['attempts']
+    for i in range(k):
+        t = f + i * 3600
+        if h0 <= t < h0 + 24 * 3600:
+            want[a['applied_action']][(t - h0) // 3600] += n * (i + 1) // k - n * i // k
+got = {'block': [h['blocked'] for h in st['hourly']], 'alert': [h['alerted'] for h in st['hourly']]}
+sys.exit(0 if got == want and sum(want['alert']) > 5 else 1)
+PY
+    ok "status hourly: every alert's attempts in their hours"
+else
+    nok "status hourly: every alert's attempts in their hours" "$(head -c 600 "$T/status")"
+fi
+req GET /api/v1/clusters/prod/status
+check "cluster status hourly" 200 "j['hourly'] == $(python3 -c "import json; print(json.load(open('$T/status'))['hourly'])")"
+req GET /api/v1/clusters/qa/status
+check "cluster status hourly without alerts: zeros" 200 "len(j['hourly']) == 24 and all(h['blocked'] == 0 and h['alerted'] == 0 for h in j['hourly'])"
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
 
 # ---------- durability (kill -9 during concurrent writes) and TLS ----------
