@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -273,35 +274,27 @@ static void log_diags(struct moat_diags *d, const char *prefix)
     diags_clear(d);
 }
 
-/* The server's policy (a->remote) with this node's inventory, loaded as one policy. */
+/*
+ * The server's documents (a->remote_text, prepared by agent_set_remote) and
+ * this node's own (`local`) loaded as one policy, with the server's rule ids.
+ */
 static int load_remote(struct moat_agent *a, const json_t *local, struct moat_policy **out)
 {
-    const json_t *r = a->remote;
-    json_t *clusters = json_pack("[O]", json_object_get(r, "cluster"));
-    json_t *docs = json_array();
-    int err = clusters && docs ? 0 : -ENOMEM;
-    if (!err)
-        err = remote_docs(clusters, json_object_get(r, "objects"), json_object_get(r, "rules"),
-                          json_object_get(r, "workloads"), a->cfg.node, docs);
-    if (!err && json_array_extend(docs, (json_t *)local) < 0)
-        err = -ENOMEM;
-    char *text = err ? NULL : json_dumps(docs, JSON_COMPACT);
-    if (!err && !text)
-        err = -ENOMEM;
-    json_decref(clusters);
-    json_decref(docs);
-    if (err)
-        return err;
+    char *text = json_dumps(local, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
     char name[64];
-    snprintf(name, sizeof(name), "server policy revision %lld",
-             (long long)json_integer_value(json_object_get(r, "revision")));
+    snprintf(name, sizeof(name), "server policy revision %lld", (long long)a->remote_revision);
+    struct policy_source src[2] = {
+        {.text = a->remote_text, .len = strlen(a->remote_text), .name = name},
+        {.text = text, .len = strlen(text), .name = "this node's inventory"}};
     struct moat_diags d;
     diags_init(&d);
-    err = policy_load_text(out, text, strlen(text), name, &d);
+    int err = policy_load_sources(out, src, 2, &d);
     free(text);
     log_diags(&d, "");
     if (!err)
-        remote_take_ids(*out, json_object_get(r, "rules"));
+        remote_take_ids(*out, a->remote_rules);
     return err;
 }
 
@@ -320,7 +313,7 @@ static int load_cluster(struct moat_agent *a, struct moat_policy **out)
         json_decref(a->local_workloads);
         a->local_workloads = json_incref(report);
     }
-    if (!err && !a->remote)
+    if (!err && !a->remote_text)
         err = -EAGAIN; /* nothing from the server yet */
     if (!err)
         err = load_remote(a, docs, out);
@@ -378,8 +371,8 @@ static int install(struct moat_agent *a, struct moat_policy *p)
     a->generation = gen;
     a->status_dirty = true;
     a->applied_at = wall_now();
-    if (a->remote)
-        a->revision = json_integer_value(json_object_get(a->remote, "revision"));
+    if (a->remote_text)
+        a->revision = a->remote_revision;
     set_dp_state(a, "enforcing", "");
     return reconcile_ifaces(a);
 }
@@ -482,7 +475,7 @@ static int refresh(struct moat_agent *a, const char *what)
                   err == -EINVAL ? "invalid policy" : strerror(-err), a->generation);
         return err;
     }
-    if (a->remote)
+    if (a->remote_text)
         agent_log("info", "policy revision %lld applied (generation %u)", (long long)a->revision,
                   a->generation);
     else
@@ -495,11 +488,52 @@ int agent_reload(struct moat_agent *a)
     return refresh(a, "reload");
 }
 
+/*
+ * Keeps the server's answer as the text of its documents (without this
+ * node's workloads, which the inventory describes) and its rules' ids: a
+ * cluster of 10,000 workloads is a few MiB of text, where the JSON tree
+ * would be several times that for as long as the agent runs.
+ */
+static int keep_remote(struct moat_agent *a, const json_t *policy)
+{
+    json_t *clusters = json_pack("[O]", json_object_get(policy, "cluster"));
+    json_t *docs = json_array();
+    int err = clusters && docs ? 0 : -ENOMEM;
+    if (!err)
+        err = remote_docs(clusters, json_object_get(policy, "objects"),
+                          json_object_get(policy, "rules"), json_object_get(policy, "workloads"),
+                          a->cfg.node, docs);
+    char *text = err ? NULL : json_dumps(docs, JSON_COMPACT);
+    json_t *rules = json_deep_copy(json_object_get(policy, "rules"));
+    json_decref(clusters);
+    json_decref(docs);
+    if (!err && (!text || !rules))
+        err = -ENOMEM;
+    if (err) {
+        free(text);
+        json_decref(rules);
+        return err;
+    }
+    free(a->remote_text);
+    json_decref(a->remote_rules);
+    a->remote_text = text;
+    a->remote_rules = rules;
+    a->remote_revision = json_integer_value(json_object_get(policy, "revision"));
+    return 0;
+}
+
 int agent_set_remote(struct moat_agent *a, json_t *policy)
 {
-    json_decref(a->remote);
-    a->remote = policy; /* the newest, even when it fails here: a fixed inventory uses it */
-    return refresh(a, "applying the server's policy");
+    /* the newest, even when it fails here: a fixed inventory uses it */
+    int err = keep_remote(a, policy);
+    json_decref(policy);
+    if (err) {
+        agent_log("error", "out of memory: the server's policy is not applied");
+        return err;
+    }
+    err = refresh(a, "applying the server's policy");
+    malloc_trim(0); /* give back what parsing the answer took: it is large and rare */
+    return err;
 }
 
 /* ---------- events -> server ---------- */
@@ -618,7 +652,8 @@ void agent_stop(struct moat_agent *a, bool remove)
         fclose(a->alerts_out);
     alert_agg_free(a->alerts);
     alert_agg_free(a->window);
-    json_decref(a->remote);
+    free(a->remote_text);
+    json_decref(a->remote_rules);
     json_decref(a->local_workloads);
     tables_free(a->tables);
     policy_free(a->policy);

@@ -57,7 +57,9 @@ struct moat_agent {
     bool status_dirty;        /* something the status file shows changed */
     double status_written_at; /* monotonic seconds */
     /* cluster mode */
-    json_t *remote;           /* the server's newest policy answer (owned) */
+    char *remote_text;    /* the server's newest policy as documents (JSON text) */
+    json_t *remote_rules; /* its rules, for their ids */
+    int64_t remote_revision;
     int64_t revision;         /* revision of the policy in force (0: none) */
     json_t *local_workloads;  /* this node's workloads as reported (owned) */
     struct alert_agg *window; /* hits not yet sent to the server */

@@ -198,12 +198,14 @@ MA=$AGENT
 start_agent "$NB" "$TMP/full.yaml" "$TMP/moatd-b.log"
 MB=$AGENT
 
-# conn FROM DSTADDR PORT -> ok / blocked
+# conn FROM DSTADDR PORT -> ok / blocked (the attempt timed out) / error: WHY
 conn() {
-    if "$M" lab exec --name "$LAB" "$1" -- "$T" connect --tcp "$2" "$3" --timeout-ms 400 >/dev/null 2>&1; then
+    if out=$("$M" lab exec --name "$LAB" "$1" -- "$T" connect --tcp "$2" "$3" --timeout-ms 400 2>&1); then
         echo ok
-    else
+    elif printf '%s' "$out" | grep -q "timed out"; then
         echo blocked
+    else
+        echo "error: $out"
     fi
 }
 # until_conn FROM DSTADDR PORT WANT BOUND_MS -> prints elapsed ms, or "timeout"

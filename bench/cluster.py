@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Cluster-mode benchmarks (issue 5), run by `make bench` (bench/run.sh).
+
+1. Propagation: a real moat-server and N real moatd agents in cluster mode
+   (eBPF datapath loaded, each its own node with 3 workloads whose
+   interfaces do not exist, so nothing is attached). Each round changes one
+   rule through the API (PATCH) and takes, for every agent, the time from just
+   before the request until the agent had compiled and installed the new
+   revision (`applied_at` in its status file). p50/p99 over all agents and
+   rounds, and the per-round slowest agent ("all nodes").
+2. Agent memory: moatd's resident set with a cluster of 0 and of W workloads
+   (reported by 100 registered nodes through the agent API); the difference
+   divided by W is the memory per cluster workload.
+
+Prints markdown table rows (lines starting with '|') and notes.
+Usage: bench/cluster.py BUILD_DIR [--agents 1,10,50] [--rounds 20] [--workloads 10000]
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+RUN = "/run/moat"
+
+
+class Api:
+    def __init__(self, url, token):
+        self.url, self.token = url, token
+
+    def call(self, method, path, body=None, token=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + (token or self.token))
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            text = r.read()
+            return json.loads(text) if text else None
+
+
+def wait(cond, bound, what):
+    t0 = time.time()
+    while time.time() - t0 < bound:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise SystemExit("bench/cluster: timed out waiting for " + what)
+
+
+def status(node):
+    try:
+        with open(f"{RUN}/moatd-{node}.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Bench:
+    def __init__(self, build, tmp):
+        self.b, self.tmp = os.path.abspath(build), tmp
+        self.procs = []  # (Popen, node)
+
+    def start_server(self):
+        data = os.path.join(self.tmp, "data")
+        tok = subprocess.run([f"{self.b}/moat-server", "token", "create", "--data", data, "--role",
+                              "admin"], check=True, capture_output=True, text=True).stdout.strip()
+        log = open(os.path.join(self.tmp, "server.log"), "w")
+        self.server = subprocess.Popen([f"{self.b}/moat-server", "--listen", "127.0.0.1:0", "--data",
+                                        data], stdout=log, stderr=subprocess.STDOUT)
+        addr = wait(lambda: next((l.split("listening on ")[1].strip() for l in
+                                  open(os.path.join(self.tmp, "server.log")) if "listening on" in l),
+                                 None), 10, "moat-server")
+        self.url = "http://" + addr
+        self.api = Api(self.url, tok)
+
+    def start_agent(self, node, workloads, cluster="bench"):
+        inv = os.path.join(self.tmp, f"inv-{node}.yaml")
+        with open(inv, "w") as f:
+            for name, ip in workloads:
+                f.write(f"---\nkind: Workload\ncluster: {cluster}\nnode: {node}\nname: {name}\n"
+                        f"namespace: shop\nlabels: {{app: web}}\nips: [{ip}]\n"
+                        f"interface: bx{abs(hash(node + name)) % 10**9}\n")
+        log = open(os.path.join(self.tmp, f"moatd-{node}.log"), "w")
+        p = subprocess.Popen([f"{self.b}/moatd", "--server", self.url, "--cluster", cluster,
+                              "--join-token", self.join[cluster], "--node", node, "--inventory", inv,
+                              "--state-dir", os.path.join(self.tmp, "state-" + node), "--alerts",
+                              "/dev/null"], stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append((p, node))
+        return p
+
+    def stop_agents(self):
+        for p, _ in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p, node in self.procs:
+            p.wait(timeout=30)
+            subprocess.run([f"{self.b}/moatd", "remove", "--node", node], capture_output=True)
+        self.procs = []
+
+    def cleanup(self):
+        self.stop_agents()
+        if getattr(self, "server", None):
+            self.server.send_signal(signal.SIGTERM)
+            self.server.wait(timeout=30)
+
+
+def revisions(nodes):
+    out = {}
+    for n in nodes:
+        s = status(n)
+        out[n] = (s or {}).get("revision", 0), (s or {}).get("applied_at", 0.0)
+    return out
+
+
+def propagation(bench, counts, rounds):
+    api = bench.api
+    api.call("POST", "/api/v1/clusters", {"name": "bench", "defense": "on"})
+    api.call("POST", "/api/v1/objects", {"name": "web", "namespace": "shop", "app": "web"})
+    rule = api.call("POST", "/api/v1/clusters/bench/rules",
+                    {"name": "r1", "source": "web", "destinations": [{"object": "web", "ports": "80"}],
+                     "protocol": "tcp", "action": "allow", "priority": 10})
+    bench.join = {"bench": api.call("GET", "/api/v1/clusters/bench/join-token")["join_token"]}
+    nodes, rows = [], []
+    for n in counts:
+        while len(nodes) < n:
+            i = len(nodes)
+            node = f"bn{os.getpid() % 10000}x{i}"
+            bench.start_agent(node, [(f"w{i}-{k}", f"10.{100 + i // 250}.{i % 250}.{10 + k}")
+                                     for k in range(3)])
+            nodes.append(node)
+        # settled: every agent has the same revision for a while
+        def settled():
+            r = revisions(nodes)
+            revs = {v[0] for v in r.values()}
+            return len(revs) == 1 and 0 not in revs and r
+        wait(settled, 120, f"{n} agents to apply the policy")
+        time.sleep(1.0)
+        wait(settled, 60, f"{n} agents to settle")
+        per_agent, slowest = [], []
+        for k in range(rounds):
+            before = revisions(nodes)
+            t0 = time.time()
+            api.call("PATCH", f"/api/v1/clusters/bench/rules/{rule['id']}", {"priority": 10 + (k % 2) + 1})
+            after = wait(lambda: (lambda r: r if all(r[x][0] > before[x][0] for x in nodes) else None)(
+                revisions(nodes)), 30, "the change to reach every agent")
+            lat = [(after[x][1] - t0) * 1000 for x in nodes]
+            per_agent += lat
+            slowest.append(max(lat))
+        rss = sorted(rss_kib(p.pid) for p, _ in bench.procs)
+        rows.append((n, rounds, pct(per_agent, 50), pct(per_agent, 99), pct(slowest, 50),
+                     pct(slowest, 99), rss[len(rss) // 2]))
+        print(f"propagation agents={n} p50={pct(per_agent, 50):.1f}ms p99={pct(per_agent, 99):.1f}ms "
+              f"all_p50={pct(slowest, 50):.1f}ms all_p99={pct(slowest, 99):.1f}ms", file=sys.stderr)
+    bench.stop_agents()
+    return rows
+
+
+def memory(bench, total):
+    api = bench.api
+    api.call("POST", "/api/v1/clusters", {"name": "mem", "defense": "on"})
+    api.call("POST", "/api/v1/clusters/mem/rules",
+             {"name": "r1", "source": "web", "destinations": [{"object": "web", "ports": "80"}],
+              "protocol": "tcp", "action": "allow", "priority": 10})
+    bench.join["mem"] = api.call("GET", "/api/v1/clusters/mem/join-token")["join_token"]
+
+    def agent_rss(node):
+        p = bench.start_agent(node, [], cluster="mem")
+        wait(lambda: (status(node) or {}).get("revision", 0) > 0, 120, "the memory agent's policy")
+        time.sleep(1.0)
+        rss = rss_kib(p.pid)
+        bench.stop_agents()
+        return rss
+
+    base = agent_rss(f"mem0x{os.getpid() % 10000}")
+    per_node = 100
+    for i in range(total // per_node):
+        node = f"sim{i}"
+        reg = api.call("POST", "/api/v1/agents/register",
+                       {"cluster": "mem", "node": node, "join_token": bench.join["mem"]})
+        wls = [{"name": f"w{i}-{k}", "namespace": f"ns{k % 20}", "image": f"registry.example.com/app{k % 50}:1",
+                "labels": {"app": f"app{k % 50}", "tier": ["web", "api", "db"][k % 3]},
+                "ips": [f"10.{200 + i // 250}.{i % 250}.{k + 1}"]} for k in range(per_node)]
+        api.call("PUT", "/api/v1/agents/workloads", {"workloads": wls}, token=reg["token"])
+    full = agent_rss(f"memfx{os.getpid() % 10000}")
+    return base, full
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--agents", default="1,10,50")
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--workloads", type=int, default=10000)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(a.build, tmp)
+        try:
+            bench.start_server()
+            rows = propagation(bench, [int(x) for x in a.agents.split(",")], a.rounds)
+            base, full = memory(bench, a.workloads)
+        finally:
+            bench.cleanup()
+    print("| agents | rounds | per agent p50 (ms) | per agent p99 (ms) | all nodes p50 (ms) | all nodes p99 (ms) | moatd RSS, median (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n, r, p50, p99, a50, a99, rss in rows:
+        print(f"| {n} | {r} | {p50:.1f} | {p99:.1f} | {a50:.1f} | {a99:.1f} | {rss / 1024:.1f} |")
+    print()
+    print("| cluster workloads | moatd RSS (MiB) | per workload (KiB) |")
+    print("|---:|---:|---:|")
+    print(f"| 0 | {base / 1024:.1f} | - |")
+    print(f"| {a.workloads} | {full / 1024:.1f} | {(full - base) / a.workloads:.2f} |")
+
+
+main()
