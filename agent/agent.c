@@ -306,18 +306,18 @@ static int load_cluster(struct moat_agent *a, struct moat_policy **out)
     int err = load_files(&a->cfg, &inv);
     if (err)
         return err;
-    json_t *report = json_array(), *docs = json_array();
-    err = report && docs ? local_docs(a, inv, report, docs) : -ENOMEM;
+    json_t *reported = json_array(), *docs = json_array();
+    err = reported && docs ? local_docs(a, inv, reported, docs) : -ENOMEM;
     policy_free(inv);
     if (!err) {
         json_decref(a->local_workloads);
-        a->local_workloads = json_incref(report);
+        a->local_workloads = json_incref(reported);
     }
     if (!err && !a->remote_text)
         err = -EAGAIN; /* nothing from the server yet */
     if (!err)
         err = load_remote(a, docs, out);
-    json_decref(report);
+    json_decref(reported);
     json_decref(docs);
     return err;
 }
@@ -459,12 +459,15 @@ static int refresh(struct moat_agent *a, const char *what)
 {
     struct moat_policy *p;
     a->reloads++;
+    double t0 = mono_now();
     int err = load_policy(a, &p);
+    double t1 = mono_now();
     if (!err) {
         err = install(a, p);
         if (err)
             policy_free(p);
     }
+    double t2 = mono_now();
     a->status_dirty = true;
     report(a);
     if (err == -EAGAIN || (err == -EOPNOTSUPP && a->cfg.cluster))
@@ -476,10 +479,14 @@ static int refresh(struct moat_agent *a, const char *what)
         return err;
     }
     if (a->remote_text)
-        agent_log("info", "policy revision %lld applied (generation %u)", (long long)a->revision,
-                  a->generation);
+        agent_log("info",
+                  "policy revision %lld applied (generation %u; load %.1f ms, compile and "
+                  "install %.1f ms)",
+                  (long long)a->revision, a->generation, (t1 - t0) * 1e3, (t2 - t1) * 1e3);
     else
-        agent_log("info", "policy generation %u applied", a->generation);
+        agent_log("info",
+                  "policy generation %u applied (load %.1f ms, compile and install %.1f ms)",
+                  a->generation, (t1 - t0) * 1e3, (t2 - t1) * 1e3);
     return 0;
 }
 

@@ -126,7 +126,6 @@ static char *token_copy(struct sync *s)
 /* The server refused credential `t`: forget it (when still current) so the reporter registers. */
 static void token_refused(struct sync *s, const char *t, int status, const json_t *resp)
 {
-    char eb[300]; /* error text of an answer */
     pthread_mutex_lock(&s->lock);
     bool current = s->token && t && strcmp(s->token, t) == 0;
     if (current) {
@@ -135,9 +134,11 @@ static void token_refused(struct sync *s, const char *t, int status, const json_
         pthread_cond_broadcast(&s->cond);
     }
     pthread_mutex_unlock(&s->lock);
-    if (current)
+    if (current) {
+        char eb[300]; /* error text of an answer */
         agent_log("warning", "server refused the node credential (%d %s): registering again",
                   status, uplink_error_text(resp, eb, sizeof(eb)));
+    }
 }
 
 /* ---- poller -------------------------------------------------------------- */
@@ -495,10 +496,10 @@ int sync_start(const struct sync_config *cfg, struct sync **out)
     state_path(s, "spool", dir, sizeof(dir));
     if (!err)
         err = spool_open(dir, cfg->spool_max, &s->spool);
-    if (!err)
+    if (!err) {
         load_saved(s);
-    if (!err)
         err = -pthread_create(&s->poller, NULL, poller_main, s);
+    }
     s->poller_up = !err;
     if (!err)
         err = -pthread_create(&s->reporter, NULL, reporter_main, s);
@@ -529,11 +530,11 @@ void sync_stop(struct sync *s)
     json_decref(s->pending);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
-    char **strs[] = {&s->server,   &s->cluster,   &s->node,     &s->join_token, &s->state_dir,
-                     &s->ca_file,  &s->os,        &s->kernel,   &s->version,    &s->token,
-                     &s->dp_state, &s->dp_reason, &s->workloads};
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        free(*strs[i]);
+    char *owned[] = {s->server,   s->cluster,   s->node,     s->join_token, s->state_dir,
+                     s->ca_file,  s->os,        s->kernel,   s->version,    s->token,
+                     s->dp_state, s->dp_reason, s->workloads};
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        free(owned[i]);
     free(s);
 }
 
@@ -565,14 +566,16 @@ int sync_set_report(struct sync *s, const struct sync_report *r)
     if (r->workloads && !wl)
         return -ENOMEM;
     pthread_mutex_lock(&s->lock);
-    bool changed = !same(s->dp_state, r->datapath_state) ||
-                   !same(s->dp_reason, r->datapath_reason) || s->applied != r->revision;
+    /* A new datapath state is sent at once; a new revision waits for the next
+     * heartbeat: fifty agents applying a change must not queue fifty writes on
+     * the server just when it answers their long-polls. */
+    bool changed = !same(s->dp_state, r->datapath_state) || !same(s->dp_reason, r->datapath_reason);
+    s->applied = r->revision;
     if (changed) {
         free(s->dp_state);
         free(s->dp_reason);
         s->dp_state = moat_strdup(r->datapath_state);
         s->dp_reason = moat_strdup(r->datapath_reason);
-        s->applied = r->revision;
         s->report_version++;
     }
     if (wl && !same(wl, s->workloads)) {

@@ -65,6 +65,13 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
+def cpu_s(pid):
+    """User + system CPU seconds the process used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -154,6 +161,7 @@ def propagation(bench, counts, rounds):
         time.sleep(1.0)
         wait(settled, 60, f"{n} agents to settle")
         per_agent, slowest = [], []
+        cpu0 = cpu_s(bench.server.pid), sum(cpu_s(p.pid) for p, _ in bench.procs)
         for k in range(rounds):
             before = revisions(nodes)
             t0 = time.time()
@@ -163,9 +171,11 @@ def propagation(bench, counts, rounds):
             lat = [(after[x][1] - t0) * 1000 for x in nodes]
             per_agent += lat
             slowest.append(max(lat))
+        cpu1 = cpu_s(bench.server.pid), sum(cpu_s(p.pid) for p, _ in bench.procs)
         rss = sorted(rss_kib(p.pid) for p, _ in bench.procs)
         rows.append((n, rounds, pct(per_agent, 50), pct(per_agent, 99), pct(slowest, 50),
-                     pct(slowest, 99), rss[len(rss) // 2]))
+                     pct(slowest, 99), rss[len(rss) // 2], (cpu1[0] - cpu0[0]) * 1000 / rounds,
+                     (cpu1[1] - cpu0[1]) * 1000 / rounds / n))
         print(f"propagation agents={n} p50={pct(per_agent, 50):.1f}ms p99={pct(per_agent, 99):.1f}ms "
               f"all_p50={pct(slowest, 50):.1f}ms all_p99={pct(slowest, 99):.1f}ms", file=sys.stderr)
     bench.stop_agents()
@@ -209,7 +219,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--workloads", type=int, default=10000)
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("MOAT_BENCH_TMP")) as tmp:
         bench = Bench(a.build, tmp)
         try:
             bench.start_server()
@@ -217,10 +227,10 @@ def main():
             base, full = memory(bench, a.workloads)
         finally:
             bench.cleanup()
-    print("| agents | rounds | per agent p50 (ms) | per agent p99 (ms) | all nodes p50 (ms) | all nodes p99 (ms) | moatd RSS, median (MiB) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for n, r, p50, p99, a50, a99, rss in rows:
-        print(f"| {n} | {r} | {p50:.1f} | {p99:.1f} | {a50:.1f} | {a99:.1f} | {rss / 1024:.1f} |")
+    print("| agents | rounds | per agent p50 (ms) | per agent p99 (ms) | all nodes p50 (ms) | all nodes p99 (ms) | server CPU per change (ms) | agent CPU per change, each (ms) | moatd RSS, median (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, r, p50, p99, a50, a99, rss, scpu, acpu in rows:
+        print(f"| {n} | {r} | {p50:.1f} | {p99:.1f} | {a50:.1f} | {a99:.1f} | {scpu:.1f} | {acpu:.1f} | {rss / 1024:.1f} |")
     print()
     print("| cluster workloads | moatd RSS (MiB) | per workload (KiB) |")
     print("|---:|---:|---:|")
