@@ -82,7 +82,7 @@ static const struct cli_command commands[] = {
      cmd_lab_exec},
     {"lab down", "[--name LAB]", "Remove everything a lab made (namespaces, interfaces, state).",
      "      --name LAB         lab name (default: moat)\n", cmd_lab_down},
-    {"lab status", "[--name LAB] [-o table|json]", "List a lab's nodes and workloads.",
+    {"lab status", "[--name LAB] [-o table|json]", "List a lab's underlay, nodes and workloads.",
      "      --name LAB         lab name (default: moat)\n"
      "  -o, --output FORMAT    table (default) or json\n",
      cmd_lab_status},
@@ -112,9 +112,11 @@ static const struct cli_command commands[] = {
      "Stops at the first cluster the server refuses (409 while objects are restricted to "
      "it).\n" SERVER_OPTS API_EXIT,
      cmd_cluster_delete},
-    {"cluster defense", "on|off CLUSTER...", "Switch defense on or off for one or more clusters.",
-     "One request per cluster, in the order given; stops at the first failure (the\n"
-     "clusters switched before it stay switched).\n" SERVER_OPTS API_EXIT,
+    {"cluster defense", "on|off CLUSTER... | on|off --all",
+     "Switch defense on or off for one or more clusters, or all of them.",
+     "One request (POST /clusters/batch): the server switches all of the clusters or\n"
+     "none of them (an unknown cluster: exit 5, nothing switched).\n"
+     "      --all              every cluster the server has\n" SERVER_OPTS API_EXIT,
      cmd_cluster_defense},
     {"cluster join-token", "CLUSTER", "Print a new join token for the cluster's agents.",
      "The server keeps only a hash of the token, so each call issues a new one and the\n"
@@ -122,9 +124,14 @@ static const struct cli_command commands[] = {
      "The table form prints the token alone; json/yaml print {cluster, join_token}.\n"
      "Needs an admin token.\n" SERVER_OPTS API_EXIT,
      cmd_cluster_join_token},
-    {"object list", "[--cluster C] [--name N] [--namespace NS] [--app A] [--limit N] [--offset N]",
+    {"object list",
+     "[--cluster C] [--name N] [--namespace NS] [--app A] [--image REF] [--label K=V] "
+     "[--limit N] [--offset N]",
      "List the server's network objects.",
      "      --cluster, --name, --namespace, --app   filters (exact values)\n"
+     "      --image REF        objects one of whose image patterns matches the image REF\n"
+     "                         (as the policy matches workloads: nginx:1.27 matches nginx:*)\n"
+     "      --label K=V        objects whose labels include K=V\n"
      "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
          API_EXIT,
      cmd_object_list},
@@ -136,9 +143,9 @@ static const struct cli_command commands[] = {
     {"object update", "ID|NAME -f FILE", "Replace a network object from a file.",
      "  -f, --file FILE        the whole new NetworkObject document\n" SERVER_OPTS API_EXIT,
      cmd_object_update},
-    {"object delete", "ID|NAME...", "Delete network objects, in the order given.",
-     "Stops at the first object the server refuses (409 naming the rules that use "
-     "it).\n" SERVER_OPTS API_EXIT,
+    {"object delete", "ID|NAME...", "Delete network objects: all of them or none.",
+     "One request (POST /objects/batch). An unknown object (exit 5) or one that rules\n"
+     "use (exit 6, naming the rules) and nothing is deleted.\n" SERVER_OPTS API_EXIT,
      cmd_object_delete},
     {"rule list",
      "--cluster C [--name N] [--enabled true|false] [--action A] [--source S] [--protocol P] "
