@@ -79,24 +79,25 @@ static void state_path(const struct sync *s, const char *name, char *buf, size_t
     snprintf(buf, n, "%s/%s", s->state_dir, name);
 }
 
-/* Writes `j` to state file `name` atomically. */
+/* Writes `j` to state file `name` atomically, readable by root only (it may hold the credential).
+ */
 static int save_json(const struct sync *s, const char *name, const json_t *j)
 {
     char path[4200], tmp[4300];
     state_path(s, name, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (json_dump_file(j, tmp, JSON_COMPACT) != 0)
-        return -EIO;
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
         return -errno;
-    }
-    return 0;
+    int err = json_dumpfd(j, fd, JSON_COMPACT) == 0 ? 0 : -EIO;
+    if (!err && fsync(fd) != 0)
+        err = -errno;
+    close(fd);
+    if (!err && rename(tmp, path) != 0)
+        err = -errno;
+    if (err)
+        unlink(tmp);
+    return err;
 }
 
 /* Reachability changes are logged once, not every retry. */
