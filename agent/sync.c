@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ struct sync {
     bool reachable;
     char last_error[300];
     uint64_t delivered, refused;
+    char last_log[512]; /* the last repeated-failure message, and when */
+    double last_log_at;
 };
 
 static double now_s(void)
@@ -98,6 +101,28 @@ static int save_json(const struct sync *s, const char *name, const json_t *j)
     if (err)
         unlink(tmp);
     return err;
+}
+
+/* Logs a failure that retries would repeat: the same message at most once a minute. */
+static void log_repeat(struct sync *s, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_repeat(struct sync *s, const char *level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->lock);
+    double now = now_s();
+    bool quiet = strcmp(msg, s->last_log) == 0 && now - s->last_log_at < 60;
+    if (!quiet) {
+        snprintf(s->last_log, sizeof(s->last_log), "%s", msg);
+        s->last_log_at = now;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!quiet)
+        agent_log(level, "%s", msg);
 }
 
 /* Reachability changes are logged once, not every retry. */
@@ -199,8 +224,8 @@ static void *poller_main(void *arg)
             if (st < 0)
                 set_reachable(s, false, why);
             else
-                agent_log("warning", "policy poll: HTTP %d %s", st,
-                          uplink_error_text(resp, eb, sizeof(eb)));
+                log_repeat(s, "warning", "policy poll: HTTP %d %s", st,
+                           uplink_error_text(resp, eb, sizeof(eb)));
             nap(s, backoff);
             backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
         }
@@ -217,8 +242,9 @@ static int do_register(struct sync *s, struct uplink *u)
 {
     char eb[300]; /* error text of an answer */
     if (!s->join_token) {
-        agent_log("error", "no node credential for %s and no --join-token: cannot join cluster %s",
-                  s->node, s->cluster);
+        log_repeat(s, "error",
+                   "no node credential for %s and no --join-token: cannot join cluster %s", s->node,
+                   s->cluster);
         return -EACCES;
     }
     json_t *body =
@@ -258,8 +284,8 @@ static int do_register(struct sync *s, struct uplink *u)
                   s->cluster);
     } else {
         set_reachable(s, true, NULL);
-        agent_log("error", "registration refused: HTTP %d %s", st,
-                  uplink_error_text(resp, eb, sizeof(eb)));
+        log_repeat(s, "error", "registration refused: HTTP %d %s", st,
+                   uplink_error_text(resp, eb, sizeof(eb)));
         err = -EACCES;
     }
     json_decref(resp);
@@ -312,7 +338,8 @@ static int heartbeat(struct sync *s, struct uplink *u, uint64_t *sent_version)
         s->hb_interval = (int)hb;
         pthread_mutex_unlock(&s->lock);
     } else if (st > 0 && st != 200 && st != 401 && st != 403) {
-        agent_log("warning", "heartbeat: HTTP %d %s", st, uplink_error_text(resp, eb, sizeof(eb)));
+        log_repeat(s, "warning", "heartbeat: HTTP %d %s", st,
+                   uplink_error_text(resp, eb, sizeof(eb)));
     }
     json_decref(resp);
     return st == 200 ? 0 : -EIO;
