@@ -38,6 +38,9 @@ enum api_opt {
     API_OPT_SINCE,
     API_OPT_UNTIL,
     API_OPT_FOLLOW, /* a flag: "true" when given */
+    API_OPT_IMAGE,
+    API_OPT_LABEL,
+    API_OPT_ALL, /* a flag */
     API_OPT_COUNT
 };
 #define API_BIT(o) (1u << (o))
@@ -126,6 +129,13 @@ int out_list(enum cli_format f, json_t *list, const struct out_col *cols);
  */
 int api_list_command(const char *name, unsigned mask, const char *base, const struct out_col *cols,
                      int argc, char **argv);
+/*
+ * Prints the per-hour series of a protection status document (`hourly`:
+ * [{hour, blocked, alerted}]) compactly for tables: the hours it covers, then
+ * one line each for blocked and alerted with a bar of one character per hour
+ * (height scaled to the largest hour), the total and the busiest hour.
+ */
+void api_print_hourly(const json_t *status);
 /* Prints one document: table (key value lines), JSON or YAML. Releases `doc`. */
 int out_doc(enum cli_format f, json_t *doc);
 /* Prints `j` as YAML on `out`. */

@@ -453,8 +453,9 @@ static void status_table(const json_t *s)
     printf("%-18s %lld in 24 hours, %lld in 30 days, %lld in 180 days\n", "risks (alerts)",
            num(s, "alerts", "last_24h"), num(s, "alerts", "last_30d"),
            num(s, "alerts", "last_180d"));
-    printf("%-18s %lld total, %lld enabled, %lld disabled\n", "rules", num(s, "rules", "total"),
-           num(s, "rules", "enabled"), num(s, "rules", "disabled"));
+    printf("%-18s %lld total, %lld enabled, %lld disabled, %lld suggested\n", "rules",
+           num(s, "rules", "total"), num(s, "rules", "enabled"), num(s, "rules", "disabled"),
+           num(s, "rules", "suggested"));
     const json_t *per = json_object_get(s, "alerts_7d_per_cluster");
     printf("%-18s", "alerts, 7 days");
     if (!json_array_size(per))
@@ -470,6 +471,7 @@ static void status_table(const json_t *s)
     top_line(top, "sources", "top sources");
     top_line(top, "destinations", "top destinations");
     top_line(top, "ports", "top ports");
+    api_print_hourly(s);
     const json_t *newest = json_object_get(s, "newest");
     printf("newest alerts%s\n", json_array_size(newest) ? "" : "      -");
     for (size_t i = 0; i < json_array_size(newest); i++)

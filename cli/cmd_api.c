@@ -7,6 +7,7 @@
 #include "doc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,9 @@ static const struct opt_spec opt_specs[API_OPT_COUNT] = {
     [API_OPT_SINCE] = {"since", 0, "since"},
     [API_OPT_UNTIL] = {"until", 0, "until"},
     [API_OPT_FOLLOW] = {"follow", 0, NULL, true},
+    [API_OPT_IMAGE] = {"image", 0, "image"},
+    [API_OPT_LABEL] = {"label", 0, "label"},
+    [API_OPT_ALL] = {"all", 0, NULL, true},
 };
 
 int cli_parse_format_yaml(const char *value, enum cli_format *out)
@@ -295,4 +299,41 @@ int api_list_command(const char *name, unsigned mask, const char *base, const st
         return cli_usage_error(a.cmd, "filters too long");
     rc = api_once(&a, "GET", path, NULL, &list);
     return rc ? rc : out_list(a.format, list, cols);
+}
+
+void api_print_hourly(const json_t *status)
+{
+    static const char levels[] = " .:-=+*#%@"; /* 0, then 9 heights */
+    const json_t *series = json_object_get(status, "hourly");
+    size_t n = json_array_size(series);
+    if (!n)
+        return;
+    const char *first = json_string_value(json_object_get(json_array_get(series, 0), "hour"));
+    const char *last = json_string_value(json_object_get(json_array_get(series, n - 1), "hour"));
+    printf("%-18s %zu hours, %.5s .. %.5s, one column per hour\n", "per hour (UTC)", n,
+           first && strlen(first) >= 16 ? first + 11 : "?",
+           last && strlen(last) >= 16 ? last + 11 : "?");
+    static const char *const keys[] = {"blocked", "alerted"};
+    for (size_t k = 0; k < 2; k++) {
+        json_int_t max = 0, total = 0;
+        const char *peak = NULL;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *h = json_array_get(series, i);
+            json_int_t v = json_integer_value(json_object_get(h, keys[k]));
+            total += v;
+            if (v > max) {
+                max = v;
+                peak = json_string_value(json_object_get(h, "hour"));
+            }
+        }
+        printf("  %-16s |", keys[k]);
+        for (size_t i = 0; i < n; i++) {
+            json_int_t v = json_integer_value(json_object_get(json_array_get(series, i), keys[k]));
+            putchar(v <= 0 || max <= 0 ? levels[0] : levels[1 + (v * 9 - 1) / max]);
+        }
+        printf("| %lld", (long long)total);
+        if (peak && strlen(peak) >= 16)
+            printf(", most %lld at %.5s", (long long)max, peak + 11);
+        printf("\n");
+    }
 }

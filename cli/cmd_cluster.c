@@ -1,7 +1,8 @@
 /*
  * cmd_cluster: `moat cluster list|get|create|update|delete|defense` over
  * /api/v1/clusters. A cluster's id is its name. `cluster defense on|off`
- * switches several clusters, one request each, in the order given.
+ * switches several clusters (or --all) in one POST /api/v1/clusters/batch:
+ * the server switches all of them or none.
  * `cluster join-token` asks the server for a new join token for agents.
  */
 #include "apicmd.h"
@@ -169,17 +170,41 @@ int cmd_cluster_delete(int argc, char **argv)
 int cmd_cluster_defense(int argc, char **argv)
 {
     struct api_args a;
-    int rc = api_args_parse("cluster defense", 0, 2, API_ARGS_MAX, argc, argv, &a);
+    int rc =
+        api_args_parse("cluster defense", API_BIT(API_OPT_ALL), 1, API_ARGS_MAX, argc, argv, &a);
     if (rc || a.help)
         return rc;
     if (strcmp(a.pos[0], "on") != 0 && strcmp(a.pos[0], "off") != 0)
         return cli_usage_error(a.cmd, "\"%s\": want on or off", a.pos[0]);
-    json_t *body = json_pack("{s:s}", "defense", a.pos[0]);
-    char verb[32];
-    snprintf(verb, sizeof(verb), "defense %s", a.pos[0]);
-    rc = body ? cluster_each(&a, a.pos + 1, a.npos - 1, "PATCH", body, verb) : MOAT_EXIT_ERROR;
+    bool all = a.opt[API_OPT_ALL] != NULL;
+    if (all && a.npos > 1)
+        return cli_usage_error(a.cmd, "give either clusters or --all");
+    if (!all && a.npos < 2)
+        return cli_usage_error(a.cmd, "missing argument: CLUSTER... or --all");
+    json_t *body = json_pack("{s:s}", "defense", a.pos[0]), *ids = json_array(), *doc = NULL;
+    for (int i = 1; ids && !rc && i < a.npos; i++)
+        if (json_array_append_new(ids, json_string(a.pos[i])) < 0)
+            rc = MOAT_EXIT_ERROR;
+    if (!body || !ids ||
+        json_object_set_new(body, all ? "all" : "clusters", all ? json_true() : json_incref(ids)) <
+            0)
+        rc = MOAT_EXIT_ERROR;
+    json_decref(ids);
+    if (!rc)
+        rc = api_once(&a, "POST", V1_CLUSTERS "/batch", body, &doc);
     json_decref(body);
-    return rc;
+    if (rc)
+        return rc;
+    if (a.format != CLI_FORMAT_TABLE)
+        return out_doc(a.format, doc);
+    const json_t *items = json_object_get(doc, "items");
+    for (size_t i = 0; i < json_array_size(items); i++)
+        printf("cluster %s defense %s\n",
+               json_string_value(json_object_get(json_array_get(items, i), "id")), a.pos[0]);
+    if (!json_array_size(items))
+        printf("no clusters\n");
+    json_decref(doc);
+    return MOAT_EXIT_OK;
 }
 
 int cmd_cluster_join_token(int argc, char **argv)

@@ -1,11 +1,13 @@
 /*
  * cmd_object: `moat object list|get|create|update|delete` over
  * /api/v1/objects. Objects are named by id or by name (a name is looked up
- * with the list's name filter first).
+ * with the list's name filter first). `object delete` sends every object
+ * in one POST /api/v1/objects/batch: the server deletes all or none.
  */
 #include "apicmd.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define V1_OBJECTS "/api/v1/objects"
@@ -18,7 +20,8 @@ int cmd_object_list(int argc, char **argv)
 {
     const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
                           API_BIT(API_OPT_NAMESPACE) | API_BIT(API_OPT_APP) |
-                          API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
+                          API_BIT(API_OPT_IMAGE) | API_BIT(API_OPT_LABEL) | API_BIT(API_OPT_LIMIT) |
+                          API_BIT(API_OPT_OFFSET);
     return api_list_command("object list", mask, V1_OBJECTS, object_cols, argc, argv);
 }
 
@@ -30,12 +33,16 @@ static bool all_digits(const char *s)
     return *s != '\0';
 }
 
-/* The path of object `ref` (an id, or a name looked up): an exit code. */
-static int object_path(struct api_client *c, const struct api_args *a, const char *ref, char *path)
+/* The id of object `ref` (an id, or a name looked up) into *id: an exit code. */
+static int object_id(struct api_client *c, const struct api_args *a, const char *ref, long long *id)
 {
-    snprintf(path, API_PATH_MAX, V1_OBJECTS);
-    if (all_digits(ref))
-        return api_path_add(path, API_PATH_MAX, ref) < 0 ? MOAT_EXIT_INVALID : MOAT_EXIT_OK;
+    if (all_digits(ref)) {
+        *id = strlen(ref) <= 15 ? strtoll(ref, NULL, 10) : 0;
+        if (*id > 0)
+            return MOAT_EXIT_OK;
+        fprintf(stderr, "moat: %s: no object with id %s\n", a->cmd->name, ref);
+        return MOAT_EXIT_NOT_FOUND;
+    }
     char q[API_PATH_MAX] = V1_OBJECTS;
     json_t *list = NULL;
     if (api_query_append(q, sizeof(q), "name", ref) < 0)
@@ -43,17 +50,25 @@ static int object_path(struct api_client *c, const struct api_args *a, const cha
     int rc = api_do(c, a->cmd->name, "GET", q, NULL, &list);
     if (rc)
         return rc;
-    const json_t *id = json_object_get(json_array_get(json_object_get(list, "items"), 0), "id");
-    bool found = json_is_integer(id);
-    if (found)
-        snprintf(path + strlen(path), API_PATH_MAX - strlen(path), "/%lld",
-                 (long long)json_integer_value(id));
+    const json_t *j = json_object_get(json_array_get(json_object_get(list, "items"), 0), "id");
+    bool found = json_is_integer(j);
+    *id = found ? (long long)json_integer_value(j) : 0;
     json_decref(list);
     if (!found) {
         fprintf(stderr, "moat: %s: no object named \"%s\"\n", a->cmd->name, ref);
         return MOAT_EXIT_NOT_FOUND;
     }
     return MOAT_EXIT_OK;
+}
+
+/* The path of object `ref` (an id, or a name looked up): an exit code. */
+static int object_path(struct api_client *c, const struct api_args *a, const char *ref, char *path)
+{
+    long long id;
+    int rc = object_id(c, a, ref, &id);
+    if (!rc)
+        snprintf(path, API_PATH_MAX, V1_OBJECTS "/%lld", id);
+    return rc;
 }
 
 /* One request on object `ref` with a client of its own; *doc as api_do. */
@@ -123,33 +138,50 @@ int cmd_object_update(int argc, char **argv)
     return rc ? rc : object_result(&a, doc, "configured");
 }
 
+/* The ids of the objects `refs` (looked up by name where needed), each once, into `ids`. */
+static int object_ids(struct api_client *c, const struct api_args *a, json_t *ids)
+{
+    int rc = MOAT_EXIT_OK;
+    for (int i = 0; i < a->npos && !rc; i++) {
+        long long id;
+        rc = object_id(c, a, a->pos[i], &id);
+        bool seen = false;
+        for (size_t k = 0; !rc && k < json_array_size(ids); k++)
+            seen |= json_integer_value(json_array_get(ids, k)) == id;
+        if (!rc && !seen && json_array_append_new(ids, json_integer(id)) < 0)
+            rc = MOAT_EXIT_ERROR;
+    }
+    return rc;
+}
+
 int cmd_object_delete(int argc, char **argv)
 {
     struct api_args a;
-    struct api_client *c;
+    struct api_client *c = NULL;
     int rc = api_args_parse("object delete", 0, 1, API_ARGS_MAX, argc, argv, &a);
     if (rc || a.help)
         return rc;
-    json_t *done = json_array();
-    rc = done ? api_open(&a, &c) : MOAT_EXIT_ERROR;
-    if (rc) {
-        json_decref(done);
-        return rc;
-    }
-    for (int i = 0; i < a.npos && !rc; i++) {
-        char path[API_PATH_MAX];
-        rc = object_path(c, &a, a.pos[i], path);
-        if (!rc)
-            rc = api_do(c, a.cmd->name, "DELETE", path, NULL, NULL);
-        if (!rc && a.format == CLI_FORMAT_TABLE)
-            printf("object %s deleted\n", a.pos[i]);
-        if (!rc)
-            json_array_append_new(done, json_string(a.pos[i]));
+    json_t *ids = json_array(), *body = NULL;
+    rc = ids ? api_open(&a, &c) : MOAT_EXIT_ERROR;
+    if (!rc)
+        rc = object_ids(c, &a, ids);
+    if (!rc) {
+        body = json_pack("{s:s,s:O}", "action", "delete", "ids", ids);
+        rc = body ? api_do(c, a.cmd->name, "POST", V1_OBJECTS "/batch", body, NULL)
+                  : MOAT_EXIT_ERROR;
     }
     api_client_free(c);
-    if (a.format != CLI_FORMAT_TABLE)
-        out_doc(a.format, json_pack("{s:o}", "deleted", done));
-    else
-        json_decref(done);
-    return rc;
+    json_decref(body);
+    json_decref(ids);
+    if (rc)
+        return rc;
+    if (a.format != CLI_FORMAT_TABLE) {
+        json_t *done = json_array();
+        for (int i = 0; done && i < a.npos; i++)
+            json_array_append_new(done, json_string(a.pos[i]));
+        return out_doc(a.format, done ? json_pack("{s:o}", "deleted", done) : NULL);
+    }
+    for (int i = 0; i < a.npos; i++)
+        printf("object %s deleted\n", a.pos[i]);
+    return MOAT_EXIT_OK;
 }

@@ -244,6 +244,16 @@ expect status-table 0 "$M" status
 has status-table-risks "$T/out" "1 in 24 hours, 2 in 30 days, 3 in 180 days"
 has status-table-clusters "$T/out" "1 total, 0 unprotected"
 has status-table-top-rule "$T/out" "web-from-lb (3)"
+has status-table-rules "$T/out" "8 total, 8 enabled, 0 disabled, 0 suggested"
+has status-table-hourly "$T/out" "per hour (UTC)     24 hours, "
+if grep -Eq '^  blocked +\|[ .:=+*#%@-]{24}\| 3, most 3 at [0-9]{2}:00$' "$T/out" &&
+    grep -Eq '^  alerted +\| {24}\| 0$' "$T/out"; then
+    ok status-table-hourly-bars
+else
+    bad status-table-hourly-bars "$(grep -A2 'per hour' "$T/out")"
+fi
+expect status-json-hourly-run 0 "$M" status -o json
+py status-json-hourly 'len(j["hourly"]) == 24 and sum(h["blocked"] for h in j["hourly"]) == 3 and sum(h["alerted"] for h in j["hourly"]) == 0 and j["rules"]["suggested"] == 0'
 expect status-cluster 0 "$M" status prod -o json
 py status-cluster-json 'j["alerts"]["last_180d"] == 3'
 expect status-cluster-missing 5 "$M" status nope
@@ -331,6 +341,17 @@ has cluster-update-invalid-field "$T/err" "mode:"
 expect cluster-defense-many 0 "$M" cluster defense on stage prod -o json
 py cluster-defense-many-json 'all(c["defense"] == "on" for c in j["items"]) and len(j["items"]) == 2'
 expect cluster-defense-bad 2 "$M" cluster defense maybe stage
+expect cluster-defense-table 0 "$M" cluster defense off stage
+has cluster-defense-table-line "$T/out" "cluster stage defense off"
+expect cluster-defense-missing 5 "$M" cluster defense on stage nope
+has cluster-defense-missing-msg "$T/err" 'no cluster "nope"'
+expect cluster-defense-missing-get 0 "$M" cluster get stage -o json
+py cluster-defense-all-or-none 'j["defense"] == "off"'
+expect cluster-defense-all 0 "$M" cluster defense on --all -o json
+py cluster-defense-all-json 'j["total"] == 2 and sorted(c["id"] for c in j["items"]) == ["prod", "stage"] and all(c["defense"] == "on" for c in j["items"])'
+expect cluster-defense-all-and-names 2 "$M" cluster defense on --all stage
+expect cluster-defense-no-cluster 2 "$M" cluster defense on
+expect viewer-cluster-defense-all 4 env MOAT_TOKEN="$VIEWER" "$M" cluster defense off --all
 
 # --- objects
 for f in json yaml; do
@@ -352,6 +373,38 @@ expect object-create-invalid 2 "$M" object create -f "$T/badobj.yaml"
 has object-create-invalid-field "$T/err" "labels[0]:"
 n=$(grep -c '^moat: object create: ' "$T/err")
 if [ "$n" -ge 2 ]; then ok object-create-invalid-all; else bad object-create-invalid-all "$n errors printed"; fi
+expect object-list-image 0 "$M" object list --image docker.io/library/nginx:1.27 -o json
+py object-list-image-json '[o["name"] for o in j["items"]] == ["web"]'
+expect object-list-label 0 "$M" object list --label tier=db -o json
+py object-list-label-json '[o["name"] for o in j["items"]] == ["db"]'
+expect object-list-image-label 0 "$M" object list --image nginx:1.27 --label tier=db -o json
+py object-list-image-label-json 'j["total"] == 0'
+expect object-list-label-table 0 "$M" object list --label tier:frontend --namespace shop
+has object-list-label-table-row "$T/out" "web"
+expect object-list-bad-image 2 "$M" object list --image "a b"
+has object-list-bad-image-msg "$T/err" "image:"
+expect object-list-bad-label 2 "$M" object list --label tier
+has object-list-bad-label-msg "$T/err" "label:"
+for o in tmp1 tmp2 tmp3 tmp4; do
+    printf '{"name": "%s", "namespace": "tmp"}\n' "$o" >"$T/$o.json"
+    "$M" object create -f "$T/$o.json" >/dev/null 2>&1
+done
+expect object-delete-unknown-name 5 "$M" object delete tmp1 nope
+has object-delete-unknown-name-msg "$T/err" 'no object named "nope"'
+expect object-delete-unknown-id 5 "$M" object delete tmp1 99999
+has object-delete-unknown-id-msg "$T/err" "no object with id 99999"
+expect object-delete-one-in-use 6 "$M" object delete tmp1 web tmp2
+has object-delete-one-in-use-msg "$T/err" 'object "web" is referenced by rule "web-from-lb"'
+expect object-delete-all-or-none 0 "$M" object list --namespace tmp -o json
+py object-delete-all-or-none-json 'j["total"] == 4'
+expect viewer-object-delete 4 env MOAT_TOKEN="$VIEWER" "$M" object delete tmp1
+expect object-delete-many 0 "$M" object delete tmp1 tmp2 -o json
+py object-delete-many-json 'j["deleted"] == ["tmp1", "tmp2"]'
+TMP4=$("$M" object get tmp4 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect object-delete-same-twice 0 "$M" object delete tmp3 tmp4 "$TMP4"
+has object-delete-table "$T/out" "object tmp3 deleted"
+expect object-delete-many-gone 0 "$M" object list --namespace tmp -o json
+py object-delete-many-gone-json 'j["total"] == 0'
 expect object-delete-in-use 6 "$M" object delete web
 has object-delete-in-use-msg "$T/err" 'referenced by rule "web-from-lb"'
 expect object-delete 0 "$M" object delete cache -o json
