@@ -3,9 +3,10 @@
  * bodies (at most MOAT_BODY_MAX bytes; more is answered 413), matching
  * routes, checking bearer tokens and roles (401 without a valid token, 403
  * when the role is too low), calling handlers, and counting every request
- * in the metrics. Each connection has its own thread; handlers take turns
- * on the store under server.lock (see server.h), and a long-poll waiting on
- * server.changed releases it.
+ * in the metrics. Each connection has its own thread. Read-only routes run
+ * side by side, each on a store snapshot of its own; the others take turns
+ * on the store's writer under server.lock (see server.h), and a long-poll
+ * waiting on server.changed releases it.
  */
 #ifndef MOAT_SERVER_HTTP_H
 #define MOAT_SERVER_HTTP_H

@@ -8,14 +8,19 @@
  * the cluster it belongs to. Removing a cluster removes its records. Bearer tokens
  * are kept as SHA-256 hashes with their role. Every write happens inside
  * begin()/commit(); rollback() undoes all of it, so a request that fails
- * changes nothing. store_sqlite.c is the embedded backend (one SQLite file in
- * WAL mode, schema migrations by PRAGMA user_version); a PostgreSQL backend
- * implements the same table.
+ * changes nothing. Writes go through one connection, which callers use one
+ * thread at a time; reads between read_begin() and read_end() run on a
+ * connection of their own, side by side. store_sqlite.c is the embedded
+ * backend (one SQLite file in WAL mode, schema migrations by PRAGMA
+ * user_version); a PostgreSQL backend implements the same table.
  *
  * Every operation returns 0 or a negative errno: -ENOENT (no such record or
  * token), -EEXIST (the name is taken), -ENOMEM, -EIO (the database failed;
  * the backend logs why to stderr). Documents handed in are not taken over;
- * documents handed out belong to the caller (json_decref).
+ * documents handed out belong to the caller (json_decref). Their objects and
+ * arrays are the caller's to change, but their strings and numbers may be
+ * shared with other callers' copies: replace them, never change one in place
+ * (json_string_set, json_integer_set and the like).
  */
 #ifndef MOAT_SERVER_STORE_H
 #define MOAT_SERVER_STORE_H
@@ -75,7 +80,23 @@ struct store_ops {
     const char *name;
     /* Opens (creating and migrating when needed) the store in folder `dir`. */
     int (*open)(struct store *st, const char *dir);
+    /* Closes the store; no thread may be between read_begin() and read_end(). */
     void (*close)(struct store *st);
+    /*
+     * Starts a read-only request on the calling thread: until read_end(), this
+     * thread's operations run on a read connection of its own (taken from a
+     * pool) inside one read transaction, so they see one snapshot (the last
+     * commit before the first read) while other threads read and one writes.
+     * Writes and begin() fail there (-EROFS for begin/commit/rollback, -EIO
+     * otherwise). Outside read_begin()/read_end() a thread uses the one writer
+     * connection, and callers must take turns on it (moat-server holds
+     * server.lock). 0, -EBUSY when the thread is already reading, -ENOMEM,
+     * -EIO.
+     */
+    int (*read_begin)(struct store *st);
+    /* Ends the calling thread's read-only request (none: nothing happens). */
+    void (*read_end)(struct store *st);
+    /* A write transaction on the writer connection (see read_begin). */
     int (*begin)(struct store *st);
     int (*commit)(struct store *st);
     int (*rollback)(struct store *st);

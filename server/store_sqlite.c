@@ -5,6 +5,16 @@
  * versioned by PRAGMA user_version; migrations[i] takes version i to i + 1
  * and runs in the same transaction as the version bump.
  *
+ * Connections: one writer connection, which the caller uses one thread at a
+ * time (moat-server holds server.lock), and a pool of read-only connections
+ * (PRAGMA query_only). Between read_begin() and read_end() a thread's
+ * operations run on a pooled read connection inside one read transaction: a
+ * snapshot of the last commit, read beside the writer and other readers (WAL).
+ * Every connection keeps its prepared statements (up to STMT_CACHE, least
+ * recently used out first), keyed by their SQL text; a statement is reset
+ * and its bindings cleared after each use, so no statement holds a snapshot
+ * open between operations.
+ *
  * Durability: synchronous = FULL, so COMMIT returns only after the WAL has
  * been fsync'ed, and the server answers a write only after its COMMIT. An
  * acknowledged write survives a killed process (NORMAL would too: the WAL is
@@ -16,6 +26,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -45,10 +56,55 @@ static const char *const migrations[] = {
     "CREATE TABLE batches(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
     "CREATE TABLE joins(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
     "CREATE TABLE revisions(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");",
+    /* 2 -> 3: a cluster's records in id order without sorting (lists page by id) */
+    "CREATE INDEX rules_by_cluster ON rules(cluster, id);"
+    "CREATE INDEX nodes_by_cluster ON nodes(cluster, id);"
+    "CREATE INDEX workloads_by_cluster ON workloads(cluster, id);"
+    "CREATE INDEX alerts_by_cluster ON alerts(cluster, id);",
 };
 
 static const char *const tables[] = {"clusters", "objects", "rules", "nodes",    "workloads",
                                      "alerts",   "batches", "joins", "revisions"};
+
+#define STMT_CACHE    64   /* prepared statements kept per connection */
+#define POOL_IDLE_MAX 64   /* idle read connections kept for the next reader */
+#define DOC_CACHE     4096 /* parsed documents kept (by kind and id) */
+
+struct stmt_entry {
+    uint64_t hash; /* of sql */
+    char *sql;
+    sqlite3_stmt *s;
+    uint64_t used; /* conn.clock at the last use */
+};
+
+/* One SQLite connection and its prepared statements. */
+struct conn {
+    sqlite3 *db;
+    struct stmt_entry cache[STMT_CACHE];
+    size_t ncache;
+    uint64_t clock;
+    struct conn *next; /* in the idle pool */
+};
+
+/* A parsed document and the stored text it was parsed from. */
+struct doc_entry {
+    enum store_kind kind;
+    int64_t id;
+    char *text; /* not NUL-terminated */
+    size_t len;
+    json_t *doc; /* never handed out: callers get copies */
+};
+
+struct sq {
+    struct conn *writer;
+    char path[PATH_MAX];
+    pthread_key_t reading; /* the thread's read connection between read_begin and read_end */
+    pthread_mutex_t lock;  /* guards idle and nidle */
+    struct conn *idle;
+    size_t nidle;
+    pthread_mutex_t doc_lock; /* guards docs */
+    struct doc_entry docs[DOC_CACHE];
+};
 
 /* Whether records of kind k belong to a cluster (have a cluster column). */
 static bool per_cluster(enum store_kind k)
@@ -56,9 +112,12 @@ static bool per_cluster(enum store_kind k)
     return k != STORE_CLUSTER && k != STORE_OBJECT;
 }
 
-static sqlite3 *db_of(struct store *st)
+/* The connection this thread's operations use: its read connection, else the writer. */
+static struct conn *conn_of(struct store *st)
 {
-    return st->impl;
+    struct sq *q = st->impl;
+    struct conn *c = pthread_getspecific(q->reading);
+    return c ? c : q->writer;
 }
 
 static int db_fail(sqlite3 *db, const char *what)
@@ -75,6 +134,124 @@ static int exec(sqlite3 *db, const char *sql)
         sqlite3_free(msg);
         return -EIO;
     }
+    return 0;
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *sql; sql++)
+        h = (h ^ (unsigned char)*sql) * 1099511628211ull;
+    return h;
+}
+
+/*
+ * The prepared statement for `sql` on connection c, from its cache or newly
+ * prepared (evicting the least recently used). The caller binds and steps it,
+ * then hands it back with stmt_done(). A statement is not used twice at once:
+ * every operation finishes its statements before it returns. -EIO when the
+ * SQL does not compile, -ENOMEM.
+ */
+static int stmt(struct conn *c, const char *sql, sqlite3_stmt **out)
+{
+    uint64_t h = sql_hash(sql);
+    struct stmt_entry *e = NULL;
+    for (size_t i = 0; i < c->ncache; i++) {
+        e = &c->cache[i];
+        if (e->hash == h && strcmp(e->sql, sql) == 0) {
+            e->used = ++c->clock;
+            *out = e->s;
+            return 0;
+        }
+    }
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+        return db_fail(c->db, sql);
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(s);
+        return -ENOMEM;
+    }
+    if (c->ncache < STMT_CACHE) {
+        e = &c->cache[c->ncache++];
+    } else {
+        e = &c->cache[0];
+        for (size_t i = 1; i < c->ncache; i++)
+            if (c->cache[i].used < e->used)
+                e = &c->cache[i];
+        sqlite3_finalize(e->s);
+        free(e->sql);
+    }
+    *e = (struct stmt_entry){.hash = h, .sql = copy, .s = s, .used = ++c->clock};
+    *out = s;
+    return 0;
+}
+
+/* Hands a statement back: reset (its snapshot ends) with its bindings cleared. */
+static void stmt_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Runs a statement that returns no rows and hands it back; -EEXIST on a unique constraint. */
+static int step_done(sqlite3 *db, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    int ext = sqlite3_extended_errcode(db);
+    int err = 0;
+    if (rc != SQLITE_DONE)
+        err = ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY
+                  ? -EEXIST
+                  : db_fail(db, "write");
+    stmt_done(s);
+    return err;
+}
+
+/* Runs `sql` (no rows, no parameters) through c's statement cache. */
+static int run(struct conn *c, const char *sql)
+{
+    sqlite3_stmt *s;
+    int err = stmt(c, sql, &s);
+    return err ? err : step_done(c->db, s);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->ncache; i++) {
+        sqlite3_finalize(c->cache[i].s);
+        free(c->cache[i].sql);
+    }
+    sqlite3_close(c->db);
+    free(c);
+}
+
+/*
+ * Opens a connection to `path`: the writer (creating the file) or a
+ * read-only one. Connections are used by one thread at a time (NOMUTEX).
+ */
+static int conn_open(const char *path, bool writer, struct conn **out)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        int err = c->db ? db_fail(c->db, path) : -ENOMEM;
+        conn_close(c);
+        return err;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    int err = exec(c->db, writer ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                                   "PRAGMA foreign_keys = ON;"
+                                 : "PRAGMA query_only = 1;");
+    if (err) {
+        conn_close(c);
+        return err;
+    }
+    *out = c;
     return 0;
 }
 
@@ -112,97 +289,158 @@ static int migrate(sqlite3 *db)
     return err;
 }
 
-static int sq_open(struct store *st, const char *dir)
-{
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof(path), "%s/moat.db", dir) >= sizeof(path))
-        return -ENAMETOOLONG;
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        int err = db ? db_fail(db, path) : -ENOMEM;
-        sqlite3_close(db);
-        return err;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    int err = exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                       "PRAGMA foreign_keys = ON;");
-    if (!err)
-        err = migrate(db);
-    if (err) {
-        sqlite3_close(db);
-        return err;
-    }
-    st->impl = db;
-    return 0;
-}
-
 static void sq_close(struct store *st)
 {
-    if (st && st->impl)
-        sqlite3_close(db_of(st));
-    if (st)
-        st->impl = NULL;
+    struct sq *q = st ? st->impl : NULL;
+    if (!q)
+        return;
+    conn_close(q->writer);
+    while (q->idle) {
+        struct conn *c = q->idle;
+        q->idle = c->next;
+        conn_close(c);
+    }
+    for (size_t i = 0; i < DOC_CACHE; i++) {
+        free(q->docs[i].text);
+        json_decref(q->docs[i].doc);
+    }
+    pthread_key_delete(q->reading);
+    pthread_mutex_destroy(&q->lock);
+    pthread_mutex_destroy(&q->doc_lock);
+    free(q);
+    st->impl = NULL;
+}
+
+static int sq_open(struct store *st, const char *dir)
+{
+    struct sq *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    if ((size_t)snprintf(q->path, sizeof(q->path), "%s/moat.db", dir) >= sizeof(q->path)) {
+        free(q);
+        return -ENAMETOOLONG;
+    }
+    if (pthread_key_create(&q->reading, NULL) != 0) {
+        free(q);
+        return -ENOMEM;
+    }
+    if (pthread_mutex_init(&q->lock, NULL) != 0) {
+        pthread_key_delete(q->reading);
+        free(q);
+        return -ENOMEM;
+    }
+    if (pthread_mutex_init(&q->doc_lock, NULL) != 0) {
+        pthread_mutex_destroy(&q->lock);
+        pthread_key_delete(q->reading);
+        free(q);
+        return -ENOMEM;
+    }
+    st->impl = q;
+    int err = conn_open(q->path, true, &q->writer);
+    if (!err)
+        err = migrate(q->writer->db);
+    if (err)
+        sq_close(st);
+    return err;
+}
+
+static int sq_read_begin(struct store *st)
+{
+    struct sq *q = st->impl;
+    if (pthread_getspecific(q->reading))
+        return -EBUSY;
+    pthread_mutex_lock(&q->lock);
+    struct conn *c = q->idle;
+    if (c) {
+        q->idle = c->next;
+        q->nidle--;
+    }
+    pthread_mutex_unlock(&q->lock);
+    int err = c ? 0 : conn_open(q->path, false, &c);
+    if (!err && (err = run(c, "BEGIN")) < 0)
+        conn_close(c);
+    if (!err && pthread_setspecific(q->reading, c) != 0) {
+        conn_close(c);
+        err = -ENOMEM;
+    }
+    return err;
+}
+
+static void sq_read_end(struct store *st)
+{
+    struct sq *q = st->impl;
+    struct conn *c = pthread_getspecific(q->reading);
+    if (!c)
+        return;
+    pthread_setspecific(q->reading, NULL);
+    if (run(c, "COMMIT") < 0) { /* a read transaction; should it fail, drop the connection */
+        conn_close(c);
+        return;
+    }
+    pthread_mutex_lock(&q->lock);
+    if (q->nidle < POOL_IDLE_MAX) {
+        c->next = q->idle;
+        q->idle = c;
+        q->nidle++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&q->lock);
+    conn_close(c);
 }
 
 static int sq_begin(struct store *st)
 {
-    return exec(db_of(st), "BEGIN IMMEDIATE;");
+    struct sq *q = st->impl;
+    if (pthread_getspecific(q->reading)) {
+        fprintf(stderr, "moat-server: store: a write transaction inside a read-only request\n");
+        return -EROFS;
+    }
+    return run(q->writer, "BEGIN IMMEDIATE");
+}
+
+/* COMMIT or ROLLBACK of the writer's transaction; -EROFS inside a read-only request. */
+static int writer_end(struct store *st, const char *sql)
+{
+    struct sq *q = st->impl;
+    return pthread_getspecific(q->reading) ? -EROFS : run(q->writer, sql);
 }
 
 static int sq_commit(struct store *st)
 {
-    return exec(db_of(st), "COMMIT;");
+    return writer_end(st, "COMMIT");
 }
 
 static int sq_rollback(struct store *st)
 {
-    return exec(db_of(st), "ROLLBACK;");
-}
-
-/* Prepares `sql`; -EIO when it does not compile. */
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
-{
-    return sqlite3_prepare_v2(db, sql, -1, s, NULL) == SQLITE_OK ? 0 : db_fail(db, sql);
-}
-
-/* Runs a statement that returns no rows; -EEXIST on a unique constraint. */
-static int step_done(sqlite3 *db, sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    int ext = sqlite3_extended_errcode(db);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE)
-        return 0;
-    if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
-        return -EEXIST;
-    return db_fail(db, "write");
+    return writer_end(st, "ROLLBACK");
 }
 
 static int sq_token_add(struct store *st, const char *hash, const char *role)
 {
+    struct conn *c = conn_of(st);
     sqlite3_stmt *s;
-    int err = prep(db_of(st), "INSERT INTO tokens(hash, role) VALUES(?, ?)", &s);
+    int err = stmt(c, "INSERT INTO tokens(hash, role) VALUES(?, ?)", &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
-    return step_done(db_of(st), s);
+    return step_done(c->db, s);
 }
 
 static int sq_token_role(struct store *st, const char *hash, char *role, size_t n)
 {
+    struct conn *c = conn_of(st);
     sqlite3_stmt *s;
-    int err = prep(db_of(st), "SELECT role FROM tokens WHERE hash = ?", &s);
+    int err = stmt(c, "SELECT role FROM tokens WHERE hash = ?", &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         snprintf(role, n, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? -ENOENT : db_fail(db_of(st), "token");
+    err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(c->db, "token");
+    stmt_done(s);
+    return err;
 }
 
 static int bind_doc(sqlite3_stmt *s, int i, const json_t *doc)
@@ -217,6 +455,7 @@ static int bind_doc(sqlite3_stmt *s, int i, const json_t *doc)
 static int sq_insert(struct store *st, enum store_kind k, const char *cluster, const char *name,
                      const json_t *doc, int64_t *id)
 {
+    struct conn *c = conn_of(st);
     char sql[160];
     if (per_cluster(k))
         snprintf(sql, sizeof(sql), "INSERT INTO %s(cluster, name, doc) VALUES(?3, ?1, ?2)",
@@ -224,114 +463,204 @@ static int sq_insert(struct store *st, enum store_kind k, const char *cluster, c
     else
         snprintf(sql, sizeof(sql), "INSERT INTO %s(name, doc) VALUES(?1, ?2)", tables[k]);
     sqlite3_stmt *s;
-    int err = prep(db_of(st), sql, &s);
+    int err = stmt(c, sql, &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     if (per_cluster(k))
         sqlite3_bind_text(s, 3, cluster, -1, SQLITE_STATIC);
     if (bind_doc(s, 2, doc) < 0) {
-        sqlite3_finalize(s);
+        stmt_done(s);
         return -ENOMEM;
     }
-    err = step_done(db_of(st), s);
+    err = step_done(c->db, s);
     if (!err)
-        *id = sqlite3_last_insert_rowid(db_of(st));
+        *id = sqlite3_last_insert_rowid(c->db);
     return err;
 }
 
 static int sq_update(struct store *st, enum store_kind k, int64_t id, const char *name,
                      const json_t *doc)
 {
+    struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "UPDATE %s SET name = COALESCE(?1, name), doc = ?2 WHERE id = ?3",
              tables[k]);
     sqlite3_stmt *s;
-    int err = prep(db_of(st), sql, &s);
+    int err = stmt(c, sql, &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, id);
     if (bind_doc(s, 2, doc) < 0) {
-        sqlite3_finalize(s);
+        stmt_done(s);
         return -ENOMEM;
     }
-    err = step_done(db_of(st), s);
-    if (!err && sqlite3_changes(db_of(st)) == 0)
+    err = step_done(c->db, s);
+    if (!err && sqlite3_changes(c->db) == 0)
         return -ENOENT;
     return err;
 }
 
 static int sq_remove(struct store *st, enum store_kind k, int64_t id)
 {
+    struct conn *c = conn_of(st);
     char sql[96];
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", tables[k]);
     sqlite3_stmt *s;
-    int err = prep(db_of(st), sql, &s);
+    int err = stmt(c, sql, &s);
     if (err)
         return err;
     sqlite3_bind_int64(s, 1, id);
-    err = step_done(db_of(st), s);
-    if (!err && sqlite3_changes(db_of(st)) == 0)
+    err = step_done(c->db, s);
+    if (!err && sqlite3_changes(c->db) == 0)
         return -ENOENT;
     return err;
 }
 
-/* A row's document (column 1) with "id" (column 0) set. */
-static int row_doc(sqlite3_stmt *s, json_t **doc)
+/* Parses a stored document; -EIO when it is not a JSON object. */
+static int doc_parse(const char *text, size_t len, json_t **doc)
 {
     json_error_t jerr;
-    const char *text = (const char *)sqlite3_column_text(s, 1);
-    json_t *d = text ? json_loads(text, 0, &jerr) : NULL;
+    json_t *d = text ? json_loadb(text, len, 0, &jerr) : NULL;
     if (!json_is_object(d)) {
         json_decref(d);
         fprintf(stderr, "moat-server: store: a stored document does not parse\n");
         return -EIO;
     }
-    if (json_object_set_new(d, "id", json_integer(sqlite3_column_int64(s, 0))) < 0) {
-        json_decref(d);
-        return -ENOMEM;
-    }
     *doc = d;
     return 0;
 }
 
+/*
+ * A copy of a parsed document (which has no loops) whose objects and arrays
+ * are new and whose strings and numbers are shared (reference counted) with
+ * the original: half the allocations of json_deep_copy, and no loop check.
+ * Callers may add, replace and remove members anywhere; nobody changes a
+ * string or number in place (json_string_set, json_integer_set: see store.h).
+ * NULL when out of memory.
+ */
+static json_t *doc_copy(const json_t *v)
+{
+    json_t *out = NULL, *x;
+    const char *key;
+    size_t i, klen;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        out = json_object();
+        json_object_keylen_foreach((json_t *)v, key, klen, x)
+        {
+            if (out && json_object_setn_new_nocheck(out, key, klen, doc_copy(x)) < 0) {
+                json_decref(out);
+                out = NULL;
+            }
+        }
+        return out;
+    case JSON_ARRAY:
+        out = json_array();
+        json_array_foreach(v, i, x)
+        {
+            if (out && json_array_append_new(out, doc_copy(x)) < 0) {
+                json_decref(out);
+                out = NULL;
+            }
+        }
+        return out;
+    default: /* strings, numbers, true, false, null */
+        return json_incref((json_t *)v);
+    }
+}
+
+/*
+ * The document of record (k, id) whose stored text is `text`: a copy of the
+ * cached parse when the cache holds this record with this very text (so the
+ * cache is never stale: the text is compared, not trusted), else parsed and
+ * remembered. Copying a parsed document costs a quarter of parsing it.
+ */
+static int doc_of(struct sq *q, enum store_kind k, int64_t id, const char *text, size_t len,
+                  json_t **doc)
+{
+    struct doc_entry *e = &q->docs[((uint64_t)id * 31u + (unsigned)k) % DOC_CACHE];
+    json_t *hit = NULL;
+    pthread_mutex_lock(&q->doc_lock);
+    if (e->doc && e->kind == k && e->id == id && e->len == len && memcmp(e->text, text, len) == 0)
+        hit = json_incref(e->doc); /* kept alive while copied outside the lock */
+    pthread_mutex_unlock(&q->doc_lock);
+    if (hit) {
+        *doc = doc_copy(hit);
+        json_decref(hit);
+        return *doc ? 0 : -ENOMEM;
+    }
+    int err = doc_parse(text, len, doc);
+    json_t *keep = err ? NULL : doc_copy(*doc); /* the caller may change its copy */
+    char *t = keep ? malloc(len) : NULL;
+    if (!t) {
+        json_decref(keep);
+        return err;
+    }
+    memcpy(t, text, len);
+    pthread_mutex_lock(&q->doc_lock);
+    json_t *old = e->doc;
+    free(e->text);
+    *e = (struct doc_entry){.kind = k, .id = id, .text = t, .len = len, .doc = keep};
+    pthread_mutex_unlock(&q->doc_lock);
+    json_decref(old);
+    return 0;
+}
+
+/* A row's document (column 1) of kind k with "id" (column 0) set. */
+static int row_doc(struct sq *q, enum store_kind k, sqlite3_stmt *s, json_t **doc)
+{
+    int64_t id = sqlite3_column_int64(s, 0);
+    const char *text = (const char *)sqlite3_column_text(s, 1);
+    int err = text ? doc_of(q, k, id, text, (size_t)sqlite3_column_bytes(s, 1), doc)
+                   : doc_parse(NULL, 0, doc);
+    if (!err && json_object_set_new(*doc, "id", json_integer(id)) < 0) {
+        json_decref(*doc);
+        err = -ENOMEM;
+    }
+    return err;
+}
+
 static int sq_get(struct store *st, enum store_kind k, int64_t id, json_t **doc, char **cluster)
 {
+    struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT id, doc, %s FROM %s WHERE id = ?",
              per_cluster(k) ? "cluster" : "NULL", tables[k]);
     sqlite3_stmt *s;
-    int err = prep(db_of(st), sql, &s);
+    int err = stmt(c, sql, &s);
     if (err)
         return err;
     sqlite3_bind_int64(s, 1, id);
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        sqlite3_finalize(s);
-        return rc == SQLITE_DONE ? -ENOENT : db_fail(db_of(st), "get");
+        err = rc == SQLITE_DONE ? -ENOENT : db_fail(c->db, "get");
+        stmt_done(s);
+        return err;
     }
-    err = row_doc(s, doc);
+    err = row_doc(st->impl, k, s, doc);
     if (!err && cluster) {
-        const char *c = (const char *)sqlite3_column_text(s, 2);
-        *cluster = c ? strdup(c) : NULL;
-        if (c && !*cluster) {
+        const char *cl = (const char *)sqlite3_column_text(s, 2);
+        *cluster = cl ? strdup(cl) : NULL;
+        if (cl && !*cluster) {
             json_decref(*doc);
             err = -ENOMEM;
         }
     }
-    sqlite3_finalize(s);
+    stmt_done(s);
     return err;
 }
 
 static int sq_find(struct store *st, enum store_kind k, const char *cluster, const char *name,
                    int64_t *id)
 {
+    struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE name = ?1%s", tables[k],
              per_cluster(k) ? " AND cluster = ?2" : "");
     sqlite3_stmt *s;
-    int err = prep(db_of(st), sql, &s);
+    int err = stmt(c, sql, &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -340,20 +669,21 @@ static int sq_find(struct store *st, enum store_kind k, const char *cluster, con
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *id = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? -ENOENT : db_fail(db_of(st), "find");
+    err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(c->db, "find");
+    stmt_done(s);
+    return err;
 }
 
 /*
- * The WHERE clause of a query: parameters ?1 (cluster), ?2n+2, ?2n+3 per
- * filter, ?40 range path, ?41 since, ?42 until, ?43 ?44 any paths, ?45 any value.
+ * The WHERE clause of a query: parameters ?1 (cluster, only when given, so
+ * that the (cluster, name) index serves it), ?2n+2, ?2n+3 per filter, ?40
+ * range path, ?41 since, ?42 until, ?43 ?44 any paths, ?45 any value. The
+ * text depends only on which parts are present, so the statement cache
+ * keeps one statement per shape.
  */
-static void where_clause(char *buf, size_t n, const struct store_query *q, bool has_cluster)
+static void where_clause(char *buf, size_t n, const struct store_query *q)
 {
-    size_t len = (size_t)snprintf(buf, n, " WHERE %s",
-                                  has_cluster ? "(?1 IS NULL OR cluster = ?1)" : "?1 IS NULL");
+    size_t len = (size_t)snprintf(buf, n, " WHERE %s", q->cluster ? "cluster = ?1" : "1");
     for (size_t i = 0; i < q->nfilters && len < n; i++) {
         int p = (int)(2 * i + 2);
         len += (size_t)snprintf(buf + len, n - len,
@@ -381,11 +711,10 @@ static void bind_path(sqlite3_stmt *s, int i, const char *field)
 
 static void bind_query(sqlite3_stmt *s, const struct store_query *q)
 {
-    sqlite3_bind_text(s, 1, q->cluster, -1, SQLITE_STATIC);
+    if (q->cluster)
+        sqlite3_bind_text(s, 1, q->cluster, -1, SQLITE_STATIC);
     for (size_t i = 0; i < q->nfilters; i++) {
-        char path[80];
-        snprintf(path, sizeof(path), "$.%s", q->filters[i].field);
-        sqlite3_bind_text(s, (int)(2 * i + 2), path, -1, SQLITE_TRANSIENT);
+        bind_path(s, (int)(2 * i + 2), q->filters[i].field);
         sqlite3_bind_text(s, (int)(2 * i + 3), q->filters[i].value, -1, SQLITE_STATIC);
     }
     if (q->range_field) {
@@ -400,28 +729,30 @@ static void bind_query(sqlite3_stmt *s, const struct store_query *q)
     }
 }
 
-static int count_rows(sqlite3 *db, const char *table, const char *where,
+static int count_rows(struct conn *c, const char *table, const char *where,
                       const struct store_query *q, int64_t *total)
 {
     char sql[2048];
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s%s", table, where);
     sqlite3_stmt *s;
-    int err = prep(db, sql, &s);
+    int err = stmt(c, sql, &s);
     if (err)
         return err;
     bind_query(s, q);
     int rc = sqlite3_step(s);
     *total = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : db_fail(db, "count");
+    err = rc == SQLITE_ROW ? 0 : db_fail(c->db, "count");
+    stmt_done(s);
+    return err;
 }
 
-static int collect_rows(sqlite3 *db, sqlite3_stmt *s, json_t *items)
+static int collect_rows(struct sq *q, enum store_kind k, sqlite3 *db, sqlite3_stmt *s,
+                        json_t *items)
 {
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *doc;
-        int err = row_doc(s, &doc);
+        int err = row_doc(q, k, s, &doc);
         if (!err && json_array_append_new(items, doc) < 0)
             err = -ENOMEM;
         if (err)
@@ -433,28 +764,29 @@ static int collect_rows(sqlite3 *db, sqlite3_stmt *s, json_t *items)
 static int sq_list(struct store *st, enum store_kind k, const struct store_query *q, json_t **items,
                    int64_t *total)
 {
-    sqlite3 *db = db_of(st);
+    struct conn *c = conn_of(st);
     char where[1800], sql[2048];
     if (q->nfilters > STORE_FILTERS_MAX)
         return -EINVAL;
     struct store_query plain = *q;
     if (!per_cluster(k))
         plain.cluster = NULL; /* only these kinds have a cluster column */
-    where_clause(where, sizeof(where), &plain, per_cluster(k));
-    int err = count_rows(db, tables[k], where, &plain, total);
+    where_clause(where, sizeof(where), &plain);
+    int err = count_rows(c, tables[k], where, &plain, total);
     if (err)
         return err;
-    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id%s LIMIT %lld OFFSET %lld",
-             tables[k], where, q->newest_first ? " DESC" : "",
-             (long long)(q->limit < 0 ? -1 : q->limit), (long long)q->offset);
+    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id%s LIMIT ?46 OFFSET ?47",
+             tables[k], where, q->newest_first ? " DESC" : "");
     sqlite3_stmt *s;
-    err = prep(db, sql, &s);
+    err = stmt(c, sql, &s);
     if (err)
         return err;
     bind_query(s, &plain);
+    sqlite3_bind_int64(s, 46, q->limit < 0 ? -1 : q->limit);
+    sqlite3_bind_int64(s, 47, q->offset);
     json_t *arr = json_array();
-    err = arr ? collect_rows(db, s, arr) : -ENOMEM;
-    sqlite3_finalize(s);
+    err = arr ? collect_rows(st->impl, k, c->db, s, arr) : -ENOMEM;
+    stmt_done(s);
     if (err) {
         json_decref(arr);
         return err;
@@ -466,16 +798,17 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
 static int sq_purge(struct store *st, enum store_kind k, const char *field, const char *before,
                     int64_t *n)
 {
+    struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE json_extract(doc, ?1) < ?2", tables[k]);
     sqlite3_stmt *s;
-    int err = prep(db_of(st), sql, &s);
+    int err = stmt(c, sql, &s);
     if (err)
         return err;
     bind_path(s, 1, field);
     sqlite3_bind_text(s, 2, before, -1, SQLITE_STATIC);
-    err = step_done(db_of(st), s);
-    *n = err ? 0 : sqlite3_changes(db_of(st));
+    err = step_done(c->db, s);
+    *n = err ? 0 : sqlite3_changes(c->db);
     return err;
 }
 
@@ -483,6 +816,8 @@ const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,
+    .read_begin = sq_read_begin,
+    .read_end = sq_read_end,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
