@@ -12,6 +12,9 @@
 #define V1_CLUSTERS "/api/v1/clusters"
 
 static const struct out_col cluster_cols[] = {{"ID", "id"},
+                                              {"STATUS", "status"},
+                                              {"NODES", "nodes"},
+                                              {"ENFORCING", "enforcing"},
                                               {"DEFENSE", "defense"},
                                               {"MODE", "mode"},
                                               {"DEFAULT-ACTION", "default_action"},
