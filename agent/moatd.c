@@ -430,6 +430,26 @@ static int status_cmd(int argc, char **argv)
                json_integer_value(json_object_get(st, "pid")),
                json_string_value(json_object_get(st, "datapath")));
         printf("generation  %lld\n", json_integer_value(json_object_get(st, "generation")));
+        json_t *cl = json_object_get(st, "cluster");
+        if (cl) {
+            json_t *sp = json_object_get(cl, "spool");
+            printf("cluster     %s at %s (%s, %s)\n",
+                   json_string_value(json_object_get(cl, "cluster")),
+                   json_string_value(json_object_get(cl, "server")),
+                   json_is_true(json_object_get(cl, "registered")) ? "registered"
+                                                                   : "not registered",
+                   json_is_true(json_object_get(cl, "reachable")) ? "reachable" : "unreachable");
+            printf("revision    %lld in force, %lld received; datapath %s%s%s\n",
+                   json_integer_value(json_object_get(st, "revision")),
+                   json_integer_value(json_object_get(cl, "revision_received")),
+                   json_string_value(json_object_get(st, "state")),
+                   *json_string_value(json_object_get(st, "reason")) ? ": " : "",
+                   json_string_value(json_object_get(st, "reason")));
+            printf("spool       %lld batches waiting, %lld delivered, %lld dropped\n",
+                   json_integer_value(json_object_get(sp, "pending")),
+                   json_integer_value(json_object_get(sp, "delivered")),
+                   json_integer_value(json_object_get(sp, "dropped")));
+        }
         printf("interfaces\n");
         size_t i;
         json_t *v;
