@@ -41,9 +41,13 @@ enum api_opt {
     API_OPT_IMAGE,
     API_OPT_LABEL,
     API_OPT_ALL, /* a flag */
+    API_OPT_ID,
+    API_OPT_DESTINATION,
+    API_OPT_PORT,
     API_OPT_COUNT
 };
 #define API_BIT(o) (1u << (o))
+_Static_assert(API_OPT_COUNT <= 32, "API_BIT gives each option one bit of an unsigned mask");
 
 #define API_ARGS_MAX 256
 #define API_PATH_MAX 2048

@@ -47,6 +47,9 @@ static const struct opt_spec opt_specs[API_OPT_COUNT] = {
     [API_OPT_IMAGE] = {"image", 0, "image"},
     [API_OPT_LABEL] = {"label", 0, "label"},
     [API_OPT_ALL] = {"all", 0, NULL, true},
+    [API_OPT_ID] = {"id", 0, "id"},
+    [API_OPT_DESTINATION] = {"destination", 0, "destination"},
+    [API_OPT_PORT] = {"port", 0, "port"},
 };
 
 int cli_parse_format_yaml(const char *value, enum cli_format *out)

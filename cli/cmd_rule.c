@@ -45,7 +45,8 @@ int cmd_rule_list(int argc, char **argv)
 {
     const unsigned mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_ENABLED) |
                           API_BIT(API_OPT_ACTION) | API_BIT(API_OPT_SOURCE) |
-                          API_BIT(API_OPT_PROTOCOL) | API_BIT(API_OPT_TYPE) |
+                          API_BIT(API_OPT_PROTOCOL) | API_BIT(API_OPT_TYPE) | API_BIT(API_OPT_ID) |
+                          API_BIT(API_OPT_DESTINATION) | API_BIT(API_OPT_PORT) |
                           API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
     struct api_args a;
     char path[API_PATH_MAX];

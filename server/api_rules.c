@@ -1,21 +1,30 @@
 /*
  * api_rules: /api/v1/clusters/{cluster}/rules — defense rules (SPEC §3) of
- * one cluster: create, list (filters name, enabled, action, source,
- * protocol, type; paged), get, replace, change (merge patch), delete, and
- * batch enable/disable. System rules can be switched on and off (and their
- * description changed) but not otherwise changed or deleted (409).
+ * one cluster: create, list (filters name, enabled, action, protocol, type,
+ * id, source, destination, port; paged), get, replace, change (merge
+ * patch), delete, and batch enable/disable. System rules can be switched on
+ * and off (and their description changed) but not otherwise changed or
+ * deleted (409).
  */
 #include "server.h"
 #include "validate.h"
 
 #include "loader.h"
+#include "ports.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const filters[] = {"name",     "enabled", "action", "source",
-                                      "protocol", "type",    NULL};
+#define IDS_MAX 1000
+
+/* The store answers the first five; the others are matched here (struct rule_match). */
+static const char *const filters[] = {"name", "enabled", "action",      "protocol", "type",
+                                      "id",   "source",  "destination", "port",     NULL};
+#define STORE_ANSWERS 5
 
 /* A response was set: 1, or the error that kept it from being set. */
 static int stop(int err)
@@ -87,20 +96,322 @@ static int in_effect(struct req *rq, json_t *rule)
     return err ? err : effect_set(&ef, rule);
 }
 
+/*
+ * The filters the store cannot answer, matched over every rule that the
+ * store's filters pass: `id` (one id or a list "1,2,3"), `source` and
+ * `destination` (an object, by name or id: a rule naming it either way
+ * passes) and `port` (a destination whose port ranges contain the port; a
+ * destination without ports contains every port). With both `destination`
+ * and `port`, one destination must have both.
+ */
+struct object_ref {
+    bool given, known; /* known: the object exists (else no rule names it) */
+    char *name;
+    int64_t id;
+    bool id_is_a_name; /* an object is named "<id>", so a string "<id>" means that one */
+};
+
+struct rule_match {
+    int64_t *ids; /* sorted; NULL = no id filter */
+    size_t nids;
+    struct object_ref source, destination;
+    unsigned port; /* 0 = no port filter */
+};
+
+static bool match_any(const struct rule_match *m)
+{
+    return m->ids || m->source.given || m->destination.given || m->port;
+}
+
+static void match_clear(struct rule_match *m)
+{
+    free(m->ids);
+    free(m->source.name);
+    free(m->destination.name);
+}
+
+/* Adds {field, message} to `errs`: 0 or -ENOMEM. */
+static int add_error(json_t *errs, const char *field, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return json_array_append_new(errs, json_pack("{s:s,s:s}", "field", field, "message", msg)) < 0
+               ? -ENOMEM
+               : 0;
+}
+
+/* s[0..n) as an integer lo..hi (decimal digits only). */
+static bool parse_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *out)
+{
+    int64_t v = 0;
+    if (n < 1 || n > 15)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return v >= lo && v <= hi;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* ?id=N or ?id=N,N,...: 0 (bad values are added to errs) or -ENOMEM. */
+static int ids_init(const struct req *rq, struct rule_match *m, json_t *errs)
+{
+    const char *v = req_query(rq, "id");
+    if (!v)
+        return 0;
+    size_t n = 1;
+    for (const char *p = v; *p; p++)
+        n += *p == ',';
+    if (n > IDS_MAX)
+        return add_error(errs, "id", "%zu ids given, at most %d are allowed", n, IDS_MAX);
+    m->ids = calloc(n, sizeof(*m->ids));
+    if (!m->ids)
+        return -ENOMEM;
+    for (const char *p = v;; p++) {
+        size_t len = strcspn(p, ",");
+        if (!parse_int(p, len, 1, INT64_MAX, &m->ids[m->nids++]))
+            return add_error(errs, "id",
+                             "\"%.*s\" is not a rule id (an integer from 1; several: 1,2,3)",
+                             (int)(len < 40 ? len : 40), p);
+        p += len;
+        if (!*p)
+            break;
+    }
+    qsort(m->ids, m->nids, sizeof(*m->ids), cmp_id);
+    return 0;
+}
+
+/* ?port=N: 0 (a bad value is added to errs) or -ENOMEM. */
+static int port_init(const struct req *rq, struct rule_match *m, json_t *errs)
+{
+    const char *v = req_query(rq, "port");
+    int64_t port;
+    if (!v)
+        return 0;
+    if (!parse_int(v, strlen(v), 1, 65535, &port))
+        return add_error(errs, "port", "\"%.40s\" is not a port (1..65535)", v);
+    m->port = (unsigned)port;
+    return 0;
+}
+
+/* The built-in objects, ids 1..3 in this order (lib/loader.c); cluster-dns may be redefined. */
+static const char *const builtins[] = {"any", "host", "cluster-dns"};
+
+/* The object called `name` (stored, else built in): 0 with *id, -ENOENT, or an error. */
+static int object_by_name(struct store *st, const char *name, int64_t *id)
+{
+    int err = st->ops->find(st, STORE_OBJECT, NULL, name, id);
+    for (int i = 0; err == -ENOENT && i < 3; i++) {
+        if (strcmp(name, builtins[i]) == 0) {
+            *id = i + 1;
+            err = 0;
+        }
+    }
+    return err;
+}
+
+/* The name of object `id` into *name (caller frees): 0, -ENOENT, or an error. */
+static int object_by_id(struct store *st, int64_t id, char **name)
+{
+    json_t *doc = NULL;
+    int64_t other;
+    int err = st->ops->get(st, STORE_OBJECT, id, &doc, NULL);
+    if (!err)
+        *name = strdup(jstr(doc, "name"));
+    json_decref(doc);
+    if (err == -ENOENT && id >= 1 && id <= 3) {
+        /* a built-in, unless the user's own object of that name replaced it */
+        err = st->ops->find(st, STORE_OBJECT, NULL, builtins[id - 1], &other);
+        if (err == -ENOENT)
+            *name = strdup(builtins[id - 1]);
+        err = err ? (err == -ENOENT ? 0 : err) : -ENOENT;
+    }
+    return !err && !*name ? -ENOMEM : err;
+}
+
+/*
+ * ?key=OBJECT (`source`, `destination`): the object named so, else the one
+ * with that id, as the loader resolves references. An unknown object is
+ * not an error: no rule names it. 0 (an empty value is added to errs) or an error.
+ */
+static int ref_init(const struct req *rq, const char *key, struct object_ref *o, json_t *errs)
+{
+    struct store *st = &rq->srv->store;
+    const char *v = req_query(rq, key);
+    if (!v)
+        return 0;
+    o->given = true;
+    if (!*v)
+        return add_error(errs, key, "must be an object name or id");
+    int err = object_by_name(st, v, &o->id);
+    if (!err)
+        err = (o->name = strdup(v)) ? 0 : -ENOMEM;
+    else if (err == -ENOENT && parse_int(v, strlen(v), 1, INT64_MAX, &o->id))
+        err = object_by_id(st, o->id, &o->name);
+    if (err)
+        return err == -ENOENT ? 0 : err;
+    o->known = true;
+    char idtext[24];
+    int64_t other;
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)o->id);
+    err = object_by_name(st, idtext, &other);
+    o->id_is_a_name = !err;
+    return err == -ENOENT ? 0 : err;
+}
+
+/* Reads the query's filters into *m: 0, 1 with 400 set (naming each bad one), or an error. */
+static int match_init(const struct req *rq, struct resp *rs, struct rule_match *m)
+{
+    json_t *errs = json_array();
+    int err = errs ? ids_init(rq, m, errs) : -ENOMEM;
+    if (!err)
+        err = ref_init(rq, "source", &m->source, errs);
+    if (!err)
+        err = ref_init(rq, "destination", &m->destination, errs);
+    if (!err)
+        err = port_init(rq, m, errs);
+    if (err || json_array_size(errs) == 0) {
+        json_decref(errs);
+        return err;
+    }
+    return stop(resp_json(rs, 400, json_pack("{s:o}", "errors", errs)));
+}
+
+/* True when a rule's object reference `ref` (a name, an id, or an id as a string) names o. */
+static bool refers(const struct object_ref *o, const json_t *ref)
+{
+    char idtext[24];
+    if (!o->known)
+        return false;
+    if (json_is_integer(ref))
+        return json_integer_value(ref) == o->id;
+    const char *s = json_string_value(ref);
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)o->id);
+    return s && (strcmp(s, o->name) == 0 || (!o->id_is_a_name && strcmp(s, idtext) == 0));
+}
+
+/* One entry of a destination's `ports`: a port, or "lo/hi" ranges separated by commas. */
+static bool port_entry_has(const json_t *entry, unsigned port)
+{
+    char buf[512], why[160];
+    const char *s = json_string_value(entry);
+    if (json_is_integer(entry))
+        return json_integer_value(entry) == (json_int_t)port;
+    if (!s || strlen(s) >= sizeof(buf))
+        return false;
+    snprintf(buf, sizeof(buf), "%s", s);
+    char *rest = NULL;
+    for (char *tok = strtok_r(buf, ",", &rest); tok; tok = strtok_r(NULL, ",", &rest)) {
+        struct port_range r;
+        if (port_range_parse(tok, &r, why, sizeof(why)) == 0 && r.lo <= port && port <= r.hi)
+            return true;
+    }
+    return false;
+}
+
+/* True when a destination's `ports` as stored contain `port` (none given: every port). */
+static bool ports_have(const json_t *ports, unsigned port)
+{
+    size_t i;
+    const json_t *e;
+    if (!ports || json_is_null(ports) || (json_is_array(ports) && json_array_size(ports) == 0))
+        return true;
+    if (!json_is_array(ports))
+        return port_entry_has(ports, port);
+    json_array_foreach(ports, i, e)
+    {
+        if (port_entry_has(e, port))
+            return true;
+    }
+    return false;
+}
+
+static bool rule_matches(const struct rule_match *m, const json_t *rule)
+{
+    int64_t id = json_integer_value(json_object_get(rule, "id"));
+    if (m->ids && !bsearch(&id, m->ids, m->nids, sizeof(*m->ids), cmp_id))
+        return false;
+    if (m->source.given && !refers(&m->source, json_object_get(rule, "source")))
+        return false;
+    if (!m->destination.given && !m->port)
+        return true;
+    size_t i;
+    const json_t *d;
+    json_array_foreach(json_object_get(rule, "destinations"), i, d)
+    {
+        if ((!m->destination.given || refers(&m->destination, json_object_get(d, "object"))) &&
+            (!m->port || ports_have(json_object_get(d, "ports"), m->port)))
+            return true;
+    }
+    return false;
+}
+
+/* Keeps the items that pass `m`, then the page limit/offset of them; *total = how many passed. */
+static int match_page(const struct rule_match *m, json_t **items, int64_t limit, int64_t offset,
+                      int64_t *total)
+{
+    json_t *page = json_array();
+    int err = page ? 0 : -ENOMEM;
+    int64_t n = 0;
+    for (size_t i = 0; !err && i < json_array_size(*items); i++) {
+        json_t *r = json_array_get(*items, i);
+        if (!rule_matches(m, r))
+            continue;
+        if (n >= offset && n - offset < limit && json_array_append(page, r) < 0)
+            err = -ENOMEM;
+        n++;
+    }
+    json_decref(*items);
+    *items = page; /* the caller releases it, also on error */
+    *total = n;
+    return err;
+}
+
 int api_rules_list(struct req *rq, struct resp *rs)
 {
     struct store_query q = {.cluster = rq->params[0]};
+    struct rule_match m = {0};
     int rc = check_cluster(rq, rs);
     if (!rc)
         rc = req_query_check(rq, rs, filters, true, &q);
-    if (rc)
+    if (!rc)
+        rc = match_init(rq, rs, &m);
+    if (rc) {
+        match_clear(&m);
         return rc < 0 ? rc : 0;
+    }
+    /* the store answers its own filters; the rest are matched here over all it passes */
+    size_t kept = 0;
+    for (size_t i = 0; i < q.nfilters; i++)
+        for (size_t k = 0; k < STORE_ANSWERS; k++)
+            if (strcmp(q.filters[i].field, filters[k]) == 0)
+                q.filters[kept++] = q.filters[i];
+    q.nfilters = kept;
+    int64_t limit = q.limit, offset = q.offset;
+    if (match_any(&m)) {
+        q.limit = -1;
+        q.offset = 0;
+    }
     json_t *items = NULL;
     int64_t total;
     struct effect ef;
     int err = effect_load(rq, &ef);
     if (!err)
         err = rq->srv->store.ops->list(&rq->srv->store, STORE_RULE, &q, &items, &total);
+    if (!err && match_any(&m))
+        err = match_page(&m, &items, limit, offset, &total);
+    match_clear(&m);
     for (size_t i = 0; !err && i < json_array_size(items); i++)
         err = effect_set(&ef, json_array_get(items, i));
     if (err) {

@@ -906,6 +906,136 @@ req GET /api/v1/clusters/prod/status
 check "cluster status hourly" 200 "j['hourly'] == $(python3 -c "import json; print(json.load(open('$T/status'))['hourly'])")"
 req GET /api/v1/clusters/qa/status
 check "cluster status hourly without alerts: zeros" 200 "len(j['hourly']) == 24 and all(h['blocked'] == 0 and h['alerted'] == 0 for h in j['hourly'])"
+# ---------- rule filters id, source, destination, port ----------
+# Cluster rf with its own objects; rules name objects by name, by id and by id as a string.
+req POST /api/v1/clusters '{"name":"rf"}'
+check "cluster for the rule filters" 201
+for o in rf-web rf-api rf-db; do
+    req POST /api/v1/objects "{\"name\":\"$o\",\"namespace\":\"rf\",\"app\":\"$o\"}"
+done
+check "objects for the rule filters" 201
+RFDB=$(jget "j['id']")
+req GET /api/v1/objects?name=rf-web
+RFWEB=$(jget "j['items'][0]['id']")
+req GET /api/v1/objects?name=rf-api
+RFAPI=$(jget "j['items'][0]['id']")
+rf_rule() { # NAME FIELDS: creates rule NAME in cluster rf with the other FIELDS
+    req POST /api/v1/clusters/rf/rules "{\"name\":\"$1\",$2}"
+    check "rule $1 for the filters" 201
+}
+rf_rule web-in '"source":"any","destinations":[{"object":"rf-web","ports":"80/80,443/443"}],"protocol":"tcp","action":"allow","priority":10'
+RF1=$(jget "j['id']")
+rf_rule api-in "\"source\":$RFWEB,\"destinations\":[{\"object\":\"rf-api\",\"ports\":[\"8080/8089\",9000]}],\"protocol\":\"tcp\",\"action\":\"allow\",\"priority\":20"
+RF2=$(jget "j['id']")
+rf_rule db-in "\"source\":\"rf-api\",\"destinations\":[{\"object\":$RFDB,\"ports\":5432}],\"protocol\":\"tcp\",\"action\":\"allow\",\"priority\":30"
+RF3=$(jget "j['id']")
+rf_rule db-watch "\"source\":\"any\",\"destinations\":[{\"object\":\"$RFDB\",\"ports\":[5432]}],\"action\":\"alert\",\"priority\":40,\"enabled\":false"
+RF4=$(jget "j['id']")
+rf_rule multi '"source":"rf-web","destinations":[{"object":"rf-db","ports":"22"},{"object":"rf-api"}],"action":"block","priority":50'
+RF5=$(jget "j['id']")
+# the system rules: allow-host (host to any, every port), allow-cluster-dns (any to cluster-dns 53/53)
+req GET "/api/v1/clusters/rf/rules?id=$RF3"
+check "rule filter id" 200 "j['total'] == 1 and $(names db-in) and j['items'][0]['in_effect'] == {'nodes': 0, 'of': 0}"
+req GET "/api/v1/clusters/rf/rules?id=$RF5,$RF1,$RF3"
+check "rule filter id list (in id order)" 200 "j['total'] == 3 and $(names web-in db-in multi)"
+req GET "/api/v1/clusters/rf/rules?id=$RF1,999999"
+check "rule filter id list with an unknown id" 200 "j['total'] == 1 and $(names web-in)"
+req GET "/api/v1/clusters/rf/rules?id=$RULE"
+check "rule filter id of another cluster's rule" 200 "j['total'] == 0 and j['items'] == []"
+req GET '/api/v1/clusters/rf/rules?destination=rf-db'
+check "rule filter destination (by name, as id, as id string)" 200 "j['total'] == 3 and $(names db-in db-watch multi)"
+req GET "/api/v1/clusters/rf/rules?destination=$RFDB"
+check "rule filter destination by id" 200 "j['total'] == 3 and $(names db-in db-watch multi)"
+req GET '/api/v1/clusters/rf/rules?destination=rf-api'
+check "rule filter destination (any of the destinations)" 200 "$(names api-in multi)"
+req GET '/api/v1/clusters/rf/rules?destination=any'
+check "rule filter destination built-in any" 200 "$(names allow-host)"
+req GET '/api/v1/clusters/rf/rules?destination=3'
+check "rule filter destination built-in cluster-dns by id" 200 "$(names allow-cluster-dns)"
+req GET '/api/v1/clusters/rf/rules?destination=ghost'
+check "rule filter destination unknown object: none" 200 "j['total'] == 0"
+req GET "/api/v1/clusters/rf/rules?source=$RFWEB"
+check "rule filter source by id (rules name it by id or name)" 200 "$(names api-in multi)"
+req GET '/api/v1/clusters/rf/rules?source=rf-web'
+check "rule filter source by name" 200 "$(names api-in multi)"
+req GET '/api/v1/clusters/rf/rules?source=any'
+check "rule filter source any" 200 "$(names allow-cluster-dns web-in db-watch)"
+req GET '/api/v1/clusters/rf/rules?port=5432'
+check "rule filter port (no ports = every port)" 200 "j['total'] == 4 and $(names allow-host db-in db-watch multi)"
+req GET '/api/v1/clusters/rf/rules?port=8085'
+check "rule filter port in a range" 200 "$(names allow-host api-in multi)"
+req GET '/api/v1/clusters/rf/rules?port=9000'
+check "rule filter port as a number in a list" 200 "$(names allow-host api-in multi)"
+req GET '/api/v1/clusters/rf/rules?port=443'
+check "rule filter port in a comma list" 200 "$(names allow-host web-in multi)"
+req GET '/api/v1/clusters/rf/rules?port=53'
+check "rule filter port of a system rule" 200 "$(names allow-host allow-cluster-dns multi)"
+req GET '/api/v1/clusters/rf/rules?destination=rf-db&port=5432'
+check "rule filter destination and port on one destination" 200 "$(names db-in db-watch)"
+req GET '/api/v1/clusters/rf/rules?destination=rf-db&port=22'
+check "rule filter destination and port (22)" 200 "$(names multi)"
+req GET '/api/v1/clusters/rf/rules?destination=rf-api&port=22'
+check "rule filter destination and port (every port)" 200 "$(names multi)"
+req GET '/api/v1/clusters/rf/rules?port=5432&action=alert'
+check "rule filter port with action" 200 "$(names db-watch)"
+req GET '/api/v1/clusters/rf/rules?port=5432&enabled=false'
+check "rule filter port with enabled" 200 "$(names db-watch)"
+req GET '/api/v1/clusters/rf/rules?port=5432&protocol=tcp'
+check "rule filter port with protocol" 200 "$(names db-in)"
+req GET '/api/v1/clusters/rf/rules?port=5432&type=system'
+check "rule filter port with type" 200 "$(names allow-host)"
+req GET "/api/v1/clusters/rf/rules?id=$RF1,$RF2,$RF3&port=5432"
+check "rule filter id with port" 200 "$(names db-in)"
+req GET '/api/v1/clusters/rf/rules?name=multi&destination=rf-db&source=rf-web'
+check "rule filter name, source and destination" 200 "$(names multi)"
+req GET "/api/v1/clusters/rf/rules?id=$RF1,$RF2,$RF3,$RF4,$RF5&source=any&destination=rf-db&port=5432&action=alert&enabled=false&protocol=any&type=custom&name=db-watch"
+check "rule filter all nine together" 200 "$(names db-watch)"
+req GET '/api/v1/clusters/rf/rules?port=5432&limit=2'
+check "rule filter paged (total counts after filtering)" 200 "j['total'] == 4 and $(names allow-host db-in)"
+req GET '/api/v1/clusters/rf/rules?port=5432&limit=2&offset=2'
+check "rule filter second page" 200 "j['total'] == 4 and $(names db-watch multi)"
+req GET '/api/v1/clusters/rf/rules?port=5432&offset=4'
+check "rule filter past the end" 200 "j['total'] == 4 and j['items'] == []"
+req GET '/api/v1/clusters/rf/rules?destination=rf-db&port=5432' "" "$VIEWER"
+check "rule filters for viewers" 200 "$(names db-in db-watch)"
+req GET '/api/v1/clusters/rf/rules?id=abc'
+check "rule filter bad id 400" 400 "$(err_field id)"
+req GET "/api/v1/clusters/rf/rules?id=$RF1,,$RF2"
+check "rule filter empty id in a list 400" 400 "$(err_field id)"
+req GET '/api/v1/clusters/rf/rules?id='
+check "rule filter empty id 400" 400 "$(err_field id)"
+req GET '/api/v1/clusters/rf/rules?id=0'
+check "rule filter id 0 400" 400 "$(err_field id)"
+req GET '/api/v1/clusters/rf/rules?id=-1'
+check "rule filter negative id 400" 400 "$(err_field id)"
+req GET "/api/v1/clusters/rf/rules?id=$(python3 -c "print(','.join(['1'] * 1001))")"
+check "rule filter more than 1000 ids 400" 400 "$(err_field id)"
+req GET '/api/v1/clusters/rf/rules?port=0'
+check "rule filter port 0 400" 400 "$(err_field port)"
+req GET '/api/v1/clusters/rf/rules?port=65536'
+check "rule filter port 65536 400" 400 "$(err_field port)"
+req GET '/api/v1/clusters/rf/rules?port=http'
+check "rule filter port not a number 400" 400 "$(err_field port)"
+req GET '/api/v1/clusters/rf/rules?port=80/90'
+check "rule filter port range 400" 400 "$(err_field port)"
+req GET '/api/v1/clusters/rf/rules?port='
+check "rule filter empty port 400" 400 "$(err_field port)"
+req GET '/api/v1/clusters/rf/rules?destination='
+check "rule filter empty destination 400" 400 "$(err_field destination)"
+req GET '/api/v1/clusters/rf/rules?source='
+check "rule filter empty source 400" 400 "$(err_field source)"
+req GET '/api/v1/clusters/rf/rules?id=x&port=0&destination='
+check "rule filter 400 names every bad filter" 400 "sorted(e['field'] for e in j['errors']) == ['destination', 'id', 'port']"
+req GET '/api/v1/clusters/rf/rules?port=80&ports=80'
+check "rule filter unknown argument 400" 400 "$(err_field ports)"
+req GET '/api/v1/clusters/rf/rules?port=80&limit=0'
+check "rule filter bad limit 400" 400 "$(err_field limit)"
+req GET '/api/v1/clusters/nope/rules?port=80'
+check "rule filter unknown cluster 404" 404
+req DELETE /api/v1/clusters/rf
+check "rule filters: cluster gone" 204
+req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$RFWEB,$RFAPI,$RFDB]}"
+check "rule filters: objects gone" 200 "j['total'] == 3"
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
 
 # ---------- durability (kill -9 during concurrent writes) and TLS ----------

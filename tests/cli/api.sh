@@ -417,6 +417,31 @@ for f in json yaml; do
 done
 expect rule-list-filter 0 "$M" rule list --cluster prod --action alert -o json
 py rule-list-filter-json '{r["name"] for r in j["items"]} == {"db-watch","office-ssh"}'
+# rule list --id/--destination/--port (the server's id, destination and port filters)
+expect rule-list-port 0 "$M" rule list --cluster prod --port 5432 -o json
+py rule-list-port-json 'j["total"] == 4 and {r["name"] for r in j["items"]} == {"allow-host","db-from-api","db-watch","no-metadata"}'
+expect rule-list-port-range 0 "$M" rule list --cluster prod --port 8085 -o json
+py rule-list-port-range-json '{r["name"] for r in j["items"]} == {"allow-host","api-from-web","no-metadata"}'
+expect rule-list-destination 0 "$M" rule list --cluster prod --destination db -o json
+py rule-list-destination-json '{r["name"] for r in j["items"]} == {"db-from-api","db-watch"}'
+expect rule-list-destination-port-action 0 "$M" rule list --cluster prod --destination db --port 5432 --action alert -o json
+py rule-list-destination-port-action-json '[r["name"] for r in j["items"]] == ["db-watch"]'
+expect rule-list-destination-table 0 "$M" rule list --cluster prod --destination db
+has rule-list-destination-table-row "$T/out" "db-from-api"
+hasnt rule-list-destination-table-other "$T/out" "web-from-lb"
+WLB=$("$M" rule get --cluster prod web-from-lb -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+DBW=$("$M" rule get --cluster prod db-watch -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect rule-list-id 0 "$M" rule list --cluster prod --id "$WLB" -o json
+py rule-list-id-json '[r["name"] for r in j["items"]] == ["web-from-lb"]'
+expect rule-list-ids 0 "$M" rule list --cluster prod --id="$DBW,$WLB" --port 443 -o json
+py rule-list-ids-json 'j["total"] == 1 and [r["name"] for r in j["items"]] == ["web-from-lb"]'
+expect rule-list-port-paged 0 "$M" rule list --cluster prod --port 5432 --limit 2 -o json
+py rule-list-port-paged-json 'j["total"] == 4 and len(j["items"]) == 2'
+expect rule-list-bad-port 2 "$M" rule list --cluster prod --port 70000
+has rule-list-bad-port-msg "$T/err" "port: "
+expect rule-list-bad-id 2 "$M" rule list --cluster prod --id 1,x
+has rule-list-bad-id-msg "$T/err" "id: "
+expect rule-list-port-needs-value 2 "$M" rule list --cluster prod --port
 expect rule-list-no-cluster 2 "$M" rule list
 expect rule-get 0 "$M" rule get --cluster prod web-from-lb -o json
 py rule-get-json 'j["name"] == "web-from-lb" and j["priority"] == 10'
