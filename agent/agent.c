@@ -501,6 +501,8 @@ int agent_reload(struct moat_agent *a)
  * cluster of 10,000 workloads is a few MiB of text, where the JSON tree
  * would be several times that for as long as the agent runs.
  */
+#define TRIM_ABOVE (256u << 10) /* bytes of policy text worth a malloc_trim */
+
 static int keep_remote(struct moat_agent *a, const json_t *policy)
 {
     json_t *clusters = json_pack("[O]", json_object_get(policy, "cluster"));
@@ -539,7 +541,8 @@ int agent_set_remote(struct moat_agent *a, json_t *policy)
         return err;
     }
     err = refresh(a, "applying the server's policy");
-    malloc_trim(0); /* give back what parsing the answer took: it is large and rare */
+    if (strlen(a->remote_text) > TRIM_ABOVE)
+        malloc_trim(0); /* give back what parsing a large answer took */
     return err;
 }
 
