@@ -7,8 +7,7 @@
  *
  * --since and --until take the server's UTC times (YYYY-MM-DDTHH:MM:SSZ), a
  * day (YYYY-MM-DD, its start) or an age such as 90s, 30m, 24h or 7d (that
- * long before now). The server has no GET /alerts/{id}: `alert get` looks
- * the id up in the alert list.
+ * long before now). `alert get ID` reads GET /api/v1/alerts/{id}.
  */
 #include "apicmd.h"
 
@@ -165,28 +164,6 @@ int cmd_alert_list(int argc, char **argv)
     return rc ? rc : alerts_out(a.format, list);
 }
 
-/* The alert with id `id` from the whole list; MOAT_EXIT_NOT_FOUND when none. */
-static int alert_find(const struct api_args *a, struct api_client *c, json_int_t id, json_t **doc)
-{
-    json_t *all = NULL;
-    int rc = api_list_all(c, a->cmd->name, V1_ALERTS, &all);
-    size_t i;
-    json_t *x;
-    json_array_foreach(all, i, x)
-    {
-        if (json_integer_value(json_object_get(x, "id")) == id) {
-            *doc = json_incref(x);
-            break;
-        }
-    }
-    json_decref(all);
-    if (!rc && !*doc) {
-        fprintf(stderr, "moat: %s: no alert %lld\n", a->cmd->name, (long long)id);
-        rc = MOAT_EXIT_NOT_FOUND;
-    }
-    return rc;
-}
-
 static bool parse_id(const char *s, json_int_t *id)
 {
     char *end;
@@ -198,18 +175,17 @@ static bool parse_id(const char *s, json_int_t *id)
 int cmd_alert_get(int argc, char **argv)
 {
     struct api_args a;
-    struct api_client *c;
     json_t *doc = NULL;
     json_int_t id;
+    char path[API_PATH_MAX] = V1_ALERTS;
     int rc = api_args_parse("alert get", 0, 1, 1, argc, argv, &a);
     if (rc || a.help)
         return rc;
     if (!parse_id(a.pos[0], &id))
         return cli_usage_error(a.cmd, "\"%s\" is not an alert id", a.pos[0]);
-    rc = api_open(&a, &c);
-    if (!rc)
-        rc = alert_find(&a, c, id, &doc);
-    api_client_free(c);
+    if (api_path_add(path, sizeof(path), a.pos[0]) < 0)
+        return cli_usage_error(a.cmd, "alert id too long");
+    rc = api_once(&a, "GET", path, NULL, &doc);
     return rc ? rc : out_doc(a.format, doc);
 }
 

@@ -1,16 +1,23 @@
 /*
  * api_alerts: alerts (SPEC 7) — event ingest from agents
- * (POST /agents/events), the alert list with its filters, status changes,
- * and retention.
+ * (POST /agents/events), the alert list with its filters, one alert, status
+ * changes, retention, and the alerts as JSON lines for SIEM pipelines
+ * (--alerts-out).
  *
  * Aggregation: hits with the same cluster, kind, rule, source workload (or
  * address), destination workload (or address), destination port and applied
  * action on the same UTC day form one alert; its `attempts` sums them.
  * `allow` hits never become alerts (they are only counted in the answer). A
  * batch id is counted once per node: the batch record and the alerts it
- * made are written in one transaction. Events older than the retention are
- * dropped; alerts whose last_seen falls out of it are removed on ingest and
- * at startup.
+ * made are written in one transaction. A batch's events are first folded by
+ * key in memory, then each alert costs one store write (store tally, or an
+ * insert for a new key). Events older than the retention are dropped; alerts
+ * whose last_seen falls out of it are removed at startup and, on ingest, at
+ * most once a minute.
+ *
+ * With --alerts-out, every alert a batch makes or changes is appended there
+ * as one JSON line — the alert as GET /alerts/{id} shows it — after the
+ * batch's commit, and the lines of each batch are flushed together.
  */
 #include "server.h"
 
@@ -191,48 +198,173 @@ static json_t *alert_new(const struct req *rq, const json_t *e, const char *when
                      det ? json_deep_copy(det) : json_object());
 }
 
-/* Adds a hit to an existing alert. */
-static int alert_merge(json_t *a, const json_t *e, const char *when)
+/*
+ * Appends a committed batch's alert lines to --alerts-out and flushes them.
+ * The batch is stored whatever happens here; a failed write is logged.
+ */
+static void alerts_out_write(struct server *srv, const char *text, size_t len)
 {
-    const json_t *att = json_object_get(e, "attempts");
-    json_int_t n =
-        json_integer_value(json_object_get(a, "attempts")) + (att ? json_integer_value(att) : 1);
-    int bad = json_object_set_new(a, "attempts", json_integer(n)) < 0;
-    if (strcmp(when, jstr(a, "first_seen")) < 0)
-        bad |= json_object_set_new(a, "first_seen", json_string(when)) < 0;
-    if (strcmp(when, jstr(a, "last_seen")) > 0)
-        bad |= json_object_set_new(a, "last_seen", json_string(when)) < 0;
-    return bad ? -ENOMEM : 0;
+    if (fwrite(text, 1, len, srv->alerts_out) != len || fflush(srv->alerts_out) != 0)
+        fprintf(stderr, "moat-server: --alerts-out: %s\n", strerror(errno));
 }
 
-/* Stores one non-allow event as (part of) an alert. */
-static int ingest_one(struct req *rq, const json_t *e, const char *when)
+/* ---- one batch: events folded by aggregation key, then one store write per alert ---- */
+
+/* The events of one batch with one aggregation key, folded. */
+struct agg {
+    char *key;
+    uint64_t hash;
+    const json_t *event; /* the first: the alert's fields when it is new */
+    char first[21], last[21];
+    json_int_t attempts;
+};
+
+/* A batch's alerts by key (open addressing), in the order their keys first appear. */
+struct fold {
+    struct agg *aggs; /* in first-appearance order */
+    size_t n;
+    size_t *slots; /* index + 1 into aggs; 0 = empty */
+    size_t nslots; /* a power of two, at least twice the events */
+};
+
+static void fold_free(struct fold *f)
 {
-    struct store *st = &rq->srv->store;
-    char key[1024], src[300], dst[300];
+    for (size_t i = 0; i < f->n; i++)
+        free(f->aggs[i].key);
+    free(f->aggs);
+    free(f->slots);
+}
+
+static int fold_init(struct fold *f, size_t events)
+{
+    *f = (struct fold){0};
+    f->nslots = 16;
+    while (f->nslots < 2 * events)
+        f->nslots *= 2;
+    f->aggs = calloc(events ? events : 1, sizeof(*f->aggs));
+    f->slots = calloc(f->nslots, sizeof(*f->slots));
+    if (!f->aggs || !f->slots) {
+        fold_free(f);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static uint64_t key_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* SPEC 7's aggregation key of event e seen at `when` (the UTC day is its first 10 characters). */
+static void event_key(const json_t *e, const char *when, char *key, size_t n)
+{
+    char src[300], dst[300];
     const json_t *d = json_object_get(e, "destination");
     const json_t *port = json_object_get(d, "port");
     endpoint_id(json_object_get(e, "source"), src, sizeof(src));
     endpoint_id(d, dst, sizeof(dst));
-    snprintf(key, sizeof(key), "%s|%lld|%s|%s|%lld|%s|%.10s", jstr(e, "kind"),
+    snprintf(key, n, "%s|%lld|%s|%s|%lld|%s|%.10s", jstr(e, "kind"),
              (long long)json_integer_value(json_object_get(json_object_get(e, "rule"), "id")), src,
              dst, port ? (long long)json_integer_value(port) : -1LL, jstr(e, "applied_action"),
              when);
-    int64_t id;
-    json_t *a = NULL;
-    int err = st->ops->find(st, STORE_ALERT, rq->agent_cluster, key, &id);
-    if (!err)
-        err = st->ops->get(st, STORE_ALERT, id, &a, NULL);
-    if (!err) {
-        json_object_del(a, "id");
-        err = alert_merge(a, e, when);
-        if (!err)
-            err = st->ops->update(st, STORE_ALERT, id, key, a);
-    } else if (err == -ENOENT) {
-        a = alert_new(rq, e, when);
-        err = a ? st->ops->insert(st, STORE_ALERT, rq->agent_cluster, key, a, &id) : -ENOMEM;
+}
+
+/* Adds one non-allow event seen at `when` to its key's entry. 0 or -ENOMEM. */
+static int fold_add(struct fold *f, const json_t *e, const char *when)
+{
+    char key[1024];
+    event_key(e, when, key, sizeof(key));
+    uint64_t h = key_hash(key);
+    size_t at = (size_t)h & (f->nslots - 1);
+    while (f->slots[at]) {
+        struct agg *a = &f->aggs[f->slots[at] - 1];
+        if (a->hash == h && strcmp(a->key, key) == 0)
+            break;
+        at = (at + 1) & (f->nslots - 1);
     }
-    json_decref(a);
+    const json_t *att = json_object_get(e, "attempts");
+    json_int_t n = att ? json_integer_value(att) : 1;
+    if (f->slots[at]) {
+        struct agg *a = &f->aggs[f->slots[at] - 1];
+        a->attempts += n;
+        if (strcmp(when, a->first) < 0)
+            snprintf(a->first, sizeof(a->first), "%s", when);
+        if (strcmp(when, a->last) > 0)
+            snprintf(a->last, sizeof(a->last), "%s", when);
+        return 0;
+    }
+    struct agg *a = &f->aggs[f->n];
+    *a = (struct agg){.key = strdup(key), .hash = h, .event = e, .attempts = n};
+    if (!a->key)
+        return -ENOMEM;
+    snprintf(a->first, sizeof(a->first), "%s", when);
+    snprintf(a->last, sizeof(a->last), "%s", when);
+    f->slots[at] = ++f->n;
+    return 0;
+}
+
+/* Appends `text` and a newline to the batch's SIEM lines (when they are kept). */
+static int line_add(FILE *lines, const char *text)
+{
+    if (lines && fprintf(lines, "%s\n", text) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/*
+ * Writes one folded alert: its hits are added to the stored alert with its
+ * key, or a new alert is made from its first event. The alert as the API
+ * shows it goes to `lines` (may be NULL).
+ */
+static int alert_write(struct req *rq, const struct agg *a, FILE *lines)
+{
+    struct store *st = &rq->srv->store;
+    const struct store_tally t = {.count = "attempts",
+                                  .add = a->attempts,
+                                  .low = "first_seen",
+                                  .low_value = a->first,
+                                  .high = "last_seen",
+                                  .high_value = a->last};
+    int64_t id;
+    char *text = NULL;
+    int err =
+        st->ops->tally(st, STORE_ALERT, rq->agent_cluster, a->key, &t, &id, lines ? &text : NULL);
+    if (!err)
+        err = line_add(lines, text);
+    free(text);
+    if (err != -ENOENT)
+        return err;
+    json_t *doc = alert_new(rq, a->event, a->first);
+    err = doc ? 0 : -ENOMEM;
+    if (!err && (json_object_set_new(doc, "last_seen", json_string(a->last)) < 0 ||
+                 json_object_set_new(doc, "attempts", json_integer(a->attempts)) < 0))
+        err = -ENOMEM;
+    if (!err)
+        err = st->ops->insert(st, STORE_ALERT, rq->agent_cluster, a->key, doc, &id);
+    if (!err && lines) {
+        text = json_object_set_new(doc, "id", json_integer(id)) < 0
+                   ? NULL
+                   : json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        err = text ? line_add(lines, text) : -ENOMEM;
+        free(text);
+    }
+    json_decref(doc);
+    return err;
+}
+
+/* Runs the retention purge when the last one is a minute old (the first ingest runs one). */
+static int expire_now_and_then(struct server *srv)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (srv->expired_at && now.tv_sec - srv->expired_at < 60)
+        return 0;
+    int err = alerts_expire(srv);
+    if (!err)
+        srv->expired_at = now.tv_sec ? now.tv_sec : 1;
     return err;
 }
 
@@ -240,7 +372,12 @@ struct ingest_count {
     int64_t alerted, allowed, expired;
 };
 
-static int ingest(struct req *rq, struct resp *rs, const char *batch, const json_t *events)
+/*
+ * Records the batch and stores its alerts (inside the caller's transaction).
+ * `lines` (may be NULL) gets a JSON line per alert made or changed.
+ */
+static int ingest(struct req *rq, struct resp *rs, const char *batch, const json_t *events,
+                  FILE *lines)
 {
     struct store *st = &rq->srv->store;
     char name[2 * SERVER_NAME_MAX + 2], now[21], oldest[21];
@@ -250,7 +387,7 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
     json_t *rec = json_pack("{s:s,s:s,s:I}", "node", rq->agent_node, "time", now, "events",
                             (json_int_t)json_array_size(events));
     int64_t id;
-    int err = rec ? alerts_expire(rq->srv) : -ENOMEM;
+    int err = rec ? expire_now_and_then(rq->srv) : -ENOMEM;
     if (!err)
         err = st->ops->insert(st, STORE_BATCH, rq->agent_cluster, name, rec, &id);
     json_decref(rec);
@@ -259,6 +396,11 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
                          json_pack("{s:s,s:b,s:i,s:i,s:i}", "batch", batch, "duplicate", 1,
                                    "alerted", 0, "allowed", 0, "expired", 0));
     struct ingest_count c = {0};
+    struct fold f;
+    if (!err)
+        err = fold_init(&f, json_array_size(events));
+    if (err)
+        return err;
     for (size_t i = 0; !err && i < json_array_size(events); i++) {
         const json_t *e = json_array_get(events, i);
         const char *when = json_object_get(e, "time") ? jstr(e, "time") : now;
@@ -266,9 +408,12 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
             c.allowed++;
         else if (strcmp(when, oldest) < 0)
             c.expired++;
-        else if (!(err = ingest_one(rq, e, when)))
+        else if (!(err = fold_add(&f, e, when)))
             c.alerted++;
     }
+    for (size_t i = 0; !err && i < f.n; i++)
+        err = alert_write(rq, &f.aggs[i], lines);
+    fold_free(&f);
     if (err)
         return err;
     metrics_add_alerts(&rq->srv->metrics, (uint64_t)c.alerted);
@@ -310,11 +455,26 @@ int api_agents_events(struct req *rq, struct resp *rs)
         rc = event_check(errs, i, json_array_get(events, i));
     if (!rc && json_array_size(errs) > 0)
         rc = stop(resp_json(rs, 400, json_pack("{s:O}", "errors", errs)));
-    if (!rc) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *lines = NULL;
+    if (!rc && rq->srv->alerts_out && !(lines = open_memstream(&text, &len)))
+        rc = -ENOMEM;
+    if (!rc) { /* checked: now the store, under server.lock (a ROUTE_OWN_LOCK route) */
+        pthread_mutex_lock(&rq->srv->lock);
         rc = txn_begin(rq);
         if (!rc)
-            rc = txn_end(rq, ingest(rq, rs, batch, events), rs);
+            rc = txn_end(rq, ingest(rq, rs, batch, events, lines), rs);
+        if (lines && fclose(lines) != 0 && !rc)
+            rc = -ENOMEM;
+        lines = NULL;
+        if (!rc && len > 0) /* committed; written in commit order */
+            alerts_out_write(rq->srv, text, len);
+        pthread_mutex_unlock(&rq->srv->lock);
     }
+    if (lines)
+        fclose(lines);
+    free(text);
     json_decref(errs);
     json_decref(body);
     return rc < 0 ? rc : 0;
@@ -353,6 +513,19 @@ int api_alerts_list(struct req *rq, struct resp *rs)
     int64_t total;
     int err = rq->srv->store.ops->list(&rq->srv->store, STORE_ALERT, &q, &items, &total);
     return err ? err : resp_json(rs, 200, list_body(items, total));
+}
+
+int api_alerts_get(struct req *rq, struct resp *rs)
+{
+    int64_t id;
+    if (!req_param_id(rq, 0, &id))
+        return resp_error(rs, 400, "id", "\"%s\" is not an alert id (an integer from 1)",
+                          rq->params[0]);
+    json_t *a;
+    int err = rq->srv->store.ops->get(&rq->srv->store, STORE_ALERT, id, &a, NULL);
+    if (err == -ENOENT)
+        return resp_error(rs, 404, "id", "no alert %lld", (long long)id);
+    return err ? err : resp_json(rs, 200, a);
 }
 
 static int patch_alert(struct req *rq, struct resp *rs, const json_t *body)

@@ -77,18 +77,19 @@ static int authorize(struct req *rq, const struct route *r, const struct conn *c
     return 1; /* go on */
 }
 
-/* Whether route r (matched with `method`) needs server.lock and the writer connection. */
-static bool serial(const struct route *r, const char *method)
+/* Route r's mode, matched with `method`: ROUTE_READ, ROUTE_SERIAL or ROUTE_OWN_LOCK. */
+static enum route_mode mode_of(const struct route *r, const char *method)
 {
     if (r->mode != ROUTE_BY_METHOD)
-        return r->mode == ROUTE_SERIAL;
-    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+        return r->mode;
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? ROUTE_READ : ROUTE_SERIAL;
 }
 
 /*
  * Matches the route, checks the token on a read snapshot and runs the
- * handler: a read-only one on that snapshot beside other requests, any other
- * under server.lock on the writer connection.
+ * handler: a read-only one on that snapshot beside other requests, a
+ * ROUTE_SERIAL one under server.lock on the writer connection, a
+ * ROUTE_OWN_LOCK one with neither (it locks for itself).
  */
 static int dispatch(struct req *rq, struct conn *cn, struct resp *rs)
 {
@@ -107,14 +108,16 @@ static int dispatch(struct req *rq, struct conn *cn, struct resp *rs)
         go = authorize(rq, &tab[i], cn, rs);
     rq->body = cn->body;
     rq->body_len = cn->len;
-    bool locked = serial(&tab[i], rq->method);
-    if (go == 1 && !locked) {
+    enum route_mode mode = mode_of(&tab[i], rq->method);
+    if (go == 1 && mode == ROUTE_READ) {
         int err = tab[i].handler(rq, rs);
         go = err < 0 ? err : 0; /* never 1: the handler ran */
     }
     st->ops->read_end(st);
     if (go != 1)
         return go;
+    if (mode == ROUTE_OWN_LOCK)
+        return tab[i].handler(rq, rs);
     pthread_mutex_lock(&srv->lock);
     int err = tab[i].handler(rq, rs);
     pthread_mutex_unlock(&srv->lock);

@@ -4,11 +4,13 @@
  *   moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]
  *               [--retention-days D] [--min-agent-version V] [--data-table FILE]
  *               [--tls-cert FILE --tls-key FILE]  serve the REST API (HTTPS with TLS)
+ *               [--alerts-out FILE|-]             and append alerts as JSON lines
  *   moat-server token create --data DIR --role admin|viewer
  *   moat-server routes                            print the route table
  *
  * Exit status: 0 ok, 1 could not complete (store, network), 2 usage (including a
- * TLS certificate or key file that cannot be read or holds no PEM block).
+ * TLS certificate or key file that cannot be read or holds no PEM block, and an
+ * --alerts-out file that cannot be opened for appending).
  */
 #include "auth.h"
 #include "http.h"
@@ -18,6 +20,7 @@
 #include "diag.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -34,7 +37,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]\n"
                     "         [--retention-days D] [--min-agent-version V] [--data-table FILE]\n"
-                    "         [--tls-cert FILE --tls-key FILE]\n"
+                    "         [--tls-cert FILE --tls-key FILE] [--alerts-out FILE|-]\n"
                     "       moat-server token create --data DIR --role admin|viewer\n"
                     "       moat-server routes\n");
     return EXIT_USAGE;
@@ -55,7 +58,7 @@ static int open_store(struct store *st, const char *dir)
 }
 
 struct opts {
-    const char *listen, *data, *role, *table, *min_version, *tls_cert, *tls_key;
+    const char *listen, *data, *role, *table, *min_version, *tls_cert, *tls_key, *alerts_out;
     long interval, retention;
 };
 
@@ -78,6 +81,7 @@ static int parse(int argc, char **argv, struct opts *o)
                                           {"data-table", required_argument, NULL, 'k'},
                                           {"tls-cert", required_argument, NULL, 'c'},
                                           {"tls-key", required_argument, NULL, 'y'},
+                                          {"alerts-out", required_argument, NULL, 'a'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c;
@@ -100,6 +104,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->tls_cert = optarg;
         else if (c == 'y')
             o->tls_key = optarg;
+        else if (c == 'a')
+            o->alerts_out = optarg;
         else
             return -EINVAL;
     }
@@ -200,6 +206,31 @@ static int pem_read(const char *what, const char *path, char **out)
     return 0;
 }
 
+/* --alerts-out: "-" is stdout, anything else a file opened for appending (created 0600). */
+static int alerts_open(const char *path, FILE **out)
+{
+    if (strcmp(path, "-") == 0) {
+        *out = stdout;
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    *out = fd < 0 ? NULL : fdopen(fd, "a");
+    if (!*out) {
+        int err = -errno;
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "moat-server: --alerts-out '%s': %s\n", path, strerror(-err));
+        return err;
+    }
+    return 0;
+}
+
+static void alerts_close(FILE *f)
+{
+    if (f && f != stdout && fclose(f) != 0)
+        fprintf(stderr, "moat-server: --alerts-out: %s\n", strerror(errno));
+}
+
 static int sync_init(struct server *srv)
 {
     pthread_condattr_t ca;
@@ -227,8 +258,15 @@ static int serve(const struct opts *o)
         free(cert);
         return EXIT_USAGE;
     }
+    FILE *alerts_out = NULL;
+    if (o->alerts_out && alerts_open(o->alerts_out, &alerts_out) < 0) {
+        free(cert);
+        free(key);
+        return EXIT_USAGE;
+    }
     struct compat_table *table = NULL;
     if (load_table(o->table, &table) < 0) {
+        alerts_close(alerts_out);
         free(cert);
         free(key);
         return EXIT_FAIL;
@@ -238,8 +276,10 @@ static int serve(const struct opts *o)
                                   .min_agent_version = o->min_version ? o->min_version : "0",
                                   .compat = table,
                                   .tls_cert = cert,
-                                  .tls_key = key}};
+                                  .tls_key = key},
+                         .alerts_out = alerts_out};
     if (sync_init(&srv) < 0) {
+        alerts_close(alerts_out);
         compat_table_free(table);
         free(cert);
         free(key);
@@ -274,6 +314,7 @@ static int serve(const struct opts *o)
     metrics_free(&srv.metrics);
     pthread_cond_destroy(&srv.changed);
     pthread_mutex_destroy(&srv.lock);
+    alerts_close(alerts_out);
     compat_table_free(table);
     free(cert);
     free(key);

@@ -49,6 +49,7 @@ static const struct route table[] = {
     {"GET", V1 "/nodes/{id}", api_nodes_get, ROLE_VIEWER, "get a node"},
     {"GET", V1 "/workloads", api_workloads_list, ROLE_VIEWER, "list workloads"},
     {"GET", V1 "/alerts", api_alerts_list, ROLE_VIEWER, "list alerts"},
+    {"GET", V1 "/alerts/{id}", api_alerts_get, ROLE_VIEWER, "get an alert"},
     {"PATCH", V1 "/alerts/{id}", api_alerts_patch, ROLE_ADMIN, "change an alert's status"},
     {"POST", V1 "/agents/register", api_agents_register, ROLE_NONE,
      "join a cluster with its join token"},
@@ -57,7 +58,8 @@ static const struct route table[] = {
      "replace the node's workloads"},
     {"GET", V1 "/agents/policy", api_agents_policy, ROLE_AGENT,
      "long-poll the cluster's policy by revision", ROUTE_SERIAL},
-    {"POST", V1 "/agents/events", api_agents_events, ROLE_AGENT, "send a batch of events"},
+    {"POST", V1 "/agents/events", api_agents_events, ROLE_AGENT, "send a batch of events",
+     ROUTE_OWN_LOCK},
 };
 
 const struct route *routes_table(size_t *n)

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #define MOAT_BODY_MAX     (1u << 20) /* request bodies above this are answered 413 */
@@ -64,6 +65,8 @@ struct server {
     pthread_mutex_t lock;
     pthread_cond_t changed; /* on CLOCK_MONOTONIC */
     bool stopping;
+    time_t expired_at; /* CLOCK_MONOTONIC seconds of the last retention purge (under lock) */
+    FILE *alerts_out;  /* --alerts-out: a JSON line per alert ingest creates or changes, or NULL */
 };
 
 struct req {
@@ -98,12 +101,16 @@ typedef int (*route_fn)(struct req *rq, struct resp *rs);
  * other requests on a read-only snapshot of its own (store read_begin); a
  * write there fails. A ROUTE_SERIAL handler holds server.lock and uses the
  * writer connection: every route that writes, and the policy long-poll, which
- * waits on server.changed.
+ * waits on server.changed. A ROUTE_OWN_LOCK handler writes too, but is called
+ * without server.lock and takes it itself around its store work, so that
+ * what needs no store (parsing and checking an event batch) runs beside
+ * other requests.
  */
 enum route_mode {
     ROUTE_BY_METHOD = 0, /* GET: ROUTE_READ; other methods: ROUTE_SERIAL */
     ROUTE_READ,
     ROUTE_SERIAL,
+    ROUTE_OWN_LOCK,
 };
 
 struct route {
@@ -238,7 +245,11 @@ int api_alerts_list(struct req *rq, struct resp *rs);
 int api_alerts_patch(struct req *rq, struct resp *rs);
 int api_status(struct req *rq, struct resp *rs);
 int api_cluster_status(struct req *rq, struct resp *rs);
-/* Removes alerts and batch records older than the retention. 0 or a store error. */
+/*
+ * Removes alerts and batch records older than the retention (at startup, then
+ * from event ingest at most once a minute). 0 or a store error.
+ */
 int alerts_expire(struct server *srv);
+int api_alerts_get(struct req *rq, struct resp *rs);
 
 #endif

@@ -74,6 +74,14 @@ struct store_query {
     int64_t offset;
 };
 
+/* What store_ops.tally adds to a record (fields are plain top-level names). */
+struct store_tally {
+    const char *count; /* integer field, grows by add */
+    int64_t add;
+    const char *low, *low_value;   /* text field, becomes min(itself, low_value) */
+    const char *high, *high_value; /* text field, becomes max(itself, high_value) */
+};
+
 struct store;
 
 struct store_ops {
@@ -118,6 +126,19 @@ struct store_ops {
     /* Records matching `q`, by id, each document with "id" set; *total counts all matches. */
     int (*list)(struct store *st, enum store_kind k, const struct store_query *q, json_t **items,
                 int64_t *total);
+    /*
+     * Adds to the counters of the record named `name` in `cluster` (kinds
+     * with a cluster), changing its document in place in the store: the
+     * integer field t->count grows by t->add, the text field t->low becomes
+     * the smaller of itself and t->low_value and t->high the larger of itself
+     * and t->high_value (string order; timestamps "YYYY-MM-DDTHH:MM:SSZ").
+     * When `text` is not NULL, *id gets the record's id and *text the new
+     * document with "id" as compact JSON (as `get` would show it; caller
+     * frees); else *id is 0. -ENOENT when there is no such record (nothing
+     * changes).
+     */
+    int (*tally)(struct store *st, enum store_kind k, const char *cluster, const char *name,
+                 const struct store_tally *t, int64_t *id, char **text);
     /* Removes the records whose text field `field` is below `before`; *n gets how many. */
     int (*purge)(struct store *st, enum store_kind k, const char *field, const char *before,
                  int64_t *n);

@@ -104,6 +104,12 @@ struct sq {
     size_t nidle;
     pthread_mutex_t doc_lock; /* guards docs */
     struct doc_entry docs[DOC_CACHE];
+    struct conn *ckpt; /* the checkpointer's connection */
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_lock; /* guards ckpt_due and ckpt_stop */
+    pthread_cond_t ckpt_wake;
+    bool ckpt_due, ckpt_stop, ckpt_running;
+    bool synced; /* the locks, condition and key exist */
 };
 
 /* Whether records of kind k belong to a cluster (have a cluster column). */
@@ -228,25 +234,31 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
+/* What a connection is for: the PRAGMAs it starts with. */
+#define CONN_WRITER                                                                                \
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"              \
+    "PRAGMA cache_size = -16384;" /* 16 MiB: a day's alerts stay in memory */
+#define CONN_READER       "PRAGMA query_only = 1;"
+#define CONN_CHECKPOINTER "PRAGMA synchronous = FULL;" /* a query_only one cannot checkpoint */
+
 /*
- * Opens a connection to `path`: the writer (creating the file) or a
- * read-only one. Connections are used by one thread at a time (NOMUTEX).
+ * Opens a connection to `path` and runs `pragmas` (CONN_*); the writer's
+ * creates the file. Connections are used by one thread at a time (NOMUTEX).
  */
-static int conn_open(const char *path, bool writer, struct conn **out)
+static int conn_open(const char *path, const char *pragmas, struct conn **out)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                (strcmp(pragmas, CONN_WRITER) == 0 ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
         int err = c->db ? db_fail(c->db, path) : -ENOMEM;
         conn_close(c);
         return err;
     }
     sqlite3_busy_timeout(c->db, 5000);
-    int err = exec(c->db, writer ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                                   "PRAGMA foreign_keys = ON;"
-                                 : "PRAGMA query_only = 1;");
+    int err = exec(c->db, pragmas);
     if (err) {
         conn_close(c);
         return err;
@@ -289,26 +301,106 @@ static int migrate(sqlite3 *db)
     return err;
 }
 
+/*
+ * Checkpoints: a commit only appends to the WAL; copying the WAL back into
+ * the database file (and fsyncing it) is the checkpointer thread's job, on a
+ * connection of its own, once the WAL holds CKPT_PAGES pages. It runs beside
+ * the writer and the readers (PASSIVE), so no request waits for it. Should
+ * it fall far behind, the committing writer checkpoints itself.
+ */
+#define CKPT_PAGES        1000  /* 4 MiB of WAL wakes the checkpointer */
+#define CKPT_INLINE_PAGES 25000 /* ~100 MiB: the writer checkpoints at once */
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct sq *q = arg;
+    if (pages >= CKPT_INLINE_PAGES) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&q->ckpt_lock);
+        q->ckpt_due = true;
+        pthread_cond_signal(&q->ckpt_wake);
+        pthread_mutex_unlock(&q->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+    struct sq *q = arg;
+    pthread_mutex_lock(&q->ckpt_lock);
+    while (!q->ckpt_stop) {
+        if (!q->ckpt_due) {
+            pthread_cond_wait(&q->ckpt_wake, &q->ckpt_lock);
+            continue;
+        }
+        q->ckpt_due = false;
+        pthread_mutex_unlock(&q->ckpt_lock);
+        int rc =
+            sqlite3_wal_checkpoint_v2(q->ckpt->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            db_fail(q->ckpt->db, "checkpoint");
+        pthread_mutex_lock(&q->ckpt_lock);
+    }
+    pthread_mutex_unlock(&q->ckpt_lock);
+    return NULL;
+}
+
 static void sq_close(struct store *st)
 {
     struct sq *q = st ? st->impl : NULL;
     if (!q)
         return;
-    conn_close(q->writer);
+    if (q->ckpt_running) {
+        pthread_mutex_lock(&q->ckpt_lock);
+        q->ckpt_stop = true;
+        pthread_cond_signal(&q->ckpt_wake);
+        pthread_mutex_unlock(&q->ckpt_lock);
+        pthread_join(q->ckpt_thread, NULL);
+    }
+    conn_close(q->ckpt);
     while (q->idle) {
         struct conn *c = q->idle;
         q->idle = c->next;
         conn_close(c);
     }
+    conn_close(q->writer); /* the last connection: SQLite checkpoints and removes the WAL */
     for (size_t i = 0; i < DOC_CACHE; i++) {
         free(q->docs[i].text);
         json_decref(q->docs[i].doc);
     }
-    pthread_key_delete(q->reading);
-    pthread_mutex_destroy(&q->lock);
-    pthread_mutex_destroy(&q->doc_lock);
+    if (q->synced) {
+        pthread_key_delete(q->reading);
+        pthread_mutex_destroy(&q->lock);
+        pthread_mutex_destroy(&q->doc_lock);
+        pthread_mutex_destroy(&q->ckpt_lock);
+        pthread_cond_destroy(&q->ckpt_wake);
+    }
     free(q);
     st->impl = NULL;
+}
+
+/* The locks, the condition and the thread key of q: all or none. 0 or -ENOMEM. */
+static int sq_sync_init(struct sq *q)
+{
+    int done = 0;
+    if (pthread_key_create(&q->reading, NULL) == 0 && ++done &&
+        pthread_mutex_init(&q->lock, NULL) == 0 && ++done &&
+        pthread_mutex_init(&q->doc_lock, NULL) == 0 && ++done &&
+        pthread_mutex_init(&q->ckpt_lock, NULL) == 0 && ++done &&
+        pthread_cond_init(&q->ckpt_wake, NULL) == 0) {
+        q->synced = true;
+        return 0;
+    }
+    if (done > 3)
+        pthread_mutex_destroy(&q->ckpt_lock);
+    if (done > 2)
+        pthread_mutex_destroy(&q->doc_lock);
+    if (done > 1)
+        pthread_mutex_destroy(&q->lock);
+    if (done > 0)
+        pthread_key_delete(q->reading);
+    return -ENOMEM;
 }
 
 static int sq_open(struct store *st, const char *dir)
@@ -316,29 +408,22 @@ static int sq_open(struct store *st, const char *dir)
     struct sq *q = calloc(1, sizeof(*q));
     if (!q)
         return -ENOMEM;
-    if ((size_t)snprintf(q->path, sizeof(q->path), "%s/moat.db", dir) >= sizeof(q->path)) {
-        free(q);
-        return -ENAMETOOLONG;
-    }
-    if (pthread_key_create(&q->reading, NULL) != 0) {
-        free(q);
-        return -ENOMEM;
-    }
-    if (pthread_mutex_init(&q->lock, NULL) != 0) {
-        pthread_key_delete(q->reading);
-        free(q);
-        return -ENOMEM;
-    }
-    if (pthread_mutex_init(&q->doc_lock, NULL) != 0) {
-        pthread_mutex_destroy(&q->lock);
-        pthread_key_delete(q->reading);
-        free(q);
-        return -ENOMEM;
-    }
     st->impl = q;
-    int err = conn_open(q->path, true, &q->writer);
+    int err = (size_t)snprintf(q->path, sizeof(q->path), "%s/moat.db", dir) >= sizeof(q->path)
+                  ? -ENAMETOOLONG
+                  : sq_sync_init(q);
+    if (!err)
+        err = conn_open(q->path, CONN_WRITER, &q->writer);
     if (!err)
         err = migrate(q->writer->db);
+    if (!err)
+        err = conn_open(q->path, CONN_CHECKPOINTER, &q->ckpt);
+    if (!err && pthread_create(&q->ckpt_thread, NULL, checkpointer, q) != 0)
+        err = -EAGAIN;
+    if (!err) {
+        q->ckpt_running = true;
+        sqlite3_wal_hook(q->writer->db, wal_hook, q);
+    }
     if (err)
         sq_close(st);
     return err;
@@ -356,7 +441,7 @@ static int sq_read_begin(struct store *st)
         q->nidle--;
     }
     pthread_mutex_unlock(&q->lock);
-    int err = c ? 0 : conn_open(q->path, false, &c);
+    int err = c ? 0 : conn_open(q->path, CONN_READER, &c);
     if (!err && (err = run(c, "BEGIN")) < 0)
         conn_close(c);
     if (!err && pthread_setspecific(q->reading, c) != 0) {
@@ -795,6 +880,46 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     return 0;
 }
 
+static int sq_tally(struct store *st, enum store_kind k, const char *cluster, const char *name,
+                    const struct store_tally *t, int64_t *id, char **text)
+{
+    struct conn *c = conn_of(st);
+    char sql[400];
+    if (!per_cluster(k))
+        return -EINVAL;
+    /* RETURNING costs a temporary table per statement: only when the text is wanted. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s SET doc = json_set(doc, ?1, json_extract(doc, ?1) + ?2,"
+             " ?3, min(json_extract(doc, ?3), ?4), ?5, max(json_extract(doc, ?5), ?6))"
+             " WHERE cluster = ?7 AND name = ?8%s",
+             tables[k], text ? " RETURNING id, json_set(doc, '$.id', id)" : "");
+    sqlite3_stmt *s;
+    int err = stmt(c, sql, &s);
+    if (err)
+        return err;
+    bind_path(s, 1, t->count);
+    sqlite3_bind_int64(s, 2, t->add);
+    bind_path(s, 3, t->low);
+    sqlite3_bind_text(s, 4, t->low_value, -1, SQLITE_STATIC);
+    bind_path(s, 5, t->high);
+    sqlite3_bind_text(s, 6, t->high_value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, cluster, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        const char *doc = (const char *)sqlite3_column_text(s, 1);
+        if (!(*text = doc ? strdup(doc) : NULL))
+            err = -ENOMEM;
+    } else if (rc == SQLITE_DONE && !text && sqlite3_changes(c->db) == 1) {
+        *id = 0; /* not asked for: the record's id is only read with its text */
+    } else {
+        err = rc == SQLITE_DONE ? -ENOENT : db_fail(c->db, "tally");
+    }
+    stmt_done(s);
+    return err;
+}
+
 static int sq_purge(struct store *st, enum store_kind k, const char *field, const char *before,
                     int64_t *n)
 {
@@ -829,5 +954,6 @@ const struct store_ops store_sqlite_ops = {
     .get = sq_get,
     .find = sq_find,
     .list = sq_list,
+    .tally = sq_tally,
     .purge = sq_purge,
 };

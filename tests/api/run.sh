@@ -446,6 +446,14 @@ req POST /api/v1/agents/heartbeat '{"datapath":{"state":"running"}}' "$AG1"
 check "heartbeat bad state 400" 400 "$(err_field datapath.state)"
 req POST /api/v1/agents/heartbeat '{"workload_count":-1}' "$AG1"
 check "heartbeat bad count 400" 400 "$(err_field workload_count)"
+req POST /api/v1/agents/heartbeat '{"policy_revision":-1}' "$AG1"
+check "heartbeat bad policy_revision 400" 400 "$(err_field policy_revision)"
+req POST /api/v1/agents/heartbeat '{"spool":{"pending":1,"lost":2}}' "$AG1"
+check "heartbeat spool unknown field 400" 400 "$(err_field lost)"
+req POST /api/v1/agents/heartbeat '{"spool":{"dropped":"3"}}' "$AG1"
+check "heartbeat spool bad count 400" 400 "$(err_field dropped)"
+req POST /api/v1/agents/heartbeat '{"policy_revision":7,"spool":{"pending":2,"dropped":1,"dropped_events":40}}' "$AG1"
+check "heartbeat revision and spool kept" 200 "j['policy_revision'] == 7 and j['spool'] == {'pending': 2, 'dropped': 1, 'dropped_events': 40} and j['heartbeat_interval'] == 2"
 req POST /api/v1/agents/heartbeat '{"os":"Ubuntu 14.04","kernel":"3.13.0-32-generic","agent_version":"0.1.0","datapath":{"state":"enforcing","reason":""},"workload_count":0}' "$AG1"
 check "heartbeat" 200 "j['state'] == 'enforcing' and j['certified'] is True and j['last_heartbeat'].endswith('Z')"
 req POST /api/v1/agents/heartbeat '{"datapath":{"state":"unsupported","reason":"kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP"}}' "$AG2"
@@ -1038,9 +1046,10 @@ req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$RFWEB,$RFAPI,$R
 check "rule filters: objects gone" 200 "j['total'] == 3"
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
 
-# ---------- durability (kill -9 during concurrent writes) and TLS ----------
+# ---------- durability (kill -9 during concurrent writes), TLS, alert lines ----------
 . "$HERE/durability.sh"
 . "$HERE/tls.sh"
+. "$HERE/alerts.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
