@@ -230,14 +230,14 @@ static int object_by_id(struct store *st, int64_t id, char **name)
     if (!err)
         *name = strdup(jstr(doc, "name"));
     json_decref(doc);
-    if (err == -ENOENT && id >= 1 && id <= 3) {
-        /* a built-in, unless the user's own object of that name replaced it */
-        err = st->ops->find(st, STORE_OBJECT, NULL, builtins[id - 1], &other);
-        if (err == -ENOENT)
-            *name = strdup(builtins[id - 1]);
-        err = err ? (err == -ENOENT ? 0 : err) : -ENOENT;
-    }
-    return !err && !*name ? -ENOMEM : err;
+    if (err != -ENOENT || id < 1 || id > 3)
+        return !err && !*name ? -ENOMEM : err;
+    /* a built-in, unless the user's own object of that name replaced it */
+    err = st->ops->find(st, STORE_OBJECT, NULL, builtins[id - 1], &other);
+    if (err != -ENOENT)
+        return err ? err : -ENOENT;
+    *name = strdup(builtins[id - 1]);
+    return *name ? 0 : -ENOMEM;
 }
 
 /*
