@@ -288,6 +288,7 @@ static int serve(const struct opts *o)
     int rc = EXIT_FAIL;
     size_t nroutes;
     routes_table(&nroutes);
+    json_object_seed(0); /* jansson's hash seed, before any thread (jansson: thread safety) */
     int err = http_block_signals();
     if (!err)
         err = metrics_init(&srv.metrics, nroutes);
@@ -312,6 +313,7 @@ static int serve(const struct opts *o)
         srv.store.ops->close(&srv.store);
     }
     metrics_free(&srv.metrics);
+    agents_cache_free(&srv);
     pthread_cond_destroy(&srv.changed);
     pthread_mutex_destroy(&srv.lock);
     alerts_close(alerts_out);

@@ -66,6 +66,11 @@ static const char *const migrations[] = {
 static const char *const tables[] = {"clusters", "objects", "rules", "nodes",    "workloads",
                                      "alerts",   "batches", "joins", "revisions"};
 
+/* Cached documents share strings and numbers between threads' copies (see doc_copy). */
+#ifndef JANSSON_THREAD_SAFE_REFCOUNT
+#error "jansson without atomic reference counts: documents cannot be shared between threads"
+#endif
+
 #define STMT_CACHE    64   /* prepared statements kept per connection */
 #define POOL_IDLE_MAX 64   /* idle read connections kept for the next reader */
 #define DOC_CACHE     4096 /* parsed documents kept (by kind and id) */
