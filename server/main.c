@@ -14,6 +14,7 @@
  */
 #include "auth.h"
 #include "http.h"
+#include "jsonmem.h"
 #include "server.h"
 
 #include "compat.h"
@@ -325,6 +326,8 @@ static int serve(const struct opts *o)
 int main(int argc, char **argv)
 {
     struct opts o = {0};
+    if (jsonmem_init() < 0)
+        fprintf(stderr, "moat-server: jsonmem: %s (JSON values use malloc)\n", strerror(ENOMEM));
     if (argc >= 2 && strcmp(argv[1], "routes") == 0) {
         routes_print();
         return EXIT_OK;
