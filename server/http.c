@@ -390,8 +390,11 @@ int http_serve(struct server *srv, const char *listen)
     bool tls = srv->opts.tls_cert != NULL;
     if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
         return -EPROTONOSUPPORT;
+    /* poll(), not select(): connection sockets may be numbered past FD_SETSIZE. */
+    bool poll = MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) | (tls ? MHD_USE_TLS : 0);
+                     MHD_USE_ERROR_LOG | (poll ? MHD_USE_POLL : 0) | (v6 ? MHD_USE_IPv6 : 0) |
+                     (tls ? MHD_USE_TLS : 0);
     /* Without TLS the key and certificate options are left out (MHD_OPTION_END ends the list). */
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
