@@ -596,6 +596,53 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
     return err;
 }
 
+/* The cluster's cache entry (made empty when missing); NULL on OOM. Under server.lock. */
+static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
+{
+    struct policy_cache *c = srv->policy_cache;
+    while (c && strcmp(c->cluster, cluster) != 0)
+        c = c->next;
+    if (!c && (c = calloc(1, sizeof(*c)))) {
+        snprintf(c->cluster, sizeof(c->cluster), "%s", cluster);
+        c->next = srv->policy_cache;
+        srv->policy_cache = c;
+    }
+    return c;
+}
+
+/* Answers with the policy at revision `rev`, built once per revision. */
+static int cached_answer(struct req *rq, int64_t rev, struct resp *rs)
+{
+    struct store *st = &rq->srv->store;
+    int64_t id;
+    int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
+    if (err)
+        return err;
+    struct policy_cache *c = cache_entry(rq->srv, rq->agent_cluster);
+    if (!c)
+        return -ENOMEM;
+    /* A cluster deleted and made again counts its revisions afresh: its id tells. */
+    if (!c->text || c->revision != rev || c->cluster_id != id) {
+        json_t *body = NULL;
+        err = policy_body(rq, rev, &body);
+        char *text = err ? NULL : json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (err)
+            return err;
+        if (!text)
+            return -ENOMEM;
+        free(c->text);
+        c->text = text;
+        c->revision = rev;
+        c->cluster_id = id;
+    }
+    rs->text = strdup(c->text);
+    if (!rs->text)
+        return -ENOMEM;
+    rs->status = 200;
+    return 0;
+}
+
 int api_agents_policy(struct req *rq, struct resp *rs)
 {
     static const char *const args[] = {"revision", "wait", "cluster", "node", NULL};
@@ -615,10 +662,19 @@ int api_agents_policy(struct req *rq, struct resp *rs)
         rs->status = 304; /* nothing newer */
         return 0;
     }
-    json_t *body = NULL;
     if (!err)
-        err = policy_body(rq, rev, &body);
+        err = cached_answer(rq, rev, rs);
     if (err == -ENOENT)
         return resp_error(rs, 403, "cluster", "cluster \"%s\" no longer exists", rq->agent_cluster);
-    return err ? err : resp_json(rs, 200, body);
+    return err;
+}
+
+void agents_cache_free(struct server *srv)
+{
+    while (srv->policy_cache) {
+        struct policy_cache *c = srv->policy_cache;
+        srv->policy_cache = c->next;
+        free(c->text);
+        free(c);
+    }
 }

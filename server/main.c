@@ -314,6 +314,7 @@ static int serve(const struct opts *o)
         srv.store.ops->close(&srv.store);
     }
     metrics_free(&srv.metrics);
+    agents_cache_free(&srv);
     pthread_cond_destroy(&srv.changed);
     pthread_mutex_destroy(&srv.lock);
     alerts_close(alerts_out);

@@ -57,6 +57,20 @@ struct server_opts {
  * `lock`), which is broadcast whenever a cluster's revision moves and when
  * the server stops.
  */
+/*
+ * The last policy long-poll answer per cluster, kept (under server.lock) so
+ * that the agents of a cluster asking for one revision cost one build.
+ * Every change an answer shows moves the cluster's revision, so the revision
+ * is the key.
+ */
+struct policy_cache {
+    struct policy_cache *next;
+    char cluster[SERVER_NAME_MAX + 1];
+    int64_t cluster_id; /* the cluster record's store id */
+    int64_t revision;
+    char *text; /* the answer (JSON) */
+};
+
 struct server {
     struct store store;
     struct metrics metrics;
@@ -67,6 +81,7 @@ struct server {
     bool stopping;
     time_t expired_at; /* CLOCK_MONOTONIC seconds of the last retention purge (under lock) */
     FILE *alerts_out;  /* --alerts-out: a JSON line per alert ingest creates or changes, or NULL */
+    struct policy_cache *policy_cache; /* api_agents.c (under lock) */
 };
 
 struct req {
@@ -235,6 +250,8 @@ int api_rules_batch(struct req *rq, struct resp *rs);
 int api_join_token(struct req *rq, struct resp *rs);
 int api_agents_register(struct req *rq, struct resp *rs);
 int api_agents_heartbeat(struct req *rq, struct resp *rs);
+/* Frees the policy answers api_agents_policy kept (at shutdown). */
+void agents_cache_free(struct server *srv);
 int api_agents_workloads(struct req *rq, struct resp *rs);
 int api_agents_policy(struct req *rq, struct resp *rs);
 int api_agents_events(struct req *rq, struct resp *rs);
