@@ -148,11 +148,14 @@ static const struct cli_command commands[] = {
      "use (exit 6, naming the rules) and nothing is deleted.\n" SERVER_OPTS API_EXIT,
      cmd_object_delete},
     {"rule list",
-     "--cluster C [--name N] [--enabled true|false] [--action A] [--source S] [--protocol P] "
-     "[--type user|system] [--limit N] [--offset N]",
+     "--cluster C [--id ID[,ID...]] [--name N] [--enabled true|false] [--action A] "
+     "[--source OBJ] [--destination OBJ] [--port N] [--protocol P] "
+     "[--type custom|system|suggested] [--limit N] [--offset N]",
      "List a cluster's defense rules.",
      "      --cluster C        the cluster (required)\n"
-     "      --name, --enabled, --action, --source, --protocol, --type   filters\n"
+     "      --id, --name, --enabled, --action, --protocol, --type   filters\n"
+     "      --source OBJ, --destination OBJ   rules naming that object (name or id)\n"
+     "      --port N           rules whose destination ports contain N (no ports: all)\n"
      "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
          API_EXIT,
      cmd_rule_list},
