@@ -57,10 +57,14 @@ int alerts_expire(struct server *srv)
 {
     char before[21];
     int64_t n;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
     retention_start(srv, before);
     int err = srv->store.ops->purge(&srv->store, STORE_ALERT, "last_seen", before, &n);
     if (!err)
         err = srv->store.ops->purge(&srv->store, STORE_BATCH, "time", before, &n);
+    if (!err)
+        srv->expired_at = now.tv_sec ? now.tv_sec : 1;
     return err;
 }
 
@@ -258,18 +262,68 @@ static uint64_t key_hash(const char *s)
     return h;
 }
 
-/* SPEC 7's aggregation key of event e seen at `when` (the UTC day is its first 10 characters). */
+/* Appends s (n bytes) and a separator `sep` (0: none) to key[*at], within size (cut short). */
+static void key_put(char *key, size_t size, size_t *at, const char *s, size_t n, char sep)
+{
+    size_t room = size - 1 - *at;
+    n = n < room ? n : room;
+    memcpy(key + *at, s, n);
+    *at += n;
+    if (sep && *at < size - 1)
+        key[(*at)++] = sep;
+    key[*at] = '\0';
+}
+
+static void key_num(char *key, size_t size, size_t *at, long long v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", v);
+    key_put(key, size, at, num, (size_t)n, '|');
+}
+
+/*
+ * An endpoint's identity into the key (endpoint_id: "NAMESPACE/NAME" for a workload,
+ * else its address), cut to the 299 bytes endpoint_id's buffer holds, as keys always were.
+ */
+static void key_endpoint(char *key, size_t size, size_t *at, const json_t *ep)
+{
+    size_t start = *at;
+    const char *name = jstr(ep, "name");
+    if (*name) {
+        const char *ns = jstr(ep, "namespace");
+        key_put(key, size, at, ns, strlen(ns), '/');
+        key_put(key, size, at, name, strlen(name), 0);
+    } else {
+        const char *addr = jstr(ep, "address");
+        key_put(key, size, at, addr, strlen(addr), 0);
+    }
+    if (*at - start > 299) {
+        *at = start + 299;
+        key[*at] = '\0';
+    }
+    key_put(key, size, at, "|", 1, 0);
+}
+
+/*
+ * SPEC 7's aggregation key of event e seen at `when` (the UTC day is its first 10
+ * characters): "KIND|RULE|SOURCE|DESTINATION|PORT|ACTION|DAY", what
+ * snprintf("%s|%lld|%s|%s|%lld|%s|%.10s") would write, without its cost per event.
+ */
 static void event_key(const json_t *e, const char *when, char *key, size_t n)
 {
-    char src[300], dst[300];
     const json_t *d = json_object_get(e, "destination");
     const json_t *port = json_object_get(d, "port");
-    endpoint_id(json_object_get(e, "source"), src, sizeof(src));
-    endpoint_id(d, dst, sizeof(dst));
-    snprintf(key, n, "%s|%lld|%s|%s|%lld|%s|%.10s", jstr(e, "kind"),
-             (long long)json_integer_value(json_object_get(json_object_get(e, "rule"), "id")), src,
-             dst, port ? (long long)json_integer_value(port) : -1LL, jstr(e, "applied_action"),
-             when);
+    const char *kind = jstr(e, "kind"), *action = jstr(e, "applied_action");
+    size_t at = 0;
+    key[0] = '\0';
+    key_put(key, n, &at, kind, strlen(kind), '|');
+    key_num(key, n, &at,
+            (long long)json_integer_value(json_object_get(json_object_get(e, "rule"), "id")));
+    key_endpoint(key, n, &at, json_object_get(e, "source"));
+    key_endpoint(key, n, &at, d);
+    key_num(key, n, &at, port ? (long long)json_integer_value(port) : -1LL);
+    key_put(key, n, &at, action, strlen(action), '|');
+    key_put(key, n, &at, when, strnlen(when, 10), 0);
 }
 
 /* Adds one non-allow event seen at `when` to its key's entry. 0 or -ENOMEM. */
@@ -355,17 +409,14 @@ static int alert_write(struct req *rq, const struct agg *a, FILE *lines)
     return err;
 }
 
-/* Runs the retention purge when the last one is a minute old (the first ingest runs one). */
+/* Runs the retention purge when the last one (at startup, or here) is a minute old. */
 static int expire_now_and_then(struct server *srv)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (srv->expired_at && now.tv_sec - srv->expired_at < 60)
         return 0;
-    int err = alerts_expire(srv);
-    if (!err)
-        srv->expired_at = now.tv_sec ? now.tv_sec : 1;
-    return err;
+    return alerts_expire(srv);
 }
 
 struct ingest_count {

@@ -21,6 +21,7 @@ struct conn {
     bool too_big;
     int route; /* index, or -1 */
     unsigned status;
+    size_t expect; /* Content-Length when given and at most MOAT_BODY_MAX: the body's room */
 };
 
 static double since(const struct timespec *t)
@@ -43,7 +44,7 @@ static int body_append(struct conn *cn, const char *data, size_t n)
         return 0;
     }
     if (cn->len + n + 1 > cn->cap) {
-        size_t cap = cn->cap ? cn->cap : 4096;
+        size_t cap = cn->cap ? cn->cap : cn->expect ? cn->expect + 1 : 4096;
         while (cap < cn->len + n + 1)
             cap *= 2;
         char *b = realloc(cn->body, cap);
@@ -305,6 +306,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &cn->start);
         cn->route = -1;
+        /* One allocation of the announced size instead of doubling copies (event batches). */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
+        cn->expect = want <= MOAT_BODY_MAX ? (size_t)want : 0;
         *con_cls = cn;
         return MHD_YES;
     }
