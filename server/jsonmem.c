@@ -9,8 +9,12 @@
  * smaller than what it is handed out for. A thread's cache is released when
  * the thread ends (libmicrohttpd runs a thread per connection).
  *
- * jansson's allocator hooks take no context, so the thread key is the one
- * piece of process state here; it is set once, before threads start.
+ * The byte limits: a cache holds `credit` bytes of the process budget
+ * (JSONMEM_TOTAL_MAX), taken and given back CREDIT bytes at a time with one
+ * atomic operation, so keeping a block costs no atomic operation as a rule.
+ *
+ * jansson's allocator hooks take no context, so the thread key and the budget
+ * are the process state here; the key is set once, before threads start.
  */
 #include "jsonmem.h"
 
@@ -18,9 +22,12 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
-#define CLASSES 16 /* 24 .. 264 bytes */
+#define CLASSES 16          /* 24 .. 264 bytes */
+#define CREDIT  (64u << 10) /* budget taken or given back at a time */
 
 struct block {
     struct block *next;
@@ -28,10 +35,27 @@ struct block {
 
 struct cache {
     struct block *head[CLASSES];
-    size_t bytes;
+    size_t bytes;  /* held in blocks (by class size) */
+    size_t credit; /* of the process budget: bytes <= credit */
 };
 
 static pthread_key_t cache_key;
+static atomic_size_t budget_used; /* the credit of every cache */
+
+static bool budget_take(size_t n)
+{
+    size_t used = atomic_load(&budget_used);
+    do {
+        if (used + n > JSONMEM_TOTAL_MAX)
+            return false;
+    } while (!atomic_compare_exchange_weak(&budget_used, &used, used + n));
+    return true;
+}
+
+static void budget_give(size_t n)
+{
+    atomic_fetch_sub(&budget_used, n);
+}
 
 static size_t class_size(unsigned k)
 {
@@ -48,6 +72,7 @@ static void cache_free(void *arg)
             free(b);
         }
     }
+    budget_give(c->credit);
     free(c);
 }
 
@@ -60,6 +85,10 @@ static void *jm_malloc(size_t n)
         if (b) {
             c->head[k] = b->next;
             c->bytes -= class_size(k);
+            if (c->credit - c->bytes >= 2 * CREDIT) { /* keep one spare CREDIT */
+                c->credit -= CREDIT;
+                budget_give(CREDIT);
+            }
             return b;
         }
     }
@@ -79,7 +108,13 @@ static void jm_free(void *p)
         free(c);
         c = NULL;
     }
-    if (!c || c->bytes + class_size(k) > JSONMEM_THREAD_MAX) {
+    if (c && c->bytes + class_size(k) > c->credit) {
+        if (c->credit + CREDIT <= JSONMEM_THREAD_MAX && budget_take(CREDIT))
+            c->credit += CREDIT;
+        else
+            c = NULL; /* this thread's or the process's share is full */
+    }
+    if (!c) {
         free(p);
         return;
     }
