@@ -66,8 +66,9 @@ static const char *const migrations[] = {
 static const char *const tables[] = {"clusters", "objects", "rules", "nodes",    "workloads",
                                      "alerts",   "batches", "joins", "revisions"};
 
-/* Cached documents share strings and numbers between threads' copies (see doc_copy). */
-#ifndef JANSSON_THREAD_SAFE_REFCOUNT
+/* Cached documents share strings and numbers between threads' copies (see doc_copy).
+ * (JANSSON_VERSION_HEX: only where jansson.h was read, so not under cppcheck.) */
+#if defined(JANSSON_VERSION_HEX) && !defined(JANSSON_THREAD_SAFE_REFCOUNT)
 #error "jansson without atomic reference counts: documents cannot be shared between threads"
 #endif
 
