@@ -29,12 +29,15 @@
 #define CLASSES 16          /* 24 .. 264 bytes */
 #define CREDIT  (64u << 10) /* budget taken or given back at a time */
 
-struct block {
-    struct block *next;
-};
-
+/*
+ * Free blocks are kept in an array per class, not in a list threaded through
+ * the blocks: taking one reads the array, not the block, whose memory is
+ * usually out of the CPU's caches by then (other connection threads ran in
+ * between), and consecutive takes do not wait for one another.
+ */
 struct cache {
-    struct block *head[CLASSES];
+    void **free[CLASSES];
+    unsigned n[CLASSES], room[CLASSES];
     size_t bytes;  /* held in blocks (by class size) */
     size_t credit; /* of the process budget: bytes <= credit */
 };
@@ -66,11 +69,9 @@ static void cache_free(void *arg)
 {
     struct cache *c = arg;
     for (unsigned k = 0; k < CLASSES; k++) {
-        while (c->head[k]) {
-            struct block *b = c->head[k];
-            c->head[k] = b->next;
-            free(b);
-        }
+        while (c->n[k])
+            free(c->free[k][--c->n[k]]);
+        free(c->free[k]);
     }
     budget_give(c->credit);
     free(c);
@@ -81,18 +82,30 @@ static void *jm_malloc(size_t n)
     if (n <= class_size(CLASSES - 1)) {
         unsigned k = n <= 24 ? 0 : (unsigned)((n - 24 + 15) / 16);
         struct cache *c = pthread_getspecific(cache_key);
-        struct block *b = c ? c->head[k] : NULL;
-        if (b) {
-            c->head[k] = b->next;
+        if (c && c->n[k]) {
             c->bytes -= class_size(k);
             if (c->credit - c->bytes >= 2 * CREDIT) { /* keep one spare CREDIT */
                 c->credit -= CREDIT;
                 budget_give(CREDIT);
             }
-            return b;
+            return c->free[k][--c->n[k]];
         }
     }
     return malloc(n);
+}
+
+/* Room for one more block of class k in c; false when out of memory. */
+static bool cache_room(struct cache *c, unsigned k)
+{
+    if (c->n[k] < c->room[k])
+        return true;
+    unsigned room = c->room[k] ? 2 * c->room[k] : 256;
+    void **a = realloc(c->free[k], room * sizeof(*a));
+    if (!a)
+        return false;
+    c->free[k] = a;
+    c->room[k] = room;
+    return true;
 }
 
 static void jm_free(void *p)
@@ -114,13 +127,11 @@ static void jm_free(void *p)
         else
             c = NULL; /* this thread's or the process's share is full */
     }
-    if (!c) {
+    if (!c || !cache_room(c, k)) {
         free(p);
         return;
     }
-    struct block *b = p;
-    b->next = c->head[k];
-    c->head[k] = b;
+    c->free[k][c->n[k]++] = p;
     c->bytes += class_size(k);
 }
 

@@ -6,8 +6,9 @@
  * 25,000 of them. jsonmem keeps freed small blocks in a cache per thread and
  * hands them out again; anything else goes to malloc and free. A thread's
  * cache holds at most JSONMEM_THREAD_MAX bytes and all caches together at most
- * JSONMEM_TOTAL_MAX, however many connection threads there are; a thread's
- * cache goes back to malloc when the thread ends.
+ * JSONMEM_TOTAL_MAX, however many connection threads there are (plus the
+ * arrays that list them, 8 bytes a block); a thread's cache goes back to
+ * malloc when the thread ends.
  *
  * Blocks are ordinary malloc blocks, so memory jansson hands out (json_dumps
  * text) is still released with free(). Sanitizer builds leave jansson on
