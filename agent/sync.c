@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -536,6 +537,11 @@ int sync_start(const struct sync_config *cfg, struct sync **out)
     state_path(s, "spool", dir, sizeof(dir));
     if (!err)
         err = spool_open(dir, cfg->spool_max, &s->spool);
+    /* The threads take no signals: SIGTERM must reach the main loop, which
+     * spools the last alert events before moatd exits. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     if (!err) {
         load_saved(s);
         err = -pthread_create(&s->poller, NULL, poller_main, s);
@@ -544,6 +550,7 @@ int sync_start(const struct sync_config *cfg, struct sync **out)
     if (!err)
         err = -pthread_create(&s->reporter, NULL, reporter_main, s);
     s->reporter_up = !err;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
         sync_stop(s);
         return err;

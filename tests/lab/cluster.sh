@@ -358,6 +358,8 @@ for i in 1 2 3 4; do conn web-a 10.81.2.11 443 >/dev/null; made=$((made + 1)); d
 # moatd of node B restarts while the server is down: the last policy is on disk
 kill "$MB"
 wait "$MB" 2>/dev/null
+grep -q "stopping; enforcement stays in place" "$TMP/moatd-b.log" && ok sigterm-stops-cleanly ||
+    bad sigterm-stops-cleanly "$(tail -3 "$TMP/moatd-b.log")"
 start_agent "$NB" "$TMP/full.yaml" "$TMP/moatd-b2.log"
 MB=$AGENT
 wait_file "$TMP/moatd-b2.log" "applied" && ok restart-without-server-applies-last-policy ||
@@ -374,7 +376,16 @@ start_server "$PORT" || bad server-restart "$(cat "$TMP/server.log")"
 want=$((before + made))
 wait_for 20 sh -c "[ \$(\"$M\" alert list --cluster lab -o json | python3 tests/lab/server_alerts.py attempts src=web-a dst=api-b dport=443 applied=block) -ge $want ]"
 wait_for 10 sh -c "[ -z \"\$(ls $TMP/state-$NB/spool | grep '\.json\$')\" ]" || bad spool-drained "$(ls "$TMP/state-$NB/spool")"
-check delivered-exactly-once "$(alerts attempts src=web-a dst=api-b dport=443 applied=block)" "$want"
+got=$(alerts attempts src=web-a dst=api-b dport=443 applied=block)
+check delivered-exactly-once "$got" "$want"
+if [ "$got" != "$want" ]; then # what node B saw, by process: its alert lines
+    echo "   made $made after $before; node B's alert lines for :443:"
+    grep '"port":443' "$TMP/alerts-$NB.jsonl" | python3 -c '
+import json, sys
+for l in sys.stdin:
+    a = json.loads(l)
+    print("   ", a["id"], a["source"]["workload"], a["attempts"], a["last_seen"])'
+fi
 
 # ---- 9. an agent stops: its node turns offline, the cluster abnormal; and back
 kill "$MA"
