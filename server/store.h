@@ -17,10 +17,7 @@
  * Every operation returns 0 or a negative errno: -ENOENT (no such record or
  * token), -EEXIST (the name is taken), -ENOMEM, -EIO (the database failed;
  * the backend logs why to stderr). Documents handed in are not taken over;
- * documents handed out belong to the caller (json_decref). Their objects and
- * arrays are the caller's to change, but their strings and numbers may be
- * shared with other callers' copies: replace them, never change one in place
- * (json_string_set, json_integer_set and the like).
+ * documents handed out belong to the caller (json_decref).
  */
 #ifndef MOAT_SERVER_STORE_H
 #define MOAT_SERVER_STORE_H

@@ -66,10 +66,10 @@ static const char *const migrations[] = {
 static const char *const tables[] = {"clusters", "objects", "rules", "nodes",    "workloads",
                                      "alerts",   "batches", "joins", "revisions"};
 
-/* Cached documents share strings and numbers between threads' copies (see doc_copy).
+/* A cached document is kept alive by reference while another thread copies it (doc_of).
  * (JANSSON_VERSION_HEX: only where jansson.h was read, so not under cppcheck.) */
 #if defined(JANSSON_VERSION_HEX) && !defined(JANSSON_THREAD_SAFE_REFCOUNT)
-#error "jansson without atomic reference counts: documents cannot be shared between threads"
+#error "jansson without atomic reference counts: cached documents cannot be shared by threads"
 #endif
 
 #define STMT_CACHE    64   /* prepared statements kept per connection */
@@ -624,11 +624,11 @@ static int doc_parse(const char *text, size_t len, json_t **doc)
 }
 
 /*
- * A copy of a parsed document (which has no loops) whose objects and arrays
- * are new and whose strings and numbers are shared (reference counted) with
- * the original: half the allocations of json_deep_copy, and no loop check.
- * Callers may add, replace and remove members anywhere; nobody changes a
- * string or number in place (json_string_set, json_integer_set: see store.h).
+ * A copy of a parsed document (which has no loops): what json_deep_copy
+ * makes, without its loop check (a formatted key and a hash insertion per
+ * object). Strings and numbers are copied too: sharing them with the cached
+ * tree saved allocations but made two cores' copies of the same documents
+ * fight over their reference counts (jsonmem makes the allocations cheap).
  * NULL when out of memory.
  */
 static json_t *doc_copy(const json_t *v)
@@ -657,7 +657,13 @@ static json_t *doc_copy(const json_t *v)
             }
         }
         return out;
-    default: /* strings, numbers, true, false, null */
+    case JSON_STRING:
+        return json_stringn_nocheck(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return json_integer(json_integer_value(v));
+    case JSON_REAL:
+        return json_real(json_real_value(v));
+    default: /* true, false, null: jansson's constants */
         return json_incref((json_t *)v);
     }
 }
