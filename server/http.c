@@ -1,6 +1,7 @@
 /* http: the libmicrohttpd glue (see http.h). */
 #include "http.h"
 #include "auth.h"
+#include "jsonmem.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -104,12 +105,13 @@ static int dispatch(struct req *rq, struct conn *cn, struct resp *rs)
         return resp_error(rs, 405, "", "method %s is not allowed here", rq->method);
     struct server *srv = rq->srv;
     struct store *st = &srv->store;
+    enum route_mode mode = mode_of(&tab[i], rq->method);
+    jsonmem_thread(mode == ROUTE_READ); /* see jsonmem.h: reads only */
     int go = st->ops->read_begin(st);
     if (!go)
         go = authorize(rq, &tab[i], cn, rs);
     rq->body = cn->body;
     rq->body_len = cn->len;
-    enum route_mode mode = mode_of(&tab[i], rq->method);
     if (go == 1 && mode == ROUTE_READ) {
         int err = tab[i].handler(rq, rs);
         go = err < 0 ? err : 0; /* never 1: the handler ran */

@@ -40,9 +40,11 @@ struct cache {
     unsigned n[CLASSES], room[CLASSES];
     size_t bytes;  /* held in blocks (by class size) */
     size_t credit; /* of the process budget: bytes <= credit */
+    bool on;       /* jsonmem_thread */
 };
 
 static pthread_key_t cache_key;
+static bool ready;                /* jsonmem_init made cache_key */
 static atomic_size_t budget_used; /* the credit of every cache */
 
 static bool budget_take(size_t n)
@@ -82,7 +84,7 @@ static void *jm_malloc(size_t n)
     if (n <= class_size(CLASSES - 1)) {
         unsigned k = n <= 24 ? 0 : (unsigned)((n - 24 + 15) / 16);
         struct cache *c = pthread_getspecific(cache_key);
-        if (c && c->n[k]) {
+        if (c && c->on && c->n[k]) {
             c->bytes -= class_size(k);
             if (c->credit - c->bytes >= 2 * CREDIT) { /* keep one spare CREDIT */
                 c->credit -= CREDIT;
@@ -117,10 +119,8 @@ static void jm_free(void *p)
     }
     unsigned k = (unsigned)((u - 24) / 16);
     struct cache *c = pthread_getspecific(cache_key);
-    if (!c && (c = calloc(1, sizeof(*c))) != NULL && pthread_setspecific(cache_key, c) != 0) {
-        free(c);
+    if (c && !c->on)
         c = NULL;
-    }
     if (c && c->bytes + class_size(k) > c->credit) {
         if (c->credit + CREDIT <= JSONMEM_THREAD_MAX && budget_take(CREDIT))
             c->credit += CREDIT;
@@ -141,12 +141,26 @@ static void jm_free(void *p)
 #define SANITIZED 0
 #endif
 
+void jsonmem_thread(bool on)
+{
+    if (SANITIZED || !ready)
+        return;
+    struct cache *c = pthread_getspecific(cache_key);
+    if (!c && on && (c = calloc(1, sizeof(*c))) != NULL && pthread_setspecific(cache_key, c) != 0) {
+        free(c);
+        c = NULL;
+    }
+    if (c)
+        c->on = on;
+}
+
 int jsonmem_init(void)
 {
     if (SANITIZED)
         return 0;
     if (pthread_key_create(&cache_key, cache_free) != 0)
         return -ENOMEM;
+    ready = true;
     json_set_alloc_funcs(jm_malloc, jm_free);
     return 0;
 }
