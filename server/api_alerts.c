@@ -221,6 +221,7 @@ struct agg {
     const json_t *event; /* the first: the alert's fields when it is new */
     char first[21], last[21];
     json_int_t attempts;
+    json_int_t hours[24]; /* attempts by UTC hour of the day (the key's day) */
 };
 
 /* A batch's alerts by key (open addressing), in the order their keys first appear. */
@@ -326,6 +327,13 @@ static void event_key(const json_t *e, const char *when, char *key, size_t n)
     key_put(key, n, &at, when, strnlen(when, 10), 0);
 }
 
+/* The UTC hour (0-23) of a checked "YYYY-MM-DDTHH:MM:SSZ" time. */
+static int time_hour(const char *when)
+{
+    int h = (when[11] - '0') * 10 + (when[12] - '0');
+    return h >= 0 && h < 24 ? h : 0;
+}
+
 /* Adds one non-allow event seen at `when` to its key's entry. 0 or -ENOMEM. */
 static int fold_add(struct fold *f, const json_t *e, const char *when)
 {
@@ -341,9 +349,11 @@ static int fold_add(struct fold *f, const json_t *e, const char *when)
     }
     const json_t *att = json_object_get(e, "attempts");
     json_int_t n = att ? json_integer_value(att) : 1;
+    int hour = time_hour(when);
     if (f->slots[at]) {
         struct agg *a = &f->aggs[f->slots[at] - 1];
         a->attempts += n;
+        a->hours[hour] += n;
         if (strcmp(when, a->first) < 0)
             snprintf(a->first, sizeof(a->first), "%s", when);
         if (strcmp(when, a->last) > 0)
@@ -354,6 +364,7 @@ static int fold_add(struct fold *f, const json_t *e, const char *when)
     *a = (struct agg){.key = strdup(key), .hash = h, .event = e, .attempts = n};
     if (!a->key)
         return -ENOMEM;
+    a->hours[hour] = n;
     snprintf(a->first, sizeof(a->first), "%s", when);
     snprintf(a->last, sizeof(a->last), "%s", when);
     f->slots[at] = ++f->n;
@@ -376,12 +387,22 @@ static int line_add(FILE *lines, const char *text)
 static int alert_write(struct req *rq, const struct agg *a, FILE *lines)
 {
     struct store *st = &rq->srv->store;
+    static const char *const hour_keys[24] = {"00", "01", "02", "03", "04", "05", "06", "07",
+                                              "08", "09", "10", "11", "12", "13", "14", "15",
+                                              "16", "17", "18", "19", "20", "21", "22", "23"};
+    struct store_count hours[24];
+    size_t nhours = 0;
+    for (int h = 0; h < 24; h++)
+        if (a->hours[h])
+            hours[nhours++] = (struct store_count){"hours", hour_keys[h], a->hours[h]};
     const struct store_tally t = {.count = "attempts",
                                   .add = a->attempts,
                                   .low = "first_seen",
                                   .low_value = a->first,
                                   .high = "last_seen",
-                                  .high_value = a->last};
+                                  .high_value = a->last,
+                                  .extra = hours,
+                                  .nextra = nhours};
     int64_t id;
     char *text = NULL;
     int err =
@@ -393,9 +414,17 @@ static int alert_write(struct req *rq, const struct agg *a, FILE *lines)
         return err;
     json_t *doc = alert_new(rq, a->event, a->first);
     err = doc ? 0 : -ENOMEM;
-    if (!err && (json_object_set_new(doc, "last_seen", json_string(a->last)) < 0 ||
-                 json_object_set_new(doc, "attempts", json_integer(a->attempts)) < 0))
+    json_t *by_hour = json_object();
+    for (size_t i = 0; by_hour && i < nhours; i++)
+        if (json_object_set_new(by_hour, hours[i].key, json_integer(hours[i].add)) < 0) {
+            json_decref(by_hour);
+            by_hour = NULL;
+        }
+    if (!err && (!by_hour || json_object_set_new(doc, "last_seen", json_string(a->last)) < 0 ||
+                 json_object_set_new(doc, "attempts", json_integer(a->attempts)) < 0 ||
+                 json_object_set(doc, "hours", by_hour) < 0))
         err = -ENOMEM;
+    json_decref(by_hour);
     if (!err)
         err = st->ops->insert(st, STORE_ALERT, rq->agent_cluster, a->key, doc, &id);
     if (!err && lines) {
@@ -537,8 +566,12 @@ int api_alerts_list(struct req *rq, struct resp *rs)
 {
     static const char *const args[] = {"cluster",  "node",  "kind",  "action", "status",
                                        "workload", "since", "until", NULL};
+    static const struct query_enum enums[] = {
+        {"kind", kinds}, {"action", actions}, {"status", statuses}, {NULL, NULL}};
     struct store_query q = {0};
     int rc = req_query_check(rq, rs, args, true, &q);
+    if (!rc)
+        rc = req_query_enums(rq, rs, enums);
     if (rc)
         return rc < 0 ? rc : 0;
     q.nfilters = 0;

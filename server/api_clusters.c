@@ -29,8 +29,15 @@ static int show(json_t *doc)
 
 int api_clusters_list(struct req *rq, struct resp *rs)
 {
+    static const char *const on_off[] = {"on", "off", NULL};
+    static const char *const modes[] = {"protect", "monitor", NULL};
+    static const char *const actions[] = {"block", "alert", "allow", NULL};
+    static const struct query_enum enums[] = {
+        {"defense", on_off}, {"mode", modes}, {"default_action", actions}, {NULL, NULL}};
     struct store_query q = {0};
     int rc = req_query_check(rq, rs, filters, true, &q);
+    if (!rc)
+        rc = req_query_enums(rq, rs, enums);
     if (rc)
         return rc < 0 ? rc : 0;
     json_t *items;

@@ -108,6 +108,46 @@ int req_query_check(const struct req *rq, struct resp *rs, const char *const *al
     return 0;
 }
 
+/* "a, b or c" for an error message. */
+static void values_text(const char *const *values, char *out, size_t n)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    for (size_t i = 0; values[i] && at < n; i++) {
+        const char *sep = i == 0 ? "" : values[i + 1] ? ", " : " or ";
+        int w = snprintf(out + at, n - at, "%s%s", sep, values[i]);
+        at += w > 0 ? (size_t)w : 0;
+    }
+}
+
+int req_query_enums(const struct req *rq, struct resp *rs, const struct query_enum *enums)
+{
+    json_t *errs = json_array();
+    if (!errs)
+        return -ENOMEM;
+    for (const struct query_enum *e = enums; e->arg; e++) {
+        const char *v = req_query(rq, e->arg);
+        size_t i = 0;
+        while (v && e->values[i] && strcmp(v, e->values[i]) != 0)
+            i++;
+        if (!v || e->values[i])
+            continue;
+        char allowed[256], msg[512];
+        values_text(e->values, allowed, sizeof(allowed));
+        snprintf(msg, sizeof(msg), "\"%.200s\" is not %s", v, allowed);
+        if (json_array_append_new(errs, json_pack("{s:s,s:s}", "field", e->arg, "message", msg)) <
+            0) {
+            json_decref(errs);
+            return -ENOMEM;
+        }
+    }
+    if (json_array_size(errs) == 0) {
+        json_decref(errs);
+        return 0;
+    }
+    return stop(resp_json(rs, 400, json_pack("{s:o}", "errors", errs)));
+}
+
 int req_body_object(const struct req *rq, struct resp *rs, json_t **out)
 {
     *out = NULL;

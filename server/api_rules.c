@@ -382,9 +382,20 @@ int api_rules_list(struct req *rq, struct resp *rs)
 {
     struct store_query q = {.cluster = rq->params[0]};
     struct rule_match m = {0};
+    static const char *const booleans[] = {"true", "false", NULL};
+    static const char *const actions[] = {"block", "alert", "allow", NULL};
+    static const char *const protocols[] = {"tcp", "udp", "any", NULL};
+    static const char *const types[] = {"custom", "suggested", "system", NULL};
+    static const struct query_enum enums[] = {{"enabled", booleans},
+                                              {"action", actions},
+                                              {"protocol", protocols},
+                                              {"type", types},
+                                              {NULL, NULL}};
     int rc = check_cluster(rq, rs);
     if (!rc)
         rc = req_query_check(rq, rs, filters, true, &q);
+    if (!rc)
+        rc = req_query_enums(rq, rs, enums);
     if (!rc)
         rc = match_init(rq, rs, &m);
     if (rc) {

@@ -9,12 +9,14 @@
  * Computed from the stored alerts on each request.
  *
  * The series: 24 UTC hours, oldest first, the last one being the current
- * (partial) hour, zeros included. Alerts are aggregated per UTC day and
- * keep only first_seen, last_seen and attempts, so an alert's attempts are
- * spread evenly over the hours from its first_seen hour to its last_seen
- * hour (hour i of k gets floor(n(i+1)/k) - floor(n i/k), which sums to n);
- * that is exact when they are the same hour. Its applied action says
- * whether they count as blocked (`block`) or alerted (`alert`).
+ * (partial) hour, zeros included. Alerts are aggregated per UTC day; ingest
+ * keeps each alert's attempts per UTC hour of its day (`hours`: "HH" ->
+ * attempts), which the series adds up exactly. An alert stored before
+ * ingest kept hours has only first_seen, last_seen and attempts: its
+ * attempts are spread evenly over the hours from its first_seen hour to its
+ * last_seen hour (hour i of k gets floor(n(i+1)/k) - floor(n i/k), which
+ * sums to n). Its applied action says whether they count as blocked
+ * (`block`) or alerted (`alert`).
  */
 #include "server.h"
 
@@ -84,7 +86,23 @@ struct series {
     json_int_t blocked[HOURS], alerted[HOURS];
 };
 
-/* Adds an alert's attempts to the series, spread over its hours (see the top of the file). */
+/* Adds the attempts of an alert's `hours` ("HH" -> n) of the day `last` falls in. */
+static void series_add_hours(json_int_t *row, time_t h0, time_t last, const json_t *hours)
+{
+    const char *key;
+    const json_t *n;
+    time_t day = last - last % 86400;
+    json_object_foreach((json_t *)hours, key, n)
+    {
+        char *end;
+        long hour = strtol(key, &end, 10);
+        time_t t = day + (time_t)hour * 3600;
+        if (!*end && hour >= 0 && hour < 24 && t >= h0 && t < h0 + HOURS * 3600)
+            row[(t - h0) / 3600] += json_integer_value(n);
+    }
+}
+
+/* Adds an alert's attempts to the series by hour (see the top of the file). */
 static void series_add(struct series *h, time_t h0, const json_t *a)
 {
     const char *applied = jstr(a, "applied_action");
@@ -94,6 +112,11 @@ static void series_add(struct series *h, time_t h0, const json_t *a)
     time_t first, last;
     if (!row || !time_parse(jstr(a, "last_seen"), &last))
         return;
+    const json_t *hours = json_object_get(a, "hours");
+    if (json_is_object(hours)) {
+        series_add_hours(row, h0, last, hours);
+        return;
+    }
     if (!time_parse(jstr(a, "first_seen"), &first) || first > last)
         first = last;
     first -= first % 3600;

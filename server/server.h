@@ -169,6 +169,17 @@ const char *req_query(const struct req *rq, const char *key);
  */
 int req_query_check(const struct req *rq, struct resp *rs, const char *const *allowed, bool paged,
                     struct store_query *q);
+/* A query argument that takes one of a fixed set of values (`values` NULL-terminated). */
+struct query_enum {
+    const char *arg;
+    const char *const *values;
+};
+/*
+ * Checks every argument of `enums` (ended by {NULL}) that the query has: a
+ * value outside its set would only match nothing, so it is refused. Returns
+ * 0, or 1 with a 400 response naming each bad argument, or -ENOMEM.
+ */
+int req_query_enums(const struct req *rq, struct resp *rs, const struct query_enum *enums);
 /*
  * Parses the body as one JSON object. Returns 0 with *out (caller decrefs), 1
  * with a 400 response set, or -ENOMEM.

@@ -71,12 +71,22 @@ struct store_query {
     int64_t offset;
 };
 
+#define STORE_TALLY_EXTRA 24 /* extra counters one tally can add to */
+
+/* An integer field one level down ("parent.key"), made (from 0) when missing. */
+struct store_count {
+    const char *parent, *key;
+    int64_t add;
+};
+
 /* What store_ops.tally adds to a record (fields are plain top-level names). */
 struct store_tally {
     const char *count; /* integer field, grows by add */
     int64_t add;
-    const char *low, *low_value;   /* text field, becomes min(itself, low_value) */
-    const char *high, *high_value; /* text field, becomes max(itself, high_value) */
+    const char *low, *low_value;     /* text field, becomes min(itself, low_value) */
+    const char *high, *high_value;   /* text field, becomes max(itself, high_value) */
+    const struct store_count *extra; /* nextra (<= STORE_TALLY_EXTRA) more counters */
+    size_t nextra;
 };
 
 struct store;
@@ -128,7 +138,8 @@ struct store_ops {
      * with a cluster), changing its document in place in the store: the
      * integer field t->count grows by t->add, the text field t->low becomes
      * the smaller of itself and t->low_value and t->high the larger of itself
-     * and t->high_value (string order; timestamps "YYYY-MM-DDTHH:MM:SSZ").
+     * and t->high_value (string order; timestamps "YYYY-MM-DDTHH:MM:SSZ"),
+     * and each of t->extra grows by its add.
      * When `text` is not NULL, *id gets the record's id and *text the new
      * document with "id" as compact JSON (as `get` would show it; caller
      * frees); else *id is 0. -ENOENT when there is no such record (nothing

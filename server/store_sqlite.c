@@ -892,19 +892,33 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     return 0;
 }
 
+/* The path of a store_count: $.parent."key" (the key quoted: it may be all digits). */
+static void bind_count_path(sqlite3_stmt *s, int i, const struct store_count *c)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "$.%s.\"%s\"", c->parent, c->key);
+    sqlite3_bind_text(s, i, path, -1, SQLITE_TRANSIENT);
+}
+
 static int sq_tally(struct store *st, enum store_kind k, const char *cluster, const char *name,
                     const struct store_tally *t, int64_t *id, char **text)
 {
     struct conn *c = conn_of(st);
-    char sql[400];
-    if (!per_cluster(k))
+    char sql[400 + STORE_TALLY_EXTRA * 64], extra[STORE_TALLY_EXTRA * 64] = "";
+    if (!per_cluster(k) || t->nextra > STORE_TALLY_EXTRA)
         return -EINVAL;
+    size_t at = 0;
+    for (size_t i = 0; i < t->nextra; i++) { /* ?9, ?10 for the first; ?11, ?12 ... */
+        int p = 9 + 2 * (int)i;
+        at += (size_t)snprintf(extra + at, sizeof(extra) - at,
+                               ", ?%d, coalesce(json_extract(doc, ?%d), 0) + ?%d", p, p, p + 1);
+    }
     /* RETURNING costs a temporary table per statement: only when the text is wanted. */
     snprintf(sql, sizeof(sql),
              "UPDATE %s SET doc = json_set(doc, ?1, json_extract(doc, ?1) + ?2,"
-             " ?3, min(json_extract(doc, ?3), ?4), ?5, max(json_extract(doc, ?5), ?6))"
+             " ?3, min(json_extract(doc, ?3), ?4), ?5, max(json_extract(doc, ?5), ?6)%s)"
              " WHERE cluster = ?7 AND name = ?8%s",
-             tables[k], text ? " RETURNING id, json_set(doc, '$.id', id)" : "");
+             tables[k], extra, text ? " RETURNING id, json_set(doc, '$.id', id)" : "");
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -917,6 +931,10 @@ static int sq_tally(struct store *st, enum store_kind k, const char *cluster, co
     sqlite3_bind_text(s, 6, t->high_value, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 7, cluster, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 8, name, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < t->nextra; i++) {
+        bind_count_path(s, 9 + 2 * (int)i, &t->extra[i]);
+        sqlite3_bind_int64(s, 10 + 2 * (int)i, t->extra[i].add);
+    }
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *id = sqlite3_column_int64(s, 0);
