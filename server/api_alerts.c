@@ -646,8 +646,10 @@ int api_alerts_patch(struct req *rq, struct resp *rs)
         if (!rc && strcmp(key, "status") != 0)
             rc = stop(resp_error(rs, 400, key, "unknown field (only status can change)"));
     }
-    if (!rc && !one_of(json_string_value(json_object_get(body, "status")), statuses))
-        rc = stop(resp_error(rs, 400, "status", "required: unhandled, handled or ignored"));
+    const json_t *status = json_object_get(body, "status");
+    if (!rc && !one_of(json_string_value(status), statuses))
+        rc = stop(resp_error(rs, 400, "status", "%s: unhandled, handled or ignored",
+                             status ? "must be one of" : "required"));
     if (!rc) {
         rc = txn_begin(rq);
         if (!rc)

@@ -534,9 +534,21 @@ static int save(struct req *rq, struct resp *rs, json_t *doc, const json_t *chec
     return resp_store_error(rs, rc, "rule");
 }
 
+/* 1 with 400 set when a new or custom rule's document says it is a system rule. */
+static int refuse_system_type(struct resp *rs, const json_t *doc)
+{
+    if (!is_system(doc))
+        return 0;
+    return stop(resp_error(rs, 400, "type",
+                           "only the built-in rules allow-host and allow-cluster-dns are system "
+                           "rules: custom or suggested"));
+}
+
 static int create(struct req *rq, struct resp *rs, json_t *doc)
 {
-    int rc = check_cluster(rq, rs);
+    int rc = refuse_system_type(rs, doc);
+    if (!rc)
+        rc = check_cluster(rq, rs);
     if (!rc)
         rc = set_cluster(rq, rs, doc);
     if (rc)
@@ -556,12 +568,22 @@ int api_rules_create(struct req *rq, struct resp *rs)
     return write_doc(rq, rs, "DefenseRule", create_doc, false);
 }
 
-/* A system rule: the body (with cluster and name) is checked, then merged in. */
+/*
+ * A system rule: the body (with cluster, name and the switch it leaves as it
+ * is) is checked, then merged in. It keeps its name.
+ */
 static int change_system(struct req *rq, struct resp *rs, json_t *doc, json_t *body, int64_t id)
 {
+    const json_t *name = json_object_get(body, "name");
+    if (name && !json_equal(name, json_object_get(doc, "name")))
+        return resp_error(rs, 400, "name", "\"%s\" is a system rule: it cannot be renamed",
+                          jstr(doc, "name"));
     json_t *checked = json_deep_copy(body);
     int rc = checked ? set_cluster(rq, rs, checked) : -ENOMEM;
     if (!rc && json_object_set(checked, "name", json_object_get(doc, "name")) < 0)
+        rc = -ENOMEM;
+    if (!rc && !json_object_get(body, "enabled") &&
+        json_object_set(checked, "enabled", json_object_get(doc, "enabled")) < 0)
         rc = -ENOMEM;
     json_object_del(body, "cluster");
     if (!rc)
@@ -584,6 +606,8 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
         rc = change_system(rq, rs, doc, body, id);
     } else {
         rc = doc_apply_body(&doc, body, patch);
+        if (!rc)
+            rc = refuse_system_type(rs, doc);
         if (!rc)
             rc = set_cluster(rq, rs, doc);
         if (!rc)
@@ -654,9 +678,15 @@ static int batch_body(struct resp *rs, const json_t *body, const json_t **ids, b
         v = json_array_get(*ids, i);
         if (!json_is_integer(v) || json_integer_value(v) < 1)
             return stop(resp_error(rs, 400, "ids", "ids[%zu] is not a rule id", i));
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(v, json_array_get(*ids, j)))
+                return stop(resp_error(rs, 400, "ids", "ids[%zu]: rule %lld is listed twice", i,
+                                       (long long)json_integer_value(v)));
     }
-    if (!json_is_boolean(en))
+    if (!en)
         return stop(resp_error(rs, 400, "enabled", "required: true or false"));
+    if (!json_is_boolean(en))
+        return stop(resp_error(rs, 400, "enabled", "must be true or false"));
     *enabled = json_is_true(en);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void hex(const unsigned char *in, size_t n, char *out)
@@ -91,7 +92,8 @@ int auth_role(struct store *st, const char *header, struct req *rq)
 {
     enum role *role = &rq->role;
     *role = ROLE_NONE;
-    if (!header || strncmp(header, "Bearer ", 7) != 0)
+    /* the scheme is case-insensitive (RFC 9110 11.1) */
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0)
         return 0;
     const char *token = header + 7;
     if (strlen(token) != AUTH_TOKEN_LEN)

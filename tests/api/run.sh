@@ -339,6 +339,20 @@ req PATCH "/api/v1/clusters/prod/rules/$SYS" '{"enabled":false}'
 check "system rule disable" 200 "j['enabled'] is False and j['type'] == 'system'"
 req PATCH "/api/v1/clusters/prod/rules/$SYS" '{"priority":3}'
 check "system rule change 400" 400 "$(err_field priority)"
+req PATCH "/api/v1/clusters/prod/rules/$SYS" '{"description":"host health checks"}'
+check "system rule description keeps it disabled" 200 "j['enabled'] is False and j['description'] == 'host health checks'"
+req PATCH "/api/v1/clusters/prod/rules/$SYS" '{"name":"my-host"}'
+check "system rule rename 400" 400 "$(err_field name)"
+req POST /api/v1/clusters/prod/rules '{"name":"fake-sys","source":"any","destinations":[{"object":"web"}],"action":"allow","priority":5,"type":"system"}'
+check "rule of type system 400 (one error)" 400 "[e['field'] for e in j['errors']] == ['type']"
+req PATCH "/api/v1/clusters/prod/rules/$RULE" '{"type":"system"}'
+check "custom rule to type system 400" 400 "[e['field'] for e in j['errors']] == ['type']"
+req POST /api/v1/clusters/prod/rules/batch "{\"ids\":[$RULE,$RULE],\"enabled\":true}"
+check "rule batch repeated id 400" 400 "$(err_field ids)"
+req POST /api/v1/clusters/prod/rules/batch "{\"ids\":[$RULE],\"enabled\":\"no\"}"
+check "rule batch enabled not a boolean 400" 400 "$(err_field enabled) and 'must be' in j['errors'][0]['message']"
+CODE=$(curl -s -o "$T/out" -w '%{http_code}' -H "Authorization: bearer $ADMIN" "$URL/api/v1/clusters")
+check "auth scheme is case-insensitive" 200
 req DELETE "/api/v1/clusters/prod/rules/$SYS"
 check "system rule delete 409" 409
 
@@ -605,7 +619,7 @@ check "alert bad since 400" 400 "$(err_field since)"
 req PATCH "/api/v1/alerts/$ALERT" '{"status":"handled"}' "$VIEWER"
 check "alert status needs admin" 403
 req PATCH "/api/v1/alerts/$ALERT" '{"status":"done"}'
-check "alert bad status 400" 400 "$(err_field status)"
+check "alert bad status 400" 400 "$(err_field status) and j['errors'][0]['message'].startswith('must be one of')"
 req PATCH "/api/v1/alerts/$ALERT" '{"status":"handled","attempts":1}'
 check "alert other field 400" 400 "$(err_field attempts)"
 req PATCH /api/v1/alerts/9999 '{"status":"handled"}'
