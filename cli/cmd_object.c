@@ -33,16 +33,13 @@ static bool all_digits(const char *s)
     return *s != '\0';
 }
 
-/* The id of object `ref` (an id, or a name looked up) into *id: an exit code. */
+/*
+ * The id of object `ref` into *id: an exit code. As the server and the loader
+ * resolve references: a name first, then (all digits) an id, so an object
+ * named "5" is found by its name.
+ */
 static int object_id(struct api_client *c, const struct api_args *a, const char *ref, long long *id)
 {
-    if (all_digits(ref)) {
-        *id = strlen(ref) <= 15 ? strtoll(ref, NULL, 10) : 0;
-        if (*id > 0)
-            return MOAT_EXIT_OK;
-        fprintf(stderr, "moat: %s: no object with id %s\n", a->cmd->name, ref);
-        return MOAT_EXIT_NOT_FOUND;
-    }
     char q[API_PATH_MAX] = V1_OBJECTS;
     json_t *list = NULL;
     if (api_query_append(q, sizeof(q), "name", ref) < 0)
@@ -54,11 +51,17 @@ static int object_id(struct api_client *c, const struct api_args *a, const char 
     bool found = json_is_integer(j);
     *id = found ? (long long)json_integer_value(j) : 0;
     json_decref(list);
-    if (!found) {
-        fprintf(stderr, "moat: %s: no object named \"%s\"\n", a->cmd->name, ref);
+    if (found)
+        return MOAT_EXIT_OK;
+    if (all_digits(ref)) {
+        *id = strlen(ref) <= 15 ? strtoll(ref, NULL, 10) : 0;
+        if (*id > 0)
+            return MOAT_EXIT_OK;
+        fprintf(stderr, "moat: %s: no object with id %s\n", a->cmd->name, ref);
         return MOAT_EXIT_NOT_FOUND;
     }
-    return MOAT_EXIT_OK;
+    fprintf(stderr, "moat: %s: no object named \"%s\"\n", a->cmd->name, ref);
+    return MOAT_EXIT_NOT_FOUND;
 }
 
 /* The path of object `ref` (an id, or a name looked up): an exit code. */
