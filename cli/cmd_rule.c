@@ -19,7 +19,30 @@ static const struct out_col rule_cols[] = {{"ID", "id"},
                                            {"DESTINATIONS", "destinations"},
                                            {"PROTOCOL", "protocol"},
                                            {"ACTION", "action"},
+                                           {"IN EFFECT", "in_effect_nodes"},
                                            {NULL, NULL}};
+
+/*
+ * For the table: "k/n" from each rule's in_effect {nodes, of} (SPEC 4: the CLI
+ * says when a rule does not take effect on every node). JSON and YAML show
+ * the server's answer as it is.
+ */
+static int add_effect_column(json_t *list)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(list, "items"), i, r)
+    {
+        const json_t *e = json_object_get(r, "in_effect");
+        char text[48];
+        snprintf(text, sizeof(text), "%lld/%lld",
+                 (long long)json_integer_value(json_object_get(e, "nodes")),
+                 (long long)json_integer_value(json_object_get(e, "of")));
+        if (e && json_object_set_new(r, "in_effect_nodes", json_string(text)) < 0)
+            return MOAT_EXIT_ERROR;
+    }
+    return MOAT_EXIT_OK;
+}
 
 /* Parses and checks that --cluster was given. */
 static int rule_args(const char *name, unsigned mask, int min_pos, int max_pos, int argc,
@@ -59,7 +82,13 @@ int cmd_rule_list(int argc, char **argv)
         rc = cli_usage_error(a.cmd, "filters too long");
     if (!rc)
         rc = api_once(&a, "GET", path, NULL, &list);
-    return rc ? rc : out_list(a.format, list, rule_cols);
+    if (!rc && a.format == CLI_FORMAT_TABLE)
+        rc = add_effect_column(list);
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    return out_list(a.format, list, rule_cols);
 }
 
 static bool all_digits(const char *s)
@@ -277,7 +306,13 @@ static int rule_switch(const char *name, bool on, int argc, char **argv)
         rc = api_do(c, a.cmd->name, "POST", path, body, &list);
     json_decref(body);
     api_client_free(c);
-    return rc ? rc : out_list(a.format, list, rule_cols);
+    if (!rc && a.format == CLI_FORMAT_TABLE)
+        rc = add_effect_column(list);
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    return out_list(a.format, list, rule_cols);
 }
 
 int cmd_rule_enable(int argc, char **argv)
