@@ -200,6 +200,24 @@ static const struct doc_node *get_list(struct ld *l, const struct doc_node *map,
     return n;
 }
 
+/* A description: a string of at most MOAT_DESCR_MAX bytes (a note for people, not a store). */
+static char *get_description(struct ld *l, const struct doc_node *map)
+{
+    char *s = dup_str(l, map, "description", false);
+    if (s && strlen(s) > MOAT_DESCR_MAX)
+        bad(l, doc_map_get(map, "description"), "description", "longer than %d bytes (%zu)",
+            MOAT_DESCR_MAX, strlen(s));
+    return s;
+}
+
+/* An object's list field `key` with more than MOAT_LIST_MAX entries is an error. */
+static void check_list_size(struct ld *l, const struct doc_node *map, const char *key)
+{
+    const struct doc_node *n = doc_map_get(map, key);
+    if (n && n->type != DOC_SCALAR && n->count > MOAT_LIST_MAX)
+        bad(l, n, key, "more than %d entries (%zu)", MOAT_LIST_MAX, n->count);
+}
+
 static bool name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -424,7 +442,7 @@ static void load_cluster(struct ld *l, const struct doc_node *m)
     const struct doc_node *det = doc_map_get(m, "detections");
     if (det)
         load_detections(l, det, &c.det);
-    c.description = dup_str(l, m, "description", false);
+    c.description = get_description(l, m);
     if (l->errors || l->err ||
         moat_grow(&l->p->clusters, &l->p->cap_clusters, l->p->nclusters + 1, sizeof(c)) < 0) {
         if (!l->errors)
@@ -637,6 +655,9 @@ static void load_object(struct ld *l, const struct doc_node *m)
     }
     bool ipblock = doc_map_get(m, "cidrs") != NULL;
     o.kind = ipblock ? MOAT_OBJ_IPBLOCK : MOAT_OBJ_SELECTOR;
+    check_list_size(l, m, "images");
+    check_list_size(l, m, "labels");
+    check_list_size(l, m, "cidrs");
     if (ipblock) {
         static const char *const sel[] = {"namespace", "app", "images", "labels", NULL};
         for (int i = 0; sel[i]; i++)
@@ -653,7 +674,7 @@ static void load_object(struct ld *l, const struct doc_node *m)
     const char *cl = get_str(l, m, "cluster", false);
     if (cl)
         o.cluster = keep(l, moat_strdup(cl));
-    o.description = dup_str(l, m, "description", false);
+    o.description = get_description(l, m);
     if (l->errors || l->err ||
         moat_grow(&l->p->objects, &l->p->cap_objects, l->p->nobjects + 1, sizeof(o)) < 0) {
         if (!l->errors)
@@ -863,7 +884,7 @@ static void load_rule(struct ld *l, const struct doc_node *m)
     r.name = get_name(l, m, "name", true);
     r.cluster_ref = dup_str(l, m, "cluster", true);
     get_bool(l, m, "enabled", &r.enabled);
-    r.description = dup_str(l, m, "description", false);
+    r.description = get_description(l, m);
     if (is_system_rule_name(r.name)) {
         load_system_override(l, m, &r);
     } else {

@@ -1006,6 +1006,32 @@ static void test_rule_duplicates_and_ids(void **state)
 
 /* ---------- objects ---------- */
 
+/* Descriptions and an object's lists have sizes a person could mean. */
+static void test_size_limits(void **state)
+{
+    (void)state;
+    size_t n = (MOAT_LIST_MAX + 1) * 12 + MOAT_DESCR_MAX + 200;
+    char *text = malloc(n), *want = malloc(200);
+    assert_non_null(text);
+    assert_non_null(want);
+    int at = snprintf(text, n, "kind: NetworkObject\nname: o\nnamespace: shop\nlabels: [");
+    for (int i = 0; i < MOAT_LIST_MAX + 1; i++)
+        at += snprintf(text + at, n - (size_t)at, "%sk%d=v", i ? ", " : "", i);
+    at += snprintf(text + at, n - (size_t)at, "]\ndescription: \"");
+    memset(text + at, 'x', MOAT_DESCR_MAX + 1);
+    at += MOAT_DESCR_MAX + 1;
+    snprintf(text + at, n - (size_t)at, "\"\n");
+    snprintf(want, 200, "t.yaml:4: objects \"o\": labels: more than %d entries (%d)", MOAT_LIST_MAX,
+             MOAT_LIST_MAX + 1);
+    char want2[200];
+    snprintf(want2, sizeof(want2),
+             "t.yaml:5: objects \"o\": description: longer than %d bytes (%d)", MOAT_DESCR_MAX,
+             MOAT_DESCR_MAX + 1);
+    EXPECT_ERRORS(text, want, want2);
+    free(text);
+    free(want);
+}
+
 static void test_object_labels(void **state)
 {
     (void)state;
@@ -1686,6 +1712,7 @@ int main(void)
         cmocka_unit_test(test_detection_errors),
         cmocka_unit_test(test_every_error_reported),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_size_limits),
         cmocka_unit_test(test_system_rules),
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_object_matching),
