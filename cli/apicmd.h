@@ -102,6 +102,14 @@ struct moat_policy;
  */
 int api_fetch_policy(struct api_client *c, const char *what, const char *cluster,
                      struct moat_policy **out);
+/*
+ * The records behind api_fetch_policy, as the API lists them: the clusters
+ * (`cluster`, or all when NULL), every network object and the clusters'
+ * rules. Returns MOAT_EXIT_OK with three JSON arrays the caller releases, or
+ * an exit code with the problem printed (and the arrays NULL).
+ */
+int api_fetch_records(struct api_client *c, const char *what, const char *cluster,
+                      json_t **clusters, json_t **objects, json_t **rules);
 
 /*
  * Reads the one document of a YAML or JSON file ("-" is stdin) as a JSON
@@ -111,7 +119,13 @@ int api_fetch_policy(struct api_client *c, const char *what, const char *cluster
 int api_read_doc(const char *what, const char *path, json_t **out);
 
 struct doc_node;
-/* A document tree (lib/doc.h) as JSON with its scalars typed; NULL on OOM. */
+/*
+ * A document tree (lib/doc.h) as JSON with its scalars typed, except that
+ * numbers in string fields (name, namespace, app, cluster, description,
+ * source, destinations[].object, images, labels, cidrs, mode, action, ...)
+ * become strings, as the loader reads them and the API wants them; ports,
+ * priority and the detections' numbers stay numbers. NULL on OOM.
+ */
 json_t *api_doc_json(const struct doc_node *n);
 
 /* A column of a table: its header and the document key it shows. */

@@ -226,8 +226,29 @@ int api_list_all(struct api_client *c, const char *what, const char *path, json_
     return rc;
 }
 
-static json_t *scalar_json(const struct doc_node *n)
+/*
+ * Fields whose values are strings (or lists and maps of strings) in the
+ * documents the server keeps. YAML reads `namespace: 2024` as an integer and
+ * the loader takes it as the string "2024"; the API wants a JSON string there.
+ * `ports`, `priority`, `threshold` and the like keep their numbers.
+ */
+static const char *const string_fields[] = {
+    "kind",   "name",   "namespace", "app",   "cluster",        "description", "source",
+    "object", "images", "labels",    "cidrs", "cidr",           "except",      "mode",
+    "action", "type",   "protocol",  "file",  "default_action", "resolvers",   NULL};
+
+static bool is_string_field(const char *key)
 {
+    for (size_t i = 0; string_fields[i]; i++)
+        if (strcmp(string_fields[i], key) == 0)
+            return true;
+    return false;
+}
+
+static json_t *scalar_json(const struct doc_node *n, bool text)
+{
+    if (text && (n->kind == DOC_INT || n->kind == DOC_FLOAT))
+        return json_string(n->text);
     switch (n->kind) {
     case DOC_INT:
         return json_integer(strtoll(n->text, NULL, 0));
@@ -242,13 +263,15 @@ static json_t *scalar_json(const struct doc_node *n)
     }
 }
 
-json_t *api_doc_json(const struct doc_node *n)
+/* `text`: numbers under this node are strings (a string field, see above). */
+static json_t *node_json(const struct doc_node *n, bool text)
 {
     if (n->type == DOC_SCALAR)
-        return scalar_json(n);
+        return scalar_json(n, text);
     json_t *j = n->type == DOC_MAP ? json_object() : json_array();
     for (size_t i = 0; j && i < n->count; i++) {
-        json_t *v = api_doc_json(n->items[i]);
+        bool sub = text || (n->type == DOC_MAP && is_string_field(n->keys[i]->text));
+        json_t *v = node_json(n->items[i], sub);
         int rc = !v                   ? -1
                  : n->type == DOC_MAP ? json_object_set_new(j, n->keys[i]->text, v)
                                       : json_array_append_new(j, v);
@@ -258,6 +281,11 @@ json_t *api_doc_json(const struct doc_node *n)
         }
     }
     return j;
+}
+
+json_t *api_doc_json(const struct doc_node *n)
+{
+    return node_json(n, false);
 }
 
 static void print_diags(const struct moat_diags *d)

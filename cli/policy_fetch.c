@@ -11,6 +11,9 @@
  * server gave it, so decisions name the rules as the API does and "equal
  * priority: the lower id wins" holds as on the nodes. Nodes are not part of
  * it: the server keeps no node addresses, so `host` has none.
+ *
+ * api_fetch_records() hands out the records themselves (clusters, objects,
+ * rules), which `moat apply -f` and `moat delete -f` validate files against.
  */
 #include "apicmd.h"
 #include "loader.h"
@@ -103,17 +106,33 @@ static int load(const char *what, const json_t *docs, struct moat_policy **out)
     return err ? MOAT_EXIT_ERROR : MOAT_EXIT_OK;
 }
 
+int api_fetch_records(struct api_client *c, const char *what, const char *cluster,
+                      json_t **clusters, json_t **objects, json_t **rules)
+{
+    *clusters = *objects = NULL;
+    *rules = json_array();
+    int rc = *rules ? fetch_clusters(c, what, cluster, clusters) : MOAT_EXIT_ERROR;
+    if (!rc)
+        rc = fetch(c, what, V1 "/objects", NULL, NULL, objects);
+    if (!rc)
+        rc = fetch_rules(c, what, *clusters, *rules);
+    if (rc) {
+        json_decref(*clusters);
+        json_decref(*objects);
+        json_decref(*rules);
+        *clusters = *objects = *rules = NULL;
+    }
+    return rc;
+}
+
 int api_fetch_policy(struct api_client *c, const char *what, const char *cluster,
                      struct moat_policy **out)
 {
-    json_t *clusters = NULL, *objects = NULL, *workloads = NULL;
-    json_t *rules = json_array(), *docs = json_array();
+    json_t *clusters = NULL, *objects = NULL, *rules = NULL, *workloads = NULL;
+    json_t *docs = json_array();
     *out = NULL;
-    int rc = rules && docs ? fetch_clusters(c, what, cluster, &clusters) : MOAT_EXIT_ERROR;
-    if (!rc)
-        rc = fetch(c, what, V1 "/objects", NULL, NULL, &objects);
-    if (!rc)
-        rc = fetch_rules(c, what, clusters, rules);
+    int rc =
+        docs ? api_fetch_records(c, what, cluster, &clusters, &objects, &rules) : MOAT_EXIT_ERROR;
     if (!rc)
         rc = fetch(c, what, V1 "/workloads", "cluster", cluster, &workloads);
     if (!rc && remote_docs(clusters, objects, rules, workloads, NULL, docs) < 0)

@@ -511,6 +511,105 @@ py delete-objects-gone-json 'j["total"] == 0'
 expect delete-again 0 "$M" delete -f $P -o json
 py delete-again-absent 'all(r["result"] == "absent" for r in j["results"])'
 
+# --- apply/delete against the server's state: files with only some documents
+expect apply-state-setup 0 "$M" apply -f $P
+cat >"$T/rule-only.yaml" <<'EOF'
+kind: DefenseRule
+cluster: prod
+name: web-from-any
+source: any
+destinations: [{object: web, ports: 8443}]
+protocol: tcp
+action: alert
+priority: 60
+EOF
+expect apply-rule-only 0 "$M" apply -f "$T/rule-only.yaml"
+has apply-rule-only-created "$T/out" "rule/prod/web-from-any created"
+expect apply-rule-only-there 0 "$M" rule get --cluster prod web-from-any -o json
+py apply-rule-only-fields 'j["source"] == "any" and j["priority"] == 60 and j["enabled"] is True'
+expect apply-rule-only-again 0 "$M" apply -f "$T/rule-only.yaml"
+has apply-rule-only-unchanged "$T/out" "rule/prod/web-from-any unchanged"
+expect delete-rule-only 0 "$M" delete -f "$T/rule-only.yaml"
+has delete-rule-only-deleted "$T/out" "rule/prod/web-from-any deleted"
+expect delete-rule-only-gone 5 "$M" rule get --cluster prod web-from-any
+# a delete whose result the server would refuse: an object a remaining rule uses
+state "$T/before"
+printf 'kind: NetworkObject\nname: web\nnamespace: shop\n' >"$T/del-web.yaml"
+expect delete-in-use-refused 2 "$M" delete -f "$T/del-web.yaml"
+has delete-in-use-refused-msg "$T/err" 'rules "web-from-lb": destinations[0].object: no object named "web"'
+same_state delete-in-use-no-change "$T/before"
+
+# --- apply changes only the fields the file gives (merge patch)
+expect apply-partial-defense 0 "$M" cluster get prod -o json
+py apply-partial-defense-on 'j["defense"] == "on"'
+printf 'kind: Cluster\nname: prod\n' >"$T/prod-only.yaml"
+expect apply-partial-cluster 0 "$M" apply -f "$T/prod-only.yaml"
+has apply-partial-cluster-unchanged "$T/out" "cluster/prod unchanged"
+expect apply-partial-cluster-get 0 "$M" cluster get prod -o json
+py apply-partial-cluster-kept 'j["defense"] == "on" and j["mode"] == "protect"'
+printf 'kind: Cluster\nname: prod\ndefense: off\n' >"$T/prod-off.yaml"
+expect apply-partial-defense-off 0 "$M" apply -f "$T/prod-off.yaml" -o json
+py apply-partial-defense-off-json '[(r["kind"], r["name"], r["result"]) for r in j["results"]] == [("Cluster", "prod", "configured")]'
+expect apply-partial-defense-off-get 0 "$M" cluster get prod -o json
+py apply-partial-defense-off-value 'j["defense"] == "off" and j["default_action"] == "block"'
+"$M" cluster update prod --description "set by update" >/dev/null 2>&1
+"$M" rule update --cluster prod web-from-lb --description "rule note" >/dev/null 2>&1
+expect apply-keeps-description 0 "$M" apply -f $P
+has apply-keeps-description-defense "$T/out" "cluster/prod configured"
+has apply-keeps-description-rule "$T/out" "rule/prod/web-from-lb unchanged"
+expect apply-keeps-description-get 0 "$M" cluster get prod -o json
+py apply-keeps-description-value 'j["description"] == "set by update" and j["defense"] == "on"'
+expect apply-keeps-rule-description 0 "$M" rule get --cluster prod web-from-lb -o json
+py apply-keeps-rule-description-value 'j["description"] == "rule note"'
+
+# --- numeric object references are refused: ids differ between files and the server
+state "$T/before"
+cat >"$T/numeric.yaml" <<'EOF'
+kind: DefenseRule
+cluster: prod
+name: by-id
+source: 4
+destinations: [{object: "5", ports: 80}, {object: any}]
+protocol: tcp
+action: allow
+priority: 70
+EOF
+expect apply-numeric-ref 2 "$M" apply -f "$T/numeric.yaml"
+has apply-numeric-ref-source "$T/err" "numeric.yaml:4: rules \"by-id\": source: \"4\" is an object id"
+has apply-numeric-ref-dest "$T/err" 'destinations[0].object: "5" is an object id'
+hasnt apply-numeric-ref-any "$T/err" "destinations[1]"
+same_state apply-numeric-ref-no-change "$T/before"
+printf '[{"kind": "DefenseRule", "cluster": "prod", "name": "j", "source": 4, "destinations": [{"object": "web"}], "action": "allow", "priority": 70}]\n' >"$T/numeric.json"
+expect apply-numeric-ref-json 2 "$M" apply -f "$T/numeric.json"
+has apply-numeric-ref-json-msg "$T/err" 'document 1: rules "j": source: "4" is an object id'
+
+# --- files from a pipe are read once
+expect apply-stdin 0 sh -c "cat '$T/rule-only.yaml' | '$M' apply -f -"
+has apply-stdin-created "$T/out" "rule/prod/web-from-any created"
+expect apply-stdin-again 0 sh -c "cat '$T/rule-only.yaml' | '$M' apply -f /dev/stdin"
+has apply-stdin-unchanged "$T/out" "rule/prod/web-from-any unchanged"
+expect delete-stdin 0 sh -c "cat '$T/rule-only.yaml' | '$M' delete -f -"
+has delete-stdin-deleted "$T/out" "rule/prod/web-from-any deleted"
+expect delete-stdin-gone 5 "$M" rule get --cluster prod web-from-any
+expect apply-stdin-invalid 2 sh -c "cat '$T/numeric.yaml' | '$M' apply -f -"
+has apply-stdin-invalid-name "$T/err" "stdin:4: rules"
+
+# --- string fields are sent as strings; a refusal names the document
+printf 'kind: NetworkObject\nname: y2024\nnamespace: 2024\nlabels: {year: 2024}\n' >"$T/y2024.yaml"
+expect apply-viewer-names-doc 4 env MOAT_TOKEN="$VIEWER" "$M" apply -f "$T/y2024.yaml"
+has apply-viewer-names-doc-msg "$T/err" "apply: NetworkObject y2024 ($T/y2024.yaml:1)"
+expect apply-int-namespace 0 "$M" apply -f "$T/y2024.yaml"
+has apply-int-namespace-created "$T/out" "object/y2024 created"
+expect apply-int-namespace-get 0 "$M" object get y2024 -o json
+py apply-int-namespace-string 'j["namespace"] == "2024" and j["labels"] == {"year": "2024"}'
+expect apply-int-namespace-again 0 "$M" apply -f "$T/y2024.yaml"
+has apply-int-namespace-unchanged "$T/out" "object/y2024 unchanged"
+printf 'name: y2025\nnamespace: 2025\n' >"$T/y2025.yaml"
+expect object-create-int-namespace 0 "$M" object create -f "$T/y2025.yaml" -o json
+py object-create-int-namespace-json 'j["namespace"] == "2025"'
+expect delete-int-namespace 0 "$M" delete -f "$T/y2024.yaml"
+has delete-int-namespace-deleted "$T/out" "object/y2024 deleted"
+
 # --- help for the new commands
 for c in "cluster list" "cluster defense" "object delete" "rule enable" apply delete \
     "node list" "node get" "workload list" "alert list" "alert get" "alert status" alerts status \
