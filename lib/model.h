@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define MOAT_NAME_MAX     64
-#define MOAT_DESCR_MAX    1024 /* bytes of a description */
+#define MOAT_DESCR_MAX    4096 /* bytes of a description */
 #define MOAT_LIST_MAX     256  /* entries of an object's images, labels or cidrs */
 #define MOAT_DESTS_MAX    8
 #define MOAT_PRIORITY_MIN 1

@@ -254,26 +254,43 @@ int api_objects_patch(struct req *rq, struct resp *rs)
     return put_or_patch(rq, rs, true);
 }
 
-/* True when a rule's object reference `ref` names the object (by name or id). */
-static bool refers(const json_t *ref, const char *name, int64_t id)
+/*
+ * True when a rule's object reference `ref` names the object: by name, by id,
+ * or by its id as a string unless `id_is_a_name` (another object is named
+ * so: the loader resolves a name first).
+ */
+static bool refers(const json_t *ref, const char *name, int64_t id, bool id_is_a_name)
 {
     char idtext[24];
     snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
     if (json_is_integer(ref))
         return json_integer_value(ref) == id;
     const char *s = json_string_value(ref);
-    return s && (strcmp(s, name) == 0 || strcmp(s, idtext) == 0);
+    return s && (strcmp(s, name) == 0 || (!id_is_a_name && strcmp(s, idtext) == 0));
 }
 
-static bool rule_uses(const json_t *rule, const char *name, int64_t id)
+static bool rule_uses(const json_t *rule, const char *name, int64_t id, bool id_is_a_name)
 {
-    if (refers(json_object_get(rule, "source"), name, id))
+    if (refers(json_object_get(rule, "source"), name, id, id_is_a_name))
         return true;
     size_t i;
     const json_t *d;
-    json_array_foreach(json_object_get(rule, "destinations"), i,
-                       d) if (refers(json_object_get(d, "object"), name, id)) return true;
+    json_array_foreach(json_object_get(rule, "destinations"), i, d)
+    {
+        if (refers(json_object_get(d, "object"), name, id, id_is_a_name))
+            return true;
+    }
     return false;
+}
+
+/* True when an object other than `id` is named as id's digits ("4"). */
+static bool id_is_a_name(struct req *rq, int64_t id)
+{
+    char idtext[24];
+    int64_t other;
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+    return rq->srv->store.ops->find(&rq->srv->store, STORE_OBJECT, NULL, idtext, &other) == 0 &&
+           other != id;
 }
 
 /* All rules of every cluster, for the reference checks. 0 or a store error. */
@@ -288,14 +305,15 @@ static int all_rules(struct req *rq, json_t **rules)
  * Appends to `errs` one entry per rule that references object `id`: field
  * `field`, message `prefix` + "referenced by rule ... of cluster ...". 0 or -ENOMEM.
  */
-static int add_users(json_t *errs, const json_t *rules, const json_t *obj, int64_t id,
-                     const char *field, const char *prefix)
+static int add_users(struct req *rq, json_t *errs, const json_t *rules, const json_t *obj,
+                     int64_t id, const char *field, const char *prefix)
 {
     size_t i;
     const json_t *r;
+    bool named = id_is_a_name(rq, id);
     json_array_foreach(rules, i, r)
     {
-        if (rule_uses(r, jstr(obj, "name"), id) &&
+        if (rule_uses(r, jstr(obj, "name"), id, named) &&
             json_array_append_new(errs, json_pack("{s:s,s:s+++++}", "field", field, "message",
                                                   prefix, "referenced by rule \"", jstr(r, "name"),
                                                   "\" of cluster \"", jstr(r, "cluster"), "\"")))
@@ -320,7 +338,7 @@ static int check_unused(struct req *rq, struct resp *rs, const json_t *obj, int6
     json_t *rules = NULL, *errs = json_array();
     int err = errs ? all_rules(rq, &rules) : -ENOMEM;
     if (!err)
-        err = add_users(errs, rules, obj, id, "", "");
+        err = add_users(rq, errs, rules, obj, id, "", "");
     json_decref(rules);
     if (err) {
         json_decref(errs);
@@ -434,7 +452,8 @@ static int batch_delete(struct req *rq, struct resp *rs, const json_t *ids)
         char field[32], prefix[160];
         snprintf(field, sizeof(field), "ids[%zu]", i);
         snprintf(prefix, sizeof(prefix), "object \"%s\" is ", jstr(doc, "name"));
-        rc = add_users(errs, rules, doc, json_integer_value(json_array_get(ids, i)), field, prefix);
+        rc = add_users(rq, errs, rules, doc, json_integer_value(json_array_get(ids, i)), field,
+                       prefix);
     }
     json_decref(rules);
     if (!rc) {

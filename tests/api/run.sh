@@ -740,6 +740,24 @@ check "retention applied at startup" 200 "j['total'] == 3 and all(a['last_seen']
 req POST /api/v1/agents/heartbeat '{}' "$AG1"
 check "node credentials survive a restart" 200 "j['state'] == 'enforcing'"
 
+# ---------- an all-digit object name is a name first (as the loader reads references) ----------
+req POST /api/v1/objects '{"name":"numref-target","namespace":"numref"}'
+NT=$(jget "j['id']")
+req POST /api/v1/objects "{\"name\":\"$NT\",\"namespace\":\"numref\"}"
+check "an object named as another's id" 201
+NN=$(jget "j['id']")
+req POST /api/v1/clusters/prod/rules "{\"name\":\"numref-rule\",\"source\":\"$NT\",\"destinations\":[{\"object\":\"web\"}],\"action\":\"alert\",\"priority\":900}"
+check "a rule naming it" 201
+NR=$(jget "j['id']")
+req DELETE "/api/v1/objects/$NN"
+check "the object named \"$NT\" is held by the rule" 409
+req DELETE "/api/v1/objects/$NT"
+check "object $NT is not held by a rule naming object \"$NT\"" 204
+req DELETE "/api/v1/clusters/prod/rules/$NR"
+check "numref rule deleted" 204
+req DELETE "/api/v1/objects/$NN"
+check "numref object deleted" 204
+
 # ---------- object filters, batch delete, many-cluster defense, per-hour series ----------
 # Here: cluster prod; objects web, lb, office, after; rule web-from-lb uses lb and web.
 # stored FILE: like snapshot, without what node heartbeats move (the nodes go offline here).
