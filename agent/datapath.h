@@ -52,6 +52,9 @@ struct datapath_ops {
     int (*prog_fd)(struct datapath *dp, bool to_workload);
     /* Closes; with `remove`, also detaches everything and removes kernel state. */
     void (*close)(struct datapath *dp, bool remove);
+    /* Removes node `node`'s kernel state without detaching anything: for when
+     * the interfaces it enforced on are gone (their namespace was deleted). */
+    int (*unpin)(const char *node);
 };
 
 extern const struct datapath_ops datapath_ebpf;

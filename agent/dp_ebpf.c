@@ -13,6 +13,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -208,6 +209,30 @@ static void close_ebpf(struct datapath *dp, bool remove)
     moat_tc__destroy(dp->skel);
     free(dp->ifs);
     free(dp);
+}
+
+static int unpin_ebpf(const char *node)
+{
+    if (!node_name_ok(node))
+        return -EINVAL;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/%s", PIN_BASE, node);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    int err = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && !err)
+            err = -errno;
+    }
+    closedir(d);
+    if (rmdir(dir) != 0 && !err)
+        err = -errno;
+    rmdir(PIN_BASE); /* only when it is empty */
+    return err;
 }
 
 /* ---------- apply ---------- */
@@ -545,4 +570,5 @@ const struct datapath_ops datapath_ebpf = {
     .generation = read_generation,
     .prog_fd = prog_fd_ebpf,
     .close = close_ebpf,
+    .unpin = unpin_ebpf,
 };

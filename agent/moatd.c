@@ -5,15 +5,19 @@
  *   cluster mode: moatd --server URL --cluster ID --join-token T --node NAME
  *                       [--inventory FILE] [--state-dir DIR] ...
  *   moatd status --node NAME [-o table|json]
+ *   moatd remove --node NAME [--netns NAME]
  *
- * Watches its files and applies changes within a second (inotify, also
- * SIGHUP); in cluster mode also every policy the server long-poll brings
+ * One agent per node: the node's lock (nodelock.h) is taken before anything
+ * touches the datapath, and held until exit. Watches its files and applies
+ * changes within a second (inotify, also SIGHUP); in cluster mode also every
+ * policy the server long-poll brings
  * (sync.h). Keeps local workload interfaces attached as they come and go,
  * writes aggregated alerts as JSON lines. SIGTERM/SIGINT stop it and leave
  * enforcement in place unless --cleanup was given.
  */
 #include "agent.h"
 #include "loader.h"
+#include "nodelock.h"
 #include "sync.h"
 
 #include <bpf/bpf.h>
@@ -79,7 +83,9 @@ static void usage(FILE *out)
                  "  --datapath NAME    auto (default) or ebpf\n"
                  "  --check            validate the files and probe the kernel, then exit\n"
                  "  --cleanup          on exit, detach and remove all kernel state\n"
-                 "Exit status: 0 ok, 1 cannot run (kernel, I/O), 2 invalid files or usage.\n");
+                 "Exit status: 0 ok, 1 cannot run (kernel, I/O, another moatd runs for the\n"
+                 "node), 2 invalid files or usage; status: 3 not running; remove: 1 a moatd\n"
+                 "runs for the node, 3 its state belongs to another network namespace.\n");
 }
 
 static int add_file(struct options *o, const char *path)
@@ -387,8 +393,31 @@ static int status_cmd(int argc, char **argv)
     snprintf(path, sizeof(path), RUN_DIR "/moatd-%s.json", node);
     json_error_t jerr;
     json_t *st = json_load_file(path, 0, &jerr);
-    if (!st) {
-        fprintf(stderr, "moatd status: no moatd running for node %s (%s)\n", node, path);
+    /* The status file alone proves nothing (a killed agent leaves it): an
+     * agent runs when it holds the node's lock. */
+    struct nodelock_info li;
+    int err = nodelock_probe(node, &li);
+    if (err) {
+        fprintf(stderr, "moatd status: node %s: cannot read its lock: %s\n", node, strerror(-err));
+        json_decref(st);
+        return 1;
+    }
+    long st_pid = (long)json_integer_value(json_object_get(st, "pid"));
+    if (!li.held) {
+        char pin[512];
+        snprintf(pin, sizeof(pin), "/sys/fs/bpf/moat/%s", node);
+        long last = st_pid ? st_pid : li.pid;
+        char lastbuf[64] = "no moatd ran for it since boot";
+        if (last)
+            snprintf(lastbuf, sizeof(lastbuf), "last pid %ld", last);
+        fprintf(stderr, "moatd for node %s is not running (%s; enforcement %s)\n", node, lastbuf,
+                access(pin, F_OK) == 0 ? "still pinned" : "not pinned");
+        json_decref(st);
+        return 3;
+    }
+    if (!st || (li.pid && st_pid != li.pid)) {
+        fprintf(stderr, "moatd for node %s (pid %ld) is starting: no status yet\n", node, li.pid);
+        json_decref(st);
         return 1;
     }
     /* Counters live in the pinned map, readable whether or not moatd runs. */
@@ -480,7 +509,17 @@ static int status_cmd(int argc, char **argv)
     return 0;
 }
 
-/* moatd remove --node NAME [--netns NS]: detach everywhere and remove pinned state. */
+/*
+ * moatd remove --node NAME [--netns NS]: detach and remove the node's kernel
+ * state, status file and lock file. Holds the node's lock meanwhile, so it
+ * refuses while an agent runs (that agent would go on believing it enforces).
+ * The lock file says in which network namespace the last agent ran:
+ *   - this one (or no record): detach there and unpin;
+ *   - one that is gone (its interfaces and their filters went with it): unpin;
+ *   - another one that exists: leave everything alone (exit 3).
+ * A --netns that no longer exists is not joined: only that namespace's
+ * leftovers are removed then (`moat lab down` after a half-made lab).
+ */
 static int remove_cmd(int argc, char **argv)
 {
     const char *node = NULL, *netns = NULL;
@@ -498,23 +537,92 @@ static int remove_cmd(int argc, char **argv)
         fprintf(stderr, "moatd remove: --node: required\n");
         return 2;
     }
-    if (netns && join_netns(netns) < 0)
-        return 1;
-    libbpf_set_print(libbpf_silent);
-    char path[512];
-    snprintf(path, sizeof(path), "/sys/fs/bpf/moat/%s", node);
-    if (access(path, F_OK) != 0) {
-        printf("moatd remove: nothing pinned for node %s\n", node);
-        return 0;
+    char path[512], here[256];
+    unsigned long long here_ino = 0; /* 0: --netns names a namespace that is gone */
+    snprintf(path, sizeof(path), "/run/netns/%s", netns ? netns : "");
+    if (netns && access(path, F_OK) != 0) {
+        snprintf(here, sizeof(here), "%s", netns);
+    } else {
+        if (netns && join_netns(netns) < 0)
+            return 1;
+        nodelock_netns_self(here, sizeof(here), &here_ino);
     }
-    struct datapath *dp;
-    int err = datapath_ebpf.open(node, NULL, NULL, &dp);
+    struct nodelock *lk;
+    struct nodelock_info last;
+    int err = nodelock_acquire(node, &lk, &last);
+    bool elsewhere = last.netns_ino && last.netns_ino != here_ino;
+    char where[300]; /* the kernel's name for an unnamed one: the host's, a container's */
+    if (last.netns[0])
+        snprintf(where, sizeof(where), "%s", last.netns);
+    else
+        snprintf(where, sizeof(where), "net:[%llu]", last.netns_ino);
+    if (err == -EBUSY && elsewhere) {
+        fprintf(stderr,
+                "moatd remove: node %s: a moatd (pid %ld) runs for it in network namespace %s: "
+                "left alone\n",
+                node, last.pid, where);
+        return 3;
+    }
+    if (err == -EBUSY) {
+        fprintf(stderr,
+                "moatd remove: node %s: moatd (pid %ld) is running: stop it first (SIGTERM "
+                "leaves enforcement in place for remove to take away)\n",
+                node, last.pid);
+        return 1;
+    }
     if (err) {
-        fprintf(stderr, "moatd remove: %s\n", strerror(-err));
+        fprintf(stderr, "moatd remove: node %s: cannot take its lock: %s\n", node, strerror(-err));
         return 1;
     }
-    datapath_ebpf.close(dp, true);
-    printf("moatd remove: node %s: enforcement removed\n", node);
+    snprintf(path, sizeof(path), "/sys/fs/bpf/moat/%s", node);
+    bool pinned = access(path, F_OK) == 0;
+    /* Detach only where the agent ran, which is here; a namespace that is
+     * gone took its interfaces and their filters with it: unpin only. */
+    bool detach = here_ino != 0 && !elsewhere;
+    if ((elsewhere && !nodelock_netns_gone(&last)) || (!last.exists && !here_ino && pinned)) {
+        if (last.exists && last.netns[0])
+            fprintf(stderr,
+                    "moatd remove: node %s: its last moatd (pid %ld) ran in network namespace "
+                    "%s, not here: left alone (moatd remove --node %s --netns %s)\n",
+                    node, last.pid, where, node, last.netns);
+        else if (last.exists)
+            fprintf(stderr,
+                    "moatd remove: node %s: its last moatd (pid %ld) ran in network namespace "
+                    "%s, not here: left alone\n",
+                    node, last.pid, where);
+        else
+            fprintf(stderr,
+                    "moatd remove: node %s: no record of where its moatd ran, and %s is gone: "
+                    "left alone\n",
+                    node, here);
+        if (!last.exists)
+            nodelock_unlink(lk); /* the empty one this command made */
+        nodelock_release(lk);
+        return 3;
+    }
+    libbpf_set_print(libbpf_silent);
+    if (pinned && detach) {
+        struct datapath *dp;
+        err = datapath_ebpf.open(node, NULL, NULL, &dp);
+        if (!err)
+            datapath_ebpf.close(dp, true);
+    } else if (pinned) {
+        err = datapath_ebpf.unpin(node);
+    }
+    if (err) {
+        fprintf(stderr, "moatd remove: node %s: %s\n", node, strerror(-err));
+        nodelock_release(lk);
+        return 1;
+    }
+    snprintf(path, sizeof(path), RUN_DIR "/moatd-%s.json", node);
+    unlink(path);
+    nodelock_unlink(lk);
+    nodelock_release(lk);
+    if (!pinned)
+        printf("moatd remove: nothing pinned for node %s\n", node);
+    else
+        printf("moatd remove: node %s: enforcement removed%s\n", node,
+               detach ? "" : " (its network namespace was gone)");
     return 0;
 }
 
@@ -602,17 +710,37 @@ int main(int argc, char **argv)
         printf("moatd: files ok; the ebpf datapath can run here\n");
         return 0;
     }
+    /* One agent per node, before anything touches the datapath or the server. */
+    struct nodelock *lock;
+    struct nodelock_info holder;
+    int err = nodelock_acquire(o.node, &lock, &holder);
+    if (err == -EBUSY) {
+        fprintf(stderr, "moatd: node %s: another moatd is running (pid %ld)\n", o.node, holder.pid);
+        return 1;
+    }
+    if (err) {
+        char lp[512];
+        nodelock_path(o.node, lp, sizeof(lp));
+        fprintf(stderr, "moatd: node %s: cannot lock %s: %s\n", o.node, lp, strerror(-err));
+        return 1;
+    }
+    nodelock_record(lock, NULL);
     struct sync *sy = NULL;
     if (o.server) {
         /* Before --netns: the threads stay where the server is reachable. */
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (start_sync(&o, &sy) != 0)
+        if (start_sync(&o, &sy) != 0) {
+            nodelock_release(lock);
             return 1;
+        }
     }
     if (o.netns && join_netns(o.netns) < 0) {
         sync_stop(sy);
+        nodelock_release(lock);
         return 1;
     }
+    if (o.netns)
+        nodelock_record(lock, o.netns); /* where it enforces, for moatd remove */
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGHUP);
@@ -632,10 +760,11 @@ int main(int argc, char **argv)
                                .cluster = o.cluster,
                                .sync = sy};
     struct moat_agent a;
-    int err = agent_start(&a, &cfg, &datapath_ebpf);
+    err = agent_start(&a, &cfg, &datapath_ebpf);
     if (err) {
         agent_stop(&a, false);
         sync_stop(sy);
+        nodelock_release(lock);
         return err == -EINVAL ? 2 : 1;
     }
     agent_flush(&a);
@@ -645,5 +774,6 @@ int main(int argc, char **argv)
     agent_stop(&a, o.cleanup);
     sync_stop(sy); /* after agent_stop: its last alert events are spooled */
     close(sigfd);
+    nodelock_release(lock); /* last: the next agent may start now */
     return rc;
 }
