@@ -9,8 +9,8 @@
  *
  * One agent per node: the node's lock (nodelock.h) is taken before anything
  * touches the datapath, and held until exit. Watches its files and applies
- * changes within a second (inotify, also SIGHUP); in cluster mode also every
- * policy the server long-poll brings
+ * a file once it is complete (closed after writing, or renamed into place;
+ * inotify, also SIGHUP); in cluster mode also every policy the server long-poll brings
  * (sync.h). Keeps local workload interfaces attached as they come and go,
  * writes aggregated alerts as JSON lines. SIGTERM/SIGINT stop it and leave
  * enforcement in place unless --cleanup was given.
@@ -272,14 +272,24 @@ static int libbpf_silent(enum libbpf_print_level level, const char *fmt, va_list
     return 0;
 }
 
-/* Watches the folders of the files (editors replace files rather than write them). */
+/*
+ * Watches the folders of the files (editors replace files rather than write
+ * them). A file is read once it is complete: closed after writing
+ * (IN_CLOSE_WRITE) or renamed into place (IN_MOVED_TO). Not on IN_CREATE: a
+ * file being written (`gen > policy.yaml`) would be read half-written. A file
+ * deleted or moved away is only reported; the policy in force stays until the
+ * file is back.
+ */
+#define WATCH_APPLY  (IN_CLOSE_WRITE | IN_MOVED_TO)
+#define WATCH_REPORT (IN_DELETE | IN_MOVED_FROM)
+
 static int watch_files(const struct options *o)
 {
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     for (size_t i = 0; fd >= 0 && i < o->nfiles; i++) {
         char buf[4096];
         snprintf(buf, sizeof(buf), "%s", o->files[i]);
-        inotify_add_watch(fd, dirname(buf), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+        inotify_add_watch(fd, dirname(buf), WATCH_APPLY | WATCH_REPORT);
     }
     return fd;
 }
@@ -295,6 +305,7 @@ static bool names_our_file(const struct options *o, const char *name)
     return false;
 }
 
+/* True when one of our files was completed (closed after writing, renamed in). */
 static bool drain_inotify(int fd, const struct options *o)
 {
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -303,8 +314,13 @@ static bool drain_inotify(int fd, const struct options *o)
     while ((n = read(fd, buf, sizeof(buf))) > 0)
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
-            if (ev->len && names_our_file(o, ev->name))
-                ours = true;
+            if (ev->len && names_our_file(o, ev->name)) {
+                if (ev->mask & WATCH_APPLY)
+                    ours = true;
+                else if (ev->mask & WATCH_REPORT)
+                    agent_log("warning", "file '%s' %s: the policy in force stays until it is back",
+                              ev->name, ev->mask & IN_DELETE ? "deleted" : "moved away");
+            }
             p += sizeof(*ev) + ev->len;
         }
     return ours;
