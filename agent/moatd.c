@@ -333,6 +333,26 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* True when a workload or a Node document of `p` names node `node`. */
+static bool node_named(const struct moat_policy *p, const char *node)
+{
+    if (policy_find_node(p, node) != MOAT_NONE)
+        return true;
+    for (size_t i = 0; i < p->nworkloads; i++)
+        if (p->workloads[i].node && strcmp(p->workloads[i].node, node) == 0)
+            return true;
+    return false;
+}
+
+/* Says that no document names `node`, after `prefix` ("" or "warning: "). */
+static void say_node_unknown(const char *prefix, const char *node)
+{
+    fprintf(stderr,
+            "moatd: %s--node %s: no workload and no Node document names this node: nothing to "
+            "enforce on (is the name right?)\n",
+            prefix, node);
+}
+
 /* Returns the exit status. */
 static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
 {
@@ -716,7 +736,12 @@ int main(int argc, char **argv)
         diags_clear(&d);
         if (err)
             return err == -ENOMEM ? 1 : 2;
+        bool known = node_named(p, o.node);
         policy_free(p);
+        if (!known) {
+            say_node_unknown("", o.node);
+            return 2;
+        }
         char why[512];
         if (datapath_ebpf.probe(why, sizeof(why)) != 0) {
             fprintf(stderr, "moatd: files ok; the ebpf datapath cannot run here: missing %s\n",
@@ -783,6 +808,8 @@ int main(int argc, char **argv)
         nodelock_release(lock);
         return err == -EINVAL ? 2 : 1;
     }
+    if (!o.server && a.policy && !node_named(a.policy, o.node))
+        say_node_unknown("warning: ", o.node);
     agent_flush(&a);
     rc = run_loop(&a, &o, sigfd);
     agent_log("info", "stopping%s",
