@@ -243,11 +243,14 @@ static const struct cli_command commands[] = {
      cmd_status},
     {"apply", "-f FILE [FILE...]",
      "Make the server hold the clusters, objects and rules of policy files.",
-     "  -f, --file FILE        policy files (SPEC 10), validated together first as by\n"
-     "                         `moat validate`: any error and nothing is changed (exit 2)\n"
-     "Creates what is missing, replaces what differs, leaves what is equal, and prints\n"
-     "created, configured or unchanged per document: clusters, then objects, then\n"
-     "rules (matched by name; rules by cluster and name). Workload and Node documents\n"
+     "  -f, --file FILE        policy files (SPEC 10; - reads stdin), validated together\n"
+     "                         with the server's state first, as `moat validate` would:\n"
+     "                         any error and nothing is changed (exit 2)\n"
+     "Creates what is missing; for what exists, changes only the fields the file gives\n"
+     "when they differ (a merge patch: fields the file leaves out are kept); leaves what\n"
+     "is equal. Prints created, configured or unchanged per document: clusters, then\n"
+     "objects, then rules (matched by name; rules by cluster and name). Objects are\n"
+     "named, not numbered, in rules. Workload and Node documents\n"
      "are ignored with a note. Not one transaction: when the server refuses a request,\n"
      "the documents done before it stay done and apply stops.\n" SERVER_OPTS API_EXIT,
      cmd_apply},

@@ -429,6 +429,16 @@ py rule-list-destination-port-action-json '[r["name"] for r in j["items"]] == ["
 expect rule-list-destination-table 0 "$M" rule list --cluster prod --destination db
 has rule-list-destination-table-row "$T/out" "db-from-api"
 hasnt rule-list-destination-table-other "$T/out" "web-from-lb"
+has rule-list-table-in-effect "$T/out" "IN EFFECT"
+if grep 'db-from-api' "$T/out" | grep -qE ' [0-9]+/[0-9]+ *$'; then ok rule-list-table-in-effect-k-of-n; else bad rule-list-table-in-effect-k-of-n "$(cat "$T/out")"; fi
+# an object named by digits is found by its name first (as the server resolves references)
+printf '{"name":"4","namespace":"digits"}' >"$T/digits.json"
+expect object-named-4-create 0 "$M" object create -f "$T/digits.json"
+expect object-get-4-by-name 0 "$M" object get 4 -o json
+py object-get-4-by-name-json 'j["name"] == "4" and j["namespace"] == "digits"'
+expect object-delete-4-by-name 0 "$M" object delete 4
+expect object-get-4-gone-then-id 0 "$M" object get 4 -o json
+py object-get-4-then-by-id 'j["id"] == 4 and j["name"] != "4"'
 WLB=$("$M" rule get --cluster prod web-from-lb -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 DBW=$("$M" rule get --cluster prod db-watch -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 expect rule-list-id 0 "$M" rule list --cluster prod --id "$WLB" -o json
