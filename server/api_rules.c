@@ -455,6 +455,9 @@ static int load_id(struct req *rq, struct resp *rs, int64_t id, json_t **doc)
 static int load(struct req *rq, struct resp *rs, json_t **doc, int64_t *id)
 {
     *doc = NULL;
+    int rc = check_cluster(rq, rs);
+    if (rc)
+        return rc;
     if (!req_param_id(rq, 1, id))
         return resp_error(rs, 404, "", "no rule %s", rq->params[1]) < 0 ? -ENOMEM : 1;
     return load_id(rq, rs, *id, doc);

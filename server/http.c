@@ -100,7 +100,10 @@ static int dispatch(struct req *rq, struct conn *cn, struct resp *rs)
     int i = routes_match(rq->method, rq->path, rq);
     cn->route = i < 0 ? -1 : i;
     if (i == -ENOENT)
-        return resp_error(rs, 404, "", "no such path: %s", rq->path);
+        return resp_error(rs, 404, "", "no such path: %s%s", rq->path,
+                          strncmp(rq->path, "/api/v1/api/v1/", 15) == 0
+                              ? " (the server URL should not end in /api/v1)"
+                              : "");
     if (i == -EPERM)
         return resp_error(rs, 405, "", "method %s is not allowed here", rq->method);
     struct server *srv = rq->srv;

@@ -309,6 +309,10 @@ req GET "/api/v1/clusters/dev/rules/$RULE"
 check "rule of another cluster 404" 404
 req GET /api/v1/clusters/prod/rules/9999
 check "rule get 404" 404
+req GET "/api/v1/clusters/nope/rules/$RULE"
+check "rule of a missing cluster: 404 naming the cluster" 404 "'no cluster' in j['errors'][0]['message']"
+req GET /api/v1/api/v1/clusters
+check "a server URL ending in /api/v1: 404 with a hint" 404 "'should not end in /api/v1' in j['errors'][0]['message']"
 req GET '/api/v1/clusters/prod/rules?type=custom'
 check "rule filter type" 200 "j['total'] == 2"
 req GET '/api/v1/clusters/prod/rules?action=alert'
