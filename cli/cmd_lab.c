@@ -7,7 +7,9 @@
  * only then claims the lab's state file and creates namespaces (lab_net),
  * recording each one in the state file (lab_state) as soon as it exists.
  * Any failure removes what was made. `down` removes exactly the namespaces
- * the state file lists; `exec` enters a namespace with setns(2) and runs a
+ * the state file lists, and first what moatd agents of the lab's nodes left
+ * (with `moatd remove`, which refuses while an agent runs, so `down` stops
+ * then and kills nothing); `exec` enters a namespace with setns(2) and runs a
  * command; `status` prints the state file and whether each namespace exists.
  */
 #include "cli.h"
@@ -501,6 +503,78 @@ int cmd_lab_exec(int argc, char **argv)
 
 /* ---------- lab down ---------- */
 
+/* The moatd beside this moat (in build/rel, /usr/bin, ...), else the one in PATH. */
+static void moatd_path(char *buf, size_t n)
+{
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, n, "%s/moatd", self);
+            if (access(buf, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(buf, n, "moatd");
+}
+
+/* What a moatd of node `name` leaves in /run/moat and /sys/fs/bpf (docs/moatd.md). */
+static bool agent_left_something(const char *name)
+{
+    const char *fmt[] = {"/sys/fs/bpf/moat/%s", "/run/moat/moatd-%s.json",
+                         "/run/moat/moatd-%s.lock"};
+    for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+        char path[512];
+        snprintf(path, sizeof(path), fmt[i], name);
+        if (access(path, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Removes what moatd agents of the lab's nodes left (pinned maps, status and
+ * lock files) with `moatd remove --node NODE --netns NETNS`, before the
+ * namespaces go. moatd leaves alone what belongs to an agent of the same node
+ * name in another namespace (exit 3). Returns -EBUSY when moatd refused
+ * (exit 1: an agent still runs for a node of the lab, and moatd said which
+ * pid; nothing is killed) or failed, else 0.
+ */
+static int remove_agents_state(const struct lab *lab)
+{
+    char moatd[4200];
+    moatd_path(moatd, sizeof(moatd));
+    int busy = 0;
+    for (size_t i = 0; i < lab->nnodes; i++) {
+        const struct lab_node *nd = &lab->nodes[i];
+        if (!agent_left_something(nd->name))
+            continue;
+        const char *argv[] = {moatd, "remove", "--node", nd->name, "--netns", nd->netns, NULL};
+        int rc = lab_run(argv);
+        if (rc == 1) {
+            fprintf(stderr,
+                    "moat: lab down: node %s: moatd's state not removed (above: stop its moatd "
+                    "first); the lab stays as it is\n",
+                    nd->name);
+            busy++;
+        } else if (rc < 0) {
+            fprintf(stderr,
+                    "moat: lab down: node %s: cannot run %s: %s; what moatd left stays "
+                    "(moatd remove --node %s)\n",
+                    nd->name, moatd, strerror(-rc), nd->name);
+        } else if (rc != 0 && rc != 3) {
+            fprintf(stderr,
+                    "moat: lab down: node %s: `%s remove --node %s --netns %s` exited %d; what "
+                    "moatd left stays\n",
+                    nd->name, moatd, nd->name, nd->netns, rc);
+        }
+    }
+    return busy ? -EBUSY : 0;
+}
+
 /* Without a readable state: the lab's namespaces are those named `mlab-LAB-*`. */
 static int down_by_prefix(const char *name)
 {
@@ -555,6 +629,10 @@ int cmd_lab_down(int argc, char **argv)
     if (err) {
         fprintf(stderr, "moat: lab down: cannot read the state of lab \"%s\": %s\n", a.name,
                 strerror(-err));
+        return MOAT_EXIT_ERROR;
+    }
+    if (remove_agents_state(lab) == -EBUSY) {
+        lab_free(lab);
         return MOAT_EXIT_ERROR;
     }
     size_t n = lab->underlay.created;
