@@ -815,10 +815,12 @@ static void load_rule_dests(struct ld *l, const struct doc_node *m, struct moat_
         const struct doc_node *obj = doc_map_get(it, "object");
         char of[64];
         snprintf(of, sizeof(of), "%s.object", field);
-        if (!obj)
+        if (!obj) {
             bad(l, it, of, "required");
-        else
+        } else {
             d->object_ref = object_ref(l, obj, of);
+            d->object_line = obj->line;
+        }
         snprintf(of, sizeof(of), "%s.ports", field);
         load_dest_ports(l, doc_map_get(it, "ports"), of, d);
     }
@@ -832,10 +834,12 @@ static bool is_system_rule_name(const char *name)
 static void load_rule_body(struct ld *l, const struct doc_node *m, struct moat_rule *r)
 {
     const struct doc_node *src = doc_map_get(m, "source");
-    if (!src)
+    if (!src) {
         bad(l, m, "source", "required (an object name or id, or any)");
-    else
+    } else {
         r->source_ref = object_ref(l, src, "source");
+        r->source_line = src->line;
+    }
     load_rule_dests(l, m, r);
     static const char *const protos[] = {"tcp", "udp", "any", NULL};
     static const int proto_values[] = {MOAT_PROTO_TCP, MOAT_PROTO_UDP, MOAT_PROTO_ANY};
@@ -1425,35 +1429,46 @@ static uint32_t find_object_ref(const struct moat_policy *p, const char *ref)
     return MOAT_NONE;
 }
 
+/* The rule's origin at `line` (a field's line; 0 keeps the document's). */
+static struct moat_origin at_line(const struct moat_rule *r, int line)
+{
+    struct moat_origin at = r->at;
+    if (line > 0 && at.line > 0)
+        at.line = line;
+    return at;
+}
+
 static void resolve_rule_objects(struct moat_policy *p, struct moat_rule *r, const char *ctx,
                                  struct moat_diags *d)
 {
     const char *cluster = p->clusters[r->cluster].name;
+    struct moat_origin at = at_line(r, r->source_line);
     r->source = find_object_ref(p, r->source_ref);
     if (r->source == MOAT_NONE) {
         if (!was_rejected(p, "objects", r->source_ref))
-            fin_err(d, &r->at, ctx, "source: no object named \"%s\"", r->source_ref);
+            fin_err(d, &at, ctx, "source: no object named \"%s\"", r->source_ref);
     } else if (!object_in_cluster(&p->objects[r->source], cluster)) {
-        fin_err(d, &r->at, ctx, "source: object \"%s\" belongs to cluster \"%s\"", r->source_ref,
+        fin_err(d, &at, ctx, "source: object \"%s\" belongs to cluster \"%s\"", r->source_ref,
                 p->objects[r->source].cluster);
     }
     for (size_t i = 0; i < r->ndests; i++) {
         struct moat_dest *dst = &r->dests[i];
+        at = at_line(r, dst->object_line);
         dst->object = find_object_ref(p, dst->object_ref);
         if (dst->object == MOAT_NONE) {
             if (!was_rejected(p, "objects", dst->object_ref))
-                fin_err(d, &r->at, ctx, "destinations[%zu].object: no object named \"%s\"", i,
+                fin_err(d, &at, ctx, "destinations[%zu].object: no object named \"%s\"", i,
                         dst->object_ref);
             continue;
         }
         const struct moat_object *o = &p->objects[dst->object];
         if (o->kind == MOAT_OBJ_HOST)
-            fin_err(d, &r->at, ctx,
+            fin_err(d, &at, ctx,
                     "destinations[%zu].object: \"host\" cannot be a destination: rules protect "
                     "traffic destined for workloads (and, with ipblocks, leaving them)",
                     i);
         else if (!object_in_cluster(o, cluster))
-            fin_err(d, &r->at, ctx,
+            fin_err(d, &at, ctx,
                     "destinations[%zu].object: object \"%s\" belongs to cluster \"%s\"", i, o->name,
                     o->cluster);
     }

@@ -118,6 +118,7 @@ struct moat_object {
 
 struct moat_dest {
     char *object_ref; /* name or id as written */
+    int object_line;  /* of object_ref in its file, for messages; 0 unknown */
     uint32_t object;  /* index into objects after policy_finish */
     struct port_range ports[MOAT_PORT_RANGES_MAX];
     size_t nports;
@@ -131,6 +132,7 @@ struct moat_rule {
     char *name;
     bool enabled;
     char *source_ref;
+    int source_line; /* of source_ref in its file, for messages; 0 unknown */
     uint32_t source; /* index into objects */
     struct moat_dest dests[MOAT_DESTS_MAX];
     size_t ndests;

@@ -910,9 +910,9 @@ static void test_rule_references(void **state)
     (void)state;
     EXPECT_ERRORS(RULE_HEAD "source: nobody\ndestinations: [{object: web}, {object: ghost},"
                             " {object: \"99\"}]\naction: allow\npriority: 10\n",
-                  "t.yaml:12: rules \"r1\": source: no object named \"nobody\"",
-                  "t.yaml:12: rules \"r1\": destinations[1].object: no object named \"ghost\"",
-                  "t.yaml:12: rules \"r1\": destinations[2].object: no object named \"99\"");
+                  "t.yaml:15: rules \"r1\": source: no object named \"nobody\"",
+                  "t.yaml:16: rules \"r1\": destinations[1].object: no object named \"ghost\"",
+                  "t.yaml:16: rules \"r1\": destinations[2].object: no object named \"99\"");
     /* `host` is a source, never a destination. */
     struct moat_policy *p = load_ok(RULE_HEAD "source: host\ndestinations: [{object: web}]\n"
                                               "action: allow\npriority: 10\n");
@@ -920,7 +920,7 @@ static void test_rule_references(void **state)
     policy_free(p);
     EXPECT_ERRORS(RULE_HEAD "source: web\ndestinations: [{object: web}, {object: host}]\n"
                             "action: allow\npriority: 10\n",
-                  "t.yaml:12: rules \"r1\": destinations[1].object: \"host\" cannot be a "
+                  "t.yaml:16: rules \"r1\": destinations[1].object: \"host\" cannot be a "
                   "destination: rules protect traffic destined for workloads (and, with "
                   "ipblocks, leaving them)");
     /* A rule names a Cluster document; a cluster only named by a workload does not count. */
@@ -944,8 +944,8 @@ static void test_rule_references(void **state)
                                      "source: devweb\ndestinations: [{object: devweb}]\n"
                                      "action: allow\npriority: 10\n";
     EXPECT_ERRORS(restricted,
-                  "t.yaml:17: rules \"r1\": source: object \"devweb\" belongs to cluster \"dev\"",
-                  "t.yaml:17: rules \"r1\": destinations[1].object: object \"devweb\" belongs to "
+                  "t.yaml:20: rules \"r1\": source: object \"devweb\" belongs to cluster \"dev\"",
+                  "t.yaml:21: rules \"r1\": destinations[1].object: object \"devweb\" belongs to "
                   "cluster \"dev\"");
     EXPECT_ERRORS("kind: NetworkObject\nname: o\nnamespace: shop\ncluster: nowhere\n",
                   "t.yaml:1: objects \"o\": cluster: no Cluster document named \"nowhere\"");
@@ -1405,7 +1405,7 @@ static void test_every_error_reported(void **state)
                   "or control character",
                   "t.yaml:18: clusters \"dev\": defense: must be true or false (or on/off)",
                   "t.yaml:36: objects \"web\": name: defined twice (also in t.yaml:4)",
-                  "t.yaml:20: rules \"r1\": destinations[0].object: no object named \"ghost\"");
+                  "t.yaml:24: rules \"r1\": destinations[0].object: no object named \"ghost\"");
 
     /* Nothing partial from files either: one bad file spoils the set. */
     const char *paths[2];
