@@ -308,7 +308,21 @@ static void print_table(const struct moat_policy *p, const struct moat_flow *f,
     }
 }
 
-/* Judges the flow of `a` in `p` and prints the decision; returns an exit code. */
+/* The node of endpoint e when it is a workload placed on one, else NULL. */
+static const char *node_of(const struct moat_policy *p, const struct moat_endpoint *e)
+{
+    if (e->kind != MOAT_EP_WORKLOAD || e->workload == MOAT_NONE)
+        return NULL;
+    const char *n = p->workloads[e->workload].node;
+    return n && *n ? n : NULL;
+}
+
+/*
+ * Judges the flow of `a` in `p` and prints the decision; returns an exit code.
+ * Without --node, each direction is judged where the datapath judges it:
+ * ingress on the destination workload's node, egress on the source's, so
+ * that another node's address is not `host` there (as on the real node).
+ */
 static int explain_policy(const struct explain_args *a, const struct moat_policy *p)
 {
     struct moat_eval_opts o = {.node = a->node};
@@ -320,9 +334,21 @@ static int explain_policy(const struct explain_args *a, const struct moat_policy
         rc = resolve_endpoint(p, &o, "--to", a->to, &f.dst);
     if (rc)
         return rc;
+    struct moat_eval_opts oin = o, oout = o;
+    struct moat_flow fin = f, fout = f;
+    if (!a->node && node_of(p, &f.dst)) { /* the source as the destination's node sees it */
+        oin.node = node_of(p, &f.dst);
+        rc = resolve_endpoint(p, &oin, "--from", a->from, &fin.src);
+    }
+    if (!rc && !a->node && node_of(p, &f.src)) {
+        oout.node = node_of(p, &f.src);
+        rc = resolve_endpoint(p, &oout, "--to", a->to, &fout.dst);
+    }
+    if (rc)
+        return rc;
     struct moat_decision in, out;
-    refeval_decide(p, &o, &f, MOAT_DIR_INGRESS, &in);
-    refeval_decide(p, &o, &f, MOAT_DIR_EGRESS, &out);
+    refeval_decide(p, &oin, &fin, MOAT_DIR_INGRESS, &in);
+    refeval_decide(p, &oout, &fout, MOAT_DIR_EGRESS, &out);
     if (a->format == CLI_FORMAT_JSON)
         return print_json(p, &in, &out);
     print_table(p, &f, &in, &out);

@@ -39,7 +39,9 @@ static const struct cli_command commands[] = {
      "      --to ENDPOINT      destination, as --from\n"
      "      --port N           destination port (required for tcp and udp)\n"
      "      --proto P          tcp, udp, icmp or an IP protocol number (default tcp)\n"
-     "      --node NAME        judge as node NAME's agent does (its addresses are `host`)\n"
+     "      --node NAME        judge as node NAME's agent does (its addresses are `host`);\n"
+     "                         without it, ingress is judged on the destination\n"
+     "                         workload's node and egress on the source's\n"
      "  -o, --output FORMAT    table (default) or json\n"
      "Exit status: 0 whatever the decision; 2 for invalid input (every error printed).\n",
      cmd_explain},
