@@ -738,10 +738,9 @@ int main(int argc, char **argv)
             return err == -ENOMEM ? 1 : 2;
         bool known = node_named(p, o.node);
         policy_free(p);
-        if (!known) {
-            say_node_unknown("", o.node);
-            return 2;
-        }
+        /* a warning only: scripts run --check as "can this kernel enforce?" for any name */
+        if (!known)
+            say_node_unknown("warning: ", o.node);
         char why[512];
         if (datapath_ebpf.probe(why, sizeof(why)) != 0) {
             fprintf(stderr, "moatd: files ok; the ebpf datapath cannot run here: missing %s\n",
