@@ -592,42 +592,33 @@ static int base_path(int k, const json_t *doc, char *path)
 }
 
 /*
- * What the server holds for a document: MOAT_EXIT_OK with *held (without
- * "id") and its item path, or with *held NULL when it has none; else an
- * exit code (printed, named by `what`).
+ * What the server held for a document when the run began (r->held, fetched
+ * once for validation): MOAT_EXIT_OK with *held (a reference; NULL when it
+ * had none) and the path to send to: the record's, else its collection's.
  */
-static int find_held(struct apply_run *r, const char *what, int k, const json_t *doc, char *path,
-                     json_t **held)
+static int find_held(struct apply_run *r, int k, const json_t *doc, char *path, const json_t **held)
 {
-    const char *name = json_string_value(json_object_get(doc, "name"));
-    char q[API_PATH_MAX];
-    json_t *list = NULL;
     *held = NULL;
-    int bad = base_path(k, doc, path);
-    snprintf(q, sizeof(q), "%s", path);
-    if (bad < 0 || api_query_append(q, sizeof(q), "name", name) < 0)
-        return cli_usage_error(r->args->cmd, "name too long: \"%s\"", name);
-    long status = 0;
-    int rc = api_call(r->client, "GET", q, NULL, &status, &list);
-    if (!rc && status == 404 && k == APPLY_RULE && r->deleting) {
-        json_decref(list); /* the rule's cluster is not there: nor is the rule */
+    if (base_path(k, doc, path) < 0)
+        return cli_usage_error(r->args->cmd, "name too long: \"%s\"", text(doc, "cluster"));
+    size_t i;
+    const json_t *rec;
+    json_array_foreach(r->held[k], i, rec)
+    {
+        if (same_key(k, doc, rec)) {
+            *held = rec;
+            break;
+        }
+    }
+    if (!*held)
         return MOAT_EXIT_OK;
-    }
-    if (!rc && (rc = api_exit_for_status(status)) != 0)
-        api_print_errors(what, status, list);
-    json_t *item = rc ? NULL : json_array_get(json_object_get(list, "items"), 0);
-    if (item) {
-        json_t *id = json_object_get(item, "id");
-        if (json_is_integer(id))
-            snprintf(path + strlen(path), API_PATH_MAX - strlen(path), "/%lld",
-                     (long long)json_integer_value(id));
-        else if (api_path_add(path, API_PATH_MAX, json_string_value(id)) < 0)
-            rc = MOAT_EXIT_ERROR;
-        *held = json_incref(item);
-        json_object_del(*held, "id");
-    }
-    json_decref(list);
-    return rc;
+    const json_t *id = json_object_get(*held, "id");
+    if (json_is_integer(id))
+        snprintf(path + strlen(path), API_PATH_MAX - strlen(path), "/%lld",
+                 (long long)json_integer_value(id));
+    else if (api_path_add(path, API_PATH_MAX, json_string_value(id)) < 0)
+        return cli_usage_error(r->args->cmd, "name too long: \"%s\"", text(doc, "name"));
+    return MOAT_EXIT_OK;
 }
 
 /* Whether merging `patch` into `held` (RFC 7386) changes it; `held` may be NULL. */
@@ -694,9 +685,9 @@ static void doc_what(const struct apply_run *r, int k, const json_t *doc, const 
 static int apply_one(struct apply_run *r, int k, const json_t *doc, const char *at)
 {
     char path[API_PATH_MAX], what[1024];
-    json_t *held = NULL;
+    const json_t *held;
     doc_what(r, k, doc, at, what, sizeof(what));
-    int rc = find_held(r, what, k, doc, path, &held);
+    int rc = find_held(r, k, doc, path, &held);
     if (rc)
         return rc;
     if (!held) {
@@ -704,7 +695,6 @@ static int apply_one(struct apply_run *r, int k, const json_t *doc, const char *
         return rc ? rc : note(r, k, doc, "created");
     }
     json_t *patch = patch_for(doc, held);
-    json_decref(held);
     if (!patch)
         return MOAT_EXIT_ERROR;
     bool same = json_object_size(patch) == 0;
@@ -717,14 +707,12 @@ static int apply_one(struct apply_run *r, int k, const json_t *doc, const char *
 static int delete_one(struct apply_run *r, int k, const json_t *doc, const char *at)
 {
     char path[API_PATH_MAX], what[1024];
-    json_t *held = NULL;
+    const json_t *held;
     doc_what(r, k, doc, at, what, sizeof(what));
-    int rc = find_held(r, what, k, doc, path, &held);
+    int rc = find_held(r, k, doc, path, &held);
     if (rc || !held)
         return rc ? rc : note(r, k, doc, "absent");
-    bool sys = is_system(held);
-    json_decref(held);
-    if (sys)
+    if (is_system(held))
         return note(r, k, doc, "kept (system rule)");
     rc = api_do(r->client, what, "DELETE", path, NULL, NULL);
     return rc ? rc : note(r, k, doc, "deleted");
