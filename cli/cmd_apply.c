@@ -94,57 +94,15 @@ static void print_diags(const struct moat_diags *d)
 
 /* ---------- reading the files once ---------- */
 
-/* Reads all of `f` into *text (NUL-terminated). 0, -EFBIG, -ENOMEM or -errno. */
-static int read_all(FILE *f, char **text, size_t *len)
-{
-    size_t cap = 0, n = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (n + 1 >= cap) {
-            size_t want = cap ? cap * 2 : 65536;
-            char *grown = realloc(buf, want);
-            if (!grown) {
-                free(buf);
-                return -ENOMEM;
-            }
-            buf = grown;
-            cap = want;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (n > MOAT_DOC_MAX_BYTES) {
-            free(buf);
-            return -EFBIG;
-        }
-        if (got == 0) {
-            int err = ferror(f) ? -EIO : 0;
-            if (err) {
-                free(buf);
-                return err;
-            }
-            break;
-        }
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 /* Reads and parses one input; returns an exit code, problems printed. */
 static int read_input(const char *what, const char *path, struct apply_input *in)
 {
-    bool std = strcmp(path, "-") == 0;
-    in->name = std ? "stdin" : path;
-    FILE *f = std ? stdin : fopen(path, "rb");
-    if (!f) {
-        int err = -errno;
+    in->name = strcmp(path, "-") == 0 ? "stdin" : path;
+    int err = doc_read_file(path, &in->text, &in->len);
+    if (err && err != -EFBIG && err != -ENOMEM && err != -EIO) {
         fprintf(stderr, "moat: %s: %s: cannot open: %s\n", what, path, strerror(-err));
         return cli_exit_for_load_error(err);
     }
-    int err = read_all(f, &in->text, &in->len);
-    if (!std)
-        fclose(f);
     if (err) {
         fprintf(stderr, "moat: %s: %s: cannot read: %s\n", what, in->name,
                 err == -EFBIG ? "larger than 32 MiB" : strerror(-err));

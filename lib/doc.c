@@ -597,37 +597,53 @@ static int read_stream(FILE *f, char **buf, size_t *len)
             free(*buf);
             return -ENOMEM;
         }
-        size_t got = fread(*buf + *len, 1, cap - *len, f);
+        size_t got = fread(*buf + *len, 1, cap - *len - 1, f);
         *len += got;
         if (got == 0)
             break;
-        if (*len > MOAT_DOC_MAX_BYTES)
-            break;
+        if (*len > MOAT_DOC_MAX_BYTES) {
+            free(*buf);
+            return -EFBIG;
+        }
     }
     if (ferror(f)) {
         free(*buf);
         return -EIO;
     }
+    (*buf)[*len] = '\0';
     return 0;
+}
+
+int doc_read_file(const char *path, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    bool std = strcmp(path, "-") == 0;
+    FILE *f = std ? stdin : fopen(path, "rb");
+    if (!f)
+        return -errno;
+    int err = read_stream(f, text, len);
+    if (!std)
+        fclose(f);
+    return err;
 }
 
 int doc_parse_file(const char *path, struct doc_set **out, struct moat_diags *d)
 {
     *out = NULL;
-    bool std = strcmp(path, "-") == 0;
-    FILE *f = std ? stdin : fopen(path, "rb");
-    if (!f) {
-        int err = -errno;
-        diags_add(d, path, 0, NULL, "cannot open: %s", strerror(errno));
-        return err;
-    }
     char *buf;
     size_t len;
-    int err = read_stream(f, &buf, &len);
-    if (!std)
-        fclose(f);
-    if (err) {
+    int err = doc_read_file(path, &buf, &len);
+    if (err == -EFBIG) {
+        diags_add(d, path, 0, NULL, "input is larger than %u bytes", MOAT_DOC_MAX_BYTES);
+        return -EINVAL;
+    }
+    if (err == -ENOMEM || err == -EIO) {
         diags_add(d, path, 0, NULL, "cannot read: %s", strerror(-err));
+        return err;
+    }
+    if (err) {
+        diags_add(d, path, 0, NULL, "cannot open: %s", strerror(-err));
         return err;
     }
     err = doc_parse_text(buf, len, path, out, d);

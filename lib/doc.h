@@ -52,6 +52,12 @@ struct doc_set {
  */
 int doc_parse_text(const char *text, size_t len, const char *name, struct doc_set **out,
                    struct moat_diags *d);
+/*
+ * Reads all of file `path` ("-" is stdin) into *text (NUL-terminated, caller
+ * frees) and *len. 0, -EFBIG past MOAT_DOC_MAX_BYTES, -ENOMEM, -EIO or the
+ * -errno of opening it.
+ */
+int doc_read_file(const char *path, char **text, size_t *len);
 /* Reads and parses a file; -errno on I/O errors (also recorded in `d`). "-" is stdin. */
 int doc_parse_file(const char *path, struct doc_set **out, struct moat_diags *d);
 void doc_set_free(struct doc_set *set);
