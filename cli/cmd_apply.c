@@ -28,6 +28,7 @@
  */
 #include "apicmd.h"
 #include "doc.h"
+#include "jsonpatch.h"
 #include "loader.h"
 #include "remote.h"
 
@@ -237,32 +238,6 @@ static const json_t *file_doc(const struct apply_run *r, int k, const json_t *re
     return NULL;
 }
 
-/* `patch` merged into `target` as a JSON merge patch (RFC 7386). 0 or -ENOMEM. */
-static int merge_patch(json_t *target, const json_t *patch)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)patch, key, v)
-    {
-        json_t *t = json_object_get(target, key);
-        int rc = 0;
-        if (json_is_null(v)) {
-            json_object_del(target, key);
-        } else if (json_is_object(v)) {
-            if (!json_is_object(t)) {
-                t = json_object();
-                rc = json_object_set_new(target, key, t);
-            }
-            rc = rc ? rc : merge_patch(t, v);
-        } else {
-            rc = json_object_set_new(target, key, json_deep_copy(v));
-        }
-        if (rc)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
 static bool is_system(const json_t *rec)
 {
     return strcmp(text(rec, "type"), "system") == 0;
@@ -304,7 +279,7 @@ static int record_state(const struct apply_run *r, int k, const json_t *rec, boo
     if (!after)
         return 0;
     *out = json_deep_copy(rec);
-    return *out && merge_patch(*out, mine) == 0 ? 0 : -ENOMEM;
+    return *out && json_merge_patch(*out, mine) == 0 ? 0 : -ENOMEM;
 }
 
 /* The fields of an object document (lib/loader.c), and its id. */

@@ -2,6 +2,8 @@
  * arguments and paging, JSON bodies, merge patches (see server.h). */
 #include "server.h"
 
+#include "jsonpatch.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -175,26 +177,6 @@ bool req_param_id(const struct req *rq, size_t i, int64_t *id)
     long long v = strtoll(s, &end, 10);
     *id = v;
     return !*end && v > 0;
-}
-
-int json_merge_patch(json_t *target, const json_t *patch)
-{
-    const char *key;
-    json_t *pv;
-    json_object_foreach((json_t *)patch, key, pv)
-    {
-        json_t *tv = json_object_get(target, key);
-        int rc;
-        if (json_is_null(pv))
-            rc = tv ? json_object_del(target, key) : 0;
-        else if (json_is_object(pv) && json_is_object(tv))
-            rc = json_merge_patch(tv, pv);
-        else
-            rc = json_object_set_new(target, key, json_deep_copy(pv));
-        if (rc < 0)
-            return -ENOMEM;
-    }
-    return 0;
 }
 
 json_t *list_body(json_t *items, int64_t total)

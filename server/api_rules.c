@@ -7,8 +7,10 @@
  * deleted (409).
  */
 #include "server.h"
+
 #include "validate.h"
 
+#include "jsonpatch.h"
 #include "loader.h"
 #include "ports.h"
 

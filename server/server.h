@@ -187,8 +187,6 @@ int req_query_enums(const struct req *rq, struct resp *rs, const struct query_en
 int req_body_object(const struct req *rq, struct resp *rs, json_t **out);
 /* Parses a path parameter as a positive id; false when it is not one. */
 bool req_param_id(const struct req *rq, size_t i, int64_t *id);
-/* RFC 7396 merge patch: applies `patch` to `target` in place. 0 or -ENOMEM. */
-int json_merge_patch(json_t *target, const json_t *patch);
 /* The string value of obj[key], or "" when it is not a string. */
 const char *jstr(const json_t *obj, const char *key);
 /*
