@@ -64,6 +64,17 @@ static int rules_path(const struct api_args *a, char *path)
     return MOAT_EXIT_OK;
 }
 
+/* Prints a list of rules (releases `list`): for a table with add_effect_column. */
+static int print_rules(enum cli_format f, json_t *list)
+{
+    int rc = f == CLI_FORMAT_TABLE ? add_effect_column(list) : MOAT_EXIT_OK;
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    return out_list(f, list, rule_cols);
+}
+
 int cmd_rule_list(int argc, char **argv)
 {
     const unsigned mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_ENABLED) |
@@ -82,13 +93,7 @@ int cmd_rule_list(int argc, char **argv)
         rc = cli_usage_error(a.cmd, "filters too long");
     if (!rc)
         rc = api_once(&a, "GET", path, NULL, &list);
-    if (!rc && a.format == CLI_FORMAT_TABLE)
-        rc = add_effect_column(list);
-    if (rc) {
-        json_decref(list);
-        return rc;
-    }
-    return out_list(a.format, list, rule_cols);
+    return rc ? rc : print_rules(a.format, list);
 }
 
 static bool all_digits(const char *s)
@@ -306,13 +311,7 @@ static int rule_switch(const char *name, bool on, int argc, char **argv)
         rc = api_do(c, a.cmd->name, "POST", path, body, &list);
     json_decref(body);
     api_client_free(c);
-    if (!rc && a.format == CLI_FORMAT_TABLE)
-        rc = add_effect_column(list);
-    if (rc) {
-        json_decref(list);
-        return rc;
-    }
-    return out_list(a.format, list, rule_cols);
+    return rc ? rc : print_rules(a.format, list);
 }
 
 int cmd_rule_enable(int argc, char **argv)
