@@ -38,8 +38,12 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
         case "$t" in *.o | *.d) continue ;; esac
         [ -x "$t" ] && run_cmocka "$t"
     done
-    # A test that crashed could not unpin its maps: remove what is left.
-    rm -rf /sys/fs/bpf/moat/test-* 2>/dev/null
+    # A test that crashed could not unpin its maps: remove what is left by
+    # test processes that are gone (another checkout's suite may be running).
+    for d in /sys/fs/bpf/moat/test-*; do
+        [ -d "$d" ] || continue
+        kill -0 "${d##*/test-}" 2>/dev/null || rm -rf "$d"
+    done
     rmdir /sys/fs/bpf/moat 2>/dev/null
 fi
 for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh; do
