@@ -34,7 +34,8 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_MAINS := $(wildcard bench/bench_*.c)
 ALL_C    := $(LIB_SRC) $(CLI_SRC) $(FUZZ_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(wildcard tests/unit/*.h) \
             $(wildcard lib/*.h cli/*.h include/moat/*.h) $(wildcard agent/*.c agent/*.h) \
-            $(BPFTEST_SRC) $(BPF_SRC) $(wildcard bpf/lib/*.h) $(SERVER_SRC) $(wildcard server/*.h)
+            $(BPFTEST_SRC) $(wildcard tests/bpf/frame.*) $(BPF_SRC) $(wildcard bpf/lib/*.h) \
+            $(SERVER_SRC) $(wildcard server/*.h)
 
 .PHONY: all deps test unit lint demo bench clean format fuzz
 all: build/rel/moat build/rel/moat-traffic build/rel/moatd build/rel/moat-server
@@ -99,7 +100,7 @@ build/asan/tests/unit/test_spool: build/asan/tests/unit/test_spool.o build/asan/
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lpthread -lm
 
 # Datapath tests (root): the real BPF programs run with BPF_PROG_TEST_RUN.
-build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
+build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/bpf/frame.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcmocka -lcurl -lpthread -lm
 BPFTEST_BINS := $(patsubst tests/bpf/%.c,build/asan/tests/bpf/%,$(BPFTEST_SRC))
 

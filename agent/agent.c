@@ -78,6 +78,74 @@ static time_t wall_time(uint64_t ts_ns)
     return real.tv_sec - (time_t)(age > 0 ? age / 1000000000 : 0);
 }
 
+/* What a spoofing event's drop reason means, for the alert's details. */
+static const char *spoofing_details(uint32_t reason)
+{
+    switch (reason) {
+    case MOAT_DROP_ARP_SPOOF:
+        return "ARP claiming an address that is not the workload's";
+    case MOAT_DROP_ND_SPOOF:
+        return "neighbour discovery claiming an address that is not the workload's";
+    case MOAT_DROP_ROUTER:
+        return "router advertisement or redirect from a workload";
+    case MOAT_DROP_DHCP_SERVER:
+        return "DHCP server message from a workload";
+    case MOAT_DROP_LINK_LOCAL:
+        return "link-local or unspecified source outside neighbour discovery and DHCP";
+    case MOAT_DROP_MAC_SPOOF:
+        return "frame from a MAC address that is not the workload's";
+    default:
+        return "packet left a workload with a source address that is not its own";
+    }
+}
+
+/* Counts a hit in the alerts, and in the window for the server (cluster mode). */
+static int record_hit(struct moat_agent *a, const struct alert_hit *h)
+{
+    int err;
+    alert_agg_add(a->alerts, h, &err);
+    if (!err && a->window) {
+        alert_agg_add(a->window, h, &err);
+        if (!err && a->window_started == 0)
+            a->window_started = mono_now();
+    }
+    return err;
+}
+
+static enum alert_kind alert_kind_of(uint32_t ev_kind)
+{
+    return ev_kind == MOAT_EV_SPOOFING ? ALERT_SPOOFING : ALERT_POLICY;
+}
+
+/*
+ * Events of one source the datapath's rate limit held back: one alert per
+ * (cluster, kind, source, applied action), port 0, no destination, counting them.
+ */
+static void add_held(struct moat_agent *a, const struct alert_hit *like, const uint8_t *src,
+                     uint64_t held)
+{
+    static const char why[] =
+        "events from this source not reported one by one: the datapath's rate limit held them "
+        "back (counted here)";
+    struct alert_hit h = *like;
+    h.rule_id = 0;
+    h.rule_name = NULL;
+    h.count = held;
+    h.details = why;
+    memset(&h.dst, 0, sizeof(h.dst));
+    memcpy(h.src.addr.b, src, 16);
+    h.src.port = 0;
+    h.src.workload = workload_at(a->policy, &h.src.addr);
+    static const uint8_t zero[16];
+    if (!memcmp(src, zero, 16))
+        addr_parse("0.0.0.0", &h.src.addr); /* the node-wide limit: many sources */
+    if (addr_is_v4(&h.src.addr))
+        addr_parse("0.0.0.0", &h.dst.addr);
+    if (record_hit(a, &h))
+        agent_log("warning", "out of memory: %llu held-back events not counted",
+                  (unsigned long long)held);
+}
+
 static void on_event(void *ctx, const struct moat_event *e)
 {
     struct moat_agent *a = ctx;
@@ -93,30 +161,40 @@ static void on_event(void *ctx, const struct moat_event *e)
                           .applied = (enum moat_action)e->applied,
                           .proto = e->proto,
                           .when = wall_time(e->ts_ns)};
-    h.kind = e->kind == MOAT_EV_SPOOFING ? ALERT_SPOOFING : ALERT_POLICY;
+    if (e->kind == MOAT_EV_SUMMARY) {
+        h.kind = alert_kind_of(e->reason);
+        add_held(a, &h, e->saddr, e->held);
+        return;
+    }
+    h.kind = alert_kind_of(e->kind);
     memcpy(h.src.addr.b, e->saddr, 16);
     memcpy(h.dst.addr.b, e->daddr, 16);
     h.src.port = e->sport;
     h.dst.port = e->dport;
     h.src.workload = workload_at(p, &h.src.addr);
     h.dst.workload = workload_at(p, &h.dst.addr);
-    if (e->kind == MOAT_EV_CUT)
+    char spoof[256];
+    if (e->kind == MOAT_EV_CUT) {
         h.details = "established flow cut after a policy change";
-    else if (e->kind == MOAT_EV_SPOOFING)
-        h.details = "packet left a workload with a source address that is not its own";
-    else if (h.configured == MOAT_ACTION_BLOCK && h.applied == MOAT_ACTION_ALERT)
+    } else if (e->kind == MOAT_EV_SPOOFING) {
+        struct moat_addr real;
+        memcpy(real.b, e->waddr, 16);
+        h.src.workload = workload_at(p, &real); /* the sender is the interface's workload */
+        char claimed[MOAT_ADDR_STRLEN], own[MOAT_ADDR_STRLEN];
+        addr_format(&h.src.addr, claimed, sizeof(claimed));
+        addr_format(&real, own, sizeof(own));
+        snprintf(spoof, sizeof(spoof), "%s (claimed %s, the workload's address is %s)",
+                 spoofing_details(e->reason), claimed, own);
+        h.details = spoof;
+    } else if (h.configured == MOAT_ACTION_BLOCK && h.applied == MOAT_ACTION_ALERT) {
         h.details = "would block (monitor mode)";
-    else if (!e->rule_id)
+    } else if (!e->rule_id) {
         h.details = e->dir == MOAT_ABI_DIR_INGRESS ? "cluster default action" : "egress default";
-    int err;
-    alert_agg_add(a->alerts, &h, &err);
-    if (!err && a->window) {
-        alert_agg_add(a->window, &h, &err);
-        if (!err && a->window_started == 0)
-            a->window_started = mono_now();
     }
-    if (err)
+    if (record_hit(a, &h))
         agent_log("warning", "out of memory: alert dropped");
+    if (e->held)
+        add_held(a, &h, e->kind == MOAT_EV_SPOOFING ? e->waddr : e->saddr, e->held);
 }
 
 /* ---------- interfaces ---------- */
@@ -595,6 +673,50 @@ static void write_alert(void *ctx, const struct alert *al)
     }
 }
 
+/* Names of MOAT_DROP_* in moatd status (stable: scripts read them). */
+static const char *const drop_names[MOAT_DROP_MAX] = {
+    [MOAT_DROP_NONE] = "none",
+    [MOAT_DROP_POLICY] = "policy",
+    [MOAT_DROP_SPOOFED] = "spoofed_source",
+    [MOAT_DROP_CUT] = "cut",
+    [MOAT_DROP_TRUNCATED] = "truncated",
+    [MOAT_DROP_EXTHDR_CHAIN] = "ipv6_header_chain",
+    [MOAT_DROP_ROUTING_HDR] = "ipv6_routing_header",
+    [MOAT_DROP_FRAG_NO_FIRST] = "fragment_without_first",
+    [MOAT_DROP_FRAG_SHORT] = "short_first_fragment",
+    [MOAT_DROP_ICMP_ERROR] = "icmp_error_unmatched",
+    [MOAT_DROP_NOT_ADDRESSED] = "not_addressed_to_workload",
+    [MOAT_DROP_ETHERTYPE] = "ethertype",
+    [MOAT_DROP_ARP_SPOOF] = "arp_spoofing",
+    [MOAT_DROP_ND_SPOOF] = "nd_spoofing",
+    [MOAT_DROP_ROUTER] = "router_from_workload",
+    [MOAT_DROP_DHCP_SERVER] = "dhcp_server_from_workload",
+    [MOAT_DROP_LINK_LOCAL] = "link_local_source",
+    [MOAT_DROP_MAC_SPOOF] = "mac_spoofing",
+    [MOAT_DROP_NO_WORKLOAD] = "unknown_interface",
+};
+
+static const char *const event_stat_names[MOAT_EVS_MAX] = {
+    [MOAT_EVS_SENT] = "sent",
+    [MOAT_EVS_SUPPRESSED] = "held_per_source",
+    [MOAT_EVS_NODE_LIMIT] = "held_node_limit",
+    [MOAT_EVS_LOST] = "lost",
+};
+
+/* The datapath's drop and event counters, {"drops": {...}, "events": {...}}; NULL if none. */
+static json_t *stats_json(struct moat_agent *a)
+{
+    struct datapath_stats st;
+    if (!a->dp || !a->ops->stats || a->ops->stats(a->dp, &st) != 0)
+        return NULL;
+    json_t *drops = json_object(), *events = json_object();
+    for (int i = 1; drops && i < MOAT_DROP_MAX; i++)
+        json_object_set_new(drops, drop_names[i], json_integer((json_int_t)st.drops[i]));
+    for (int i = 0; events && i < MOAT_EVS_MAX; i++)
+        json_object_set_new(events, event_stat_names[i], json_integer((json_int_t)st.events[i]));
+    return json_pack("{s:o,s:o}", "drops", drops, "event_stats", events);
+}
+
 static json_t *status_json(struct moat_agent *a)
 {
     json_t *ifs = json_array(), *rules = json_array();
@@ -618,6 +740,10 @@ static json_t *status_json(struct moat_agent *a)
                   "events", (json_int_t)a->events, "interfaces", ifs, "rules", rules);
     if (j && a->cfg.sync)
         json_object_set_new(j, "cluster", sync_status(a->cfg.sync));
+    json_t *st = j ? stats_json(a) : NULL;
+    if (st)
+        json_object_update(j, st);
+    json_decref(st);
     return j;
 }
 

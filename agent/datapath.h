@@ -25,6 +25,18 @@ struct datapath_counter {
     uint64_t flows, packets, bytes;
 };
 
+/* Packets dropped per MOAT_DROP_* reason and events per MOAT_EVS_*, since the state was made. */
+struct datapath_stats {
+    uint64_t drops[MOAT_DROP_MAX];
+    uint64_t events[MOAT_EVS_MAX];
+};
+
+/*
+ * Events from the datapath. Besides the kernel's own, MOAT_EV_SUMMARY: what
+ * the rate limit held back for one key and was not yet carried by a later
+ * event — `held` events of kind `reason` with action `applied` from source
+ * `saddr` (all zero: the node-wide limit, many sources) in cluster `cluster`.
+ */
 typedef void (*datapath_event_fn)(void *ctx, const struct moat_event *e);
 
 struct datapath_ops {
@@ -36,7 +48,11 @@ struct datapath_ops {
     /* Installs tables `t` (compiled from `p`) as the new snapshot; *generation set. */
     int (*apply)(struct datapath *dp, const struct moat_policy *p, const struct moat_tables *t,
                  uint32_t *generation);
-    /* Enforces on interface `ifname` of a workload of cluster index `cluster`. */
+    /*
+     * Enforces on interface `ifname` of a workload of cluster index `cluster`
+     * with addresses `addrs` (at least one: the first identifies the workload
+     * in every verdict on this interface; -EDESTADDRREQ without).
+     */
     int (*attach)(struct datapath *dp, const char *ifname, uint32_t cluster,
                   const struct moat_addr *addrs, size_t naddrs);
     int (*detach)(struct datapath *dp, const char *ifname);
@@ -46,6 +62,7 @@ struct datapath_ops {
     int (*event_fd)(struct datapath *dp);
     /* Per-rule counters, summed over CPUs; caller frees *out. */
     int (*counters)(struct datapath *dp, struct datapath_counter **out, size_t *n);
+    int (*stats)(struct datapath *dp, struct datapath_stats *out);
     uint32_t (*generation)(struct datapath *dp);
     /* The program fd of one hook (tests and benchmarks run it with BPF_PROG_TEST_RUN); -1 if none.
      */

@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BPFFS       "/sys/fs/bpf"
@@ -45,6 +46,7 @@ struct datapath {
     void *ctx;
     struct attached *ifs;
     size_t nifs, cap_ifs;
+    uint64_t summaries_at; /* monotonic ns of the last scan for idle rate-limit buckets */
 };
 
 /* ---------- probe and bpffs ---------- */
@@ -163,7 +165,8 @@ static int tc_detach_ifindex(int ifindex)
     return first;
 }
 
-static void forget_ifaddrs(struct datapath *dp, int ifindex)
+/* Removes interface `ifindex`'s addresses beyond the inline ones. */
+static void forget_extra_addrs(struct datapath *dp, int ifindex)
 {
     int fd = bpf_map__fd(dp->skel->maps.moat_ifaddrs);
     struct moat_ifaddr_key key, next;
@@ -174,8 +177,25 @@ static void forget_ifaddrs(struct datapath *dp, int ifindex)
         if ((int)key.ifindex == ifindex)
             bpf_map_delete_elem(fd, &key);
     }
+}
+
+/* Forgets interface `ifindex`: its addresses, its entry and the MAC it owned. */
+static void forget_ifaddrs(struct datapath *dp, int ifindex)
+{
+    forget_extra_addrs(dp, ifindex);
     uint32_t idx = (uint32_t)ifindex;
-    bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.moat_ifaces), &idx);
+    struct moat_iface old;
+    int ifaces = bpf_map__fd(dp->skel->maps.moat_ifaces);
+    if (bpf_map_lookup_elem(ifaces, &idx, &old) == 0 && old.mac_learned) {
+        struct moat_mac_key mk;
+        memset(&mk, 0, sizeof(mk));
+        memcpy(mk.mac, old.mac, 6);
+        uint32_t owner;
+        int owners = bpf_map__fd(dp->skel->maps.moat_mac_owner);
+        if (bpf_map_lookup_elem(owners, &mk, &owner) == 0 && owner == idx)
+            bpf_map_delete_elem(owners, &mk);
+    }
+    bpf_map_delete_elem(ifaces, &idx);
 }
 
 /* Detaches from every interface the maps know, including a previous moatd's. */
@@ -466,17 +486,35 @@ static int attach_ebpf(struct datapath *dp, const char *ifname, uint32_t cluster
     int ifindex = (int)if_nametoindex(ifname);
     if (!ifindex)
         return -ENODEV;
-    forget_ifaddrs(dp, ifindex); /* the workload's addresses may have changed */
+    if (naddrs == 0)
+        return -EDESTADDRREQ; /* a workload without an address cannot be the subject of verdicts */
+    uint32_t idx = (uint32_t)ifindex;
+    int ifaces = bpf_map__fd(dp->skel->maps.moat_ifaces);
+    /* The MAC the datapath learned stays (a re-attach must not reopen learning). */
+    struct moat_iface iface = {0};
+    if (bpf_map_lookup_elem(ifaces, &idx, &iface) != 0)
+        memset(&iface, 0, sizeof(iface));
+    uint8_t learned = iface.mac_learned, mac[6];
+    memcpy(mac, iface.mac, 6);
+    memset(&iface, 0, sizeof(iface));
+    iface.cluster = cluster;
+    iface.mac_learned = learned;
+    memcpy(iface.mac, mac, 6);
+    forget_extra_addrs(dp, ifindex); /* the workload's addresses may have changed */
     for (size_t i = 0; i < naddrs; i++) {
-        struct moat_ifaddr_key key = {.ifindex = (uint32_t)ifindex};
+        if (i < MOAT_IFACE_ADDRS) {
+            memcpy(iface.addrs[i], addrs[i].b, 16);
+            iface.naddrs++;
+            continue;
+        }
+        struct moat_ifaddr_key key = {.ifindex = idx};
         memcpy(key.addr, addrs[i].b, 16);
         uint32_t one = 1;
         if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.moat_ifaddrs), &key, &one, BPF_ANY))
             return -errno;
+        iface.flags |= MOAT_IFF_MORE_ADDRS;
     }
-    struct moat_iface iface = {.cluster = cluster};
-    uint32_t idx = (uint32_t)ifindex;
-    if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.moat_ifaces), &idx, &iface, BPF_ANY))
+    if (bpf_map_update_elem(ifaces, &idx, &iface, BPF_ANY))
         return -errno;
     int err =
         tc_attach_prog(ifindex, BPF_TC_EGRESS, bpf_program__fd(dp->skel->progs.moat_to_workload));
@@ -501,9 +539,95 @@ static int detach_ebpf(struct datapath *dp, const char *ifname)
 
 /* ---------- events and counters ---------- */
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void summary_event(struct datapath *dp, const uint8_t *addr, uint32_t cluster, uint32_t kind,
+                          uint8_t applied, uint64_t held, uint64_t now)
+{
+    struct moat_event e = {.ts_ns = now,
+                           .kind = MOAT_EV_SUMMARY,
+                           .reason = kind,
+                           .applied = applied,
+                           .action = applied,
+                           .cluster = cluster,
+                           .held = held > UINT32_MAX ? UINT32_MAX : (uint32_t)held};
+    if (addr)
+        memcpy(e.saddr, addr, 16);
+    if (dp->on_event)
+        dp->on_event(dp->ctx, &e);
+}
+
+/*
+ * Rate-limit buckets idle for SUMMARY_IDLE_NS whose CPUs held events back:
+ * taken out of the map (so a count is reported once) and reported as
+ * summary events; likewise what the node-wide bucket held per cluster.
+ */
+#define SUMMARY_EVERY_NS (1000000000ull)
+#define SUMMARY_IDLE_NS  (2000000000ull)
+
+static void report_held(struct datapath *dp)
+{
+    uint64_t now = mono_ns();
+    if (now - dp->summaries_at < SUMMARY_EVERY_NS)
+        return;
+    dp->summaries_at = now;
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return;
+    struct moat_evlimit_val *per = moat_calloc((size_t)ncpu, sizeof(*per));
+    if (!per)
+        return;
+    int fd = bpf_map__fd(dp->skel->maps.moat_evlimit);
+    struct moat_evlimit_key key, next;
+    bool has = bpf_map_get_next_key(fd, NULL, &next) == 0;
+    while (has) {
+        key = next;
+        has = bpf_map_get_next_key(fd, &key, &next) == 0;
+        if (bpf_map_lookup_elem(fd, &key, per) != 0)
+            continue;
+        uint64_t held = 0, last = 0;
+        for (int c = 0; c < ncpu; c++) {
+            held += per[c].held;
+            if (per[c].last_ns > last)
+                last = per[c].last_ns;
+        }
+        if (held == 0 || now - last < SUMMARY_IDLE_NS)
+            continue;
+        if (bpf_map_lookup_and_delete_elem(fd, &key, per) != 0)
+            continue;
+        held = 0;
+        for (int c = 0; c < ncpu; c++)
+            held += per[c].held;
+        if (held)
+            summary_event(dp, key.addr, key.cluster, key.kind, key.applied, held, now);
+    }
+    int nfd = bpf_map__fd(dp->skel->maps.moat_evnode);
+    for (uint32_t i = 1; i <= MOAT_ABI_MAX_CLUSTERS; i++) {
+        if (bpf_map_lookup_elem(nfd, &i, per) != 0)
+            continue;
+        uint64_t held = 0;
+        for (int c = 0; c < ncpu; c++)
+            held += per[c].held;
+        if (!held)
+            continue;
+        /* Per-CPU values are written whole: counts added meanwhile wait for the next scan. */
+        for (int c = 0; c < ncpu; c++)
+            per[c].held = 0;
+        bpf_map_update_elem(nfd, &i, per, BPF_ANY);
+        summary_event(dp, NULL, i - 1, MOAT_EV_POLICY, MOAT_ABI_BLOCK, held, now);
+    }
+    free(per);
+}
+
 static int poll_ebpf(struct datapath *dp, int timeout_ms)
 {
     int n = ring_buffer__poll(dp->rb, timeout_ms);
+    report_held(dp);
     return n < 0 && n != -EINTR ? n : 0;
 }
 
@@ -551,6 +675,34 @@ static int counters_ebpf(struct datapath *dp, struct datapath_counter **out, siz
     return 0;
 }
 
+static int sum_percpu_array(int fd, uint32_t n, uint64_t *out)
+{
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return -EINVAL;
+    uint64_t *per = moat_calloc((size_t)ncpu, sizeof(*per));
+    if (!per)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        out[i] = 0;
+        if (bpf_map_lookup_elem(fd, &i, per) != 0)
+            continue;
+        for (int c = 0; c < ncpu; c++)
+            out[i] += per[c];
+    }
+    free(per);
+    return 0;
+}
+
+static int stats_ebpf(struct datapath *dp, struct datapath_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    int err = sum_percpu_array(bpf_map__fd(dp->skel->maps.moat_drops), MOAT_DROP_MAX, out->drops);
+    if (!err)
+        err = sum_percpu_array(bpf_map__fd(dp->skel->maps.moat_evstats), MOAT_EVS_MAX, out->events);
+    return err;
+}
+
 static int prog_fd_ebpf(struct datapath *dp, bool to_workload)
 {
     return bpf_program__fd(to_workload ? dp->skel->progs.moat_to_workload
@@ -567,6 +719,7 @@ const struct datapath_ops datapath_ebpf = {
     .poll = poll_ebpf,
     .event_fd = event_fd_ebpf,
     .counters = counters_ebpf,
+    .stats = stats_ebpf,
     .generation = read_generation,
     .prog_fd = prog_fd_ebpf,
     .close = close_ebpf,

@@ -4,30 +4,105 @@
  *   moat_to_workload   (egress of the host-side interface: packets entering
  *                       the workload) judges ingress for flows toward it;
  *   moat_from_workload (ingress of the host-side interface: packets leaving
- *                       the workload) checks spoofing, judges egress for flows
- *                       it starts.
- * Connection tracking keeps both judgments of a flow with the snapshot
- * generation they were made with; replies pass when the flow's judgment for
- * this workload allows; a stale generation means judge again, so a rule
- * change cuts established flows at their next packet.
+ *                       the workload) guards L2/ND and the source, judges
+ *                       egress for flows it starts.
+ * The verdict belongs to the interface: its workload is the subject of every
+ * packet on it, whatever the packet's addresses claim (guard.h says what
+ * passes unjudged and what is dropped before any policy).
+ *
+ * Per packet: parse (parse.h), guard (guard.h), fragments take their first
+ * fragment's ports (frag.h), then one connection-tracking lookup (ct.h).
+ * Each flow keeps both judgments (ingress for its destination workload,
+ * egress for its source workload) stamped with the snapshot generation they
+ * were made with; a stale stamp means judge again, so a rule change cuts
+ * established flows at their next packet. Packets to a group address are
+ * judged one by one. ICMP errors pass only as part of a flow they quote.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/ct.h"
+#include "lib/events.h"
+#include "lib/frag.h"
+#include "lib/guard.h"
 #include "lib/parse.h"
 #include "lib/policy.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-static __always_inline void ct_key_of(const struct moat_pkt *p, bool reverse, struct moat_ct_key *k)
+/*
+ * The packet being judged and what is worked out about it, per CPU (a tc
+ * program runs to its end on one CPU): the BPF stack is too small for it.
+ */
+struct moat_work {
+    struct moat_pkt p;
+    struct moat_ct c;
+    struct moat_ct_val fresh;
+    struct moat_judgment j, rj;
+    struct moat_event ev;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct moat_work);
+} moat_scratch SEC(".maps");
+
+/*
+ * Global functions: the verifier checks each once, on its own, instead of at
+ * every place it is called from (which would multiply the states it walks).
+ * They find the work area themselves; what they work on is in it.
+ */
+
+/* Parses the frame into the work area's packet; 0 or -MOAT_DROP_*. */
+__noinline int moat_parse(struct __sk_buff *skb)
 {
-    __builtin_memset(k, 0, sizeof(*k));
-    __builtin_memcpy(k->saddr, reverse ? p->daddr : p->saddr, 16);
-    __builtin_memcpy(k->daddr, reverse ? p->saddr : p->daddr, 16);
-    k->sport = reverse ? p->dport : p->sport;
-    k->dport = reverse ? p->sport : p->dport;
-    k->proto = p->proto;
+    __u32 zero = 0;
+    struct moat_work *w = bpf_map_lookup_elem(&moat_scratch, &zero);
+    if (!w)
+        return -MOAT_DROP_TRUNCATED;
+    return parse_packet(skb, &w->p);
+}
+
+/* Judges the work area's judgment `which` (0: j, 1: rj) by snapshot `generation`. */
+__noinline int moat_judge(__u32 generation, __u32 which)
+{
+    __u32 zero = 0;
+    struct moat_work *w = bpf_map_lookup_elem(&moat_scratch, &zero);
+    struct moat_snapshot s;
+    if (!w || snapshot_of(generation, &s) < 0)
+        return -1;
+    judge(&s, which ? &w->rj : &w->j);
+    return 0;
+}
+
+/* Sends the work area's event, within its rate limit. */
+__noinline int moat_emit(struct __sk_buff *skb)
+{
+    __u32 zero = 0;
+    struct moat_work *w = bpf_map_lookup_elem(&moat_scratch, &zero);
+    if (!w)
+        return -1;
+    emit(skb, &w->ev);
+    return 0;
+}
+
+/* What one hook knows of its packet. */
+struct hook {
+    struct __sk_buff *skb;
+    struct moat_work *w;
+    struct moat_iface *ifc;
+    struct moat_snapshot s;
+    __u64 now;
+    bool to_wl; /* toward the workload (moat_to_workload) */
+};
+
+static __always_inline int drop(__u32 reason)
+{
+    count_drop(reason);
+    return TC_ACT_SHOT;
 }
 
 static __always_inline void count(__u32 rule_id, __u32 len, bool new_flow)
@@ -46,138 +121,269 @@ static __always_inline void count(__u32 rule_id, __u32 len, bool new_flow)
         c->flows++;
 }
 
-static __always_inline void emit(__u32 kind, __u32 reason, __u8 dir, const struct moat_judgment *j,
-                                 const struct moat_ct_key *flow, struct __sk_buff *skb)
+/* The event's flow: the packet's own tuple, or (`reverse`) the tuple of the flow it answers. */
+static __always_inline void ev_flow(struct hook *h, bool reverse)
 {
-    struct moat_event *e = bpf_ringbuf_reserve(&moat_events, sizeof(*e), 0);
-    if (!e)
-        return;
-    __builtin_memset(e, 0, sizeof(*e));
-    e->ts_ns = bpf_ktime_get_ns();
-    e->kind = kind;
-    e->reason = reason;
-    e->dir = dir;
-    e->action = j->action;
-    e->applied = j->applied;
-    e->proto = flow->proto;
-    e->rule_id = j->rule_id;
-    e->cluster = j->cluster;
-    e->ifindex = skb->ifindex;
-    e->src_identity = dir == MOAT_ABI_DIR_INGRESS ? j->peer : j->subject;
-    e->dst_identity = dir == MOAT_ABI_DIR_INGRESS ? j->subject : j->peer;
-    __builtin_memcpy(e->saddr, flow->saddr, 16);
-    __builtin_memcpy(e->daddr, flow->daddr, 16);
-    e->sport = flow->sport;
-    e->dport = flow->dport;
-    bpf_ringbuf_submit(e, 0);
+    struct moat_pkt *p = &h->w->p;
+    struct moat_event *e = &h->w->ev;
+    __builtin_memcpy(e->saddr, reverse ? p->daddr : p->saddr, 16);
+    __builtin_memcpy(e->daddr, reverse ? p->saddr : p->daddr, 16);
+    e->sport = reverse ? p->dport : p->sport;
+    e->dport = reverse ? p->sport : p->dport;
+    e->proto = p->proto;
+    __builtin_memcpy(e->waddr, h->ifc->addrs[0], 16);
 }
 
-/* Packets leaving a workload must carry one of its own addresses. */
-static __always_inline int spoofed(struct __sk_buff *skb, const struct moat_pkt *p,
-                                   struct moat_snapshot *s)
+static __always_inline void emit_judgment(struct hook *h, const struct moat_judgment *j, __u32 kind,
+                                          __u32 reason, bool pkt_is_orig)
 {
-    __u32 ifindex = skb->ifindex;
-    struct moat_iface *iface = bpf_map_lookup_elem(&moat_ifaces, &ifindex);
-    if (!iface || p->is_ndp)
-        return TC_ACT_OK;
-    /* IPv6 link-local and unspecified (::) sources are how neighbour discovery
-     * and multicast listener reports work. */
-    if ((p->saddr[0] == 0xfe && (p->saddr[1] & 0xc0) == 0x80))
-        return TC_ACT_OK;
-    __u64 hi, lo;
-    __builtin_memcpy(&hi, p->saddr, 8);
-    __builtin_memcpy(&lo, p->saddr + 8, 8);
-    if (!hi && !lo)
-        return TC_ACT_OK;
-    struct moat_ifaddr_key key = {.ifindex = ifindex};
-    __builtin_memcpy(key.addr, p->saddr, 16);
-    if (bpf_map_lookup_elem(&moat_ifaddrs, &key))
-        return TC_ACT_OK;
-    __u32 c = iface->cluster;
-    struct moat_cluster_cfg *cfg = bpf_map_lookup_elem(s->clusters, &c);
-    if (!cfg || !(cfg->flags & (MOAT_ABI_CF_SPOOF_BLOCK | MOAT_ABI_CF_SPOOF_ALERT)))
-        return TC_ACT_OK;
-    bool block = cfg->flags & MOAT_ABI_CF_SPOOF_BLOCK;
-    struct moat_judgment j = {.judged = 1,
-                              .record = 1,
-                              .cluster = c,
-                              .action = block ? MOAT_ABI_BLOCK : MOAT_ABI_ALERT,
-                              .applied = block ? MOAT_ABI_BLOCK : MOAT_ABI_ALERT};
-    struct moat_ct_key k;
-    ct_key_of(p, false, &k);
-    emit(MOAT_EV_SPOOFING, block ? MOAT_DROP_SPOOFED : MOAT_DROP_NONE, MOAT_ABI_DIR_EGRESS, &j, &k,
-         skb);
-    return block ? TC_ACT_SHOT : TC_ACT_OK;
+    struct moat_event *e = &h->w->ev;
+    ev_flow(h, !pkt_is_orig);
+    e->kind = kind;
+    e->reason = reason;
+    e->dir = j->dir;
+    e->action = j->action;
+    e->applied = j->applied;
+    e->rule_id = j->rule_id;
+    e->cluster = j->cluster;
+    e->src_identity = j->dir == MOAT_ABI_DIR_INGRESS ? j->peer : j->subject;
+    e->dst_identity = j->dir == MOAT_ABI_DIR_INGRESS ? j->subject : j->peer;
+    moat_emit(h->skb);
+}
+
+/* A spoofing event for a drop (or, spoofing detection on alert, a pass) on a from-hook. */
+static __always_inline void emit_spoofing(struct hook *h, __u32 reason, bool blocked)
+{
+    struct moat_event *e = &h->w->ev;
+    ev_flow(h, false);
+    e->kind = MOAT_EV_SPOOFING;
+    e->reason = reason;
+    e->dir = MOAT_ABI_DIR_EGRESS;
+    e->action = e->applied = blocked ? MOAT_ABI_BLOCK : MOAT_ABI_ALERT;
+    e->rule_id = 0;
+    e->cluster = h->ifc->cluster;
+    e->src_identity = e->dst_identity = 0;
+    moat_emit(h->skb);
 }
 
 /*
- * The judgment this hook owns for the flow: ingress when this workload is the
- * flow's destination, egress when it is the source. Made (or made again when
- * stale) here, then applied.
+ * This hook's judgment of the flow the packet belongs to, into *j.
+ * `pkt_is_orig`: the packet goes the way the flow was opened. The workload is
+ * the flow's destination (ingress) when the packet enters it in the opening
+ * direction or leaves it in the other; the peer is always the packet's other
+ * address.
  */
-static __always_inline int enforce(struct __sk_buff *skb, struct moat_snapshot *s,
-                                   const struct moat_pkt *p, bool to_workload)
+static __always_inline void hook_judge(struct hook *h, bool pkt_is_orig, struct moat_judgment *j)
 {
-    struct moat_ct_key fwd, rev;
-    ct_key_of(p, false, &fwd);
-    ct_key_of(p, true, &rev);
-    struct moat_ct_val *ct = bpf_map_lookup_elem(&moat_ct, &fwd);
-    bool reply = false;
-    if (!ct) {
-        ct = bpf_map_lookup_elem(&moat_ct, &rev);
-        reply = ct != NULL;
-    }
-    if (!ct && p->is_icmp_error)
-        return TC_ACT_SHOT; /* an ICMP error for no known flow */
-    struct moat_ct_key *flow = reply ? &rev : &fwd;
-    bool is_dst = to_workload != reply; /* this workload is the flow's destination */
-    __u8 dir = is_dst ? MOAT_ABI_DIR_INGRESS : MOAT_ABI_DIR_EGRESS;
-    struct moat_ct_val fresh = {0};
-    bool new_flow = !ct;
-    if (!ct)
-        ct = &fresh;
-    __u32 *gen = is_dst ? &ct->in_gen : &ct->eg_gen;
-    __u8 *applied = is_dst ? &ct->in_applied : &ct->eg_applied;
-    __u32 *rule = is_dst ? &ct->in_rule : &ct->eg_rule;
-    bool judged_now = false;
-    struct moat_judgment j;
-    if (*gen != s->generation || *applied == MOAT_CT_UNDECIDED) {
-        __u8 before = *applied;
-        judge(s, dir, flow->saddr, flow->daddr, flow->proto, flow->dport, &j);
-        *applied = j.judged ? j.applied : MOAT_CT_NA;
-        *rule = j.rule_id;
-        *gen = s->generation;
-        judged_now = j.judged;
-        if (j.record && before == MOAT_CT_UNDECIDED)
-            emit(MOAT_EV_POLICY, j.applied == MOAT_ABI_BLOCK ? MOAT_DROP_POLICY : 0, dir, &j, flow,
-                 skb);
-        else if (j.applied == MOAT_ABI_BLOCK && before != MOAT_ABI_BLOCK)
-            emit(MOAT_EV_CUT, MOAT_DROP_CUT, dir, &j, flow, skb);
-    }
-    ct->last_seen_ns = bpf_ktime_get_ns();
-    if (new_flow)
-        bpf_map_update_elem(&moat_ct, &fwd, &fresh, BPF_ANY);
-    if (*applied != MOAT_CT_NA)
-        count(*rule, p->len, judged_now);
-    return *applied == MOAT_ABI_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;
+    struct moat_pkt *p = &h->w->p;
+    bool is_dst = h->to_wl == pkt_is_orig;
+    j->dir = is_dst ? MOAT_ABI_DIR_INGRESS : MOAT_ABI_DIR_EGRESS;
+    __builtin_memcpy(j->subj_addr, h->ifc->addrs[0], 16);
+    __builtin_memcpy(j->peer_addr, h->to_wl ? p->saddr : p->daddr, 16);
+    j->proto = p->proto;
+    j->dport = pkt_is_orig ? p->dport : p->sport;
+    if (moat_judge(h->s.generation, j == &h->w->rj) < 0)
+        j->unknown_subject = 1; /* no snapshot: fail closed */
 }
 
-static __always_inline int handle(struct __sk_buff *skb, bool to_workload)
+static __always_inline bool blocks(const struct moat_judgment *j)
 {
-    struct moat_pkt p;
-    int rc = parse_packet(skb, &p);
-    if (rc > 0)
-        return TC_ACT_OK; /* not IP (ARP): not judged */
-    if (rc < 0)
-        return TC_ACT_SHOT; /* truncated IP header */
-    if (p.is_ndp)
-        return TC_ACT_OK;
-    struct moat_snapshot s;
-    if (snapshot_get(&s) < 0)
-        return TC_ACT_OK;
-    if (!to_workload && spoofed(skb, &p, &s) == TC_ACT_SHOT)
+    return j->judged && j->applied == MOAT_ABI_BLOCK;
+}
+
+/* Packets to a group address: judged one by one, never cached. */
+static __always_inline int enforce_group(struct hook *h)
+{
+    struct moat_judgment *j = &h->w->j;
+    hook_judge(h, true, j);
+    if (j->unknown_subject)
+        return drop(MOAT_DROP_NO_WORKLOAD);
+    if (j->record)
+        emit_judgment(h, j, MOAT_EV_POLICY, blocks(j) ? MOAT_DROP_POLICY : 0, true);
+    if (j->judged)
+        count(j->rule_id, h->w->p.len, true);
+    return blocks(j) ? drop(MOAT_DROP_POLICY) : TC_ACT_OK;
+}
+
+/*
+ * A TCP packet without SYN whose flow has no entry (lost, or opened before
+ * the datapath ran), judged into w->j: the packet's own direction if that is
+ * allowed, else the reverse (it answers a flow the workload opened) if that
+ * is allowed and the workload's port is not a privileged one (clients never
+ * use those), else the packet's direction, blocked. Returns whether the
+ * packet is the opening direction.
+ */
+static __always_inline bool place_midstream(struct hook *h)
+{
+    struct moat_work *w = h->w;
+    hook_judge(h, true, &w->j);
+    if (!blocks(&w->j) || w->j.unknown_subject)
+        return true;
+    __u16 wl_port = h->to_wl ? w->p.dport : w->p.sport;
+    if (wl_port < 1024)
+        return true;
+    hook_judge(h, false, &w->rj);
+    if (blocks(&w->rj))
+        return true;
+    w->j = w->rj;
+    return false;
+}
+
+static __always_inline bool tcp_opens(__u8 flags)
+{
+    return (flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) == MOAT_TCP_SYN;
+}
+
+/* Unicast to or from the workload: the flow's entry, judged when due. */
+static __always_inline int enforce_flow(struct hook *h)
+{
+    struct moat_work *w = h->w;
+    struct moat_pkt *p = &w->p;
+    struct moat_ct *c = &w->c;
+    struct moat_judgment *j = &w->j;
+    ct_key_make(c, p->saddr, p->daddr, p->sport, p->dport, p->proto);
+    bool in_est, stale_est;
+    struct moat_ct_val *v = ct_lookup(c, h->now, &in_est, &stale_est);
+    bool tcp = p->proto == IPPROTO_TCP;
+    if (v && tcp && tcp_opens(p->tcp_flags) &&
+        (v->state == MOAT_CTS_CLOSING || !ct_from_orig(c, v)))
+        v = NULL; /* a new connection on this tuple */
+    bool pkt_is_orig, judged_now = false, new_flow = !v;
+    if (v) {
+        pkt_is_orig = ct_from_orig(c, v);
+    } else if (tcp && !(p->tcp_flags & MOAT_TCP_SYN) && !p->frag_first &&
+               p->kind != MOAT_PK_FRAG_LATER) {
+        pkt_is_orig = place_midstream(h);
+        judged_now = true;
+    } else {
+        /* A SYN-ACK answers a SYN this node did not see: its receiver opened the flow. */
+        pkt_is_orig = !(tcp && (p->tcp_flags & MOAT_TCP_SYN) && (p->tcp_flags & MOAT_TCP_ACK));
+    }
+    if (!v) {
+        ct_fresh(c, !pkt_is_orig, h->now, &w->fresh);
+        if (judged_now)
+            w->fresh.state = MOAT_CTS_RECOVERED;
+        v = &w->fresh;
+    }
+    bool is_dst = h->to_wl == pkt_is_orig;
+    __u32 *gen = is_dst ? &v->in_gen : &v->eg_gen;
+    __u8 *applied = is_dst ? &v->in_applied : &v->eg_applied;
+    __u32 *rule = is_dst ? &v->in_rule : &v->eg_rule;
+    __u32 reason = MOAT_DROP_POLICY;
+    bool count_flow = false;
+    if (judged_now || *gen != h->s.generation || *applied == MOAT_CT_UNDECIDED) {
+        __u8 before = *applied;
+        __u32 old_rule = *rule;
+        if (!judged_now)
+            hook_judge(h, pkt_is_orig, j);
+        if (j->unknown_subject)
+            return drop(MOAT_DROP_NO_WORKLOAD);
+        *applied = j->judged ? j->applied : MOAT_CT_NA;
+        *rule = j->rule_id;
+        *gen = h->s.generation;
+        count_flow =
+            j->judged && (new_flow || before == MOAT_CT_UNDECIDED || old_rule != j->rule_id);
+        if (j->record && before == MOAT_CT_UNDECIDED) {
+            emit_judgment(h, j, MOAT_EV_POLICY, blocks(j) ? MOAT_DROP_POLICY : 0, pkt_is_orig);
+        } else if (blocks(j) && before != MOAT_ABI_BLOCK) {
+            reason = MOAT_DROP_CUT;
+            emit_judgment(h, j, MOAT_EV_CUT, MOAT_DROP_CUT, pkt_is_orig);
+        }
+    }
+    __u8 verdict = *applied;
+    __u32 rule_id = *rule;
+    bool est = ct_update(v, tcp, pkt_is_orig, p->tcp_flags, h->now);
+    if (new_flow)
+        ct_insert(c, &w->fresh, est, stale_est);
+    else if (est && !in_est)
+        ct_promote(c, v);
+    if (verdict != MOAT_CT_NA)
+        count(rule_id, p->len, count_flow);
+    return verdict == MOAT_ABI_BLOCK ? drop(reason) : TC_ACT_OK;
+}
+
+/*
+ * An ICMP/ICMPv6 error passes as part of the flow it quotes: it goes back to
+ * the quoted packet's sender, comes from its destination or from a router
+ * (an address that is no workload's), and the flow's judgment at this hook
+ * lets that flow through. Nothing else passes; no entry is made.
+ */
+static __always_inline int enforce_icmp_error(struct hook *h)
+{
+    struct moat_pkt *p = &h->w->p;
+    struct moat_ct *c = &h->w->c;
+    if (!addr_eq(p->daddr, p->inner_saddr))
+        return drop(MOAT_DROP_ICMP_ERROR);
+    if (!addr_eq(p->saddr, p->inner_daddr)) {
+        struct moat_addr_val *from = identify(&h->s, p->saddr);
+        if (!from || from->kind == MOAT_ABI_IDENT_WORKLOAD)
+            return drop(MOAT_DROP_ICMP_ERROR);
+    }
+    ct_key_make(c, p->inner_saddr, p->inner_daddr, p->inner_sport, p->inner_dport, p->inner_proto);
+    bool in_est, stale_est;
+    struct moat_ct_val *v = ct_lookup(c, h->now, &in_est, &stale_est);
+    if (!v)
+        return drop(MOAT_DROP_ICMP_ERROR);
+    bool err_is_orig = !ct_from_orig(c, v); /* the error goes against the quoted packet */
+    bool is_dst = h->to_wl == err_is_orig;
+    __u8 applied = is_dst ? v->in_applied : v->eg_applied;
+    if (applied == MOAT_CT_UNDECIDED || applied == MOAT_ABI_BLOCK)
+        return drop(MOAT_DROP_ICMP_ERROR);
+    return TC_ACT_OK;
+}
+
+static __always_inline bool to_group(const struct moat_pkt *p)
+{
+    return p->l2_group || addr_is_group(p->daddr);
+}
+
+static __always_inline int handle(struct __sk_buff *skb, bool to_wl)
+{
+    __u32 zero = 0;
+    struct hook h = {.skb = skb, .to_wl = to_wl};
+    h.w = bpf_map_lookup_elem(&moat_scratch, &zero);
+    if (!h.w)
         return TC_ACT_SHOT;
-    return enforce(skb, &s, &p, to_workload);
+    struct moat_pkt *p = &h.w->p;
+    int rc = moat_parse(skb);
+    if (rc < 0)
+        return drop((__u32)-rc);
+    __u32 ifindex = skb->ifindex;
+    h.ifc = bpf_map_lookup_elem(&moat_ifaces, &ifindex);
+    if (!h.ifc)
+        return drop(MOAT_DROP_NO_WORKLOAD); /* attached, but not known: fail closed */
+    rc = to_wl ? guard_to(ifindex, h.ifc, p) : guard_from(ifindex, h.ifc, p);
+    if (rc < 0) {
+        if (drop_is_spoofing((__u32)-rc))
+            emit_spoofing(&h, (__u32)-rc, true);
+        return drop((__u32)-rc);
+    }
+    if (rc == MOAT_G_PASS)
+        return TC_ACT_OK;
+    if (snapshot_get(&h.s) < 0)
+        return drop(MOAT_DROP_NO_WORKLOAD);
+    if (rc == 0) { /* a foreign source: the cluster's spoofing detection decides */
+        __u32 cl = h.ifc->cluster;
+        struct moat_cluster_cfg *cfg = bpf_map_lookup_elem(h.s.clusters, &cl);
+        __u8 f = cfg ? cfg->flags : 0;
+        if (f & MOAT_ABI_CF_SPOOF_BLOCK) {
+            emit_spoofing(&h, MOAT_DROP_SPOOFED, true);
+            return drop(MOAT_DROP_SPOOFED);
+        }
+        if (f & MOAT_ABI_CF_SPOOF_ALERT)
+            emit_spoofing(&h, MOAT_DROP_NONE, false);
+        rc = to_group(p) ? MOAT_G_GROUP : MOAT_G_JUDGE;
+    }
+    h.now = bpf_ktime_get_coarse_ns();
+    if (p->kind == MOAT_PK_ICMP_ERROR)
+        return enforce_icmp_error(&h);
+    if (p->kind == MOAT_PK_FRAG_LATER && frag_resolve(p, h.now) < 0)
+        return drop(MOAT_DROP_FRAG_NO_FIRST);
+    if (p->frag_first)
+        frag_record(p, h.now);
+    if (rc == MOAT_G_GROUP)
+        return enforce_group(&h);
+    return enforce_flow(&h);
 }
 
 SEC("tc")

@@ -210,7 +210,7 @@ const struct alert *alert_agg_add(struct alert_agg *a, const struct alert_hit *h
             j = (j + 1) & (a->nslots - 1);
         a->slots[j] = (uint32_t)++a->n;
     }
-    al->attempts++;
+    al->attempts += h->count ? h->count : 1;
     if (h->when < al->first_seen)
         al->first_seen = h->when;
     if (h->when > al->last_seen)

@@ -46,6 +46,7 @@ struct alert_hit {
     struct alert_endpoint src, dst;
     time_t when; /* UTC seconds */
     const char *details;
+    uint64_t count; /* hits this one stands for (0: one) */
 };
 
 struct alert {

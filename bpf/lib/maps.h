@@ -68,13 +68,35 @@ struct {
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } moat_cfg SEC(".maps");
 
+/* Connection tracking (abi.h: struct moat_ct_key): established flows apart
+ * from unanswered ones, so floods of new flows cannot evict established
+ * ones. Per-CPU LRU lists: no list shared (and locked) across CPUs. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 262144);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
     __type(key, struct moat_ct_key);
     __type(value, struct moat_ct_val);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
-} moat_ct SEC(".maps");
+} moat_ct_est SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 131072);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
+    __type(key, struct moat_ct_key);
+    __type(value, struct moat_ct_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_ct_new SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
+    __type(key, struct moat_frag_key);
+    __type(value, struct moat_frag_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_frags SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -93,12 +115,56 @@ struct {
 } moat_ifaddrs SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, struct moat_mac_key);
+    __type(value, __u32); /* ifindex */
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_mac_owner SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, 65536);
     __type(key, __u32);
     __type(value, struct moat_rule_counters);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } moat_counters SEC(".maps");
+
+/* Dropped packets per MOAT_DROP_* reason. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, MOAT_DROP_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_drops SEC(".maps");
+
+/* Events sent, held back and lost, per MOAT_EVS_*. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, MOAT_EVS_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_evstats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct moat_evlimit_key);
+    __type(value, struct moat_evlimit_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_evlimit SEC(".maps");
+
+/* The node-wide token bucket of each CPU (index 0), and per cluster index
+ * the events it held back (1 + cluster), which the agent reports. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1 + MOAT_ABI_MAX_CLUSTERS);
+    __type(key, __u32);
+    __type(value, struct moat_evlimit_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_evnode SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -1,6 +1,9 @@
 /*
  * policy: judging one direction of a flow against a snapshot.
  *
+ * The subject is the workload of the interface the packet crosses, whatever
+ * the packet's addresses claim (SPEC §3 "where verdicts are made").
+ *
  * Precedence (SPEC §3), resolved by the compiler except for one comparison:
  *   1. subject not a workload of a cluster           -> not judged here
  *   2. the cluster's defense is off                  -> allow, record nothing
@@ -26,24 +29,30 @@ struct moat_snapshot {
     __u32 generation;
 };
 
+/* A judgment: what is asked (in), and the answer (out). Kept in the per-CPU work area. */
 struct moat_judgment {
-    __u8 judged;   /* 0: not judged in this direction */
-    __u8 record;   /* worth an event (block/alert, defense on) */
-    __u8 action;   /* configured */
-    __u8 applied;  /* done */
+    /* in */
+    __u8 subj_addr[16]; /* the interface's workload's (first) address */
+    __u8 peer_addr[16]; /* the other end of the flow */
+    __u16 dport;        /* the flow's destination port */
+    __u8 dir;           /* MOAT_ABI_DIR_* */
+    __u8 proto;
+    /* out */
+    __u8 judged;          /* 0: not judged in this direction */
+    __u8 record;          /* worth an event (block/alert, defense on) */
+    __u8 action;          /* configured */
+    __u8 applied;         /* done */
+    __u8 unknown_subject; /* the interface's workload is not in the snapshot */
+    __u8 pad[3];
     __u32 rule_id; /* 0: the default */
     __u32 cluster;
     __u32 subject;
     __u32 peer;
 };
 
-static __always_inline int snapshot_get(struct moat_snapshot *s)
+/* The maps of snapshot `gen` (its low bit names the slot). */
+static __always_inline int snapshot_of(__u32 gen, struct moat_snapshot *s)
 {
-    __u32 zero = 0;
-    struct moat_cfg *cfg = bpf_map_lookup_elem(&moat_cfg, &zero);
-    if (!cfg)
-        return -1;
-    __u32 gen = *(volatile __u32 *)&cfg->generation;
     if (!gen)
         return -1; /* no policy yet: the agent attaches only after the first one */
     __u32 slot = gen & 1;
@@ -55,6 +64,16 @@ static __always_inline int snapshot_get(struct moat_snapshot *s)
     if (!s->addrs || !s->rows || !s->ivals || !s->clusters)
         return -1;
     return 0;
+}
+
+/* The snapshot in force: the generation is read once, so one packet sees one snapshot. */
+static __always_inline int snapshot_get(struct moat_snapshot *s)
+{
+    __u32 zero = 0;
+    struct moat_cfg *cfg = bpf_map_lookup_elem(&moat_cfg, &zero);
+    if (!cfg)
+        return -1;
+    return snapshot_of(*(volatile __u32 *)&cfg->generation, s);
 }
 
 static __always_inline struct moat_addr_val *identify(struct moat_snapshot *s, const __u8 *addr)
@@ -72,6 +91,7 @@ row_search(struct moat_snapshot *s, __u8 dir, __u8 pclass, __u32 subject, __u32 
     if (!row)
         return NULL;
     __u32 lo = 0, hi = row->n, off = row->off;
+#pragma clang loop unroll(disable)
     for (int i = 0; i < MOAT_ABI_SEARCH_STEPS; i++) {
         if (lo >= hi)
             break;
@@ -97,34 +117,42 @@ static __always_inline __u8 pclass_of(__u8 proto)
                                   : MOAT_ABI_PCLASS_OTHER;
 }
 
-/* Judges the flow (saddr, daddr, proto, dport) in direction `dir`. */
-static __always_inline void judge(struct moat_snapshot *s, __u8 dir, const __u8 *saddr,
-                                  const __u8 *daddr, __u8 proto, __u16 dport,
-                                  struct moat_judgment *j)
+/*
+ * Judges one direction of a flow (j's in-fields) for the workload whose
+ * address is j->subj_addr: ingress when it is the flow's destination, egress
+ * when it is the source. Fills j's out-fields.
+ */
+static __always_inline void judge(struct moat_snapshot *s, struct moat_judgment *j)
 {
-    __builtin_memset(j, 0, sizeof(*j));
+    j->judged = j->record = j->unknown_subject = 0;
+    j->rule_id = j->cluster = j->subject = j->peer = 0;
     j->action = j->applied = MOAT_ABI_ALLOW;
-    struct moat_addr_val *subj = identify(s, dir == MOAT_ABI_DIR_INGRESS ? daddr : saddr);
-    struct moat_addr_val *peer = identify(s, dir == MOAT_ABI_DIR_INGRESS ? saddr : daddr);
-    if (!subj || !peer || subj->kind != MOAT_ABI_IDENT_WORKLOAD)
+    __u8 dir = j->dir;
+    struct moat_addr_val *sv = identify(s, j->subj_addr);
+    struct moat_addr_val *peer = identify(s, j->peer_addr);
+    if (!sv || sv->kind != MOAT_ABI_IDENT_WORKLOAD) {
+        j->unknown_subject = 1;
         return;
+    }
+    if (!peer)
+        return; /* no address map entry at all (the compiler always adds ::/0) */
     if (dir == MOAT_ABI_DIR_EGRESS && peer->kind == MOAT_ABI_IDENT_WORKLOAD &&
-        peer->cluster == subj->cluster)
+        peer->cluster == sv->cluster)
         return; /* inside the cluster: judged on ingress */
     j->judged = 1;
-    j->cluster = subj->cluster;
-    j->subject = subj->identity;
+    j->cluster = sv->cluster;
+    j->subject = sv->identity;
     j->peer = peer->identity;
-    __u32 c = subj->cluster;
+    __u32 c = sv->cluster;
     struct moat_cluster_cfg *cfg = bpf_map_lookup_elem(s->clusters, &c);
     if (!cfg || !(cfg->flags & MOAT_ABI_CF_DEFENSE))
         return;
-    __u8 pc = pclass_of(proto);
-    __u16 port = pc == MOAT_ABI_PCLASS_OTHER ? 0 : dport;
-    struct moat_interval *a = row_search(s, dir, pc, subj->identity, peer->identity, port);
+    __u8 pc = pclass_of(j->proto);
+    __u16 port = pc == MOAT_ABI_PCLASS_OTHER ? 0 : j->dport;
+    struct moat_interval *a = row_search(s, dir, pc, sv->identity, peer->identity, port);
     struct moat_interval *b = NULL;
     if (dir == MOAT_ABI_DIR_INGRESS)
-        b = row_search(s, dir, pc, subj->identity, MOAT_ABI_ID_ANY, port);
+        b = row_search(s, dir, pc, sv->identity, MOAT_ABI_ID_ANY, port);
     struct moat_interval *win = a;
     if (b && (!a || b->priority < a->priority ||
               (b->priority == a->priority && b->rule_id < a->rule_id)))

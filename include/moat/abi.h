@@ -110,24 +110,44 @@ struct moat_cluster_cfg {
     moat_u16 pad;
 };
 
-/* Local workload interfaces and their own addresses (hash), for spoofing checks. */
+/* A local workload's further addresses (hash), beyond those inline in its moat_iface. */
 struct moat_ifaddr_key {
     moat_u32 ifindex;
     moat_u8 addr[16];
 };
 
-/* Connection tracking (LRU hash), keyed by the tuple of the flow's first packet. */
+/*
+ * Connection tracking: one entry per flow under a canonical key (the two
+ * endpoints ordered, so both directions find the same entry with one
+ * lookup); `orig_is_a` says which endpoint opened the flow. Flows start in
+ * moat_ct_new and move to moat_ct_est once the other side answers (TCP: a
+ * SYN-ACK or later non-RST packet back; UDP and ICMP: any packet back), so
+ * a flood of new flows (blocked or not) can only evict other unanswered
+ * flows, never an established one.
+ */
 struct moat_ct_key {
-    moat_u8 saddr[16];
-    moat_u8 daddr[16];
-    moat_u16 sport;
-    moat_u16 dport;
+    moat_u8 a_addr[16];
+    moat_u8 b_addr[16];
+    moat_u16 a_port;
+    moat_u16 b_port;
     moat_u8 proto;
     moat_u8 pad[3];
 };
 
 #define MOAT_CT_UNDECIDED 0 /* this direction was not judged on this node yet */
 #define MOAT_CT_NA        4 /* this direction is not judged (not a workload here) */
+
+/* Connection states (moat_ct_val.state); each has its own idle timeout. */
+#define MOAT_CTS_NEW       0 /* only the opening side has sent (TCP: SYN sent) */
+#define MOAT_CTS_EST       1 /* both sides have sent */
+#define MOAT_CTS_CLOSING   2 /* TCP: FIN from both sides, or RST */
+#define MOAT_CTS_RECOVERED 3 /* TCP met mid-stream (no SYN), not yet answered */
+
+/* moat_ct_val.seen bits */
+#define MOAT_CT_SEEN_ORIG  0x1
+#define MOAT_CT_SEEN_REPLY 0x2
+#define MOAT_CT_FIN_ORIG   0x4
+#define MOAT_CT_FIN_REPLY  0x8
 
 /*
  * Each flow has two judgments: ingress (for its destination workload) and
@@ -136,21 +156,67 @@ struct moat_ct_key {
  * stale stamp means "judge again" (a rule change re-evaluates flows).
  */
 struct moat_ct_val {
+    moat_u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
     moat_u32 in_gen;
     moat_u32 eg_gen;
-    moat_u8 in_applied; /* MOAT_ABI_* or MOAT_CT_UNDECIDED / MOAT_CT_NA */
-    moat_u8 eg_applied;
-    moat_u16 pad;
     moat_u32 in_rule;
     moat_u32 eg_rule;
-    moat_u32 pad2;
-    moat_u64 last_seen_ns;
+    moat_u8 in_applied; /* MOAT_ABI_* or MOAT_CT_UNDECIDED / MOAT_CT_NA */
+    moat_u8 eg_applied;
+    moat_u8 orig_is_a; /* the flow was opened by endpoint a of the key */
+    moat_u8 state;     /* MOAT_CTS_* */
+    moat_u8 seen;      /* MOAT_CT_SEEN_* / MOAT_CT_FIN_* */
+    moat_u8 pad[3];
 };
 
-/* Local workload interfaces (hash by ifindex). */
+/*
+ * Fragments: the first fragment of a datagram records its ports under
+ * (source, destination, protocol, fragment id); later fragments, which carry
+ * no ports, take them from here and are then judged as packets of that flow.
+ */
+struct moat_frag_key {
+    moat_u8 saddr[16];
+    moat_u8 daddr[16];
+    moat_u32 id; /* IPv4: 16 bits; IPv6: 32 */
+    moat_u8 proto;
+    moat_u8 v6;
+    moat_u16 pad;
+};
+
+struct moat_frag_val {
+    moat_u64 ts_ns;
+    moat_u16 sport;
+    moat_u16 dport;
+    moat_u32 pad;
+};
+
+/*
+ * Local workload interfaces (hash by ifindex). The verdict belongs to the
+ * interface: its workload is the subject of every packet on it, found
+ * through its first address in the snapshot's address map. Up to
+ * MOAT_IFACE_ADDRS of its addresses are inline (the common case needs no
+ * second lookup); further ones are in moat_ifaddrs. The workload's MAC is
+ * learned by the datapath from its first frame (`mac_learned`); the agent
+ * keeps it across re-attaches of the same interface.
+ */
+#define MOAT_IFACE_ADDRS 4
+
+#define MOAT_IFF_MORE_ADDRS 0x1 /* further addresses in moat_ifaddrs */
+
 struct moat_iface {
     moat_u32 cluster;
-    moat_u32 flags;
+    moat_u16 flags;
+    moat_u8 naddrs; /* inline addresses used */
+    moat_u8 mac_learned;
+    moat_u8 mac[6];
+    moat_u16 pad;
+    moat_u8 addrs[MOAT_IFACE_ADDRS][16];
+};
+
+/* The owner of a learned MAC (hash: MAC in the first 6 bytes -> ifindex). */
+struct moat_mac_key {
+    moat_u8 mac[6];
+    moat_u16 pad;
 };
 
 /* Per-rule counters (per-CPU hash by rule id; 0 = the default action). */
@@ -162,13 +228,65 @@ struct moat_rule_counters {
 
 /* Events (ring buffer). Kinds and drop reasons have stable numbers. */
 #define MOAT_EV_POLICY   1 /* a new flow judged block or alert (or would-block) */
-#define MOAT_EV_SPOOFING 2 /* a packet left a workload with an address not its own */
+#define MOAT_EV_SPOOFING 2 /* a workload sent what it may not: a foreign address, ARP/ND, RA... */
 #define MOAT_EV_CUT      3 /* an established flow became blocked after a policy change */
+#define MOAT_EV_SUMMARY  4 /* events of one (source, kind) not sent one by one (rate limit) */
 
-#define MOAT_DROP_NONE    0
-#define MOAT_DROP_POLICY  1
-#define MOAT_DROP_SPOOFED 2
-#define MOAT_DROP_CUT     3
+/*
+ * Why a packet was dropped (also moat_drops' index). Every drop is counted;
+ * those marked (event) also send a spoofing event.
+ */
+#define MOAT_DROP_NONE          0
+#define MOAT_DROP_POLICY        1  /* a block verdict */
+#define MOAT_DROP_SPOOFED       2  /* source not the workload's own (event) */
+#define MOAT_DROP_CUT           3  /* established flow, now blocked */
+#define MOAT_DROP_TRUNCATED     4  /* headers cut short */
+#define MOAT_DROP_EXTHDR_CHAIN  5  /* IPv6 extension headers longer than the bound */
+#define MOAT_DROP_ROUTING_HDR   6  /* IPv6 routing header with segments left */
+#define MOAT_DROP_FRAG_NO_FIRST 7  /* a later fragment whose first was never seen */
+#define MOAT_DROP_FRAG_SHORT    8  /* a first fragment too short for the transport header */
+#define MOAT_DROP_ICMP_ERROR    9  /* an ICMP error that belongs to no known flow */
+#define MOAT_DROP_NOT_ADDRESSED 10 /* unicast to an address that is not the workload's */
+#define MOAT_DROP_ETHERTYPE     11 /* not IPv4, IPv6 or ARP */
+#define MOAT_DROP_ARP_SPOOF     12 /* ARP claiming an address not the workload's (event) */
+#define MOAT_DROP_ND_SPOOF      13 /* NS/NA claiming an address not the workload's (event) */
+#define MOAT_DROP_ROUTER        14 /* router advertisement or redirect from a workload (event) */
+#define MOAT_DROP_DHCP_SERVER   15 /* DHCP/DHCPv6 server message from a workload (event) */
+#define MOAT_DROP_LINK_LOCAL    16 /* link-local or unspecified source outside ND/DHCP (event) */
+#define MOAT_DROP_MAC_SPOOF     17 /* frame from a MAC not the workload's (event) */
+#define MOAT_DROP_NO_WORKLOAD   18 /* the interface's workload is not in the policy */
+#define MOAT_DROP_MAX           19
+
+/* moat_evstats indexes (per-CPU array): what happened to events. */
+#define MOAT_EVS_SENT       0
+#define MOAT_EVS_SUPPRESSED 1 /* held back by the per-source limit (reported in summaries) */
+#define MOAT_EVS_NODE_LIMIT 2 /* held back by the node-wide limit */
+#define MOAT_EVS_LOST       3 /* the ring buffer was full */
+#define MOAT_EVS_MAX        4
+
+/*
+ * Event rate limit: a token bucket per (source, cluster, kind, applied
+ * action) on each CPU (LRU per-CPU hash). The source is the flow's source
+ * address, for spoofing the sending workload's own address. An event sent
+ * carries the number held back for its key since the previous one; the
+ * agent reports what is left in idle buckets as a summary.
+ */
+#define MOAT_EVL_BURST     32   /* events at once per key and CPU */
+#define MOAT_EVL_PER_SEC   8    /* then this many per second */
+#define MOAT_EVL_NODE_RATE 2000 /* events per second per CPU, all keys together */
+
+struct moat_evlimit_key {
+    moat_u8 addr[16];
+    moat_u16 cluster;
+    moat_u8 kind;
+    moat_u8 applied;
+};
+
+struct moat_evlimit_val {
+    moat_u64 last_ns; /* when tokens were last counted */
+    moat_u32 tokens;  /* in 1/1000 of an event */
+    moat_u32 held;    /* events held back since the last one sent */
+};
 
 struct moat_event {
     moat_u64 ts_ns;
@@ -183,11 +301,12 @@ struct moat_event {
     moat_u32 ifindex;
     moat_u32 src_identity;
     moat_u32 dst_identity;
-    moat_u8 saddr[16];
+    moat_u8 saddr[16]; /* the flow's (as claimed, for spoofing) */
     moat_u8 daddr[16];
     moat_u16 sport;
     moat_u16 dport;
-    moat_u32 pad;
+    moat_u32 held;     /* events of this key held back since the previous one (rate limit) */
+    moat_u8 waddr[16]; /* the hook's workload's own (first) address */
 };
 
 /*
@@ -215,7 +334,12 @@ MOAT_STATIC_ASSERT(sizeof(struct moat_cluster_cfg) == 4, "moat_cluster_cfg layou
 MOAT_STATIC_ASSERT(sizeof(struct moat_ifaddr_key) == 20, "moat_ifaddr_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_ct_key) == 40, "moat_ct_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_ct_val) == 32, "moat_ct_val layout");
-MOAT_STATIC_ASSERT(sizeof(struct moat_iface) == 8, "moat_iface layout");
-MOAT_STATIC_ASSERT(sizeof(struct moat_event) == 80, "moat_event layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_frag_key) == 40, "moat_frag_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_frag_val) == 16, "moat_frag_val layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_iface) == 80, "moat_iface layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_mac_key) == 8, "moat_mac_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_evlimit_key) == 20, "moat_evlimit_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_evlimit_val) == 16, "moat_evlimit_val layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_event) == 96, "moat_event layout");
 
 #endif
