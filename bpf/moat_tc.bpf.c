@@ -248,6 +248,12 @@ static __always_inline int enforce_flow(struct hook *h)
     if (v && tcp && tcp_opens(p->tcp_flags) &&
         (v->state == MOAT_CTS_CLOSING || !ct_from_orig(c, v)))
         v = NULL; /* a new connection on this tuple */
+    /* From the far side of a flow that was blocked before it was ever answered:
+     * nothing reached this side, so it is no reply but a flow of its own (the
+     * unicast answer to a broadcast, say, made the first entry). */
+    if (v && v->state == MOAT_CTS_NEW && !ct_from_orig(c, v) &&
+        (v->in_applied == MOAT_ABI_BLOCK || v->eg_applied == MOAT_ABI_BLOCK))
+        v = NULL;
     bool pkt_is_orig, judged_now = false, new_flow = !v;
     if (v) {
         pkt_is_orig = ct_from_orig(c, v);

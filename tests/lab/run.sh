@@ -8,7 +8,7 @@ set -u
 B=${1:?build dir}
 P=0
 F=0
-for s in tests/lab/test_lab.sh tests/lab/enforce.sh tests/lab/agent.sh tests/lab/cluster.sh tests/lab/node_agent.sh; do
+for s in tests/lab/test_lab.sh tests/lab/enforce.sh tests/lab/agent.sh tests/lab/cluster.sh tests/lab/node_agent.sh tests/lab/attacks.sh; do
     out=$(sh "$s" "$B" 2>&1)
     rc=$?
     printf '%s\n' "$out"
