@@ -4,8 +4,9 @@
  * defense off, default, configured and applied action, rule id), in both
  * directions, over IPv4 and IPv6 (workloads and nodes are dual-stack, ipblocks
  * of both families, with excepts, over the workload ranges too),  and every
- * workload is selected alike through its addresses of either family. Then random incremental changes (workloads changed or added,
- * rules changed) must keep the tables in step with the evaluator.
+ * workload is selected alike through its addresses of either family. Then random incremental
+ * changes (workloads changed or added, rules changed) must keep the tables in step with the
+ * evaluator.
  *
  * The seed is printed; MOAT_SEED=N reruns one case set, MOAT_POLICIES=N
  * changes how many policies are generated.
@@ -96,10 +97,10 @@ static void gen_selector(struct rng *r, struct sbuf *b, int nclusters)
 static void gen_ipblock(struct rng *r, struct sbuf *b)
 {
     /* Blocks over the workload range too: workloads must still win. */
-    static const char *const cidrs[] = {
-        "10.99.0.0/16",  "10.99.1.0/24",   "10.1.0.0/24",      "10.0.0.0/8",
-        "0.0.0.0/0",     "10.99.1.128/25", "'fd99::/32'",      "'fd99:1::/48'",
-        "'fd00:1::/64'", "'::/0'",         "'2001:db8::/32'",  "'fd99:1:0:80::/57'"};
+    static const char *const cidrs[] = {"10.99.0.0/16", "10.99.1.0/24",    "10.1.0.0/24",
+                                        "10.0.0.0/8",   "0.0.0.0/0",       "10.99.1.128/25",
+                                        "'fd99::/32'",  "'fd99:1::/48'",   "'fd00:1::/64'",
+                                        "'::/0'",       "'2001:db8::/32'", "'fd99:1:0:80::/57'"};
     const char *c = PICK(r, cidrs);
     if (!rnd(r, 3) && strcmp(c, "10.99.0.0/16") == 0)
         put(b, "cidrs:\n  - cidr: %s\n    except: [10.99.1.0/24]\n", c);
