@@ -3,10 +3,10 @@
  * compiled tables gives exactly the reference evaluator's verdict (applies,
  * defense off, default, configured and applied action, rule id), in both
  * directions, over IPv4 and IPv6 (workloads and nodes are dual-stack, ipblocks
- * of both families, with excepts, over the workload ranges too),  and every
- * workload is selected alike through its addresses of either family. Then random incremental
- * changes (workloads changed or added, rules changed) must keep the tables in step with the
- * evaluator.
+ * of both families, with excepts, over the workload ranges too), and every
+ * workload is selected alike through its addresses of either family. Then
+ * random incremental changes (workloads changed or added, rules changed) must
+ * keep the tables in step with the evaluator.
  *
  * The seed is printed; MOAT_SEED=N reruns one case set, MOAT_POLICIES=N
  * changes how many policies are generated.
