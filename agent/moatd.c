@@ -448,10 +448,10 @@ static void print_nonzero(const char *title, const json_t *counts)
     json_t *v;
     int shown = 0;
     printf("%-11s", title);
-    json_object_foreach((json_t *)counts, k, v)
-        if (json_integer_value(v)) {
-            printf("%s %s %lld", shown++ ? "," : "", k, json_integer_value(v));
-        }
+    json_object_foreach((json_t *)counts, k, v) if (json_integer_value(v))
+    {
+        printf("%s %s %lld", shown++ ? "," : "", k, json_integer_value(v));
+    }
     printf("%s\n", shown ? "" : " none");
 }
 
