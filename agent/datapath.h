@@ -60,8 +60,12 @@ struct datapath_ops {
     int (*poll)(struct datapath *dp, int timeout_ms);
     /* A file descriptor that becomes readable when events are pending (-1: none). */
     int (*event_fd)(struct datapath *dp);
-    /* Per-rule counters, summed over CPUs; caller frees *out. */
-    int (*counters)(struct datapath *dp, struct datapath_counter **out, size_t *n);
+    /*
+     * Per-rule counters of node `node` (rule 0: the default action), summed over
+     * CPUs, read from its kernel state whether or not an agent runs; caller
+     * frees *out. -ENOENT when the node has no state.
+     */
+    int (*counters)(const char *node, struct datapath_counter **out, size_t *n);
     int (*stats)(struct datapath *dp, struct datapath_stats *out);
     uint32_t (*generation)(struct datapath *dp);
     /* The program fd of one hook (tests and benchmarks run it with BPF_PROG_TEST_RUN); -1 if none.

@@ -179,14 +179,45 @@ static void forget_extra_addrs(struct datapath *dp, int ifindex)
     }
 }
 
+/* Interface entries: by index below MOAT_IFINDEX_DIRECT (array), by hash above. */
+static int iface_fd(struct datapath *dp, uint32_t ifindex)
+{
+    return ifindex < MOAT_IFINDEX_DIRECT ? bpf_map__fd(dp->skel->maps.moat_ifaces)
+                                         : bpf_map__fd(dp->skel->maps.moat_ifaces_hi);
+}
+
+/* 0 with *out when interface `ifindex` has an entry; -ENOENT otherwise. */
+static int iface_read(struct datapath *dp, uint32_t ifindex, struct moat_iface *out)
+{
+    if (bpf_map_lookup_elem(iface_fd(dp, ifindex), &ifindex, out) != 0)
+        return -ENOENT;
+    return ifindex >= MOAT_IFINDEX_DIRECT || (out->flags & MOAT_IFF_PRESENT) ? 0 : -ENOENT;
+}
+
+static int iface_write(struct datapath *dp, uint32_t ifindex, struct moat_iface *v)
+{
+    v->flags |= MOAT_IFF_PRESENT;
+    return bpf_map_update_elem(iface_fd(dp, ifindex), &ifindex, v, BPF_ANY) ? -errno : 0;
+}
+
+static void iface_delete(struct datapath *dp, uint32_t ifindex)
+{
+    if (ifindex >= MOAT_IFINDEX_DIRECT) {
+        bpf_map_delete_elem(iface_fd(dp, ifindex), &ifindex);
+        return;
+    }
+    struct moat_iface none;
+    memset(&none, 0, sizeof(none));
+    bpf_map_update_elem(iface_fd(dp, ifindex), &ifindex, &none, BPF_ANY);
+}
+
 /* Forgets interface `ifindex`: its addresses, its entry and the MAC it owned. */
 static void forget_ifaddrs(struct datapath *dp, int ifindex)
 {
     forget_extra_addrs(dp, ifindex);
     uint32_t idx = (uint32_t)ifindex;
     struct moat_iface old;
-    int ifaces = bpf_map__fd(dp->skel->maps.moat_ifaces);
-    if (bpf_map_lookup_elem(ifaces, &idx, &old) == 0 && old.mac_learned) {
+    if (iface_read(dp, idx, &old) == 0 && old.mac_learned) {
         struct moat_mac_key mk;
         memset(&mk, 0, sizeof(mk));
         memcpy(mk.mac, old.mac, 6);
@@ -195,13 +226,19 @@ static void forget_ifaddrs(struct datapath *dp, int ifindex)
         if (bpf_map_lookup_elem(owners, &mk, &owner) == 0 && owner == idx)
             bpf_map_delete_elem(owners, &mk);
     }
-    bpf_map_delete_elem(ifaces, &idx);
+    iface_delete(dp, idx);
 }
 
 /* Detaches from every interface the maps know, including a previous moatd's. */
 static void detach_all(struct datapath *dp)
 {
-    int fd = bpf_map__fd(dp->skel->maps.moat_ifaces);
+    struct moat_iface v;
+    for (uint32_t i = 1; i < MOAT_IFINDEX_DIRECT; i++)
+        if (iface_read(dp, i, &v) == 0) {
+            tc_detach_ifindex((int)i);
+            forget_ifaddrs(dp, (int)i);
+        }
+    int fd = bpf_map__fd(dp->skel->maps.moat_ifaces_hi);
     uint32_t key, next;
     bool has = bpf_map_get_next_key(fd, NULL, &next) == 0;
     while (has) {
@@ -420,6 +457,88 @@ static int fill_clusters(const struct moat_policy *p)
     return fd;
 }
 
+/* ---------- counter slots ---------- */
+
+#define SLOT_WORDS (MOAT_COUNTER_SLOTS / 64)
+
+/*
+ * Gives every rule of `p` a counter slot before the snapshot that uses them
+ * is switched in. Slots are kept in the pinned map, so a restarted moatd
+ * counts on where the last one left off. -ENOSPC when slots run out.
+ */
+static int assign_slots(struct datapath *dp, const struct moat_policy *p)
+{
+    int fd = bpf_map__fd(dp->skel->maps.moat_rule_slot);
+    uint64_t *used = moat_calloc(SLOT_WORDS, sizeof(*used));
+    if (!used)
+        return -ENOMEM;
+    used[MOAT_SLOT_DEFAULT / 64] |= 1ull << (MOAT_SLOT_DEFAULT % 64);
+    used[MOAT_SLOT_NONE / 64] |= 1ull << (MOAT_SLOT_NONE % 64);
+    uint32_t key, next, slot;
+    bool has = bpf_map_get_next_key(fd, NULL, &next) == 0;
+    while (has) {
+        key = next;
+        has = bpf_map_get_next_key(fd, &key, &next) == 0;
+        if (bpf_map_lookup_elem(fd, &key, &slot) == 0 && slot < MOAT_COUNTER_SLOTS)
+            used[slot / 64] |= 1ull << (slot % 64);
+    }
+    uint32_t free_at = 0;
+    int err = 0;
+    for (size_t i = 0; i < p->nrules && !err; i++) {
+        uint32_t id = p->rules[i].id;
+        if (bpf_map_lookup_elem(fd, &id, &slot) == 0)
+            continue;
+        while (free_at < MOAT_COUNTER_SLOTS && (used[free_at / 64] >> (free_at % 64)) & 1)
+            free_at++;
+        if (free_at >= MOAT_COUNTER_SLOTS) {
+            err = -ENOSPC;
+            break;
+        }
+        used[free_at / 64] |= 1ull << (free_at % 64);
+        if (bpf_map_update_elem(fd, &id, &free_at, BPF_ANY) < 0)
+            err = -errno;
+    }
+    free(used);
+    return err;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* After a switch: the slots of rules no longer in `p` are freed and their counts zeroed. */
+static void release_slots(struct datapath *dp, const struct moat_policy *p)
+{
+    int fd = bpf_map__fd(dp->skel->maps.moat_rule_slot);
+    int counters = bpf_map__fd(dp->skel->maps.moat_counters);
+    int ncpu = libbpf_num_possible_cpus();
+    uint32_t *ids = moat_calloc(p->nrules ? p->nrules : 1, sizeof(*ids));
+    struct moat_rule_counters *zeros = ncpu > 0 ? moat_calloc((size_t)ncpu, sizeof(*zeros)) : NULL;
+    if (!ids || !zeros) {
+        free(ids);
+        free(zeros);
+        return; /* kept: freed at a later apply */
+    }
+    for (size_t i = 0; i < p->nrules; i++)
+        ids[i] = p->rules[i].id;
+    qsort(ids, p->nrules, sizeof(*ids), cmp_u32);
+    uint32_t key, next, slot;
+    bool has = bpf_map_get_next_key(fd, NULL, &next) == 0;
+    while (has) {
+        key = next;
+        has = bpf_map_get_next_key(fd, &key, &next) == 0;
+        if (bsearch(&key, ids, p->nrules, sizeof(*ids), cmp_u32))
+            continue;
+        if (bpf_map_lookup_elem(fd, &key, &slot) == 0 && slot < MOAT_COUNTER_SLOTS)
+            bpf_map_update_elem(counters, &slot, zeros, BPF_ANY);
+        bpf_map_delete_elem(fd, &key);
+    }
+    free(ids);
+    free(zeros);
+}
+
 static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const struct moat_tables *t,
                       uint32_t *generation)
 {
@@ -428,9 +547,8 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
         gen = 2; /* 0 means "no policy"; 2 keeps the slot alternating */
     uint32_t slot = gen & 1;
     int fds[4] = {-1, -1, -1, -1};
-    int err = 0;
-    fds[0] = fill_addrs(t);
-    if (fds[0] < 0)
+    int err = assign_slots(dp, p);
+    if (!err && (fds[0] = fill_addrs(t)) < 0)
         err = fds[0];
     if (!err)
         err = fill_rows(t, &fds[1], &fds[2]);
@@ -451,8 +569,10 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
     for (int i = 0; i < 4; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    if (!err)
+    if (!err) {
+        release_slots(dp, p);
         *generation = gen;
+    }
     return err;
 }
 
@@ -492,10 +612,9 @@ static int attach_ebpf(struct datapath *dp, const char *ifname, uint32_t cluster
     if (naddrs == 0)
         return -EDESTADDRREQ; /* a workload without an address cannot be the subject of verdicts */
     uint32_t idx = (uint32_t)ifindex;
-    int ifaces = bpf_map__fd(dp->skel->maps.moat_ifaces);
     /* The MAC the datapath learned stays (a re-attach must not reopen learning). */
-    struct moat_iface iface = {0};
-    if (bpf_map_lookup_elem(ifaces, &idx, &iface) != 0)
+    struct moat_iface iface;
+    if (iface_read(dp, idx, &iface) != 0)
         memset(&iface, 0, sizeof(iface));
     uint8_t learned = iface.mac_learned, mac[6];
     memcpy(mac, iface.mac, 6);
@@ -517,10 +636,10 @@ static int attach_ebpf(struct datapath *dp, const char *ifname, uint32_t cluster
             return -errno;
         iface.flags |= MOAT_IFF_MORE_ADDRS;
     }
-    if (bpf_map_update_elem(ifaces, &idx, &iface, BPF_ANY))
-        return -errno;
-    int err =
-        tc_attach_prog(ifindex, BPF_TC_EGRESS, bpf_program__fd(dp->skel->progs.moat_to_workload));
+    int err = iface_write(dp, idx, &iface);
+    if (err)
+        return err;
+    err = tc_attach_prog(ifindex, BPF_TC_EGRESS, bpf_program__fd(dp->skel->progs.moat_to_workload));
     if (!err)
         err = tc_attach_prog(ifindex, BPF_TC_INGRESS,
                              bpf_program__fd(dp->skel->progs.moat_from_workload));
@@ -639,34 +758,49 @@ static int event_fd_ebpf(struct datapath *dp)
     return ring_buffer__epoll_fd(dp->rb);
 }
 
-static int counters_ebpf(struct datapath *dp, struct datapath_counter **out, size_t *n)
+/* Sums one counter slot over the CPUs into *c; `per` holds ncpu entries. */
+static int read_slot(int fd, uint32_t slot, struct moat_rule_counters *per, int ncpu,
+                     struct datapath_counter *c)
 {
-    int fd = bpf_map__fd(dp->skel->maps.moat_counters);
+    if (bpf_map_lookup_elem(fd, &slot, per) < 0)
+        return -errno;
+    for (int cpu = 0; cpu < ncpu; cpu++) {
+        c->flows += per[cpu].flows;
+        c->packets += per[cpu].packets;
+        c->bytes += per[cpu].bytes;
+    }
+    return 0;
+}
+
+/* Per-rule counters from the slot map and the counters array (rule 0: the default action). */
+static int read_counters(int slots_fd, int counters_fd, struct datapath_counter **out, size_t *n)
+{
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0)
         return -EINVAL;
     struct moat_rule_counters *per = moat_calloc((size_t)ncpu, sizeof(*per));
     struct datapath_counter *res = NULL;
     size_t cap = 0, count = 0;
-    uint32_t key, next;
-    bool has = per && bpf_map_get_next_key(fd, NULL, &next) == 0;
-    int err = per ? 0 : -ENOMEM;
+    int err = per && moat_grow(&res, &cap, 1, sizeof(*res)) == 0 ? 0 : -ENOMEM;
+    if (!err) {
+        res[0] = (struct datapath_counter){.rule_id = 0};
+        err = read_slot(counters_fd, MOAT_SLOT_DEFAULT, per, ncpu, &res[0]);
+        count = 1;
+    }
+    uint32_t key, next, slot;
+    bool has = !err && bpf_map_get_next_key(slots_fd, NULL, &next) == 0;
     while (has && !err) {
         key = next;
-        has = bpf_map_get_next_key(fd, &key, &next) == 0;
-        if (bpf_map_lookup_elem(fd, &key, per) < 0)
+        has = bpf_map_get_next_key(slots_fd, &key, &next) == 0;
+        if (bpf_map_lookup_elem(slots_fd, &key, &slot) < 0 || slot >= MOAT_COUNTER_SLOTS)
             continue;
         if (moat_grow(&res, &cap, count + 1, sizeof(*res)) < 0) {
             err = -ENOMEM;
             break;
         }
-        struct datapath_counter c = {.rule_id = key};
-        for (int cpu = 0; cpu < ncpu; cpu++) {
-            c.flows += per[cpu].flows;
-            c.packets += per[cpu].packets;
-            c.bytes += per[cpu].bytes;
-        }
-        res[count++] = c;
+        res[count] = (struct datapath_counter){.rule_id = key};
+        if (read_slot(counters_fd, slot, per, ncpu, &res[count]) == 0)
+            count++;
     }
     free(per);
     if (err) {
@@ -676,6 +810,23 @@ static int counters_ebpf(struct datapath *dp, struct datapath_counter **out, siz
     *out = res;
     *n = count;
     return 0;
+}
+
+static int counters_ebpf(const char *node, struct datapath_counter **out, size_t *n)
+{
+    if (!node_name_ok(node))
+        return -EINVAL;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s/moat_rule_slot", PIN_BASE, node);
+    int slots = bpf_obj_get(path);
+    snprintf(path, sizeof(path), "%s/%s/moat_counters", PIN_BASE, node);
+    int counters = bpf_obj_get(path);
+    int err = slots < 0 || counters < 0 ? -ENOENT : read_counters(slots, counters, out, n);
+    if (slots >= 0)
+        close(slots);
+    if (counters >= 0)
+        close(counters);
+    return err;
 }
 
 static int sum_percpu_array(int fd, uint32_t n, uint64_t *out)

@@ -504,34 +504,20 @@ static int status_cmd(int argc, char **argv)
         json_decref(st);
         return 1;
     }
-    /* Counters live in the pinned map, readable whether or not moatd runs. */
-    snprintf(path, sizeof(path), "/sys/fs/bpf/moat/%s/moat_counters", node);
-    int fd = bpf_obj_get(path);
+    /* Counters live in the pinned maps, readable whether or not moatd runs. */
     json_t *counters = json_object();
-    int ncpu = libbpf_num_possible_cpus();
-    struct moat_rule_counters *per = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*per));
-    uint32_t key, next;
-    bool has = fd >= 0 && per && bpf_map_get_next_key(fd, NULL, &next) == 0;
-    while (has) {
-        key = next;
-        has = bpf_map_get_next_key(fd, &key, &next) == 0;
-        if (bpf_map_lookup_elem(fd, &key, per) < 0)
-            continue;
-        struct moat_rule_counters sum = {0};
-        for (int c = 0; c < ncpu; c++) {
-            sum.flows += per[c].flows;
-            sum.packets += per[c].packets;
-            sum.bytes += per[c].bytes;
+    struct datapath_counter *cs = NULL;
+    size_t ncs = 0;
+    if (datapath_ebpf.counters(node, &cs, &ncs) == 0)
+        for (size_t i = 0; counters && i < ncs; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "%u", cs[i].rule_id);
+            json_object_set_new(counters, k,
+                                json_pack("{s:I,s:I,s:I}", "flows", (json_int_t)cs[i].flows,
+                                          "packets", (json_int_t)cs[i].packets, "bytes",
+                                          (json_int_t)cs[i].bytes));
         }
-        char k[16];
-        snprintf(k, sizeof(k), "%u", key);
-        json_object_set_new(counters, k,
-                            json_pack("{s:I,s:I,s:I}", "flows", (json_int_t)sum.flows, "packets",
-                                      (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes));
-    }
-    free(per);
-    if (fd >= 0)
-        close(fd);
+    free(cs);
     json_object_set_new(st, "counters", counters);
     add_live_stats(st, node);
     if (json) {

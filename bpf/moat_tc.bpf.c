@@ -105,16 +105,12 @@ static __always_inline int drop(__u32 reason)
     return TC_ACT_SHOT;
 }
 
-static __always_inline void count(__u32 rule_id, __u32 len, bool new_flow)
+/* Counts a packet (and a flow) on counter slot `slot` (per CPU: no atomics). */
+static __always_inline void count(__u32 slot, __u32 len, bool new_flow)
 {
-    struct moat_rule_counters *c = bpf_map_lookup_elem(&moat_counters, &rule_id);
-    if (!c) {
-        struct moat_rule_counters init = {0};
-        bpf_map_update_elem(&moat_counters, &rule_id, &init, BPF_NOEXIST);
-        c = bpf_map_lookup_elem(&moat_counters, &rule_id);
-        if (!c)
-            return;
-    }
+    struct moat_rule_counters *c = bpf_map_lookup_elem(&moat_counters, &slot);
+    if (!c)
+        return;
     c->packets++;
     c->bytes += len;
     if (new_flow)
@@ -201,7 +197,7 @@ static __always_inline int enforce_group(struct hook *h)
     if (j->record)
         emit_judgment(h, j, MOAT_EV_POLICY, blocks(j) ? MOAT_DROP_POLICY : 0, true);
     if (j->judged)
-        count(j->rule_id, h->w->p.len, true);
+        count(j->slot, h->w->p.len, true);
     return blocks(j) ? drop(MOAT_DROP_POLICY) : TC_ACT_OK;
 }
 
@@ -274,21 +270,20 @@ static __always_inline int enforce_flow(struct hook *h)
     bool is_dst = h->to_wl == pkt_is_orig;
     __u32 *gen = is_dst ? &v->in_gen : &v->eg_gen;
     __u8 *applied = is_dst ? &v->in_applied : &v->eg_applied;
-    __u32 *rule = is_dst ? &v->in_rule : &v->eg_rule;
+    __u32 *slot = is_dst ? &v->in_slot : &v->eg_slot;
     __u32 reason = MOAT_DROP_POLICY;
     bool count_flow = false;
     if (judged_now || *gen != h->gen || *applied == MOAT_CT_UNDECIDED) {
         __u8 before = *applied;
-        __u32 old_rule = *rule;
+        __u32 old_slot = *slot;
         if (!judged_now)
             hook_judge(h, pkt_is_orig, j);
         if (j->unknown_subject)
             return drop(MOAT_DROP_NO_WORKLOAD);
         *applied = j->judged ? j->applied : MOAT_CT_NA;
-        *rule = j->rule_id;
+        *slot = j->slot;
         *gen = h->gen;
-        count_flow =
-            j->judged && (new_flow || before == MOAT_CT_UNDECIDED || old_rule != j->rule_id);
+        count_flow = j->judged && (new_flow || before == MOAT_CT_UNDECIDED || old_slot != j->slot);
         if (j->record && before == MOAT_CT_UNDECIDED) {
             emit_judgment(h, j, MOAT_EV_POLICY, blocks(j) ? MOAT_DROP_POLICY : 0, pkt_is_orig);
         } else if (blocks(j) && before != MOAT_ABI_BLOCK) {
@@ -297,14 +292,14 @@ static __always_inline int enforce_flow(struct hook *h)
         }
     }
     __u8 verdict = *applied;
-    __u32 rule_id = *rule;
+    __u32 slot_now = *slot;
     bool est = ct_update(v, tcp, pkt_is_orig, p->tcp_flags, h->now);
     if (new_flow)
         ct_insert(c, &w->fresh, est, stale_est);
     else if (est && !in_est)
         ct_promote(c, v);
     if (verdict != MOAT_CT_NA)
-        count(rule_id, p->len, count_flow);
+        count(slot_now, p->len, count_flow);
     return verdict == MOAT_ABI_BLOCK ? drop(reason) : TC_ACT_OK;
 }
 
@@ -341,6 +336,16 @@ static __always_inline int enforce_icmp_error(struct hook *h)
     return TC_ACT_OK;
 }
 
+/* The interface's workload: by index for small ifindexes, by hash for the others. */
+static __always_inline struct moat_iface *iface_of(__u32 ifindex)
+{
+    if (ifindex < MOAT_IFINDEX_DIRECT) {
+        struct moat_iface *ifc = bpf_map_lookup_elem(&moat_ifaces, &ifindex);
+        return ifc && (ifc->flags & MOAT_IFF_PRESENT) ? ifc : NULL;
+    }
+    return bpf_map_lookup_elem(&moat_ifaces_hi, &ifindex);
+}
+
 static __always_inline bool to_group(const struct moat_pkt *p)
 {
     return p->l2_group || addr_is_group(p->daddr);
@@ -358,7 +363,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool to_wl)
     if (rc < 0)
         return drop((__u32)-rc);
     __u32 ifindex = skb->ifindex;
-    h.ifc = bpf_map_lookup_elem(&moat_ifaces, &ifindex);
+    h.ifc = iface_of(ifindex);
     if (!h.ifc)
         return drop(MOAT_DROP_NO_WORKLOAD); /* attached, but not known: fail closed */
     rc = to_wl ? guard_to(ifindex, h.ifc, p) : guard_from(ifindex, h.ifc, p);

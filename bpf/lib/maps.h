@@ -98,13 +98,22 @@ struct {
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } moat_frags SEC(".maps");
 
+/* Local workload interfaces: by index below MOAT_IFINDEX_DIRECT, by hash above. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, MOAT_IFINDEX_DIRECT);
+    __type(key, __u32);
+    __type(value, struct moat_iface);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_ifaces SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 4096);
     __type(key, __u32);
     __type(value, struct moat_iface);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
-} moat_ifaces SEC(".maps");
+} moat_ifaces_hi SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -123,12 +132,21 @@ struct {
 } moat_mac_owner SEC(".maps");
 
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, 65536);
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, MOAT_COUNTER_SLOTS);
     __type(key, __u32);
     __type(value, struct moat_rule_counters);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } moat_counters SEC(".maps");
+
+/* Rule id -> counter slot (written by the agent before a snapshot using the rule). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, MOAT_COUNTER_SLOTS);
+    __type(key, __u32);
+    __type(value, __u32);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_rule_slot SEC(".maps");
 
 /* Dropped packets per MOAT_DROP_* reason. */
 struct {

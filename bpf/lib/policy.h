@@ -45,6 +45,7 @@ struct moat_judgment {
     __u8 unknown_subject; /* the interface's workload is not in the snapshot */
     __u8 pad[3];
     __u32 rule_id; /* 0: the default */
+    __u32 slot;    /* the rule's counter slot */
     __u32 cluster;
     __u32 subject;
     __u32 peer;
@@ -128,6 +129,7 @@ static __always_inline void judge(struct moat_snapshot *s, struct moat_judgment 
 {
     j->judged = j->record = j->unknown_subject = 0;
     j->rule_id = j->cluster = j->subject = j->peer = 0;
+    j->slot = MOAT_SLOT_DEFAULT;
     j->action = j->applied = MOAT_ABI_ALLOW;
     __u8 dir = j->dir;
     struct moat_addr_val *sv = identify(s, j->subj_addr);
@@ -162,6 +164,9 @@ static __always_inline void judge(struct moat_snapshot *s, struct moat_judgment 
     if (win) {
         j->action = win->action;
         j->rule_id = win->rule_id;
+        __u32 rid = win->rule_id;
+        __u32 *slot = bpf_map_lookup_elem(&moat_rule_slot, &rid);
+        j->slot = slot && *slot < MOAT_COUNTER_SLOTS ? *slot : MOAT_SLOT_NONE;
     } else {
         j->action = dir == MOAT_ABI_DIR_INGRESS ? cfg->default_action : MOAT_ABI_ALLOW;
     }

@@ -159,8 +159,8 @@ struct moat_ct_val {
     moat_u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
     moat_u32 in_gen;
     moat_u32 eg_gen;
-    moat_u32 in_rule;
-    moat_u32 eg_rule;
+    moat_u32 in_slot; /* counter slot of the rule behind the judgment (moat_rule_slot) */
+    moat_u32 eg_slot;
     moat_u8 in_applied; /* MOAT_ABI_* or MOAT_CT_UNDECIDED / MOAT_CT_NA */
     moat_u8 eg_applied;
     moat_u8 orig_is_a; /* the flow was opened by endpoint a of the key */
@@ -202,6 +202,11 @@ struct moat_frag_val {
 #define MOAT_IFACE_ADDRS 4
 
 #define MOAT_IFF_MORE_ADDRS 0x1 /* further addresses in moat_ifaddrs */
+#define MOAT_IFF_PRESENT    0x2 /* the entry is in use (moat_ifaces is an array) */
+
+/* Interfaces with a smaller ifindex are found by index (moat_ifaces), the others by hash
+ * (moat_ifaces_hi): an array lookup costs a fraction of a hash lookup per packet. */
+#define MOAT_IFINDEX_DIRECT 16384
 
 struct moat_iface {
     moat_u32 cluster;
@@ -219,7 +224,17 @@ struct moat_mac_key {
     moat_u16 pad;
 };
 
-/* Per-rule counters (per-CPU hash by rule id; 0 = the default action). */
+/*
+ * Per-rule counters: a per-CPU array indexed by counter slot. The agent
+ * gives every rule id a slot (moat_rule_slot, pinned, so slots and counts
+ * survive restarts); slot 0 counts the default action, MOAT_SLOT_NONE what
+ * no slot was found for. A judgment stores its slot in the flow's entry, so
+ * a packet counts with one array lookup.
+ */
+#define MOAT_COUNTER_SLOTS 65536
+#define MOAT_SLOT_DEFAULT  0
+#define MOAT_SLOT_NONE     (MOAT_COUNTER_SLOTS - 1)
+
 struct moat_rule_counters {
     moat_u64 flows;
     moat_u64 packets;
