@@ -1,5 +1,6 @@
 /* agent: moatd's standalone node logic (see agent.h). */
 #include "agent.h"
+#include "doc.h"
 #include "loader.h"
 #include "mem.h"
 #include "remote.h"
@@ -12,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,7 +116,100 @@ static int record_hit(struct moat_agent *a, const struct alert_hit *h)
 
 static enum alert_kind alert_kind_of(uint32_t ev_kind)
 {
-    return ev_kind == MOAT_EV_SPOOFING ? ALERT_SPOOFING : ALERT_POLICY;
+    switch (ev_kind) {
+    case MOAT_EV_SPOOFING:
+        return ALERT_SPOOFING;
+    case MOAT_EV_BRUTE_FORCE:
+        return ALERT_BRUTE_FORCE;
+    case MOAT_EV_PORT_SCAN:
+        return ALERT_PORT_SCAN;
+    case MOAT_EV_DNS_HIJACK:
+        return ALERT_DNS_HIJACK;
+    case MOAT_EV_THREAT:
+        return ALERT_THREAT_INTEL;
+    default:
+        return ALERT_POLICY;
+    }
+}
+
+static const char *dns_details(uint32_t reason)
+{
+    switch (reason) {
+    case MOAT_DROP_DNS_RESOLVER:
+        return "a resolver that is not approved";
+    case MOAT_DROP_DNS_NO_QUERY:
+        return "no such query";
+    case MOAT_DROP_DNS_QUESTION:
+        return "question mismatch";
+    case MOAT_DROP_DNS_MALFORMED:
+        return "malformed DNS message";
+    default:
+        return "DNS";
+    }
+}
+
+/*
+ * A detection's event as a hit (kind, count, details). Events the datapath
+ * made when a burst or scan went quiet carry no action: the cluster's settings
+ * say it.
+ */
+static void detection_hit(const struct moat_agent *a, const struct moat_event *e,
+                          struct alert_hit *h, char *details, size_t n)
+{
+    const struct moat_policy *p = a->policy;
+    const struct moat_detections *d = &p->clusters[e->cluster].det;
+    h->count = e->count ? e->count : 1;
+    h->kind = alert_kind_of(e->kind);
+    if (e->kind == MOAT_EV_QUARANTINE)
+        h->kind = e->aux == MOAT_Q_PORT_SCAN ? ALERT_PORT_SCAN : ALERT_BRUTE_FORCE;
+    if (!e->applied) {
+        bool block =
+            (e->kind == MOAT_EV_BRUTE_FORCE && d->brute_force.c.action == MOAT_ACTION_BLOCK) ||
+            (e->kind == MOAT_EV_PORT_SCAN && d->port_scan.c.action == MOAT_ACTION_BLOCK);
+        h->configured = h->applied = block ? MOAT_ACTION_BLOCK : MOAT_ACTION_ALERT;
+    }
+    char addr[MOAT_ADDR_STRLEN];
+    switch (e->kind) {
+    case MOAT_EV_BRUTE_FORCE:
+        snprintf(details, n, "more than %u new connections within %u s to port %u%s",
+                 d->brute_force.threshold, d->brute_force.window, e->dport,
+                 h->applied == MOAT_ACTION_BLOCK ? "; the source is quarantined" : "");
+        break;
+    case MOAT_EV_PORT_SCAN:
+        h->dst.workload = NULL; /* a scan is of many: the pair is only the latest */
+        memset(&h->dst.addr, 0, sizeof(h->dst.addr));
+        if (addr_is_v4(&h->src.addr))
+            addr_parse("0.0.0.0", &h->dst.addr);
+        h->dst.port = 0;
+        snprintf(details, n, "more than %u distinct (workload, port) pairs within %u s%s",
+                 d->port_scan.threshold, d->port_scan.window,
+                 h->applied == MOAT_ACTION_BLOCK ? "; the source is quarantined" : "");
+        break;
+    case MOAT_EV_QUARANTINE:
+        h->dst.port = 0; /* apart from the alert of the detection itself */
+        snprintf(details, n, "connection attempts from a source quarantined for %s dropped",
+                 e->aux == MOAT_Q_PORT_SCAN ? "a port scan" : "brute force");
+        break;
+    case MOAT_EV_DNS_HIJACK:
+        snprintf(details, n, "%s: %s", e->dir == MOAT_ABI_DIR_INGRESS ? "DNS answer" : "DNS query",
+                 dns_details(e->reason));
+        break;
+    case MOAT_EV_THREAT: {
+        struct moat_prefix pf = {.len = (uint8_t)e->count};
+        memcpy(pf.addr.b, e->waddr, 16);
+        prefix_format(&pf, addr, sizeof(addr));
+        h->count = 1;
+        const struct moat_threatlist *tl =
+            e->cluster < a->nthreats ? a->threats[e->cluster].list : NULL;
+        const char *label = tl && e->aux < tl->nlabels ? tl->labels[e->aux] : "listed";
+        snprintf(details, n, "%s is listed in the threat list as \"%s\" (%s)",
+                 e->dir == MOAT_ABI_DIR_INGRESS ? "the source" : "the destination", label, addr);
+        break;
+    }
+    default:
+        break;
+    }
+    h->details = details;
 }
 
 /*
@@ -174,7 +269,9 @@ static void on_event(void *ctx, const struct moat_event *e)
     h.src.workload = workload_at(p, &h.src.addr);
     h.dst.workload = workload_at(p, &h.dst.addr);
     char spoof[256];
-    if (e->kind == MOAT_EV_CUT) {
+    if (e->kind >= MOAT_EV_BRUTE_FORCE && e->kind <= MOAT_EV_QUARANTINE) {
+        detection_hit(a, e, &h, spoof, sizeof(spoof));
+    } else if (e->kind == MOAT_EV_CUT) {
         h.details = "established flow cut after a policy change";
     } else if (e->kind == MOAT_EV_SPOOFING) {
         struct moat_addr real;
@@ -195,6 +292,117 @@ static void on_event(void *ctx, const struct moat_event *e)
         agent_log("warning", "out of memory: alert dropped");
     if (e->held)
         add_held(a, &h, e->kind == MOAT_EV_SPOOFING ? e->waddr : e->saddr, e->held);
+}
+
+/* ---------- threat lists ---------- */
+
+static void threats_free(struct agent_threats *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++) {
+        free(t[i].cluster);
+        free(t[i].path);
+        threatlist_free(t[i].list);
+    }
+    free(t);
+}
+
+static bool same_file(const struct stat *x, const struct stat *y)
+{
+    return x->st_dev == y->st_dev && x->st_ino == y->st_ino && x->st_size == y->st_size &&
+           x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec;
+}
+
+/* Reads and parses a threat list file; NULL (errors logged) when it cannot. */
+static struct moat_threatlist *threats_read(const char *cluster, const char *path, struct stat *st)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int err = doc_read_file_max(path, MOAT_THREAT_TEXT_MAX, &text, &len);
+    if (err) {
+        agent_log("error", "cluster %s: threat list %s: %s (the list in force stays)", cluster,
+                  path, strerror(-err));
+        return NULL;
+    }
+    struct moat_diags d;
+    diags_init(&d);
+    struct moat_threatlist *tl = NULL;
+    err = threatlist_parse(text, len, path, &tl, &d);
+    for (size_t i = 0; i < d.count; i++)
+        agent_log("error", "cluster %s: threat list: %s", cluster, d.items[i].text);
+    if (err && !d.count)
+        agent_log("error", "cluster %s: threat list %s: %s (the list in force stays)", cluster,
+                  path, strerror(-err));
+    diags_clear(&d);
+    free(text);
+    if (!err && stat(path, st) != 0)
+        memset(st, 0, sizeof(*st));
+    return err ? NULL : tl;
+}
+
+/*
+ * Brings the threat lists in line with the policy in force: each cluster
+ * with threat intelligence on and a `file` gets that file's list, read again
+ * when the file changed (checked every call: a few stat calls); a list that
+ * does not parse leaves the previous one in force. The datapath gets them
+ * in one switch when anything changed. `force`: install even if nothing did.
+ */
+static void threats_sync(struct moat_agent *a, bool force)
+{
+    const struct moat_policy *p = a->policy;
+    if (!p || !a->dp || !a->ops->set_threats)
+        return;
+    struct agent_threats *next = moat_calloc(p->nclusters ? p->nclusters : 1, sizeof(*next));
+    if (!next)
+        return;
+    bool changed = force || p->nclusters != a->nthreats;
+    for (size_t c = 0; c < p->nclusters; c++) {
+        const struct moat_cluster *cl = &p->clusters[c];
+        const char *want = cl->det.threat_intel.c.enabled ? cl->det.threat_intel.file : NULL;
+        struct agent_threats *old = NULL;
+        for (size_t k = 0; k < a->nthreats; k++)
+            if (a->threats[k].cluster && strcmp(a->threats[k].cluster, cl->name) == 0)
+                old = &a->threats[k];
+        next[c].cluster = moat_strdup(cl->name);
+        if (!want) {
+            changed |= old && old->list;
+            continue;
+        }
+        struct stat st;
+        bool same_path = old && old->path && strcmp(old->path, want) == 0;
+        if (same_path && stat(want, &st) == 0 && same_file(&st, &old->st)) {
+            next[c] = *old; /* unchanged: taken over */
+            old->cluster = old->path = NULL;
+            old->list = NULL;
+            free(next[c].cluster);
+            next[c].cluster = moat_strdup(cl->name);
+            continue;
+        }
+        struct moat_threatlist *tl = threats_read(cl->name, want, &st);
+        changed = true;
+        next[c].path = moat_strdup(want);
+        if (tl) {
+            next[c].list = tl;
+            next[c].st = st;
+            agent_log("info", "cluster %s: threat list %s: %zu prefixes", cl->name, want, tl->n);
+        } else if (same_path && old->list) { /* keep the one in force; try again on change */
+            next[c].list = old->list;
+            old->list = NULL;
+            stat(want, &next[c].st);
+        }
+    }
+    if (changed) {
+        struct moat_threatlist **lists =
+            moat_calloc(p->nclusters ? p->nclusters : 1, sizeof(*lists));
+        for (size_t c = 0; lists && c < p->nclusters; c++)
+            lists[c] = next[c].list;
+        int err = lists ? a->ops->set_threats(a->dp, lists, p->nclusters) : -ENOMEM;
+        if (err)
+            agent_log("error", "cannot install the threat lists: %s", strerror(-err));
+        free(lists);
+    }
+    threats_free(a->threats, a->nthreats);
+    a->threats = next;
+    a->nthreats = p->nclusters;
 }
 
 /* ---------- interfaces ---------- */
@@ -258,6 +466,11 @@ static int reconcile_ifaces(struct moat_agent *a)
 
 void agent_rescan(struct moat_agent *a)
 {
+    double now = mono_now();
+    if (now - a->threats_checked_at >= 0.25) { /* a changed list is in force within 1 s */
+        a->threats_checked_at = now;
+        threats_sync(a, false);
+    }
     for (size_t i = 0; i < a->nifaces; i++) {
         struct agent_iface *ifc = &a->ifaces[i];
         if (ifc->attached && !if_nametoindex(ifc->name)) {
@@ -452,6 +665,7 @@ static int install(struct moat_agent *a, struct moat_policy *p)
     if (a->remote_text)
         a->revision = a->remote_revision;
     set_dp_state(a, "enforcing", "");
+    threats_sync(a, false);
     return reconcile_ifaces(a);
 }
 
@@ -751,6 +965,13 @@ static json_t *status_json(struct moat_agent *a)
                   "events", (json_int_t)a->events, "interfaces", ifs, "rules", rules);
     if (j && a->cfg.sync)
         json_object_set_new(j, "cluster", sync_status(a->cfg.sync));
+    json_t *names = json_array(); /* by index: what the datapath's cluster numbers mean */
+    for (size_t i = 0; names && a->policy && i < a->policy->nclusters; i++)
+        json_array_append_new(names, json_string(a->policy->clusters[i].name));
+    if (j && names)
+        json_object_set_new(j, "clusters", names);
+    else
+        json_decref(names);
     json_t *st = j ? stats_json(a) : NULL;
     if (st)
         json_object_update(j, st);
@@ -805,4 +1026,5 @@ void agent_stop(struct moat_agent *a, bool remove)
     tables_free(a->tables);
     policy_free(a->policy);
     free(a->ifaces);
+    threats_free(a->threats, a->nthreats);
 }

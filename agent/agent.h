@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 struct sync;
 
@@ -34,6 +35,14 @@ struct agent_config {
      * from the server through agent_set_remote, reports go to `sync`. */
     const char *cluster;
     struct sync *sync;
+};
+
+/* A cluster's threat list as the agent holds it (index = cluster index in the policy). */
+struct agent_threats {
+    char *cluster;
+    char *path; /* the file it came from; NULL: none */
+    struct stat st;
+    struct moat_threatlist *list; /* NULL: none in force */
 };
 
 struct agent_iface {
@@ -66,7 +75,10 @@ struct moat_agent {
     double window_started;    /* monotonic seconds; 0: empty */
     char dp_state[16];        /* enforcing | unsupported | not_installed */
     char dp_reason[512];
-    double applied_at; /* wall-clock seconds the policy in force was applied */
+    double applied_at;             /* wall-clock seconds the policy in force was applied */
+    struct agent_threats *threats; /* per cluster of the policy in force */
+    size_t nthreats;
+    double threats_checked_at; /* monotonic seconds */
 };
 
 /* Stable names of the datapath's drop reasons (MOAT_DROP_*, NULL for none) and event counts. */

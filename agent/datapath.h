@@ -13,6 +13,7 @@
 #include "compile.h"
 #include "moat/abi.h"
 #include "model.h"
+#include "threatlist.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +39,16 @@ struct datapath_stats {
  * `saddr` (all zero: the node-wide limit, many sources) in cluster `cluster`.
  */
 typedef void (*datapath_event_fn)(void *ctx, const struct moat_event *e);
+
+/* An active quarantine (SPEC §6): new connections from `addr` to the cluster are dropped. */
+struct datapath_quarantine {
+    uint32_t cluster; /* index in the policy in force */
+    struct moat_addr addr;
+    uint32_t reason; /* MOAT_Q_* */
+    uint32_t secs;
+    uint64_t since_ns, until_ns; /* CLOCK_MONOTONIC */
+    uint64_t dropped;            /* connection attempts dropped so far */
+};
 
 struct datapath_ops {
     const char *name;
@@ -67,6 +78,16 @@ struct datapath_ops {
      */
     int (*counters)(const char *node, struct datapath_counter **out, size_t *n);
     int (*stats)(struct datapath *dp, struct datapath_stats *out);
+    /*
+     * Installs the threat lists, lists[i] for cluster index i (NULL or empty:
+     * none), as one switch; flows in progress are checked again. The lists
+     * stay the caller's (events carry their label indexes).
+     */
+    int (*set_threats)(struct datapath *dp, struct moat_threatlist *const *lists, size_t n);
+    /* Active quarantines of node `node`, from its kernel state; caller frees *out. */
+    int (*quarantines)(const char *node, struct datapath_quarantine **out, size_t *n);
+    /* Ends a quarantine at once: 0, -ENOENT when there is none. */
+    int (*release)(const char *node, uint32_t cluster, const struct moat_addr *addr);
     uint32_t (*generation)(struct datapath *dp);
     /* The program fd of one hook (tests and benchmarks run it with BPF_PROG_TEST_RUN); -1 if none.
      */

@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,14 @@ static int unpin_ebpf(const char *node)
 
 /* ---------- apply ---------- */
 
+static uint32_t read_ti_generation(struct datapath *dp)
+{
+    uint32_t zero = 0;
+    struct moat_cfg cfg = {0};
+    bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.moat_cfg), &zero, &cfg);
+    return cfg.ti_generation;
+}
+
 static uint32_t read_generation(struct datapath *dp)
 {
     uint32_t zero = 0;
@@ -437,6 +446,35 @@ static uint8_t cluster_flags(const struct moat_cluster *c)
     return f;
 }
 
+static uint16_t det_flag(const struct moat_detection_common *c, uint16_t on, uint16_t block)
+{
+    if (!c->enabled)
+        return 0;
+    return (uint16_t)(on | (c->action == MOAT_ACTION_BLOCK ? block : 0));
+}
+
+/* A cluster's settings as the datapath reads them (SPEC §4, §6). */
+static struct moat_cluster_cfg cluster_cfg_of(const struct moat_cluster *c)
+{
+    const struct moat_detections *d = &c->det;
+    struct moat_cluster_cfg cfg = {
+        .flags = cluster_flags(c),
+        .default_action = (uint8_t)c->default_action,
+        .det_flags = (uint16_t)(det_flag(&d->brute_force.c, MOAT_DET_BF_ON, MOAT_DET_BF_BLOCK) |
+                                det_flag(&d->port_scan.c, MOAT_DET_SCAN_ON, MOAT_DET_SCAN_BLOCK) |
+                                det_flag(&d->dns_hijack.c, MOAT_DET_DNS_ON, MOAT_DET_DNS_BLOCK) |
+                                det_flag(&d->threat_intel.c, MOAT_DET_TI_ON, MOAT_DET_TI_BLOCK)),
+        .bf_threshold = d->brute_force.threshold,
+        .bf_window_s = d->brute_force.window,
+        .bf_quarantine_s = d->brute_force.quarantine,
+        .scan_threshold = d->port_scan.threshold,
+        .scan_window_s = d->port_scan.window,
+        .scan_quarantine_s = d->port_scan.quarantine};
+    for (size_t i = 0; i < d->brute_force.nports && i < MOAT_ABI_AUTH_PORTS; i++)
+        cfg.auth_ports[cfg.nauth++] = d->brute_force.ports[i];
+    return cfg;
+}
+
 static int fill_clusters(const struct moat_policy *p)
 {
     if (p->nclusters > MOAT_ABI_MAX_CLUSTERS)
@@ -446,13 +484,60 @@ static int fill_clusters(const struct moat_policy *p)
     if (fd < 0)
         return -errno;
     for (uint32_t i = 0; i < p->nclusters; i++) {
-        struct moat_cluster_cfg cfg = {.flags = cluster_flags(&p->clusters[i]),
-                                       .default_action = (uint8_t)p->clusters[i].default_action};
+        struct moat_cluster_cfg cfg = cluster_cfg_of(&p->clusters[i]);
         if (bpf_map_update_elem(fd, &i, &cfg, BPF_ANY) < 0) {
             int err = -errno;
             close(fd);
             return err;
         }
+    }
+    return fd;
+}
+
+static int add_resolver(int fd, uint32_t cluster, const struct moat_addr *a)
+{
+    struct moat_resolver_key k = {.cluster = cluster};
+    memcpy(k.addr, a->b, 16);
+    uint8_t one = 1;
+    return bpf_map_update_elem(fd, &k, &one, BPF_ANY) < 0 ? -errno : 0;
+}
+
+/*
+ * The approved DNS resolvers of every cluster: those its dns_hijack settings
+ * name, else the addresses of its workloads the `cluster-dns` object selects
+ * (following them as they change: this is rebuilt with every snapshot).
+ */
+static int fill_resolvers(const struct moat_policy *p)
+{
+    size_t n = 0;
+    uint32_t dns = policy_find_object(p, "cluster-dns");
+    for (size_t i = 0; i < p->nclusters; i++)
+        n += p->clusters[i].det.dns_hijack.nresolvers;
+    for (size_t i = 0; i < p->nworkloads; i++)
+        n += p->workloads[i].naddrs;
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "moat_resolvers", sizeof(struct moat_resolver_key),
+                            sizeof(uint8_t), n ? (uint32_t)n : 1, NULL);
+    if (fd < 0)
+        return -errno;
+    int err = 0;
+    for (uint32_t c = 0; c < p->nclusters && !err; c++) {
+        const struct moat_detections *d = &p->clusters[c].det;
+        for (size_t r = 0; r < d->dns_hijack.nresolvers && !err; r++)
+            err = add_resolver(fd, c, &d->dns_hijack.resolvers[r]);
+        if (d->dns_hijack.nresolvers || dns == MOAT_NONE)
+            continue;
+        for (size_t w = 0; w < p->nworkloads && !err; w++) {
+            const struct moat_workload *wl = &p->workloads[w];
+            if (wl->cluster != c ||
+                !object_matches_workload(&p->objects[dns], wl, p->clusters[c].name))
+                continue;
+            for (size_t a = 0; a < wl->naddrs && !err; a++)
+                err = add_resolver(fd, c, &wl->addrs[a]);
+        }
+    }
+    if (err) {
+        close(fd);
+        return err;
     }
     return fd;
 }
@@ -546,7 +631,7 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
     if (gen == 0)
         gen = 2; /* 0 means "no policy"; 2 keeps the slot alternating */
     uint32_t slot = gen & 1;
-    int fds[4] = {-1, -1, -1, -1};
+    int fds[5] = {-1, -1, -1, -1, -1};
     int err = assign_slots(dp, p);
     if (!err && (fds[0] = fill_addrs(t)) < 0)
         err = fds[0];
@@ -554,19 +639,23 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
         err = fill_rows(t, &fds[1], &fds[2]);
     if (!err && (fds[3] = fill_clusters(p)) < 0)
         err = fds[3];
-    struct bpf_map *outer[4] = {dp->skel->maps.moat_addr_slots, dp->skel->maps.moat_rows_slots,
-                                dp->skel->maps.moat_ivals_slots, dp->skel->maps.moat_cluster_slots};
-    for (int i = 0; i < 4 && !err; i++)
+    if (!err && (fds[4] = fill_resolvers(p)) < 0)
+        err = fds[4];
+    struct bpf_map *outer[5] = {dp->skel->maps.moat_addr_slots, dp->skel->maps.moat_rows_slots,
+                                dp->skel->maps.moat_ivals_slots, dp->skel->maps.moat_cluster_slots,
+                                dp->skel->maps.moat_resolver_slots};
+    for (int i = 0; i < 5 && !err; i++)
         if (bpf_map_update_elem(bpf_map__fd(outer[i]), &slot, &fds[i], BPF_ANY) < 0)
             err = -errno;
     if (!err) {
-        /* The switch: one 4-byte write that every later packet reads first. */
+        /* The switch: one 4-byte write that every later packet reads first (the
+         * threat list's generation, the other half, is the agent's too). */
         uint32_t zero = 0;
-        struct moat_cfg cfg = {.generation = gen};
+        struct moat_cfg cfg = {.generation = gen, .ti_generation = read_ti_generation(dp)};
         if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.moat_cfg), &zero, &cfg, BPF_ANY) < 0)
             err = -errno;
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (fds[i] >= 0)
             close(fds[i]);
     if (!err) {
@@ -746,10 +835,65 @@ static void report_held(struct datapath *dp)
     free(per);
 }
 
+/*
+ * Bursts and scans that went quiet with attempts the datapath has not told
+ * yet (it tells at most once a second while they go on): told now, as events
+ * of their kind, so every attempt is counted in an alert.
+ */
+static void report_detection_tails(struct datapath *dp, uint64_t now)
+{
+    int fd = bpf_map__fd(dp->skel->maps.moat_bursts);
+    struct moat_burst_key bk, bnext;
+    struct moat_burst_val bv;
+    bool has = bpf_map_get_next_key(fd, NULL, &bnext) == 0;
+    while (has) {
+        bk = bnext;
+        has = bpf_map_get_next_key(fd, &bk, &bnext) == 0;
+        if (bpf_map_lookup_elem(fd, &bk, &bv) != 0 || !bv.alerted || bv.reported >= bv.total ||
+            now - bv.last_ns < SUMMARY_IDLE_NS)
+            continue;
+        struct moat_event e = {.ts_ns = bv.last_ns,
+                               .kind = MOAT_EV_BRUTE_FORCE,
+                               .cluster = bk.cluster,
+                               .proto = IPPROTO_TCP,
+                               .dport = bv.port,
+                               .count = bv.total - bv.reported};
+        memcpy(e.saddr, bk.src, 16);
+        memcpy(e.daddr, bk.dst, 16);
+        bv.reported = bv.total;
+        bpf_map_update_elem(fd, &bk, &bv, BPF_EXIST);
+        if (dp->on_event)
+            dp->on_event(dp->ctx, &e);
+    }
+    fd = bpf_map__fd(dp->skel->maps.moat_scans);
+    struct moat_scan_key sk, snext;
+    struct moat_scan_val sv;
+    has = bpf_map_get_next_key(fd, NULL, &snext) == 0;
+    while (has) {
+        sk = snext;
+        has = bpf_map_get_next_key(fd, &sk, &snext) == 0;
+        if (bpf_map_lookup_elem(fd, &sk, &sv) != 0 || !sv.reported_ns || sv.reported >= sv.total ||
+            now - sv.last_ns < SUMMARY_IDLE_NS)
+            continue;
+        struct moat_event e = {.ts_ns = sv.last_ns,
+                               .kind = MOAT_EV_PORT_SCAN,
+                               .cluster = sk.cluster,
+                               .count = sv.total - sv.reported};
+        memcpy(e.saddr, sk.src, 16);
+        sv.reported = sv.total;
+        bpf_map_update_elem(fd, &sk, &sv, BPF_EXIST);
+        if (dp->on_event)
+            dp->on_event(dp->ctx, &e);
+    }
+}
+
 static int poll_ebpf(struct datapath *dp, int timeout_ms)
 {
     int n = ring_buffer__poll(dp->rb, timeout_ms);
+    uint64_t before = dp->summaries_at;
     report_held(dp);
+    if (dp->summaries_at != before)
+        report_detection_tails(dp, dp->summaries_at);
     return n < 0 && n != -EINTR ? n : 0;
 }
 
@@ -857,6 +1001,133 @@ static int stats_ebpf(struct datapath *dp, struct datapath_stats *out)
     return err;
 }
 
+/* ---------- detections ---------- */
+
+static int pinned(const char *node, const char *map)
+{
+    if (!node_name_ok(node))
+        return -EINVAL;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s/%s", PIN_BASE, node, map);
+    int fd = bpf_obj_get(path);
+    return fd < 0 ? -ENOENT : fd;
+}
+
+/* Flows in progress are checked against quarantines and threat lists again. */
+static void bump_depoch(int fd)
+{
+    uint32_t zero = 0, e = 0;
+    bpf_map_lookup_elem(fd, &zero, &e);
+    e++;
+    bpf_map_update_elem(fd, &zero, &e, BPF_ANY);
+}
+
+static int set_threats_ebpf(struct datapath *dp, struct moat_threatlist *const *lists, size_t n)
+{
+    size_t total = 0;
+    for (size_t c = 0; c < n; c++)
+        total += lists[c] ? lists[c]->n : 0;
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_threats", sizeof(struct moat_ti_key),
+                            sizeof(struct moat_ti_val), total ? (uint32_t)total : 1, &opts);
+    if (fd < 0)
+        return -errno;
+    int err = 0;
+    for (size_t c = 0; c < n && !err; c++)
+        for (size_t i = 0; lists[c] && i < lists[c]->n && !err; i++) {
+            const struct moat_threat *t = &lists[c]->items[i];
+            struct moat_ti_key k = {.prefixlen = 32 + t->prefix.len, .cluster = (uint32_t)c};
+            struct moat_ti_val v = {.label = t->label, .plen = t->prefix.len};
+            memcpy(k.addr, t->prefix.addr.b, 16);
+            memcpy(v.addr, t->prefix.addr.b, 16);
+            if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) < 0)
+                err = -errno;
+        }
+    uint32_t zero = 0;
+    struct moat_cfg cfg = {0};
+    int cfd = bpf_map__fd(dp->skel->maps.moat_cfg);
+    if (!err && bpf_map_lookup_elem(cfd, &zero, &cfg) < 0)
+        err = -errno;
+    uint32_t gen = cfg.ti_generation + 1, slot;
+    if (gen == 0)
+        gen = 2;
+    slot = gen & 1;
+    if (!err &&
+        bpf_map_update_elem(bpf_map__fd(dp->skel->maps.moat_ti_slots), &slot, &fd, BPF_ANY) < 0)
+        err = -errno;
+    if (!err) {
+        cfg.ti_generation = total ? gen : 0; /* 0: no list, no lookup per flow */
+        if (bpf_map_update_elem(cfd, &zero, &cfg, BPF_ANY) < 0)
+            err = -errno;
+    }
+    close(fd);
+    if (!err)
+        bump_depoch(bpf_map__fd(dp->skel->maps.moat_depoch));
+    return err;
+}
+
+static int quarantines_ebpf(const char *node, struct datapath_quarantine **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int fd = pinned(node, "moat_quarantine");
+    if (fd < 0)
+        return fd;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    struct datapath_quarantine *res = NULL;
+    size_t cap = 0, count = 0;
+    struct moat_quarantine_key k, next;
+    struct moat_quarantine_val v;
+    int err = 0;
+    bool has = bpf_map_get_next_key(fd, NULL, &next) == 0;
+    while (has && !err) {
+        k = next;
+        has = bpf_map_get_next_key(fd, &k, &next) == 0;
+        if (bpf_map_lookup_elem(fd, &k, &v) != 0 || v.until_ns <= now)
+            continue;
+        if (moat_grow(&res, &cap, count + 1, sizeof(*res)) < 0) {
+            err = -ENOMEM;
+            break;
+        }
+        struct datapath_quarantine q = {.cluster = k.cluster,
+                                        .reason = v.reason,
+                                        .secs = v.secs,
+                                        .since_ns = v.since_ns,
+                                        .until_ns = v.until_ns,
+                                        .dropped = v.dropped};
+        memcpy(q.addr.b, k.addr, 16);
+        res[count++] = q;
+    }
+    close(fd);
+    if (err) {
+        free(res);
+        return err;
+    }
+    *out = res;
+    *n = count;
+    return 0;
+}
+
+static int release_ebpf(const char *node, uint32_t cluster, const struct moat_addr *addr)
+{
+    int fd = pinned(node, "moat_quarantine");
+    if (fd < 0)
+        return fd;
+    struct moat_quarantine_key k = {.cluster = cluster};
+    memcpy(k.addr, addr->b, 16);
+    int err = bpf_map_delete_elem(fd, &k) < 0 ? -ENOENT : 0;
+    close(fd);
+    /* what the quarantine cut is judged again (its flows come back as new ones) */
+    int efd = pinned(node, "moat_depoch");
+    if (efd >= 0) {
+        bump_depoch(efd);
+        close(efd);
+    }
+    return err;
+}
+
 static int prog_fd_ebpf(struct datapath *dp, bool to_workload)
 {
     return bpf_program__fd(to_workload ? dp->skel->progs.moat_to_workload
@@ -874,6 +1145,9 @@ const struct datapath_ops datapath_ebpf = {
     .event_fd = event_fd_ebpf,
     .counters = counters_ebpf,
     .stats = stats_ebpf,
+    .set_threats = set_threats_ebpf,
+    .quarantines = quarantines_ebpf,
+    .release = release_ebpf,
     .generation = read_generation,
     .prog_fd = prog_fd_ebpf,
     .close = close_ebpf,

@@ -6,6 +6,7 @@
  *                       [--inventory FILE] [--state-dir DIR] ...
  *   moatd status --node NAME [-o table|json]
  *   moatd remove --node NAME [--netns NAME]
+ *   moatd quarantine list|release ... (cmd_quarantine.h)
  *
  * One agent per node: the node's lock (nodelock.h) is taken before anything
  * touches the datapath, and held until exit. Watches its files and applies
@@ -16,6 +17,7 @@
  * enforcement in place unless --cleanup was given.
  */
 #include "agent.h"
+#include "cmd_quarantine.h"
 #include "loader.h"
 #include "nodelock.h"
 #include "sync.h"
@@ -758,6 +760,8 @@ int main(int argc, char **argv)
         return status_cmd(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "remove") == 0)
         return remove_cmd(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "quarantine") == 0)
+        return cmd_quarantine(argc - 1, argv + 1);
     struct options o = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc)

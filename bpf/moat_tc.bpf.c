@@ -22,7 +22,10 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#include "moat/dns.h"
+
 #include "lib/ct.h"
+#include "lib/detect.h"
 #include "lib/events.h"
 #include "lib/frag.h"
 #include "lib/guard.h"
@@ -41,6 +44,9 @@ struct moat_work {
     struct moat_ct_val fresh;
     struct moat_judgment j, rj;
     struct moat_event ev;
+    struct moat_flowinfo f;
+    struct moat_detscratch x;
+    __u8 dns[MOAT_DNS_BUF];
 };
 
 struct {
@@ -86,6 +92,177 @@ __noinline int moat_emit(struct __sk_buff *skb)
     if (!w)
         return -1;
     emit(skb, &w->ev);
+    return 0;
+}
+
+/* The cluster settings of snapshot `gen` for cluster index `cluster`, or NULL. */
+static __always_inline struct moat_cluster_cfg *cluster_cfg(__u32 gen, __u32 cluster)
+{
+    struct moat_snapshot s;
+    if (snapshot_of(gen, &s) < 0)
+        return NULL;
+    return bpf_map_lookup_elem(s.clusters, &cluster);
+}
+
+/*
+ * Detections for the work area's flow (w->f), judged allowed or not by the
+ * policy: a new connection attempt toward a workload is checked against the
+ * quarantine and counted for brute force and port scans; a flow from or to a
+ * listed address is checked against the threat list (in both directions);
+ * with `recheck`, an existing flow at a new detection epoch: quarantine and
+ * threat list only. Returns 0, or the MOAT_DROP_* reason the flow is blocked
+ * for.
+ */
+__noinline int moat_detect(struct __sk_buff *skb, __u32 gen, __u32 recheck)
+{
+    __u32 zero = 0;
+    struct moat_work *w = bpf_map_lookup_elem(&moat_scratch, &zero);
+    if (!w)
+        return 0;
+    struct moat_flowinfo *f = &w->f;
+    struct moat_cluster_cfg *cfg = cluster_cfg(gen, f->cluster);
+    if (!cfg || !(cfg->flags & MOAT_ABI_CF_DEFENSE))
+        return 0;
+    __u64 now = bpf_ktime_get_ns();
+    __u16 det = cfg->det_flags;
+    /* Attempts count first, quarantined or not: a burst's alert counts all of them. */
+    if (!recheck && f->ingress && f->attempt) {
+        if ((det & MOAT_DET_BF_ON) && is_auth_port(cfg, f->dport))
+            brute_force(skb, &w->ev, &w->x, f, cfg, now);
+        if (det & MOAT_DET_SCAN_ON)
+            port_scan(skb, &w->ev, &w->x, f, cfg, now);
+    }
+    if (f->ingress) {
+        struct moat_quarantine_val *q = quarantined(&w->x, f->cluster, f->src, now);
+        if (q) {
+            __sync_fetch_and_add(&q->dropped, 1);
+            det_event(skb, &w->ev, f, MOAT_EV_QUARANTINE, MOAT_DROP_QUARANTINED, true, 1,
+                      q->reason);
+            return MOAT_DROP_QUARANTINED;
+        }
+    }
+    if (det & MOAT_DET_TI_ON) {
+        const __u8 *peer = f->ingress ? f->src : f->dst;
+        struct moat_ti_val *t = threat_listed(&w->x, f->cluster, peer);
+        if (t) {
+            bool block = det & MOAT_DET_TI_BLOCK;
+            __builtin_memcpy(w->ev.waddr, t->addr, 16);
+            det_event(skb, &w->ev, f, MOAT_EV_THREAT, block ? MOAT_DROP_THREAT : 0, block, t->plen,
+                      t->label);
+            if (block)
+                return MOAT_DROP_THREAT;
+        }
+    }
+    return 0;
+}
+
+static __always_inline bool resolver_ok(__u32 gen, __u32 cluster, const __u8 *addr)
+{
+    __u32 slot = gen & 1;
+    void *resolvers = bpf_map_lookup_elem(&moat_resolver_slots, &slot);
+    if (!resolvers)
+        return false;
+    struct moat_resolver_key k = {.cluster = cluster};
+    __builtin_memcpy(k.addr, addr, 16);
+    return bpf_map_lookup_elem(resolvers, &k) != NULL;
+}
+
+/* One step of the name walk, under bpf_loop: the buffer is the work area's. */
+static long dns_step(__u32 i, void *ctx)
+{
+    (void)i;
+    __u32 zero = 0;
+    struct moat_work *w = bpf_map_lookup_elem(&moat_scratch, &zero);
+    if (!w)
+        return 1;
+    return moat_dns_step(w->dns, ctx);
+}
+
+/* The DNS message of the work area's UDP packet into w->dns, parsed; 0 or <0. */
+static __always_inline int dns_read(struct __sk_buff *skb, struct moat_work *w,
+                                    struct moat_dns_q *q)
+{
+    __u32 off = (__u32)w->p.l4_off + 8;
+    if (off >= skb->len)
+        return -1;
+    __u32 len = skb->len - off;
+    if (len > MOAT_DNS_BUF - 1)
+        len = MOAT_DNS_BUF - 1;
+    barrier_var(len);
+    len &= MOAT_DNS_BUF - 1; /* the verifier's bound: the header and question are early */
+    if (len < 17)
+        return -1;
+    if (bpf_skb_load_bytes(skb, off, w->dns, len) < 0)
+        return -1;
+    struct moat_dns_walk walk;
+    if (moat_dns_begin(w->dns, len, q, &walk) < 0)
+        return -1;
+    bpf_loop(MOAT_DNS_STEPS, dns_step, &walk, 0);
+    return moat_dns_finish(w->dns, &walk, q);
+}
+
+static __always_inline int dns_drop(struct __sk_buff *skb, struct moat_work *w, __u32 reason,
+                                    bool block)
+{
+    det_event(skb, &w->ev, &w->f, MOAT_EV_DNS_HIJACK, reason, block, 1, 0);
+    return block ? (int)reason : 0;
+}
+
+/*
+ * DNS hijacking (SPEC §6) for a packet the policy lets through, to or from
+ * port 53: a query from a workload goes to an approved resolver (else alert,
+ * or drop with `block`) and is remembered; an answer to a workload passes
+ * only from an approved resolver and as the answer of an outstanding query
+ * of that workload — transaction id, both ports, resolver, question name,
+ * type and class — else it is dropped whatever the action (it would be
+ * believed). Over TCP, the connection tracking stands for the query match.
+ * Returns 0 or the MOAT_DROP_* reason.
+ */
+__noinline int moat_dns(struct __sk_buff *skb, __u32 gen, __u32 to_wl)
+{
+    __u32 zero = 0;
+    struct moat_work *w = bpf_map_lookup_elem(&moat_scratch, &zero);
+    if (!w)
+        return 0;
+    struct moat_pkt *p = &w->p;
+    struct moat_cluster_cfg *cfg = cluster_cfg(gen, w->f.cluster);
+    if (!cfg || !(cfg->flags & MOAT_ABI_CF_DEFENSE) || !(cfg->det_flags & MOAT_DET_DNS_ON))
+        return 0;
+    bool block = cfg->det_flags & MOAT_DET_DNS_BLOCK;
+    bool udp = p->proto == IPPROTO_UDP;
+    struct moat_dns_q q;
+    if (!to_wl && p->dport == 53) { /* a query leaving the workload */
+        if (!resolver_ok(gen, w->f.cluster, p->daddr))
+            return dns_drop(skb, w, MOAT_DROP_DNS_RESOLVER, block);
+        if (!udp || p->kind == MOAT_PK_FRAG_LATER || dns_read(skb, w, &q) < 0 || (q.flags & 0x8000))
+            return 0; /* not a query we can hold an answer to: its answer will not match */
+        struct moat_dnsq_key k = {.client_port = p->sport, .txid = q.txid, .cluster = w->f.cluster};
+        __builtin_memcpy(k.client, p->saddr, 16);
+        __builtin_memcpy(k.resolver, p->daddr, 16);
+        struct moat_dnsq_val v = {.ts_ns = bpf_ktime_get_ns(), .question = q.question};
+        bpf_map_update_elem(&moat_dnsq, &k, &v, BPF_ANY);
+        return 0;
+    }
+    if (!to_wl || p->sport != 53)
+        return 0;
+    /* an answer toward the workload */
+    if (!resolver_ok(gen, w->f.cluster, p->saddr))
+        return dns_drop(skb, w, MOAT_DROP_DNS_RESOLVER, true);
+    if (!udp || p->kind == MOAT_PK_FRAG_LATER)
+        return 0;
+    if (dns_read(skb, w, &q) < 0)
+        return dns_drop(skb, w, MOAT_DROP_DNS_MALFORMED, true);
+    if (!(q.flags & 0x8000))
+        return 0; /* a query from port 53, not an answer */
+    struct moat_dnsq_key k = {.client_port = p->dport, .txid = q.txid, .cluster = w->f.cluster};
+    __builtin_memcpy(k.client, p->daddr, 16);
+    __builtin_memcpy(k.resolver, p->saddr, 16);
+    struct moat_dnsq_val *v = bpf_map_lookup_elem(&moat_dnsq, &k);
+    if (!v || bpf_ktime_get_ns() - v->ts_ns > 30 * MOAT_NS_PER_S)
+        return dns_drop(skb, w, MOAT_DROP_DNS_NO_QUERY, true);
+    if (v->question != q.question)
+        return dns_drop(skb, w, MOAT_DROP_DNS_QUESTION, true);
+    bpf_map_delete_elem(&moat_dnsq, &k); /* one answer per query */
     return 0;
 }
 
@@ -182,6 +359,29 @@ static __always_inline void hook_judge(struct hook *h, bool pkt_is_orig, struct 
         j->unknown_subject = 1; /* no snapshot: fail closed */
 }
 
+/* The flow as the detections see it (w->f): opened as `pkt_is_orig` says. */
+static __always_inline void flowinfo(struct hook *h, bool pkt_is_orig, bool ingress, bool attempt)
+{
+    struct moat_pkt *p = &h->w->p;
+    struct moat_flowinfo *f = &h->w->f;
+    __builtin_memcpy(f->src, pkt_is_orig ? p->saddr : p->daddr, 16);
+    __builtin_memcpy(f->dst, pkt_is_orig ? p->daddr : p->saddr, 16);
+    __builtin_memcpy(f->waddr, h->ifc->addrs[0], 16);
+    f->sport = pkt_is_orig ? p->sport : p->dport;
+    f->dport = pkt_is_orig ? p->dport : p->sport;
+    f->proto = p->proto;
+    f->ingress = ingress;
+    f->attempt = attempt;
+    f->cluster = h->ifc->cluster;
+    f->ifindex = h->skb->ifindex;
+}
+
+static __always_inline bool is_dns(const struct moat_pkt *p, bool to_wl)
+{
+    return (p->proto == IPPROTO_UDP || p->proto == IPPROTO_TCP) &&
+           (to_wl ? p->sport == 53 : p->dport == 53);
+}
+
 static __always_inline bool blocks(const struct moat_judgment *j)
 {
     return j->judged && j->applied == MOAT_ABI_BLOCK;
@@ -198,7 +398,15 @@ static __always_inline int enforce_group(struct hook *h)
         emit_judgment(h, j, MOAT_EV_POLICY, blocks(j) ? MOAT_DROP_POLICY : 0, true);
     if (j->judged)
         count(j->slot, h->w->p.len, true);
-    return blocks(j) ? drop(MOAT_DROP_POLICY) : TC_ACT_OK;
+    if (blocks(j))
+        return drop(MOAT_DROP_POLICY);
+    if (j->judged) { /* a quarantined or listed source reaches no one this way either */
+        flowinfo(h, true, h->to_wl, false);
+        int det = moat_detect(h->skb, h->gen, 1);
+        if (det)
+            return drop((__u32)det);
+    }
+    return TC_ACT_OK;
 }
 
 /*
@@ -272,8 +480,9 @@ static __always_inline int enforce_flow(struct hook *h)
     __u8 *applied = is_dst ? &v->in_applied : &v->eg_applied;
     __u32 *slot = is_dst ? &v->in_slot : &v->eg_slot;
     __u32 reason = MOAT_DROP_POLICY;
-    bool count_flow = false;
+    bool count_flow = false, rejudged = false;
     if (judged_now || *gen != h->gen || *applied == MOAT_CT_UNDECIDED) {
+        rejudged = true;
         __u8 before = *applied;
         __u32 old_slot = *slot;
         if (!judged_now)
@@ -293,6 +502,27 @@ static __always_inline int enforce_flow(struct hook *h)
     }
     __u8 verdict = *applied;
     __u32 slot_now = *slot;
+    /* Detections: with every judgment, and again when the detection epoch moved
+     * (a quarantine started, the threat list changed) — once per flow. */
+    __u32 epoch = depoch_now();
+    if ((rejudged && j->judged) || (v->depoch != epoch && verdict != MOAT_CT_NA)) {
+        bool attempt = new_flow && is_dst && (!tcp || tcp_opens(p->tcp_flags));
+        flowinfo(h, pkt_is_orig, is_dst, attempt);
+        v->det_block = (__u8)moat_detect(h->skb, h->gen, !rejudged);
+        v->depoch = epoch;
+    }
+    if (v->det_block && verdict != MOAT_ABI_BLOCK) {
+        verdict = MOAT_ABI_BLOCK;
+        reason = v->det_block;
+    }
+    if (verdict != MOAT_ABI_BLOCK && is_dns(p, h->to_wl) && verdict != MOAT_CT_NA) {
+        flowinfo(h, pkt_is_orig, is_dst, false);
+        int dr = moat_dns(h->skb, h->gen, h->to_wl);
+        if (dr) {
+            verdict = MOAT_ABI_BLOCK;
+            reason = (__u32)dr;
+        }
+    }
     bool est = ct_update(v, tcp, pkt_is_orig, p->tcp_flags, h->now);
     if (new_flow)
         ct_insert(c, &w->fresh, est, stale_est);

@@ -587,7 +587,7 @@ int doc_parse_text(const char *text, size_t len, const char *name, struct doc_se
     return 0;
 }
 
-static int read_stream(FILE *f, char **buf, size_t *len)
+static int read_stream(FILE *f, size_t max, char **buf, size_t *len)
 {
     size_t cap = 0;
     *buf = NULL;
@@ -601,7 +601,7 @@ static int read_stream(FILE *f, char **buf, size_t *len)
         *len += got;
         if (got == 0)
             break;
-        if (*len > MOAT_DOC_MAX_BYTES) {
+        if (*len > max) {
             free(*buf);
             return -EFBIG;
         }
@@ -616,13 +616,18 @@ static int read_stream(FILE *f, char **buf, size_t *len)
 
 int doc_read_file(const char *path, char **text, size_t *len)
 {
+    return doc_read_file_max(path, MOAT_DOC_MAX_BYTES, text, len);
+}
+
+int doc_read_file_max(const char *path, size_t max, char **text, size_t *len)
+{
     *text = NULL;
     *len = 0;
     bool std = strcmp(path, "-") == 0;
     FILE *f = std ? stdin : fopen(path, "rb");
     if (!f)
         return -errno;
-    int err = read_stream(f, text, len);
+    int err = read_stream(f, max, text, len);
     if (!std)
         fclose(f);
     return err;

@@ -58,6 +58,8 @@ int doc_parse_text(const char *text, size_t len, const char *name, struct doc_se
  * -errno of opening it.
  */
 int doc_read_file(const char *path, char **text, size_t *len);
+/* The same with another bound than MOAT_DOC_MAX_BYTES (threat lists are larger). */
+int doc_read_file_max(const char *path, size_t max, char **text, size_t *len);
 /* Reads and parses a file; -errno on I/O errors (also recorded in `d`). "-" is stdin. */
 int doc_parse_file(const char *path, struct doc_set **out, struct moat_diags *d);
 void doc_set_free(struct doc_set *set);

@@ -43,6 +43,21 @@ struct moat_clusters_inner {
     __type(value, struct moat_cluster_cfg);
 };
 
+struct moat_resolvers_inner {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1);
+    __type(key, struct moat_resolver_key);
+    __type(value, __u8);
+};
+
+struct moat_ti_inner {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct moat_ti_key);
+    __type(value, struct moat_ti_val);
+};
+
 /* See struct moat_btf_anchor in abi.h. */
 struct moat_btf_anchor moat_btf_anchor;
 
@@ -59,6 +74,10 @@ MOAT_SLOTS(moat_addr_slots, moat_addr_inner);
 MOAT_SLOTS(moat_rows_slots, moat_rows_inner);
 MOAT_SLOTS(moat_ivals_slots, moat_ivals_inner);
 MOAT_SLOTS(moat_cluster_slots, moat_clusters_inner);
+MOAT_SLOTS(moat_resolver_slots, moat_resolvers_inner);
+/* The threat list has its own generation (moat_cfg.ti_generation): a list of a
+ * million prefixes is not rebuilt with every policy. */
+MOAT_SLOTS(moat_ti_slots, moat_ti_inner);
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -147,6 +166,57 @@ struct {
     __type(value, __u32);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } moat_rule_slot SEC(".maps");
+
+/* ---- detections (abi.h) ---- */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct moat_quarantine_key);
+    __type(value, struct moat_quarantine_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_quarantine SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct moat_burst_key);
+    __type(value, struct moat_burst_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_bursts SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct moat_scan_key);
+    __type(value, struct moat_scan_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_scans SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 262144);
+    __type(key, struct moat_seen_key);
+    __type(value, __u64);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_scan_seen SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct moat_dnsq_key);
+    __type(value, struct moat_dnsq_val);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_dnsq SEC(".maps");
+
+/* The detection epoch: bumped when a quarantine starts (here) or a threat list changes
+ * (the agent); a flow checked at an older one is checked again at its next packet. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} moat_depoch SEC(".maps");
 
 /* Dropped packets per MOAT_DROP_* reason. */
 struct {

@@ -87,6 +87,8 @@ struct moat_pkt {
     __u16 inner_sport, inner_dport;
     __u32 frag_id;
     __u32 len;
+    __u16 l4_off; /* where the transport header starts (TCP and UDP) */
+    __u16 pad16;
     __u8 kind; /* MOAT_PK_* */
     __u8 proto;
     __u8 inner_proto;
@@ -309,6 +311,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u32 room
      * tiny fragments that push the TCP flags into the second one). */
     if (p->frag_first && room < l4_min_len(p->proto))
         return -MOAT_DROP_FRAG_SHORT;
+    p->l4_off = (__u16)off;
     if (p->proto == IPPROTO_ICMP && !p->v6)
         return parse_icmp4(skb, off, p);
     if (p->proto == IPPROTO_ICMPV6 && p->v6)

@@ -58,8 +58,8 @@ typedef uint64_t moat_u64;
 
 /* moat_cfg[0] */
 struct moat_cfg {
-    moat_u32 generation; /* bumped per policy update; low bit = active slot */
-    moat_u32 flags;
+    moat_u32 generation;    /* bumped per policy update; low bit = active slot */
+    moat_u32 ti_generation; /* the threat list in force (moat_ti_slots), 0: none */
 };
 
 /* Address map (LPM trie). */
@@ -104,10 +104,37 @@ struct moat_interval {
 #define MOAT_ABI_CF_SPOOF_BLOCK 0x4 /* spoofing detection on, action block */
 #define MOAT_ABI_CF_SPOOF_ALERT 0x8 /* spoofing detection on, action alert */
 
+/* Detections of a cluster (moat_cluster_cfg.det_flags), SPEC §6. */
+#define MOAT_DET_BF_ON      0x01 /* brute force: count attempts on the auth ports */
+#define MOAT_DET_BF_BLOCK   0x02 /* ... and quarantine the source */
+#define MOAT_DET_SCAN_ON    0x04 /* port scan: count distinct (workload, port) per source */
+#define MOAT_DET_SCAN_BLOCK 0x08
+#define MOAT_DET_DNS_ON     0x10 /* DNS hijacking: approved resolvers, answers match queries */
+#define MOAT_DET_DNS_BLOCK  0x20
+#define MOAT_DET_TI_ON      0x40 /* threat intelligence: listed addresses */
+#define MOAT_DET_TI_BLOCK   0x80
+
+#define MOAT_ABI_AUTH_PORTS 32 /* as MOAT_BF_PORTS_MAX in lib/model.h */
+
 struct moat_cluster_cfg {
     moat_u8 flags;
     moat_u8 default_action;
+    moat_u16 det_flags;
+    moat_u16 nauth;
+    moat_u16 auth_ports[MOAT_ABI_AUTH_PORTS];
     moat_u16 pad;
+    moat_u32 bf_threshold; /* attempts, above which it is brute force */
+    moat_u32 bf_window_s;
+    moat_u32 bf_quarantine_s;
+    moat_u32 scan_threshold; /* distinct (workload, port) pairs */
+    moat_u32 scan_window_s;
+    moat_u32 scan_quarantine_s;
+};
+
+/* Approved DNS resolvers of a cluster (an inner map of the snapshot: hash). */
+struct moat_resolver_key {
+    moat_u32 cluster;
+    moat_u8 addr[16];
 };
 
 /* A local workload's further addresses (hash), beyond those inline in its moat_iface. */
@@ -166,7 +193,10 @@ struct moat_ct_val {
     moat_u8 orig_is_a; /* the flow was opened by endpoint a of the key */
     moat_u8 state;     /* MOAT_CTS_* */
     moat_u8 seen;      /* MOAT_CT_SEEN_* / MOAT_CT_FIN_* */
-    moat_u8 pad[3];
+    moat_u8 det_block; /* a detection (quarantine, threat list) blocks the flow */
+    moat_u16 pad;
+    moat_u32 depoch; /* the detection epoch the flow was last checked at (moat_depoch) */
+    moat_u32 pad2;
 };
 
 /*
@@ -241,11 +271,120 @@ struct moat_rule_counters {
     moat_u64 bytes;
 };
 
+/*
+ * Detections (SPEC §6). Counting is in the kernel, per CPU-shared LRU maps,
+ * with two buckets per window: the estimate of attempts in the last window
+ * W at time t is cur + prev * (1 - (t - start) / W), which is off by at most
+ * the attempts of the previous bucket that fall outside the window (an
+ * overestimate by at most prev: a burst is never missed, a slow trickle just
+ * under the threshold can be reported one window early).
+ */
+
+/* A quarantined source (LRU hash): no new connection from it to the cluster's workloads. */
+struct moat_quarantine_key {
+    moat_u32 cluster;
+    moat_u8 addr[16];
+};
+
+#define MOAT_Q_BRUTE_FORCE 1
+#define MOAT_Q_PORT_SCAN   2
+
+struct moat_quarantine_val {
+    moat_u64 until_ns; /* bpf_ktime_get_ns() when it ends */
+    moat_u64 since_ns;
+    moat_u32 reason;  /* MOAT_Q_* */
+    moat_u32 secs;    /* as configured */
+    moat_u64 dropped; /* connection attempts dropped meanwhile */
+};
+
+/* Brute force: attempts of one source on one workload's auth port. */
+struct moat_burst_key {
+    moat_u32 cluster;
+    moat_u8 src[16];
+    moat_u8 dst[16];
+};
+
+struct moat_burst_val {
+    moat_u64 start_ns; /* start of the current bucket */
+    moat_u64 first_ns; /* first attempt of this burst */
+    moat_u64 last_ns;
+    moat_u64 reported_ns; /* last event */
+    moat_u32 cur, prev;   /* attempts in the current and the previous bucket */
+    moat_u32 total;       /* attempts since the first */
+    moat_u32 reported;    /* of total, told in events */
+    moat_u16 port;
+    moat_u8 alerted;
+    moat_u8 pad[3];
+    moat_u32 pad2[2];
+};
+
+/* Port scan: distinct (workload, port) pairs one source touched. */
+struct moat_scan_key {
+    moat_u32 cluster;
+    moat_u8 src[16];
+};
+
+#define MOAT_SCAN_SAMPLE 8
+
+struct moat_scan_val {
+    moat_u64 start_ns;
+    moat_u64 first_ns;
+    moat_u64 last_ns;
+    moat_u64 reported_ns;
+    moat_u32 cur, prev; /* distinct pairs first seen in the current / previous bucket */
+    moat_u32 total, reported;
+    moat_u16 sample[MOAT_SCAN_SAMPLE]; /* the first ports touched */
+};
+
+/* An outstanding DNS query (LRU hash): a workload's, to a resolver, by transaction id. */
+struct moat_dnsq_key {
+    moat_u8 client[16];
+    moat_u8 resolver[16];
+    moat_u16 client_port;
+    moat_u16 txid;
+    moat_u32 cluster;
+};
+
+struct moat_dnsq_val {
+    moat_u64 ts_ns;
+    moat_u32 question; /* hash of the question name (lower case), type and class */
+    moat_u32 pad;
+};
+
+/* Threat intelligence (LPM trie per list generation): (cluster, prefix) -> label. */
+struct moat_ti_key {
+    moat_u32 prefixlen; /* 32 (the cluster) + the address prefix length */
+    moat_u32 cluster;
+    moat_u8 addr[16];
+};
+
+/* Port scan: when a source last touched one (workload, port) pair. */
+struct moat_seen_key {
+    moat_u32 cluster;
+    moat_u8 src[16];
+    moat_u8 dst[16];
+    moat_u16 port;
+    moat_u8 proto;
+    moat_u8 pad;
+};
+
+struct moat_ti_val {
+    moat_u32 label; /* index into the agent's list of labels */
+    moat_u8 plen;   /* the matched prefix: length in the 128-bit form */
+    moat_u8 pad[3];
+    moat_u8 addr[16];
+};
+
 /* Events (ring buffer). Kinds and drop reasons have stable numbers. */
-#define MOAT_EV_POLICY   1 /* a new flow judged block or alert (or would-block) */
-#define MOAT_EV_SPOOFING 2 /* a workload sent what it may not: a foreign address, ARP/ND, RA... */
-#define MOAT_EV_CUT      3 /* an established flow became blocked after a policy change */
-#define MOAT_EV_SUMMARY  4 /* events of one (source, kind) not sent one by one (rate limit) */
+#define MOAT_EV_POLICY      1 /* a new flow judged block or alert (or would-block) */
+#define MOAT_EV_SPOOFING    2 /* a workload sent what it may not: a foreign address, ARP/ND, RA... */
+#define MOAT_EV_CUT         3 /* an established flow became blocked after a policy change */
+#define MOAT_EV_SUMMARY     4 /* events of one (source, kind) not sent one by one (rate limit) */
+#define MOAT_EV_BRUTE_FORCE 5 /* count: attempts since the last event; aux: the window (s) */
+#define MOAT_EV_PORT_SCAN   6 /* count: distinct pairs since the last event; aux: the window */
+#define MOAT_EV_DNS_HIJACK  7 /* reason: MOAT_DROP_DNS_* */
+#define MOAT_EV_THREAT      8 /* aux: the list's label index; waddr: the matched prefix */
+#define MOAT_EV_QUARANTINE  9 /* a quarantined source's connection dropped; aux: MOAT_Q_* */
 
 /*
  * Why a packet was dropped (also moat_drops' index). Every drop is counted;
@@ -270,7 +409,13 @@ struct moat_rule_counters {
 #define MOAT_DROP_LINK_LOCAL    16 /* link-local or unspecified source outside ND/DHCP (event) */
 #define MOAT_DROP_MAC_SPOOF     17 /* frame from a MAC not the workload's (event) */
 #define MOAT_DROP_NO_WORKLOAD   18 /* the interface's workload is not in the policy */
-#define MOAT_DROP_MAX           19
+#define MOAT_DROP_QUARANTINED   19 /* from a quarantined source (brute force, port scan) */
+#define MOAT_DROP_DNS_RESOLVER  20 /* DNS to or from a resolver that is not approved */
+#define MOAT_DROP_DNS_NO_QUERY  21 /* a DNS answer no outstanding query asked for */
+#define MOAT_DROP_DNS_QUESTION  22 /* a DNS answer to another question */
+#define MOAT_DROP_DNS_MALFORMED 23 /* a DNS message that does not parse */
+#define MOAT_DROP_THREAT        24 /* to or from a listed address (threat intelligence) */
+#define MOAT_DROP_MAX           25
 
 /* moat_evstats indexes (per-CPU array): what happened to events. */
 #define MOAT_EVS_SENT       0
@@ -321,7 +466,9 @@ struct moat_event {
     moat_u16 sport;
     moat_u16 dport;
     moat_u32 held;     /* events of this key held back since the previous one (rate limit) */
-    moat_u8 waddr[16]; /* the hook's workload's own (first) address */
+    moat_u8 waddr[16]; /* the hook's workload's own (first) address; threat: the prefix */
+    moat_u32 count;    /* detections: attempts or pairs this event stands for; threat: length */
+    moat_u32 aux;      /* detections: the window (s); quarantine: MOAT_Q_*; threat: label */
 };
 
 /*
@@ -337,6 +484,9 @@ struct moat_btf_anchor {
     struct moat_interval interval;
     struct moat_cluster_cfg cluster;
     struct moat_event event;
+    struct moat_resolver_key resolver_key;
+    struct moat_ti_key ti_key;
+    struct moat_ti_val ti_val;
 };
 
 MOAT_STATIC_ASSERT(sizeof(struct moat_cfg) == 8, "moat_cfg layout");
@@ -345,16 +495,28 @@ MOAT_STATIC_ASSERT(sizeof(struct moat_addr_val) == 8, "moat_addr_val layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_row_key) == 12, "moat_row_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_row_val) == 8, "moat_row_val layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_interval) == 12, "moat_interval layout");
-MOAT_STATIC_ASSERT(sizeof(struct moat_cluster_cfg) == 4, "moat_cluster_cfg layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_cluster_cfg) == 96, "moat_cluster_cfg layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_resolver_key) == 20, "moat_resolver_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_quarantine_key) == 20, "moat_quarantine_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_quarantine_val) == 32, "moat_quarantine_val layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_burst_key) == 36, "moat_burst_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_burst_val) == 64, "moat_burst_val layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_scan_key) == 20, "moat_scan_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_scan_val) == 64, "moat_scan_val layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_dnsq_key) == 40, "moat_dnsq_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_dnsq_val) == 16, "moat_dnsq_val layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_ti_key) == 24, "moat_ti_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_seen_key) == 40, "moat_seen_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_ti_val) == 24, "moat_ti_val layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_ifaddr_key) == 20, "moat_ifaddr_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_ct_key) == 40, "moat_ct_key layout");
-MOAT_STATIC_ASSERT(sizeof(struct moat_ct_val) == 32, "moat_ct_val layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_ct_val) == 40, "moat_ct_val layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_frag_key) == 40, "moat_frag_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_frag_val) == 16, "moat_frag_val layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_iface) == 80, "moat_iface layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_mac_key) == 8, "moat_mac_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_evlimit_key) == 20, "moat_evlimit_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_evlimit_val) == 16, "moat_evlimit_val layout");
-MOAT_STATIC_ASSERT(sizeof(struct moat_event) == 96, "moat_event layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_event) == 104, "moat_event layout");
 
 #endif
