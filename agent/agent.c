@@ -168,7 +168,6 @@ static void detection_hit(const struct moat_agent *a, const struct moat_event *e
             (e->kind == MOAT_EV_PORT_SCAN && d->port_scan.c.action == MOAT_ACTION_BLOCK);
         h->configured = h->applied = block ? MOAT_ACTION_BLOCK : MOAT_ACTION_ALERT;
     }
-    char addr[MOAT_ADDR_STRLEN];
     switch (e->kind) {
     case MOAT_EV_BRUTE_FORCE:
         snprintf(details, n, "more than %u new connections within %u s to port %u%s",
@@ -195,6 +194,7 @@ static void detection_hit(const struct moat_agent *a, const struct moat_event *e
                  dns_details(e->reason));
         break;
     case MOAT_EV_THREAT: {
+        char addr[MOAT_ADDR_STRLEN];
         struct moat_prefix pf = {.len = (uint8_t)e->count};
         memcpy(pf.addr.b, e->waddr, 16);
         prefix_format(&pf, addr, sizeof(addr));
