@@ -11,9 +11,12 @@
  *        shows, so changes made elsewhere (another browser, the CLI, an
  *        agent's events) appear without a reload;
  *   POST /api/v1/objects/preview[?id=N]
- *        the workloads a network object selects now: the body is an object
- *        document as POST /objects takes it (name optional), validated the
- *        same way (400 names each field); `id` is the object it will replace.
+ *        the workloads a network object selects now: the body is a draft
+ *        object document as POST /objects takes it (name optional), checked
+ *        the same way; `id` is the object it will replace. A draft that is not
+ *        valid yet is answered 200 with `valid: false` and the errors POST
+ *        /objects would give (a form previews while it is typed); a body
+ *        that is not an object document at all is a 400.
  *
  * changes_note() is the hook http.c calls after each request; it moves the
  * feed's counters for successful writes. The counters live in this server
@@ -320,6 +323,30 @@ static int preview_args(struct req *rq, struct resp *rs, int64_t *id, struct sto
     return err;
 }
 
+/* Answers that the draft is not valid yet, with `errors` (taken). */
+static int preview_invalid(struct resp *rs, json_t *errors)
+{
+    return resp_json(rs, 200,
+                     errors ? json_pack("{s:b,s:o,s:s,s:[],s:i}", "valid", 0, "errors", errors,
+                                        "kind", "", "items", "total", 0)
+                            : NULL);
+}
+
+/* 1 with the answer set when another object has the draft's name (POST /objects: 409). */
+static int preview_name_taken(struct req *rq, struct resp *rs, const json_t *doc, int64_t id)
+{
+    const char *name = jstr(doc, "name");
+    int64_t other;
+    int err = rq->srv->store.ops->find(&rq->srv->store, STORE_OBJECT, NULL, name, &other);
+    if (err == -ENOENT || (!err && other == id))
+        return 0;
+    if (err)
+        return err;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "object \"%s\" exists", name);
+    return stop(preview_invalid(rs, json_pack("[{s:s,s:s}]", "field", "name", "message", msg)));
+}
+
 int api_objects_preview(struct req *rq, struct resp *rs)
 {
     int64_t id, total = 0;
@@ -329,21 +356,28 @@ int api_objects_preview(struct req *rq, struct resp *rs)
     int rc = preview_args(rq, rs, &id, &page);
     if (!rc)
         rc = preview_doc(rq, rs, &doc);
+    if (!rc)
+        rc = preview_name_taken(rq, rs, doc, id);
+    bool invalid = false;
     if (!rc) {
         struct change ch = {.kind = STORE_OBJECT, .id = id, .doc = doc};
         rc = validate_change(rq->srv, &ch, 400, rs, &p);
+        invalid = rc == 1;
+        if (invalid) /* the draft is not valid yet: that is the preview's answer, not a failure */
+            rc = preview_invalid(rs, json_incref(json_object_get(rs->json, "errors")));
     }
-    uint32_t at = rc ? MOAT_NONE : policy_find_object(p, jstr(doc, "name"));
-    if (!rc && at == MOAT_NONE)
+    uint32_t at = rc || invalid ? MOAT_NONE : policy_find_object(p, jstr(doc, "name"));
+    if (!rc && !invalid && at == MOAT_NONE)
         rc = -ENOENT; /* validated, so it is there */
-    if (!rc)
+    if (!rc && !invalid)
         rc = (items = json_array()) ? 0 : -ENOMEM;
-    if (!rc)
+    if (!rc && !invalid)
         rc = preview_match(rq->srv, &p->objects[at], &page, items, &total);
-    if (!rc) {
+    if (!rc && !invalid) {
         rc = resp_json(rs, 200,
-                       json_pack("{s:s,s:O,s:I}", "kind", object_kind_name(p->objects[at].kind),
-                                 "items", items, "total", (json_int_t)total));
+                       json_pack("{s:b,s:[],s:s,s:O,s:I}", "valid", 1, "errors", "kind",
+                                 object_kind_name(p->objects[at].kind), "items", items, "total",
+                                 (json_int_t)total));
     }
     json_decref(items);
     json_decref(doc);

@@ -4,7 +4,7 @@
 // the alert handled or ignored.
 
 import * as api from './api.js';
-import { badge, dialog, endpoint, fmtInt, fmtTime, h, input, select } from './dom.js';
+import { badge, dialog, endpoint, fmtInt, fmtTime, h, input, replace, select } from './dom.js';
 
 export const KINDS = ['policy', 'brute_force', 'port_scan', 'dns_hijack', 'spoofing', 'threat_intel'];
 export const ACTIONS = ['block', 'alert', 'allow'];
@@ -106,7 +106,7 @@ export async function openAlert(alert, ctx, changed) {
     try {
       const a = await api.patch(`/alerts/${alert.id}`, { status: s });
       alert.status = a.status;
-      status.replaceChildren(badge(a.status));
+      replace(status, badge(a.status));
       drawStatusButtons();
       ctx.toast(`Alert ${alert.id} marked ${s}.`);
       changed?.();
@@ -115,7 +115,7 @@ export async function openAlert(alert, ctx, changed) {
     }
   };
   const drawStatusButtons = () => {
-    statusButtons.replaceChildren(
+    replace(statusButtons,
       alert.status !== 'handled' ? h('button.primary', { type: 'button', onclick: () => setStatus('handled') }, 'Mark handled') : null,
       alert.status !== 'ignored' ? h('button', { type: 'button', onclick: () => setStatus('ignored') }, 'Ignore') : null,
       alert.status !== 'unhandled' ? h('button', { type: 'button', onclick: () => setStatus('unhandled') }, 'Mark unhandled') : null);
@@ -151,7 +151,7 @@ export async function openAlert(alert, ctx, changed) {
         msg.textContent = '';
         try {
           const r = await api.patch(rulePath, { action: actionSel.value });
-          current.replaceChildren(badge(r.action));
+          replace(current, badge(r.action));
           ctx.toast(`Rule ${r.name} now has action ${r.action}.`);
           changed?.();
         } catch (e) {

@@ -194,7 +194,7 @@ export function showErrors(form, errors) {
       const where = e.field && e.field !== control.dataset.field ? `${e.field}: ` : '';
       box.append(h('div', `${where}${e.message}`));
       control.setAttribute('aria-invalid', 'true');
-      first = first || control;
+      if (!first || (control.compareDocumentPosition(first) & Node.DOCUMENT_POSITION_FOLLOWING)) first = control;
     } else if (general) {
       general.append(h('li', e.field ? `${e.field}: ${e.message}` : e.message));
     }
@@ -212,7 +212,7 @@ export function dialog(title, ...content) {
   const d = h('dialog', { 'aria-labelledby': titleId },
     h('div.dlg-head', h('h2', { id: titleId }, title),
       h('button.icon', { type: 'button', 'aria-label': 'Close', onclick: () => d.close() }, '×')),
-    content);
+    h('div.dlg-body', content));
   d.addEventListener('close', () => d.remove());
   document.body.append(d);
   d.showModal();

@@ -80,14 +80,18 @@ function objectForm(ctx, clusters, obj, done) {
     try {
       const r = await api.post('/objects/preview', b, { ...(obj ? { id: obj.id } : {}), limit: 50 }, { quiet: true });
       if (mine !== seq) return;
+      if (!r.valid) {
+        replace(preview, h('h3', 'Workloads it selects now'),
+          h('p.muted', 'Not yet a valid object:'), h('ul.preview-errors', r.errors.map((x) => h('li', x.field ? `${x.field}: ${x.message}` : x.message))));
+        return;
+      }
       replace(preview, h('h3', 'Workloads it selects now'),
         r.kind === 'ipblock' ? h('p', 'An IP block matches addresses outside the cluster, never a workload.') : null,
         r.kind !== 'ipblock' ? h('p.muted', `${r.total} workload(s)${r.total > r.items.length ? `, the first ${r.items.length} shown` : ''}.`) : null,
         r.kind !== 'ipblock' ? workloadTable(r.items) : null);
     } catch (e) {
       if (mine !== seq) return;
-      replace(preview, h('h3', 'Workloads it selects now'),
-        h('p.muted', 'Not yet a valid object:'), h('ul.preview-errors', (e.errors || []).map((x) => h('li', x.field ? `${x.field}: ${x.message}` : x.message))));
+      replace(preview, h('h3', 'Workloads it selects now'), h('p.error', `No preview: ${e.message}`));
     }
   }
   const later = () => {

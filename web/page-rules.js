@@ -57,10 +57,11 @@ function ruleForm(ctx, cluster, objects, rule, done) {
       const ports = input({ value: d.ports, placeholder: 'all ports', onchange: (ev) => { d.ports = ev.target.value; }, oninput: (ev) => { d.ports = ev.target.value; }, ...lock });
       return h('div.dest-row',
         field(`Destination ${i + 1} object`, obj, { field: `destinations[${i}].object` }),
-        field(`Destination ${i + 1} ports`, ports, { field: `destinations[${i}].ports`, hint: i === 0 ? 'lo/hi ranges, comma-separated: 80/80,443/443 or 8080. Empty: all ports.' : null }),
+        field(`Destination ${i + 1} ports`, ports, { field: `destinations[${i}].ports` }),
         system ? null : h('button', { type: 'button', 'aria-label': `Remove destination ${i + 1}`, disabled: dests.length === 1, onclick: () => { dests.splice(i, 1); drawDests(); } }, 'Remove'));
     });
-    replace(destBox, h('legend', 'Destinations (1 to 8)'), rows,
+    replace(destBox, h('legend', 'Destinations (1 to 8)'),
+      h('div.hint', 'Ports: lo/hi ranges, comma-separated (80/80,443/443), or single ports (8080); empty means all ports.'), rows,
       system ? null : h('button', { type: 'button', disabled: dests.length >= DESTS_MAX, onclick: () => { dests.push({ object: choices[0][0], ports: '' }); drawDests(); destBox.querySelectorAll('select')[dests.length - 1].focus(); } }, 'Add destination'),
       h('div.error', { dataset: { errorFor: destBox.id } }));
   }

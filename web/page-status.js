@@ -11,14 +11,21 @@ import { fmtInt, fmtTime, h, replace, select, table } from './dom.js';
 import uPlot from './uPlot.esm.js';
 
 const NEWEST = 10;
+const CHART_HEIGHT = 170;
 
 function card(label, value, sub) {
   return h('div.card', h('div.card-label', label), h('div.card-value', value), sub ? h('div.card-sub', sub) : null);
 }
 
-function topTable(title, rows, key) {
+// A top rule is "ID NAME".
+function ruleName(text) {
+  const m = String(text).match(/^(\d+) (.*)$/);
+  return m ? h('span', m[2], h('small', ` #${m[1]}`)) : String(text);
+}
+
+function topTable(title, column, rows, key) {
   return h('section.top-list', h('h3', title),
-    table([{ label: key === 'port' ? 'Port' : title.replace(/^Top /, '').replace(/s$/, ''), render: (r) => String(r[key]) },
+    table([{ label: column, render: (r) => (key === 'rule' ? ruleName(r.rule) : String(r[key])) },
       { label: 'Attempts', class: 'num', render: (r) => fmtInt(r.attempts) }], rows, { empty: 'None in the last 30 days.' }));
 }
 
@@ -30,7 +37,7 @@ function chart(el, hourly) {
   const bars = (align) => uPlot.paths.bars({ size: [0.4, 60], align });
   const opts = {
     width,
-    height: 220,
+    height: CHART_HEIGHT,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
     legend: { live: false },
@@ -75,11 +82,11 @@ export default function statusPage(ctx) {
     h('div.page-head', h('h1', 'Protection status'), clusterBox),
     cards,
     h('section.panel', h('h2', 'Blocked and alerted connections per hour (last 24 hours, UTC)'), chartEl, chartTable),
-    h('section.panel', h('h2', 'Top of the last 30 days'), tops),
     h('section.panel', h('h2', 'Newest alerts'), filterBox, alertsBox, allLink),
+    h('section.panel', h('h2', 'Top of the last 30 days'), tops),
     h('section.panel', h('h2', 'Alerts in the last 7 days per cluster'), perCluster));
 
-  const resize = new ResizeObserver(() => { if (plot && chartEl.clientWidth) plot.setSize({ width: chartEl.clientWidth, height: 220 }); });
+  const resize = new ResizeObserver(() => { if (plot && chartEl.clientWidth) plot.setSize({ width: chartEl.clientWidth, height: CHART_HEIGHT }); });
   resize.observe(chartEl);
 
   const update = (f) => {
@@ -106,10 +113,10 @@ export default function statusPage(ctx) {
     else plot = chart(chartEl, s.hourly);
     replace(chartTable, h('summary', 'Show the numbers'), hourlyTable(s.hourly));
     replace(tops,
-      topTable('Top rules', s.top.rules, 'rule'),
-      topTable('Top sources', s.top.sources, 'source'),
-      topTable('Top destinations', s.top.destinations, 'destination'),
-      topTable('Top ports', s.top.ports, 'port'));
+      topTable('Top rules', 'Rule', s.top.rules, 'rule'),
+      topTable('Top sources', 'Source', s.top.sources, 'source'),
+      topTable('Top destinations', 'Destination', s.top.destinations, 'destination'),
+      topTable('Top ports', 'Port', s.top.ports, 'port'));
     replace(perCluster, table([
       { label: 'Cluster', render: (c) => h('a', { href: `/management/${encodeURIComponent(c.cluster)}` }, c.cluster) },
       { label: 'Alerts', class: 'num', render: (c) => fmtInt(c.alerts) },
