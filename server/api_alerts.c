@@ -709,8 +709,8 @@ static int batch_status(struct req *rq, struct resp *rs, const json_t *ids, json
             char field[32], msg[48];
             snprintf(field, sizeof(field), "ids[%zu]", i);
             snprintf(msg, sizeof(msg), "no alert %lld", (long long)id);
-            err = json_array_append_new(errs, json_pack("{s:s,s:s}", "field", field, "message",
-                                                        msg)) < 0
+            err = json_array_append_new(errs,
+                                        json_pack("{s:s,s:s}", "field", field, "message", msg)) < 0
                       ? -ENOMEM
                       : 0;
         } else if (!err && json_array_append_new(docs, a) < 0) {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 #define STATIC_CSP                                                                                 \
-    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "                \
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "                 \
     "frame-ancestors 'none'"
 
 /* The headers of every console answer but its ETag, as "Name: value" lines (server.h). */

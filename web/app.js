@@ -20,7 +20,9 @@ const NAV = [
   ['/nodes', 'Nodes', nodesPage],
 ];
 const FEED_WAIT = 25; // seconds a change long-poll waits
-const REREAD_EVERY = 30000; // ms: derived states (a node going offline) change without a write
+// ms: a page is re-read at least this often (page.every overrides it), since
+// derived states (a node going offline, "N s ago") change without any write.
+const REREAD_EVERY = 30000;
 const HEARTBEAT_GAP = 5000; // ms: heartbeats alone re-read a page at most this often
 
 const main = document.getElementById('main');
@@ -106,6 +108,7 @@ function header(current) {
 }
 
 async function render() {
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   if (shell.page) {
     shell.page.destroy?.();
     shell.page = null;
@@ -208,7 +211,10 @@ function startFeed() {
       }
     }
   })();
-  feed.timer = setInterval(() => { if (shell.page && !document.hidden) reread(shell.page); }, REREAD_EVERY);
+  feed.timer = setInterval(() => {
+    const p = shell.page;
+    if (p && !document.hidden && !p.reading && Date.now() - p.lastRead >= (p.every || REREAD_EVERY)) reread(p);
+  }, 1000);
 }
 
 function stopFeed() {

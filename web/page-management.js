@@ -120,6 +120,7 @@ export default function managementPage(ctx) {
 
   const page = {
     title: 'Protection management',
+    every: 5000, // ms: states derived from the time of the last heartbeat
     topics: ['config', 'alerts', 'nodes', 'heartbeats'],
     async refresh() {
       const [cl, st] = await Promise.all([api.get('/clusters', { limit: 1000 }), api.get('/status')]);

@@ -82,6 +82,7 @@ export default function nodesPage(ctx) {
 
   const page = {
     title: 'Nodes',
+    every: 5000, // ms: states derived from the time of the last heartbeat
     topics: ['nodes', 'heartbeats', 'config'],
     async refresh() {
       const [cl, ns] = await Promise.all([api.get('/clusters', { limit: 1000 }), api.getAll('/nodes', { cluster })]);

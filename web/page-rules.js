@@ -193,6 +193,7 @@ export default function rulesPage(ctx) {
 
   const page = {
     title: `Rules of ${cluster}`,
+    every: 5000, // ms: states derived from the time of the last heartbeat
     topics: ['config', 'nodes', 'heartbeats'],
     async refresh() {
       let c;

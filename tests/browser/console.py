@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ NODE = E["MOAT_NODE"]
 WEB_IP = E["MOAT_WEB_IP"]
 OUT = E["MOAT_OUT"]
 WEB_DIR = E["MOAT_WEB_DIR"]
+AGENT_PID = int(E["MOAT_AGENT_PID"])  # the moatd that run.sh started
 NAV = ["Protection status", "Protection management", "Network objects", "Alerts", "Nodes"]
 XSS = '<img src=x onerror="window.__xss=1">'
 CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -585,7 +587,24 @@ def scenario_viewer(admin, viewer):
     wait(lambda: "block-web" in b.css("dialog[open]").text, 10)
     check("viewer: the alert dialog offers no status or rule change",
           not d.find_elements(By.XPATH, "//dialog[@open]//button[normalize-space()='Mark handled' or normalize-space()='Ignore' or normalize-space()='Change action']"))
+    d.find_element(By.CSS_SELECTOR, "dialog[open] .dlg-head button").click()
     b.drain("viewer")
+
+    # the agent stops: its node goes offline, the cluster turns abnormal, and the pages say so
+    os.kill(AGENT_PID, signal.SIGTERM)
+    b.nav("Protection management")
+    row = wait(lambda: (lambda r: r if r is not None and "abnormal" in r.text else None)(b.row(CLUSTER)), 20)
+    check("a cluster whose node stopped turns abnormal, naming the node and the reason",
+          row is not None and NODE in row.text and "offline" in row.text and "heartbeat" in row.text,
+          row.text if row else b.css("main").text)
+    b.shot("management-abnormal")
+    b.css(f'a[href="/management/{CLUSTER}"]').click()
+    row = wait(lambda: (lambda r: r if r is not None and "0/1 nodes" in r.text else None)(b.row("block-web")), 15)
+    check("... and its rules are in effect on 0/1 nodes", row is not None, b.css("main").text[:300])
+    b.nav("Nodes")
+    row = wait(lambda: (lambda r: r if r is not None and "offline" in r.text else None)(b.row(NODE)), 15)
+    check("... and Nodes shows the node offline", row is not None)
+    b.drain("offline")
 
 
 def network_and_console(browsers):

@@ -105,7 +105,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 MOAT_URL="$MOAT_SERVER" MOAT_ADMIN="$(cat "$TMP/admin")" MOAT_VIEWER="$(cat "$TMP/viewer")" \
     MOAT_CLUSTER="$CLUSTER" MOAT_LAB="$LAB" MOAT_BIN="$M" MOAT_TRAFFIC="$T" MOAT_NODE="$NODE" \
-    MOAT_WEB_IP=10.83.1.11 MOAT_OUT="$OUT" MOAT_WEB_DIR="$(pwd)/web" \
+    MOAT_WEB_IP=10.83.1.11 MOAT_OUT="$OUT" MOAT_WEB_DIR="$(pwd)/web" MOAT_AGENT_PID="$AGENT" \
     timeout 600 /usr/bin/python3 tests/browser/console.py >"$TMP/console.out" 2>&1
 rc=$?
 cat "$TMP/console.out"
