@@ -149,16 +149,22 @@ async function render() {
 }
 
 // Re-reads the page on screen, one read at a time (a change during a read
-// schedules one more).
-async function reread(page) {
+// schedules one more). `why` is what moved: topics of the change feed, or
+// 'timer'; page.refresh(whys) gets them all (null: everything, as on a first read).
+async function reread(page, why) {
   if (page !== shell.page) return;
+  if (why === undefined) page.whyAll = true;
+  else (page.whys ||= new Set()).add(why);
   if (page.reading) {
     page.again = true;
     return;
   }
   page.reading = true;
+  const whys = page.whyAll ? null : page.whys;
+  page.whyAll = false;
+  page.whys = new Set();
   try {
-    await page.refresh();
+    await page.refresh(whys);
   } catch (e) {
     // The banner shows API failures (api.onFailure); anything else is a bug of the console.
     if (!(e instanceof api.ApiError)) console.error('console: reading the page failed:', e);
@@ -168,7 +174,7 @@ async function reread(page) {
   }
   if (page.again) {
     page.again = false;
-    reread(page);
+    reread(page, 'again');
   }
 }
 
@@ -179,12 +185,12 @@ function changed(topics) {
   const hit = topics.some((t) => t !== 'heartbeats' && wants.includes(t));
   const beat = topics.includes('heartbeats') && wants.includes('heartbeats');
   if (hit) {
-    reread(page);
+    for (const t of topics) if (wants.includes(t)) reread(page, t);
   } else if (beat && !page.beatTimer) {
     const wait = Math.max(0, HEARTBEAT_GAP - (Date.now() - page.lastRead));
     page.beatTimer = setTimeout(() => {
       page.beatTimer = null;
-      reread(page);
+      reread(page, 'heartbeats');
     }, wait);
   }
 }
@@ -213,7 +219,7 @@ function startFeed() {
   })();
   feed.timer = setInterval(() => {
     const p = shell.page;
-    if (p && !document.hidden && !p.reading && Date.now() - p.lastRead >= (p.every || REREAD_EVERY)) reread(p);
+    if (p && !document.hidden && !p.reading && Date.now() - p.lastRead >= (p.every || REREAD_EVERY)) reread(p, 'timer');
   }, 1000);
 }
 

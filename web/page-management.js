@@ -7,6 +7,8 @@
 import * as api from './api.js';
 import { badge, clearErrors, confirmDialog, dialog, field, fmtInt, h, input, readOnly, replace, select, showErrors, table } from './dom.js';
 
+const COUNTS_EVERY = 60000; // ms: rule and alert counts are read again at least this often
+
 // The cell that says whether a cluster is protected, and if not, why.
 export function statusCell(c) {
   if (c.status === 'normal') return h('span', badge('normal'), h('small', ` ${c.enforcing}/${c.nodes} nodes enforcing`));
@@ -118,15 +120,32 @@ export default function managementPage(ctx) {
       h('button', { type: 'button', disabled: !n, dataset: { key: 'batch:off' }, onclick: () => switchSelected('off') }, 'Defense off'));
   }
 
+  // Per cluster: rules enabled and in all, alerts of the last 7 days. Read
+  // again when rules or alerts moved, or after COUNTS_EVERY; the clusters
+  // (switches, health) are read every time.
+  const counts = new Map();
+  let countsAt = 0;
+  async function readCounts(c) {
+    const path = `/clusters/${api.enc(c.name)}/rules`;
+    const since = new Date(Date.now() - 7 * 86400000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const [all, enabled, alerts] = await Promise.all([
+      api.get(path, { limit: 1 }), api.get(path, { enabled: 'true', limit: 1 }),
+      api.get('/alerts', { cluster: c.name, since, limit: 1 })]);
+    counts.set(c.name, { total: all.total, enabled: enabled.total, alerts7: alerts.total });
+  }
+
   const page = {
     title: 'Protection management',
     every: 5000, // ms: states derived from the time of the last heartbeat
     topics: ['config', 'alerts', 'nodes', 'heartbeats'],
-    async refresh() {
-      const [cl, st] = await Promise.all([api.get('/clusters', { limit: 1000 }), api.get('/status')]);
-      const per = Object.fromEntries((st.alerts_7d_per_cluster || []).map((x) => [x.cluster, x.alerts]));
-      const rules = await Promise.all(cl.items.map((c) => api.get(`/clusters/${api.enc(c.name)}/status`).then((s) => s.rules)));
-      const rows = cl.items.map((c, i) => ({ ...c, rules: rules[i], alerts7: per[c.name] || 0 }));
+    async refresh(whys) {
+      const cl = await api.get('/clusters', { limit: 1000 });
+      const stale = !whys || whys.has('config') || whys.has('alerts') || Date.now() - countsAt > COUNTS_EVERY;
+      if (stale || cl.items.some((c) => !counts.has(c.name))) {
+        await Promise.all(cl.items.map(readCounts));
+        countsAt = Date.now();
+      }
+      const rows = cl.items.map((c) => ({ ...c, rules: counts.get(c.name), alerts7: counts.get(c.name).alerts7 }));
       for (const k of [...selected]) if (!rows.some((r) => r.name === k)) selected.delete(k);
       replace(list, table([
         { label: 'Cluster', render: (c) => h('a', { href: `/management/${encodeURIComponent(c.name)}` }, c.name) },

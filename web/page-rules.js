@@ -245,7 +245,8 @@ export default function rulesPage(ctx) {
       if (first) {
         first = false;
         const want = Number(q.rule);
-        const r = want ? rules.find((x) => x.id === want) : null;
+        let r = want ? rules.find((x) => x.id === want) : null;
+        if (want && !r) r = await api.get(`/clusters/${api.enc(cluster)}/rules/${want}`).catch(() => null);
         if (r) edit(r);
         else if (q.new && ctx.canWrite) edit(null);
       }

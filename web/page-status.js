@@ -137,7 +137,6 @@ export default function statusPage(ctx) {
 
   const page = {
     title: 'Protection status',
-    every: 10000, // ms: states derived from the time of the last heartbeat
     topics: ['config', 'alerts', 'nodes', 'heartbeats'],
     async refresh() {
       const path = filters.cluster ? `/clusters/${api.enc(filters.cluster)}/status` : '/status';
