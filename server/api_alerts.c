@@ -678,21 +678,7 @@ static int batch_body(struct resp *rs, const json_t *body, const json_t **ids)
         return stop(resp_error(rs, 400, "status", "%s: unhandled, handled or ignored",
                                v ? "must be one of" : "required"));
     *ids = json_object_get(body, "ids");
-    size_t n = json_array_size(*ids);
-    if (!json_is_array(*ids) || n < 1 || n > ALERT_BATCH_MAX)
-        return stop(
-            resp_error(rs, 400, "ids", "required: a list of 1-%d alert ids", ALERT_BATCH_MAX));
-    for (size_t i = 0; i < n; i++) {
-        char field[32];
-        snprintf(field, sizeof(field), "ids[%zu]", i);
-        v = json_array_get(*ids, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return stop(resp_error(rs, 400, field, "is not an alert id"));
-        for (size_t k = 0; k < i; k++)
-            if (json_integer_value(json_array_get(*ids, k)) == json_integer_value(v))
-                return stop(resp_error(rs, 400, field, "repeats ids[%zu]", k));
-    }
-    return 0;
+    return req_ids(rs, *ids, ALERT_BATCH_MAX, "alert");
 }
 
 /* Sets the status of every alert of `ids`, or answers 404 naming each unknown one. */

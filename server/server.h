@@ -206,6 +206,11 @@ int req_query_enums(const struct req *rq, struct resp *rs, const struct query_en
  * with a 400 response set, or -ENOMEM.
  */
 int req_body_object(const struct req *rq, struct resp *rs, json_t **out);
+/*
+ * Checks a batch's `ids`: a list of 1..max distinct positive integers. 0, or 1
+ * with a 400 naming `ids` or the bad entry (`ids[2]`, "is not an WHAT id").
+ */
+int req_ids(struct resp *rs, const json_t *ids, size_t max, const char *what);
 /* Parses a path parameter as a positive id; false when it is not one. */
 bool req_param_id(const struct req *rq, size_t i, int64_t *id);
 /* The string value of obj[key], or "" when it is not a string. */

@@ -138,6 +138,18 @@ async function render() {
     canWrite: shell.role === 'admin',
     toast,
     banner,
+    // Runs a change (`run` calls the API), says `done` when it worked, shows a
+    // refusal in the banner (401, 403, 5xx and unreachable already are), re-reads the page.
+    async act(run, done) {
+      try {
+        await run();
+        if (done) toast(done);
+      } catch (e) {
+        if (!(e instanceof api.ApiError)) throw e;
+        if (e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403) banner(e.message);
+      }
+      ctx.reread();
+    },
   };
   ctx.reread = () => reread(page);
   const page = r.page(ctx);

@@ -132,6 +132,15 @@ function selectAll(rows, sel) {
   });
 }
 
+// The bar of actions on the selected rows: "N selected" and a button per
+// action [key, label, run, class]; empty for a viewer.
+export function batchBar(el, canWrite, selected, actions) {
+  if (!canWrite) return replace(el);
+  const n = selected.size;
+  return replace(el, h('span', `${n} selected`), actions.map(([key, label, run, cls]) =>
+    h(`button${cls ? `.${cls}` : ''}`, { type: 'button', disabled: !n, dataset: { key: `batch:${key}` }, onclick: run }, label)));
+}
+
 // ---- forms -----------------------------------------------------------------
 
 // A labelled control with a place for its error. `field` is the API's name

@@ -5,7 +5,7 @@
 
 import * as api from './api.js';
 import { alertColumns, alertFilters, alertQuery, openAlert } from './alerts-common.js';
-import { fmtInt, h, replace, table } from './dom.js';
+import { batchBar, fmtInt, h, replace, table } from './dom.js';
 
 const PAGE = 50;
 
@@ -33,26 +33,17 @@ export default function alertsPage(ctx) {
   };
   const more = [{ key: 'workload', label: 'Workload', placeholder: 'NAMESPACE/NAME' }, { key: 'node', label: 'Node', placeholder: 'node name' }];
 
-  async function setStatus(status) {
+  const setStatus = (status) => {
     const ids = [...selected];
-    try {
+    return ctx.act(async () => {
       await api.post('/alerts/batch', { ids, status });
-      ctx.toast(`${ids.length} alert(s) marked ${status}.`);
       selected.clear();
-    } catch (e) {
-      if (e.status !== 403) ctx.banner(e.message);
-    }
-    ctx.reread();
-  }
-
-  function drawBatch() {
-    if (!ctx.canWrite) return replace(batch);
-    const n = selected.size;
-    return replace(batch, h('span', `${n} selected`),
-      h('button', { type: 'button', disabled: !n, dataset: { key: 'batch:handled' }, onclick: () => setStatus('handled') }, 'Mark handled'),
-      h('button', { type: 'button', disabled: !n, dataset: { key: 'batch:ignored' }, onclick: () => setStatus('ignored') }, 'Ignore'),
-      h('button', { type: 'button', disabled: !n, dataset: { key: 'batch:unhandled' }, onclick: () => setStatus('unhandled') }, 'Mark unhandled'));
-  }
+    }, `${ids.length} alert(s) marked ${status}.`);
+  };
+  const drawBatch = () => batchBar(batch, ctx.canWrite, selected, [
+    ['handled', 'Mark handled', () => setStatus('handled')],
+    ['ignored', 'Ignore', () => setStatus('ignored')],
+    ['unhandled', 'Mark unhandled', () => setStatus('unhandled')]]);
 
   const go = (to) => {
     offset = Math.max(0, to);

@@ -5,7 +5,7 @@
 // cluster's rule management (page-rules.js).
 
 import * as api from './api.js';
-import { badge, clearErrors, confirmDialog, dialog, field, fmtInt, h, input, readOnly, replace, select, showErrors, table } from './dom.js';
+import { badge, batchBar, clearErrors, confirmDialog, dialog, field, fmtInt, h, input, readOnly, replace, select, showErrors, table } from './dom.js';
 
 const COUNTS_EVERY = 60000; // ms: rule and alert counts are read again at least this often
 
@@ -92,33 +92,19 @@ export default function managementPage(ctx) {
 
   async function remove(c) {
     if (!await confirmDialog(`Delete cluster ${c.name}?`, `Its rules go with it. Agents of ${c.name} lose their credentials.`)) return;
-    try {
-      await api.del(`/clusters/${api.enc(c.name)}`);
-      ctx.toast(`Cluster ${c.name} deleted.`);
-    } catch (e) {
-      ctx.banner(e.message);
-    }
-    ctx.reread();
+    await ctx.act(() => api.del(`/clusters/${api.enc(c.name)}`), `Cluster ${c.name} deleted.`);
   }
 
-  async function switchSelected(defense) {
-    try {
-      await api.post('/clusters/batch', { defense, clusters: [...selected] });
-      ctx.toast(`Defense ${defense} for ${selected.size} cluster(s).`);
+  const switchSelected = (defense) => {
+    const names = [...selected];
+    return ctx.act(async () => {
+      await api.post('/clusters/batch', { defense, clusters: names });
       selected.clear();
-    } catch (e) {
-      if (e.status !== 403) ctx.banner(e.message);
-    }
-    ctx.reread();
-  }
-
-  function drawBatch() {
-    if (!ctx.canWrite) return replace(batch);
-    const n = selected.size;
-    return replace(batch, h('span', `${n} selected`),
-      h('button', { type: 'button', disabled: !n, dataset: { key: 'batch:on' }, onclick: () => switchSelected('on') }, 'Defense on'),
-      h('button', { type: 'button', disabled: !n, dataset: { key: 'batch:off' }, onclick: () => switchSelected('off') }, 'Defense off'));
-  }
+    }, `Defense ${defense} for ${names.length} cluster(s).`);
+  };
+  const drawBatch = () => batchBar(batch, ctx.canWrite, selected, [
+    ['on', 'Defense on', () => switchSelected('on')],
+    ['off', 'Defense off', () => switchSelected('off')]]);
 
   // Per cluster: rules enabled and in all, alerts of the last 7 days. Read
   // again when rules or alerts moved, or after COUNTS_EVERY; the clusters

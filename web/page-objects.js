@@ -5,7 +5,7 @@
 // refuses an object that rules use, naming them).
 
 import * as api from './api.js';
-import { clearErrors, confirmDialog, dialog, field, h, input, readOnly, replace, select, showErrors, table } from './dom.js';
+import { batchBar, clearErrors, confirmDialog, dialog, field, h, input, readOnly, replace, select, showErrors, table } from './dom.js';
 
 const FILTERS = [['name', 'Name', 'exact name'], ['namespace', 'Namespace', 'exact pattern'], ['app', 'App', 'exact pattern'],
   ['image', 'Image', 'an image reference'], ['label', 'Label', 'key=value']];
@@ -189,11 +189,7 @@ export default function objectsPage(ctx) {
     ctx.reread();
   }
 
-  function drawBatch() {
-    if (!ctx.canWrite) return replace(batch);
-    return replace(batch, h('span', `${selected.size} selected`),
-      h('button.danger', { type: 'button', disabled: !selected.size, dataset: { key: 'batch:delete' }, onclick: removeSelected }, 'Delete selected'));
-  }
+  const drawBatch = () => batchBar(batch, ctx.canWrite, selected, [['delete', 'Delete selected', removeSelected, 'danger']]);
 
   let filtersDrawn = '';
   const page = {

@@ -7,7 +7,7 @@
 import * as api from './api.js';
 import { ACTIONS } from './alerts-common.js';
 import { defenseSwitch, statusCell } from './page-management.js';
-import { badge, clearErrors, confirmDialog, dialog, field, h, input, newId, readOnly, replace, select, showErrors, table } from './dom.js';
+import { badge, batchBar, clearErrors, confirmDialog, dialog, field, h, input, newId, readOnly, replace, select, showErrors, table } from './dom.js';
 
 const BUILTINS = ['any', 'host', 'cluster-dns'];
 const DESTS_MAX = 8;
@@ -154,33 +154,19 @@ export default function rulesPage(ctx) {
 
   async function remove(rule) {
     if (!await confirmDialog(`Delete rule ${rule.name}?`, `Rule #${rule.id} of cluster ${cluster} will stop applying on every node.`)) return;
-    try {
-      await api.del(`/clusters/${api.enc(cluster)}/rules/${rule.id}`);
-      ctx.toast(`Rule ${rule.name} deleted.`);
-    } catch (e) {
-      if (e.status !== 403) ctx.banner(e.message);
-    }
-    ctx.reread();
+    await ctx.act(() => api.del(`/clusters/${api.enc(cluster)}/rules/${rule.id}`), `Rule ${rule.name} deleted.`);
   }
 
-  async function setEnabled(ids, on) {
-    try {
-      await api.post(`/clusters/${api.enc(cluster)}/rules/batch`, { ids, enabled: on });
-      ctx.toast(`${ids.length} rule(s) ${on ? 'enabled' : 'disabled'}.`);
-      selected.clear();
-    } catch (e) {
-      if (e.status !== 403) ctx.banner(e.message);
-    }
-    ctx.reread();
-  }
-
-  function drawBatch() {
-    if (!ctx.canWrite) return replace(batch);
+  const setEnabled = (on) => {
     const ids = [...selected];
-    return replace(batch, h('span', `${ids.length} selected`),
-      h('button', { type: 'button', disabled: !ids.length, dataset: { key: 'batch:enable' }, onclick: () => setEnabled(ids, true) }, 'Enable'),
-      h('button', { type: 'button', disabled: !ids.length, dataset: { key: 'batch:disable' }, onclick: () => setEnabled(ids, false) }, 'Disable'));
-  }
+    return ctx.act(async () => {
+      await api.post(`/clusters/${api.enc(cluster)}/rules/batch`, { ids, enabled: on });
+      selected.clear();
+    }, `${ids.length} rule(s) ${on ? 'enabled' : 'disabled'}.`);
+  };
+  const drawBatch = () => batchBar(batch, ctx.canWrite, selected, [
+    ['enable', 'Enable', () => setEnabled(true)],
+    ['disable', 'Disable', () => setEnabled(false)]]);
 
   function drawWarnings(c) {
     const notes = [];
