@@ -56,6 +56,10 @@ static int feed_ready(struct server *srv)
     struct change_feed *f = &srv->feed;
     if (f->ready)
         return 0;
+    /* A cursor from an earlier run of the server must not look current. */
+    while (f->boot == 0)
+        if (getrandom(&f->boot, sizeof(f->boot), 0) != sizeof(f->boot))
+            return -errno;
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0)
         return -ENOMEM;
@@ -63,10 +67,6 @@ static int feed_ready(struct server *srv)
     if (!err && pthread_cond_init(&f->moved, &ca) != 0)
         err = -ENOMEM;
     pthread_condattr_destroy(&ca);
-    /* A cursor from an earlier run of the server must not look current. */
-    while (!err && f->boot == 0)
-        if (getrandom(&f->boot, sizeof(f->boot), 0) != sizeof(f->boot))
-            err = -errno;
     f->ready = !err;
     return err;
 }
