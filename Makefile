@@ -22,6 +22,11 @@ CLI_SRC  := $(wildcard cli/*.c)
 TRAFFIC_SRC := $(wildcard tools/traffic/*.c)
 AGENT_SRC := $(filter-out agent/moatd.c,$(wildcard agent/*.c))
 SERVER_SRC := $(wildcard server/*.c)
+# The web console, compiled into moat-server (mk/embed.sh, server/static.h):
+# web/'s files and the chart library `make deps` installs from npm (web/package.json).
+WEB_FILES := $(wildcard web/*.html web/*.js web/*.css web/*.svg)
+WEB_VENDOR := web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css
+STATIC_GEN := build/gen/static_files.c
 SERVER_PKGS := libmicrohttpd sqlite3 libcrypto
 SERVER_LIBS = $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null || echo -lmicrohttpd -lsqlite3 -lcrypto) -lpthread
 BPF_SRC  := $(wildcard bpf/*.bpf.c)
@@ -41,7 +46,7 @@ ALL_C    := $(LIB_SRC) $(CLI_SRC) $(FUZZ_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC
 all: build/rel/moat build/rel/moat-traffic build/rel/moatd build/rel/moat-server
 
 deps: $(DEPS_OK)
-$(DEPS_OK): mk/deps.sh
+$(DEPS_OK): mk/deps.sh web/package.json web/package-lock.json
 	@sh mk/deps.sh
 	@mkdir -p build && touch $@
 
@@ -82,11 +87,15 @@ build/$(1)/libagent.a: $$(patsubst %.c,build/$(1)/%.o,$$(AGENT_SRC))
 build/$(1)/moatd: build/$(1)/agent/moatd.o build/$(1)/libagent.a build/$(1)/libmoat.a
 	$$(CC) $(3) -o $$@ $$^ $$(LIBS) $$(BPF_LIBS) -lcurl -lpthread -lm
 
-build/$(1)/moat-server: $$(patsubst %.c,build/$(1)/%.o,$$(SERVER_SRC)) build/$(1)/libmoat.a
+build/$(1)/moat-server: $$(patsubst %.c,build/$(1)/%.o,$$(SERVER_SRC) $$(STATIC_GEN)) build/$(1)/libmoat.a
 	$$(CC) $(3) -o $$@ $$^ $$(SERVER_LIBS) $$(LIBS) -lm
 endef
 $(eval $(call variant,rel,$(REL_CF),))
 $(eval $(call variant,asan,$(ASAN_CF),$(ASAN_LD)))
+
+$(STATIC_GEN): mk/embed.sh $(WEB_FILES) $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	sh mk/embed.sh $@ $(WEB_FILES) $(WEB_VENDOR)
 
 # Unit tests (cmocka), built with sanitizers. The allocation-failure suite
 # wraps malloc/realloc at link time to make any chosen allocation fail.

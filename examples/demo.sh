@@ -7,9 +7,9 @@
 #     moatd per node in cluster mode, the policy applied with `moat apply`,
 #     allowed, alerted and blocked connections within and across nodes, then
 #     `moat status`, `moat alert list`, `moat node list` and `moat cluster
-#     list`. With a terminal it leaves the server running (URL and admin token
-#     printed) until Ctrl-C; then, or at once without a terminal, it tears
-#     everything down.
+#     list`, and the web console's URL with an admin and a viewer token. With a
+#     terminal it leaves the server running until Ctrl-C; then, or at once
+#     without a terminal, it tears everything down.
 # Usage: examples/demo.sh BUILD_DIR
 set -eu
 B=${1:-build/rel}
@@ -92,6 +92,7 @@ wait_for() { # FILE TEXT: up to 10 s
 echo
 echo "== 2. live: moat-server, a two-node lab ($L), moatd on each node"
 "$B/moat-server" token create --data "$TMP/data" --role admin >"$TMP/admin"
+"$B/moat-server" token create --data "$TMP/data" --role viewer >"$TMP/viewer"
 "$B/moat-server" --listen 127.0.0.1:0 --data "$TMP/data" --heartbeat-interval 2 \
     >"$TMP/server.log" 2>&1 &
 SERVER=$!
@@ -176,9 +177,13 @@ echo
 echo "\$ moat status"
 "$M" status
 
+echo
+echo "== the web console: $MOAT_SERVER/  (sign in with the Token below; docs/console.md)"
+echo "   admin token:  $MOAT_TOKEN"
+echo "   viewer token: $(cat "$TMP/viewer")  (sees everything, changes nothing)"
 if [ -t 0 ]; then
     echo
-    echo "== the server keeps running: try the CLI or the API against it"
+    echo "== the server keeps running: open the console, or try the CLI or the API against it"
     echo "   export MOAT_SERVER=$MOAT_SERVER"
     echo "   export MOAT_TOKEN=$MOAT_TOKEN"
     echo "   $M rule list --cluster prod"

@@ -658,3 +658,88 @@ int api_alerts_patch(struct req *rq, struct resp *rs)
     json_decref(body);
     return rc < 0 ? rc : 0;
 }
+
+/* ---- status of many alerts (the console's bulk action) -------------------- */
+
+#define ALERT_BATCH_MAX 1000
+
+/* {"ids": [1-1000 distinct alert ids], "status": S}: 0, or 1 with 400 set. */
+static int batch_body(struct resp *rs, const json_t *body, const json_t **ids)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        if (strcmp(key, "ids") != 0 && strcmp(key, "status") != 0)
+            return stop(resp_error(rs, 400, key, "unknown field"));
+    }
+    v = json_object_get(body, "status");
+    if (!one_of(json_string_value(v), statuses))
+        return stop(resp_error(rs, 400, "status", "%s: unhandled, handled or ignored",
+                               v ? "must be one of" : "required"));
+    *ids = json_object_get(body, "ids");
+    return req_ids(rs, *ids, ALERT_BATCH_MAX, "alert");
+}
+
+/* Sets the status of every alert of `ids`, or answers 404 naming each unknown one. */
+static int batch_status(struct req *rq, struct resp *rs, const json_t *ids, json_t *status)
+{
+    struct store *st = &rq->srv->store;
+    json_t *docs = json_array(), *errs = json_array();
+    int err = docs && errs ? 0 : -ENOMEM;
+    for (size_t i = 0; !err && i < json_array_size(ids); i++) {
+        json_int_t id = json_integer_value(json_array_get(ids, i));
+        json_t *a = NULL;
+        err = st->ops->get(st, STORE_ALERT, id, &a, NULL);
+        if (err == -ENOENT) {
+            char field[32], msg[48];
+            snprintf(field, sizeof(field), "ids[%zu]", i);
+            snprintf(msg, sizeof(msg), "no alert %lld", (long long)id);
+            err = json_array_append_new(errs,
+                                        json_pack("{s:s,s:s}", "field", field, "message", msg)) < 0
+                      ? -ENOMEM
+                      : 0;
+        } else if (!err && json_array_append_new(docs, a) < 0) {
+            err = -ENOMEM;
+        }
+    }
+    if (!err && json_array_size(errs) > 0) {
+        err = resp_json(rs, 404, json_pack("{s:O}", "errors", errs));
+        json_decref(errs);
+        json_decref(docs);
+        return err;
+    }
+    json_decref(errs);
+    for (size_t i = 0; !err && i < json_array_size(docs); i++) {
+        json_t *a = json_array_get(docs, i);
+        json_int_t id = json_integer_value(json_object_get(a, "id"));
+        json_object_del(a, "id");
+        if (json_object_set(a, "status", status) < 0)
+            err = -ENOMEM;
+        if (!err) /* NULL name: the aggregation key stays */
+            err = st->ops->update(st, STORE_ALERT, id, NULL, a);
+        if (!err && json_object_set_new(a, "id", json_integer(id)) < 0)
+            err = -ENOMEM;
+    }
+    if (err) {
+        json_decref(docs);
+        return err;
+    }
+    return resp_json(rs, 200, list_body(docs, (int64_t)json_array_size(docs)));
+}
+
+int api_alerts_batch(struct req *rq, struct resp *rs)
+{
+    json_t *body;
+    const json_t *ids = NULL;
+    int rc = req_body_object(rq, rs, &body);
+    if (!rc)
+        rc = batch_body(rs, body, &ids);
+    if (!rc) {
+        rc = txn_begin(rq);
+        if (!rc)
+            rc = txn_end(rq, batch_status(rq, rs, ids, json_object_get(body, "status")), rs);
+    }
+    json_decref(body);
+    return rc < 0 ? rc : 0;
+}

@@ -168,6 +168,24 @@ int req_body_object(const struct req *rq, struct resp *rs, json_t **out)
     return 0;
 }
 
+int req_ids(struct resp *rs, const json_t *ids, size_t max, const char *what)
+{
+    size_t n = json_array_size(ids);
+    if (!json_is_array(ids) || n < 1 || n > max)
+        return stop(resp_error(rs, 400, "ids", "required: a list of 1-%zu %s ids", max, what));
+    for (size_t i = 0; i < n; i++) {
+        char field[32];
+        snprintf(field, sizeof(field), "ids[%zu]", i);
+        const json_t *v = json_array_get(ids, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            return stop(resp_error(rs, 400, field, "is not an %s id", what));
+        for (size_t k = 0; k < i; k++)
+            if (json_integer_value(json_array_get(ids, k)) == json_integer_value(v))
+                return stop(resp_error(rs, 400, field, "repeats ids[%zu]", k));
+    }
+    return 0;
+}
+
 bool req_param_id(const struct req *rq, size_t i, int64_t *id)
 {
     const char *s = i < rq->nparams ? rq->params[i] : NULL;

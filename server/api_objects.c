@@ -392,20 +392,7 @@ static int batch_body(struct resp *rs, const json_t *body, const json_t **ids)
     if (!json_is_string(v) || strcmp(json_string_value(v), "delete") != 0)
         return stop(resp_error(rs, 400, "action", "required: \"delete\""));
     *ids = json_object_get(body, "ids");
-    size_t n = json_array_size(*ids);
-    if (!json_is_array(*ids) || n < 1 || n > BATCH_MAX)
-        return stop(resp_error(rs, 400, "ids", "required: a list of 1-%d object ids", BATCH_MAX));
-    for (size_t i = 0; i < n; i++) {
-        char field[32];
-        snprintf(field, sizeof(field), "ids[%zu]", i);
-        v = json_array_get(*ids, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return stop(resp_error(rs, 400, field, "is not an object id"));
-        for (size_t k = 0; k < i; k++)
-            if (json_integer_value(json_array_get(*ids, k)) == json_integer_value(v))
-                return stop(resp_error(rs, 400, field, "repeats ids[%zu]", k));
-    }
-    return 0;
+    return req_ids(rs, *ids, BATCH_MAX, "object");
 }
 
 /* The objects `ids` into *docs (in order): 0, 1 with a 404 naming every unknown id, or an error. */

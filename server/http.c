@@ -122,11 +122,16 @@ static int dispatch(struct req *rq, struct conn *cn, struct resp *rs)
     st->ops->read_end(st);
     if (go != 1)
         return go;
-    if (mode == ROUTE_OWN_LOCK)
-        return tab[i].handler(rq, rs);
-    pthread_mutex_lock(&srv->lock);
-    int err = tab[i].handler(rq, rs);
-    pthread_mutex_unlock(&srv->lock);
+    int err;
+    if (mode == ROUTE_OWN_LOCK) {
+        err = tab[i].handler(rq, rs);
+    } else {
+        pthread_mutex_lock(&srv->lock);
+        err = tab[i].handler(rq, rs);
+        pthread_mutex_unlock(&srv->lock);
+    }
+    if (!err) /* the console's change feed (api_console.c) */
+        changes_note(srv, &tab[i], rq->method, rs->status);
     return err;
 }
 
@@ -288,11 +293,18 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct resp *rs)
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", rs->ctype ? rs->ctype : "application/json");
-    if (rs->extra) {
-        char name[64];
-        const char *colon = strchr(rs->extra, ':');
-        snprintf(name, sizeof(name), "%.*s", (int)(colon - rs->extra), rs->extra);
-        MHD_add_response_header(r, name, colon + 2);
+    for (const char *h = rs->extra; h && *h;) { /* "Name: value" lines */
+        char name[64], value[512];
+        const char *colon = strchr(h, ':'), *eol = strchrnul(h, '\n');
+        if (!colon || colon > eol)
+            break;
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - h), h);
+        const char *v = colon + 1;
+        while (v < eol && *v == ' ')
+            v++;
+        snprintf(value, sizeof(value), "%.*s", (int)(eol - v), v);
+        MHD_add_response_header(r, name, value);
+        h = *eol ? eol + 1 : eol;
     }
     enum MHD_Result ret = MHD_queue_response(c, rs->status, r);
     MHD_destroy_response(r);

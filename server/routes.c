@@ -60,6 +60,22 @@ static const struct route table[] = {
      "long-poll the cluster's policy by revision", ROUTE_SERIAL},
     {"POST", V1 "/agents/events", api_agents_events, ROLE_AGENT, "send a batch of events",
      ROUTE_OWN_LOCK},
+    /* What the web console needs beyond the resources (api_console.c). */
+    {"POST", V1 "/alerts/batch", api_alerts_batch, ROLE_ADMIN, "change the status of many alerts"},
+    {"GET", V1 "/whoami", api_whoami, ROLE_VIEWER, "the role of the caller's token"},
+    {"GET", V1 "/changes", api_changes, ROLE_VIEWER,
+     "long-poll which kinds of records changed since a cursor", ROUTE_OWN_LOCK},
+    {"POST", V1 "/objects/preview", api_objects_preview, ROLE_VIEWER,
+     "the workloads a (draft) network object selects now", ROUTE_READ},
+    /* The web console's pages and files (static.c): no token, no data. */
+    {"GET", "/", static_page, ROLE_NONE, "the web console"},
+    {"GET", "/status", static_page, ROLE_NONE, "console: Protection status"},
+    {"GET", "/management", static_page, ROLE_NONE, "console: Protection management"},
+    {"GET", "/management/{cluster}", static_page, ROLE_NONE, "console: a cluster's rules"},
+    {"GET", "/objects", static_page, ROLE_NONE, "console: Network objects"},
+    {"GET", "/alerts", static_page, ROLE_NONE, "console: Alerts"},
+    {"GET", "/nodes", static_page, ROLE_NONE, "console: Nodes"},
+    {"GET", "/assets/{file}", static_asset, ROLE_NONE, "a file of the web console"},
 };
 
 const struct route *routes_table(size_t *n)

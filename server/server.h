@@ -71,6 +71,26 @@ struct policy_cache {
     char *text; /* the answer (JSON) */
 };
 
+/*
+ * The console's change feed (api_console.c): successful writes counted per
+ * topic, under server.lock; `moved` (CLOCK_MONOTONIC) is broadcast on each.
+ * Set up on first use; `boot` is random per server start.
+ */
+enum change_topic {
+    CHANGE_CONFIG = 0, /* clusters, objects, rules */
+    CHANGE_ALERTS,     /* event batches, alert status */
+    CHANGE_NODES,      /* registrations, workload reports */
+    CHANGE_HEARTBEATS,
+    CHANGE_TOPICS,
+};
+
+struct change_feed {
+    bool ready;
+    uint32_t boot;
+    int64_t count[CHANGE_TOPICS];
+    pthread_cond_t moved;
+};
+
 struct server {
     struct store store;
     struct metrics metrics;
@@ -82,6 +102,7 @@ struct server {
     time_t expired_at; /* CLOCK_MONOTONIC seconds of the last retention purge (under lock) */
     FILE *alerts_out;  /* --alerts-out: a JSON line per alert ingest creates or changes, or NULL */
     struct policy_cache *policy_cache; /* api_agents.c (under lock) */
+    struct change_feed feed;           /* api_console.c (under lock) */
 };
 
 struct req {
@@ -106,7 +127,7 @@ struct resp {
     json_t *json;      /* body as JSON (owned), or */
     char *text;        /* body as text (owned, malloc) with */
     const char *ctype; /* its content type */
-    const char *extra; /* an extra header "Name: value" split at ':' (static), or NULL */
+    const char *extra; /* extra headers, "Name: value" lines split at '\n' (static), or NULL */
 };
 
 typedef int (*route_fn)(struct req *rq, struct resp *rs);
@@ -185,6 +206,11 @@ int req_query_enums(const struct req *rq, struct resp *rs, const struct query_en
  * with a 400 response set, or -ENOMEM.
  */
 int req_body_object(const struct req *rq, struct resp *rs, json_t **out);
+/*
+ * Checks a batch's `ids`: a list of 1..max distinct positive integers. 0, or 1
+ * with a 400 naming `ids` or the bad entry (`ids[2]`, "is not an WHAT id").
+ */
+int req_ids(struct resp *rs, const json_t *ids, size_t max, const char *what);
 /* Parses a path parameter as a positive id; false when it is not one. */
 bool req_param_id(const struct req *rq, size_t i, int64_t *id);
 /* The string value of obj[key], or "" when it is not a string. */
@@ -232,6 +258,19 @@ int node_show(const struct server *srv, json_t *node);
  */
 int cluster_health(struct server *srv, const char *cluster, json_t *out);
 
+/* ---- api_console.c: the console's change feed ---- */
+/*
+ * Counts a finished request in the change feed when it was a successful
+ * write (2xx, not GET/HEAD, not a ROUTE_READ route), by the topic of route
+ * `r`, and wakes the feed's long-polls. Takes server.lock: call it without.
+ */
+void changes_note(struct server *srv, const struct route *r, const char *method, unsigned status);
+
+/* ---- static.c: the console's files ---- */
+/* GET / and the console's page paths: index.html; GET /assets/{file}: that file. */
+int static_page(struct req *rq, struct resp *rs);
+int static_asset(struct req *rq, struct resp *rs);
+
 /* ---- handlers ---- */
 int api_health(struct req *rq, struct resp *rs);
 int api_metrics(struct req *rq, struct resp *rs);
@@ -277,5 +316,9 @@ int api_cluster_status(struct req *rq, struct resp *rs);
  */
 int alerts_expire(struct server *srv);
 int api_alerts_get(struct req *rq, struct resp *rs);
+int api_alerts_batch(struct req *rq, struct resp *rs);
+int api_whoami(struct req *rq, struct resp *rs);
+int api_changes(struct req *rq, struct resp *rs);
+int api_objects_preview(struct req *rq, struct resp *rs);
 
 #endif

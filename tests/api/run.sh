@@ -1131,10 +1131,11 @@ req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$RFWEB,$RFAPI,$R
 check "rule filters: objects gone" 200 "j['total'] == 3"
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
 
-# ---------- durability (kill -9 during concurrent writes), TLS, alert lines ----------
+# ---------- durability (kill -9 during concurrent writes), TLS, alert lines, the console ----------
 . "$HERE/durability.sh"
 . "$HERE/tls.sh"
 . "$HERE/alerts.sh"
+. "$HERE/console.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
