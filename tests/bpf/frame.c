@@ -113,7 +113,7 @@ void frame_udp(struct frame *f, uint16_t sport, uint16_t dport)
     uint8_t *h = room(f, 8);
     put16(h, sport);
     put16(h + 2, dport);
-    put16(h + 4, 8);
+    put16(h + 4, 8); /* the datapath does not read it */
 }
 
 void frame_icmp(struct frame *f, uint8_t type, uint8_t code, uint32_t rest)
@@ -164,6 +164,11 @@ void frame_bytes(struct frame *f, size_t n)
     uint8_t *b = room(f, n);
     for (size_t i = 0; i < n; i++)
         b[i] = (uint8_t)i;
+}
+
+void frame_data(struct frame *f, const void *data, size_t n)
+{
+    memcpy(room(f, n), data, n);
 }
 
 static void fix_lengths(struct frame *f, size_t at, bool v6, size_t end)

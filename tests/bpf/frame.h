@@ -46,6 +46,8 @@ void frame_nd(struct frame *f, const char *target, uint8_t opt_type, const uint8
 void frame_arp(struct frame *f, uint16_t op, const uint8_t sha[6], const char *spa,
                const uint8_t tha[6], const char *tpa);
 void frame_bytes(struct frame *f, size_t n);
+/* `n` bytes of `data`. */
+void frame_data(struct frame *f, const void *data, size_t n);
 /* Fills in the IP length fields; returns the frame's length. */
 size_t frame_done(struct frame *f);
 

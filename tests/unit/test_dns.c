@@ -14,8 +14,8 @@
 static size_t msg(uint8_t *out, uint16_t id, uint16_t flags, uint16_t qd, const void *body,
                   size_t blen)
 {
-    uint8_t h[12] = {(uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(flags >> 8), (uint8_t)flags,
-                     (uint8_t)(qd >> 8), (uint8_t)qd};
+    uint8_t h[12] = {(uint8_t)(id >> 8), (uint8_t)id,        (uint8_t)(flags >> 8),
+                     (uint8_t)flags,     (uint8_t)(qd >> 8), (uint8_t)qd};
     memcpy(out, h, 12);
     memcpy(out + 12, body, blen);
     return 12 + blen;

@@ -40,9 +40,9 @@ static void test_errors_name_their_lines(void **state)
     (void)state;
     struct moat_threatlist *tl;
     struct moat_diags d;
-    assert_int_equal(parse("203.0.113.0/24 ok\n300.1.1.1 x\n10.0.0.1/8 y\n1.2.3.4 \001bell\n",
-                           &tl, &d),
-                     -EINVAL);
+    assert_int_equal(
+        parse("203.0.113.0/24 ok\n300.1.1.1 x\n10.0.0.1/8 y\n1.2.3.4 \001bell\n", &tl, &d),
+        -EINVAL);
     assert_null(tl);
     assert_int_equal(d.count, 3);
     assert_non_null(strstr(d.items[0].text, "list.txt:2:"));
