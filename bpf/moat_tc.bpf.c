@@ -515,7 +515,9 @@ static __always_inline int enforce_flow(struct hook *h)
         verdict = MOAT_ABI_BLOCK;
         reason = v->det_block;
     }
-    if (verdict != MOAT_ABI_BLOCK && is_dns(p, h->to_wl) && verdict != MOAT_CT_NA) {
+    /* DNS is checked whether or not the policy judges this direction (the cluster's
+     * resolvers are its own workloads: egress to them is judged at their end). */
+    if (verdict != MOAT_ABI_BLOCK && is_dns(p, h->to_wl)) {
         flowinfo(h, pkt_is_orig, is_dst, false);
         int dr = moat_dns(h->skb, h->gen, h->to_wl);
         if (dr) {

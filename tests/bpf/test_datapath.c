@@ -20,6 +20,7 @@
 #include "frame.h"
 #include "loader.h"
 #include "mem.h"
+#include "threatlist.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -969,6 +970,227 @@ static void test_event_rate_limit_counts_what_it_holds(void **state)
     assert_true(summaries >= 1);
 }
 
+/* ---------- detections ---------- */
+
+/* base_policy with detections that act at once: small thresholds, block, a resolver. */
+static char *detection_policy(void)
+{
+    const char *at = strstr(base_policy, "defense: on\n") + strlen("defense: on\n");
+    return moat_asprintf(
+        "%.*sdetections:\n"
+        "  brute_force: {enabled: true, action: block, threshold: 5, window: 10, quarantine: 2,"
+        " ports: [22, 3306]}\n"
+        "  port_scan: {enabled: true, action: alert, threshold: 10, window: 10}\n"
+        "  dns_hijack: {enabled: true, action: block, resolvers: [10.1.0.9, 'fd00:1::9']}\n"
+        "  threat_intel: {enabled: true, action: block}\n%s",
+        (int)(at - base_policy), base_policy, at);
+}
+
+static size_t events_of(struct fixture *f, uint32_t kind, uint64_t *count)
+{
+    size_t n = 0;
+    if (count)
+        *count = 0;
+    for (size_t i = 0; i < f->nevents; i++)
+        if (f->events[i].kind == kind) {
+            n++;
+            if (count)
+                *count += f->events[i].count;
+        }
+    return n;
+}
+
+static void test_brute_force_quarantine(void **state)
+{
+    struct fixture *f = *state;
+    char *text = detection_policy();
+    load_policy(f, text);
+    free(text);
+    const char *evil = "203.0.113.50"; /* an outside attacker nothing else here used */
+    /* evil -> web:8080 is allowed (alert): an established flow before the attack */
+    assert_int_equal(tcp_in(f, WEB, -1, evil, 51000, 8080, TCP_SYN, false), TC_ACT_OK);
+    assert_int_equal(tcp_out(f, WEB, NULL, evil, 8080, 51000, TCP_SYN | TCP_ACK), TC_ACT_OK);
+    f->nevents = 0;
+    /* five attempts on port 22 (blocked by policy, counted all the same): no detection */
+    for (uint16_t i = 0; i < 5; i++)
+        tcp_in(f, WEB, -1, evil, (uint16_t)(51100 + i), 22, TCP_SYN, false);
+    assert_int_equal(events_of(f, MOAT_EV_BRUTE_FORCE, NULL), 0);
+    /* the sixth: brute force, the source quarantined */
+    tcp_in(f, WEB, -1, evil, 51105, 22, TCP_SYN, false);
+    uint64_t attempts;
+    assert_int_equal(events_of(f, MOAT_EV_BRUTE_FORCE, &attempts), 1);
+    assert_int_equal(attempts, 6);
+    /* its new connections anywhere in the cluster fail, its established flow is cut */
+    assert_int_equal(tcp_in(f, WEB, -1, evil, 51200, 8080, TCP_SYN, false), TC_ACT_SHOT);
+    assert_int_equal(tcp_in(f, LB, -1, evil, 51201, 22, TCP_SYN, false), TC_ACT_SHOT);
+    assert_int_equal(tcp_in(f, WEB, -1, evil, 51000, 8080, TCP_ACK, false), TC_ACT_SHOT);
+    /* another source is untouched */
+    assert_int_equal(tcp_in(f, WEB, LB, NULL, 51202, 80, TCP_SYN, false), TC_ACT_OK);
+    struct datapath_quarantine *q;
+    size_t nq;
+    assert_int_equal(datapath_ebpf.quarantines(f->node, &q, &nq), 0);
+    assert_int_equal(nq, 1);
+    assert_int_equal(q[0].reason, MOAT_Q_BRUTE_FORCE);
+    free(q);
+    /* the quarantine ends by itself (2 s) */
+    double deadline = mono_s() + 6;
+    int v = TC_ACT_SHOT;
+    for (uint16_t port = 51300; v == TC_ACT_SHOT && mono_s() < deadline; port++) {
+        usleep(100000);
+        v = tcp_in(f, WEB, -1, evil, port, 8080, TCP_SYN, false);
+    }
+    assert_int_equal(v, TC_ACT_OK);
+    /* another burst (on another port of the list), and a release lifts it at once */
+    for (uint16_t i = 0; i < 7; i++)
+        tcp_in(f, LB, -1, evil, (uint16_t)(51400 + i), 3306, TCP_SYN, false);
+    assert_int_equal(tcp_in(f, WEB, -1, evil, 51500, 8080, TCP_SYN, false), TC_ACT_SHOT);
+    struct moat_addr ev;
+    addr_parse(evil, &ev);
+    assert_int_equal(datapath_ebpf.release(f->node, 0, &ev), 0);
+    assert_int_equal(tcp_in(f, WEB, -1, evil, 51501, 8080, TCP_SYN, false), TC_ACT_OK);
+    assert_int_equal(datapath_ebpf.release(f->node, 0, &ev), -ENOENT);
+    load_policy(f, base_policy);
+}
+
+static void test_port_scan_distinct_pairs(void **state)
+{
+    struct fixture *f = *state;
+    char *text = detection_policy();
+    load_policy(f, text);
+    free(text);
+    f->nevents = 0;
+    /* 100 connections to one port: not a scan */
+    for (uint16_t i = 0; i < 100; i++)
+        tcp_in(f, WEB, LB, NULL, (uint16_t)(52000 + i), 80, TCP_SYN, true);
+    assert_int_equal(events_of(f, MOAT_EV_PORT_SCAN, NULL), 0);
+    /* eleven distinct ports: a scan (alert only: traffic unchanged) */
+    for (uint16_t i = 0; i < 11; i++)
+        tcp_in(f, WEB, LB, NULL, (uint16_t)(52200 + i), (uint16_t)(7000 + i), TCP_SYN, true);
+    uint64_t pairs;
+    assert_int_equal(events_of(f, MOAT_EV_PORT_SCAN, &pairs), 1);
+    assert_true(pairs >= 11);
+    assert_int_equal(tcp_in(f, WEB, LB, NULL, 52300, 80, TCP_SYN, true), TC_ACT_OK);
+    load_policy(f, base_policy);
+}
+
+static void test_threat_list_both_directions(void **state)
+{
+    struct fixture *f = *state;
+    char *text = detection_policy();
+    load_policy(f, text);
+    free(text);
+    const char *feed = "198.51.100.0/24 botnet\n2001:db8:77::/48 scanners\n";
+    struct moat_threatlist *tl;
+    struct moat_diags d;
+    diags_init(&d);
+    assert_int_equal(threatlist_parse(feed, strlen(feed), "feed", &tl, &d), 0);
+    diags_clear(&d);
+    /* before the list: a flow out to 198.51.100.5 works */
+    assert_int_equal(tcp_out(f, WEB, NULL, "198.51.100.5", 53000, 443, TCP_SYN), TC_ACT_OK);
+    struct moat_threatlist *lists[1] = {tl};
+    assert_int_equal(datapath_ebpf.set_threats(f->dp, lists, 1), 0);
+    f->nevents = 0;
+    /* the established flow is cut, new ones fail both ways, IPv6 too */
+    assert_int_equal(tcp_out(f, WEB, NULL, "198.51.100.5", 53000, 443, TCP_ACK), TC_ACT_SHOT);
+    assert_int_equal(tcp_out(f, WEB, NULL, "198.51.100.6", 53001, 443, TCP_SYN), TC_ACT_SHOT);
+    assert_int_equal(tcp_out(f, WEB, NULL, "2001:db8:77::1", 53002, 443, TCP_SYN), TC_ACT_SHOT);
+    assert_int_equal(tcp_in(f, WEB, -1, "198.51.100.9", 53003, 8080, TCP_SYN, false), TC_ACT_SHOT);
+    assert_true(events_of(f, MOAT_EV_THREAT, NULL) >= 4);
+    for (size_t i = 0; i < f->nevents; i++) /* the matched prefix: the /24, or the /48 */
+        if (f->events[i].kind == MOAT_EV_THREAT)
+            assert_true(f->events[i].count == 96 + 24 || f->events[i].count == 48);
+    /* unlisted addresses are untouched */
+    assert_int_equal(tcp_out(f, WEB, NULL, "203.0.113.5", 53004, 443, TCP_SYN), TC_ACT_OK);
+    struct moat_threatlist *none[1] = {NULL};
+    assert_int_equal(datapath_ebpf.set_threats(f->dp, none, 1), 0);
+    assert_int_equal(tcp_out(f, WEB, NULL, "198.51.100.6", 53005, 443, TCP_SYN), TC_ACT_OK);
+    threatlist_free(tl);
+    load_policy(f, base_policy);
+}
+
+/* A UDP DNS message from `src` (workload index, or -1 for an address) through `hook_wl`. */
+static int dns_frame(struct fixture *f, int hook_wl, bool to, const char *src, const char *dst,
+                     uint16_t sport, uint16_t dport, uint16_t txid, bool answer, const char *qname)
+{
+    uint8_t m[128] = {
+        (uint8_t)(txid >> 8), (uint8_t)txid, answer ? 0x81 : 0x01, answer ? 0x80 : 0, 0, 1};
+    size_t n = 12;
+    for (const char *p = qname; *p;) {
+        const char *dot = strchr(p, '.');
+        size_t l = dot ? (size_t)(dot - p) : strlen(p);
+        m[n++] = (uint8_t)l;
+        memcpy(m + n, p, l);
+        n += l;
+        p += l + (dot ? 1 : 0);
+    }
+    m[n++] = 0;
+    m[n++] = 0;
+    m[n++] = 1;
+    m[n++] = 0;
+    m[n++] = 1;
+    struct frame fr;
+    bool v6 = strchr(src, ':') != NULL;
+    l3(&fr, to ? gw_mac : wls[hook_wl].mac, to ? wls[hook_wl].mac : gw_mac, src, dst, IPPROTO_UDP);
+    (void)v6;
+    frame_udp(&fr, sport, dport);
+    frame_data(&fr, m, n);
+    frame_done(&fr);
+    return run(f, hook_wl, to, &fr);
+}
+
+static void test_dns_answers_match_queries(void **state)
+{
+    struct fixture *f = *state;
+    char *text = detection_policy();
+    load_policy(f, text);
+    free(text);
+    for (int v6 = 0; v6 < 2; v6++) {
+        const char *web = addr_of(WEB, v6), *res = addr_of(OTH, v6), *lb = addr_of(LB, v6);
+        f->nevents = 0;
+        /* web asks the approved resolver (other); the real answer passes */
+        assert_int_equal(dns_frame(f, WEB, false, web, res, 5300, 53, 0x1111, false, "a.shop"),
+                         TC_ACT_OK);
+        assert_int_equal(dns_frame(f, WEB, true, res, web, 53, 5300, 0x1111, true, "a.shop"),
+                         TC_ACT_OK);
+        /* ... once: a second answer to the same query is no answer to anything */
+        assert_int_equal(dns_frame(f, WEB, true, res, web, 53, 5300, 0x1111, true, "a.shop"),
+                         TC_ACT_SHOT);
+        /* an answer from a resolver that is not approved, with the right id */
+        assert_int_equal(dns_frame(f, WEB, false, web, res, 5301, 53, 0x2222, false, "b.shop"),
+                         TC_ACT_OK);
+        assert_int_equal(dns_frame(f, WEB, true, lb, web, 53, 5301, 0x2222, true, "b.shop"),
+                         TC_ACT_SHOT);
+        /* an id never asked, and the right id with another question */
+        assert_int_equal(dns_frame(f, WEB, true, res, web, 53, 5301, 0x9999, true, "b.shop"),
+                         TC_ACT_SHOT);
+        assert_int_equal(dns_frame(f, WEB, true, res, web, 53, 5301, 0x2222, true, "evil.example"),
+                         TC_ACT_SHOT);
+        assert_int_equal(dns_frame(f, WEB, true, res, web, 53, 5301, 0x2222, true, "b.shop"),
+                         TC_ACT_OK);
+        /* a query to a resolver that is not approved: dropped (action block) */
+        assert_int_equal(dns_frame(f, WEB, false, web, lb, 5302, 53, 0x3333, false, "c.shop"),
+                         TC_ACT_SHOT);
+        uint64_t dummy;
+        assert_true(events_of(f, MOAT_EV_DNS_HIJACK, &dummy) >= 5);
+        uint32_t want[] = {MOAT_DROP_DNS_NO_QUERY, MOAT_DROP_DNS_RESOLVER, MOAT_DROP_DNS_QUESTION};
+        for (size_t w = 0; w < 3; w++)
+            if (count_events(f, MOAT_EV_DNS_HIJACK, want[w]) < 1)
+                fail_msg("no dns_hijack event of reason %u (ipv%d)", want[w], v6 ? 6 : 4);
+    }
+    /* malformed answers (a loop in the name), counted */
+    uint64_t before = drops(f, MOAT_DROP_DNS_MALFORMED);
+    struct frame fr;
+    l3(&fr, gw_mac, wls[WEB].mac, wls[OTH].v4, wls[WEB].v4, IPPROTO_UDP);
+    frame_udp(&fr, 53, 5300);
+    static const uint8_t loop[] = {0, 1, 0x81, 0x80, 0,   1,    0,  0, 0, 0, 0,
+                                   0, 3, 'a',  'b',  'c', 0xc0, 12, 0, 1, 0, 1};
+    frame_data(&fr, loop, sizeof(loop));
+    frame_done(&fr);
+    assert_int_equal(run(f, WEB, true, &fr), TC_ACT_SHOT);
+    assert_int_equal(drops(f, MOAT_DROP_DNS_MALFORMED), before + 1);
+    load_policy(f, base_policy);
+}
+
 /* ---------- random flows vs the compiled tables ---------- */
 
 /* Thousands of fresh flows through the real maps vs. the compiled tables' lookup. */
@@ -1061,6 +1283,10 @@ int main(void)
         cmocka_unit_test(test_rule_change_cuts_established_flow),
         cmocka_unit_test(test_monitor_mode_and_defense_off),
         cmocka_unit_test(test_event_rate_limit_counts_what_it_holds),
+        cmocka_unit_test(test_brute_force_quarantine),
+        cmocka_unit_test(test_port_scan_distinct_pairs),
+        cmocka_unit_test(test_threat_list_both_directions),
+        cmocka_unit_test(test_dns_answers_match_queries),
         cmocka_unit_test(test_maps_agree_with_tables),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
