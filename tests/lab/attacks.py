@@ -18,15 +18,18 @@ through, so no attack waits on a timer. Each attack prints `held NAME` or
 `bypassed NAME: what arrived`, each control `ok NAME` or `FAIL NAME`; the
 closing line is `N passed, N failed` (a bypass is a failure).
 """
-import ctypes
 import json
 import multiprocessing
 import os
 import select
 import socket
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labkit import (ETH_P_ALL, Capture, NetNS, Results, Sender, Workload,  # noqa: E402
+                    alerts_lines, apply_policy, eth, fam, flush_neigh, has, ip_json,
+                    lab_status, neigh_mac, rule, sock_in, tcp_connects, udp_echo, wait_dad)
 
 import logging
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
@@ -37,145 +40,8 @@ from scapy.all import (ARP, BOOTP, DHCP, ICMP, IP, TCP, UDP, Dot1Q, Ether,  # no
                        IPv6ExtHdrRouting, Raw, fragment, fragment6)
 
 LAB, NODE, POLICY, ALERTS = sys.argv[1:5]
-MOAT = os.environ.get("MOAT", "moat")
-CLONE_NEWNET = 0x40000000
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-passed = 0
-failed = 0
-
-
-def ok(name):
-    global passed
-    passed += 1
-    print("ok " + name, flush=True)
-
-
-def bad(name, why):
-    global failed
-    failed += 1
-    print("FAIL %s: %s" % (name, why), flush=True)
-
-
-def held(name):
-    global passed
-    passed += 1
-    print("held " + name, flush=True)
-
-
-def bypassed(name, why):
-    global failed
-    failed += 1
-    print("bypassed %s: %s" % (name, why), flush=True)
-
-
-# ---------- namespaces ----------
-
-class NetNS:
-    """Runs the body inside network namespace `name` (this thread only)."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __enter__(self):
-        self.orig = os.open("/proc/self/ns/net", os.O_RDONLY)
-        fd = os.open("/run/netns/" + self.name, os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns " + self.name)
-        finally:
-            os.close(fd)
-        return self
-
-    def __exit__(self, *exc):
-        libc.setns(self.orig, CLONE_NEWNET)
-        os.close(self.orig)
-
-
-def lab_status():
-    out = subprocess.run([MOAT, "lab", "status", "--name", LAB, "-o", "json"], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out)
-
-
-def ip_json(netns, *args):
-    out = subprocess.run(["ip", "-n", netns, "-j"] + list(args), check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out) if out.strip() else []
-
-
-class Workload:
-    def __init__(self, w):
-        self.name = w["name"]
-        self.netns = w["netns"]
-        self.v4 = next(a for a in w["ips"] if ":" not in a)
-        self.v6 = next(a for a in w["ips"] if ":" in a)
-        link = ip_json(self.netns, "link", "show", "eth0")[0]
-        self.mac = link["address"]
-        addrs = ip_json(self.netns, "-6", "addr", "show", "eth0")[0]["addr_info"]
-        self.ll = next(a["local"] for a in addrs if a["local"].startswith("fe80"))
-
-    def addr(self, v6):
-        return self.v6 if v6 else self.v4
-
-
-# ---------- capture and send ----------
-
-class Capture:
-    """Frames arriving on a workload's eth0 (inside its namespace)."""
-
-    def __init__(self, wl):
-        with NetNS(wl.netns):
-            self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            self.s.bind(("eth0", 0))
-        self.s.setblocking(False)
-        self.frames = []
-
-    def pump(self):
-        while True:
-            try:
-                data, addr = self.s.recvfrom(65535)
-            except BlockingIOError:
-                return
-            if addr[2] != PACKET_OUTGOING:
-                self.frames.append(Ether(data))
-
-    def find(self, pred):
-        self.pump()
-        return [f for f in self.frames if pred(f)]
-
-    def wait(self, pred, timeout=3.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.find(pred)
-            if got:
-                return got
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return []
-            select.select([self.s], [], [], min(left, 0.2))
-
-    def close(self):
-        self.s.close()
-
-
-class Sender:
-    """Raw frames out of a workload's eth0."""
-
-    def __init__(self, wl):
-        with NetNS(wl.netns):
-            self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            self.s.bind(("eth0", 0))
-
-    def send(self, *frames):
-        for f in frames:
-            self.s.send(bytes(f))
-
-
-def has(marker):
-    return lambda f: marker in bytes(f)
+R = Results()
+ok, bad, held, bypassed = R.ok, R.bad, R.held, R.bypassed
 
 
 def tcp_to(dport, sport=None, v6=None):
@@ -190,63 +56,7 @@ def tcp_to(dport, sport=None, v6=None):
     return pred
 
 
-def sock_in(wl, family, kind):
-    with NetNS(wl.netns):
-        return socket.socket(family, kind)
-
-
-def fam(v6):
-    return socket.AF_INET6 if v6 else socket.AF_INET
-
-
-def tcp_connects(src, dst_addr, port, v6, timeout=2.0, opts=(), scope=0, bind=None):
-    """A full TCP session from workload `src`: connect, one echoed line."""
-    s = sock_in(src, fam(v6), socket.SOCK_STREAM)
-    try:
-        for level, name, value in opts:
-            s.setsockopt(level, name, value)
-        if bind:
-            s.bind(bind)
-        s.settimeout(timeout)
-        s.connect((dst_addr, port, 0, scope) if v6 else (dst_addr, port))
-        s.sendall(b"moat-attack-check\n")
-        got = b""
-        while not got.endswith(b"\n"):
-            chunk = s.recv(100)
-            if not chunk:
-                return False
-            got += chunk
-        return got == b"moat-attack-check\n"
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def udp_echo(src, dst_addr, port, v6, size=32, timeout=2.0, scope=0):
-    """One datagram of `size` bytes from `src`; True when echoed whole."""
-    s = sock_in(src, fam(v6), socket.SOCK_DGRAM)
-    try:
-        s.settimeout(timeout)
-        payload = (b"moat-udp-check-" * (size // 15 + 1))[:size]
-        s.sendto(payload, (dst_addr, port, 0, scope) if v6 else (dst_addr, port))
-        data = s.recv(65535)
-        return data == payload
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 # ---------- the policy ----------
-
-def generation():
-    try:
-        with open("/run/moat/moatd-%s.json" % NODE) as f:
-            return json.load(f).get("generation", 0)
-    except (OSError, ValueError):
-        return 0
-
 
 OBJECTS = """---
 kind: NetworkObject
@@ -274,66 +84,21 @@ cidrs: [198.51.100.0/24, '2001:db8:77::/48']
 """
 
 
-def rule(name, src, dst, ports, proto, action, prio):
-    return ("---\nkind: DefenseRule\ncluster: lab\nname: %s\nsource: %s\ndestinations:\n"
-            "  - object: %s\n%sprotocol: %s\naction: %s\npriority: %d\n"
-            % (name, src, dst, '    ports: "%s"\n' % ports if ports else "", proto, action, prio))
-
-
 def apply(default_action, rules):
     if os.environ.get("MOAT_ATTACKS_NO_FIREWALL"):
         return  # the suite's own check: without moatd the attacks must get through
-    before = generation()
     text = "kind: Cluster\nname: lab\ndefense: on\ndefault_action: %s\n%s%s" % (
         default_action, OBJECTS, "".join(rules))
-    with open(POLICY + ".tmp", "w") as f:
-        f.write(text)
-    os.rename(POLICY + ".tmp", POLICY)
-    deadline = time.monotonic() + 10
-    while generation() <= before:
-        if time.monotonic() > deadline:
-            raise SystemExit("attacks: moatd did not apply the policy within 10 s")
-        time.sleep(0.05)
+    apply_policy(NODE, POLICY, text)
 
 
 # ---------- frames ----------
 
-def eth(src, dst_mac, t=None):
-    e = Ether(src=src.mac, dst=dst_mac)
-    if t is not None:
-        e.type = t
-    return e
-
-
-def flush_neigh(wl):
-    subprocess.run(["ip", "-n", wl.netns, "neigh", "flush", "dev", "eth0"], check=False)
-
-
-def neigh_mac(wl, addr):
-    for n in ip_json(wl.netns, "neigh", "show", "dev", "eth0"):
-        if n.get("dst") == addr:
-            return n.get("lladdr")
-    return None
-
-
 # ---------- the attacks ----------
-
-def wait_dad(wls, timeout=5.0):
-    """Every workload's IPv6 addresses past duplicate address detection."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tentative = [w.name for w in wls
-                     for a in ip_json(w.netns, "-6", "addr", "show", "eth0")[0]["addr_info"]
-                     if a.get("tentative")]
-        if not tentative:
-            return
-        time.sleep(0.05)
-    raise SystemExit("attacks: IPv6 addresses still tentative after %.0f s" % timeout)
-
 
 class Lab:
     def __init__(self):
-        st = lab_status()
+        st = lab_status(LAB)
         wls = {w["name"]: Workload(w) for w in st["workloads"]}
         self.v1, self.v2, self.a1, self.p1 = wls["v1"], wls["v2"], wls["a1"], wls["p1"]
         wait_dad(wls.values())
@@ -781,14 +546,6 @@ def phase_default_allow(lab):
 
 # ---------- volume and eviction ----------
 
-def alerts_lines():
-    try:
-        with open(ALERTS) as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except OSError:
-        return []
-
-
 def phase_volume(lab):
     v1, a1 = lab.v1, lab.a1
     apply("block", [rule("web-ssh", "web", "victim", "22", "tcp", "allow", 10)])
@@ -809,14 +566,10 @@ def phase_volume(lab):
     deadline = time.monotonic() + 20
     total = lines = 0
     while time.monotonic() < deadline:
-        al = [a for a in alerts_lines()
+        al = [a for a in alerts_lines(ALERTS)
               if a.get("source", {}).get("address") == a1.v4 and a.get("kind") == "policy"]
-        # an alert is rewritten when its attempts change: keep the last line per id
-        last = {}
-        for a in al:
-            last[a["id"]] = a
-        total = sum(a["attempts"] for a in last.values())
-        lines = len(last)
+        total = sum(a["attempts"] for a in al)
+        lines = len(al)
         if total >= 10000:
             break
         time.sleep(0.2)
@@ -898,8 +651,7 @@ def main():
         phase_volume(lab)
     if "eviction" in only:
         phase_eviction(lab)
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    sys.exit(1 if failed else 0)
+    R.close()
 
 
 if __name__ == "__main__":
