@@ -475,6 +475,8 @@ static struct moat_cluster_cfg cluster_cfg_of(const struct moat_cluster *c)
     return cfg;
 }
 
+static uint16_t resolver_count(const struct moat_policy *p, uint32_t c);
+
 static int fill_clusters(const struct moat_policy *p)
 {
     if (p->nclusters > MOAT_ABI_MAX_CLUSTERS)
@@ -485,6 +487,7 @@ static int fill_clusters(const struct moat_policy *p)
         return -errno;
     for (uint32_t i = 0; i < p->nclusters; i++) {
         struct moat_cluster_cfg cfg = cluster_cfg_of(&p->clusters[i]);
+        cfg.nresolvers = resolver_count(p, i);
         if (bpf_map_update_elem(fd, &i, &cfg, BPF_ANY) < 0) {
             int err = -errno;
             close(fd);
@@ -500,6 +503,21 @@ static int add_resolver(int fd, uint32_t cluster, const struct moat_addr *a)
     memcpy(k.addr, a->b, 16);
     uint8_t one = 1;
     return bpf_map_update_elem(fd, &k, &one, BPF_ANY) < 0 ? -errno : 0;
+}
+
+/* How many approved resolvers cluster `c` has (as fill_resolvers finds them). */
+static uint16_t resolver_count(const struct moat_policy *p, uint32_t c)
+{
+    const struct moat_detections *d = &p->clusters[c].det;
+    if (d->dns_hijack.nresolvers)
+        return (uint16_t)d->dns_hijack.nresolvers;
+    uint32_t dns = policy_find_object(p, "cluster-dns");
+    size_t n = 0;
+    for (size_t w = 0; dns != MOAT_NONE && w < p->nworkloads; w++)
+        if (p->workloads[w].cluster == c &&
+            object_matches_workload(&p->objects[dns], &p->workloads[w], p->clusters[c].name))
+            n += p->workloads[w].naddrs;
+    return (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
 }
 
 /*

@@ -226,8 +226,9 @@ __noinline int moat_dns(struct __sk_buff *skb, __u32 gen, __u32 to_wl)
         return 0;
     struct moat_pkt *p = &w->p;
     struct moat_cluster_cfg *cfg = cluster_cfg(gen, w->f.cluster);
-    if (!cfg || !(cfg->flags & MOAT_ABI_CF_DEFENSE) || !(cfg->det_flags & MOAT_DET_DNS_ON))
-        return 0;
+    if (!cfg || !(cfg->flags & MOAT_ABI_CF_DEFENSE) || !(cfg->det_flags & MOAT_DET_DNS_ON) ||
+        !cfg->nresolvers)
+        return 0; /* no resolver known to compare with: checking would break all DNS */
     bool block = cfg->det_flags & MOAT_DET_DNS_BLOCK;
     bool udp = p->proto == IPPROTO_UDP;
     struct moat_dns_q q;
@@ -400,11 +401,18 @@ static __always_inline int enforce_group(struct hook *h)
         count(j->slot, h->w->p.len, true);
     if (blocks(j))
         return drop(MOAT_DROP_POLICY);
+    flowinfo(h, true, h->to_wl, false);
     if (j->judged) { /* a quarantined or listed source reaches no one this way either */
-        flowinfo(h, true, h->to_wl, false);
         int det = moat_detect(h->skb, h->gen, 1);
         if (det)
             return drop((__u32)det);
+    }
+    /* DNS to a group MAC or address is DNS all the same (a forged answer sent to
+     * the broadcast MAC must not skip the check) */
+    if (is_dns(&h->w->p, h->to_wl)) {
+        int dr = moat_dns(h->skb, h->gen, h->to_wl);
+        if (dr)
+            return drop((__u32)dr);
     }
     return TC_ACT_OK;
 }
@@ -481,9 +489,11 @@ static __always_inline int enforce_flow(struct hook *h)
     __u32 *slot = is_dst ? &v->in_slot : &v->eg_slot;
     __u32 reason = MOAT_DROP_POLICY;
     bool count_flow = false, rejudged = false;
+    bool first_here = false; /* this hook judges the flow for the first time */
     if (judged_now || *gen != h->gen || *applied == MOAT_CT_UNDECIDED) {
         rejudged = true;
         __u8 before = *applied;
+        first_here = before == MOAT_CT_UNDECIDED;
         __u32 old_slot = *slot;
         if (!judged_now)
             hook_judge(h, pkt_is_orig, j);
@@ -506,7 +516,9 @@ static __always_inline int enforce_flow(struct hook *h)
      * (a quarantine started, the threat list changed) — once per flow. */
     __u32 epoch = depoch_now();
     if ((rejudged && j->judged) || (v->depoch != epoch && verdict != MOAT_CT_NA)) {
-        bool attempt = new_flow && is_dst && (!tcp || tcp_opens(p->tcp_flags));
+        /* a connection attempt: the flow's first judgment toward the workload (its
+         * first packet may have passed the sender's hook on this node already) */
+        bool attempt = first_here && is_dst && (!tcp || tcp_opens(p->tcp_flags));
         flowinfo(h, pkt_is_orig, is_dst, attempt);
         v->det_block = (__u8)moat_detect(h->skb, h->gen, !rejudged);
         v->depoch = epoch;

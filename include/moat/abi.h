@@ -122,7 +122,7 @@ struct moat_cluster_cfg {
     moat_u16 det_flags;
     moat_u16 nauth;
     moat_u16 auth_ports[MOAT_ABI_AUTH_PORTS];
-    moat_u16 pad;
+    moat_u16 nresolvers;   /* approved DNS resolvers known: none, no DNS checks */
     moat_u32 bf_threshold; /* attempts, above which it is brute force */
     moat_u32 bf_window_s;
     moat_u32 bf_quarantine_s;

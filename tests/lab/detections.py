@@ -1,0 +1,305 @@
+#!/usr/bin/python3
+"""The detection suite (issue 11): brute force, port scans, quarantine, DNS
+hijacking, spoofing and threat intelligence against a real moatd in a lab,
+over IPv4 and IPv6. Run by tests/lab/detections.sh (which makes the lab):
+
+    detections.py LAB NODE POLICY_FILE ALERTS_FILE THREAT_FILE MOATD
+
+Every check is decided by real traffic (sockets inside the workloads) and the
+alerts moatd writes; waits are bounded polls for a condition.
+"""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labkit import (Results, Workload, alerts_lines, apply_policy, lab_status,  # noqa: E402
+                    sock_in, tcp_connects, wait_dad, wait_for)
+
+LAB, NODE, POLICY, ALERTS, THREATS, MOATD = sys.argv[1:7]
+R = Results()
+
+OBJECTS = """---
+kind: NetworkObject
+name: api
+namespace: shop
+app: api
+"""
+
+
+def policy(detections):
+    return ("kind: Cluster\nname: lab\ndefense: on\ndefault_action: allow\ndetections:\n%s\n%s"
+            % (detections, OBJECTS))
+
+
+def apply(detections):
+    apply_policy(NODE, POLICY, policy(detections))
+
+
+def alerts(kind, src=None, dport=None):
+    out = []
+    for a in alerts_lines(ALERTS):
+        if a.get("kind") != kind:
+            continue
+        if src is not None and a["source"]["address"] != src:
+            continue
+        if dport is not None and a["destination"]["port"] != dport:
+            continue
+        out.append(a)
+    return out
+
+
+def attempts(kind, src, dport=None):
+    return sum(a["attempts"] for a in alerts(kind, src, dport))
+
+
+def connect(src, dst, port, v6, timeout=0.5):
+    """A TCP connection attempt from workload `src`: True when it connected."""
+    s = sock_in(src, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((dst, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def fam(v6):
+    return "ipv6" if v6 else "ipv4"
+
+
+# ---------- DNS ----------
+
+def dns_query(name, qtype=1, txid=0x4242):
+    q = struct.pack(">HHHHHH", txid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+def resolve(client, resolver_addr, name, v6, txid=0x4242, timeout=1.0, sock=None):
+    """Asks `resolver_addr` from workload `client`: the answer's bytes, or None."""
+    s = sock or sock_in(client, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(dns_query(name, 28 if v6 else 1, txid), (resolver_addr, 53))
+        data, _ = s.recvfrom(4096)
+        return data
+    except OSError:
+        return None
+    finally:
+        if not sock:
+            s.close()
+
+
+def raw_udp(sender, src, dst, sport, dport, payload, v6):
+    """A UDP datagram with a chosen source port, sent from workload `sender` (scapy)."""
+    from scapy.all import IP, UDP, IPv6, send  # noqa: E402
+    from labkit import NetNS
+    layer = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
+    with NetNS(sender.netns):
+        send(layer / UDP(sport=sport, dport=dport) / payload, verbose=False)
+
+
+def moatd_json(*args):
+    out = subprocess.run([MOATD] + list(args) + ["--node", NODE, "-o", "json"],
+                         capture_output=True, text=True)
+    import json
+    try:
+        return json.loads(out.stdout)
+    except ValueError:
+        return None
+
+
+# ---------- the phases ----------
+
+def brute_force_alert(lab):
+    apply("  brute_force: {enabled: true, action: alert}\n")
+    srv, atk, cli = lab["srv"], lab["atk"], lab["cli"]
+    for v6 in (False, True):
+        for _ in range(15):
+            connect(cli, srv.addr(v6), 22, v6)
+        for _ in range(50):
+            connect(atk, srv.addr(v6), 22, v6)
+        got = wait_for(lambda: attempts("brute_force", atk.addr(v6), 22) >= 50, timeout=10)
+        n = attempts("brute_force", atk.addr(v6), 22)
+        R.check("brute-force-one-alert-%s" % fam(v6),
+                len(alerts("brute_force", atk.addr(v6), 22)), 1)
+        R.check("brute-force-attempts-counted-%s" % fam(v6), n, 50)
+        R.check("below-threshold-no-alert-%s" % fam(v6),
+                len(alerts("brute_force", cli.addr(v6))), 0)
+        R.check("brute-force-alert-only-lets-traffic-pass-%s" % fam(v6),
+                connect(atk, srv.addr(v6), 22, v6), True)
+        if got:
+            a = alerts("brute_force", atk.addr(v6), 22)[0]
+            R.check("brute-force-risk-high-%s" % fam(v6), a["risk"], "high")
+
+
+def brute_force_block(lab):
+    apply("  brute_force: {enabled: true, action: block, threshold: 20, window: 10, "
+          "quarantine: 3, ports: [22, 3306]}\n")
+    srv, atk, cli = lab["srv"], lab["atk"], lab["cli"]
+    for v6 in (False, True):
+        f = fam(v6)
+        for _ in range(25):
+            connect(atk, srv.addr(v6), 3306, v6, timeout=0.3)
+        R.check("quarantine-blocks-other-ports-%s" % f, connect(atk, srv.addr(v6), 80, v6), False)
+        R.check("quarantine-spares-other-sources-%s" % f, connect(cli, srv.addr(v6), 80, v6),
+                True)
+        q = moatd_json("quarantine", "list") or []
+        R.check("quarantine-listed-%s" % f,
+                [e["reason"] for e in q if e["address"] == atk.addr(v6)], ["brute_force"])
+        t0 = time.monotonic()
+        back = wait_for(lambda: connect(atk, srv.addr(v6), 80, v6, timeout=0.3), timeout=10,
+                        step=0.2)
+        print("   (quarantine of 3 s over after %.1f s)" % (time.monotonic() - t0), flush=True)
+        R.check("quarantine-ends-by-itself-%s" % f, back, True)
+        for _ in range(25):
+            connect(atk, srv.addr(v6), 22, v6, timeout=0.3)
+        R.check("quarantined-again-%s" % f, connect(atk, srv.addr(v6), 80, v6), False)
+        out = subprocess.run([MOATD, "quarantine", "release", atk.addr(v6), "--node", NODE,
+                              "--cluster", "lab"], capture_output=True, text=True)
+        R.check("quarantine-release-exit-%s" % f, out.returncode, 0)
+        R.check("release-lifts-at-once-%s" % f, connect(atk, srv.addr(v6), 80, v6), True)
+        R.check("brute-force-blocked-alert-%s" % f,
+                bool(wait_for(lambda: attempts("brute_force", atk.addr(v6), 3306) >= 25,
+                              timeout=10)), True)
+
+
+def port_scan(lab):
+    apply("  brute_force: {enabled: false}\n  port_scan: {enabled: true, action: alert}\n")
+    srv, atk, cli = lab["srv"], lab["atk"], lab["cli"]
+    for v6 in (False, True):
+        f = fam(v6)
+        for _ in range(100):
+            connect(cli, srv.addr(v6), 80, v6)
+        for port in range(20000, 20100):
+            connect(atk, srv.addr(v6), port, v6, timeout=0.3)
+        R.check("port-scan-alert-%s" % f,
+                bool(wait_for(lambda: attempts("port_scan", atk.addr(v6)) >= 100, timeout=10)),
+                True)
+        R.check("one-port-many-times-is-no-scan-%s" % f,
+                len(alerts("port_scan", cli.addr(v6))), 0)
+
+
+def dns(lab):
+    cli, res, rogue, atk = lab["cli"], lab["dns"], lab["rogue"], lab["atk"]
+    for action in ("alert", "block"):
+        apply("  dns_hijack: {enabled: true, action: %s}\n" % action)
+        for v6 in (False, True):
+            f = "%s-%s" % (action, fam(v6))
+            R.check("dns-approved-resolver-answers-%s" % f,
+                    resolve(cli, res.addr(v6), "www.shop", v6) is not None, True)
+            # alerted (alert) or dropped (block); its answer is dropped either way: it does
+            # not come from an approved resolver
+            answered = resolve(cli, rogue.addr(v6), "www.shop", v6) is not None
+            R.check("dns-rogue-resolver-not-believed-%s" % f, answered, False)
+            R.check("dns-rogue-resolver-alerted-%s" % f,
+                    bool(wait_for(lambda: any("not approved" in a["details"] for a in
+                                              alerts("dns_hijack", cli.addr(v6))))), True)
+    # Answers that must not reach the client, whatever the action.
+    for v6 in (False, True):
+        f = fam(v6)
+        s = sock_in(cli, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("::" if v6 else "0.0.0.0", 0))
+        port = s.getsockname()[1]
+        # a forged answer from another workload to an outstanding query
+        s.sendto(dns_query("no-answer.test", 1, 0x5151), (res.addr(v6), 53))
+        forged = dns_query("no-answer.test", 1, 0x5151)
+        forged = forged[:2] + b"\x81\x80" + forged[4:]
+        raw_udp(atk, atk.addr(v6), cli.addr(v6), 53, port, forged, v6)
+        # an answer from the real resolver to a question never asked
+        raw_udp(res, res.addr(v6), cli.addr(v6), 53, port,
+                forged[:0] + b"\x77\x77" + forged[2:], v6)
+        s.settimeout(1.0)
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = None
+        R.check("dns-forged-and-unsolicited-answers-dropped-%s" % f, data, None)
+        # the right id with another question (the resolver answers so for this name)
+        got = resolve(cli, res.addr(v6), "other-question.test", v6, txid=0x6161, sock=s)
+        R.check("dns-question-mismatch-dropped-%s" % f, got, None)
+        # a malformed answer (a loop in the name) to an outstanding query
+        s.sendto(dns_query("no-answer.test", 1, 0x7171), (res.addr(v6), 53))
+        loop = b"\x71\x71\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x03abc\xc0\x0c\x00\x01\x00\x01"
+        raw_udp(res, res.addr(v6), cli.addr(v6), 53, port, loop, v6)
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = None
+        R.check("dns-malformed-answer-dropped-%s" % f, data, None)
+        s.close()
+        for why in ("not approved", "no such query", "question mismatch", "malformed"):
+            R.check("dns-alert-%s-%s" % (why.replace(" ", "-"), f),
+                    bool(wait_for(lambda: any(why in a["details"]
+                                              for a in alerts("dns_hijack", None)))), True)
+    R.check("dns-resolution-still-works",
+            resolve(cli, res.addr(False), "www.shop", False) is not None, True)
+
+
+def spoofing(lab):
+    from scapy.all import IP, TCP, send  # noqa: E402
+    from labkit import NetNS
+    apply("")
+    atk, srv = lab["atk"], lab["srv"]
+    with NetNS(atk.netns):
+        send(IP(src="10.80.0.77", dst=srv.v4) / TCP(sport=4444, dport=80, flags="S"),
+             verbose=False)
+    ok = wait_for(lambda: [a for a in alerts("spoofing", "10.80.0.77")
+                           if atk.v4 in a["details"]])
+    R.check("spoofing-alert-claimed-and-real-address", bool(ok), True)
+
+
+def threat_intel(lab):
+    cli, bad = lab["cli"], lab["bad"]
+
+    def write(text):
+        with open(THREATS + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(THREATS + ".tmp", THREATS)
+    write("# lab feed\n%s/32 c2-server\n" % bad.v4)
+    apply("  threat_intel: {enabled: true, action: block, file: %s}\n" % THREATS)
+    R.check("threat-listed-blocked-ipv4", connect(cli, bad.v4, 443, False), False)
+    R.check("threat-unlisted-passes-ipv6", connect(cli, bad.v6, 443, True), True)
+    R.check("threat-alert-with-label",
+            bool(wait_for(lambda: any("c2-server" in a["details"]
+                                      for a in alerts("threat_intel", cli.v4)))), True)
+    t0 = time.monotonic()
+    write("%s/128 c2-server-v6\n" % bad.v6)
+    changed = wait_for(lambda: not connect(cli, bad.v6, 443, True, timeout=0.2), timeout=3,
+                       step=0.05)
+    took = time.monotonic() - t0
+    print("   (a changed threat list in force after %.2f s)" % took, flush=True)
+    R.check("threat-list-change-ipv6-entry", bool(changed), True)
+    R.check("threat-list-change-within-1s", took <= 1.0 or not changed, True)
+    R.check("threat-removed-passes-ipv4", connect(cli, bad.v4, 443, False), True)
+
+
+def main():
+    st = lab_status(LAB)
+    lab = {w["name"]: Workload(w) for w in st["workloads"]}
+    wait_dad(lab.values())
+    only = os.environ.get("MOAT_DETECTIONS", "bf,bfblock,scan,dns,spoof,threat").split(",")
+    if "bf" in only:
+        brute_force_alert(lab)
+    if "bfblock" in only:
+        brute_force_block(lab)
+    if "scan" in only:
+        port_scan(lab)
+    if "dns" in only:
+        dns(lab)
+    if "spoof" in only:
+        spoofing(lab)
+    if "threat" in only:
+        threat_intel(lab)
+    R.close()
+
+
+if __name__ == "__main__":
+    main()
