@@ -21,7 +21,7 @@
 #include <string.h>
 
 /* Plans lab "t" from YAML text. Returns lab_plan's result; *out, *p and d as it leaves them. */
-static int plan_text(const char *text, struct moat_policy **p, struct lab **out,
+static int plan_text(const char *text, unsigned flags, struct moat_policy **p, struct lab **out,
                      struct moat_diags *d)
 {
     diags_init(d);
@@ -32,14 +32,14 @@ static int plan_text(const char *text, struct moat_policy **p, struct lab **out,
             print_error("load: %s\n", d->items[i].text);
         fail_msg("the lab file does not load");
     }
-    return lab_plan(*p, "t", out, d);
+    return lab_plan(*p, "t", flags, out, d);
 }
 
-static struct lab *plan_ok(const char *text, struct moat_policy **p)
+static struct lab *plan_ok_flags(const char *text, unsigned flags, struct moat_policy **p)
 {
     struct moat_diags d;
     struct lab *lab = NULL;
-    int err = plan_text(text, p, &lab, &d);
+    int err = plan_text(text, flags, p, &lab, &d);
     for (size_t i = 0; i < d.count; i++)
         print_error("plan: %s\n", d.items[i].text);
     diags_clear(&d);
@@ -48,13 +48,21 @@ static struct lab *plan_ok(const char *text, struct moat_policy **p)
     return lab;
 }
 
-/* The planning fails with -EINVAL and some error holds every string of `want` (NULL-ended). */
-static void plan_fails(const char *text, const char *const *want)
+static struct lab *plan_ok(const char *text, struct moat_policy **p)
+{
+    return plan_ok_flags(text, 0, p);
+}
+
+/*
+ * The planning (with `flags`) fails with -EINVAL and some error holds every
+ * string of `want` (NULL-ended).
+ */
+static void plan_fails_flags(const char *text, unsigned flags, const char *const *want)
 {
     struct moat_policy *p = NULL;
     struct moat_diags d;
     struct lab *lab = NULL;
-    int err = plan_text(text, &p, &lab, &d);
+    int err = plan_text(text, flags, &p, &lab, &d);
     assert_int_equal(err, -EINVAL);
     assert_null(lab);
     for (; *want; want++) {
@@ -69,6 +77,11 @@ static void plan_fails(const char *text, const char *const *want)
     }
     diags_clear(&d);
     policy_free(p);
+}
+
+static void plan_fails(const char *text, const char *const *want)
+{
+    plan_fails_flags(text, 0, want);
 }
 
 static void assert_addr(const struct moat_addr *a, const char *want)
