@@ -51,11 +51,13 @@ struct lab_args {
 static int parse_args(const struct cli_command *self, int argc, char **argv, const char *allowed,
                       struct lab_args *a)
 {
-    static const struct option longopts[] = {
-        {"name", required_argument, NULL, 'N'}, {"inventory", required_argument, NULL, 'i'},
-        {"node", required_argument, NULL, 'n'}, {"output", required_argument, NULL, 'o'},
-        {"dual-stack", no_argument, NULL, 'D'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"name", required_argument, NULL, 'N'},
+                                             {"inventory", required_argument, NULL, 'i'},
+                                             {"node", required_argument, NULL, 'n'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"dual-stack", no_argument, NULL, 'D'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof(*a));
     a->name = LAB_DEFAULT_NAME;
     optind = 1;
@@ -391,8 +393,9 @@ int cmd_lab_up(int argc, char **argv)
     if (rc == MOAT_EXIT_OK)
         rc = need_root("lab up");
     if (rc == MOAT_EXIT_OK && lab_has_ipv6(lab) && !lab_kernel_has_ipv6()) {
-        fprintf(stderr, "moat: lab up: the lab has IPv6 addresses%s, but this kernel has IPv6 "
-                        "disabled (ipv6.disable=1?)\n",
+        fprintf(stderr,
+                "moat: lab up: the lab has IPv6 addresses%s, but this kernel has IPv6 "
+                "disabled (ipv6.disable=1?)\n",
                 a.dual_stack ? " (--dual-stack)" : "");
         rc = MOAT_EXIT_ERROR;
     }
@@ -712,8 +715,9 @@ static void status_underlay(const struct lab *lab)
     char cells[2 * 4][CELL_MAX];
     struct table t = {4, 2, cells};
     const char *subnets = lab_has_ipv6(lab) ? LAB_UL_TEXT "," LAB_UL6_TEXT : LAB_UL_TEXT;
-    const char *row[] = {"UNDERLAY", "BRIDGE",      "SUBNET", "PRESENT",
-                         u->netns,   LAB_UL_BRIDGE, subnets,  lab_netns_exists(u->netns) ? "yes" : "no"};
+    const char *row[] = {
+        "UNDERLAY", "BRIDGE",      "SUBNET", "PRESENT",
+        u->netns,   LAB_UL_BRIDGE, subnets,  lab_netns_exists(u->netns) ? "yes" : "no"};
     for (size_t c = 0; c < 8; c++)
         set_cell(&t, c / 4, c % 4, row[c]);
     table_print(&t);

@@ -257,8 +257,8 @@ static int node_underlay_up(const struct lab *lab, size_t i)
         err = IP("-n", n->netns, "link", "set", "dev", LAB_UL_IFNAME, "up");
     for (size_t j = 0; !err && j < lab->nnodes; j++)
         if (j != i)
-            err = route_add(n->netns, &lab->nodes[j].subnet, &lab->nodes[j].ul_addr,
-                            LAB_UL_IFNAME, &n->gateway);
+            err = route_add(n->netns, &lab->nodes[j].subnet, &lab->nodes[j].ul_addr, LAB_UL_IFNAME,
+                            &n->gateway);
     for (size_t j = 0; !err && v6 && j < lab->nnodes; j++)
         if (j != i && lab->nodes[j].subnet6.len)
             err = route_add(n->netns, &lab->nodes[j].subnet6, &lab->nodes[j].ul_addr6,
@@ -322,16 +322,15 @@ int lab_net_workload_up(struct lab *lab, size_t i, int (*saved)(const struct lab
             !prefix_contains(v4 ? &n->subnet : &n->subnet6, &w->addrs[a]))
             continue; /* the plan allows none such; a hand-edited state file might */
         has_v6 |= !v4;
-        err = addr_add(w->netns, &w->addrs[a], v4 ? LAB_PREFIX_LEN : LAB_PREFIX6_LEN,
-                       LAB_WL_IFNAME);
+        err =
+            addr_add(w->netns, &w->addrs[a], v4 ? LAB_PREFIX_LEN : LAB_PREFIX6_LEN, LAB_WL_IFNAME);
     }
     if (!err)
         err = IP("-n", w->netns, "link", "set", "dev", LAB_WL_IFNAME, "up");
     if (!err)
         err = IP("-n", w->netns, "route", "add", "default", "via", gw, "dev", LAB_WL_IFNAME);
     if (!err && has_v6)
-        err = IP("-n", w->netns, "-6", "route", "add", "default", "via", gw6, "dev",
-                 LAB_WL_IFNAME);
+        err = IP("-n", w->netns, "-6", "route", "add", "default", "via", gw6, "dev", LAB_WL_IFNAME);
     return err;
 }
 

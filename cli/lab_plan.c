@@ -268,11 +268,11 @@ struct plan {
     struct moat_policy *p;
     struct lab *lab;
     struct moat_diags *d;
-    size_t *wnode;       /* per policy workload: its lab node */
-    bool *gw_pending;    /* per lab node: gateway still to choose */
-    bool (*used)[HOSTS]; /* per lab node: host numbers taken in its /24 */
-    unsigned flags;      /* LAB_PLAN_* */
-    bool *gw6_pending;   /* per lab node: IPv6 gateway still to choose */
+    size_t *wnode;           /* per policy workload: its lab node */
+    bool *gw_pending;        /* per lab node: gateway still to choose */
+    bool (*used)[HOSTS];     /* per lab node: host numbers taken in its /24 */
+    unsigned flags;          /* LAB_PLAN_* */
+    bool *gw6_pending;       /* per lab node: IPv6 gateway still to choose */
     struct moat_addr *used6; /* IPv6 addresses taken (files, gateways, assigned), sorted */
     size_t nused6, cap_used6;
 };
@@ -463,8 +463,8 @@ static void plan_address_checks(struct plan *pl)
         for (size_t j = 0; j < p->nodes[i].naddrs; j++)
             if (address_problem(&p->nodes[i].addrs[j], why, sizeof(why))) {
                 addr_format(&p->nodes[i].addrs[j], text, sizeof(text));
-                node_err(pl, lab_node_index(pl->lab, p->nodes[i].name), "ips[%zu]: %s %s", j,
-                         text, why);
+                node_err(pl, lab_node_index(pl->lab, p->nodes[i].name), "ips[%zu]: %s %s", j, text,
+                         why);
             }
     for (size_t i = 0; i < p->nworkloads; i++)
         for (size_t j = 0; j < p->workloads[i].naddrs; j++)
@@ -646,7 +646,8 @@ static int plan_used6(struct plan *pl)
     return err;
 }
 
-/* /64s written in the files: a Node's first IPv6 address (its gateway), else its first workload's. */
+/* /64s written in the files: a Node's first IPv6 address (its gateway), else its first workload's.
+ */
 static void plan_explicit_subnets6(struct plan *pl)
 {
     struct moat_policy *p = pl->p;
@@ -753,14 +754,14 @@ static void check_addresses6(struct plan *pl, const struct moat_workload *w,
 {
     for (size_t j = 0; j < w->naddrs; j++) {
         const struct moat_addr *a = &w->addrs[j];
-        if (addr_is_v4(a) || not_unicast(a))
+        char text[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8], why[160];
+        if (addr_is_v4(a) || address_problem(a, why, sizeof(why)))
             continue; /* reported by plan_address_checks */
-        char text[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8];
         addr_format(a, text, sizeof(text));
         prefix_format(&ln->subnet6, sub, sizeof(sub));
         if (!prefix_contains(&ln->subnet6, a))
-            wl_err(pl, w, "ips[%zu]: %s is not in node \"%s\"'s IPv6 subnet %s", j, text,
-                   ln->name, sub);
+            wl_err(pl, w, "ips[%zu]: %s is not in node \"%s\"'s IPv6 subnet %s", j, text, ln->name,
+                   sub);
         else if (iid_of(a) == 0)
             wl_err(pl, w, "ips[%zu]: %s is the subnet-router anycast address of %s", j, text, sub);
         else if (addr_cmp(a, &ln->gateway6) == 0)

@@ -54,21 +54,21 @@
 
 struct moat_policy;
 
-#define LAB_NAME_MAX   16          /* lab names: 1..16 of [A-Za-z0-9_] */
-#define LAB_NETNS_MAX  60          /* namespace names are cut to this */
-#define LAB_IFNAME_MAX 15          /* IFNAMSIZ - 1 */
-#define LAB_BRIDGE     "mbr0"      /* the bridge in every node namespace */
-#define LAB_WL_IFNAME  "eth0"      /* the workload end of its veth */
-#define LAB_PREFIX_LEN 24          /* every node has one IPv4 /24 */
-#define LAB_FIRST_HOST 10          /* assigned workload addresses start at .10 */
-#define LAB_UL_NETNS   "underlay"  /* the underlay namespace is mlab-L-underlay */
-#define LAB_UL_BRIDGE  "ubr0"      /* the bridge in the underlay namespace */
-#define LAB_UL_IFNAME  "ul0"       /* a node's end of its underlay veth */
-#define LAB_UL_NET     0x64400000u /* 100.64.0.0/24: node k (1..254) is 100.64.0.k */
-#define LAB_UL_TEXT    "100.64.0.0/24"
-#define LAB_NODES_MAX  254 /* one underlay address each */
-#define LAB_PREFIX6_LEN 64 /* every node with IPv6 has one /64 */
-#define LAB_UL6_TEXT   "fd00:ffff::/64" /* node k is fd00:ffff::k */
+#define LAB_NAME_MAX      16          /* lab names: 1..16 of [A-Za-z0-9_] */
+#define LAB_NETNS_MAX     60          /* namespace names are cut to this */
+#define LAB_IFNAME_MAX    15          /* IFNAMSIZ - 1 */
+#define LAB_BRIDGE        "mbr0"      /* the bridge in every node namespace */
+#define LAB_WL_IFNAME     "eth0"      /* the workload end of its veth */
+#define LAB_PREFIX_LEN    24          /* every node has one IPv4 /24 */
+#define LAB_FIRST_HOST    10          /* assigned workload addresses start at .10 */
+#define LAB_UL_NETNS      "underlay"  /* the underlay namespace is mlab-L-underlay */
+#define LAB_UL_BRIDGE     "ubr0"      /* the bridge in the underlay namespace */
+#define LAB_UL_IFNAME     "ul0"       /* a node's end of its underlay veth */
+#define LAB_UL_NET        0x64400000u /* 100.64.0.0/24: node k (1..254) is 100.64.0.k */
+#define LAB_UL_TEXT       "100.64.0.0/24"
+#define LAB_NODES_MAX     254               /* one underlay address each */
+#define LAB_PREFIX6_LEN   64                /* every node with IPv6 has one /64 */
+#define LAB_UL6_TEXT      "fd00:ffff::/64"  /* node k is fd00:ffff::k */
 #define LAB_DEFAULT6_TEXT "fd00:0:0:K::/64" /* node K's /64 with --dual-stack */
 
 /* lab_plan flags */
@@ -78,9 +78,9 @@ struct lab_node {
     char *name;
     char *cluster; /* may be NULL */
     char *netns;
-    struct moat_addr gateway;  /* IPv4: on mbr0, the node's address (`host`) */
-    struct moat_prefix subnet; /* gateway's /24 */
-    struct moat_addr ul_addr;  /* on ul0 (100.64.0.k); unset when the lab has no underlay */
+    struct moat_addr gateway;   /* IPv4: on mbr0, the node's address (`host`) */
+    struct moat_prefix subnet;  /* gateway's /24 */
+    struct moat_addr ul_addr;   /* on ul0 (100.64.0.k); unset when the lab has no underlay */
     struct moat_addr gateway6;  /* IPv6 on mbr0, when subnet6 is set */
     struct moat_prefix subnet6; /* gateway6's /64; len 0: the node has no IPv6 */
     struct moat_addr ul_addr6;  /* on ul0 (fd00:ffff::k), when lab_has_ipv6 */

@@ -45,10 +45,10 @@ static json_t *node_json(const struct lab *lab, size_t i, bool with_created)
         prefix_format(&n->subnet6, sub6, sizeof(sub6));
     }
     /* `s*` leaves a NULL member out: a node without IPv6 has no address6/subnet6. */
-    json_t *j = json_pack("{s:s,s:s*,s:s,s:s,s:s,s:s,s:s*,s:s*}", "name", n->name, "cluster",
-                          n->cluster, "netns", n->netns, "bridge", LAB_BRIDGE, "address", gw,
-                          "subnet", sub, "address6", n->subnet6.len ? gw6 : NULL, "subnet6",
-                          n->subnet6.len ? sub6 : NULL);
+    json_t *j =
+        json_pack("{s:s,s:s*,s:s,s:s,s:s,s:s,s:s*,s:s*}", "name", n->name, "cluster", n->cluster,
+                  "netns", n->netns, "bridge", LAB_BRIDGE, "address", gw, "subnet", sub, "address6",
+                  n->subnet6.len ? gw6 : NULL, "subnet6", n->subnet6.len ? sub6 : NULL);
     if (j && lab->underlay.netns) {
         char ul[MOAT_ADDR_STRLEN], ul6[MOAT_ADDR_STRLEN], port[LAB_IFNAME_MAX + 1];
         addr_format(&n->ul_addr, ul, sizeof(ul));
@@ -56,8 +56,8 @@ static json_t *node_json(const struct lab *lab, size_t i, bool with_created)
         lab_ul_port(i, port, sizeof(port));
         if (json_object_set_new(j, "underlay",
                                 json_pack("{s:s,s:s,s:s*,s:s}", "interface", LAB_UL_IFNAME,
-                                          "address", ul, "address6",
-                                          lab_has_ipv6(lab) ? ul6 : NULL, "port", port)) < 0) {
+                                          "address", ul, "address6", lab_has_ipv6(lab) ? ul6 : NULL,
+                                          "port", port)) < 0) {
             json_decref(j);
             return NULL;
         }
@@ -72,9 +72,9 @@ static json_t *node_json(const struct lab *lab, size_t i, bool with_created)
 static json_t *underlay_json(const struct lab *lab, bool with_created)
 {
     const struct lab_underlay *u = &lab->underlay;
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s*}", "netns", u->netns, "bridge", LAB_UL_BRIDGE,
-                          "subnet", LAB_UL_TEXT, "subnet6",
-                          lab_has_ipv6(lab) ? LAB_UL6_TEXT : NULL);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s*}", "netns", u->netns, "bridge", LAB_UL_BRIDGE, "subnet",
+                  LAB_UL_TEXT, "subnet6", lab_has_ipv6(lab) ? LAB_UL6_TEXT : NULL);
     if (j && with_created && json_object_set_new(j, "created", json_boolean(u->created)) < 0) {
         json_decref(j);
         return NULL;
@@ -178,8 +178,7 @@ static int parse_node(const json_t *j, struct lab_node *n, char *why, size_t len
  * A node's "underlay" member: required when the lab has an underlay, with
  * an "address6" when the lab has IPv6 (`v6`).
  */
-static int parse_node_underlay(const json_t *j, struct lab_node *n, bool v6, char *why,
-                               size_t len)
+static int parse_node_underlay(const json_t *j, struct lab_node *n, bool v6, char *why, size_t len)
 {
     const json_t *u = json_object_get(j, "underlay");
     const char *a = json_string_value(json_object_get(u, "address"));
