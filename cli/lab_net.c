@@ -149,8 +149,12 @@ enum ns_role { NS_UNDERLAY, NS_NODE, NS_WORKLOAD };
  * nothing; reverse-path filtering is off everywhere, so what a workload sends
  * meets the datapath's checks, not the kernel's; workloads take router
  * advertisements (accept_ra=1, the kernel's default for a host) and nodes
- * and the underlay none; IPv6 is on, with EUI-64 link-local addresses.
- * Without IPv6 in the kernel, only the IPv4 settings are written.
+ * and the underlay none; IPv6 is on, with EUI-64 link-local addresses, and
+ * without duplicate address detection: the lab's addresses are unique by
+ * construction and its MACs random, and DAD would leave every new address,
+ * link-local ones included, unusable (`tentative`) for a second or two after
+ * `lab up` returns. Without IPv6 in the kernel, only the IPv4 settings are
+ * written.
  */
 static int netns_configure(const char *netns, enum ns_role role)
 {
@@ -166,6 +170,8 @@ static int netns_configure(const char *netns, enum ns_role role)
         {"net/ipv6/conf/default/forwarding", fwd},
         {"net/ipv6/conf/default/accept_ra", ra},
         {"net/ipv6/conf/default/addr_gen_mode", "0\n"},
+        {"net/ipv6/conf/all/accept_dad", "0\n"},
+        {"net/ipv6/conf/default/accept_dad", "0\n"},
     };
     size_t n = sizeof(kv) / sizeof(kv[0]);
     return netns_sysctls(netns, kv, lab_kernel_has_ipv6() ? n : 3);

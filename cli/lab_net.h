@@ -15,8 +15,9 @@
  * host's settings: nodes forward IPv4 and IPv6, the underlay and workloads
  * do not; rp_filter is off; workloads accept router advertisements, nodes
  * and the underlay do not; workloads' eth0 has an EUI-64 link-local address.
- * IPv6 addresses are added without duplicate address detection (`nodad`):
- * they work as soon as `lab up` returns.
+ * No IPv6 address goes through duplicate address detection (accept_dad=0,
+ * and `nodad` on the addresses the lab adds): every one, link-local ones
+ * included, works as soon as `lab up` returns.
  *
  * Failures are printed to stderr as `moat: lab: COMMAND: what failed` (this
  * is CLI code) and returned as -errno / -EIO.

@@ -190,12 +190,14 @@ check state_file test -s "/run/moat/lab/$LAB.state"
 # ---- traffic over IPv4 and IPv6 ----
 check serve_node1 serve api srv1.log --tcp 8080 --tcp 8081 --udp 5353
 check serve_node2 serve queue srv2.log --tcp 9000 --udp 9001
-# IPv6 works as soon as `up` returns: no address is still `tentative` (DAD
-# skipped), and the first connection, at once, is echoed.
+# IPv6 works as soon as `up` returns: no address, link-local ones included, is
+# still `tentative` (no DAD), and the first connections, at once, are echoed.
 ipv6_at_once() {
     lab_exec web "$T" connect --tcp fd00:0:0:1::20 8080 || return 1
+    ll=$(ip -n "mlab-$LAB-node-1-api" -6 -o addr show dev eth0 scope link | awk '{print $4}')
+    lab_exec web "$T" connect --tcp "${ll%/64}%eth0" 8080 || return 1
     for ns in $(netns_of_lab "$LAB"); do
-        t=$(ip -n "$ns" -6 addr show scope global tentative)
+        t=$(ip -n "$ns" -6 addr show tentative)
         [ -z "$t" ] || { echo "$ns: $t"; return 1; }
     done
 }
@@ -531,8 +533,9 @@ workload_settings() {
         ns=mlab-$LAB-$w
         v=$(sysctls "$ns" ipv4/ip_forward ipv4/conf/eth0/forwarding ipv6/conf/all/forwarding \
             ipv6/conf/eth0/forwarding ipv6/conf/eth0/accept_ra ipv6/conf/eth0/autoconf \
-            ipv6/conf/eth0/addr_gen_mode ipv4/conf/all/rp_filter ipv4/conf/eth0/rp_filter)
-        [ "$v" = "0 0 0 0 1 1 0 0 0 " ] || { echo "$w: $v"; return 1; }
+            ipv6/conf/eth0/addr_gen_mode ipv4/conf/all/rp_filter ipv4/conf/eth0/rp_filter \
+            ipv6/conf/eth0/accept_dad)
+        [ "$v" = "0 0 0 0 1 1 0 0 0 0 " ] || { echo "$w: $v"; return 1; }
         mac=$(ip -n "$ns" -o link show dev eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
         ll=$(ip -n "$ns" -6 -o addr show dev eth0 scope link | awk '{print $4}')
         [ "$ll" = "$(eui64 "$mac")/64" ] || { echo "$w: link-local $ll, MAC $mac"; return 1; }
