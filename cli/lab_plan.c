@@ -646,8 +646,7 @@ static int plan_used6(struct plan *pl)
     return err;
 }
 
-/* /64s written in the files: a Node's first IPv6 address (its gateway), else its first workload's.
- */
+/* /64s the files give: a Node's first IPv6 address (its gateway), else a workload's. */
 static void plan_explicit_subnets6(struct plan *pl)
 {
     struct moat_policy *p = pl->p;
