@@ -381,36 +381,67 @@ static bool host_ok(uint32_t v)
     return h != 0 && h != 255;
 }
 
-/* Subnets written in the files: a Node's first IPv4, else its first workload's. */
-static void plan_explicit_subnets(struct plan *pl)
+/* The first address of the family (IPv6 when `v6`), or NULL. */
+static const struct moat_addr *first_of(const struct moat_addr *a, size_t n, bool v6)
+{
+    return v6 ? first_v6(a, n) : first_v4(a, n);
+}
+
+/* A node's subnet: the /24 or /64 of `a`. */
+static struct moat_prefix node_subnet_of(const struct moat_addr *a)
+{
+    return addr_is_v4(a) ? subnet_of(v4_of(a)) : subnet6_of(a);
+}
+
+/*
+ * The subnets the files give, in one family: a Node's first address (its
+ * gateway), else that of the first address one of its workloads has (the
+ * gateway is then still to choose: gw_pending / gw6_pending).
+ */
+static void plan_explicit_subnets(struct plan *pl, bool v6)
 {
     struct moat_policy *p = pl->p;
     for (size_t i = 0; i < pl->lab->nnodes; i++) {
         struct lab_node *ln = &pl->lab->nodes[i];
+        struct moat_prefix *subnet = v6 ? &ln->subnet6 : &ln->subnet;
         uint32_t nd = policy_find_node(p, ln->name);
         const struct moat_addr *gw =
-            nd == MOAT_NONE ? NULL : first_v4(p->nodes[nd].addrs, p->nodes[nd].naddrs);
-        pl->gw_pending[i] = true;
+            nd == MOAT_NONE ? NULL : first_of(p->nodes[nd].addrs, p->nodes[nd].naddrs, v6);
+        (v6 ? pl->gw6_pending : pl->gw_pending)[i] = !gw;
         if (gw) {
             char text[MOAT_ADDR_STRLEN];
             addr_format(gw, text, sizeof(text));
-            if (!host_ok(v4_of(gw)))
-                node_err(pl, i,
-                         "ips: %s cannot be a gateway (network or broadcast address of "
-                         "its /24)",
-                         text);
-            ln->gateway = *gw;
-            ln->subnet = subnet_of(v4_of(gw));
-            pl->gw_pending[i] = false;
+            if (v6 ? iid_of(gw) == 0 : !host_ok(v4_of(gw)))
+                node_err(pl, i, "ips: %s cannot be a gateway (%s)", text,
+                         v6 ? "the subnet-router anycast address of its /64"
+                            : "network or broadcast address of its /24");
+            *(v6 ? &ln->gateway6 : &ln->gateway) = *gw;
+            *subnet = node_subnet_of(gw);
             continue;
         }
-        for (size_t j = 0; j < p->nworkloads; j++) {
+        for (size_t j = 0; j < p->nworkloads && !subnet->len; j++) {
             const struct moat_workload *w = &p->workloads[j];
-            const struct moat_addr *a = first_v4(w->addrs, w->naddrs);
-            if (pl->wnode[j] == i && a) {
-                ln->subnet = subnet_of(v4_of(a));
-                break;
-            }
+            const struct moat_addr *a = first_of(w->addrs, w->naddrs, v6);
+            if (pl->wnode[j] == i && a)
+                *subnet = node_subnet_of(a);
+        }
+    }
+}
+
+/* Each node needs a subnet of its own, in each family. */
+static void plan_shared_subnets(struct plan *pl, bool v6)
+{
+    for (size_t i = 0; i < pl->lab->nnodes; i++) {
+        const struct moat_prefix *si = v6 ? &pl->lab->nodes[i].subnet6 : &pl->lab->nodes[i].subnet;
+        for (size_t j = 0; j < i && si->len; j++) {
+            const struct moat_prefix *sj =
+                v6 ? &pl->lab->nodes[j].subnet6 : &pl->lab->nodes[j].subnet;
+            if (!prefix_covers(si, sj))
+                continue;
+            char text[MOAT_ADDR_STRLEN + 8];
+            prefix_format(si, text, sizeof(text));
+            node_err(pl, i, "ips: %ssubnet %s is also node \"%s\"'s; each node needs its own %s",
+                     v6 ? "IPv6 " : "", text, pl->lab->nodes[j].name, v6 ? "/64" : "/24");
         }
     }
 }
@@ -493,15 +524,7 @@ static void plan_default_subnets(struct plan *pl)
         if (!found)
             node_err(pl, i, "no free /24 left in 10.244.0.0/16 for this node");
     }
-    for (size_t i = 0; i < pl->lab->nnodes; i++)
-        for (size_t j = 0; j < i; j++)
-            if (pl->lab->nodes[i].subnet.len &&
-                prefix_covers(&pl->lab->nodes[i].subnet, &pl->lab->nodes[j].subnet)) {
-                char text[MOAT_ADDR_STRLEN + 8];
-                prefix_format(&pl->lab->nodes[i].subnet, text, sizeof(text));
-                node_err(pl, i, "ips: subnet %s is also node \"%s\"'s; each node needs its own /24",
-                         text, pl->lab->nodes[j].name);
-            }
+    plan_shared_subnets(pl, false);
 }
 
 /* Marks every address of the policy that lies in a node's /24, and the gateways. */
@@ -646,39 +669,6 @@ static int plan_used6(struct plan *pl)
     return err;
 }
 
-/* /64s the files give: a Node's first IPv6 address (its gateway), else a workload's. */
-static void plan_explicit_subnets6(struct plan *pl)
-{
-    struct moat_policy *p = pl->p;
-    for (size_t i = 0; i < pl->lab->nnodes; i++) {
-        struct lab_node *ln = &pl->lab->nodes[i];
-        uint32_t nd = policy_find_node(p, ln->name);
-        const struct moat_addr *gw =
-            nd == MOAT_NONE ? NULL : first_v6(p->nodes[nd].addrs, p->nodes[nd].naddrs);
-        if (gw) {
-            char text[MOAT_ADDR_STRLEN];
-            addr_format(gw, text, sizeof(text));
-            if (iid_of(gw) == 0)
-                node_err(pl, i,
-                         "ips: %s cannot be a gateway (the subnet-router anycast address of its "
-                         "/64)",
-                         text);
-            ln->gateway6 = *gw;
-            ln->subnet6 = subnet6_of(gw);
-            continue;
-        }
-        for (size_t j = 0; j < p->nworkloads; j++) {
-            const struct moat_workload *w = &p->workloads[j];
-            const struct moat_addr *a = first_v6(w->addrs, w->naddrs);
-            if (pl->wnode[j] == i && a) {
-                ln->subnet6 = subnet6_of(a);
-                pl->gw6_pending[i] = true;
-                break;
-            }
-        }
-    }
-}
-
 static bool subnet6_in_use(const struct plan *pl, const struct moat_prefix *net)
 {
     for (size_t i = 0; i < pl->lab->nnodes; i++)
@@ -700,24 +690,13 @@ static void plan_default_subnets6(struct plan *pl)
             continue;
         for (unsigned t = 0; t < GROUP_MAX && !ln->subnet6.len; t++) {
             struct moat_prefix net = default_subnet6((unsigned)((i + t) % GROUP_MAX) + 1);
-            if (!subnet6_in_use(pl, &net)) {
+            if (!subnet6_in_use(pl, &net))
                 ln->subnet6 = net;
-                pl->gw6_pending[i] = true;
-            }
         }
         if (!ln->subnet6.len)
             node_err(pl, i, "no free /64 left in fd00::/48 for this node");
     }
-    for (size_t i = 0; i < pl->lab->nnodes; i++)
-        for (size_t j = 0; j < i; j++)
-            if (pl->lab->nodes[i].subnet6.len &&
-                prefix_covers(&pl->lab->nodes[i].subnet6, &pl->lab->nodes[j].subnet6)) {
-                char text[MOAT_ADDR_STRLEN + 8];
-                prefix_format(&pl->lab->nodes[i].subnet6, text, sizeof(text));
-                node_err(pl, i,
-                         "ips: IPv6 subnet %s is also node \"%s\"'s; each node needs its own /64",
-                         text, pl->lab->nodes[j].name);
-            }
+    plan_shared_subnets(pl, true);
 }
 
 /* The first free address of `net` from host number `from` up (plain, or decimal groups). */
@@ -741,7 +720,8 @@ static int plan_gateways6(struct plan *pl)
     int err = 0;
     for (size_t i = 0; i < pl->lab->nnodes && !err; i++) {
         struct lab_node *ln = &pl->lab->nodes[i];
-        if (pl->gw6_pending[i] && !take_host6(pl, &ln->subnet6, 1, false, &ln->gateway6, &err))
+        if (pl->gw6_pending[i] && ln->subnet6.len &&
+            !take_host6(pl, &ln->subnet6, 1, false, &ln->gateway6, &err))
             node_err(pl, i, "no free IPv6 address left for the gateway");
     }
     return err;
@@ -983,14 +963,14 @@ static int plan_run(struct plan *pl)
     for (size_t i = 0; i < p->nworkloads; i++)
         pl->wnode[i] = lab_node_index(pl->lab, p->workloads[i].node);
     size_t before = diags_total(pl->d);
-    plan_explicit_subnets(pl);
+    plan_explicit_subnets(pl, false);
     plan_address_checks(pl);
     plan_default_subnets(pl);
     plan_used(pl);
     plan_gateways(pl);
     if ((err = plan_addresses(pl)) != 0 || (err = plan_used6(pl)) != 0)
         return err;
-    plan_explicit_subnets6(pl);
+    plan_explicit_subnets(pl, true);
     plan_default_subnets6(pl);
     if ((err = plan_gateways6(pl)) != 0 || (err = plan_addresses6(pl)) != 0 ||
         (err = plan_interfaces(pl)) != 0)
