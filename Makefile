@@ -120,7 +120,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/tests/fuzz/%,$(FUZZ_SRC))
 fuzz: $(FUZZ_BINS)
 	@sh tests/fuzz/run.sh build/fuzz
 
-build/rel/bench/%: build/rel/bench/%.o build/rel/bench/synth.o build/rel/libagent.a build/rel/libmoat.a
+build/rel/bench/%: build/rel/bench/%.o build/rel/bench/synth.o build/rel/tests/bpf/frame.o build/rel/libagent.a build/rel/libmoat.a
 	$(CC) -o $@ $^ $(LIBS) $(BPF_LIBS) -lcurl -lpthread -lm
 BENCH_BINS := $(patsubst bench/%.c,build/rel/bench/%,$(BENCH_MAINS))
 build/rel/bench/bench_datapath.o: $(SKEL)

@@ -703,6 +703,16 @@ static const char *const event_stat_names[MOAT_EVS_MAX] = {
     [MOAT_EVS_LOST] = "lost",
 };
 
+const char *agent_drop_name(uint32_t reason)
+{
+    return reason > MOAT_DROP_NONE && reason < MOAT_DROP_MAX ? drop_names[reason] : NULL;
+}
+
+const char *agent_event_stat_name(uint32_t which)
+{
+    return which < MOAT_EVS_MAX ? event_stat_names[which] : NULL;
+}
+
 /* The datapath's drop and event counters, {"drops": {...}, "events": {...}}; NULL if none. */
 static json_t *stats_json(struct moat_agent *a)
 {
@@ -710,10 +720,11 @@ static json_t *stats_json(struct moat_agent *a)
     if (!a->dp || !a->ops->stats || a->ops->stats(a->dp, &st) != 0)
         return NULL;
     json_t *drops = json_object(), *events = json_object();
-    for (int i = 1; drops && i < MOAT_DROP_MAX; i++)
-        json_object_set_new(drops, drop_names[i], json_integer((json_int_t)st.drops[i]));
-    for (int i = 0; events && i < MOAT_EVS_MAX; i++)
-        json_object_set_new(events, event_stat_names[i], json_integer((json_int_t)st.events[i]));
+    for (uint32_t i = 1; drops && i < MOAT_DROP_MAX; i++)
+        json_object_set_new(drops, agent_drop_name(i), json_integer((json_int_t)st.drops[i]));
+    for (uint32_t i = 0; events && i < MOAT_EVS_MAX; i++)
+        json_object_set_new(events, agent_event_stat_name(i),
+                            json_integer((json_int_t)st.events[i]));
     return json_pack("{s:o,s:o}", "drops", drops, "event_stats", events);
 }
 

@@ -69,6 +69,10 @@ struct moat_agent {
     double applied_at; /* wall-clock seconds the policy in force was applied */
 };
 
+/* Stable names of the datapath's drop reasons (MOAT_DROP_*, NULL for none) and event counts. */
+const char *agent_drop_name(uint32_t reason);
+const char *agent_event_stat_name(uint32_t which);
+
 /* Prints a log line: "moatd: LEVEL: message". */
 void agent_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

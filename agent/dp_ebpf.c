@@ -223,9 +223,8 @@ static void close_ebpf(struct datapath *dp, bool remove)
         detach_all(dp);
         /* One by one: bpf_object__unpin_maps stops at the first map that is not pinned. */
         struct bpf_map *m;
-        bpf_object__for_each_map(m, dp->skel->obj)
-            if (bpf_map__is_pinned(m))
-                bpf_map__unpin(m, NULL);
+        bpf_object__for_each_map(m, dp->skel->obj) if (bpf_map__is_pinned(m))
+            bpf_map__unpin(m, NULL);
         rmdir(dp->pin_dir);
         rmdir(PIN_BASE);
     }

@@ -407,6 +407,54 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
 
 /* ---------- moatd status ---------- */
 
+/* Sums a pinned per-CPU array of u64 counters into json {name: value}; NULL if not pinned. */
+static json_t *percpu_counts(const char *node, const char *map, uint32_t n,
+                             const char *(*name)(uint32_t))
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "/sys/fs/bpf/moat/%s/%s", node, map);
+    int fd = bpf_obj_get(path);
+    int ncpu = libbpf_num_possible_cpus();
+    uint64_t *per = fd >= 0 && ncpu > 0 ? calloc((size_t)ncpu, sizeof(*per)) : NULL;
+    json_t *out = per ? json_object() : NULL;
+    for (uint32_t i = 0; out && i < n; i++) {
+        if (!name(i) || bpf_map_lookup_elem(fd, &i, per) < 0)
+            continue;
+        uint64_t sum = 0;
+        for (int c = 0; c < ncpu; c++)
+            sum += per[c];
+        json_object_set_new(out, name(i), json_integer((json_int_t)sum));
+    }
+    free(per);
+    if (fd >= 0)
+        close(fd);
+    return out;
+}
+
+/* Drops and event counts read live from the pinned maps (the status file's may be 5 s old). */
+static void add_live_stats(json_t *st, const char *node)
+{
+    json_t *d = percpu_counts(node, "moat_drops", MOAT_DROP_MAX, agent_drop_name);
+    json_t *e = percpu_counts(node, "moat_evstats", MOAT_EVS_MAX, agent_event_stat_name);
+    if (d)
+        json_object_set_new(st, "drops", d);
+    if (e)
+        json_object_set_new(st, "event_stats", e);
+}
+
+static void print_nonzero(const char *title, const json_t *counts)
+{
+    const char *k;
+    json_t *v;
+    int shown = 0;
+    printf("%-11s", title);
+    json_object_foreach((json_t *)counts, k, v) if (json_integer_value(v))
+    {
+        printf("%s %s %lld", shown++ ? "," : "", k, json_integer_value(v));
+    }
+    printf("%s\n", shown ? "" : " none");
+}
+
 static int status_cmd(int argc, char **argv)
 {
     const char *node = NULL;
@@ -485,6 +533,7 @@ static int status_cmd(int argc, char **argv)
     if (fd >= 0)
         close(fd);
     json_object_set_new(st, "counters", counters);
+    add_live_stats(st, node);
     if (json) {
         char *s = json_dumps(st, JSON_INDENT(2));
         printf("%s\n", s ? s : "{}");
@@ -540,6 +589,8 @@ static int status_cmd(int argc, char **argv)
                json_integer_value(json_object_get(d, "flows")),
                json_integer_value(json_object_get(d, "packets")),
                json_integer_value(json_object_get(d, "bytes")));
+        print_nonzero("drops", json_object_get(st, "drops"));
+        print_nonzero("events", json_object_get(st, "event_stats"));
     }
     json_decref(st);
     return 0;

@@ -66,7 +66,8 @@ measure() { # MODE RULES
     echo "mode=$1 rules=$2 gbps=${g:-0} conns=${c:-0}"
 }
 
-# Moat policy: N-1 rules that do not match (sources without workloads), then the one that does.
+# Moat policy: N-1 rules that do not match (sources without workloads), then the one that does;
+# with N >= 10000 also 10,000 workloads of the cluster on another node (peers moatd compiles in).
 moat_policy() { # N
     {
         printf 'kind: Cluster\nname: bench\ndefense: on\n---\nkind: NetworkObject\nname: cli\nnamespace: bench\napp: cli\n'
@@ -79,6 +80,14 @@ moat_policy() { # N
             k=$((k + 1))
         done
         printf -- '---\nkind: DefenseRule\ncluster: bench\nname: bench\nsource: cli\ndestinations: [{object: srv, ports: "5201,7000"}]\nprotocol: tcp\naction: allow\npriority: 1000\n'
+        if [ "$1" -ge 10000 ]; then
+            k=0
+            while [ $k -lt 10000 ]; do
+                printf -- '---\nkind: Workload\ncluster: bench\nnode: far\nname: far%d\nnamespace: ns%d\nlabels: {app: a%d}\nips: [10.90.%d.%d]\n' \
+                    $k $((k % 50)) $((k % 20)) $((k / 250)) $((k % 250 + 1))
+                k=$((k + 1))
+            done
+        fi
     } >"$TMP/policy.yaml"
 }
 

@@ -94,7 +94,7 @@ struct hook {
     struct __sk_buff *skb;
     struct moat_work *w;
     struct moat_iface *ifc;
-    struct moat_snapshot s;
+    __u32 gen; /* the snapshot in force, read once per packet */
     __u64 now;
     bool to_wl; /* toward the workload (moat_to_workload) */
 };
@@ -182,7 +182,7 @@ static __always_inline void hook_judge(struct hook *h, bool pkt_is_orig, struct 
     __builtin_memcpy(j->peer_addr, h->to_wl ? p->saddr : p->daddr, 16);
     j->proto = p->proto;
     j->dport = pkt_is_orig ? p->dport : p->sport;
-    if (moat_judge(h->s.generation, j == &h->w->rj) < 0)
+    if (moat_judge(h->gen, j == &h->w->rj) < 0)
         j->unknown_subject = 1; /* no snapshot: fail closed */
 }
 
@@ -248,6 +248,12 @@ static __always_inline int enforce_flow(struct hook *h)
     if (v && tcp && tcp_opens(p->tcp_flags) &&
         (v->state == MOAT_CTS_CLOSING || !ct_from_orig(c, v)))
         v = NULL; /* a new connection on this tuple */
+    /* From the far side of a flow that was blocked before it was ever answered:
+     * nothing reached this side, so it is no reply but a flow of its own (the
+     * unicast answer to a broadcast, say, made the first entry). */
+    if (v && v->state == MOAT_CTS_NEW && !ct_from_orig(c, v) &&
+        (v->in_applied == MOAT_ABI_BLOCK || v->eg_applied == MOAT_ABI_BLOCK))
+        v = NULL;
     bool pkt_is_orig, judged_now = false, new_flow = !v;
     if (v) {
         pkt_is_orig = ct_from_orig(c, v);
@@ -271,7 +277,7 @@ static __always_inline int enforce_flow(struct hook *h)
     __u32 *rule = is_dst ? &v->in_rule : &v->eg_rule;
     __u32 reason = MOAT_DROP_POLICY;
     bool count_flow = false;
-    if (judged_now || *gen != h->s.generation || *applied == MOAT_CT_UNDECIDED) {
+    if (judged_now || *gen != h->gen || *applied == MOAT_CT_UNDECIDED) {
         __u8 before = *applied;
         __u32 old_rule = *rule;
         if (!judged_now)
@@ -280,7 +286,7 @@ static __always_inline int enforce_flow(struct hook *h)
             return drop(MOAT_DROP_NO_WORKLOAD);
         *applied = j->judged ? j->applied : MOAT_CT_NA;
         *rule = j->rule_id;
-        *gen = h->s.generation;
+        *gen = h->gen;
         count_flow =
             j->judged && (new_flow || before == MOAT_CT_UNDECIDED || old_rule != j->rule_id);
         if (j->record && before == MOAT_CT_UNDECIDED) {
@@ -315,7 +321,10 @@ static __always_inline int enforce_icmp_error(struct hook *h)
     if (!addr_eq(p->daddr, p->inner_saddr))
         return drop(MOAT_DROP_ICMP_ERROR);
     if (!addr_eq(p->saddr, p->inner_daddr)) {
-        struct moat_addr_val *from = identify(&h->s, p->saddr);
+        struct moat_snapshot s;
+        if (snapshot_of(h->gen, &s) < 0)
+            return drop(MOAT_DROP_NO_WORKLOAD);
+        struct moat_addr_val *from = identify(&s, p->saddr);
         if (!from || from->kind == MOAT_ABI_IDENT_WORKLOAD)
             return drop(MOAT_DROP_ICMP_ERROR);
     }
@@ -360,11 +369,15 @@ static __always_inline int handle(struct __sk_buff *skb, bool to_wl)
     }
     if (rc == MOAT_G_PASS)
         return TC_ACT_OK;
-    if (snapshot_get(&h.s) < 0)
+    h.gen = generation_now();
+    if (!h.gen)
         return drop(MOAT_DROP_NO_WORKLOAD);
     if (rc == 0) { /* a foreign source: the cluster's spoofing detection decides */
         __u32 cl = h.ifc->cluster;
-        struct moat_cluster_cfg *cfg = bpf_map_lookup_elem(h.s.clusters, &cl);
+        struct moat_snapshot s;
+        if (snapshot_of(h.gen, &s) < 0)
+            return drop(MOAT_DROP_NO_WORKLOAD);
+        struct moat_cluster_cfg *cfg = bpf_map_lookup_elem(s.clusters, &cl);
         __u8 f = cfg ? cfg->flags : 0;
         if (f & MOAT_ABI_CF_SPOOF_BLOCK) {
             emit_spoofing(&h, MOAT_DROP_SPOOFED, true);

@@ -4,7 +4,7 @@
 set -eu
 PKGS="gcc make pkg-config libc6-dev libyaml-dev libjansson-dev libcmocka-dev
       clang-format cppcheck python3 clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
-      iproute2 iperf3 iptables
+      iproute2 iperf3 iptables python3-scapy
       libmicrohttpd-dev libsqlite3-dev libssl-dev curl libcurl4-openssl-dev openssl wrk"
 missing=""
 for p in $PKGS; do

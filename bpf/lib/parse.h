@@ -1,6 +1,7 @@
 /*
- * parse: what the datapath judges a frame by, read with bpf_skb_load_bytes
- * (paged GRO skbs work too) into struct moat_pkt.
+ * parse: what the datapath judges a frame by, into struct moat_pkt: read from
+ * the frame's linear part directly, or with bpf_skb_load_bytes where it is
+ * paged (hdr_load).
  *
  *  - Ethernet: source and destination MAC, the group bit; ARP (sender MAC and
  *    address, operation); any other ethertype is reported as such.
@@ -99,7 +100,27 @@ struct moat_pkt {
     __u8 lla[6]; /* ND: the source/target link-layer address option; ARP: sender MAC */
     __u8 has_lla;
     __u8 arp_op;
+    /* not cleared per packet: where Ethernet and IP headers are loaded to (the stack is small) */
+    __u8 raw[ETH_HLEN + sizeof(struct ipv6hdr)];
 };
+
+/*
+ * Copies `len` bytes (a constant) at `off` of the frame: straight from the
+ * linear part when they are there (the common case: a few nanoseconds),
+ * else with bpf_skb_load_bytes (paged data). 0, or <0 when the frame is
+ * shorter than off + len.
+ */
+#define MOAT_DIRECT_MAX 4096 /* offsets the direct path takes (a bound for the verifier) */
+static __always_inline int hdr_load(struct __sk_buff *skb, __u32 off, void *dst, __u32 len)
+{
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    if (off < MOAT_DIRECT_MAX && data + off + len <= end) {
+        __builtin_memcpy(dst, data + off, len);
+        return 0;
+    }
+    return bpf_skb_load_bytes(skb, off, dst, len);
+}
 
 static __always_inline void v4_mapped(__u8 *dst, __u32 addr)
 {
@@ -124,7 +145,7 @@ static __always_inline int load_ports(struct __sk_buff *skb, __u32 off, __u8 pro
 {
     if (proto == IPPROTO_TCP) {
         __u8 h[14];
-        if (bpf_skb_load_bytes(skb, off, h, sizeof(h)) < 0)
+        if (hdr_load(skb, off, h, sizeof(h)) < 0)
             return -1;
         *sport = (__u16)h[0] << 8 | h[1];
         *dport = (__u16)h[2] << 8 | h[3];
@@ -134,7 +155,7 @@ static __always_inline int load_ports(struct __sk_buff *skb, __u32 off, __u8 pro
     }
     if (proto == IPPROTO_UDP) {
         __u8 h[4];
-        if (bpf_skb_load_bytes(skb, off, h, sizeof(h)) < 0)
+        if (hdr_load(skb, off, h, sizeof(h)) < 0)
             return -1;
         *sport = (__u16)h[0] << 8 | h[1];
         *dport = (__u16)h[2] << 8 | h[3];
@@ -170,7 +191,7 @@ static __noinline int walk_ext6(struct __sk_buff *skb, struct moat_ext6 *x)
             return -MOAT_DROP_EXTHDR_CHAIN;
         if (nh == MOAT_IPPROTO_HOPOPTS && i != 0)
             return -MOAT_DROP_TRUNCATED; /* only right after the IPv6 header (RFC 8200) */
-        if (bpf_skb_load_bytes(skb, x->off, h, sizeof(h)) < 0)
+        if (hdr_load(skb, x->off, h, sizeof(h)) < 0)
             return -MOAT_DROP_TRUNCATED;
         x->next = h[0];
         if (nh == MOAT_IPPROTO_FRAGMENT) {
@@ -196,7 +217,7 @@ static __noinline int walk_ext6(struct __sk_buff *skb, struct moat_ext6 *x)
 static __always_inline void parse_quoted4(struct __sk_buff *skb, __u32 off, struct moat_pkt *p)
 {
     struct iphdr in;
-    if (bpf_skb_load_bytes(skb, off, &in, sizeof(in)) < 0 || in.ihl < 5)
+    if (hdr_load(skb, off, &in, sizeof(in)) < 0 || in.ihl < 5)
         return;
     v4_mapped(p->inner_saddr, in.saddr);
     v4_mapped(p->inner_daddr, in.daddr);
@@ -209,7 +230,7 @@ static __always_inline void parse_quoted4(struct __sk_buff *skb, __u32 off, stru
 static __always_inline void parse_quoted6(struct __sk_buff *skb, __u32 off, struct moat_pkt *p)
 {
     struct ipv6hdr in;
-    if (bpf_skb_load_bytes(skb, off, &in, sizeof(in)) < 0)
+    if (hdr_load(skb, off, &in, sizeof(in)) < 0)
         return;
     __builtin_memcpy(p->inner_saddr, &in.saddr, 16);
     __builtin_memcpy(p->inner_daddr, &in.daddr, 16);
@@ -230,7 +251,7 @@ static __always_inline bool icmp4_is_error(__u8 type)
 static __always_inline int parse_icmp4(struct __sk_buff *skb, __u32 off, struct moat_pkt *p)
 {
     __u8 h[8];
-    if (bpf_skb_load_bytes(skb, off, h, sizeof(h)) < 0)
+    if (hdr_load(skb, off, h, sizeof(h)) < 0)
         return -MOAT_DROP_TRUNCATED;
     p->icmp_type = h[0];
     if (h[0] == MOAT_ICMP_ECHO || h[0] == MOAT_ICMP_ECHOREPLY) {
@@ -247,7 +268,7 @@ static __always_inline void parse_nd_opts(struct __sk_buff *skb, __u32 off, stru
 {
     for (int i = 0; i < MOAT_ND_OPTS; i++) {
         __u8 o[8];
-        if (bpf_skb_load_bytes(skb, off, o, sizeof(o)) < 0 || o[1] == 0)
+        if (hdr_load(skb, off, o, sizeof(o)) < 0 || o[1] == 0)
             return;
         if ((o[0] == MOAT_ND_OPT_SLLA || o[0] == MOAT_ND_OPT_TLLA) && o[1] == 1) {
             __builtin_memcpy(p->lla, o + 2, 6);
@@ -261,7 +282,7 @@ static __always_inline void parse_nd_opts(struct __sk_buff *skb, __u32 off, stru
 static __always_inline int parse_icmp6(struct __sk_buff *skb, __u32 off, struct moat_pkt *p)
 {
     __u8 h[8];
-    if (bpf_skb_load_bytes(skb, off, h, sizeof(h)) < 0)
+    if (hdr_load(skb, off, h, sizeof(h)) < 0)
         return -MOAT_DROP_TRUNCATED;
     __u8 t = h[0];
     p->icmp_type = t;
@@ -273,7 +294,7 @@ static __always_inline int parse_icmp6(struct __sk_buff *skb, __u32 off, struct 
     } else if ((t >= 130 && t <= MOAT_ND_REDIRECT) || t == 143) {
         p->kind = MOAT_PK_ND;
         if (t == MOAT_ND_NS || t == MOAT_ND_NA) {
-            if (bpf_skb_load_bytes(skb, off + 8, p->nd_target, 16) < 0)
+            if (hdr_load(skb, off + 8, p->nd_target, 16) < 0)
                 return -MOAT_DROP_TRUNCATED;
             parse_nd_opts(skb, off + 24, p);
         }
@@ -297,10 +318,11 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u32 room
     return 0;
 }
 
-static __always_inline int parse_ipv4(struct __sk_buff *skb, struct moat_pkt *p)
+static __always_inline int parse_ipv4(struct __sk_buff *skb, const struct iphdr *ipp,
+                                      struct moat_pkt *p)
 {
-    struct iphdr ip;
-    if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.ihl < 5 || ip.version != 4)
+    const struct iphdr ip = *ipp;
+    if (ip.ihl < 5 || ip.version != 4)
         return -MOAT_DROP_TRUNCATED;
     v4_mapped(p->saddr, ip.saddr);
     v4_mapped(p->daddr, ip.daddr);
@@ -320,15 +342,16 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct moat_pkt *p)
     return parse_l4(skb, ETH_HLEN + hlen, tot > hlen ? tot - hlen : 0, p);
 }
 
-static __always_inline int parse_ipv6(struct __sk_buff *skb, struct moat_pkt *p)
+static __always_inline int parse_ipv6(struct __sk_buff *skb, const struct ipv6hdr *ip6,
+                                      struct moat_pkt *p)
 {
-    struct ipv6hdr ip6;
-    if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0 || ip6.version != 6)
+    if (ip6->version != 6)
         return -MOAT_DROP_TRUNCATED;
     p->v6 = 1;
-    __builtin_memcpy(p->saddr, &ip6.saddr, 16);
-    __builtin_memcpy(p->daddr, &ip6.daddr, 16);
-    struct moat_ext6 x = {.off = ETH_HLEN + sizeof(ip6), .next = ip6.nexthdr};
+    __builtin_memcpy(p->saddr, &ip6->saddr, 16);
+    __builtin_memcpy(p->daddr, &ip6->daddr, 16);
+    __u16 payload_len = bpf_ntohs(ip6->payload_len);
+    struct moat_ext6 x = {.off = ETH_HLEN + sizeof(*ip6), .next = ip6->nexthdr};
     int err = walk_ext6(skb, &x);
     if (err < 0)
         return err;
@@ -339,7 +362,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct moat_pkt *p)
         p->kind = MOAT_PK_FRAG_LATER;
         return 0;
     }
-    __u32 end = ETH_HLEN + sizeof(ip6) + bpf_ntohs(ip6.payload_len);
+    __u32 end = ETH_HLEN + sizeof(*ip6) + payload_len;
     return parse_l4(skb, x.off, end > x.off ? end - x.off : 0, p);
 }
 
@@ -347,7 +370,7 @@ static __always_inline int parse_arp(struct __sk_buff *skb, struct moat_pkt *p)
 {
     __u8 a[28]; /* htype, ptype, hlen, plen, op, sha, spa, tha, tpa */
     p->kind = MOAT_PK_ARP;
-    if (bpf_skb_load_bytes(skb, ETH_HLEN, a, sizeof(a)) < 0)
+    if (hdr_load(skb, ETH_HLEN, a, sizeof(a)) < 0)
         return -MOAT_DROP_TRUNCATED;
     if (a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4)
         return -MOAT_DROP_ETHERTYPE; /* ARP for something other than IPv4 over Ethernet */
@@ -362,24 +385,44 @@ static __always_inline int parse_arp(struct __sk_buff *skb, struct moat_pkt *p)
     return 0;
 }
 
-/* Parses the frame; 0 (fields in *p) or -MOAT_DROP_* to drop it. */
+static __always_inline void set_macs(struct moat_pkt *p, const struct ethhdr *eth)
+{
+    __builtin_memcpy(p->smac, eth->h_source, 6);
+    __builtin_memcpy(p->dmac, eth->h_dest, 6);
+    p->l2_group = eth->h_dest[0] & 1;
+}
+
+/*
+ * Parses the frame; 0 (fields in *p) or -MOAT_DROP_* to drop it. IPv4 and
+ * IPv6 frames load their Ethernet and IP headers in one call (the kernel's
+ * skb->protocol says which to try; the frame's own ethertype decides).
+ */
 static __always_inline int parse_packet(struct __sk_buff *skb, struct moat_pkt *p)
 {
-    __builtin_memset(p, 0, sizeof(*p));
+    __builtin_memset(p, 0, __builtin_offsetof(struct moat_pkt, raw));
     p->len = skb->len;
     if (skb->vlan_present)
         return -MOAT_DROP_ETHERTYPE; /* a VLAN tag the device took off: not ours to pass */
-    struct ethhdr eth;
-    if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+    const struct ethhdr *eth = (const void *)p->raw;
+    if (skb->protocol == bpf_htons(ETH_P_IP)) {
+        if (hdr_load(skb, 0, p->raw, ETH_HLEN + sizeof(struct iphdr)) == 0 &&
+            eth->h_proto == bpf_htons(ETH_P_IP)) {
+            set_macs(p, eth);
+            return parse_ipv4(skb, (const void *)(p->raw + ETH_HLEN), p);
+        }
+    } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+        if (hdr_load(skb, 0, p->raw, ETH_HLEN + sizeof(struct ipv6hdr)) == 0 &&
+            eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+            set_macs(p, eth);
+            return parse_ipv6(skb, (const void *)(p->raw + ETH_HLEN), p);
+        }
+    }
+    if (hdr_load(skb, 0, p->raw, ETH_HLEN) < 0)
         return -MOAT_DROP_TRUNCATED;
-    __builtin_memcpy(p->smac, eth.h_source, 6);
-    __builtin_memcpy(p->dmac, eth.h_dest, 6);
-    p->l2_group = eth.h_dest[0] & 1;
-    if (eth.h_proto == bpf_htons(ETH_P_IP))
-        return parse_ipv4(skb, p);
-    if (eth.h_proto == bpf_htons(ETH_P_IPV6))
-        return parse_ipv6(skb, p);
-    if (eth.h_proto == bpf_htons(ETH_P_ARP))
+    set_macs(p, eth);
+    if (eth->h_proto == bpf_htons(ETH_P_IP) || eth->h_proto == bpf_htons(ETH_P_IPV6))
+        return -MOAT_DROP_TRUNCATED; /* too short for its IP header */
+    if (eth->h_proto == bpf_htons(ETH_P_ARP))
         return parse_arp(skb, p);
     p->kind = MOAT_PK_OTHER_L2;
     return 0;

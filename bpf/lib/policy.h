@@ -66,14 +66,16 @@ static __always_inline int snapshot_of(__u32 gen, struct moat_snapshot *s)
     return 0;
 }
 
-/* The snapshot in force: the generation is read once, so one packet sees one snapshot. */
-static __always_inline int snapshot_get(struct moat_snapshot *s)
+/*
+ * The generation in force (0: none). Read once per packet, and the maps of
+ * that generation's slot taken only when needed, so one packet is judged by
+ * one whole snapshot.
+ */
+static __always_inline __u32 generation_now(void)
 {
     __u32 zero = 0;
     struct moat_cfg *cfg = bpf_map_lookup_elem(&moat_cfg, &zero);
-    if (!cfg)
-        return -1;
-    return snapshot_of(*(volatile __u32 *)&cfg->generation, s);
+    return cfg ? *(volatile __u32 *)&cfg->generation : 0;
 }
 
 static __always_inline struct moat_addr_val *identify(struct moat_snapshot *s, const __u8 *addr)

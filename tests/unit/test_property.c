@@ -2,8 +2,11 @@
  * Property test: for random (policy, inventory, flow) triples, a lookup in the
  * compiled tables gives exactly the reference evaluator's verdict (applies,
  * defense off, default, configured and applied action, rule id), in both
- * directions. Then random incremental changes (workloads changed or added,
- * rules changed) must keep the tables in step with the evaluator.
+ * directions, over IPv4 and IPv6 (workloads and nodes are dual-stack, ipblocks
+ * of both families, with excepts, over the workload ranges too), and every
+ * workload is selected alike through its addresses of either family. Then
+ * random incremental changes (workloads changed or added, rules changed) must
+ * keep the tables in step with the evaluator.
  *
  * The seed is printed; MOAT_SEED=N reruns one case set, MOAT_POLICIES=N
  * changes how many policies are generated.
@@ -94,11 +97,17 @@ static void gen_selector(struct rng *r, struct sbuf *b, int nclusters)
 static void gen_ipblock(struct rng *r, struct sbuf *b)
 {
     /* Blocks over the workload range too: workloads must still win. */
-    static const char *const cidrs[] = {"10.99.0.0/16", "10.99.1.0/24", "10.1.0.0/24",
-                                        "10.0.0.0/8",   "0.0.0.0/0",    "10.99.1.128/25"};
+    static const char *const cidrs[] = {"10.99.0.0/16", "10.99.1.0/24",    "10.1.0.0/24",
+                                        "10.0.0.0/8",   "0.0.0.0/0",       "10.99.1.128/25",
+                                        "'fd99::/32'",  "'fd99:1::/48'",   "'fd00:1::/64'",
+                                        "'::/0'",       "'2001:db8::/32'", "'fd99:1:0:80::/57'"};
     const char *c = PICK(r, cidrs);
     if (!rnd(r, 3) && strcmp(c, "10.99.0.0/16") == 0)
         put(b, "cidrs:\n  - cidr: %s\n    except: [10.99.1.0/24]\n", c);
+    else if (!rnd(r, 3) && strcmp(c, "'fd99::/32'") == 0)
+        put(b, "cidrs:\n  - cidr: %s\n    except: ['fd99:0:1::/48']\n", c);
+    else if (!rnd(r, 4))
+        put(b, "cidrs: [%s, %s]\n", c, PICK(r, cidrs));
     else
         put(b, "cidrs: [%s]\n", c);
 }
@@ -179,12 +188,16 @@ static void gen_workloads(struct rng *r, struct sbuf *b, int nclusters)
     for (int i = 0; i < n; i++) {
         put(b, "---\nkind: Workload\ncluster: c%u\nnode: n%u\nname: w%d\nnamespace: %s\n",
             rnd(r, (uint32_t)nclusters), 1 + rnd(r, 2), i, PICK(r, namespaces));
-        put(b, "image: \"%s\"\nlabels: {app: %s, tier: %s, env: %s%s}\nips: [10.1.0.%d]\n",
-            PICK(r, images), PICK(r, apps), PICK(r, tiers), PICK(r, envs),
-            rnd(r, 5) ? "" : ", k8s-app: kube-dns", 10 + i);
+        int v6only = !rnd(r, 8);
+        put(b, "image: \"%s\"\nlabels: {app: %s, tier: %s, env: %s%s}\n", PICK(r, images),
+            PICK(r, apps), PICK(r, tiers), PICK(r, envs), rnd(r, 5) ? "" : ", k8s-app: kube-dns");
+        if (v6only)
+            put(b, "ips: ['fd00:1::%x']\n", 16 + i);
+        else
+            put(b, "ips: [10.1.0.%d, 'fd00:1::%x']\n", 10 + i, 16 + i);
     }
-    put(b, "---\nkind: Node\nname: n1\nips: [10.0.0.1]\n---\nkind: Node\nname: n2\nips: "
-           "[10.0.0.2]\n");
+    put(b, "---\nkind: Node\nname: n1\nips: [10.0.0.1, 'fd00::1']\n---\nkind: Node\nname: "
+           "n2\nips: [10.0.0.2, 'fd00::2']\n");
 }
 
 /* Records which objects were restricted to a cluster, by scanning the text. */
@@ -219,23 +232,36 @@ static char *gen_policy(struct rng *r)
 static struct moat_addr random_addr(struct rng *r, const struct moat_policy *p)
 {
     struct moat_addr a;
-    char buf[32];
-    switch (rnd(r, 6)) {
+    char buf[48];
+    switch (rnd(r, 11)) {
     case 0:
     case 1:
     case 2:
-        if (p->nworkloads && p->workloads[rnd(r, (uint32_t)p->nworkloads)].naddrs) {
-            return p->workloads[rnd(r, (uint32_t)p->nworkloads)].naddrs
-                       ? p->workloads[rnd(r, (uint32_t)p->nworkloads)].addrs[0]
-                       : p->workloads[0].addrs[0];
-        }
+    case 3: {
+        const struct moat_workload *w =
+            p->nworkloads ? &p->workloads[rnd(r, (uint32_t)p->nworkloads)] : NULL;
+        if (w && w->naddrs)
+            return w->addrs[rnd(r, (uint32_t)w->naddrs)];
         snprintf(buf, sizeof(buf), "10.1.0.%u", 10 + rnd(r, 12));
         break;
-    case 3:
+    }
+    case 4:
         snprintf(buf, sizeof(buf), "10.0.0.%u", 1 + rnd(r, 2));
         break;
-    case 4:
+    case 5:
+        snprintf(buf, sizeof(buf), "fd00::%u", 1 + rnd(r, 2));
+        break;
+    case 6:
         snprintf(buf, sizeof(buf), "10.99.%u.%u", rnd(r, 3), rnd(r, 256));
+        break;
+    case 7:
+        snprintf(buf, sizeof(buf), "fd99:%x:0:%x::%x", rnd(r, 3), rnd(r, 256), 1 + rnd(r, 999));
+        break;
+    case 8:
+        snprintf(buf, sizeof(buf), "fd00:1::%x", 10 + rnd(r, 20)); /* some no workload has */
+        break;
+    case 9:
+        snprintf(buf, sizeof(buf), "2001:db8:%x::%x", rnd(r, 65536), 1 + rnd(r, 999));
         break;
     default:
         snprintf(buf, sizeof(buf), "192.0.2.%u", rnd(r, 256));
@@ -337,6 +363,18 @@ static void test_tables_agree_with_reference(void **state)
         assert_int_equal(policy_compile(p, &o, &t), 0);
         for (int k = 0; k < 50; k++)
             check_flow(p, t, &o, &r, &cnt, text);
+        /* A workload is selected alike whatever the family of its address (the
+         * identities may differ by the ipblocks that cover one address only:
+         * other clusters see its addresses as outside addresses). */
+        for (size_t w = 0; w < p->nworkloads; w++)
+            for (size_t a = 1; a < p->workloads[w].naddrs; a++) {
+                uint32_t i0 = tables_identity_of(t, &p->workloads[w].addrs[0]);
+                uint32_t ia = tables_identity_of(t, &p->workloads[w].addrs[a]);
+                for (uint32_t ob = 0; ob < p->nobjects; ob++)
+                    if (p->objects[ob].kind != MOAT_OBJ_IPBLOCK)
+                        assert_int_equal(tables_identity_has(t, i0, ob),
+                                         tables_identity_has(t, ia, ob));
+            }
         tables_free(t);
         policy_free(p);
         free(text);
