@@ -42,6 +42,7 @@ struct lab_args {
     const char *name;
     const char *inventory;
     const char *node;
+    bool dual_stack;
     enum cli_format format;
     int first_arg; /* index of the first positional argument */
 };
@@ -50,10 +51,13 @@ struct lab_args {
 static int parse_args(const struct cli_command *self, int argc, char **argv, const char *allowed,
                       struct lab_args *a)
 {
-    static const struct option longopts[] = {
-        {"name", required_argument, NULL, 'N'}, {"inventory", required_argument, NULL, 'i'},
-        {"node", required_argument, NULL, 'n'}, {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"name", required_argument, NULL, 'N'},
+                                             {"inventory", required_argument, NULL, 'i'},
+                                             {"node", required_argument, NULL, 'n'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"dual-stack", no_argument, NULL, 'D'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof(*a));
     a->name = LAB_DEFAULT_NAME;
     optind = 1;
@@ -77,6 +81,9 @@ static int parse_args(const struct cli_command *self, int argc, char **argv, con
             break;
         case 'n':
             a->node = optarg;
+            break;
+        case 'D':
+            a->dual_stack = true;
             break;
         case 'o':
             if (cli_parse_format(optarg, &a->format) < 0)
@@ -326,15 +333,15 @@ static int lab_claim(const struct lab *lab)
     return MOAT_EXIT_OK;
 }
 
-static int up_plan(const char *file, const char *name, struct moat_policy **p, struct lab **lab,
-                   char **inventory)
+static int up_plan(const char *file, const struct lab_args *a, struct moat_policy **p,
+                   struct lab **lab, char **inventory)
 {
     int rc = cli_load_policy(&file, 1, p);
     if (rc != MOAT_EXIT_OK)
         return rc;
     struct moat_diags d;
     diags_init(&d);
-    int err = lab_plan(*p, name, lab, &d);
+    int err = lab_plan(*p, a->name, a->dual_stack ? LAB_PLAN_DUAL_STACK : 0, lab, &d);
     for (size_t i = 0; i < d.count; i++)
         fprintf(stderr, "%s\n", d.items[i].text);
     if (d.dropped)
@@ -372,7 +379,7 @@ int cmd_lab_up(int argc, char **argv)
 {
     const struct cli_command *self = cli_find("lab up");
     struct lab_args a;
-    int rc = parse_args(self, argc, argv, "Ni", &a);
+    int rc = parse_args(self, argc, argv, "NiD", &a);
     if (rc)
         return parsed(rc);
     if (a.first_arg >= argc)
@@ -382,9 +389,16 @@ int cmd_lab_up(int argc, char **argv)
     struct moat_policy *p = NULL;
     struct lab *lab = NULL;
     char *inventory = NULL;
-    rc = up_plan(argv[a.first_arg], a.name, &p, &lab, &inventory);
+    rc = up_plan(argv[a.first_arg], &a, &p, &lab, &inventory);
     if (rc == MOAT_EXIT_OK)
         rc = need_root("lab up");
+    if (rc == MOAT_EXIT_OK && lab_has_ipv6(lab) && !lab_kernel_has_ipv6()) {
+        fprintf(stderr,
+                "moat: lab up: the lab has IPv6 addresses%s, but this kernel has IPv6 "
+                "disabled (ipv6.disable=1?)\n",
+                a.dual_stack ? " (--dual-stack)" : "");
+        rc = MOAT_EXIT_ERROR;
+    }
     if (rc == MOAT_EXIT_OK)
         rc = lab_claim(lab);
     if (rc == MOAT_EXIT_OK) {
@@ -395,9 +409,9 @@ int cmd_lab_up(int argc, char **argv)
             lab_teardown(lab);
             rc = MOAT_EXIT_ERROR;
         } else {
-            fprintf(stderr, "moat: lab \"%s\" is up: %zu node%s, %zu workload%s\n", lab->name,
+            fprintf(stderr, "moat: lab \"%s\" is up: %zu node%s, %zu workload%s%s\n", lab->name,
                     lab->nnodes, lab->nnodes == 1 ? "" : "s", lab->nworkloads,
-                    lab->nworkloads == 1 ? "" : "s");
+                    lab->nworkloads == 1 ? "" : "s", lab_has_ipv6(lab) ? ", IPv4 and IPv6" : "");
         }
     }
     free(inventory);
@@ -700,9 +714,10 @@ static void status_underlay(const struct lab *lab)
     }
     char cells[2 * 4][CELL_MAX];
     struct table t = {4, 2, cells};
+    const char *subnets = lab_has_ipv6(lab) ? LAB_UL_TEXT "," LAB_UL6_TEXT : LAB_UL_TEXT;
     const char *row[] = {
-        "UNDERLAY", "BRIDGE",      "SUBNET",    "PRESENT",
-        u->netns,   LAB_UL_BRIDGE, LAB_UL_TEXT, lab_netns_exists(u->netns) ? "yes" : "no"};
+        "UNDERLAY", "BRIDGE",      "SUBNET", "PRESENT",
+        u->netns,   LAB_UL_BRIDGE, subnets,  lab_netns_exists(u->netns) ? "yes" : "no"};
     for (size_t c = 0; c < 8; c++)
         set_cell(&t, c / 4, c % 4, row[c]);
     table_print(&t);
@@ -724,12 +739,23 @@ static int status_table(const struct lab *lab)
         set_cell(&nodes, 0, c, nh[c]);
     for (size_t i = 0; i < lab->nnodes; i++) {
         const struct lab_node *n = &lab->nodes[i];
-        char gw[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8], ul[MOAT_ADDR_STRLEN + 16] = "-";
+        char gw[2 * MOAT_ADDR_STRLEN], sub[2 * MOAT_ADDR_STRLEN + 16],
+            ul[2 * MOAT_ADDR_STRLEN + 16] = "-";
         addr_format(&n->gateway, gw, sizeof(gw));
         prefix_format(&n->subnet, sub, sizeof(sub));
+        if (n->subnet6.len) { /* IPv4,IPv6 as in the workloads' ADDRESSES */
+            strcat(gw, ",");
+            addr_format(&n->gateway6, gw + strlen(gw), sizeof(gw) - strlen(gw));
+            strcat(sub, ",");
+            prefix_format(&n->subnet6, sub + strlen(sub), sizeof(sub) - strlen(sub));
+        }
         if (lab->underlay.netns) {
             char port[LAB_IFNAME_MAX + 1];
             addr_format(&n->ul_addr, ul, sizeof(ul));
+            if (lab_has_ipv6(lab)) {
+                strcat(ul, ",");
+                addr_format(&n->ul_addr6, ul + strlen(ul), sizeof(ul) - strlen(ul));
+            }
             lab_ul_port(i, port, sizeof(port));
             snprintf(ul + strlen(ul), sizeof(ul) - strlen(ul), " (%s)", port);
         }

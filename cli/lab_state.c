@@ -39,15 +39,25 @@ static json_t *node_json(const struct lab *lab, size_t i, bool with_created)
     char gw[MOAT_ADDR_STRLEN], sub[MOAT_ADDR_STRLEN + 8];
     addr_format(&n->gateway, gw, sizeof(gw));
     prefix_format(&n->subnet, sub, sizeof(sub));
-    json_t *j = json_pack("{s:s,s:s*,s:s,s:s,s:s,s:s}", "name", n->name, "cluster", n->cluster,
-                          "netns", n->netns, "bridge", LAB_BRIDGE, "address", gw, "subnet", sub);
+    char gw6[MOAT_ADDR_STRLEN] = "", sub6[MOAT_ADDR_STRLEN + 8] = "";
+    if (n->subnet6.len) {
+        addr_format(&n->gateway6, gw6, sizeof(gw6));
+        prefix_format(&n->subnet6, sub6, sizeof(sub6));
+    }
+    /* `s*` leaves a NULL member out: a node without IPv6 has no address6/subnet6. */
+    json_t *j =
+        json_pack("{s:s,s:s*,s:s,s:s,s:s,s:s,s:s*,s:s*}", "name", n->name, "cluster", n->cluster,
+                  "netns", n->netns, "bridge", LAB_BRIDGE, "address", gw, "subnet", sub, "address6",
+                  n->subnet6.len ? gw6 : NULL, "subnet6", n->subnet6.len ? sub6 : NULL);
     if (j && lab->underlay.netns) {
-        char ul[MOAT_ADDR_STRLEN], port[LAB_IFNAME_MAX + 1];
+        char ul[MOAT_ADDR_STRLEN], ul6[MOAT_ADDR_STRLEN], port[LAB_IFNAME_MAX + 1];
         addr_format(&n->ul_addr, ul, sizeof(ul));
+        addr_format(&n->ul_addr6, ul6, sizeof(ul6));
         lab_ul_port(i, port, sizeof(port));
         if (json_object_set_new(j, "underlay",
-                                json_pack("{s:s,s:s,s:s}", "interface", LAB_UL_IFNAME, "address",
-                                          ul, "port", port)) < 0) {
+                                json_pack("{s:s,s:s,s:s*,s:s}", "interface", LAB_UL_IFNAME,
+                                          "address", ul, "address6", lab_has_ipv6(lab) ? ul6 : NULL,
+                                          "port", port)) < 0) {
             json_decref(j);
             return NULL;
         }
@@ -59,10 +69,12 @@ static json_t *node_json(const struct lab *lab, size_t i, bool with_created)
     return j;
 }
 
-static json_t *underlay_json(const struct lab_underlay *u, bool with_created)
+static json_t *underlay_json(const struct lab *lab, bool with_created)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s}", "netns", u->netns, "bridge", LAB_UL_BRIDGE, "subnet",
-                          LAB_UL_TEXT);
+    const struct lab_underlay *u = &lab->underlay;
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s*}", "netns", u->netns, "bridge", LAB_UL_BRIDGE, "subnet",
+                  LAB_UL_TEXT, "subnet6", lab_has_ipv6(lab) ? LAB_UL6_TEXT : NULL);
     if (j && with_created && json_object_set_new(j, "created", json_boolean(u->created)) < 0) {
         json_decref(j);
         return NULL;
@@ -90,7 +102,7 @@ json_t *lab_to_json(const struct lab *lab, bool with_created)
         ok = json_array_append_new(nodes, node_json(lab, i, with_created)) == 0;
     for (size_t i = 0; ok && i < lab->nworkloads; i++)
         ok = json_array_append_new(wls, workload_json(lab, &lab->workloads[i], with_created)) == 0;
-    json_t *ul = ok && lab->underlay.netns ? underlay_json(&lab->underlay, with_created) : NULL;
+    json_t *ul = ok && lab->underlay.netns ? underlay_json(lab, with_created) : NULL;
     if (!ok || (lab->underlay.netns && !ul)) {
         json_decref(nodes);
         json_decref(wls);
@@ -147,16 +159,36 @@ static int parse_node(const json_t *j, struct lab_node *n, char *why, size_t len
         snprintf(why, len, "nodes: \"address\" or \"subnet\" is not an address");
         err = -EINVAL;
     }
+    /* IPv6: both or neither (state files from before the lab had IPv6 have neither). */
+    const json_t *gw6 = json_object_get(j, "address6"), *sub6 = json_object_get(j, "subnet6");
+    if (!err && (gw6 || sub6) &&
+        (!json_is_string(gw6) || addr_parse(json_string_value(gw6), &n->gateway6) < 0 ||
+         addr_is_v4(&n->gateway6) || !json_is_string(sub6) ||
+         prefix_parse(json_string_value(sub6), &n->subnet6, &bad) < 0 ||
+         prefix_is_v4(&n->subnet6) || n->subnet6.len == 0 ||
+         !prefix_contains(&n->subnet6, &n->gateway6))) {
+        snprintf(why, len,
+                 "nodes: \"address6\" and \"subnet6\" are not an IPv6 address and its subnet");
+        err = -EINVAL;
+    }
     return err;
 }
 
-/* A node's "underlay" member: required when the lab has an underlay. */
-static int parse_node_underlay(const json_t *j, struct lab_node *n, char *why, size_t len)
+/*
+ * A node's "underlay" member: required when the lab has an underlay, with
+ * an "address6" when the lab has IPv6 (`v6`).
+ */
+static int parse_node_underlay(const json_t *j, struct lab_node *n, bool v6, char *why, size_t len)
 {
     const json_t *u = json_object_get(j, "underlay");
     const char *a = json_string_value(json_object_get(u, "address"));
     if (!a || addr_parse(a, &n->ul_addr) < 0 || !addr_is_v4(&n->ul_addr)) {
         snprintf(why, len, "nodes: \"underlay\" has no IPv4 \"address\"");
+        return -EINVAL;
+    }
+    const char *a6 = json_string_value(json_object_get(u, "address6"));
+    if (v6 && (!a6 || addr_parse(a6, &n->ul_addr6) < 0 || addr_is_v4(&n->ul_addr6))) {
+        snprintf(why, len, "nodes: \"underlay\" has no IPv6 \"address6\" (the lab has IPv6)");
         return -EINVAL;
     }
     return 0;
@@ -241,9 +273,11 @@ int lab_from_json(const json_t *j, struct lab **out, char *why, size_t n)
     for (size_t i = 0; !err && i < json_array_size(nodes); i++) {
         lab->nnodes++;
         err = parse_node(json_array_get(nodes, i), &lab->nodes[i], why, n);
-        if (!err && lab->underlay.netns)
-            err = parse_node_underlay(json_array_get(nodes, i), &lab->nodes[i], why, n);
     }
+    /* Whether the lab has IPv6 is known once every node is read. */
+    for (size_t i = 0; !err && lab->underlay.netns && i < lab->nnodes; i++)
+        err = parse_node_underlay(json_array_get(nodes, i), &lab->nodes[i], lab_has_ipv6(lab), why,
+                                  n);
     for (size_t i = 0; !err && i < json_array_size(wls); i++) {
         lab->nworkloads++;
         err = parse_workload(json_array_get(wls, i), lab, &lab->workloads[i], why, n);

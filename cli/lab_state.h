@@ -24,14 +24,16 @@ void lab_state_path(const char *name, char *buf, size_t n);
 
 /*
  * The lab as a JSON object (caller decrefs; NULL on OOM):
- * {"lab", "underlay": {"netns", "bridge", "subnet", "created"},
+ * {"lab", "underlay": {"netns", "bridge", "subnet", "subnet6"?, "created"},
  * "nodes": [{"name", "cluster"?, "netns", "bridge", "address", "subnet",
- * "underlay": {"interface", "address", "port"}, "created"}],
- * "workloads": [{"cluster", "namespace", "name", "node", "netns",
- * "interface", "ips", "created"}]}. A lab without an underlay (a state file
- * from before labs had one) has neither "underlay" member; lab_from_json
- * takes such files too. Without `with_created` the "created" members are
- * left out.
+ * "address6"?, "subnet6"?, "underlay": {"interface", "address", "address6"?,
+ * "port"}, "created"}], "workloads": [{"cluster", "namespace", "name",
+ * "node", "netns", "interface", "ips", "created"}]}. The IPv6 members are
+ * there when the lab has IPv6 (the node's, when it has a /64). A lab
+ * without an underlay (a state file from before labs had one) has neither
+ * "underlay" member, and one from before the lab had IPv6 no IPv6 member;
+ * lab_from_json takes such files too. Without `with_created` the "created"
+ * members are left out.
  */
 json_t *lab_to_json(const struct lab *lab, bool with_created);
 /* The inverse; -EINVAL with a reason in `why` when the object is not one. */

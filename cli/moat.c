@@ -68,10 +68,13 @@ static const struct cli_command commands[] = {
      "                           folder beside the program, then /usr/share/moat\n"
      "Exit status: 0 certified, 3 not certified, 2 invalid usage or table, 1 I/O error.\n",
      cmd_compat_check},
-    {"lab up", "FILE [--inventory OUT] [--name LAB]",
+    {"lab up", "FILE [--dual-stack] [--inventory OUT] [--name LAB]",
      "Create a lab of nodes and workloads in network namespaces from an inventory file.",
      "  FILE                   lab file: Workload (and optional Node) documents (SPEC 10);\n"
-     "                         addresses are assigned where `ips` is missing\n"
+     "                         IPv4 addresses are assigned where `ips` has none; IPv6 is\n"
+     "                         configured for the IPv6 addresses the file gives\n"
+     "      --dual-stack       also give every node an IPv6 /64 and every workload\n"
+     "                         without one an IPv6 address (fd00:0:0:K::/64)\n"
      "      --inventory OUT    write the completed inventory to OUT (default: stdout)\n"
      "      --name LAB         lab name (default: moat); several labs may coexist\n"
      "Needs root. Nothing in a lab routes out of the machine.\n",

@@ -6,11 +6,16 @@
 # on the server, a workload added on one node identified on the other,
 # enforcement and spooling while the server is down (also across a moatd
 # restart), exactly-once delivery when it returns, and node/cluster states.
-# Usage (root, repo root): tests/lab/cluster.sh BUILD
-# Prints `ok NAME` per check and a closing `N passed, N failed`.
+# The lab is dual-stack; FAMILY (4, the default, or 6) is the address family
+# of the traffic (tests/lab/family.sh).
+# Usage (root, repo root): tests/lab/cluster.sh BUILD [FAMILY]
+# Prints `ok NAME` per check (NAME-v6 over IPv6) and a closing `N passed, N failed`.
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
+. tests/lab/family.sh
+family_check "${2:-4}"
+SFX=$([ "$FAM" = 6 ] && echo -v6)
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -26,8 +31,8 @@ SERVER=""
 MA=""
 MB=""
 
-ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+ok() { pass=$((pass + 1)); echo "ok $1$SFX"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1$SFX: $2"; }
 check() { # NAME GOT WANT
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
 }
@@ -122,12 +127,14 @@ namespace: shop
 labels: {app: api}
 ips: [10.81.2.11]
 YAML
-if ! "$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$TMP/full.yaml" >"$TMP/labup.out" 2>&1; then
+if ! "$M" lab up "$TMP/lab.yaml" --dual-stack --name "$LAB" --inventory "$TMP/full.yaml" >"$TMP/labup.out" 2>&1; then
     cat "$TMP/labup.out"
     echo "cluster: lab up failed"
     echo "0 passed, 1 failed"
     exit 1
 fi
+family_nets "$M" "$LAB"
+if out=$(family_inventory_ok "$TMP/full.yaml"); then ok lab-addresses-mapped; else bad lab-addresses-mapped "$out"; fi
 # Node A's inventory leaves late-a out until the test adds it.
 python3 - "$TMP/full.yaml" "$TMP/inv-a.yaml" "$TMP/inv-a-late.yaml" <<'PY'
 import sys
@@ -198,9 +205,10 @@ MA=$AGENT
 start_agent "$NB" "$TMP/full.yaml" "$TMP/moatd-b.log"
 MB=$AGENT
 
-# conn FROM DSTADDR PORT -> ok / blocked (the attempt timed out) / error: WHY
+# conn FROM DSTADDR PORT -> ok / blocked (the attempt timed out) / error: WHY;
+# DSTADDR is written as IPv4 and sent to in the run's family
 conn() {
-    if out=$("$M" lab exec --name "$LAB" "$1" -- "$T" connect --tcp "$2" "$3" --timeout-ms 400 2>&1); then
+    if out=$("$M" lab exec --name "$LAB" "$1" -- "$T" connect --tcp "$(fa "$2")" "$3" --timeout-ms 400 2>&1); then
         echo ok
     elif printf '%s' "$out" | grep -q "timed out"; then
         echo blocked

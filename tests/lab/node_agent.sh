@@ -6,11 +6,16 @@
 # only once complete, a node no document names, and `moat lab down` removing
 # what the agents left (and refusing while one runs). The agents run as the
 # lab docs show them: `moatd --node N --netns mlab-LAB-N`, from the host.
-# Usage (root, repo root): tests/lab/node_agent.sh BUILD
-# Prints `ok NAME` per check and a closing `N passed, N failed`.
+# The lab is dual-stack; FAMILY (4, the default, or 6) is the address family
+# of the traffic that shows enforcement (tests/lab/family.sh).
+# Usage (root, repo root): tests/lab/node_agent.sh BUILD [FAMILY]
+# Prints `ok NAME` per check (NAME-v6 over IPv6) and a closing `N passed, N failed`.
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
+. tests/lab/family.sh
+family_check "${2:-4}"
+SFX=$([ "$FAM" = 6 ] && echo -v6)
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -27,8 +32,8 @@ pass=0
 fail=0
 PIDS=""
 
-ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+ok() { pass=$((pass + 1)); echo "ok $1$SFX"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1$SFX: $2"; }
 check() { # NAME GOT WANT
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
 }
@@ -94,19 +99,22 @@ labels: {app: web}
 ips: [10.78.0.21]
 interface: lxc1
 YAML
-if ! "$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$INV" >"$TMP/labup.out" 2>&1; then
+if ! "$M" lab up "$TMP/lab.yaml" --dual-stack --name "$LAB" --inventory "$INV" >"$TMP/labup.out" 2>&1; then
     cat "$TMP/labup.out"
     echo "node_agent: lab up failed"
     echo "0 passed, 1 failed"
     exit 1
 fi
+family_nets "$M" "$LAB"
+if out=$(family_inventory_ok "$INV"); then ok lab-addresses-mapped; else bad lab-addresses-mapped "$out"; fi
+S1=$(fa 10.78.0.20)
 
 "$M" lab exec --name "$LAB" s1 -- "$T" serve --tcp 80 --tcp 81 >"$TMP/srv.out" 2>&1 &
 PIDS="$PIDS $!"
 wait_for 5 grep -q ready "$TMP/srv.out" || echo "node_agent: server did not start: $(cat "$TMP/srv.out")"
 
 conn() { # PORT -> ok / blocked
-    if "$M" lab exec --name "$LAB" c1 -- "$T" connect --tcp 10.78.0.20 "$1" --timeout-ms 400 >/dev/null 2>&1; then
+    if "$M" lab exec --name "$LAB" c1 -- "$T" connect --tcp "$S1" "$1" --timeout-ms 400 >/dev/null 2>&1; then
         echo ok
     else
         echo blocked

@@ -2,16 +2,25 @@
 # The lab suites (root): the lab itself (test_lab.sh) and enforcement with
 # moatd on real traffic (enforce.sh), cluster mode with moat-server and two
 # nodes (cluster.sh) and without traffic (agent.sh), and one agent per node with
-# its status, removal and file watching (node_agent.sh). Prints each suite's lines and a closing
-# `N passed, N failed` over all of them. Usage: tests/lab/run.sh BUILD_DIR
+# its status, removal and file watching (node_agent.sh), and attacks on the
+# datapath from inside workloads (attacks.sh, IPv4 and IPv6). The suites that send
+# traffic through the datapath run twice, over IPv4 and over IPv6 (FAMILY 4
+# and 6; their labs are dual-stack). Prints each run's lines under a header,
+# and a closing `N passed, N failed` over all of them.
+# Usage: tests/lab/run.sh BUILD_DIR
 set -u
 B=${1:?build dir}
 P=0
 F=0
-for s in tests/lab/test_lab.sh tests/lab/enforce.sh tests/lab/agent.sh tests/lab/cluster.sh tests/lab/node_agent.sh tests/lab/attacks.sh; do
-    out=$(sh "$s" "$B" 2>&1)
+for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
+    "node_agent.sh 4" "node_agent.sh 6" "attacks.sh"; do
+    set -- $s
+    echo "== tests/lab/$s"
+    t0=$(date +%s)
+    out=$(sh "tests/lab/$1" "$B" ${2:-} 2>&1)
     rc=$?
     printf '%s\n' "$out"
+    echo "   ($(($(date +%s) - t0)) s)"
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
     p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
     f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
