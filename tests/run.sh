@@ -46,7 +46,8 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
     done
     rmdir /sys/fs/bpf/moat 2>/dev/null
 fi
-for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh; do
+for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh \
+    tests/containers/run.sh; do
     name=$(basename "$(dirname "$suite")")
     if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ]; then
         [ -f "$suite" ] || continue
