@@ -149,12 +149,16 @@ static int hold_hook(int ifindex, enum bpf_tc_attach_point point, int prog_fd)
     return bpf_tc_attach(&hook, &again);
 }
 
-static bool link_up(const char *name)
+/*
+ * Whether the link has a carrier: a veth has one only when both ends are up,
+ * so without it no packet of the other end (the container's) has crossed.
+ */
+static bool link_carries(const char *name)
 {
     struct ifreq ifr = {0};
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    bool up = fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
+    bool up = fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_RUNNING);
     if (fd >= 0)
         close(fd);
     return up;
@@ -164,7 +168,7 @@ static void try_hold(struct hold *h, const struct link_msg *m)
 {
     if (find(h, m->index))
         return;
-    bool up = link_up(m->name); /* up before the hold: a packet might have crossed */
+    bool up = link_carries(m->name); /* a packet might have crossed before the hold */
     int err = hold_hook(m->index, BPF_TC_EGRESS,
                         bpf_program__fd(h->skel->progs.moat_hold_to_workload));
     if (!err)
@@ -189,7 +193,7 @@ static void try_hold(struct hold *h, const struct link_msg *m)
     else
         h->while_down++;
     agent_log("info", "interface '%s': held (fail-closed) until its workload is known%s", m->name,
-              up ? " (it was already up)" : " (before it was up)");
+              up ? " (it had a carrier already)" : " (before it had a carrier)");
 }
 
 static void on_msg(struct hold *h, struct nlmsghdr *nh)

@@ -3,9 +3,11 @@
  * links in the namespace it enforces in; a new veth whose name matches one of
  * the hold patterns (a container's host-side end: `veth*`, `cali*`, `lxc*`)
  * or that is enslaved to a matching bridge gets bpf/moat_hold.bpf.c's
- * fail-closed programs on both tc hooks at once, usually while it is still
- * down (a veth is moved into the host namespace down, before the engine or
- * the CNI plugin brings it up and starts the container). When the workload is
+ * fail-closed programs on both tc hooks at once, while it has no carrier yet
+ * (a veth carries packets only once both ends are up: the engine or the CNI
+ * plugin moves one end into the container and brings it up after creating
+ * the pair, and starts the container after that). Each hold records whether
+ * the link had a carrier already (held_while_up: a packet may have crossed). When the workload is
  * identified, the datapath's attach replaces the filter (same handle and
  * priority, one tc operation): there is no moment with no program.
  *

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
+#include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <sched.h>
@@ -22,6 +23,7 @@
 
 struct link_info {
     int index, link; /* link: IFLA_LINK (a veth's peer index), 0 none */
+    int link_nsid;   /* IFLA_LINK_NETNSID: the peer's namespace id here; -1 none */
     bool veth, bridge;
     char name[IF_NAMESIZE];
 };
@@ -66,6 +68,7 @@ static void parse_link(struct nlmsghdr *h, struct link_info *li)
 {
     struct ifinfomsg *ifi = NLMSG_DATA(h);
     memset(li, 0, sizeof(*li));
+    li->link_nsid = -1;
     li->index = ifi->ifi_index;
     int len = (int)IFLA_PAYLOAD(h);
     for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
@@ -73,6 +76,8 @@ static void parse_link(struct nlmsghdr *h, struct link_info *li)
             snprintf(li->name, sizeof(li->name), "%s", (const char *)RTA_DATA(a));
         else if (a->rta_type == IFLA_LINK && RTA_PAYLOAD(a) >= 4)
             li->link = *(int *)RTA_DATA(a);
+        else if (a->rta_type == IFLA_LINK_NETNSID && RTA_PAYLOAD(a) >= 4)
+            li->link_nsid = *(int *)RTA_DATA(a);
         else if (a->rta_type == IFLA_LINKINFO)
             parse_linkinfo(a, li);
     }
@@ -177,18 +182,58 @@ static int get_link(int fd, const char *name, int index, struct link_info *out)
     return err;
 }
 
-/* The home-side check: `peer` is a veth there whose own peer is index `inner`. */
-static int peer_in_home(int home_fd, int peer, int inner, char out[IF_NAMESIZE])
+static int on_nsid(struct nlmsghdr *h, void *ctx)
+{
+    int *nsid = ctx;
+    if (h->nlmsg_type != RTM_NEWNSID)
+        return 0;
+    struct rtgenmsg *g = NLMSG_DATA(h);
+    int len = (int)(h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(*g))));
+    for (struct rtattr *a = (struct rtattr *)((char *)g + NLMSG_ALIGN(sizeof(*g))); RTA_OK(a, len);
+         a = RTA_NEXT(a, len))
+        if (a->rta_type == NETNSA_NSID && RTA_PAYLOAD(a) >= 4)
+            *nsid = *(int *)RTA_DATA(a);
+    return 0;
+}
+
+/* The id namespace `nsfd` has in the namespace of socket fd (-1: none assigned). */
+static int nsid_of(int fd, int nsfd)
+{
+    struct {
+        struct nlmsghdr h;
+        struct rtgenmsg g;
+        char pad[3];
+        struct rtattr a;
+        uint32_t fd;
+    } req = {0};
+    req.h.nlmsg_len = sizeof(req);
+    req.h.nlmsg_type = RTM_GETNSID;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    req.g.rtgen_family = AF_UNSPEC;
+    req.a.rta_type = NETNSA_FD;
+    req.a.rta_len = RTA_LENGTH(sizeof(uint32_t));
+    req.fd = (uint32_t)nsfd;
+    int nsid = -1;
+    return rtnl_talk(fd, &req.h, on_nsid, &nsid) == 0 ? nsid : -1;
+}
+
+/*
+ * The home-side check: `peer` is a veth there whose own peer is index `inner`
+ * and, when the kernel says in which namespace that peer lives, namespace
+ * `nsfd` (indexes are per namespace: two namespaces can both have an index 5).
+ */
+static int peer_in_home(int home_fd, int peer, int inner, int nsfd, char out[IF_NAMESIZE])
 {
     int fd = rtnl_open_in(home_fd);
     if (fd < 0)
         return fd;
     struct link_info li;
     int err = get_link(fd, NULL, peer, &li);
+    int nsid = !err && li.link_nsid >= 0 && nsfd >= 0 ? nsid_of(fd, nsfd) : -1;
     close(fd);
     if (err)
         return err == -ENOENT ? -ENODEV : err;
-    if (!li.veth || li.link != inner)
+    if (!li.veth || li.link != inner || (li.link_nsid >= 0 && nsid >= 0 && nsid != li.link_nsid))
         return -ENODEV;
     snprintf(out, IF_NAMESIZE, "%s", li.name);
     return 0;
@@ -206,7 +251,7 @@ int netns_peer_name(int nsfd, const char *ifname, int home_fd, char out[IF_NAMES
         return err;
     if (!li.veth || !li.link)
         return -ENODEV;
-    return peer_in_home(home_fd, li.link, li.index, out);
+    return peer_in_home(home_fd, li.link, li.index, nsfd, out);
 }
 
 /* ---------- by address ---------- */
@@ -317,7 +362,7 @@ static int try_ns(int nsfd, int home_fd, struct addr_query *aq, char out[IF_NAME
         return err;
     if (!li.veth || !li.link)
         return -ENODEV;
-    return peer_in_home(home_fd, li.link, li.index, out);
+    return peer_in_home(home_fd, li.link, li.index, nsfd, out);
 }
 
 /* Namespaces already tried in this scan (by inode), so each is entered once. */
