@@ -199,10 +199,12 @@ static const struct cli_command commands[] = {
      cmd_node_get},
     {"workload list",
      "[--cluster C] [--node N] [--namespace NS] [--name N] [--limit N] [--offset N]",
-     "List the workloads agents reported.",
+     "List the workloads agents reported, and where each came from.",
      "      --cluster, --node, --namespace, --name   filters (exact values)\n"
-     "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
-         API_EXIT,
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n"
+     "SOURCE says where the node's agent found the workload: RUNTIME:ID for a\n"
+     "container (podman:ID, docker:ID) or a pod (kubernetes:UID), file:PATH for\n"
+     "an inventory file.\n" SERVER_OPTS API_EXIT,
      cmd_workload_list},
     {"alert list",
      "[--cluster C] [--node N] [--since T] [--until T] [--kind K] [--action A] [--status S] "

@@ -369,6 +369,7 @@ AGENT=$!
 i=0
 while [ "$(status names)" != "$names" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 check agent-back-engine-away-same-workloads "$(status names)" "$names"
+[ "$(status names)" != "$names" ] && "$D" status --node "$NODE" -o json 2>&1 | head -20
 check agent-back-engine-away-block "$(probe cli$ID "$DB2")" ""
 check agent-back-engine-away-allow "$(probe cli$ID "$WEB")" "HTTP/1.1"
 

@@ -15,6 +15,7 @@ B=${1:?build dir}
 B=$(cd "$B" && pwd)
 D="$B/moatd"
 M="$B/moat"
+S="$B/moat-server"
 T="$B/moat-traffic"
 ID=$$
 LAB="k$ID"
@@ -26,6 +27,7 @@ pass=0
 fail=0
 API=""
 AGENT=""
+SERVER=""
 PIDS=""
 
 ok() { pass=$((pass + 1)); echo "ok $1"; }
@@ -38,7 +40,8 @@ cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null; done
     [ -n "$AGENT" ] && kill "$AGENT" 2>/dev/null
     [ -n "$API" ] && kill "$API" 2>/dev/null
-    for p in $PIDS $AGENT $API; do wait "$p" 2>/dev/null; done
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
+    for p in $PIDS $AGENT $API $SERVER; do wait "$p" 2>/dev/null; done
     "$D" remove --node "$NODE" --netns "mlab-$LAB-$NODE" >/dev/null 2>&1
     "$M" lab down --name "$LAB" >/dev/null 2>&1
     rm -rf "$TMP"
@@ -195,6 +198,50 @@ check ns-relabelled "$(field web-7d9f-abcde namespace_labels)" "kubernetes.io/me
 check ns-relabel-unblocks "$(conn cli 10.78.0.10)" ok
 check still-held "$(conn cli 10.78.0.14)" blocked
 check no-unexpected "$(grep -c UNEXPECTED "$TMP/requests.log")" 0
+
+# ---- cluster mode: the same source, the policy from moat-server, the pods reported
+kill "$AGENT"
+wait "$AGENT" 2>/dev/null
+AGENT=""
+"$S" token create --data "$TMP/data" --role admin >"$TMP/admin"
+"$S" --listen 127.0.0.1:0 --data "$TMP/data" --heartbeat-interval 1 >"$TMP/server.log" 2>&1 &
+SERVER=$!
+i=0
+while ! grep -q "listening on" "$TMP/server.log" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+export MOAT_SERVER="http://$(sed -n 's/.*listening on //p' "$TMP/server.log" | head -1)"
+export MOAT_TOKEN="$(cat "$TMP/admin")"
+"$M" apply -f "$TMP/policy.yaml" >"$TMP/apply.out" 2>&1 || bad apply "$(cat "$TMP/apply.out")"
+JOIN=$("$M" cluster join-token "kc$ID" -o json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["join_token"])')
+"$D" --server "$MOAT_SERVER" --cluster "kc$ID" --join-token "$JOIN" --node "$NODE" \
+    --state-dir "$TMP/state" --runtime kubernetes --kubeconfig "$TMP/kubeconfig" \
+    --netns "mlab-$LAB-$NODE" >"$TMP/moatd-cluster.log" 2>&1 &
+AGENT=$!
+listed() {
+    "$M" workload list --cluster "kc$ID" -o json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    items = []
+items = items.get("items", items) if isinstance(items, dict) else items
+print(" ".join(sorted("%s/%s=%s" % (w["namespace"], w["name"], w.get("source", "").split(":")[0])
+                      for w in items)))'
+}
+want="shop/db-0=kubernetes shop/web-7d9f-abcde=kubernetes tools/cli-5c4b-fghij=kubernetes"
+wait_until listed "$want"
+check cluster-reported "$(listed)" "$want"
+check cluster-source-column "$("$M" workload list --cluster "kc$ID" | head -1 | grep -c SOURCE)" 1
+check cluster-source-id "$("$M" workload list --cluster "kc$ID" | grep -c 'kubernetes:0d1f6a52-1111-4c1e-9a6e-000000000001')" 1
+nsl=$("$M" workload list --cluster "kc$ID" --name web-7d9f-abcde -o json | /usr/bin/python3 -c '
+import json, sys
+items = json.load(sys.stdin)
+items = items.get("items", items) if isinstance(items, dict) else items
+print(",".join("%s=%s" % kv for kv in sorted(items[0].get("namespace_labels", {}).items())))')
+check cluster-namespace-labels "$nsl" "kubernetes.io/metadata.name=shop,team=fraud"
+wait_until "field web-7d9f-abcde attached" True
+check cluster-enforcing "$(field web-7d9f-abcde attached)" True
+check cluster-policy-passes "$(conn cli 10.78.0.10)" ok
+check cluster-still-held "$(conn cli 10.78.0.14)" blocked
 
 if [ "$fail" -ne 0 ]; then
     echo "--- moatd log"
