@@ -17,6 +17,7 @@
  */
 #include "agent.h"
 #include "hold.h"
+#include "moat/version.h"
 #include "labels.h"
 #include "loader.h"
 #include "nodelock.h"
@@ -51,7 +52,7 @@
 #define STATE_DIR     "/var/lib/moat"
 #define MAX_FILES     16
 #define SPOOL_DEFAULT 10000 /* batches: at 2 a second, over an hour of a busy node */
-#define MOATD_VERSION "0.5.0"
+#define MOATD_VERSION MOAT_VERSION
 
 struct options {
     const char *node, *alerts, *netns, *datapath;
@@ -105,48 +106,49 @@ enum {
 };
 
 static const struct moatd_option moatd_options[] = {
-    {"node", "NAME", OPT_NODE, "this node's name (workloads with node: NAME are local)"},
+    {"node", "NAME", OPT_NODE, "this node's name (workloads with node: NAME\nare local)"},
     {"policy", "FILE", OPT_POLICY, "policy file (YAML or JSON); repeatable"},
     {"inventory", "FILE", OPT_INVENTORY, "workload inventory file; repeatable"},
     {"runtime", "NAME", OPT_RUNTIME,
-     "where workloads come from: file (default with --inventory), podman,\n"
-     "docker or kubernetes; without --inventory the default is the engine\n"
-     "whose socket exists (podman, then docker), else kubernetes inside a pod"},
+     "where workloads come from: file, podman, docker\n"
+     "or kubernetes. Default: file with --inventory,\n"
+     "else the engine whose socket exists (podman,\n"
+     "then docker), else kubernetes inside a pod"},
     {"runtime-socket", "PATH", OPT_SOCKET,
-     "the engine's API socket (default /run/podman/podman.sock for podman,\n"
-     "/var/run/docker.sock for docker)"},
+     "the engine's API socket (default\n/run/podman/podman.sock, /var/run/docker.sock)"},
     {"kubeconfig", "FILE", OPT_KUBECONFIG,
-     "kubernetes: a kubeconfig (default: the pod's service account)"},
+     "kubernetes: a kubeconfig (default: the pod's\nservice account)"},
     {"namespace-label", "KEY", OPT_NS_LABEL,
-     "engine: the container label naming its namespace when it has no\n"
-     "io.kubernetes.pod.namespace label"},
+     "engine: the label naming a container's namespace\n"
+     "when it has no io.kubernetes.pod.namespace label"},
     {"app-label", "KEY", OPT_APP_LABEL,
-     "engine: the container label naming its app when it has no app label"},
+     "engine: the label naming its app when it has\nno app label"},
     {"default-namespace", "NS", OPT_DEFAULT_NS,
-     "engine: the namespace of containers no label places (default default)"},
+     "engine: the namespace of containers no label\nplaces (default: default)"},
     {"hold-interfaces", "PATTERN", OPT_HOLD_IF,
-     "hold new veths named so fail-closed until identified; repeatable\n"
-     "(default with a runtime: veth*, and for kubernetes also cali* and lxc*)"},
+     "hold new veths so named fail-closed until their\n"
+     "workload is known; repeatable (default: veth*,\n"
+     "and for kubernetes also cali* and lxc*)"},
     {"hold-bridges", "PATTERN", OPT_HOLD_BR,
-     "hold new veths enslaved to bridges named so; repeatable (default\n"
-     "cni-podman*, podman*, docker0, br-*, cni0, cbr0)"},
-    {"no-hold", NULL, OPT_NO_HOLD, "do not hold new interfaces (unidentified ones pass unjudged)"},
-    {"server", "URL", OPT_SERVER, "cluster mode: moat-server's URL (http[s]://HOST:PORT)"},
+     "also hold new veths enslaved to bridges so named;\n"
+     "repeatable (default: cni-podman*, podman*,\ndocker0, br-*, cni0, cbr0)"},
+    {"no-hold", NULL, OPT_NO_HOLD,
+     "hold nothing: a new container's traffic is not\njudged until it is identified"},
+    {"server", "URL", OPT_SERVER, "cluster mode: moat-server's URL\n(http[s]://HOST:PORT)"},
     {"cluster", "ID", OPT_CLUSTER,
-     "the cluster this node belongs to (cluster mode), or in which a\n"
-     "standalone runtime places every workload it discovers"},
+     "the node's cluster (cluster mode), or the one a\n"
+     "standalone runtime puts its workloads in"},
     {"join-token", "T", OPT_JOIN,
-     "cluster mode: the cluster's join token (moat cluster join-token ID);\n"
-     "not needed once registered"},
+     "cluster mode: the cluster's join token (moat\n"
+     "cluster join-token ID); not needed once registered"},
     {"state-dir", "DIR", OPT_STATE,
-     "cluster mode: credential, last policy, event spool\n"
-     "(default " STATE_DIR "/NODE)"},
+     "cluster mode: credential, last policy, event\nspool (default " STATE_DIR "/NODE)"},
     {"ca-file", "FILE", OPT_CA, "cluster mode: CA certificates for an https server"},
     {"spool-max", "N", OPT_SPOOL,
-     "cluster mode: event batches kept while the server is away (default\n"
-     "10000; then the oldest are dropped)"},
-    {"alerts", "FILE", OPT_ALERTS, "append alerts as JSON lines to FILE (default: stdout)"},
-    {"netns", "NAME", OPT_NETNS, "join network namespace NAME first (/run/netns/NAME)"},
+     "cluster mode: event batches kept while the server\n"
+     "is away (default 10000; then the oldest go)"},
+    {"alerts", "FILE", OPT_ALERTS, "append alerts as JSON lines to FILE (default:\nstdout)"},
+    {"netns", "NAME", OPT_NETNS, "join network namespace NAME first\n(/run/netns/NAME)"},
     {"datapath", "NAME", OPT_DATAPATH, "auto (default) or ebpf"},
     {"check", NULL, OPT_CHECK, "validate the files and probe the kernel, then exit"},
     {"cleanup", NULL, OPT_CLEANUP, "on exit, detach and remove all kernel state"},
@@ -160,7 +162,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
-            "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup] [--verbose]\n"
+            "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup]\n"
+            "             [--verbose]\n"
             "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
             "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
             "       moatd --server URL --cluster ID --join-token T --node NAME\n"
@@ -175,11 +178,11 @@ static void usage(FILE *out)
         char left[64];
         snprintf(left, sizeof(left), "--%s%s%s", op->name, op->arg ? " " : "",
                  op->arg ? op->arg : "");
-        fprintf(out, "  %-22s ", left);
+        fprintf(out, "  %-25s ", left);
         for (const char *p = op->help; *p; p++) {
             fputc(*p, out);
             if (*p == '\n')
-                fprintf(out, "  %-22s ", "");
+                fprintf(out, "  %-25s ", "");
         }
         fputc('\n', out);
     }

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "loader.h"
+#include "moat/version.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -409,6 +410,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(1, argv);
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("moat %s\n", MOAT_VERSION);
+        return MOAT_EXIT_OK;
+    }
     if (argc >= 3) {
         char name[128];
         snprintf(name, sizeof(name), "%s %s", argv[1], argv[2]);
