@@ -159,23 +159,29 @@ build/man/%.8: build/rel/% mk/man.py
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, the kernel-
 # support table (moat and moat-server look in ../share/moat beside themselves)
 # and the man pages. deploy/ holds the systemd units and Kubernetes manifests
-# (docs/install.md).
+# (docs/install.md); the systemd units are installed too, pointing at
+# $(PREFIX)/sbin.
 PREFIX ?= /usr/local
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 SBINDIR := $(DESTDIR)$(PREFIX)/sbin
 DATADIR := $(DESTDIR)$(PREFIX)/share/moat
 MANDIR := $(DESTDIR)$(PREFIX)/share/man
+UNITDIR := $(DESTDIR)$(PREFIX)/lib/systemd/system
 install: all $(MANS)
-	install -d $(BINDIR) $(SBINDIR) $(DATADIR) $(MANDIR)/man1 $(MANDIR)/man8
+	install -d $(BINDIR) $(SBINDIR) $(DATADIR) $(MANDIR)/man1 $(MANDIR)/man8 $(UNITDIR)
 	install -m 0755 build/rel/moat build/rel/moat-traffic $(BINDIR)/
 	install -m 0755 build/rel/moatd build/rel/moat-server $(SBINDIR)/
 	install -m 0644 data/kernel-support.tsv $(DATADIR)/
 	install -m 0644 build/man/moat.1 $(MANDIR)/man1/
 	install -m 0644 build/man/moatd.8 build/man/moat-server.8 $(MANDIR)/man8/
+	for u in moatd moat-server; do \
+	    sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/systemd/$$u.service >$(UNITDIR)/$$u.service; \
+	    chmod 0644 $(UNITDIR)/$$u.service; \
+	done
 uninstall:
 	rm -f $(BINDIR)/moat $(BINDIR)/moat-traffic $(SBINDIR)/moatd $(SBINDIR)/moat-server \
 	    $(DATADIR)/kernel-support.tsv $(MANDIR)/man1/moat.1 $(MANDIR)/man8/moatd.8 \
-	    $(MANDIR)/man8/moat-server.8
+	    $(MANDIR)/man8/moat-server.8 $(UNITDIR)/moatd.service $(UNITDIR)/moat-server.service
 	-rmdir $(DATADIR)
 
 clean:

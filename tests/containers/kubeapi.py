@@ -14,8 +14,12 @@ what the client asked for:
   namespaces: list (rv 100) -> watch from 100: (step3) MODIFIED shop (its
               team label changes), then bookmarks
 
+It also answers API discovery (/api, /apis, /version: discovery.json) and a
+404 NotFound Status for any other object, as a cluster without Moat does:
+enough for `kubectl apply --dry-run=client` (tests/containers/deploy.sh).
+
 A step happens when the test creates the file DIR/STEP. Requests without the
-kubeconfig's bearer token get 401; a pods request without the node's
+kubeconfig's bearer token for pods and namespaces get 401; a pods request without the node's
 fieldSelector gets 400; a watch from another resourceVersion than the one
 due is logged as UNEXPECTED and answered 400.
 
@@ -101,7 +105,11 @@ class Handler(BaseHTTPRequestHandler):
         rv = q.get("resourceVersion", "")
         LOG.write("GET %s %s%s\n" % (url.path, "watch rv=" + rv if watch else "list",
                                      " bookmarks" if q.get("allowWatchBookmarks") == "true" else ""))
-        if self.headers.get("Authorization") != "Bearer " + TOKEN:
+        discovery = fixture("discovery.json")
+        if url.path in discovery:  # public, as discovery is to system:unauthenticated
+            return self.answer(200, discovery[url.path])
+        if url.path in ("/api/v1/pods", "/api/v1/namespaces") and \
+                self.headers.get("Authorization") != "Bearer " + TOKEN:
             return self.status(401, "Unauthorized", "Unauthorized")
         if url.path == "/api/v1/namespaces":
             return self.namespaces(watch, rv)
