@@ -244,9 +244,9 @@ static json_t *workload_json(const struct moat_workload *w)
         json_decref(ips);
         return NULL;
     }
-    json_t *j = json_pack("{s:s,s:s,s:s*,s:o,s:o,s:s*}", "name", w->name, "namespace",
-                          w->namespace, "image", w->image, "labels", labels, "ips", ips,
-                          "interface", w->interface);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s*,s:o,s:o,s:s*}", "name", w->name, "namespace", w->namespace,
+                  "image", w->image, "labels", labels, "ips", ips, "interface", w->interface);
     char src[4200];
     snprintf(src, sizeof(src), "file:%s", w->at.file ? w->at.file : "");
     if (j && json_object_set_new(j, "source", json_string(w->source ? w->source : src)) < 0) {

@@ -74,7 +74,7 @@ struct moat_agent {
     double window_started;    /* monotonic seconds; 0: empty */
     char dp_state[16];        /* enforcing | unsupported | not_installed */
     char dp_reason[512];
-    double applied_at; /* wall-clock seconds the policy in force was applied */
+    double applied_at;  /* wall-clock seconds the policy in force was applied */
     json_t *discovered; /* Workload documents from cfg.source (owned); NULL: none */
 };
 

@@ -169,8 +169,8 @@ static void try_hold(struct hold *h, const struct link_msg *m)
     if (find(h, m->index))
         return;
     bool up = link_carries(m->name); /* a packet might have crossed before the hold */
-    int err = hold_hook(m->index, BPF_TC_EGRESS,
-                        bpf_program__fd(h->skel->progs.moat_hold_to_workload));
+    int err =
+        hold_hook(m->index, BPF_TC_EGRESS, bpf_program__fd(h->skel->progs.moat_hold_to_workload));
     if (!err)
         err = hold_hook(m->index, BPF_TC_INGRESS,
                         bpf_program__fd(h->skel->progs.moat_hold_from_workload));
@@ -251,8 +251,8 @@ static int sweep(struct hold *h)
                    .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
              .ifi = {.ifi_family = AF_UNSPEC}};
     struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-    int err = sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno
-                                                                                          : 0;
+    int err =
+        sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
     if (!err)
         drain(h, fd, true);
     close(fd);

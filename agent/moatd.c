@@ -160,19 +160,18 @@ static const struct moatd_option moatd_options[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
-            "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup]\n"
-            "             [--verbose]\n"
-            "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
-            "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
-            "       moatd --server URL --cluster ID --join-token T --node NAME\n"
-            "             [--inventory FILE] [--runtime NAME] [--state-dir DIR] ...\n"
-            "       moatd status --node NAME [-o table|json]\n"
-            "       moatd remove --node NAME [--netns NAME]\n"
-            "       moatd --version | --help\n\n"
-            "moatd is Moat's node agent: it enforces the policy on this node's workloads\n"
-            "with the kernel datapath and reports alerts (see moatd(8)).\n\nOptions:\n");
+    fprintf(out, "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
+                 "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup]\n"
+                 "             [--verbose]\n"
+                 "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
+                 "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
+                 "       moatd --server URL --cluster ID --join-token T --node NAME\n"
+                 "             [--inventory FILE] [--runtime NAME] [--state-dir DIR] ...\n"
+                 "       moatd status --node NAME [-o table|json]\n"
+                 "       moatd remove --node NAME [--netns NAME]\n"
+                 "       moatd --version | --help\n\n"
+                 "moatd is Moat's node agent: it enforces the policy on this node's workloads\n"
+                 "with the kernel datapath and reports alerts (see moatd(8)).\n\nOptions:\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct moatd_option *op = &moatd_options[i];
         char left[64];
@@ -272,8 +271,8 @@ static const char *detect_runtime(const struct options *o)
 /* The defaults of the hold patterns for the runtime. */
 static void hold_defaults(struct options *o)
 {
-    static const char *const bridges[] = {"cni-podman*", "podman*", "docker0", "br-*",
-                                          "cni0",        "cbr0"};
+    static const char *const bridges[] = {"cni-podman*", "podman*", "docker0",
+                                          "br-*",        "cni0",    "cbr0"};
     struct hold_config *h = &o->hold;
     if (!h->nifaces) {
         h->ifaces[h->nifaces++] = "veth*";
@@ -364,10 +363,12 @@ static int set_option(struct options *o, int c, const char *arg)
         *(c == OPT_NS_LABEL ? &o->ns_label : &o->app_label) = arg;
         break;
     case OPT_DEFAULT_NS:
-        if (!*arg || strlen(arg) > 64 || arg[strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-                                                         "qrstuvwxyz0123456789._-")]) {
-            fprintf(stderr, "moatd: --default-namespace: \"%s\" must be 1-64 characters of "
-                            "A-Z a-z 0-9 . _ -\n",
+        if (!*arg || strlen(arg) > 64 ||
+            arg[strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+                            "qrstuvwxyz0123456789._-")]) {
+            fprintf(stderr,
+                    "moatd: --default-namespace: \"%s\" must be 1-64 characters of "
+                    "A-Z a-z 0-9 . _ -\n",
                     arg);
             return 2;
         }
@@ -395,8 +396,9 @@ static int check_runtime_args(const struct options *o)
     if (o->runtime_socket && !engine)
         opt = "--runtime-socket";
     else if ((o->ns_label || o->app_label || o->default_ns) && !engine)
-        opt = o->ns_label ? "--namespace-label" : o->app_label ? "--app-label"
-                                                               : "--default-namespace";
+        opt = o->ns_label    ? "--namespace-label"
+              : o->app_label ? "--app-label"
+                             : "--default-namespace";
     else if (o->kubeconfig && !kube)
         opt = "--kubeconfig";
     else if ((o->hold_set || o->no_hold) && !engine && !kube)
@@ -451,7 +453,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         rc = check_runtime_args(o);
     if (rc)
         return rc;
-    const char *missing = !o->node                     ? "--node"
+    const char *missing = !o->node                        ? "--node"
                           : !o->server && !o->have_policy ? "--policy"
                           : discovering && !o->cluster    ? "--cluster"
                                                           : NULL;

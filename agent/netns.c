@@ -36,17 +36,17 @@ static int rtnl_open_in(int nsfd)
     int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (self < 0)
         return -errno;
-    int fd = -EINVAL;
-    if (setns(nsfd, CLONE_NEWNET) == 0) {
-        fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-        if (fd < 0)
-            fd = -errno;
-        if (setns(self, CLONE_NEWNET) != 0) { /* cannot happen with our own fd; be safe */
-            if (fd >= 0)
-                close(fd);
-            fd = -errno;
-        }
-    } else {
+    if (setns(nsfd, CLONE_NEWNET) != 0) {
+        int err = -errno;
+        close(self);
+        return err;
+    }
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        fd = -errno;
+    if (setns(self, CLONE_NEWNET) != 0) { /* back home: cannot fail with our own fd */
+        if (fd >= 0)
+            close(fd);
         fd = -errno;
     }
     close(self);

@@ -187,7 +187,7 @@ static int on_event(void *ctx, char *line, size_t len)
     (void)len;
     struct engine *e = ctx;
     static const char *const gone[] = {"die", "stop", "kill", "destroy", "remove", "cleanup", NULL};
-    static const char *const changed[] = {"create", "start",   "restart", "unpause", "init",
+    static const char *const changed[] = {"create", "start",   "restart",    "unpause", "init",
                                           "rename", "connect", "disconnect", NULL};
     json_t *ev = json_loads(line, 0, NULL);
     const char *type = jstr(ev, "Type"), *action = jstr(ev, "Action");

@@ -171,8 +171,9 @@ static int load_kubeconfig(struct kube *k, const char *path, char *why, size_t n
     else if (!cl || !dstr(cl, "server"))
         snprintf(why, n, "%s: context %s: no cluster with a server", path, ctx_name);
     else if (user && (doc_map_get(user, "exec") || doc_map_get(user, "auth-provider")))
-        snprintf(why, n, "%s: user of context %s: exec and auth-provider credentials are not "
-                         "supported (use a token, a token file or a client certificate)",
+        snprintf(why, n,
+                 "%s: user of context %s: exec and auth-provider credentials are not "
+                 "supported (use a token, a token file or a client certificate)",
                  path, ctx_name);
     else
         err = 0;
@@ -280,7 +281,8 @@ static json_t *pod_doc(struct kube *k, const json_t *pod)
         json_decref(ips);
         return NULL;
     }
-    const char *image = jstr(json_array_get(json_object_get(status, "containerStatuses"), 0), "image");
+    const char *image =
+        jstr(json_array_get(json_object_get(status, "containerStatuses"), 0), "image");
     if (!image)
         image = jstr(json_array_get(json_object_get(spec, "containers"), 0), "image");
     const char *ns = jstr(meta, "namespace");
@@ -312,11 +314,10 @@ static void publish(struct kube *k, const char *uid)
 
 struct resource {
     struct kube *k;
-    const char *what;    /* "pods" | "namespaces" */
-    char path[512];      /* /api/v1/pods?fieldSelector=... */
-    char rv[128];        /* last resourceVersion seen */
-    bool gone;           /* a 410 arrived: list again */
-    json_t *listing;     /* during a list: uid|name -> object */
+    const char *what; /* "pods" | "namespaces" */
+    char path[512];   /* /api/v1/pods?fieldSelector=... */
+    char rv[128];     /* last resourceVersion seen */
+    bool gone;        /* a 410 arrived: list again */
     struct whttp *http;
 };
 
@@ -342,7 +343,8 @@ static void apply_object(struct resource *r, const char *type, const json_t *obj
         if (strcmp(type, "DELETED") == 0)
             json_object_del(k->namespaces, key);
         else
-            json_object_set_new(k->namespaces, key, labels ? json_deep_copy(labels) : json_object());
+            json_object_set_new(k->namespaces, key,
+                                labels ? json_deep_copy(labels) : json_object());
         const char *uid;
         json_t *pod;
         json_object_foreach(k->pods, uid, pod)
@@ -442,8 +444,8 @@ static int list_all(struct resource *r, char *why, size_t n)
         json_t *d;
         json_array_foreach(drop, i, d)
         {
-            json_t *fake = json_pack("{s:{s:s}}", "metadata", pods ? "uid" : "name",
-                                     json_string_value(d));
+            json_t *fake =
+                json_pack("{s:{s:s}}", "metadata", pods ? "uid" : "name", json_string_value(d));
             apply_object(r, "DELETED", fake);
             json_decref(fake);
         }
@@ -503,7 +505,6 @@ static void *reflect(void *arg)
                 snprintf(why, sizeof(why), "watch %s: HTTP %d%s%.200s", r->what, status,
                          errbody ? ": " : "", errbody ? errbody : "");
             free(errbody);
-            err = status < 0 ? status : -EPROTO;
         }
         if (atomic_load(wsource_stop_flag(k->ws)))
             break;

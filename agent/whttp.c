@@ -45,8 +45,8 @@ struct whttp *whttp_new(const struct whttp_opts *o)
     h->insecure = o->insecure;
     h->stop = o->stop;
     if (!h->curl || (o->unix_socket && !h->unix_socket) || (o->token && !h->auth) ||
-        (o->ca_file && !h->ca_file) || (o->ca_pem && !h->ca_pem) ||
-        (o->cert_pem && !h->cert_pem) || (o->key_pem && !h->key_pem)) {
+        (o->ca_file && !h->ca_file) || (o->ca_pem && !h->ca_pem) || (o->cert_pem && !h->cert_pem) ||
+        (o->key_pem && !h->key_pem)) {
         whttp_free(h);
         return NULL;
     }
@@ -80,7 +80,6 @@ struct xfer {
     void *ctx;
     bool stream, ended_by_caller;
     long status;
-    char **errbody;
     double last_data, idle_s;
 };
 
@@ -237,8 +236,8 @@ static int finish(struct whttp *h, CURLcode rc, struct xfer *x, char *why, size_
     return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
 }
 
-int whttp_get(struct whttp *h, const char *url, long timeout_s, size_t max, char **body,
-              char *why, size_t n)
+int whttp_get(struct whttp *h, const char *url, long timeout_s, size_t max, char **body, char *why,
+              size_t n)
 {
     *body = NULL;
     struct xfer x = {.h = h, .max = max, .last_data = mono()};

@@ -15,9 +15,9 @@
 #include <stddef.h>
 
 struct whttp_opts {
-    const char *unix_socket; /* NULL: TCP */
-    const char *ca_file;     /* NULL: ca_pem, else the system CAs */
-    const char *ca_pem;      /* PEM text (kubeconfig certificate-authority-data) */
+    const char *unix_socket;          /* NULL: TCP */
+    const char *ca_file;              /* NULL: ca_pem, else the system CAs */
+    const char *ca_pem;               /* PEM text (kubeconfig certificate-authority-data) */
     const char *cert_file, *key_file; /* client certificate, or the PEM texts below */
     const char *cert_pem, *key_pem;
     const char *token; /* bearer token; NULL: none */
@@ -36,8 +36,8 @@ void whttp_free(struct whttp *h);
  * `timeout_s`. Returns the HTTP status with *body (NUL-terminated, caller
  * frees; NULL when empty), or -errno when no answer came, the reason in why.
  */
-int whttp_get(struct whttp *h, const char *url, long timeout_s, size_t max, char **body,
-              char *why, size_t n);
+int whttp_get(struct whttp *h, const char *url, long timeout_s, size_t max, char **body, char *why,
+              size_t n);
 
 /*
  * GET `url` as a stream of lines: each complete line (without its newline,

@@ -156,8 +156,8 @@ static bool ips_taken(json_t *seen, const json_t *doc)
 {
     size_t i;
     json_t *ip;
-    json_array_foreach(json_object_get(doc, "ips"), i, ip) if (json_object_get(
-        seen, json_string_value(ip))) return true;
+    json_array_foreach(json_object_get(doc, "ips"), i,
+                       ip) if (json_object_get(seen, json_string_value(ip))) return true;
     json_array_foreach(json_object_get(doc, "ips"), i, ip)
         json_object_set_new(seen, json_string_value(ip), json_true());
     return false;
@@ -200,10 +200,10 @@ bool wsource_synced(struct wsource *ws)
 json_t *wsource_status(struct wsource *ws)
 {
     pthread_mutex_lock(&ws->lock);
-    json_t *j = json_pack("{s:s,s:s,s:b,s:b,s:I,s:s}", "runtime", ws->runtime, "endpoint",
-                          ws->endpoint, "connected", ws->connected, "synced", ws->synced,
-                          "workloads", (json_int_t)json_object_size(ws->set), "last_error",
-                          ws->last_error);
+    json_t *j =
+        json_pack("{s:s,s:s,s:b,s:b,s:I,s:s}", "runtime", ws->runtime, "endpoint", ws->endpoint,
+                  "connected", ws->connected, "synced", ws->synced, "workloads",
+                  (json_int_t)json_object_size(ws->set), "last_error", ws->last_error);
     pthread_mutex_unlock(&ws->lock);
     return j;
 }

@@ -28,8 +28,8 @@
 #define WSOURCE_PATTERNS_MAX 16
 
 struct wsource_config {
-    const char *runtime; /* docker | podman | kubernetes */
-    const char *socket;  /* engine: the API's UNIX socket (NULL: the runtime's default) */
+    const char *runtime;    /* docker | podman | kubernetes */
+    const char *socket;     /* engine: the API's UNIX socket (NULL: the runtime's default) */
     const char *kubeconfig; /* kubernetes: NULL = in-cluster service account */
     const char *cluster;    /* every workload is placed in it */
     const char *node;

@@ -645,9 +645,9 @@ static void load_object_cidrs(struct ld *l, const struct doc_node *m, struct moa
 
 static void load_object(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind",        "id",     "name",   "namespace",
-                                    "app",         "images", "labels", "namespace_labels",
-                                    "cluster",     "description", "cidrs",  NULL};
+    static const char *const f[] = {"kind",    "id",          "name",   "namespace",
+                                    "app",     "images",      "labels", "namespace_labels",
+                                    "cluster", "description", "cidrs",  NULL};
     check_fields(l, m, f);
     struct moat_object o = {.at = origin(l)};
     o.name = get_name(l, m, "name", true);
@@ -666,7 +666,7 @@ static void load_object(struct ld *l, const struct doc_node *m)
     check_list_size(l, m, "namespace_labels");
     check_list_size(l, m, "cidrs");
     if (ipblock) {
-        static const char *const sel[] = {"namespace", "app", "images", "labels",
+        static const char *const sel[] = {"namespace",        "app", "images", "labels",
                                           "namespace_labels", NULL};
         for (int i = 0; sel[i]; i++)
             if (doc_map_get(m, sel[i]))
@@ -951,9 +951,9 @@ static void load_addrs(struct ld *l, const struct doc_node *m, struct moat_addr 
 
 static void load_workload(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind",      "cluster",          "node",   "name",
-                                    "namespace", "image",            "labels", "ips",
-                                    "interface", "namespace_labels", "source", NULL};
+    static const char *const f[] = {"kind",   "cluster", "node", "name",      "namespace",
+                                    "image",  "labels",  "ips",  "interface", "namespace_labels",
+                                    "source", NULL};
     check_fields(l, m, f);
     struct moat_workload w = {.at = origin(l)};
     w.cluster_ref = dup_str(l, m, "cluster", true);
@@ -975,8 +975,7 @@ static void load_workload(struct ld *l, const struct doc_node *m)
     const char *source = get_str(l, m, "source", false);
     if (source && (strlen(source) > 300 || strpbrk(source, " \t\n")))
         bad(l, doc_map_get(m, "source"), "source",
-            "\"%.40s\" is not a source (RUNTIME:ID or file:PATH, at most 300 characters)",
-            source);
+            "\"%.40s\" is not a source (RUNTIME:ID or file:PATH, at most 300 characters)", source);
     else if (source)
         w.source = keep(l, moat_strdup(source));
     const char *ifname = get_str(l, m, "interface", false);

@@ -188,7 +188,8 @@ bool object_matches_workload(const struct moat_object *o, const struct moat_work
         if (!app || !pattern_match(o->app, app))
             return false;
     }
-    return images_any_match(o, w) && labels_all_present(o->labels, o->nlabels, w->labels, w->nlabels) &&
+    return images_any_match(o, w) &&
+           labels_all_present(o->labels, o->nlabels, w->labels, w->nlabels) &&
            labels_all_present(o->ns_labels, o->nns_labels, w->ns_labels, w->nns_labels);
 }
 

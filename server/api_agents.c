@@ -393,9 +393,9 @@ static bool ip_ok(const char *s)
 /* Checks one reported workload; problems go to errs. */
 static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *rq)
 {
-    static const char *const fields[] = {"kind",      "cluster", "node",   "name",
-                                         "namespace", "image",   "labels", "ips",
-                                         "interface", "source",  "namespace_labels", NULL};
+    static const char *const fields[] = {
+        "kind",   "cluster", "node",      "name",   "namespace",        "image",
+        "labels", "ips",     "interface", "source", "namespace_labels", NULL};
     int err = 0;
     if (!json_is_object(w))
         return wl_error(errs, i, "", "must be an object");
@@ -432,7 +432,8 @@ static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *r
     }
     const char *source = jstr(w, "source");
     if (!err && json_object_get(w, "source") && (strlen(source) > 300 || strpbrk(source, " \t\n")))
-        err = wl_error(errs, i, "source", "must be RUNTIME:ID or file:PATH (at most 300 characters)");
+        err =
+            wl_error(errs, i, "source", "must be RUNTIME:ID or file:PATH (at most 300 characters)");
     const json_t *ips = json_object_get(w, "ips");
     if (!err && ips && !json_is_array(ips))
         err = wl_error(errs, i, "ips", "must be a list of addresses");
