@@ -7,7 +7,7 @@
  * happens while listing is replayed rather than missed. Each container event
  * that can change what a workload looks like (create, start, restart,
  * unpause, network connect/disconnect) re-inspects the container; die, stop,
- * kill and destroy remove it. When the stream ends (the engine restarted, its
+ * destroy remove it. When the stream ends (the engine restarted, its
  * socket went away) the thread reconnects with a growing back-off (0.1 s to
  * 5 s) and lists again; ids not seen in the new list are dropped then
  * (wsource_relist), the others stay without a gap.
@@ -186,7 +186,8 @@ static int on_event(void *ctx, char *line, size_t len)
 {
     (void)len;
     struct engine *e = ctx;
-    static const char *const gone[] = {"die", "stop", "kill", "destroy", "remove", "cleanup", NULL};
+    /* "kill" only sends a signal: the container's "die" follows if it ends */
+    static const char *const gone[] = {"die", "stop", "destroy", "remove", "cleanup", NULL};
     static const char *const changed[] = {"create", "start",   "restart",    "unpause", "init",
                                           "rename", "connect", "disconnect", NULL};
     json_t *ev = json_loads(line, 0, NULL);
@@ -197,7 +198,7 @@ static int on_event(void *ctx, char *line, size_t len)
         id = jstr(json_object_get(ev, "Actor"), "ID");
     else if (type && strcmp(type, "network") == 0)
         id = jstr(attrs, "container");
-    if (id && is_one_of(action, gone) && strcmp(action, "kill") != 0)
+    if (id && is_one_of(action, gone))
         wsource_del(e->ws, id);
     else if (id && is_one_of(action, changed))
         refresh_container(e, id);
