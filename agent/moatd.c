@@ -1177,7 +1177,7 @@ int main(int argc, char **argv)
         nodelock_release(lock);
         return err == -EINVAL ? 2 : 1;
     }
-    if (!o.server && a.policy && !node_named(a.policy, o.node))
+    if (!o.server && !src && a.policy && !node_named(a.policy, o.node))
         say_node_unknown("warning: ", o.node);
     agent_flush(&a);
     rc = run_loop(&a, &o, sigfd);
