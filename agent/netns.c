@@ -239,19 +239,27 @@ static int peer_in_home(int home_fd, int peer, int inner, int nsfd, char out[IF_
     return 0;
 }
 
-int netns_peer_name(int nsfd, const char *ifname, int home_fd, char out[IF_NAMESIZE])
+/*
+ * The home-side peer of the link named `name` (or with index `index`) of
+ * namespace `nsfd`, queried over fd (a socket there, closed here).
+ */
+static int peer_of_link(int fd, const char *name, int index, int nsfd, int home_fd,
+                        char out[IF_NAMESIZE])
 {
-    int fd = rtnl_open_in(nsfd);
-    if (fd < 0)
-        return fd;
-    struct link_info li;
-    int err = get_link(fd, ifname, 0, &li);
+    struct link_info li = {0};
+    int err = get_link(fd, name, index, &li);
     close(fd);
     if (err)
         return err;
     if (!li.veth || !li.link)
         return -ENODEV;
     return peer_in_home(home_fd, li.link, li.index, nsfd, out);
+}
+
+int netns_peer_name(int nsfd, const char *ifname, int home_fd, char out[IF_NAMESIZE])
+{
+    int fd = rtnl_open_in(nsfd);
+    return fd < 0 ? fd : peer_of_link(fd, ifname, 0, nsfd, home_fd, out);
 }
 
 /* ---------- by address ---------- */
@@ -353,16 +361,11 @@ static int try_ns(int nsfd, int home_fd, struct addr_query *aq, char out[IF_NAME
     if (fd < 0)
         return fd;
     int idx = holder_of(fd, aq);
-    int err = idx > 0 ? 0 : -ENOENT;
-    struct link_info li = {0};
-    if (!err)
-        err = get_link(fd, NULL, idx, &li);
-    close(fd);
-    if (err)
-        return err;
-    if (!li.veth || !li.link)
-        return -ENODEV;
-    return peer_in_home(home_fd, li.link, li.index, nsfd, out);
+    if (idx <= 0) {
+        close(fd);
+        return idx < 0 ? idx : -ENOENT;
+    }
+    return peer_of_link(fd, NULL, idx, nsfd, home_fd, out);
 }
 
 /* Namespaces already tried in this scan (by inode), so each is entered once. */
