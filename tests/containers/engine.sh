@@ -4,11 +4,12 @@
 # from Debian's busybox-static, on a network made with `network create
 # --internal` (no NAT, no route out of the machine).
 #   podman: `podman system service`, started here on a socket of this run
-#           and stopped at the end; moatd enforces in the host namespace.
-#   docker: Debian's dockerd with its own data and exec roots and socket, run
-#           inside a network namespace of this run (nsenter --net): its
-#           bridges, veths and iptables rules stay there, and that namespace
-#           has no link out at all; moatd enforces there (--netns).
+#           and stopped at the end;
+#   docker: Debian's dockerd with its own data and exec roots and socket.
+# Both run in a network namespace of this run (nsenter --net), so their
+# bridges, veths, iptables rules and the forwarding they switch on stay
+# there, and that namespace has no link out at all; moatd enforces there
+# (--netns).
 # Checks discovery (name, namespace, app, image, labels, addresses, within
 # 1 s), a block and an allow rule, a container started after the rules being
 # blocked from its very first connection attempt, a stopped container leaving
@@ -28,17 +29,16 @@ SOCK="$TMP/engine.sock"
 POLICY="$TMP/policy.yaml"
 ALERTS="$TMP/alerts.jsonl"
 ST="/usr/bin/python3 tests/containers/status.py"
+NETNS="m${ENGINE%"${ENGINE#??}"}$ID" # mpo..., mdo...
 if [ "$ENGINE" = podman ]; then
-    P="podman --runtime runc --cgroup-manager cgroupfs"
+    P="nsenter --net=/run/netns/$NETNS podman --runtime runc --cgroup-manager cgroupfs"
     IMG="localhost/moat-test-bb:$ID"
-    NETNS=""
 else
     export DOCKER_HOST="unix://$SOCK"
     P="docker"
     IMG="moat-test-bb:$ID"
-    NETNS="mdk$ID"
 fi
-NETNS_OPT=${NETNS:+--netns $NETNS}
+NETNS_OPT="--netns $NETNS"
 # This machine lets no process raise a limit (no CAP_SYS_RESOURCE): ask for
 # values under the current ones, which runc can always set.
 RUN="--network $NET --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
@@ -117,9 +117,8 @@ start_service() {
         i=$((i + 1))
     done
 }
-if [ "$ENGINE" = docker ]; then
-    ip netns add "$NETNS" && ip -n "$NETNS" link set lo up
-fi
+FWD0="$(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv6/conf/all/forwarding)"
+ip netns add "$NETNS" && ip -n "$NETNS" link set lo up
 start_service
 curl -sf --unix-socket "$SOCK" http://engine/version >/dev/null ||
     bad service "the $ENGINE service did not answer on $SOCK"
@@ -374,6 +373,8 @@ check agent-back-engine-away-block "$(probe cli$ID "$DB2")" ""
 check agent-back-engine-away-allow "$(probe cli$ID "$WEB")" "HTTP/1.1"
 
 [ -z "$SVC" ] && start_service # for the clean-up
+# the engine switched forwarding on in its namespace only (new namespaces copy the host's)
+check host-forwarding-untouched "$(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv6/conf/all/forwarding)" "$FWD0"
 if [ "$fail" -ne 0 ]; then
     echo "--- moatd log"
     tail -40 "$TMP/moatd.log"
