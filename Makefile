@@ -159,16 +159,17 @@ build/man/%.8: build/rel/% mk/man.py
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, the kernel-
 # support table (moat and moat-server look in ../share/moat beside themselves)
 # and the man pages. deploy/ holds the systemd units and Kubernetes manifests
-# (docs/install.md); the systemd units are installed too, pointing at
-# $(PREFIX)/sbin.
+# (docs/install.md); the systemd units and the OCI hook (Podman, CRI-O) are
+# installed too, pointing at $(PREFIX)/sbin.
 PREFIX ?= /usr/local
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 SBINDIR := $(DESTDIR)$(PREFIX)/sbin
 DATADIR := $(DESTDIR)$(PREFIX)/share/moat
 MANDIR := $(DESTDIR)$(PREFIX)/share/man
 UNITDIR := $(DESTDIR)$(PREFIX)/lib/systemd/system
+HOOKDIR := $(DESTDIR)$(PREFIX)/share/containers/oci/hooks.d
 install: all $(MANS)
-	install -d $(BINDIR) $(SBINDIR) $(DATADIR) $(MANDIR)/man1 $(MANDIR)/man8 $(UNITDIR)
+	install -d $(BINDIR) $(SBINDIR) $(DATADIR) $(MANDIR)/man1 $(MANDIR)/man8 $(UNITDIR) $(HOOKDIR)
 	install -m 0755 build/rel/moat build/rel/moat-traffic $(BINDIR)/
 	install -m 0755 build/rel/moatd build/rel/moat-server $(SBINDIR)/
 	install -m 0644 data/kernel-support.tsv $(DATADIR)/
@@ -178,10 +179,13 @@ install: all $(MANS)
 	    sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/systemd/$$u.service >$(UNITDIR)/$$u.service; \
 	    chmod 0644 $(UNITDIR)/$$u.service; \
 	done
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/oci-hooks/moatd.json >$(HOOKDIR)/moatd.json
+	chmod 0644 $(HOOKDIR)/moatd.json
 uninstall:
 	rm -f $(BINDIR)/moat $(BINDIR)/moat-traffic $(SBINDIR)/moatd $(SBINDIR)/moat-server \
 	    $(DATADIR)/kernel-support.tsv $(MANDIR)/man1/moat.1 $(MANDIR)/man8/moatd.8 \
-	    $(MANDIR)/man8/moat-server.8 $(UNITDIR)/moatd.service $(UNITDIR)/moat-server.service
+	    $(MANDIR)/man8/moat-server.8 $(UNITDIR)/moatd.service $(UNITDIR)/moat-server.service \
+	    $(HOOKDIR)/moatd.json
 	-rmdir $(DATADIR)
 
 clean:

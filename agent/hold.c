@@ -346,6 +346,22 @@ void hold_refresh(struct hold *h)
     }
 }
 
+int hold_interface(const char *ifname)
+{
+    int ifindex = (int)if_nametoindex(ifname);
+    if (!ifindex)
+        return -ENODEV;
+    struct moat_hold *skel = moat_hold__open_and_load();
+    if (!skel)
+        return -errno;
+    int err = hold_hook(ifindex, BPF_TC_EGRESS, bpf_program__fd(skel->progs.moat_hold_to_workload));
+    if (!err)
+        err = hold_hook(ifindex, BPF_TC_INGRESS,
+                        bpf_program__fd(skel->progs.moat_hold_from_workload));
+    moat_hold__destroy(skel); /* the filters keep the programs */
+    return err;
+}
+
 json_t *hold_status(struct hold *h)
 {
     json_t *list = json_array();

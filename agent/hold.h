@@ -46,6 +46,12 @@ void hold_close(struct hold *h);
 int hold_fd(const struct hold *h);
 /* Reads the pending link events and holds new matching links. */
 void hold_handle(struct hold *h);
+/*
+ * Holds interface `ifname` at once, without watching anything (`moatd hook`,
+ * run by the container engine before the container starts). 0; -EEXIST when
+ * moat's datapath enforces there already; -ENODEV no such interface; -errno.
+ */
+int hold_interface(const char *ifname);
 /* Forgets the links that are enforcing now (logged with how long they were held) or gone. */
 void hold_refresh(struct hold *h);
 /* {held: [{interface, since, packets_dropped}], held_total, held_while_down, held_while_up}. */

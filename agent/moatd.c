@@ -20,6 +20,7 @@
 #include "moat/version.h"
 #include "labels.h"
 #include "loader.h"
+#include "netns.h"
 #include "nodelock.h"
 #include "pattern.h"
 #include "sync.h"
@@ -1048,12 +1049,82 @@ static int start_sync(const struct options *o, struct sync **out)
     return err;
 }
 
+/*
+ * moatd hook: an OCI prestart hook (docs/moatd.md, "Protected from the first
+ * packet"). The engine runs it with the container's state on stdin
+ * ({"pid": N, "id": ...}) once the container's network is set up and before
+ * its process starts; it holds the host-side peer of the container's eth0
+ * with the fail-closed program, so a container started while moatd is not
+ * running is held all the same. Exit 0: held, or nothing to hold (no eth0
+ * veth: the host's network, none), or moat enforces there already; 1: it
+ * could not be held (the engine then does not start the container:
+ * fail-closed); 2: usage or no state.
+ */
+#define HOOK_STATE_MAX 65536
+
+static int hook_cmd(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: moatd hook  (an OCI prestart hook: the container's state on "
+                        "stdin)\n");
+        return 2;
+    }
+    char *buf = malloc(HOOK_STATE_MAX);
+    size_t n = buf ? fread(buf, 1, HOOK_STATE_MAX - 1, stdin) : 0;
+    if (!buf)
+        return 1;
+    buf[n] = '\0';
+    json_t *st = json_loads(buf, 0, NULL);
+    free(buf);
+    long pid = (long)json_integer_value(json_object_get(st, "pid"));
+    char id[16];
+    snprintf(id, sizeof(id), "%.12s",
+             json_string_value(json_object_get(st, "id"))
+                 ? json_string_value(json_object_get(st, "id"))
+                 : "?");
+    json_decref(st);
+    if (pid <= 0) {
+        fprintf(stderr, "moatd hook: the state on stdin has no \"pid\" (is this an OCI hook?)\n");
+        return 2;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+    struct stat theirs, ours;
+    if (stat(path, &theirs) != 0 || stat("/proc/self/ns/net", &ours) != 0) {
+        fprintf(stderr, "moatd hook: container %s: %s: %s\n", id, path, strerror(errno));
+        return 1;
+    }
+    if (theirs.st_ino == ours.st_ino)
+        return 0; /* the host's network: no interface of its own */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char ifname[IF_NAMESIZE];
+    int err = fd < 0 ? -errno : netns_peer_name(fd, "eth0", -1, ifname);
+    if (fd >= 0)
+        close(fd);
+    if (err == -ENOENT || err == -ENODEV)
+        return 0; /* no eth0 whose peer is here */
+    libbpf_set_print(libbpf_silent);
+    if (!err)
+        err = hold_interface(ifname);
+    if (err == -EEXIST)
+        return 0;
+    if (err) {
+        fprintf(stderr, "moatd hook: container %s: cannot hold its interface: %s\n", id,
+                strerror(-err));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return status_cmd(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "remove") == 0)
         return remove_cmd(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "hook") == 0)
+        return hook_cmd(argc - 1, argv + 1);
     struct options o = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc)

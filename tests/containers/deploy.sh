@@ -77,7 +77,9 @@ fi
 S="$TMP/stage"
 make -s install DESTDIR="$S" PREFIX=/usr >"$TMP/stage.log" 2>&1
 check destdir-layout "$(cd "$S" && find . -type f | sort | tr '\n' ' ')" \
-    "./usr/bin/moat ./usr/bin/moat-traffic ./usr/lib/systemd/system/moat-server.service ./usr/lib/systemd/system/moatd.service ./usr/sbin/moat-server ./usr/sbin/moatd ./usr/share/man/man1/moat.1 ./usr/share/man/man8/moat-server.8 ./usr/share/man/man8/moatd.8 ./usr/share/moat/kernel-support.tsv "
+    "./usr/bin/moat ./usr/bin/moat-traffic ./usr/lib/systemd/system/moat-server.service ./usr/lib/systemd/system/moatd.service ./usr/sbin/moat-server ./usr/sbin/moatd ./usr/share/containers/oci/hooks.d/moatd.json ./usr/share/man/man1/moat.1 ./usr/share/man/man8/moat-server.8 ./usr/share/man/man8/moatd.8 ./usr/share/moat/kernel-support.tsv "
+check destdir-hook-points-at-prefix "$(/usr/bin/python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); print(h["hook"]["path"], h["hook"]["args"], h["stages"])' "$S/usr/share/containers/oci/hooks.d/moatd.json")" \
+    "/usr/sbin/moatd ['moatd', 'hook'] ['prestart']"
 check destdir-units-point-at-prefix "$(grep -h '^ExecStart=' "$S/usr/lib/systemd/system/"*.service | cut -d' ' -f1 | sort | tr '\n' ' ')" \
     "ExecStart=/usr/sbin/moat-server ExecStart=/usr/sbin/moatd "
 make -s uninstall DESTDIR="$S" PREFIX=/usr >/dev/null 2>&1
