@@ -48,7 +48,11 @@ SVC=""
 AGENT=""
 
 ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL $1: $2"
+    echo "  moatd status: $("$D" status --node "$NODE" 2>&1 | head -3 | tr '\n' ' ')"
+}
 check() { # NAME GOT WANT
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
 }
@@ -386,7 +390,6 @@ AGENT=$!
 i=0
 while [ "$(status names)" != "$names" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 check agent-back-engine-away-same-workloads "$(status names)" "$names"
-[ "$(status names)" != "$names" ] && "$D" status --node "$NODE" -o json 2>&1 | head -20
 check agent-back-engine-away-block "$(probe cli$ID "$DB2")" ""
 check agent-back-engine-away-allow "$(probe cli$ID "$WEB")" "HTTP/1.1"
 
