@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,8 +90,14 @@ int wsource_start(const struct wsource_ops *ops, const struct wsource_config *cf
                   : -ENOMEM;
     if (!err && ws->wake_fd < 0)
         err = -errno;
+    /* The threads take no signals: SIGTERM must reach moatd's main loop (a
+     * thread that got it would end the process without its orderly stop). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     if (!err)
         err = ops->start(ws, &ws->state);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
         wsource_stop(ws);
         return err;

@@ -52,6 +52,10 @@ bad() {
     fail=$((fail + 1))
     echo "FAIL $1: $2"
     echo "  moatd status: $("$D" status --node "$NODE" 2>&1 | head -3 | tr '\n' ' ')"
+    # where a running agent is, when it does not answer
+    if [ -n "$AGENT" ] && command -v gdb >/dev/null 2>&1; then
+        gdb -p "$AGENT" -batch -ex "thread apply all bt" 2>&1 | grep -E "^#|^Thread" | head -40
+    fi
 }
 check() { # NAME GOT WANT
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
@@ -191,7 +195,7 @@ start_agent() {
         --default-namespace lab $NETNS_OPT >>"$TMP/moatd.log" 2>&1 &
     AGENT=$!
     i=0
-    while [ "$(status discovery)" != "1 1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    while [ "$(status discovery)" != "1 1" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
 }
 status() { "$D" status --node "$NODE" -o json 2>/dev/null | $ST "$@"; }
 # wait_for NAME WANT: the workload's attached state (or absent) within 5 s
