@@ -80,8 +80,8 @@ cleanup() {
         i=0
         while [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
         grep -o " $TMP/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
-        ip netns del "$NETNS" 2>/dev/null
     fi
+    ip netns del "$NETNS" 2>/dev/null
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -400,6 +400,7 @@ check agent-back-engine-away-allow "$(probe cli$ID "$WEB")" "HTTP/1.1"
 [ -z "$SVC" ] && start_service # for the clean-up
 # the engine switched forwarding on in its namespace only (new namespaces copy the host's)
 check host-forwarding-untouched "$(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv6/conf/all/forwarding)" "$FWD0"
+check engine-netns-is-ours "$(ip netns list | grep -c "^$NETNS\b")" 1
 if [ "$fail" -ne 0 ]; then
     echo "--- moatd log"
     tail -40 "$TMP/moatd.log"
