@@ -31,7 +31,7 @@ SERVER_PKGS := libmicrohttpd sqlite3 libcrypto
 SERVER_LIBS = $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null || echo -lmicrohttpd -lsqlite3 -lcrypto) -lpthread
 BPF_SRC  := $(wildcard bpf/*.bpf.c)
 BPF_HDR  := $(wildcard bpf/lib/*.h) include/moat/abi.h
-SKEL     := build/bpf/moat_tc.skel.h
+SKEL     := build/bpf/moat_tc.skel.h build/bpf/moat_hold.skel.h
 BPFTEST_SRC := $(wildcard tests/bpf/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -42,7 +42,7 @@ ALL_C    := $(LIB_SRC) $(CLI_SRC) $(FUZZ_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC
             $(BPFTEST_SRC) $(wildcard tests/bpf/frame.*) $(BPF_SRC) $(wildcard bpf/lib/*.h) \
             $(SERVER_SRC) $(wildcard server/*.h)
 
-.PHONY: all deps test unit lint demo bench clean format fuzz
+.PHONY: all deps test unit lint demo bench clean format fuzz man install uninstall
 all: build/rel/moat build/rel/moat-traffic build/rel/moatd build/rel/moat-server
 
 deps: $(DEPS_OK)
@@ -154,6 +154,49 @@ demo: $(DEPS_OK) build/rel/moat build/rel/moatd build/rel/moat-traffic build/rel
 bench: $(DEPS_OK) $(BENCH_BINS) build/rel/moat build/rel/moatd build/rel/moat-traffic \
        build/rel/moat-server
 	@sh bench/run.sh build/rel
+
+# Man pages, written from each program's own help (mk/man.py): moat(1) from
+# `moat help`, moatd(8) and moat-server(8) from --help.
+MANS := build/man/moat.1 build/man/moatd.8 build/man/moat-server.8
+man: $(MANS)
+build/man/moat.1: build/rel/moat mk/man.py
+	@mkdir -p build/man
+	/usr/bin/python3 mk/man.py moat $< $@
+build/man/%.8: build/rel/% mk/man.py
+	@mkdir -p build/man
+	/usr/bin/python3 mk/man.py $* $< $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, the kernel-
+# support table (moat and moat-server look in ../share/moat beside themselves)
+# and the man pages. deploy/ holds the systemd units and Kubernetes manifests
+# (docs/install.md); the systemd units and the OCI hook (Podman, CRI-O) are
+# installed too, pointing at $(PREFIX)/sbin.
+PREFIX ?= /usr/local
+BINDIR := $(DESTDIR)$(PREFIX)/bin
+SBINDIR := $(DESTDIR)$(PREFIX)/sbin
+DATADIR := $(DESTDIR)$(PREFIX)/share/moat
+MANDIR := $(DESTDIR)$(PREFIX)/share/man
+UNITDIR := $(DESTDIR)$(PREFIX)/lib/systemd/system
+HOOKDIR := $(DESTDIR)$(PREFIX)/share/containers/oci/hooks.d
+install: all $(MANS)
+	install -d $(BINDIR) $(SBINDIR) $(DATADIR) $(MANDIR)/man1 $(MANDIR)/man8 $(UNITDIR) $(HOOKDIR)
+	install -m 0755 build/rel/moat build/rel/moat-traffic $(BINDIR)/
+	install -m 0755 build/rel/moatd build/rel/moat-server $(SBINDIR)/
+	install -m 0644 data/kernel-support.tsv $(DATADIR)/
+	install -m 0644 build/man/moat.1 $(MANDIR)/man1/
+	install -m 0644 build/man/moatd.8 build/man/moat-server.8 $(MANDIR)/man8/
+	for u in moatd moat-server; do \
+	    sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/systemd/$$u.service >$(UNITDIR)/$$u.service; \
+	    chmod 0644 $(UNITDIR)/$$u.service; \
+	done
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/oci-hooks/moatd.json >$(HOOKDIR)/moatd.json
+	chmod 0644 $(HOOKDIR)/moatd.json
+uninstall:
+	rm -f $(BINDIR)/moat $(BINDIR)/moat-traffic $(SBINDIR)/moatd $(SBINDIR)/moat-server \
+	    $(DATADIR)/kernel-support.tsv $(MANDIR)/man1/moat.1 $(MANDIR)/man8/moatd.8 \
+	    $(MANDIR)/man8/moat-server.8 $(UNITDIR)/moatd.service $(UNITDIR)/moat-server.service \
+	    $(HOOKDIR)/moatd.json
+	-rmdir $(DATADIR)
 
 clean:
 	rm -rf build

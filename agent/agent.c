@@ -1,10 +1,12 @@
 /* agent: moatd's standalone node logic (see agent.h). */
 #include "agent.h"
 #include "doc.h"
+#include "hold.h"
 #include "loader.h"
 #include "mem.h"
 #include "remote.h"
 #include "sync.h"
+#include "wsource.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -27,14 +29,27 @@ void agent_log(const char *level, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static int load_files(const struct agent_config *cfg, struct moat_policy **out)
+/* The files, and the discovered workloads when a source reported some. */
+static int load_files(const struct moat_agent *a, struct moat_policy **out)
 {
+    const struct agent_config *cfg = &a->cfg;
+    struct policy_source src[32];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nfiles && n < 31; i++)
+        src[n++] = (struct policy_source){.path = cfg->files[i]};
+    char *text = a->discovered ? json_dumps(a->discovered, JSON_COMPACT) : NULL;
+    if (a->discovered && !text)
+        return -ENOMEM;
+    if (text)
+        src[n++] = (struct policy_source){
+            .text = text, .len = strlen(text), .name = "discovered workloads"};
     struct moat_diags d;
     diags_init(&d);
-    int err = policy_load_files(out, cfg->files, cfg->nfiles, &d);
+    int err = policy_load_sources(out, src, n, &d);
     for (size_t i = 0; i < d.count; i++)
         agent_log("error", "%s", d.items[i].text);
     diags_clear(&d);
+    free(text);
     return err;
 }
 
@@ -520,8 +535,23 @@ static json_t *workload_json(const struct moat_workload *w)
         json_decref(ips);
         return NULL;
     }
-    return json_pack("{s:s,s:s,s:s*,s:o,s:o,s:s*}", "name", w->name, "namespace", w->namespace,
-                     "image", w->image, "labels", labels, "ips", ips, "interface", w->interface);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s*,s:o,s:o,s:s*}", "name", w->name, "namespace", w->namespace,
+                  "image", w->image, "labels", labels, "ips", ips, "interface", w->interface);
+    char src[4200];
+    snprintf(src, sizeof(src), "file:%s", w->at.file ? w->at.file : "");
+    if (j && json_object_set_new(j, "source", json_string(w->source ? w->source : src)) < 0) {
+        json_decref(j);
+        return NULL;
+    }
+    json_t *nsl = w->nns_labels ? json_object() : NULL;
+    for (size_t i = 0; nsl && i < w->nns_labels; i++)
+        json_object_set_new(nsl, w->ns_labels[i].key, json_string(w->ns_labels[i].value));
+    if (j && nsl && json_object_set_new(j, "namespace_labels", nsl) < 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /*
@@ -594,7 +624,7 @@ static int load_cluster(struct moat_agent *a, struct moat_policy **out)
 {
     *out = NULL;
     struct moat_policy *inv;
-    int err = load_files(&a->cfg, &inv);
+    int err = load_files(a, &inv);
     if (err)
         return err;
     json_t *reported = json_array(), *docs = json_array();
@@ -615,7 +645,7 @@ static int load_cluster(struct moat_agent *a, struct moat_policy **out)
 
 static int load_policy(struct moat_agent *a, struct moat_policy **out)
 {
-    return a->cfg.cluster ? load_cluster(a, out) : load_files(&a->cfg, out);
+    return a->cfg.cluster ? load_cluster(a, out) : load_files(a, out);
 }
 
 /* Cluster mode: tells the server the datapath state, the revision and the workloads. */
@@ -698,6 +728,8 @@ int agent_start(struct moat_agent *a, const struct agent_config *cfg,
 {
     memset(a, 0, sizeof(*a));
     a->cfg = *cfg;
+    a->discovered = cfg->discovered;
+    a->cfg.discovered = NULL;
     a->ops = ops;
     set_dp_state(a, "not_installed", "waiting for the first policy");
     a->alerts = alert_agg_new();
@@ -785,6 +817,13 @@ static int refresh(struct moat_agent *a, const char *what)
 int agent_reload(struct moat_agent *a)
 {
     return refresh(a, "reload");
+}
+
+int agent_set_discovered(struct moat_agent *a, json_t *docs)
+{
+    json_decref(a->discovered);
+    a->discovered = docs;
+    return refresh(a, "applying the discovered workloads");
 }
 
 /*
@@ -947,9 +986,14 @@ static json_t *status_json(struct moat_agent *a)
     json_t *ifs = json_array(), *rules = json_array();
     for (size_t i = 0; i < a->nifaces; i++) {
         const struct moat_workload *w = &a->policy->workloads[a->ifaces[i].workload];
-        json_array_append_new(ifs, json_pack("{s:s,s:s,s:s,s:b}", "interface", a->ifaces[i].name,
-                                             "namespace", w->namespace, "workload", w->name,
-                                             "attached", a->ifaces[i].attached));
+        json_t *e = workload_json(w); /* name, namespace, image, labels, ips, source */
+        if (!e)
+            continue;
+        json_object_del(e, "name");
+        json_object_set_new(e, "workload", json_string(w->name));
+        json_object_set_new(e, "interface", json_string(a->ifaces[i].name));
+        json_object_set_new(e, "attached", json_boolean(a->ifaces[i].attached));
+        json_array_append_new(ifs, e);
     }
     for (size_t i = 0; a->policy && i < a->policy->nrules; i++)
         json_array_append_new(rules,
@@ -976,6 +1020,10 @@ static json_t *status_json(struct moat_agent *a)
     if (st)
         json_object_update(j, st);
     json_decref(st);
+    if (j && a->cfg.source)
+        json_object_set_new(j, "discovery", wsource_status(a->cfg.source));
+    if (j && a->cfg.hold)
+        json_object_set_new(j, "hold", hold_status(a->cfg.hold));
     return j;
 }
 
@@ -1023,6 +1071,7 @@ void agent_stop(struct moat_agent *a, bool remove)
     free(a->remote_text);
     json_decref(a->remote_rules);
     json_decref(a->local_workloads);
+    json_decref(a->discovered);
     tables_free(a->tables);
     policy_free(a->policy);
     free(a->ifaces);

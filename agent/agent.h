@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 
 struct sync;
+struct wsource;
+struct hold;
 
 struct agent_config {
     const char *node;
@@ -35,6 +37,12 @@ struct agent_config {
      * from the server through agent_set_remote, reports go to `sync`. */
     const char *cluster;
     struct sync *sync;
+    /* Workload discovery (--runtime docker|podman|kubernetes): the source's
+     * workloads join the files' (agent_set_discovered); `hold` keeps new
+     * interfaces fail-closed until then. Both only shown in the status here. */
+    struct wsource *source;
+    struct hold *hold;
+    json_t *discovered; /* the source's workloads at start (agent_start takes it over) */
 };
 
 /* A cluster's threat list as the agent holds it (index = cluster index in the policy). */
@@ -76,6 +84,7 @@ struct moat_agent {
     char dp_state[16];        /* enforcing | unsupported | not_installed */
     char dp_reason[512];
     double applied_at;             /* wall-clock seconds the policy in force was applied */
+    json_t *discovered;            /* Workload documents from cfg.source (owned); NULL: none */
     struct agent_threats *threats; /* per cluster of the policy in force */
     size_t nthreats;
     double threats_checked_at; /* monotonic seconds */
@@ -104,6 +113,12 @@ int agent_reload(struct moat_agent *a);
  * the node's inventory; on any error the running policy stays. 0 or -errno.
  */
 int agent_set_remote(struct moat_agent *a, json_t *policy);
+/*
+ * Takes over `docs` (a JSON array of Workload documents a discovery source
+ * reported: this node's, of this cluster) and applies the policy with them;
+ * on any error the running policy stays. 0 or -errno.
+ */
+int agent_set_discovered(struct moat_agent *a, json_t *docs);
 /* Attaches interfaces that appeared, forgets ones that went away. */
 void agent_rescan(struct moat_agent *a);
 /* Writes alert lines changed since the last flush, and the status file. */

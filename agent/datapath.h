@@ -21,6 +21,12 @@
 
 struct datapath;
 
+/* The tc filter (handle, priority) moat's programs take on a workload
+ * interface, on both hooks. The hold program (hold.h) takes the same one, so
+ * attach() replaces a hold in one tc operation. */
+#define MOAT_TC_HANDLE   0x4d4f /* "MO" */
+#define MOAT_TC_PRIORITY 1
+
 struct datapath_counter {
     uint32_t rule_id; /* 0: default action */
     uint64_t flows, packets, bytes;

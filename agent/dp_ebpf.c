@@ -30,8 +30,8 @@
 
 #define BPFFS       "/sys/fs/bpf"
 #define PIN_BASE    BPFFS "/moat"
-#define TC_HANDLE   0x4d4f /* "MO" */
-#define TC_PRIORITY 1
+#define TC_HANDLE   MOAT_TC_HANDLE
+#define TC_PRIORITY MOAT_TC_PRIORITY
 #define BATCH       65536
 
 struct attached {

@@ -18,9 +18,15 @@
  */
 #include "agent.h"
 #include "cmd_quarantine.h"
+#include "hold.h"
+#include "moat/version.h"
+#include "labels.h"
 #include "loader.h"
+#include "netns.h"
 #include "nodelock.h"
+#include "pattern.h"
 #include "sync.h"
+#include "wsource.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -30,11 +36,13 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
@@ -47,45 +55,140 @@
 #define STATE_DIR     "/var/lib/moat"
 #define MAX_FILES     16
 #define SPOOL_DEFAULT 10000 /* batches: at 2 a second, over an hour of a busy node */
-#define MOATD_VERSION "0.5.0"
+#define MOATD_VERSION MOAT_VERSION
 
 struct options {
     const char *node, *alerts, *netns, *datapath;
     const char *server, *cluster, *join_token, *state_dir, *ca_file;
+    const char *runtime, *runtime_socket, *kubeconfig, *ns_label, *app_label, *default_ns;
     long spool_max;
     const char *files[MAX_FILES];
     size_t nfiles;
+    struct hold_config hold;
+    bool hold_set, no_hold;
     bool check, cleanup, verbose, have_inventory, have_policy;
 };
 
+/*
+ * The options: getopt's table, --help and the man page (mk/man.py reads
+ * --help) come from this one list.
+ */
+struct moatd_option {
+    const char *name, *arg; /* arg NULL: a flag */
+    int id;
+    const char *help; /* lines after the first are indented under it */
+};
+
+enum {
+    OPT_NODE = 'n',
+    OPT_POLICY = 'p',
+    OPT_INVENTORY = 'i',
+    OPT_ALERTS = 'a',
+    OPT_NETNS = 'N',
+    OPT_DATAPATH = 'd',
+    OPT_CHECK = 'c',
+    OPT_CLEANUP = 'C',
+    OPT_VERBOSE = 'v',
+    OPT_SERVER = 'S',
+    OPT_CLUSTER = 'K',
+    OPT_JOIN = 'J',
+    OPT_STATE = 'D',
+    OPT_CA = 'A',
+    OPT_SPOOL = 'M',
+    OPT_HELP = 'h',
+    OPT_RUNTIME = 256,
+    OPT_SOCKET,
+    OPT_KUBECONFIG,
+    OPT_NS_LABEL,
+    OPT_APP_LABEL,
+    OPT_DEFAULT_NS,
+    OPT_HOLD_IF,
+    OPT_HOLD_BR,
+    OPT_NO_HOLD,
+    OPT_VERSION,
+};
+
+static const struct moatd_option moatd_options[] = {
+    {"node", "NAME", OPT_NODE, "this node's name (workloads with node: NAME\nare local)"},
+    {"policy", "FILE", OPT_POLICY, "policy file (YAML or JSON); repeatable"},
+    {"inventory", "FILE", OPT_INVENTORY, "workload inventory file; repeatable"},
+    {"runtime", "NAME", OPT_RUNTIME,
+     "where workloads come from: file, podman, docker\n"
+     "or kubernetes. Default: file with --inventory,\n"
+     "else the engine whose socket exists (podman,\n"
+     "then docker), else kubernetes inside a pod"},
+    {"runtime-socket", "PATH", OPT_SOCKET,
+     "the engine's API socket (default\n/run/podman/podman.sock, /var/run/docker.sock)"},
+    {"kubeconfig", "FILE", OPT_KUBECONFIG,
+     "kubernetes: a kubeconfig (default: the pod's\nservice account)"},
+    {"namespace-label", "KEY", OPT_NS_LABEL,
+     "engine: the label naming a container's namespace\n"
+     "when it has no io.kubernetes.pod.namespace label"},
+    {"app-label", "KEY", OPT_APP_LABEL,
+     "engine: the label naming its app when it has\nno app label"},
+    {"default-namespace", "NS", OPT_DEFAULT_NS,
+     "engine: the namespace of containers no label\nplaces (default: default)"},
+    {"hold-interfaces", "PATTERN", OPT_HOLD_IF,
+     "hold new veths so named fail-closed until their\n"
+     "workload is known; repeatable (default: veth*,\n"
+     "and for kubernetes also cali* and lxc*)"},
+    {"hold-bridges", "PATTERN", OPT_HOLD_BR,
+     "also hold new veths enslaved to bridges so named;\n"
+     "repeatable (default: cni-podman*, podman*,\ndocker0, br-*, cni0, cbr0)"},
+    {"no-hold", NULL, OPT_NO_HOLD,
+     "hold nothing: a new container's traffic is not\njudged until it is identified"},
+    {"server", "URL", OPT_SERVER, "cluster mode: moat-server's URL\n(http[s]://HOST:PORT)"},
+    {"cluster", "ID", OPT_CLUSTER,
+     "the node's cluster (cluster mode), or the one a\n"
+     "standalone runtime puts its workloads in"},
+    {"join-token", "T", OPT_JOIN,
+     "cluster mode: the cluster's join token (moat\n"
+     "cluster join-token ID); not needed once registered"},
+    {"state-dir", "DIR", OPT_STATE,
+     "cluster mode: credential, last policy, event\nspool (default " STATE_DIR "/NODE)"},
+    {"ca-file", "FILE", OPT_CA, "cluster mode: CA certificates for an https server"},
+    {"spool-max", "N", OPT_SPOOL,
+     "cluster mode: event batches kept while the server\n"
+     "is away (default 10000; then the oldest go)"},
+    {"alerts", "FILE", OPT_ALERTS, "append alerts as JSON lines to FILE (default:\nstdout)"},
+    {"netns", "NAME", OPT_NETNS, "join network namespace NAME first\n(/run/netns/NAME)"},
+    {"datapath", "NAME", OPT_DATAPATH, "auto (default) or ebpf"},
+    {"check", NULL, OPT_CHECK, "validate the files and probe the kernel, then exit"},
+    {"cleanup", NULL, OPT_CLEANUP, "on exit, detach and remove all kernel state"},
+    {"verbose", NULL, OPT_VERBOSE, "log more (libbpf warnings, discovery details)"},
+    {"version", NULL, OPT_VERSION, "print the version and exit"},
+    {"help", NULL, OPT_HELP, "print this help and exit"},
+};
+#define NOPTIONS (sizeof(moatd_options) / sizeof(moatd_options[0]))
+
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: moatd --node NAME --policy FILE --inventory FILE [--alerts FILE]\n"
-                 "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup] "
-                 "[--verbose]\n"
+    fprintf(out, "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
+                 "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup]\n"
+                 "             [--verbose]\n"
+                 "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
+                 "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
                  "       moatd --server URL --cluster ID --join-token T --node NAME\n"
-                 "             [--inventory FILE] [--state-dir DIR] [--ca-file FILE]\n"
-                 "             [--spool-max N] [--alerts FILE] [--netns NAME] ...\n"
+                 "             [--inventory FILE] [--runtime NAME] [--state-dir DIR] ...\n"
                  "       moatd status --node NAME [-o table|json]\n"
-                 "       moatd remove --node NAME [--netns NAME]\n\n"
-                 "  --node NAME        this node's name (workloads with node: NAME are local)\n"
-                 "  --policy FILE      policy file (YAML or JSON); repeatable\n"
-                 "  --inventory FILE   workload inventory file; repeatable\n"
-                 "  --server URL       cluster mode: moat-server's URL (http[s]://HOST:PORT)\n"
-                 "  --cluster ID       cluster mode: the cluster this node belongs to\n"
-                 "  --join-token T     cluster mode: the cluster's join token (moat cluster\n"
-                 "                     join-token ID); not needed once registered\n"
-                 "  --state-dir DIR    cluster mode: credential, last policy, event spool\n"
-                 "                     (default " STATE_DIR "/NODE)\n"
-                 "  --ca-file FILE     cluster mode: CA certificates for an https server\n"
-                 "  --spool-max N      cluster mode: event batches kept while the server is\n"
-                 "                     away (default 10000; then the oldest are dropped)\n"
-                 "  --alerts FILE      append alerts as JSON lines to FILE (default: stdout)\n"
-                 "  --netns NAME       join network namespace NAME first (/run/netns/NAME)\n"
-                 "  --datapath NAME    auto (default) or ebpf\n"
-                 "  --check            validate the files and probe the kernel, then exit\n"
-                 "  --cleanup          on exit, detach and remove all kernel state\n"
-                 "Exit status: 0 ok, 1 cannot run (kernel, I/O, another moatd runs for the\n"
+                 "       moatd remove --node NAME [--netns NAME]\n"
+                 "       moatd --version | --help\n\n"
+                 "moatd is Moat's node agent: it enforces the policy on this node's workloads\n"
+                 "with the kernel datapath and reports alerts (see moatd(8)).\n\nOptions:\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct moatd_option *op = &moatd_options[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", op->name, op->arg ? " " : "",
+                 op->arg ? op->arg : "");
+        fprintf(out, "  %-25s ", left);
+        for (const char *p = op->help; *p; p++) {
+            fputc(*p, out);
+            if (*p == '\n')
+                fprintf(out, "  %-25s ", "");
+        }
+        fputc('\n', out);
+    }
+    fprintf(out, "\nExit status: 0 ok, 1 cannot run (kernel, I/O, another moatd runs for the\n"
                  "node), 2 invalid files or usage; status: 3 not running; remove: 1 a moatd\n"
                  "runs for the node, 3 its state belongs to another network namespace.\n");
 }
@@ -116,18 +219,20 @@ static bool cluster_id_ok(const char *s)
 static int check_cluster_args(const struct options *o)
 {
     const char *why = NULL, *opt = NULL;
-    if (!o->server)
-        opt = "--server", why = "required with --cluster";
+    bool discovering = o->runtime && strcmp(o->runtime, "file") != 0;
+    if (!o->server && !discovering)
+        opt = "--server", why = "required with --cluster (or a --runtime that discovers)";
     else if (!o->cluster)
-        opt = "--cluster", why = "required with --server";
-    else if (strncmp(o->server, "http://", 7) != 0 && strncmp(o->server, "https://", 8) != 0)
+        opt = "--cluster", why = o->server ? "required with --server" : "required with --runtime";
+    else if (o->server && strncmp(o->server, "http://", 7) != 0 &&
+             strncmp(o->server, "https://", 8) != 0)
         opt = "--server", why = "must start with http:// or https://";
     else if (!cluster_id_ok(o->cluster))
         opt = "--cluster", why = "1-63 letters, digits, '.', '_', '-'";
-    else if (o->have_policy)
+    else if (o->server && o->have_policy)
         opt = "--policy",
         why = "not with --server: in cluster mode the policy comes from the server";
-    else if (o->check)
+    else if (o->server && o->check)
         opt = "--check", why = "only in standalone mode";
     if (!why)
         return 0;
@@ -135,101 +240,233 @@ static int check_cluster_args(const struct options *o)
     return 2;
 }
 
+static int add_pattern(const char **list, size_t *n, const char *opt, const char *value)
+{
+    const char *why = pattern_check(value);
+    if (!why && (strlen(value) >= IF_NAMESIZE && !strchr(value, '*')))
+        why = "is longer than an interface name";
+    if (why) {
+        fprintf(stderr, "moatd: --%s: \"%s\" %s\n", opt, value, why);
+        return 2;
+    }
+    if (*n >= HOLD_PATTERNS_MAX) {
+        fprintf(stderr, "moatd: --%s: at most %d patterns\n", opt, HOLD_PATTERNS_MAX);
+        return 2;
+    }
+    list[(*n)++] = value;
+    return 0;
+}
+
+/* Which source, when --runtime is not given: file with --inventory, else the engine there is. */
+static const char *detect_runtime(const struct options *o)
+{
+    if (o->have_inventory || o->check)
+        return "file";
+    if (access(o->runtime_socket ? o->runtime_socket : "/run/podman/podman.sock", F_OK) == 0)
+        return "podman";
+    if (access("/var/run/docker.sock", F_OK) == 0)
+        return "docker";
+    if (getenv("KUBERNETES_SERVICE_HOST"))
+        return "kubernetes";
+    return "file";
+}
+
+/* The defaults of the hold patterns for the runtime. */
+static void hold_defaults(struct options *o)
+{
+    static const char *const bridges[] = {"cni-podman*", "podman*", "docker0",
+                                          "br-*",        "cni0",    "cbr0"};
+    struct hold_config *h = &o->hold;
+    if (!h->nifaces) {
+        h->ifaces[h->nifaces++] = "veth*";
+        if (strcmp(o->runtime, "kubernetes") == 0) {
+            h->ifaces[h->nifaces++] = "cali*";
+            h->ifaces[h->nifaces++] = "lxc*";
+        }
+    }
+    for (size_t i = 0; !h->nbridges && i < sizeof(bridges) / sizeof(bridges[0]); i++)
+        h->bridges[h->nbridges++] = bridges[i];
+}
+
+static int set_option(struct options *o, int c, const char *arg)
+{
+    switch (c) {
+    case OPT_NODE:
+        o->node = arg;
+        break;
+    case OPT_POLICY:
+        o->have_policy = true;
+        return add_file(o, arg) ? 2 : 0;
+    case OPT_INVENTORY:
+        o->have_inventory = true;
+        return add_file(o, arg) ? 2 : 0;
+    case OPT_ALERTS:
+        o->alerts = arg;
+        break;
+    case OPT_NETNS:
+        o->netns = arg;
+        break;
+    case OPT_DATAPATH:
+        o->datapath = arg;
+        break;
+    case OPT_CHECK:
+        o->check = true;
+        break;
+    case OPT_CLEANUP:
+        o->cleanup = true;
+        break;
+    case OPT_VERBOSE:
+        o->verbose = true;
+        break;
+    case OPT_SERVER:
+        o->server = arg;
+        break;
+    case OPT_CLUSTER:
+        o->cluster = arg;
+        break;
+    case OPT_JOIN:
+        o->join_token = arg;
+        break;
+    case OPT_STATE:
+        o->state_dir = arg;
+        break;
+    case OPT_CA:
+        o->ca_file = arg;
+        break;
+    case OPT_SPOOL: {
+        char *end;
+        o->spool_max = strtol(arg, &end, 10);
+        if (*end || end == arg || o->spool_max < 1 || o->spool_max > 10000000) {
+            fprintf(stderr, "moatd: --spool-max: \"%s\" is not a number 1..10000000\n", arg);
+            return 2;
+        }
+        break;
+    }
+    case OPT_RUNTIME:
+        if (strcmp(arg, "file") != 0 && !wsource_find(arg)) {
+            fprintf(stderr, "moatd: --runtime: \"%s\" is not file, podman, docker or kubernetes\n",
+                    arg);
+            return 2;
+        }
+        o->runtime = arg;
+        break;
+    case OPT_SOCKET:
+        o->runtime_socket = arg;
+        break;
+    case OPT_KUBECONFIG:
+        o->kubeconfig = arg;
+        break;
+    case OPT_NS_LABEL:
+    case OPT_APP_LABEL:
+        if (label_key_check(arg)) {
+            fprintf(stderr, "moatd: --%s: \"%s\" is not a label key: %s\n",
+                    c == OPT_NS_LABEL ? "namespace-label" : "app-label", arg, label_key_check(arg));
+            return 2;
+        }
+        *(c == OPT_NS_LABEL ? &o->ns_label : &o->app_label) = arg;
+        break;
+    case OPT_DEFAULT_NS:
+        if (!*arg || strlen(arg) > 64 ||
+            arg[strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+                            "qrstuvwxyz0123456789._-")]) {
+            fprintf(stderr,
+                    "moatd: --default-namespace: \"%s\" must be 1-64 characters of "
+                    "A-Z a-z 0-9 . _ -\n",
+                    arg);
+            return 2;
+        }
+        o->default_ns = arg;
+        break;
+    case OPT_HOLD_IF:
+        o->hold_set = true;
+        return add_pattern(o->hold.ifaces, &o->hold.nifaces, "hold-interfaces", arg);
+    case OPT_HOLD_BR:
+        o->hold_set = true;
+        return add_pattern(o->hold.bridges, &o->hold.nbridges, "hold-bridges", arg);
+    case OPT_NO_HOLD:
+        o->no_hold = true;
+        break;
+    }
+    return 0;
+}
+
+/* The discovery options only mean something with their runtime. */
+static int check_runtime_args(const struct options *o)
+{
+    bool engine = strcmp(o->runtime, "podman") == 0 || strcmp(o->runtime, "docker") == 0;
+    bool kube = strcmp(o->runtime, "kubernetes") == 0;
+    const char *opt = NULL;
+    if (o->runtime_socket && !engine)
+        opt = "--runtime-socket";
+    else if ((o->ns_label || o->app_label || o->default_ns) && !engine)
+        opt = o->ns_label    ? "--namespace-label"
+              : o->app_label ? "--app-label"
+                             : "--default-namespace";
+    else if (o->kubeconfig && !kube)
+        opt = "--kubeconfig";
+    else if ((o->hold_set || o->no_hold) && !engine && !kube)
+        opt = o->no_hold ? "--no-hold" : "--hold-interfaces/--hold-bridges";
+    if (opt) {
+        fprintf(stderr, "moatd: %s: not with --runtime %s\n", opt, o->runtime);
+        return 2;
+    }
+    if (o->no_hold && o->hold_set) {
+        fprintf(stderr, "moatd: --no-hold: not with --hold-interfaces or --hold-bridges\n");
+        return 2;
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {{"node", required_argument, NULL, 'n'},
-                                             {"policy", required_argument, NULL, 'p'},
-                                             {"inventory", required_argument, NULL, 'i'},
-                                             {"alerts", required_argument, NULL, 'a'},
-                                             {"netns", required_argument, NULL, 'N'},
-                                             {"datapath", required_argument, NULL, 'd'},
-                                             {"check", no_argument, NULL, 'c'},
-                                             {"cleanup", no_argument, NULL, 'C'},
-                                             {"verbose", no_argument, NULL, 'v'},
-                                             {"server", required_argument, NULL, 'S'},
-                                             {"cluster", required_argument, NULL, 'K'},
-                                             {"join-token", required_argument, NULL, 'J'},
-                                             {"state-dir", required_argument, NULL, 'D'},
-                                             {"ca-file", required_argument, NULL, 'A'},
-                                             {"spool-max", required_argument, NULL, 'M'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    struct option longopts[NOPTIONS + 1];
+    for (size_t i = 0; i < NOPTIONS; i++)
+        longopts[i] = (struct option){moatd_options[i].name,
+                                      moatd_options[i].arg ? required_argument : no_argument, NULL,
+                                      moatd_options[i].id};
+    longopts[NOPTIONS] = (struct option){NULL, 0, NULL, 0};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            o->node = optarg;
-            break;
-        case 'p':
-            o->have_policy = true;
-            if (add_file(o, optarg))
-                return 2;
-            break;
-        case 'i':
-            o->have_inventory = true;
-            if (add_file(o, optarg))
-                return 2;
-            break;
-        case 'a':
-            o->alerts = optarg;
-            break;
-        case 'N':
-            o->netns = optarg;
-            break;
-        case 'd':
-            o->datapath = optarg;
-            break;
-        case 'c':
-            o->check = true;
-            break;
-        case 'C':
-            o->cleanup = true;
-            break;
-        case 'v':
-            o->verbose = true;
-            break;
-        case 'S':
-            o->server = optarg;
-            break;
-        case 'K':
-            o->cluster = optarg;
-            break;
-        case 'J':
-            o->join_token = optarg;
-            break;
-        case 'D':
-            o->state_dir = optarg;
-            break;
-        case 'A':
-            o->ca_file = optarg;
-            break;
-        case 'M': {
-            char *end;
-            o->spool_max = strtol(optarg, &end, 10);
-            if (*end || end == optarg || o->spool_max < 1 || o->spool_max > 10000000) {
-                fprintf(stderr, "moatd: --spool-max: \"%s\" is not a number 1..10000000\n", optarg);
-                return 2;
-            }
-            break;
-        }
-        case 'h':
+        if (c == OPT_HELP) {
             usage(stdout);
             return -1;
-        case ':':
+        }
+        if (c == OPT_VERSION) {
+            printf("moatd %s\n", MOATD_VERSION);
+            return -1;
+        }
+        if (c == ':') {
             fprintf(stderr, "moatd: %s: needs a value\n", argv[optind - 1]);
             return 2;
-        default:
+        }
+        if (c == '?') {
             fprintf(stderr, "moatd: %s: unknown option\n", argv[optind - 1]);
             return 2;
         }
+        int rc = set_option(o, c, optarg);
+        if (rc)
+            return rc;
     }
+    if (!o->runtime)
+        o->runtime = detect_runtime(o);
+    bool discovering = strcmp(o->runtime, "file") != 0;
     int rc = o->server || o->cluster ? check_cluster_args(o) : 0;
+    if (!rc)
+        rc = check_runtime_args(o);
     if (rc)
         return rc;
-    const char *missing = !o->node ? "--node" : !o->server && !o->have_policy ? "--policy" : NULL;
+    const char *missing = !o->node                        ? "--node"
+                          : !o->server && !o->have_policy ? "--policy"
+                          : discovering && !o->cluster    ? "--cluster"
+                                                          : NULL;
     if (missing) {
         fprintf(stderr, "moatd: %s: required (moatd --help)\n", missing);
+        return 2;
+    }
+    if (!discovering && !o->server && !o->have_inventory && !o->check) {
+        fprintf(stderr, "moatd: no workload source: give --inventory FILE or --runtime "
+                        "podman|docker|kubernetes (no engine socket found)\n");
         return 2;
     }
     if (optind < argc) {
@@ -243,6 +480,8 @@ static int parse_args(int argc, char **argv, struct options *o)
                 o->datapath);
         return 2;
     }
+    if (discovering && !o->no_hold)
+        hold_defaults(o);
     return 0;
 }
 
@@ -355,6 +594,64 @@ static void say_node_unknown(const char *prefix, const char *node)
             prefix, node);
 }
 
+/*
+ * The discovered workloads are kept in RUN_DIR/moatd-NODE.discovered.json, so
+ * a restarted moatd enforces on them at once even while the engine or the API
+ * server does not answer yet (the kernel state it left in place keeps going
+ * meanwhile; a policy without those workloads would judge them as strangers).
+ */
+static void discovered_path(const struct options *o, char *buf, size_t n)
+{
+    snprintf(buf, n, RUN_DIR "/moatd-%s.discovered.json", o->node);
+}
+
+static void save_discovered(const struct options *o, const json_t *docs)
+{
+    char path[512], tmp[520];
+    discovered_path(o, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (json_dump_file(docs, tmp, JSON_COMPACT) == 0)
+        rename(tmp, path);
+}
+
+/*
+ * The workloads to start with: the source's first complete listing (waited
+ * for up to START_WAIT_S, new links held meanwhile), else what the last run
+ * saved. NULL when there is neither.
+ */
+#define START_WAIT_S 5.0
+
+static json_t *initial_discovered(const struct options *o, struct wsource *src, struct hold *h)
+{
+    double until = now_s() + START_WAIT_S;
+    int src_fd = wsource_fd(src), hfd = h ? hold_fd(h) : -1;
+    while (!wsource_synced(src) && now_s() < until) {
+        struct pollfd p[2] = {{.fd = src_fd, .events = POLLIN}, {.fd = hfd, .events = POLLIN}};
+        if (poll(p, h ? 2 : 1, 50) > 0 && h && (p[1].revents & POLLIN))
+            hold_handle(h);
+    }
+    if (wsource_synced(src)) {
+        json_t *docs = wsource_take(src);
+        if (docs)
+            save_discovered(o, docs);
+        return docs;
+    }
+    char path[512];
+    discovered_path(o, path, sizeof(path));
+    json_t *saved = json_load_file(path, 0, NULL);
+    if (json_is_array(saved)) {
+        agent_log("warning",
+                  "%s has not answered within %.0f s: enforcing on the %zu workloads it "
+                  "reported last until it does",
+                  o->runtime, START_WAIT_S, json_array_size(saved));
+        return saved;
+    }
+    json_decref(saved);
+    agent_log("warning", "%s has not answered within %.0f s: starting without its workloads",
+              o->runtime, START_WAIT_S);
+    return NULL;
+}
+
 /* Returns the exit status. */
 static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
 {
@@ -362,9 +659,11 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
     int ino = watch_files(o);
     int evfd = a->dp ? a->ops->event_fd(a->dp) : -1;
     int wakefd = a->cfg.sync ? sync_wake_fd(a->cfg.sync) : -1;
+    int srcfd = a->cfg.source ? wsource_fd(a->cfg.source) : -1;
+    int holdfd = a->cfg.hold ? hold_fd(a->cfg.hold) : -1;
     struct epoll_event ev = {.events = EPOLLIN};
-    int fds[4] = {sigfd, ino, evfd, wakefd};
-    for (int i = 0; i < 4; i++)
+    int fds[6] = {sigfd, ino, evfd, wakefd, srcfd, holdfd};
+    for (int i = 0; i < 6; i++)
         if (fds[i] >= 0) {
             ev.data.fd = fds[i];
             epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
@@ -372,10 +671,26 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
     bool stop = false;
     double reload_at = 0; /* a change seen: reload shortly after (files settle) */
     while (!stop) {
-        struct epoll_event got[4];
-        int n = epoll_wait(ep, got, 4, 100);
+        struct epoll_event got[6];
+        int n = epoll_wait(ep, got, 6, 100);
+        /* New links first: a hold must not wait behind a policy compile. */
+        for (int i = 0; i < n; i++)
+            if (got[i].data.fd == holdfd) {
+                hold_handle(a->cfg.hold);
+                a->status_dirty = true;
+            }
         for (int i = 0; i < n; i++) {
-            if (got[i].data.fd == sigfd) {
+            if (got[i].data.fd == holdfd) {
+                continue;
+            } else if (got[i].data.fd == srcfd) {
+                json_t *docs = wsource_take(a->cfg.source);
+                if (docs) {
+                    save_discovered(o, docs);
+                    agent_set_discovered(a, docs);
+                    if (a->cfg.hold)
+                        hold_refresh(a->cfg.hold);
+                }
+            } else if (got[i].data.fd == sigfd) {
                 struct signalfd_siginfo si;
                 while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
                     if (si.ssi_signo == SIGHUP)
@@ -552,14 +867,31 @@ static int status_cmd(int argc, char **argv)
                    json_integer_value(json_object_get(sp, "delivered")),
                    json_integer_value(json_object_get(sp, "dropped")));
         }
+        json_t *dis = json_object_get(st, "discovery");
+        if (dis)
+            printf("discovery   %s at %s (%s%s%s)\n",
+                   json_string_value(json_object_get(dis, "runtime")),
+                   json_string_value(json_object_get(dis, "endpoint")),
+                   json_is_true(json_object_get(dis, "connected")) ? "connected" : "not connected",
+                   json_is_true(json_object_get(dis, "synced")) ? "" : ", not listed yet",
+                   *json_string_value(json_object_get(dis, "last_error")) &&
+                           !json_is_true(json_object_get(dis, "connected"))
+                       ? "; see the log"
+                       : "");
         printf("interfaces\n");
         size_t i;
         json_t *v;
         json_array_foreach(json_object_get(st, "interfaces"), i, v)
-            printf("  %-15s %s/%s %s\n", json_string_value(json_object_get(v, "interface")),
+            printf("  %-15s %s/%s %s  %s\n", json_string_value(json_object_get(v, "interface")),
                    json_string_value(json_object_get(v, "namespace")),
                    json_string_value(json_object_get(v, "workload")),
-                   json_is_true(json_object_get(v, "attached")) ? "enforcing" : "waiting");
+                   json_is_true(json_object_get(v, "attached")) ? "enforcing" : "waiting",
+                   json_string_value(json_object_get(v, "source")));
+        json_t *hold = json_object_get(st, "hold");
+        json_array_foreach(json_object_get(hold, "held"), i, v)
+            printf("  %-15s (not identified yet) held: %lld packets dropped\n",
+                   json_string_value(json_object_get(v, "interface")),
+                   json_integer_value(json_object_get(v, "packets_dropped")));
         printf("rules (flows / packets / bytes)\n");
         json_array_foreach(json_object_get(st, "rules"), i, v)
         {
@@ -691,6 +1023,8 @@ static int remove_cmd(int argc, char **argv)
     }
     snprintf(path, sizeof(path), RUN_DIR "/moatd-%s.json", node);
     unlink(path);
+    snprintf(path, sizeof(path), RUN_DIR "/moatd-%s.discovered.json", node);
+    unlink(path);
     nodelock_unlink(lk);
     nodelock_release(lk);
     if (!pinned)
@@ -754,6 +1088,74 @@ static int start_sync(const struct options *o, struct sync **out)
     return err;
 }
 
+/*
+ * moatd hook: an OCI prestart hook (docs/moatd.md, "Protected from the first
+ * packet"). The engine runs it with the container's state on stdin
+ * ({"pid": N, "id": ...}) once the container's network is set up and before
+ * its process starts; it holds the host-side peer of the container's eth0
+ * with the fail-closed program, so a container started while moatd is not
+ * running is held all the same. Exit 0: held, or nothing to hold (no eth0
+ * veth: the host's network, none), or moat enforces there already; 1: it
+ * could not be held (the engine then does not start the container:
+ * fail-closed); 2: usage or no state.
+ */
+#define HOOK_STATE_MAX 65536
+
+static int hook_cmd(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: moatd hook  (an OCI prestart hook: the container's state on "
+                        "stdin)\n");
+        return 2;
+    }
+    char *buf = malloc(HOOK_STATE_MAX);
+    size_t n = buf ? fread(buf, 1, HOOK_STATE_MAX - 1, stdin) : 0;
+    if (!buf)
+        return 1;
+    buf[n] = '\0';
+    json_t *st = json_loads(buf, 0, NULL);
+    free(buf);
+    long pid = (long)json_integer_value(json_object_get(st, "pid"));
+    char id[16];
+    snprintf(id, sizeof(id), "%.12s",
+             json_string_value(json_object_get(st, "id"))
+                 ? json_string_value(json_object_get(st, "id"))
+                 : "?");
+    json_decref(st);
+    if (pid <= 0) {
+        fprintf(stderr, "moatd hook: the state on stdin has no \"pid\" (is this an OCI hook?)\n");
+        return 2;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+    struct stat theirs, ours;
+    if (stat(path, &theirs) != 0 || stat("/proc/self/ns/net", &ours) != 0) {
+        fprintf(stderr, "moatd hook: container %s: %s: %s\n", id, path, strerror(errno));
+        return 1;
+    }
+    if (theirs.st_ino == ours.st_ino)
+        return 0; /* the host's network: no interface of its own */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char ifname[IF_NAMESIZE];
+    int err = fd < 0 ? -errno : netns_peer_name(fd, "eth0", -1, ifname);
+    if (fd >= 0)
+        close(fd);
+    if (err == -ENOENT || err == -ENODEV)
+        return 0; /* no eth0 whose peer is here */
+    libbpf_set_print(libbpf_silent);
+    if (!err)
+        err = hold_interface(ifname);
+    if (err == -EEXIST)
+        return 0;
+    if (err) {
+        fprintf(stderr, "moatd hook: container %s: cannot hold its interface: %s\n", id,
+                strerror(-err));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "status") == 0)
@@ -762,6 +1164,8 @@ int main(int argc, char **argv)
         return remove_cmd(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "quarantine") == 0)
         return cmd_quarantine(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "hook") == 0)
+        return hook_cmd(argc - 1, argv + 1);
     struct options o = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc)
@@ -815,10 +1219,42 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    struct wsource *src = NULL;
+    if (strcmp(o.runtime, "file") != 0) {
+        /* Before --netns too: the engine's socket and the API server are here. */
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        struct wsource_config wc = {.runtime = o.runtime,
+                                    .socket = o.runtime_socket,
+                                    .kubeconfig = o.kubeconfig,
+                                    .cluster = o.cluster,
+                                    .node = o.node,
+                                    .netns = o.netns,
+                                    .namespace_label = o.ns_label,
+                                    .app_label = o.app_label,
+                                    .default_namespace = o.default_ns,
+                                    .verbose = o.verbose};
+        err = wsource_start(wsource_find(o.runtime), &wc, &src);
+        if (err) {
+            fprintf(stderr, "moatd: --runtime %s: cannot start: %s\n", o.runtime, strerror(-err));
+            sync_stop(sy);
+            nodelock_release(lock);
+            return 1;
+        }
+    }
     if (o.netns && join_netns(o.netns) < 0) {
+        wsource_stop(src);
         sync_stop(sy);
         nodelock_release(lock);
         return 1;
+    }
+    struct hold *hold = NULL;
+    if (src && !o.no_hold) {
+        err = hold_open(&o.hold, &hold);
+        if (err)
+            agent_log("error",
+                      "cannot watch for new interfaces (%s): a container is judged only once "
+                      "it is identified",
+                      strerror(-err));
     }
     if (o.netns)
         nodelock_record(lock, o.netns); /* where it enforces, for moatd remove */
@@ -838,23 +1274,30 @@ int main(int argc, char **argv)
                                .alerts_path = o.alerts,
                                .status_path = status_path,
                                .verbose = o.verbose,
-                               .cluster = o.cluster,
-                               .sync = sy};
+                               .cluster = o.server ? o.cluster : NULL,
+                               .sync = sy,
+                               .source = src,
+                               .hold = hold,
+                               .discovered = src ? initial_discovered(&o, src, hold) : NULL};
     struct moat_agent a;
     err = agent_start(&a, &cfg, &datapath_ebpf);
     if (err) {
         agent_stop(&a, false);
+        hold_close(hold);
+        wsource_stop(src);
         sync_stop(sy);
         nodelock_release(lock);
         return err == -EINVAL ? 2 : 1;
     }
-    if (!o.server && a.policy && !node_named(a.policy, o.node))
+    if (!o.server && !src && a.policy && !node_named(a.policy, o.node))
         say_node_unknown("warning: ", o.node);
     agent_flush(&a);
     rc = run_loop(&a, &o, sigfd);
     agent_log("info", "stopping%s",
               o.cleanup ? "; removing enforcement (--cleanup)" : "; enforcement stays in place");
     agent_stop(&a, o.cleanup);
+    hold_close(hold);
+    wsource_stop(src);
     sync_stop(sy); /* after agent_stop: its last alert events are spooled */
     close(sigfd);
     nodelock_release(lock); /* last: the next agent may start now */

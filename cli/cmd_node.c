@@ -26,9 +26,11 @@ static const struct out_col node_cols[] = {{"ID", "id"},
                                            {"REASON", "reason"},
                                            {NULL, NULL}};
 
+/* SOURCE: where the agent found it (RUNTIME:ID of a container or pod, or file:PATH). */
 static const struct out_col workload_cols[] = {
-    {"CLUSTER", "cluster"}, {"NODE", "node"},   {"NAMESPACE", "namespace"}, {"NAME", "name"},
-    {"IPS", "ips"},         {"IMAGE", "image"}, {"LABELS", "labels"},       {NULL, NULL}};
+    {"CLUSTER", "cluster"}, {"NODE", "node"},     {"NAMESPACE", "namespace"},
+    {"NAME", "name"},       {"IPS", "ips"},       {"IMAGE", "image"},
+    {"LABELS", "labels"},   {"SOURCE", "source"}, {NULL, NULL}};
 
 int cmd_node_list(int argc, char **argv)
 {

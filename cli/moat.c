@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "loader.h"
+#include "moat/version.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -202,10 +203,12 @@ static const struct cli_command commands[] = {
      cmd_node_get},
     {"workload list",
      "[--cluster C] [--node N] [--namespace NS] [--name N] [--limit N] [--offset N]",
-     "List the workloads agents reported.",
+     "List the workloads agents reported, and where each came from.",
      "      --cluster, --node, --namespace, --name   filters (exact values)\n"
-     "      --limit N, --offset N   paging (the server's default limit is 100)\n" SERVER_OPTS
-         API_EXIT,
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n"
+     "SOURCE says where the node's agent found the workload: RUNTIME:ID for a\n"
+     "container (podman:ID, docker:ID) or a pod (kubernetes:UID), file:PATH for\n"
+     "an inventory file.\n" SERVER_OPTS API_EXIT,
      cmd_workload_list},
     {"alert list",
      "[--cluster C] [--node N] [--since T] [--until T] [--kind K] [--action A] [--status S] "
@@ -410,6 +413,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(1, argv);
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("moat %s\n", MOAT_VERSION);
+        return MOAT_EXIT_OK;
+    }
     if (argc >= 3) {
         char name[128];
         snprintf(name, sizeof(name), "%s %s", argv[1], argv[2]);

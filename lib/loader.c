@@ -498,18 +498,18 @@ static void add_label(struct ld *l, struct moat_label **labels, size_t *count, c
 }
 
 /* Labels as a list of "k=v" / "k:v" strings, or as a map {k: v}. */
-static void load_labels(struct ld *l, const struct doc_node *m, struct moat_label **labels,
-                        size_t *count)
+static void load_labels_at(struct ld *l, const struct doc_node *m, const char *name,
+                           struct moat_label **labels, size_t *count)
 {
-    const struct doc_node *n = doc_map_get(m, "labels");
+    const struct doc_node *n = doc_map_get(m, name);
     if (!n || (n->type == DOC_SCALAR && n->kind == DOC_NULL))
         return;
     for (size_t i = 0; i < n->count && n->type != DOC_SCALAR; i++) {
-        char field[32], *key = NULL, *value = NULL;
-        snprintf(field, sizeof(field), "labels[%zu]", i);
+        char field[64], *key = NULL, *value = NULL;
+        snprintf(field, sizeof(field), "%s[%zu]", name, i);
         const struct doc_node *it = n->items[i];
         if (n->type == DOC_MAP) {
-            snprintf(field, sizeof(field), "labels.%.20s", n->keys[i]->text);
+            snprintf(field, sizeof(field), "%s.%.20s", name, n->keys[i]->text);
             const char *kbad = label_key_check(n->keys[i]->text);
             const char *vbad = is_scalar(it) ? label_value_check(it->text) : "must be a string";
             if (kbad || vbad) {
@@ -544,7 +544,13 @@ static void load_labels(struct ld *l, const struct doc_node *m, struct moat_labe
         add_label(l, labels, count, key, value);
     }
     if (n->type == DOC_SCALAR)
-        bad(l, n, "labels", "must be a list of key=value or a map");
+        bad(l, n, name, "must be a list of key=value or a map");
+}
+
+static void load_labels(struct ld *l, const struct doc_node *m, struct moat_label **labels,
+                        size_t *count)
+{
+    load_labels_at(l, m, "labels", labels, count);
 }
 
 /* One entry of `cidrs`: a prefix, or a map {cidr, except: [prefixes]}. */
@@ -639,9 +645,9 @@ static void load_object_cidrs(struct ld *l, const struct doc_node *m, struct moa
 
 static void load_object(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind",        "id",     "name",   "namespace",
-                                    "app",         "images", "labels", "cluster",
-                                    "description", "cidrs",  NULL};
+    static const char *const f[] = {"kind",    "id",          "name",   "namespace",
+                                    "app",     "images",      "labels", "namespace_labels",
+                                    "cluster", "description", "cidrs",  NULL};
     check_fields(l, m, f);
     struct moat_object o = {.at = origin(l)};
     o.name = get_name(l, m, "name", true);
@@ -657,9 +663,11 @@ static void load_object(struct ld *l, const struct doc_node *m)
     o.kind = ipblock ? MOAT_OBJ_IPBLOCK : MOAT_OBJ_SELECTOR;
     check_list_size(l, m, "images");
     check_list_size(l, m, "labels");
+    check_list_size(l, m, "namespace_labels");
     check_list_size(l, m, "cidrs");
     if (ipblock) {
-        static const char *const sel[] = {"namespace", "app", "images", "labels", NULL};
+        static const char *const sel[] = {"namespace",        "app", "images", "labels",
+                                          "namespace_labels", NULL};
         for (int i = 0; sel[i]; i++)
             if (doc_map_get(m, sel[i]))
                 bad(l, doc_map_get(m, sel[i]), sel[i],
@@ -670,6 +678,7 @@ static void load_object(struct ld *l, const struct doc_node *m)
         o.app = get_pattern(l, m, "app", false);
         load_object_images(l, m, &o);
         load_labels(l, m, &o.labels, &o.nlabels);
+        load_labels_at(l, m, "namespace_labels", &o.ns_labels, &o.nns_labels);
     }
     const char *cl = get_str(l, m, "cluster", false);
     if (cl)
@@ -942,8 +951,9 @@ static void load_addrs(struct ld *l, const struct doc_node *m, struct moat_addr 
 
 static void load_workload(struct ld *l, const struct doc_node *m)
 {
-    static const char *const f[] = {"kind",  "cluster", "node", "name",      "namespace",
-                                    "image", "labels",  "ips",  "interface", NULL};
+    static const char *const f[] = {"kind",   "cluster", "node", "name",      "namespace",
+                                    "image",  "labels",  "ips",  "interface", "namespace_labels",
+                                    "source", NULL};
     check_fields(l, m, f);
     struct moat_workload w = {.at = origin(l)};
     w.cluster_ref = dup_str(l, m, "cluster", true);
@@ -960,7 +970,14 @@ static void load_workload(struct ld *l, const struct doc_node *m)
         w.image = keep(l, moat_strdup(image));
     }
     load_labels(l, m, &w.labels, &w.nlabels);
+    load_labels_at(l, m, "namespace_labels", &w.ns_labels, &w.nns_labels);
     load_addrs(l, m, &w.addrs, &w.naddrs);
+    const char *source = get_str(l, m, "source", false);
+    if (source && (strlen(source) > 300 || strpbrk(source, " \t\n")))
+        bad(l, doc_map_get(m, "source"), "source",
+            "\"%.40s\" is not a source (RUNTIME:ID or file:PATH, at most 300 characters)", source);
+    else if (source)
+        w.source = keep(l, moat_strdup(source));
     const char *ifname = get_str(l, m, "interface", false);
     if (ifname && (strlen(ifname) > 15 || strpbrk(ifname, "/ \t:")))
         bad(l, doc_map_get(m, "interface"), "interface",

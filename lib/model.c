@@ -52,6 +52,7 @@ void object_clear(struct moat_object *o)
         free(o->images[i]);
     free(o->images);
     labels_free(o->labels, o->nlabels);
+    labels_free(o->ns_labels, o->nns_labels);
     for (size_t i = 0; i < o->ncidrs; i++)
         free(o->cidrs[i].except);
     free(o->cidrs);
@@ -79,6 +80,8 @@ void workload_clear(struct moat_workload *w)
     labels_free(w->labels, w->nlabels);
     free(w->addrs);
     free(w->interface);
+    labels_free(w->ns_labels, w->nns_labels);
+    free(w->source);
 }
 
 void node_clear(struct moat_node *n)
@@ -145,11 +148,13 @@ bool object_in_cluster(const struct moat_object *o, const char *cluster)
     return !o->cluster || (cluster && strcmp(o->cluster, cluster) == 0);
 }
 
-static bool labels_all_present(const struct moat_object *o, const struct moat_workload *w)
+/* True when every label of `want` is in `have` with the same value. */
+static bool labels_all_present(const struct moat_label *want, size_t nwant,
+                               const struct moat_label *have, size_t nhave)
 {
-    for (size_t i = 0; i < o->nlabels; i++) {
-        const char *v = labels_get(w->labels, w->nlabels, o->labels[i].key);
-        if (!v || strcmp(v, o->labels[i].value) != 0)
+    for (size_t i = 0; i < nwant; i++) {
+        const char *v = labels_get(have, nhave, want[i].key);
+        if (!v || strcmp(v, want[i].value) != 0)
             return false;
     }
     return true;
@@ -183,7 +188,9 @@ bool object_matches_workload(const struct moat_object *o, const struct moat_work
         if (!app || !pattern_match(o->app, app))
             return false;
     }
-    return images_any_match(o, w) && labels_all_present(o, w);
+    return images_any_match(o, w) &&
+           labels_all_present(o->labels, o->nlabels, w->labels, w->nlabels) &&
+           labels_all_present(o->ns_labels, o->nns_labels, w->ns_labels, w->nns_labels);
 }
 
 bool object_covers_address(const struct moat_object *o, const struct moat_addr *a)

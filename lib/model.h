@@ -108,6 +108,8 @@ struct moat_object {
     size_t nimages;
     struct moat_label *labels; /* selector: all must be present */
     size_t nlabels;
+    struct moat_label *ns_labels; /* namespace_labels: all must be the namespace's */
+    size_t nns_labels;
     struct moat_cidr *cidrs; /* ipblock only */
     size_t ncidrs;
     char *description;
@@ -158,6 +160,9 @@ struct moat_workload {
     struct moat_addr *addrs;
     size_t naddrs;
     char *interface;
+    struct moat_label *ns_labels; /* its namespace's labels, where the source reports them */
+    size_t nns_labels;
+    char *source; /* where it was discovered: "podman:ID", "kubernetes:UID"; NULL: a file */
     struct moat_origin at;
 };
 
@@ -209,7 +214,8 @@ uint32_t policy_find_node(const struct moat_policy *p, const char *name);
 
 /*
  * True when selector object `o` picks workload `w` (SPEC §2): every field
- * that is set matches, images by any pattern, labels all present. `any`
+ * that is set matches, images by any pattern, labels all present, and
+ * namespace_labels all among the labels of the workload's namespace. `any`
  * matches every workload; `host` and ipblocks none. The object's cluster
  * restriction is honoured.
  */

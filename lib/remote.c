@@ -40,8 +40,9 @@ static int add_cluster(json_t *docs, const json_t *c)
 
 static int add_object(json_t *docs, const json_t *o)
 {
-    static const char *const keep[] = {"id",     "name",    "namespace",   "app",   "images",
-                                       "labels", "cluster", "description", "cidrs", NULL};
+    static const char *const keep[] = {
+        "id",      "name",        "namespace", "app", "images", "labels", "namespace_labels",
+        "cluster", "description", "cidrs",     NULL};
     return add(docs, doc_pick(o, "NetworkObject", keep));
 }
 
@@ -57,8 +58,9 @@ static int add_rule(json_t *docs, const json_t *r)
 
 static int add_workload(json_t *docs, const json_t *w)
 {
-    static const char *const keep[] = {"cluster", "node", "name",      "namespace", "image",
-                                       "labels",  "ips",  "interface", NULL};
+    static const char *const keep[] = {"cluster", "node", "name",      "namespace",        "image",
+                                       "labels",  "ips",  "interface", "namespace_labels", "source",
+                                       NULL};
     return add(docs, doc_pick(w, "Workload", keep));
 }
 

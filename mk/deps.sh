@@ -10,7 +10,12 @@ PKGS="gcc make pkg-config libc6-dev libyaml-dev libjansson-dev libcmocka-dev
       clang-format cppcheck python3 clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
       iproute2 iperf3 iptables python3-scapy
       libmicrohttpd-dev libsqlite3-dev libssl-dev curl libcurl4-openssl-dev openssl wrk
-      chromium chromium-driver python3-selenium fonts-dejavu-core"
+      chromium chromium-driver python3-selenium fonts-dejavu-core
+      podman runc busybox-static docker.io systemd"
+# kubectl validates the Kubernetes manifests (tests/containers/deploy.sh):
+# Debian's kubernetes-client, unless a kubectl is installed already (another
+# package's /usr/bin/kubectl would conflict with it).
+command -v kubectl >/dev/null 2>&1 || PKGS="$PKGS kubernetes-client"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -393,8 +393,9 @@ static bool ip_ok(const char *s)
 /* Checks one reported workload; problems go to errs. */
 static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *rq)
 {
-    static const char *const fields[] = {"kind",  "cluster", "node", "name",      "namespace",
-                                         "image", "labels",  "ips",  "interface", NULL};
+    static const char *const fields[] = {
+        "kind",   "cluster", "node",      "name",   "namespace",        "image",
+        "labels", "ips",     "interface", "source", "namespace_labels", NULL};
     int err = 0;
     if (!json_is_object(w))
         return wl_error(errs, i, "", "must be an object");
@@ -407,7 +408,8 @@ static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *r
             a++;
         if (!err && !*a)
             err = wl_error(errs, i, key, "unknown field");
-        else if (!err && strcmp(key, "labels") && strcmp(key, "ips") && !json_is_string(v))
+        else if (!err && strcmp(key, "labels") && strcmp(key, "namespace_labels") &&
+                 strcmp(key, "ips") && !json_is_string(v))
             err = wl_error(errs, i, key, "must be a string");
     }
     if (!err && !name_ok(jstr(w, "name")))
@@ -420,13 +422,18 @@ static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *r
         err = wl_error(errs, i, "cluster", "must be this node's cluster");
     if (!err && json_object_get(w, "node") && strcmp(jstr(w, "node"), rq->agent_node))
         err = wl_error(errs, i, "node", "must be this node");
-    const json_t *labels = json_object_get(w, "labels");
-    if (!err && labels) {
-        bool ok = json_is_object(labels);
+    static const char *const maps[] = {"labels", "namespace_labels"};
+    for (size_t m = 0; !err && m < 2; m++) {
+        const json_t *labels = json_object_get(w, maps[m]);
+        bool ok = !labels || json_is_object(labels);
         json_object_foreach((json_t *)labels, key, v) ok = ok && json_is_string(v);
         if (!ok)
-            err = wl_error(errs, i, "labels", "must be a map of strings");
+            err = wl_error(errs, i, maps[m], "must be a map of strings");
     }
+    const char *source = jstr(w, "source");
+    if (!err && json_object_get(w, "source") && (strlen(source) > 300 || strpbrk(source, " \t\n")))
+        err =
+            wl_error(errs, i, "source", "must be RUNTIME:ID or file:PATH (at most 300 characters)");
     const json_t *ips = json_object_get(w, "ips");
     if (!err && ips && !json_is_array(ips))
         err = wl_error(errs, i, "ips", "must be a list of addresses");

@@ -19,6 +19,7 @@
 
 #include "compat.h"
 #include "diag.h"
+#include "moat/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,14 +35,41 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
+static const char usage_text[] =
+    "usage: moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]\n"
+    "         [--retention-days D] [--min-agent-version V] [--data-table FILE]\n"
+    "         [--tls-cert FILE --tls-key FILE] [--alerts-out FILE|-]\n"
+    "       moat-server token create --data DIR --role admin|viewer\n"
+    "       moat-server routes\n"
+    "       moat-server --version | --help\n";
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]\n"
-                    "         [--retention-days D] [--min-agent-version V] [--data-table FILE]\n"
-                    "         [--tls-cert FILE --tls-key FILE] [--alerts-out FILE|-]\n"
-                    "       moat-server token create --data DIR --role admin|viewer\n"
-                    "       moat-server routes\n");
+    fputs(usage_text, stderr);
     return EXIT_USAGE;
+}
+
+/* --help: the usage and what each option does (the man page is made from it). */
+static int help(void)
+{
+    printf("%s\nmoat-server is Moat's control plane: the REST API under /api/v1, the agents'\n"
+           "endpoints, the alert store and Prometheus /metrics (see moat-server(8)).\n\n"
+           "Options:\n"
+           "  --listen ADDR:PORT        address to serve on (127.0.0.1:8080, [::1]:8080)\n"
+           "  --data DIR                the SQLite store's folder (created when missing)\n"
+           "  --heartbeat-interval S    seconds between agent heartbeats (default 10)\n"
+           "  --retention-days D        days alerts are kept (default 180)\n"
+           "  --min-agent-version V     agents below V are reported outdated\n"
+           "  --data-table FILE         the kernel-support table (default: installed copy)\n"
+           "  --tls-cert FILE           serve HTTPS with this PEM certificate chain...\n"
+           "  --tls-key FILE            ...and this PEM private key\n"
+           "  --alerts-out FILE|-       also append every alert as a JSON line (- stdout)\n"
+           "  --role admin|viewer       token create: the new token's role\n"
+           "  --version                 print the version and exit\n"
+           "  --help                    print this help and exit\n"
+           "\nExit status: 0 ok, 1 could not complete (store, network), 2 usage.\n",
+           usage_text);
+    return EXIT_OK;
 }
 
 /* Opens the store in `dir`, creating the folder when missing. */
@@ -329,6 +357,12 @@ int main(int argc, char **argv)
     struct opts o = {0};
     if (jsonmem_init() < 0)
         fprintf(stderr, "moat-server: jsonmem: %s (JSON values use malloc)\n", strerror(ENOMEM));
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return help();
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("moat-server %s\n", MOAT_VERSION);
+        return EXIT_OK;
+    }
     if (argc >= 2 && strcmp(argv[1], "routes") == 0) {
         routes_print();
         return EXIT_OK;

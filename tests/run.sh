@@ -47,7 +47,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
     rmdir /sys/fs/bpf/moat 2>/dev/null
 fi
 for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh \
-    tests/browser/run.sh; do
+    tests/browser/run.sh tests/containers/run.sh; do
     name=$(basename "$(dirname "$suite")")
     if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ]; then
         [ -f "$suite" ] || continue

@@ -1663,6 +1663,62 @@ static void test_object_matching(void **state)
     policy_free(p);
 }
 
+/* namespace_labels (objects and workloads) and a workload's `source` (issue 13). */
+static const char ns_label_policy[] =
+    "kind: Cluster\nname: prod\n---\n"
+    "kind: NetworkObject\nname: payments\nnamespace: \"*\"\n"
+    "namespace_labels: [team=payments]\n---\n"
+    "kind: NetworkObject\nname: pay-web\nnamespace: shop\n"
+    "app: web\nnamespace_labels: {team: payments, tier: \"1\"}\n---\n"
+    "kind: Workload\ncluster: prod\nnode: n1\nname: w1\nnamespace: shop\n"
+    "labels: {app: web}\n"
+    "namespace_labels: {team: payments, tier: \"1\"}\n"
+    "source: kubernetes:0d1f-uid\nips: [10.1.0.1]\n---\n"
+    "kind: Workload\ncluster: prod\nnode: n1\nname: w2\nnamespace: shop\n"
+    "labels: {app: web, team: payments}\nips: [10.1.0.2]\n---\n"
+    "kind: Workload\ncluster: prod\nnode: n1\nname: w3\nnamespace: shop\n"
+    "labels: {app: web}\nnamespace_labels: {team: payments}\n"
+    "source: podman:abc\nips: [10.1.0.3]\n";
+
+static void test_namespace_labels(void **state)
+{
+    (void)state;
+    struct moat_policy *p = load_ok(ns_label_policy);
+    /* all of them must be the namespace's: AND, as labels */
+    expect_match(p, "payments", "w1", true);
+    expect_match(p, "pay-web", "w1", true);
+    expect_match(p, "pay-web", "w3", false); /* no tier=1 on its namespace */
+    expect_match(p, "payments", "w3", true);
+    /* a workload label is not a namespace label; no source reports none */
+    expect_match(p, "payments", "w2", false);
+    assert_string_equal(workload_named(p, "w1")->source, "kubernetes:0d1f-uid");
+    assert_null(workload_named(p, "w2")->source);
+    assert_int_equal(workload_named(p, "w1")->nns_labels, 2);
+    policy_free(p);
+    const char *bad =
+        "kind: Cluster\nname: prod\n---\n"
+        "kind: NetworkObject\nname: o\nnamespace: a\nnamespace_labels: [team]\n---\n"
+        "kind: NetworkObject\nname: ip\ncidrs: [10.0.0.0/8]\nnamespace_labels: [a=b]\n"
+        "---\nkind: Workload\ncluster: prod\nnode: n1\nname: w\nnamespace: a\n"
+        "namespace_labels: {\"bad key\": x}\nsource: a b\n";
+    diags_clear(&diags);
+    struct moat_policy *q = NULL;
+    assert_int_equal(policy_load_text(&q, bad, strlen(bad), "t.yaml", &diags), -EINVAL);
+    assert_null(q);
+    bool saw[4] = {false};
+    for (size_t i = 0; i < diags.count; i++) {
+        const char *t = diags.items[i].text;
+        saw[0] |= strstr(t, "namespace_labels[0]") != NULL;
+        saw[1] |= strstr(t, "an ipblock object (cidrs) cannot also select workloads") != NULL &&
+                  strstr(t, "namespace_labels") != NULL;
+        saw[2] |= strstr(t, "namespace_labels.bad key") != NULL;
+        saw[3] |= strstr(t, "source:") != NULL && strstr(t, "is not a source") != NULL;
+    }
+    if (!saw[0] || !saw[1] || !saw[2] || !saw[3])
+        print_diags();
+    assert_true(saw[0] && saw[1] && saw[2] && saw[3]);
+}
+
 static void test_names_and_kinds(void **state)
 {
     (void)state;
@@ -1716,6 +1772,7 @@ int main(void)
         cmocka_unit_test(test_system_rules),
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_object_matching),
+        cmocka_unit_test(test_namespace_labels),
         cmocka_unit_test(test_names_and_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_diags);

@@ -23,6 +23,8 @@
  * `fail: reason`, and exit 0 when echoed, 1 when refused, timed out or not
  * echoed, 2 on usage errors. Addresses are numeric only: nothing is resolved.
  */
+#include "moat/version.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -58,6 +60,15 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
+static const char usage_text[] =
+    "usage: moat-traffic serve [--tcp PORT]... [--udp PORT]... [--bind ADDR]\n"
+    "       moat-traffic connect --tcp|--udp ADDR PORT [--timeout-ms N] [--count N] "
+    "[--payload TEXT]\n"
+    "       moat-traffic stream --tcp ADDR PORT --interval-ms N --duration-ms N "
+    "[--timeout-ms N]\n"
+    "       moat-traffic rate --tcp ADDR PORT --duration-ms N [--timeout-ms N]\n"
+    "       moat-traffic --version | --help\n";
+
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int usage(const char *fmt, ...)
@@ -67,13 +78,7 @@ static int usage(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr,
-            "\nusage: moat-traffic serve [--tcp PORT]... [--udp PORT]... [--bind ADDR]\n"
-            "       moat-traffic connect --tcp|--udp ADDR PORT [--timeout-ms N] [--count N] "
-            "[--payload TEXT]\n"
-            "       moat-traffic stream --tcp ADDR PORT --interval-ms N --duration-ms N "
-            "[--timeout-ms N]\n"
-            "       moat-traffic rate --tcp ADDR PORT --duration-ms N [--timeout-ms N]\n");
+    fprintf(stderr, "\n%s", usage_text);
     return EXIT_USAGE;
 }
 
@@ -711,7 +716,12 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "rate") == 0)
         return cmd_rate(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        usage("echo server and clients for the Moat lab");
+        printf("moat-traffic: echo server and clients for the Moat lab (docs/lab.md)\n%s",
+               usage_text);
+        return EXIT_ECHOED;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("moat-traffic %s\n", MOAT_VERSION);
         return EXIT_ECHOED;
     }
     return usage("unknown command \"%s\"", cmd);
