@@ -51,7 +51,7 @@ $(DEPS_OK): mk/deps.sh web/package.json web/package-lock.json
 	@mkdir -p build && touch $@
 
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -ljansson)
-BPF_LIBS = -lbpf -lelf -lz
+BPF_LIBS = -lbpf -lelf -lz -lnetfilter_log -lnetfilter_conntrack
 
 # The datapath: clang compiles bpf/*.bpf.c; bpftool makes the skeleton header
 # that agent/ includes (kernel and user space share include/moat/abi.h).
