@@ -53,6 +53,8 @@ json_t *sync_take_policy(struct sync *s);
 struct sync_report {
     const char *datapath_state; /* enforcing | unsupported | not_installed */
     const char *datapath_reason;
+    const char *datapath_backend;  /* ebpf | iptables */
+    const json_t *datapath_probes; /* {"ebpf": "", "iptables": "missing ..."}; may be NULL */
     int64_t revision;        /* policy revision in force (0: none) */
     const json_t *workloads; /* the node's workloads as the API takes them */
 };
