@@ -75,8 +75,9 @@ static int push_prefix(struct moat_prefix **out, size_t *n, size_t *cap,
     return 0;
 }
 
-int ipt_subtract(const struct moat_prefix *p, const struct moat_prefix *holes, size_t nholes,
-                 struct moat_prefix **out, size_t *n, size_t *cap)
+/* `holes` are all strictly inside the prefix `p` started from. */
+static int subtract_rec(const struct moat_prefix *p, const struct moat_prefix *holes,
+                        size_t nholes, struct moat_prefix **out, size_t *n, size_t *cap)
 {
     bool any = false;
     for (size_t i = 0; i < nholes && !any; i++)
@@ -84,7 +85,7 @@ int ipt_subtract(const struct moat_prefix *p, const struct moat_prefix *holes, s
             any = true;
     for (size_t i = 0; i < nholes; i++)
         if (holes[i].len <= p->len && prefix_covers(&holes[i], p))
-            return 0; /* a hole takes all of p */
+            return 0; /* a hole takes all of this part */
     if (!any || p->len >= 128)
         return push_prefix(out, n, cap, p);
     /* Two halves, each minus the holes inside it. */
@@ -93,11 +94,26 @@ int ipt_subtract(const struct moat_prefix *p, const struct moat_prefix *holes, s
         h.len = (uint8_t)(p->len + 1);
         if (half)
             set_bit(&h.addr, p->len);
-        int err = ipt_subtract(&h, holes, nholes, out, n, cap);
+        int err = subtract_rec(&h, holes, nholes, out, n, cap);
         if (err)
             return err;
     }
     return 0;
+}
+
+int ipt_subtract(const struct moat_prefix *p, const struct moat_prefix *holes, size_t nholes,
+                 struct moat_prefix **out, size_t *n, size_t *cap)
+{
+    struct moat_prefix *inside = moat_calloc(nholes ? nholes : 1, sizeof(*inside));
+    if (!inside)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < nholes; i++)
+        if (holes[i].len > p->len && prefix_covers(p, &holes[i]))
+            inside[k++] = holes[i];
+    int err = subtract_rec(p, inside, k, out, n, cap);
+    free(inside);
+    return err;
 }
 
 /* ---------- rendering context ---------- */
