@@ -333,7 +333,7 @@ static int chains_with(const char *s, const char *prefix, char ***out, size_t *n
 /* ---------- what a previous moatd left ---------- */
 
 struct seen {
-    const char *v4raw, *v4filter;
+    const char *v4raw, *v4filter, *v4mangle;
 };
 
 static bool base_exists(void *ctx, const char *name)
@@ -345,10 +345,10 @@ static bool base_exists(void *ctx, const char *name)
         if (sscanf(name + 5, "%31[^:]:%31s", chain, target) != 2)
             return false;
         snprintf(pat, sizeof(pat), "-A %s -j %s\n", chain, target);
-        return strstr(s->v4raw, pat) || strstr(s->v4filter, pat);
+        return strstr(s->v4raw, pat) || strstr(s->v4filter, pat) || strstr(s->v4mangle, pat);
     }
     snprintf(pat, sizeof(pat), ":%s ", name);
-    return strstr(s->v4raw, pat) || strstr(s->v4filter, pat);
+    return strstr(s->v4raw, pat) || strstr(s->v4filter, pat) || strstr(s->v4mangle, pat);
 }
 
 static int add_iface(struct datapath *dp, const struct ipt_iface *ifc)
@@ -371,20 +371,29 @@ static int add_iface(struct datapath *dp, const struct ipt_iface *ifc)
  * "-A MOAT-S-PRE -m physdev --physdev-in IF -m comment --comment "c C" -j MOAT-S-GK"
  * with the interface's addresses in MOAT-S-GK's "-s ADDR -j RETURN" rules.
  */
-static void read_back(struct datapath *dp, const char *raw4, const char *raw6, const char *filter4)
+static int read_back(struct datapath *dp, const char *raw4, const char *raw6, const char *filter4)
 {
-    const char *g = strstr(filter4, "--comment \"moat generation ");
+    const char *g = strstr(filter4, "--comment \"moat node ");
     if (g) {
         unsigned gen = 0;
-        char slot = 0;
-        if (sscanf(g, "--comment \"moat generation %u\" -j MOAT-%c-FWD", &gen, &slot) == 2 &&
+        char slot = 0, owner[64] = "";
+        if (sscanf(g, "--comment \"moat node %63s generation %u\" -j MOAT-%c-FWD", owner, &gen,
+                   &slot) == 3 &&
             (slot == 'A' || slot == 'B')) {
+            if (strcmp(owner, dp->node) != 0) {
+                fprintf(stderr,
+                        "moatd: error: iptables datapath: this network namespace is node %s's "
+                        "(one node per network namespace: its rules and sets are "
+                        "namespace-wide)\n",
+                        owner);
+                return -EBUSY;
+            }
             dp->generation = gen;
             dp->slot = slot;
         }
     }
     if (!dp->slot)
-        return;
+        return 0;
     char pat[32];
     snprintf(pat, sizeof(pat), "-A MOAT-%c-PRE ", dp->slot);
     for (const char *l = strstr(raw4, pat); l; l = strstr(l + 1, pat)) {
@@ -414,9 +423,10 @@ static void read_back(struct datapath *dp, const char *raw4, const char *raw6, c
                 }
             }
         }
-        if (ifc.naddrs)
-            add_iface(dp, &ifc);
+        if (ifc.naddrs && add_iface(dp, &ifc) < 0)
+            return -ENOMEM;
     }
+    return 0;
 }
 
 /* ---------- NFLOG events ---------- */
@@ -926,7 +936,7 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
     sysctl_one("/proc/sys/net/bridge/bridge-nf-call-ip6tables");
     if (!err && on_event)
         err = nflog_start(dp);
-    struct ipt_text raw4 = {0}, raw6 = {0}, fil4 = {0}, fil6 = {0};
+    struct ipt_text raw4 = {0}, raw6 = {0}, fil4 = {0}, fil6 = {0}, mgl4 = {0};
     if (!err)
         err = save(dp, 0, "raw", false, &raw4);
     if (!err)
@@ -935,16 +945,19 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
         err = save(dp, 0, "filter", false, &fil4);
     if (!err)
         err = save(dp, 1, "filter", false, &fil6);
-    struct seen seen = {raw4.s ? raw4.s : "", fil4.s ? fil4.s : ""};
+    if (!err)
+        err = save(dp, 0, "mangle", false, &mgl4);
+    struct seen seen = {raw4.s ? raw4.s : "", fil4.s ? fil4.s : "", mgl4.s ? mgl4.s : ""};
     struct ipt_render_out base;
     memset(&base, 0, sizeof(base));
+    if (!err)
+        err = read_back(dp, seen.v4raw, raw6.s ? raw6.s : "", seen.v4filter);
     if (!err)
         err = ipt_render_base(dp->group, base_exists, &seen, &base);
     char msg[256] = "";
     for (int fam = 0; fam < 2 && !err; fam++)
         err = restore(dp, fam, &base.fam[fam], msg, sizeof(msg));
     if (!err) {
-        read_back(dp, seen.v4raw, raw6.s ? raw6.s : "", seen.v4filter);
         err = chains_with(seen.v4filter, "MOAT-R", &dp->vchains, &dp->nv, &dp->cap_v);
         if (!err)
             err = chains_with(seen.v4filter, "MOAT-D", &dp->vchains, &dp->nv, &dp->cap_v);
@@ -975,6 +988,7 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
     ipt_text_free(&raw6);
     ipt_text_free(&fil4);
     ipt_text_free(&fil6);
+    ipt_text_free(&mgl4);
     if (err) {
         if (*msg)
             fprintf(stderr, "moatd: error: iptables datapath: %s\n", msg);
@@ -989,8 +1003,8 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
 static void remove_tables(struct datapath *dp)
 {
     for (int fam = 0; fam < 2; fam++)
-        for (int tbl = 0; tbl < 2; tbl++) {
-            const char *table = tbl ? "filter" : "raw";
+        for (int tbl = 0; tbl < 3; tbl++) {
+            const char *table = tbl == 2 ? "mangle" : tbl ? "filter" : "raw";
             struct ipt_text s = {0}, o = {0};
             char **names = NULL;
             size_t n = 0, cap = 0;
@@ -1127,14 +1141,14 @@ static void drop_slot(struct datapath *dp, char s, char **keep, size_t nkeep)
     char prefix[16];
     snprintf(prefix, sizeof(prefix), "MOAT-%c-", s);
     for (int fam = 0; fam < 2; fam++)
-        for (int tbl = 0; tbl < 2; tbl++) {
-            const char *table = tbl ? "filter" : "raw";
+        for (int tbl = 0; tbl < 3; tbl++) {
+            const char *table = tbl == 2 ? "mangle" : tbl ? "filter" : "raw";
             struct ipt_text sv = {0}, o = {0};
             char **names = NULL;
             size_t n = 0, cap = 0;
             if (save(dp, fam, table, false, &sv) == 0 && sv.s) {
                 chains_with(sv.s, prefix, &names, &n, &cap);
-                if (tbl) {
+                if (tbl == 1) {
                     chains_with(sv.s, "MOAT-R", &names, &n, &cap);
                     chains_with(sv.s, "MOAT-D", &names, &n, &cap);
                 }
@@ -1319,9 +1333,9 @@ static int apply_iptables(struct datapath *dp, const struct moat_policy *p,
             ipt_text_add(&back,
                          "*raw\n:MOAT-PRE - [0:0]\n-A MOAT-PRE -j MOAT-%c-PRE\nCOMMIT\n*filter\n"
                          ":MOAT-FWD - [0:0]\n:MOAT-OUT - [0:0]\n-A MOAT-FWD -m comment --comment "
-                         "\"moat generation %u\" -j MOAT-%c-FWD\n-A MOAT-OUT -j MOAT-%c-OUT\n"
-                         "COMMIT\n",
-                         dp->slot, dp->generation, dp->slot, dp->slot);
+                         "\"moat node %s generation %u\" -j MOAT-%c-FWD\n-A MOAT-OUT -j "
+                         "MOAT-%c-OUT\nCOMMIT\n",
+                         dp->slot, dp->node, dp->generation, dp->slot, dp->slot);
             restore(dp, 0, &back, msg, sizeof(msg));
             ipt_text_free(&back);
         }
@@ -1587,11 +1601,12 @@ static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
                  {"MOAT-X-LLSRC", "raw", MOAT_DROP_LINK_LOCAL},
                  {"MOAT-X-ND", "raw", MOAT_DROP_ND_SPOOF},
                  {"MOAT-X-SPOOF", "raw", MOAT_DROP_SPOOFED},
-                 {"MOAT-X-ICMPERR", "filter", MOAT_DROP_ICMP_ERROR}};
+                 {"MOAT-X-ICMPERR", "filter", MOAT_DROP_ICMP_ERROR},
+                 {"MOAT-X-ICMPM", "mangle", MOAT_DROP_ICMP_ERROR}};
     for (int fam = 0; fam < 2; fam++)
-        for (int tbl = 0; tbl < 2; tbl++) {
+        for (int tbl = 0; tbl < 3; tbl++) {
             struct ipt_text s = {0};
-            const char *table = tbl ? "filter" : "raw";
+            const char *table = tbl == 2 ? "mangle" : tbl ? "filter" : "raw";
             if (save(dp, fam, table, true, &s) == 0 && s.s)
                 for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
                     if (strcmp(drops[i].table, table) == 0)

@@ -118,7 +118,7 @@ int ipt_subtract(const struct moat_prefix *p, const struct moat_prefix *holes, s
 
 /* ---------- rendering context ---------- */
 
-enum { TBL_RAW = 0, TBL_FILTER = 1, NTABLES = 2 };
+enum { TBL_RAW = 0, TBL_FILTER = 1, TBL_MANGLE = 2, NTABLES = 3 };
 
 struct famtext {
     struct ipt_text decl[NTABLES], rules[NTABLES];
@@ -694,6 +694,9 @@ static void iface_rules(struct ctx *c, const struct ipt_iface *ifc, const char *
                  op, c->s, ifc->name, c->s, id);
         both(c, TBL_FILTER, false, line);
     }
+    snprintf(line, sizeof(line), "-%s MOAT-%c-MGL -m physdev --physdev-in %s -j MOAT-%c-MGE", op,
+             c->s, ifc->name, c->s);
+    both(c, TBL_MANGLE, false, line);
 }
 
 /* ---------- the slot ---------- */
@@ -744,7 +747,7 @@ static void ctx_free(struct ctx *c)
     free(c->ents);
 }
 
-static const char *const table_names[NTABLES] = {"raw", "filter"};
+static const char *const table_names[NTABLES] = {"raw", "filter", "mangle"};
 
 /* Joins the declarations and rules of each table into the restore inputs. */
 static int finish(struct ctx *c)
@@ -775,12 +778,29 @@ int ipt_render(const struct ipt_render_in *in, struct ipt_render_out *out)
     }
     char line[256];
     if (!err) {
-        const char *slot_chains[][2] = {{"raw", "PRE"}, {"filter", "FWD"}, {"filter", "OUT"},
-                                        {"filter", "GRP"}, {"filter", "REL"}, {"filter", "LL"}};
+        static const struct {
+            int table;
+            const char *name;
+        } slot_chains[] = {{TBL_RAW, "PRE"},    {TBL_FILTER, "FWD"}, {TBL_FILTER, "OUT"},
+                           {TBL_FILTER, "GRP"}, {TBL_FILTER, "REL"}, {TBL_FILTER, "LL"},
+                           {TBL_MANGLE, "MGL"}, {TBL_MANGLE, "MGE"}};
         for (size_t i = 0; i < sizeof(slot_chains) / sizeof(slot_chains[0]); i++) {
-            snprintf(line, sizeof(line), "MOAT-%c-%s", c.s, slot_chains[i][1]);
-            declare(&c, strcmp(slot_chains[i][0], "raw") == 0 ? TBL_RAW : TBL_FILTER, line);
+            snprintf(line, sizeof(line), "MOAT-%c-%s", c.s, slot_chains[i].name);
+            declare(&c, slot_chains[i].table, line);
         }
+        /* MGL (mangle PREROUTING, after conntrack, before the bridge passes a frame up or
+         * on): ICMP errors a workload sends about no flow at all are dropped there. */
+        snprintf(line, sizeof(line), "-A MOAT-%c-MGL -m conntrack ! --ctstate INVALID -j RETURN",
+                 c.s);
+        both(&c, TBL_MANGLE, false, line);
+        static const int err4[] = {3, 11, 12}, err6[] = {1, 2, 3, 4};
+        for (size_t i = 0; i < 3; i++)
+            fam_add(&c, 0, TBL_MANGLE, false,
+                    "-A MOAT-%c-MGE -p icmp -m icmp --icmp-type %d -j MOAT-X-ICMPM", c.s, err4[i]);
+        for (size_t i = 0; i < 4; i++)
+            fam_add(&c, 1, TBL_MANGLE, false,
+                    "-A MOAT-%c-MGE -p ipv6-icmp -m icmp6 --icmpv6-type %d -j MOAT-X-ICMPM", c.s,
+                    err6[i]);
         /* Subjects: ingress for local workloads, egress where they have egress rules. */
         for (size_t i = 0; i < c.nents;) {
             size_t j = i;
@@ -863,11 +883,14 @@ int ipt_render(const struct ipt_render_in *in, struct ipt_render_out *out)
         declare(&c, TBL_FILTER, "MOAT-FWD");
         declare(&c, TBL_FILTER, "MOAT-OUT");
         snprintf(line, sizeof(line),
-                 "-A MOAT-FWD -m comment --comment \"moat generation %u\" -j MOAT-%c-FWD",
-                 in->generation, c.s);
+                 "-A MOAT-FWD -m comment --comment \"moat node %s generation %u\" -j MOAT-%c-FWD",
+                 in->node, in->generation, c.s);
         both(&c, TBL_FILTER, false, line);
         snprintf(line, sizeof(line), "-A MOAT-OUT -j MOAT-%c-OUT", c.s);
         both(&c, TBL_FILTER, false, line);
+        declare(&c, TBL_MANGLE, "MOAT-MGL");
+        snprintf(line, sizeof(line), "-A MOAT-MGL -j MOAT-%c-MGL", c.s);
+        both(&c, TBL_MANGLE, false, line);
         err = finish(&c);
     }
     ctx_free(&c);
@@ -916,6 +939,7 @@ static const struct {
     {"MOAT-X-SPOOF", TBL_RAW, MOAT_DROP_SPOOFED, true, true},
     {"MOAT-W-SPOOF", TBL_RAW, MOAT_DROP_SPOOFED, true, false},
     {"MOAT-X-ICMPERR", TBL_FILTER, MOAT_DROP_ICMP_ERROR, false, true},
+    {"MOAT-X-ICMPM", TBL_MANGLE, MOAT_DROP_ICMP_ERROR, false, true},
 };
 
 int ipt_render_base(uint16_t nflog_group, bool (*exists)(void *ctx, const char *name), void *ctx,
@@ -926,8 +950,8 @@ int ipt_render_base(uint16_t nflog_group, bool (*exists)(void *ctx, const char *
         struct ipt_text *o = &out->fam[fam];
         for (int tbl = 0; tbl < NTABLES; tbl++) {
             ipt_text_add(o, "*%s\n", table_names[tbl]);
-            static const char *const entry[NTABLES][2] = {{"MOAT-PRE", NULL},
-                                                          {"MOAT-FWD", "MOAT-OUT"}};
+            static const char *const entry[NTABLES][2] = {
+                {"MOAT-PRE", NULL}, {"MOAT-FWD", "MOAT-OUT"}, {"MOAT-MGL", NULL}};
             for (int i = 0; i < 2; i++)
                 if (entry[tbl][i] && !(exists && exists(ctx, entry[tbl][i])))
                     ipt_text_add(o, ":%s - [0:0]\n", entry[tbl][i]);
@@ -946,7 +970,8 @@ int ipt_render_base(uint16_t nflog_group, bool (*exists)(void *ctx, const char *
             /* The jumps from the built-in chains, first in each. */
             static const char *const jumps[NTABLES][2][2] = {
                 {{"PREROUTING", "MOAT-PRE"}, {NULL, NULL}},
-                {{"FORWARD", "MOAT-FWD"}, {"OUTPUT", "MOAT-OUT"}}};
+                {{"FORWARD", "MOAT-FWD"}, {"OUTPUT", "MOAT-OUT"}},
+                {{"PREROUTING", "MOAT-MGL"}, {NULL, NULL}}};
             for (int i = 0; i < 2; i++) {
                 if (!jumps[tbl][i][0])
                     continue;

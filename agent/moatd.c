@@ -885,8 +885,12 @@ static int status_cmd(int argc, char **argv)
         char lastbuf[64] = "no moatd ran for it since boot";
         if (last)
             snprintf(lastbuf, sizeof(lastbuf), "last pid %ld", last);
+        /* iptables: its rules stay in the agent's namespace until moatd remove */
+        bool ipt_left = datapath_recorded(node) == &datapath_iptables;
         fprintf(stderr, "moatd for node %s is not running (%s; enforcement %s)\n", node, lastbuf,
-                access(pin, F_OK) == 0 ? "still pinned" : "not pinned");
+                ipt_left                     ? "still in place"
+                : access(pin, F_OK) == 0 ? "still pinned"
+                                         : "not pinned");
         json_decref(st);
         return 3;
     }
