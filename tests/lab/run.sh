@@ -3,9 +3,11 @@
 # moatd on real traffic (enforce.sh), cluster mode with moat-server and two
 # nodes (cluster.sh) and without traffic (agent.sh), and one agent per node with
 # its status, removal and file watching (node_agent.sh), and attacks on the
-# datapath from inside workloads (attacks.sh, IPv4 and IPv6). The suites that send
-# traffic through the datapath run twice, over IPv4 and over IPv6 (FAMILY 4
-# and 6; their labs are dual-stack). Prints each run's lines under a header,
+# datapath from inside workloads (attacks.sh, IPv4 and IPv6), and node states
+# with both backends (node_states.sh). The suites that send traffic through the
+# datapath run over IPv4 and over IPv6 (FAMILY 4 and 6; their labs are
+# dual-stack), and once per datapath backend (eBPF, then iptables: the same
+# expectations, except where a check says it differs). Prints each run's lines under a header,
 # and a closing `N passed, N failed` over all of them.
 # Usage: tests/lab/run.sh BUILD_DIR
 set -u
@@ -13,11 +15,15 @@ B=${1:?build dir}
 P=0
 F=0
 for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
-    "node_agent.sh 4" "node_agent.sh 6" "attacks.sh"; do
+    "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" \
+    "enforce.sh 4 iptables" "enforce.sh 6 iptables" "cluster.sh 4 iptables" "cluster.sh 6 iptables" \
+    "node_agent.sh 4 iptables" "node_agent.sh 6 iptables" "attacks.sh iptables" "node_states.sh"; do
     set -- $s
     echo "== tests/lab/$s"
     t0=$(date +%s)
-    out=$(sh "tests/lab/$1" "$B" ${2:-} 2>&1)
+    script=$1
+    shift
+    out=$(sh "tests/lab/$script" "$B" "$@" 2>&1)
     rc=$?
     printf '%s\n' "$out"
     echo "   ($(($(date +%s) - t0)) s)"
