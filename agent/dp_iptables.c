@@ -284,12 +284,66 @@ static int ipset_input(struct datapath *dp, const struct ipt_text *text, char *e
     return rc > 0 ? -EIO : rc;
 }
 
+/*
+ * One ebtables-restore --noflush (ebtables 2.0.11 and the nft variant); an
+ * older ebtables-restore that does not take it gets the same lines one by one
+ * as `ebtables -t TABLE LINE` (quoted words kept whole).
+ */
+static int ebt_lines(struct datapath *dp, const struct ipt_text *text, char *err, size_t n)
+{
+    char *copy = moat_strndup(text->s, text->n);
+    if (!copy)
+        return -ENOMEM;
+    char table[16] = "filter";
+    int first = 0;
+    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (l[0] == '*') {
+            snprintf(table, sizeof(table), "%s", l + 1);
+            continue;
+        }
+        char *argv[48] = {dp->tool[T_EBTABLES], "-t", table};
+        int argc = 3;
+        if (l[0] == ':') { /* ":CHAIN POLICY": create it */
+            argv[argc++] = "-N";
+            l[strcspn(l, " ")] = '\0';
+            argv[argc++] = l + 1;
+        } else {
+            for (char *p = l; *p && argc < 47;) {
+                while (*p == ' ')
+                    p++;
+                if (!*p)
+                    break;
+                char *start = p;
+                if (*p == '"') {
+                    start = ++p;
+                    while (*p && *p != '"')
+                        p++;
+                } else {
+                    while (*p && *p != ' ')
+                        p++;
+                }
+                if (*p)
+                    *p++ = '\0';
+                argv[argc++] = start;
+            }
+        }
+        argv[argc] = NULL;
+        int rc = run_tool(argv, "", 0, NULL, err, n);
+        if (rc && !first && argv[3][1] != 'N' && argv[3][1] != 'D' && argv[3][1] != 'X')
+            first = rc > 0 ? -EIO : rc;
+    }
+    free(copy);
+    return first;
+}
+
 static int ebt_input(struct datapath *dp, const struct ipt_text *text, char *err, size_t n)
 {
     if (!text->n)
         return 0;
     char *argv[] = {dp->tool[T_EBT_RESTORE], "--noflush", NULL};
     int rc = run_tool(argv, text->s, text->n, NULL, err, n);
+    if (rc > 0 && (strstr(err, "noflush") || strstr(err, "unrecognized") || strstr(err, "nknown")))
+        return ebt_lines(dp, text, err, n);
     return rc > 0 ? -EIO : rc;
 }
 
