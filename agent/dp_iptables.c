@@ -64,8 +64,8 @@ enum tool {
 };
 
 static const char *const tool_names[NTOOLS] = {
-    "iptables-restore", "ip6tables-restore", "iptables-save",  "ip6tables-save",
-    "ipset",            "ebtables-restore",  "ebtables"};
+    "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save", "ipset",
+    "ebtables-restore", "ebtables"};
 
 /* Finds `name` in PATH, then in the sbin folders a root shell has. */
 static int find_tool(const char *name, char *out, size_t n)
@@ -73,7 +73,7 @@ static int find_tool(const char *name, char *out, size_t n)
     const char *path = getenv("PATH");
     char buf[4096];
     snprintf(buf, sizeof(buf), "%s:/usr/sbin:/sbin:/usr/local/sbin", path ? path : "");
-    for (char *save = NULL, *dir = strtok_r(buf, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+    for (char *sp = NULL, *dir = strtok_r(buf, ":", &sp); dir; dir = strtok_r(NULL, ":", &sp)) {
         if (!*dir)
             continue;
         snprintf(out, n, "%s/%s", dir, name);
@@ -161,7 +161,8 @@ static int run_tool(char *const argv[], const char *input, size_t len, struct ip
             if (i == 0 && out && out->n + (size_t)r < OUT_MAX)
                 ipt_text_add(out, "%.*s", (int)r, buf);
             if (i == 1 && elen < sizeof(ebuf) - 1) {
-                size_t k = (size_t)r < sizeof(ebuf) - 1 - elen ? (size_t)r : sizeof(ebuf) - 1 - elen;
+                size_t k =
+                    (size_t)r < sizeof(ebuf) - 1 - elen ? (size_t)r : sizeof(ebuf) - 1 - elen;
                 memcpy(ebuf + elen, buf, k);
                 elen += k;
             }
@@ -267,7 +268,8 @@ static int restore(struct datapath *dp, int fam, const struct ipt_text *text, ch
     return rc > 0 ? -EIO : rc;
 }
 
-static int save(struct datapath *dp, int fam, const char *table, bool counters, struct ipt_text *out)
+static int save(struct datapath *dp, int fam, const char *table, bool counters,
+                struct ipt_text *out)
 {
     char *argv[] = {dp->tool[fam ? T_IP6T_SAVE : T_IPT_SAVE], "-t", (char *)table,
                     counters ? "-c" : NULL, NULL};
@@ -296,7 +298,7 @@ static int ebt_lines(struct datapath *dp, const struct ipt_text *text, char *err
         return -ENOMEM;
     char table[16] = "filter";
     int first = 0;
-    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    for (char *sp = NULL, *l = strtok_r(copy, "\n", &sp); l; l = strtok_r(NULL, "\n", &sp)) {
         if (l[0] == '*') {
             snprintf(table, sizeof(table), "%s", l + 1);
             continue;
@@ -455,8 +457,9 @@ static int read_back(struct datapath *dp, const char *raw4, const char *raw6, co
         memset(&ifc, 0, sizeof(ifc));
         char slot;
         unsigned cluster;
-        if (sscanf(l, "-A MOAT-%*c-PRE -m physdev --physdev-in %15s -m comment --comment \"c %u\" "
-                      "-j MOAT-%c-G%d",
+        if (sscanf(l,
+                   "-A MOAT-%*c-PRE -m physdev --physdev-in %15s -m comment --comment \"c %u\" "
+                   "-j MOAT-%c-G%d",
                    ifc.name, &cluster, &slot, &ifc.ifindex) != 4)
             continue;
         ifc.cluster = cluster;
@@ -520,9 +523,8 @@ static void deliver(struct datapath *dp, struct moat_event *e)
 {
     if (!dp->on_event)
         return;
-    struct bucket key = {.cluster = (uint16_t)e->cluster,
-                         .kind = (uint8_t)e->kind,
-                         .applied = e->applied};
+    struct bucket key = {
+        .cluster = (uint16_t)e->cluster, .kind = (uint8_t)e->kind, .applied = e->applied};
     memcpy(key.addr, e->kind == MOAT_EV_SPOOFING ? e->waddr : e->saddr, 16);
     struct bucket *b = &dp->buckets[hash_key(&key) % BUCKETS];
     uint64_t now = mono_ns();
@@ -537,7 +539,7 @@ static void deliver(struct datapath *dp, struct moat_event *e)
     }
     uint64_t add = (now - b->last_ns) * MOAT_EVL_PER_SEC / 1000000u;
     b->tokens = (uint32_t)(b->tokens + add > MOAT_EVL_BURST * 1000u ? MOAT_EVL_BURST * 1000u
-                                                                     : b->tokens + add);
+                                                                    : b->tokens + add);
     b->last_ns = now;
     if (b->tokens < 1000) {
         b->held++;
@@ -690,7 +692,7 @@ static int nflog_start(struct datapath *dp)
 {
     dp->nfl = nflog_open();
     if (!dp->nfl)
-        return -errno ? -errno : -EOPNOTSUPP;
+        return errno ? -errno : -EOPNOTSUPP;
     /* Old kernels want the families bound; new ones ignore it. */
     static const uint16_t pfs[] = {AF_INET, AF_INET6, AF_BRIDGE};
     for (size_t i = 0; i < 3; i++) {
@@ -729,8 +731,9 @@ static void ebt_port(struct ipt_text *o, const struct ifslot *s, bool add)
     if (!add) {
         ipt_text_add(o, "-D PREROUTING -i %s -j MOATE-F%d\n-F MOATE-F%d\n-X MOATE-F%d\n", ifc->name,
                      k, k, k);
-        ipt_text_add(o, "*filter\n-D FORWARD -o %s -j MOATE-T%d\n-D OUTPUT -o %s -j MOATE-T%d\n"
-                        "-F MOATE-T%d\n-X MOATE-T%d\n",
+        ipt_text_add(o,
+                     "*filter\n-D FORWARD -o %s -j MOATE-T%d\n-D OUTPUT -o %s -j MOATE-T%d\n"
+                     "-F MOATE-T%d\n-X MOATE-T%d\n",
                      ifc->name, k, ifc->name, k, k, k);
         return;
     }
@@ -889,8 +892,8 @@ static void mac_read_back(struct datapath *dp, struct ifslot *s)
     if (run_tool(argv, "", 0, &have, NULL, 0) == 0 && have.s) {
         const char *m = strstr(have.s, "-s ! ");
         unsigned v[6];
-        if (m && sscanf(m, "-s ! %x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) ==
-                     6) {
+        if (m &&
+            sscanf(m, "-s ! %x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6) {
             for (int i = 0; i < 6; i++)
                 s->mac[i] = (uint8_t)v[i];
             s->mac_known = true;
@@ -912,8 +915,8 @@ static int probe_iptables(char *why, size_t n)
     size_t len = 0;
     why[0] = '\0';
     if (tools_find(tool, missing, sizeof(missing)) != 0)
-        len += (size_t)snprintf(why, n, "the tools %s (packages iptables, ipset, ebtables)",
-                                missing);
+        len +=
+            (size_t)snprintf(why, n, "the tools %s (packages iptables, ipset, ebtables)", missing);
     if (!readable("/proc/net/ip_tables_names") && !readable("/proc/net/netfilter") && len < n)
         len += (size_t)snprintf(why + len, n - len, "%snetfilter", len ? "; " : "");
     if (!readable("/proc/sys/net/bridge/bridge-nf-call-iptables") && len < n)
@@ -937,8 +940,9 @@ static int probe_iptables(char *why, size_t n)
         char *argv[] = {tool[T_IPT_RESTORE], "--test", NULL};
         char err[256];
         if (run_tool(argv, test4, strlen(test4), NULL, err, sizeof(err)) != 0)
-            len += (size_t)snprintf(why + len, n - len, "iptables matches (physdev, conntrack, "
-                                                        "pkttype, NFLOG): %s",
+            len += (size_t)snprintf(why + len, n - len,
+                                    "iptables matches (physdev, conntrack, "
+                                    "pkttype, NFLOG): %s",
                                     err);
     }
     if (!len) {
@@ -1344,9 +1348,7 @@ static int apply_iptables(struct datapath *dp, const struct moat_policy *p,
                           const struct moat_tables *t, uint32_t *generation)
 {
     char slot = dp->slot == 'A' ? 'B' : 'A';
-    uint32_t gen = dp->generation + 1;
-    if (gen == 0)
-        gen = 1;
+    uint32_t gen = dp->generation == UINT32_MAX ? 1 : dp->generation + 1;
     struct ipt_iface *ifs;
     size_t nifs = iface_count(dp, &ifs);
     if (!ifs)

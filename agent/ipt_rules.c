@@ -76,8 +76,8 @@ static int push_prefix(struct moat_prefix **out, size_t *n, size_t *cap,
 }
 
 /* `holes` are all strictly inside the prefix `p` started from. */
-static int subtract_rec(const struct moat_prefix *p, const struct moat_prefix *holes,
-                        size_t nholes, struct moat_prefix **out, size_t *n, size_t *cap)
+static int subtract_rec(const struct moat_prefix *p, const struct moat_prefix *holes, size_t nholes,
+                        struct moat_prefix **out, size_t *n, size_t *cap)
 {
     bool any = false;
     for (size_t i = 0; i < nholes && !any; i++)
@@ -122,11 +122,6 @@ enum { TBL_RAW = 0, TBL_FILTER = 1, TBL_MANGLE = 2, NTABLES = 3 };
 
 struct famtext {
     struct ipt_text decl[NTABLES], rules[NTABLES];
-};
-
-struct peerset {
-    uint32_t id;
-    bool used;
 };
 
 struct ctx {
@@ -348,8 +343,7 @@ static int render_sets(struct ctx *c)
             snprintf(name, sizeof(name), "mt-%c-C%u", c->s, cl);
             set_create(c, name, "hash:ip", fam, p->nworkloads);
             for (size_t w = 0; w < p->nworkloads; w++)
-                for (size_t a = 0; p->workloads[w].cluster == cl && a < p->workloads[w].naddrs;
-                     a++)
+                for (size_t a = 0; p->workloads[w].cluster == cl && a < p->workloads[w].naddrs; a++)
                     set_add_addr(c, name, fam, &p->workloads[w].addrs[a]);
         }
     }
@@ -393,9 +387,9 @@ static int note_verdict(struct ctx *c, const char *name, bool *fresh)
  * The chain a judgment jumps to: counts it, logs it for an alert (NFLOG,
  * read by moatd), drops it for a block. Made once (name = content).
  */
-static const char *verdict_chain(struct ctx *c, char *name, size_t n, bool is_default,
-                                 uint32_t id, uint32_t cluster, enum moat_action cfg,
-                                 enum moat_action applied, enum moat_dir dir)
+static const char *verdict_chain(struct ctx *c, char *name, size_t n, bool is_default, uint32_t id,
+                                 uint32_t cluster, enum moat_action cfg, enum moat_action applied,
+                                 enum moat_dir dir)
 {
     if (is_default)
         snprintf(name, n, "MOAT-D%u%c%c", cluster, action_letter(cfg), action_letter(applied));
@@ -481,8 +475,8 @@ static void entry_rule(struct ctx *c, const char *chain, const struct moat_polic
     for (int fam = 0; fam < 2; fam++) {
         char peer[80] = "", ports[64] = "";
         if (e->peer == MOAT_ID_WORLD)
-            snprintf(peer, sizeof(peer), " -m set ! --match-set mt-%c-K-%d %s", c->s,
-                     fam ? 6 : 4, side);
+            snprintf(peer, sizeof(peer), " -m set ! --match-set mt-%c-K-%d %s", c->s, fam ? 6 : 4,
+                     side);
         else if (e->peer != MOAT_ID_ANY)
             snprintf(peer, sizeof(peer), " -m set --match-set mt-%c-P%u-%d %s", c->s, e->peer,
                      fam ? 6 : 4, side);
@@ -505,8 +499,7 @@ static void entry_rule(struct ctx *c, const char *chain, const struct moat_polic
  * precedence order ((priority, id): the first match wins, as the eBPF
  * datapath's two-probe compare), then the default.
  */
-static void subject_chains(struct ctx *c, enum moat_dir dir, uint32_t subj, size_t from,
-                           size_t to)
+static void subject_chains(struct ctx *c, enum moat_dir dir, uint32_t subj, size_t from, size_t to)
 {
     const struct moat_policy *p = c->in->p;
     struct moat_ident_info info = tables_identity(c->t, subj);
@@ -524,8 +517,9 @@ static void subject_chains(struct ctx *c, enum moat_dir dir, uint32_t subj, size
     }
     if (dir == MOAT_DIR_EGRESS)
         for (int fam = 0; fam < 2; fam++) /* toward its own cluster's workloads: not egress */
-            fam_add(c, fam, TBL_FILTER, false, "-A %s -m set --match-set mt-%c-C%u-%d dst -j RETURN",
-                    top, c->s, info.cluster, fam ? 6 : 4);
+            fam_add(c, fam, TBL_FILTER, false,
+                    "-A %s -m set --match-set mt-%c-C%u-%d dst -j RETURN", top, c->s, info.cluster,
+                    fam ? 6 : 4);
     char dflt[40] = "";
     if (dir == MOAT_DIR_INGRESS) {
         enum moat_action a = cl->default_action, applied = a;
@@ -550,9 +544,9 @@ static void subject_chains(struct ctx *c, enum moat_dir dir, uint32_t subj, size
             const struct moat_policy_entry *e = &c->ents[i];
             if ((int)e->pclass != pc)
                 continue;
-            bool exact = e->peer == MOAT_ID_ANY ||
-                         (e->peer != MOAT_ID_WORLD &&
-                          is_exact_kind(tables_identity(c->t, e->peer).kind));
+            bool exact =
+                e->peer == MOAT_ID_ANY ||
+                (e->peer != MOAT_ID_WORLD && is_exact_kind(tables_identity(c->t, e->peer).kind));
             bool outside = e->peer == MOAT_ID_ANY || !exact;
             if (exact)
                 entry_rule(c, w, e);
@@ -646,8 +640,7 @@ static void guard_chain(struct ctx *c, const struct ipt_iface *ifc)
                 "-A %s -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN", g,
                 nd_types[i]);
         fam_add(c, 1, TBL_RAW, false,
-                "-A %s -s ::/128 -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN", g,
-                nd_types[i]);
+                "-A %s -s ::/128 -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN", g, nd_types[i]);
     }
     for (size_t i = 0; i < ifc->naddrs; i++) {
         char a[MOAT_ADDR_STRLEN];
@@ -655,10 +648,10 @@ static void guard_chain(struct ctx *c, const struct ipt_iface *ifc)
         addr_format(&ifc->addrs[i], a, sizeof(a));
         fam_add(c, fam, TBL_RAW, false, "-A %s -s %s -j RETURN", g, a);
     }
-    fam_add(c, 0, TBL_RAW, false, "-A %s -s 0.0.0.0/32 -p udp -m udp --sport 68 --dport 67 -j RETURN",
-            g);
-    fam_add(c, 1, TBL_RAW, false, "-A %s -s fe80::/10 -p udp -m udp --sport 546 --dport 547 -j RETURN",
-            g);
+    fam_add(c, 0, TBL_RAW, false,
+            "-A %s -s 0.0.0.0/32 -p udp -m udp --sport 68 --dport 67 -j RETURN", g);
+    fam_add(c, 1, TBL_RAW, false,
+            "-A %s -s fe80::/10 -p udp -m udp --sport 546 --dport 547 -j RETURN", g);
     fam_add(c, 0, TBL_RAW, false, "-A %s -s 0.0.0.0/8 -j MOAT-X-LLSRC", g);
     fam_add(c, 0, TBL_RAW, false, "-A %s -s 169.254.0.0/16 -j MOAT-X-LLSRC", g);
     fam_add(c, 1, TBL_RAW, false, "-A %s -s fe80::/10 -j MOAT-X-LLSRC", g);
@@ -686,8 +679,9 @@ static void iface_rules(struct ctx *c, const struct ipt_iface *ifc, const char *
         snprintf(line, sizeof(line), "-%s MOAT-%c-GRP -m physdev --physdev-out %s -g MOAT-%c-I%u",
                  op, c->s, ifc->name, c->s, id);
         both(c, TBL_FILTER, false, line);
-        fam_add(c, 1, TBL_FILTER, false, "-%s MOAT-%c-LL -m physdev --physdev-out %s -g MOAT-%c-I%u",
-                op, c->s, ifc->name, c->s, id);
+        fam_add(c, 1, TBL_FILTER, false,
+                "-%s MOAT-%c-LL -m physdev --physdev-out %s -g MOAT-%c-I%u", op, c->s, ifc->name,
+                c->s, id);
     }
     if (id < c->nids && c->has_egress[id]) {
         snprintf(line, sizeof(line), "-%s MOAT-%c-FWD -m physdev --physdev-in %s -j MOAT-%c-E%u",
@@ -776,8 +770,8 @@ int ipt_render(const struct ipt_render_in *in, struct ipt_render_out *out)
         qsort(c.ents, c.nents, sizeof(*c.ents), cmp_entry);
         err = render_sets(&c);
     }
-    char line[256];
     if (!err) {
+        char line[256];
         static const struct {
             int table;
             const char *name;
@@ -830,8 +824,8 @@ int ipt_render(const struct ipt_render_in *in, struct ipt_render_out *out)
             fam_add(&c, 1, TBL_FILTER, false,
                     "-A MOAT-%c-FWD -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN", c.s,
                     nd_types[i]);
-        snprintf(line, sizeof(line), "-A MOAT-%c-FWD -m pkttype ! --pkt-type unicast -g MOAT-%c-GRP",
-                 c.s, c.s);
+        snprintf(line, sizeof(line),
+                 "-A MOAT-%c-FWD -m pkttype ! --pkt-type unicast -g MOAT-%c-GRP", c.s, c.s);
         both(&c, TBL_FILTER, false, line);
         snprintf(line, sizeof(line), "-A MOAT-%c-FWD -m conntrack --ctstate RELATED -j MOAT-%c-REL",
                  c.s, c.s);
@@ -961,10 +955,10 @@ int ipt_render_base(uint16_t nflog_group, bool (*exists)(void *ctx, const char *
                 const char *ch = base_chains[i].chain;
                 ipt_text_add(o, ":%s - [0:0]\n", ch);
                 if (base_chains[i].event)
-                    ipt_text_add(
-                        o, "-A %s -j NFLOG --nflog-group %u --nflog-prefix \"%s s %d %d\"\n", ch,
-                        nflog_group, IPT_LOG_TAG, base_chains[i].reason,
-                        base_chains[i].drop ? MOAT_ACTION_BLOCK : MOAT_ACTION_ALERT);
+                    ipt_text_add(o,
+                                 "-A %s -j NFLOG --nflog-group %u --nflog-prefix \"%s s %d %d\"\n",
+                                 ch, nflog_group, IPT_LOG_TAG, base_chains[i].reason,
+                                 base_chains[i].drop ? MOAT_ACTION_BLOCK : MOAT_ACTION_ALERT);
                 ipt_text_add(o, "-A %s -j %s\n", ch, base_chains[i].drop ? "DROP" : "RETURN");
             }
             /* The jumps from the built-in chains, first in each. */

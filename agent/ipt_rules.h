@@ -44,8 +44,8 @@ struct ipt_text {
 struct ipt_render_in {
     const struct moat_policy *p;
     const struct moat_tables *t;
-    const char *node;  /* this node: its workloads are the ingress subjects */
-    char slot;         /* 'A' or 'B': where to render */
+    const char *node; /* this node: its workloads are the ingress subjects */
+    char slot;        /* 'A' or 'B': where to render */
     uint32_t generation;
     uint16_t nflog_group;
     const struct ipt_iface *ifs; /* the interfaces enforced on */
@@ -57,12 +57,12 @@ struct ipt_render_in {
 };
 
 struct ipt_render_out {
-    struct ipt_text sets;      /* `ipset restore` input: the slot's sets */
-    struct ipt_text fam[2];    /* [0] iptables-restore, [1] ip6tables-restore */
-    char **verdict_chains;     /* every verdict chain (rules, defaults) the slot uses */
+    struct ipt_text sets;   /* `ipset restore` input: the slot's sets */
+    struct ipt_text fam[2]; /* [0] iptables-restore, [1] ip6tables-restore */
+    char **verdict_chains;  /* every verdict chain (rules, defaults) the slot uses */
     size_t nverdict, cap_verdict;
-    size_t nsets;              /* sets created */
-    size_t nrules;             /* rules in the slot (both families) */
+    size_t nsets;  /* sets created */
+    size_t nrules; /* rules in the slot (both families) */
 };
 
 /* Renders the whole slot; 0 or -ENOMEM. Free `out` with ipt_render_free. */

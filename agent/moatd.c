@@ -165,18 +165,19 @@ static const struct moatd_option moatd_options[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
-                 "             [--netns NAME] [--datapath auto|ebpf|iptables] [--check] [--cleanup]\n"
-                 "             [--verbose]\n"
-                 "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
-                 "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
-                 "       moatd --server URL --cluster ID --join-token T --node NAME\n"
-                 "             [--inventory FILE] [--runtime NAME] [--state-dir DIR] ...\n"
-                 "       moatd status --node NAME [-o table|json]\n"
-                 "       moatd remove --node NAME [--netns NAME]\n"
-                 "       moatd --version | --help\n\n"
-                 "moatd is Moat's node agent: it enforces the policy on this node's workloads\n"
-                 "with the kernel datapath and reports alerts (see moatd(8)).\n\nOptions:\n");
+    fprintf(out,
+            "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
+            "             [--netns NAME] [--datapath auto|ebpf|iptables] [--check] [--cleanup]\n"
+            "             [--verbose]\n"
+            "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
+            "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
+            "       moatd --server URL --cluster ID --join-token T --node NAME\n"
+            "             [--inventory FILE] [--runtime NAME] [--state-dir DIR] ...\n"
+            "       moatd status --node NAME [-o table|json]\n"
+            "       moatd remove --node NAME [--netns NAME]\n"
+            "       moatd --version | --help\n\n"
+            "moatd is Moat's node agent: it enforces the policy on this node's workloads\n"
+            "with the kernel datapath and reports alerts (see moatd(8)).\n\nOptions:\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct moatd_option *op = &moatd_options[i];
         char left[64];
@@ -888,7 +889,7 @@ static int status_cmd(int argc, char **argv)
         /* iptables: its rules stay in the agent's namespace until moatd remove */
         bool ipt_left = datapath_recorded(node) == &datapath_iptables;
         fprintf(stderr, "moatd for node %s is not running (%s; enforcement %s)\n", node, lastbuf,
-                ipt_left                     ? "still in place"
+                ipt_left                 ? "still in place"
                 : access(pin, F_OK) == 0 ? "still pinned"
                                          : "not pinned");
         json_decref(st);

@@ -583,8 +583,8 @@ void sync_stop(struct sync *s)
     json_decref(s->pending);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
-    char *owned[] = {s->server,   s->cluster,   s->node,     s->join_token, s->state_dir,
-                     s->ca_file,  s->os,        s->kernel,   s->version,    s->token,
+    char *owned[] = {s->server,   s->cluster,   s->node,      s->join_token, s->state_dir,
+                     s->ca_file,  s->os,        s->kernel,    s->version,    s->token,
                      s->dp_state, s->dp_reason, s->workloads, s->dp_backend};
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
         free(owned[i]);

@@ -348,7 +348,7 @@ struct fleet_node {
 
 struct fleet {
     struct fleet_node *nodes;
-    size_t n, cap;
+    size_t n;
     int errors;
 };
 
@@ -376,8 +376,8 @@ static void fleet_error(struct fleet *f, const char *file, int line, const char 
 }
 
 /* Checks one node's fields (trimmed copies kept); errors are reported, not fatal here. */
-static int fleet_add(struct fleet *f, const char *file, int line, const char *name,
-                     const char *os, const char *kernel)
+static int fleet_add(struct fleet *f, const char *file, int line, const char *name, const char *os,
+                     const char *kernel)
 {
     const char *what[] = {"os", "kernel"}, *val[] = {os, kernel};
     bool ok = true;
@@ -437,7 +437,8 @@ static int fleet_lines(struct fleet *f, const char *file, char *text)
             continue;
         char *bar = strchr(t, '|');
         if (!bar) {
-            fleet_error(f, file, line, "expected OS|KERNEL (e.g. \"CentOS 7.9-2009|3.10.0-1160.el7.x86_64\")");
+            fleet_error(f, file, line,
+                        "expected OS|KERNEL (e.g. \"CentOS 7.9-2009|3.10.0-1160.el7.x86_64\")");
             continue;
         }
         *bar = '\0';
@@ -481,8 +482,9 @@ static int fleet_json(struct fleet *f, const char *file, const char *text)
         json_t *o;
         json_array_foreach(all, i, o)
         {
-            if (!err)
-                err = fleet_object(f, file, (int)i + 1, o);
+            err = fleet_object(f, file, (int)i + 1, o);
+            if (err)
+                break;
         }
         json_decref(all);
         return err;
@@ -600,23 +602,23 @@ static int fleet_report(const struct opts *o, const struct compat_table *t, cons
                    missing[0] ? missing : "-", b.note[0] ? "; " : "", b.note);
             continue;
         }
-        json_t *e = json_pack(
-            "{s:i,s:s?,s:s,s:s,s:b,s:s?,s:s?,s:o,s:o,s:s?}", "line", nd->line, "name", nd->name,
-            "os", nd->os, "kernel", nd->kernel, "certified", r.certified, "reason",
-            r.certified ? NULL : r.why, "backend", b.would_run, "ebpf",
-            backend_json(b.ebpf, b.ebpf_missing), "iptables",
-            backend_json(b.iptables, b.iptables_missing), "note", b.note[0] ? b.note : NULL);
+        json_t *e = json_pack("{s:i,s:s?,s:s,s:s,s:b,s:s?,s:s?,s:o,s:o,s:s?}", "line", nd->line,
+                              "name", nd->name, "os", nd->os, "kernel", nd->kernel, "certified",
+                              r.certified, "reason", r.certified ? NULL : r.why, "backend",
+                              b.would_run, "ebpf", backend_json(b.ebpf, b.ebpf_missing), "iptables",
+                              backend_json(b.iptables, b.iptables_missing), "note",
+                              b.note[0] ? b.note : NULL);
         if (!e || json_array_append_new(items, e) < 0) {
             json_decref(items);
             return -ENOMEM;
         }
     }
     if (o->json) {
-        json_t *root = json_pack(
-            "{s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I}}", "table", path, "nodes", items, "summary",
-            "nodes", (json_int_t)f->n, "certified", (json_int_t)certified, "ebpf",
-            (json_int_t)ebpf, "iptables", (json_int_t)ipt, "probe_decides", (json_int_t)unknown,
-            "cannot_enforce", (json_int_t)none);
+        json_t *root =
+            json_pack("{s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I}}", "table", path, "nodes", items,
+                      "summary", "nodes", (json_int_t)f->n, "certified", (json_int_t)certified,
+                      "ebpf", (json_int_t)ebpf, "iptables", (json_int_t)ipt, "probe_decides",
+                      (json_int_t)unknown, "cannot_enforce", (json_int_t)none);
         char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
         json_decref(root);
         if (!text)

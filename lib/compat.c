@@ -869,8 +869,7 @@ int compat_backends(const char *kernel, struct compat_backends *out)
                  "a kernel of 2.6.32 or later (%s is older)", text);
         out->iptables = COMPAT_NO;
     } else if (v == 2006 && patch < 39 && !el) {
-        snprintf(out->iptables_missing, sizeof(out->iptables_missing), "%s",
-                 ipt_needs[5].what);
+        snprintf(out->iptables_missing, sizeof(out->iptables_missing), "%s", ipt_needs[5].what);
         out->iptables = COMPAT_NO;
     } else {
         out->iptables = COMPAT_YES;

@@ -145,8 +145,8 @@ struct compat_backends {
     bool parsed; /* the release starts with a version number */
     enum compat_verdict ebpf, iptables;
     char ebpf_missing[384], iptables_missing[256]; /* "ring buffers (5.8), ..."; "" */
-    const char *would_run; /* "ebpf", "iptables", or NULL: neither */
-    char note[256];        /* backports, estimates; "" */
+    const char *would_run;                         /* "ebpf", "iptables", or NULL: neither */
+    char note[256];                                /* backports, estimates; "" */
 };
 
 /* Fills *out for kernel release `kernel` (uname -r). 0, or -EINVAL for NULL arguments. */

@@ -293,9 +293,9 @@ static int backend_fields(struct resp *rs, const json_t *dp)
     int rc = pr ? known_fields(rs, pr, backends, "datapath.probes: ") : 0;
     const char *k;
     const json_t *v;
-    json_object_foreach((json_t *)pr, k, v) if (!rc && (!json_is_string(v) ||
-                                                        strlen(json_string_value(v)) >
-                                                            PROBE_TEXT_MAX))
+    json_object_foreach(
+        (json_t *)pr, k,
+        v) if (!rc && (!json_is_string(v) || strlen(json_string_value(v)) > PROBE_TEXT_MAX))
     {
         rc = stop(resp_error(rs, 400, "datapath.probes", "%s: must be a string of at most %d bytes",
                              k, PROBE_TEXT_MAX));
@@ -362,9 +362,9 @@ static int heartbeat(struct req *rq, struct resp *rs, const json_t *body)
     if (!err && (node_facts(node, body) < 0 || node_certify(rq->srv, node) < 0 ||
                  set_now(node, "last_heartbeat") < 0))
         err = -ENOMEM;
-    json_t *dpn = dp ? json_pack("{s:s,s:s}", "state", jstr(dp, "state"), "reason",
-                                 jstr(dp, "reason"))
-                     : NULL;
+    json_t *dpn =
+        dp ? json_pack("{s:s,s:s}", "state", jstr(dp, "state"), "reason", jstr(dp, "reason"))
+           : NULL;
     if (dpn && json_object_get(dp, "backend"))
         json_object_set(dpn, "backend", json_object_get(dp, "backend"));
     if (dpn && json_object_get(dp, "probes"))

@@ -141,10 +141,9 @@ static size_t sets_holding(const char *sets, const struct moat_addr *a, uint32_t
 static void test_sets_are_longest_prefix(void **state)
 {
     (void)state;
-    static const char *const golden[] = {"tests/golden/07-ipblock-except.yaml",
-                                         "tests/golden/08-workload-in-ipblock.yaml",
-                                         "tests/golden/11-egress-ipblock.yaml",
-                                         "tests/golden/17-ipblock-ipv6-default.yaml"};
+    static const char *const golden[] = {
+        "tests/golden/07-ipblock-except.yaml", "tests/golden/08-workload-in-ipblock.yaml",
+        "tests/golden/11-egress-ipblock.yaml", "tests/golden/17-ipblock-ipv6-default.yaml"};
     for (size_t g = 0; g < sizeof(golden) / sizeof(golden[0]); g++) {
         struct rendered r;
         render(golden[g], NULL, &r);
@@ -190,10 +189,9 @@ static uint32_t priority_of(const struct moat_policy *p, uint32_t id)
 static void test_precedence_order(void **state)
 {
     (void)state;
-    static const char *const golden[] = {"tests/golden/02-equal-priority.yaml",
-                                         "tests/golden/03-interval-painting.yaml",
-                                         "tests/golden/05-source-any.yaml",
-                                         "tests/golden/16-multi-destination.yaml"};
+    static const char *const golden[] = {
+        "tests/golden/02-equal-priority.yaml", "tests/golden/03-interval-painting.yaml",
+        "tests/golden/05-source-any.yaml", "tests/golden/16-multi-destination.yaml"};
     for (size_t g = 0; g < sizeof(golden) / sizeof(golden[0]); g++) {
         struct rendered r;
         render(golden[g], NULL, &r);
@@ -286,10 +284,8 @@ static void test_backends_by_kernel(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_subtract),
-        cmocka_unit_test(test_sets_are_longest_prefix),
-        cmocka_unit_test(test_precedence_order),
-        cmocka_unit_test(test_iface_add_delete),
+        cmocka_unit_test(test_subtract),           cmocka_unit_test(test_sets_are_longest_prefix),
+        cmocka_unit_test(test_precedence_order),   cmocka_unit_test(test_iface_add_delete),
         cmocka_unit_test(test_backends_by_kernel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
