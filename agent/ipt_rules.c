@@ -767,7 +767,8 @@ int ipt_render(const struct ipt_render_in *in, struct ipt_render_out *out)
     struct ctx c;
     int err = ctx_init(&c, in, out);
     if (!err) {
-        qsort(c.ents, c.nents, sizeof(*c.ents), cmp_entry);
+        if (c.nents)
+            qsort(c.ents, c.nents, sizeof(*c.ents), cmp_entry);
         err = render_sets(&c);
     }
     if (!err) {
