@@ -225,6 +225,8 @@ struct datapath {
     uint64_t events[MOAT_EVS_MAX];
     uint64_t learned_at, summaries_at;
     int rtnl;
+    struct datapath_stats stats; /* the last counted, at stats_at */
+    uint64_t stats_at;
 };
 
 static uint64_t mono_ns(void)
@@ -249,13 +251,35 @@ static uint16_t group_of(const char *node)
     return (uint16_t)(1000 + h % 60000);
 }
 
+/*
+ * The legacy xtables tools (iptables-legacy-*) when they are there and the
+ * kernel takes them — what the old distributions run, and a whole table
+ * replaced in one call, several times faster for a large slot than the
+ * nftables-based iptables — else the system's iptables-restore/-save.
+ */
+static const char *const legacy_names[4] = {"iptables-legacy-restore", "ip6tables-legacy-restore",
+                                            "iptables-legacy-save", "ip6tables-legacy-save"};
+
 static int tools_find(char tool[NTOOLS][256], char *why, size_t n)
 {
     size_t len = 0;
-    for (int i = 0; i < NTOOLS; i++)
+    bool legacy = true;
+    char alt[4][256];
+    for (int i = 0; i < 4 && legacy; i++)
+        legacy = find_tool(legacy_names[i], alt[i], sizeof(alt[i])) == 0;
+    if (legacy) {
+        char *argv[] = {alt[2], "-t", "filter", NULL};
+        legacy = run_tool(argv, "", 0, NULL, NULL, 0) == 0;
+    }
+    for (int i = 0; i < NTOOLS; i++) {
+        if (legacy && i < 4) {
+            snprintf(tool[i], sizeof(tool[i]), "%s", alt[i]);
+            continue;
+        }
         if (find_tool(tool_names[i], tool[i], sizeof(tool[i])) != 0)
             len += (size_t)snprintf(why + len, len < n ? n - len : 0, "%s%s", len ? ", " : "",
                                     tool_names[i]);
+    }
     return len ? -ENOENT : 0;
 }
 
@@ -268,11 +292,19 @@ static int restore(struct datapath *dp, int fam, const struct ipt_text *text, ch
     return rc > 0 ? -EIO : rc;
 }
 
+/* iptables-save of `table` (NULL: every table), with counters. */
 static int save(struct datapath *dp, int fam, const char *table, bool counters,
                 struct ipt_text *out)
 {
-    char *argv[] = {dp->tool[fam ? T_IP6T_SAVE : T_IPT_SAVE], "-t", (char *)table,
-                    counters ? "-c" : NULL, NULL};
+    char *argv[5] = {dp->tool[fam ? T_IP6T_SAVE : T_IPT_SAVE]};
+    int k = 1;
+    if (table) {
+        argv[k++] = "-t";
+        argv[k++] = (char *)table;
+    }
+    if (counters)
+        argv[k++] = "-c";
+    argv[k] = NULL;
     int rc = run_tool(argv, "", 0, out, NULL, 0);
     return rc > 0 ? -EIO : rc;
 }
@@ -1193,22 +1225,39 @@ static size_t iface_count(const struct datapath *dp, struct ipt_iface **out)
     return *out ? dp->nifs : 0;
 }
 
+/* The "*TABLE" ... "COMMIT" part of iptables-save text `all`, as a new string ("" if none). */
+static char *section_dup(const char *all, const char *table)
+{
+    char head[32];
+    snprintf(head, sizeof(head), "*%s\n", table);
+    const char *start = all ? strstr(all, head) : NULL;
+    if (start && start != all && start[-1] != '\n')
+        start = NULL;
+    if (!start)
+        return moat_strdup("");
+    const char *end = strstr(start, "\nCOMMIT");
+    return moat_strndup(start, end ? (size_t)(end - start) + 1 : strlen(start));
+}
+
 /* Flushes and deletes the chains of slot `s` and the verdict chains nothing uses now. */
 static void drop_slot(struct datapath *dp, char s, char **keep, size_t nkeep)
 {
     char prefix[16];
     snprintf(prefix, sizeof(prefix), "MOAT-%c-", s);
-    for (int fam = 0; fam < 2; fam++)
+    for (int fam = 0; fam < 2; fam++) {
+        struct ipt_text all = {0};
+        save(dp, fam, NULL, false, &all); /* once per family: a large slot takes a while */
         for (int tbl = 0; tbl < 3; tbl++) {
             const char *table = tbl == 2 ? "mangle" : tbl ? "filter" : "raw";
-            struct ipt_text sv = {0}, o = {0};
+            struct ipt_text o = {0};
             char **names = NULL;
             size_t n = 0, cap = 0;
-            if (save(dp, fam, table, false, &sv) == 0 && sv.s) {
-                chains_with(sv.s, prefix, &names, &n, &cap);
+            char *sv = section_dup(all.s, table);
+            if (sv) {
+                chains_with(sv, prefix, &names, &n, &cap);
                 if (tbl == 1) {
-                    chains_with(sv.s, "MOAT-R", &names, &n, &cap);
-                    chains_with(sv.s, "MOAT-D", &names, &n, &cap);
+                    chains_with(sv, "MOAT-R", &names, &n, &cap);
+                    chains_with(sv, "MOAT-D", &names, &n, &cap);
                 }
             }
             size_t m = 0;
@@ -1233,9 +1282,11 @@ static void drop_slot(struct datapath *dp, char s, char **keep, size_t nkeep)
                     fprintf(stderr, "moatd: warning: removing slot %c: %s\n", s, err);
             }
             vchains_free(names, m);
-            ipt_text_free(&sv);
+            free(sv);
             ipt_text_free(&o);
         }
+        ipt_text_free(&all);
+    }
     char sp[16];
     snprintf(sp, sizeof(sp), "mt-%c-", s);
     destroy_sets(dp, sp);
@@ -1646,8 +1697,16 @@ static uint64_t ebt_count(struct datapath *dp, const char *table, const char *ch
     return n;
 }
 
+#define STATS_EVERY (10000000000ull) /* counting reads every rule: at most every 10 s */
+
 static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
 {
+    uint64_t now = mono_ns();
+    if (dp->stats_at && now - dp->stats_at < STATS_EVERY) {
+        *out = dp->stats;
+        memcpy(out->events, dp->events, sizeof(out->events));
+        return 0;
+    }
     memset(out, 0, sizeof(*out));
     static const struct {
         const char *chain, *table;
@@ -1659,27 +1718,27 @@ static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
                  {"MOAT-X-SPOOF", "raw", MOAT_DROP_SPOOFED},
                  {"MOAT-X-ICMPERR", "filter", MOAT_DROP_ICMP_ERROR},
                  {"MOAT-X-ICMPM", "mangle", MOAT_DROP_ICMP_ERROR}};
-    for (int fam = 0; fam < 2; fam++)
-        for (int tbl = 0; tbl < 3; tbl++) {
-            struct ipt_text s = {0};
-            const char *table = tbl == 2 ? "mangle" : tbl ? "filter" : "raw";
-            if (save(dp, fam, table, true, &s) == 0 && s.s)
-                for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
-                    if (strcmp(drops[i].table, table) == 0)
-                        out->drops[drops[i].reason] += drop_count(s.s, drops[i].chain);
-            ipt_text_free(&s);
-        }
-    struct datapath_counter *cs = NULL;
-    size_t n = 0;
     uint64_t policy = 0;
-    if (read_counters(dp, &cs, &n, &policy) == 0)
-        out->drops[MOAT_DROP_POLICY] = policy;
-    free(cs);
+    for (int fam = 0; fam < 2; fam++) { /* one save of every table (chain names are unique) */
+        struct ipt_text s = {0};
+        if (save(dp, fam, NULL, true, &s) == 0 && s.s) {
+            for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
+                out->drops[drops[i].reason] += drop_count(s.s, drops[i].chain);
+            struct datapath_counter *cs = NULL;
+            size_t n = 0, cap = 0;
+            parse_counters(s.s, &cs, &n, &cap, &policy);
+            free(cs);
+        }
+        ipt_text_free(&s);
+    }
+    out->drops[MOAT_DROP_POLICY] = policy;
     out->drops[MOAT_DROP_MAC_SPOOF] = ebt_count(dp, "nat", "MOATE-X-MAC");
     out->drops[MOAT_DROP_ARP_SPOOF] = ebt_count(dp, "nat", "MOATE-X-ARP");
     out->drops[MOAT_DROP_ETHERTYPE] = ebt_count(dp, "nat", "MOATE-X-ETH");
     out->drops[MOAT_DROP_NOT_ADDRESSED] = ebt_count(dp, "filter", "MOATE-X-NOTADDR");
     memcpy(out->events, dp->events, sizeof(out->events));
+    dp->stats = *out;
+    dp->stats_at = now;
     return 0;
 }
 

@@ -40,7 +40,8 @@ dp_present() {
     if [ "$DP" = ebpf ]; then
         [ -d "/sys/fs/bpf/moat/$1" ]
     else
-        [ -e "/run/netns/$2" ] && ip netns exec "$2" iptables-save -t filter 2>/dev/null | grep -q '^:MOAT-FWD '
+        [ -e "/run/netns/$2" ] && ip netns exec "$2" sh -c 'iptables-legacy-save -t filter; iptables-save -t filter' 2>/dev/null |
+            grep -q '^:MOAT-FWD '
     fi
 }
 
