@@ -83,9 +83,11 @@ for n in v1 v2 a1 p1; do
 done
 
 x() { "$M" lab exec --name "$LAB" "$@"; }
-x v1 -- "$T" serve --tcp 22 --tcp 80 --tcp 8080 --udp 5353 >"$TMP/v1.out" 2>&1 &
+# Not through the function x: $! must be the server itself (lab exec execs it), or the
+# cleanup would end only a subshell and leave the server running.
+"$M" lab exec --name "$LAB" v1 -- "$T" serve --tcp 22 --tcp 80 --tcp 8080 --udp 5353 >"$TMP/v1.out" 2>&1 &
 PIDS="$PIDS $!"
-x v2 -- "$T" serve --tcp 5432 --udp 5353 >"$TMP/v2.out" 2>&1 &
+"$M" lab exec --name "$LAB" v2 -- "$T" serve --tcp 5432 --udp 5353 >"$TMP/v2.out" 2>&1 &
 PIDS="$PIDS $!"
 i=0
 until grep -qs ready "$TMP/v1.out" && grep -qs ready "$TMP/v2.out"; do
