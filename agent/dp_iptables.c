@@ -1709,15 +1709,12 @@ static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
     }
     memset(out, 0, sizeof(*out));
     static const struct {
-        const char *chain, *table;
+        const char *chain; /* raw, but ICMPERR filter and ICMPM mangle: names are unique */
         int reason;
-    } drops[] = {{"MOAT-X-ROUTER", "raw", MOAT_DROP_ROUTER},
-                 {"MOAT-X-DHCP", "raw", MOAT_DROP_DHCP_SERVER},
-                 {"MOAT-X-LLSRC", "raw", MOAT_DROP_LINK_LOCAL},
-                 {"MOAT-X-ND", "raw", MOAT_DROP_ND_SPOOF},
-                 {"MOAT-X-SPOOF", "raw", MOAT_DROP_SPOOFED},
-                 {"MOAT-X-ICMPERR", "filter", MOAT_DROP_ICMP_ERROR},
-                 {"MOAT-X-ICMPM", "mangle", MOAT_DROP_ICMP_ERROR}};
+    } drops[] = {{"MOAT-X-ROUTER", MOAT_DROP_ROUTER},    {"MOAT-X-DHCP", MOAT_DROP_DHCP_SERVER},
+                 {"MOAT-X-LLSRC", MOAT_DROP_LINK_LOCAL}, {"MOAT-X-ND", MOAT_DROP_ND_SPOOF},
+                 {"MOAT-X-SPOOF", MOAT_DROP_SPOOFED},    {"MOAT-X-ICMPERR", MOAT_DROP_ICMP_ERROR},
+                 {"MOAT-X-ICMPM", MOAT_DROP_ICMP_ERROR}};
     uint64_t policy = 0;
     for (int fam = 0; fam < 2; fam++) { /* one save of every table (chain names are unique) */
         struct ipt_text s = {0};
