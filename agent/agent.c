@@ -205,8 +205,9 @@ static void detection_hit(const struct moat_agent *a, const struct moat_event *e
                  e->aux == MOAT_Q_PORT_SCAN ? "a port scan" : "brute force");
         break;
     case MOAT_EV_DNS_HIJACK:
-        snprintf(details, n, "%s: %s", e->dir == MOAT_ABI_DIR_INGRESS ? "DNS answer" : "DNS query",
-                 dns_details(e->reason));
+        if (e->aux)
+            h->dst.port = 0; /* an answer: to the client, whichever port it asked from */
+        snprintf(details, n, "%s: %s", e->aux ? "DNS answer" : "DNS query", dns_details(e->reason));
         break;
     case MOAT_EV_THREAT: {
         char addr[MOAT_ADDR_STRLEN];

@@ -302,6 +302,8 @@ struct moat_burst_key {
     moat_u32 cluster;
     moat_u8 src[16];
     moat_u8 dst[16];
+    moat_u16 port;
+    moat_u16 pad;
 };
 
 struct moat_burst_val {
@@ -499,7 +501,7 @@ MOAT_STATIC_ASSERT(sizeof(struct moat_cluster_cfg) == 96, "moat_cluster_cfg layo
 MOAT_STATIC_ASSERT(sizeof(struct moat_resolver_key) == 20, "moat_resolver_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_quarantine_key) == 20, "moat_quarantine_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_quarantine_val) == 32, "moat_quarantine_val layout");
-MOAT_STATIC_ASSERT(sizeof(struct moat_burst_key) == 36, "moat_burst_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_burst_key) == 40, "moat_burst_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_burst_val) == 64, "moat_burst_val layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_scan_key) == 20, "moat_scan_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_scan_val) == 64, "moat_scan_val layout");

@@ -54,16 +54,6 @@ if ! "$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$TMP/inventory.yaml"
     echo "0 passed, 1 failed"
     exit 1
 fi
-# TEMPORARY until the dual-stack lab lands: IPv6 by hand
-NNS="mlab-$LAB-$NODE"
-ip -n "$NNS" addr add fd79::1/64 dev mbr0 nodad
-ip netns exec "$NNS" sysctl -qw net.ipv6.conf.all.forwarding=1
-for w in v1:10 v2:11 a1:20 p1:21; do
-    n=${w%%:*}
-    h=${w##*:}
-    ip -n "mlab-$LAB-$NODE-$n" addr add "fd79::$h/64" dev eth0 nodad
-    ip -n "mlab-$LAB-$NODE-$n" -6 route add default via fd79::1 dev eth0
-done
 
 # Victims as easy to fool as a Linux host can be, so that an attack that got
 # through would show: ARP replies override at once and create entries, ICMP

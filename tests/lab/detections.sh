@@ -48,14 +48,6 @@ wl() { # NAME NAMESPACE HOST [LABELS]
 } >"$TMP/lab.yaml"
 "$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$TMP/full.yaml" >"$TMP/labup.out" 2>&1 ||
     { cat "$TMP/labup.out"; fail "lab up failed"; }
-# TEMPORARY until the dual-stack lab lands: IPv6 by hand
-NNS="mlab-$LAB-$NODE"
-ip -n "$NNS" addr add fd80::1/64 dev mbr0 nodad
-ip netns exec "$NNS" sysctl -qw net.ipv6.conf.all.forwarding=1
-for w in srv:10 atk:20 cli:21 dns:30 rogue:31 bad:99; do
-    ip -n "mlab-$LAB-$NODE-${w%%:*}" addr add "fd80::${w##*:}/64" dev eth0 nodad
-    ip -n "mlab-$LAB-$NODE-${w%%:*}" -6 route add default via fd80::1 dev eth0
-done
 # moatd's inventory: everything but `bad`, which is then an outside address
 /usr/bin/python3 - "$TMP/lab.yaml" "$TMP/inventory.yaml" <<'PY'
 import sys
