@@ -948,6 +948,12 @@ static const char *const drop_names[MOAT_DROP_MAX] = {
     [MOAT_DROP_LINK_LOCAL] = "link_local_source",
     [MOAT_DROP_MAC_SPOOF] = "mac_spoofing",
     [MOAT_DROP_NO_WORKLOAD] = "unknown_interface",
+    [MOAT_DROP_QUARANTINED] = "quarantined_source",
+    [MOAT_DROP_DNS_RESOLVER] = "dns_resolver_not_approved",
+    [MOAT_DROP_DNS_NO_QUERY] = "dns_answer_no_query",
+    [MOAT_DROP_DNS_QUESTION] = "dns_answer_question_mismatch",
+    [MOAT_DROP_DNS_MALFORMED] = "dns_malformed",
+    [MOAT_DROP_THREAT] = "threat_listed",
 };
 
 static const char *const event_stat_names[MOAT_EVS_MAX] = {

@@ -250,6 +250,86 @@ def dns(lab):
             resolve(cli, res.addr(False), "www.shop", False) is not None, True)
 
 
+def dns_drops():
+    st = moatd_json("status") or {}
+    d = st.get("drops", {})
+    return sum(d.get(k, 0) for k in ("dns_malformed", "dns_answer_no_query"))
+
+
+def hostile_answers(qname):
+    """Answers a parser could trip on: a real one cut at every offset, pointer loops
+    (to itself, forward, a two-pointer cycle), labels of 64 and 0x80 types, a name
+    over 255 bytes, a label running past the end, counts that lie."""
+    real = dns_query(qname, 1, 0x3333)
+    real = real[:2] + b"\x81\x80" + real[4:6] + b"\x00\x01" + real[8:]
+    real += b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 30, 4) + b"\x0a\x00\x00\x01"
+    out = [real[:k] for k in range(len(real))]
+    head = b"\x33\x33\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00"
+    tail = b"\x00\x01\x00\x01"
+    out += [head + b"\xc0\x0c" + tail,                      # a pointer to itself
+            head + b"\xc0\x10\x00" + tail,                  # a forward pointer
+            head + b"\x01a\xc0\x0e\xc0\x0c" + tail,          # a two-pointer cycle
+            head + b"\x40" + b"a" * 64 + b"\x00" + tail,     # a label of 64
+            head + b"\x80abc\x00" + tail,                    # the 0x80 label type
+            head + (b"\x3f" + b"a" * 63) * 5 + b"\x00" + tail,  # a name of 320 bytes
+            head + b"\x3fabc",                               # a label past the end
+            head[:4] + b"\x00\x02" + head[6:] + b"\x01a\x00" + tail,  # two questions
+            head[:4] + b"\xff\xff" + head[6:] + b"\x01a\x00" + tail]  # 65,535 of them
+    return out
+
+
+def dns_hostile(lab):
+    """Malformed DNS at the datapath: dropped and counted one by one, no crash, no hang;
+    a 64 KiB answer over TCP from the approved resolver reaches its client whole."""
+    cli, res = lab["cli"], lab["dns"]
+    apply("  dns_hijack: {enabled: true, action: block}\n")
+    for v6 in (False, True):
+        f = fam(v6)
+        s = sock_in(cli, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("::" if v6 else "0.0.0.0", 0))
+        port = s.getsockname()[1]
+        from scapy.all import IP, UDP, IPv6  # noqa: E402
+        layer = IPv6(src=res.v6, dst=cli.v6) if v6 else IP(src=res.v4, dst=cli.v4)
+        answers = hostile_answers("www.shop")
+        before = dns_drops()
+        out = Sender(res)
+        for a in answers:
+            out.send(eth(res, cli.mac) / layer / UDP(sport=53, dport=port) / a)
+        out.s.close()
+        counted = wait_for(lambda: dns_drops() - before >= len(answers), timeout=5)
+        print("   (%d hostile answers, %d counted)" % (len(answers), dns_drops() - before),
+              flush=True)
+        R.check("dns-hostile-answers-counted-%s" % f, bool(counted) and
+                dns_drops() - before == len(answers), True)
+        s.settimeout(0.3)
+        try:
+            leaked = s.recv(65536)
+        except OSError:
+            leaked = None
+        s.close()
+        R.check("dns-hostile-answers-dropped-%s" % f, leaked, None)
+        # DNS over TCP: 64 KiB, the most a message can be
+        t = sock_in(cli, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+        t.settimeout(5)
+        got = b""
+        try:
+            t.connect((res.addr(v6), 53))
+            q = dns_query("big.test", 1, 0x4444)
+            t.sendall(struct.pack(">H", len(q)) + q)
+            while len(got) < 65537:
+                chunk = t.recv(65537 - len(got))
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        finally:
+            t.close()
+        R.check("dns-64kib-over-tcp-%s" % f, len(got), 65537)
+        R.check("dns-still-resolves-after-hostile-%s" % f,
+                resolve(cli, res.addr(v6), "www.shop", v6) is not None, True)
+
+
 def spoofing(lab):
     from scapy.all import IP, TCP  # noqa: E402
     apply("")
@@ -301,6 +381,7 @@ def main():
         port_scan(lab)
     if "dns" in only:
         dns(lab)
+        dns_hostile(lab)
     if "spoof" in only:
         spoofing(lab)
     if "threat" in only:
