@@ -3,7 +3,11 @@
 # connections per second (moat-traffic rate) between two lab workloads on one
 # node, with no firewall, with Moat (moatd, eBPF) and with an equivalent
 # iptables ruleset (one rule per Moat rule, established traffic accepted
-# first, the matching rule last), at 10 and 10,000 rules, in one run.
+# first, the matching rule last), at 10 and 10,000 rules, in one run; and at
+# 10 rules with every detection off (moat-off) and every one on (moat-all:
+# brute force, port scan, DNS hijacking with a resolver, spoofing, a threat
+# list of 10,000 prefixes), the detections' cost being moat-all / moat-off.
+# `moat` itself runs the SPEC §6 defaults.
 # Prints one `mode=... rules=... gbps=... conns=...` line per measurement.
 # Usage: bench/datapath.sh BUILD_DIR
 set -u
@@ -68,9 +72,30 @@ measure() { # MODE RULES
 
 # Moat policy: N-1 rules that do not match (sources without workloads), then the one that does;
 # with N >= 10000 also 10,000 workloads of the cluster on another node (peers moatd compiles in).
-moat_policy() { # N
+# 10,000 threat-list prefixes near the workloads' addresses, none of them
+/usr/bin/python3 - "$TMP/threats.txt" <<'PY'
+import random, sys
+r = random.Random(7)
+with open(sys.argv[1], "w") as f:
+    for i in range(10000):
+        a, b, c = r.randrange(256), r.randrange(256), r.randrange(256)
+        if a == 78:
+            a = 79
+        f.write("10.%d.%d.%d/32 c2\n" % (a, b, c) if i % 2 else "10.%d.%d.0/24 scanner\n" % (a, b))
+PY
+
+detections() { # default|off|all
+    case "$1" in
+    off) printf 'detections:\n  brute_force: {enabled: false}\n  port_scan: {enabled: false}\n  dns_hijack: {enabled: false}\n  spoofing: {enabled: false}\n  threat_intel: {enabled: false}\n' ;;
+    all) printf 'detections:\n  brute_force: {enabled: true, action: block}\n  port_scan: {enabled: true, action: block}\n  dns_hijack: {enabled: true, action: block, resolvers: [10.78.0.53]}\n  spoofing: {enabled: true, action: block}\n  threat_intel: {enabled: true, action: block, file: %s}\n' "$TMP/threats.txt" ;;
+    esac
+}
+
+moat_policy() { # N [DETECTIONS]
     {
-        printf 'kind: Cluster\nname: bench\ndefense: on\n---\nkind: NetworkObject\nname: cli\nnamespace: bench\napp: cli\n'
+        printf 'kind: Cluster\nname: bench\ndefense: on\n'
+        detections "${2:-default}"
+        printf -- '---\nkind: NetworkObject\nname: cli\nnamespace: bench\napp: cli\n'
         printf -- '---\nkind: NetworkObject\nname: srv\nnamespace: bench\napp: srv\n'
         printf -- '---\nkind: NetworkObject\nname: others\ncidrs: [10.200.0.0/16]\n'
         k=1
@@ -106,20 +131,26 @@ iptables_rules() { # N
     } >"$TMP/rules.v4"
 }
 
-one_round() {
-measure none 0
-for n in 10 10000; do
-    moat_policy $n
+with_moat() { # MODE RULES [DETECTIONS]
+    moat_policy "$2" "${3:-default}"
     "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" --node "$NODE" --policy "$TMP/policy.yaml" \
         --inventory "$TMP/lab.yaml" --alerts /dev/null 2>"$TMP/moatd.log" &
     MP=$!
     i=0
     until [ "$(grep -c enforcing "$TMP/moatd.log")" -ge 2 ] || [ $i -ge 600 ]; do i=$((i + 1)); sleep 0.05; done
-    measure moat $n
+    measure "$1" "$2"
     kill "$MP"
     wait "$MP" 2>/dev/null
     "$B/moatd" remove --node "$NODE" >/dev/null 2>&1
+}
+
+one_round() {
+measure none 0
+for n in 10 10000; do
+    with_moat moat $n
 done
+with_moat moat-off 10 off
+with_moat moat-all 10 all
 for n in 10 10000; do
     iptables_rules $n
     "$M" lab exec --name "$LAB" --node "$NODE" -- sh -c "sysctl -qw net.bridge.bridge-nf-call-iptables=1 && iptables-restore < $TMP/rules.v4" || echo "iptables setup failed"
@@ -136,7 +167,7 @@ while [ $r -lt "$ROUNDS" ]; do
     one_round | sed 's/^/raw /' | tee -a "$TMP/raw"
     r=$((r + 1))
 done
-for key in "none 0" "moat 10" "moat 10000" "iptables 10" "iptables 10000"; do
+for key in "none 0" "moat 10" "moat 10000" "moat-off 10" "moat-all 10" "iptables 10" "iptables 10000"; do
     set -- $key
     med() { grep "mode=$1 rules=$2 " "$TMP/raw" | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -n |
         awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
