@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -67,48 +68,42 @@ enum role auth_role_parse(const char *name)
     return ROLE_NONE;
 }
 
-/* A node credential: the node whose token_sha256 is `hash`. 0, -ENOENT or a store error. */
-static int agent_of(struct store *st, const char *hash, struct req *rq)
+/* A node credential: its node record's cluster and name into rq. 0, -ENOENT or a store error. */
+static int agent_of(struct store *st, int64_t node_id, struct req *rq)
 {
-    struct store_query q = {.limit = 1};
-    q.filters[q.nfilters++] = (struct store_filter){"token_sha256", hash};
-    json_t *items;
-    int64_t total;
-    int err = st->ops->list(st, STORE_NODE, &q, &items, &total);
-    if (err)
-        return err;
-    const json_t *node = json_array_get(items, 0);
-    if (node) {
+    json_t *node = NULL;
+    char *cluster = NULL;
+    int err = st->ops->get(st, STORE_NODE, node_id, &node, &cluster);
+    if (!err) {
         rq->role = ROLE_AGENT;
-        rq->node_id = json_integer_value(json_object_get(node, "id"));
-        snprintf(rq->agent_cluster, sizeof(rq->agent_cluster), "%s", jstr(node, "cluster"));
+        rq->node_id = node_id;
+        snprintf(rq->agent_cluster, sizeof(rq->agent_cluster), "%s", cluster ? cluster : "");
         snprintf(rq->agent_node, sizeof(rq->agent_node), "%s", jstr(node, "name"));
     }
-    json_decref(items);
-    return node ? 0 : -ENOENT;
+    json_decref(node);
+    free(cluster);
+    return err;
 }
 
 int auth_role(struct store *st, const char *header, struct req *rq)
 {
-    enum role *role = &rq->role;
-    *role = ROLE_NONE;
+    rq->role = ROLE_NONE;
     /* the scheme is case-insensitive (RFC 9110 11.1) */
     if (!header || strncasecmp(header, "Bearer ", 7) != 0)
         return 0;
     const char *token = header + 7;
     if (strlen(token) != AUTH_TOKEN_LEN)
         return 0;
-    char hash[AUTH_HASH_LEN + 1], name[16];
+    char hash[AUTH_HASH_LEN + 1];
+    struct store_token t;
     int err = auth_hash(token, hash);
     if (!err)
-        err = st->ops->token_role(st, hash, name, sizeof(name));
-    if (err == -ENOENT)
-        err = agent_of(st, hash, rq);
-    if (err == -ENOENT)
-        return 0;
-    if (!err && *role == ROLE_AGENT)
-        return 0;
-    if (!err)
-        *role = auth_role_parse(name);
-    return err;
+        err = st->ops->token_find(st, hash, &t);
+    if (!err && strcmp(t.role, "agent") == 0)
+        err = t.node_id ? agent_of(st, t.node_id, rq) : -ENOENT;
+    else if (!err) {
+        rq->role = auth_role_parse(t.role);
+        rq->token_id = t.id;
+    }
+    return err == -ENOENT ? 0 : err;
 }

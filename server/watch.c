@@ -1,0 +1,242 @@
+/* watch: connection deadlines and suspended requests (see watch.h). */
+#include "watch.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define TICK_NS 250000000L /* the thread looks four times a second */
+
+struct sock {
+    struct sock *prev, *next;
+    int fd;
+    enum sock_state state;
+    double since;
+};
+
+struct watch {
+    struct server *srv;
+    pthread_mutex_t lock; /* everything below */
+    pthread_cond_t tick;  /* on CLOCK_MONOTONIC: the thread's sleep, cut short by watch_stop */
+    struct sock *socks;
+    struct waiter *waiters;
+    size_t nwaiting;
+    bool stopping, quit;
+    pthread_t thread;
+};
+
+double watch_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct sock *watch_sock_open(struct watch *w, int fd)
+{
+    struct sock *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->fd = fd;
+    s->state = SOCK_IDLE;
+    s->since = watch_now();
+    pthread_mutex_lock(&w->lock);
+    s->next = w->socks;
+    if (w->socks)
+        w->socks->prev = s;
+    w->socks = s;
+    pthread_mutex_unlock(&w->lock);
+    return s;
+}
+
+void watch_sock_close(struct watch *w, struct sock *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    pthread_mutex_unlock(&w->lock);
+    free(s);
+}
+
+void watch_sock_state(struct watch *w, struct sock *s, enum sock_state st)
+{
+    if (!s)
+        return;
+    double now = watch_now();
+    pthread_mutex_lock(&w->lock);
+    s->state = st;
+    s->since = now;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Takes waiter wt off the list and resumes its connection. Under w->lock. */
+static void resume(struct watch *w, struct waiter *wt)
+{
+    if (wt->prev)
+        wt->prev->next = wt->next;
+    else
+        w->waiters = wt->next;
+    if (wt->next)
+        wt->next->prev = wt->prev;
+    wt->prev = wt->next = NULL;
+    wt->listed = false;
+    w->nwaiting--;
+    /* Still under the lock: the connection stays suspended (so alive) until
+     * libmicrohttpd's thread sees this, and nobody else holds wt. */
+    MHD_resume_connection(wt->conn);
+}
+
+bool watch_wait(struct watch *w, struct waiter *wt, struct MHD_Connection *c, const char *key,
+                double deadline)
+{
+    pthread_mutex_lock(&w->lock);
+    bool ok = !w->stopping;
+    if (ok) {
+        *wt = (struct waiter){.conn = c, .deadline = deadline, .listed = true};
+        size_t n = strlen(key);
+        n = n < sizeof(wt->key) ? n : sizeof(wt->key) - 1;
+        memcpy(wt->key, key, n);
+        wt->key[n] = '\0';
+        /* Suspended before it is listed: a wake-up can only find a suspended connection. */
+        MHD_suspend_connection(c);
+        wt->next = w->waiters;
+        if (w->waiters)
+            w->waiters->prev = wt;
+        w->waiters = wt;
+        w->nwaiting++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return ok;
+}
+
+void watch_wake(struct watch *w, const char *key)
+{
+    pthread_mutex_lock(&w->lock);
+    for (struct waiter *wt = w->waiters, *next; wt; wt = next) {
+        next = wt->next;
+        if (strcmp(wt->key, key) == 0)
+            resume(w, wt);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+void watch_wake_all(struct watch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    while (w->waiters)
+        resume(w, w->waiters);
+    pthread_mutex_unlock(&w->lock);
+}
+
+size_t watch_waiting(struct watch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    size_t n = w->nwaiting;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+/* One look: resumes waiters past their deadline, shuts down connections past theirs. */
+static void look(struct watch *w)
+{
+    const struct server_opts *o = &w->srv->opts;
+    double now = watch_now();
+    for (struct waiter *wt = w->waiters, *next; wt; wt = next) {
+        next = wt->next;
+        if (wt->deadline <= now)
+            resume(w, wt);
+    }
+    for (struct sock *s = w->socks; s; s = s->next) {
+        double limit = s->state == SOCK_IDLE   ? (double)o->header_timeout
+                       : s->state == SOCK_BODY ? (double)o->body_timeout
+                                               : 0;
+        if (limit > 0 && now - s->since > limit) {
+            /* The socket is still open: it closes only after watch_sock_close, which
+             * waits for this lock. libmicrohttpd sees the end and closes it. */
+            shutdown(s->fd, SHUT_RDWR);
+            s->state = SOCK_BUSY; /* once */
+        }
+    }
+}
+
+static void *watch_main(void *arg)
+{
+    struct watch *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += TICK_NS;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->tick, &w->lock, &ts);
+        if (!w->quit)
+            look(w);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int watch_start(struct server *srv)
+{
+    struct watch *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->srv = srv;
+    pthread_condattr_t ca;
+    int err = pthread_condattr_init(&ca) ? -ENOMEM : 0;
+    if (!err) {
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        err = pthread_cond_init(&w->tick, &ca) ? -ENOMEM : 0;
+        pthread_condattr_destroy(&ca);
+    }
+    if (!err && pthread_mutex_init(&w->lock, NULL) != 0) {
+        pthread_cond_destroy(&w->tick);
+        err = -ENOMEM;
+    }
+    if (!err && pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->tick);
+        err = -EAGAIN;
+    }
+    if (err) {
+        free(w);
+        return err;
+    }
+    srv->watch = w;
+    return 0;
+}
+
+void watch_stop(struct server *srv)
+{
+    struct watch *w = srv->watch;
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->quit = true;
+    pthread_cond_signal(&w->tick);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    while (w->socks) { /* connections libmicrohttpd did not report closed */
+        struct sock *s = w->socks;
+        w->socks = s->next;
+        free(s);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->tick);
+    free(w);
+    srv->watch = NULL;
+}
