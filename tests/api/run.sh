@@ -445,11 +445,23 @@ req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"jo
 check "register a second node" 201 "j['node']['certified'] is False and j['node']['compat_reason'] == 'kernel-not-listed'"
 AG2=$(jget "j['token']")
 req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"9.9.9-custom\",\"agent_version\":\"0.1.0\"}" ""
-check "register again replaces the credential" 200 "j['token'] != '$AG2'"
+check "register a registered node name 409" 409 "$(err_field node)"
+req POST /api/v1/agents/heartbeat '{}' "$AG2"
+check "the registered agent keeps its credential" 200
+req GET "/api/v1/nodes?name=node-2"
+N2=$(jget "j['items'][0]['id']")
+req DELETE "/api/v1/nodes/$N2" "" "$VIEWER"
+check "node delete needs admin" 403
+req DELETE "/api/v1/nodes/$N2"
+check "node delete" 200 "j['node']['name'] == 'node-2' and j['workloads_removed'] == 0"
+req DELETE "/api/v1/nodes/$N2"
+check "node delete twice 404" 404
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"9.9.9-custom\",\"agent_version\":\"0.1.0\"}" ""
+check "register again after the node was deleted" 201 "j['token'] != '$AG2'"
 AG2_OLD=$AG2
 AG2=$(jget "j['token']")
 req POST /api/v1/agents/heartbeat '{}' "$AG2_OLD"
-check "replaced credential 401" 401
+check "a deleted node's credential 401" 401
 
 # ---------- agents: credentials are bound ----------
 req GET /api/v1/clusters "" "$AG1"
@@ -655,7 +667,7 @@ check "cluster status 404" 404
 
 # ---------- offline ----------
 beat
-req GET /metrics "" ""
+req GET /metrics "" "$VIEWER"
 if grep -q '^moat_alerts_ingested_total 11$' "$T/out" && grep -q '^moat_agents_online 2$' "$T/out" &&
     grep -q "^moat_cluster_revision{cluster=\"prod\"} [0-9]" "$T/out"; then
     ok "metrics: alerts, agents, revisions"
@@ -686,7 +698,7 @@ wait_cluster 20 "len(j['abnormal_nodes']) == 2"
 check "both silent nodes offline" 200 "j['enforcing'] == 0 and [n['state'] for n in j['abnormal_nodes']] == ['offline', 'offline']"
 
 # ---------- metrics ----------
-req GET /metrics "" ""
+req GET /metrics "" "$VIEWER"
 if [ "$CODE" = 200 ] &&
     grep -q 'moat_http_requests_total{method="POST",route="/api/v1/objects",status="201"} 4' "$T/out" &&
     grep -q 'moat_http_requests_total{method="GET",route="/api/v1/clusters",status="401"} 2' "$T/out" &&
