@@ -31,6 +31,7 @@
 #include "canon.h"
 #include "jsonpatch.h"
 #include "loader.h"
+#include "strset.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -127,9 +128,17 @@ static int read_documents(struct apply *a, json_t *docs)
             err = doc_strings_check(errs, d, at);
         a->items[a->n++] = (struct item){.at = i, .k = (enum store_kind)k, .given = d};
     }
-    for (size_t i = 0; !err && i < a->n; i++)
-        for (size_t j = 0; !err && j < i; j++) {
-            const struct item *x = &a->items[i], *y = &a->items[j];
+    struct strset seen = {0}; /* "KIND|CLUSTER|NAME" */
+    for (size_t i = 0; !err && i < a->n; i++) {
+        const struct item *x = &a->items[i];
+        char key[3 * SERVER_NAME_MAX];
+        snprintf(key, sizeof(key), "%d|%s|%s", (int)x->k,
+                 x->k == STORE_RULE ? jstr(x->given, "cluster") : "", jstr(x->given, "name"));
+        int added = strset_add(&seen, key);
+        if (added < 0)
+            err = added;
+        for (size_t j = 0; !err && !added && j < i; j++) { /* which one: rare, so a scan */
+            const struct item *y = &a->items[j];
             if (x->k == y->k && strcmp(jstr(x->given, "name"), jstr(y->given, "name")) == 0 &&
                 (x->k != STORE_RULE ||
                  strcmp(jstr(x->given, "cluster"), jstr(y->given, "cluster")) == 0)) {
@@ -137,8 +146,11 @@ static int read_documents(struct apply *a, json_t *docs)
                 snprintf(field, sizeof(field), "documents[%zu]", x->at);
                 err = errs_add(errs, field, "names the same %s as documents[%zu]", kind_short[x->k],
                                y->at);
+                break;
             }
         }
+    }
+    strset_clear(&seen);
     if (err) {
         json_decref(errs);
         return err;
@@ -169,7 +181,7 @@ static int find_held(struct apply *a)
 /* The record after applying the document: the held one with the document merged in. */
 static int new_doc(struct item *it, struct resp *rs)
 {
-    json_t *given = json_deep_copy(it->given);
+    json_t *given = json_copy(it->given); /* without kind; the values are shared */
     if (!given)
         return -ENOMEM;
     json_object_del(given, "kind");

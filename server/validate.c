@@ -3,6 +3,7 @@
 
 #include "diag.h"
 #include "loader.h"
+#include "strset.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,66 +13,6 @@
 #include <string.h>
 
 static const char *const kind_names[] = {"Cluster", "NetworkObject", "DefenseRule"};
-
-/* ---- a set of short strings (what was looked up or added already) ---- */
-
-struct strset {
-    char **slot;
-    size_t cap, n;
-};
-
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static size_t strset_at(const struct strset *s, const char *key)
-{
-    size_t i = (size_t)str_hash(key) & (s->cap - 1);
-    while (s->slot[i] && strcmp(s->slot[i], key) != 0)
-        i = (i + 1) & (s->cap - 1);
-    return i;
-}
-
-static bool strset_has(const struct strset *s, const char *key)
-{
-    return s->cap && s->slot[strset_at(s, key)];
-}
-
-/* Adds key: 1 when it was new, 0 when it was there, -ENOMEM. */
-static int strset_add(struct strset *s, const char *key)
-{
-    if (2 * (s->n + 1) > s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        struct strset bigger = {calloc(cap, sizeof(char *)), cap, 0};
-        if (!bigger.slot)
-            return -ENOMEM;
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->slot[i])
-                bigger.slot[strset_at(&bigger, s->slot[i])] = s->slot[i];
-        bigger.n = s->n;
-        free(s->slot);
-        *s = bigger;
-    }
-    size_t i = strset_at(s, key);
-    if (s->slot[i])
-        return 0;
-    if (!(s->slot[i] = strdup(key)))
-        return -ENOMEM;
-    s->n++;
-    return 1;
-}
-
-static void strset_clear(struct strset *s)
-{
-    for (size_t i = 0; i < s->cap; i++)
-        free(s->slot[i]);
-    free(s->slot);
-    *s = (struct strset){0};
-}
 
 /* ---- the documents the loader sees ---- */
 
@@ -131,8 +72,8 @@ static int add_doc(struct vset *v, enum store_kind k, const json_t *doc, int64_t
                       json_object_get(doc, "cluster"), "name", json_object_get(doc, "name"),
                       "enabled", json_object_get(doc, "enabled"), "description",
                       json_object_get(doc, "description"));
-    else
-        d = json_deep_copy(doc);
+    else /* only top-level keys change: the values are shared */
+        d = json_copy((json_t *)doc);
     if (!d)
         return -ENOMEM;
     if (k != STORE_OBJECT)
@@ -388,16 +329,12 @@ int validate_changes(struct server *srv, const struct change *ch, size_t n, bool
     struct vset v = {.srv = srv, .ch = ch, .n = n, .docs = json_array()};
     v.doc_change = calloc(n ? n : 1, sizeof(*v.doc_change));
     int err = v.docs && v.doc_change ? build_docs(&v) : -ENOMEM;
-    char *text = err ? NULL : json_dumps(v.docs, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(v.docs);
-    if (!err && !text)
-        err = -ENOMEM;
     struct moat_diags d;
     diags_init(&d);
     struct moat_policy *p = NULL;
     if (!err)
-        err = policy_load_text(&p, text, strlen(text), "api.json", &d);
-    free(text);
+        err = policy_load_json(&p, v.docs, "api.json", &d);
+    json_decref(v.docs);
     if (err == -EINVAL)
         err = errors_body(&v, batch, &d, status, rs);
     diags_clear(&d);
