@@ -1147,6 +1147,7 @@ if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the en
 . "$HERE/durability.sh"
 . "$HERE/tls.sh"
 . "$HERE/alerts.sh"
+. "$HERE/hostile.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
