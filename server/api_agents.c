@@ -598,25 +598,24 @@ static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
 }
 
 /*
- * Answers with the policy at the snapshot's revision (at least `rev`), built
- * once per revision: every agent of the cluster gets the same shared text.
- * The first to ask builds it, under server.cache_lock.
+ * Answers with the policy at revision `rev` or newer, built once per
+ * revision: every agent of the cluster gets the same shared text. A hit
+ * reads nothing from the store. The first to ask for a newer revision
+ * builds it (under server.cache_lock) from its snapshot.
  */
 static int cached_answer(struct req *rq, int64_t rev, struct resp *rs)
 {
     struct server *srv = rq->srv;
     struct store *st = &srv->store;
-    int64_t id;
-    int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
-    if (err)
-        return err;
+    int err = 0;
     pthread_mutex_lock(&srv->cache_lock);
     struct policy_cache *c = cache_entry(srv, rq->agent_cluster);
-    /* A cluster deleted and made again counts its revisions afresh: its id tells. */
-    if (c && (!c->text || c->revision < rev || c->cluster_id != id)) {
-        int64_t now;
+    if (c && (!c->text || c->revision < rev)) {
+        int64_t now, id;
         json_t *body = NULL;
-        err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
+        err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
+        if (!err)
+            err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
         if (!err)
             err = policy_body(rq, now, &body);
         char *text = err ? NULL : json_dumps(body, JSON_COMPACT);
@@ -640,6 +639,18 @@ static int cached_answer(struct req *rq, int64_t rev, struct resp *rs)
     if (!err)
         rs->status = 200;
     return err;
+}
+
+void agents_cache_forget(struct server *srv, const char *cluster)
+{
+    pthread_mutex_lock(&srv->cache_lock);
+    for (struct policy_cache *c = srv->policy_cache; c; c = c->next)
+        if (strcmp(c->cluster, cluster) == 0) {
+            shared_text_unref(c->text);
+            c->text = NULL;
+            c->revision = 0;
+        }
+    pthread_mutex_unlock(&srv->cache_lock);
 }
 
 int api_agents_policy(struct req *rq, struct resp *rs)

@@ -374,9 +374,10 @@ static int remove_one(struct apply *a, struct item *it)
         err = 0;
     if (!err)
         err = audit_record(rq, "delete", kind_short[it->k], cluster, name, it->id, it->held, NULL);
-    if (!err && it->k == STORE_CLUSTER)
+    if (!err && it->k == STORE_CLUSTER) {
         effects_bump(&rq->fx, name, 0);
-    else if (!err)
+        rq->fx.revoked = true; /* its nodes' credentials went with it */
+    } else if (!err)
         err = note_bump(a, it);
     it->result = "deleted";
     return err;

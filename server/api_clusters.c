@@ -254,6 +254,7 @@ static int remove_cluster(struct req *rq, struct resp *rs)
     if (rc)
         return rc < 0 ? resp_store_error(rs, rc, "cluster") : 0;
     effects_bump(&rq->fx, rq->params[0], 0); /* a cluster made again starts at revision 1 */
+    rq->fx.revoked = true;                   /* its nodes' credentials went with it */
     rs->status = 204;
     return 0;
 }

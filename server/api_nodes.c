@@ -158,6 +158,7 @@ static int delete_node(struct req *rq, struct resp *rs)
         err = audit_record(rq, "delete", "node", cluster, jstr(doc, "name"), id, doc, NULL);
     if (!err) {
         effects_node(&rq->fx, id);
+        rq->fx.revoked = true;
         err = resp_json(
             rs, 200, json_pack("{s:O,s:I}", "node", doc, "workloads_removed", (json_int_t)total));
     }

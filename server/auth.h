@@ -26,6 +26,9 @@ int auth_hash(const char *token, char *out);
  * token sets rq->token_id. 0 or a store error.
  */
 int auth_role(struct store *st, const char *header, struct req *rq);
+/* The cache of known tokens (srv->auth_cache; see auth.c). 0 or -ENOMEM. */
+int auth_cache_new(struct auth_cache **out);
+void auth_cache_free(struct auth_cache *c);
 /* "admin" / "viewer" to a role; ROLE_NONE for anything else. */
 enum role auth_role_parse(const char *name);
 

@@ -25,8 +25,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MEMORY_PER_CONN (32u << 10) /* request line and headers must fit (libmicrohttpd's pool) */
-#define STOP_GRACE_S    2.0         /* for answers to reach clients when the server stops */
+/*
+ * Request line and headers must fit in a connection's memory (libmicrohttpd's
+ * pool; more is 414 or 431). The pool is resident for the connection's life
+ * (libmicrohttpd zeroes it between requests), so it is most of what an idle
+ * or waiting connection costs: 16 KiB holds any request the API takes (a
+ * list of 1,000 rule ids is 7 KB) and keeps 10,000 long-polls near 250 MB
+ * (docs/benchmarks.md; 8 KiB: 14 KB a connection, 40 KiB: 46 KB, measured).
+ */
+#define MEMORY_PER_CONN (16u << 10)
+#define STOP_GRACE_S    2.0 /* for answers to reach clients when the server stops */
 
 /* ---- shared response bodies ---- */
 

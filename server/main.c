@@ -348,6 +348,8 @@ static int start_parts(struct server *srv)
 {
     int err = throttle_new(srv->opts.auth_burst, srv->opts.auth_rate, 4096, &srv->throttle);
     if (!err)
+        err = auth_cache_new(&srv->auth_cache);
+    if (!err)
         err = fleet_load(srv);
     if (!err)
         err = watch_start(srv);
@@ -364,6 +366,8 @@ static void stop_parts(struct server *srv)
     srv->fleet = NULL;
     throttle_free(srv->throttle);
     srv->throttle = NULL;
+    auth_cache_free(srv->auth_cache);
+    srv->auth_cache = NULL;
 }
 
 static int serve_on(struct server *srv, const struct opts *o)

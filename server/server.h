@@ -44,6 +44,7 @@ struct writer;
 struct fleet;
 struct revs;
 struct throttle;
+struct auth_cache;
 struct MHD_Connection;
 struct MHD_Response;
 
@@ -104,10 +105,12 @@ struct server {
     struct metrics metrics;
     struct MHD_Daemon *daemon;
     struct server_opts opts;
-    struct watch *watch;       /* connection deadlines, suspended long-polls (watch.c) */
-    struct writer *writer;     /* the writer thread (writer.c) */
-    struct fleet *fleet;       /* nodes' states and cluster revisions in memory (fleet.c) */
-    struct throttle *throttle; /* failed authentications per source (under throttle_lock) */
+    struct watch *watch;           /* connection deadlines, suspended long-polls (watch.c) */
+    struct writer *writer;         /* the writer thread (writer.c) */
+    struct fleet *fleet;           /* nodes' states and cluster revisions in memory (fleet.c) */
+    struct throttle *throttle;     /* failed authentications per source (under throttle_lock) */
+    struct auth_cache *auth_cache; /* known tokens (auth.c) */
+    uint64_t auth_gen;             /* moves when a credential may have gone (__atomic builtins) */
     pthread_mutex_t throttle_lock;
     volatile int stopping; /* set once, when the server stops (long-polls answer then) */
     int inflight;          /* requests being read or answered (__atomic builtins) */
@@ -132,7 +135,8 @@ struct effects {
     size_t nnodes;
     char *alert_lines, *audit_lines; /* JSON lines, '\n'-terminated, or NULL */
     size_t alert_len, audit_len;
-    bool failed; /* out of memory while noting one: the request fails */
+    bool revoked; /* a node or cluster went: credentials may have gone with it */
+    bool failed;  /* out of memory while noting one: the request fails */
 };
 
 struct req {
@@ -142,7 +146,7 @@ struct req {
     const struct uri *uri;               /* the decoded query arguments */
     const char *params[MOAT_PARAMS_MAX]; /* path parameters, in pattern order */
     size_t nparams;
-    char pbuf[2048];  /* where the path parameters are kept */
+    char pbuf[1024];  /* where the path parameters are kept */
     const char *body; /* NUL-terminated; NULL when there is none */
     size_t body_len;
     size_t body_items; /* the route's bound on members of one array or object */
@@ -380,6 +384,8 @@ int api_agents_register(struct req *rq, struct resp *rs);
 int api_agents_heartbeat(struct req *rq, struct resp *rs);
 /* Frees the policy answers api_agents_policy kept (at shutdown). */
 void agents_cache_free(struct server *srv);
+/* Forgets the policy answer kept for `cluster` (it was deleted: its revisions start anew). */
+void agents_cache_forget(struct server *srv, const char *cluster);
 int api_agents_workloads(struct req *rq, struct resp *rs);
 int api_agents_policy(struct req *rq, struct resp *rs);
 int agents_events_prepare(struct req *rq, struct resp *rs);

@@ -56,10 +56,10 @@
 #define QUARANTINE_ALL                                                                             \
     QUARANTINE("clusters", "NULL")                                                                 \
     QUARANTINE("objects", "NULL")                                                                  \
-    QUARANTINE("rules", "cluster") QUARANTINE("nodes", "cluster")                                  \
-        QUARANTINE("workloads", "cluster") QUARANTINE("alerts", "cluster")                         \
-            QUARANTINE("batches", "cluster") QUARANTINE("joins", "cluster")                        \
-                QUARANTINE("revisions", "cluster")
+    QUARANTINE("rules", "cluster")                                                                 \
+    QUARANTINE("nodes", "cluster") QUARANTINE("workloads", "cluster")                              \
+        QUARANTINE("alerts", "cluster") QUARANTINE("batches", "cluster")                           \
+            QUARANTINE("joins", "cluster") QUARANTINE("revisions", "cluster")
 
 static const char *const migrations[] = {
     /* 0 -> 1: tokens, clusters, objects (ids after the built-ins 1..3), rules */
@@ -196,10 +196,23 @@ static bool per_cluster(enum store_kind k)
 }
 
 /* The connection this thread's operations use: its read connection, else the writer. */
+/*
+ * A read-only request takes its read connection and opens its transaction
+ * at its first read, not at read_begin(): a request that reads nothing (a
+ * long-poll answered from memory) costs no SQL. Until then the thread's key
+ * holds this marker.
+ */
+static const char read_pending; /* only its address is used */
+#define READ_PENDING ((void *)&read_pending)
+
+static int read_take(struct sq *q, struct conn **out);
+
 static struct conn *conn_of(struct store *st)
 {
     struct sq *q = st->impl;
     struct conn *c = pthread_getspecific(q->reading);
+    if (c == READ_PENDING && read_take(q, &c) < 0)
+        return NULL; /* stmt() fails with -EIO */
     return c ? c : q->writer;
 }
 
@@ -237,6 +250,8 @@ static uint64_t sql_hash(const char *sql)
  */
 static int stmt(struct conn *c, const char *sql, sqlite3_stmt **out)
 {
+    if (!c)
+        return -EIO; /* no read connection could be had (conn_of) */
     uint64_t h = sql_hash(sql);
     struct stmt_entry *e = NULL;
     for (size_t i = 0; i < c->ncache; i++) {
@@ -554,6 +569,13 @@ static int sq_read_begin(struct store *st)
     struct sq *q = st->impl;
     if (pthread_getspecific(q->reading))
         return -EBUSY;
+    return pthread_setspecific(q->reading, READ_PENDING) != 0 ? -ENOMEM : 0;
+}
+
+/* The first read of a read-only request: a pooled connection in a read transaction. */
+static int read_take(struct sq *q, struct conn **out)
+{
+    *out = NULL;
     pthread_mutex_lock(&q->lock);
     struct conn *c = q->idle;
     if (c) {
@@ -568,6 +590,8 @@ static int sq_read_begin(struct store *st)
         conn_close(c);
         err = -ENOMEM;
     }
+    if (!err)
+        *out = c;
     return err;
 }
 
@@ -578,6 +602,8 @@ static void sq_read_end(struct store *st)
     if (!c)
         return;
     pthread_setspecific(q->reading, NULL);
+    if (c == READ_PENDING)
+        return;                 /* it read nothing */
     if (run(c, "COMMIT") < 0) { /* a read transaction; should it fail, drop the connection */
         conn_close(c);
         return;

@@ -11,23 +11,61 @@
 
 #define TICK_NS 250000000L /* the thread looks four times a second */
 
+/*
+ * Only connections with a deadline (idle or receiving a body) are on the
+ * watch's list, oldest state change first; those being answered or
+ * suspended (most of them, with many agents) cost the thread nothing. So do
+ * waiters: they are kept by deadline, and a look stops at the first one
+ * whose deadline is ahead.
+ */
 struct sock {
     struct sock *prev, *next;
     int fd;
     enum sock_state state;
     double since;
+    bool listed;
 };
 
 struct watch {
     struct server *srv;
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t tick;  /* on CLOCK_MONOTONIC: the thread's sleep, cut short by watch_stop */
-    struct sock *socks;
-    struct waiter *waiters;
+    struct sock *socks, *socks_tail;       /* with a deadline, by `since` */
+    struct waiter *waiters, *waiters_tail; /* by deadline */
     size_t nwaiting;
     bool stopping, quit;
     pthread_t thread;
 };
+
+/* Takes s off the list (under the lock). */
+static void sock_unlist(struct watch *w, struct sock *s)
+{
+    if (!s->listed)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        w->socks_tail = s->prev;
+    s->prev = s->next = NULL;
+    s->listed = false;
+}
+
+/* Puts s at the list's end: its `since` is now, the newest (under the lock). */
+static void sock_list(struct watch *w, struct sock *s)
+{
+    s->prev = w->socks_tail;
+    s->next = NULL;
+    if (w->socks_tail)
+        w->socks_tail->next = s;
+    else
+        w->socks = s;
+    w->socks_tail = s;
+    s->listed = true;
+}
 
 double watch_now(void)
 {
@@ -45,10 +83,7 @@ struct sock *watch_sock_open(struct watch *w, int fd)
     s->state = SOCK_IDLE;
     s->since = watch_now();
     pthread_mutex_lock(&w->lock);
-    s->next = w->socks;
-    if (w->socks)
-        w->socks->prev = s;
-    w->socks = s;
+    sock_list(w, s);
     pthread_mutex_unlock(&w->lock);
     return s;
 }
@@ -58,12 +93,7 @@ void watch_sock_close(struct watch *w, struct sock *s)
     if (!s)
         return;
     pthread_mutex_lock(&w->lock);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        w->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    sock_unlist(w, s);
     pthread_mutex_unlock(&w->lock);
     free(s);
 }
@@ -74,8 +104,11 @@ void watch_sock_state(struct watch *w, struct sock *s, enum sock_state st)
         return;
     double now = watch_now();
     pthread_mutex_lock(&w->lock);
+    sock_unlist(w, s);
     s->state = st;
     s->since = now;
+    if (st != SOCK_BUSY)
+        sock_list(w, s);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -88,6 +121,8 @@ static void resume(struct watch *w, struct waiter *wt)
         w->waiters = wt->next;
     if (wt->next)
         wt->next->prev = wt->prev;
+    else
+        w->waiters_tail = wt->prev;
     wt->prev = wt->next = NULL;
     wt->listed = false;
     w->nwaiting--;
@@ -109,10 +144,19 @@ bool watch_wait(struct watch *w, struct waiter *wt, struct MHD_Connection *c, co
         wt->key[n] = '\0';
         /* Suspended before it is listed: a wake-up can only find a suspended connection. */
         MHD_suspend_connection(c);
-        wt->next = w->waiters;
-        if (w->waiters)
-            w->waiters->prev = wt;
-        w->waiters = wt;
+        struct waiter *after = w->waiters_tail; /* by deadline: usually the last */
+        while (after && after->deadline > deadline)
+            after = after->prev;
+        wt->prev = after;
+        wt->next = after ? after->next : w->waiters;
+        if (wt->next)
+            wt->next->prev = wt;
+        else
+            w->waiters_tail = wt;
+        if (after)
+            after->next = wt;
+        else
+            w->waiters = wt;
         w->nwaiting++;
     }
     pthread_mutex_unlock(&w->lock);
@@ -152,20 +196,19 @@ static void look(struct watch *w)
 {
     const struct server_opts *o = &w->srv->opts;
     double now = watch_now();
-    for (struct waiter *wt = w->waiters, *next; wt; wt = next) {
-        next = wt->next;
-        if (wt->deadline <= now)
-            resume(w, wt);
-    }
-    for (struct sock *s = w->socks; s; s = s->next) {
-        double limit = s->state == SOCK_IDLE   ? (double)o->header_timeout
-                       : s->state == SOCK_BODY ? (double)o->body_timeout
-                                               : 0;
-        if (limit > 0 && now - s->since > limit) {
+    while (w->waiters && w->waiters->deadline <= now)
+        resume(w, w->waiters);
+    double oldest =
+        now - (double)(o->header_timeout < o->body_timeout ? o->header_timeout : o->body_timeout);
+    for (struct sock *s = w->socks, *next; s && s->since < oldest; s = next) {
+        next = s->next;
+        double limit = s->state == SOCK_IDLE ? (double)o->header_timeout : (double)o->body_timeout;
+        if (now - s->since > limit) {
             /* The socket is still open: it closes only after watch_sock_close, which
              * waits for this lock. libmicrohttpd sees the end and closes it. */
             shutdown(s->fd, SHUT_RDWR);
-            s->state = SOCK_BUSY; /* once */
+            sock_unlist(w, s); /* once */
+            s->state = SOCK_BUSY;
         }
     }
 }

@@ -163,7 +163,11 @@ static void carry_out(struct server *srv, struct job *group)
     /* Revisions last: a woken long-poll finds the nodes' and the store's new state. */
     for (struct job *j = group; j; j = j->next) {
         struct effects *fx = &j->rq->fx;
+        if (fx->revoked) /* cached credentials are checked again (auth.c) */
+            __atomic_add_fetch(&srv->auth_gen, 1, __ATOMIC_RELEASE);
         for (size_t i = 0; i < fx->nbumped; i++) {
+            if (fx->revisions[i] <= 0) /* the cluster is gone */
+                agents_cache_forget(srv, fx->bumped[i]);
             fleet_revision_set(srv->fleet, fx->bumped[i], fx->revisions[i]);
             watch_wake(srv->watch, fx->bumped[i]);
         }

@@ -1148,6 +1148,7 @@ if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the en
 . "$HERE/tls.sh"
 . "$HERE/alerts.sh"
 . "$HERE/hostile.sh"
+. "$HERE/fleet.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
