@@ -155,12 +155,12 @@ int cmd_node_delete(int argc, char **argv)
     rc = api_open(&a, &c);
     if (!rc)
         rc = node_fetch(&a, c, a.pos[0], &doc);
-    char path[API_PATH_MAX];
-    if (!rc)
+    if (!rc) {
+        char path[API_PATH_MAX];
         snprintf(path, sizeof(path), V1_NODES "/%lld",
                  (long long)json_integer_value(json_object_get(doc, "id")));
-    if (!rc)
         rc = api_do(c, a.cmd->name, "DELETE", path, NULL, &done);
+    }
     if (!rc && a.format == CLI_FORMAT_TABLE)
         printf("node %s of cluster %s deleted (its credential revoked, %lld workloads "
                "forgotten)\n",

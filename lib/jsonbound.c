@@ -14,22 +14,30 @@ struct walk {
     size_t yn;
 };
 
-/* Appends a piece of path to w->where (path[0..len) is the path so far). */
-static size_t path_add(const struct walk *w, size_t len, const char *fmt, const char *key,
-                       size_t index)
+/* Appends `piece` to w->where (where[0..len) is the path so far); the new length. */
+static size_t path_put(const struct walk *w, size_t len, const char *piece)
 {
-    char piece[160];
-    if (key)
-        snprintf(piece, sizeof(piece), "%s%.*s", len ? "." : "",
-                 (int)utf8_prefix(key, strlen(key), 120), key);
-    else
-        snprintf(piece, sizeof(piece), fmt, index);
     size_t plen = strlen(piece);
     if (len + plen + 1 > w->wn)
         plen = utf8_prefix(piece, plen, w->wn - len - 1);
     memcpy(w->where + len, piece, plen);
     w->where[len + plen] = '\0';
     return len + plen;
+}
+
+static size_t path_key(const struct walk *w, size_t len, const char *key)
+{
+    char piece[160];
+    snprintf(piece, sizeof(piece), "%s%.*s", len ? "." : "",
+             (int)utf8_prefix(key, strlen(key), 120), key);
+    return path_put(w, len, piece);
+}
+
+static size_t path_index(const struct walk *w, size_t len, size_t index)
+{
+    char piece[32];
+    snprintf(piece, sizeof(piece), "[%zu]", index);
+    return path_put(w, len, piece);
 }
 
 static int fail(const struct walk *w, const char *fmt, size_t n)
@@ -57,7 +65,7 @@ static int check(struct walk *w, const json_t *v, size_t depth, size_t len)
         return fail(w, "more than %zu members", b->items);
     if (json_is_array(v)) {
         for (size_t i = 0; i < n; i++) {
-            size_t at = path_add(w, len, "[%zu]", NULL, i);
+            size_t at = path_index(w, len, i);
             if (check(w, json_array_get(v, i), depth + 1, at))
                 return 1;
             w->where[len] = '\0';
@@ -68,7 +76,7 @@ static int check(struct walk *w, const json_t *v, size_t depth, size_t len)
     const json_t *x;
     json_object_foreach((json_t *)v, key, x)
     {
-        size_t at = path_add(w, len, NULL, key, 0);
+        size_t at = path_key(w, len, key);
         if (strlen(key) > b->key_bytes)
             return fail(w, "a key longer than %zu bytes", b->key_bytes);
         if (check(w, x, depth + 1, at))

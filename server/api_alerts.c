@@ -189,11 +189,12 @@ static int event_check(json_t *errs, size_t i, const json_t *e)
                                       .key_bytes = 64,
                                       .items = 64,
                                       .values = 256};
-        char where[160], why[96], f[200];
+        char where[160], why[96];
         char *text = json_dumps(v, JSON_COMPACT);
         size_t len = text ? strlen(text) : 0;
         free(text);
         if (json_bounds_check(v, &b, where, sizeof(where), why, sizeof(why))) {
+            char f[200];
             snprintf(f, sizeof(f), "details%s%s", *where ? "." : "", where);
             return ev_error(errs, i, f, why);
         }

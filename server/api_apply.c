@@ -413,13 +413,13 @@ static int bump_revisions(struct apply *a)
         return revision_bump(a->rq, NULL);
     const char *cluster;
     json_t *v;
-    int err = 0;
     json_object_foreach(a->bumped, cluster, v)
     {
-        if (!err)
-            err = revision_bump(a->rq, cluster);
+        int err = revision_bump(a->rq, cluster);
+        if (err)
+            return err;
     }
-    return err;
+    return 0;
 }
 
 static int run(struct apply *a)

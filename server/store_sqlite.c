@@ -48,19 +48,6 @@
     "  FROM json_each(" row ".doc, '$.destinations') AS d"                                         \
     "  WHERE json_extract(d.value, '$.object') IS NOT NULL;"
 
-/* Moves the rows of `t` (with a cluster column when `c`) that do not parse into quarantine. */
-#define QUARANTINE(t, c)                                                                           \
-    "INSERT INTO quarantine(source, source_id, cluster, name, doc) SELECT '" t "', id, " c         \
-    ", name, doc FROM " t " WHERE NOT json_valid(doc);"                                            \
-    "DELETE FROM " t " WHERE NOT json_valid(doc);"
-#define QUARANTINE_ALL                                                                             \
-    QUARANTINE("clusters", "NULL")                                                                 \
-    QUARANTINE("objects", "NULL")                                                                  \
-    QUARANTINE("rules", "cluster")                                                                 \
-    QUARANTINE("nodes", "cluster") QUARANTINE("workloads", "cluster")                              \
-        QUARANTINE("alerts", "cluster") QUARANTINE("batches", "cluster")                           \
-            QUARANTINE("joins", "cluster") QUARANTINE("revisions", "cluster")
-
 static const char *const migrations[] = {
     /* 0 -> 1: tokens, clusters, objects (ids after the built-ins 1..3), rules */
     "CREATE TABLE tokens(hash TEXT PRIMARY KEY, role TEXT NOT NULL,"
@@ -85,14 +72,15 @@ static const char *const migrations[] = {
     "CREATE INDEX nodes_by_cluster ON nodes(cluster, id);"
     "CREATE INDEX workloads_by_cluster ON workloads(cluster, id);"
     "CREATE INDEX alerts_by_cluster ON alerts(cluster, id);",
-    /* 3 -> 4: tokens with ids, node credentials among them (found by one indexed lookup);
-     * a record per join token; rules' object references kept by triggers; indexes for the
-     * retention purges; audit records; a quarantine for rows that do not parse (moved
-     * there first, so that the statements below can read every row) */
+    /* 3 -> 4: a quarantine for rows that do not parse; migrate() then moves them there
+     * (sweep_new), so that the statements of 5 can read every row */
     "CREATE TABLE quarantine(id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
     "  source_id INTEGER, cluster TEXT, name TEXT, doc TEXT,"
     "  moved TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')));"
-    "CREATE TABLE swept(source TEXT PRIMARY KEY, upto INTEGER NOT NULL);" QUARANTINE_ALL
+    "CREATE TABLE swept(source TEXT PRIMARY KEY, upto INTEGER NOT NULL);",
+    /* 4 -> 5: tokens with ids, node credentials among them (found by one indexed lookup);
+     * a record per join token; rules' object references kept by triggers; indexes for the
+     * retention purges; audit records */
     "CREATE TABLE tokens4(id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE,"
     "  role TEXT NOT NULL,"
     "  created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),"
@@ -359,6 +347,51 @@ static int conn_open(const char *path, const char *pragmas, struct conn **out)
     return 0;
 }
 
+#define SWEEP_VERSION 4 /* the schema that has the quarantine */
+#define SWEEP_TABLES  9 /* the tables before schema 5 (audit came with it) */
+
+/*
+ * Moves the rows added since the last start that SQLite's JSON functions
+ * cannot read into quarantine (store.h), for the first `ntables` tables.
+ * The migration to schema 4 sweeps every row once; `swept` keeps how far
+ * each table was looked at.
+ */
+static int sweep_new(sqlite3 *db, size_t ntables)
+{
+    int err = exec(db, "BEGIN IMMEDIATE;");
+    int64_t moved = 0;
+    for (size_t t = 0; !err && t < ntables; t++) {
+        char sql[512];
+        const char *cl = per_cluster((enum store_kind)t) ? "cluster" : "NULL";
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO quarantine(source, source_id, cluster, name, doc) SELECT '%s', id, "
+                 "%s, name, doc FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept "
+                 "WHERE source = '%s') AND NOT json_valid(doc)",
+                 tables[t], cl, tables[t], tables[t]);
+        err = exec(db, sql);
+        moved += err ? 0 : sqlite3_changes(db);
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept WHERE "
+                 "source = '%s') AND NOT json_valid(doc)",
+                 tables[t], tables[t]);
+        if (!err)
+            err = exec(db, sql);
+        snprintf(sql, sizeof(sql),
+                 "INSERT OR REPLACE INTO swept(source, upto) SELECT '%s', coalesce(max(id), 0) "
+                 "FROM %s",
+                 tables[t], tables[t]);
+        if (!err)
+            err = exec(db, sql);
+    }
+    err = err ? (exec(db, "ROLLBACK;"), err) : exec(db, "COMMIT;");
+    if (!err && moved)
+        fprintf(stderr,
+                "moat-server: store: %lld stored rows do not parse: moved aside into the table "
+                "quarantine\n",
+                (long long)moved);
+    return err;
+}
+
 static int user_version(sqlite3 *db, int *v)
 {
     sqlite3_stmt *s;
@@ -389,6 +422,8 @@ static int migrate(sqlite3 *db)
         if (!err)
             err = exec(db, bump);
         err = err ? (exec(db, "ROLLBACK;"), err) : exec(db, "COMMIT;");
+        if (!err && v + 1 == SWEEP_VERSION)
+            err = sweep_new(db, SWEEP_TABLES);
     }
     return err;
 }
@@ -495,47 +530,6 @@ static int sq_sync_init(struct sq *q)
     return -ENOMEM;
 }
 
-/*
- * Moves the rows added since the last start that SQLite's JSON functions
- * cannot read into quarantine (store.h). The migration to schema 4 swept
- * every row once; `swept` keeps how far each table was looked at.
- */
-static int sweep_new(struct conn *c)
-{
-    int err = run(c, "BEGIN IMMEDIATE");
-    int64_t moved = 0;
-    for (size_t t = 0; !err && t < NTABLES; t++) {
-        char sql[512];
-        const char *cl = per_cluster((enum store_kind)t) ? "cluster" : "NULL";
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO quarantine(source, source_id, cluster, name, doc) SELECT '%s', id, "
-                 "%s, name, doc FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept "
-                 "WHERE source = '%s') AND NOT json_valid(doc)",
-                 tables[t], cl, tables[t], tables[t]);
-        err = run(c, sql);
-        moved += err ? 0 : sqlite3_changes(c->db);
-        snprintf(sql, sizeof(sql),
-                 "DELETE FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept WHERE "
-                 "source = '%s') AND NOT json_valid(doc)",
-                 tables[t], tables[t]);
-        if (!err)
-            err = run(c, sql);
-        snprintf(sql, sizeof(sql),
-                 "INSERT OR REPLACE INTO swept(source, upto) SELECT '%s', coalesce(max(id), 0) "
-                 "FROM %s",
-                 tables[t], tables[t]);
-        if (!err)
-            err = run(c, sql);
-    }
-    err = err ? (run(c, "ROLLBACK"), err) : run(c, "COMMIT");
-    if (!err && moved)
-        fprintf(stderr,
-                "moat-server: store: %lld stored rows do not parse: moved aside into the table "
-                "quarantine\n",
-                (long long)moved);
-    return err;
-}
-
 static int sq_open(struct store *st, const char *dir)
 {
     struct sq *q = calloc(1, sizeof(*q));
@@ -550,7 +544,7 @@ static int sq_open(struct store *st, const char *dir)
     if (!err)
         err = migrate(q->writer->db);
     if (!err)
-        err = sweep_new(q->writer);
+        err = sweep_new(q->writer->db, NTABLES);
     if (!err)
         err = conn_open(q->path, CONN_CHECKPOINTER, &q->ckpt);
     if (!err && pthread_create(&q->ckpt_thread, NULL, checkpointer, q) != 0)
@@ -720,12 +714,12 @@ static int sq_token_list(struct store *st, json_t **items)
 /* The depth of arrays and objects in v (up to limit + 1). */
 static size_t doc_depth(const json_t *v, size_t limit)
 {
-    size_t deepest = 0, i;
-    const char *key;
+    size_t deepest = 0;
     json_t *x;
     if (limit == 0)
         return 1;
     if (json_is_object(v)) {
+        const char *key;
         json_object_foreach((json_t *)v, key, x)
         {
             size_t d = doc_depth(x, limit - 1);
@@ -734,6 +728,7 @@ static size_t doc_depth(const json_t *v, size_t limit)
         return deepest + 1;
     }
     if (json_is_array(v)) {
+        size_t i;
         json_array_foreach(v, i, x)
         {
             size_t d = doc_depth(x, limit - 1);

@@ -26,34 +26,33 @@ struct vset {
     struct strset keys; /* "k:ID" records changed; "X:NAME" clusters removed; lookups done */
 };
 
-static int key_add(struct vset *v, const char *fmt, const char *s, long long id)
+/* The keys: a tag and a text ("c:5" cluster 5 changed, "N:prod" cluster prod defined...). */
+static int key_add(struct vset *v, const char *tag, const char *text)
 {
     char key[SERVER_NAME_MAX * 2 + 32];
-    if (s)
-        snprintf(key, sizeof(key), fmt, s);
-    else
-        snprintf(key, sizeof(key), fmt, id);
+    snprintf(key, sizeof(key), "%s:%s", tag, text);
     return strset_add(&v->keys, key);
 }
 
-static bool key_has(const struct vset *v, const char *fmt, const char *s, long long id)
+static bool key_has(const struct vset *v, const char *tag, const char *text)
 {
     char key[SERVER_NAME_MAX * 2 + 32];
-    if (s)
-        snprintf(key, sizeof(key), fmt, s);
-    else
-        snprintf(key, sizeof(key), fmt, id);
+    snprintf(key, sizeof(key), "%s:%s", tag, text);
     return strset_has(&v->keys, key);
+}
+
+/* An id as a key's text, in buf[24]. */
+static const char *id_text(char *buf, int64_t id)
+{
+    snprintf(buf, 24, "%lld", (long long)id);
+    return buf;
 }
 
 /* Whether stored record (k, id) is one of the changes (its stored version does not count). */
 static bool changed(const struct vset *v, enum store_kind k, int64_t id)
 {
-    return key_has(v,
-                   k == STORE_CLUSTER  ? "c:%lld"
-                   : k == STORE_OBJECT ? "o:%lld"
-                                       : "r:%lld",
-                   NULL, (long long)id);
+    char buf[24];
+    return key_has(v, k == STORE_CLUSTER ? "c" : k == STORE_OBJECT ? "o" : "r", id_text(buf, id));
 }
 
 static bool is_system(const json_t *doc)
@@ -88,10 +87,10 @@ static int add_doc(struct vset *v, enum store_kind k, const json_t *doc, int64_t
 /* The stored cluster `name`, unless a change defines or removes it. */
 static int need_cluster(struct vset *v, const char *name)
 {
-    int rc = key_add(v, "C:%s", name, 0);
+    int rc = key_add(v, "C", name);
     if (rc <= 0)
         return rc;
-    if (key_has(v, "N:%s", name, 0) || key_has(v, "X:%s", name, 0))
+    if (key_has(v, "N", name) || key_has(v, "X", name))
         return 0; /* a changed document, or removed */
     struct store *st = &v->srv->store;
     int64_t id;
@@ -108,7 +107,8 @@ static int need_cluster(struct vset *v, const char *name)
 /* Adds stored object `id` (unless changed) and the cluster it is restricted to. */
 static int add_object(struct vset *v, int64_t id)
 {
-    if (changed(v, STORE_OBJECT, id) || key_add(v, "O:%lld", NULL, (long long)id) == 0)
+    char buf[24];
+    if (changed(v, STORE_OBJECT, id) || key_add(v, "O", id_text(buf, id)) == 0)
         return 0;
     struct store *st = &v->srv->store;
     json_t *doc = NULL;
@@ -133,7 +133,7 @@ static int need_object(struct vset *v, const json_t *ref)
         snprintf(text, sizeof(text), "%s", json_string_value(ref));
     else
         return 0; /* the loader reports what is wrong with it */
-    int rc = key_add(v, "ref:%s", text, 0);
+    int rc = key_add(v, "ref", text);
     if (rc <= 0)
         return rc;
     struct store *st = &v->srv->store;
@@ -171,7 +171,7 @@ static int need_rule_refs(struct vset *v, const json_t *rule)
 /* The stored rules that name `text` (as an object name or id), with their neighbours. */
 static int need_rules_naming(struct vset *v, const char *text)
 {
-    if (!text || key_add(v, "R:%s", text, 0) <= 0)
+    if (!text || key_add(v, "R", text) <= 0)
         return 0;
     struct store *st = &v->srv->store;
     struct store_query q = {.ref = text, .limit = -1};
@@ -183,9 +183,10 @@ static int need_rules_naming(struct vset *v, const char *text)
     json_array_foreach(items, i, r)
     {
         int64_t id = json_integer_value(json_object_get(r, "id"));
-        if (err || changed(v, STORE_RULE, id) || key_has(v, "X:%s", jstr(r, "cluster"), 0))
+        if (err || changed(v, STORE_RULE, id) || key_has(v, "X", jstr(r, "cluster")))
             continue;
-        if (key_add(v, "r:%lld", NULL, (long long)id) == 0)
+        char buf[24];
+        if (key_add(v, "r", id_text(buf, id)) == 0)
             continue; /* added for another name already */
         err = add_doc(v, STORE_RULE, r, 0);
         if (!err)
@@ -233,15 +234,16 @@ static int neighbours(struct vset *v, const struct change *c)
 /* Notes what the changes replace, define and remove. */
 static int note_changes(struct vset *v)
 {
-    static const char *const idkey[] = {"c:%lld", "o:%lld", "r:%lld"};
+    static const char *const idkey[] = {"c", "o", "r"};
     int err = 0;
+    char buf[24];
     for (size_t i = 0; !err && i < v->n; i++) {
         const struct change *c = &v->ch[i];
         if (c->id)
-            err = key_add(v, idkey[c->kind], NULL, (long long)c->id) < 0 ? -ENOMEM : 0;
+            err = key_add(v, idkey[c->kind], id_text(buf, c->id)) < 0 ? -ENOMEM : 0;
         if (!err && c->kind == STORE_CLUSTER) {
             const char *name = c->doc ? jstr(c->doc, "name") : c->name ? c->name : c->cluster;
-            err = key_add(v, c->doc ? "N:%s" : "X:%s", name, 0) < 0 ? -ENOMEM : 0;
+            err = key_add(v, c->doc ? "N" : "X", name) < 0 ? -ENOMEM : 0;
         }
     }
     return err;

@@ -5,7 +5,7 @@
  *   moat-fleet --port P --cluster C --join-token T --agents N
  *              [--admin-token A --change PATH --rounds R] [--reads N]
  *              [--heartbeats-per-s H] [--wait S] [--hold S] [--prefix NAME]
- *              [--metrics] [--pause FILE]
+ *              [--metrics] [--pause FILE] [--register-only --tokens FILE]
  *
  * It registers N nodes (64 registrations at a time), then holds one policy
  * long-poll per node, each on its own connection from 127.1.X.Y (100 agents
@@ -17,6 +17,9 @@
  * sends N admin reads (GET /api/v1/clusters/C/rules?limit=50), one after
  * another, while the long-polls are held, and measures each. Heartbeats
  * (--heartbeats-per-s) go over 16 keep-alive connections meanwhile.
+ *
+ * With --register-only it registers the N nodes, writes their credentials
+ * to --tokens FILE (one a line) and ends.
  *
  * With --metrics it reads the server's gauges (long-polls waiting, open
  * connections) while the polls are held; with --pause FILE it then writes
@@ -82,8 +85,8 @@ struct fleet {
     int port;
     const char *cluster, *join, *admin, *change, *prefix;
     int n, rounds, reads, wait_s;
-    bool metrics;
-    const char *pause;
+    bool metrics, register_only;
+    const char *pause, *tokens;
     double hb_rate, hold_s;
     struct agent *ag;
     int registered, reg_next, reg_inflight, reg_failed;
@@ -495,6 +498,8 @@ int main(int argc, char **argv)
                                           {"prefix", 1, NULL, 'P'},
                                           {"metrics", 0, NULL, 'm'},
                                           {"pause", 1, NULL, 'z'},
+                                          {"register-only", 0, NULL, 'O'},
+                                          {"tokens", 1, NULL, 't'},
                                           {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -526,10 +531,15 @@ int main(int argc, char **argv)
             f.metrics = true;
         else if (o == 'z')
             f.pause = optarg;
+        else if (o == 'O')
+            f.register_only = true;
+        else if (o == 't')
+            f.tokens = optarg;
         else
             return usage();
     }
-    if (!f.port || !f.cluster || !f.join || f.n < 1 || (f.change && !f.admin))
+    if (!f.port || !f.cluster || !f.join || f.n < 1 || (f.change && !f.admin) ||
+        (f.register_only && !f.tokens))
         return usage();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -538,8 +548,10 @@ int main(int argc, char **argv)
     }
     f.ep = epoll_create1(EPOLL_CLOEXEC);
     f.ag = calloc((size_t)f.n, sizeof(*f.ag));
-    if (f.ep < 0 || !f.ag)
+    if (f.ep < 0 || !f.ag) {
+        free(f.ag);
         return 1;
+    }
     f.admin_conn.fd = -1;
     for (int i = 0; i < REG_PARALLEL; i++)
         f.reg[i].fd = -1;
@@ -552,6 +564,17 @@ int main(int argc, char **argv)
     double reg_s = now_s() - t0;
     for (int i = 0; i < REG_PARALLEL; i++)
         conn_close(&f, &f.reg[i]);
+    if (f.register_only) {
+        FILE *out = fopen(f.tokens, "w");
+        for (int i = 0; out && i < f.n; i++)
+            fprintf(out, "%s\n", f.ag[i].token);
+        if (out)
+            fclose(out);
+        printf("{\"agents\":%d,\"registered\":%d,\"register_s\":%.2f,\"errors\":%d}\n", f.n,
+               f.registered, reg_s, f.errors);
+        free(f.ag);
+        return ok && out && f.registered == f.n ? 0 : 1;
+    }
     /* the long-polls: the first answers at once (revision 0), then every agent waits */
     for (int i = 0; ok && i < f.n; i++) {
         f.ag[i].poll.fd = -1;
@@ -645,5 +668,6 @@ int main(int argc, char **argv)
            f.n, f.registered, reg_s, hold_s, holding, f.hb_sent, f.hb_ok, reads_json, rounds_json,
            polls, conns, f.errors, f.last_error);
     free(lat);
-    return f.registered == f.n && holding == f.n && missing_total == 0 ? 0 : 1;
+    free(f.ag);
+    return ok && f.registered == f.n && holding == f.n && missing_total == 0 ? 0 : 1;
 }
