@@ -59,6 +59,7 @@ serve() {
     shift
     mkdir -p "$DATA/$name"
     tok=$("$S" token create --data "$DATA/$name" --role admin) || exit 1
+    : >"$T/$name.log"
     "$S" --listen 127.0.0.1:0 --data "$DATA/$name" "$@" >"$T/$name.log" 2>&1 &
     pid=$!
     PIDS="$PIDS $pid"

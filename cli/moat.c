@@ -263,23 +263,24 @@ static const struct cli_command commands[] = {
      cmd_status},
     {"apply", "-f FILE [FILE...]",
      "Make the server hold the clusters, objects and rules of policy files.",
-     "  -f, --file FILE        policy files (SPEC 10; - reads stdin), validated together\n"
-     "                         with the server's state first, as `moat validate` would:\n"
-     "                         any error and nothing is changed (exit 2)\n"
-     "Creates what is missing; for what exists, changes only the fields the file gives\n"
-     "when they differ (a merge patch: fields the file leaves out are kept); leaves what\n"
-     "is equal. Prints created, configured or unchanged per document: clusters, then\n"
-     "objects, then rules (matched by name; rules by cluster and name). Objects are\n"
-     "named, not numbered, in rules. Workload and Node documents\n"
-     "are ignored with a note. Not one transaction: when the server refuses a request,\n"
-     "the documents done before it stay done and apply stops.\n" SERVER_OPTS API_EXIT,
+     "  -f, --file FILE        policy files (SPEC 10; - reads stdin): their syntax and\n"
+     "                         fields are checked here (file:line in every error), then\n"
+     "                         all of them go in one request (POST /api/v1/apply)\n"
+     "The server validates them with its state and applies all of them or none. It\n"
+     "creates what is missing; for what exists, it merges in the fields the file gives\n"
+     "(fields the file leaves out are kept). Prints created, configured or unchanged per\n"
+     "document: clusters, then objects, then rules (matched by name; rules by cluster\n"
+     "and name). Objects are named, not numbered, in rules. Workload and Node documents\n"
+     "are ignored with a note. Any error: exit 2 (4 for a viewer token), nothing\n"
+     "changed; errors the server finds are printed at their document's file and line.\n"
+     "At most 20,000 documents (8 MiB) per run.\n" SERVER_OPTS API_EXIT,
      cmd_apply},
     {"delete", "-f FILE [FILE...]", "Delete from the server what policy files name.",
-     "  -f, --file FILE        policy files, validated first as for apply\n"
+     "  -f, --file FILE        policy files, checked first as for apply\n"
      "Deletes rules, then objects, then clusters named by the files (deleting a cluster\n"
-     "deletes its rules too); prints deleted or absent per document. System rules are\n"
-     "kept. Not one transaction: it stops at the first request the server "
-     "refuses.\n" SERVER_OPTS API_EXIT,
+     "deletes its rules too), in one request: all of them or none (exit 6, nothing\n"
+     "deleted, when a remaining rule uses an object). Prints deleted or absent per\n"
+     "document. System rules are kept.\n" SERVER_OPTS API_EXIT,
      cmd_delete},
     {"audit list",
      "[--actor A] [--action A] [--kind K] [--cluster C] [--name N] [--since T] [--until T] "

@@ -641,19 +641,7 @@ int api_alerts_list(struct req *rq, struct resp *rs)
     q.any_value = req_query(rq, "workload");
     q.any_fields[0] = "source.workload";
     q.any_fields[1] = "destination.workload";
-    q.range_field = "last_seen";
-    q.since = req_query(rq, "since");
-    q.until = req_query(rq, "until");
-    time_t t;
-    if (q.since && !time_parse(q.since, &t))
-        return resp_error(rs, 400, "since", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
-    if (q.until && !time_parse(q.until, &t))
-        return resp_error(rs, 400, "until", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
-    q.newest_first = 1;
-    json_t *items;
-    int64_t total;
-    int err = rq->srv->store.ops->list(&rq->srv->store, STORE_ALERT, &q, &items, &total);
-    return err ? err : resp_json(rs, 200, list_body(items, total));
+    return list_newest(rq, rs, STORE_ALERT, &q, "last_seen");
 }
 
 int api_alerts_get(struct req *rq, struct resp *rs)

@@ -217,6 +217,24 @@ json_t *list_body(json_t *items, int64_t total)
     return json_pack("{s:o,s:I}", "items", items, "total", (json_int_t)total);
 }
 
+int list_newest(struct req *rq, struct resp *rs, enum store_kind kind, struct store_query *q,
+                const char *range_field)
+{
+    q->range_field = range_field;
+    q->since = req_query(rq, "since");
+    q->until = req_query(rq, "until");
+    time_t t;
+    if (q->since && !time_parse(q->since, &t))
+        return resp_error(rs, 400, "since", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
+    if (q->until && !time_parse(q->until, &t))
+        return resp_error(rs, 400, "until", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
+    q->newest_first = 1;
+    json_t *items;
+    int64_t total;
+    int err = rq->srv->store.ops->list(&rq->srv->store, kind, q, &items, &total);
+    return err ? err : resp_json(rs, 200, list_body(items, total));
+}
+
 const char *jstr(const json_t *obj, const char *key)
 {
     const char *s = json_string_value(json_object_get(obj, key));

@@ -102,17 +102,5 @@ int api_audit_list(struct req *rq, struct resp *rs)
     for (size_t i = 0; i < 5; i++)
         if (req_query(rq, args[i]))
             q.filters[q.nfilters++] = (struct store_filter){args[i], req_query(rq, args[i])};
-    q.range_field = "time";
-    q.since = req_query(rq, "since");
-    q.until = req_query(rq, "until");
-    time_t t;
-    if (q.since && !time_parse(q.since, &t))
-        return resp_error(rs, 400, "since", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
-    if (q.until && !time_parse(q.until, &t))
-        return resp_error(rs, 400, "until", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
-    q.newest_first = 1;
-    json_t *items;
-    int64_t total;
-    int err = rq->srv->store.ops->list(&rq->srv->store, STORE_AUDIT, &q, &items, &total);
-    return err ? err : resp_json(rs, 200, list_body(items, total));
+    return list_newest(rq, rs, STORE_AUDIT, &q, "time");
 }

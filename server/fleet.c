@@ -259,25 +259,34 @@ static json_t *bad_entry(const struct server *srv, const struct fnode *x)
     return json_pack("{s:s,s:s,s:s}", "name", x->name, "state", state, "reason", reason);
 }
 
-/* The abnormal nodes of c, by id, into bad[*n] (room for c->nodes). Under the lock. */
+/*
+ * The abnormal nodes of c: *total counts them all; bad[*n] (room for
+ * FLEET_ABNORMAL_LISTED) holds the first of them — the offline ones silent
+ * longest first, then the online ones that do not enforce — sorted by id,
+ * each with its entry. Under the lock.
+ */
 static int collect_bad(const struct server *srv, const struct fcluster *c, struct bad_node *bad,
-                       size_t *n, time_t now)
+                       size_t *n, int64_t *total, time_t now)
 {
     *n = 0;
-    for (const struct fnode *x = c->oldest; x && offline(srv, x, now); x = x->next) {
-        bad[*n] = (struct bad_node){x->id, bad_entry(srv, x)};
-        if (!bad[(*n)++].entry)
-            return -ENOMEM;
-    }
-    for (const struct fnode *x = c->bad; x; x = x->bnext) {
-        if (offline(srv, x, now))
-            continue; /* listed above */
-        bad[*n] = (struct bad_node){x->id, bad_entry(srv, x)};
-        if (!bad[(*n)++].entry)
-            return -ENOMEM;
+    *total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const struct fnode *x = pass ? c->bad : c->oldest;
+        for (; x && (pass || offline(srv, x, now)); x = pass ? x->bnext : x->next) {
+            if (pass && offline(srv, x, now))
+                continue; /* counted in the first pass */
+            (*total)++;
+            if (*n < FLEET_ABNORMAL_LISTED)
+                bad[(*n)++] = (struct bad_node){x->id, NULL};
+        }
     }
     if (*n > 1)
         qsort(bad, *n, sizeof(*bad), cmp_bad);
+    for (size_t i = 0; i < *n; i++) {
+        struct fnode *const *slot = (struct fnode *const *)node_slot(srv->fleet, bad[i].id);
+        if (!(bad[i].entry = bad_entry(srv, *slot)))
+            return -ENOMEM;
+    }
     return 0;
 }
 
@@ -288,10 +297,10 @@ int fleet_health(struct server *srv, const char *cluster, json_t *out, int64_t *
     time_t now = time(NULL);
     pthread_mutex_lock(&f->lock);
     struct fcluster *c = cluster_of(f, cluster, false);
-    int64_t total = c ? c->nodes : 0;
-    struct bad_node *bad = calloc(total ? (size_t)total : 1, sizeof(*bad));
+    int64_t total = c ? c->nodes : 0, abnormal = 0;
+    struct bad_node *bad = calloc(FLEET_ABNORMAL_LISTED, sizeof(*bad));
     size_t nbad = 0;
-    int err = !bad ? -ENOMEM : c ? collect_bad(srv, c, bad, &nbad, now) : 0;
+    int err = !bad ? -ENOMEM : c ? collect_bad(srv, c, bad, &nbad, &abnormal, now) : 0;
     pthread_mutex_unlock(&f->lock);
     json_t *list = err ? NULL : json_array();
     for (size_t i = 0; i < nbad; i++) {
@@ -303,7 +312,7 @@ int fleet_health(struct server *srv, const char *cluster, json_t *out, int64_t *
         }
     }
     free(bad);
-    int64_t good = total - (int64_t)nbad;
+    int64_t good = total - abnormal;
     const char *status = total == 0 ? "unknown" : good == total ? "normal" : "abnormal";
     if (enforcing)
         *enforcing = good;
@@ -312,6 +321,7 @@ int fleet_health(struct server *srv, const char *cluster, json_t *out, int64_t *
     if (!list || (out && (json_object_set_new(out, "status", json_string(status)) < 0 ||
                           json_object_set_new(out, "nodes", json_integer(total)) < 0 ||
                           json_object_set_new(out, "enforcing", json_integer(good)) < 0 ||
+                          json_object_set_new(out, "abnormal", json_integer(abnormal)) < 0 ||
                           json_object_set(out, "abnormal_nodes", list) < 0)))
         err = -ENOMEM;
     json_decref(list);

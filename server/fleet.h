@@ -32,10 +32,15 @@ void fleet_node_reload(struct server *srv, int64_t id);
 int64_t fleet_revision(struct fleet *f, const char *cluster);
 /* Sets it (0: the cluster is gone, so it starts again at 1). */
 void fleet_revision_set(struct fleet *f, const char *cluster, int64_t revision);
+#define FLEET_ABNORMAL_LISTED 100 /* abnormal nodes a cluster's health lists (all are counted) */
+
 /*
- * Sets `status` (normal/abnormal/unknown), `nodes`, `enforcing` and
- * `abnormal_nodes` [{name, state, reason}] (by node id) of `cluster` into
- * `out`, and *enforcing / *nodes when not NULL. 0 or -ENOMEM.
+ * Sets `status` (normal/abnormal/unknown), `nodes`, `enforcing`, `abnormal`
+ * (how many are not enforcing) and `abnormal_nodes` [{name, state, reason}]
+ * (at most FLEET_ABNORMAL_LISTED, by node id: the offline ones silent longest
+ * first, then the others; GET /nodes?cluster=C lists every node) of
+ * `cluster` into `out` (may be NULL), and *enforcing / *nodes
+ * when not NULL. O(abnormal nodes). 0 or -ENOMEM.
  */
 int fleet_health(struct server *srv, const char *cluster, json_t *out, int64_t *enforcing,
                  int64_t *nodes);

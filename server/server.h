@@ -312,6 +312,11 @@ int write_doc(struct req *rq, struct resp *rs, const char *kind, doc_change_fn c
 int doc_apply_body(json_t **doc, json_t *body, bool patch);
 /* A JSON `{"items": items, "total": total}` (takes items). */
 json_t *list_body(json_t *items, int64_t total);
+/* Answers a list of `kind` newest first (alerts, audit records): the query's `since`
+ * and `until` arguments bound `range_field` (400 unless both are UTC times), `q` holds
+ * the filters and paging already checked by req_query_check. */
+int list_newest(struct req *rq, struct resp *rs, enum store_kind kind, struct store_query *q,
+                const char *range_field);
 
 /* ---- api_common.c: time and revisions ---- */
 /* `t` as "YYYY-MM-DDTHH:MM:SSZ" (UTC) in out[21]. */

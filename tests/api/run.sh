@@ -1141,7 +1141,53 @@ req DELETE /api/v1/clusters/rf
 check "rule filters: cluster gone" 204
 req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$RFWEB,$RFAPI,$RFDB]}"
 check "rule filters: objects gone" 200 "j['total'] == 3"
+# ---------- POST /apply (moat apply -f in one transaction) and join tokens ----------
+AP='{"documents":[{"kind":"Cluster","name":"ap","defense":true},{"kind":"NetworkObject","name":"apweb","namespace":"shop"},{"kind":"DefenseRule","cluster":"ap","name":"ap1","source":"any","destinations":[{"object":"apweb","ports":"80"}],"action":"allow","priority":5},{"kind":"DefenseRule","cluster":"ap","name":"ap2","source":"apweb","destinations":[{"object":"apweb"}],"action":"block","priority":5}]}'
+req POST /api/v1/apply "$AP" "$VIEWER"
+check "apply needs admin" 403
+req POST /api/v1/apply "$AP"
+check "apply creates" 200 "[r['result'] for r in j['results']] == ['created'] * 4 and j['results'][2]['id'] < j['results'][3]['id']"
+req GET /api/v1/clusters/ap
+check "apply settles values as it stores them" 200 "j['defense'] == 'on' and j['mode'] == 'protect'"
+req POST /api/v1/apply "$AP"
+check "apply again: unchanged" 200 "[r['result'] for r in j['results']] == ['unchanged'] * 4"
+req POST /api/v1/apply '{"documents":[{"kind":"DefenseRule","cluster":"ap","name":"ap1","priority":7}]}'
+check "apply merges the given fields" 200 "j['results'][0]['result'] == 'configured'"
+req GET '/api/v1/clusters/ap/rules?name=ap1'
+check "... and keeps the others" 200 "j['items'][0]['priority'] == 7 and j['items'][0]['action'] == 'allow'"
+snapshot "$T/ap-before"
+req POST /api/v1/apply '{"documents":[{"kind":"NetworkObject","name":"apdb","namespace":"shop"},{"kind":"DefenseRule","cluster":"ap","name":"ap3","source":"nope","destinations":[{"object":"apdb","ports":"99999"}],"action":"allow","priority":5}]}'
+check "apply: errors name the document" 400 "any(e['field'].startswith('documents[1].destinations[0].ports') for e in j['errors'])"
+req POST /api/v1/apply '{"documents":[{"kind":"NetworkObject","name":"apdb","namespace":"shop"},{"kind":"DefenseRule","cluster":"ap","name":"ap3","source":"nope","destinations":[{"object":"apdb","ports":"5432"}],"action":"allow","priority":5}]}'
+check "apply: an unknown object is named at its document" 400 "$(err_field documents[1].source)"
+req POST /api/v1/apply '{"documents":[{"kind":"Workload","name":"w"},{"kind":"NetworkObject","name":"x","namespace":"y","id":9},{"kind":"NetworkObject","name":"z"},{"kind":"NetworkObject","name":"z","namespace":"q"}]}'
+check "apply: kinds, ids and doubles refused" 400 "$(err_field documents[0].kind) and $(err_field documents[1].id) and $(err_field documents[3])"
+req POST /api/v1/apply '{"action":"delete","documents":[{"kind":"NetworkObject","name":"apweb"}]}'
+check "apply delete of an object rules use: 409" 409 "any('no object named' in e['message'] for e in j['errors'])"
+snapshot "$T/ap-after"
+if cmp -s "$T/ap-before" "$T/ap-after"; then ok "refused applies change nothing"; else nok "refused applies change nothing" "state differs"; fi
+req POST /api/v1/apply '{"action":"delete","documents":[{"kind":"DefenseRule","cluster":"ap","name":"allow-host"},{"kind":"DefenseRule","cluster":"ap","name":"ap1"},{"kind":"DefenseRule","cluster":"ap","name":"ap2"},{"kind":"NetworkObject","name":"apweb"},{"kind":"NetworkObject","name":"gone"},{"kind":"Cluster","name":"ap"}]}'
+check "apply delete" 200 "[r['result'] for r in j['results']] == ['kept (system rule)', 'deleted', 'deleted', 'deleted', 'absent', 'deleted']"
+req POST /api/v1/apply '{"action":"sideways","documents":[]}'
+check "apply: a bad action 400" 400 "$(err_field action)"
+req POST /api/v1/clusters/prod/join-tokens '{"ttl":"2h","uses":3,"description":"rack 4"}'
+check "join token with ttl and uses" 201 "len(j['join_token']) == 69 and j['uses'] == 3 and j['used'] == 0 and j['description'] == 'rack 4'"
+JTID=$(jget "j['id']")
+req GET /api/v1/clusters/prod/join-tokens "" "$VIEWER"
+check "join token list needs admin" 403
+req GET /api/v1/clusters/prod/join-tokens
+check "join token list" 200 "any(t['id'] == $JTID and 'join_token' not in t and not t['expired'] for t in j['items'])"
+req DELETE "/api/v1/clusters/prod/join-tokens/$JTID"
+check "join token revoke" 204
+req DELETE "/api/v1/clusters/prod/join-tokens/$JTID"
+check "join token revoke twice 404" 404
+req GET /api/v1/clusters/prod/join-tokens
+check "... gone from the list" 200 "all(t['id'] != $JTID for t in j['items'])"
+
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
+
+# ---------- audit records of everything above ----------
+. "$HERE/audit.sh"
 
 # ---------- durability (kill -9 during concurrent writes), TLS, alert lines ----------
 . "$HERE/durability.sh"
