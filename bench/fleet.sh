@@ -15,7 +15,8 @@
 # Usage: bench/fleet.sh BUILD_DIR (release). Environment: ROUNDS (B and C,
 # default 3), DURATION (seconds per wrk run, default 5), ROUNDS_PROP (rule
 # changes per fleet, default 5), BIG (agents of the big fleet, default 10000),
-# RULES_BIG and ALERTS_BIG (the big store, default 100000 and 1000000).
+# RULES_BIG and ALERTS_BIG (the big store, default 100000 and 1000000), STAGES
+# (which of A B C to run, default all).
 set -u
 B=${1:?build dir}
 S=$B/moat-server
@@ -27,6 +28,11 @@ ROUNDS_PROP=${ROUNDS_PROP:-5}
 BIG=${BIG:-10000}
 RULES_BIG=${RULES_BIG:-100000}
 ALERTS_BIG=${ALERTS_BIG:-1000000}
+STAGES=${STAGES:-A B C}
+stage() {
+    case " $STAGES " in *" $1 "*) return 0 ;; esac
+    return 1
+}
 for tool in wrk python3; do
     command -v "$tool" >/dev/null || {
         echo "bench/fleet: $tool is missing (make deps)" >&2
@@ -128,27 +134,28 @@ say() { printf '%s\n' "$*" | tee -a "$T/out"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # ---------- A: long-polls ----------
-for N in 1000 "$BIG"; do
-    serve "p$N"
-    setup "p$N" 20
-    rule=$(api "p$N" GET '/api/v1/clusters/bench/rules?name=s0' | jfield "['items'][0]['id']")
-    eval "port=\$p${N}_PORT admin=\$p${N}_ADMIN jt=\$p${N}_JT pid=\$p${N}_PID"
-    rm -f "$T/pause"
-    "$F" --port "$port" --cluster bench --join-token "$jt" --agents "$N" --admin-token "$admin" \
-        --change "/api/v1/clusters/bench/rules/$rule" --rounds "$ROUNDS_PROP" --reads 200 \
-        --heartbeats-per-s $((N / 10)) --metrics --hold 300 --pause "$T/pause" >"$T/fleet$N.json" &
-    fp=$!
-    i=0
-    while [ ! -f "$T/pause" ] && kill -0 "$fp" 2>/dev/null && [ $i -lt 6000 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status")
-    thr=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$pid/status")
-    fds=$(ls "/proc/$pid/fd" | wc -l)
-    rm -f "$T/pause"
-    wait "$fp" || echo "bench/fleet: the fleet of $N ended with errors: $(head -c 400 "$T/fleet$N.json")" >&2
-    python3 - "$T/fleet$N.json" "$N" "$rss" "$thr" "$fds" <<'PY' | tee -a "$T/out"
+if stage A; then
+    for N in 1000 "$BIG"; do
+        serve "p$N"
+        setup "p$N" 20
+        rule=$(api "p$N" GET '/api/v1/clusters/bench/rules?name=s0' | jfield "['items'][0]['id']")
+        eval "port=\$p${N}_PORT admin=\$p${N}_ADMIN jt=\$p${N}_JT pid=\$p${N}_PID"
+        rm -f "$T/pause"
+        "$F" --port "$port" --cluster bench --join-token "$jt" --agents "$N" --admin-token "$admin" \
+            --change "/api/v1/clusters/bench/rules/$rule" --rounds "$ROUNDS_PROP" --reads 200 \
+            --heartbeats-per-s $((N / 10)) --metrics --hold 300 --pause "$T/pause" >"$T/fleet$N.json" &
+        fp=$!
+        i=0
+        while [ ! -f "$T/pause" ] && kill -0 "$fp" 2>/dev/null && [ $i -lt 6000 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status")
+        thr=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$pid/status")
+        fds=$(ls "/proc/$pid/fd" | wc -l)
+        rm -f "$T/pause"
+        wait "$fp" || echo "bench/fleet: the fleet of $N ended with errors: $(head -c 400 "$T/fleet$N.json")" >&2
+        python3 - "$T/fleet$N.json" "$N" "$rss" "$thr" "$fds" <<'PY' | tee -a "$T/out"
 import json, statistics, sys
 r = json.load(open(sys.argv[1]))
 n, rss, thr, fds = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -170,37 +177,39 @@ print('fleet%s_heartbeats=%d' % (n, r['heartbeats_ok']))
 print('raw fleet%s propagation p50/p99 ms per round: %s' % (n, ', '.join(
     '%.0f/%.0f' % (x['propagation']['p50_ms'], x['propagation']['p99_ms']) for x in rounds)))
 PY
-    unserve "p$N"
-done
+        unserve "p$N"
+    done
+fi
 
 # ---------- B: cost per request at 10 and at 10,000 nodes ----------
-cat >"$T/hb.lua" <<'LUA'
+if stage B; then
+    cat >"$T/hb.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"datapath":{"state":"enforcing","reason":""}}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-for size in 10 10000; do
-    serve "n$size" --auth-failures 1000000/1 # no throttling: each lookup is measured
-    setup "n$size" 20
-    eval "port=\$n${size}_PORT jt=\$n${size}_JT"
-    "$F" --port "$port" --cluster bench --join-token "$jt" --agents "$size" --register-only \
-        --tokens "$T/tokens$size" >/dev/null || echo "bench/fleet: registering $size nodes failed" >&2
-done
-cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# wrkrps PID PORT PATH TOKEN [SCRIPT]: requests/s, p99 ms and the server's CPU time per
-# request (microseconds: what the machine's other load does not change much) of a wrk run.
-wrkrps() {
-    set -- "$1" "$2" "$3" "$4" "${5-}"
-    c0=$(cputicks "$1")
-    if [ -n "$5" ]; then
-        wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $4" -s "$5" \
-            "http://127.0.0.1:$2$3" >"$T/wrk" 2>&1
-    else
-        wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $4" \
-            "http://127.0.0.1:$2$3" >"$T/wrk" 2>&1
-    fi
-    c1=$(cputicks "$1")
-    python3 - "$T/wrk" "$c0" "$c1" "$(getconf CLK_TCK)" <<'PY'
+    for size in 10 10000; do
+        serve "n$size" --auth-failures 1000000/1 # no throttling: each lookup is measured
+        setup "n$size" 20
+        eval "port=\$n${size}_PORT jt=\$n${size}_JT"
+        "$F" --port "$port" --cluster bench --join-token "$jt" --agents "$size" --register-only \
+            --tokens "$T/tokens$size" >/dev/null || echo "bench/fleet: registering $size nodes failed" >&2
+    done
+    cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    # wrkrps PID PORT PATH TOKEN [SCRIPT]: requests/s, p99 ms and the server's CPU time per
+    # request (microseconds: what the machine's other load does not change much) of a wrk run.
+    wrkrps() {
+        set -- "$1" "$2" "$3" "$4" "${5-}"
+        c0=$(cputicks "$1")
+        if [ -n "$5" ]; then
+            wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $4" -s "$5" \
+                "http://127.0.0.1:$2$3" >"$T/wrk" 2>&1
+        else
+            wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $4" \
+                "http://127.0.0.1:$2$3" >"$T/wrk" 2>&1
+        fi
+        c1=$(cputicks "$1")
+        python3 - "$T/wrk" "$c0" "$c1" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 rps = re.search(r'Requests/sec:\s*([\d.]+)', t)
@@ -211,50 +220,52 @@ cpu = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
 reqs = int(n.group(1)) if n else 0
 print('%.0f %.2f %.0f' % (float(rps.group(1)) if rps else 0, ms, cpu / reqs * 1e6 if reqs else -1))
 PY
-}
-WRONG=moat_$(printf '%064d' 7)
-for r in $(seq 1 "$ROUNDS"); do
-    order="10 10000"
-    [ $((r % 2)) -eq 0 ] && order="10000 10"
-    for size in $order; do
-        eval "port=\$n${size}_PORT admin=\$n${size}_ADMIN pid=\$n${size}_PID"
-        cred=$(sed -n '1p' "$T/tokens$size")
-        set -- $(wrkrps "$pid" "$port" /api/v1/clusters "$WRONG")
-        eval "wrong_${size}_$r=$1 wrongcpu_${size}_$r=$3"
-        set -- $(wrkrps "$pid" "$port" /api/v1/agents/heartbeat "$cred" "$T/hb.lua")
-        eval "hb_${size}_$r=$1 hbcpu_${size}_$r=$3"
-        set -- $(wrkrps "$pid" "$port" /api/v1/clusters "$admin")
-        eval "list_${size}_$r=$1 listcpu_${size}_$r=$3"
-        eval "say \"raw round $r nodes $size: wrong-token \$wrong_${size}_$r/s (\$wrongcpu_${size}_$r us CPU each), heartbeat \$hb_${size}_$r/s (\$hbcpu_${size}_$r us), cluster list \$list_${size}_$r/s (\$listcpu_${size}_$r us)\""
+    }
+    WRONG=moat_$(printf '%064d' 7)
+    for r in $(seq 1 "$ROUNDS"); do
+        order="10 10000"
+        [ $((r % 2)) -eq 0 ] && order="10000 10"
+        for size in $order; do
+            eval "port=\$n${size}_PORT admin=\$n${size}_ADMIN pid=\$n${size}_PID"
+            cred=$(sed -n '1p' "$T/tokens$size")
+            set -- $(wrkrps "$pid" "$port" /api/v1/clusters "$WRONG")
+            eval "wrong_${size}_$r=$1 wrongcpu_${size}_$r=$3"
+            set -- $(wrkrps "$pid" "$port" /api/v1/agents/heartbeat "$cred" "$T/hb.lua")
+            eval "hb_${size}_$r=$1 hbcpu_${size}_$r=$3"
+            set -- $(wrkrps "$pid" "$port" /api/v1/clusters "$admin")
+            eval "list_${size}_$r=$1 listcpu_${size}_$r=$3"
+            eval "say \"raw round $r nodes $size: wrong-token \$wrong_${size}_$r/s (\$wrongcpu_${size}_$r us CPU each), heartbeat \$hb_${size}_$r/s (\$hbcpu_${size}_$r us), cluster list \$list_${size}_$r/s (\$listcpu_${size}_$r us)\""
+        done
     done
-done
-for m in wrong hb list; do
-    for size in 10 10000; do
-        vals= cpus=
-        for r in $(seq 1 "$ROUNDS"); do eval "vals=\"\$vals \$${m}_${size}_$r\" cpus=\"\$cpus \$${m}cpu_${size}_$r\""; done
-        # shellcheck disable=SC2086 # lists on purpose
-        eval "${m}_${size}=$(median $vals) ${m}cpu_${size}=$(median $cpus)"
-        eval "say ${m}_${size}_per_s=\$${m}_${size}"
-        eval "say ${m}_${size}_cpu_us=\$${m}cpu_${size}"
+    for m in wrong hb list; do
+        for size in 10 10000; do
+            vals= cpus=
+            for r in $(seq 1 "$ROUNDS"); do eval "vals=\"\$vals \$${m}_${size}_$r\" cpus=\"\$cpus \$${m}cpu_${size}_$r\""; done
+            # shellcheck disable=SC2086 # lists on purpose
+            eval "${m}_${size}=$(median $vals) ${m}cpu_${size}=$(median $cpus)"
+            eval "say ${m}_${size}_per_s=\$${m}_${size}"
+            eval "say ${m}_${size}_cpu_us=\$${m}cpu_${size}"
+        done
+        eval "a=\$${m}cpu_10 b=\$${m}cpu_10000"
+        say "${m}_cost_ratio_10000_vs_10=$(python3 -c "print('%.2f' % ($b / $a if $a else 0))")"
     done
-    eval "a=\$${m}cpu_10 b=\$${m}cpu_10000"
-    say "${m}_cost_ratio_10000_vs_10=$(python3 -c "print('%.2f' % ($b / $a if $a else 0))")"
-done
-unserve n10
-unserve n10000
+    unserve n10
+    unserve n10000
+fi
 
 # ---------- C: writes at 1,000 and at 100,000 rules ----------
-serve w1k
-setup w1k 1000
-serve w100k
-t0=$(date +%s.%N)
-setup w100k "$RULES_BIG"
-t1=$(date +%s.%N)
-say "setup_100k_rules_s=$(python3 -c "print('%.1f' % ($t1 - $t0))")"
-# ALERTS_BIG alerts in the big store: batches of 4,000 events (1 MiB bodies), each a distinct alert
-node=$("$F" --port "$w100k_PORT" --cluster bench --join-token "$w100k_JT" --agents 1 --register-only --tokens "$T/alert-node" --prefix alerts >/dev/null && cat "$T/alert-node")
-t0=$(date +%s.%N)
-python3 - "$w100k_PORT" "$node" "$ALERTS_BIG" <<'PY' || echo "bench/fleet: loading alerts failed" >&2
+if stage C; then
+    serve w1k
+    setup w1k 1000
+    serve w100k
+    t0=$(date +%s.%N)
+    setup w100k "$RULES_BIG"
+    t1=$(date +%s.%N)
+    say "setup_100k_rules_s=$(python3 -c "print('%.1f' % ($t1 - $t0))")"
+    # ALERTS_BIG alerts in the big store: batches of 4,000 events (1 MiB bodies), each a distinct alert
+    node=$("$F" --port "$w100k_PORT" --cluster bench --join-token "$w100k_JT" --agents 1 --register-only --tokens "$T/alert-node" --prefix alerts >/dev/null && cat "$T/alert-node")
+    t0=$(date +%s.%N)
+    python3 - "$w100k_PORT" "$node" "$ALERTS_BIG" <<'PY' || echo "bench/fleet: loading alerts failed" >&2
 import http.client, json, sys, time
 port, cred, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 c = http.client.HTTPConnection('127.0.0.1', port, timeout=120)
@@ -274,10 +285,10 @@ for b in range(total // 4000):
     if r.status != 200 or out['alerted'] != 4000:
         sys.exit('alerts: %d %s' % (r.status, out))
 PY
-t1=$(date +%s.%N)
-say "load_1m_alerts_s=$(python3 -c "print('%.1f' % ($t1 - $t0))")"
-say "alerts_in_big_store=$(api w100k GET '/api/v1/alerts?limit=1' | jfield "['total']")"
-cat >"$T/rule.lua" <<'LUA'
+    t1=$(date +%s.%N)
+    say "load_1m_alerts_s=$(python3 -c "print('%.1f' % ($t1 - $t0))")"
+    say "alerts_in_big_store=$(api w100k GET '/api/v1/alerts?limit=1' | jfield "['total']")"
+    cat >"$T/rule.lua" <<'LUA'
 -- POSTs rules with names unique per wrk thread and request.
 local counter = 0
 local threads = 0
@@ -296,22 +307,22 @@ function request()
     return wrk.format(nil, nil, nil, body)
 end
 LUA
-for r in $(seq 1 "$ROUNDS"); do
-    order="w1k w100k"
-    [ $((r % 2)) -eq 0 ] && order="w100k w1k"
-    for s in $order; do
-        eval "port=\$${s}_PORT admin=\$${s}_ADMIN pid=\$${s}_PID"
-        set -- $(wrkrps "$pid" "$port" /api/v1/clusters/bench/rules "$admin" "$T/rule.lua")
-        eval "wr_${s}_$r=$1 wrp99_${s}_$r=$2 wrcpu_${s}_$r=$3"
-        say "raw round $r $s: rule writes $1/s (p99 $2 ms, $3 us server CPU each)"
+    for r in $(seq 1 "$ROUNDS"); do
+        order="w1k w100k"
+        [ $((r % 2)) -eq 0 ] && order="w100k w1k"
+        for s in $order; do
+            eval "port=\$${s}_PORT admin=\$${s}_ADMIN pid=\$${s}_PID"
+            set -- $(wrkrps "$pid" "$port" /api/v1/clusters/bench/rules "$admin" "$T/rule.lua")
+            eval "wr_${s}_$r=$1 wrp99_${s}_$r=$2 wrcpu_${s}_$r=$3"
+            say "raw round $r $s: rule writes $1/s (p99 $2 ms, $3 us server CPU each)"
+        done
     done
-done
-# moat apply of 10,000 new rules, interleaved
-for r in $(seq 1 "$ROUNDS"); do
-    order="w1k w100k"
-    [ $((r % 2)) -eq 0 ] && order="w100k w1k"
-    for s in $order; do
-        python3 - "$T/apply.yaml" "$r" <<'PY'
+    # moat apply of 10,000 new rules, interleaved
+    for r in $(seq 1 "$ROUNDS"); do
+        order="w1k w100k"
+        [ $((r % 2)) -eq 0 ] && order="w100k w1k"
+        for s in $order; do
+            python3 - "$T/apply.yaml" "$r" <<'PY'
 import sys
 path, r = sys.argv[1], int(sys.argv[2])
 with open(path, 'w') as f:
@@ -320,36 +331,37 @@ with open(path, 'w') as f:
                 '  - object: o%d\n    ports: %d/%d\nprotocol: tcp\naction: allow\npriority: %d\n'
                 % (r, i, i % 100, (i * 3 + 2) % 100, 1 + i % 60000, 1 + i % 60000, 1 + i % 1000))
 PY
-        eval "pid=\$${s}_PID"
-        c0=$(cputicks "$pid")
-        t0=$(date +%s.%N)
-        eval "MOAT_SERVER=http://127.0.0.1:\$${s}_PORT MOAT_TOKEN=\$${s}_ADMIN" \
-            "$M" apply -f "$T/apply.yaml" >/dev/null || echo "bench/fleet: apply on $s failed" >&2
-        t1=$(date +%s.%N)
-        c1=$(cputicks "$pid")
-        secs=$(python3 -c "print('%.2f' % ($t1 - $t0))")
-        scpu=$(python3 -c "print('%.2f' % (($c1 - $c0) / $(getconf CLK_TCK)))")
-        eval "ap_${s}_$r=$secs apcpu_${s}_$r=$scpu"
-        say "raw round $r $s: moat apply of 10,000 rules ${secs} s (server CPU ${scpu} s)"
+            eval "pid=\$${s}_PID"
+            c0=$(cputicks "$pid")
+            t0=$(date +%s.%N)
+            eval "MOAT_SERVER=http://127.0.0.1:\$${s}_PORT MOAT_TOKEN=\$${s}_ADMIN" \
+                "$M" apply -f "$T/apply.yaml" >/dev/null || echo "bench/fleet: apply on $s failed" >&2
+            t1=$(date +%s.%N)
+            c1=$(cputicks "$pid")
+            secs=$(python3 -c "print('%.2f' % ($t1 - $t0))")
+            scpu=$(python3 -c "print('%.2f' % (($c1 - $c0) / $(getconf CLK_TCK)))")
+            eval "ap_${s}_$r=$secs apcpu_${s}_$r=$scpu"
+            say "raw round $r $s: moat apply of 10,000 rules ${secs} s (server CPU ${scpu} s)"
+        done
     done
-done
-for s in w1k w100k; do
-    wv= av= pv= cv=
-    for r in $(seq 1 "$ROUNDS"); do
-        eval "wv=\"\$wv \$wr_${s}_$r\" av=\"\$av \$ap_${s}_$r\" pv=\"\$pv \$wrp99_${s}_$r\" cv=\"\$cv \$wrcpu_${s}_$r\" acv=\"\${acv-} \$apcpu_${s}_$r\""
+    for s in w1k w100k; do
+        wv= av= pv= cv=
+        for r in $(seq 1 "$ROUNDS"); do
+            eval "wv=\"\$wv \$wr_${s}_$r\" av=\"\$av \$ap_${s}_$r\" pv=\"\$pv \$wrp99_${s}_$r\" cv=\"\$cv \$wrcpu_${s}_$r\" acv=\"\${acv-} \$apcpu_${s}_$r\""
+        done
+        # shellcheck disable=SC2086 # lists on purpose
+        eval "writes_$s=$(median $wv) apply_$s=$(median $av) writes_p99_$s=$(median $pv) writes_cpu_$s=$(median $cv)"
+        eval "say writes_${s}_per_s=\$writes_$s"
+        eval "say writes_${s}_cpu_us=\$writes_cpu_$s"
+        eval "say writes_${s}_p99_ms=\$writes_p99_$s"
+        eval "say apply_10k_rules_${s}_s=\$apply_$s"
+        # shellcheck disable=SC2086 # a list on purpose
+        say "apply_10k_rules_${s}_server_cpu_s=$(median $acv)"
+        acv=
     done
-    # shellcheck disable=SC2086 # lists on purpose
-    eval "writes_$s=$(median $wv) apply_$s=$(median $av) writes_p99_$s=$(median $pv) writes_cpu_$s=$(median $cv)"
-    eval "say writes_${s}_per_s=\$writes_$s"
-    eval "say writes_${s}_cpu_us=\$writes_cpu_$s"
-    eval "say writes_${s}_p99_ms=\$writes_p99_$s"
-    eval "say apply_10k_rules_${s}_s=\$apply_$s"
-    # shellcheck disable=SC2086 # a list on purpose
-    say "apply_10k_rules_${s}_server_cpu_s=$(median $acv)"
-    acv=
-done
-unserve w1k
-unserve w100k
+    unserve w1k
+    unserve w100k
+fi
 
 python3 - "$T/out" "$BIG" <<'PY'
 import sys

@@ -141,7 +141,7 @@ if out=$(sh bench/fleet.sh "$B"); then
         echo "-c32 on a server with 10 and one with 10,000 registered nodes, runs interleaved"
         echo "(${ROUNDS:-3} rounds, medians; throttling off for the wrong-token run). Writes: wrk"
         echo "POSTing rules on a store of 1,000 rules and one of 100,000 rules and 1,000,000"
-        echo "alerts, interleaved; \\`moat apply\\` of 10,000 new rules into each. The machine is"
+        echo "alerts, interleaved; \`moat apply\` of 10,000 new rules into each. The machine is"
         echo "shared with other engineers' builds and tests: requests/s and times move with"
         echo "their load; the server's CPU per request moves much less."
         echo
