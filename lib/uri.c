@@ -104,7 +104,10 @@ static int parse_query(const char *q, size_t n, struct uri *u, char *why, size_t
 {
     if (!raw_ok(q, n))
         return refuse(why, wn, "the query holds a space or a control character");
-    u->store = malloc(n + 1);
+    /* Each argument is stored as key, NUL, value, NUL: its bytes in the query plus two
+     * (a `flag` without `=` adds both NULs); the '&' between arguments make room for one
+     * each, so n + 2 + URI_ARGS_MAX (the arguments decoded at most) always suffices. */
+    u->store = malloc(n + 2 + URI_ARGS_MAX);
     if (!u->store)
         return -ENOMEM;
     size_t at = 0;

@@ -268,6 +268,7 @@ static json_t *bad_entry(const struct server *srv, const struct fnode *x)
 static int collect_bad(const struct server *srv, const struct fcluster *c, struct bad_node *bad,
                        size_t *n, int64_t *total, time_t now)
 {
+    size_t listed = bad ? FLEET_ABNORMAL_LISTED : 0; /* none when only counts are wanted */
     *n = 0;
     *total = 0;
     for (int pass = 0; pass < 2; pass++) {
@@ -276,7 +277,7 @@ static int collect_bad(const struct server *srv, const struct fcluster *c, struc
             if (pass && offline(srv, x, now))
                 continue; /* counted in the first pass */
             (*total)++;
-            if (*n < FLEET_ABNORMAL_LISTED)
+            if (*n < listed)
                 bad[(*n)++] = (struct bad_node){x->id, NULL};
         }
     }
@@ -298,9 +299,9 @@ int fleet_health(struct server *srv, const char *cluster, json_t *out, int64_t *
     pthread_mutex_lock(&f->lock);
     struct fcluster *c = cluster_of(f, cluster, false);
     int64_t total = c ? c->nodes : 0, abnormal = 0;
-    struct bad_node *bad = calloc(FLEET_ABNORMAL_LISTED, sizeof(*bad));
+    struct bad_node *bad = out ? calloc(FLEET_ABNORMAL_LISTED, sizeof(*bad)) : NULL;
     size_t nbad = 0;
-    int err = !bad ? -ENOMEM : c ? collect_bad(srv, c, bad, &nbad, &abnormal, now) : 0;
+    int err = out && !bad ? -ENOMEM : c ? collect_bad(srv, c, bad, &nbad, &abnormal, now) : 0;
     pthread_mutex_unlock(&f->lock);
     json_t *list = err ? NULL : json_array();
     for (size_t i = 0; i < nbad; i++) {

@@ -617,25 +617,32 @@ int http_block_signals(void)
  * is raised to the hard one, and a few dozen descriptors stay for the store,
  * logs and the listening socket.
  */
+/* The default of --max-connections: 10,000 moatd agents hold two connections each (the
+ * long-poll, and the reporter's between heartbeats), and admins and consoles need room. */
+#define HTTP_MAX_CONNS 32768u
+
+/* Raises the file-descriptor limit to its hard limit; the connections it leaves room for,
+ * at most `wanted` (0: HTTP_MAX_CONNS, cut silently; an explicit number cut with a warning). */
 static unsigned conn_limit(unsigned wanted)
 {
+    unsigned want = wanted ? wanted : HTTP_MAX_CONNS;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return wanted;
+        return want;
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     rlim_t room = rl.rlim_cur > 128 ? rl.rlim_cur - 128 : 16;
-    if (room < wanted) {
+    if (room >= want)
+        return want;
+    if (wanted)
         fprintf(stderr,
                 "moat-server: --max-connections %u: the file descriptor limit (%llu) allows "
                 "%llu\n",
                 wanted, (unsigned long long)rl.rlim_cur, (unsigned long long)room);
-        return (unsigned)room;
-    }
-    return wanted;
+    return (unsigned)room;
 }
 
 /* Stops taking requests, answers those that wait, lets the writer finish, stops the daemon. */

@@ -428,7 +428,7 @@ static int serve(const struct opts *o)
                  .tls_cert = cert,
                  .tls_key = key,
                  .threads = o->threads ? (unsigned)o->threads : 4,
-                 .max_conns = o->max_conns ? (unsigned)o->max_conns : 16384,
+                 .max_conns = o->max_conns ? (unsigned)o->max_conns : 0, /* 0: the default */
                  .max_conns_source = o->max_source ? (unsigned)o->max_source : 256,
                  .header_timeout = o->header_timeout ? (unsigned)o->header_timeout : 15,
                  .body_timeout = o->body_timeout ? (unsigned)o->body_timeout : 30,

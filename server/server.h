@@ -57,7 +57,7 @@ struct server_opts {
     const char *tls_cert;      /* PEM text of the certificate (chain), or NULL: plain HTTP */
     const char *tls_key;       /* PEM text of its private key (with tls_cert) */
     unsigned threads;          /* libmicrohttpd worker threads */
-    unsigned max_conns;        /* connections in all */
+    unsigned max_conns;        /* connections in all (0: HTTP_MAX_CONNS, or what fds allow) */
     unsigned max_conns_source; /* connections from one source address */
     unsigned header_timeout;   /* seconds for a request's headers (and idle keep-alive) */
     unsigned body_timeout;     /* seconds for a request's body once its headers are in */

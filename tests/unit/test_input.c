@@ -130,6 +130,14 @@ static void test_uri_query(void **state)
     assert_int_equal(uri_parse("/x?", &u, why, sizeof(why)), 0);
     assert_int_equal(u.nargs, 0);
     uri_clear(&u);
+    /* flags only: each needs two NULs and has one byte or fewer of '&' (found by fuzz_input) */
+    assert_int_equal(uri_parse("/x?f", &u, why, sizeof(why)), 0);
+    assert_string_equal(uri_arg(&u, "f"), "");
+    uri_clear(&u);
+    assert_int_equal(uri_parse("/x?a&b&c&d", &u, why, sizeof(why)), 0);
+    assert_int_equal(u.nargs, 4);
+    assert_string_equal(uri_arg(&u, "d"), "");
+    uri_clear(&u);
     uri_bad("/x?cluster=a&cluster=b", "given twice");
     uri_bad("/x?a=%00", "NUL");
     uri_bad("/x?%00=a", "NUL");
