@@ -62,5 +62,5 @@ fi
 req GET '/api/v1/nodes?cluster=fleet&limit=1' "" "$F_ADMIN"
 check "fleet: every node is listed" 200 "j['total'] == $F_N"
 req GET /api/v1/clusters/fleet "" "$F_ADMIN"
-check "fleet: the cluster counts every node" 200 "j['nodes'] == $F_N"
+check "fleet: the cluster counts every node, lists at most 100 abnormal ones" 200 "j['nodes'] == $F_N and j['abnormal'] == j['nodes'] - j['enforcing'] and len(j['abnormal_nodes']) == min(100, j['abnormal'])"
 if stop; then ok "fleet: clean shutdown"; else nok "fleet: clean shutdown" "$(tail -20 "$T/log")"; fi

@@ -495,7 +495,7 @@ check "heartbeat" 200 "j['state'] == 'enforcing' and j['certified'] is True and 
 req POST /api/v1/agents/heartbeat '{"datapath":{"state":"unsupported","reason":"kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP"}}' "$AG2"
 check "heartbeat unsupported" 200 "j['state'] == 'unsupported' and j['certified'] is False"
 req GET /api/v1/clusters/prod
-check "cluster abnormal" 200 "j['status'] == 'abnormal' and j['nodes'] == 2 and j['enforcing'] == 1 and j['abnormal_nodes'] == [{'name': 'node-2', 'state': 'unsupported', 'reason': 'kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP'}]"
+check "cluster abnormal" 200 "j['status'] == 'abnormal' and j['nodes'] == 2 and j['enforcing'] == 1 and j['abnormal'] == 1 and j['abnormal_nodes'] == [{'name': 'node-2', 'state': 'unsupported', 'reason': 'kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP'}]"
 req GET "/api/v1/clusters/prod/rules/$RULE"
 check "rule in effect on 1/2 nodes" 200 "j['in_effect'] == {'nodes': 1, 'of': 2}"
 # beat: both prod nodes send a heartbeat.
@@ -783,7 +783,7 @@ stored() {
         req GET "$p?limit=1000"
         python3 -c "
 import json
-drift = {'status', 'nodes', 'enforcing', 'abnormal_nodes', 'in_effect'}
+drift = {'status', 'nodes', 'enforcing', 'abnormal', 'abnormal_nodes', 'in_effect'}
 for i in json.load(open('$T/out'))['items']:
     print(json.dumps({k: v for k, v in i.items() if k not in drift}, sort_keys=True))" >>"$1"
     done

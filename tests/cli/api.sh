@@ -74,7 +74,7 @@ py() {
 # server derives from node heartbeats (which move with time) are left out.
 undrift() {
     python3 -c 'import json,sys
-DERIVED = {"status", "enforcing", "abnormal_nodes", "nodes", "in_effect"}
+DERIVED = {"status", "enforcing", "abnormal", "abnormal_nodes", "nodes", "in_effect"}
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if k not in DERIVED}
