@@ -125,8 +125,8 @@ struct store_ops {
      * commit before the first read) while other threads read and one writes.
      * Writes and begin() fail there (-EROFS for begin/commit/rollback, -EIO
      * otherwise). Outside read_begin()/read_end() a thread uses the one writer
-     * connection, and callers must take turns on it (moat-server holds
-     * server.lock). 0, -EBUSY when the thread is already reading, -ENOMEM,
+     * connection, and callers must take turns on it (in moat-server only
+     * the writer thread uses it, writer.h). 0, -EBUSY when the thread is already reading, -ENOMEM,
      * -EIO.
      */
     int (*read_begin)(struct store *st);

@@ -6,7 +6,7 @@
  * and runs in the same transaction as the version bump.
  *
  * Connections: one writer connection, which the caller uses one thread at a
- * time (moat-server holds server.lock), and a pool of read-only connections
+ * time (in moat-server, the writer thread: writer.h), and a pool of read-only connections
  * (PRAGMA query_only). Between read_begin() and read_end() a thread's
  * operations run on a pooled read connection inside one read transaction: a
  * snapshot of the last commit, read beside the writer and other readers (WAL).

@@ -92,6 +92,23 @@ check "whoami: unknown token 401" 401
 
 # ---- the change feed
 cursor() { jget "j['cursor']"; }
+# post TOKEN PATH BODY: POSTs BODY to PATH (the answer is not kept).
+post() {
+    curl -s -o /dev/null -X POST -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
+        --data "$3" "$URL$2"
+}
+# post_later S TOKEN PATH BODY: post after S seconds, in the background ($LATER).
+post_later() {
+    (sleep "$1" && post "$2" "$3" "$4") &
+    LATER=$!
+}
+# timed_get PATH: req GET PATH as the viewer; how long it took in $MS.
+timed_get() {
+    t0=$(date +%s%N)
+    req GET "$1" "" "$C_VIEWER"
+    t1=$(date +%s%N)
+    MS=$(((t1 - t0) / 1000000))
+}
 req GET /api/v1/changes "" "$C_VIEWER"
 check "changes: without a cursor: the cursor, nothing changed" 200 "j['changed'] == [] and len(j['cursor'].split('.')) == 5"
 C0=$(cursor)
@@ -112,16 +129,11 @@ FEED_JT=$(jget "j['join_token']")
 req GET "/api/v1/changes?cursor=$C1" "" "$C_VIEWER"
 check "changes: a refused write and a GET move nothing" 200 "j['changed'] == [] and j['cursor'] == '$C1'"
 # a waiting long-poll is answered by a write made while it waits
-(sleep 0.5 && curl -s -o /dev/null -X POST -H "Authorization: Bearer $C_ADMIN" -H 'Content-Type: application/json' \
-    --data '{"name":"feed-obj","namespace":"shop"}' "$URL/api/v1/objects") &
-WRITER=$!
-t0=$(date +%s%N)
-req GET "/api/v1/changes?cursor=$C1&wait=20" "" "$C_VIEWER"
-t1=$(date +%s%N)
-wait "$WRITER"
+post_later 0.5 "$C_ADMIN" /api/v1/objects '{"name":"feed-obj","namespace":"shop"}'
+timed_get "/api/v1/changes?cursor=$C1&wait=20"
+wait "$LATER"
 check "changes: a waiting long-poll is answered by a write" 200 "j['changed'] == ['config']"
-ms=$(((t1 - t0) / 1000000))
-if [ "$ms" -lt 5000 ]; then ok "changes: ... at once (${ms} ms, the write came after 500)"; else nok "changes: ... at once" "${ms} ms"; fi
+if [ "$MS" -lt 5000 ]; then ok "changes: ... at once (${MS} ms, the write came after 500)"; else nok "changes: ... at once" "${MS} ms"; fi
 C2=$(cursor)
 req POST /api/v1/agents/register "{\"cluster\":\"feed\",\"node\":\"n1\",\"join_token\":\"$FEED_JT\",\"os\":\"Debian 12\",\"kernel\":\"6.1.0\",\"agent_version\":\"0.1.0\"}" ""
 check "changes: an agent registers" 201
@@ -145,29 +157,19 @@ check "changes: an event batch moves alerts" 200 "j['changed'] == ['alerts']"
 # move them every few ms); any other topic answers at once. Bounds below are lower bounds
 # (the server cannot answer before them) or far above what a loaded machine needs.
 CB=$(cursor)
-(sleep 0.3 && curl -s -o /dev/null -X POST -H "Authorization: Bearer $FEED_AG" -H 'Content-Type: application/json' \
-    --data '{}' "$URL/api/v1/agents/heartbeat") &
-BEATER=$!
-t0=$(date +%s%N)
-req GET "/api/v1/changes?cursor=$CB&wait=30&beat=2" "" "$C_VIEWER"
-t1=$(date +%s%N)
-wait "$BEATER"
+post_later 0.3 "$FEED_AG" /api/v1/agents/heartbeat '{}'
+timed_get "/api/v1/changes?cursor=$CB&wait=30&beat=2"
+wait "$LATER"
 check "changes: beat: heartbeats alone are answered..." 200 "j['changed'] == ['heartbeats']"
-ms=$(((t1 - t0) / 1000000))
-if [ "$ms" -ge 2000 ]; then ok "changes: ... no sooner than beat after the request (${ms} ms)"; else nok "changes: ... no sooner than beat" "${ms} ms"; fi
+if [ "$MS" -ge 2000 ]; then ok "changes: ... no sooner than beat after the request (${MS} ms)"; else nok "changes: ... no sooner than beat" "${MS} ms"; fi
 CB=$(cursor)
-(sleep 0.3 && curl -s -o /dev/null -X POST -H "Authorization: Bearer $FEED_AG" -H 'Content-Type: application/json' \
-    --data '{}' "$URL/api/v1/agents/heartbeat" && sleep 0.5 &&
-    curl -s -o /dev/null -X POST -H "Authorization: Bearer $C_ADMIN" -H 'Content-Type: application/json' \
-        --data '{"name":"beat","defense":"off"}' "$URL/api/v1/clusters") &
-BEATER=$!
-t0=$(date +%s%N)
-req GET "/api/v1/changes?cursor=$CB&wait=50&beat=40" "" "$C_VIEWER"
-t1=$(date +%s%N)
-wait "$BEATER"
+(sleep 0.3 && post "$FEED_AG" /api/v1/agents/heartbeat '{}' && sleep 0.5 &&
+    post "$C_ADMIN" /api/v1/clusters '{"name":"beat","defense":"off"}') &
+LATER=$!
+timed_get "/api/v1/changes?cursor=$CB&wait=50&beat=40"
+wait "$LATER"
 check "changes: beat: another topic answers at once, with the heartbeats held back" 200 "j['changed'] == ['config', 'heartbeats']"
-ms=$(((t1 - t0) / 1000000))
-if [ "$ms" -lt 30000 ]; then ok "changes: ... before the beat (${ms} ms of 40 s)"; else nok "changes: ... before the beat" "${ms} ms"; fi
+if [ "$MS" -lt 30000 ]; then ok "changes: ... before the beat (${MS} ms of 40 s)"; else nok "changes: ... before the beat" "${MS} ms"; fi
 CB=$(cursor)
 req POST /api/v1/agents/heartbeat '{}' "$FEED_AG"
 req GET "/api/v1/changes?cursor=$CB&beat=30" "" "$C_VIEWER"
