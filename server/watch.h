@@ -72,7 +72,7 @@ int watch_wait(struct watch *w, struct waiter *wt, struct MHD_Connection *c, con
                double deadline, uint64_t seen);
 /* Resumes every request waiting on `key`. */
 void watch_wake(struct watch *w, const char *key);
-/* The server stops: resumes every waiting request; later waits return false. */
+/* The server stops: resumes every waiting request; later waits return 0. */
 void watch_wake_all(struct watch *w);
 /* How many requests wait now. */
 size_t watch_waiting(struct watch *w);
