@@ -52,7 +52,8 @@ json_t *cluster_det_local(const struct datapath_ops *ops, const char *node, uint
     *err = ops->quarantines ? ops->quarantines(node, &q, &n) : -EOPNOTSUPP;
     if (*err)
         return NULL;
-    qsort(q, n, sizeof(*q), cmp_addr);
+    if (n > 1)
+        qsort(q, n, sizeof(*q), cmp_addr);
     struct clocks now = clocks_now();
     json_t *out = json_array();
     for (size_t i = 0; out && i < n; i++) {
