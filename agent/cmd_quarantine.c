@@ -14,6 +14,7 @@
 
 static const char *reason_name(uint32_t r)
 {
+    r &= MOAT_Q_REASON_MASK;
     return r == MOAT_Q_PORT_SCAN ? "port_scan" : r == MOAT_Q_BRUTE_FORCE ? "brute_force" : "other";
 }
 
@@ -75,11 +76,12 @@ static int list(const char *node, const char *cluster, bool json)
         if (cluster && strcmp(cluster, cl) != 0)
             continue;
         if (json)
-            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "cluster", cl,
-                                                 "address", addr, "reason",
-                                                 reason_name(q[i].reason), "since", since, "until",
-                                                 until, "seconds", (json_int_t)q[i].secs, "dropped",
-                                                 (json_int_t)q[i].dropped));
+            json_array_append_new(
+                arr,
+                json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "cluster", cl, "address", addr,
+                          "reason", reason_name(q[i].reason), "since", since, "until", until,
+                          "seconds", (json_int_t)q[i].secs, "dropped", (json_int_t)q[i].dropped,
+                          "origin", q[i].reason & MOAT_Q_FROM_SERVER ? "server" : "node"));
         else
             printf("%-16s %-40s %-12s %-21s %-21s %llu\n", cl, addr, reason_name(q[i].reason),
                    since, until, (unsigned long long)q[i].dropped);

@@ -1122,6 +1122,29 @@ static int quarantines_ebpf(const char *node, struct datapath_quarantine **out, 
     return 0;
 }
 
+static int quarantine_ebpf(const char *node, const struct datapath_quarantine *q)
+{
+    int fd = pinned(node, "moat_quarantine");
+    if (fd < 0)
+        return fd;
+    struct moat_quarantine_key k = {.cluster = q->cluster};
+    memcpy(k.addr, q->addr.b, 16);
+    struct moat_quarantine_val v = {.until_ns = q->until_ns,
+                                    .since_ns = q->since_ns,
+                                    .reason = q->reason,
+                                    .secs = q->secs,
+                                    .dropped = q->dropped};
+    int err = bpf_map_update_elem(fd, &k, &v, BPF_ANY) < 0 ? -errno : 0;
+    close(fd);
+    /* established flows of the source are cut at their next packet */
+    int efd = err ? -1 : pinned(node, "moat_depoch");
+    if (efd >= 0) {
+        bump_depoch(efd);
+        close(efd);
+    }
+    return err;
+}
+
 static int release_ebpf(const char *node, uint32_t cluster, const struct moat_addr *addr)
 {
     int fd = pinned(node, "moat_quarantine");
@@ -1159,6 +1182,7 @@ const struct datapath_ops datapath_ebpf = {
     .stats = stats_ebpf,
     .set_threats = set_threats_ebpf,
     .quarantines = quarantines_ebpf,
+    .quarantine = quarantine_ebpf,
     .release = release_ebpf,
     .generation = read_generation,
     .prog_fd = prog_fd_ebpf,

@@ -137,7 +137,7 @@ with_moat() { # MODE RULES [DETECTIONS]
         --inventory "$TMP/lab.yaml" --alerts /dev/null 2>"$TMP/moatd.log" &
     MP=$!
     i=0
-    until [ "$(grep -c enforcing "$TMP/moatd.log")" -ge 2 ] || [ $i -ge 600 ]; do i=$((i + 1)); sleep 0.05; done
+    until [ "$(grep -cs enforcing "$TMP/moatd.log")" -ge 2 ] 2>/dev/null || [ $i -ge 600 ]; do i=$((i + 1)); sleep 0.05; done
     measure "$1" "$2"
     kill "$MP"
     wait "$MP" 2>/dev/null

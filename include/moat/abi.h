@@ -288,11 +288,13 @@ struct moat_quarantine_key {
 
 #define MOAT_Q_BRUTE_FORCE 1
 #define MOAT_Q_PORT_SCAN   2
+#define MOAT_Q_REASON_MASK 0xffu
+#define MOAT_Q_FROM_SERVER 0x100u /* installed by moatd from the server (another node's) */
 
 struct moat_quarantine_val {
     moat_u64 until_ns; /* bpf_ktime_get_ns() when it ends */
     moat_u64 since_ns;
-    moat_u32 reason;  /* MOAT_Q_* */
+    moat_u32 reason;  /* MOAT_Q_* (and MOAT_Q_FROM_SERVER) */
     moat_u32 secs;    /* as configured */
     moat_u64 dropped; /* connection attempts dropped meanwhile */
 };

@@ -63,10 +63,10 @@ for n in v1 v2 a1 p1; do
         net.ipv4.conf.eth0.arp_accept=1 net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 done
 
-x() { "$M" lab exec --name "$LAB" "$@"; }
-x v1 -- "$T" serve --tcp 22 --tcp 80 --tcp 8080 --udp 5353 >"$TMP/v1.out" 2>&1 &
+# servers are started by `moat lab exec` itself (it execs them): their PIDs are theirs
+"$M" lab exec --name "$LAB" v1 -- "$T" serve --tcp 22 --tcp 80 --tcp 8080 --udp 5353 >"$TMP/v1.out" 2>&1 &
 PIDS="$PIDS $!"
-x v2 -- "$T" serve --tcp 5432 --udp 5353 >"$TMP/v2.out" 2>&1 &
+"$M" lab exec --name "$LAB" v2 -- "$T" serve --tcp 5432 --udp 5353 >"$TMP/v2.out" 2>&1 &
 PIDS="$PIDS $!"
 i=0
 until grep -qs ready "$TMP/v1.out" && grep -qs ready "$TMP/v2.out"; do

@@ -55,14 +55,14 @@ docs = open(sys.argv[1]).read().split("---\n")
 open(sys.argv[2], "w").write("---\n".join(d for d in docs if "name: bad\n" not in d))
 PY
 
-x() { "$M" lab exec --name "$LAB" "$@"; }
-x srv -- "$T" serve --tcp 22 --tcp 80 --tcp 3306 --tcp 8080 >"$TMP/srv.out" 2>&1 &
+# servers are started by `moat lab exec` itself (it execs them): their PIDs are theirs
+"$M" lab exec --name "$LAB" srv -- "$T" serve --tcp 22 --tcp 80 --tcp 3306 --tcp 8080 >"$TMP/srv.out" 2>&1 &
 PIDS="$PIDS $!"
-x bad -- "$T" serve --tcp 443 >"$TMP/bad.out" 2>&1 &
+"$M" lab exec --name "$LAB" bad -- "$T" serve --tcp 443 >"$TMP/bad.out" 2>&1 &
 PIDS="$PIDS $!"
-x dns -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 192.0.2.53 2001:db8::53 >"$TMP/dns.out" 2>&1 &
+"$M" lab exec --name "$LAB" dns -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 192.0.2.53 2001:db8::53 >"$TMP/dns.out" 2>&1 &
 PIDS="$PIDS $!"
-x rogue -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 203.0.113.66 2001:db8::66 >"$TMP/rogue.out" 2>&1 &
+"$M" lab exec --name "$LAB" rogue -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 203.0.113.66 2001:db8::66 >"$TMP/rogue.out" 2>&1 &
 PIDS="$PIDS $!"
 i=0
 until grep -qs ready "$TMP/srv.out" && grep -qs ready "$TMP/bad.out" &&

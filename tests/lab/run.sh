@@ -13,14 +13,33 @@ set -u
 B=${1:?build dir}
 P=0
 F=0
+PROCS=$(mktemp)
+trap 'rm -f "$PROCS"' EXIT
+# Processes a suite starts in its lab (servers, resolvers, agents) must end
+# with it: their PIDs, before and after each suite, by command line.
+BA=$(cd "$B" && pwd)
+lab_procs() {
+    ps -eo pid=,args= | grep -E "($BA/(moat-traffic|moatd)|$PWD/tests/lab/dnsd.py) " |
+        grep -v grep | awk '{ print $1 }' | sort
+}
 for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
     "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh"; do
     set -- $s
     echo "== tests/lab/$s"
     t0=$(date +%s)
+    lab_procs >"$PROCS"
     out=$(sh "tests/lab/$1" "$B" ${2:-} 2>&1)
     rc=$?
     printf '%s\n' "$out"
+    i=0
+    while left=$(lab_procs | comm -13 "$PROCS" - | tr '\n' ' ') && [ -n "$left" ] && [ $i -lt 30 ]; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+    if [ -n "$left" ]; then
+        echo "FAIL processes-ended: left running after tests/lab/$s: $left"
+        F=$((F + 1))
+    fi
     echo "   ($(($(date +%s) - t0)) s)"
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
     p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
