@@ -20,6 +20,7 @@ ASAN_LD  := -fsanitize=address,undefined
 LIB_SRC  := $(wildcard lib/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 TRAFFIC_SRC := $(wildcard tools/traffic/*.c)
+FLEET_SRC := $(wildcard tools/fleet/*.c)
 AGENT_SRC := $(filter-out agent/moatd.c,$(wildcard agent/*.c))
 SERVER_SRC := $(wildcard server/*.c)
 # The web console, compiled into moat-server (mk/embed.sh, server/static.h):
@@ -37,7 +38,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_MAINS := $(wildcard bench/bench_*.c)
-ALL_C    := $(LIB_SRC) $(CLI_SRC) $(FUZZ_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(wildcard tests/unit/*.h) \
+ALL_C    := $(LIB_SRC) $(CLI_SRC) $(FUZZ_SRC) $(UNIT_SRC) $(BENCH_SRC) $(TRAFFIC_SRC) $(FLEET_SRC) $(wildcard tests/unit/*.h) \
             $(wildcard lib/*.h cli/*.h include/moat/*.h) $(wildcard agent/*.c agent/*.h) \
             $(BPFTEST_SRC) $(wildcard tests/bpf/frame.*) $(BPF_SRC) $(wildcard bpf/lib/*.h) \
             $(SERVER_SRC) $(wildcard server/*.h)
@@ -76,6 +77,9 @@ build/$(1)/moat: $$(patsubst %.c,build/$(1)/%.o,$$(CLI_SRC)) build/$(1)/libmoat.
 	$$(CC) $(3) -o $$@ $$^ $$(LIBS) -lcurl -lm
 
 build/$(1)/moat-traffic: $$(patsubst %.c,build/$(1)/%.o,$$(TRAFFIC_SRC))
+	$$(CC) $(3) -o $$@ $$^
+
+build/$(1)/moat-fleet: $$(patsubst %.c,build/$(1)/%.o,$$(FLEET_SRC))
 	$$(CC) $(3) -o $$@ $$^
 
 $$(patsubst %.c,build/$(1)/%.o,$$(AGENT_SRC) agent/moatd.c $$(BPFTEST_SRC)): $$(SKEL)
@@ -139,7 +143,7 @@ build/rel/bench/bench_datapath.o: $(SKEL)
 
 test: $(DEPS_OK) lint $(UNIT_BINS) $(BPFTEST_BINS) build/asan/moat build/rel/moat \
       build/asan/moatd build/asan/moat-traffic build/rel/moatd build/rel/moat-traffic \
-      build/asan/moat-server build/rel/moat-server $(FUZZ_BINS)
+      build/asan/moat-server build/rel/moat-server build/rel/moat-fleet $(FUZZ_BINS)
 	@sh tests/run.sh build/asan
 
 unit: $(UNIT_BINS)
@@ -155,7 +159,7 @@ demo: $(DEPS_OK) build/rel/moat build/rel/moatd build/rel/moat-traffic build/rel
 	@sh examples/demo.sh build/rel
 
 bench: $(DEPS_OK) $(BENCH_BINS) build/rel/moat build/rel/moatd build/rel/moat-traffic \
-       build/rel/moat-server
+       build/rel/moat-server build/rel/moat-fleet
 	@sh bench/run.sh build/rel
 
 # Man pages, written from each program's own help (mk/man.py): moat(1) from

@@ -1,5 +1,6 @@
 /* agent: moatd's standalone node logic (see agent.h). */
 #include "agent.h"
+#include "cluster_det.h"
 #include "doc.h"
 #include "hold.h"
 #include "loader.h"
@@ -176,7 +177,8 @@ static void detection_hit(const struct moat_agent *a, const struct moat_event *e
     h->count = e->count ? e->count : 1;
     h->kind = alert_kind_of(e->kind);
     if (e->kind == MOAT_EV_QUARANTINE)
-        h->kind = e->aux == MOAT_Q_PORT_SCAN ? ALERT_PORT_SCAN : ALERT_BRUTE_FORCE;
+        h->kind =
+            (e->aux & MOAT_Q_REASON_MASK) == MOAT_Q_PORT_SCAN ? ALERT_PORT_SCAN : ALERT_BRUTE_FORCE;
     if (!e->applied) {
         bool block =
             (e->kind == MOAT_EV_BRUTE_FORCE && d->brute_force.c.action == MOAT_ACTION_BLOCK) ||
@@ -202,11 +204,12 @@ static void detection_hit(const struct moat_agent *a, const struct moat_event *e
     case MOAT_EV_QUARANTINE:
         h->dst.port = 0; /* apart from the alert of the detection itself */
         snprintf(details, n, "connection attempts from a source quarantined for %s dropped",
-                 e->aux == MOAT_Q_PORT_SCAN ? "a port scan" : "brute force");
+                 (e->aux & MOAT_Q_REASON_MASK) == MOAT_Q_PORT_SCAN ? "a port scan" : "brute force");
         break;
     case MOAT_EV_DNS_HIJACK:
-        snprintf(details, n, "%s: %s", e->dir == MOAT_ABI_DIR_INGRESS ? "DNS answer" : "DNS query",
-                 dns_details(e->reason));
+        if (e->aux)
+            h->dst.port = 0; /* an answer: to the client, whichever port it asked from */
+        snprintf(details, n, "%s: %s", e->aux ? "DNS answer" : "DNS query", dns_details(e->reason));
         break;
     case MOAT_EV_THREAT: {
         char addr[MOAT_ADDR_STRLEN];
@@ -479,8 +482,11 @@ static int reconcile_ifaces(struct moat_agent *a)
     return 0;
 }
 
+static void report_quarantines(struct moat_agent *a);
+
 void agent_rescan(struct moat_agent *a)
 {
+    report_quarantines(a);
     double now = mono_now();
     if (now - a->threats_checked_at >= 0.25) { /* a changed list is in force within 1 s */
         a->threats_checked_at = now;
@@ -836,11 +842,34 @@ int agent_set_discovered(struct moat_agent *a, json_t *docs)
  */
 #define TRIM_ABOVE (256u << 10) /* bytes of policy text worth a malloc_trim */
 
-static int keep_remote(struct moat_agent *a, const json_t *policy)
+/*
+ * The cluster record of the answer, with its threat list where this node
+ * keeps it: in cluster mode the list comes from the server (sync.h), never
+ * from a path named in the settings.
+ */
+static json_t *remote_cluster(struct moat_agent *a, const json_t *policy)
 {
-    json_t *clusters = json_pack("[O]", json_object_get(policy, "cluster"));
-    json_t *docs = json_array();
-    int err = clusters && docs ? 0 : -ENOMEM;
+    json_t *c = json_deep_copy(json_object_get(policy, "cluster"));
+    json_t *ti = json_object_get(json_object_get(c, "detections"), "threat_intel");
+    if (!c || !json_is_object(ti))
+        return c;
+    json_object_del(ti, "file");
+    if (json_is_object(json_object_get(policy, "threat_intel"))) {
+        char path[4200];
+        sync_threat_path(a->cfg.sync, path, sizeof(path));
+        json_object_set_new(ti, "file", json_string(path));
+    }
+    return c;
+}
+
+/* Keeps the answer; *same when its documents are those already in force. */
+static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
+{
+    *same = false;
+    json_t *clusters = json_array(), *docs = json_array();
+    int err = clusters && docs && !json_array_append_new(clusters, remote_cluster(a, policy))
+                  ? 0
+                  : -ENOMEM;
     if (!err)
         err = remote_docs(clusters, json_object_get(policy, "objects"),
                           json_object_get(policy, "rules"), json_object_get(policy, "workloads"),
@@ -856,24 +885,72 @@ static int keep_remote(struct moat_agent *a, const json_t *policy)
         json_decref(rules);
         return err;
     }
+    *same = a->policy && a->remote_text && a->revision == a->remote_revision &&
+            strcmp(text, a->remote_text) == 0 && json_equal(rules, a->remote_rules);
     free(a->remote_text);
     json_decref(a->remote_rules);
     a->remote_text = text;
     a->remote_rules = rules;
     a->remote_revision = json_integer_value(json_object_get(policy, "revision"));
+    json_decref(a->remote_quarantines);
+    json_decref(a->remote_releases);
+    a->remote_quarantines = json_incref(json_object_get(policy, "quarantines"));
+    a->remote_releases = json_incref(json_object_get(policy, "quarantine_releases"));
     return 0;
+}
+
+/* The index of this node's cluster in the policy in force, or MOAT_NONE. */
+static uint32_t own_cluster(const struct moat_agent *a)
+{
+    return a->policy && a->cfg.cluster ? policy_find_cluster(a->policy, a->cfg.cluster) : MOAT_NONE;
+}
+
+/* Cluster mode: the server's quarantines and releases into the kernel. */
+static void apply_remote_quarantines(struct moat_agent *a)
+{
+    uint32_t c = own_cluster(a);
+    if (!a->dp || c == MOAT_NONE || (!a->remote_quarantines && !a->remote_releases))
+        return;
+    int n = cluster_det_apply(a->ops, a->cfg.node, c, a->remote_quarantines, a->remote_releases);
+    if (n > 0)
+        agent_log("info", "quarantines from the server: %d kernel entries changed", n);
+    else if (n < 0 && n != -EOPNOTSUPP)
+        agent_log("warning", "cannot apply the server's quarantines: %s", strerror(-n));
+}
+
+/* Cluster mode: the quarantines this node's kernel started, to the server (once a second). */
+static void report_quarantines(struct moat_agent *a)
+{
+    double now = mono_now();
+    uint32_t c = own_cluster(a);
+    if (!a->cfg.sync || !a->dp || c == MOAT_NONE || now - a->quarantines_checked_at < 1.0)
+        return;
+    a->quarantines_checked_at = now;
+    int err;
+    json_t *list = cluster_det_local(a->ops, a->cfg.node, c, &err);
+    if (list && sync_set_quarantines(a->cfg.sync, list) < 0)
+        agent_log("warning", "out of memory: quarantines not reported");
+    json_decref(list);
 }
 
 int agent_set_remote(struct moat_agent *a, json_t *policy)
 {
     /* the newest, even when it fails here: a fixed inventory uses it */
-    int err = keep_remote(a, policy);
+    bool same;
+    int err = keep_remote(a, policy, &same);
     json_decref(policy);
     if (err) {
         agent_log("error", "out of memory: the server's policy is not applied");
         return err;
     }
-    err = refresh(a, "applying the server's policy");
+    if (same) { /* only quarantines or the revision moved: nothing to compile */
+        a->revision = a->remote_revision;
+        a->status_dirty = true;
+        report(a);
+    } else {
+        err = refresh(a, "applying the server's policy");
+    }
+    apply_remote_quarantines(a);
     if (strlen(a->remote_text) > TRIM_ABOVE)
         malloc_trim(0); /* give back what parsing a large answer took */
     return err;
@@ -949,6 +1026,12 @@ static const char *const drop_names[MOAT_DROP_MAX] = {
     [MOAT_DROP_LINK_LOCAL] = "link_local_source",
     [MOAT_DROP_MAC_SPOOF] = "mac_spoofing",
     [MOAT_DROP_NO_WORKLOAD] = "unknown_interface",
+    [MOAT_DROP_QUARANTINED] = "quarantined_source",
+    [MOAT_DROP_DNS_RESOLVER] = "dns_resolver_not_approved",
+    [MOAT_DROP_DNS_NO_QUERY] = "dns_answer_no_query",
+    [MOAT_DROP_DNS_QUESTION] = "dns_answer_question_mismatch",
+    [MOAT_DROP_DNS_MALFORMED] = "dns_malformed",
+    [MOAT_DROP_THREAT] = "threat_listed",
 };
 
 static const char *const event_stat_names[MOAT_EVS_MAX] = {
@@ -1074,6 +1157,8 @@ void agent_stop(struct moat_agent *a, bool remove)
     alert_agg_free(a->window);
     free(a->remote_text);
     json_decref(a->remote_rules);
+    json_decref(a->remote_quarantines);
+    json_decref(a->remote_releases);
     json_decref(a->local_workloads);
     json_decref(a->discovered);
     tables_free(a->tables);

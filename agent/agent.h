@@ -91,6 +91,9 @@ struct moat_agent {
     struct agent_threats *threats; /* per cluster of the policy in force */
     size_t nthreats;
     double threats_checked_at; /* monotonic seconds */
+    /* cluster mode: quarantines shared through the server (cluster_det.h) */
+    json_t *remote_quarantines, *remote_releases; /* from the newest answer (owned) */
+    double quarantines_checked_at;                /* monotonic seconds */
 };
 
 /* Stable names of the datapath's drop reasons (MOAT_DROP_*, NULL for none) and event counts. */

@@ -14,6 +14,7 @@
 
 static const char *reason_name(uint32_t r)
 {
+    r &= MOAT_Q_REASON_MASK;
     return r == MOAT_Q_PORT_SCAN ? "port_scan" : r == MOAT_Q_BRUTE_FORCE ? "brute_force" : "other";
 }
 
@@ -50,7 +51,7 @@ static void wall_text(uint64_t mono_ns, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int list(const char *node, bool json)
+static int list(const char *node, const char *cluster, bool json)
 {
     struct datapath_quarantine *q = NULL;
     size_t n = 0;
@@ -72,12 +73,15 @@ static int list(const char *node, bool json)
         wall_text(q[i].since_ns, since, sizeof(since));
         wall_text(q[i].until_ns, until, sizeof(until));
         const char *cl = cluster_name(names, q[i].cluster, cbuf, sizeof(cbuf));
+        if (cluster && strcmp(cluster, cl) != 0)
+            continue;
         if (json)
-            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "cluster", cl,
-                                                 "address", addr, "reason",
-                                                 reason_name(q[i].reason), "since", since, "until",
-                                                 until, "seconds", (json_int_t)q[i].secs, "dropped",
-                                                 (json_int_t)q[i].dropped));
+            json_array_append_new(
+                arr,
+                json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "cluster", cl, "address", addr,
+                          "reason", reason_name(q[i].reason), "since", since, "until", until,
+                          "seconds", (json_int_t)q[i].secs, "dropped", (json_int_t)q[i].dropped,
+                          "origin", q[i].reason & MOAT_Q_FROM_SERVER ? "server" : "node"));
         else
             printf("%-16s %-40s %-12s %-21s %-21s %llu\n", cl, addr, reason_name(q[i].reason),
                    since, until, (unsigned long long)q[i].dropped);
@@ -132,8 +136,9 @@ static int release(const char *node, const char *addr_text, const char *cluster)
 
 int cmd_quarantine(int argc, char **argv)
 {
-    static const char usage[] = "usage: moatd quarantine list --node NAME [-o table|json]\n"
-                                "       moatd quarantine release ADDR --node NAME [--cluster ID]\n";
+    static const char usage[] =
+        "usage: moatd quarantine list --node NAME [--cluster ID] [-o table|json]\n"
+        "       moatd quarantine release ADDR --node NAME [--cluster ID]\n";
     if (argc < 2 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "release") != 0)) {
         fputs(usage, stderr);
         return 2;
@@ -164,6 +169,6 @@ int cmd_quarantine(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    return is_list ? list(node, strcmp(out, "json") == 0)
+    return is_list ? list(node, cluster, strcmp(out, "json") == 0)
                    : release(node, argv[1 + optind], cluster);
 }

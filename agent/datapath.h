@@ -92,6 +92,12 @@ struct datapath_ops {
     int (*set_threats)(struct datapath *dp, struct moat_threatlist *const *lists, size_t n);
     /* Active quarantines of node `node`, from its kernel state; caller frees *out. */
     int (*quarantines)(const char *node, struct datapath_quarantine **out, size_t *n);
+    /*
+     * Puts q->addr in quarantine for cluster index q->cluster until q->until_ns
+     * (CLOCK_MONOTONIC), with q->reason (MOAT_Q_*, MOAT_Q_FROM_SERVER) and
+     * q->secs; an existing one is replaced. Flows in progress are checked again.
+     */
+    int (*quarantine)(const char *node, const struct datapath_quarantine *q);
     /* Ends a quarantine at once: 0, -ENOENT when there is none. */
     int (*release)(const char *node, uint32_t cluster, const struct moat_addr *addr);
     uint32_t (*generation)(struct datapath *dp);

@@ -505,53 +505,47 @@ static int add_resolver(int fd, uint32_t cluster, const struct moat_addr *a)
     return bpf_map_update_elem(fd, &k, &one, BPF_ANY) < 0 ? -errno : 0;
 }
 
-/* How many approved resolvers cluster `c` has (as fill_resolvers finds them). */
+static int count_one(void *arg, const struct moat_addr *a)
+{
+    (void)a;
+    size_t *n = arg;
+    ++*n;
+    return 0;
+}
+
+/* How many approved resolvers cluster `c` has. */
 static uint16_t resolver_count(const struct moat_policy *p, uint32_t c)
 {
-    const struct moat_detections *d = &p->clusters[c].det;
-    if (d->dns_hijack.nresolvers)
-        return (uint16_t)d->dns_hijack.nresolvers;
-    uint32_t dns = policy_find_object(p, "cluster-dns");
     size_t n = 0;
-    for (size_t w = 0; dns != MOAT_NONE && w < p->nworkloads; w++)
-        if (p->workloads[w].cluster == c &&
-            object_matches_workload(&p->objects[dns], &p->workloads[w], p->clusters[c].name))
-            n += p->workloads[w].naddrs;
+    cluster_resolvers(p, c, count_one, &n);
     return (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
 }
 
-/*
- * The approved DNS resolvers of every cluster: those its dns_hijack settings
- * name, else the addresses of its workloads the `cluster-dns` object selects
- * (following them as they change: this is rebuilt with every snapshot).
- */
+struct resolver_fill {
+    int fd;
+    uint32_t cluster;
+};
+
+static int add_one(void *arg, const struct moat_addr *a)
+{
+    const struct resolver_fill *f = arg;
+    return add_resolver(f->fd, f->cluster, a);
+}
+
+/* The approved DNS resolvers of every cluster, rebuilt with every snapshot. */
 static int fill_resolvers(const struct moat_policy *p)
 {
     size_t n = 0;
-    uint32_t dns = policy_find_object(p, "cluster-dns");
-    for (size_t i = 0; i < p->nclusters; i++)
-        n += p->clusters[i].det.dns_hijack.nresolvers;
-    for (size_t i = 0; i < p->nworkloads; i++)
-        n += p->workloads[i].naddrs;
+    for (uint32_t c = 0; c < p->nclusters; c++)
+        cluster_resolvers(p, c, count_one, &n);
     int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "moat_resolvers", sizeof(struct moat_resolver_key),
                             sizeof(uint8_t), n ? (uint32_t)n : 1, NULL);
     if (fd < 0)
         return -errno;
     int err = 0;
     for (uint32_t c = 0; c < p->nclusters && !err; c++) {
-        const struct moat_detections *d = &p->clusters[c].det;
-        for (size_t r = 0; r < d->dns_hijack.nresolvers && !err; r++)
-            err = add_resolver(fd, c, &d->dns_hijack.resolvers[r]);
-        if (d->dns_hijack.nresolvers || dns == MOAT_NONE)
-            continue;
-        for (size_t w = 0; w < p->nworkloads && !err; w++) {
-            const struct moat_workload *wl = &p->workloads[w];
-            if (wl->cluster != c ||
-                !object_matches_workload(&p->objects[dns], wl, p->clusters[c].name))
-                continue;
-            for (size_t a = 0; a < wl->naddrs && !err; a++)
-                err = add_resolver(fd, c, &wl->addrs[a]);
-        }
+        struct resolver_fill f = {.fd = fd, .cluster = c};
+        err = cluster_resolvers(p, c, add_one, &f);
     }
     if (err) {
         close(fd);
@@ -1128,6 +1122,29 @@ static int quarantines_ebpf(const char *node, struct datapath_quarantine **out, 
     return 0;
 }
 
+static int quarantine_ebpf(const char *node, const struct datapath_quarantine *q)
+{
+    int fd = pinned(node, "moat_quarantine");
+    if (fd < 0)
+        return fd;
+    struct moat_quarantine_key k = {.cluster = q->cluster};
+    memcpy(k.addr, q->addr.b, 16);
+    struct moat_quarantine_val v = {.until_ns = q->until_ns,
+                                    .since_ns = q->since_ns,
+                                    .reason = q->reason,
+                                    .secs = q->secs,
+                                    .dropped = q->dropped};
+    int err = bpf_map_update_elem(fd, &k, &v, BPF_ANY) < 0 ? -errno : 0;
+    close(fd);
+    /* established flows of the source are cut at their next packet */
+    int efd = err ? -1 : pinned(node, "moat_depoch");
+    if (efd >= 0) {
+        bump_depoch(efd);
+        close(efd);
+    }
+    return err;
+}
+
 static int release_ebpf(const char *node, uint32_t cluster, const struct moat_addr *addr)
 {
     int fd = pinned(node, "moat_quarantine");
@@ -1165,6 +1182,7 @@ const struct datapath_ops datapath_ebpf = {
     .stats = stats_ebpf,
     .set_threats = set_threats_ebpf,
     .quarantines = quarantines_ebpf,
+    .quarantine = quarantine_ebpf,
     .release = release_ebpf,
     .generation = read_generation,
     .prog_fd = prog_fd_ebpf,

@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "mem.h"
 #include "spool.h"
+#include "threatlist.h"
 #include "uplink.h"
 
 #include <errno.h>
@@ -45,10 +46,14 @@ struct sync {
     char *workloads;                           /* JSON text of the node's workloads */
     uint64_t report_version, reported_version; /* heartbeat-worthy changes */
     uint64_t wl_version, wl_sent;
+    char *quarantines; /* JSON text of the quarantines this node's kernel started */
+    uint64_t q_version, q_sent;
+    bool q_unsupported; /* the server has no quarantine route (404): not sent again */
     int hb_interval;
     bool reachable;
     char last_error[300];
     uint64_t delivered, refused;
+    char *ti_version;   /* the cluster's threat list on disk (poller only) */
     char last_log[512]; /* the last repeated-failure message, and when */
     double last_log_at;
 };
@@ -201,6 +206,56 @@ static void policy_arrived(struct sync *s, json_t *body, int64_t rev)
         agent_log("warning", "cannot wake the main loop: %s", strerror(errno));
 }
 
+#define THREATS_FILE "threat-intel.txt"
+#define THREATS_META "threat-intel.json"
+
+/*
+ * The policy answer names the cluster's threat list by version
+ * (`threat_intel: {version, prefixes}`, null: none): a new version is
+ * fetched and kept in the state folder before the answer is handed on, so
+ * the main loop finds the list that goes with it. 0, or <0 to try again.
+ */
+static int fetch_threats(struct sync *s, struct uplink *u, const json_t *answer)
+{
+    const char *v =
+        json_string_value(json_object_get(json_object_get(answer, "threat_intel"), "version"));
+    if (!v || (s->ti_version && strcmp(v, s->ti_version) == 0))
+        return 0;
+    char *text;
+    size_t len;
+    char why[512], path[4200], tmp[4300];
+    int st = uplink_get_text(u, V1 "/agents/threat-intel", MOAT_THREAT_TEXT_MAX, 120, &text, &len,
+                             why, sizeof(why));
+    if (st != 200) {
+        log_repeat(s, "warning", "threat list %s: %s", v, st < 0 ? why : "not served");
+        return st < 0 ? st : -EIO;
+    }
+    state_path(s, THREATS_FILE, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int err = f ? 0 : -errno;
+    if (f && fwrite(text, 1, len, f) != len)
+        err = -EIO;
+    if (f && fclose(f) != 0 && !err)
+        err = -errno;
+    free(text);
+    if (!err && rename(tmp, path) != 0)
+        err = -errno;
+    json_t *meta = err ? NULL : json_pack("{s:s}", "version", v);
+    if (!err && (!meta || save_json(s, THREATS_META, meta) != 0))
+        err = -EIO;
+    json_decref(meta);
+    if (err) {
+        unlink(tmp);
+        log_repeat(s, "warning", "cannot keep threat list %s: %s", v, strerror(-err));
+        return err;
+    }
+    free(s->ti_version);
+    s->ti_version = moat_strdup(v);
+    agent_log("info", "threat list %s from the server (%zu bytes)", v, len);
+    return 0;
+}
+
 static void *poller_main(void *arg)
 {
     char eb[300]; /* error text of an answer */
@@ -223,7 +278,10 @@ static void *poller_main(void *arg)
         json_t *resp;
         int st = uplink_call(u, "GET", path, NULL, POLL_WAIT_S + 10, &resp, why, sizeof(why));
         json_t *r = json_object_get(resp, "revision");
-        if (st == 200 && json_is_integer(r)) {
+        if (st == 200 && json_is_integer(r) && fetch_threats(s, u, resp) < 0) {
+            nap(s, backoff); /* the answer again, and its list, after a pause */
+            backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
+        } else if (st == 200 && json_is_integer(r)) {
             backoff = 0.1;
             set_reachable(s, true, NULL);
             policy_arrived(s, resp, json_integer_value(r));
@@ -291,6 +349,7 @@ static int do_register(struct sync *s, struct uplink *u)
         s->token = moat_strdup(token);
         s->seen_revision = 0; /* a new registration: fetch the policy whatever we had */
         s->wl_sent = 0;       /* and report the workloads again */
+        s->q_sent = 0;
         s->reported_version = 0;
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
@@ -395,6 +454,40 @@ static int report_workloads(struct sync *s, struct uplink *u)
     return st == 200 ? 0 : -EIO;
 }
 
+static int report_quarantines(struct sync *s, struct uplink *u)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t v = s->q_version;
+    char *list = s->quarantines ? moat_strdup(s->quarantines) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (!list)
+        return 0;
+    char *body = moat_asprintf("{\"quarantines\":%s}", list);
+    free(list);
+    if (!body)
+        return -ENOMEM;
+    json_t *resp = NULL;
+    int st = authed_call(s, u, "PUT", V1 "/agents/quarantines", body, &resp);
+    free(body);
+    bool settled = st == 200 || st == 400 || st == 404 || st == 405;
+    if (st == 400) {
+        char eb[300]; /* error text of the answer */
+        agent_log("error", "the server refused this node's quarantines: %s",
+                  uplink_error_text(resp, eb, sizeof(eb)));
+    }
+    if (st == 404 || st == 405)
+        agent_log("warning", "the server takes no quarantine reports (older version): "
+                             "quarantines stay on this node");
+    if (settled) {
+        pthread_mutex_lock(&s->lock);
+        s->q_sent = v;
+        s->q_unsupported = st == 404 || st == 405;
+        pthread_mutex_unlock(&s->lock);
+    }
+    json_decref(resp);
+    return settled ? 0 : -EIO;
+}
+
 /* Sends spooled batches, oldest first, until the spool is empty or a send fails. */
 static void deliver(struct sync *s, struct uplink *u)
 {
@@ -436,6 +529,7 @@ static void *reporter_main(void *arg)
         bool have = s->token != NULL;
         bool report = s->report_version != s->reported_version;
         bool wl = s->wl_version != s->wl_sent;
+        bool quar = s->q_version != s->q_sent && !s->q_unsupported;
         double hb = s->hb_interval;
         pthread_mutex_unlock(&s->lock);
         int err = 0;
@@ -446,6 +540,8 @@ static void *reporter_main(void *arg)
         }
         if (!err && wl)
             err = report_workloads(s, u);
+        if (!err && quar)
+            err = report_quarantines(s, u);
         if (!err && (report || now_s() >= next_hb)) {
             uint64_t v;
             err = heartbeat(s, u, &v);
@@ -483,6 +579,11 @@ static void load_saved(struct sync *s)
         strcmp(json_string_value(json_object_get(cred, "node")) ?: "", s->node) == 0)
         s->token = moat_strdup(tok);
     json_decref(cred);
+    state_path(s, THREATS_META, path, sizeof(path));
+    json_t *meta = json_load_file(path, 0, NULL);
+    const char *v = json_string_value(json_object_get(meta, "version"));
+    s->ti_version = v ? moat_strdup(v) : NULL;
+    json_decref(meta);
     state_path(s, "policy.json", path, sizeof(path));
     json_t *pol = json_load_file(path, 0, NULL);
     const char *c = json_string_value(json_object_get(json_object_get(pol, "cluster"), "name"));
@@ -583,9 +684,10 @@ void sync_stop(struct sync *s)
     json_decref(s->pending);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
-    char *owned[] = {s->server,   s->cluster,   s->node,      s->join_token, s->state_dir,
-                     s->ca_file,  s->os,        s->kernel,    s->version,    s->token,
-                     s->dp_state, s->dp_reason, s->workloads, s->dp_backend};
+    char *owned[] = {s->server,    s->cluster,    s->node,        s->join_token,
+                     s->state_dir, s->ca_file,    s->os,          s->kernel,
+                     s->version,   s->token,      s->dp_state,    s->dp_reason,
+                     s->workloads, s->dp_backend, s->quarantines, s->ti_version};
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
         free(owned[i]);
     json_decref(s->dp_probes);
@@ -648,6 +750,29 @@ int sync_set_report(struct sync *s, const struct sync_report *r)
     pthread_mutex_unlock(&s->lock);
     free(wl);
     return 0;
+}
+
+int sync_set_quarantines(struct sync *s, const json_t *list)
+{
+    char *text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return -ENOMEM;
+    pthread_mutex_lock(&s->lock);
+    if (!same(text, s->quarantines)) {
+        free(s->quarantines);
+        s->quarantines = text;
+        text = NULL;
+        s->q_version++;
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(text);
+    return 0;
+}
+
+void sync_threat_path(const struct sync *s, char *buf, size_t n)
+{
+    state_path(s, THREATS_FILE, buf, n);
 }
 
 int sync_send_events(struct sync *s, const json_t *events)

@@ -11,7 +11,9 @@
  *
  * The state folder keeps what must outlive a restart: the node credential
  * (credential.json), the last policy received (policy.json: enforced again at
- * start when the server cannot be reached) and the event spool (spool/).
+ * start when the server cannot be reached), the cluster's threat list
+ * (threat-intel.txt, fetched when the policy names a new version before the
+ * policy is handed on) and the event spool (spool/).
  * The threads are created by sync_start, so they live in the network
  * namespace the caller is in at that moment (moatd starts them before it
  * joins --netns, keeping the server reachable).
@@ -60,6 +62,14 @@ struct sync_report {
 };
 /* Sets what heartbeats say; a change of state or revision sends one at once. */
 int sync_set_report(struct sync *s, const struct sync_report *r);
+/*
+ * The quarantines this node's kernel started ([{address, reason, since,
+ * until}], only read): sent to the server when they change, so it can list
+ * them and spread them to the cluster's other nodes.
+ */
+int sync_set_quarantines(struct sync *s, const json_t *list);
+/* Where the cluster's threat list from the server is kept (the state folder). */
+void sync_threat_path(const struct sync *s, char *buf, size_t n);
 /* Spools `events` (a JSON array, only read) for delivery. */
 int sync_send_events(struct sync *s, const json_t *events);
 /* Connection facts for the status file (caller owns the object). */

@@ -18,7 +18,7 @@ struct uplink {
 
 struct answer {
     char *buf;
-    size_t len, cap;
+    size_t len, cap, max;
     bool too_big;
 };
 
@@ -26,7 +26,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
 {
     struct answer *a = ctx;
     size_t n = size * nmemb;
-    if (a->len + n + 1 > ANSWER_MAX) {
+    if (a->len + n + 1 > a->max) {
         a->too_big = true;
         return 0;
     }
@@ -34,7 +34,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
         size_t cap = a->cap ? a->cap : 4096;
         while (cap < a->len + n + 1)
             cap *= 2;
-        char *b = realloc(a->buf, cap);
+        char *b = moat_reallocarray(a->buf, cap, 1);
         if (!b)
             return 0;
         a->buf = b;
@@ -91,15 +91,14 @@ int uplink_set_token(struct uplink *u, const char *token)
     return token && !u->auth ? -ENOMEM : 0;
 }
 
-int uplink_call(struct uplink *u, const char *method, const char *path, const char *body,
-                long timeout_s, json_t **resp, char *why, size_t n)
+/* One request; the answer's bytes in *ans (at most `max`). The status, or -errno with why. */
+static int perform(struct uplink *u, const char *method, const char *path, const char *body,
+                   long timeout_s, struct answer *ans, char *why, size_t n)
 {
-    *resp = NULL;
     why[0] = '\0';
     char *url = moat_asprintf("%s%s", u->server, path);
     if (!url)
         return -ENOMEM;
-    struct answer ans = {0};
     struct curl_slist *hdr = NULL;
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     if (u->auth)
@@ -110,7 +109,7 @@ int uplink_call(struct uplink *u, const char *method, const char *path, const ch
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ans);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, ans);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for timeouts */
@@ -128,17 +127,42 @@ int uplink_call(struct uplink *u, const char *method, const char *path, const ch
     long status = 0;
     int ret;
     if (rc != CURLE_OK) {
-        snprintf(why, n, "%s: %s", url, ans.too_big ? "answer too large" : curl_easy_strerror(rc));
+        snprintf(why, n, "%s: %s", url, ans->too_big ? "answer too large" : curl_easy_strerror(rc));
         ret = rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : rc == CURLE_ABORTED_BY_CALLBACK ? -EINTR : -EIO;
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (ans.len)
-            *resp = json_loadb(ans.buf, ans.len, 0, NULL);
         ret = (int)status;
     }
     curl_slist_free_all(hdr);
-    free(ans.buf);
     free(url);
+    return ret;
+}
+
+int uplink_call(struct uplink *u, const char *method, const char *path, const char *body,
+                long timeout_s, json_t **resp, char *why, size_t n)
+{
+    *resp = NULL;
+    struct answer ans = {.max = ANSWER_MAX};
+    int ret = perform(u, method, path, body, timeout_s, &ans, why, n);
+    if (ret > 0 && ans.len)
+        *resp = json_loadb(ans.buf, ans.len, 0, NULL);
+    free(ans.buf);
+    return ret;
+}
+
+int uplink_get_text(struct uplink *u, const char *path, size_t max, long timeout_s, char **text,
+                    size_t *len, char *why, size_t n)
+{
+    *text = NULL;
+    *len = 0;
+    struct answer ans = {.max = max};
+    int ret = perform(u, "GET", path, NULL, timeout_s, &ans, why, n);
+    if (ret == 200) {
+        *text = ans.buf ? ans.buf : moat_strdup("");
+        *len = ans.len;
+        return *text ? ret : -ENOMEM;
+    }
+    free(ans.buf);
     return ret;
 }
 

@@ -31,6 +31,14 @@ int uplink_set_token(struct uplink *u, const char *token);
 int uplink_call(struct uplink *u, const char *method, const char *path, const char *body,
                 long timeout_s, json_t **resp, char *why, size_t n);
 
+/*
+ * GET server+PATH for a text answer of at most `max` bytes: 200 with *text
+ * (NUL-terminated, *len bytes; the caller frees it), another status (no
+ * text), or a negative errno with the reason in why[n].
+ */
+int uplink_get_text(struct uplink *u, const char *path, size_t max, long timeout_s, char **text,
+                    size_t *len, char *why, size_t n);
+
 /* "FIELD: MESSAGE" of an error answer's first error ({errors:[{field,message}]}), or "", in buf. */
 const char *uplink_error_text(const json_t *resp, char *buf, size_t n);
 

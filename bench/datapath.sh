@@ -3,8 +3,12 @@
 # connections per second (moat-traffic rate) between two lab workloads on one
 # node, with no firewall and with moatd on each backend (--datapath ebpf,
 # --datapath iptables), at 10, 1,000 and 10,000 rules (the matching rule
-# last in precedence), in interleaved rounds in one run; and the time moatd
-# takes to re-apply a changed policy of 10,000 rules on each backend.
+# last in precedence), in interleaved rounds in one run; the time moatd
+# takes to re-apply a changed policy of 10,000 rules on each backend; and,
+# on eBPF at 10 rules, every detection off (moat-off) and every one on
+# (moat-all: brute force, port scan, DNS hijacking with a resolver, spoofing,
+# a threat list of 10,000 prefixes), the detections' cost being moat-all /
+# moat-off. The ebpf and iptables modes run the SPEC §6 detection defaults.
 # Prints `raw ...` lines per round, then one `mode=... rules=... gbps=...
 # conns=...` line per configuration and one `update mode=... ms=...` line
 # per backend (medians).
@@ -69,12 +73,33 @@ measure() { # MODE RULES
     echo "mode=$1 rules=$2 gbps=${g:-0} conns=${c:-0}"
 }
 
+# 10,000 threat-list prefixes near the workloads' addresses, none of them
+/usr/bin/python3 - "$TMP/threats.txt" <<'PY'
+import random, sys
+r = random.Random(7)
+with open(sys.argv[1], "w") as f:
+    for i in range(10000):
+        a, b, c = r.randrange(256), r.randrange(256), r.randrange(256)
+        if a == 78:
+            a = 79
+        f.write("10.%d.%d.%d/32 c2\n" % (a, b, c) if i % 2 else "10.%d.%d.0/24 scanner\n" % (a, b))
+PY
+
+detections() { # default|off|all
+    case "$1" in
+    off) printf 'detections:\n  brute_force: {enabled: false}\n  port_scan: {enabled: false}\n  dns_hijack: {enabled: false}\n  spoofing: {enabled: false}\n  threat_intel: {enabled: false}\n' ;;
+    all) printf 'detections:\n  brute_force: {enabled: true, action: block}\n  port_scan: {enabled: true, action: block}\n  dns_hijack: {enabled: true, action: block, resolvers: [10.78.0.53]}\n  spoofing: {enabled: true, action: block}\n  threat_intel: {enabled: true, action: block, file: %s}\n' "$TMP/threats.txt" ;;
+    esac
+}
+
 # Moat policy: N-1 rules that do not match (every other one from `any`, the rest from an
 # ipblock without workloads: other ports), then the one that does;
 # with N >= 10000 also 10,000 workloads of the cluster on another node (peers moatd compiles in).
-moat_policy() { # N
+moat_policy() { # N [DETECTIONS]
     {
-        printf 'kind: Cluster\nname: bench\ndefense: on\n---\nkind: NetworkObject\nname: cli\nnamespace: bench\napp: cli\n'
+        printf 'kind: Cluster\nname: bench\ndefense: on\n'
+        detections "${2:-default}"
+        printf -- '---\nkind: NetworkObject\nname: cli\nnamespace: bench\napp: cli\n'
         printf -- '---\nkind: NetworkObject\nname: srv\nnamespace: bench\napp: srv\n'
         printf -- '---\nkind: NetworkObject\nname: others\ncidrs: [10.200.0.0/16]\n'
         k=1
@@ -106,35 +131,41 @@ update_ms() {
     sed -n 's/.*compile and install \([0-9.]*\) ms.*/\1/p' "$TMP/moatd.log" | tail -1
 }
 
+with_moat() { # BACKEND MODE RULES [DETECTIONS]
+    moat_policy "$3" "${4:-default}"
+    : >"$TMP/moatd.log"
+    "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" --node "$NODE" --datapath "$1" \
+        --policy "$TMP/policy.yaml" --inventory "$TMP/lab.yaml" --alerts /dev/null 2>"$TMP/moatd.log" &
+    MP=$!
+    i=0
+    until [ "$(grep -cs enforcing "$TMP/moatd.log")" -ge 2 ] || [ $i -ge 1200 ]; do i=$((i + 1)); sleep 0.05; done
+    measure "$2" "$3"
+    if [ "$3" -ge 10000 ] && [ "$2" = "$1" ]; then # a policy update at 10,000 rules, three times
+        for k in 1 2 3; do
+            before=$(grep -c "compile and install" "$TMP/moatd.log")
+            flip_policy
+            i=0
+            until [ "$(grep -c "compile and install" "$TMP/moatd.log")" -gt "$before" ] || [ $i -ge 1200 ]; do
+                i=$((i + 1))
+                sleep 0.05
+            done
+            echo "update mode=$1 rules=$3 ms=$(update_ms)"
+        done
+    fi
+    kill "$MP"
+    wait "$MP" 2>/dev/null
+    "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" remove --node "$NODE" >/dev/null 2>&1
+}
+
 one_round() {
 measure none 0
 for n in 10 1000 10000; do
     for dp in ebpf iptables; do
-        moat_policy $n
-        : >"$TMP/moatd.log"
-        "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" --node "$NODE" --datapath "$dp" \
-            --policy "$TMP/policy.yaml" --inventory "$TMP/lab.yaml" --alerts /dev/null 2>"$TMP/moatd.log" &
-        MP=$!
-        i=0
-        until [ "$(grep -c enforcing "$TMP/moatd.log")" -ge 2 ] || [ $i -ge 1200 ]; do i=$((i + 1)); sleep 0.05; done
-        measure "$dp" $n
-        if [ "$n" -ge 10000 ]; then # a policy update at 10,000 rules, three times
-            for k in 1 2 3; do
-                before=$(grep -c "compile and install" "$TMP/moatd.log")
-                flip_policy
-                i=0
-                until [ "$(grep -c "compile and install" "$TMP/moatd.log")" -gt "$before" ] || [ $i -ge 1200 ]; do
-                    i=$((i + 1))
-                    sleep 0.05
-                done
-                echo "update mode=$dp rules=$n ms=$(update_ms)"
-            done
-        fi
-        kill "$MP"
-        wait "$MP" 2>/dev/null
-        "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" remove --node "$NODE" >/dev/null 2>&1
+        with_moat "$dp" "$dp" $n
     done
 done
+with_moat ebpf moat-off 10 off
+with_moat ebpf moat-all 10 all
 }
 
 # The machine is noisy (2 shared cores): rounds interleave the modes, and the
@@ -147,7 +178,8 @@ while [ $r -lt "$ROUNDS" ]; do
 done
 med() { grep "^raw $4mode=$1 rules=$2 " "$TMP/raw" | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -n |
     awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-for key in "none 0" "ebpf 10" "iptables 10" "ebpf 1000" "iptables 1000" "ebpf 10000" "iptables 10000"; do
+for key in "none 0" "ebpf 10" "iptables 10" "ebpf 1000" "iptables 1000" "ebpf 10000" "iptables 10000" \
+    "moat-off 10" "moat-all 10"; do
     set -- $key
     echo "mode=$1 rules=$2 gbps=$(med "$1" "$2" gbps "") conns=$(med "$1" "$2" conns "") rounds=$ROUNDS"
 done

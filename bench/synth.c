@@ -27,7 +27,8 @@ static void put(struct sbuf *b, const char *fmt, ...)
     b->n += (size_t)len;
 }
 
-static uint64_t state = 88172645463325252ull; /* fixed seed: same text every run */
+#define SEED 88172645463325252ull
+static uint64_t state = SEED;
 static uint32_t rnd(uint32_t n)
 {
     state ^= state << 13;
@@ -93,6 +94,7 @@ static void gen_workloads(struct sbuf *b, int nwl)
 char *synth_policy(int nwl, int nrules, int nobj, size_t *len)
 {
     struct sbuf b = {0};
+    state = SEED; /* the same text for the same arguments, call after call */
     put(&b, "kind: Cluster\nname: bench\ndefense: on\n");
     gen_objects(&b, nobj);
     gen_rules(&b, nrules, nobj);

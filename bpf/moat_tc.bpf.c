@@ -201,10 +201,11 @@ static __always_inline int dns_read(struct __sk_buff *skb, struct moat_work *w,
     return moat_dns_finish(w->dns, &walk, q);
 }
 
+/* A DNS event: a query (aux 0) from the flow's source, or an answer (aux 1) to it. */
 static __always_inline int dns_drop(struct __sk_buff *skb, struct moat_work *w, __u32 reason,
-                                    bool block)
+                                    bool block, bool answer)
 {
-    det_event(skb, &w->ev, &w->f, MOAT_EV_DNS_HIJACK, reason, block, 1, 0);
+    det_event(skb, &w->ev, &w->f, MOAT_EV_DNS_HIJACK, reason, block, 1, answer);
     return block ? (int)reason : 0;
 }
 
@@ -232,9 +233,14 @@ __noinline int moat_dns(struct __sk_buff *skb, __u32 gen, __u32 to_wl)
     bool block = cfg->det_flags & MOAT_DET_DNS_BLOCK;
     bool udp = p->proto == IPPROTO_UDP;
     struct moat_dns_q q;
+    /* events name the message as it goes: query client -> resolver, answer sender -> client */
+    __builtin_memcpy(w->f.src, p->saddr, 16);
+    __builtin_memcpy(w->f.dst, p->daddr, 16);
+    w->f.sport = p->sport;
+    w->f.dport = p->dport;
     if (!to_wl && p->dport == 53) { /* a query leaving the workload */
         if (!resolver_ok(gen, w->f.cluster, p->daddr))
-            return dns_drop(skb, w, MOAT_DROP_DNS_RESOLVER, block);
+            return dns_drop(skb, w, MOAT_DROP_DNS_RESOLVER, block, false);
         if (!udp || p->kind == MOAT_PK_FRAG_LATER || dns_read(skb, w, &q) < 0 || (q.flags & 0x8000))
             return 0; /* not a query we can hold an answer to: its answer will not match */
         struct moat_dnsq_key k = {.client_port = p->sport, .txid = q.txid, .cluster = w->f.cluster};
@@ -248,11 +254,11 @@ __noinline int moat_dns(struct __sk_buff *skb, __u32 gen, __u32 to_wl)
         return 0;
     /* an answer toward the workload */
     if (!resolver_ok(gen, w->f.cluster, p->saddr))
-        return dns_drop(skb, w, MOAT_DROP_DNS_RESOLVER, true);
+        return dns_drop(skb, w, MOAT_DROP_DNS_RESOLVER, true, true);
     if (!udp || p->kind == MOAT_PK_FRAG_LATER)
         return 0;
     if (dns_read(skb, w, &q) < 0)
-        return dns_drop(skb, w, MOAT_DROP_DNS_MALFORMED, true);
+        return dns_drop(skb, w, MOAT_DROP_DNS_MALFORMED, true, true);
     if (!(q.flags & 0x8000))
         return 0; /* a query from port 53, not an answer */
     struct moat_dnsq_key k = {.client_port = p->dport, .txid = q.txid, .cluster = w->f.cluster};
@@ -260,9 +266,9 @@ __noinline int moat_dns(struct __sk_buff *skb, __u32 gen, __u32 to_wl)
     __builtin_memcpy(k.resolver, p->saddr, 16);
     struct moat_dnsq_val *v = bpf_map_lookup_elem(&moat_dnsq, &k);
     if (!v || bpf_ktime_get_ns() - v->ts_ns > 30 * MOAT_NS_PER_S)
-        return dns_drop(skb, w, MOAT_DROP_DNS_NO_QUERY, true);
+        return dns_drop(skb, w, MOAT_DROP_DNS_NO_QUERY, true, true);
     if (v->question != q.question)
-        return dns_drop(skb, w, MOAT_DROP_DNS_QUESTION, true);
+        return dns_drop(skb, w, MOAT_DROP_DNS_QUESTION, true, true);
     bpf_map_delete_elem(&moat_dnsq, &k); /* one answer per query */
     return 0;
 }

@@ -44,10 +44,17 @@ enum api_opt {
     API_OPT_ID,
     API_OPT_DESTINATION,
     API_OPT_PORT,
+    API_OPT_TTL,
+    API_OPT_USES,
+    API_OPT_LIST, /* a flag */
+    API_OPT_REVOKE,
+    API_OPT_ACTOR,
     API_OPT_COUNT
 };
-#define API_BIT(o) (1u << (o))
-_Static_assert(API_OPT_COUNT <= 32, "API_BIT gives each option one bit of an unsigned mask");
+/* A set of options, one bit each. */
+typedef unsigned long long api_mask;
+#define API_BIT(o) (1ull << (o))
+_Static_assert(API_OPT_COUNT <= 64, "API_BIT gives each option one bit of an api_mask");
 
 #define API_ARGS_MAX 256
 #define API_PATH_MAX 2048
@@ -68,7 +75,7 @@ struct api_args {
  * arguments. Returns MOAT_EXIT_OK (check a->help) or MOAT_EXIT_INVALID with
  * the usage printed.
  */
-int api_args_parse(const char *name, unsigned allowed, int min_pos, int max_pos, int argc,
+int api_args_parse(const char *name, api_mask allowed, int min_pos, int max_pos, int argc,
                    char **argv, struct api_args *a);
 /* Opens the client for parsed arguments; returns an exit code (see api_client_new). */
 int api_open(const struct api_args *a, struct api_client **out);
@@ -78,10 +85,16 @@ int api_open(const struct api_args *a, struct api_client **out);
  */
 int api_once(const struct api_args *a, const char *method, const char *path, const json_t *body,
              json_t **resp);
+/*
+ * A --since/--until value as the server's time (YYYY-MM-DDTHH:MM:SSZ): an age
+ * (90s, 30m, 24h, 7d, 2w) before now, a day YYYY-MM-DD at 00:00:00Z, else as
+ * given (the server checks it), into out[n].
+ */
+void api_time_arg(const char *in, char *out, size_t n);
 /* Appends `seg` to the path in buf (size n) as one encoded segment after a '/'; 0 or -1. */
 int api_path_add(char *buf, size_t n, const char *seg);
 /* The query string for the options in `mask` that were given, as ?key=value&... */
-int api_filters(const struct api_args *a, unsigned mask, char *buf, size_t n);
+int api_filters(const struct api_args *a, api_mask mask, char *buf, size_t n);
 /*
  * GETs every page of the list at `path` (which may hold a query already) with
  * the client `c`, errors named by `what`. Returns MOAT_EXIT_OK with *items (a
@@ -145,7 +158,7 @@ int out_list(enum cli_format f, json_t *list, const struct out_col *cols);
  * with the filter options in `mask`, GETs `base` with those filters and prints
  * the list with `cols`. Returns the exit code.
  */
-int api_list_command(const char *name, unsigned mask, const char *base, const struct out_col *cols,
+int api_list_command(const char *name, api_mask mask, const char *base, const struct out_col *cols,
                      int argc, char **argv);
 /*
  * Prints the per-hour series of a protection status document (`hourly`:

@@ -104,6 +104,8 @@ int cmd_rule_enable(int argc, char **argv);
 int cmd_rule_disable(int argc, char **argv);
 int cmd_node_list(int argc, char **argv);
 int cmd_node_get(int argc, char **argv);
+int cmd_node_delete(int argc, char **argv);
+int cmd_audit_list(int argc, char **argv);
 int cmd_workload_list(int argc, char **argv);
 int cmd_alert_list(int argc, char **argv);
 int cmd_alert_get(int argc, char **argv);

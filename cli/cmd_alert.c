@@ -21,7 +21,7 @@
 #define ALERTS_DEFAULT "20"  /* alerts `moat alerts` shows first */
 #define FOLLOW_WINDOW  "100" /* newest alerts each poll of --follow looks at */
 
-static const unsigned alert_filters = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NODE) |
+static const api_mask alert_filters = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NODE) |
                                       API_BIT(API_OPT_KIND) | API_BIT(API_OPT_ACTION) |
                                       API_BIT(API_OPT_STATUS) | API_BIT(API_OPT_WORKLOAD) |
                                       API_BIT(API_OPT_SINCE) | API_BIT(API_OPT_UNTIL);
@@ -85,45 +85,17 @@ static void alert_line(FILE *out, const char *indent, const json_t *a)
             str(a, "status"));
 }
 
-/*
- * A --since/--until value as the server's time: an age (90s, 30m, 24h, 7d)
- * before now, a day at 00:00:00Z, else as given (the server checks it).
- */
-static void time_arg(const char *in, char *out, size_t n)
-{
-    char *end;
-    long long v = strtoll(in, &end, 10);
-    static const struct {
-        char unit;
-        long long secs;
-    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
-    for (size_t i = 0;
-         end != in && v >= 0 && end[1] == '\0' && i < sizeof(units) / sizeof(units[0]); i++) {
-        if (*end != units[i].unit || v > 100LL * 365 * 86400 / units[i].secs)
-            continue;
-        time_t t = time(NULL) - (time_t)(v * units[i].secs);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return;
-    }
-    if (strlen(in) == 10 && in[4] == '-' && in[7] == '-')
-        snprintf(out, n, "%sT00:00:00Z", in);
-    else
-        snprintf(out, n, "%s", in);
-}
-
 /* The alert list's path for the filters given, with `limit` when not NULL. */
 static int alerts_path(struct api_args *a, const char *limit, char *path)
 {
     char since[64], until[64];
     const char *given_since = a->opt[API_OPT_SINCE], *given_until = a->opt[API_OPT_UNTIL];
     if (a->opt[API_OPT_SINCE]) {
-        time_arg(a->opt[API_OPT_SINCE], since, sizeof(since));
+        api_time_arg(a->opt[API_OPT_SINCE], since, sizeof(since));
         a->opt[API_OPT_SINCE] = since;
     }
     if (a->opt[API_OPT_UNTIL]) {
-        time_arg(a->opt[API_OPT_UNTIL], until, sizeof(until));
+        api_time_arg(a->opt[API_OPT_UNTIL], until, sizeof(until));
         a->opt[API_OPT_UNTIL] = until;
     }
     snprintf(path, API_PATH_MAX, V1_ALERTS);
@@ -151,7 +123,7 @@ static int alerts_out(enum cli_format f, json_t *list)
 
 int cmd_alert_list(int argc, char **argv)
 {
-    const unsigned mask = alert_filters | API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
+    const api_mask mask = alert_filters | API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
     struct api_args a;
     char path[API_PATH_MAX];
     json_t *list = NULL;
@@ -358,7 +330,7 @@ static int follow(struct api_args *a, size_t show)
 
 int cmd_alerts(int argc, char **argv)
 {
-    const unsigned mask = alert_filters | API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_FOLLOW);
+    const api_mask mask = alert_filters | API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_FOLLOW);
     struct api_args a;
     char path[API_PATH_MAX];
     json_t *list = NULL;

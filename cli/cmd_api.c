@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct opt_spec {
     const char *name;  /* long name without "--" */
@@ -50,6 +51,11 @@ static const struct opt_spec opt_specs[API_OPT_COUNT] = {
     [API_OPT_ID] = {"id", 0, "id"},
     [API_OPT_DESTINATION] = {"destination", 0, "destination"},
     [API_OPT_PORT] = {"port", 0, "port"},
+    [API_OPT_TTL] = {"ttl", 0, NULL},
+    [API_OPT_USES] = {"uses", 0, NULL},
+    [API_OPT_LIST] = {"list", 0, NULL, true},
+    [API_OPT_REVOKE] = {"revoke", 0, NULL},
+    [API_OPT_ACTOR] = {"actor", 0, "actor"},
 };
 
 int cli_parse_format_yaml(const char *value, enum cli_format *out)
@@ -62,7 +68,7 @@ int cli_parse_format_yaml(const char *value, enum cli_format *out)
 }
 
 /* The option `arg` names ("--name", "--name=v", "-f"): its index, or -1. */
-static int find_opt(const char *arg, unsigned allowed, const char **inline_value)
+static int find_opt(const char *arg, api_mask allowed, const char **inline_value)
 {
     *inline_value = NULL;
     for (int i = 0; i < API_OPT_COUNT; i++) {
@@ -99,7 +105,7 @@ static int common_opt(struct api_args *a, const char *arg, const char *value)
     return 1;
 }
 
-static int parse_one(struct api_args *a, unsigned allowed, int *i, int argc, char **argv)
+static int parse_one(struct api_args *a, api_mask allowed, int *i, int argc, char **argv)
 {
     const char *arg = argv[*i], *value = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -132,7 +138,7 @@ static int parse_one(struct api_args *a, unsigned allowed, int *i, int argc, cha
     return MOAT_EXIT_OK;
 }
 
-int api_args_parse(const char *name, unsigned allowed, int min_pos, int max_pos, int argc,
+int api_args_parse(const char *name, api_mask allowed, int min_pos, int max_pos, int argc,
                    char **argv, struct api_args *a)
 {
     memset(a, 0, sizeof(*a));
@@ -182,7 +188,7 @@ int api_path_add(char *buf, size_t n, const char *seg)
     return api_escape_append(buf, n, seg);
 }
 
-int api_filters(const struct api_args *a, unsigned mask, char *buf, size_t n)
+int api_filters(const struct api_args *a, api_mask mask, char *buf, size_t n)
 {
     for (int i = 0; i < API_OPT_COUNT; i++)
         if ((mask & API_BIT(i)) && opt_specs[i].query &&
@@ -316,7 +322,31 @@ int api_read_doc(const char *what, const char *path, json_t **out)
     return rc;
 }
 
-int api_list_command(const char *name, unsigned mask, const char *base, const struct out_col *cols,
+void api_time_arg(const char *in, char *out, size_t n)
+{
+    char *end;
+    long long v = strtoll(in, &end, 10);
+    static const struct {
+        char unit;
+        long long secs;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
+    for (size_t i = 0;
+         end != in && v >= 0 && end[1] == '\0' && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (*end != units[i].unit || v > 100LL * 365 * 86400 / units[i].secs)
+            continue;
+        time_t t = time(NULL) - (time_t)(v * units[i].secs);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return;
+    }
+    if (strlen(in) == 10 && in[4] == '-' && in[7] == '-')
+        snprintf(out, n, "%sT00:00:00Z", in);
+    else
+        snprintf(out, n, "%s", in);
+}
+
+int api_list_command(const char *name, api_mask mask, const char *base, const struct out_col *cols,
                      int argc, char **argv)
 {
     struct api_args a;

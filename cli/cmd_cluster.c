@@ -3,10 +3,13 @@
  * /api/v1/clusters. A cluster's id is its name. `cluster defense on|off`
  * switches several clusters (or --all) in one POST /api/v1/clusters/batch:
  * the server switches all of them or none.
- * `cluster join-token` asks the server for a new join token for agents.
+ * `cluster join-token` asks the server for a new join token for agents
+ * (POST .../join-tokens: --ttl, --uses, --description), lists a cluster's
+ * join tokens (--list) or revokes one (--revoke ID).
  */
 #include "apicmd.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define V1_CLUSTERS "/api/v1/clusters"
@@ -31,7 +34,7 @@ static int cluster_path(const struct api_args *a, const char *id, char *buf)
 
 int cmd_cluster_list(int argc, char **argv)
 {
-    const unsigned mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_DEFENSE) | API_BIT(API_OPT_MODE) |
+    const api_mask mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_DEFENSE) | API_BIT(API_OPT_MODE) |
                           API_BIT(API_OPT_DEFAULT_ACTION) | API_BIT(API_OPT_LIMIT) |
                           API_BIT(API_OPT_OFFSET);
     return api_list_command("cluster list", mask, V1_CLUSTERS, cluster_cols, argc, argv);
@@ -109,7 +112,7 @@ static int cluster_write(const struct api_args *a, const char *method, const cha
 
 int cmd_cluster_update(int argc, char **argv)
 {
-    const unsigned mask = API_BIT(API_OPT_FILE) | API_BIT(API_OPT_DEFENSE) | API_BIT(API_OPT_MODE) |
+    const api_mask mask = API_BIT(API_OPT_FILE) | API_BIT(API_OPT_DEFENSE) | API_BIT(API_OPT_MODE) |
                           API_BIT(API_OPT_DEFAULT_ACTION) | API_BIT(API_OPT_DESCRIPTION);
     struct api_args a;
     json_t *body = NULL;
@@ -210,27 +213,89 @@ int cmd_cluster_defense(int argc, char **argv)
     return MOAT_EXIT_OK;
 }
 
-int cmd_cluster_join_token(int argc, char **argv)
+static const struct out_col join_cols[] = {{"ID", "id"},
+                                           {"CREATED", "created"},
+                                           {"EXPIRES", "expires"},
+                                           {"EXPIRED", "expired"},
+                                           {"USES", "uses"},
+                                           {"USED", "used"},
+                                           {"BY", "created_by"},
+                                           {"DESCRIPTION", "description"},
+                                           {NULL, NULL}};
+
+/* --uses N as the JSON the server takes; false when it is not a count 0..1000000. */
+static bool uses_value(const char *s, json_int_t *out)
 {
-    struct api_args a;
-    char path[API_PATH_MAX];
-    json_t *doc = NULL;
-    int rc = api_args_parse("cluster join-token", 0, 1, 1, argc, argv, &a);
-    if (rc || a.help)
-        return rc;
-    rc = cluster_path(&a, a.pos[0], path);
-    if (!rc && strlen(path) + sizeof("/join-token") > sizeof(path))
-        rc = cli_usage_error(a.cmd, "cluster id too long");
-    if (!rc) {
-        strcat(path, "/join-token");
-        rc = api_once(&a, "GET", path, NULL, &doc);
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 1000000)
+        return false;
+    *out = (json_int_t)v;
+    return true;
+}
+
+/* Issues a join token: {ttl, uses, description} as given; prints the token. */
+static int join_issue(const struct api_args *a, const char *path)
+{
+    json_int_t uses = 0;
+    if (a->opt[API_OPT_USES] && !uses_value(a->opt[API_OPT_USES], &uses))
+        return cli_usage_error(a->cmd, "--uses: \"%s\" is not a count 0..1000000 (0: any)",
+                               a->opt[API_OPT_USES]);
+    json_t *body = json_object(), *doc = NULL;
+    if (!body ||
+        (a->opt[API_OPT_TTL] &&
+         json_object_set_new(body, "ttl", json_string(a->opt[API_OPT_TTL])) < 0) ||
+        (a->opt[API_OPT_USES] && json_object_set_new(body, "uses", json_integer(uses)) < 0) ||
+        (a->opt[API_OPT_DESCRIPTION] &&
+         json_object_set_new(body, "description", json_string(a->opt[API_OPT_DESCRIPTION])) < 0)) {
+        json_decref(body);
+        fprintf(stderr, "moat: out of memory\n");
+        return MOAT_EXIT_ERROR;
     }
+    int rc = api_once(a, "POST", path, body, &doc);
+    json_decref(body);
     if (rc)
         return rc;
-    if (a.format != CLI_FORMAT_TABLE)
-        return out_doc(a.format, doc);
+    if (a->format != CLI_FORMAT_TABLE)
+        return out_doc(a->format, doc);
     const char *token = json_string_value(json_object_get(doc, "join_token"));
     printf("%s\n", token ? token : "");
     json_decref(doc);
     return MOAT_EXIT_OK;
+}
+
+int cmd_cluster_join_token(int argc, char **argv)
+{
+    struct api_args a;
+    char path[API_PATH_MAX];
+    const api_mask mask = API_BIT(API_OPT_TTL) | API_BIT(API_OPT_USES) |
+                          API_BIT(API_OPT_DESCRIPTION) | API_BIT(API_OPT_LIST) |
+                          API_BIT(API_OPT_REVOKE);
+    int rc = api_args_parse("cluster join-token", mask, 1, 1, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    bool issuing = a.opt[API_OPT_TTL] || a.opt[API_OPT_USES] || a.opt[API_OPT_DESCRIPTION];
+    if ((a.opt[API_OPT_LIST] != NULL) + (a.opt[API_OPT_REVOKE] != NULL) + issuing > 1)
+        return cli_usage_error(a.cmd, "give one of --list, --revoke ID, or the options of a new "
+                                      "token (--ttl, --uses, --description)");
+    rc = cluster_path(&a, a.pos[0], path);
+    if (!rc && strlen(path) + sizeof("/join-tokens") > sizeof(path))
+        rc = cli_usage_error(a.cmd, "cluster id too long");
+    if (rc)
+        return rc;
+    strcat(path, "/join-tokens");
+    if (a.opt[API_OPT_LIST]) {
+        json_t *list = NULL;
+        rc = api_once(&a, "GET", path, NULL, &list);
+        return rc ? rc : out_list(a.format, list, join_cols);
+    }
+    if (a.opt[API_OPT_REVOKE]) {
+        if (api_path_add(path, sizeof(path), a.opt[API_OPT_REVOKE]) < 0)
+            return cli_usage_error(a.cmd, "--revoke: id too long");
+        rc = api_once(&a, "DELETE", path, NULL, NULL);
+        if (!rc && a.format == CLI_FORMAT_TABLE)
+            printf("join token %s of cluster %s revoked\n", a.opt[API_OPT_REVOKE], a.pos[0]);
+        return rc;
+    }
+    return join_issue(&a, path);
 }

@@ -1,5 +1,5 @@
 /*
- * cmd_node: `moat node list|get` over /api/v1/nodes and `moat workload list`
+ * cmd_node: `moat node list|get|delete` over /api/v1/nodes and `moat workload list`
  * over /api/v1/workloads — what the agents reported, and each node's
  * derived datapath state (SPEC 4). A node is named by its id or by its name
  * (looked up with the list's name filter, and --cluster when names repeat
@@ -35,7 +35,7 @@ static const struct out_col workload_cols[] = {
 
 int cmd_node_list(int argc, char **argv)
 {
-    const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
+    const api_mask mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
                           API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
     return api_list_command("node list", mask, V1_NODES, node_cols, argc, argv);
 }
@@ -147,9 +147,40 @@ int cmd_node_get(int argc, char **argv)
     return out_doc(a.format, doc);
 }
 
+int cmd_node_delete(int argc, char **argv)
+{
+    struct api_args a;
+    struct api_client *c = NULL;
+    json_t *doc = NULL, *done = NULL;
+    int rc = api_args_parse("node delete", API_BIT(API_OPT_CLUSTER), 1, 1, argc, argv, &a);
+    if (rc || a.help)
+        return rc;
+    rc = api_open(&a, &c);
+    if (!rc)
+        rc = node_fetch(&a, c, a.pos[0], &doc);
+    if (!rc) {
+        char path[API_PATH_MAX];
+        snprintf(path, sizeof(path), V1_NODES "/%lld",
+                 (long long)json_integer_value(json_object_get(doc, "id")));
+        rc = api_do(c, a.cmd->name, "DELETE", path, NULL, &done);
+    }
+    if (!rc && a.format == CLI_FORMAT_TABLE)
+        printf("node %s of cluster %s deleted (its credential revoked, %lld workloads "
+               "forgotten)\n",
+               json_string_value(json_object_get(doc, "name")),
+               json_string_value(json_object_get(doc, "cluster")),
+               (long long)json_integer_value(json_object_get(done, "workloads_removed")));
+    else if (!rc)
+        rc = out_doc(a.format, json_incref(done));
+    json_decref(done);
+    json_decref(doc);
+    api_client_free(c);
+    return rc;
+}
+
 int cmd_workload_list(int argc, char **argv)
 {
-    const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NODE) |
+    const api_mask mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NODE) |
                           API_BIT(API_OPT_NAMESPACE) | API_BIT(API_OPT_NAME) |
                           API_BIT(API_OPT_LIMIT) | API_BIT(API_OPT_OFFSET);
     return api_list_command("workload list", mask, V1_WORKLOADS, workload_cols, argc, argv);

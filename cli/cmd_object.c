@@ -18,7 +18,7 @@ static const struct out_col object_cols[] = {
 
 int cmd_object_list(int argc, char **argv)
 {
-    const unsigned mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
+    const api_mask mask = API_BIT(API_OPT_CLUSTER) | API_BIT(API_OPT_NAME) |
                           API_BIT(API_OPT_NAMESPACE) | API_BIT(API_OPT_APP) |
                           API_BIT(API_OPT_IMAGE) | API_BIT(API_OPT_LABEL) | API_BIT(API_OPT_LIMIT) |
                           API_BIT(API_OPT_OFFSET);

@@ -45,7 +45,7 @@ static int add_effect_column(json_t *list)
 }
 
 /* Parses and checks that --cluster was given. */
-static int rule_args(const char *name, unsigned mask, int min_pos, int max_pos, int argc,
+static int rule_args(const char *name, api_mask mask, int min_pos, int max_pos, int argc,
                      char **argv, struct api_args *a)
 {
     int rc = api_args_parse(name, mask | API_BIT(API_OPT_CLUSTER), min_pos, max_pos, argc, argv, a);
@@ -77,7 +77,7 @@ static int print_rules(enum cli_format f, json_t *list)
 
 int cmd_rule_list(int argc, char **argv)
 {
-    const unsigned mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_ENABLED) |
+    const api_mask mask = API_BIT(API_OPT_NAME) | API_BIT(API_OPT_ENABLED) |
                           API_BIT(API_OPT_ACTION) | API_BIT(API_OPT_SOURCE) |
                           API_BIT(API_OPT_PROTOCOL) | API_BIT(API_OPT_TYPE) | API_BIT(API_OPT_ID) |
                           API_BIT(API_OPT_DESTINATION) | API_BIT(API_OPT_PORT) |
@@ -219,7 +219,7 @@ static json_t *rule_patch(const struct api_args *a)
 
 int cmd_rule_update(int argc, char **argv)
 {
-    const unsigned mask = API_BIT(API_OPT_FILE) | API_BIT(API_OPT_ENABLED) |
+    const api_mask mask = API_BIT(API_OPT_FILE) | API_BIT(API_OPT_ENABLED) |
                           API_BIT(API_OPT_PRIORITY) | API_BIT(API_OPT_ACTION) |
                           API_BIT(API_OPT_DESCRIPTION);
     struct api_args a;

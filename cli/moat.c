@@ -130,10 +130,21 @@ static const struct cli_command commands[] = {
      "none of them (an unknown cluster: exit 5, nothing switched).\n"
      "      --all              every cluster the server has\n" SERVER_OPTS API_EXIT,
      cmd_cluster_defense},
-    {"cluster join-token", "CLUSTER", "Print a new join token for the cluster's agents.",
-     "The server keeps only a hash of the token, so each call issues a new one and the\n"
-     "previous token stops working (nodes that already joined keep their credentials).\n"
-     "The table form prints the token alone; json/yaml print {cluster, join_token}.\n"
+    {"cluster join-token",
+     "CLUSTER [--ttl DURATION] [--uses N] [--description D] | CLUSTER --list | "
+     "CLUSTER --revoke ID",
+     "Print a new join token for the cluster's agents; list or revoke join tokens.",
+     "      --ttl DURATION     how long the token works: 90s, 30m, 1h, 7d (default 24h,\n"
+     "                         at most 365d)\n"
+     "      --uses N           how many nodes may register with it (default 0: any number\n"
+     "                         until it expires)\n"
+     "      --description D    what it is for (shown by --list)\n"
+     "      --list             the cluster's join tokens: id, expiry, uses (never the token)\n"
+     "      --revoke ID        the token stops working (nodes that joined keep their\n"
+     "                         credentials)\n"
+     "The server keeps only a hash of each token: it is printed once. A node name that is\n"
+     "registered cannot be registered again until `moat node delete` removes the node.\n"
+     "The table form prints the token alone; json/yaml print the whole answer.\n"
      "Needs an admin token.\n" SERVER_OPTS API_EXIT,
      cmd_cluster_join_token},
     {"object list",
@@ -207,6 +218,13 @@ static const struct cli_command commands[] = {
      "Shows state and reason, OS, kernel, certified, agent version, last heartbeat and\n"
      "workload count; json/yaml print the server's whole document.\n" SERVER_OPTS API_EXIT,
      cmd_node_get},
+    {"node delete", "ID|NAME [--cluster C]",
+     "Delete a node: revoke its credential and forget its workloads.",
+     "      --cluster C        the cluster, when several have a node of that name\n"
+     "The node's agent is refused from then on (it must register again with a join\n"
+     "token), other nodes stop counting its workloads, and its name may be registered\n"
+     "again. Needs an admin token.\n" SERVER_OPTS API_EXIT,
+     cmd_node_delete},
     {"workload list",
      "[--cluster C] [--node N] [--namespace NS] [--name N] [--limit N] [--offset N]",
      "List the workloads agents reported, and where each came from.",
@@ -257,24 +275,39 @@ static const struct cli_command commands[] = {
      cmd_status},
     {"apply", "-f FILE [FILE...]",
      "Make the server hold the clusters, objects and rules of policy files.",
-     "  -f, --file FILE        policy files (SPEC 10; - reads stdin), validated together\n"
-     "                         with the server's state first, as `moat validate` would:\n"
-     "                         any error and nothing is changed (exit 2)\n"
-     "Creates what is missing; for what exists, changes only the fields the file gives\n"
-     "when they differ (a merge patch: fields the file leaves out are kept); leaves what\n"
-     "is equal. Prints created, configured or unchanged per document: clusters, then\n"
-     "objects, then rules (matched by name; rules by cluster and name). Objects are\n"
-     "named, not numbered, in rules. Workload and Node documents\n"
-     "are ignored with a note. Not one transaction: when the server refuses a request,\n"
-     "the documents done before it stay done and apply stops.\n" SERVER_OPTS API_EXIT,
+     "  -f, --file FILE        policy files (SPEC 10; - reads stdin): their syntax and\n"
+     "                         fields are checked here (file:line in every error), then\n"
+     "                         all of them go in one request (POST /api/v1/apply)\n"
+     "The server validates them with its state and applies all of them or none. It\n"
+     "creates what is missing; for what exists, it merges in the fields the file gives\n"
+     "(fields the file leaves out are kept). Prints created, configured or unchanged per\n"
+     "document: clusters, then objects, then rules (matched by name; rules by cluster\n"
+     "and name). Objects are named, not numbered, in rules. Workload and Node documents\n"
+     "are ignored with a note. Any error: exit 2 (4 for a viewer token), nothing\n"
+     "changed; errors the server finds are printed at their document's file and line.\n"
+     "At most 20,000 documents (8 MiB) per run.\n" SERVER_OPTS API_EXIT,
      cmd_apply},
     {"delete", "-f FILE [FILE...]", "Delete from the server what policy files name.",
-     "  -f, --file FILE        policy files, validated first as for apply\n"
+     "  -f, --file FILE        policy files, checked first as for apply\n"
      "Deletes rules, then objects, then clusters named by the files (deleting a cluster\n"
-     "deletes its rules too); prints deleted or absent per document. System rules are\n"
-     "kept. Not one transaction: it stops at the first request the server "
-     "refuses.\n" SERVER_OPTS API_EXIT,
+     "deletes its rules too), in one request: all of them or none (exit 6, nothing\n"
+     "deleted, when a remaining rule uses an object). Prints deleted or absent per\n"
+     "document. System rules are kept.\n" SERVER_OPTS API_EXIT,
      cmd_delete},
+    {"audit list",
+     "[--actor A] [--action A] [--kind K] [--cluster C] [--name N] [--since T] [--until T] "
+     "[--limit N] [--offset N]",
+     "List the server's audit records, newest first: every change it accepted.",
+     "      --actor A          token:ID (an admin token), node:CLUSTER/NODE,\n"
+     "                         join-token:ID (a registration) or local\n"
+     "      --action A         create, update, delete, register, report, revoke\n"
+     "      --kind K           cluster, object, rule, node, workloads, join_token, alert,\n"
+     "                         token\n"
+     "      --cluster C, --name N   the record changed\n"
+     "      --since T, --until T    as for `moat alert list`\n"
+     "      --limit N, --offset N   paging (the server's default limit is 100)\n"
+     "json/yaml print each record whole, with the record before and after.\n" SERVER_OPTS API_EXIT,
+     cmd_audit_list},
     {"help", "[COMMAND | exit-codes]", "Show help for moat or one command.", "", cmd_help},
 };
 

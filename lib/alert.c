@@ -187,6 +187,28 @@ static struct alert *find(const struct alert_agg *a, uint64_t hash)
     return NULL;
 }
 
+#define DETAILS_MAX 1024 /* bytes of an alert's details, reasons added included */
+
+/*
+ * Hits of one alert may say different things (a DNS answer with no query,
+ * another with the wrong question): each new one is added, once, while room
+ * lasts, so the alert says every reason it counts.
+ */
+static void add_details(struct alert *al, const char *details)
+{
+    if (!details || !al->details || strstr(al->details, details))
+        return;
+    size_t have = strlen(al->details), add = strlen(details);
+    if (have + 2 + add > DETAILS_MAX)
+        return;
+    char *grown = moat_reallocarray(al->details, have + 2 + add + 1, 1);
+    if (!grown)
+        return; /* the reasons known so far stay */
+    memcpy(grown + have, "; ", 2);
+    memcpy(grown + have + 2, details, add + 1);
+    al->details = grown;
+}
+
 const struct alert *alert_agg_add(struct alert_agg *a, const struct alert_hit *h, int *err)
 {
     *err = 0;
@@ -211,6 +233,7 @@ const struct alert *alert_agg_add(struct alert_agg *a, const struct alert_hit *h
         a->slots[j] = (uint32_t)++a->n;
     }
     al->attempts += h->count ? h->count : 1;
+    add_details(al, h->details);
     if (h->when < al->first_seen)
         al->first_seen = h->when;
     if (h->when > al->last_seen)

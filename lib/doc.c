@@ -538,6 +538,38 @@ static int parse_json(const char *text, size_t len, struct doc_set *set, struct 
     return err ? err : c->err;
 }
 
+int doc_set_from_json(const json_t *docs, const char *name, struct doc_set **out,
+                      struct moat_diags *d)
+{
+    *out = NULL;
+    struct doc_set *set = moat_calloc(1, sizeof(*set));
+    if (!set)
+        return -ENOMEM;
+    set->name = moat_strdup(name ? name : "-");
+    set->json = true;
+    if (!set->name) {
+        free(set);
+        return -ENOMEM;
+    }
+    struct build_ctx c = {.name = set->name, .d = d};
+    int err = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(docs, i, v)
+    {
+        struct doc_node *n = json_convert(&c, v, 1);
+        if (!n || (err = set_append(set, n)) < 0)
+            break;
+    }
+    err = err ? err : c.err;
+    if (err || diags_oom(d)) {
+        doc_set_free(set);
+        return err ? err : -ENOMEM;
+    }
+    *out = set;
+    return 0;
+}
+
 static bool ends_with(const char *s, size_t n, const char *suffix)
 {
     size_t k = strlen(suffix);

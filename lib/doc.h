@@ -14,6 +14,8 @@
 
 #include "diag.h"
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -69,5 +71,13 @@ void doc_node_free(struct doc_node *n);
 const struct doc_node *doc_map_get(const struct doc_node *map, const char *key);
 /* Human name of a node's type for messages: "a string", "a list", ... */
 const char *doc_type_name(const struct doc_node *n);
+
+/*
+ * The documents of a JSON array already parsed (jansson), as doc_parse_text
+ * makes them from its text (JSON: documents are numbered, there are no
+ * lines). `name` is used in messages. 0 with *out, -EINVAL (in `d`) or -ENOMEM.
+ */
+int doc_set_from_json(const json_t *docs, const char *name, struct doc_set **out,
+                      struct moat_diags *d);
 
 #endif

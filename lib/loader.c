@@ -1266,18 +1266,69 @@ static void assign_object_ids(struct moat_policy *p, struct moat_diags *d)
     }
 }
 
-static void check_objects(struct moat_policy *p, struct moat_diags *d)
+/* Indices sorted by a name (then by index), to find names used twice in O(n log n). */
+struct name_key {
+    const char *a, *b; /* b may be NULL */
+    size_t i;
+};
+
+static int cmp_name_key(const void *x, const void *y)
 {
-    for (size_t i = 0; i < p->nobjects; i++) {
+    const struct name_key *p = x, *q = y;
+    int c = strcmp(p->a, q->a);
+    if (!c && p->b && q->b)
+        c = strcmp(p->b, q->b);
+    return c ? c : (p->i > q->i) - (p->i < q->i);
+}
+
+static bool same_name_key(const struct name_key *p, const struct name_key *q)
+{
+    return strcmp(p->a, q->a) == 0 && (!p->b || !q->b || strcmp(p->b, q->b) == 0);
+}
+
+/*
+ * For each of the n keys, the start of its run of equal names in the sorted
+ * array (run[i] = position of i's group's first member; sorted by index
+ * within a run). Returns the sorted array (caller frees) with *pos[i] = the
+ * position of key i in it, or NULL on OOM.
+ */
+static struct name_key *name_runs(struct name_key *keys, size_t n, size_t **pos, size_t **run)
+{
+    *pos = moat_calloc(n ? n : 1, sizeof(**pos));
+    *run = moat_calloc(n ? n : 1, sizeof(**run));
+    if (!*pos || !*run) {
+        free(*pos);
+        free(*run);
+        free(keys);
+        return NULL;
+    }
+    if (n > 1)
+        qsort(keys, n, sizeof(*keys), cmp_name_key);
+    for (size_t k = 0, start = 0; k < n; k++) {
+        if (k > 0 && !same_name_key(&keys[k - 1], &keys[k]))
+            start = k;
+        (*pos)[keys[k].i] = k;
+        (*run)[keys[k].i] = start;
+    }
+    return keys;
+}
+
+static int check_objects(struct moat_policy *p, struct moat_diags *d)
+{
+    size_t n = p->nobjects, *pos, *run;
+    struct name_key *keys = moat_calloc(n ? n : 1, sizeof(*keys));
+    for (size_t i = 0; keys && i < n; i++)
+        keys[i] = (struct name_key){p->objects[i].name, NULL, i};
+    if (!keys || !(keys = name_runs(keys, n, &pos, &run)))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
         struct moat_object *o = &p->objects[i];
         char ctx[128];
         ctx_of(ctx, sizeof(ctx), "objects", o->name);
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(o->name, p->objects[j].name) != 0)
-                continue;
+        for (size_t k = run[i]; k < pos[i]; k++) { /* each earlier object of that name */
             char at[300];
             fin_err(d, &o->at, ctx, "name: defined twice (also in %s)",
-                    origin_text(at, sizeof(at), &p->objects[j].at));
+                    origin_text(at, sizeof(at), &p->objects[keys[k].i].at));
         }
         if (o->cluster) {
             uint32_t c = policy_find_cluster(p, o->cluster);
@@ -1286,6 +1337,10 @@ static void check_objects(struct moat_policy *p, struct moat_diags *d)
                 fin_err(d, &o->at, ctx, "cluster: no Cluster document named \"%s\"", o->cluster);
         }
     }
+    free(keys);
+    free(pos);
+    free(run);
+    return 0;
 }
 
 static struct moat_rule system_rule(uint32_t cluster, const char *name, uint32_t source,
@@ -1491,30 +1546,45 @@ static void resolve_rule_objects(struct moat_policy *p, struct moat_rule *r, con
     }
 }
 
-static void resolve_rules(struct moat_policy *p, size_t nsys, struct moat_diags *d)
+static int resolve_rules(struct moat_policy *p, size_t nsys, struct moat_diags *d)
 {
+    size_t n = p->nrules - nsys, *pos, *run;
+    struct name_key *keys = moat_calloc(n ? n : 1, sizeof(*keys));
+    size_t nk = 0;
+    for (size_t i = nsys; keys && i < p->nrules; i++) {
+        struct moat_rule *r = &p->rules[i];
+        r->cluster = policy_find_cluster(p, r->cluster_ref);
+        if (r->cluster == MOAT_NONE || p->clusters[r->cluster].implicit)
+            r->cluster = MOAT_NONE;
+        /* rules of one cluster may not share a name (those without a cluster are reported so) */
+        keys[i - nsys] = (struct name_key){r->cluster == MOAT_NONE ? "" : r->cluster_ref,
+                                           r->cluster == MOAT_NONE ? NULL : r->name, i - nsys};
+        nk++;
+    }
+    if (!keys || !(keys = name_runs(keys, nk, &pos, &run)))
+        return -ENOMEM;
     for (size_t i = nsys; i < p->nrules; i++) {
         struct moat_rule *r = &p->rules[i];
         char ctx[128];
         ctx_of(ctx, sizeof(ctx), "rules", r->name);
-        r->cluster = policy_find_cluster(p, r->cluster_ref);
-        if (r->cluster == MOAT_NONE || p->clusters[r->cluster].implicit) {
+        if (r->cluster == MOAT_NONE) {
             if (!was_rejected(p, "clusters", r->cluster_ref))
                 fin_err(d, &r->at, ctx, "cluster: no Cluster document named \"%s\"",
                         r->cluster_ref);
-            r->cluster = MOAT_NONE;
             continue;
         }
-        for (size_t j = nsys; j < i; j++) {
-            if (p->rules[j].cluster != r->cluster || strcmp(p->rules[j].name, r->name) != 0)
-                continue;
+        for (size_t k = run[i - nsys]; k < pos[i - nsys]; k++) { /* each earlier rule so named */
             char at[300];
             fin_err(d, &r->at, ctx, "name: defined twice in cluster \"%s\" (also in %s)",
-                    r->cluster_ref, origin_text(at, sizeof(at), &p->rules[j].at));
+                    r->cluster_ref, origin_text(at, sizeof(at), &p->rules[nsys + keys[k].i].at));
         }
         if (r->type != MOAT_RULE_SYSTEM)
             resolve_rule_objects(p, r, ctx, d);
     }
+    free(keys);
+    free(pos);
+    free(run);
+    return 0;
 }
 
 /* Workloads sorted by (cluster, namespace, name) find duplicate names in O(n log n). */
@@ -1667,7 +1737,8 @@ int policy_finish(struct moat_policy *p, struct moat_diags *d)
         add_builtin_object(p, "host", MOAT_OBJ_HOST) < 0 ||
         add_builtin_object(p, "cluster-dns", MOAT_OBJ_SELECTOR) < 0)
         return -ENOMEM;
-    check_objects(p, d);
+    if (check_objects(p, d) < 0)
+        return -ENOMEM;
     assign_object_ids(p, d);
     /* A rule's cluster index is needed before system overrides can be matched. */
     for (size_t i = 0; i < p->nrules; i++)
@@ -1675,7 +1746,8 @@ int policy_finish(struct moat_policy *p, struct moat_diags *d)
     size_t nsys = p->nclusters * 2;
     if (add_system_rules(p) < 0)
         return -ENOMEM;
-    resolve_rules(p, nsys, d);
+    if (resolve_rules(p, nsys, d) < 0)
+        return -ENOMEM;
     apply_system_overrides(p, nsys);
     if (assign_rule_ids(p, d) < 0)
         return -ENOMEM;
@@ -1747,6 +1819,32 @@ int policy_load_files(struct moat_policy **out, const char *const *paths, size_t
     int err = policy_load_sources(out, src, n, d);
     free(src);
     return err;
+}
+
+int policy_load_json(struct moat_policy **out, const json_t *docs, const char *name,
+                     struct moat_diags *d)
+{
+    *out = NULL;
+    struct doc_set *set;
+    int err = doc_set_from_json(docs, name, &set, d);
+    if (err)
+        return err;
+    struct moat_policy *p = policy_new();
+    if (!p) {
+        doc_set_free(set);
+        return -ENOMEM;
+    }
+    int first = load_set_into(p, set, d);
+    if (first != -ENOMEM) {
+        int fin = policy_finish(p, d);
+        first = !first || fin == -ENOMEM ? fin : first;
+    }
+    if (first) {
+        policy_free(p);
+        return first;
+    }
+    *out = p;
+    return 0;
 }
 
 int policy_load_text(struct moat_policy **out, const char *text, size_t len, const char *name,

@@ -44,6 +44,10 @@ int policy_load_files(struct moat_policy **out, const char *const *paths, size_t
 int policy_load_text(struct moat_policy **out, const char *text, size_t len, const char *name,
                      struct moat_diags *d);
 
+/* Same, from a JSON array of documents already parsed (jansson). */
+int policy_load_json(struct moat_policy **out, const json_t *docs, const char *name,
+                     struct moat_diags *d);
+
 /* One input of policy_load_sources: a file (`path`), or text in memory named `name`. */
 struct policy_source {
     const char *path; /* NULL: use text/len/name */

@@ -193,6 +193,27 @@ bool object_matches_workload(const struct moat_object *o, const struct moat_work
            labels_all_present(o->ns_labels, o->nns_labels, w->ns_labels, w->nns_labels);
 }
 
+int cluster_resolvers(const struct moat_policy *p, uint32_t c,
+                      int (*fn)(void *arg, const struct moat_addr *a), void *arg)
+{
+    const struct moat_detections *d = &p->clusters[c].det;
+    size_t named = d->dns_hijack.nresolvers;
+    int r = 0;
+    for (size_t i = 0; i < named && !r; i++)
+        r = fn(arg, &d->dns_hijack.resolvers[i]);
+    uint32_t dns = policy_find_object(p, "cluster-dns");
+    if (named || dns == MOAT_NONE)
+        return r;
+    for (size_t w = 0; w < p->nworkloads && !r; w++) {
+        const struct moat_workload *wl = &p->workloads[w];
+        if (wl->cluster != c || !object_matches_workload(&p->objects[dns], wl, p->clusters[c].name))
+            continue;
+        for (size_t a = 0; a < wl->naddrs && !r; a++)
+            r = fn(arg, &wl->addrs[a]);
+    }
+    return r;
+}
+
 bool object_covers_address(const struct moat_object *o, const struct moat_addr *a)
 {
     if (o->kind != MOAT_OBJ_IPBLOCK)

@@ -226,6 +226,15 @@ bool object_covers_address(const struct moat_object *o, const struct moat_addr *
 /* True when object `o` may be used in cluster `cluster` (unrestricted or the same). */
 bool object_in_cluster(const struct moat_object *o, const char *cluster);
 
+/*
+ * The approved DNS resolvers of cluster `c` (SPEC §6): the addresses its
+ * dns_hijack settings name, else those of its workloads the `cluster-dns`
+ * object selects. Calls fn(arg, address) for each and stops at the first
+ * nonzero return, which it returns; 0 when all were seen.
+ */
+int cluster_resolvers(const struct moat_policy *p, uint32_t c,
+                      int (*fn)(void *arg, const struct moat_addr *a), void *arg);
+
 const char *action_name(enum moat_action a);
 const char *proto_name(enum moat_proto p);
 const char *mode_name(enum moat_mode m);

@@ -1,30 +1,36 @@
 /*
  * api_agents: what node agents (moatd in cluster mode, SPEC 9) talk to.
  *
- *   GET  /clusters/{cluster}/join-token  (admin) issues the cluster's join
- *        token; only its SHA-256 is kept, so each call replaces the last one.
- *   POST /agents/register   join token -> node credential, bound to one
- *        cluster and node name; the node record is created or refreshed.
+ *   POST /agents/register   join token (api_joins.c) -> node credential,
+ *        bound to one cluster and node name. A name that is registered is
+ *        not given to a new registration (409) until an admin deletes the
+ *        node (DELETE /nodes/{id}), so nobody takes a node over.
  *   POST /agents/heartbeat  node facts, the policy revision in force and the
  *        event spool; `certified` is computed here from the kernel-support
  *        table (lib/compat.h). The answer carries the heartbeat interval the
  *        agent keeps to (as does register's).
  *   PUT  /agents/workloads  the node's full workload list (replaces its set).
  *   GET  /agents/policy?revision=N&wait=S  long-poll: answers at once when the
- *        cluster's revision is above N, else waits up to S seconds (304 when
+ *        cluster's revision is above N, else its connection is suspended (no
+ *        thread waits) until the revision moves or S seconds pass (304 when
  *        nothing changed). The answer holds the cluster's settings, objects,
  *        rules (with their store ids), every workload of the cluster, and the
- *        revision.
+ *        revision; it is built once per revision and shared by every agent.
  *   POST /agents/events     a batch of events with a batch id; a batch id is
  *        counted once per node. Events become alerts as SPEC 7 says.
  *
  * A node credential acts only for its own cluster and node: a `cluster` or
  * `node` in a body or query that names another gives 403.
  */
+#include "audit.h"
 #include "auth.h"
+#include "fleet.h"
 #include "server.h"
+#include "watch.h"
+#include "writer.h"
 
 #include "compat.h"
+#include "model.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -33,7 +39,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POLL_WAIT_MAX 60 /* seconds a policy long-poll may wait */
+#define POLL_WAIT_MAX 60   /* seconds a policy long-poll may wait */
+#define WORKLOADS_MAX 4096 /* workloads one node may report */
+#define LABELS_MAX    64   /* labels of one workload */
+#define LABEL_MAX     253  /* bytes of a label key or value */
+#define IPS_MAX       16   /* addresses of one workload */
+#define SOURCE_MAX    300  /* bytes of a workload's source (RUNTIME:ID or file:PATH) */
+#define FACT_MAX      256  /* bytes of os, kernel, agent_version, datapath.reason */
 
 /* A response was set: 1, or the error that kept it from being set. */
 static int stop(int err)
@@ -92,12 +104,14 @@ static int own(const struct req *rq, struct resp *rs, const json_t *body)
     return rc;
 }
 
-/* 1 with 400 set when body[key] is present and not a string. */
-static int opt_string(struct resp *rs, const json_t *body, const char *key)
+/* 1 with 400 set when body[key] is present and not a string of at most `max` bytes. */
+static int opt_string(struct resp *rs, const json_t *body, const char *key, size_t max)
 {
     const json_t *v = json_object_get(body, key);
     if (v && !json_is_string(v))
         return stop(resp_error(rs, 400, key, "must be a string"));
+    if (v && json_string_length(v) > max)
+        return stop(resp_error(rs, 400, key, "longer than %zu bytes", max));
     return 0;
 }
 
@@ -139,107 +153,52 @@ static int set_now(json_t *doc, const char *key)
     return json_object_set_new(doc, key, json_string(now)) < 0 ? -ENOMEM : 0;
 }
 
-/* ---- join token ---------------------------------------------------------- */
-
-static int join_token(struct req *rq, struct resp *rs)
-{
-    struct store *st = &rq->srv->store;
-    int64_t id;
-    int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->params[0], &id);
-    if (err == -ENOENT)
-        return resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]);
-    char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_LEN + 1];
-    if (!err)
-        err = auth_token_new(token);
-    if (!err)
-        err = auth_hash(token, hash);
-    json_t *doc = err ? NULL : json_pack("{s:s}", "hash", hash);
-    if (!err && (!doc || set_now(doc, "created") < 0))
-        err = -ENOMEM;
-    if (!err) {
-        err = st->ops->find(st, STORE_JOIN, rq->params[0], "join", &id);
-        if (!err)
-            err = st->ops->update(st, STORE_JOIN, id, "join", doc);
-        else if (err == -ENOENT)
-            err = st->ops->insert(st, STORE_JOIN, rq->params[0], "join", doc, &id);
-    }
-    json_decref(doc);
-    if (!err)
-        err = resp_json(rs, 200,
-                        json_pack("{s:s,s:s}", "cluster", rq->params[0], "join_token", token));
-    return err;
-}
-
-int api_join_token(struct req *rq, struct resp *rs)
-{
-    int err = txn_begin(rq);
-    if (!err)
-        err = txn_end(rq, join_token(rq, rs), rs);
-    return err;
-}
-
 /* ---- register ------------------------------------------------------------ */
-
-/* 0 when `token` is the cluster's join token, -EACCES when not, or a store error. */
-static int join_check(struct store *st, const char *cluster, const char *token)
-{
-    char hash[AUTH_HASH_LEN + 1];
-    int64_t id;
-    json_t *doc = NULL;
-    int err = auth_hash(token, hash);
-    if (!err)
-        err = st->ops->find(st, STORE_JOIN, cluster, "join", &id);
-    if (!err)
-        err = st->ops->get(st, STORE_JOIN, id, &doc, NULL);
-    if (!err && strcmp(jstr(doc, "hash"), hash) != 0)
-        err = -EACCES;
-    json_decref(doc);
-    return err == -ENOENT ? -EACCES : err;
-}
 
 static int register_node(struct req *rq, struct resp *rs, const json_t *body)
 {
     struct store *st = &rq->srv->store;
     const char *cluster = jstr(body, "cluster"), *name = jstr(body, "node");
-    int err = join_check(st, cluster, jstr(body, "join_token"));
-    if (err == -EACCES)
-        return resp_error(rs, 401, "join_token", "not the join token of cluster \"%s\"", cluster);
-    int64_t id = 0;
-    json_t *node = NULL;
+    int64_t join_id = 0, id = 0;
+    int err = join_use(rq, rs, cluster, jstr(body, "join_token"), &join_id);
+    if (err)
+        return err < 0 ? err : 0;
+    snprintf(rq->actor, sizeof(rq->actor), "join-token:%lld", (long long)join_id);
+    err = st->ops->find(st, STORE_NODE, cluster, name, &id);
     if (!err)
-        err = st->ops->find(st, STORE_NODE, cluster, name, &id);
-    if (!err)
-        err = st->ops->get(st, STORE_NODE, id, &node, NULL);
-    if (err == -ENOENT) {
-        err = 0;
-        id = 0;
-        node = json_pack("{s:s,s:s,s:{s:s,s:s},s:i}", "name", name, "cluster", cluster, "datapath",
-                         "state", "not_installed", "reason", "", "workload_count", 0);
-        if (!node || set_now(node, "registered") < 0)
-            err = -ENOMEM;
-    }
+        return resp_error(rs, 409, "node",
+                          "node \"%s\" of cluster \"%s\" is registered: an admin must delete it "
+                          "first (moat node delete) before another agent may take its name",
+                          name, cluster);
+    if (err != -ENOENT)
+        return err;
+    json_t *node =
+        json_pack("{s:s,s:s,s:{s:s,s:s},s:i}", "name", name, "cluster", cluster, "datapath",
+                  "state", "not_installed", "reason", "", "workload_count", 0);
     char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_LEN + 1];
+    err = node && set_now(node, "registered") == 0 ? 0 : -ENOMEM;
     if (!err)
         err = auth_token_new(token);
     if (!err)
         err = auth_hash(token, hash);
-    json_object_del(node, "id");
     if (!err && (node_facts(node, body) < 0 || node_certify(rq->srv, node) < 0 ||
-                 set_now(node, "last_heartbeat") < 0 ||
-                 json_object_set_new(node, "token_sha256", json_string(hash)) < 0))
-        err = -ENOMEM;
-    int64_t newid = id;
-    if (!err && id)
-        err = st->ops->update(st, STORE_NODE, id, name, node);
-    else if (!err)
-        err = st->ops->insert(st, STORE_NODE, cluster, name, node, &newid);
-    if (!err &&
-        (json_object_set_new(node, "id", json_integer(newid)) < 0 || node_show(rq->srv, node) < 0))
+                 set_now(node, "last_heartbeat") < 0))
         err = -ENOMEM;
     if (!err)
-        err = resp_json(rs, id ? 200 : 201,
+        err = st->ops->insert(st, STORE_NODE, cluster, name, node, &id);
+    if (!err) /* the credential: one indexed lookup per request (auth.c) */
+        err = st->ops->token_add(st, hash, "agent", id, NULL);
+    if (!err &&
+        (json_object_set_new(node, "id", json_integer(id)) < 0 || node_show(rq->srv, node) < 0))
+        err = -ENOMEM;
+    if (!err)
+        err = audit_record(rq, "register", "node", cluster, name, id, NULL, node);
+    if (!err) {
+        effects_node(&rq->fx, id);
+        err = resp_json(rs, 201,
                         json_pack("{s:s,s:O,s:i}", "token", token, "node", node,
                                   "heartbeat_interval", rq->srv->opts.heartbeat_interval));
+    }
     json_decref(node);
     return err;
 }
@@ -248,12 +207,13 @@ int api_agents_register(struct req *rq, struct resp *rs)
 {
     static const char *const fields[] = {"cluster", "node",          "join_token", "os",
                                          "kernel",  "agent_version", NULL};
+    static const size_t max[] = {MOAT_NAME_MAX, SERVER_NAME_MAX, 128, FACT_MAX, FACT_MAX, 64};
     json_t *body;
     int rc = req_body_object(rq, rs, &body);
     if (!rc)
         rc = known_fields(rs, body, fields, "");
     for (size_t i = 0; !rc && fields[i]; i++)
-        rc = opt_string(rs, body, fields[i]);
+        rc = opt_string(rs, body, fields[i], max[i]);
     if (!rc && !json_object_get(body, "cluster"))
         rc = stop(resp_error(rs, 400, "cluster", "required"));
     if (!rc && !name_ok(jstr(body, "node")))
@@ -310,9 +270,10 @@ static int heartbeat_body(struct resp *rs, const json_t *body)
         "policy_revision", "spool", NULL};
     static const char *const dp_fields[] = {"state", "reason", "backend", "probes", NULL};
     static const char *const spool_fields[] = {"pending", "dropped", "dropped_events", NULL};
+    static const size_t max[] = {MOAT_NAME_MAX, SERVER_NAME_MAX, FACT_MAX, FACT_MAX, 64};
     int rc = known_fields(rs, body, fields, "");
     for (size_t i = 0; !rc && i < 5; i++)
-        rc = opt_string(rs, body, fields[i]);
+        rc = opt_string(rs, body, fields[i], max[i]);
     const json_t *dp = json_object_get(body, "datapath");
     if (!rc && dp && !json_is_object(dp))
         rc = stop(resp_error(rs, 400, "datapath", "must be an object {state, reason}"));
@@ -323,9 +284,10 @@ static int heartbeat_body(struct resp *rs, const json_t *body)
         strcmp(state, "not_installed") != 0)
         rc = stop(resp_error(rs, 400, "datapath.state",
                              "must be enforcing, unsupported or not_installed"));
-    if (!rc && dp && json_object_get(dp, "reason") &&
-        !json_is_string(json_object_get(dp, "reason")))
-        rc = stop(resp_error(rs, 400, "datapath.reason", "must be a string"));
+    const json_t *reason = json_object_get(dp, "reason");
+    if (!rc && reason && (!json_is_string(reason) || json_string_length(reason) > FACT_MAX))
+        rc = stop(resp_error(rs, 400, "datapath.reason", "must be a string of at most %d bytes",
+                             FACT_MAX));
     if (!rc && dp)
         rc = backend_fields(rs, dp);
     const json_t *wc = json_object_get(body, "workload_count");
@@ -383,6 +345,8 @@ static int heartbeat(struct req *rq, struct resp *rs, const json_t *body)
     }
     if (!err)
         err = st->ops->update(st, STORE_NODE, rq->node_id, rq->agent_node, node);
+    if (!err)
+        effects_node(&rq->fx, rq->node_id);
     if (!err && (json_object_set_new(node, "id", json_integer(rq->node_id)) < 0 ||
                  node_show(rq->srv, node) < 0 ||
                  json_object_set_new(node, "heartbeat_interval",
@@ -416,17 +380,23 @@ int api_agents_heartbeat(struct req *rq, struct resp *rs)
 /* Adds {"field": "workloads[i].F", "message": msg} to errs. */
 static int wl_error(json_t *errs, size_t i, const char *field, const char *msg)
 {
-    char f[96];
+    char f[MOAT_BODY_KEY_MAX + 32];
     snprintf(f, sizeof(f), "workloads[%zu]%s%s", i, *field ? "." : "", field);
-    return json_array_append_new(errs, json_pack("{s:s,s:s}", "field", f, "message", msg)) < 0
-               ? -ENOMEM
-               : 0;
+    return errs_add(errs, f, "%s", msg);
 }
 
 static bool ip_ok(const char *s)
 {
     unsigned char buf[16];
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* The longest a workload's string field may be, in bytes. */
+static size_t wl_string_max(const char *field)
+{
+    return strcmp(field, "image") == 0    ? MOAT_IMAGE_MAX
+           : strcmp(field, "source") == 0 ? SOURCE_MAX
+                                          : 253;
 }
 
 /* Checks one reported workload; problems go to errs. */
@@ -450,6 +420,11 @@ static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *r
         else if (!err && strcmp(key, "labels") && strcmp(key, "namespace_labels") &&
                  strcmp(key, "ips") && !json_is_string(v))
             err = wl_error(errs, i, key, "must be a string");
+        else if (!err && json_is_string(v) && json_string_length(v) > wl_string_max(key)) {
+            char msg[48];
+            snprintf(msg, sizeof(msg), "too long (at most %zu bytes)", wl_string_max(key));
+            err = wl_error(errs, i, key, msg);
+        }
     }
     if (!err && !name_ok(jstr(w, "name")))
         err = wl_error(errs, i, "name", "required: letters, digits, '.', '_', '-'");
@@ -464,18 +439,21 @@ static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *r
     static const char *const maps[] = {"labels", "namespace_labels"};
     for (size_t m = 0; !err && m < 2; m++) {
         const json_t *labels = json_object_get(w, maps[m]);
-        bool ok = !labels || json_is_object(labels);
-        json_object_foreach((json_t *)labels, key, v) ok = ok && json_is_string(v);
+        bool ok = !labels || (json_is_object(labels) && json_object_size(labels) <= LABELS_MAX);
+        json_object_foreach((json_t *)labels, key, v) ok = ok && json_is_string(v) &&
+                                                           strlen(key) <= LABEL_MAX &&
+                                                           json_string_length(v) <= LABEL_MAX;
         if (!ok)
-            err = wl_error(errs, i, maps[m], "must be a map of strings");
+            err = wl_error(errs, i, maps[m],
+                           "must be a map of at most 64 strings (keys and values of at most 253 "
+                           "bytes)");
     }
     const char *source = jstr(w, "source");
-    if (!err && json_object_get(w, "source") && (strlen(source) > 300 || strpbrk(source, " \t\n")))
-        err =
-            wl_error(errs, i, "source", "must be RUNTIME:ID or file:PATH (at most 300 characters)");
+    if (!err && json_object_get(w, "source") && strpbrk(source, " \t\n"))
+        err = wl_error(errs, i, "source", "must be RUNTIME:ID or file:PATH (no spaces)");
     const json_t *ips = json_object_get(w, "ips");
-    if (!err && ips && !json_is_array(ips))
-        err = wl_error(errs, i, "ips", "must be a list of addresses");
+    if (!err && ips && (!json_is_array(ips) || json_array_size(ips) > IPS_MAX))
+        err = wl_error(errs, i, "ips", "must be a list of at most 16 addresses");
     for (size_t k = 0; !err && json_is_array(ips) && k < json_array_size(ips); k++) {
         const char *ip = json_string_value(json_array_get(ips, k));
         if (!ip || !ip_ok(ip))
@@ -484,14 +462,45 @@ static int wl_check(json_t *errs, size_t i, const json_t *w, const struct req *r
     return err;
 }
 
+/* The names ("NAMESPACE/NAME") of a list of workloads, for the audit record. */
+static json_t *workload_names(const json_t *list)
+{
+    json_t *names = json_array();
+    size_t i;
+    const json_t *w;
+    json_array_foreach(list, i, w)
+    {
+        char name[2 * SERVER_NAME_MAX + 2];
+        snprintf(name, sizeof(name), "%s/%s", jstr(w, "namespace"), jstr(w, "name"));
+        if (names && json_array_append_new(names, json_string(name)) < 0) {
+            json_decref(names);
+            names = NULL;
+        }
+    }
+    return names;
+}
+
+static int audit_workloads(struct req *rq, const json_t *old, const json_t *list)
+{
+    json_t *before = workload_names(old), *after = workload_names(list);
+    int err = before && after ? audit_record(rq, "report", "workloads", rq->agent_cluster,
+                                             rq->agent_node, rq->node_id, before, after)
+                              : -ENOMEM;
+    json_decref(before);
+    json_decref(after);
+    return err;
+}
+
 static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list)
 {
     struct store *st = &rq->srv->store;
     struct store_query q = {.cluster = rq->agent_cluster, .limit = -1};
     q.filters[q.nfilters++] = (struct store_filter){"node", rq->agent_node};
-    json_t *old;
+    json_t *old = NULL;
     int64_t total;
     int err = st->ops->list(st, STORE_WORKLOAD, &q, &old, &total);
+    if (!err)
+        err = audit_workloads(rq, old, list);
     for (size_t i = 0; !err && i < json_array_size(old); i++) {
         const json_t *w = json_array_get(old, i);
         err = st->ops->remove(st, STORE_WORKLOAD, json_integer_value(json_object_get(w, "id")));
@@ -524,9 +533,11 @@ static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list
     if (!err)
         err = st->ops->update(st, STORE_NODE, rq->node_id, rq->agent_node, node);
     json_decref(node);
+    if (!err)
+        effects_node(&rq->fx, rq->node_id);
     int64_t rev = 0;
     if (!err)
-        err = revision_bump(rq->srv, rq->agent_cluster);
+        err = revision_bump(rq, rq->agent_cluster);
     if (!err)
         err = revision_get(rq->srv, rq->agent_cluster, &rev);
     if (!err)
@@ -548,6 +559,8 @@ int api_agents_workloads(struct req *rq, struct resp *rs)
     const json_t *list = json_object_get(body, "workloads");
     if (!rc && !json_is_array(list))
         rc = stop(resp_error(rs, 400, "workloads", "required: a list of workloads"));
+    if (!rc && json_array_size(list) > WORKLOADS_MAX)
+        rc = stop(resp_error(rs, 400, "workloads", "at most %d workloads per node", WORKLOADS_MAX));
     if (!rc && !(errs = json_array()))
         rc = -ENOMEM;
     for (size_t i = 0; !rc && i < json_array_size(list); i++)
@@ -579,22 +592,6 @@ static bool query_int(const struct req *rq, const char *key, int64_t hi, int64_t
         return false;
     *out = v;
     return true;
-}
-
-/* Waits (holding srv->lock, as every handler does) until the revision passes `since`. */
-static int wait_revision(struct server *srv, const char *cluster, int64_t since, int64_t wait,
-                         int64_t *rev)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)wait;
-    int err = revision_get(srv, cluster, rev);
-    while (!err && *rev <= since && wait > 0 && !srv->stopping) {
-        if (pthread_cond_timedwait(&srv->changed, &srv->lock, &deadline) == ETIMEDOUT)
-            wait = 0;
-        err = revision_get(srv, cluster, rev);
-    }
-    return err;
 }
 
 /* Every record of kind k (of `cluster`, for kinds that have one). */
@@ -642,7 +639,7 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
     return err;
 }
 
-/* The cluster's cache entry (made empty when missing); NULL on OOM. Under server.lock. */
+/* The cluster's cache entry (made empty when missing); NULL on OOM. Under server.cache_lock. */
 static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
 {
     struct policy_cache *c = srv->policy_cache;
@@ -656,44 +653,67 @@ static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
     return c;
 }
 
-/* Answers with the policy at revision `rev`, built once per revision. */
+/*
+ * Answers with the policy at revision `rev` or newer, built once per
+ * revision: every agent of the cluster gets the same shared text. A hit
+ * reads nothing from the store. The first to ask for a newer revision
+ * builds it (under server.cache_lock) from its snapshot.
+ */
 static int cached_answer(struct req *rq, int64_t rev, struct resp *rs)
 {
-    struct store *st = &rq->srv->store;
-    int64_t id;
-    int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
-    if (err)
-        return err;
-    struct policy_cache *c = cache_entry(rq->srv, rq->agent_cluster);
-    if (!c)
-        return -ENOMEM;
-    /* A cluster deleted and made again counts its revisions afresh: its id tells. */
-    if (!c->text || c->revision != rev || c->cluster_id != id) {
+    struct server *srv = rq->srv;
+    struct store *st = &srv->store;
+    int err = 0;
+    pthread_mutex_lock(&srv->cache_lock);
+    struct policy_cache *c = cache_entry(srv, rq->agent_cluster);
+    if (c && (!c->text || c->revision < rev)) {
+        int64_t now, id;
         json_t *body = NULL;
-        err = policy_body(rq, rev, &body);
+        err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
+        if (!err)
+            err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
+        if (!err)
+            err = policy_body(rq, now, &body);
         char *text = err ? NULL : json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        if (err)
-            return err;
-        if (!text)
-            return -ENOMEM;
-        free(c->text);
-        c->text = text;
-        c->revision = rev;
-        c->cluster_id = id;
+        struct shared_text *t = text ? shared_text_new(text, strlen(text)) : NULL;
+        free(text);
+        if (!err && !t)
+            err = -ENOMEM;
+        if (!err) {
+            shared_text_unref(c->text);
+            c->text = t;
+            c->revision = now;
+            c->cluster_id = id;
+        }
     }
-    rs->text = strdup(c->text);
-    if (!rs->text)
-        return -ENOMEM;
-    rs->status = 200;
-    return 0;
+    if (!err && !c)
+        err = -ENOMEM;
+    if (!err)
+        rs->shared = shared_text_ref(c->text);
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (!err)
+        rs->status = 200;
+    return err;
+}
+
+void agents_cache_forget(struct server *srv, const char *cluster)
+{
+    pthread_mutex_lock(&srv->cache_lock);
+    for (struct policy_cache *c = srv->policy_cache; c; c = c->next)
+        if (strcmp(c->cluster, cluster) == 0) {
+            shared_text_unref(c->text);
+            c->text = NULL;
+            c->revision = 0;
+        }
+    pthread_mutex_unlock(&srv->cache_lock);
 }
 
 int api_agents_policy(struct req *rq, struct resp *rs)
 {
     static const char *const args[] = {"revision", "wait", "cluster", "node", NULL};
     struct store_query q = {0};
-    int64_t since, wait, rev;
+    int64_t since, wait;
     int rc = req_query_check(rq, rs, args, false, &q);
     if (!rc)
         rc = own(rq, rs, NULL);
@@ -703,13 +723,19 @@ int api_agents_policy(struct req *rq, struct resp *rs)
         rc = stop(resp_error(rs, 400, "wait", "must be an integer 0..%d", POLL_WAIT_MAX));
     if (rc)
         return rc < 0 ? rc : 0;
-    int err = wait_revision(rq->srv, rq->agent_cluster, since, wait, &rev);
-    if (!err && rev <= since) {
+    double now = watch_now();
+    if (!rq->resumed)
+        rq->deadline = now + (double)wait;
+    int64_t rev = fleet_revision(rq->srv->fleet, rq->agent_cluster);
+    if (rev <= since && now < rq->deadline && !rq->srv->stopping) {
+        rs->wait_key = rq->agent_cluster; /* suspended until it moves (watch.h) */
+        return 0;
+    }
+    if (rev <= since) {
         rs->status = 304; /* nothing newer */
         return 0;
     }
-    if (!err)
-        err = cached_answer(rq, rev, rs);
+    int err = cached_answer(rq, rev, rs);
     if (err == -ENOENT)
         return resp_error(rs, 403, "cluster", "cluster \"%s\" no longer exists", rq->agent_cluster);
     return err;
@@ -720,7 +746,7 @@ void agents_cache_free(struct server *srv)
     while (srv->policy_cache) {
         struct policy_cache *c = srv->policy_cache;
         srv->policy_cache = c->next;
-        free(c->text);
+        shared_text_unref(c->text);
         free(c);
     }
 }

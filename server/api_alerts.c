@@ -18,15 +18,31 @@
  * With --alerts-out, every alert a batch makes or changes is appended there
  * as one JSON line — the alert as GET /alerts/{id} shows it — after the
  * batch's commit, and the lines of each batch are flushed together.
+ *
+ * Event times: an event older than the retention is counted `expired` and
+ * dropped; one more than EVENT_SKEW_S ahead of the server's clock is taken
+ * as seen now and counted `clamped` (an agent's clock is off; an alert must
+ * not stay the newest for ever, nor escape the retention).
  */
+#include "audit.h"
 #include "server.h"
+#include "writer.h"
+
+#include "jsonbound.h"
+#include "model.h"
+
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define EVENTS_MAX 10000
+#define EVENTS_MAX     10000
+#define EVENT_SKEW_S   300  /* seconds an event time may be ahead of the server's clock */
+#define EVENT_TEXT_MAX 253  /* bytes of an endpoint's namespace, name, app, object */
+#define DETAILS_MAX    4096 /* bytes of an event's details as JSON */
+#define DETAILS_DEPTH  4    /* levels of objects and arrays in details */
 
 static const char *const kinds[] = {"policy",   "brute_force",  "port_scan", "dns_hijack",
                                     "spoofing", "threat_intel", NULL};
@@ -64,6 +80,10 @@ int alerts_expire(struct server *srv)
     if (!err)
         err = srv->store.ops->purge(&srv->store, STORE_BATCH, "time", before, &n);
     if (!err)
+        err = audit_expire(srv, before);
+    if (!err) /* join tokens that expired before the retention window are of no more use */
+        err = srv->store.ops->purge(&srv->store, STORE_JOIN, "expires", before, &n);
+    if (!err)
         srv->expired_at = now.tv_sec ? now.tv_sec : 1;
     return err;
 }
@@ -72,11 +92,15 @@ int alerts_expire(struct server *srv)
 
 static int ev_error(json_t *errs, size_t i, const char *field, const char *msg)
 {
-    char f[96];
-    snprintf(f, sizeof(f), "events[%zu].%s", i, field);
-    return json_array_append_new(errs, json_pack("{s:s,s:s}", "field", f, "message", msg)) < 0
-               ? -ENOMEM
-               : 0;
+    char f[MOAT_BODY_KEY_MAX + 64];
+    snprintf(f, sizeof(f), "events[%zu]%s%s", i, *field ? "." : "", field);
+    return errs_add(errs, f, "%s", msg);
+}
+
+static bool ip_ok(const char *s)
+{
+    unsigned char buf[16];
+    return s && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
 }
 
 static int endpoint_check(json_t *errs, size_t i, const char *which, const json_t *ep)
@@ -89,7 +113,7 @@ static int endpoint_check(json_t *errs, size_t i, const char *which, const json_
         return ev_error(errs, i, which, "must be an object");
     const char *key;
     const json_t *v;
-    char f[64];
+    char f[MOAT_BODY_KEY_MAX + 32];
     json_object_foreach((json_t *)ep, key, v)
     {
         snprintf(f, sizeof(f), "%s.%s", which, key);
@@ -100,6 +124,11 @@ static int endpoint_check(json_t *errs, size_t i, const char *which, const json_
             return ev_error(errs, i, f, "must be a port 0..65535");
         if (strcmp(key, "port") != 0 && !json_is_string(v))
             return ev_error(errs, i, f, "must be a string");
+        if (strcmp(key, "address") == 0 && !ip_ok(json_string_value(v)))
+            return ev_error(errs, i, f, "must be an IP address");
+        size_t max = strcmp(key, "image") == 0 ? MOAT_IMAGE_MAX : EVENT_TEXT_MAX;
+        if (json_is_string(v) && json_string_length(v) > max)
+            return ev_error(errs, i, f, "too long");
     }
     return 0;
 }
@@ -136,20 +165,42 @@ static int event_check(json_t *errs, size_t i, const json_t *e)
     if (v && !one_of(json_string_value(v), risks))
         return ev_error(errs, i, "risk", "must be low, medium or high");
     v = json_object_get(e, "protocol");
-    if (v && !json_is_string(v))
-        return ev_error(errs, i, "protocol", "must be a string");
+    if (v && (!json_is_string(v) || json_string_length(v) > 16))
+        return ev_error(errs, i, "protocol", "must be a string of at most 16 bytes");
     v = json_object_get(e, "attempts");
     if (v &&
         (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000000))
         return ev_error(errs, i, "attempts", "must be an integer >= 1");
     v = json_object_get(e, "rule");
+    const json_t *rname = json_object_get(v, "name");
     if (v && !json_is_null(v) &&
-        (!json_is_object(v) || !json_is_integer(json_object_get(v, "id")) ||
-         (json_object_get(v, "name") && !json_is_string(json_object_get(v, "name")))))
-        return ev_error(errs, i, "rule", "must be {\"id\": N, \"name\": \"...\"}");
+        (!json_is_object(v) || json_object_size(v) > 2 ||
+         !json_is_integer(json_object_get(v, "id")) ||
+         (rname && (!json_is_string(rname) || json_string_length(rname) > MOAT_NAME_MAX))))
+        return ev_error(errs, i, "rule",
+                        "must be {\"id\": N, \"name\": \"...\"} (a name of at "
+                        "most 64 bytes)");
     v = json_object_get(e, "details");
     if (v && !json_is_object(v))
         return ev_error(errs, i, "details", "must be an object");
+    if (v) {
+        const struct json_bounds b = {.depth = DETAILS_DEPTH,
+                                      .string_bytes = DETAILS_MAX,
+                                      .key_bytes = 64,
+                                      .items = 64,
+                                      .values = 256};
+        char where[160], why[96];
+        char *text = json_dumps(v, JSON_COMPACT);
+        size_t len = text ? strlen(text) : 0;
+        free(text);
+        if (json_bounds_check(v, &b, where, sizeof(where), why, sizeof(why))) {
+            char f[200];
+            snprintf(f, sizeof(f), "details%s%s", *where ? "." : "", where);
+            return ev_error(errs, i, f, why);
+        }
+        if (len > DETAILS_MAX)
+            return ev_error(errs, i, "details", "longer than 4096 bytes as JSON");
+    }
     int err = endpoint_check(errs, i, "source", json_object_get(e, "source"));
     if (!err)
         err = endpoint_check(errs, i, "destination", json_object_get(e, "destination"));
@@ -200,16 +251,6 @@ static json_t *alert_new(const struct req *rq, const json_t *e, const char *when
                      "last_seen", when, "attempts", (json_int_t)(att ? json_integer_value(att) : 1),
                      "risk", *risk ? risk : "medium", "status", "unhandled", "details",
                      det ? json_deep_copy(det) : json_object());
-}
-
-/*
- * Appends a committed batch's alert lines to --alerts-out and flushes them.
- * The batch is stored whatever happens here; a failed write is logged.
- */
-static void alerts_out_write(struct server *srv, const char *text, size_t len)
-{
-    if (fwrite(text, 1, len, srv->alerts_out) != len || fflush(srv->alerts_out) != 0)
-        fprintf(stderr, "moat-server: --alerts-out: %s\n", strerror(errno));
 }
 
 /* ---- one batch: events folded by aggregation key, then one store write per alert ---- */
@@ -449,7 +490,7 @@ static int expire_now_and_then(struct server *srv)
 }
 
 struct ingest_count {
-    int64_t alerted, allowed, expired;
+    int64_t alerted, allowed, expired, clamped;
 };
 
 /*
@@ -460,8 +501,10 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
                   FILE *lines)
 {
     struct store *st = &rq->srv->store;
-    char name[2 * SERVER_NAME_MAX + 2], now[21], oldest[21];
-    time_iso(time(NULL), now);
+    char name[2 * SERVER_NAME_MAX + 2], now[21], oldest[21], latest[21];
+    time_t t = time(NULL);
+    time_iso(t, now);
+    time_iso(t + EVENT_SKEW_S, latest);
     retention_start(rq->srv, oldest);
     snprintf(name, sizeof(name), "%s/%s", rq->agent_node, batch);
     json_t *rec = json_pack("{s:s,s:s,s:I}", "node", rq->agent_node, "time", now, "events",
@@ -473,8 +516,8 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
     json_decref(rec);
     if (err == -EEXIST)
         return resp_json(rs, 200,
-                         json_pack("{s:s,s:b,s:i,s:i,s:i}", "batch", batch, "duplicate", 1,
-                                   "alerted", 0, "allowed", 0, "expired", 0));
+                         json_pack("{s:s,s:b,s:i,s:i,s:i,s:i}", "batch", batch, "duplicate", 1,
+                                   "alerted", 0, "allowed", 0, "expired", 0, "clamped", 0));
     struct ingest_count c = {0};
     struct fold f;
     if (!err)
@@ -484,6 +527,10 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
     for (size_t i = 0; !err && i < json_array_size(events); i++) {
         const json_t *e = json_array_get(events, i);
         const char *when = json_object_get(e, "time") ? jstr(e, "time") : now;
+        if (strcmp(when, latest) > 0) {
+            when = now;
+            c.clamped++;
+        }
         if (strcmp(jstr(e, "applied_action"), "allow") == 0)
             c.allowed++;
         else if (strcmp(when, oldest) < 0)
@@ -498,12 +545,18 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
         return err;
     metrics_add_alerts(&rq->srv->metrics, (uint64_t)c.alerted);
     return resp_json(rs, 200,
-                     json_pack("{s:s,s:b,s:I,s:I,s:I}", "batch", batch, "duplicate", 0, "alerted",
-                               (json_int_t)c.alerted, "allowed", (json_int_t)c.allowed, "expired",
-                               (json_int_t)c.expired));
+                     json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "batch", batch, "duplicate", 0,
+                               "alerted", (json_int_t)c.alerted, "allowed", (json_int_t)c.allowed,
+                               "expired", (json_int_t)c.expired, "clamped", (json_int_t)c.clamped));
 }
 
-int api_agents_events(struct req *rq, struct resp *rs)
+/*
+ * The part of an event batch that needs no store, run on a worker before the
+ * batch is queued for the writer (so several agents' batches are parsed and
+ * checked side by side): the body, its fields, every event. The parsed body
+ * is left in rq->prepared.
+ */
+int agents_events_prepare(struct req *rq, struct resp *rs)
 {
     json_t *body, *errs = NULL;
     int rc = req_body_object(rq, rs, &body);
@@ -535,29 +588,33 @@ int api_agents_events(struct req *rq, struct resp *rs)
         rc = event_check(errs, i, json_array_get(events, i));
     if (!rc && json_array_size(errs) > 0)
         rc = stop(resp_json(rs, 400, json_pack("{s:O}", "errors", errs)));
+    json_decref(errs);
+    if (rc) {
+        json_decref(body);
+        return rc < 0 ? rc : 0;
+    }
+    rq->prepared = body;
+    return 0;
+}
+
+/* The store part of an event batch, on the writer thread (see agents_events_prepare). */
+int api_agents_events(struct req *rq, struct resp *rs)
+{
+    const json_t *body = rq->prepared;
+    const char *batch = json_string_value(json_object_get(body, "batch"));
+    const json_t *events = json_object_get(body, "events");
     char *text = NULL;
     size_t len = 0;
-    FILE *lines = NULL;
-    if (!rc && rq->srv->alerts_out && !(lines = open_memstream(&text, &len)))
+    FILE *lines = rq->srv->alerts_out ? open_memstream(&text, &len) : NULL;
+    int rc = rq->srv->alerts_out && !lines ? -ENOMEM : txn_begin(rq);
+    if (!rc)
+        rc = txn_end(rq, ingest(rq, rs, batch, events, lines), rs);
+    if (lines && fclose(lines) != 0 && !rc)
         rc = -ENOMEM;
-    if (!rc) { /* checked: now the store, under server.lock (a ROUTE_OWN_LOCK route) */
-        pthread_mutex_lock(&rq->srv->lock);
-        rc = txn_begin(rq);
-        if (!rc)
-            rc = txn_end(rq, ingest(rq, rs, batch, events, lines), rs);
-        if (lines && fclose(lines) != 0 && !rc)
-            rc = -ENOMEM;
-        lines = NULL;
-        if (!rc && len > 0) /* committed; written in commit order */
-            alerts_out_write(rq->srv, text, len);
-        pthread_mutex_unlock(&rq->srv->lock);
-    }
-    if (lines)
-        fclose(lines);
+    if (!rc && len > 0) /* written after the commit, in commit order (writer.c) */
+        effects_line(&rq->fx, false, text, len - 1);
     free(text);
-    json_decref(errs);
-    json_decref(body);
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 /* ---- the alert list and status changes ----------------------------------- */
@@ -584,19 +641,7 @@ int api_alerts_list(struct req *rq, struct resp *rs)
     q.any_value = req_query(rq, "workload");
     q.any_fields[0] = "source.workload";
     q.any_fields[1] = "destination.workload";
-    q.range_field = "last_seen";
-    q.since = req_query(rq, "since");
-    q.until = req_query(rq, "until");
-    time_t t;
-    if (q.since && !time_parse(q.since, &t))
-        return resp_error(rs, 400, "since", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
-    if (q.until && !time_parse(q.until, &t))
-        return resp_error(rs, 400, "until", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
-    q.newest_first = 1;
-    json_t *items;
-    int64_t total;
-    int err = rq->srv->store.ops->list(&rq->srv->store, STORE_ALERT, &q, &items, &total);
-    return err ? err : resp_json(rs, 200, list_body(items, total));
+    return list_newest(rq, rs, STORE_ALERT, &q, "last_seen");
 }
 
 int api_alerts_get(struct req *rq, struct resp *rs)
@@ -612,6 +657,32 @@ int api_alerts_get(struct req *rq, struct resp *rs)
     return err ? err : resp_json(rs, 200, a);
 }
 
+/*
+ * Sets the status of alert `id` (document `a`, whose `id` member is dropped
+ * and put back) to `status`, with its audit record. 0 or an error.
+ */
+static int alert_set_status(struct req *rq, int64_t id, json_t *a, const json_t *status)
+{
+    struct store *st = &rq->srv->store;
+    json_object_del(a, "id");
+    json_t *before = json_pack("{s:O?}", "status", json_object_get(a, "status"));
+    int err = before ? 0 : -ENOMEM;
+    if (!err && json_object_set(a, "status", (json_t *)status) < 0)
+        err = -ENOMEM;
+    if (!err) /* NULL name: the aggregation key stays */
+        err = st->ops->update(st, STORE_ALERT, id, NULL, a);
+    if (!err && json_object_set_new(a, "id", json_integer(id)) < 0)
+        err = -ENOMEM;
+    json_t *after = err ? NULL : json_pack("{s:O?}", "status", json_object_get(a, "status"));
+    if (!err && !after)
+        err = -ENOMEM;
+    if (!err)
+        err = audit_record(rq, "update", "alert", jstr(a, "cluster"), "", id, before, after);
+    json_decref(before);
+    json_decref(after);
+    return err;
+}
+
 static int patch_alert(struct req *rq, struct resp *rs, const json_t *body)
 {
     struct store *st = &rq->srv->store;
@@ -622,13 +693,8 @@ static int patch_alert(struct req *rq, struct resp *rs, const json_t *body)
     free(cluster);
     if (err == -ENOENT)
         return resp_error(rs, 404, "", "no alert %s", rq->params[0]);
-    json_object_del(a, "id");
-    if (!err && json_object_set(a, "status", json_object_get(body, "status")) < 0)
-        err = -ENOMEM;
-    if (!err) /* NULL name: the aggregation key stays */
-        err = st->ops->update(st, STORE_ALERT, id, NULL, a);
-    if (!err && json_object_set_new(a, "id", json_integer(id)) < 0)
-        err = -ENOMEM;
+    if (!err)
+        err = alert_set_status(rq, id, a, json_object_get(body, "status"));
     if (!err)
         err = resp_json(rs, 200, json_incref(a));
     json_decref(a);
@@ -682,7 +748,7 @@ static int batch_body(struct resp *rs, const json_t *body, const json_t **ids)
 }
 
 /* Sets the status of every alert of `ids`, or answers 404 naming each unknown one. */
-static int batch_status(struct req *rq, struct resp *rs, const json_t *ids, json_t *status)
+static int batch_status(struct req *rq, struct resp *rs, const json_t *ids, const json_t *status)
 {
     struct store *st = &rq->srv->store;
     json_t *docs = json_array(), *errs = json_array();
@@ -712,14 +778,7 @@ static int batch_status(struct req *rq, struct resp *rs, const json_t *ids, json
     json_decref(errs);
     for (size_t i = 0; !err && i < json_array_size(docs); i++) {
         json_t *a = json_array_get(docs, i);
-        json_int_t id = json_integer_value(json_object_get(a, "id"));
-        json_object_del(a, "id");
-        if (json_object_set(a, "status", status) < 0)
-            err = -ENOMEM;
-        if (!err) /* NULL name: the aggregation key stays */
-            err = st->ops->update(st, STORE_ALERT, id, NULL, a);
-        if (!err && json_object_set_new(a, "id", json_integer(id)) < 0)
-            err = -ENOMEM;
+        err = alert_set_status(rq, json_integer_value(json_object_get(a, "id")), a, status);
     }
     if (err) {
         json_decref(docs);

@@ -7,9 +7,12 @@
  * creates its two system rules (SPEC §3); deleting it deletes its rules, and is refused (409) while
  * objects are restricted to it.
  */
+#include "audit.h"
 #include "server.h"
 #include "validate.h"
+#include "writer.h"
 
+#include "canon.h"
 #include "loader.h"
 
 #include <errno.h>
@@ -98,7 +101,7 @@ static json_t *system_rule(const char *cluster, bool dns)
                      "system", "description", "health checks from the node");
 }
 
-static int add_system_rules(struct store *st, const char *cluster)
+int cluster_add_system_rules(struct store *st, const char *cluster)
 {
     for (int dns = 0; dns < 2; dns++) {
         json_t *doc = system_rule(cluster, dns);
@@ -112,16 +115,30 @@ static int add_system_rules(struct store *st, const char *cluster)
     return 0;
 }
 
-/* Validates `doc` as the new version of cluster `id` (0 = new) and stores it. */
-static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id)
+/* Settles cluster document `doc` from the loaded policy p (lib/canon.h). */
+static int settle(json_t *doc, const struct moat_policy *p)
+{
+    struct canon *c;
+    int err = canon_new(p, &c);
+    if (!err)
+        err = canon_cluster(c, doc);
+    canon_free(c);
+    return err;
+}
+
+/*
+ * Validates `doc` as the new version of cluster `id` (0 = new; `before` its
+ * stored document) and stores it.
+ */
+static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id, const json_t *before)
 {
     struct store *st = &rq->srv->store;
-    struct change ch = {.kind = STORE_CLUSTER, .id = id, .doc = doc};
+    struct change ch = {.kind = STORE_CLUSTER, .id = id, .doc = doc, .name = jstr(doc, "name")};
     struct moat_policy *p = NULL;
     int rc = validate_change(rq->srv, &ch, 400, rs, &p);
     if (rc)
         return rc < 0 ? rc : 0;
-    rc = canon_cluster(doc, p);
+    rc = settle(doc, p);
     policy_free(p);
     int64_t newid = id;
     if (!rc && id)
@@ -129,7 +146,12 @@ static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id)
     else if (!rc)
         rc = st->ops->insert(st, STORE_CLUSTER, NULL, jstr(doc, "name"), doc, &newid);
     if (!rc && !id)
-        rc = add_system_rules(st, jstr(doc, "name"));
+        rc = cluster_add_system_rules(st, jstr(doc, "name"));
+    if (!rc && !id)
+        effects_bump(&rq->fx, jstr(doc, "name"), 1); /* a new cluster starts at revision 1 */
+    if (!rc)
+        rc = audit_record(rq, id ? "update" : "create", "cluster", jstr(doc, "name"),
+                          jstr(doc, "name"), newid, before, doc);
     if (!rc)
         rc = show(doc);
     if (!rc)
@@ -147,7 +169,7 @@ static int create(struct req *rq, struct resp *rs, json_t *doc)
         return resp_error(rs, 409, "name", "cluster \"%s\" exists", name);
     if (err != -ENOENT)
         return err;
-    return save(rq, rs, doc, 0);
+    return save(rq, rs, doc, 0, NULL);
 }
 
 /* POST: the body is a new document (the write_doc signature; `patch` is unused). */
@@ -171,15 +193,17 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
     if (rc)
         return rc < 0 ? rc : 0;
     json_object_del(doc, "id");
-    rc = doc_apply_body(&doc, body, patch);
+    json_t *before = json_deep_copy(doc);
+    rc = before ? doc_apply_body(&doc, body, patch) : -ENOMEM;
     const json_t *name = json_object_get(doc, "name");
     if (!rc && !name)
         rc = json_object_set_new(doc, "name", json_string(rq->params[0])) < 0 ? -ENOMEM : 0;
     else if (!rc && (!json_is_string(name) || strcmp(json_string_value(name), rq->params[0])))
         rc = resp_error(rs, 400, "name", "a cluster cannot be renamed") < 0 ? -ENOMEM : 1;
     if (!rc)
-        rc = save(rq, rs, doc, id);
+        rc = save(rq, rs, doc, id, before);
     json_decref(doc);
+    json_decref(before);
     return rc < 0 ? rc : 0;
 }
 
@@ -198,6 +222,19 @@ int api_clusters_patch(struct req *rq, struct resp *rs)
     return put_or_patch(rq, rs, true);
 }
 
+/* Notes every node of the cluster for the fleet's index (they go with it). */
+static int note_nodes(struct req *rq)
+{
+    struct store_query q = {.cluster = rq->params[0], .limit = -1};
+    json_t *nodes = NULL;
+    int64_t total;
+    int err = rq->srv->store.ops->list(&rq->srv->store, STORE_NODE, &q, &nodes, &total);
+    for (size_t i = 0; !err && i < json_array_size(nodes); i++)
+        effects_node(&rq->fx, json_integer_value(json_object_get(json_array_get(nodes, i), "id")));
+    json_decref(nodes);
+    return err;
+}
+
 static int remove_cluster(struct req *rq, struct resp *rs)
 {
     json_t *doc;
@@ -205,15 +242,21 @@ static int remove_cluster(struct req *rq, struct resp *rs)
     int rc = load(rq, rs, &doc, &id);
     if (rc)
         return rc < 0 ? rc : 0;
-    json_decref(doc);
-    struct change ch = {.kind = STORE_CLUSTER, .id = id, .cluster = rq->params[0]};
+    struct change ch = {.kind = STORE_CLUSTER, .id = id, .name = rq->params[0]};
     rc = validate_change(rq->srv, &ch, 409, rs, NULL);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_CLUSTER, id);
     if (!rc)
-        rs->status = 204;
-    return resp_store_error(rs, rc, "cluster");
+        rc = note_nodes(rq);
+    if (!rc)
+        rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_CLUSTER, id);
+    if (!rc)
+        rc = audit_record(rq, "delete", "cluster", rq->params[0], rq->params[0], id, doc, NULL);
+    json_decref(doc);
+    if (rc)
+        return rc < 0 ? resp_store_error(rs, rc, "cluster") : 0;
+    effects_bump(&rq->fx, rq->params[0], 0); /* a cluster made again starts at revision 1 */
+    rq->fx.revoked = true;                   /* its nodes' credentials went with it */
+    rs->status = 204;
+    return 0;
 }
 
 int api_clusters_delete(struct req *rq, struct resp *rs)
@@ -317,25 +360,37 @@ static int batch_load(struct req *rq, struct resp *rs, const json_t *ids, json_t
 static int batch(struct req *rq, struct resp *rs, const char *defense, const json_t *ids)
 {
     struct store *st = &rq->srv->store;
-    json_t *docs = NULL;
-    int rc = batch_load(rq, rs, ids, &docs);
-    for (size_t i = 0; !rc && i < json_array_size(docs); i++) {
+    json_t *docs = NULL, *befores = json_array();
+    int rc = befores ? batch_load(rq, rs, ids, &docs) : -ENOMEM;
+    size_t n = json_array_size(docs);
+    struct change *ch = rc ? NULL : calloc(n ? n : 1, sizeof(*ch));
+    if (!rc && !ch)
+        rc = -ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
         json_t *doc = json_array_get(docs, i);
         int64_t id = json_integer_value(json_object_get(doc, "id"));
         json_object_del(doc, "id");
-        rc = json_object_set_new(doc, "defense", json_string(defense)) < 0 ? -ENOMEM : 0;
+        rc = json_array_append_new(befores, json_deep_copy(doc)) < 0 ? -ENOMEM : 0;
         if (!rc)
-            rc = st->ops->update(st, STORE_CLUSTER, id, jstr(doc, "name"), doc);
+            rc = json_object_set_new(doc, "defense", json_string(defense)) < 0 ? -ENOMEM : 0;
+        ch[i] =
+            (struct change){.kind = STORE_CLUSTER, .id = id, .doc = doc, .name = jstr(doc, "name")};
     }
-    struct change ch = {.kind = STORE_CLUSTER}; /* the state with every switch set */
-    if (!rc)
-        rc = validate_change(rq->srv, &ch, 400, rs, NULL);
-    for (size_t i = 0; !rc && i < json_array_size(docs); i++) {
+    if (!rc) /* the state with every switch set */
+        rc = validate_changes(rq->srv, ch, n, false, 400, rs, NULL);
+    for (size_t i = 0; !rc && i < n; i++) {
         json_t *doc = json_array_get(docs, i);
-        rc = revision_bump(rq->srv, jstr(doc, "name"));
+        rc = st->ops->update(st, STORE_CLUSTER, ch[i].id, jstr(doc, "name"), doc);
+        if (!rc)
+            rc = audit_record(rq, "update", "cluster", jstr(doc, "name"), jstr(doc, "name"),
+                              ch[i].id, json_array_get(befores, i), doc);
+        if (!rc)
+            rc = revision_bump(rq, jstr(doc, "name"));
         if (!rc)
             rc = show(doc) < 0 ? -ENOMEM : cluster_health(rq->srv, jstr(doc, "name"), doc);
     }
+    free(ch);
+    json_decref(befores);
     if (!rc)
         return resp_json(rs, 200, list_body(docs, (int64_t)json_array_size(docs)));
     json_decref(docs);

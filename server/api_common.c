@@ -2,11 +2,15 @@
  * arguments and paging, JSON bodies, merge patches (see server.h). */
 #include "server.h"
 
+#include "writer.h"
+
+#include "jsonbound.h"
 #include "jsonpatch.h"
+#include "uri.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,14 @@ int resp_json(struct resp *rs, unsigned status, json_t *json)
     return 0;
 }
 
+/* {"field": F, "message": M}, both made valid UTF-8 (a cut quote never breaks the answer). */
+static json_t *error_entry(const char *field, const char *msg)
+{
+    char f[512], m[1024];
+    return json_pack("{s:s,s:s}", "field", utf8_copy(f, sizeof(f), field), "message",
+                     utf8_copy(m, sizeof(m), msg));
+}
+
 int resp_error(struct resp *rs, unsigned status, const char *field, const char *fmt, ...)
 {
     char msg[1024];
@@ -30,8 +42,28 @@ int resp_error(struct resp *rs, unsigned status, const char *field, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return resp_json(rs, status,
-                     json_pack("{s:[{s:s,s:s}]}", "errors", "field", field, "message", msg));
+    return resp_json(rs, status, json_pack("{s:[o]}", "errors", error_entry(field, msg)));
+}
+
+int errs_add(json_t *errs, const char *field, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *e = error_entry(field, msg);
+    return e && json_array_append_new(errs, e) == 0 ? 0 : -ENOMEM;
+}
+
+int resp_errors(struct resp *rs, unsigned status, json_t *errs)
+{
+    if (json_array_size(errs) == 0) {
+        json_decref(errs);
+        return 0;
+    }
+    int err = resp_json(rs, status, json_pack("{s:o}", "errors", errs));
+    return err < 0 ? err : 1;
 }
 
 int resp_store_error(struct resp *rs, int err, const char *what)
@@ -51,25 +83,7 @@ static int stop(int err)
 
 const char *req_query(const struct req *rq, const char *key)
 {
-    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-struct arg_check {
-    const char *const *allowed;
-    const char *unknown;
-};
-
-static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-    (void)kind;
-    (void)value;
-    struct arg_check *c = cls;
-    for (const char *const *a = c->allowed; *a; a++)
-        if (strcmp(*a, key) == 0)
-            return MHD_YES;
-    c->unknown = key;
-    return MHD_NO;
+    return rq->uri ? uri_arg(rq->uri, key) : NULL;
 }
 
 /* A query argument as an integer lo..hi; false when it is something else. */
@@ -90,12 +104,17 @@ static bool arg_int(const struct req *rq, const char *key, int64_t lo, int64_t h
 int req_query_check(const struct req *rq, struct resp *rs, const char *const *allowed, bool paged,
                     struct store_query *q)
 {
-    struct arg_check c = {allowed, NULL};
-    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, check_arg, &c);
-    bool paging_arg =
-        c.unknown && paged && (strcmp(c.unknown, "limit") == 0 || strcmp(c.unknown, "offset") == 0);
-    if (c.unknown && !paging_arg)
-        return stop(resp_error(rs, 400, c.unknown, "unknown query argument"));
+    const char *unknown = NULL;
+    for (size_t i = 0; !unknown && rq->uri && i < rq->uri->nargs; i++) {
+        const char *k = rq->uri->args[i].key;
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, k) != 0)
+            a++;
+        if (!*a && !(paged && (strcmp(k, "limit") == 0 || strcmp(k, "offset") == 0)))
+            unknown = k;
+    }
+    if (unknown)
+        return stop(resp_error(rs, 400, unknown, "unknown query argument"));
     q->limit = paged ? MOAT_PAGE_DEFAULT : -1;
     q->offset = 0;
     if (paged && !arg_int(rq, "limit", 1, MOAT_PAGE_MAX, &q->limit))
@@ -136,9 +155,10 @@ int req_query_enums(const struct req *rq, struct resp *rs, const struct query_en
             continue;
         char allowed[256], msg[512];
         values_text(e->values, allowed, sizeof(allowed));
-        snprintf(msg, sizeof(msg), "\"%.200s\" is not %s", v, allowed);
-        if (json_array_append_new(errs, json_pack("{s:s,s:s}", "field", e->arg, "message", msg)) <
-            0) {
+        char quoted[204];
+        utf8_copy(quoted, sizeof(quoted), v);
+        snprintf(msg, sizeof(msg), "\"%s\" is not %s", quoted, allowed);
+        if (errs_add(errs, e->arg, "%s", msg) < 0) {
             json_decref(errs);
             return -ENOMEM;
         }
@@ -163,6 +183,17 @@ int req_body_object(const struct req *rq, struct resp *rs, json_t **out)
     if (!json_is_object(j)) {
         json_decref(j);
         return stop(resp_error(rs, 400, "", "the request body must be a JSON object"));
+    }
+    /* Bounded before anything walks or stores it (lib/jsonbound.h). */
+    const struct json_bounds b = {.depth = MOAT_BODY_DEPTH,
+                                  .string_bytes = MOAT_BODY_STRING_MAX,
+                                  .key_bytes = MOAT_BODY_KEY_MAX,
+                                  .items = rq->body_items ? rq->body_items : 10000,
+                                  .values = 50 * (rq->body_items ? rq->body_items : 10000)};
+    char where[256], why[128];
+    if (json_bounds_check(j, &b, where, sizeof(where), why, sizeof(why))) {
+        json_decref(j);
+        return stop(resp_error(rs, 400, where, "%s", why));
     }
     *out = j;
     return 0;
@@ -204,36 +235,54 @@ json_t *list_body(json_t *items, int64_t total)
     return json_pack("{s:o,s:I}", "items", items, "total", (json_int_t)total);
 }
 
+int list_newest(struct req *rq, struct resp *rs, enum store_kind kind, struct store_query *q,
+                const char *range_field)
+{
+    q->range_field = range_field;
+    q->since = req_query(rq, "since");
+    q->until = req_query(rq, "until");
+    time_t t;
+    if (q->since && !time_parse(q->since, &t))
+        return resp_error(rs, 400, "since", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
+    if (q->until && !time_parse(q->until, &t))
+        return resp_error(rs, 400, "until", "must be YYYY-MM-DDTHH:MM:SSZ (UTC)");
+    q->newest_first = 1;
+    json_t *items;
+    int64_t total;
+    int err = rq->srv->store.ops->list(&rq->srv->store, kind, q, &items, &total);
+    return err ? err : resp_json(rs, 200, list_body(items, total));
+}
+
 const char *jstr(const json_t *obj, const char *key)
 {
     const char *s = json_string_value(json_object_get(obj, key));
     return s ? s : "";
 }
 
-/*
- * JSON has types that YAML plain scalars lack: where a document holds a
- * string, the API wants a JSON string (a file's `namespace: 5` is still read
- * as the string "5" by the loader). 0, or 1 with a 400 naming each field.
- */
-static int check_strings(struct resp *rs, const json_t *doc)
+int doc_strings_check(json_t *errs, const json_t *doc, const char *prefix)
 {
     static const char *const fields[] = {"name",    "namespace",   "app",
                                          "cluster", "description", NULL};
-    json_t *errs = json_array();
-    for (size_t i = 0; errs && fields[i]; i++) {
+    for (size_t i = 0; fields[i]; i++) {
         const json_t *v = json_object_get(doc, fields[i]);
+        char field[96];
+        snprintf(field, sizeof(field), "%s%s", prefix, fields[i]);
         if (v && !json_is_string(v) && !json_is_null(v) &&
-            json_array_append_new(errs, json_pack("{s:s,s:s}", "field", fields[i], "message",
-                                                  "must be a string")) < 0) {
-            json_decref(errs);
+            errs_add(errs, field, "must be a string") < 0)
             return -ENOMEM;
-        }
     }
-    if (errs && json_array_size(errs) == 0) {
+    return 0;
+}
+
+/* The API's string fields must be JSON strings: 0, or 1 with a 400 naming each. */
+static int check_strings(struct resp *rs, const json_t *doc)
+{
+    json_t *errs = json_array();
+    if (!errs || doc_strings_check(errs, doc, "") < 0) {
         json_decref(errs);
-        return 0;
+        return -ENOMEM;
     }
-    return stop(resp_json(rs, 400, errs ? json_pack("{s:o}", "errors", errs) : NULL));
+    return resp_errors(rs, 400, errs);
 }
 
 int req_doc(const struct req *rq, struct resp *rs, const char *kind, json_t **out)
@@ -260,7 +309,8 @@ int req_doc(const struct req *rq, struct resp *rs, const char *kind, json_t **ou
 
 int txn_begin(struct req *rq)
 {
-    return rq->srv->store.ops->begin(&rq->srv->store);
+    (void)rq; /* the writer runs every write in a savepoint of its own (writer.c) */
+    return 0;
 }
 
 /*
@@ -273,21 +323,19 @@ static int bump_for(struct req *rq)
     if (strcmp(rq->method, "GET") == 0)
         return 0;
     if (strncmp(rq->path, "/api/v1/objects", 15) == 0)
-        return revision_bump(rq->srv, NULL);
-    if (strncmp(rq->path, "/api/v1/clusters/", 17) == 0 && rq->nparams > 0)
-        return revision_bump(rq->srv, rq->params[0]);
+        return revision_bump(rq, NULL);
+    if (strncmp(rq->path, "/api/v1/clusters/", 17) == 0 && rq->nparams > 0 &&
+        strstr(rq->path, "/join-token") == NULL)
+        return revision_bump(rq, rq->params[0]);
     return 0;
 }
 
 int txn_end(struct req *rq, int err, const struct resp *rs)
 {
-    struct store *st = &rq->srv->store;
+    /* Commit or rollback is the writer's, by the answer's status. */
     if (!err && rs->status >= 200 && rs->status < 300)
         err = bump_for(rq);
-    if (!err && rs->status >= 200 && rs->status < 300)
-        return st->ops->commit(st);
-    int rb = st->ops->rollback(st);
-    return err ? err : rb;
+    return err;
 }
 
 void time_iso(time_t t, char *out)
@@ -330,7 +378,7 @@ int revision_get(struct server *srv, const char *cluster, int64_t *rev)
     return revision_find(&srv->store, cluster, &id, rev);
 }
 
-static int bump_one(struct store *st, const char *cluster)
+static int bump_one(struct req *rq, struct store *st, const char *cluster)
 {
     int64_t id, rev;
     int err = st->ops->find(st, STORE_CLUSTER, NULL, cluster, &id);
@@ -346,26 +394,26 @@ static int bump_one(struct store *st, const char *cluster)
     else if (!err)
         err = st->ops->insert(st, STORE_REVISION, cluster, "revision", doc, &id);
     json_decref(doc);
+    if (!err)
+        effects_bump(&rq->fx, cluster, rev + 1);
     return err;
 }
 
-int revision_bump(struct server *srv, const char *cluster)
+int revision_bump(struct req *rq, const char *cluster)
 {
-    struct store *st = &srv->store;
+    struct store *st = &rq->srv->store;
     int err = 0;
     if (cluster) {
-        err = bump_one(st, cluster);
+        err = bump_one(rq, st, cluster);
     } else {
         struct store_query q = {.limit = -1};
         json_t *items = NULL;
         int64_t total;
         err = st->ops->list(st, STORE_CLUSTER, &q, &items, &total);
         for (size_t i = 0; !err && i < json_array_size(items); i++)
-            err = bump_one(st, jstr(json_array_get(items, i), "name"));
+            err = bump_one(rq, st, jstr(json_array_get(items, i), "name"));
         json_decref(items);
     }
-    if (!err)
-        pthread_cond_broadcast(&srv->changed);
     return err;
 }
 

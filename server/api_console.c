@@ -3,13 +3,14 @@
  * beyond the resource routes:
  *
  *   GET  /api/v1/whoami            the role of the caller's token;
- *   GET  /api/v1/changes?cursor=C&wait=S
+ *   GET  /api/v1/changes?cursor=C&wait=S[&beat=B]
  *        the change feed: a cursor names how many successful writes of each
  *        topic (config, alerts, nodes, heartbeats) this server has seen; the
  *        answer says which topics moved since C, waiting up to S seconds
- *        (at most 60) while none did. The console re-reads what a moved topic
- *        shows, so changes made elsewhere (another browser, the CLI, an
- *        agent's events) appear without a reload;
+ *        (at most 60) while none did, and with B, while heartbeats alone did
+ *        and the request is younger than B seconds. The console re-reads
+ *        what a moved topic shows, so changes made elsewhere (another
+ *        browser, the CLI, an agent's events) appear without a reload;
  *   POST /api/v1/objects/preview[?id=N]
  *        the workloads a network object selects now: the body is a draft
  *        object document as POST /objects takes it (name optional), checked
@@ -18,13 +19,16 @@
  *        /objects would give (a form previews while it is typed); a body
  *        that is not an object document at all is a 400.
  *
- * changes_note() is the hook http.c calls after each request; it moves the
- * feed's counters for successful writes. The counters live in this server
- * process only: replicas sharing a database each count their own writes (the
- * console also re-reads on a timer, see docs/console.md).
+ * The feed's counters move after a write's commit (writer.c carries out the
+ * topics http.c noted in the request's effects, changes_topics()), and the
+ * change long-polls are suspended connections (watch.c, CHANGES_WAIT_KEY):
+ * an open console holds a socket, not a thread. The counters live in this
+ * server process only: replicas sharing a database each count their own
+ * writes (the console also re-reads on a timer, see docs/console.md).
  */
 #include "server.h"
 #include "validate.h"
+#include "watch.h"
 
 #include "image.h"
 #include "model.h"
@@ -50,25 +54,13 @@ static int stop(int err)
 
 /* ---- the change feed ------------------------------------------------------ */
 
-/* Sets up the feed on first use (caller holds srv->lock). 0 or -errno. */
-static int feed_ready(struct server *srv)
+int changes_init(struct server *srv)
 {
-    struct change_feed *f = &srv->feed;
-    if (f->ready)
-        return 0;
     /* A cursor from an earlier run of the server must not look current. */
-    while (f->boot == 0)
-        if (getrandom(&f->boot, sizeof(f->boot), 0) != sizeof(f->boot))
+    while (srv->feed.boot == 0)
+        if (getrandom(&srv->feed.boot, sizeof(srv->feed.boot), 0) != sizeof(srv->feed.boot))
             return -errno;
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return -ENOMEM;
-    int err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ? -EINVAL : 0;
-    if (!err && pthread_cond_init(&f->moved, &ca) != 0)
-        err = -ENOMEM;
-    pthread_condattr_destroy(&ca);
-    f->ready = !err;
-    return err;
+    return 0;
 }
 
 /* The topic a write route belongs to, by its path pattern. */
@@ -84,23 +76,39 @@ static enum change_topic topic_of(const char *pattern)
     return CHANGE_CONFIG;
 }
 
-void changes_note(struct server *srv, const struct route *r, const char *method, unsigned status)
+unsigned changes_topics(const struct route *r, const char *method)
 {
-    if (status < 200 || status > 299 || r->mode == ROUTE_READ || strcmp(method, "GET") == 0 ||
-        strcmp(method, "HEAD") == 0)
-        return;
-    pthread_mutex_lock(&srv->lock);
-    if (feed_ready(srv) == 0) {
-        srv->feed.count[topic_of(r->pattern)]++;
-        pthread_cond_broadcast(&srv->feed.moved);
-    }
-    pthread_mutex_unlock(&srv->lock);
+    if (r->mode == ROUTE_READ || strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        return 0;
+    return 1u << topic_of(r->pattern);
 }
 
-static void cursor_text(const struct change_feed *f, char *out, size_t n)
+void changes_count(struct server *srv, unsigned topics)
 {
-    snprintf(out, n, "%08" PRIx32 ".%" PRId64 ".%" PRId64 ".%" PRId64 ".%" PRId64, f->boot,
-             f->count[0], f->count[1], f->count[2], f->count[3]);
+    for (int t = 0; t < CHANGE_TOPICS; t++)
+        if (topics & (1u << t))
+            __atomic_add_fetch(&srv->feed.count[t], 1, __ATOMIC_SEQ_CST);
+}
+
+void changes_wake(struct server *srv, unsigned topics)
+{
+    if (topics)
+        watch_wake(srv->watch, CHANGES_WAIT_KEY);
+    if (topics & ~(1u << CHANGE_HEARTBEATS))
+        watch_wake(srv->watch, CHANGES_WAIT_NOBEAT);
+}
+
+/* The counters now (each read atomically; a write between two reads shows at the next look). */
+static void feed_now(const struct server *srv, int64_t *count)
+{
+    for (int t = 0; t < CHANGE_TOPICS; t++)
+        count[t] = __atomic_load_n(&srv->feed.count[t], __ATOMIC_SEQ_CST);
+}
+
+static void cursor_text(uint32_t boot, const int64_t *count, char *out, size_t n)
+{
+    snprintf(out, n, "%08" PRIx32 ".%" PRId64 ".%" PRId64 ".%" PRId64 ".%" PRId64, boot, count[0],
+             count[1], count[2], count[3]);
 }
 
 /* Parses a cursor into boot and counts: false when it is not one. */
@@ -124,11 +132,12 @@ static bool cursor_parse(const char *s, uint32_t *boot, int64_t *count)
 }
 
 /* The topics whose counts differ from the cursor's (all of them for another boot). */
-static json_t *moved_topics(const struct change_feed *f, uint32_t boot, const int64_t *count)
+static json_t *moved_topics(uint32_t boot_now, const int64_t *now, uint32_t boot,
+                            const int64_t *count)
 {
     json_t *list = json_array();
     for (int t = 0; list && t < CHANGE_TOPICS; t++)
-        if ((boot != f->boot || count[t] != f->count[t]) &&
+        if ((boot != boot_now || count[t] != now[t]) &&
             json_array_append_new(list, json_string(topic_names[t])) < 0) {
             json_decref(list);
             return NULL;
@@ -136,74 +145,81 @@ static json_t *moved_topics(const struct change_feed *f, uint32_t boot, const in
     return list;
 }
 
-static int feed_args(struct req *rq, struct resp *rs, bool *given, uint32_t *boot, int64_t *count,
-                     long *wait)
+/* Query argument `name`, seconds 0..FEED_WAIT_MAX, into *v (0 when not given). 0 or 1 (400). */
+static int feed_seconds(struct req *rq, struct resp *rs, const char *name, long *v)
 {
-    static const char *const args[] = {"cursor", "wait", NULL};
+    const char *s = req_query(rq, name);
+    *v = 0;
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    *v = strtol(s, &end, 10);
+    if (!*s || *end || errno || *v < 0 || *v > FEED_WAIT_MAX)
+        return stop(resp_error(rs, 400, name, "must be 0..%d (seconds)", FEED_WAIT_MAX));
+    return 0;
+}
+
+static int feed_args(struct req *rq, struct resp *rs, bool *given, uint32_t *boot, int64_t *count,
+                     long *wait, long *beat)
+{
+    static const char *const args[] = {"cursor", "wait", "beat", NULL};
     struct store_query q = {0};
     int rc = req_query_check(rq, rs, args, false, &q);
     if (rc)
         return rc;
-    const char *cursor = req_query(rq, "cursor"), *w = req_query(rq, "wait");
+    const char *cursor = req_query(rq, "cursor");
     *given = cursor != NULL;
     if (cursor && !cursor_parse(cursor, boot, count))
         return stop(resp_error(rs, 400, "cursor", "is not a cursor from GET /api/v1/changes"));
-    *wait = 0;
-    if (w) {
-        char *end;
-        *wait = strtol(w, &end, 10);
-        if (!*w || *end || *wait < 0 || *wait > FEED_WAIT_MAX)
-            return stop(resp_error(rs, 400, "wait", "must be 0..%d (seconds)", FEED_WAIT_MAX));
-    }
-    return 0;
+    rc = feed_seconds(rq, rs, "wait", wait);
+    return rc ? rc : feed_seconds(rq, rs, "beat", beat);
 }
 
+/*
+ * A read route: when nothing moved since the cursor, the request asks to
+ * wait (resp.wait_key) and http.c suspends its connection until a commit
+ * moves a topic (changes_wake), the wait is over, or the server stops; then
+ * this runs again (rq->resumed) and answers. With `beat=S`, an answer that
+ * would name heartbeats alone is held until S seconds after the request
+ * came (woken early only by another topic): with thousands of agents the
+ * heartbeats move every few milliseconds, and a console re-polling at each
+ * would never wait at all.
+ */
 int api_changes(struct req *rq, struct resp *rs)
 {
     struct server *srv = rq->srv;
     bool given;
     uint32_t boot = 0;
-    int64_t count[CHANGE_TOPICS] = {0};
-    long wait;
-    int rc = feed_args(rq, rs, &given, &boot, count, &wait);
+    int64_t count[CHANGE_TOPICS] = {0}, now[CHANGE_TOPICS];
+    long wait, beat;
+    int rc = feed_args(rq, rs, &given, &boot, count, &wait, &beat);
     if (rc)
         return rc < 0 ? rc : 0;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait;
-    pthread_mutex_lock(&srv->lock);
-    int err = feed_ready(srv);
-    json_t *moved = NULL;
-    while (!err) {
-        moved = moved_topics(&srv->feed, boot, count);
-        if (!moved || !given || json_array_size(moved) > 0 || srv->stopping)
-            break;
-        /* Wait in slices of a second: shutdown wakes server.changed, not this. */
-        struct timespec now, until;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > deadline.tv_sec ||
-            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
-            break;
-        until = now;
-        until.tv_sec += 1;
-        if (until.tv_sec > deadline.tv_sec ||
-            (until.tv_sec == deadline.tv_sec && until.tv_nsec > deadline.tv_nsec))
-            until = deadline;
+    double t = watch_now();
+    if (!rq->resumed)
+        rq->deadline = t + (double)wait;
+    double beat_at =
+        rq->deadline - (double)wait + (double)beat; /* the request came at deadline - wait */
+    feed_now(srv, now);
+    json_t *moved = moved_topics(srv->feed.boot, now, boot, count);
+    if (!moved)
+        return -ENOMEM;
+    size_t n = json_array_size(moved);
+    bool beats_only = n == 1 && strcmp(json_string_value(json_array_get(moved, 0)),
+                                       topic_names[CHANGE_HEARTBEATS]) == 0;
+    if (given && t < rq->deadline && !srv->stopping && (n == 0 || (beats_only && t < beat_at))) {
         json_decref(moved);
-        moved = NULL;
-        pthread_cond_timedwait(&srv->feed.moved, &srv->lock, &until);
+        /* suspended until a topic moves (watch.h); holding heartbeats back, until another does */
+        rs->wait_key = n == 0 ? CHANGES_WAIT_KEY : CHANGES_WAIT_NOBEAT;
+        rs->wait_until = n == 0 ? 0 : beat_at;
+        return 0;
     }
-    char cursor[128];
-    cursor_text(&srv->feed, cursor, sizeof(cursor));
-    pthread_mutex_unlock(&srv->lock);
-    if (err) {
-        json_decref(moved);
-        return err;
-    }
-    if (!given && moved) /* a first call only learns the cursor */
+    if (!given) /* a first call only learns the cursor */
         json_array_clear(moved);
-    return resp_json(rs, 200,
-                     moved ? json_pack("{s:s,s:o}", "cursor", cursor, "changed", moved) : NULL);
+    char cursor[128];
+    cursor_text(srv->feed.boot, now, cursor, sizeof(cursor));
+    return resp_json(rs, 200, json_pack("{s:s,s:o}", "cursor", cursor, "changed", moved));
 }
 
 /* ---- who am I ------------------------------------------------------------- */
@@ -299,7 +315,9 @@ static int preview_doc(struct req *rq, struct resp *rs, json_t **doc)
     return 0;
 }
 
-static int preview_args(struct req *rq, struct resp *rs, int64_t *id, struct store_query *page)
+/* The query: paging, and `id`, the object the draft will replace (*old: its stored document). */
+static int preview_args(struct req *rq, struct resp *rs, int64_t *id, json_t **old,
+                        struct store_query *page)
 {
     static const char *const args[] = {"id", NULL};
     int rc = req_query_check(rq, rs, args, true, page);
@@ -314,9 +332,7 @@ static int preview_args(struct req *rq, struct resp *rs, int64_t *id, struct sto
     long long v = strtoll(s, &end, 10);
     if (!*s || *end || v < 1)
         return stop(resp_error(rs, 400, "id", "\"%s\" is not an object id", s));
-    json_t *old = NULL;
-    int err = rq->srv->store.ops->get(&rq->srv->store, STORE_OBJECT, v, &old, NULL);
-    json_decref(old);
+    int err = rq->srv->store.ops->get(&rq->srv->store, STORE_OBJECT, v, old, NULL);
     if (err == -ENOENT)
         return stop(resp_error(rs, 404, "id", "no object %lld", v));
     *id = v;
@@ -351,16 +367,17 @@ int api_objects_preview(struct req *rq, struct resp *rs)
 {
     int64_t id, total = 0;
     struct store_query page = {0};
-    json_t *doc = NULL, *items = NULL;
+    json_t *doc = NULL, *items = NULL, *old = NULL;
     struct moat_policy *p = NULL;
-    int rc = preview_args(rq, rs, &id, &page);
+    int rc = preview_args(rq, rs, &id, &old, &page);
     if (!rc)
         rc = preview_doc(rq, rs, &doc);
     if (!rc)
         rc = preview_name_taken(rq, rs, doc, id);
     bool invalid = false;
     if (!rc) {
-        struct change ch = {.kind = STORE_OBJECT, .id = id, .doc = doc};
+        struct change ch = {
+            .kind = STORE_OBJECT, .id = id, .doc = doc, .name = old ? jstr(old, "name") : NULL};
         rc = validate_change(rq->srv, &ch, 400, rs, &p);
         invalid = rc == 1;
         if (invalid) /* the draft is not valid yet: that is the preview's answer, not a failure */
@@ -381,6 +398,7 @@ int api_objects_preview(struct req *rq, struct resp *rs)
     }
     json_decref(items);
     json_decref(doc);
+    json_decref(old);
     policy_free(p);
     return rc < 0 ? rc : 0;
 }

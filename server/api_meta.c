@@ -1,9 +1,13 @@
 /*
- * api_meta: routes about the server itself — /healthz and /metrics (no token
- * needed). /metrics adds what the store knows to the request metrics:
- * agents online and each cluster's policy revision.
+ * api_meta: routes about the server itself — /healthz (no token) and
+ * /metrics (a viewer token, or none with --metrics-public: it names clusters
+ * and counts nodes). /metrics adds what the fleet's index knows to the
+ * request metrics: agents online, each cluster's policy revision, and the
+ * long-polls waiting now.
  */
+#include "fleet.h"
 #include "server.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,38 +20,22 @@ int api_health(struct req *rq, struct resp *rs)
     return resp_json(rs, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-/* The store's gauges as Prometheus text into f. */
+/* The fleet's gauges as Prometheus text into f (no store read: O(clusters)). */
 static int store_gauges(struct server *srv, FILE *f)
 {
-    struct store *st = &srv->store;
-    struct store_query q = {.limit = -1};
-    json_t *nodes = NULL, *clusters = NULL;
-    int64_t total;
-    int err = st->ops->list(st, STORE_NODE, &q, &nodes, &total);
-    int64_t online = 0;
-    for (size_t i = 0; !err && i < json_array_size(nodes); i++) {
-        json_t *n = json_array_get(nodes, i);
-        err = node_show(srv, n);
-        online += !err && strcmp(jstr(n, "state"), "offline") != 0;
-    }
     fprintf(f,
             "# HELP moat_agents_online Nodes whose agent sent a heartbeat recently.\n"
             "# TYPE moat_agents_online gauge\nmoat_agents_online %lld\n",
-            (long long)online);
-    if (!err)
-        err = st->ops->list(st, STORE_CLUSTER, &q, &clusters, &total);
+            (long long)fleet_online(srv));
     fprintf(f, "# HELP moat_cluster_revision The policy revision of each cluster.\n"
                "# TYPE moat_cluster_revision gauge\n");
-    for (size_t i = 0; !err && i < json_array_size(clusters); i++) {
-        const char *name = jstr(json_array_get(clusters, i), "name");
-        int64_t rev;
-        err = revision_get(srv, name, &rev);
-        if (!err)
-            fprintf(f, "moat_cluster_revision{cluster=\"%s\"} %lld\n", name, (long long)rev);
-    }
-    json_decref(nodes);
-    json_decref(clusters);
-    return err;
+    fleet_revisions_print(srv->fleet, f);
+    fprintf(
+        f,
+        "# HELP moat_long_polls Long-polls waiting now (agents' policy, consoles' change feed).\n"
+        "# TYPE moat_long_polls gauge\nmoat_long_polls %zu\n",
+        watch_waiting(srv->watch));
+    return 0;
 }
 
 int api_metrics(struct req *rq, struct resp *rs)

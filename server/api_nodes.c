@@ -5,7 +5,10 @@
  * version, else what the agent reported) and a cluster's health
  * (normal / abnormal / unknown).
  */
+#include "audit.h"
+#include "fleet.h"
 #include "server.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,27 +36,36 @@ static int version_cmp(const char *a, const char *b)
     return 0;
 }
 
+bool node_outdated(const struct server *srv, const char *agent_version)
+{
+    return version_cmp(agent_version, srv->opts.min_agent_version) < 0;
+}
+
+const char *node_state(const struct server *srv, time_t heartbeat, const char *agent_version,
+                       const char *reported, const char *reported_reason, char *reason, size_t n)
+{
+    const char *state = *reported ? reported : "not_installed";
+    if (!heartbeat || time(NULL) - heartbeat > 3 * (time_t)srv->opts.heartbeat_interval) {
+        snprintf(reason, n, "no heartbeat for %d s", 3 * srv->opts.heartbeat_interval);
+        return "offline";
+    }
+    if (node_outdated(srv, agent_version)) {
+        snprintf(reason, n, "agent version below %s", srv->opts.min_agent_version);
+        return "outdated";
+    }
+    snprintf(reason, n, "%s", reported_reason);
+    return state;
+}
+
 int node_show(const struct server *srv, json_t *node)
 {
-    json_object_del(node, "token_sha256");
     const json_t *dp = json_object_get(node, "datapath");
-    const char *state = jstr(dp, "state");
-    const char *reason = jstr(dp, "reason");
-    char why[160];
+    char reason[512];
     time_t hb;
-    time_t now = time(NULL);
-    if (!*state)
-        state = "not_installed";
-    if (!time_parse(jstr(node, "last_heartbeat"), &hb) ||
-        now - hb > 3 * (time_t)srv->opts.heartbeat_interval) {
-        state = "offline";
-        snprintf(why, sizeof(why), "no heartbeat for %d s", 3 * srv->opts.heartbeat_interval);
-        reason = why;
-    } else if (version_cmp(jstr(node, "agent_version"), srv->opts.min_agent_version) < 0) {
-        state = "outdated";
-        snprintf(why, sizeof(why), "agent version below %s", srv->opts.min_agent_version);
-        reason = why;
-    }
+    if (!time_parse(jstr(node, "last_heartbeat"), &hb))
+        hb = 0;
+    const char *state = node_state(srv, hb, jstr(node, "agent_version"), jstr(dp, "state"),
+                                   jstr(dp, "reason"), reason, sizeof(reason));
     if (json_object_set_new(node, "state", json_string(state)) < 0 ||
         json_object_set_new(node, "reason", json_string(reason)) < 0)
         return -ENOMEM;
@@ -62,33 +74,7 @@ int node_show(const struct server *srv, json_t *node)
 
 int cluster_health(struct server *srv, const char *cluster, json_t *out)
 {
-    struct store_query q = {.cluster = cluster, .limit = -1};
-    json_t *items;
-    int64_t total;
-    int err = srv->store.ops->list(&srv->store, STORE_NODE, &q, &items, &total);
-    if (err)
-        return err;
-    json_t *bad = json_array();
-    int64_t enforcing = 0;
-    for (size_t i = 0; !err && bad && i < json_array_size(items); i++) {
-        json_t *n = json_array_get(items, i);
-        err = node_show(srv, n);
-        if (!err && strcmp(jstr(n, "state"), "enforcing") == 0)
-            enforcing++;
-        else if (!err && json_array_append_new(
-                             bad, json_pack("{s:s,s:s,s:s}", "name", jstr(n, "name"), "state",
-                                            jstr(n, "state"), "reason", jstr(n, "reason"))) < 0)
-            err = -ENOMEM;
-    }
-    json_decref(items);
-    const char *status = total == 0 ? "unknown" : enforcing == total ? "normal" : "abnormal";
-    if (!err && (!bad || json_object_set_new(out, "status", json_string(status)) < 0 ||
-                 json_object_set_new(out, "nodes", json_integer(total)) < 0 ||
-                 json_object_set_new(out, "enforcing", json_integer(enforcing)) < 0 ||
-                 json_object_set_new(out, "abnormal_nodes", json_incref(bad)) < 0))
-        err = -ENOMEM;
-    json_decref(bad);
-    return err;
+    return fleet_health(srv, cluster, out, NULL, NULL);
 }
 
 int api_nodes_list(struct req *rq, struct resp *rs)
@@ -137,4 +123,55 @@ int api_workloads_list(struct req *rq, struct resp *rs)
     int64_t total;
     int err = rq->srv->store.ops->list(&rq->srv->store, STORE_WORKLOAD, &q, &items, &total);
     return err ? err : resp_json(rs, 200, list_body(items, total));
+}
+
+/*
+ * DELETE /nodes/{id}: the node goes with its credential (tokens of the node
+ * record) and its workloads; its cluster's revision moves, so the other
+ * agents stop counting its workloads. Its name is free for a new
+ * registration after this.
+ */
+static int delete_node(struct req *rq, struct resp *rs)
+{
+    struct store *st = &rq->srv->store;
+    int64_t id;
+    json_t *doc = NULL, *wls = NULL;
+    char *cluster = NULL;
+    int err = req_param_id(rq, 0, &id) ? st->ops->get(st, STORE_NODE, id, &doc, &cluster) : -ENOENT;
+    if (err == -ENOENT)
+        return resp_error(rs, 404, "", "no node %s", rq->params[0]);
+    struct store_query q = {.cluster = cluster, .limit = -1};
+    q.filters[q.nfilters++] = (struct store_filter){"node", jstr(doc, "name")};
+    int64_t total = 0;
+    if (!err)
+        err = st->ops->list(st, STORE_WORKLOAD, &q, &wls, &total);
+    for (size_t i = 0; !err && i < json_array_size(wls); i++)
+        err = st->ops->remove(st, STORE_WORKLOAD,
+                              json_integer_value(json_object_get(json_array_get(wls, i), "id")));
+    if (!err)
+        err = st->ops->remove(st, STORE_NODE, id); /* its credential goes with it */
+    if (!err)
+        err = revision_bump(rq, cluster);
+    if (!err && node_show(rq->srv, doc) < 0)
+        err = -ENOMEM;
+    if (!err)
+        err = audit_record(rq, "delete", "node", cluster, jstr(doc, "name"), id, doc, NULL);
+    if (!err) {
+        effects_node(&rq->fx, id);
+        rq->fx.revoked = true;
+        err = resp_json(
+            rs, 200, json_pack("{s:O,s:I}", "node", doc, "workloads_removed", (json_int_t)total));
+    }
+    json_decref(wls);
+    json_decref(doc);
+    free(cluster);
+    return err;
+}
+
+int api_nodes_delete(struct req *rq, struct resp *rs)
+{
+    int err = txn_begin(rq);
+    if (!err)
+        err = txn_end(rq, delete_node(rq, rs), rs);
+    return err;
 }

@@ -5,6 +5,7 @@
  * by the store, after the built-in objects' 1..3. An object a rule
  * references cannot be deleted (409 naming the rules).
  */
+#include "audit.h"
 #include "server.h"
 #include "validate.h"
 
@@ -189,14 +190,18 @@ static int check_name(struct req *rq, struct resp *rs, const json_t *doc, int64_
     return resp_error(rs, 409, "name", "object \"%s\" exists", name) < 0 ? -ENOMEM : 1;
 }
 
-/* Validates `doc` as object `id` (0 = new), stores it and answers with it. */
-static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id)
+/*
+ * Validates `doc` as object `id` (0 = new; `before` its stored document),
+ * stores it and answers with it.
+ */
+static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id, const json_t *before)
 {
     struct store *st = &rq->srv->store;
     int rc = check_name(rq, rs, doc, id);
     if (rc)
         return rc < 0 ? rc : 0;
-    struct change ch = {.kind = STORE_OBJECT, .id = id, .doc = doc};
+    struct change ch = {
+        .kind = STORE_OBJECT, .id = id, .doc = doc, .name = before ? jstr(before, "name") : NULL};
     rc = validate_change(rq->srv, &ch, 400, rs, NULL);
     if (rc)
         return rc < 0 ? rc : 0;
@@ -208,6 +213,9 @@ static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id)
     if (!rc)
         rc = json_object_set_new(doc, "id", json_integer(newid)) < 0 ? -ENOMEM : 0;
     if (!rc)
+        rc = audit_record(rq, id ? "update" : "create", "object", NULL, jstr(doc, "name"), newid,
+                          before, doc);
+    if (!rc)
         rc = resp_json(rs, id ? 200 : 201, json_incref(doc));
     return resp_store_error(rs, rc, "object");
 }
@@ -216,7 +224,7 @@ static int save(struct req *rq, struct resp *rs, json_t *doc, int64_t id)
 static int create_doc(struct req *rq, struct resp *rs, json_t *doc, bool patch)
 {
     (void)patch;
-    return save(rq, rs, doc, 0);
+    return save(rq, rs, doc, 0, NULL);
 }
 
 int api_objects_create(struct req *rq, struct resp *rs)
@@ -231,11 +239,13 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
     int rc = load(rq, rs, &doc, &id);
     if (rc)
         return rc < 0 ? rc : 0;
+    json_t *before = json_deep_copy(doc);
     json_object_del(doc, "id");
-    rc = doc_apply_body(&doc, body, patch);
+    rc = before ? doc_apply_body(&doc, body, patch) : -ENOMEM;
     if (!rc)
-        rc = save(rq, rs, doc, id);
+        rc = save(rq, rs, doc, id, before);
     json_decref(doc);
+    json_decref(before);
     return rc;
 }
 
@@ -293,12 +303,42 @@ static bool id_is_a_name(struct req *rq, int64_t id)
            other != id;
 }
 
-/* All rules of every cluster, for the reference checks. 0 or a store error. */
-static int all_rules(struct req *rq, json_t **rules)
+/*
+ * The rules of every cluster that name object `obj` (id `id`) by its name or
+ * its id (the store keeps rules' references indexed), appended to *rules
+ * (made when NULL) once each. 0 or a store error.
+ */
+static int rules_naming(struct req *rq, const json_t *obj, int64_t id, json_t **rules)
 {
-    struct store_query q = {.limit = -1};
-    int64_t total;
-    return rq->srv->store.ops->list(&rq->srv->store, STORE_RULE, &q, rules, &total);
+    struct store *st = &rq->srv->store;
+    char idtext[24];
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+    const char *refs[2] = {jstr(obj, "name"), idtext};
+    if (!*rules && !(*rules = json_array()))
+        return -ENOMEM;
+    for (int k = 0; k < 2; k++) {
+        struct store_query q = {.ref = refs[k], .limit = -1};
+        json_t *items;
+        int64_t total;
+        int err = st->ops->list(st, STORE_RULE, &q, &items, &total);
+        if (err)
+            return err;
+        size_t i;
+        json_t *r;
+        json_array_foreach(items, i, r)
+        {
+            json_int_t rid = json_integer_value(json_object_get(r, "id"));
+            bool seen = false;
+            for (size_t j = 0; !seen && j < json_array_size(*rules); j++)
+                seen = json_integer_value(json_object_get(json_array_get(*rules, j), "id")) == rid;
+            if (!seen && json_array_append(*rules, r) < 0) {
+                json_decref(items);
+                return -ENOMEM;
+            }
+        }
+        json_decref(items);
+    }
+    return 0;
 }
 
 /*
@@ -336,7 +376,7 @@ static int errors_if_any(struct resp *rs, unsigned status, json_t *errs)
 static int check_unused(struct req *rq, struct resp *rs, const json_t *obj, int64_t id)
 {
     json_t *rules = NULL, *errs = json_array();
-    int err = errs ? all_rules(rq, &rules) : -ENOMEM;
+    int err = errs ? rules_naming(rq, obj, id, &rules) : -ENOMEM;
     if (!err)
         err = add_users(rq, errs, rules, obj, id, "", "");
     json_decref(rules);
@@ -354,16 +394,18 @@ static int remove_object(struct req *rq, struct resp *rs)
     int rc = load(rq, rs, &doc, &id);
     if (!rc)
         rc = check_unused(rq, rs, doc, id);
-    json_decref(doc);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    struct change ch = {.kind = STORE_OBJECT, .id = id};
-    rc = validate_change(rq->srv, &ch, 409, rs, NULL);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_OBJECT, id);
+    struct change ch = {.kind = STORE_OBJECT, .id = id, .name = jstr(doc, "name")};
+    if (!rc)
+        rc = validate_change(rq->srv, &ch, 409, rs, NULL);
+    if (!rc)
+        rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_OBJECT, id);
+    if (!rc)
+        rc = audit_record(rq, "delete", "object", NULL, jstr(doc, "name"), id, doc, NULL);
     if (!rc)
         rs->status = 204;
+    json_decref(doc);
+    if (rc > 0)
+        return 0;
     return resp_store_error(rs, rc, "object");
 }
 
@@ -428,34 +470,47 @@ static int batch_load(struct req *rq, struct resp *rs, const json_t *ids, json_t
 /* Deletes every object of `ids` or none: 404 for unknown ids, 409 for objects rules use. */
 static int batch_delete(struct req *rq, struct resp *rs, const json_t *ids)
 {
-    json_t *docs = json_array(), *rules = NULL, *errs = NULL;
+    json_t *docs = json_array(), *errs = NULL;
     int rc = docs ? batch_load(rq, rs, ids, docs) : -ENOMEM;
-    if (!rc)
-        rc = all_rules(rq, &rules);
     if (!rc)
         rc = (errs = json_array()) ? 0 : -ENOMEM;
     for (size_t i = 0; !rc && i < json_array_size(docs); i++) {
         const json_t *doc = json_array_get(docs, i);
+        int64_t id = json_integer_value(json_array_get(ids, i));
+        json_t *rules = NULL;
         char field[32], prefix[160];
         snprintf(field, sizeof(field), "ids[%zu]", i);
         snprintf(prefix, sizeof(prefix), "object \"%s\" is ", jstr(doc, "name"));
-        rc = add_users(rq, errs, rules, doc, json_integer_value(json_array_get(ids, i)), field,
-                       prefix);
+        rc = rules_naming(rq, doc, id, &rules);
+        if (!rc)
+            rc = add_users(rq, errs, rules, doc, id, field, prefix);
+        json_decref(rules);
     }
-    json_decref(rules);
     if (!rc) {
         rc = errors_if_any(rs, 409, errs);
         errs = NULL;
     }
     json_decref(errs);
-    for (size_t i = 0; !rc && i < json_array_size(ids); i++)
-        rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_OBJECT,
-                                        json_integer_value(json_array_get(ids, i)));
-    struct change ch = {.kind = STORE_OBJECT}; /* the state without them */
+    size_t n = json_array_size(docs);
+    struct change *ch = rc ? NULL : calloc(n ? n : 1, sizeof(*ch)); /* the state without them */
+    if (!rc && !ch)
+        rc = -ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++)
+        ch[i] = (struct change){.kind = STORE_OBJECT,
+                                .id = json_integer_value(json_array_get(ids, i)),
+                                .name = jstr(json_array_get(docs, i), "name")};
     if (!rc)
-        rc = validate_change(rq->srv, &ch, 409, rs, NULL);
+        rc = validate_changes(rq->srv, ch, n, false, 409, rs, NULL);
+    free(ch);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const json_t *doc = json_array_get(docs, i);
+        int64_t id = json_integer_value(json_array_get(ids, i));
+        rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_OBJECT, id);
+        if (!rc)
+            rc = audit_record(rq, "delete", "object", NULL, jstr(doc, "name"), id, doc, NULL);
+    }
     if (!rc)
-        return resp_json(rs, 200, list_body(docs, (int64_t)json_array_size(docs)));
+        return resp_json(rs, 200, list_body(docs, (int64_t)n));
     json_decref(docs);
     return rc < 0 ? rc : 0;
 }

@@ -6,10 +6,12 @@
  * and off (and their description changed) but not otherwise changed or
  * deleted (409).
  */
+#include "audit.h"
+#include "fleet.h"
 #include "server.h"
-
 #include "validate.h"
 
+#include "canon.h"
 #include "jsonpatch.h"
 #include "loader.h"
 #include "ports.h"
@@ -59,19 +61,18 @@ struct effect {
 static int effect_load(struct req *rq, struct effect *ef)
 {
     struct store *st = &rq->srv->store;
-    json_t *health = json_object(), *cluster = NULL;
-    int64_t id;
-    int err = health ? cluster_health(rq->srv, rq->params[0], health) : -ENOMEM;
+    json_t *cluster = NULL;
+    int64_t id, enforcing, nodes;
+    int err = fleet_health(rq->srv, rq->params[0], NULL, &enforcing, &nodes);
     if (!err)
         err = st->ops->find(st, STORE_CLUSTER, NULL, rq->params[0], &id);
     if (!err)
         err = st->ops->get(st, STORE_CLUSTER, id, &cluster, NULL);
     if (!err) {
-        ef->nodes = json_integer_value(json_object_get(health, "nodes"));
-        ef->enforcing = json_integer_value(json_object_get(health, "enforcing"));
+        ef->nodes = nodes;
+        ef->enforcing = enforcing;
         ef->defense_on = strcmp(jstr(cluster, "defense"), "on") == 0;
     }
-    json_decref(health);
     json_decref(cluster);
     return err;
 }
@@ -509,23 +510,36 @@ static int check_name(struct req *rq, struct resp *rs, const json_t *doc, int64_
                : 1;
 }
 
+/* Settles `doc` (rule of `cluster`) from the loaded policy p (lib/canon.h). */
+static int settle(json_t *doc, const struct moat_policy *p, const char *cluster)
+{
+    struct canon *c;
+    int err = canon_new(p, &c);
+    if (!err)
+        err = canon_rule(c, doc, cluster);
+    canon_free(c);
+    return err;
+}
+
 /*
- * Validates and stores `doc` as rule `id` (0 = new). `checked` is what the
- * loader sees as the request's document: the rule itself, or for a system
- * rule the body alone (a file may only switch a system rule).
+ * Validates and stores `doc` as rule `id` (0 = new; `before` its stored
+ * document). `checked` is what the loader sees as the request's document:
+ * the rule itself, or for a system rule the body alone (a file may only
+ * switch a system rule).
  */
-static int save(struct req *rq, struct resp *rs, json_t *doc, const json_t *checked, int64_t id)
+static int save(struct req *rq, struct resp *rs, json_t *doc, const json_t *checked, int64_t id,
+                const json_t *before)
 {
     struct store *st = &rq->srv->store;
     int rc = check_name(rq, rs, doc, id);
     if (rc)
         return rc < 0 ? rc : 0;
-    struct change ch = {.kind = STORE_RULE, .id = id, .doc = checked};
+    struct change ch = {.kind = STORE_RULE, .id = id, .doc = checked, .cluster = rq->params[0]};
     struct moat_policy *p = NULL;
     rc = validate_change(rq->srv, &ch, 400, rs, &p);
     if (rc)
         return rc < 0 ? rc : 0;
-    rc = canon_rule(doc, p, rq->params[0]);
+    rc = settle(doc, p, rq->params[0]);
     policy_free(p);
     int64_t newid = id;
     if (!rc && id)
@@ -534,6 +548,9 @@ static int save(struct req *rq, struct resp *rs, json_t *doc, const json_t *chec
         rc = st->ops->insert(st, STORE_RULE, rq->params[0], jstr(doc, "name"), doc, &newid);
     if (!rc)
         rc = json_object_set_new(doc, "id", json_integer(newid)) < 0 ? -ENOMEM : 0;
+    if (!rc)
+        rc = audit_record(rq, id ? "update" : "create", "rule", rq->params[0], jstr(doc, "name"),
+                          newid, before, doc);
     if (!rc)
         rc = resp_json(rs, id ? 200 : 201, json_incref(doc));
     return resp_store_error(rs, rc, "rule");
@@ -558,7 +575,7 @@ static int create(struct req *rq, struct resp *rs, json_t *doc)
         rc = set_cluster(rq, rs, doc);
     if (rc)
         return rc < 0 ? rc : 0;
-    return save(rq, rs, doc, doc, 0);
+    return save(rq, rs, doc, doc, 0, NULL);
 }
 
 /* POST: the body is a new document (the write_doc signature; `patch` is unused). */
@@ -577,7 +594,8 @@ int api_rules_create(struct req *rq, struct resp *rs)
  * A system rule: the body (with cluster, name and the switch it leaves as it
  * is) is checked, then merged in. It keeps its name.
  */
-static int change_system(struct req *rq, struct resp *rs, json_t *doc, json_t *body, int64_t id)
+static int change_system(struct req *rq, struct resp *rs, json_t *doc, json_t *body, int64_t id,
+                         const json_t *before)
 {
     const json_t *name = json_object_get(body, "name");
     if (name && !json_equal(name, json_object_get(doc, "name")))
@@ -594,7 +612,7 @@ static int change_system(struct req *rq, struct resp *rs, json_t *doc, json_t *b
     if (!rc)
         rc = json_merge_patch(doc, body);
     if (!rc)
-        rc = save(rq, rs, doc, checked, id);
+        rc = save(rq, rs, doc, checked, id, before);
     json_decref(checked);
     return rc < 0 ? rc : 0;
 }
@@ -606,9 +624,12 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
     int rc = load(rq, rs, &doc, &id);
     if (rc)
         return rc < 0 ? rc : 0;
+    json_t *before = json_deep_copy(doc);
     json_object_del(doc, "id");
-    if (is_system(doc)) {
-        rc = change_system(rq, rs, doc, body, id);
+    if (!before) {
+        rc = -ENOMEM;
+    } else if (is_system(doc)) {
+        rc = change_system(rq, rs, doc, body, id, before);
     } else {
         rc = doc_apply_body(&doc, body, patch);
         if (!rc)
@@ -616,9 +637,10 @@ static int change(struct req *rq, struct resp *rs, json_t *body, bool patch)
         if (!rc)
             rc = set_cluster(rq, rs, doc);
         if (!rc)
-            rc = save(rq, rs, doc, doc, id);
+            rc = save(rq, rs, doc, doc, id, before);
     }
     json_decref(doc);
+    json_decref(before);
     return rc < 0 ? rc : 0;
 }
 
@@ -644,13 +666,16 @@ static int remove_rule(struct req *rq, struct resp *rs)
     int rc = load(rq, rs, &doc, &id);
     if (rc)
         return rc < 0 ? rc : 0;
-    bool sys = is_system(doc);
-    json_decref(doc);
-    if (sys)
+    if (is_system(doc)) {
+        json_decref(doc);
         return resp_error(rs, 409, "", "system rules cannot be deleted; disable them instead");
+    }
     rc = rq->srv->store.ops->remove(&rq->srv->store, STORE_RULE, id);
     if (!rc)
+        rc = audit_record(rq, "delete", "rule", rq->params[0], jstr(doc, "name"), id, doc, NULL);
+    if (!rc)
         rs->status = 204;
+    json_decref(doc);
     return resp_store_error(rs, rc, "rule");
 }
 
@@ -699,30 +724,42 @@ static int batch_body(struct resp *rs, const json_t *body, const json_t **ids, b
 static int batch(struct req *rq, struct resp *rs, const json_t *ids, bool enabled)
 {
     struct store *st = &rq->srv->store;
-    json_t *items = json_array();
-    int rc = items ? check_cluster(rq, rs) : -ENOMEM;
-    for (size_t i = 0; !rc && i < json_array_size(ids); i++) {
+    size_t n = json_array_size(ids);
+    json_t *items = json_array(), *befores = json_array();
+    struct change *ch = calloc(n ? n : 1, sizeof(*ch));
+    int rc = items && befores && ch ? check_cluster(rq, rs) : -ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
         json_t *doc;
         int64_t id = json_integer_value(json_array_get(ids, i));
         rc = load_id(rq, rs, id, &doc);
         if (rc)
             break;
-        json_object_del(doc, "id");
-        rc = json_object_set_new(doc, "enabled", json_boolean(enabled)) < 0 ? -ENOMEM : 0;
-        if (!rc)
-            rc = st->ops->update(st, STORE_RULE, id, jstr(doc, "name"), doc);
+        rc = json_array_append(befores, doc) < 0 ? -ENOMEM : 0;
+        json_t *after = rc ? NULL : json_deep_copy(doc);
+        json_decref(doc);
+        json_object_del(after, "id");
+        if (!rc && (!after || json_object_set_new(after, "enabled", json_boolean(enabled)) < 0 ||
+                    json_array_append_new(items, after) < 0))
+            rc = -ENOMEM;
+        ch[i] =
+            (struct change){.kind = STORE_RULE, .id = id, .doc = after, .cluster = rq->params[0]};
+    }
+    if (!rc)
+        rc = validate_changes(rq->srv, ch, n, false, 400, rs, NULL);
+    for (size_t i = 0; !rc && i < n; i++) {
+        json_t *doc = json_array_get(items, i);
+        int64_t id = ch[i].id;
+        rc = st->ops->update(st, STORE_RULE, id, jstr(doc, "name"), doc);
         if (!rc)
             rc = json_object_set_new(doc, "id", json_integer(id)) < 0 ? -ENOMEM : 0;
         if (!rc)
-            rc = json_array_append_new(items, doc) < 0 ? -ENOMEM : 0;
-        else
-            json_decref(doc);
+            rc = audit_record(rq, "update", "rule", rq->params[0], jstr(doc, "name"), id,
+                              json_array_get(befores, i), doc);
     }
-    struct change ch = {.kind = STORE_RULE};
+    free(ch);
+    json_decref(befores);
     if (!rc)
-        rc = validate_change(rq->srv, &ch, 400, rs, NULL);
-    if (!rc)
-        return resp_json(rs, 200, list_body(items, (int64_t)json_array_size(items)));
+        return resp_json(rs, 200, list_body(items, (int64_t)n));
     json_decref(items);
     return rc < 0 ? rc : 0;
 }

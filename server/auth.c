@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -67,48 +70,141 @@ enum role auth_role_parse(const char *name)
     return ROLE_NONE;
 }
 
-/* A node credential: the node whose token_sha256 is `hash`. 0, -ENOENT or a store error. */
-static int agent_of(struct store *st, const char *hash, struct req *rq)
+/*
+ * Known tokens, by hash: what one store lookup found, kept so that a busy
+ * fleet's requests (a re-poll per agent after every change) do not each
+ * read the tokens table and the node record. An entry counts only while the
+ * server's auth generation is the one it was made in: every committed write
+ * that can take a credential away (a node or cluster deleted) moves the
+ * generation on (writer.c). Tokens that are not known are not kept: each
+ * wrong token costs one indexed lookup, and failures are throttled.
+ */
+#define AUTH_CACHE_SLOTS 8192
+
+struct auth_entry {
+    char hash[AUTH_HASH_LEN + 1];
+    uint64_t gen;
+    enum role role;
+    int64_t token_id, node_id;
+    char cluster[SERVER_NAME_MAX + 1], node[SERVER_NAME_MAX + 1];
+};
+
+struct auth_cache {
+    pthread_mutex_t lock;
+    struct auth_entry e[AUTH_CACHE_SLOTS];
+};
+
+int auth_cache_new(struct auth_cache **out)
 {
-    struct store_query q = {.limit = 1};
-    q.filters[q.nfilters++] = (struct store_filter){"token_sha256", hash};
-    json_t *items;
-    int64_t total;
-    int err = st->ops->list(st, STORE_NODE, &q, &items, &total);
-    if (err)
-        return err;
-    const json_t *node = json_array_get(items, 0);
-    if (node) {
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return -ENOMEM;
+    if (pthread_mutex_init(&(*out)->lock, NULL) != 0) {
+        free(*out);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void auth_cache_free(struct auth_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* The slot of a hash: its first 8 hex digits (SHA-256 spreads them evenly). */
+static struct auth_entry *slot_of(struct auth_cache *c, const char *hash)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v * 16 + (uint32_t)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+    return &c->e[v % AUTH_CACHE_SLOTS];
+}
+
+/* The cached role of `hash` into rq: true when it was there and current. */
+static bool cache_get(struct server *srv, const char *hash, struct req *rq)
+{
+    struct auth_cache *c = srv->auth_cache;
+    if (!c)
+        return false;
+    uint64_t gen = __atomic_load_n(&srv->auth_gen, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&c->lock);
+    struct auth_entry *e = slot_of(c, hash);
+    bool hit = e->gen == gen && strcmp(e->hash, hash) == 0;
+    if (hit) {
+        rq->role = e->role;
+        rq->token_id = e->token_id;
+        rq->node_id = e->node_id;
+        memcpy(rq->agent_cluster, e->cluster, sizeof(e->cluster));
+        memcpy(rq->agent_node, e->node, sizeof(e->node));
+    }
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+static void cache_put(struct server *srv, const char *hash, const struct req *rq, uint64_t gen)
+{
+    struct auth_cache *c = srv->auth_cache;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    struct auth_entry *e = slot_of(c, hash);
+    memcpy(e->hash, hash, sizeof(e->hash));
+    e->gen = gen;
+    e->role = rq->role;
+    e->token_id = rq->token_id;
+    e->node_id = rq->node_id;
+    memcpy(e->cluster, rq->agent_cluster, sizeof(e->cluster));
+    memcpy(e->node, rq->agent_node, sizeof(e->node));
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* A node credential: its node record's cluster and name into rq. 0, -ENOENT or a store error. */
+static int agent_of(struct store *st, int64_t node_id, struct req *rq)
+{
+    json_t *node = NULL;
+    char *cluster = NULL;
+    int err = st->ops->get(st, STORE_NODE, node_id, &node, &cluster);
+    if (!err) {
         rq->role = ROLE_AGENT;
-        rq->node_id = json_integer_value(json_object_get(node, "id"));
-        snprintf(rq->agent_cluster, sizeof(rq->agent_cluster), "%s", jstr(node, "cluster"));
+        rq->node_id = node_id;
+        snprintf(rq->agent_cluster, sizeof(rq->agent_cluster), "%s", cluster ? cluster : "");
         snprintf(rq->agent_node, sizeof(rq->agent_node), "%s", jstr(node, "name"));
     }
-    json_decref(items);
-    return node ? 0 : -ENOENT;
+    json_decref(node);
+    free(cluster);
+    return err;
 }
 
 int auth_role(struct store *st, const char *header, struct req *rq)
 {
-    enum role *role = &rq->role;
-    *role = ROLE_NONE;
+    rq->role = ROLE_NONE;
     /* the scheme is case-insensitive (RFC 9110 11.1) */
     if (!header || strncasecmp(header, "Bearer ", 7) != 0)
         return 0;
     const char *token = header + 7;
     if (strlen(token) != AUTH_TOKEN_LEN)
         return 0;
-    char hash[AUTH_HASH_LEN + 1], name[16];
+    char hash[AUTH_HASH_LEN + 1];
+    struct store_token t;
     int err = auth_hash(token, hash);
-    if (!err)
-        err = st->ops->token_role(st, hash, name, sizeof(name));
-    if (err == -ENOENT)
-        err = agent_of(st, hash, rq);
-    if (err == -ENOENT)
+    if (err)
+        return err;
+    if (cache_get(rq->srv, hash, rq))
         return 0;
-    if (!err && *role == ROLE_AGENT)
-        return 0;
-    if (!err)
-        *role = auth_role_parse(name);
-    return err;
+    /* the generation before the lookup: a revocation committed meanwhile makes the entry stale */
+    uint64_t gen = __atomic_load_n(&rq->srv->auth_gen, __ATOMIC_ACQUIRE);
+    err = st->ops->token_find(st, hash, &t);
+    if (!err && strcmp(t.role, "agent") == 0)
+        err = t.node_id ? agent_of(st, t.node_id, rq) : -ENOENT;
+    else if (!err) {
+        rq->role = auth_role_parse(t.role);
+        rq->token_id = t.id;
+    }
+    if (!err && rq->role != ROLE_NONE)
+        cache_put(rq->srv, hash, rq, gen);
+    return err == -ENOENT ? 0 : err;
 }

@@ -1,12 +1,14 @@
 /*
- * http: moat-server's HTTP side on libmicrohttpd — listening, reading
- * bodies (at most MOAT_BODY_MAX bytes; more is answered 413), matching
- * routes, checking bearer tokens and roles (401 without a valid token, 403
- * when the role is too low), calling handlers, and counting every request
- * in the metrics. Each connection has its own thread. Read-only routes run
- * side by side, each on a store snapshot of its own; the others take turns
- * on the store's writer under server.lock (see server.h), and a long-poll
- * waiting on server.changed releases it.
+ * http: moat-server's HTTP side on libmicrohttpd — listening (epoll
+ * workers, no thread per connection), reading request targets strictly
+ * (lib/uri.h) and bodies (bounded per route; more is answered 413),
+ * matching routes, checking bearer tokens and roles (401 without a valid
+ * token, 403 when the role is too low), calling handlers, and counting every
+ * request in the metrics. Read-only routes run on the worker, each on a
+ * store snapshot of its own; the others are queued for the writer thread
+ * (writer.h) with their connection suspended; a long-poll (an agent's
+ * policy, the console's change feed) is suspended in the watch (watch.h)
+ * until what it waits for moves. See server.h.
  */
 #ifndef MOAT_SERVER_HTTP_H
 #define MOAT_SERVER_HTTP_H

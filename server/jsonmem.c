@@ -7,7 +7,7 @@
  * block of the smallest class that holds n; a freed block goes to the
  * largest class its malloc_usable_size() covers, so a cached block is never
  * smaller than what it is handed out for. A thread's cache is released when
- * the thread ends (libmicrohttpd runs a thread per connection).
+ * the thread ends (libmicrohttpd's workers live as long as the server).
  *
  * The byte limits: a cache holds `credit` bytes of the process budget
  * (JSONMEM_TOTAL_MAX), taken and given back CREDIT bytes at a time with one

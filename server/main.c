@@ -5,21 +5,31 @@
  *               [--retention-days D] [--min-agent-version V] [--data-table FILE]
  *               [--tls-cert FILE --tls-key FILE]  serve the REST API (HTTPS with TLS)
  *               [--alerts-out FILE|-]             and append alerts as JSON lines
+ *               [--audit-out FILE|-]              and audit records as JSON lines
+ *               [--threads N] [--max-connections N] [--max-connections-per-source N]
+ *               [--header-timeout S] [--body-timeout S] [--auth-failures N/S]
+ *               [--metrics-public]
  *   moat-server token create --data DIR --role admin|viewer
+ *   moat-server token list --data DIR
  *   moat-server routes                            print the route table
  *
  * Exit status: 0 ok, 1 could not complete (store, network), 2 usage (including a
  * TLS certificate or key file that cannot be read or holds no PEM block, and an
- * --alerts-out file that cannot be opened for appending).
+ * --alerts-out or --audit-out file that cannot be opened for appending).
  */
+#include "audit.h"
 #include "auth.h"
+#include "fleet.h"
 #include "http.h"
 #include "jsonmem.h"
 #include "server.h"
+#include "watch.h"
+#include "writer.h"
 
 #include "compat.h"
 #include "diag.h"
 #include "moat/version.h"
+#include "throttle.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,8 +48,12 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 static const char usage_text[] =
     "usage: moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]\n"
     "         [--retention-days D] [--min-agent-version V] [--data-table FILE]\n"
-    "         [--tls-cert FILE --tls-key FILE] [--alerts-out FILE|-]\n"
+    "         [--tls-cert FILE --tls-key FILE] [--alerts-out FILE|-] [--audit-out FILE|-]\n"
+    "         [--threads N] [--max-connections N] [--max-connections-per-source N]\n"
+    "         [--header-timeout S] [--body-timeout S] [--auth-failures N/S]\n"
+    "         [--metrics-public]\n"
     "       moat-server token create --data DIR --role admin|viewer\n"
+    "       moat-server token list --data DIR\n"
     "       moat-server routes\n"
     "       moat-server --version | --help\n";
 
@@ -53,17 +67,30 @@ static int usage(void)
 static int help(void)
 {
     printf("%s\nmoat-server is Moat's control plane: the REST API under /api/v1, the agents'\n"
-           "endpoints, the alert store and Prometheus /metrics (see moat-server(8)).\n\n"
+           "endpoints, the alert store, the audit trail, Prometheus /metrics and the web\n"
+           "console at / (see moat-server(8)).\n\n"
            "Options:\n"
            "  --listen ADDR:PORT        address to serve on (127.0.0.1:8080, [::1]:8080)\n"
            "  --data DIR                the SQLite store's folder (created when missing)\n"
            "  --heartbeat-interval S    seconds between agent heartbeats (default 10)\n"
-           "  --retention-days D        days alerts are kept (default 180)\n"
+           "  --retention-days D        days alerts and audit records are kept (default 180)\n"
            "  --min-agent-version V     agents below V are reported outdated\n"
            "  --data-table FILE         the kernel-support table (default: installed copy)\n"
            "  --tls-cert FILE           serve HTTPS with this PEM certificate chain...\n"
            "  --tls-key FILE            ...and this PEM private key\n"
            "  --alerts-out FILE|-       also append every alert as a JSON line (- stdout)\n"
+           "  --audit-out FILE|-        also append every audit record as a JSON line\n"
+           "  --threads N               worker threads, each with its own epoll set (default 4)\n"
+           "  --max-connections N       connections in all (default 32768, cut to what the\n"
+           "                            file-descriptor limit allows)\n"
+           "  --max-connections-per-source N\n"
+           "                            connections from one client address (default 256)\n"
+           "  --header-timeout S        seconds for a request's headers, and for an idle\n"
+           "                            keep-alive connection (default 15)\n"
+           "  --body-timeout S          seconds for a body once its headers are in (default 30)\n"
+           "  --auth-failures N/S       failed authentications a client address may make at\n"
+           "                            once, then one per S seconds; beyond: 429 (default 30/1)\n"
+           "  --metrics-public          GET /metrics without a token (default: a viewer token)\n"
            "  --role admin|viewer       token create: the new token's role\n"
            "  --version                 print the version and exit\n"
            "  --help                    print this help and exit\n"
@@ -87,9 +114,28 @@ static int open_store(struct store *st, const char *dir)
 }
 
 struct opts {
-    const char *listen, *data, *role, *table, *min_version, *tls_cert, *tls_key, *alerts_out;
-    long interval, retention;
+    const char *listen, *data, *role, *table, *min_version, *tls_cert, *tls_key, *alerts_out,
+        *audit_out;
+    long interval, retention, threads, max_conns, max_source, header_timeout, body_timeout;
+    double auth_burst, auth_rate;
+    bool metrics_public;
 };
+
+/* --auth-failures N/S: N failures at once, then one per S seconds. */
+static bool parse_rate(const char *s, double *burst, double *rate)
+{
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (n < 1 || n > 1000000 || *end != '/')
+        return false;
+    char *end2;
+    double secs = strtod(end + 1, &end2);
+    if (!(secs > 0) || secs > 86400 || *end2)
+        return false;
+    *burst = (double)n;
+    *rate = 1.0 / secs;
+    return true;
+}
 
 /* A positive integer option value; -1 when it is not one. */
 static long positive(const char *s)
@@ -101,18 +147,27 @@ static long positive(const char *s)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {{"listen", required_argument, NULL, 'l'},
-                                          {"data", required_argument, NULL, 'd'},
-                                          {"role", required_argument, NULL, 'r'},
-                                          {"heartbeat-interval", required_argument, NULL, 'i'},
-                                          {"retention-days", required_argument, NULL, 't'},
-                                          {"min-agent-version", required_argument, NULL, 'm'},
-                                          {"data-table", required_argument, NULL, 'k'},
-                                          {"tls-cert", required_argument, NULL, 'c'},
-                                          {"tls-key", required_argument, NULL, 'y'},
-                                          {"alerts-out", required_argument, NULL, 'a'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"data", required_argument, NULL, 'd'},
+        {"role", required_argument, NULL, 'r'},
+        {"heartbeat-interval", required_argument, NULL, 'i'},
+        {"retention-days", required_argument, NULL, 't'},
+        {"min-agent-version", required_argument, NULL, 'm'},
+        {"data-table", required_argument, NULL, 'k'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'y'},
+        {"alerts-out", required_argument, NULL, 'a'},
+        {"audit-out", required_argument, NULL, 'A'},
+        {"threads", required_argument, NULL, 'T'},
+        {"max-connections", required_argument, NULL, 'C'},
+        {"max-connections-per-source", required_argument, NULL, 'P'},
+        {"header-timeout", required_argument, NULL, 'H'},
+        {"body-timeout", required_argument, NULL, 'B'},
+        {"auth-failures", required_argument, NULL, 'F'},
+        {"metrics-public", no_argument, NULL, 'M'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         if (c == 'l')
@@ -135,6 +190,22 @@ static int parse(int argc, char **argv, struct opts *o)
             o->tls_key = optarg;
         else if (c == 'a')
             o->alerts_out = optarg;
+        else if (c == 'A')
+            o->audit_out = optarg;
+        else if (c == 'T' && (o->threads = positive(optarg)) > 0 && o->threads <= 64)
+            continue;
+        else if (c == 'C' && (o->max_conns = positive(optarg)) > 0)
+            continue;
+        else if (c == 'P' && (o->max_source = positive(optarg)) > 0)
+            continue;
+        else if (c == 'H' && (o->header_timeout = positive(optarg)) > 0)
+            continue;
+        else if (c == 'B' && (o->body_timeout = positive(optarg)) > 0)
+            continue;
+        else if (c == 'F' && parse_rate(optarg, &o->auth_burst, &o->auth_rate))
+            continue;
+        else if (c == 'M')
+            o->metrics_public = true;
         else
             return -EINVAL;
     }
@@ -150,17 +221,58 @@ static int token_create(const struct opts *o)
     int err = open_store(&st, o->data);
     if (err)
         return EXIT_FAIL;
+    int64_t id = 0;
     err = auth_token_new(token);
     if (!err)
         err = auth_hash(token, hash);
     if (!err)
-        err = st.ops->token_add(&st, hash, o->role);
+        err = st.ops->begin(&st);
+    if (!err)
+        err = st.ops->token_add(&st, hash, o->role, 0, &id);
+    json_t *after = err ? NULL : json_pack("{s:s}", "role", o->role);
+    if (!err && !after)
+        err = -ENOMEM;
+    if (!err) {
+        char name[32];
+        snprintf(name, sizeof(name), "%lld", (long long)id);
+        err = audit_local(&st, "create", "token", name, id, after);
+    }
+    json_decref(after);
+    if (!err)
+        err = st.ops->commit(&st);
+    else
+        st.ops->rollback(&st);
     st.ops->close(&st);
     if (err) {
         fprintf(stderr, "moat-server: token create: %s\n", strerror(-err));
         return EXIT_FAIL;
     }
     printf("%s\n", token);
+    return EXIT_OK;
+}
+
+/* `token list`: id, role and creation time of every admin and viewer token (never a secret). */
+static int token_list(const struct opts *o)
+{
+    if (!o->data)
+        return usage();
+    struct store st = {0};
+    if (open_store(&st, o->data))
+        return EXIT_FAIL;
+    json_t *items = NULL;
+    int err = st.ops->token_list(&st, &items);
+    st.ops->close(&st);
+    if (err) {
+        fprintf(stderr, "moat-server: token list: %s\n", strerror(-err));
+        return EXIT_FAIL;
+    }
+    printf("%-6s %-8s %s\n", "ID", "ROLE", "CREATED");
+    size_t i;
+    const json_t *t;
+    json_array_foreach(items, i, t)
+        printf("%-6lld %-8s %s\n", (long long)json_integer_value(json_object_get(t, "id")),
+               jstr(t, "role"), jstr(t, "created"));
+    json_decref(items);
     return EXIT_OK;
 }
 
@@ -235,8 +347,8 @@ static int pem_read(const char *what, const char *path, char **out)
     return 0;
 }
 
-/* --alerts-out: "-" is stdout, anything else a file opened for appending (created 0600). */
-static int alerts_open(const char *path, FILE **out)
+/* --alerts-out, --audit-out: "-" is stdout, else a file opened for appending (created 0600). */
+static int lines_open(const char *what, const char *path, FILE **out)
 {
     if (strcmp(path, "-") == 0) {
         *out = stdout;
@@ -248,38 +360,86 @@ static int alerts_open(const char *path, FILE **out)
         int err = -errno;
         if (fd >= 0)
             close(fd);
-        fprintf(stderr, "moat-server: --alerts-out '%s': %s\n", path, strerror(-err));
+        fprintf(stderr, "moat-server: --%s '%s': %s\n", what, path, strerror(-err));
         return err;
     }
     return 0;
 }
 
-static void alerts_close(FILE *f)
+static void lines_close(const char *what, FILE *f)
 {
     if (f && f != stdout && fclose(f) != 0)
-        fprintf(stderr, "moat-server: --alerts-out: %s\n", strerror(errno));
+        fprintf(stderr, "moat-server: --%s: %s\n", what, strerror(errno));
 }
 
 static int sync_init(struct server *srv)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
+    if (pthread_mutex_init(&srv->throttle_lock, NULL) != 0)
         return -ENOMEM;
-    int err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ? -EINVAL : 0;
-    if (!err && pthread_cond_init(&srv->changed, &ca) != 0)
-        err = -ENOMEM;
-    pthread_condattr_destroy(&ca);
-    if (!err && pthread_mutex_init(&srv->lock, NULL) != 0) {
-        pthread_cond_destroy(&srv->changed);
-        err = -ENOMEM;
+    if (pthread_mutex_init(&srv->cache_lock, NULL) != 0) {
+        pthread_mutex_destroy(&srv->throttle_lock);
+        return -ENOMEM;
     }
+    return 0;
+}
+
+/* Everything but the store that serving needs: threads, the fleet's index, the throttle,
+ * the change feed. */
+static int start_parts(struct server *srv)
+{
+    int err = throttle_new(srv->opts.auth_burst, srv->opts.auth_rate, 4096, &srv->throttle);
+    if (!err)
+        err = changes_init(srv);
+    if (!err)
+        err = auth_cache_new(&srv->auth_cache);
+    if (!err)
+        err = fleet_load(srv);
+    if (!err)
+        err = watch_start(srv);
+    if (!err)
+        err = writer_start(srv);
     return err;
+}
+
+static void stop_parts(struct server *srv)
+{
+    writer_stop(srv);
+    watch_stop(srv);
+    fleet_free(srv->fleet);
+    srv->fleet = NULL;
+    throttle_free(srv->throttle);
+    srv->throttle = NULL;
+    auth_cache_free(srv->auth_cache);
+    srv->auth_cache = NULL;
+}
+
+static int serve_on(struct server *srv, const struct opts *o)
+{
+    int err = alerts_expire(srv);
+    if (!err)
+        err = start_parts(srv);
+    if (!err)
+        err = http_serve(srv, o->listen);
+    if (err == -EINVAL)
+        fprintf(stderr, "moat-server: --listen '%s': not ADDR:PORT\n", o->listen);
+    else if (err == -EPROTONOSUPPORT)
+        fprintf(stderr, "moat-server: --tls-cert: this libmicrohttpd was built without TLS\n");
+    else if (err == -ENOSYS)
+        fprintf(stderr, "moat-server: this libmicrohttpd was built without epoll\n");
+    else if (err && o->tls_cert)
+        fprintf(stderr,
+                "moat-server: cannot serve HTTPS on %s (port taken, or the certificate "
+                "'%s' and key '%s' do not load or do not match)\n",
+                o->listen, o->tls_cert, o->tls_key);
+    else if (err)
+        fprintf(stderr, "moat-server: cannot serve on %s: %s\n", o->listen, strerror(-err));
+    stop_parts(srv);
+    return err == -EINVAL ? EXIT_USAGE : err ? EXIT_FAIL : EXIT_OK;
 }
 
 static int serve(const struct opts *o)
 {
-    if (!o->data || !o->listen || o->interval < 0 || o->retention < 0 ||
-        !o->tls_cert != !o->tls_key)
+    if (!o->data || !o->listen || !o->tls_cert != !o->tls_key)
         return usage();
     char *cert = NULL, *key = NULL;
     if (o->tls_cert && (pem_read("tls-cert", o->tls_cert, &cert) < 0 ||
@@ -287,65 +447,62 @@ static int serve(const struct opts *o)
         free(cert);
         return EXIT_USAGE;
     }
-    FILE *alerts_out = NULL;
-    if (o->alerts_out && alerts_open(o->alerts_out, &alerts_out) < 0) {
+    FILE *alerts_out = NULL, *audit_out = NULL;
+    if ((o->alerts_out && lines_open("alerts-out", o->alerts_out, &alerts_out) < 0) ||
+        (o->audit_out && lines_open("audit-out", o->audit_out, &audit_out) < 0)) {
+        lines_close("alerts-out", alerts_out);
         free(cert);
         free(key);
         return EXIT_USAGE;
     }
     struct compat_table *table = NULL;
     if (load_table(o->table, &table) < 0) {
-        alerts_close(alerts_out);
+        lines_close("alerts-out", alerts_out);
+        lines_close("audit-out", audit_out);
         free(cert);
         free(key);
         return EXIT_FAIL;
     }
-    struct server srv = {.opts = {.heartbeat_interval = o->interval ? (int)o->interval : 10,
-                                  .retention_days = o->retention ? (int)o->retention : 180,
-                                  .min_agent_version = o->min_version ? o->min_version : "0",
-                                  .compat = table,
-                                  .tls_cert = cert,
-                                  .tls_key = key},
-                         .alerts_out = alerts_out};
-    if (sync_init(&srv) < 0) {
-        alerts_close(alerts_out);
-        compat_table_free(table);
-        free(cert);
-        free(key);
-        return EXIT_FAIL;
-    }
+    struct server srv = {
+        .opts = {.heartbeat_interval = o->interval ? (int)o->interval : 10,
+                 .retention_days = o->retention ? (int)o->retention : 180,
+                 .min_agent_version = o->min_version ? o->min_version : "0",
+                 .compat = table,
+                 .tls_cert = cert,
+                 .tls_key = key,
+                 .threads = o->threads ? (unsigned)o->threads : 4,
+                 .max_conns = o->max_conns ? (unsigned)o->max_conns : 0, /* 0: the default */
+                 .max_conns_source = o->max_source ? (unsigned)o->max_source : 256,
+                 .header_timeout = o->header_timeout ? (unsigned)o->header_timeout : 15,
+                 .body_timeout = o->body_timeout ? (unsigned)o->body_timeout : 30,
+                 .auth_burst = o->auth_burst > 0 ? o->auth_burst : 30,
+                 .auth_rate = o->auth_rate > 0 ? o->auth_rate : 1,
+                 .metrics_public = o->metrics_public},
+        .alerts_out = alerts_out,
+        .audit_out = audit_out};
     int rc = EXIT_FAIL;
     size_t nroutes;
     routes_table(&nroutes);
     json_object_seed(0); /* jansson's hash seed, before any thread (jansson: thread safety) */
-    int err = http_block_signals();
+    int err = sync_init(&srv);
+    if (!err)
+        err = http_block_signals();
     if (!err)
         err = metrics_init(&srv.metrics, nroutes);
     if (err)
         fprintf(stderr, "moat-server: %s\n", strerror(-err));
     else if (open_store(&srv.store, o->data) == 0) {
-        err = alerts_expire(&srv);
-        if (!err)
-            err = http_serve(&srv, o->listen);
-        if (err == -EINVAL)
-            fprintf(stderr, "moat-server: --listen '%s': not ADDR:PORT\n", o->listen);
-        else if (err == -EPROTONOSUPPORT)
-            fprintf(stderr, "moat-server: --tls-cert: this libmicrohttpd was built without TLS\n");
-        else if (err && cert)
-            fprintf(stderr,
-                    "moat-server: cannot serve HTTPS on %s (port taken, or the certificate "
-                    "'%s' and key '%s' do not load or do not match)\n",
-                    o->listen, o->tls_cert, o->tls_key);
-        else if (err)
-            fprintf(stderr, "moat-server: cannot serve on %s\n", o->listen);
-        rc = err == -EINVAL ? EXIT_USAGE : err ? EXIT_FAIL : EXIT_OK;
+        rc = serve_on(&srv, o);
         srv.store.ops->close(&srv.store);
     }
     metrics_free(&srv.metrics);
     agents_cache_free(&srv);
-    pthread_cond_destroy(&srv.changed);
-    pthread_mutex_destroy(&srv.lock);
-    alerts_close(alerts_out);
+    if (!err) {
+        pthread_mutex_destroy(&srv.throttle_lock);
+        pthread_mutex_destroy(&srv.cache_lock);
+    }
+    lines_close("alerts-out", alerts_out);
+    lines_close("audit-out", audit_out);
     compat_table_free(table);
     free(cert);
     free(key);
@@ -368,8 +525,9 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     bool token = argc >= 3 && strcmp(argv[1], "token") == 0 && strcmp(argv[2], "create") == 0;
-    int skip = token ? 2 : 0;
+    bool list = argc >= 3 && strcmp(argv[1], "token") == 0 && strcmp(argv[2], "list") == 0;
+    int skip = token || list ? 2 : 0;
     if (parse(argc - skip, argv + skip, &o) < 0 || optind != argc - skip)
         return usage();
-    return token ? token_create(&o) : serve(&o);
+    return token ? token_create(&o) : list ? token_list(&o) : serve(&o);
 }

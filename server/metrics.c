@@ -134,6 +134,27 @@ void metrics_add_alerts(struct metrics *m, uint64_t n)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_add_auth_failure(struct metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->auth_failures++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_add_throttled(struct metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->throttled++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_add_connection(struct metrics *m, int delta)
+{
+    pthread_mutex_lock(&m->lock);
+    m->connections += delta;
+    pthread_mutex_unlock(&m->lock);
+}
+
 char *metrics_render(struct metrics *m, const char *extra)
 {
     size_t n;
@@ -145,6 +166,17 @@ char *metrics_render(struct metrics *m, const char *extra)
     add(&t, "# HELP moat_alerts_ingested_total Events stored as (part of) alerts.\n");
     add(&t, "# TYPE moat_alerts_ingested_total counter\n");
     add(&t, "moat_alerts_ingested_total %llu\n", (unsigned long long)m->alerts_ingested);
+    add(&t,
+        "# HELP moat_auth_failures_total Requests refused for a missing or wrong token (401).\n");
+    add(&t, "# TYPE moat_auth_failures_total counter\n");
+    add(&t, "moat_auth_failures_total %llu\n", (unsigned long long)m->auth_failures);
+    add(&t, "# HELP moat_auth_throttled_total Requests refused because their source failed to "
+            "authenticate too often (429).\n");
+    add(&t, "# TYPE moat_auth_throttled_total counter\n");
+    add(&t, "moat_auth_throttled_total %llu\n", (unsigned long long)m->throttled);
+    add(&t, "# HELP moat_http_connections Connections open now.\n");
+    add(&t, "# TYPE moat_http_connections gauge\n");
+    add(&t, "moat_http_connections %lld\n", (long long)m->connections);
     pthread_mutex_unlock(&m->lock);
     size_t xn = extra ? strlen(extra) : 0;
     if (!t.failed && xn) {

@@ -30,6 +30,9 @@ struct metrics {
     struct metric_route *routes; /* nroutes + 1: the last is "unmatched" */
     size_t nroutes;
     uint64_t alerts_ingested; /* events stored as (part of) alerts */
+    uint64_t auth_failures;   /* requests answered 401 */
+    uint64_t throttled;       /* requests answered 429 (too many failed authentications) */
+    int64_t connections;      /* open now */
     pthread_mutex_t lock;
 };
 
@@ -40,6 +43,10 @@ void metrics_free(struct metrics *m);
 void metrics_record(struct metrics *m, int route, unsigned status, double seconds);
 /* Counts `n` events ingested as alerts. */
 void metrics_add_alerts(struct metrics *m, uint64_t n);
+/* Counts a request answered 401, one answered 429, a connection opened (+1) or closed (-1). */
+void metrics_add_auth_failure(struct metrics *m);
+void metrics_add_throttled(struct metrics *m);
+void metrics_add_connection(struct metrics *m, int delta);
 /* The Prometheus text followed by `extra` (may be NULL); caller frees; NULL on OOM. */
 char *metrics_render(struct metrics *m, const char *extra);
 

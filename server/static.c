@@ -3,7 +3,6 @@
 #include "server.h"
 
 #include <errno.h>
-#include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +34,7 @@ static const struct static_file *find(const char *name)
 /* Answers file `f`: 304 when the client holds this version, else its bytes. */
 static int send_file(struct req *rq, struct resp *rs, const struct static_file *f)
 {
-    const char *have = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "If-None-Match");
+    const char *have = rq->if_none_match;
     rs->extra = f->headers;
     rs->ctype = content_type(f->name);
     if (have && strcmp(have, f->etag) == 0) {

@@ -33,8 +33,16 @@
  *   workloads  name = "NODE/NAMESPACE/NAME"; doc holds `node`;
  *   alerts     name = the SPEC 7 aggregation key;
  *   batches    name = "NODE/BATCH" (event batches already counted);
- *   joins      name = "join"; doc {"hash"} of the cluster's join token;
+ *   joins      name = the SHA-256 of a join token; doc {created, expires, uses, used, ...};
  *   revisions  name = "revision"; doc {"revision": N}.
+ * Audit records belong to no cluster (they outlive what they describe) and
+ * their names (what was changed) repeat.
+ *
+ * Nothing stored is unreadable: documents nested deeper than
+ * STORE_DOC_DEPTH_MAX are refused (-EINVAL), reads skip a row whose text
+ * does not parse (and say so on stderr), and rows that SQLite's JSON
+ * functions cannot read are moved aside into a quarantine table: at
+ * startup (rows added since the last start) and when a write meets one.
  */
 enum store_kind {
     STORE_CLUSTER = 0,
@@ -46,6 +54,16 @@ enum store_kind {
     STORE_BATCH = 6,
     STORE_JOIN = 7,
     STORE_REVISION = 8,
+    STORE_AUDIT = 9,
+};
+
+#define STORE_DOC_DEPTH_MAX 32
+
+/* A bearer token's record (store_ops.token_find). */
+struct store_token {
+    int64_t id;
+    char role[16];   /* admin, viewer, agent */
+    int64_t node_id; /* agent: the node record it belongs to */
 };
 
 /* One equality filter on a top-level document field (booleans read "true"/"false"). */
@@ -66,6 +84,9 @@ struct store_query {
     /* When any_value is set: at least one of any_fields[] equals it (paths "a.b"). */
     const char *any_fields[2];
     const char *any_value;
+    /* When ref is set (rules only): rules whose source or a destination object is `ref`
+     * as text (a name, or an id: 5 and "5" both read "5"). */
+    const char *ref;
     int newest_first; /* order by id descending */
     int64_t limit;    /* < 0: no limit */
     int64_t offset;
@@ -104,8 +125,8 @@ struct store_ops {
      * commit before the first read) while other threads read and one writes.
      * Writes and begin() fail there (-EROFS for begin/commit/rollback, -EIO
      * otherwise). Outside read_begin()/read_end() a thread uses the one writer
-     * connection, and callers must take turns on it (moat-server holds
-     * server.lock). 0, -EBUSY when the thread is already reading, -ENOMEM,
+     * connection, and callers must take turns on it (in moat-server only
+     * the writer thread uses it, writer.h). 0, -EBUSY when the thread is already reading, -ENOMEM,
      * -EIO.
      */
     int (*read_begin)(struct store *st);
@@ -115,9 +136,18 @@ struct store_ops {
     int (*begin)(struct store *st);
     int (*commit)(struct store *st);
     int (*rollback)(struct store *st);
-    int (*token_add)(struct store *st, const char *hash, const char *role);
-    /* The role of the token with this hash, copied into role[n]; -ENOENT when unknown. */
-    int (*token_role)(struct store *st, const char *hash, char *role, size_t n);
+    /* Runs SQL that returns nothing on the writer connection (the writer's savepoints). */
+    int (*exec)(struct store *st, const char *sql);
+    /*
+     * Adds a token: its hash, its role, and for an agent's credential the node
+     * record it belongs to (removed with it); *id gets its id (may be NULL).
+     */
+    int (*token_add)(struct store *st, const char *hash, const char *role, int64_t node_id,
+                     int64_t *id);
+    /* The token with this hash (one indexed lookup); -ENOENT when unknown. */
+    int (*token_find)(struct store *st, const char *hash, struct store_token *out);
+    /* The admin and viewer tokens as [{id, role, created}] (no hashes). */
+    int (*token_list)(struct store *st, json_t **items);
     /* Adds a record; `cluster` is for kinds that have one (NULL otherwise). *id gets the new id. */
     int (*insert)(struct store *st, enum store_kind k, const char *cluster, const char *name,
                   const json_t *doc, int64_t *id);
@@ -147,7 +177,10 @@ struct store_ops {
      */
     int (*tally)(struct store *st, enum store_kind k, const char *cluster, const char *name,
                  const struct store_tally *t, int64_t *id, char **text);
-    /* Removes the records whose text field `field` is below `before`; *n gets how many. */
+    /*
+     * Removes the records whose text field `field` (a plain name) is below
+     * `before`; *n gets how many. An index on the field serves it.
+     */
     int (*purge)(struct store *st, enum store_kind k, const char *field, const char *before,
                  int64_t *n);
 };

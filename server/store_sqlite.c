@@ -6,7 +6,7 @@
  * and runs in the same transaction as the version bump.
  *
  * Connections: one writer connection, which the caller uses one thread at a
- * time (moat-server holds server.lock), and a pool of read-only connections
+ * time (in moat-server, the writer thread: writer.h), and a pool of read-only connections
  * (PRAGMA query_only). Between read_begin() and read_end() a thread's
  * operations run on a pooled read connection inside one read transaction: a
  * snapshot of the last commit, read beside the writer and other readers (WAL).
@@ -24,6 +24,7 @@
  */
 #include "store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -36,6 +37,16 @@
 #define PER_CLUSTER                                                                                \
     "  cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,"                         \
     "  name TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE(cluster, name)"
+
+/* A rule's object references (source, destinations[].object) as text, into rule_refs. */
+#define RULE_REFS(row)                                                                             \
+    "INSERT INTO rule_refs(rule, ref) SELECT " row ".id,"                                          \
+    "  CAST(json_extract(" row ".doc, '$.source') AS TEXT)"                                        \
+    "  WHERE json_extract(" row ".doc, '$.source') IS NOT NULL;"                                   \
+    "INSERT INTO rule_refs(rule, ref) SELECT " row ".id,"                                          \
+    "  CAST(json_extract(d.value, '$.object') AS TEXT)"                                            \
+    "  FROM json_each(" row ".doc, '$.destinations') AS d"                                         \
+    "  WHERE json_extract(d.value, '$.object') IS NOT NULL;"
 
 static const char *const migrations[] = {
     /* 0 -> 1: tokens, clusters, objects (ids after the built-ins 1..3), rules */
@@ -61,10 +72,58 @@ static const char *const migrations[] = {
     "CREATE INDEX nodes_by_cluster ON nodes(cluster, id);"
     "CREATE INDEX workloads_by_cluster ON workloads(cluster, id);"
     "CREATE INDEX alerts_by_cluster ON alerts(cluster, id);",
+    /* 3 -> 4: a quarantine for rows that do not parse; migrate() then moves them there
+     * (sweep_new), so that the statements of 5 can read every row */
+    "CREATE TABLE quarantine(id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
+    "  source_id INTEGER, cluster TEXT, name TEXT, doc TEXT,"
+    "  moved TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')));"
+    "CREATE TABLE swept(source TEXT PRIMARY KEY, upto INTEGER NOT NULL);",
+    /* 4 -> 5: tokens with ids, node credentials among them (found by one indexed lookup);
+     * a record per join token; rules' object references kept by triggers; indexes for the
+     * retention purges; audit records */
+    "CREATE TABLE tokens4(id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL,"
+    "  created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),"
+    "  node INTEGER REFERENCES nodes(id) ON DELETE CASCADE);"
+    "INSERT INTO tokens4(hash, role, created) SELECT hash, role, created FROM tokens;"
+    "INSERT INTO tokens4(hash, role, node) SELECT json_extract(doc, '$.token_sha256'), 'agent', id"
+    "  FROM nodes WHERE json_type(doc, '$.token_sha256') = 'text';"
+    "DROP TABLE tokens;"
+    "ALTER TABLE tokens4 RENAME TO tokens;"
+    "CREATE INDEX tokens_by_node ON tokens(node);"
+    "UPDATE nodes SET doc = json_remove(doc, '$.token_sha256');"
+    "UPDATE joins SET name = json_extract(doc, '$.hash'), doc = json_set(json_remove(doc, "
+    "'$.hash'),"
+    "  '$.expires', NULL, '$.uses', 0, '$.used', 0, '$.via', 'get')"
+    "  WHERE name = 'join' AND json_type(doc, '$.hash') = 'text';"
+    "CREATE TABLE rule_refs(rule INTEGER NOT NULL REFERENCES rules(id) ON DELETE CASCADE,"
+    "  ref TEXT NOT NULL);"
+    "CREATE INDEX rule_refs_by_ref ON rule_refs(ref, rule);"
+    "CREATE INDEX rule_refs_by_rule ON rule_refs(rule);"
+    "CREATE TRIGGER rule_refs_insert AFTER INSERT ON rules BEGIN " RULE_REFS(
+        "NEW") " END;"
+               "CREATE TRIGGER rule_refs_update AFTER UPDATE OF doc ON rules BEGIN"
+               "  DELETE FROM rule_refs WHERE rule = OLD.id; " RULE_REFS(
+                   "NEW") " END;"
+                          "INSERT INTO rule_refs(rule, ref) SELECT id, CAST(json_extract(doc, "
+                          "'$.source') AS TEXT)"
+                          "  FROM rules WHERE json_extract(doc, '$.source') IS NOT NULL;"
+                          "INSERT INTO rule_refs(rule, ref) SELECT r.id, "
+                          "CAST(json_extract(d.value, '$.object') AS TEXT)"
+                          "  FROM rules AS r, json_each(r.doc, '$.destinations') AS d"
+                          "  WHERE json_extract(d.value, '$.object') IS NOT NULL;"
+                          "CREATE INDEX alerts_by_last_seen ON alerts(json_extract(doc, "
+                          "'$.last_seen'));"
+                          "CREATE INDEX batches_by_time ON batches(json_extract(doc, '$.time'));"
+                          "CREATE TABLE audit(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT "
+                          "NULL,"
+                          "  doc TEXT NOT NULL);"
+                          "CREATE INDEX audit_by_time ON audit(json_extract(doc, '$.time'));",
 };
 
-static const char *const tables[] = {"clusters", "objects", "rules", "nodes",    "workloads",
-                                     "alerts",   "batches", "joins", "revisions"};
+static const char *const tables[] = {"clusters", "objects", "rules", "nodes",     "workloads",
+                                     "alerts",   "batches", "joins", "revisions", "audit"};
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
 /* A cached document is kept alive by reference while another thread copies it (doc_of).
  * (JANSSON_VERSION_HEX: only where jansson.h was read, so not under cppcheck.) */
@@ -121,14 +180,27 @@ struct sq {
 /* Whether records of kind k belong to a cluster (have a cluster column). */
 static bool per_cluster(enum store_kind k)
 {
-    return k != STORE_CLUSTER && k != STORE_OBJECT;
+    return k != STORE_CLUSTER && k != STORE_OBJECT && k != STORE_AUDIT;
 }
 
 /* The connection this thread's operations use: its read connection, else the writer. */
+/*
+ * A read-only request takes its read connection and opens its transaction
+ * at its first read, not at read_begin(): a request that reads nothing (a
+ * long-poll answered from memory) costs no SQL. Until then the thread's key
+ * holds this marker.
+ */
+static const char read_pending; /* only its address is used */
+#define READ_PENDING ((void *)&read_pending)
+
+static int read_take(struct sq *q, struct conn **out);
+
 static struct conn *conn_of(struct store *st)
 {
     struct sq *q = st->impl;
     struct conn *c = pthread_getspecific(q->reading);
+    if (c == READ_PENDING && read_take(q, &c) < 0)
+        return NULL; /* stmt() fails with -EIO */
     return c ? c : q->writer;
 }
 
@@ -166,6 +238,8 @@ static uint64_t sql_hash(const char *sql)
  */
 static int stmt(struct conn *c, const char *sql, sqlite3_stmt **out)
 {
+    if (!c)
+        return -EIO; /* no read connection could be had (conn_of) */
     uint64_t h = sql_hash(sql);
     struct stmt_entry *e = NULL;
     for (size_t i = 0; i < c->ncache; i++) {
@@ -273,6 +347,51 @@ static int conn_open(const char *path, const char *pragmas, struct conn **out)
     return 0;
 }
 
+#define SWEEP_VERSION 4 /* the schema that has the quarantine */
+#define SWEEP_TABLES  9 /* the tables before schema 5 (audit came with it) */
+
+/*
+ * Moves the rows added since the last start that SQLite's JSON functions
+ * cannot read into quarantine (store.h), for the first `ntables` tables.
+ * The migration to schema 4 sweeps every row once; `swept` keeps how far
+ * each table was looked at.
+ */
+static int sweep_new(sqlite3 *db, size_t ntables)
+{
+    int err = exec(db, "BEGIN IMMEDIATE;");
+    int64_t moved = 0;
+    for (size_t t = 0; !err && t < ntables; t++) {
+        char sql[512];
+        const char *cl = per_cluster((enum store_kind)t) ? "cluster" : "NULL";
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO quarantine(source, source_id, cluster, name, doc) SELECT '%s', id, "
+                 "%s, name, doc FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept "
+                 "WHERE source = '%s') AND NOT json_valid(doc)",
+                 tables[t], cl, tables[t], tables[t]);
+        err = exec(db, sql);
+        moved += err ? 0 : sqlite3_changes(db);
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept WHERE "
+                 "source = '%s') AND NOT json_valid(doc)",
+                 tables[t], tables[t]);
+        if (!err)
+            err = exec(db, sql);
+        snprintf(sql, sizeof(sql),
+                 "INSERT OR REPLACE INTO swept(source, upto) SELECT '%s', coalesce(max(id), 0) "
+                 "FROM %s",
+                 tables[t], tables[t]);
+        if (!err)
+            err = exec(db, sql);
+    }
+    err = err ? (exec(db, "ROLLBACK;"), err) : exec(db, "COMMIT;");
+    if (!err && moved)
+        fprintf(stderr,
+                "moat-server: store: %lld stored rows do not parse: moved aside into the table "
+                "quarantine\n",
+                (long long)moved);
+    return err;
+}
+
 static int user_version(sqlite3 *db, int *v)
 {
     sqlite3_stmt *s;
@@ -303,6 +422,8 @@ static int migrate(sqlite3 *db)
         if (!err)
             err = exec(db, bump);
         err = err ? (exec(db, "ROLLBACK;"), err) : exec(db, "COMMIT;");
+        if (!err && v + 1 == SWEEP_VERSION)
+            err = sweep_new(db, SWEEP_TABLES);
     }
     return err;
 }
@@ -423,6 +544,8 @@ static int sq_open(struct store *st, const char *dir)
     if (!err)
         err = migrate(q->writer->db);
     if (!err)
+        err = sweep_new(q->writer->db, NTABLES);
+    if (!err)
         err = conn_open(q->path, CONN_CHECKPOINTER, &q->ckpt);
     if (!err && pthread_create(&q->ckpt_thread, NULL, checkpointer, q) != 0)
         err = -EAGAIN;
@@ -440,6 +563,13 @@ static int sq_read_begin(struct store *st)
     struct sq *q = st->impl;
     if (pthread_getspecific(q->reading))
         return -EBUSY;
+    return pthread_setspecific(q->reading, READ_PENDING) != 0 ? -ENOMEM : 0;
+}
+
+/* The first read of a read-only request: a pooled connection in a read transaction. */
+static int read_take(struct sq *q, struct conn **out)
+{
+    *out = NULL;
     pthread_mutex_lock(&q->lock);
     struct conn *c = q->idle;
     if (c) {
@@ -454,6 +584,8 @@ static int sq_read_begin(struct store *st)
         conn_close(c);
         err = -ENOMEM;
     }
+    if (!err)
+        *out = c;
     return err;
 }
 
@@ -464,6 +596,8 @@ static void sq_read_end(struct store *st)
     if (!c)
         return;
     pthread_setspecific(q->reading, NULL);
+    if (c == READ_PENDING)
+        return;                 /* it read nothing */
     if (run(c, "COMMIT") < 0) { /* a read transaction; should it fail, drop the connection */
         conn_close(c);
         return;
@@ -506,36 +640,113 @@ static int sq_rollback(struct store *st)
     return writer_end(st, "ROLLBACK");
 }
 
-static int sq_token_add(struct store *st, const char *hash, const char *role)
+static int sq_exec(struct store *st, const char *sql)
+{
+    struct sq *q = st->impl;
+    return pthread_getspecific(q->reading) ? -EROFS : run(q->writer, sql);
+}
+
+static int sq_token_add(struct store *st, const char *hash, const char *role, int64_t node_id,
+                        int64_t *id)
 {
     struct conn *c = conn_of(st);
     sqlite3_stmt *s;
-    int err = stmt(c, "INSERT INTO tokens(hash, role) VALUES(?, ?)", &s);
+    int err = stmt(c, "INSERT INTO tokens(hash, role, node) VALUES(?, ?, ?)", &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
-    return step_done(c->db, s);
+    if (node_id > 0)
+        sqlite3_bind_int64(s, 3, node_id);
+    err = step_done(c->db, s);
+    if (!err && id)
+        *id = sqlite3_last_insert_rowid(c->db);
+    return err;
 }
 
-static int sq_token_role(struct store *st, const char *hash, char *role, size_t n)
+static int sq_token_find(struct store *st, const char *hash, struct store_token *out)
 {
     struct conn *c = conn_of(st);
     sqlite3_stmt *s;
-    int err = stmt(c, "SELECT role FROM tokens WHERE hash = ?", &s);
+    int err = stmt(c, "SELECT id, role, node FROM tokens WHERE hash = ?", &s);
     if (err)
         return err;
     sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        snprintf(role, n, "%s", (const char *)sqlite3_column_text(s, 0));
+    if (rc == SQLITE_ROW) {
+        const char *role = (const char *)sqlite3_column_text(s, 1);
+        *out = (struct store_token){.id = sqlite3_column_int64(s, 0),
+                                    .node_id = sqlite3_column_int64(s, 2)};
+        snprintf(out->role, sizeof(out->role), "%s", role ? role : "");
+    }
     err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(c->db, "token");
     stmt_done(s);
     return err;
 }
 
+static int sq_token_list(struct store *st, json_t **items)
+{
+    struct conn *c = conn_of(st);
+    sqlite3_stmt *s;
+    int err = stmt(c, "SELECT id, role, created FROM tokens WHERE node IS NULL ORDER BY id", &s);
+    if (err)
+        return err;
+    json_t *arr = json_array();
+    int rc;
+    while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *t = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)sqlite3_column_int64(s, 0), "role",
+                              (const char *)sqlite3_column_text(s, 1), "created",
+                              (const char *)sqlite3_column_text(s, 2));
+        if (!t || json_array_append_new(arr, t) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    err = !arr ? -ENOMEM : rc == SQLITE_DONE ? 0 : db_fail(c->db, "tokens");
+    stmt_done(s);
+    if (err)
+        json_decref(arr);
+    else
+        *items = arr;
+    return err;
+}
+
+/* The depth of arrays and objects in v (up to limit + 1). */
+static size_t doc_depth(const json_t *v, size_t limit)
+{
+    size_t deepest = 0;
+    json_t *x;
+    if (limit == 0)
+        return 1;
+    if (json_is_object(v)) {
+        const char *key;
+        json_object_foreach((json_t *)v, key, x)
+        {
+            size_t d = doc_depth(x, limit - 1);
+            deepest = d > deepest ? d : deepest;
+        }
+        return deepest + 1;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_array_foreach(v, i, x)
+        {
+            size_t d = doc_depth(x, limit - 1);
+            deepest = d > deepest ? d : deepest;
+        }
+        return deepest + 1;
+    }
+    return 0;
+}
+
+/* Binds a document's text; -EINVAL for one nested too deep to be read back. */
 static int bind_doc(sqlite3_stmt *s, int i, const json_t *doc)
 {
+    if (doc_depth(doc, STORE_DOC_DEPTH_MAX) > STORE_DOC_DEPTH_MAX) {
+        fprintf(stderr, "moat-server: store: a document nested deeper than %d levels refused\n",
+                STORE_DOC_DEPTH_MAX);
+        return -EINVAL;
+    }
     char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!text)
         return -ENOMEM;
@@ -560,9 +771,9 @@ static int sq_insert(struct store *st, enum store_kind k, const char *cluster, c
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     if (per_cluster(k))
         sqlite3_bind_text(s, 3, cluster, -1, SQLITE_STATIC);
-    if (bind_doc(s, 2, doc) < 0) {
+    if ((err = bind_doc(s, 2, doc)) < 0) {
         stmt_done(s);
-        return -ENOMEM;
+        return err;
     }
     err = step_done(c->db, s);
     if (!err)
@@ -583,9 +794,9 @@ static int sq_update(struct store *st, enum store_kind k, int64_t id, const char
         return err;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, id);
-    if (bind_doc(s, 2, doc) < 0) {
+    if ((err = bind_doc(s, 2, doc)) < 0) {
         stmt_done(s);
-        return -ENOMEM;
+        return err;
     }
     err = step_done(c->db, s);
     if (!err && sqlite3_changes(c->db) == 0)
@@ -609,15 +820,14 @@ static int sq_remove(struct store *st, enum store_kind k, int64_t id)
     return err;
 }
 
-/* Parses a stored document; -EIO when it is not a JSON object. */
+/* Parses a stored document; -EBADMSG when it is not a JSON object (the row is skipped). */
 static int doc_parse(const char *text, size_t len, json_t **doc)
 {
     json_error_t jerr;
     json_t *d = text ? json_loadb(text, len, 0, &jerr) : NULL;
     if (!json_is_object(d)) {
         json_decref(d);
-        fprintf(stderr, "moat-server: store: a stored document does not parse\n");
-        return -EIO;
+        return -EBADMSG;
     }
     *doc = d;
     return 0;
@@ -719,6 +929,13 @@ static int row_doc(struct sq *q, enum store_kind k, sqlite3_stmt *s, json_t **do
     return err;
 }
 
+/* Says that a row was skipped because its document does not parse. */
+static void skipped_row(enum store_kind k, sqlite3_stmt *s)
+{
+    fprintf(stderr, "moat-server: store: %s record %lld does not parse: skipped\n", tables[k],
+            (long long)sqlite3_column_int64(s, 0));
+}
+
 static int sq_get(struct store *st, enum store_kind k, int64_t id, json_t **doc, char **cluster)
 {
     struct conn *c = conn_of(st);
@@ -737,6 +954,10 @@ static int sq_get(struct store *st, enum store_kind k, int64_t id, json_t **doc,
         return err;
     }
     err = row_doc(st->impl, k, s, doc);
+    if (err == -EBADMSG) {
+        skipped_row(k, s);
+        err = -ENOENT;
+    }
     if (!err && cluster) {
         const char *cl = (const char *)sqlite3_column_text(s, 2);
         *cluster = cl ? strdup(cl) : NULL;
@@ -780,7 +1001,14 @@ static int sq_find(struct store *st, enum store_kind k, const char *cluster, con
  */
 static void where_clause(char *buf, size_t n, const struct store_query *q)
 {
-    size_t len = (size_t)snprintf(buf, n, " WHERE %s", q->cluster ? "cluster = ?1" : "1");
+    /* Rows SQLite cannot parse match no JSON filter (and do not fail the query); the
+     * check reuses the parse the filters make. */
+    bool json = q->nfilters || q->range_field || q->any_value;
+    size_t len = (size_t)snprintf(buf, n, " WHERE %s%s", q->cluster ? "cluster = ?1" : "1",
+                                  json ? " AND json_valid(doc)" : "");
+    if (q->ref && len < n)
+        len += (size_t)snprintf(buf + len, n - len,
+                                " AND id IN (SELECT rule FROM rule_refs WHERE ref = ?48)");
     for (size_t i = 0; i < q->nfilters && len < n; i++) {
         int p = (int)(2 * i + 2);
         len += (size_t)snprintf(buf + len, n - len,
@@ -819,6 +1047,8 @@ static void bind_query(sqlite3_stmt *s, const struct store_query *q)
         sqlite3_bind_text(s, 41, q->since, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 42, q->until, -1, SQLITE_STATIC);
     }
+    if (q->ref)
+        sqlite3_bind_text(s, 48, q->ref, -1, SQLITE_STATIC);
     if (q->any_value) {
         bind_path(s, 43, q->any_fields[0]);
         bind_path(s, 44, q->any_fields[1] ? q->any_fields[1] : q->any_fields[0]);
@@ -850,6 +1080,10 @@ static int collect_rows(struct sq *q, enum store_kind k, sqlite3 *db, sqlite3_st
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *doc;
         int err = row_doc(q, k, s, &doc);
+        if (err == -EBADMSG) {
+            skipped_row(k, s);
+            continue;
+        }
         if (!err && json_array_append_new(items, doc) < 0)
             err = -ENOMEM;
         if (err)
@@ -890,6 +1124,32 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     }
     *items = arr;
     return 0;
+}
+
+/* Moves record (cluster, name) of kind k into quarantine: -ENOENT when done (it is gone). */
+static int quarantine_one(struct conn *c, enum store_kind k, const char *cluster, const char *name)
+{
+    static const char *const sql[2] = {
+        "INSERT INTO quarantine(source, source_id, cluster, name, doc) SELECT ?3, id, cluster, "
+        "name, doc FROM %s WHERE cluster = ?1 AND name = ?2",
+        "DELETE FROM %s WHERE cluster = ?1 AND name = ?2"};
+    for (int i = 0; i < 2; i++) {
+        char text[256];
+        snprintf(text, sizeof(text), sql[i], tables[k]);
+        sqlite3_stmt *s;
+        int err = stmt(c, text, &s);
+        if (err)
+            return err;
+        sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+        if (i == 0)
+            sqlite3_bind_text(s, 3, tables[k], -1, SQLITE_STATIC);
+        if ((err = step_done(c->db, s)) < 0)
+            return err;
+    }
+    fprintf(stderr, "moat-server: store: %s record \"%s\" does not parse: moved into quarantine\n",
+            tables[k], name);
+    return -ENOENT;
 }
 
 /* The path of a store_count: $.parent."key" (the key quoted: it may be all digits). */
@@ -943,8 +1203,14 @@ static int sq_tally(struct store *st, enum store_kind k, const char *cluster, co
             err = -ENOMEM;
     } else if (rc == SQLITE_DONE && !text && sqlite3_changes(c->db) == 1) {
         *id = 0; /* not asked for: the record's id is only read with its text */
+    } else if (rc == SQLITE_DONE) {
+        err = -ENOENT;
     } else {
-        err = rc == SQLITE_DONE ? -ENOENT : db_fail(c->db, "tally");
+        bool unreadable = strstr(sqlite3_errmsg(c->db), "JSON") != NULL;
+        err = unreadable ? 0 : db_fail(c->db, "tally");
+        stmt_done(s);
+        /* The record does not parse: moved aside, and the caller makes it anew. */
+        return unreadable ? quarantine_one(c, k, cluster, name) : err;
     }
     stmt_done(s);
     return err;
@@ -954,14 +1220,19 @@ static int sq_purge(struct store *st, enum store_kind k, const char *field, cons
                     int64_t *n)
 {
     struct conn *c = conn_of(st);
-    char sql[128];
-    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE json_extract(doc, ?1) < ?2", tables[k]);
+    char sql[256];
+    for (const char *f = field; *f; f++)
+        if (!isalnum((unsigned char)*f) && *f != '_')
+            return -EINVAL;
+    /* The path is written out, so that an index on json_extract(doc, '$.field') serves it. */
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM %s WHERE json_extract(doc, '$.%s') < ?1 AND json_valid(doc)", tables[k],
+             field);
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
         return err;
-    bind_path(s, 1, field);
-    sqlite3_bind_text(s, 2, before, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, before, -1, SQLITE_STATIC);
     err = step_done(c->db, s);
     *n = err ? 0 : sqlite3_changes(c->db);
     return err;
@@ -976,8 +1247,10 @@ const struct store_ops store_sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .exec = sq_exec,
     .token_add = sq_token_add,
-    .token_role = sq_token_role,
+    .token_find = sq_token_find,
+    .token_list = sq_token_list,
     .insert = sq_insert,
     .update = sq_update,
     .remove = sq_remove,

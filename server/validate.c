@@ -1,97 +1,270 @@
-/* validate: API changes checked by libmoat's loader (see validate.h). */
+/* validate: API changes checked by libmoat's loader over their neighbourhood (see validate.h). */
 #include "validate.h"
 
 #include "diag.h"
 #include "loader.h"
+#include "strset.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const kind_names[] = {"Cluster", "NetworkObject", "DefenseRule"};
 
-/* Appends a copy of `doc` with kind set and "id" kept only for objects. */
-static int add_doc(json_t *docs, enum store_kind k, const json_t *doc, bool keep_id)
+/* ---- the documents the loader sees ---- */
+
+struct vset {
+    struct server *srv;
+    const struct change *ch;
+    size_t n;
+    json_t *docs;
+    size_t *doc_change; /* document i (0-based) -> its change, for the changed ones */
+    size_t nchanged;    /* documents that are changes: the first ones */
+    struct strset keys; /* "k:ID" records changed; "X:NAME" clusters removed; lookups done */
+};
+
+/* The keys: a tag and a text ("c:5" cluster 5 changed, "N:prod" cluster prod defined...). */
+static int key_add(struct vset *v, const char *tag, const char *text)
 {
-    json_t *d = json_deep_copy(doc);
+    char key[SERVER_NAME_MAX * 2 + 32];
+    snprintf(key, sizeof(key), "%s:%s", tag, text);
+    return strset_add(&v->keys, key);
+}
+
+static bool key_has(const struct vset *v, const char *tag, const char *text)
+{
+    char key[SERVER_NAME_MAX * 2 + 32];
+    snprintf(key, sizeof(key), "%s:%s", tag, text);
+    return strset_has(&v->keys, key);
+}
+
+/* An id as a key's text, in buf[24]. */
+static const char *id_text(char *buf, int64_t id)
+{
+    snprintf(buf, 24, "%lld", (long long)id);
+    return buf;
+}
+
+/* Whether stored record (k, id) is one of the changes (its stored version does not count). */
+static bool changed(const struct vset *v, enum store_kind k, int64_t id)
+{
+    char buf[24];
+    return key_has(v, k == STORE_CLUSTER ? "c" : k == STORE_OBJECT ? "o" : "r", id_text(buf, id));
+}
+
+static bool is_system(const json_t *doc)
+{
+    const char *type = json_string_value(json_object_get(doc, "type"));
+    return type && strcmp(type, "system") == 0;
+}
+
+/* Appends `doc` as a document of kind k: rules without their id, system rules as a file
+ * names them (their switch and description only). */
+static int add_doc(struct vset *v, enum store_kind k, const json_t *doc, int64_t object_id)
+{
+    json_t *d;
+    if (k == STORE_RULE && is_system(doc))
+        d = json_pack("{s:s,s:O?,s:O?,s:O?,s:O?}", "kind", "DefenseRule", "cluster",
+                      json_object_get(doc, "cluster"), "name", json_object_get(doc, "name"),
+                      "enabled", json_object_get(doc, "enabled"), "description",
+                      json_object_get(doc, "description"));
+    else /* only top-level keys change: the values are shared */
+        d = json_copy((json_t *)doc);
     if (!d)
         return -ENOMEM;
-    if (!keep_id)
+    if (k != STORE_OBJECT)
         json_object_del(d, "id");
     if (json_object_set_new(d, "kind", json_string(kind_names[k])) < 0 ||
-        json_array_append_new(docs, d) < 0)
+        (object_id && json_object_set_new(d, "id", json_integer(object_id)) < 0) ||
+        json_array_append_new(v->docs, d) < 0)
         return -ENOMEM;
     return 0;
 }
 
-/* A system rule goes to the loader as a file would name it: only its switch. */
-static int add_system_rule(json_t *docs, const json_t *doc)
+/* The stored cluster `name`, unless a change defines or removes it. */
+static int need_cluster(struct vset *v, const char *name)
 {
-    json_t *d = json_pack("{s:s,s:O?,s:O?,s:O?}", "kind", "DefenseRule", "cluster",
-                          json_object_get(doc, "cluster"), "name", json_object_get(doc, "name"),
-                          "enabled", json_object_get(doc, "enabled"));
-    return d && json_array_append_new(docs, d) == 0 ? 0 : -ENOMEM;
+    int rc = key_add(v, "C", name);
+    if (rc <= 0)
+        return rc;
+    if (key_has(v, "N", name) || key_has(v, "X", name))
+        return 0; /* a changed document, or removed */
+    struct store *st = &v->srv->store;
+    int64_t id;
+    json_t *doc = NULL;
+    int err = st->ops->find(st, STORE_CLUSTER, NULL, name, &id);
+    if (!err)
+        err = st->ops->get(st, STORE_CLUSTER, id, &doc, NULL);
+    if (!err)
+        err = add_doc(v, STORE_CLUSTER, doc, 0);
+    json_decref(doc);
+    return err == -ENOENT ? 0 : err;
 }
 
-static bool skipped(const struct change *ch, enum store_kind k, const json_t *doc)
+/* Adds stored object `id` (unless changed) and the cluster it is restricted to. */
+static int add_object(struct vset *v, int64_t id)
 {
-    if (ch->kind == k && ch->id && json_integer_value(json_object_get(doc, "id")) == ch->id)
-        return true;
-    return k == STORE_RULE && ch->kind == STORE_CLUSTER && !ch->doc && ch->cluster &&
-           strcmp(jstr(doc, "cluster"), ch->cluster) == 0;
+    char buf[24];
+    if (changed(v, STORE_OBJECT, id) || key_add(v, "O", id_text(buf, id)) == 0)
+        return 0;
+    struct store *st = &v->srv->store;
+    json_t *doc = NULL;
+    int err = st->ops->get(st, STORE_OBJECT, id, &doc, NULL);
+    if (!err)
+        err = add_doc(v, STORE_OBJECT, doc, id);
+    const char *cluster = json_string_value(json_object_get(doc, "cluster"));
+    if (!err && cluster)
+        err = need_cluster(v, cluster);
+    json_decref(doc);
+    return err == -ENOENT ? 0 : err;
 }
 
-static int add_stored(struct server *srv, json_t *docs, enum store_kind k, const struct change *ch)
+/* The stored objects a reference may resolve to: the one named so, and for a number the
+ * one with that id (the loader resolves a name first). */
+static int need_object(struct vset *v, const json_t *ref)
 {
-    struct store_query q = {.limit = -1};
-    json_t *items;
-    int64_t total;
-    int err = srv->store.ops->list(&srv->store, k, &q, &items, &total);
-    if (err)
-        return err;
+    char text[64];
+    if (json_is_integer(ref))
+        snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(ref));
+    else if (json_is_string(ref) && json_string_length(ref) < sizeof(text))
+        snprintf(text, sizeof(text), "%s", json_string_value(ref));
+    else
+        return 0; /* the loader reports what is wrong with it */
+    int rc = key_add(v, "ref", text);
+    if (rc <= 0)
+        return rc;
+    struct store *st = &v->srv->store;
+    int64_t id;
+    int err = st->ops->find(st, STORE_OBJECT, NULL, text, &id);
+    if (!err)
+        err = add_object(v, id);
+    else if (err == -ENOENT)
+        err = 0;
+    bool digits = *text;
+    for (const char *p = text; *p; p++)
+        digits = digits && isdigit((unsigned char)*p);
+    if (!err && digits && strlen(text) < 16)
+        err = add_object(v, strtoll(text, NULL, 10));
+    return err;
+}
+
+/* A rule's cluster and the objects it names. */
+static int need_rule_refs(struct vset *v, const json_t *rule)
+{
+    const char *cluster = json_string_value(json_object_get(rule, "cluster"));
+    int err = cluster ? need_cluster(v, cluster) : 0;
+    if (!err && !is_system(rule))
+        err = need_object(v, json_object_get(rule, "source"));
     size_t i;
-    json_t *doc;
-    json_array_foreach(items, i, doc)
+    const json_t *d;
+    json_array_foreach(json_object_get(rule, "destinations"), i, d)
     {
-        if (skipped(ch, k, doc))
+        if (!err && json_is_object(d) && !is_system(rule))
+            err = need_object(v, json_object_get(d, "object"));
+    }
+    return err;
+}
+
+/* The stored rules that name `text` (as an object name or id), with their neighbours. */
+static int need_rules_naming(struct vset *v, const char *text)
+{
+    if (!text || key_add(v, "R", text) <= 0)
+        return 0;
+    struct store *st = &v->srv->store;
+    struct store_query q = {.ref = text, .limit = -1};
+    json_t *items = NULL;
+    int64_t total;
+    int err = st->ops->list(st, STORE_RULE, &q, &items, &total);
+    size_t i;
+    const json_t *r;
+    json_array_foreach(items, i, r)
+    {
+        int64_t id = json_integer_value(json_object_get(r, "id"));
+        if (err || changed(v, STORE_RULE, id) || key_has(v, "X", jstr(r, "cluster")))
             continue;
-        const char *type = json_string_value(json_object_get(doc, "type"));
-        if (k == STORE_RULE && type && strcmp(type, "system") == 0)
-            err = add_system_rule(docs, doc);
-        else
-            err = add_doc(docs, k, doc, k == STORE_OBJECT);
-        if (err)
-            break;
+        char buf[24];
+        if (key_add(v, "r", id_text(buf, id)) == 0)
+            continue; /* added for another name already */
+        err = add_doc(v, STORE_RULE, r, 0);
+        if (!err)
+            err = need_rule_refs(v, r);
     }
     json_decref(items);
     return err;
 }
 
-/* The documents of the changed state, the request's own first. */
-static int build_docs(struct server *srv, const struct change *ch, json_t **out)
+/* The objects restricted to a cluster that is removed. */
+static int need_objects_of(struct vset *v, const char *cluster)
 {
-    json_t *docs = json_array();
-    int err = docs ? 0 : -ENOMEM;
-    if (!err && ch->doc) {
-        const char *type = json_string_value(json_object_get(ch->doc, "type"));
-        bool sys = ch->kind == STORE_RULE && type && strcmp(type, "system") == 0;
-        err = sys ? add_system_rule(docs, ch->doc) : add_doc(docs, ch->kind, ch->doc, true);
-        if (!err && ch->kind == STORE_OBJECT && ch->id)
-            err = json_object_set_new(json_array_get(docs, 0), "id", json_integer(ch->id)) < 0
-                      ? -ENOMEM
-                      : 0;
-    }
-    for (int k = STORE_CLUSTER; !err && k <= STORE_RULE; k++)
-        err = add_stored(srv, docs, (enum store_kind)k, ch);
-    if (err) {
-        json_decref(docs);
-        return err;
-    }
-    *out = docs;
-    return 0;
+    struct store *st = &v->srv->store;
+    struct store_query q = {.limit = -1};
+    q.filters[q.nfilters++] = (struct store_filter){"cluster", cluster};
+    json_t *items = NULL;
+    int64_t total;
+    int err = st->ops->list(st, STORE_OBJECT, &q, &items, &total);
+    for (size_t i = 0; !err && i < json_array_size(items); i++)
+        err = add_object(v, json_integer_value(json_object_get(json_array_get(items, i), "id")));
+    json_decref(items);
+    return err;
 }
+
+static int neighbours(struct vset *v, const struct change *c)
+{
+    char idtext[24];
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)c->id);
+    if (c->kind == STORE_RULE)
+        return c->doc ? need_rule_refs(v, c->doc) : 0;
+    if (c->kind == STORE_CLUSTER)
+        return c->doc ? 0 : need_objects_of(v, c->name ? c->name : c->cluster);
+    /* an object: the rules naming it by its name now, its new name or its id */
+    const char *cluster = c->doc ? json_string_value(json_object_get(c->doc, "cluster")) : NULL;
+    int err = cluster ? need_cluster(v, cluster) : 0;
+    if (!err)
+        err = need_rules_naming(v, c->name);
+    if (!err && c->doc)
+        err = need_rules_naming(v, json_string_value(json_object_get(c->doc, "name")));
+    if (!err && c->id)
+        err = need_rules_naming(v, idtext);
+    return err;
+}
+
+/* Notes what the changes replace, define and remove. */
+static int note_changes(struct vset *v)
+{
+    static const char *const idkey[] = {"c", "o", "r"};
+    int err = 0;
+    char buf[24];
+    for (size_t i = 0; !err && i < v->n; i++) {
+        const struct change *c = &v->ch[i];
+        if (c->id)
+            err = key_add(v, idkey[c->kind], id_text(buf, c->id)) < 0 ? -ENOMEM : 0;
+        if (!err && c->kind == STORE_CLUSTER) {
+            const char *name = c->doc ? jstr(c->doc, "name") : c->name ? c->name : c->cluster;
+            err = key_add(v, c->doc ? "N" : "X", name) < 0 ? -ENOMEM : 0;
+        }
+    }
+    return err;
+}
+
+static int build_docs(struct vset *v)
+{
+    int err = note_changes(v);
+    for (size_t i = 0; !err && i < v->n; i++) {
+        const struct change *c = &v->ch[i];
+        if (!c->doc)
+            continue;
+        v->doc_change[v->nchanged++] = i;
+        err = add_doc(v, c->kind, c->doc, c->kind == STORE_OBJECT ? c->id : 0);
+    }
+    for (size_t i = 0; !err && i < v->n; i++)
+        err = neighbours(v, &v->ch[i]);
+    return err;
+}
+
+/* ---- errors ---- */
 
 /* Splits a message "field: problem" (as finishing errors read) at its field. */
 static void split_field(const char *detail, char *field, size_t n, const char **msg)
@@ -107,61 +280,68 @@ static void split_field(const char *detail, char *field, size_t n, const char **
     }
 }
 
-/* The field to report: as is in the request's document, else prefixed by its document. */
-static void field_of(const struct moat_diag *e, char *out, size_t n, const char **msg)
+/* The field to report: a changed document's as is (or documents[i]. in a batch), another's
+ * prefixed by its document's name. */
+static void field_of(const struct vset *v, bool batch, const struct moat_diag *e, char *out,
+                     size_t n, const char **msg)
 {
-    char own[128];
+    char own[256];
     *msg = e->detail;
     if (e->field)
         snprintf(own, sizeof(own), "%s", e->field);
     else
         split_field(e->detail, own, sizeof(own), msg);
     const char *ctx = e->ctx ? e->ctx : "";
-    bool mine = strncmp(ctx, "document 1:", 11) == 0 || strcmp(ctx, "document 1") == 0;
-    const char *colon = strncmp(ctx, "document ", 9) == 0 ? strchr(ctx, ':') : NULL;
-    if (colon)
-        ctx = colon + 2;
-    if (mine || !*ctx)
+    long docno = strncmp(ctx, "document ", 9) == 0 ? strtol(ctx + 9, NULL, 10) : 0;
+    const char *colon = docno ? strchr(ctx, ':') : NULL;
+    const char *name = colon ? colon + 2 : docno ? "" : ctx;
+    bool mine = docno >= 1 && (size_t)docno <= v->nchanged;
+    if (mine && batch)
+        snprintf(out, n, "documents[%zu]%s%s", v->doc_change[docno - 1], *own ? "." : "", own);
+    else if (mine || !*name)
         snprintf(out, n, "%s", own);
     else
-        snprintf(out, n, "%s%s%s", ctx, *own ? "." : "", own);
+        snprintf(out, n, "%s%s%s", name, *own ? "." : "", own);
 }
 
-static int errors_body(const struct moat_diags *d, unsigned status, struct resp *rs)
+static int errors_body(const struct vset *v, bool batch, const struct moat_diags *d,
+                       unsigned status, struct resp *rs)
 {
     json_t *list = json_array();
     for (size_t i = 0; list && i < d->count; i++) {
-        char field[256];
+        char field[512];
         const char *msg;
-        field_of(&d->items[i], field, sizeof(field), &msg);
-        if (json_array_append_new(list, json_pack("{s:s,s:s}", "field", field, "message", msg))) {
+        field_of(v, batch, &d->items[i], field, sizeof(field), &msg);
+        if (errs_add(list, field, "%s", msg) < 0) {
             json_decref(list);
-            return -ENOMEM;
+            list = NULL;
         }
+    }
+    if (list && d->dropped && errs_add(list, "", "... and %zu more errors", d->dropped) < 0) {
+        json_decref(list);
+        list = NULL;
     }
     int err = resp_json(rs, status, list ? json_pack("{s:o}", "errors", list) : NULL);
     return err ? err : 1;
 }
 
-int validate_change(struct server *srv, const struct change *ch, unsigned status, struct resp *rs,
-                    struct moat_policy **policy)
+int validate_changes(struct server *srv, const struct change *ch, size_t n, bool batch,
+                     unsigned status, struct resp *rs, struct moat_policy **policy)
 {
-    json_t *docs;
-    int err = build_docs(srv, ch, &docs);
-    if (err)
-        return err;
-    char *text = json_dumps(docs, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(docs);
-    if (!text)
-        return -ENOMEM;
+    struct vset v = {.srv = srv, .ch = ch, .n = n, .docs = json_array()};
+    v.doc_change = calloc(n ? n : 1, sizeof(*v.doc_change));
+    int err = v.docs && v.doc_change ? build_docs(&v) : -ENOMEM;
     struct moat_diags d;
     diags_init(&d);
     struct moat_policy *p = NULL;
-    err = policy_load_text(&p, text, strlen(text), "api.json", &d);
-    free(text);
+    if (!err)
+        err = policy_load_json(&p, v.docs, "api.json", &d);
+    json_decref(v.docs);
     if (err == -EINVAL)
-        err = errors_body(&d, status, rs);
+        err = errors_body(&v, batch, &d, status, rs);
     diags_clear(&d);
+    free(v.doc_change);
+    strset_clear(&v.keys);
     if (!err && policy)
         *policy = p;
     else
@@ -169,31 +349,8 @@ int validate_change(struct server *srv, const struct change *ch, unsigned status
     return err;
 }
 
-int canon_cluster(json_t *doc, const struct moat_policy *p)
+int validate_change(struct server *srv, const struct change *ch, unsigned status, struct resp *rs,
+                    struct moat_policy **policy)
 {
-    uint32_t i = policy_find_cluster(p, jstr(doc, "name"));
-    if (i == MOAT_NONE)
-        return -ENOENT;
-    const struct moat_cluster *c = &p->clusters[i];
-    int rc = json_object_set_new(doc, "defense", json_string(c->defense ? "on" : "off"));
-    rc |= json_object_set_new(doc, "mode", json_string(mode_name(c->mode)));
-    rc |= json_object_set_new(doc, "default_action", json_string(action_name(c->default_action)));
-    return rc ? -ENOMEM : 0;
-}
-
-int canon_rule(json_t *doc, const struct moat_policy *p, const char *cluster)
-{
-    const char *name = json_string_value(json_object_get(doc, "name"));
-    for (size_t i = 0; name && i < p->nrules; i++) {
-        const struct moat_rule *r = &p->rules[i];
-        if (strcmp(r->name, name) != 0 || strcmp(r->cluster_ref, cluster) != 0)
-            continue;
-        int rc = json_object_set_new(doc, "enabled", json_boolean(r->enabled));
-        rc |= json_object_set_new(doc, "protocol", json_string(proto_name(r->proto)));
-        rc |= json_object_set_new(doc, "action", json_string(action_name(r->action)));
-        rc |= json_object_set_new(doc, "priority", json_integer(r->priority));
-        rc |= json_object_set_new(doc, "type", json_string(rule_type_name(r->type)));
-        return rc ? -ENOMEM : 0;
-    }
-    return -ENOENT;
+    return validate_changes(srv, ch, 1, false, status, rs, policy);
 }

@@ -216,7 +216,10 @@ function startFeed() {
     let cursor = null;
     while (!feed.stop) {
       try {
-        const r = await api.get('/changes', cursor ? { cursor, wait: FEED_WAIT } : {}, { signal: feed.ctl.signal, quiet: true });
+        // beat: heartbeats alone answer at most every HEARTBEAT_GAP (thousands of agents
+        // move them every few milliseconds); any other change answers at once.
+        const q = cursor ? { cursor, wait: FEED_WAIT, beat: HEARTBEAT_GAP / 1000 } : {};
+        const r = await api.get('/changes', q, { signal: feed.ctl.signal, quiet: true });
         if (cursor && r.changed.length) changed(r.changed);
         cursor = r.cursor;
       } catch (e) {

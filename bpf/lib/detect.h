@@ -128,7 +128,8 @@ static __always_inline void det_event(struct __sk_buff *skb, struct moat_event *
 {
     __builtin_memcpy(e->saddr, f->src, 16);
     __builtin_memcpy(e->daddr, f->dst, 16);
-    __builtin_memcpy(e->waddr, f->waddr, 16);
+    if (kind != MOAT_EV_THREAT) /* a threat event's waddr is the matched prefix, set before */
+        __builtin_memcpy(e->waddr, f->waddr, 16);
     e->sport = f->sport;
     e->dport = f->dport;
     e->proto = f->proto;
@@ -153,6 +154,8 @@ static __always_inline void brute_force(struct __sk_buff *skb, struct moat_event
 {
     struct moat_burst_key *k = &x->bk;
     k->cluster = f->cluster;
+    k->port = f->dport;
+    k->pad = 0;
     __builtin_memcpy(k->src, f->src, 16);
     __builtin_memcpy(k->dst, f->dst, 16);
     __u64 window = (__u64)(cfg->bf_window_s ? cfg->bf_window_s : 1) * MOAT_NS_PER_S;
@@ -180,13 +183,12 @@ static __always_inline void brute_force(struct __sk_buff *skb, struct moat_event
     if (estimate(now, b->start_ns, b->cur, b->prev, window) <= cfg->bf_threshold)
         return;
     bool block = cfg->det_flags & MOAT_DET_BF_BLOCK;
-    if (!b->alerted) {
+    if (block) /* above the threshold with `block`: quarantined (once: it is idempotent) */
+        quarantine(x, f->cluster, f->src, now, cfg->bf_quarantine_s, MOAT_Q_BRUTE_FORCE);
+    if (!b->alerted)
         b->alerted = 1;
-        if (block)
-            quarantine(x, f->cluster, f->src, now, cfg->bf_quarantine_s, MOAT_Q_BRUTE_FORCE);
-    } else if (now - b->reported_ns < MOAT_DET_REPORT_NS) {
+    else if (now - b->reported_ns < MOAT_DET_REPORT_NS)
         return;
-    }
     __u32 total = b->total, count = total - b->reported;
     b->reported = total;
     b->reported_ns = now;
@@ -239,12 +241,10 @@ static __always_inline void port_scan(struct __sk_buff *skb, struct moat_event *
     if (estimate(now, s->start_ns, s->cur, s->prev, window) <= cfg->scan_threshold)
         return;
     bool block = cfg->det_flags & MOAT_DET_SCAN_BLOCK;
-    if (!s->reported_ns) {
-        if (block)
-            quarantine(x, f->cluster, f->src, now, cfg->scan_quarantine_s, MOAT_Q_PORT_SCAN);
-    } else if (now - s->reported_ns < MOAT_DET_REPORT_NS) {
+    if (block)
+        quarantine(x, f->cluster, f->src, now, cfg->scan_quarantine_s, MOAT_Q_PORT_SCAN);
+    if (s->reported_ns && now - s->reported_ns < MOAT_DET_REPORT_NS)
         return;
-    }
     __u32 total = s->total, count = total - s->reported;
     s->reported = total;
     s->reported_ns = now;

@@ -288,11 +288,13 @@ struct moat_quarantine_key {
 
 #define MOAT_Q_BRUTE_FORCE 1
 #define MOAT_Q_PORT_SCAN   2
+#define MOAT_Q_REASON_MASK 0xffu
+#define MOAT_Q_FROM_SERVER 0x100u /* installed by moatd from the server (another node's) */
 
 struct moat_quarantine_val {
     moat_u64 until_ns; /* bpf_ktime_get_ns() when it ends */
     moat_u64 since_ns;
-    moat_u32 reason;  /* MOAT_Q_* */
+    moat_u32 reason;  /* MOAT_Q_* (and MOAT_Q_FROM_SERVER) */
     moat_u32 secs;    /* as configured */
     moat_u64 dropped; /* connection attempts dropped meanwhile */
 };
@@ -302,6 +304,8 @@ struct moat_burst_key {
     moat_u32 cluster;
     moat_u8 src[16];
     moat_u8 dst[16];
+    moat_u16 port;
+    moat_u16 pad;
 };
 
 struct moat_burst_val {
@@ -499,7 +503,7 @@ MOAT_STATIC_ASSERT(sizeof(struct moat_cluster_cfg) == 96, "moat_cluster_cfg layo
 MOAT_STATIC_ASSERT(sizeof(struct moat_resolver_key) == 20, "moat_resolver_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_quarantine_key) == 20, "moat_quarantine_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_quarantine_val) == 32, "moat_quarantine_val layout");
-MOAT_STATIC_ASSERT(sizeof(struct moat_burst_key) == 36, "moat_burst_key layout");
+MOAT_STATIC_ASSERT(sizeof(struct moat_burst_key) == 40, "moat_burst_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_burst_val) == 64, "moat_burst_val layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_scan_key) == 20, "moat_scan_key layout");
 MOAT_STATIC_ASSERT(sizeof(struct moat_scan_val) == 64, "moat_scan_val layout");

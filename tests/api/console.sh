@@ -59,10 +59,22 @@ req GET /assets/nope.js "" ""
 check "console: an unknown file is 404" 404 "$(err_field '')"
 req GET /assets/index.html "" ""
 check "console: index.html only at the page paths" 404
+# Targets with dot segments or encoded slashes are refused before any route (issue 12's
+# strict targets: 400 naming the problem), so no path can leave the embedded files.
 CODE=$(curl -s --path-as-is -o "$T/out" -w '%{http_code}' "$URL/assets/../server/static.c")
-check "console: no path outside the files" 404
+check "console: no path outside the files (a .. segment is 400)" 400 "'. or ..' in j['errors'][0]['message']"
 CODE=$(curl -s --path-as-is -o "$T/out" -w '%{http_code}' "$URL/assets/%2e%2e%2fMakefile")
-check "console: ... also escaped" 404
+check "console: ... also escaped (an encoded slash is 400)" 400 "$(err_field '')"
+CODE=$(curl -s --path-as-is -o "$T/out" -w '%{http_code}' "$URL/assets/%2e%2e")
+check "console: ... also an escaped .. segment" 400 "'. or ..' in j['errors'][0]['message']"
+head_of '/alerts?status=unhandled&cluster=prod'
+if [ "$CODE" = 200 ] && [ "$(header ETag)" = "$INDEX_TAG" ]; then ok "console: a page path with its query (the page's filters) answers the console"; else nok "console: a page path with its query answers the console" "$CODE"; fi
+head_of '/management/prod?rule=3&new=1'
+if [ "$CODE" = 200 ] && [ "$(header ETag)" = "$INDEX_TAG" ]; then ok "console: ... also a cluster's rules page"; else nok "console: ... also a cluster's rules page" "$CODE"; fi
+CODE=$(curl -s -o "$T/out" -w '%{http_code}' "$URL/alerts?status=%ff")
+check "console: a page query that is not UTF-8 is 400" 400
+CODE=$(curl -s -o "$T/out" -w '%{http_code}' "$URL/assets/app.js?v=1")
+check "console: an asset takes no query argument" 400 "$(err_field v)"
 req POST / '{}' ""
 check "console: POST / is 405" 405
 req GET /status/x "" ""
@@ -80,6 +92,23 @@ check "whoami: unknown token 401" 401
 
 # ---- the change feed
 cursor() { jget "j['cursor']"; }
+# post TOKEN PATH BODY: POSTs BODY to PATH (the answer is not kept).
+post() {
+    curl -s -o /dev/null -X POST -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
+        --data "$3" "$URL$2"
+}
+# post_later S TOKEN PATH BODY: post after S seconds, in the background ($LATER).
+post_later() {
+    (sleep "$1" && post "$2" "$3" "$4") &
+    LATER=$!
+}
+# timed_get PATH: req GET PATH as the viewer; how long it took in $MS.
+timed_get() {
+    t0=$(date +%s%N)
+    req GET "$1" "" "$C_VIEWER"
+    t1=$(date +%s%N)
+    MS=$(((t1 - t0) / 1000000))
+}
 req GET /api/v1/changes "" "$C_VIEWER"
 check "changes: without a cursor: the cursor, nothing changed" 200 "j['changed'] == [] and len(j['cursor'].split('.')) == 5"
 C0=$(cursor)
@@ -100,16 +129,11 @@ FEED_JT=$(jget "j['join_token']")
 req GET "/api/v1/changes?cursor=$C1" "" "$C_VIEWER"
 check "changes: a refused write and a GET move nothing" 200 "j['changed'] == [] and j['cursor'] == '$C1'"
 # a waiting long-poll is answered by a write made while it waits
-(sleep 0.5 && curl -s -o /dev/null -X POST -H "Authorization: Bearer $C_ADMIN" -H 'Content-Type: application/json' \
-    --data '{"name":"feed-obj","namespace":"shop"}' "$URL/api/v1/objects") &
-WRITER=$!
-t0=$(date +%s%N)
-req GET "/api/v1/changes?cursor=$C1&wait=20" "" "$C_VIEWER"
-t1=$(date +%s%N)
-wait "$WRITER"
+post_later 0.5 "$C_ADMIN" /api/v1/objects '{"name":"feed-obj","namespace":"shop"}'
+timed_get "/api/v1/changes?cursor=$C1&wait=20"
+wait "$LATER"
 check "changes: a waiting long-poll is answered by a write" 200 "j['changed'] == ['config']"
-ms=$(((t1 - t0) / 1000000))
-if [ "$ms" -lt 5000 ]; then ok "changes: ... at once (${ms} ms, the write came after 500)"; else nok "changes: ... at once" "${ms} ms"; fi
+if [ "$MS" -lt 5000 ]; then ok "changes: ... at once (${MS} ms, the write came after 500)"; else nok "changes: ... at once" "${MS} ms"; fi
 C2=$(cursor)
 req POST /api/v1/agents/register "{\"cluster\":\"feed\",\"node\":\"n1\",\"join_token\":\"$FEED_JT\",\"os\":\"Debian 12\",\"kernel\":\"6.1.0\",\"agent_version\":\"0.1.0\"}" ""
 check "changes: an agent registers" 201
@@ -129,6 +153,32 @@ req POST /api/v1/agents/events "{\"batch\":\"b1\",\"events\":[{\"time\":\"$DAY\"
 check "changes: an event batch" 200 "j['alerted'] == 2"
 req GET "/api/v1/changes?cursor=$C4" "" "$C_VIEWER"
 check "changes: an event batch moves alerts" 200 "j['changed'] == ['alerts']"
+# beat=S: heartbeats alone are held until S s after the request came (thousands of agents
+# move them every few ms); any other topic answers at once. Bounds below are lower bounds
+# (the server cannot answer before them) or far above what a loaded machine needs.
+CB=$(cursor)
+post_later 0.3 "$FEED_AG" /api/v1/agents/heartbeat '{}'
+timed_get "/api/v1/changes?cursor=$CB&wait=30&beat=2"
+wait "$LATER"
+check "changes: beat: heartbeats alone are answered..." 200 "j['changed'] == ['heartbeats']"
+if [ "$MS" -ge 2000 ]; then ok "changes: ... no sooner than beat after the request (${MS} ms)"; else nok "changes: ... no sooner than beat" "${MS} ms"; fi
+CB=$(cursor)
+(sleep 0.3 && post "$FEED_AG" /api/v1/agents/heartbeat '{}' && sleep 0.5 &&
+    post "$C_ADMIN" /api/v1/clusters '{"name":"beat","defense":"off"}') &
+LATER=$!
+timed_get "/api/v1/changes?cursor=$CB&wait=50&beat=40"
+wait "$LATER"
+check "changes: beat: another topic answers at once, with the heartbeats held back" 200 "j['changed'] == ['config', 'heartbeats']"
+if [ "$MS" -lt 30000 ]; then ok "changes: ... before the beat (${MS} ms of 40 s)"; else nok "changes: ... before the beat" "${MS} ms"; fi
+CB=$(cursor)
+req POST /api/v1/agents/heartbeat '{}' "$FEED_AG"
+req GET "/api/v1/changes?cursor=$CB&beat=30" "" "$C_VIEWER"
+check "changes: beat without a wait answers at once" 200 "j['changed'] == ['heartbeats']"
+for bad in 61 -1 x ""; do
+    req GET "/api/v1/changes?cursor=$CB&beat=$bad" "" "$C_VIEWER"
+    check "changes: beat=$bad is 400" 400 "$(err_field beat)"
+done
+req GET /api/v1/changes "" "$C_VIEWER"
 C5=$(cursor)
 req GET "/api/v1/changes?cursor=00000000.0.0.0.0" "" "$C_VIEWER"
 check "changes: a cursor of another server run: everything changed" 200 "j['changed'] == ['config', 'alerts', 'nodes', 'heartbeats']"
@@ -188,6 +238,8 @@ req GET "/api/v1/changes?cursor=$C5" "" "$C_VIEWER"
 check "preview: moves no change counter" 200 "j['changed'] == []"
 req GET '/api/v1/objects?limit=1000' "" "$C_ADMIN"
 if [ "$(cat "$T/out")" = "$OBJECTS_BEFORE" ]; then ok "preview: stores nothing"; else nok "preview: stores nothing" "$(cat "$T/out")"; fi
+req GET '/api/v1/audit?limit=1000' "" "$C_VIEWER"
+check "preview: leaves no audit record" 200 "j['total'] > 0 and not any((r.get('path') or '').startswith('/api/v1/objects/preview') for r in j['items'])"
 
 # ---- alerts in bulk
 req GET '/api/v1/alerts?cluster=feed' "" "$C_VIEWER"
@@ -205,6 +257,8 @@ req POST /api/v1/alerts/batch "{\"ids\":[$A1,$A2],\"status\":\"ignored\"}" "$C_A
 check "alerts batch: all at once" 200 "j['total'] == 2 and all(a['status'] == 'ignored' for a in j['items']) and sorted(a['id'] for a in j['items']) == sorted([$A1, $A2])"
 req GET "/api/v1/alerts/$A2" "" "$C_VIEWER"
 check "alerts batch: stored" 200 "j['status'] == 'ignored' and j['attempts'] == 1"
+req GET '/api/v1/audit?kind=alert&limit=100' "" "$C_VIEWER"
+check "alerts batch: an audit record per alert, before and after" 200 "sorted(r['record'] for r in j['items'] if r.get('path') == '/api/v1/alerts/batch') == sorted([$A1, $A2]) and all(r['before'] == {'status': 'unhandled'} and r['after'] == {'status': 'ignored'} and r['actor'] == 'token:1' for r in j['items'] if r.get('path') == '/api/v1/alerts/batch')"
 req GET "/api/v1/changes?cursor=$C5" "" "$C_VIEWER"
 check "alerts batch: moves alerts" 200 "j['changed'] == ['alerts']"
 req POST /api/v1/alerts/batch "{\"ids\":[$A1],\"status\":\"done\"}" "$C_ADMIN"

@@ -445,11 +445,23 @@ req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"jo
 check "register a second node" 201 "j['node']['certified'] is False and j['node']['compat_reason'] == 'kernel-not-listed'"
 AG2=$(jget "j['token']")
 req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"9.9.9-custom\",\"agent_version\":\"0.1.0\"}" ""
-check "register again replaces the credential" 200 "j['token'] != '$AG2'"
+check "register a registered node name 409" 409 "$(err_field node)"
+req POST /api/v1/agents/heartbeat '{}' "$AG2"
+check "the registered agent keeps its credential" 200
+req GET "/api/v1/nodes?name=node-2"
+N2=$(jget "j['items'][0]['id']")
+req DELETE "/api/v1/nodes/$N2" "" "$VIEWER"
+check "node delete needs admin" 403
+req DELETE "/api/v1/nodes/$N2"
+check "node delete" 200 "j['node']['name'] == 'node-2' and j['workloads_removed'] == 0"
+req DELETE "/api/v1/nodes/$N2"
+check "node delete twice 404" 404
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-2\",\"join_token\":\"$JOIN\",\"os\":\"Ubuntu 14.04\",\"kernel\":\"9.9.9-custom\",\"agent_version\":\"0.1.0\"}" ""
+check "register again after the node was deleted" 201 "j['token'] != '$AG2'"
 AG2_OLD=$AG2
 AG2=$(jget "j['token']")
 req POST /api/v1/agents/heartbeat '{}' "$AG2_OLD"
-check "replaced credential 401" 401
+check "a deleted node's credential 401" 401
 
 # ---------- agents: credentials are bound ----------
 req GET /api/v1/clusters "" "$AG1"
@@ -483,7 +495,7 @@ check "heartbeat" 200 "j['state'] == 'enforcing' and j['certified'] is True and 
 req POST /api/v1/agents/heartbeat '{"datapath":{"state":"unsupported","reason":"kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP"}}' "$AG2"
 check "heartbeat unsupported" 200 "j['state'] == 'unsupported' and j['certified'] is False"
 req GET /api/v1/clusters/prod
-check "cluster abnormal" 200 "j['status'] == 'abnormal' and j['nodes'] == 2 and j['enforcing'] == 1 and j['abnormal_nodes'] == [{'name': 'node-2', 'state': 'unsupported', 'reason': 'kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP'}]"
+check "cluster abnormal" 200 "j['status'] == 'abnormal' and j['nodes'] == 2 and j['enforcing'] == 1 and j['abnormal'] == 1 and j['abnormal_nodes'] == [{'name': 'node-2', 'state': 'unsupported', 'reason': 'kernel 9.9.9-custom lacks BPF_PROG_TYPE_SK_LOOKUP'}]"
 req GET "/api/v1/clusters/prod/rules/$RULE"
 check "rule in effect on 1/2 nodes" 200 "j['in_effect'] == {'nodes': 1, 'of': 2}"
 # beat: both prod nodes send a heartbeat.
@@ -632,6 +644,10 @@ req PATCH "/api/v1/alerts/$ALERT" '{"status":"handled"}'
 check "alert status change" 200 "j['status'] == 'handled' and j['attempts'] == 6"
 req GET '/api/v1/alerts?status=handled'
 check "alert filter status" 200 "j['total'] == 1 and j['items'][0]['id'] == $ALERT"
+req POST /api/v1/alerts/batch "{\"ids\":[$ALERT],\"status\":\"ignored\"}"
+check "alert status in bulk (the console's)" 200 "j['items'][0]['status'] == 'ignored'"
+req POST /api/v1/alerts/batch "{\"ids\":[$ALERT],\"status\":\"handled\"}"
+check "... and back" 200 "j['items'][0]['status'] == 'handled'"
 cat >"$T/batch2" <<JSON
 {"batch":"b2","events":[{"time":"${D10}T20:00:00Z","kind":"policy",$RULEREF,"configured_action":"block","applied_action":"block","protocol":"tcp",$SRC,$DST,"attempts":4}]}
 JSON
@@ -655,7 +671,7 @@ check "cluster status 404" 404
 
 # ---------- offline ----------
 beat
-req GET /metrics "" ""
+req GET /metrics "" "$VIEWER"
 if grep -q '^moat_alerts_ingested_total 11$' "$T/out" && grep -q '^moat_agents_online 2$' "$T/out" &&
     grep -q "^moat_cluster_revision{cluster=\"prod\"} [0-9]" "$T/out"; then
     ok "metrics: alerts, agents, revisions"
@@ -686,7 +702,7 @@ wait_cluster 20 "len(j['abnormal_nodes']) == 2"
 check "both silent nodes offline" 200 "j['enforcing'] == 0 and [n['state'] for n in j['abnormal_nodes']] == ['offline', 'offline']"
 
 # ---------- metrics ----------
-req GET /metrics "" ""
+req GET /metrics "" "$VIEWER"
 if [ "$CODE" = 200 ] &&
     grep -q 'moat_http_requests_total{method="POST",route="/api/v1/objects",status="201"} 4' "$T/out" &&
     grep -q 'moat_http_requests_total{method="GET",route="/api/v1/clusters",status="401"} 2' "$T/out" &&
@@ -771,7 +787,7 @@ stored() {
         req GET "$p?limit=1000"
         python3 -c "
 import json
-drift = {'status', 'nodes', 'enforcing', 'abnormal_nodes', 'in_effect'}
+drift = {'status', 'nodes', 'enforcing', 'abnormal', 'abnormal_nodes', 'in_effect'}
 for i in json.load(open('$T/out'))['items']:
     print(json.dumps({k: v for k, v in i.items() if k not in drift}, sort_keys=True))" >>"$1"
     done
@@ -1129,13 +1145,61 @@ req DELETE /api/v1/clusters/rf
 check "rule filters: cluster gone" 204
 req POST /api/v1/objects/batch "{\"action\":\"delete\",\"ids\":[$RFWEB,$RFAPI,$RFDB]}"
 check "rule filters: objects gone" 200 "j['total'] == 3"
+# ---------- POST /apply (moat apply -f in one transaction) and join tokens ----------
+AP='{"documents":[{"kind":"Cluster","name":"ap","defense":true},{"kind":"NetworkObject","name":"apweb","namespace":"shop"},{"kind":"DefenseRule","cluster":"ap","name":"ap1","source":"any","destinations":[{"object":"apweb","ports":"80"}],"action":"allow","priority":5},{"kind":"DefenseRule","cluster":"ap","name":"ap2","source":"apweb","destinations":[{"object":"apweb"}],"action":"block","priority":5}]}'
+req POST /api/v1/apply "$AP" "$VIEWER"
+check "apply needs admin" 403
+req POST /api/v1/apply "$AP"
+check "apply creates" 200 "[r['result'] for r in j['results']] == ['created'] * 4 and j['results'][2]['id'] < j['results'][3]['id']"
+req GET /api/v1/clusters/ap
+check "apply settles values as it stores them" 200 "j['defense'] == 'on' and j['mode'] == 'protect'"
+req POST /api/v1/apply "$AP"
+check "apply again: unchanged" 200 "[r['result'] for r in j['results']] == ['unchanged'] * 4"
+req POST /api/v1/apply '{"documents":[{"kind":"DefenseRule","cluster":"ap","name":"ap1","priority":7}]}'
+check "apply merges the given fields" 200 "j['results'][0]['result'] == 'configured'"
+req GET '/api/v1/clusters/ap/rules?name=ap1'
+check "... and keeps the others" 200 "j['items'][0]['priority'] == 7 and j['items'][0]['action'] == 'allow'"
+snapshot "$T/ap-before"
+req POST /api/v1/apply '{"documents":[{"kind":"NetworkObject","name":"apdb","namespace":"shop"},{"kind":"DefenseRule","cluster":"ap","name":"ap3","source":"nope","destinations":[{"object":"apdb","ports":"99999"}],"action":"allow","priority":5}]}'
+check "apply: errors name the document" 400 "any(e['field'].startswith('documents[1].destinations[0].ports') for e in j['errors'])"
+req POST /api/v1/apply '{"documents":[{"kind":"NetworkObject","name":"apdb","namespace":"shop"},{"kind":"DefenseRule","cluster":"ap","name":"ap3","source":"nope","destinations":[{"object":"apdb","ports":"5432"}],"action":"allow","priority":5}]}'
+check "apply: an unknown object is named at its document" 400 "$(err_field documents[1].source)"
+req POST /api/v1/apply '{"documents":[{"kind":"Workload","name":"w"},{"kind":"NetworkObject","name":"x","namespace":"y","id":9},{"kind":"NetworkObject","name":"z"},{"kind":"NetworkObject","name":"z","namespace":"q"}]}'
+check "apply: kinds, ids and doubles refused" 400 "$(err_field documents[0].kind) and $(err_field documents[1].id) and $(err_field documents[3])"
+req POST /api/v1/apply '{"action":"delete","documents":[{"kind":"NetworkObject","name":"apweb"}]}'
+check "apply delete of an object rules use: 409" 409 "any('no object named' in e['message'] for e in j['errors'])"
+snapshot "$T/ap-after"
+if cmp -s "$T/ap-before" "$T/ap-after"; then ok "refused applies change nothing"; else nok "refused applies change nothing" "state differs"; fi
+req POST /api/v1/apply '{"action":"delete","documents":[{"kind":"DefenseRule","cluster":"ap","name":"allow-host"},{"kind":"DefenseRule","cluster":"ap","name":"ap1"},{"kind":"DefenseRule","cluster":"ap","name":"ap2"},{"kind":"NetworkObject","name":"apweb"},{"kind":"NetworkObject","name":"gone"},{"kind":"Cluster","name":"ap"}]}'
+check "apply delete" 200 "[r['result'] for r in j['results']] == ['kept (system rule)', 'deleted', 'deleted', 'deleted', 'absent', 'deleted']"
+req POST /api/v1/apply '{"action":"sideways","documents":[]}'
+check "apply: a bad action 400" 400 "$(err_field action)"
+req POST /api/v1/clusters/prod/join-tokens '{"ttl":"2h","uses":3,"description":"rack 4"}'
+check "join token with ttl and uses" 201 "len(j['join_token']) == 69 and j['uses'] == 3 and j['used'] == 0 and j['description'] == 'rack 4'"
+JTID=$(jget "j['id']")
+req GET /api/v1/clusters/prod/join-tokens "" "$VIEWER"
+check "join token list needs admin" 403
+req GET /api/v1/clusters/prod/join-tokens
+check "join token list" 200 "any(t['id'] == $JTID and 'join_token' not in t and not t['expired'] for t in j['items'])"
+req DELETE "/api/v1/clusters/prod/join-tokens/$JTID"
+check "join token revoke" 204
+req DELETE "/api/v1/clusters/prod/join-tokens/$JTID"
+check "join token revoke twice 404" 404
+req GET /api/v1/clusters/prod/join-tokens
+check "... gone from the list" 200 "all(t['id'] != $JTID for t in j['items'])"
+
 if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the end" "$(tail -20 "$T/log")"; fi
+
+# ---------- audit records of everything above ----------
+. "$HERE/audit.sh"
 
 # ---------- durability (kill -9 during concurrent writes), TLS, alert lines, the console ----------
 . "$HERE/durability.sh"
 . "$HERE/tls.sh"
 . "$HERE/alerts.sh"
 . "$HERE/console.sh"
+. "$HERE/hostile.sh"
+. "$HERE/fleet.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -14,6 +14,7 @@
  * /sys/fs/bpf/moat/test-PID/, removed at the end.
  */
 #include "../unit/testutil.h"
+#include "agent.h"
 
 #include "compile.h"
 #include "datapath.h"
@@ -1194,6 +1195,17 @@ static void test_dns_answers_match_queries(void **state)
 /* ---------- random flows vs the compiled tables ---------- */
 
 /* Thousands of fresh flows through the real maps vs. the compiled tables' lookup. */
+/* Every drop reason and event counter has a name in moatd status (a missing
+ * one would vanish from the JSON, its count with it). */
+static void test_every_counter_named(void **state)
+{
+    (void)state;
+    for (uint32_t r = 1; r < MOAT_DROP_MAX; r++)
+        assert_non_null(agent_drop_name(r));
+    for (uint32_t e = 0; e < MOAT_EVS_MAX; e++)
+        assert_non_null(agent_event_stat_name(e));
+}
+
 static void test_maps_agree_with_tables(void **state)
 {
     struct fixture *f = *state;
@@ -1288,6 +1300,7 @@ int main(void)
         cmocka_unit_test(test_threat_list_both_directions),
         cmocka_unit_test(test_dns_answers_match_queries),
         cmocka_unit_test(test_maps_agree_with_tables),
+        cmocka_unit_test(test_every_counter_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -74,7 +74,7 @@ py() {
 # server derives from node heartbeats (which move with time) are left out.
 undrift() {
     python3 -c 'import json,sys
-DERIVED = {"status", "enforcing", "abnormal_nodes", "nodes", "in_effect"}
+DERIVED = {"status", "enforcing", "abnormal", "abnormal_nodes", "nodes", "in_effect"}
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if k not in DERIVED}
@@ -545,8 +545,9 @@ expect delete-rule-only-gone 5 "$M" rule get --cluster prod web-from-any
 # a delete whose result the server would refuse: an object a remaining rule uses
 state "$T/before"
 printf 'kind: NetworkObject\nname: web\nnamespace: shop\n' >"$T/del-web.yaml"
-expect delete-in-use-refused 2 "$M" delete -f "$T/del-web.yaml"
-has delete-in-use-refused-msg "$T/err" 'rules "web-from-lb": destinations[0].object: no object named "web"'
+expect delete-in-use-refused 6 "$M" delete -f "$T/del-web.yaml"
+has delete-in-use-refused-msg "$T/err" 'rules "web-from-lb".destinations[0].object: no object named "web"'
+has delete-in-use-refused-nothing "$T/err" 'refused (HTTP 409): nothing was changed'
 same_state delete-in-use-no-change "$T/before"
 
 # --- apply changes only the fields the file gives (merge patch)
@@ -604,10 +605,10 @@ expect delete-stdin-gone 5 "$M" rule get --cluster prod web-from-any
 expect apply-stdin-invalid 2 sh -c "cat '$T/numeric.yaml' | '$M' apply -f -"
 has apply-stdin-invalid-name "$T/err" "stdin:4: rules"
 
-# --- string fields are sent as strings; a refusal names the document
+# --- string fields are sent as strings; a refusal says why
 printf 'kind: NetworkObject\nname: y2024\nnamespace: 2024\nlabels: {year: 2024}\n' >"$T/y2024.yaml"
-expect apply-viewer-names-doc 4 env MOAT_TOKEN="$VIEWER" "$M" apply -f "$T/y2024.yaml"
-has apply-viewer-names-doc-msg "$T/err" "apply: NetworkObject y2024 ($T/y2024.yaml:1)"
+expect apply-viewer-refused 4 env MOAT_TOKEN="$VIEWER" "$M" apply -f "$T/y2024.yaml"
+has apply-viewer-refused-msg "$T/err" "apply: Authorization: this needs the admin role"
 expect apply-int-namespace 0 "$M" apply -f "$T/y2024.yaml"
 has apply-int-namespace-created "$T/out" "object/y2024 created"
 expect apply-int-namespace-get 0 "$M" object get y2024 -o json
@@ -620,10 +621,47 @@ py object-create-int-namespace-json 'j["namespace"] == "2025"'
 expect delete-int-namespace 0 "$M" delete -f "$T/y2024.yaml"
 has delete-int-namespace-deleted "$T/out" "object/y2024 deleted"
 
+# --- join tokens with an expiry and uses, node delete, the audit trail (issue 12)
+expect join-token-issue 0 "$M" cluster join-token prod --ttl 1h --uses 1 --description cli-test
+JT=$(cat "$T/out")
+if [ "${#JT}" -eq 69 ]; then ok join-token-printed; else bad join-token-printed "got '$JT'"; fi
+expect join-token-list 0 "$M" cluster join-token prod --list -o json
+py join-token-list-fields 'any(t["uses"] == 1 and t["used"] == 0 and t["description"] == "cli-test" and not t["expired"] and "join_token" not in t and "hash" not in t for t in j["items"])'
+JTID=$(python3 -c 'import json,sys; print([t["id"] for t in json.load(open(sys.argv[1]))["items"] if t.get("description") == "cli-test"][0])' "$T/out")
+expect join-token-list-table 0 "$M" cluster join-token prod --list
+has join-token-list-head "$T/out" "EXPIRES"
+reg() {
+    curl -s -o "$T/reg" -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d "{\"cluster\":\"prod\",\"node\":\"$1\",\"join_token\":\"$JT\"}" "$URL/api/v1/agents/register"
+}
+[ "$(reg n-cli)" = 201 ] && ok join-token-registers || bad join-token-registers "$(cat "$T/reg")"
+[ "$(reg n-cli-2)" = 401 ] && ok join-token-used-up || bad join-token-used-up "$(cat "$T/reg")"
+expect join-token-list-used 0 "$M" cluster join-token prod --list -o json
+py join-token-list-used-up 'any(t["id"] == '"$JTID"' and t["used"] == 1 and t["used_up"] for t in j["items"])'
+expect join-token-revoke 0 "$M" cluster join-token prod --revoke "$JTID"
+has join-token-revoke-msg "$T/out" "join token $JTID of cluster prod revoked"
+expect join-token-revoke-again 5 "$M" cluster join-token prod --revoke "$JTID"
+expect join-token-bad-ttl 2 "$M" cluster join-token prod --ttl 2y
+has join-token-bad-ttl-msg "$T/err" "ttl"
+expect join-token-bad-uses 2 "$M" cluster join-token prod --uses -1
+expect join-token-two-things 2 "$M" cluster join-token prod --list --revoke 1
+expect join-token-viewer 4 env MOAT_TOKEN="$VIEWER" "$M" cluster join-token prod
+expect node-delete 0 "$M" node delete n-cli --cluster prod
+has node-delete-msg "$T/out" "node n-cli of cluster prod deleted"
+expect node-delete-again 5 "$M" node delete n-cli --cluster prod
+expect node-delete-viewer 5 env MOAT_TOKEN="$VIEWER" "$M" node delete n-cli --cluster prod
+expect audit-list 0 "$M" audit list --kind node -o json
+py audit-list-node 'any(r["action"] == "delete" and r["name"] == "n-cli" and r["actor"].startswith("token:") for r in j["items"]) and any(r["action"] == "register" and r["actor"] == "join-token:'"$JTID"'" for r in j["items"])'
+expect audit-list-since 0 "$M" audit list --kind join_token --since 1h -o json
+py audit-list-join-tokens 'sorted({r["action"] for r in j["items"]}) == ["create", "revoke"]'
+expect audit-list-table 0 "$M" audit list --limit 3
+has audit-list-head "$T/out" "ACTOR"
+expect audit-list-bad-since 2 "$M" audit list --since yesterday
+
 # --- help for the new commands
 for c in "cluster list" "cluster defense" "object delete" "rule enable" apply delete \
-    "node list" "node get" "workload list" "alert list" "alert get" "alert status" alerts status \
-    "cluster join-token"; do
+    "node list" "node get" "node delete" "workload list" "alert list" "alert get" \
+    "alert status" alerts status "cluster join-token" "audit list"; do
     # shellcheck disable=SC2086 # two-word commands on purpose
     expect "help-$c" 0 "$M" help $c
     has "help-$c-usage" "$T/out" "usage: moat $c"

@@ -63,16 +63,6 @@ if ! "$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$TMP/inventory.yaml"
     echo "0 passed, 1 failed"
     exit 1
 fi
-# TEMPORARY until the dual-stack lab lands: IPv6 by hand
-NNS="mlab-$LAB-$NODE"
-ip -n "$NNS" addr add fd79::1/64 dev mbr0 nodad
-ip netns exec "$NNS" sysctl -qw net.ipv6.conf.all.forwarding=1
-for w in v1:10 v2:11 a1:20 p1:21; do
-    n=${w%%:*}
-    h=${w##*:}
-    ip -n "mlab-$LAB-$NODE-$n" addr add "fd79::$h/64" dev eth0 nodad
-    ip -n "mlab-$LAB-$NODE-$n" -6 route add default via fd79::1 dev eth0
-done
 
 # Victims as easy to fool as a Linux host can be, so that an attack that got
 # through would show: ARP replies override at once and create entries, ICMP
@@ -82,9 +72,7 @@ for n in v1 v2 a1 p1; do
         net.ipv4.conf.eth0.arp_accept=1 net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 done
 
-x() { "$M" lab exec --name "$LAB" "$@"; }
-# Not through the function x: $! must be the server itself (lab exec execs it), or the
-# cleanup would end only a subshell and leave the server running.
+# servers are started by `moat lab exec` itself (it execs them): their PIDs are theirs
 "$M" lab exec --name "$LAB" v1 -- "$T" serve --tcp 22 --tcp 80 --tcp 8080 --udp 5353 >"$TMP/v1.out" 2>&1 &
 PIDS="$PIDS $!"
 "$M" lab exec --name "$LAB" v2 -- "$T" serve --tcp 5432 --udp 5353 >"$TMP/v2.out" 2>&1 &

@@ -48,14 +48,6 @@ wl() { # NAME NAMESPACE HOST [LABELS]
 } >"$TMP/lab.yaml"
 "$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$TMP/full.yaml" >"$TMP/labup.out" 2>&1 ||
     { cat "$TMP/labup.out"; fail "lab up failed"; }
-# TEMPORARY until the dual-stack lab lands: IPv6 by hand
-NNS="mlab-$LAB-$NODE"
-ip -n "$NNS" addr add fd80::1/64 dev mbr0 nodad
-ip netns exec "$NNS" sysctl -qw net.ipv6.conf.all.forwarding=1
-for w in srv:10 atk:20 cli:21 dns:30 rogue:31 bad:99; do
-    ip -n "mlab-$LAB-$NODE-${w%%:*}" addr add "fd80::${w##*:}/64" dev eth0 nodad
-    ip -n "mlab-$LAB-$NODE-${w%%:*}" -6 route add default via fd80::1 dev eth0
-done
 # moatd's inventory: everything but `bad`, which is then an outside address
 /usr/bin/python3 - "$TMP/lab.yaml" "$TMP/inventory.yaml" <<'PY'
 import sys
@@ -63,14 +55,14 @@ docs = open(sys.argv[1]).read().split("---\n")
 open(sys.argv[2], "w").write("---\n".join(d for d in docs if "name: bad\n" not in d))
 PY
 
-x() { "$M" lab exec --name "$LAB" "$@"; }
-x srv -- "$T" serve --tcp 22 --tcp 80 --tcp 3306 --tcp 8080 >"$TMP/srv.out" 2>&1 &
+# servers are started by `moat lab exec` itself (it execs them): their PIDs are theirs
+"$M" lab exec --name "$LAB" srv -- "$T" serve --tcp 22 --tcp 80 --tcp 3306 --tcp 8080 >"$TMP/srv.out" 2>&1 &
 PIDS="$PIDS $!"
-x bad -- "$T" serve --tcp 443 >"$TMP/bad.out" 2>&1 &
+"$M" lab exec --name "$LAB" bad -- "$T" serve --tcp 443 >"$TMP/bad.out" 2>&1 &
 PIDS="$PIDS $!"
-x dns -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 192.0.2.53 2001:db8::53 >"$TMP/dns.out" 2>&1 &
+"$M" lab exec --name "$LAB" dns -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 192.0.2.53 2001:db8::53 >"$TMP/dns.out" 2>&1 &
 PIDS="$PIDS $!"
-x rogue -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 203.0.113.66 2001:db8::66 >"$TMP/rogue.out" 2>&1 &
+"$M" lab exec --name "$LAB" rogue -- /usr/bin/python3 "$PWD/tests/lab/dnsd.py" 203.0.113.66 2001:db8::66 >"$TMP/rogue.out" 2>&1 &
 PIDS="$PIDS $!"
 i=0
 until grep -qs ready "$TMP/srv.out" && grep -qs ready "$TMP/bad.out" &&

@@ -1231,6 +1231,51 @@ static void test_object_duplicates_and_builtins(void **state)
 #define WL(NAME, IPS)                                                                              \
     "kind: Workload\ncluster: prod\nnode: n1\nname: " NAME "\nnamespace: shop\nips: " IPS "\n"
 
+static int collect_resolver(void *arg, const struct moat_addr *a)
+{
+    char(*out)[8][64] = arg;
+    for (int i = 0; i < 8; i++)
+        if (!(*out)[i][0]) {
+            addr_format(a, (*out)[i], sizeof((*out)[i]));
+            return 0;
+        }
+    return -1;
+}
+
+/* Approved resolvers: named ones win; else the workloads `cluster-dns` picks, of that cluster. */
+static void test_cluster_resolvers(void **state)
+{
+    (void)state;
+    const char *wls = "---\nkind: Workload\ncluster: prod\nnode: n1\nname: coredns\n"
+                      "namespace: kube-system\nlabels: {k8s-app: kube-dns}\n"
+                      "ips: [10.0.0.53, \"fd00::53\"]\n"
+                      "---\nkind: Workload\ncluster: prod\nnode: n1\nname: web\n"
+                      "namespace: shop\nips: [10.0.0.7]\n"
+                      "---\nkind: Workload\ncluster: dev\nnode: n2\nname: coredns\n"
+                      "namespace: kube-system\nlabels: {k8s-app: kube-dns}\nips: [10.1.0.53]\n";
+    char text[2048];
+    snprintf(text, sizeof(text), "kind: Cluster\nname: prod\n%s", wls);
+    struct moat_policy *p = load_ok(text);
+    char got[8][64] = {{0}};
+    assert_int_equal(cluster_resolvers(p, policy_find_cluster(p, "prod"), collect_resolver, &got),
+                     0);
+    assert_string_equal(got[0], "10.0.0.53");
+    assert_string_equal(got[1], "fd00::53");
+    assert_string_equal(got[2], "");
+    policy_free(p);
+
+    snprintf(text, sizeof(text),
+             "kind: Cluster\nname: prod\ndetections:\n  dns_hijack: {resolvers: [10.96.0.10]}\n%s",
+             wls);
+    p = load_ok(text);
+    memset(got, 0, sizeof(got));
+    assert_int_equal(cluster_resolvers(p, policy_find_cluster(p, "prod"), collect_resolver, &got),
+                     0);
+    assert_string_equal(got[0], "10.96.0.10");
+    assert_string_equal(got[1], "");
+    policy_free(p);
+}
+
 static void test_workloads(void **state)
 {
     (void)state;
@@ -1745,6 +1790,7 @@ int main(void)
         cmocka_unit_test(test_spec_example_json),
         cmocka_unit_test(test_spec_overlap_message),
         cmocka_unit_test(test_spec_detections),
+        cmocka_unit_test(test_cluster_resolvers),
         cmocka_unit_test(test_cluster_defaults),
         cmocka_unit_test(test_kinds),
         cmocka_unit_test(test_empty_documents),
