@@ -544,9 +544,12 @@ static void *reporter_main(void *arg)
             err = report_quarantines(s, u);
         if (!err && (report || now_s() >= next_hb)) {
             uint64_t v;
+            /* the interval counts from the send, not the answer: a slow server must not
+             * stretch the cadence it judges `offline` by */
+            double sent_at = now_s();
             err = heartbeat(s, u, &v);
             if (!err) {
-                next_hb = now_s() + hb;
+                next_hb = sent_at + hb;
                 pthread_mutex_lock(&s->lock);
                 s->reported_version = v;
                 pthread_mutex_unlock(&s->lock);

@@ -251,14 +251,12 @@ static int backend_fields(struct resp *rs, const json_t *dp)
         return stop(resp_error(rs, 400, "datapath.probes",
                                "must be an object {backend: \"\" or what is missing}"));
     int rc = pr ? known_fields(rs, pr, backends, "datapath.probes: ") : 0;
-    const char *k;
-    const json_t *v;
-    json_object_foreach(
-        (json_t *)pr, k,
-        v) if (!rc && (!json_is_string(v) || strlen(json_string_value(v)) > PROBE_TEXT_MAX))
-    {
-        rc = stop(resp_error(rs, 400, "datapath.probes", "%s: must be a string of at most %d bytes",
-                             k, PROBE_TEXT_MAX));
+    for (size_t i = 0; !rc && pr && backends[i]; i++) {
+        const json_t *v = json_object_get(pr, backends[i]);
+        if (v && (!json_is_string(v) || json_string_length(v) > PROBE_TEXT_MAX))
+            rc = stop(resp_error(rs, 400, "datapath.probes",
+                                 "%s: must be a string of at most %d bytes", backends[i],
+                                 PROBE_TEXT_MAX));
     }
     return rc;
 }
