@@ -244,6 +244,19 @@ static bool is_exact_kind(enum moat_ident_kind k)
     return k == MOAT_IDENT_WORKLOAD || k == MOAT_IDENT_HOST;
 }
 
+/* Adds outside prefix outs[i] to set `name`, minus the prefixes inside it. */
+static int add_outside(struct ctx *c, const char *name, int fam, const struct moat_prefix *outs,
+                       size_t nouts, size_t i)
+{
+    struct moat_prefix *regions = NULL;
+    size_t nr = 0, cap = 0;
+    int err = ipt_subtract(&outs[i], outs, nouts, &regions, &nr, &cap);
+    for (size_t r = 0; !err && r < nr; r++)
+        set_add_prefix(c, name, fam, &regions[r]);
+    free(regions);
+    return err;
+}
+
 /*
  * The sets of the slot: per family, `X` (every workload and host address:
  * the peers matched exactly), `P<id>` per peer identity (its addresses;
@@ -257,7 +270,7 @@ static int render_sets(struct ctx *c)
     const struct moat_tables *t = c->t;
     size_t na = tables_addr_count(t);
     char name[32];
-    struct moat_prefix *outs = NULL, *regions = NULL;
+    struct moat_prefix *outs = NULL;
     uint32_t *out_ids = NULL;
     size_t nouts = 0, cap_outs = 0, cap_ids = 0;
     int err = 0;
@@ -299,12 +312,7 @@ static int render_sets(struct ctx *c)
             for (size_t i = 0; i < nouts && !err; i++) {
                 if (out_ids[i] != id)
                     continue;
-                size_t nr = 0, cap_r = 0;
-                err = ipt_subtract(&outs[i], outs, nouts, &regions, &nr, &cap_r);
-                for (size_t r = 0; !err && r < nr; r++)
-                    set_add_prefix(c, name, fam, &regions[r]);
-                free(regions);
-                regions = NULL;
+                err = add_outside(c, name, fam, outs, nouts, i);
             }
         }
         /* A peer of identity WORLD: an address in no other set. */
@@ -314,12 +322,7 @@ static int render_sets(struct ctx *c)
             for (size_t i = 0; i < nouts && !err; i++) {
                 if (out_ids[i] == MOAT_ID_WORLD)
                     continue;
-                size_t nr = 0, cap_r = 0;
-                err = ipt_subtract(&outs[i], outs, nouts, &regions, &nr, &cap_r);
-                for (size_t r = 0; !err && r < nr; r++)
-                    set_add_prefix(c, name, fam, &regions[r]);
-                free(regions);
-                regions = NULL;
+                err = add_outside(c, name, fam, outs, nouts, i);
             }
         }
         const struct moat_policy *p = c->in->p;
