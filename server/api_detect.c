@@ -129,14 +129,29 @@ static int active(struct store *st, const char *cluster, const char *only, json_
 
 int api_quarantines_list(struct req *rq, struct resp *rs)
 {
-    int rc = check_cluster(rq, rs);
+    static const char *const none[] = {NULL};
+    struct store_query q = {0};
+    int rc = req_query_check(rq, rs, none, true, &q);
+    if (!rc)
+        rc = check_cluster(rq, rs);
     if (rc)
         return rc < 0 ? rc : 0;
-    json_t *list;
-    int err = active(&rq->srv->store, rq->params[0], NULL, &list);
-    if (err)
+    json_t *list, *page = json_array();
+    int err = page ? active(&rq->srv->store, rq->params[0], NULL, &list) : -ENOMEM;
+    if (err) {
+        json_decref(page);
         return err;
-    return resp_json(rs, 200, list_body(list, (int64_t)json_array_size(list)));
+    }
+    size_t total = json_array_size(list);
+    for (size_t i = (size_t)q.offset; !err && i < total && i < (size_t)(q.offset + q.limit); i++)
+        if (json_array_append(page, json_array_get(list, i)) < 0)
+            err = -ENOMEM;
+    json_decref(list);
+    if (err) {
+        json_decref(page);
+        return err;
+    }
+    return resp_json(rs, 200, list_body(page, (int64_t)total));
 }
 
 int api_quarantines_get(struct req *rq, struct resp *rs)

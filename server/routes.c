@@ -57,7 +57,7 @@ static const struct route table[] = {
     {"DELETE", V1 "/clusters/{cluster}/join-tokens/{id}", api_join_tokens_delete, ROLE_ADMIN,
      "revoke a join token"},
     {"GET", V1 "/clusters/{cluster}/quarantines", api_quarantines_list, ROLE_VIEWER,
-     "list the sources in quarantine"},
+     "list the sources in quarantine", .query_own = true},
     {"GET", V1 "/clusters/{cluster}/quarantines/{address}", api_quarantines_get, ROLE_VIEWER,
      "get one quarantine"},
     {"DELETE", V1 "/clusters/{cluster}/quarantines/{address}", api_quarantines_delete, ROLE_ADMIN,
