@@ -320,7 +320,7 @@ int txn_begin(struct req *rq)
  */
 static int bump_for(struct req *rq)
 {
-    if (strcmp(rq->method, "GET") == 0)
+    if (strcmp(rq->method, "GET") == 0 || rq->unchanged)
         return 0;
     if (strncmp(rq->path, "/api/v1/objects", 15) == 0)
         return revision_bump(rq, NULL);

@@ -669,6 +669,9 @@ check "cluster status" 200 "j['alerts']['last_180d'] == 0 and j['clusters'] == {
 req GET /api/v1/clusters/nope/status
 check "cluster status 404" 404
 
+# ---------- detections: quarantines and threat lists ----------
+. "$HERE/detect.sh"
+
 # ---------- offline ----------
 beat
 req GET /metrics "" "$VIEWER"
@@ -725,6 +728,10 @@ else
 fi
 req GET /api/v1/clusters "" "$VIEWER"
 check "tokens survive restart" 200
+req GET /api/v1/clusters/prod/threat-intel "" "$VIEWER"
+check "the threat list survives restart" 200
+req GET /api/v1/clusters/prod/quarantines/10.9.9.9 "" "$VIEWER"
+check "quarantines survive restart" 200 "j['nodes'] == ['node-2']"
 req POST /api/v1/objects '{"name":"after","namespace":"shop"}'
 check "ids continue after restart" 201 "j['id'] > $WEB"
 
