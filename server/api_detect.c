@@ -127,6 +127,15 @@ static int active(struct store *st, const char *cluster, const char *only, json_
     return 0;
 }
 
+int detect_quarantined(struct store *st, const char *cluster, int64_t *n)
+{
+    json_t *list = NULL;
+    int err = active(st, cluster, NULL, &list);
+    *n = err ? 0 : (int64_t)json_array_size(list);
+    json_decref(list);
+    return err;
+}
+
 int api_quarantines_list(struct req *rq, struct resp *rs)
 {
     static const char *const none[] = {NULL};

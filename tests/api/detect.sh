@@ -93,6 +93,8 @@ req GET /api/v1/clusters/prod/quarantines/10.9.9.9
 check "quarantines: a new quarantine after the release is held" 200 "j['nodes'] == ['node-2'] and j['since'] == '$fresh'"
 req GET '/api/v1/audit?kind=quarantine&action=release'
 check "quarantines: a release is audited with what it ended" 200 "j['total'] == 1 and j['items'][0]['before']['address'] == '10.9.9.9' and j['items'][0]['after'] is None"
+req GET /api/v1/clusters/prod/status "" "$VIEWER"
+check "quarantines: active ones in the protection status" 200 "j['quarantines'] == {'active': 2}"
 
 # ---- threat lists ----
 req GET /api/v1/clusters/prod/threat-intel "" "$VIEWER"

@@ -272,11 +272,14 @@ code=$(agent POST events "{\"batch\":\"b1\",\"events\":[
  {\"kind\":\"policy\",\"applied_action\":\"allow\",$SRC,$DST}]}")
 if [ "$code" = 200 ]; then ok agent-events; else bad agent-events "$code $(head -c 300 "$T/out")"; fi
 agent POST heartbeat '{}' >/dev/null # keep node-1 online (enforcing) for the status counts
+code=$(agent PUT quarantines "{\"quarantines\":[{\"address\":\"192.0.2.77\",\"reason\":\"port_scan\",\"since\":\"$(ago 0.001)\",\"until\":\"$until\"}]}")
+[ "$code" = 200 ] && ok agent-quarantine-for-status || bad agent-quarantine-for-status "$code $(head -c 300 "$T/out")"
 expect status-json 0 "$M" status -o json
 py status-json-alerts 'j["alerts"] == {"last_24h": 1, "last_30d": 2, "last_180d": 3}'
 py status-json-clusters 'j["clusters"]["total"] == 1 and j["clusters"]["unprotected"] == 0'
 py status-json-rules 'j["rules"]["total"] == 8 and j["rules"]["enabled"] == 8'
 py status-json-newest 'len(j["newest"]) == 3 and j["newest"][0]["kind"] == "policy"'
+py status-json-kinds 'j["alerts_by_kind_30d"]["policy"] == 1 and j["alerts_by_kind_30d"]["brute_force"] == 1 and j["alerts_by_kind_30d"]["spoofing"] == 0 and j["quarantines"] == {"active": 1}'
 expect status-yaml 0 "$M" status -o yaml
 parses status-yaml-parses yaml
 expect status-table 0 "$M" status
@@ -284,6 +287,8 @@ has status-table-risks "$T/out" "1 in 24 hours, 2 in 30 days, 3 in 180 days"
 has status-table-clusters "$T/out" "1 total, 0 unprotected"
 has status-table-top-rule "$T/out" "web-from-lb (3)"
 has status-table-rules "$T/out" "8 total, 8 enabled, 0 disabled, 0 suggested"
+has status-table-kinds "$T/out" "by kind, 30 days   policy 1, brute_force 1"
+has status-table-quarantines "$T/out" "quarantines        1 active"
 has status-table-hourly "$T/out" "per hour (UTC)     24 hours, "
 if grep -Eq '^  blocked +\|[ .:=+*#%@-]{24}\| 3, most 3 at [0-9]{2}:00$' "$T/out" &&
     grep -Eq '^  alerted +\| {24}\| 0$' "$T/out"; then
