@@ -417,14 +417,16 @@ static void status_table(const json_t *s)
     const json_t *kinds = json_object_get(s, "alerts_by_kind_30d");
     const char *k;
     const json_t *v;
-    int shown = 0;
+    const char *sep = " ";
     printf("%-18s", "by kind, 30 days");
     json_object_foreach((json_t *)kinds, k, v)
     {
-        if (json_integer_value(v))
-            printf("%s %s %lld", shown++ ? "," : "", k, (long long)json_integer_value(v));
+        if (json_integer_value(v)) {
+            printf("%s%s %lld", sep, k, (long long)json_integer_value(v));
+            sep = ", ";
+        }
     }
-    printf("%s\n", shown ? "" : " -");
+    printf("%s\n", sep[0] == ',' ? "" : " -");
     printf("%-18s %lld active\n", "quarantines", num(s, "quarantines", "active"));
     const json_t *top = json_object_get(s, "top");
     top_line(top, "rules", "top rules");
