@@ -36,8 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUARANTINES_MAX    10000       /* entries in one node's report */
-#define RELEASE_KEEP_S     (2 * 86400) /* longer than any quarantine (loader: at most 1 day) */
+#define QUARANTINES_MAX    10000        /* entries in one node's report */
+#define RELEASE_KEEP_S     (31 * 86400) /* longer than any quarantine (loader: at most 30 days) */
 #define THREATS_NAME       "threat-intel"
 #define THREATS_BODY_MAX   (128u << 20)
 #define THREATS_ERRORS_MAX 100 /* errors shown for a list that does not parse */
