@@ -6,11 +6,17 @@
 # too; `moat quarantine release` through the server lifts it on both nodes;
 # the brute-force alert is listed by the server; a threat list uploaded with
 # `moat threat-intel set` is enforced by the agents and removed again.
-# Prints the times it measured, `ok NAME` per check and `N passed, N failed`.
-# Usage (root, repo root): tests/lab/cluster_detect.sh BUILD
+# The lab is dual-stack; FAMILY (4, the default, or 6) is the address family of the
+# traffic, the quarantined address and the threat list's entry (tests/lab/family.sh).
+# Prints the times it measured, `ok NAME` per check (NAME-v6 over IPv6) and
+# `N passed, N failed`.
+# Usage (root, repo root): tests/lab/cluster_detect.sh BUILD [FAMILY]
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
+. tests/lab/family.sh
+family_check "${2:-4}"
+SFX=$([ "$FAM" = 6 ] && echo -v6)
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -23,8 +29,8 @@ pass=0
 fail=0
 PIDS=""
 
-ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+ok() { pass=$((pass + 1)); echo "ok $1$SFX"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1$SFX: $2"; }
 check() { # NAME GOT WANT
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
 }
@@ -76,8 +82,10 @@ wl() { # NODE NAME NAMESPACE IP APP
     wl "$NA" cli shop 10.82.1.21 web
     wl "$NB" srv-b shop 10.82.2.10 api
 } >"$TMP/lab.yaml"
-"$M" lab up "$TMP/lab.yaml" --name "$LAB" --inventory "$TMP/inv.yaml" >"$TMP/labup.out" 2>&1 ||
+"$M" lab up "$TMP/lab.yaml" --dual-stack --name "$LAB" --inventory "$TMP/inv.yaml" >"$TMP/labup.out" 2>&1 ||
     give_up "lab up failed: $(cat "$TMP/labup.out")"
+family_nets "$M" "$LAB"
+ATK=$(fa 10.82.1.20)
 for w in srv-a srv-b; do
     "$M" lab exec --name "$LAB" "$w" -- "$T" serve --tcp 22 --tcp 80 >"$TMP/srv-$w.out" 2>&1 &
     PIDS="$PIDS $!"
@@ -112,8 +120,8 @@ sys.exit(0 if len([n for n in d["items"] if n["state"] == "enforcing"]) == 2 els
 wait_for 30 enforcing && ok both-nodes-enforcing ||
     give_up "the nodes are not enforcing: $(tail -3 "$TMP/moatd-$NA.log" "$TMP/moatd-$NB.log")"
 
-conn() { # FROM DSTADDR PORT -> ok / blocked / error: WHY
-    if out=$("$M" lab exec --name "$LAB" "$1" -- "$T" connect --tcp "$2" "$3" --timeout-ms 300 2>&1); then
+conn() { # FROM DSTADDR PORT -> ok / blocked / error: WHY (DSTADDR as IPv4, sent in the family)
+    if out=$("$M" lab exec --name "$LAB" "$1" -- "$T" connect --tcp "$(fa "$2")" "$3" --timeout-ms 300 2>&1); then
         echo ok
     elif printf '%s' "$out" | grep -q "timed out"; then
         echo blocked
@@ -134,10 +142,10 @@ check before-atk-reaches-srv-a "$(conn atk 10.82.1.10 80)" ok
 
 # ---- brute force from atk (node A) against srv-b's port 22 (node B, which counts it)
 t0=$(ms)
-"$M" lab exec --name "$LAB" atk -- "$T" rate --tcp 10.82.2.10 22 --duration-ms 1500 --timeout-ms 200 >"$TMP/rate.out" 2>&1
+"$M" lab exec --name "$LAB" atk -- "$T" rate --tcp "$(fa 10.82.2.10)" 22 --duration-ms 1500 --timeout-ms 200 >"$TMP/rate.out" 2>&1
 check quarantine-blocks-at-the-counting-node "$(conn atk 10.82.2.10 80)" blocked
 check quarantine-spares-other-sources "$(conn cli 10.82.2.10 80)" ok
-if wait_for 10 quarantined 10.82.1.20 "$NB"; then
+if wait_for 10 quarantined "$ATK" "$NB"; then
     ok quarantine-listed-by-the-server
 else
     bad quarantine-listed-by-the-server "$("$M" quarantine list --cluster lab 2>&1)"
@@ -153,13 +161,13 @@ bf_alert() {
     "$M" alert list --cluster lab --kind brute_force --limit 100 -o json 2>/dev/null | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-sys.exit(0 if any(a["source"]["address"] == "10.82.1.20" and a["destination"]["port"] == 22
-                  and a["node"] == sys.argv[1] and a["attempts"] >= 20 for a in d["items"]) else 1)' "$NB"
+sys.exit(0 if any(a["source"]["address"] == sys.argv[2] and a["destination"]["port"] == 22
+                  and a["node"] == sys.argv[1] and a["attempts"] >= 20 for a in d["items"]) else 1)' "$NB" "$ATK"
 }
 wait_for 10 bf_alert && ok brute-force-alert-listed-by-the-server ||
     bad brute-force-alert-listed-by-the-server "$("$M" alert list --cluster lab --kind brute_force 2>&1)"
 "$D" quarantine list --node "$NA" -o json >"$TMP/qa.json" 2>&1
-if grep -q '10.82.1.20' "$TMP/qa.json" && grep -q '"server"' "$TMP/qa.json"; then
+if grep -q "\"$ATK\"" "$TMP/qa.json" && grep -q '"server"' "$TMP/qa.json"; then
     ok quarantine-on-node-a-from-the-server
 else
     bad quarantine-on-node-a-from-the-server "$(cat "$TMP/qa.json")"
@@ -167,7 +175,7 @@ fi
 
 # ---- released through the server: both nodes let it connect again
 t0=$(ms)
-"$M" quarantine release 10.82.1.20 --cluster lab >"$TMP/release.out" 2>&1
+"$M" quarantine release "$ATK" --cluster lab >"$TMP/release.out" 2>&1
 check release-exit "$?" 0
 released() { is atk 10.82.1.10 80 ok && is atk 10.82.2.10 80 ok; }
 if wait_for 10 released; then
@@ -176,11 +184,11 @@ if wait_for 10 released; then
 else
     bad release-reaches-both-nodes "A: $(conn atk 10.82.1.10 80), B: $(conn atk 10.82.2.10 80)"
 fi
-wait_for 5 sh -c "! \"$M\" quarantine list --cluster lab | grep -q 10.82.1.20" && ok release-gone-from-the-list ||
+wait_for 5 sh -c "! \"$M\" quarantine list --cluster lab | grep -qw \"$ATK\"" && ok release-gone-from-the-list ||
     bad release-gone-from-the-list "$("$M" quarantine list --cluster lab 2>&1)"
 
 # ---- a threat list uploaded through the server
-printf '# lab feed\n10.82.1.21/32 c2-client\n' >"$TMP/threats.txt"
+printf '# lab feed\n%s c2-client\n' "$(fa 10.82.1.21)" >"$TMP/threats.txt"
 t0=$(ms)
 "$M" threat-intel set --cluster lab -f "$TMP/threats.txt" >"$TMP/ti.out" 2>&1 || bad threat-intel-set "$(cat "$TMP/ti.out")"
 if wait_for 10 is cli 10.82.2.10 80 blocked; then

@@ -24,7 +24,8 @@ lab_procs() {
         grep -v grep | awk '{ print $1 }' | sort
 }
 for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
-    "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh"; do
+    "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh 4" \
+    "cluster_detect.sh 6"; do
     set -- $s
     echo "== tests/lab/$s"
     t0=$(date +%s)
