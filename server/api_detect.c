@@ -39,22 +39,11 @@
 #define QUARANTINES_MAX    10000        /* entries in one node's report */
 #define RELEASE_KEEP_S     (31 * 86400) /* longer than any quarantine (loader: at most 30 days) */
 #define THREATS_NAME       "threat-intel"
-#define THREATS_BODY_MAX   (128u << 20)
 #define THREATS_ERRORS_MAX 100 /* errors shown for a list that does not parse */
 
 static int stop(int err)
 {
     return err < 0 ? err : 1;
-}
-
-/* 0 when the path's cluster exists, 1 with 404 set, or an error. */
-static int check_cluster(struct req *rq, struct resp *rs)
-{
-    int64_t id;
-    int err = rq->srv->store.ops->find(&rq->srv->store, STORE_CLUSTER, NULL, rq->params[0], &id);
-    if (err == -ENOENT)
-        return stop(resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]));
-    return err;
 }
 
 static int all(struct store *st, enum store_kind k, const char *cluster, json_t **items)
@@ -142,7 +131,7 @@ int api_quarantines_list(struct req *rq, struct resp *rs)
     struct store_query q = {0};
     int rc = req_query_check(rq, rs, none, true, &q);
     if (!rc)
-        rc = check_cluster(rq, rs);
+        rc = req_cluster_check(rq, rs);
     if (rc)
         return rc < 0 ? rc : 0;
     json_t *list, *page = json_array();
@@ -166,7 +155,7 @@ int api_quarantines_list(struct req *rq, struct resp *rs)
 int api_quarantines_get(struct req *rq, struct resp *rs)
 {
     char addr[MOAT_ADDR_STRLEN];
-    int rc = check_cluster(rq, rs);
+    int rc = req_cluster_check(rq, rs);
     if (!rc && !canonical(rq->params[1], addr, sizeof(addr)))
         rc = stop(resp_error(rs, 400, "address", "\"%s\" is not an IP address", rq->params[1]));
     if (rc)
@@ -263,7 +252,7 @@ int api_quarantines_delete(struct req *rq, struct resp *rs)
     char addr[MOAT_ADDR_STRLEN];
     int rc = txn_begin(rq);
     if (!rc)
-        rc = check_cluster(rq, rs);
+        rc = req_cluster_check(rq, rs);
     if (!rc && !canonical(rq->params[1], addr, sizeof(addr)))
         rc = stop(resp_error(rs, 400, "address", "\"%s\" is not an IP address", rq->params[1]));
     if (!rc)
@@ -504,7 +493,7 @@ void detect_cache_free(struct server *srv)
 
 int api_threats_get(struct req *rq, struct resp *rs)
 {
-    int rc = check_cluster(rq, rs);
+    int rc = req_cluster_check(rq, rs);
     if (rc)
         return rc < 0 ? rc : 0;
     return threats_answer(rq, rs, rq->params[0]);
@@ -577,7 +566,7 @@ int api_threats_put(struct req *rq, struct resp *rs)
     time_iso(time(NULL), now);
     int rc = txn_begin(rq);
     if (!rc)
-        rc = check_cluster(rq, rs);
+        rc = req_cluster_check(rq, rs);
     if (!rc && (!doc || json_object_set_new(doc, "updated", json_string(now)) < 0))
         rc = -ENOMEM;
     int64_t id = 0;
@@ -609,7 +598,7 @@ int api_threats_delete(struct req *rq, struct resp *rs)
     struct store *st = &rq->srv->store;
     int rc = txn_begin(rq);
     if (!rc)
-        rc = check_cluster(rq, rs);
+        rc = req_cluster_check(rq, rs);
     int64_t id = 0;
     json_t *old = rc ? NULL : threats_of(st, rq->params[0], &id);
     if (!rc && !old)

@@ -287,6 +287,8 @@ int resp_json(struct resp *rs, unsigned status, json_t *json);
 int resp_store_error(struct resp *rs, int err, const char *what);
 
 /* ---- api_common.c: requests ---- */
+/* 0 when the cluster the path names (params[0]) exists, 1 with a 404 set, or an error. */
+int req_cluster_check(struct req *rq, struct resp *rs);
 /* A query-string argument, or NULL. */
 const char *req_query(const struct req *rq, const char *key);
 /*
