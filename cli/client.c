@@ -155,14 +155,15 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
     return n;
 }
 
-/* Sets up the handle for one request; `text` is the JSON body or NULL. */
+/* Sets up the handle for one request: `body` (len bytes of `ctype`) or NULL; the answer into a. */
 static struct curl_slist *prepare(struct api_client *c, const char *method, const char *url,
-                                  const char *text, struct answer *a)
+                                  const char *body, size_t len, const char *ctype, struct answer *a)
 {
+    char type[128];
+    snprintf(type, sizeof(type), "Content-Type: %s", ctype ? ctype : "application/json");
     struct curl_slist *h = curl_slist_append(NULL, c->auth);
     struct curl_slist *h2 = h ? curl_slist_append(h, "Accept: application/json") : NULL;
-    struct curl_slist *h3 =
-        h2 && text ? curl_slist_append(h2, "Content-Type: application/json") : h2;
+    struct curl_slist *h3 = h2 && body ? curl_slist_append(h2, type) : h2;
     if (!h3) {
         curl_slist_free_all(h);
         return NULL;
@@ -177,28 +178,28 @@ static struct curl_slist *prepare(struct api_client *c, const char *method, cons
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    if (text)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, text);
+    if (body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    }
     return h3;
 }
 
-int api_call(struct api_client *c, const char *method, const char *path, const json_t *body,
-             long *status, json_t **resp)
+int api_call_raw(struct api_client *c, const char *method, const char *path, const char *body,
+                 size_t len, const char *ctype, long *status, char **answer, size_t *answer_len)
 {
     char url[API_URL_MAX * 4];
     struct answer a = {NULL, 0, false};
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    *resp = NULL;
+    *answer = NULL;
+    *answer_len = 0;
     snprintf(url, sizeof(url), "%s%s", c->url, path);
-    struct curl_slist *h = (!body || text) ? prepare(c, method, url, text, &a) : NULL;
+    struct curl_slist *h = prepare(c, method, url, body, len, ctype, &a);
     if (!h) {
-        free(text);
         fprintf(stderr, "moat: out of memory\n");
         return MOAT_EXIT_ERROR;
     }
     CURLcode cc = curl_easy_perform(c->curl);
     curl_slist_free_all(h);
-    free(text);
     if (cc != CURLE_OK) {
         fprintf(stderr, "moat: cannot reach the server at %s: %s\n", c->url,
                 a.too_big ? "answer too large" : curl_easy_strerror(cc));
@@ -206,10 +207,28 @@ int api_call(struct api_client *c, const char *method, const char *path, const j
         return MOAT_EXIT_ERROR;
     }
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
-    if (a.len)
-        *resp = json_loadb(a.data, a.len, 0, NULL);
-    free(a.data);
+    *answer = a.data;
+    *answer_len = a.len;
     return MOAT_EXIT_OK;
+}
+
+int api_call(struct api_client *c, const char *method, const char *path, const json_t *body,
+             long *status, json_t **resp)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL, *data;
+    size_t len;
+    *resp = NULL;
+    if (body && !text) {
+        fprintf(stderr, "moat: out of memory\n");
+        return MOAT_EXIT_ERROR;
+    }
+    int rc =
+        api_call_raw(c, method, path, text, text ? strlen(text) : 0, NULL, status, &data, &len);
+    free(text);
+    if (!rc && len)
+        *resp = json_loadb(data, len, 0, NULL);
+    free(data);
+    return rc;
 }
 
 int api_exit_for_status(long status)

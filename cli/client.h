@@ -35,6 +35,15 @@ int api_call(struct api_client *c, const char *method, const char *path, const j
              long *status, json_t **resp);
 
 /*
+ * api_call with a body of any media type (`ctype`; NULL: JSON): `len` bytes of
+ * `body` (NULL: none). On an HTTP answer returns MOAT_EXIT_OK with *status and
+ * the answer's bytes in *answer (NUL-terminated, NULL when empty; the caller
+ * frees it) and *answer_len.
+ */
+int api_call_raw(struct api_client *c, const char *method, const char *path, const char *body,
+                 size_t len, const char *ctype, long *status, char **answer, size_t *answer_len);
+
+/*
  * api_call, then: a 2xx answer returns MOAT_EXIT_OK with *resp (may be NULL
  * for 204; `resp` itself may be NULL when the caller does not want it);
  * any other answer is printed as "moat: WHAT: FIELD: MESSAGE" lines and

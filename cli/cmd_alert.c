@@ -414,6 +414,20 @@ static void status_table(const json_t *s)
                (long long)json_integer_value(json_object_get(e, "alerts")));
     }
     printf("\n");
+    const json_t *kinds = json_object_get(s, "alerts_by_kind_30d");
+    const char *k;
+    const json_t *v;
+    const char *sep = " ";
+    printf("%-18s", "by kind, 30 days");
+    json_object_foreach((json_t *)kinds, k, v)
+    {
+        if (json_integer_value(v)) {
+            printf("%s%s %lld", sep, k, (long long)json_integer_value(v));
+            sep = ", ";
+        }
+    }
+    printf("%s\n", sep[0] == ',' ? "" : " -");
+    printf("%-18s %lld active\n", "quarantines", num(s, "quarantines", "active"));
     const json_t *top = json_object_get(s, "top");
     top_line(top, "rules", "top rules");
     top_line(top, "sources", "top sources");

@@ -308,6 +308,36 @@ static const struct cli_command commands[] = {
      "      --limit N, --offset N   paging (the server's default limit is 100)\n"
      "json/yaml print each record whole, with the record before and after.\n" SERVER_OPTS API_EXIT,
      cmd_audit_list},
+    {"quarantine list", "[--cluster C]",
+     "List the sources in quarantine (brute force, port scans; SPEC 6), one row per address.",
+     "      --cluster C        one cluster (default: every cluster)\n"
+     "A quarantine starts in a node's kernel when a detection with action block fires;\n"
+     "the node reports it and the server holds it at every node of the cluster. NODES\n"
+     "are the nodes where it started; SINCE the earliest start, UNTIL the latest end.\n"
+     "Standalone nodes: `moatd quarantine list --node N`.\n" SERVER_OPTS API_EXIT,
+     cmd_quarantine_list},
+    {"quarantine release", "ADDRESS --cluster C",
+     "End the quarantine of ADDRESS on every node of the cluster.",
+     "      --cluster C        the cluster (required)\n"
+     "Every node of the cluster lets the address connect again within the propagation\n"
+     "bound (1 s); established flows it had were cut when the quarantine started.\n"
+     "Standalone nodes: `moatd quarantine release ADDRESS --node N`.\n" SERVER_OPTS API_EXIT,
+     cmd_quarantine_release},
+    {"threat-intel set", "--cluster C -f FILE",
+     "Replace the cluster's threat-intelligence list (SPEC 6) with FILE.",
+     "      --cluster C        the cluster (required)\n"
+     "  -f, --file FILE        the list: one address or CIDR prefix a line, an optional\n"
+     "                         label after it, `#` comments; - reads stdin; at most\n"
+     "                         128 MiB\n"
+     "The server checks the whole list (errors name their line) and stores nothing when\n"
+     "it does not parse; agents fetch it by version and match new connections from\n"
+     "listed sources (alert or block as the cluster's detections say).\n" SERVER_OPTS API_EXIT,
+     cmd_threats_set},
+    {"threat-intel get", "--cluster C",
+     "Print the cluster's threat list as the server keeps it (one `PREFIX LABEL` a line).",
+     "      --cluster C        the cluster (required)\n" SERVER_OPTS API_EXIT, cmd_threats_get},
+    {"threat-intel delete", "--cluster C", "Remove the cluster's threat list.",
+     "      --cluster C        the cluster (required)\n" SERVER_OPTS API_EXIT, cmd_threats_delete},
     {"help", "[COMMAND | exit-codes]", "Show help for moat or one command.", "", cmd_help},
 };
 

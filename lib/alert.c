@@ -22,7 +22,15 @@ const char *alert_kind_name(enum alert_kind k)
 {
     static const char *const names[] = {"policy",     "brute_force", "port_scan",
                                         "dns_hijack", "spoofing",    "threat_intel"};
-    return (unsigned)k < 6 ? names[k] : "?";
+    return (unsigned)k < ALERT_KINDS ? names[k] : "?";
+}
+
+int alert_kind_named(const char *name)
+{
+    for (int k = 0; name && k < ALERT_KINDS; k++)
+        if (strcmp(alert_kind_name((enum alert_kind)k), name) == 0)
+            return k;
+    return -1;
 }
 
 const char *alert_risk(const struct alert *al)

@@ -27,6 +27,7 @@ enum alert_kind {
     ALERT_SPOOFING = 4,
     ALERT_THREAT_INTEL = 5,
 };
+#define ALERT_KINDS 6
 
 struct alert_endpoint {
     struct moat_addr addr;
@@ -79,6 +80,8 @@ void alert_agg_take_dirty(struct alert_agg *a, void (*fn)(void *ctx, const struc
 /* The alert as one JSON line (no newline); the caller frees. NULL on OOM. */
 char *alert_to_json(const struct alert *al);
 const char *alert_kind_name(enum alert_kind k);
+/* The kind named `name`, or -1. */
+int alert_kind_named(const char *name);
 /*
  * The alert as one event of moat-server's ingest (POST /agents/events) that
  * counts `attempts` hits, dated at its last_seen. NULL on OOM; caller releases.

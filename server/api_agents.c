@@ -630,6 +630,8 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
         if (!*out)
             err = -ENOMEM;
     }
+    if (!err)
+        err = detect_policy_fields(st, c, *out);
     json_decref(cluster);
     json_decref(objects);
     json_decref(rules);

@@ -491,6 +491,7 @@ static int expire_now_and_then(struct server *srv)
 
 struct ingest_count {
     int64_t alerted, allowed, expired, clamped;
+    uint64_t by_kind[ALERT_KINDS]; /* of alerted */
 };
 
 /*
@@ -535,8 +536,11 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
             c.allowed++;
         else if (strcmp(when, oldest) < 0)
             c.expired++;
-        else if (!(err = fold_add(&f, e, when)))
+        else if (!(err = fold_add(&f, e, when))) {
             c.alerted++;
+            int k = alert_kind_named(jstr(e, "kind"));
+            c.by_kind[k < 0 ? 0 : k]++;
+        }
     }
     for (size_t i = 0; !err && i < f.n; i++)
         err = alert_write(rq, &f.aggs[i], lines);
@@ -544,6 +548,9 @@ static int ingest(struct req *rq, struct resp *rs, const char *batch, const json
     if (err)
         return err;
     metrics_add_alerts(&rq->srv->metrics, (uint64_t)c.alerted);
+    for (int k = 0; k < ALERT_KINDS; k++)
+        metrics_add_alert_kind(&rq->srv->metrics, rq->agent_cluster,
+                               alert_kind_name((enum alert_kind)k), c.by_kind[k]);
     return resp_json(rs, 200,
                      json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "batch", batch, "duplicate", 0,
                                "alerted", (json_int_t)c.alerted, "allowed", (json_int_t)c.allowed,

@@ -101,6 +101,15 @@ static bool arg_int(const struct req *rq, const char *key, int64_t lo, int64_t h
     return true;
 }
 
+int req_cluster_check(struct req *rq, struct resp *rs)
+{
+    int64_t id;
+    int err = rq->srv->store.ops->find(&rq->srv->store, STORE_CLUSTER, NULL, rq->params[0], &id);
+    if (err == -ENOENT)
+        return stop(resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]));
+    return err;
+}
+
 int req_query_check(const struct req *rq, struct resp *rs, const char *const *allowed, bool paged,
                     struct store_query *q)
 {
@@ -320,7 +329,7 @@ int txn_begin(struct req *rq)
  */
 static int bump_for(struct req *rq)
 {
-    if (strcmp(rq->method, "GET") == 0)
+    if (strcmp(rq->method, "GET") == 0 || rq->unchanged)
         return 0;
     if (strncmp(rq->path, "/api/v1/objects", 15) == 0)
         return revision_bump(rq, NULL);

@@ -35,16 +35,6 @@ static int stop(int err)
     return err < 0 ? err : 1;
 }
 
-/* 0 when the path's cluster exists, 1 with 404 set, or an error. */
-static int check_cluster(struct req *rq, struct resp *rs)
-{
-    int64_t id;
-    int err = rq->srv->store.ops->find(&rq->srv->store, STORE_CLUSTER, NULL, rq->params[0], &id);
-    if (err == -ENOENT)
-        return stop(resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]));
-    return err;
-}
-
 /* "90", "90s", "30m", "1h", "7d" as seconds; -1 when it is something else. */
 static long long duration(const json_t *v)
 {
@@ -141,7 +131,7 @@ static int issue(struct req *rq, struct resp *rs, long long ttl, json_int_t uses
 int api_join_token(struct req *rq, struct resp *rs)
 {
     int err = txn_begin(rq);
-    int rc = err ? err : check_cluster(rq, rs);
+    int rc = err ? err : req_cluster_check(rq, rs);
     if (!rc)
         rc = revoke_legacy(rq);
     if (!rc)
@@ -178,7 +168,7 @@ int api_join_tokens_create(struct req *rq, struct resp *rs)
     if (!rc)
         rc = txn_begin(rq);
     if (!rc)
-        rc = check_cluster(rq, rs);
+        rc = req_cluster_check(rq, rs);
     if (!rc)
         rc = issue(rq, rs, ttl, uses_v ? json_integer_value(uses_v) : 0, json_string_value(descr),
                    "post");
@@ -188,7 +178,7 @@ int api_join_tokens_create(struct req *rq, struct resp *rs)
 
 int api_join_tokens_list(struct req *rq, struct resp *rs)
 {
-    int rc = check_cluster(rq, rs);
+    int rc = req_cluster_check(rq, rs);
     if (rc)
         return rc < 0 ? rc : 0;
     struct store_query q = {.cluster = rq->params[0], .limit = -1};
@@ -215,7 +205,7 @@ int api_join_tokens_delete(struct req *rq, struct resp *rs)
     char *cluster = NULL;
     int rc = txn_begin(rq);
     if (!rc)
-        rc = check_cluster(rq, rs);
+        rc = req_cluster_check(rq, rs);
     if (!rc) {
         int err =
             req_param_id(rq, 1, &id) ? st->ops->get(st, STORE_JOIN, id, &doc, &cluster) : -ENOENT;

@@ -41,16 +41,6 @@ static bool is_system(const json_t *doc)
     return strcmp(jstr(doc, "type"), "system") == 0;
 }
 
-/* 0 when the path's cluster exists, 1 with 404 set, or an error. */
-static int check_cluster(struct req *rq, struct resp *rs)
-{
-    int64_t id;
-    int err = rq->srv->store.ops->find(&rq->srv->store, STORE_CLUSTER, NULL, rq->params[0], &id);
-    if (err == -ENOENT)
-        return resp_error(rs, 404, "", "no cluster \"%s\"", rq->params[0]) < 0 ? -ENOMEM : 1;
-    return err;
-}
-
 /* What `in_effect` needs to know about the path's cluster, read once per request. */
 struct effect {
     json_int_t nodes, enforcing;
@@ -394,7 +384,7 @@ int api_rules_list(struct req *rq, struct resp *rs)
                                               {"protocol", protocols},
                                               {"type", types},
                                               {NULL, NULL}};
-    int rc = check_cluster(rq, rs);
+    int rc = req_cluster_check(rq, rs);
     if (!rc)
         rc = req_query_check(rq, rs, filters, true, &q);
     if (!rc)
@@ -458,7 +448,7 @@ static int load_id(struct req *rq, struct resp *rs, int64_t id, json_t **doc)
 static int load(struct req *rq, struct resp *rs, json_t **doc, int64_t *id)
 {
     *doc = NULL;
-    int rc = check_cluster(rq, rs);
+    int rc = req_cluster_check(rq, rs);
     if (rc)
         return rc;
     if (!req_param_id(rq, 1, id))
@@ -570,7 +560,7 @@ static int create(struct req *rq, struct resp *rs, json_t *doc)
 {
     int rc = refuse_system_type(rs, doc);
     if (!rc)
-        rc = check_cluster(rq, rs);
+        rc = req_cluster_check(rq, rs);
     if (!rc)
         rc = set_cluster(rq, rs, doc);
     if (rc)
@@ -727,7 +717,7 @@ static int batch(struct req *rq, struct resp *rs, const json_t *ids, bool enable
     size_t n = json_array_size(ids);
     json_t *items = json_array(), *befores = json_array();
     struct change *ch = calloc(n ? n : 1, sizeof(*ch));
-    int rc = items && befores && ch ? check_cluster(rq, rs) : -ENOMEM;
+    int rc = items && befores && ch ? req_cluster_check(rq, rs) : -ENOMEM;
     for (size_t i = 0; !rc && i < n; i++) {
         json_t *doc;
         int64_t id = json_integer_value(json_array_get(ids, i));

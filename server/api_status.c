@@ -164,9 +164,11 @@ static int alert_stats(struct server *srv, const char *cluster, const struct win
     int64_t n1 = 0, n30 = 0;
     struct series hourly = {0};
     json_t *rules = json_object(), *srcs = json_object(), *dsts = json_object(),
-           *ports = json_object();
-    if (!rules || !srcs || !dsts || !ports)
+           *ports = json_object(), *kinds = json_object();
+    if (!rules || !srcs || !dsts || !ports || !kinds)
         err = -ENOMEM;
+    for (int k = 0; !err && k < ALERT_KINDS; k++)
+        err = bump(kinds, alert_kind_name((enum alert_kind)k), 0);
     size_t i;
     json_t *a;
     json_array_foreach(items, i, a)
@@ -180,6 +182,7 @@ static int alert_stats(struct server *srv, const char *cluster, const struct win
         if (err || strcmp(seen, w->d30) < 0)
             continue;
         n30++;
+        err = bump(kinds, jstr(a, "kind"), 1);
         const json_t *rule = json_object_get(a, "rule");
         const json_t *src = json_object_get(a, "source"), *dst = json_object_get(a, "destination");
         char buf[320];
@@ -225,6 +228,8 @@ static int alert_stats(struct server *srv, const char *cluster, const struct win
                                       "sources", top(srcs, "source"), "destinations",
                                       top(dsts, "destination"), "ports", top(ports, "port"))) < 0)
         err = -ENOMEM;
+    if (!err && json_object_set(out, "alerts_by_kind_30d", kinds) < 0)
+        err = -ENOMEM;
     if (!err && json_object_set(out, "newest", newest) < 0)
         err = -ENOMEM;
     if (!err && json_object_set_new(out, "hourly", series_json(&hourly, w->h0)) < 0)
@@ -234,6 +239,7 @@ static int alert_stats(struct server *srv, const char *cluster, const struct win
     json_decref(srcs);
     json_decref(dsts);
     json_decref(ports);
+    json_decref(kinds);
     json_decref(items);
     return err;
 }
@@ -246,7 +252,7 @@ static int cluster_stats(struct server *srv, const char *cluster, json_t *out, j
     if (cluster)
         q.filters[q.nfilters++] = (struct store_filter){"name", cluster};
     json_t *clusters, *rules = NULL, *week = json_array();
-    int64_t total, unprotected = 0, enabled = 0, suggested = 0, nrules = 0;
+    int64_t total, unprotected = 0, enabled = 0, suggested = 0, nrules = 0, held = 0;
     int err = st->ops->list(st, STORE_CLUSTER, &q, &clusters, &total);
     size_t i;
     json_t *c;
@@ -259,6 +265,10 @@ static int cluster_stats(struct server *srv, const char *cluster, json_t *out, j
             (strcmp(jstr(c, "defense"), "on") != 0 || strcmp(jstr(h, "status"), "normal") != 0))
             unprotected++;
         json_decref(h);
+        int64_t nq = 0;
+        if (!err)
+            err = detect_quarantined(st, jstr(c, "name"), &nq);
+        held += nq;
         json_int_t n = json_integer_value(json_object_get(per_cluster, jstr(c, "name")));
         if (!err &&
             (!week || json_array_append_new(week, json_pack("{s:s,s:I}", "cluster", jstr(c, "name"),
@@ -281,7 +291,9 @@ static int cluster_stats(struct server *srv, const char *cluster, json_t *out, j
                                                "enabled", (json_int_t)enabled, "disabled",
                                                (json_int_t)(nrules - enabled), "suggested",
                                                (json_int_t)suggested)) < 0 ||
-                 json_object_set(out, "alerts_7d_per_cluster", week) < 0))
+                 json_object_set(out, "alerts_7d_per_cluster", week) < 0 ||
+                 json_object_set_new(out, "quarantines",
+                                     json_pack("{s:I}", "active", (json_int_t)held)) < 0))
         err = -ENOMEM;
     json_decref(week);
     json_decref(rules);

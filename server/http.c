@@ -254,13 +254,13 @@ static unsigned headers_named(struct MHD_Connection *c, const char *name)
     return hc.n;
 }
 
-/* True when a Content-Type value is application/json (any parameters, any case). */
-static bool content_is_json(const char *ct)
+/* True when a Content-Type value is the media type `want` (any parameters, any case). */
+static bool content_is(const char *ct, const char *want)
 {
-    static const char want[] = "application/json";
-    if (!ct || strncasecmp(ct, want, sizeof(want) - 1) != 0)
+    size_t n = strlen(want);
+    if (!ct || strncasecmp(ct, want, n) != 0)
         return false;
-    char next = ct[sizeof(want) - 1];
+    char next = ct[n];
     return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
@@ -390,8 +390,10 @@ static int begin(struct MHD_Connection *c, struct conn *cn, bool *has_body)
     else if (*has_body && (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "DELETE") == 0))
         err = resp_error(rs, 400, "", "a %s request has no body", rq->method);
     else if (*has_body &&
-             !content_is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
-        err = resp_error(rs, 415, "Content-Type", "the request body must be application/json");
+             !content_is(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+                         r->body_type ? r->body_type : "application/json"))
+        err = resp_error(rs, 415, "Content-Type", "the request body must be %s",
+                         r->body_type ? r->body_type : "application/json");
     else if (want > cn->body_max)
         err = resp_error(rs, 413, "", "the request body is larger than %zu bytes", cn->body_max);
     else

@@ -497,6 +497,7 @@ static int serve(const struct opts *o)
     }
     metrics_free(&srv.metrics);
     agents_cache_free(&srv);
+    detect_cache_free(&srv);
     if (!err) {
         pthread_mutex_destroy(&srv.throttle_lock);
         pthread_mutex_destroy(&srv.cache_lock);

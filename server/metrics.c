@@ -30,6 +30,8 @@ void metrics_free(struct metrics *m)
     if (!m->routes)
         return;
     pthread_mutex_destroy(&m->lock);
+    free(m->clusters);
+    m->clusters = NULL;
     free(m->routes);
     m->routes = NULL;
 }
@@ -134,6 +136,55 @@ void metrics_add_alerts(struct metrics *m, uint64_t n)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* The counters of `cluster` (under m->lock); NULL on OOM. */
+static struct metric_cluster *cluster_slot(struct metrics *m, const char *cluster)
+{
+    for (size_t i = 0; i < m->nclusters; i++)
+        if (strcmp(m->clusters[i].name, cluster) == 0)
+            return &m->clusters[i];
+    if (m->nclusters == METRICS_CLUSTERS) /* the last slot takes every cluster past the cap */
+        cluster = "_other";
+    if (m->nclusters > METRICS_CLUSTERS)
+        return &m->clusters[METRICS_CLUSTERS];
+    if (m->nclusters == m->cap_clusters) {
+        size_t cap = m->cap_clusters ? 2 * m->cap_clusters : 16;
+        if (cap > METRICS_CLUSTERS + 1)
+            cap = METRICS_CLUSTERS + 1;
+        struct metric_cluster *c = realloc(m->clusters, cap * sizeof(*c));
+        if (!c)
+            return NULL;
+        m->clusters = c;
+        m->cap_clusters = cap;
+    }
+    struct metric_cluster *c = &m->clusters[m->nclusters++];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "%s", cluster);
+    return c;
+}
+
+void metrics_add_alert_kind(struct metrics *m, const char *cluster, const char *kind, uint64_t n)
+{
+    int k = alert_kind_named(kind);
+    if (k < 0 || !n)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct metric_cluster *c = cluster_slot(m, cluster);
+    if (c)
+        c->by_kind[k] += n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void render_alert_kinds(struct text *t, const struct metrics *m)
+{
+    add(t, "# HELP moat_alert_events_total Events stored as alerts, by cluster and kind.\n");
+    add(t, "# TYPE moat_alert_events_total counter\n");
+    for (size_t i = 0; i < m->nclusters; i++)
+        for (int k = 0; k < ALERT_KINDS; k++)
+            add(t, "moat_alert_events_total{cluster=\"%s\",kind=\"%s\"} %llu\n",
+                m->clusters[i].name, alert_kind_name((enum alert_kind)k),
+                (unsigned long long)m->clusters[i].by_kind[k]);
+}
+
 void metrics_add_auth_failure(struct metrics *m)
 {
     pthread_mutex_lock(&m->lock);
@@ -166,6 +217,7 @@ char *metrics_render(struct metrics *m, const char *extra)
     add(&t, "# HELP moat_alerts_ingested_total Events stored as (part of) alerts.\n");
     add(&t, "# TYPE moat_alerts_ingested_total counter\n");
     add(&t, "moat_alerts_ingested_total %llu\n", (unsigned long long)m->alerts_ingested);
+    render_alert_kinds(&t, m);
     add(&t,
         "# HELP moat_auth_failures_total Requests refused for a missing or wrong token (401).\n");
     add(&t, "# TYPE moat_auth_failures_total counter\n");

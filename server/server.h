@@ -81,6 +81,17 @@ struct policy_cache {
 };
 
 /*
+ * The threat list agents fetch (api_detect.c, under server.cache_lock): the
+ * newest text per cluster, by version, shared by every agent that asks.
+ */
+struct threat_cache {
+    struct threat_cache *next;
+    char cluster[SERVER_NAME_MAX + 1];
+    char version[17];
+    struct shared_text *text;
+};
+
+/*
  * A response body shared by many connections (a policy answer sent to every
  * agent of a cluster): reference counted, freed with its last user.
  */
@@ -139,6 +150,7 @@ struct server {
     FILE *audit_out;  /* --audit-out: a JSON line per audit record, or NULL */
     pthread_mutex_t cache_lock;
     struct policy_cache *policy_cache; /* api_agents.c (under cache_lock) */
+    struct threat_cache *threat_cache; /* api_detect.c (under cache_lock) */
     struct change_feed feed;           /* api_console.c */
 };
 
@@ -185,6 +197,7 @@ struct req {
     bool resumed;
     double deadline; /* CLOCK_MONOTONIC seconds the handler asked to wait until */
     void *prepared;  /* what a route's `prepare` left for its handler (json_t *) */
+    bool unchanged;  /* a write that found nothing to change: no revision moves */
     struct effects fx;
 };
 
@@ -237,9 +250,10 @@ struct route {
      * (which ends the request) and returns 0, or a negative errno.
      */
     route_fn prepare;
-    size_t body_max;   /* bytes; 0: MOAT_BODY_MAX */
-    size_t body_items; /* members of one array or object in the body; 0: 10,000 */
-    bool query_own;    /* the handler checks its query arguments; else none are allowed */
+    size_t body_max;       /* bytes; 0: MOAT_BODY_MAX */
+    const char *body_type; /* the body's media type; NULL: application/json */
+    size_t body_items;     /* members of one array or object in the body; 0: 10,000 */
+    bool query_own;        /* the handler checks its query arguments; else none are allowed */
 };
 
 /* ---- routes.c ---- */
@@ -273,6 +287,8 @@ int resp_json(struct resp *rs, unsigned status, json_t *json);
 int resp_store_error(struct resp *rs, int err, const char *what);
 
 /* ---- api_common.c: requests ---- */
+/* 0 when the cluster the path names (params[0]) exists, 1 with a 404 set, or an error. */
+int req_cluster_check(struct req *rq, struct resp *rs);
 /* A query-string argument, or NULL. */
 const char *req_query(const struct req *rq, const char *key);
 /*
@@ -472,5 +488,26 @@ int api_alerts_batch(struct req *rq, struct resp *rs);
 int api_whoami(struct req *rq, struct resp *rs);
 int api_changes(struct req *rq, struct resp *rs);
 int api_objects_preview(struct req *rq, struct resp *rs);
+/* ---- api_detect.c: quarantines and threat lists (SPEC 6) ---- */
+int api_quarantines_list(struct req *rq, struct resp *rs);
+int api_quarantines_get(struct req *rq, struct resp *rs);
+int api_quarantines_delete(struct req *rq, struct resp *rs);
+int api_agents_quarantines(struct req *rq, struct resp *rs);
+int api_threats_get(struct req *rq, struct resp *rs);
+int threats_prepare(struct req *rq, struct resp *rs);
+int api_threats_put(struct req *rq, struct resp *rs);
+int api_threats_delete(struct req *rq, struct resp *rs);
+int api_agents_threats(struct req *rq, struct resp *rs);
+/*
+ * Adds to a policy answer for `cluster` what its agents need of the
+ * detections: `quarantines` [{address, reason, since, until}] active on any
+ * node, `quarantine_releases` [{address, at}], and `threat_intel` ({version,
+ * prefixes} or null). 0 or a store error.
+ */
+int detect_policy_fields(struct store *st, const char *cluster, json_t *answer);
+/* How many addresses are in quarantine in `cluster` now (*n). 0 or a store error. */
+int detect_quarantined(struct store *st, const char *cluster, int64_t *n);
+/* Frees the threat lists kept for agents (at shutdown). */
+void detect_cache_free(struct server *srv);
 
 #endif

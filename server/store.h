@@ -34,7 +34,12 @@
  *   alerts     name = the SPEC 7 aggregation key;
  *   batches    name = "NODE/BATCH" (event batches already counted);
  *   joins      name = the SHA-256 of a join token; doc {created, expires, uses, used, ...};
- *   revisions  name = "revision"; doc {"revision": N}.
+ *   revisions  name = "revision"; doc {"revision": N};
+ *   quarantines  name = "NODE/ADDRESS"; doc {node, address, reason, since, until}:
+ *              what a node's kernel holds in quarantine, as the node reported it;
+ *   releases   name = ADDRESS; doc {address, at, actor}: an operator ended the
+ *              address's quarantines at `at` (kept while one could still run);
+ *   threat_lists  name = "threat-intel"; doc {text, version, prefixes, updated}.
  * Audit records belong to no cluster (they outlive what they describe) and
  * their names (what was changed) repeat.
  *
@@ -55,6 +60,9 @@ enum store_kind {
     STORE_JOIN = 7,
     STORE_REVISION = 8,
     STORE_AUDIT = 9,
+    STORE_QUARANTINE = 10,
+    STORE_RELEASE = 11,
+    STORE_THREATS = 12,
 };
 
 #define STORE_DOC_DEPTH_MAX 32

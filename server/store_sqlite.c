@@ -119,10 +119,17 @@ static const char *const migrations[] = {
                           "NULL,"
                           "  doc TEXT NOT NULL);"
                           "CREATE INDEX audit_by_time ON audit(json_extract(doc, '$.time'));",
+    /* 5 -> 6: detections shared through the server: quarantines nodes report, releases
+     * an operator asked for, each cluster's threat list */
+    "CREATE TABLE quarantines(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE TABLE releases(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE TABLE threat_lists(id INTEGER PRIMARY KEY AUTOINCREMENT," PER_CLUSTER ");"
+    "CREATE INDEX quarantines_by_cluster ON quarantines(cluster, id);",
 };
 
-static const char *const tables[] = {"clusters", "objects", "rules", "nodes",     "workloads",
-                                     "alerts",   "batches", "joins", "revisions", "audit"};
+static const char *const tables[] = {
+    "clusters", "objects",   "rules", "nodes",       "workloads", "alerts",      "batches",
+    "joins",    "revisions", "audit", "quarantines", "releases",  "threat_lists"};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
 /* A cached document is kept alive by reference while another thread copies it (doc_of).

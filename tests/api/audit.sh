@@ -18,13 +18,13 @@ while True:
     offset += len(page['items'])
     if not page['items'] or offset >= page['total']:
         break
-# the routes that write: every method but GET, and GET .../join-token; heartbeats and
-# event batches are not audited (docs/server.md, "Audit trail"), and the console's object
+# the routes that write: every method but GET, and GET .../join-token; heartbeats, event
+# batches and quarantine reports are not audited (docs/server.md, "Audit trail"), and the console's object
 # preview is a read (a POST that stores nothing; console.sh checks it leaves no record)
 routes = [l.split()[:2] for l in subprocess.run([server, 'routes'], capture_output=True,
                                                 text=True).stdout.splitlines()]
 writes = [(m, p) for m, p in routes if (m != 'GET' or p.endswith('/join-token'))
-          and p not in ('/api/v1/agents/heartbeat', '/api/v1/agents/events',
+          and p not in ('/api/v1/agents/heartbeat', '/api/v1/agents/events', '/api/v1/agents/quarantines',
                         '/api/v1/objects/preview')]
 missing = []
 for m, p in writes:

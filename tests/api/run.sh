@@ -681,19 +681,26 @@ check "status clusters and rules" 200 "j['clusters'] == {'total': 2, 'unprotecte
 check "status 7 days per cluster" 200 "j['alerts_7d_per_cluster'] == [{'cluster': 'prod', 'alerts': 1}, {'cluster': 'dev', 'alerts': 0}]"
 check "status tops" 200 "j['top']['ports'][0] == {'port': '80', 'attempts': 12} and j['top']['rules'][0]['rule'] == '$RULE web-from-lb' and j['top']['sources'][0]['source'] == 'shop/lb-1' and j['top']['destinations'][0]['destination'] == 'shop/web-1'"
 check "status newest" 200 "len(j['newest']) == 4 and j['newest'][0]['kind'] == 'port_scan'"
+check "status alerts by kind" 200 "j['alerts_by_kind_30d'] == {'policy': 2, 'brute_force': 0, 'port_scan': 1, 'dns_hijack': 0, 'spoofing': 0, 'threat_intel': 0} and j['quarantines'] == {'active': 0}"
 req GET /api/v1/clusters/dev/status
 check "cluster status" 200 "j['alerts']['last_180d'] == 0 and j['clusters'] == {'total': 1, 'unprotected': 1} and j['rules']['total'] == 2"
 req GET /api/v1/clusters/nope/status
 check "cluster status 404" 404
 
+# ---------- detections: quarantines and threat lists ----------
+. "$HERE/detect.sh"
+
 # ---------- offline ----------
 beat
 req GET /metrics "" "$VIEWER"
 if grep -q '^moat_alerts_ingested_total 11$' "$T/out" && grep -q '^moat_agents_online 2$' "$T/out" &&
+    grep -q '^moat_alert_events_total{cluster="prod",kind="policy"} 9$' "$T/out" &&
+    grep -q '^moat_alert_events_total{cluster="prod",kind="port_scan"} 2$' "$T/out" &&
+    grep -q '^moat_alert_events_total{cluster="prod",kind="spoofing"} 0$' "$T/out" &&
     grep -q "^moat_cluster_revision{cluster=\"prod\"} [0-9]" "$T/out"; then
-    ok "metrics: alerts, agents, revisions"
+    ok "metrics: alerts (per cluster and kind), agents, revisions"
 else
-    nok "metrics: alerts, agents, revisions" "$(grep -E '^moat_(alerts|agents|cluster)' "$T/out")"
+    nok "metrics: alerts, agents, revisions" "$(grep -E '^moat_(alert|agents|cluster)' "$T/out")"
 fi
 # wait_cluster SECONDS EXPR [TOKEN...]: GETs cluster prod until EXPR holds for the answer
 # (false after SECONDS), each time after a heartbeat of each TOKEN's node.
@@ -742,6 +749,10 @@ else
 fi
 req GET /api/v1/clusters "" "$VIEWER"
 check "tokens survive restart" 200
+req GET /api/v1/clusters/prod/threat-intel "" "$VIEWER"
+check "the threat list survives restart" 200
+req GET /api/v1/clusters/prod/quarantines/10.9.9.9 "" "$VIEWER"
+check "quarantines survive restart" 200 "j['nodes'] == ['node-2']"
 req POST /api/v1/objects '{"name":"after","namespace":"shop"}'
 check "ids continue after restart" 201 "j['id'] > $WEB"
 

@@ -182,6 +182,45 @@ code=$(agent PUT workloads "$WL")
 if [ "$code" = 200 ]; then ok agent-workloads; else bad agent-workloads "$code $(head -c 300 "$T/out")"; fi
 code=$(agent POST heartbeat '{"datapath":{"state":"enforcing","reason":""},"workload_count":5}')
 if [ "$code" = 200 ]; then ok agent-heartbeat; else bad agent-heartbeat "$code $(head -c 300 "$T/out")"; fi
+# --- detections kept by the server: quarantines and the threat list
+until=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+since=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)
+code=$(agent PUT quarantines "{\"quarantines\":[{\"address\":\"192.0.2.66\",\"reason\":\"brute_force\",\"since\":\"$since\",\"until\":\"$until\"}]}")
+if [ "$code" = 200 ]; then ok agent-quarantines; else bad agent-quarantines "$code $(head -c 300 "$T/out")"; fi
+expect quarantine-list 0 "$M" quarantine list
+has quarantine-list-row "$T/out" "192.0.2.66"
+has quarantine-list-head "$T/out" "NODES"
+expect quarantine-list-json 0 "$M" quarantine list --cluster prod -o json
+py quarantine-list-fields 'j["total"] == 1 and j["items"][0]["cluster"] == "prod" and j["items"][0]["nodes"] == ["node-1"] and j["items"][0]["reason"] == "brute_force"'
+expect quarantine-list-missing 5 "$M" quarantine list --cluster nope
+expect quarantine-release-needs-cluster 2 "$M" quarantine release 192.0.2.66
+expect quarantine-release-viewer 4 env MOAT_TOKEN="$VIEWER" "$M" quarantine release 192.0.2.66 --cluster prod
+expect quarantine-release-bad 2 "$M" quarantine release nonsense --cluster prod
+has quarantine-release-bad-msg "$T/err" "address"
+expect quarantine-release 0 "$M" quarantine release 192.0.2.66 --cluster prod
+has quarantine-release-msg "$T/out" "quarantine of 192.0.2.66 in cluster prod released on every node"
+expect quarantine-release-again 5 "$M" quarantine release 192.0.2.66 --cluster prod
+expect quarantine-list-after 0 "$M" quarantine list --cluster prod -o json
+py quarantine-list-empty 'j["total"] == 0'
+printf '# feed\n198.51.100.0/24 botnet\n203.0.113.9\n' >"$T/ti"
+printf '198.51.100.0/24\n10.0.0.0/40\nbad\n' >"$T/ti-bad"
+expect threat-intel-set 0 "$M" threat-intel set --cluster prod -f "$T/ti"
+has threat-intel-set-msg "$T/out" "threat list of cluster prod: 2 prefixes, version"
+expect threat-intel-set-bad 2 "$M" threat-intel set --cluster prod -f "$T/ti-bad"
+has threat-intel-set-bad-line2 "$T/err" "line 2"
+has threat-intel-set-bad-line3 "$T/err" "line 3"
+expect threat-intel-get 0 "$M" threat-intel get --cluster prod
+has threat-intel-kept "$T/out" "198.51.100.0/24 botnet"
+has threat-intel-host "$T/out" "203.0.113.9/32 listed"
+expect threat-intel-set-stdin 0 sh -c "\"$M\" threat-intel set --cluster prod -f - -o json <\"$T/ti\""
+py threat-intel-set-json 'j["prefixes"] == 2 and len(j["version"]) == 16'
+expect threat-intel-set-missing-file 2 "$M" threat-intel set --cluster prod -f "$T/none"
+expect threat-intel-set-viewer 4 env MOAT_TOKEN="$VIEWER" "$M" threat-intel set --cluster prod -f "$T/ti"
+expect threat-intel-get-missing-cluster 5 "$M" threat-intel get --cluster nope
+expect threat-intel-delete 0 "$M" threat-intel delete --cluster prod
+has threat-intel-delete-msg "$T/out" "threat list of cluster prod removed"
+expect threat-intel-get-none 5 "$M" threat-intel get --cluster prod
+
 for f in json yaml; do
     expect "node-list-$f" 0 "$M" node list -o $f
     parses "node-list-$f-parses" $f
@@ -233,11 +272,14 @@ code=$(agent POST events "{\"batch\":\"b1\",\"events\":[
  {\"kind\":\"policy\",\"applied_action\":\"allow\",$SRC,$DST}]}")
 if [ "$code" = 200 ]; then ok agent-events; else bad agent-events "$code $(head -c 300 "$T/out")"; fi
 agent POST heartbeat '{}' >/dev/null # keep node-1 online (enforcing) for the status counts
+code=$(agent PUT quarantines "{\"quarantines\":[{\"address\":\"192.0.2.77\",\"reason\":\"port_scan\",\"since\":\"$(ago 0.001)\",\"until\":\"$until\"}]}")
+[ "$code" = 200 ] && ok agent-quarantine-for-status || bad agent-quarantine-for-status "$code $(head -c 300 "$T/out")"
 expect status-json 0 "$M" status -o json
 py status-json-alerts 'j["alerts"] == {"last_24h": 1, "last_30d": 2, "last_180d": 3}'
 py status-json-clusters 'j["clusters"]["total"] == 1 and j["clusters"]["unprotected"] == 0'
 py status-json-rules 'j["rules"]["total"] == 8 and j["rules"]["enabled"] == 8'
 py status-json-newest 'len(j["newest"]) == 3 and j["newest"][0]["kind"] == "policy"'
+py status-json-kinds 'j["alerts_by_kind_30d"]["policy"] == 1 and j["alerts_by_kind_30d"]["brute_force"] == 1 and j["alerts_by_kind_30d"]["spoofing"] == 0 and j["quarantines"] == {"active": 1}'
 expect status-yaml 0 "$M" status -o yaml
 parses status-yaml-parses yaml
 expect status-table 0 "$M" status
@@ -245,6 +287,8 @@ has status-table-risks "$T/out" "1 in 24 hours, 2 in 30 days, 3 in 180 days"
 has status-table-clusters "$T/out" "1 total, 0 unprotected"
 has status-table-top-rule "$T/out" "web-from-lb (3)"
 has status-table-rules "$T/out" "8 total, 8 enabled, 0 disabled, 0 suggested"
+has status-table-kinds "$T/out" "by kind, 30 days   policy 1, brute_force 1"
+has status-table-quarantines "$T/out" "quarantines        1 active"
 has status-table-hourly "$T/out" "per hour (UTC)     24 hours, "
 if grep -Eq '^  blocked +\|[ .:=+*#%@-]{24}\| 3, most 3 at [0-9]{2}:00$' "$T/out" &&
     grep -Eq '^  alerted +\| {24}\| 0$' "$T/out"; then
@@ -661,7 +705,8 @@ expect audit-list-bad-since 2 "$M" audit list --since yesterday
 # --- help for the new commands
 for c in "cluster list" "cluster defense" "object delete" "rule enable" apply delete \
     "node list" "node get" "node delete" "workload list" "alert list" "alert get" \
-    "alert status" alerts status "cluster join-token" "audit list"; do
+    "alert status" alerts status "cluster join-token" "audit list" "quarantine list" \
+    "quarantine release" "threat-intel set" "threat-intel get" "threat-intel delete"; do
     # shellcheck disable=SC2086 # two-word commands on purpose
     expect "help-$c" 0 "$M" help $c
     has "help-$c-usage" "$T/out" "usage: moat $c"

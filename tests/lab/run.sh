@@ -4,12 +4,14 @@
 # nodes (cluster.sh) and without traffic (agent.sh), and one agent per node with
 # its status, removal and file watching (node_agent.sh), and attacks on the
 # datapath from inside workloads (attacks.sh, IPv4 and IPv6), the detections
-# (detections.sh: brute force, scans, quarantine, DNS, threat lists), and node
-# states with both backends (node_states.sh). The suites that send traffic
-# through the datapath run over IPv4 and over IPv6 (FAMILY 4 and 6; their labs
-# are dual-stack), and once per datapath backend (eBPF, then iptables: the same
-# expectations, except where a check says it differs). Prints each run's lines
-# under a header,
+# (detections.sh: brute force, scans, quarantine, DNS, threat lists;
+# cluster_detect.sh: the same through moat-server, quarantines spread and
+# released, threat lists uploaded), and node states with both backends
+# (node_states.sh). The suites that send traffic through the datapath run over
+# IPv4 and over IPv6 (FAMILY 4 and 6; their labs are dual-stack), and the
+# enforcement and attack suites once per datapath backend (eBPF, then
+# iptables: the same expectations, except where a check says it differs).
+# Prints each run's lines under a header,
 # and a closing `N passed, N failed` over all of them.
 # Usage: tests/lab/run.sh BUILD_DIR
 set -u
@@ -26,7 +28,8 @@ lab_procs() {
         grep -v grep | awk '{ print $1 }' | sort
 }
 for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
-    "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" \
+    "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh 4" \
+    "cluster_detect.sh 6" \
     "enforce.sh 4 iptables" "enforce.sh 6 iptables" "cluster.sh 4 iptables" "cluster.sh 6 iptables" \
     "node_agent.sh 4 iptables" "node_agent.sh 6 iptables" "attacks.sh iptables" "node_states.sh"; do
     set -- $s
