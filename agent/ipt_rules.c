@@ -2,6 +2,7 @@
 #include "ipt_rules.h"
 #include "mem.h"
 #include "moat/abi.h"
+#include "strset.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -138,6 +139,7 @@ struct ctx {
     bool *cluster_used; /* egress: its cluster's workloads are exempt */
     struct moat_policy_entry *ents;
     size_t nents, cap_ents;
+    struct strset verdicts; /* out->verdict_chains, to find one without a scan */
     int err;
 };
 
@@ -370,11 +372,11 @@ static bool chain_known(struct ctx *c, const char *name)
 static int note_verdict(struct ctx *c, const char *name, bool *fresh)
 {
     struct ipt_render_out *o = c->out;
-    for (size_t i = 0; i < o->nverdict; i++)
-        if (strcmp(o->verdict_chains[i], name) == 0) {
-            *fresh = false;
-            return 0;
-        }
+    int added = strset_add(&c->verdicts, name);
+    if (added <= 0) {
+        *fresh = false;
+        return added;
+    }
     char *copy = moat_strdup(name);
     if (!copy || moat_grow(&o->verdict_chains, &o->cap_verdict, o->nverdict + 1,
                            sizeof(*o->verdict_chains)) < 0) {
@@ -742,6 +744,7 @@ static void ctx_free(struct ctx *c)
     free(c->has_egress);
     free(c->cluster_used);
     free(c->ents);
+    strset_clear(&c->verdicts);
 }
 
 static const char *const table_names[NTABLES] = {"raw", "filter", "mangle"};
