@@ -140,11 +140,14 @@ if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/polic
         echo "(every other one from \`any\`, the rest from an ipblock; other ports) and the"
         echo "matching one last in precedence; at 10,000 rules the cluster also has 10,000"
         echo "workloads on another node (peers moatd compiles in). *none*: no firewall."
+        echo "*moat-off*, *moat-all*: eBPF at 10 rules with every detection off, and every one"
+        echo "on (brute force, port scans, DNS hijacking with a resolver, spoofing, a threat list"
+        echo "of 10,000 prefixes); the other rows run the detections' defaults."
         echo "Medians of ${MOAT_BENCH_ROUNDS:-3} interleaved rounds (every configuration once per round),"
         echo "on a 2-core VM shared with other engineers' builds and tests while it ran:"
         echo "single runs vary by up to +-30%, small differences are noise."
         echo
-        echo "| backend | rules | throughput (Gbit/s) | vs. none | connections/s | vs. none | iptables vs. eBPF (conns) |"
+        echo "| backend | rules | throughput (Gbit/s) | vs. none | connections/s | vs. none | iptables / eBPF (throughput, conns) |"
         echo "|---|---:|---:|---:|---:|---:|---:|"
     } >>"$TMP"
     printf '%s\n' "$lines" | grep '^mode=' | while read -r l; do
@@ -155,7 +158,8 @@ if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/polic
         vs=""
         if [ "$m" = iptables ]; then
             e=$(printf '%s\n' "$lines" | grep "^mode=ebpf rules=$r ")
-            vs=$(awk -v a="$c" -v b="$(field "$e" conns)" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            vs=$(awk -v a="$g" -v b="$(field "$e" gbps)" -v c="$c" -v d="$(field "$e" conns)" \
+                'BEGIN { printf "%.2f, %.2f", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0) }')
         fi
         printf '| %s | %s | %s | %s%% | %s | %s%% | %s |\n' "$m" "$r" \
             "$g" "$(awk -v a="$g" -v b="$bg" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')" \
@@ -188,7 +192,7 @@ if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/polic
         fi
         echo
         echo "Policy update at 10,000 rules (moatd's own figure, \"compile and install\", for a"
-        echo "change of one rule's action; medians of 3 per round):"
+        echo "change of one rule's action; the median of all updates, 3 per round):"
         echo
         echo "| backend | update (ms) |"
         echo "|---|---:|"
