@@ -61,7 +61,10 @@ for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/ru
         p=${p:-0}
         f=${f:-0}
         if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-        if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | grep -v '^ok ' | tail -60; fi
+        if [ "$f" -ne 0 ]; then # every failure, then the end of the suite's output
+            printf '%s\n' "$out" | grep -E '^(== |FAIL)' | grep -B1 '^FAIL' | grep -v '^--$'
+            printf '%s\n' "$out" | grep -v '^ok ' | tail -60
+        fi
         count "$name" "$p" "$f"
     fi
 done
