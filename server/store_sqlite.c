@@ -23,6 +23,7 @@
  * per write transaction (an event batch is one transaction).
  */
 #include "store.h"
+#include "store_kinds.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -121,9 +122,12 @@ static const char *const migrations[] = {
                           "CREATE INDEX audit_by_time ON audit(json_extract(doc, '$.time'));",
 };
 
-static const char *const tables[] = {"clusters", "objects", "rules", "nodes",     "workloads",
-                                     "alerts",   "batches", "joins", "revisions", "audit"};
-#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+/* The kinds this schema has tables for (store_kinds.h holds their names). */
+#define NTABLES ((size_t)STORE_AUDIT + 1)
+static const char *tables(enum store_kind k)
+{
+    return store_kind_table(k);
+}
 
 /* A cached document is kept alive by reference while another thread copies it (doc_of).
  * (JANSSON_VERSION_HEX: only where jansson.h was read, so not under cppcheck.) */
@@ -180,7 +184,7 @@ struct sq {
 /* Whether records of kind k belong to a cluster (have a cluster column). */
 static bool per_cluster(enum store_kind k)
 {
-    return k != STORE_CLUSTER && k != STORE_OBJECT && k != STORE_AUDIT;
+    return store_kind_per_cluster(k);
 }
 
 /* The connection this thread's operations use: its read connection, else the writer. */
@@ -367,19 +371,20 @@ static int sweep_new(sqlite3 *db, size_t ntables)
                  "INSERT INTO quarantine(source, source_id, cluster, name, doc) SELECT '%s', id, "
                  "%s, name, doc FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept "
                  "WHERE source = '%s') AND NOT json_valid(doc)",
-                 tables[t], cl, tables[t], tables[t]);
+                 tables((enum store_kind)t), cl, tables((enum store_kind)t),
+                 tables((enum store_kind)t));
         err = exec(db, sql);
         moved += err ? 0 : sqlite3_changes(db);
         snprintf(sql, sizeof(sql),
                  "DELETE FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept WHERE "
                  "source = '%s') AND NOT json_valid(doc)",
-                 tables[t], tables[t]);
+                 tables((enum store_kind)t), tables((enum store_kind)t));
         if (!err)
             err = exec(db, sql);
         snprintf(sql, sizeof(sql),
                  "INSERT OR REPLACE INTO swept(source, upto) SELECT '%s', coalesce(max(id), 0) "
                  "FROM %s",
-                 tables[t], tables[t]);
+                 tables((enum store_kind)t), tables((enum store_kind)t));
         if (!err)
             err = exec(db, sql);
     }
@@ -711,38 +716,10 @@ static int sq_token_list(struct store *st, json_t **items)
     return err;
 }
 
-/* The depth of arrays and objects in v (up to limit + 1). */
-static size_t doc_depth(const json_t *v, size_t limit)
-{
-    size_t deepest = 0;
-    json_t *x;
-    if (limit == 0)
-        return 1;
-    if (json_is_object(v)) {
-        const char *key;
-        json_object_foreach((json_t *)v, key, x)
-        {
-            size_t d = doc_depth(x, limit - 1);
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    if (json_is_array(v)) {
-        size_t i;
-        json_array_foreach(v, i, x)
-        {
-            size_t d = doc_depth(x, limit - 1);
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    return 0;
-}
-
 /* Binds a document's text; -EINVAL for one nested too deep to be read back. */
 static int bind_doc(sqlite3_stmt *s, int i, const json_t *doc)
 {
-    if (doc_depth(doc, STORE_DOC_DEPTH_MAX) > STORE_DOC_DEPTH_MAX) {
+    if (store_doc_depth(doc, STORE_DOC_DEPTH_MAX) > STORE_DOC_DEPTH_MAX) {
         fprintf(stderr, "moat-server: store: a document nested deeper than %d levels refused\n",
                 STORE_DOC_DEPTH_MAX);
         return -EINVAL;
@@ -761,9 +738,9 @@ static int sq_insert(struct store *st, enum store_kind k, const char *cluster, c
     char sql[160];
     if (per_cluster(k))
         snprintf(sql, sizeof(sql), "INSERT INTO %s(cluster, name, doc) VALUES(?3, ?1, ?2)",
-                 tables[k]);
+                 tables(k));
     else
-        snprintf(sql, sizeof(sql), "INSERT INTO %s(name, doc) VALUES(?1, ?2)", tables[k]);
+        snprintf(sql, sizeof(sql), "INSERT INTO %s(name, doc) VALUES(?1, ?2)", tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -787,7 +764,7 @@ static int sq_update(struct store *st, enum store_kind k, int64_t id, const char
     struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "UPDATE %s SET name = COALESCE(?1, name), doc = ?2 WHERE id = ?3",
-             tables[k]);
+             tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -808,7 +785,7 @@ static int sq_remove(struct store *st, enum store_kind k, int64_t id)
 {
     struct conn *c = conn_of(st);
     char sql[96];
-    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", tables[k]);
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -932,7 +909,7 @@ static int row_doc(struct sq *q, enum store_kind k, sqlite3_stmt *s, json_t **do
 /* Says that a row was skipped because its document does not parse. */
 static void skipped_row(enum store_kind k, sqlite3_stmt *s)
 {
-    fprintf(stderr, "moat-server: store: %s record %lld does not parse: skipped\n", tables[k],
+    fprintf(stderr, "moat-server: store: %s record %lld does not parse: skipped\n", tables(k),
             (long long)sqlite3_column_int64(s, 0));
 }
 
@@ -941,7 +918,7 @@ static int sq_get(struct store *st, enum store_kind k, int64_t id, json_t **doc,
     struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT id, doc, %s FROM %s WHERE id = ?",
-             per_cluster(k) ? "cluster" : "NULL", tables[k]);
+             per_cluster(k) ? "cluster" : "NULL", tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -975,7 +952,7 @@ static int sq_find(struct store *st, enum store_kind k, const char *cluster, con
 {
     struct conn *c = conn_of(st);
     char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE name = ?1%s", tables[k],
+    snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE name = ?1%s", tables(k),
              per_cluster(k) ? " AND cluster = ?2" : "");
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
@@ -1103,11 +1080,11 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     if (!per_cluster(k))
         plain.cluster = NULL; /* only these kinds have a cluster column */
     where_clause(where, sizeof(where), &plain);
-    int err = count_rows(c, tables[k], where, &plain, total);
+    int err = count_rows(c, tables(k), where, &plain, total);
     if (err)
         return err;
     snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id%s LIMIT ?46 OFFSET ?47",
-             tables[k], where, q->newest_first ? " DESC" : "");
+             tables(k), where, q->newest_first ? " DESC" : "");
     sqlite3_stmt *s;
     err = stmt(c, sql, &s);
     if (err)
@@ -1135,7 +1112,7 @@ static int quarantine_one(struct conn *c, enum store_kind k, const char *cluster
         "DELETE FROM %s WHERE cluster = ?1 AND name = ?2"};
     for (int i = 0; i < 2; i++) {
         char text[256];
-        snprintf(text, sizeof(text), sql[i], tables[k]);
+        snprintf(text, sizeof(text), sql[i], tables(k));
         sqlite3_stmt *s;
         int err = stmt(c, text, &s);
         if (err)
@@ -1143,12 +1120,12 @@ static int quarantine_one(struct conn *c, enum store_kind k, const char *cluster
         sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
         if (i == 0)
-            sqlite3_bind_text(s, 3, tables[k], -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 3, tables(k), -1, SQLITE_STATIC);
         if ((err = step_done(c->db, s)) < 0)
             return err;
     }
     fprintf(stderr, "moat-server: store: %s record \"%s\" does not parse: moved into quarantine\n",
-            tables[k], name);
+            tables(k), name);
     return -ENOENT;
 }
 
@@ -1178,7 +1155,7 @@ static int sq_tally(struct store *st, enum store_kind k, const char *cluster, co
              "UPDATE %s SET doc = json_set(doc, ?1, json_extract(doc, ?1) + ?2,"
              " ?3, min(json_extract(doc, ?3), ?4), ?5, max(json_extract(doc, ?5), ?6)%s)"
              " WHERE cluster = ?7 AND name = ?8%s",
-             tables[k], extra, text ? " RETURNING id, json_set(doc, '$.id', id)" : "");
+             tables(k), extra, text ? " RETURNING id, json_set(doc, '$.id', id)" : "");
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -1226,7 +1203,7 @@ static int sq_purge(struct store *st, enum store_kind k, const char *field, cons
             return -EINVAL;
     /* The path is written out, so that an index on json_extract(doc, '$.field') serves it. */
     snprintf(sql, sizeof(sql),
-             "DELETE FROM %s WHERE json_extract(doc, '$.%s') < ?1 AND json_valid(doc)", tables[k],
+             "DELETE FROM %s WHERE json_extract(doc, '$.%s') < ?1 AND json_valid(doc)", tables(k),
              field);
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
@@ -1235,6 +1212,86 @@ static int sq_purge(struct store *st, enum store_kind k, const char *field, cons
     sqlite3_bind_text(s, 1, before, -1, SQLITE_STATIC);
     err = step_done(c->db, s);
     *n = err ? 0 : sqlite3_changes(c->db);
+    return err;
+}
+
+/* ---- copying out (moat-server migrate) ---- */
+
+static int sq_dump(struct store *st, enum store_kind k, int64_t after, size_t max, json_t **rows)
+{
+    struct conn *c = conn_of(st);
+    char sql[160];
+    if ((size_t)k >= NTABLES)
+        return -EOPNOTSUPP; /* a kind this schema has no table for */
+    snprintf(sql, sizeof(sql),
+             "SELECT id, doc, %s, name FROM %s WHERE id > ?1 ORDER BY id LIMIT ?2",
+             per_cluster(k) ? "cluster" : "NULL", tables(k));
+    sqlite3_stmt *s;
+    int err = stmt(c, sql, &s);
+    if (err)
+        return err;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    json_t *arr = json_array();
+    int rc = SQLITE_DONE;
+    while (arr && !err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *doc;
+        err = row_doc(st->impl, k, s, &doc);
+        if (err == -EBADMSG) { /* what cannot be read is not copied (and is said) */
+            skipped_row(k, s);
+            err = 0;
+            continue;
+        }
+        if (err)
+            break;
+        json_object_del(doc, "id");
+        const char *cl = (const char *)sqlite3_column_text(s, 2);
+        json_t *row =
+            json_pack("{s:I,s:s?,s:s,s:o}", "id", (json_int_t)sqlite3_column_int64(s, 0), "cluster",
+                      cl, "name", (const char *)sqlite3_column_text(s, 3), "doc", doc);
+        if (!row || json_array_append_new(arr, row) < 0)
+            err = -ENOMEM;
+    }
+    if (!err && arr && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_fail(c->db, "dump");
+    stmt_done(s);
+    if (!arr || err) {
+        json_decref(arr);
+        return err ? err : -ENOMEM;
+    }
+    *rows = arr;
+    return 0;
+}
+
+static int sq_token_dump(struct store *st, json_t **rows)
+{
+    struct conn *c = conn_of(st);
+    sqlite3_stmt *s;
+    int err = stmt(c, "SELECT id, hash, role, created, node FROM tokens ORDER BY id", &s);
+    if (err)
+        return err;
+    json_t *arr = json_array();
+    int rc = SQLITE_DONE;
+    while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *node = sqlite3_column_type(s, 4) == SQLITE_NULL
+                           ? json_null()
+                           : json_integer(sqlite3_column_int64(s, 4));
+        json_t *row =
+            json_pack("{s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)sqlite3_column_int64(s, 0), "hash",
+                      (const char *)sqlite3_column_text(s, 1), "role",
+                      (const char *)sqlite3_column_text(s, 2), "created",
+                      (const char *)sqlite3_column_text(s, 3), "node", node);
+        if (!row || json_array_append_new(arr, row) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    err = !arr ? -ENOMEM : rc == SQLITE_DONE ? 0 : db_fail(c->db, "tokens");
+    stmt_done(s);
+    if (err)
+        json_decref(arr);
+    else
+        *rows = arr;
     return err;
 }
 
@@ -1259,4 +1316,6 @@ const struct store_ops store_sqlite_ops = {
     .list = sq_list,
     .tally = sq_tally,
     .purge = sq_purge,
+    .dump = sq_dump,
+    .token_dump = sq_token_dump,
 };
