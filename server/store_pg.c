@@ -526,10 +526,16 @@ static int pg_begin(struct store *st)
         fprintf(stderr, "moat-server: store: a write transaction inside a read-only request\n");
         return -EROFS;
     }
-    int err = pconn_reset(p->writer);
-    if (!err) {
-        __atomic_store_n(&p->writer_pid, PQbackendPID(p->writer->pg), __ATOMIC_RELEASE);
-        err = simple(p, p->writer, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+    int err = -EIO;
+    /* libpq sees a lost connection only when it uses it: then once more on a new one */
+    for (int attempt = 0; err == -EIO && attempt < 2; attempt++) {
+        if (attempt && PQstatus(p->writer->pg) == CONNECTION_OK)
+            break; /* not the connection: BEGIN itself failed */
+        err = pconn_reset(p->writer);
+        if (!err) {
+            __atomic_store_n(&p->writer_pid, PQbackendPID(p->writer->pg), __ATOMIC_RELEASE);
+            err = simple(p, p->writer, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        }
     }
     p->in_txn = !err;
     p->conflict = false;

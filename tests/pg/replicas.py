@@ -40,9 +40,21 @@ def register(base, admin, cluster, node):
     return reg['token']
 
 
-def check_wake(a, b, admin, cluster):
-    """A long-poll held by B is answered within 1 s of a rule change written through A."""
-    agent = register(a, admin, cluster, 'poller')
+def check_wake(a, b, admin, cluster, settle=0):
+    """A long-poll held by B is answered within 1 s of a rule change written through A.
+    settle > 0: first wait (up to that many seconds) until B's notices flow again (after the
+    database restarted: B's listening connection is made anew with a back-off)."""
+    tag = str(int(time.time() * 1000) % 100000)
+    agent = register(a, admin, cluster, 'poller-' + tag)
+    deadline = time.monotonic() + settle
+    while settle:
+        st, pol = call(b, 'GET', '/api/v1/agents/policy', agent)
+        call(a, 'POST', '/api/v1/clusters/%s/rules' % cluster, admin,
+             {'name': 'settle-%s-%d' % (tag, int(time.monotonic() * 1000)), 'source': 'any',
+              'destinations': [{'object': 'any', 'ports': [3000]}], 'action': 'alert', 'priority': 500})
+        st, got = call(b, 'GET', '/api/v1/agents/policy?revision=%d&wait=1' % pol['revision'], agent)
+        if st == 200 or time.monotonic() > deadline:
+            break
     st, pol = call(b, 'GET', '/api/v1/agents/policy', agent)
     assert st == 200, (st, pol)
     rounds, worst, seen = 5, 0.0, []
@@ -58,7 +70,7 @@ def check_wake(a, b, admin, cluster):
         time.sleep(0.3)  # the poll is suspended on B by then (a late one answers at once: still ok)
         wrote = time.monotonic()
         st, _ = call(a, 'POST', '/api/v1/clusters/%s/rules' % cluster, admin,
-                     {'name': 'wake-%d' % i, 'source': 'any', 'destinations': [{'object': 'any', 'ports': [1000 + i]}],
+                     {'name': 'wake-%s-%d' % (tag, i), 'source': 'any', 'destinations': [{'object': 'any', 'ports': [1000 + i]}],
                       'action': 'block', 'priority': 10 + i})
         assert st == 201, st
         t.join(25)
@@ -66,7 +78,7 @@ def check_wake(a, b, admin, cluster):
         took = got.get('at', wrote + 99) - wrote
         worst = max(worst, took)
         names = [r.get('name') for r in (pol or {}).get('rules', [])]
-        seen.append({'status': st, 'took': round(took, 3), 'has_rule': 'wake-%d' % i in names})
+        seen.append({'status': st, 'took': round(took, 3), 'has_rule': 'wake-%s-%d' % (tag, i) in names})
     ok = all(s['status'] == 200 and s['has_rule'] and s['took'] < 1.0 for s in seen)
     return ok, {'rounds': seen, 'worst_s': round(worst, 3)}
 
@@ -199,7 +211,7 @@ def main():
     check, a, b, admin = sys.argv[1:5]
     rest = sys.argv[5:]
     if check == 'wake':
-        ok, seen = check_wake(a, b, admin, rest[0])
+        ok, seen = check_wake(a, b, admin, rest[0], int(rest[1]) if len(rest) > 1 else 0)
     elif check == 'unique':
         ok, seen = check_unique(a, b, admin, int(rest[0]))
     elif check == 'revision':

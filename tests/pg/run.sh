@@ -210,6 +210,25 @@ if [ -x "$B/moatd" ]; then
     fi
 fi
 
+# ---------- the database restarts under both replicas ----------
+if pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 restart >"$T/restart.log" 2>&1; then
+    ok "the database restarts"
+else
+    nok "the database restarts" "$(cat "$T/restart.log")"
+fi
+api "$URL_A" POST /api/v1/objects '{"name":"after-restart","namespace":"shop"}'
+expect "A writes again after the database restarted (its connection made anew)" 201
+RESTARTED=$(jget "j['id']")
+api "$URL_B" GET "/api/v1/objects/$RESTARTED"
+expect "... B reads it (its pooled connections made anew)" 200
+# B's listening connection comes back by itself (a back-off of at most 5 s): the next
+# rule through A wakes B's long-poll again
+if $PY "$HERE/replicas.py" wake "$URL_A" "$URL_B" "$ADMIN" prod 20 >"$T/wake2" 2>&1; then
+    ok "after the restart a write through A still wakes a long-poll on B within 1 s"
+else
+    nok "after the restart a write through A still wakes a long-poll on B within 1 s" "$(cat "$T/wake2")"
+fi
+
 # ---------- the password options ----------
 pg_sql postgres "CREATE ROLE moatpw LOGIN PASSWORD 's3cret-pw'" >/dev/null
 pg_sql postgres "CREATE DATABASE moat_pw OWNER moatpw" >/dev/null
