@@ -6,6 +6,8 @@
 # stops it and removes the folder (call it from the suite's EXIT trap: it is
 # safe to call twice or when nothing started).
 # pg_url DB: a connection string for database DB (made when missing).
+# With PG_SSL_DIR set (server.crt and server.key there), the server also takes
+# TLS (ssl = on) with that certificate.
 PG_DIR=
 PG_BIN=
 PG_PORT=5432
@@ -33,7 +35,7 @@ pg_start() {
     listen="''"
     if [ "${PG_TCP:-0}" = 1 ]; then
         PG_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        listen=127.0.0.1
+        listen="'127.0.0.1'"
     fi
     {
         echo "listen_addresses = $listen"
@@ -44,6 +46,11 @@ pg_start() {
         echo "log_min_messages = warning"
         [ $# -gt 0 ] && printf '%s\n' "$@"
     } >>"$PG_DIR/data/postgresql.conf"
+    if [ -n "${PG_SSL_DIR:-}" ]; then
+        install -o postgres -m 0600 "$PG_SSL_DIR/server.key" "$PG_DIR/data/server.key" &&
+            install -o postgres -m 0644 "$PG_SSL_DIR/server.crt" "$PG_DIR/data/server.crt" || return 1
+        echo "ssl = on" >>"$PG_DIR/data/postgresql.conf"
+    fi
     pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start \
         >/dev/null 2>&1 || {
         tail -20 "$PG_DIR/server.log"

@@ -52,6 +52,19 @@ finish() {
     FAIL=1
     finish
 }
+# TLS to the database: a CA of the test's own and a certificate for localhost
+# (the server listens on 127.0.0.1 too), and another CA that did not sign it.
+mkdir -p "$T/ssl"
+(
+    cd "$T/ssl" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=moat-test-ca &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.crt -days 2 -subj /CN=other-ca &&
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost &&
+        printf 'subjectAltName=DNS:localhost\n' >ext &&
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext
+) >"$T/ssl.log" 2>&1 || nok "test certificates" "$(cat "$T/ssl.log")"
+PG_TCP=1
+PG_SSL_DIR=$T/ssl
 if ! pg_start >"$T/pg.log" 2>&1; then
     nok "a throwaway PostgreSQL starts" "$(tail -5 "$T/pg.log")"
     finish
@@ -266,6 +279,26 @@ if ! "$S" token list --data "$T/x" --database "$DB" >/dev/null 2>"$T/err" && gre
     ok "--data and --database together: refused"
 else
     nok "--data and --database together: refused" "$(cat "$T/err")"
+fi
+
+# ---------- TLS to the database (sslmode passes through to libpq) ----------
+TLSDB="postgresql://moatpw@localhost:$PG_PORT/moat_pw?sslmode=verify-full&sslrootcert=$T/ssl/ca.crt"
+if "$S" token list --database "$TLSDB" --database-password-file "$T/pw" >"$T/out" 2>"$T/err" && grep -q viewer "$T/out"; then
+    ok "sslmode=verify-full with the CA that signed the server's certificate"
+else
+    nok "sslmode=verify-full with the CA that signed the server's certificate" "$(cat "$T/err")"
+fi
+if ! "$S" token list --database "postgresql://moatpw@localhost:$PG_PORT/moat_pw?sslmode=verify-full&sslrootcert=$T/ssl/other.crt" \
+    --database-password-file "$T/pw" >/dev/null 2>"$T/err" && grep -q "certificate verify failed" "$T/err"; then
+    ok "sslmode=verify-full with another CA: refused"
+else
+    nok "sslmode=verify-full with another CA: refused" "$(cat "$T/err")"
+fi
+if ! "$S" token list --database "postgresql://moatpw@127.0.0.1:$PG_PORT/moat_pw?sslmode=verify-full&sslrootcert=$T/ssl/ca.crt" \
+    --database-password-file "$T/pw" >/dev/null 2>"$T/err" && grep -q "does not match host name" "$T/err"; then
+    ok "sslmode=verify-full to a name the certificate does not hold: refused"
+else
+    nok "sslmode=verify-full to a name the certificate does not hold: refused" "$(cat "$T/err")"
 fi
 
 # ---------- migrate a populated SQLite install ----------
