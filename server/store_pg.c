@@ -56,6 +56,7 @@
 #define PG_STMT_CACHE    256        /* statements kept prepared per connection (then: unnamed) */
 #define PG_POOL_IDLE_MAX 64         /* idle read connections kept for the next reader */
 #define PG_SCHEMA_LOCK   0x6d6f6174 /* "moat": the advisory lock migrations hold */
+#define PG_WRITE_LOCK    1836015991 /* 0x6d6f6177, "moaw": held by the writer that writes */
 #define PG_CHANNEL       "moat_changes"
 #define PG_PARAMS_MAX    40
 #define PG_RECONNECT_MAX 5000 /* ms: the listener's longest back-off */
@@ -519,6 +520,25 @@ static void pg_read_end(struct store *st)
     pconn_close(c);
 }
 
+#define PG_STR_(x) #x
+#define PG_STR(x)  PG_STR_(x)
+
+/*
+ * The write lock: a session advisory lock each replica's writer takes before
+ * its transaction begins (so the transaction's snapshot comes after the
+ * previous holder's commit) and gives back after it ends. It makes the
+ * replicas' write transactions take turns instead of failing each other at
+ * commit: every configuration write moves its cluster's revision, so two
+ * replicas writing at once conflict nearly always (docs/server.md has the
+ * figures). SERIALIZABLE stays underneath for what does not take the lock.
+ * A replica that dies loses its session and with it the lock.
+ */
+static void write_unlock(struct pg *p)
+{
+    if (PQstatus(p->writer->pg) == CONNECTION_OK)
+        simple(p, p->writer, "SELECT pg_advisory_unlock(" PG_STR(PG_WRITE_LOCK) ")");
+}
+
 static int pg_begin(struct store *st)
 {
     struct pg *p = st->impl;
@@ -530,13 +550,15 @@ static int pg_begin(struct store *st)
     /* libpq sees a lost connection only when it uses it: then once more on a new one */
     for (int attempt = 0; err == -EIO && attempt < 2; attempt++) {
         if (attempt && PQstatus(p->writer->pg) == CONNECTION_OK)
-            break; /* not the connection: BEGIN itself failed */
+            break; /* not the connection: the statement itself failed */
         err = pconn_reset(p->writer);
         if (!err) {
             __atomic_store_n(&p->writer_pid, PQbackendPID(p->writer->pg), __ATOMIC_RELEASE);
-            err = simple(p, p->writer, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+            err = simple(p, p->writer, "SELECT pg_advisory_lock(" PG_STR(PG_WRITE_LOCK) ")");
         }
     }
+    if (!err && (err = simple(p, p->writer, "BEGIN ISOLATION LEVEL SERIALIZABLE")) < 0)
+        write_unlock(p);
     p->in_txn = !err;
     p->conflict = false;
     return err;
@@ -547,9 +569,12 @@ static int pg_commit(struct store *st)
     struct pg *p = st->impl;
     if (pthread_getspecific(p->reading))
         return -EROFS;
+    if (!p->in_txn)
+        return -EIO; /* begin() failed, or the transaction ended already */
     if (p->conflict) {
         simple(p, p->writer, "ROLLBACK");
         p->in_txn = p->conflict = false;
+        write_unlock(p);
         return -EAGAIN;
     }
     PGresult *r = PQexec(p->writer->pg, "COMMIT");
@@ -560,9 +585,8 @@ static int pg_commit(struct store *st)
         err = -EIO;
     }
     PQclear(r);
-    if (err == -EAGAIN)
-        simple(p, p->writer, "ROLLBACK"); /* a no-op: COMMIT ended it */
     p->in_txn = p->conflict = false;
+    write_unlock(p);
     return err;
 }
 
@@ -571,8 +595,12 @@ static int pg_rollback(struct store *st)
     struct pg *p = st->impl;
     if (pthread_getspecific(p->reading))
         return -EROFS;
+    if (!p->in_txn)
+        return 0; /* commit() ended it already */
     p->in_txn = p->conflict = false;
-    return simple(p, p->writer, "ROLLBACK");
+    int err = simple(p, p->writer, "ROLLBACK");
+    write_unlock(p);
+    return err;
 }
 
 static int pg_exec(struct store *st, const char *sql)
