@@ -113,6 +113,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/asan/tests/unit/%,$(UNIT_SRC))
 # The spool is moatd's (agent/), tested like libmoat's pure modules.
 build/asan/tests/unit/test_spool: build/asan/tests/unit/test_spool.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lpthread -lm
+build/asan/tests/unit/test_uplink: build/asan/tests/unit/test_uplink.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
+	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lcurl -lpthread -lm
 
 # Datapath tests (root): the real BPF programs run with BPF_PROG_TEST_RUN.
 build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/bpf/frame.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
