@@ -1,6 +1,8 @@
 /* store_kinds: the record kinds' table (see store_kinds.h). */
 #include "store_kinds.h"
 
+#include <errno.h>
+
 const struct store_kind_info store_kinds[STORE_KINDS] = {
     [STORE_CLUSTER] = {"clusters", false},
     [STORE_OBJECT] = {"objects", false},
@@ -51,5 +53,26 @@ size_t store_doc_depth(const json_t *v, size_t limit)
         }
         return deepest + 1;
     }
+    return 0;
+}
+
+int store_token_list_of(json_t *rows, json_t **items)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < json_array_size(rows); i++) {
+        const json_t *r = json_array_get(rows, i);
+        if (!json_is_null(json_object_get(r, "node")))
+            continue; /* a node's credential */
+        json_t *t = json_pack("{s:O,s:O,s:O}", "id", json_object_get(r, "id"), "role",
+                              json_object_get(r, "role"), "created", json_object_get(r, "created"));
+        if (!t || json_array_append_new(arr, t) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    json_decref(rows);
+    if (!arr)
+        return -ENOMEM;
+    *items = arr;
     return 0;
 }

@@ -23,6 +23,11 @@ extern const struct store_kind_info store_kinds[STORE_KINDS];
 const char *store_kind_table(enum store_kind k);
 /* Whether kind k's records belong to a cluster. */
 bool store_kind_per_cluster(enum store_kind k);
+/*
+ * token_list() from token_dump()'s rows (taken): the admin and viewer tokens as
+ * [{id, role, created}], without hashes or node credentials. 0 or -ENOMEM.
+ */
+int store_token_list_of(json_t *rows, json_t **items);
 /* The depth of arrays and objects in v, counted up to limit + 1 (documents deeper than
  * STORE_DOC_DEPTH_MAX are refused by both backends). */
 size_t store_doc_depth(const json_t *v, size_t limit);

@@ -689,30 +689,13 @@ static int pg_token_find(struct store *st, const char *hash, struct store_token 
     return err;
 }
 
+static int pg_token_dump(struct store *st, json_t **rows);
+
 static int pg_token_list(struct store *st, json_t **items)
 {
-    struct pg *p = st->impl;
-    PGresult *r;
-    int err =
-        query(p, conn_of(st), "SELECT id, role, created FROM tokens WHERE node IS NULL ORDER BY id",
-              0, NULL, &r);
-    if (err)
-        return err;
-    json_t *arr = json_array();
-    for (int i = 0; arr && i < PQntuples(r); i++) {
-        json_t *t =
-            json_pack("{s:I,s:s,s:s}", "id", (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10),
-                      "role", PQgetvalue(r, i, 1), "created", PQgetvalue(r, i, 2));
-        if (!t || json_array_append_new(arr, t) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    PQclear(r);
-    if (!arr)
-        return -ENOMEM;
-    *items = arr;
-    return 0;
+    json_t *rows = NULL;
+    int err = pg_token_dump(st, &rows);
+    return err ? err : store_token_list_of(rows, items);
 }
 
 /* ---- records ---- */

@@ -689,31 +689,13 @@ static int sq_token_find(struct store *st, const char *hash, struct store_token 
     return err;
 }
 
+static int sq_token_dump(struct store *st, json_t **rows);
+
 static int sq_token_list(struct store *st, json_t **items)
 {
-    struct conn *c = conn_of(st);
-    sqlite3_stmt *s;
-    int err = stmt(c, "SELECT id, role, created FROM tokens WHERE node IS NULL ORDER BY id", &s);
-    if (err)
-        return err;
-    json_t *arr = json_array();
-    int rc;
-    while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *t = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)sqlite3_column_int64(s, 0), "role",
-                              (const char *)sqlite3_column_text(s, 1), "created",
-                              (const char *)sqlite3_column_text(s, 2));
-        if (!t || json_array_append_new(arr, t) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    err = !arr ? -ENOMEM : rc == SQLITE_DONE ? 0 : db_fail(c->db, "tokens");
-    stmt_done(s);
-    if (err)
-        json_decref(arr);
-    else
-        *items = arr;
-    return err;
+    json_t *rows = NULL;
+    int err = sq_token_dump(st, &rows);
+    return err ? err : store_token_list_of(rows, items);
 }
 
 /* Binds a document's text; -EINVAL for one nested too deep to be read back. */
