@@ -50,6 +50,7 @@ DB2="postgresql:///bench2?host=$PG_DIR&port=$PG_PORT&user=postgres"
 serve() { # NAME STORE-OPTIONS... -> URL_NAME
     name=$1
     shift
+    : >"$T/$name.log"
     "$S" --listen 127.0.0.1:0 --max-connections-per-source 4000 "$@" >"$T/$name.log" 2>&1 &
     PIDS="$PIDS $!"
     i=0

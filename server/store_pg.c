@@ -39,6 +39,7 @@
  * password).
  */
 #include "store.h"
+#include "doccache.h"
 #include "store_kinds.h"
 
 #include <ctype.h>
@@ -75,6 +76,28 @@ static const char *const migrations[] = {
     "CREATE INDEX batches_by_time ON batches(((doc->>'time') COLLATE \"C\"));"
     "CREATE INDEX joins_by_expires ON joins(((doc->>'expires') COLLATE \"C\"));"
     "CREATE INDEX audit_by_time ON audit(((doc->>'time') COLLATE \"C\"));",
+    /* 1 -> 2: rules' object references (source, destinations[].object) as text, kept by a
+     * trigger, so that "which rules use this object" (every object write asks) is one
+     * indexed lookup, not a parse of every rule */
+    "CREATE TABLE rule_refs(rule bigint NOT NULL REFERENCES rules(id) ON DELETE CASCADE,"
+    "  ref text NOT NULL);"
+    "CREATE INDEX rule_refs_by_ref ON rule_refs(ref, rule);"
+    "CREATE INDEX rule_refs_by_rule ON rule_refs(rule);"
+    "CREATE FUNCTION moat_rule_refs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    "  IF TG_OP = 'UPDATE' THEN DELETE FROM rule_refs WHERE rule = OLD.id; END IF;"
+    "  INSERT INTO rule_refs(rule, ref) SELECT NEW.id, NEW.doc->>'source'"
+    "    WHERE NEW.doc->>'source' IS NOT NULL;"
+    "  INSERT INTO rule_refs(rule, ref) SELECT NEW.id, d->>'object' FROM json_array_elements("
+    "    CASE WHEN json_typeof(NEW.doc->'destinations') = 'array' THEN NEW.doc->'destinations'"
+    "    ELSE '[]'::json END) AS d WHERE d->>'object' IS NOT NULL;"
+    "  RETURN NULL; END $$;"
+    "CREATE TRIGGER rule_refs_write AFTER INSERT OR UPDATE OF doc ON rules"
+    "  FOR EACH ROW EXECUTE FUNCTION moat_rule_refs();"
+    "INSERT INTO rule_refs(rule, ref) SELECT id, doc->>'source' FROM rules"
+    "  WHERE doc->>'source' IS NOT NULL;"
+    "INSERT INTO rule_refs(rule, ref) SELECT r.id, d->>'object' FROM rules AS r,"
+    "  json_array_elements(CASE WHEN json_typeof(r.doc->'destinations') = 'array'"
+    "  THEN r.doc->'destinations' ELSE '[]'::json END) AS d WHERE d->>'object' IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -108,6 +131,7 @@ struct pg {
     int stop_pipe[2];
     void (*fn)(void *arg, const char *text);
     void *fn_arg;
+    struct doc_cache *docs; /* parsed documents (doccache.h) */
 };
 
 static const char read_pending; /* only its address is used (see store_sqlite.c) */
@@ -417,6 +441,7 @@ static void pg_close(struct store *st)
         pthread_key_delete(p->reading);
         pthread_mutex_destroy(&p->lock);
     }
+    doc_cache_free(p->docs);
     free(p->conninfo);
     if (p->password) {
         memset(p->password, 0, strlen(p->password));
@@ -444,6 +469,8 @@ static int pg_open(struct store *st, const char *conninfo)
         err = -ENOMEM;
     }
     p->synced = !err;
+    if (!err)
+        err = doc_cache_new(&p->docs);
     if (!err)
         err = pconn_open(p, &p->writer);
     if (!err)
@@ -622,16 +649,19 @@ static int doc_text(const json_t *doc, char **out)
     return *out ? 0 : -ENOMEM;
 }
 
-/* Row i's document (column col) with "id" (column 0) set; -EBADMSG when it does not parse. */
-static int row_doc(const PGresult *r, int i, int col, json_t **doc)
+/*
+ * Row i's document (column col) of kind k with "id" (column 0) set, through
+ * the cache of parsed documents; -EBADMSG when it does not parse.
+ */
+static int row_doc(struct pg *p, enum store_kind k, const PGresult *r, int i, int col, json_t **doc)
 {
-    json_error_t jerr;
-    json_t *d = json_loadb(PQgetvalue(r, i, col), (size_t)PQgetlength(r, i, col), 0, &jerr);
-    if (!json_is_object(d)) {
-        json_decref(d);
-        return -EBADMSG;
-    }
-    if (json_object_set_new(d, "id", json_integer(strtoll(PQgetvalue(r, i, 0), NULL, 10))) < 0) {
+    int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    json_t *d;
+    int err = doc_cache_get(p->docs, (int)k, id, PQgetvalue(r, i, col),
+                            (size_t)PQgetlength(r, i, col), &d);
+    if (err)
+        return err;
+    if (json_object_set_new(d, "id", json_integer(id)) < 0) {
         json_decref(d);
         return -ENOMEM;
     }
@@ -810,7 +840,7 @@ static int pg_get(struct store *st, enum store_kind k, int64_t id, json_t **doc,
     int err = query(p, conn_of(st), sql, 1, v, &r);
     if (err)
         return err;
-    err = PQntuples(r) == 1 ? row_doc(r, 0, 1, doc) : -ENOENT;
+    err = PQntuples(r) == 1 ? row_doc(p, k, r, 0, 1, doc) : -ENOENT;
     if (err == -EBADMSG) {
         skipped_row(k, r, 0);
         err = -ENOENT;
@@ -940,15 +970,10 @@ static void where_clause(char *buf, size_t n, const struct store_query *q, struc
         param(pr, q->any_value, "::text", buf, n, &len);
         append(buf, n, &len, ")");
     }
-    if (q->ref) { /* a rule's source or one of its destinations' objects */
-        append(buf, n, &len, " AND (doc->>'source' = ");
+    if (q->ref) { /* a rule's source or one of its destinations' objects (rule_refs) */
+        append(buf, n, &len, " AND id IN (SELECT rule FROM rule_refs WHERE ref = ");
         param(pr, q->ref, "::text", buf, n, &len);
-        append(buf, n, &len,
-               " OR EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN"
-               " json_typeof(doc->'destinations') = 'array' THEN doc->'destinations'"
-               " ELSE '[]'::json END) AS d WHERE d->>'object' = ");
-        param(pr, q->ref, "::text", buf, n, &len);
-        append(buf, n, &len, "))");
+        append(buf, n, &len, ")");
     }
 }
 
@@ -967,6 +992,8 @@ static int pg_list(struct store *st, enum store_kind k, const struct store_query
         plain.ref = NULL;
     struct params pr = {.n = 0};
     where_clause(where, sizeof(where), &plain, &pr);
+    /* the count apart from the page: a window count would carry every match (documents
+     * and all) through the sort, where the count can read an index alone */
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s%s", table(k), where);
     PGresult *r;
     int err = query(p, c, sql, pr.n, pr.v, &r);
@@ -988,7 +1015,7 @@ static int pg_list(struct store *st, enum store_kind k, const struct store_query
     json_t *arr = json_array();
     for (int i = 0; arr && !err && i < PQntuples(r); i++) {
         json_t *doc;
-        err = row_doc(r, i, 1, &doc);
+        err = row_doc(p, k, r, i, 1, &doc);
         if (err == -EBADMSG) {
             skipped_row(k, r, i);
             err = 0;
@@ -1066,7 +1093,7 @@ static int pg_tally(struct store *st, enum store_kind k, const char *cluster, co
     if (err)
         return err;
     json_t *doc = NULL;
-    err = PQntuples(r) == 1 ? row_doc(r, 0, 1, &doc) : -ENOENT;
+    err = PQntuples(r) == 1 ? row_doc(p, k, r, 0, 1, &doc) : -ENOENT;
     char ids[24];
     snprintf(ids, sizeof(ids), "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "0");
     if (err == -EBADMSG) { /* cannot be counted on: removed, and the caller makes it anew */
@@ -1253,7 +1280,7 @@ static int pg_dump(struct store *st, enum store_kind k, int64_t after, size_t ma
     json_t *arr = json_array();
     for (int i = 0; arr && !err && i < PQntuples(r); i++) {
         json_t *doc;
-        if ((err = row_doc(r, i, 1, &doc)) < 0)
+        if ((err = row_doc(p, k, r, i, 1, &doc)) < 0)
             break;
         json_object_del(doc, "id");
         json_t *row = json_pack("{s:I,s:s?,s:s,s:o}", "id",

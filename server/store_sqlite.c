@@ -23,6 +23,7 @@
  * per write transaction (an event batch is one transaction).
  */
 #include "store.h"
+#include "doccache.h"
 #include "store_kinds.h"
 
 #include <ctype.h>
@@ -129,15 +130,8 @@ static const char *tables(enum store_kind k)
     return store_kind_table(k);
 }
 
-/* A cached document is kept alive by reference while another thread copies it (doc_of).
- * (JANSSON_VERSION_HEX: only where jansson.h was read, so not under cppcheck.) */
-#if defined(JANSSON_VERSION_HEX) && !defined(JANSSON_THREAD_SAFE_REFCOUNT)
-#error "jansson without atomic reference counts: cached documents cannot be shared by threads"
-#endif
-
-#define STMT_CACHE    64   /* prepared statements kept per connection */
-#define POOL_IDLE_MAX 64   /* idle read connections kept for the next reader */
-#define DOC_CACHE     4096 /* parsed documents kept (by kind and id) */
+#define STMT_CACHE    64 /* prepared statements kept per connection */
+#define POOL_IDLE_MAX 64 /* idle read connections kept for the next reader */
 
 struct stmt_entry {
     uint64_t hash; /* of sql */
@@ -155,15 +149,6 @@ struct conn {
     struct conn *next; /* in the idle pool */
 };
 
-/* A parsed document and the stored text it was parsed from. */
-struct doc_entry {
-    enum store_kind kind;
-    int64_t id;
-    char *text; /* not NUL-terminated */
-    size_t len;
-    json_t *doc; /* never handed out: callers get copies */
-};
-
 struct sq {
     struct conn *writer;
     char path[PATH_MAX];
@@ -171,9 +156,8 @@ struct sq {
     pthread_mutex_t lock;  /* guards idle and nidle */
     struct conn *idle;
     size_t nidle;
-    pthread_mutex_t doc_lock; /* guards docs */
-    struct doc_entry docs[DOC_CACHE];
-    struct conn *ckpt; /* the checkpointer's connection */
+    struct doc_cache *docs; /* parsed documents (doccache.h) */
+    struct conn *ckpt;      /* the checkpointer's connection */
     pthread_t ckpt_thread;
     pthread_mutex_t ckpt_lock; /* guards ckpt_due and ckpt_stop */
     pthread_cond_t ckpt_wake;
@@ -497,14 +481,10 @@ static void sq_close(struct store *st)
         conn_close(c);
     }
     conn_close(q->writer); /* the last connection: SQLite checkpoints and removes the WAL */
-    for (size_t i = 0; i < DOC_CACHE; i++) {
-        free(q->docs[i].text);
-        json_decref(q->docs[i].doc);
-    }
+    doc_cache_free(q->docs);
     if (q->synced) {
         pthread_key_delete(q->reading);
         pthread_mutex_destroy(&q->lock);
-        pthread_mutex_destroy(&q->doc_lock);
         pthread_mutex_destroy(&q->ckpt_lock);
         pthread_cond_destroy(&q->ckpt_wake);
     }
@@ -518,16 +498,13 @@ static int sq_sync_init(struct sq *q)
     int done = 0;
     if (pthread_key_create(&q->reading, NULL) == 0 && ++done &&
         pthread_mutex_init(&q->lock, NULL) == 0 && ++done &&
-        pthread_mutex_init(&q->doc_lock, NULL) == 0 && ++done &&
         pthread_mutex_init(&q->ckpt_lock, NULL) == 0 && ++done &&
         pthread_cond_init(&q->ckpt_wake, NULL) == 0) {
         q->synced = true;
-        return 0;
+        return doc_cache_new(&q->docs);
     }
-    if (done > 3)
-        pthread_mutex_destroy(&q->ckpt_lock);
     if (done > 2)
-        pthread_mutex_destroy(&q->doc_lock);
+        pthread_mutex_destroy(&q->ckpt_lock);
     if (done > 1)
         pthread_mutex_destroy(&q->lock);
     if (done > 0)
@@ -779,108 +756,14 @@ static int sq_remove(struct store *st, enum store_kind k, int64_t id)
     return err;
 }
 
-/* Parses a stored document; -EBADMSG when it is not a JSON object (the row is skipped). */
-static int doc_parse(const char *text, size_t len, json_t **doc)
-{
-    json_error_t jerr;
-    json_t *d = text ? json_loadb(text, len, 0, &jerr) : NULL;
-    if (!json_is_object(d)) {
-        json_decref(d);
-        return -EBADMSG;
-    }
-    *doc = d;
-    return 0;
-}
-
-/*
- * A copy of a parsed document (which has no loops): what json_deep_copy
- * makes, without its loop check (a formatted key and a hash insertion per
- * object). Strings and numbers are copied too: sharing them with the cached
- * tree saved allocations but made two cores' copies of the same documents
- * fight over their reference counts (jsonmem makes the allocations cheap).
- * NULL when out of memory.
- */
-static json_t *doc_copy(const json_t *v)
-{
-    json_t *out = NULL, *x;
-    const char *key;
-    size_t i, klen;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        out = json_object();
-        json_object_keylen_foreach((json_t *)v, key, klen, x)
-        {
-            if (out && json_object_setn_new_nocheck(out, key, klen, doc_copy(x)) < 0) {
-                json_decref(out);
-                out = NULL;
-            }
-        }
-        return out;
-    case JSON_ARRAY:
-        out = json_array();
-        json_array_foreach(v, i, x)
-        {
-            if (out && json_array_append_new(out, doc_copy(x)) < 0) {
-                json_decref(out);
-                out = NULL;
-            }
-        }
-        return out;
-    case JSON_STRING:
-        return json_stringn_nocheck(json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return json_integer(json_integer_value(v));
-    case JSON_REAL:
-        return json_real(json_real_value(v));
-    default: /* true, false, null: jansson's constants */
-        return json_incref((json_t *)v);
-    }
-}
-
-/*
- * The document of record (k, id) whose stored text is `text`: a copy of the
- * cached parse when the cache holds this record with this very text (so the
- * cache is never stale: the text is compared, not trusted), else parsed and
- * remembered. Copying a parsed document costs a quarter of parsing it.
- */
-static int doc_of(struct sq *q, enum store_kind k, int64_t id, const char *text, size_t len,
-                  json_t **doc)
-{
-    struct doc_entry *e = &q->docs[((uint64_t)id * 31u + (unsigned)k) % DOC_CACHE];
-    json_t *hit = NULL;
-    pthread_mutex_lock(&q->doc_lock);
-    if (e->doc && e->kind == k && e->id == id && e->len == len && memcmp(e->text, text, len) == 0)
-        hit = json_incref(e->doc); /* kept alive while copied outside the lock */
-    pthread_mutex_unlock(&q->doc_lock);
-    if (hit) {
-        *doc = doc_copy(hit);
-        json_decref(hit);
-        return *doc ? 0 : -ENOMEM;
-    }
-    int err = doc_parse(text, len, doc);
-    json_t *keep = err ? NULL : doc_copy(*doc); /* the caller may change its copy */
-    char *t = keep ? malloc(len) : NULL;
-    if (!t) {
-        json_decref(keep);
-        return err;
-    }
-    memcpy(t, text, len);
-    pthread_mutex_lock(&q->doc_lock);
-    json_t *old = e->doc;
-    free(e->text);
-    *e = (struct doc_entry){.kind = k, .id = id, .text = t, .len = len, .doc = keep};
-    pthread_mutex_unlock(&q->doc_lock);
-    json_decref(old);
-    return 0;
-}
-
 /* A row's document (column 1) of kind k with "id" (column 0) set. */
 static int row_doc(struct sq *q, enum store_kind k, sqlite3_stmt *s, json_t **doc)
 {
     int64_t id = sqlite3_column_int64(s, 0);
     const char *text = (const char *)sqlite3_column_text(s, 1);
-    int err = text ? doc_of(q, k, id, text, (size_t)sqlite3_column_bytes(s, 1), doc)
-                   : doc_parse(NULL, 0, doc);
+    int err =
+        text ? doc_cache_get(q->docs, (int)k, id, text, (size_t)sqlite3_column_bytes(s, 1), doc)
+             : -EBADMSG;
     if (!err && json_object_set_new(*doc, "id", json_integer(id)) < 0) {
         json_decref(*doc);
         err = -ENOMEM;

@@ -77,6 +77,7 @@ DB="postgresql:///moat_rep?host=$PG_DIR&port=$PG_PORT&user=postgres"
 serve() {
     name=$1
     shift
+    : >"$T/$name.log"
     "$S" --listen 127.0.0.1:0 "$@" >"$T/$name.log" 2>&1 &
     pid=$!
     PIDS="$PIDS $pid"
