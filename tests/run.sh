@@ -68,7 +68,10 @@ for entry in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/ru
         p=${p:-0}
         f=${f:-0}
         if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-        if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | grep -v '^ok ' | tail -60; fi
+        if [ "$f" -ne 0 ]; then # every FAIL line (a long suite's may be far up), then the end
+            printf '%s\n' "$out" | grep '^FAIL' | head -40
+            printf '%s\n' "$out" | grep -v '^ok ' | tail -60
+        fi
         count "$name" "$p" "$f"
     fi
 done
