@@ -188,6 +188,30 @@ else
     echo "bench: control-plane benchmark failed"
 fi
 
+# Scale-out (root: a throwaway PostgreSQL runs as postgres): SQLite beside PostgreSQL with
+# one and two replicas, interleaved rounds, and propagation to 1,000 agents over two.
+if [ "$(id -u)" = 0 ] && out=$(sh bench/replicas.sh "$B"); then
+    echo "$out"
+    {
+        echo
+        echo "## Control plane on PostgreSQL: one and two replicas (bench/replicas.sh)"
+        echo
+        echo "moat-server (release) on SQLite, on PostgreSQL (a throwaway server on a UNIX"
+        echo "socket) with one replica, and with two replicas on one database, measured in"
+        echo "interleaved rounds on this machine: reads are GET /clusters/bench/rules?limit=50"
+        echo "(wrk), writes POST /objects with unique names (wrk), events 4 agents sending"
+        echo "batches of 1,000; with two replicas the connections and agents are split over"
+        echo "both. Then a rule written through one replica, timed to the answers of 1,000"
+        echo "agents long-polling the two (3 rounds)."
+        echo
+        printf '%s\n' "$out" | grep '^|'
+        echo
+        printf '%s\n' "$out" | grep '^propagation_\|^write_retries' | sed 's/^/    /'
+    } >>"$TMP"
+else
+    echo "bench: scale-out benchmark skipped or failed (needs root and postgresql)"
+fi
+
 # Fleet scale and hostile load (no root needed): moat-server with 1,000 and 10,000
 # simulated agents, per-request costs at 10 and 10,000 nodes, writes at 1,000 and
 # 100,000 rules.

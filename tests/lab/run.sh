@@ -5,7 +5,8 @@
 # its status, removal and file watching (node_agent.sh), and attacks on the
 # datapath from inside workloads (attacks.sh, IPv4 and IPv6), and the detections
 # (detections.sh: brute force, scans, quarantine, DNS, threat lists; cluster_detect.sh: the
-# same through moat-server, quarantines spread and released, threat lists uploaded). The suites that send
+# same through moat-server: quarantines spread and released, threat lists uploaded), and
+# two moat-server replicas on PostgreSQL with an agent failing over (replicas.sh). The suites that send
 # traffic through the datapath run twice, over IPv4 and over IPv6 (FAMILY 4
 # and 6; their labs are dual-stack). Prints each run's lines under a header,
 # and a closing `N passed, N failed` over all of them.
@@ -25,7 +26,7 @@ lab_procs() {
 }
 for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
     "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh 4" \
-    "cluster_detect.sh 6"; do
+    "cluster_detect.sh 6" "replicas.sh"; do
     set -- $s
     echo "== tests/lab/$s"
     t0=$(date +%s)
