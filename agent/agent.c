@@ -613,7 +613,10 @@ static int load_remote(struct moat_agent *a, const json_t *local, struct moat_po
     char name[64];
     snprintf(name, sizeof(name), "server policy revision %lld", (long long)a->remote_revision);
     struct policy_source src[2] = {
-        {.text = a->remote_text, .len = strlen(a->remote_text), .name = name},
+        {.text = a->remote_text,
+         .len = strlen(a->remote_text),
+         .name = name,
+         .limits = &doc_limits_server},
         {.text = text, .len = strlen(text), .name = "this node's inventory"}};
     struct moat_diags d;
     diags_init(&d);

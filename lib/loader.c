@@ -1780,7 +1780,8 @@ int policy_load_sources(struct moat_policy **out, const struct policy_source *sr
     for (size_t i = 0; i < n; i++) {
         struct doc_set *set;
         int err = src[i].path ? doc_parse_file(src[i].path, &set, d)
-                              : doc_parse_text(src[i].text, src[i].len, src[i].name, &set, d);
+                              : doc_parse_text_limited(src[i].text, src[i].len, src[i].name,
+                                                       src[i].limits, &set, d);
         if (err)
             unreadable = true;
         else

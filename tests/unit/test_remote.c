@@ -4,6 +4,7 @@
 #include "loader.h"
 #include "remote.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,12 +114,84 @@ static void test_other_cluster_object_left_out(void **state)
     json_decref(docs);
 }
 
+/*
+ * A cluster of `n` workloads (1,000 nodes of n/1000, Kubernetes-like records
+ * with namespace, image, three labels and one address) as the agent keeps
+ * the server's answer: remote_docs into JSON text. Caller frees.
+ */
+static char *cluster_text(int n)
+{
+    json_t *clusters = json_pack("[{s:s,s:s}]", "name", "prod", "defense", "on");
+    json_t *objects = json_pack("[{s:s,s:s,s:s}]", "name", "web", "namespace", "ns1", "app", "web");
+    json_t *rules = json_array(), *workloads = json_array(), *docs = json_array();
+    assert_true(clusters && objects && rules && workloads && docs);
+    for (int i = 0; i < n; i++) {
+        char name[32], ns[16], node[16], app[16], image[64], ip[32];
+        snprintf(name, sizeof(name), "pod-%d", i);
+        snprintf(ns, sizeof(ns), "ns%d", i % 50);
+        snprintf(node, sizeof(node), "node-%d", i % 1000);
+        snprintf(app, sizeof(app), "app%d", i % 20);
+        snprintf(image, sizeof(image), "registry.example.com/team/app%d:1.%d", i % 20, i % 7);
+        snprintf(ip, sizeof(ip), "10.%d.%d.%d", 64 + i / 65536, i / 256 % 256, i % 256);
+        json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s},s:[s]}", "cluster", "prod",
+                              "node", node, "name", name, "namespace", ns, "image", image, "labels",
+                              "app", app, "tier", i % 2 ? "web" : "api", "team", "core", "ips", ip);
+        assert_non_null(w);
+        assert_int_equal(json_array_append_new(workloads, w), 0);
+    }
+    assert_int_equal(remote_docs(clusters, objects, rules, workloads, NULL, docs), 0);
+    char *text = json_dumps(docs, JSON_COMPACT);
+    assert_non_null(text);
+    json_decref(clusters);
+    json_decref(objects);
+    json_decref(rules);
+    json_decref(workloads);
+    json_decref(docs);
+    return text;
+}
+
+/*
+ * Issue 17: the server's answer for a cluster of 100,000 workloads loads
+ * within the bounds of the server's state (as the agent and the CLI read
+ * it), while the same text passed as a user's file is refused by the
+ * file's bound, with a message naming the file, the line and the limit.
+ */
+static void test_cluster_of_100k_workloads(void **state)
+{
+    (void)state;
+    char *text = cluster_text(100000);
+    struct moat_diags d;
+    diags_init(&d);
+    struct moat_policy *p = NULL;
+    struct policy_source src = {
+        .text = text, .len = strlen(text), .name = "server", .limits = &doc_limits_server};
+    int err = policy_load_sources(&p, &src, 1, &d);
+    for (size_t i = 0; i < d.count; i++)
+        print_message("%s\n", d.items[i].text);
+    assert_int_equal(err, 0);
+    assert_int_equal(p->nworkloads, 100000);
+    policy_free(p);
+    diags_clear(&d);
+
+    const char *path = testutil_write_file("cluster.json", text);
+    const char *paths[] = {path};
+    assert_int_equal(policy_load_files(&p, paths, 1, &d), -EINVAL);
+    assert_null(p);
+    assert_int_equal(d.count, 1);
+    char want[4200];
+    snprintf(want, sizeof(want), "%s: document has more than 1000000 nodes", path);
+    assert_string_equal(d.items[0].text, want);
+    diags_clear(&d);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records_load_with_server_ids),
         cmocka_unit_test(test_skip_node),
         cmocka_unit_test(test_other_cluster_object_left_out),
+        cmocka_unit_test(test_cluster_of_100k_workloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
