@@ -872,9 +872,9 @@ static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
                   ? 0
                   : -ENOMEM;
     if (!err)
-        err = remote_docs(clusters, json_object_get(policy, "objects"),
-                          json_object_get(policy, "rules"), json_object_get(policy, "workloads"),
-                          a->cfg.node, docs);
+        err = remote_docs_compact(clusters, json_object_get(policy, "objects"),
+                                  json_object_get(policy, "rules"),
+                                  json_object_get(policy, "workloads"), a->cfg.node, docs);
     char *text = err ? NULL : json_dumps(docs, JSON_COMPACT);
     json_t *rules = json_deep_copy(json_object_get(policy, "rules"));
     json_decref(clusters);
