@@ -1,5 +1,6 @@
 /* uplink: HTTP calls to moat-server's agent endpoints (see uplink.h). */
 #include "uplink.h"
+#include "doc.h"
 #include "mem.h"
 
 #include <curl/curl.h>
@@ -8,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ANSWER_MAX (64u << 20) /* a policy of many workloads is large; more is an error */
+/* A cluster's policy answer is the largest: bounded as the server's state is (doc.h). */
+#define ANSWER_MAX MOAT_DOC_SERVER_MAX_BYTES
 
 #define SERVERS_MAX 16
 
