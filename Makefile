@@ -54,7 +54,7 @@ $(DEPS_OK): mk/deps.sh web/package.json web/package-lock.json
 	@mkdir -p build && touch $@
 
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -ljansson)
-BPF_LIBS = -lbpf -lelf -lz
+BPF_LIBS = -lbpf -lelf -lz -lnetfilter_log -lnetfilter_conntrack
 
 # The datapath: clang compiles bpf/*.bpf.c; bpftool makes the skeleton header
 # that agent/ includes (kernel and user space share include/moat/abi.h).
@@ -115,6 +115,9 @@ build/asan/tests/unit/test_spool: build/asan/tests/unit/test_spool.o build/asan/
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lpthread -lm
 build/asan/tests/unit/test_uplink: build/asan/tests/unit/test_uplink.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lcurl -lpthread -lm
+# So are the iptables backend's rules (agent/ipt_rules.c: pure text).
+build/asan/tests/unit/test_ipt_rules: build/asan/tests/unit/test_ipt_rules.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
+	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lpthread -lm
 
 # Datapath tests (root): the real BPF programs run with BPF_PROG_TEST_RUN.
 build/asan/tests/bpf/%: build/asan/tests/bpf/%.o build/asan/tests/bpf/frame.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a

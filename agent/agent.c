@@ -664,6 +664,8 @@ static void report(struct moat_agent *a)
         return;
     struct sync_report r = {.datapath_state = a->dp_state,
                             .datapath_reason = a->dp_reason,
+                            .datapath_backend = a->ops->name,
+                            .datapath_probes = a->cfg.probes,
                             .revision = a->revision,
                             .workloads = a->local_workloads};
     if (sync_set_report(a->cfg.sync, &r) < 0)
@@ -1095,6 +1097,8 @@ static json_t *status_json(struct moat_agent *a)
                   "events", (json_int_t)a->events, "interfaces", ifs, "rules", rules);
     if (j && a->cfg.sync)
         json_object_set_new(j, "cluster", sync_status(a->cfg.sync));
+    if (j && a->cfg.probes) /* what each backend's probe said ("": it can run) */
+        json_object_set_new(j, "probes", json_deep_copy(a->cfg.probes));
     json_t *names = json_array(); /* by index: what the datapath's cluster numbers mean */
     for (size_t i = 0; names && a->policy && i < a->policy->nclusters; i++)
         json_array_append_new(names, json_string(a->policy->clusters[i].name));

@@ -43,6 +43,9 @@ struct agent_config {
     struct wsource *source;
     struct hold *hold;
     json_t *discovered; /* the source's workloads at start (agent_start takes it over) */
+    /* What each backend's probe said ({"ebpf": "", "iptables": "missing ..."}, ""
+     * when it can run): shown in the status and reported to the server. Borrowed. */
+    const json_t *probes;
 };
 
 /* A cluster's threat list as the agent holds it (index = cluster index in the policy). */

@@ -1,6 +1,6 @@
 /*
  * datapath: what moatd needs from an enforcement backend, behind one table of
- * operations (eBPF now; an iptables+ipset backend can follow).
+ * operations (eBPF, and iptables+ipset for older kernels).
  *
  * A backend keeps its state in the kernel (for eBPF: pinned under
  * /sys/fs/bpf/moat/<node>/), so enforcement continues while moatd restarts.
@@ -112,5 +112,7 @@ struct datapath_ops {
 };
 
 extern const struct datapath_ops datapath_ebpf;
+/* iptables + ipset + ebtables, for kernels without the eBPF features (dp_iptables.c). */
+extern const struct datapath_ops datapath_iptables;
 
 #endif

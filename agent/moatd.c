@@ -155,7 +155,9 @@ static const struct moatd_option moatd_options[] = {
      "is away (default 10000; then the oldest go)"},
     {"alerts", "FILE", OPT_ALERTS, "append alerts as JSON lines to FILE (default:\nstdout)"},
     {"netns", "NAME", OPT_NETNS, "join network namespace NAME first\n(/run/netns/NAME)"},
-    {"datapath", "NAME", OPT_DATAPATH, "auto (default) or ebpf"},
+    {"datapath", "NAME", OPT_DATAPATH,
+     "auto (default: ebpf when its probe succeeds, else\n"
+     "iptables), ebpf or iptables"},
     {"check", NULL, OPT_CHECK, "validate the files and probe the kernel, then exit"},
     {"cleanup", NULL, OPT_CLEANUP, "on exit, detach and remove all kernel state"},
     {"verbose", NULL, OPT_VERBOSE, "log more (libbpf warnings, discovery details)"},
@@ -166,18 +168,19 @@ static const struct moatd_option moatd_options[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
-                 "             [--netns NAME] [--datapath auto|ebpf] [--check] [--cleanup]\n"
-                 "             [--verbose]\n"
-                 "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
-                 "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
-                 "       moatd --server URL --cluster ID --join-token T --node NAME\n"
-                 "             [--inventory FILE] [--runtime NAME] [--state-dir DIR] ...\n"
-                 "       moatd status --node NAME [-o table|json]\n"
-                 "       moatd remove --node NAME [--netns NAME]\n"
-                 "       moatd --version | --help\n\n"
-                 "moatd is Moat's node agent: it enforces the policy on this node's workloads\n"
-                 "with the kernel datapath and reports alerts (see moatd(8)).\n\nOptions:\n");
+    fprintf(out,
+            "usage: moatd --node NAME --policy FILE... [--inventory FILE]... [--alerts FILE]\n"
+            "             [--netns NAME] [--datapath auto|ebpf|iptables] [--check] [--cleanup]\n"
+            "             [--verbose]\n"
+            "       moatd --node NAME --cluster ID --runtime podman|docker|kubernetes\n"
+            "             --policy FILE... [--runtime-socket PATH] [--kubeconfig FILE] ...\n"
+            "       moatd --server URL --cluster ID --join-token T --node NAME\n"
+            "             [--inventory FILE] [--runtime NAME] [--state-dir DIR] ...\n"
+            "       moatd status --node NAME [-o table|json]\n"
+            "       moatd remove --node NAME [--netns NAME]\n"
+            "       moatd --version | --help\n\n"
+            "moatd is Moat's node agent: it enforces the policy on this node's workloads\n"
+            "with the kernel datapath and reports alerts (see moatd(8)).\n\nOptions:\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct moatd_option *op = &moatd_options[i];
         char left[64];
@@ -475,11 +478,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         fprintf(stderr, "moatd: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    if (o->datapath && strcmp(o->datapath, "auto") != 0 && strcmp(o->datapath, "ebpf") != 0) {
-        fprintf(stderr,
-                "moatd: --datapath: \"%s\" is not auto or ebpf (the iptables backend "
-                "is not available yet)\n",
-                o->datapath);
+    if (o->datapath && strcmp(o->datapath, "auto") != 0 && strcmp(o->datapath, "ebpf") != 0 &&
+        strcmp(o->datapath, "iptables") != 0) {
+        fprintf(stderr, "moatd: --datapath: \"%s\" is not auto, ebpf or iptables\n", o->datapath);
         return 2;
     }
     if (discovering && !o->no_hold)
@@ -724,6 +725,80 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
     return 0;
 }
 
+/* ---------- the datapath backend ---------- */
+
+static const struct datapath_ops *const backends[] = {&datapath_ebpf, &datapath_iptables};
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+/*
+ * Probes every backend into `probes` ({"ebpf": "", "iptables": "missing
+ * ..."}: "" when it can run) and picks: the one --datapath names, or with
+ * `auto` the first that can run (eBPF, else iptables; eBPF when neither can,
+ * so its reason is the one reported). `note` says why, for the log.
+ */
+static const struct datapath_ops *pick_datapath(const char *want, json_t *probes, char *note,
+                                                size_t n)
+{
+    const struct datapath_ops *chosen = NULL;
+    char whys[NBACKENDS][512];
+    for (size_t i = 0; i < NBACKENDS; i++) {
+        whys[i][0] = '\0';
+        int err = backends[i]->probe(whys[i], sizeof(whys[i]));
+        if (err && !whys[i][0])
+            snprintf(whys[i], sizeof(whys[i]), "%s", strerror(-err));
+        if (probes)
+            json_object_set_new(probes, backends[i]->name, json_string(err ? whys[i] : ""));
+        bool named = want && strcmp(want, "auto") != 0 && strcmp(want, backends[i]->name) == 0;
+        if (named || (!chosen && !named && (!want || strcmp(want, "auto") == 0) && !err))
+            chosen = backends[i];
+    }
+    if (!chosen)
+        chosen = backends[0];
+    note[0] = '\0';
+    if (!want || strcmp(want, "auto") == 0) {
+        size_t len = (size_t)snprintf(note, n, "--datapath auto chose %s", chosen->name);
+        for (size_t i = 0; i < NBACKENDS && len < n; i++)
+            if (whys[i][0])
+                len += (size_t)snprintf(note + len, n - len, "; %s cannot run: missing %s",
+                                        backends[i]->name, whys[i]);
+    }
+    return chosen;
+}
+
+/* /run/moat/moatd-NODE.datapath: the backend a node's agent used, for moatd status and remove. */
+static void datapath_record_path(const char *node, char *buf, size_t n)
+{
+    snprintf(buf, n, RUN_DIR "/moatd-%s.datapath", node);
+}
+
+static const struct datapath_ops *datapath_recorded(const char *node)
+{
+    char path[512], name[32] = "";
+    datapath_record_path(node, path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(name, sizeof(name), f))
+            name[0] = '\0';
+        fclose(f);
+    }
+    name[strcspn(name, "\n")] = '\0';
+    for (size_t i = 0; i < NBACKENDS; i++)
+        if (strcmp(name, backends[i]->name) == 0)
+            return backends[i];
+    return &datapath_ebpf;
+}
+
+static void datapath_record(const char *node, const struct datapath_ops *ops)
+{
+    char path[512];
+    datapath_record_path(node, path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s\n", ops->name);
+        fclose(f);
+    }
+}
+
 /* ---------- moatd status ---------- */
 
 /* Sums a pinned per-CPU array of u64 counters into json {name: value}; NULL if not pinned. */
@@ -813,8 +888,12 @@ static int status_cmd(int argc, char **argv)
         char lastbuf[64] = "no moatd ran for it since boot";
         if (last)
             snprintf(lastbuf, sizeof(lastbuf), "last pid %ld", last);
+        /* iptables: its rules stay in the agent's namespace until moatd remove */
+        bool ipt_left = datapath_recorded(node) == &datapath_iptables;
         fprintf(stderr, "moatd for node %s is not running (%s; enforcement %s)\n", node, lastbuf,
-                access(pin, F_OK) == 0 ? "still pinned" : "not pinned");
+                ipt_left                 ? "still in place"
+                : access(pin, F_OK) == 0 ? "still pinned"
+                                         : "not pinned");
         json_decref(st);
         return 3;
     }
@@ -823,11 +902,19 @@ static int status_cmd(int argc, char **argv)
         json_decref(st);
         return 1;
     }
-    /* Counters live in the pinned maps, readable whether or not moatd runs. */
+    /* Counters live in the kernel, readable whether or not moatd runs: the eBPF
+     * backend's in its pinned maps, the iptables one's in the rules of the network
+     * namespace the agent runs in (the lock file names it). */
+    const struct datapath_ops *ops = datapath_recorded(node);
+    bool ipt = ops == &datapath_iptables;
+    if (ipt && li.netns[0] && join_netns(li.netns) < 0) {
+        json_decref(st);
+        return 1;
+    }
     json_t *counters = json_object();
     struct datapath_counter *cs = NULL;
     size_t ncs = 0;
-    if (datapath_ebpf.counters(node, &cs, &ncs) == 0)
+    if (ops->counters(node, &cs, &ncs) == 0)
         for (size_t i = 0; counters && i < ncs; i++) {
             char k[16];
             snprintf(k, sizeof(k), "%u", cs[i].rule_id);
@@ -838,7 +925,8 @@ static int status_cmd(int argc, char **argv)
         }
     free(cs);
     json_object_set_new(st, "counters", counters);
-    add_live_stats(st, node);
+    if (!ipt)
+        add_live_stats(st, node); /* iptables: the agent's status file has them */
     if (json) {
         char *s = json_dumps(st, JSON_INDENT(2));
         printf("%s\n", s ? s : "{}");
@@ -984,7 +1072,9 @@ static int remove_cmd(int argc, char **argv)
         return 1;
     }
     snprintf(path, sizeof(path), "/sys/fs/bpf/moat/%s", node);
-    bool pinned = access(path, F_OK) == 0;
+    const struct datapath_ops *ops = datapath_recorded(node);
+    /* iptables: the rules and sets live in the agent's namespace (none is pinned) */
+    bool pinned = ops == &datapath_iptables ? last.exists : access(path, F_OK) == 0;
     /* Detach only where the agent ran, which is here; a namespace that is
      * gone took its interfaces and their filters with it: unpin only. */
     bool detach = here_ino != 0 && !elsewhere;
@@ -1012,11 +1102,11 @@ static int remove_cmd(int argc, char **argv)
     libbpf_set_print(libbpf_silent);
     if (pinned && detach) {
         struct datapath *dp;
-        err = datapath_ebpf.open(node, NULL, NULL, &dp);
+        err = ops->open(node, NULL, NULL, &dp);
         if (!err)
-            datapath_ebpf.close(dp, true);
+            ops->close(dp, true);
     } else if (pinned) {
-        err = datapath_ebpf.unpin(node);
+        err = ops->unpin(node);
     }
     if (err) {
         fprintf(stderr, "moatd remove: node %s: %s\n", node, strerror(-err));
@@ -1026,6 +1116,8 @@ static int remove_cmd(int argc, char **argv)
     snprintf(path, sizeof(path), RUN_DIR "/moatd-%s.json", node);
     unlink(path);
     snprintf(path, sizeof(path), RUN_DIR "/moatd-%s.discovered.json", node);
+    unlink(path);
+    datapath_record_path(node, path, sizeof(path));
     unlink(path);
     nodelock_unlink(lk);
     nodelock_release(lk);
@@ -1188,14 +1280,23 @@ int main(int argc, char **argv)
         /* a warning only: scripts run --check as "can this kernel enforce?" for any name */
         if (!known)
             say_node_unknown("warning: ", o.node);
-        char why[512];
-        if (datapath_ebpf.probe(why, sizeof(why)) != 0) {
-            fprintf(stderr, "moatd: files ok; the ebpf datapath cannot run here: missing %s\n",
-                    why);
-            return 1;
+        json_t *probes = json_object();
+        char note[1200];
+        const struct datapath_ops *ops = pick_datapath(o.datapath, probes, note, sizeof(note));
+        const char *why = json_string_value(json_object_get(probes, ops->name));
+        int rc_check = why && *why ? 1 : 0;
+        for (size_t i = 0; i < NBACKENDS; i++) {
+            const char *w = json_string_value(json_object_get(probes, backends[i]->name));
+            if (w && *w)
+                fprintf(stderr, "moatd: the %s datapath cannot run here: missing %s\n",
+                        backends[i]->name, w);
         }
-        printf("moatd: files ok; the ebpf datapath can run here\n");
-        return 0;
+        if (rc_check)
+            fprintf(stderr, "moatd: files ok; the %s datapath cannot run here\n", ops->name);
+        else
+            printf("moatd: files ok; the %s datapath can run here\n", ops->name);
+        json_decref(probes);
+        return rc_check;
     }
     /* One agent per node, before anything touches the datapath or the server. */
     struct nodelock *lock;
@@ -1281,13 +1382,21 @@ int main(int argc, char **argv)
                                .source = src,
                                .hold = hold,
                                .discovered = src ? initial_discovered(&o, src, hold) : NULL};
+    json_t *probes = json_object();
+    char note[1200];
+    const struct datapath_ops *ops = pick_datapath(o.datapath, probes, note, sizeof(note));
+    if (*note)
+        agent_log("info", "%s", note);
+    cfg.probes = probes;
+    datapath_record(o.node, ops);
     struct moat_agent a;
-    err = agent_start(&a, &cfg, &datapath_ebpf);
+    err = agent_start(&a, &cfg, ops);
     if (err) {
         agent_stop(&a, false);
         hold_close(hold);
         wsource_stop(src);
         sync_stop(sy);
+        json_decref(probes);
         nodelock_release(lock);
         return err == -EINVAL ? 2 : 1;
     }
@@ -1301,6 +1410,7 @@ int main(int argc, char **argv)
     hold_close(hold);
     wsource_stop(src);
     sync_stop(sy); /* after agent_stop: its last alert events are spooled */
+    json_decref(probes);
     close(sigfd);
     nodelock_release(lock); /* last: the next agent may start now */
     return rc;

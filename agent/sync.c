@@ -40,7 +40,8 @@ struct sync {
     char *token;           /* node credential; NULL: register first */
     json_t *pending;       /* newest policy not yet taken */
     int64_t seen_revision; /* newest policy revision received */
-    char *dp_state, *dp_reason;
+    char *dp_state, *dp_reason, *dp_backend;
+    json_t *dp_probes;
     int64_t applied;                           /* revision in force on this node */
     char *workloads;                           /* JSON text of the node's workloads */
     uint64_t report_version, reported_version; /* heartbeat-worthy changes */
@@ -396,6 +397,11 @@ static int heartbeat(struct sync *s, struct uplink *u, uint64_t *sent_version)
         s->dp_state ? s->dp_state : "not_installed", "reason", s->dp_reason ? s->dp_reason : "",
         "policy_revision", (json_int_t)s->applied, "spool", "pending", (json_int_t)sp.pending,
         "dropped", (json_int_t)sp.dropped, "dropped_events", (json_int_t)sp.dropped_events);
+    json_t *dpj = json_object_get(body, "datapath");
+    if (dpj && s->dp_backend)
+        json_object_set_new(dpj, "backend", json_string(s->dp_backend));
+    if (dpj && s->dp_probes)
+        json_object_set_new(dpj, "probes", json_deep_copy(s->dp_probes));
     pthread_mutex_unlock(&s->lock);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -538,9 +544,12 @@ static void *reporter_main(void *arg)
             err = report_quarantines(s, u);
         if (!err && (report || now_s() >= next_hb)) {
             uint64_t v;
+            /* the interval counts from the send, not the answer: a slow server must not
+             * stretch the cadence it judges `offline` by */
+            double sent_at = now_s();
             err = heartbeat(s, u, &v);
             if (!err) {
-                next_hb = now_s() + hb;
+                next_hb = sent_at + hb;
                 pthread_mutex_lock(&s->lock);
                 s->reported_version = v;
                 pthread_mutex_unlock(&s->lock);
@@ -681,11 +690,13 @@ void sync_stop(struct sync *s)
     json_decref(s->pending);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
-    char *owned[] = {s->server,   s->cluster,   s->node,      s->join_token,  s->state_dir,
-                     s->ca_file,  s->os,        s->kernel,    s->version,     s->token,
-                     s->dp_state, s->dp_reason, s->workloads, s->quarantines, s->ti_version};
+    char *owned[] = {s->server,    s->cluster,    s->node,        s->join_token,
+                     s->state_dir, s->ca_file,    s->os,          s->kernel,
+                     s->version,   s->token,      s->dp_state,    s->dp_reason,
+                     s->workloads, s->dp_backend, s->quarantines, s->ti_version};
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
         free(owned[i]);
+    json_decref(s->dp_probes);
     free(s);
 }
 
@@ -727,6 +738,10 @@ int sync_set_report(struct sync *s, const struct sync_report *r)
         free(s->dp_reason);
         s->dp_state = moat_strdup(r->datapath_state);
         s->dp_reason = moat_strdup(r->datapath_reason);
+        free(s->dp_backend);
+        json_decref(s->dp_probes);
+        s->dp_backend = moat_strdup(r->datapath_backend);
+        s->dp_probes = r->datapath_probes ? json_deep_copy(r->datapath_probes) : NULL;
         s->report_version++;
     }
     if (wl && !same(wl, s->workloads)) {

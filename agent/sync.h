@@ -55,8 +55,10 @@ json_t *sync_take_policy(struct sync *s);
 struct sync_report {
     const char *datapath_state; /* enforcing | unsupported | not_installed */
     const char *datapath_reason;
-    int64_t revision;        /* policy revision in force (0: none) */
-    const json_t *workloads; /* the node's workloads as the API takes them */
+    const char *datapath_backend;  /* ebpf | iptables */
+    const json_t *datapath_probes; /* {"ebpf": "", "iptables": "missing ..."}; may be NULL */
+    int64_t revision;              /* policy revision in force (0: none) */
+    const json_t *workloads;       /* the node's workloads as the API takes them */
 };
 /* Sets what heartbeats say; a change of state or revision sends one at once. */
 int sync_set_report(struct sync *s, const struct sync_report *r);

@@ -1,14 +1,17 @@
 #!/bin/sh
 # Datapath throughput benchmark (root): TCP throughput (iperf3) and new
 # connections per second (moat-traffic rate) between two lab workloads on one
-# node, with no firewall, with Moat (moatd, eBPF) and with an equivalent
-# iptables ruleset (one rule per Moat rule, established traffic accepted
-# first, the matching rule last), at 10 and 10,000 rules, in one run; and at
-# 10 rules with every detection off (moat-off) and every one on (moat-all:
-# brute force, port scan, DNS hijacking with a resolver, spoofing, a threat
-# list of 10,000 prefixes), the detections' cost being moat-all / moat-off.
-# `moat` itself runs the SPEC §6 defaults.
-# Prints one `mode=... rules=... gbps=... conns=...` line per measurement.
+# node, with no firewall and with moatd on each backend (--datapath ebpf,
+# --datapath iptables), at 10, 1,000 and 10,000 rules (the matching rule
+# last in precedence), in interleaved rounds in one run; the time moatd
+# takes to re-apply a changed policy of 10,000 rules on each backend; and,
+# on eBPF at 10 rules, every detection off (moat-off) and every one on
+# (moat-all: brute force, port scan, DNS hijacking with a resolver, spoofing,
+# a threat list of 10,000 prefixes), the detections' cost being moat-all /
+# moat-off. The ebpf and iptables modes run the SPEC §6 detection defaults.
+# Prints `raw ...` lines per round, then one `mode=... rules=... gbps=...
+# conns=...` line per configuration and one `update mode=... ms=...` line
+# per backend (medians).
 # Usage: bench/datapath.sh BUILD_DIR
 set -u
 B=$(cd "${1:?build dir}" && pwd)
@@ -70,8 +73,6 @@ measure() { # MODE RULES
     echo "mode=$1 rules=$2 gbps=${g:-0} conns=${c:-0}"
 }
 
-# Moat policy: N-1 rules that do not match (sources without workloads), then the one that does;
-# with N >= 10000 also 10,000 workloads of the cluster on another node (peers moatd compiles in).
 # 10,000 threat-list prefixes near the workloads' addresses, none of them
 /usr/bin/python3 - "$TMP/threats.txt" <<'PY'
 import random, sys
@@ -91,6 +92,9 @@ detections() { # default|off|all
     esac
 }
 
+# Moat policy: N-1 rules that do not match (every other one from `any`, the rest from an
+# ipblock without workloads: other ports), then the one that does;
+# with N >= 10000 also 10,000 workloads of the cluster on another node (peers moatd compiles in).
 moat_policy() { # N [DETECTIONS]
     {
         printf 'kind: Cluster\nname: bench\ndefense: on\n'
@@ -100,8 +104,8 @@ moat_policy() { # N [DETECTIONS]
         printf -- '---\nkind: NetworkObject\nname: others\ncidrs: [10.200.0.0/16]\n'
         k=1
         while [ $k -lt "$1" ]; do
-            printf -- '---\nkind: DefenseRule\ncluster: bench\nname: f%d\nsource: others\ndestinations: [{object: srv, ports: "%d"}]\nprotocol: tcp\naction: allow\npriority: %d\n' \
-                $k $((10000 + k % 50000)) $((1 + k % 999))
+            printf -- '---\nkind: DefenseRule\ncluster: bench\nname: f%d\nsource: %s\ndestinations: [{object: srv, ports: "%d"}]\nprotocol: tcp\naction: allow\npriority: %d\n' \
+                $k "$([ $((k % 2)) = 1 ] && echo any || echo others)" $((10000 + k % 50000)) $((1 + k % 999))
             k=$((k + 1))
         done
         printf -- '---\nkind: DefenseRule\ncluster: bench\nname: bench\nsource: cli\ndestinations: [{object: srv, ports: "5201,7000"}]\nprotocol: tcp\naction: allow\npriority: 1000\n'
@@ -116,47 +120,52 @@ moat_policy() { # N [DETECTIONS]
     } >"$TMP/policy.yaml"
 }
 
-iptables_rules() { # N
-    {
-        echo "*filter"
-        echo ":FORWARD DROP [0:0]"
-        echo "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
-        k=1
-        while [ $k -lt "$1" ]; do
-            echo "-A FORWARD -s 10.200.$((k / 256 % 256)).$((k % 256)) -d 10.78.0.11 -p tcp --dport $((10000 + k % 50000)) -j ACCEPT"
-            k=$((k + 1))
-        done
-        echo "-A FORWARD -s 10.78.0.10 -d 10.78.0.11 -p tcp -m multiport --dports 5201,7000 -j ACCEPT"
-        echo "COMMIT"
-    } >"$TMP/rules.v4"
+# The policy again with one rule's action changed (priority 1000 "bench" stays allow, the
+# first filler flips between allow and alert): what `moatd` re-applies in an update.
+flip_policy() {
+    sed -i '0,/^action: allow$/s//action: alert/;t;0,/^action: alert$/s//action: allow/' "$TMP/policy.yaml"
 }
 
-with_moat() { # MODE RULES [DETECTIONS]
-    moat_policy "$2" "${3:-default}"
-    "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" --node "$NODE" --policy "$TMP/policy.yaml" \
-        --inventory "$TMP/lab.yaml" --alerts /dev/null 2>"$TMP/moatd.log" &
+# update_ms: moatd's own figure for the last reload ("compile and install X ms").
+update_ms() {
+    sed -n 's/.*compile and install \([0-9.]*\) ms.*/\1/p' "$TMP/moatd.log" | tail -1
+}
+
+with_moat() { # BACKEND MODE RULES [DETECTIONS]
+    moat_policy "$3" "${4:-default}"
+    : >"$TMP/moatd.log"
+    "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" --node "$NODE" --datapath "$1" \
+        --policy "$TMP/policy.yaml" --inventory "$TMP/lab.yaml" --alerts /dev/null 2>"$TMP/moatd.log" &
     MP=$!
     i=0
-    until [ "$(grep -cs enforcing "$TMP/moatd.log")" -ge 2 ] 2>/dev/null || [ $i -ge 600 ]; do i=$((i + 1)); sleep 0.05; done
-    measure "$1" "$2"
+    until [ "$(grep -cs enforcing "$TMP/moatd.log")" -ge 2 ] || [ $i -ge 1200 ]; do i=$((i + 1)); sleep 0.05; done
+    measure "$2" "$3"
+    if [ "$3" -ge 10000 ] && [ "$2" = "$1" ]; then # a policy update at 10,000 rules, three times
+        for k in 1 2 3; do
+            before=$(grep -c "compile and install" "$TMP/moatd.log")
+            flip_policy
+            i=0
+            until [ "$(grep -c "compile and install" "$TMP/moatd.log")" -gt "$before" ] || [ $i -ge 1200 ]; do
+                i=$((i + 1))
+                sleep 0.05
+            done
+            echo "update mode=$1 rules=$3 ms=$(update_ms)"
+        done
+    fi
     kill "$MP"
     wait "$MP" 2>/dev/null
-    "$B/moatd" remove --node "$NODE" >/dev/null 2>&1
+    "$M" lab exec --name "$LAB" --node "$NODE" -- "$B/moatd" remove --node "$NODE" >/dev/null 2>&1
 }
 
 one_round() {
 measure none 0
-for n in 10 10000; do
-    with_moat moat $n
+for n in 10 1000 10000; do
+    for dp in ebpf iptables; do
+        with_moat "$dp" "$dp" $n
+    done
 done
-with_moat moat-off 10 off
-with_moat moat-all 10 all
-for n in 10 10000; do
-    iptables_rules $n
-    "$M" lab exec --name "$LAB" --node "$NODE" -- sh -c "sysctl -qw net.bridge.bridge-nf-call-iptables=1 && iptables-restore < $TMP/rules.v4" || echo "iptables setup failed"
-    measure iptables $n
-    "$M" lab exec --name "$LAB" --node "$NODE" -- sh -c "iptables -F FORWARD && iptables -P FORWARD ACCEPT && sysctl -qw net.bridge.bridge-nf-call-iptables=0"
-done
+with_moat ebpf moat-off 10 off
+with_moat ebpf moat-all 10 all
 }
 
 # The machine is noisy (2 shared cores): rounds interleave the modes, and the
@@ -167,10 +176,14 @@ while [ $r -lt "$ROUNDS" ]; do
     one_round | sed 's/^/raw /' | tee -a "$TMP/raw"
     r=$((r + 1))
 done
-for key in "none 0" "moat 10" "moat 10000" "moat-off 10" "moat-all 10" "iptables 10" "iptables 10000"; do
+med() { grep "^raw $4mode=$1 rules=$2 " "$TMP/raw" | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -n |
+    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for key in "none 0" "ebpf 10" "iptables 10" "ebpf 1000" "iptables 1000" "ebpf 10000" "iptables 10000" \
+    "moat-off 10" "moat-all 10"; do
     set -- $key
-    med() { grep "mode=$1 rules=$2 " "$TMP/raw" | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -n |
-        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-    echo "mode=$1 rules=$2 gbps=$(med "$1" "$2" gbps) conns=$(med "$1" "$2" conns) rounds=$ROUNDS"
+    echo "mode=$1 rules=$2 gbps=$(med "$1" "$2" gbps "") conns=$(med "$1" "$2" conns "") rounds=$ROUNDS"
+done
+for dp in ebpf iptables; do
+    echo "update mode=$dp rules=10000 ms=$(med "$dp" 10000 ms "update ") updates=$(grep -c "^raw update mode=$dp " "$TMP/raw")"
 done
 

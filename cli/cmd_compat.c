@@ -1,5 +1,10 @@
 /*
- * cmd_compat: `moat compat check --os "NAME VERSION" --kernel RELEASE`.
+ * cmd_compat: `moat compat check --os "NAME VERSION" --kernel RELEASE`, and
+ * the fleet report `moat compat check --file FILE` (one `OS|kernel` per line,
+ * or JSON objects {"os", "kernel"[, "name"]}): per node, certified or not,
+ * the datapath backend that would run (lib/compat's estimate by kernel
+ * version) and what the others miss, then a summary line; exit 1 when a node
+ * could not enforce at all.
  *
  * Answers offline whether a node is certified (SPEC 5): its OS and kernel are
  * in the kernel-support table. The matching itself is lib/compat; this file
@@ -35,6 +40,7 @@ struct opts {
     const char *os;
     const char *kernel;
     const char *table;
+    const char *file;
     bool json;
 };
 
@@ -96,6 +102,16 @@ static int take_once(int argc, char **argv, int *i, const char *name, const char
 
 static int check_opts(struct opts *o, const char *output)
 {
+    if (o->file && (o->os || o->kernel))
+        return usage("--file: not with --os or --kernel (the file names the nodes)");
+    if (o->file && !o->file[0])
+        return usage("--file: must not be empty");
+    if (output && strcmp(output, "json") != 0 && strcmp(output, "table") != 0)
+        return usage("-o: expected 'table' or 'json', not '%s'", output);
+    if (o->file) {
+        o->json = output && strcmp(output, "json") == 0;
+        return CONTINUE;
+    }
     if (!o->os)
         return usage("--os: required (e.g. --os \"CentOS 7.9-2009\")");
     if (!o->kernel)
@@ -136,6 +152,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             r = take_once(argc, argv, &i, "--kernel", &o->kernel);
         if (r == 0)
             r = take_once(argc, argv, &i, "--table", &o->table);
+        if (r == 0)
+            r = take_once(argc, argv, &i, "--file", &o->file);
         if (r == 0)
             r = take_once(argc, argv, &i, "--output", &output);
         if (r == 0)
@@ -317,6 +335,304 @@ static int print_json(const struct opts *o, const struct compat_result *r, const
     return 0;
 }
 
+/* ---- the fleet report ------------------------------------------------- */
+
+#define FLEET_FILE_MAX  (4 * 1024 * 1024)
+#define FLEET_NODES_MAX 100000
+#define FLEET_FIELD_MAX 256
+
+struct fleet_node {
+    int line;
+    char *name, *os, *kernel;
+};
+
+struct fleet {
+    struct fleet_node *nodes;
+    size_t n;
+    int errors;
+};
+
+static void fleet_free(struct fleet *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->nodes[i].name);
+        free(f->nodes[i].os);
+        free(f->nodes[i].kernel);
+    }
+    free(f->nodes);
+}
+
+static void fleet_error(struct fleet *f, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fleet_error(struct fleet *f, const char *file, int line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (f->errors++ < 100)
+        fprintf(stderr, "moat: %s: %s:%d: %s\n", CMD_NAME, file, line, msg);
+}
+
+/* Checks one node's fields (trimmed copies kept); errors are reported, not fatal here. */
+static int fleet_add(struct fleet *f, const char *file, int line, const char *name, const char *os,
+                     const char *kernel)
+{
+    const char *what[] = {"os", "kernel"}, *val[] = {os, kernel};
+    bool ok = true;
+    for (int i = 0; i < 2; i++) {
+        if (!val[i] || strspn(val[i], " \t\r") == strlen(val[i])) {
+            fleet_error(f, file, line, "%s: missing", what[i]);
+            ok = false;
+        } else if (strlen(val[i]) > FLEET_FIELD_MAX) {
+            fleet_error(f, file, line, "%s: longer than %d bytes", what[i], FLEET_FIELD_MAX);
+            ok = false;
+        }
+    }
+    if (name && strlen(name) > FLEET_FIELD_MAX) {
+        fleet_error(f, file, line, "name: longer than %d bytes", FLEET_FIELD_MAX);
+        ok = false;
+    }
+    if (!ok)
+        return 0;
+    if (f->n >= FLEET_NODES_MAX) {
+        fleet_error(f, file, line, "more than %d nodes", FLEET_NODES_MAX);
+        return 0;
+    }
+    struct fleet_node *nodes = realloc(f->nodes, (f->n + 1) * sizeof(*nodes));
+    if (!nodes)
+        return -ENOMEM;
+    f->nodes = nodes;
+    struct fleet_node *nd = &f->nodes[f->n];
+    nd->line = line;
+    nd->name = name ? strdup(name) : NULL;
+    nd->os = strdup(os);
+    nd->kernel = strdup(kernel);
+    f->n++;
+    if ((name && !nd->name) || !nd->os || !nd->kernel)
+        return -ENOMEM;
+    return 0;
+}
+
+static char *trim_inplace(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* `OS|kernel` lines; blank lines and lines starting with # are skipped. */
+static int fleet_lines(struct fleet *f, const char *file, char *text)
+{
+    int line = 0, err = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && !err;
+         l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        char *t = trim_inplace(l);
+        if (!*t || *t == '#')
+            continue;
+        char *bar = strchr(t, '|');
+        if (!bar) {
+            fleet_error(f, file, line,
+                        "expected OS|KERNEL (e.g. \"CentOS 7.9-2009|3.10.0-1160.el7.x86_64\")");
+            continue;
+        }
+        *bar = '\0';
+        if (strchr(bar + 1, '|')) {
+            fleet_error(f, file, line, "expected OS|KERNEL: more than one '|'");
+            continue;
+        }
+        err = fleet_add(f, file, line, NULL, trim_inplace(t), trim_inplace(bar + 1));
+    }
+    return err;
+}
+
+static int fleet_object(struct fleet *f, const char *file, int line, const json_t *o)
+{
+    if (!json_is_object(o)) {
+        fleet_error(f, file, line, "expected an object {\"os\", \"kernel\"}");
+        return 0;
+    }
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        if (strcmp(k, "os") != 0 && strcmp(k, "kernel") != 0 && strcmp(k, "name") != 0)
+            fleet_error(f, file, line, "%s: unknown field (os, kernel, name)", k);
+        else if (!json_is_string(v))
+            fleet_error(f, file, line, "%s: must be a string", k);
+    }
+    return fleet_add(f, file, line, json_string_value(json_object_get(o, "name")),
+                     json_string_value(json_object_get(o, "os")),
+                     json_string_value(json_object_get(o, "kernel")));
+}
+
+/* A JSON array of objects, or one object per line (JSON lines). */
+static int fleet_json(struct fleet *f, const char *file, const char *text)
+{
+    json_error_t je;
+    json_t *all = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    int err = 0;
+    if (json_is_array(all)) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(all, i, o)
+        {
+            err = fleet_object(f, file, (int)i + 1, o);
+            if (err)
+                break;
+        }
+        json_decref(all);
+        return err;
+    }
+    if (json_is_object(all)) {
+        err = fleet_object(f, file, 1, all);
+        json_decref(all);
+        return err;
+    }
+    json_decref(all);
+    /* JSON lines */
+    char *copy = strdup(text);
+    if (!copy)
+        return -ENOMEM;
+    int line = 0;
+    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l && !err;
+         l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        char *t = trim_inplace(l);
+        if (!*t)
+            continue;
+        json_t *o = json_loads(t, JSON_REJECT_DUPLICATES, &je);
+        if (!o)
+            fleet_error(f, file, line, "not JSON: %s", je.text);
+        else
+            err = fleet_object(f, file, line, o);
+        json_decref(o);
+    }
+    free(copy);
+    return err;
+}
+
+static int fleet_read(const char *file, struct fleet *f)
+{
+    FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+    if (!in) {
+        fprintf(stderr, "moat: %s: --file %s: %s\n", CMD_NAME, file, strerror(errno));
+        return MOAT_EXIT_ERROR;
+    }
+    char *text = malloc(FLEET_FILE_MAX + 1);
+    size_t n = text ? fread(text, 1, FLEET_FILE_MAX + 1, in) : 0;
+    if (in != stdin)
+        fclose(in);
+    if (!text)
+        return MOAT_EXIT_ERROR;
+    if (n > FLEET_FILE_MAX) {
+        free(text);
+        fprintf(stderr, "moat: %s: --file %s: larger than %d bytes\n", CMD_NAME, file,
+                FLEET_FILE_MAX);
+        return MOAT_EXIT_INVALID;
+    }
+    text[n] = '\0';
+    if (memchr(text, '\0', n)) {
+        free(text);
+        fprintf(stderr, "moat: %s: --file %s: holds a NUL byte\n", CMD_NAME, file);
+        return MOAT_EXIT_INVALID;
+    }
+    const char *p = text + strspn(text, " \t\r\n");
+    int err = *p == '[' || *p == '{' ? fleet_json(f, file, text) : fleet_lines(f, file, text);
+    free(text);
+    if (err)
+        return MOAT_EXIT_ERROR;
+    if (f->errors) {
+        fprintf(stderr, "moat: %s: --file %s: %d error%s, nothing checked\n", CMD_NAME, file,
+                f->errors, f->errors == 1 ? "" : "s");
+        return MOAT_EXIT_INVALID;
+    }
+    if (!f->n) {
+        fprintf(stderr, "moat: %s: --file %s: no node in it\n", CMD_NAME, file);
+        return MOAT_EXIT_INVALID;
+    }
+    return 0;
+}
+
+static json_t *backend_json(enum compat_verdict v, const char *missing)
+{
+    return json_pack("{s:s,s:s}", "runs", compat_verdict_name(v), "missing", missing);
+}
+
+static int fleet_report(const struct opts *o, const struct compat_table *t, const char *path,
+                        const struct fleet *f)
+{
+    size_t certified = 0, ebpf = 0, ipt = 0, unknown = 0, none = 0;
+    json_t *items = o->json ? json_array() : NULL;
+    if (!o->json)
+        printf("%-6s %-28s %-32s %-9s %-9s %s\n", "NODE", "OS", "KERNEL", "CERTIFIED", "BACKEND",
+               "MISSING");
+    for (size_t i = 0; i < f->n; i++) {
+        const struct fleet_node *nd = &f->nodes[i];
+        struct compat_result r;
+        struct compat_backends b;
+        compat_check(t, nd->os, nd->kernel, &r);
+        compat_backends(nd->kernel, &b);
+        certified += r.certified;
+        bool probe = b.ebpf == COMPAT_UNKNOWN;
+        if (b.would_run && strcmp(b.would_run, "ebpf") == 0)
+            ebpf++;
+        else if (b.would_run)
+            ipt++;
+        if (probe)
+            unknown++;
+        if (!b.would_run)
+            none++;
+        char missing[700] = "";
+        if (b.ebpf != COMPAT_YES && b.ebpf_missing[0])
+            snprintf(missing, sizeof(missing), "ebpf: %s", b.ebpf_missing);
+        if (b.iptables != COMPAT_YES && b.iptables_missing[0])
+            snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%siptables: %s",
+                     missing[0] ? "; " : "", b.iptables_missing);
+        char label[32];
+        snprintf(label, sizeof(label), "%d", nd->line);
+        if (!o->json) {
+            printf("%-6s %-28s %-32s %-9s %-9s %s%s%s\n", nd->name ? nd->name : label, nd->os,
+                   nd->kernel, r.certified ? "yes" : "no", b.would_run ? b.would_run : "none",
+                   missing[0] ? missing : "-", b.note[0] ? "; " : "", b.note);
+            continue;
+        }
+        json_t *e = json_pack("{s:i,s:s?,s:s,s:s,s:b,s:s?,s:s?,s:o,s:o,s:s?}", "line", nd->line,
+                              "name", nd->name, "os", nd->os, "kernel", nd->kernel, "certified",
+                              r.certified, "reason", r.certified ? NULL : r.why, "backend",
+                              b.would_run, "ebpf", backend_json(b.ebpf, b.ebpf_missing), "iptables",
+                              backend_json(b.iptables, b.iptables_missing), "note",
+                              b.note[0] ? b.note : NULL);
+        if (!e || json_array_append_new(items, e) < 0) {
+            json_decref(items);
+            return -ENOMEM;
+        }
+    }
+    if (o->json) {
+        json_t *root =
+            json_pack("{s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I}}", "table", path, "nodes", items,
+                      "summary", "nodes", (json_int_t)f->n, "certified", (json_int_t)certified,
+                      "ebpf", (json_int_t)ebpf, "iptables", (json_int_t)ipt, "probe_decides",
+                      (json_int_t)unknown, "cannot_enforce", (json_int_t)none);
+        char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+        json_decref(root);
+        if (!text)
+            return -ENOMEM;
+        printf("%s\n", text);
+        free(text);
+    } else {
+        printf("%zu node%s: %zu certified, %zu would run ebpf, %zu iptables (%zu of them ebpf if "
+               "the node's probe finds it), %zu cannot enforce\n",
+               f->n, f->n == 1 ? "" : "s", certified, ebpf, ipt, unknown, none);
+    }
+    return none ? 1 : 0;
+}
+
 int cmd_compat_check(int argc, char **argv)
 {
     struct opts o = {0};
@@ -325,6 +641,24 @@ int cmd_compat_check(int argc, char **argv)
         return rc;
     struct compat_table *t = NULL;
     char path[PATH_MAX];
+    if (o.file) {
+        struct fleet f = {0};
+        rc = fleet_read(o.file, &f);
+        if (!rc)
+            rc = load_table(&o, &t, path, sizeof(path));
+        if (!rc) {
+            rc = fleet_report(&o, t, path, &f);
+            if (rc < 0) {
+                fprintf(stderr, "moat: %s: out of memory\n", CMD_NAME);
+                rc = MOAT_EXIT_ERROR;
+            }
+        }
+        compat_table_free(t);
+        fleet_free(&f);
+        if (fflush(stdout) != 0)
+            rc = MOAT_EXIT_ERROR;
+        return rc;
+    }
     rc = load_table(&o, &t, path, sizeof(path));
     if (rc)
         return rc;

@@ -60,10 +60,16 @@ static const struct cli_command commands[] = {
      "      --node NAME        compile for node NAME (its addresses are `host`)\n"
      "  -o, --output FORMAT    table (default) or json\n",
      cmd_compile},
-    {"compat check", "--os \"NAME VERSION\" --kernel RELEASE [-o table|json] [--table FILE]",
-     "Say whether an OS and kernel are certified, offline (SPEC 5).",
+    {"compat check",
+     "--os \"NAME VERSION\" --kernel RELEASE | --file FILE [-o table|json] [--table FILE]",
+     "Say whether an OS and kernel are certified, and which datapath would run, offline (SPEC 5).",
      "      --os \"NAME VERSION\"  operating system, e.g. \"CentOS 7.9-2009\"\n"
      "      --kernel RELEASE     kernel release (uname -r)\n"
+     "      --file FILE          a fleet report: one node per line, OS|KERNEL, or JSON\n"
+     "                           objects {\"os\", \"kernel\", \"name\"} (an array or one per\n"
+     "                           line; - reads stdin): per node certified, the datapath\n"
+     "                           backend that would run and what is missing, then a\n"
+     "                           summary; exit 1 when a node could not enforce at all\n"
      "  -o, --output FORMAT      table (default) or json\n"
      "      --table FILE         kernel-support table to use; by default\n"
      "                           $MOAT_DATA_DIR/kernel-support.tsv, then the data/\n"

@@ -107,12 +107,23 @@ static void cell(const json_t *v, char *buf, size_t n)
         snprintf(buf, n, "-");
 }
 
+/* A column's value: `key`, or `a.b` for member b of object a. */
+static const json_t *col_value(const json_t *item, const char *key)
+{
+    const char *dot = strchr(key, '.');
+    if (!dot)
+        return json_object_get(item, key);
+    char head[64];
+    snprintf(head, sizeof(head), "%.*s", (int)(dot - key), key);
+    return json_object_get(json_object_get(item, head), dot + 1);
+}
+
 static void print_row(const json_t *item, const struct out_col *cols, const int *width)
 {
     for (size_t c = 0; cols[c].head; c++) {
         char text[OUT_CELL_MAX];
         if (item)
-            cell(json_object_get(item, cols[c].key), text, sizeof(text));
+            cell(col_value(item, cols[c].key), text, sizeof(text));
         else
             snprintf(text, sizeof(text), "%s", cols[c].head);
         printf("%-*s%s", cols[c + 1].head ? width[c] : 0, text, cols[c + 1].head ? "  " : "\n");
@@ -130,7 +141,7 @@ static void print_table(const json_t *items, const struct out_col *cols)
     {
         for (size_t c = 0; cols[c].head && c < OUT_COLS_MAX; c++) {
             char text[OUT_CELL_MAX];
-            cell(json_object_get(item, cols[c].key), text, sizeof(text));
+            cell(col_value(item, cols[c].key), text, sizeof(text));
             if ((int)strlen(text) > width[c])
                 width[c] = (int)strlen(text);
         }

@@ -789,3 +789,96 @@ int compat_check(const struct compat_table *t, const char *os, const char *kerne
     explain(t, &s, r, o, version, k);
     return 0;
 }
+
+/* ---- datapath backends by kernel version ---------------------------------- */
+
+struct kfeature {
+    int major, minor;
+    const char *what;
+};
+
+/* What the eBPF datapath needs (bpf/, agent/dp_ebpf.c), with the upstream version of each. */
+static const struct kfeature ebpf_needs[] = {
+    {4, 5, "tc clsact with BPF programs"},
+    {4, 10, "LRU hash maps"},
+    {4, 11, "LPM trie maps"},
+    {4, 12, "array-of-maps"},
+    {5, 4, "kernel BTF (/sys/kernel/btf/vmlinux)"},
+    {5, 8, "BPF ring buffers"},
+    {5, 11, "bpf_ktime_get_coarse_ns"},
+    {5, 17, "bpf_loop"},
+};
+
+/* What the iptables backend needs (agent/dp_iptables.c, docs/datapath-iptables.md). */
+static const struct kfeature ipt_needs[] = {
+    {2, 6, "bridge netfilter, physdev, pkttype"},
+    {2, 6, "raw tables (IPv4 2.6.10, IPv6 2.6.11)"},
+    {2, 6, "NFLOG and conntrack netlink (2.6.14)"},
+    {2, 6, "the conntrack match (2.6.20)"},
+    {2, 6, "u32 (2.6.23), ebtables ip6 and nflog (2.6.26, 2.6.27)"},
+    {2, 6, "ipset: ip_set and xt_set (2.6.39; RHEL/CentOS 6 backport it to 2.6.32)"},
+};
+
+const char *compat_verdict_name(enum compat_verdict v)
+{
+    return v == COMPAT_YES ? "yes" : v == COMPAT_UNKNOWN ? "unknown" : "no";
+}
+
+static void add_missing(char *buf, size_t n, const char *what, int major, int minor)
+{
+    size_t len = strlen(buf);
+    if (len < n)
+        snprintf(buf + len, n - len, "%s%s (%d.%d)", len ? ", " : "", what, major, minor);
+}
+
+int compat_backends(const char *kernel, struct compat_backends *out)
+{
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (!kernel)
+        return -EINVAL;
+    struct span k = trim(kernel);
+    int major = 0, minor = 0, patch = 0, used = 0;
+    char text[128];
+    snprintf(text, sizeof(text), "%.*s", (int)(k.n < sizeof(text) - 1 ? k.n : sizeof(text) - 1),
+             k.s ? k.s : "");
+    if (sscanf(text, "%d.%d%n", &major, &minor, &used) < 2 || major < 0 || minor < 0) {
+        snprintf(out->ebpf_missing, sizeof(out->ebpf_missing), "a kernel version (\"%s\")", text);
+        snprintf(out->iptables_missing, sizeof(out->iptables_missing), "a kernel version");
+        return 0;
+    }
+    if (text[used] == '.')
+        sscanf(text + used + 1, "%d", &patch);
+    out->parsed = true;
+    int v = major * 1000 + minor;
+    for (size_t i = 0; i < sizeof(ebpf_needs) / sizeof(ebpf_needs[0]); i++)
+        if (v < ebpf_needs[i].major * 1000 + ebpf_needs[i].minor)
+            add_missing(out->ebpf_missing, sizeof(out->ebpf_missing), ebpf_needs[i].what,
+                        ebpf_needs[i].major, ebpf_needs[i].minor);
+    out->ebpf = out->ebpf_missing[0] ? COMPAT_NO : COMPAT_YES;
+    bool el = strstr(text, ".el") != NULL;
+    if (out->ebpf == COMPAT_NO && el && v >= 4018) {
+        out->ebpf = COMPAT_UNKNOWN; /* RHEL 8 and later: BPF backports the version hides */
+        snprintf(out->note, sizeof(out->note),
+                 "a RHEL kernel carries BPF backports its version does not show: the node's "
+                 "probe (moatd --check) decides between ebpf and iptables");
+    }
+    if (v < 2006 || (v == 2006 && patch < 32)) {
+        snprintf(out->iptables_missing, sizeof(out->iptables_missing),
+                 "a kernel of 2.6.32 or later (%s is older)", text);
+        out->iptables = COMPAT_NO;
+    } else if (v == 2006 && patch < 39 && !el) {
+        snprintf(out->iptables_missing, sizeof(out->iptables_missing), "%s", ipt_needs[5].what);
+        out->iptables = COMPAT_NO;
+    } else {
+        out->iptables = COMPAT_YES;
+        if (v == 2006 && patch < 39)
+            snprintf(out->note, sizeof(out->note),
+                     "ipset comes from the RHEL/CentOS 6 backport of ip_set (ipset 6.11)");
+    }
+    out->would_run = out->ebpf == COMPAT_YES       ? "ebpf"
+                     : out->iptables == COMPAT_YES ? "iptables"
+                                                   : NULL;
+    return 0;
+}

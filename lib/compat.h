@@ -127,4 +127,30 @@ int compat_check(const struct compat_table *t, const char *os, const char *kerne
 /* Stable short name: "certified", "unknown-os", "version-not-listed", "kernel-not-listed". */
 const char *compat_reason_name(enum compat_reason reason);
 
+/*
+ * Which datapath backend a kernel release can run, answered offline from the
+ * upstream version each needed feature appeared in (docs/compat.md, "Datapath
+ * backends"): eBPF needs 5.17 (bpf_loop; ring buffers 5.8, kernel BTF 5.4,
+ * array-of-maps 4.12, LPM tries 4.11, LRU maps 4.10, tc clsact 4.5); the
+ * iptables backend needs ipset in the kernel (ip_set, upstream 2.6.39, and
+ * backported into the RHEL/CentOS 6 kernels, 2.6.32-*.el6) besides older
+ * parts. A distribution kernel can carry backports the version does not show
+ * (RHEL 8's 4.18 carries much of BPF): there the answer is "unknown" and the
+ * node's own probe (`moatd --check`) decides. The answer is an estimate; what
+ * the agent reports from its probes is the fact.
+ */
+enum compat_verdict { COMPAT_NO = 0, COMPAT_YES = 1, COMPAT_UNKNOWN = 2 };
+
+struct compat_backends {
+    bool parsed; /* the release starts with a version number */
+    enum compat_verdict ebpf, iptables;
+    char ebpf_missing[384], iptables_missing[256]; /* "ring buffers (5.8), ..."; "" */
+    const char *would_run;                         /* "ebpf", "iptables", or NULL: neither */
+    char note[256];                                /* backports, estimates; "" */
+};
+
+/* Fills *out for kernel release `kernel` (uname -r). 0, or -EINVAL for NULL arguments. */
+int compat_backends(const char *kernel, struct compat_backends *out);
+const char *compat_verdict_name(enum compat_verdict v); /* "yes", "no", "unknown" */
+
 #endif

@@ -10,7 +10,7 @@
 set -eu
 PKGS="gcc make pkg-config libc6-dev libyaml-dev libjansson-dev libcmocka-dev
       clang-format cppcheck python3 clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
-      iproute2 iperf3 iptables python3-scapy
+      iproute2 iperf3 iptables ipset libnetfilter-log-dev libnetfilter-conntrack-dev python3-scapy
       libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql libssl-dev curl libcurl4-openssl-dev openssl wrk
       chromium chromium-driver python3-selenium fonts-dejavu-core
       podman runc busybox-static docker.io systemd"

@@ -232,12 +232,41 @@ int api_agents_register(struct req *rq, struct resp *rs)
 
 /* ---- heartbeat ----------------------------------------------------------- */
 
+/*
+ * datapath.backend (the backend the agent runs: ebpf or iptables) and
+ * datapath.probes ({"ebpf": "", "iptables": "missing ..."}: each backend's
+ * probe, "" when it can run there), both optional.
+ */
+#define PROBE_TEXT_MAX 1024
+
+static int backend_fields(struct resp *rs, const json_t *dp)
+{
+    static const char *const backends[] = {"ebpf", "iptables", NULL};
+    const json_t *b = json_object_get(dp, "backend");
+    if (b && (!json_is_string(b) || (strcmp(json_string_value(b), "ebpf") != 0 &&
+                                     strcmp(json_string_value(b), "iptables") != 0)))
+        return stop(resp_error(rs, 400, "datapath.backend", "must be \"ebpf\" or \"iptables\""));
+    const json_t *pr = json_object_get(dp, "probes");
+    if (pr && !json_is_object(pr))
+        return stop(resp_error(rs, 400, "datapath.probes",
+                               "must be an object {backend: \"\" or what is missing}"));
+    int rc = pr ? known_fields(rs, pr, backends, "datapath.probes: ") : 0;
+    for (size_t i = 0; !rc && pr && backends[i]; i++) {
+        const json_t *v = json_object_get(pr, backends[i]);
+        if (v && (!json_is_string(v) || json_string_length(v) > PROBE_TEXT_MAX))
+            rc = stop(resp_error(rs, 400, "datapath.probes",
+                                 "%s: must be a string of at most %d bytes", backends[i],
+                                 PROBE_TEXT_MAX));
+    }
+    return rc;
+}
+
 static int heartbeat_body(struct resp *rs, const json_t *body)
 {
     static const char *const fields[] = {
         "cluster",         "node",  "os", "kernel", "agent_version", "datapath", "workload_count",
         "policy_revision", "spool", NULL};
-    static const char *const dp_fields[] = {"state", "reason", NULL};
+    static const char *const dp_fields[] = {"state", "reason", "backend", "probes", NULL};
     static const char *const spool_fields[] = {"pending", "dropped", "dropped_events", NULL};
     static const size_t max[] = {MOAT_NAME_MAX, SERVER_NAME_MAX, FACT_MAX, FACT_MAX, 64};
     int rc = known_fields(rs, body, fields, "");
@@ -257,6 +286,8 @@ static int heartbeat_body(struct resp *rs, const json_t *body)
     if (!rc && reason && (!json_is_string(reason) || json_string_length(reason) > FACT_MAX))
         rc = stop(resp_error(rs, 400, "datapath.reason", "must be a string of at most %d bytes",
                              FACT_MAX));
+    if (!rc && dp)
+        rc = backend_fields(rs, dp);
     const json_t *wc = json_object_get(body, "workload_count");
     if (!rc && wc && (!json_is_integer(wc) || json_integer_value(wc) < 0))
         rc = stop(resp_error(rs, 400, "workload_count", "must be an integer >= 0"));
@@ -291,11 +322,17 @@ static int heartbeat(struct req *rq, struct resp *rs, const json_t *body)
     if (!err && (node_facts(node, body) < 0 || node_certify(rq->srv, node) < 0 ||
                  set_now(node, "last_heartbeat") < 0))
         err = -ENOMEM;
-    if (!err && dp &&
-        json_object_set_new(
-            node, "datapath",
-            json_pack("{s:s,s:s}", "state", jstr(dp, "state"), "reason", jstr(dp, "reason"))) < 0)
+    json_t *dpn =
+        dp ? json_pack("{s:s,s:s}", "state", jstr(dp, "state"), "reason", jstr(dp, "reason"))
+           : NULL;
+    if (dpn && json_object_get(dp, "backend"))
+        json_object_set(dpn, "backend", json_object_get(dp, "backend"));
+    if (dpn && json_object_get(dp, "probes"))
+        json_object_set(dpn, "probes", json_object_get(dp, "probes"));
+    if (!err && dp && (!dpn || json_object_set_new(node, "datapath", dpn) < 0))
         err = -ENOMEM;
+    else if (err || !dp)
+        json_decref(dpn);
     if (!err && wc && json_object_set(node, "workload_count", (json_t *)wc) < 0)
         err = -ENOMEM;
     static const char *const copied[] = {"policy_revision", "spool"};

@@ -6,6 +6,12 @@
 import * as api from './api.js';
 import { ago, badge, fmtTime, h, replace, select, table } from './dom.js';
 
+// Why the backends that do not run here cannot: the agent's probes ({"ebpf": "missing ...", ...}).
+function backendWhy(n) {
+  const probes = (n.datapath && n.datapath.probes) || {};
+  return Object.keys(probes).filter((k) => probes[k]).map((k) => `${k}: missing ${probes[k]}`).join('; ');
+}
+
 export default function nodesPage(ctx) {
   const q = ctx.query;
   let cluster = q.cluster || '';
@@ -34,6 +40,7 @@ export default function nodesPage(ctx) {
       { label: 'Kernel', render: (n) => (n.sub ? '' : n.kernel || '') },
       { label: 'Certified', render: (n) => (n.sub ? '' : n.certified ? 'yes' : h('span', 'no', n.compat_why ? h('small.why', n.compat_why) : null)) },
       { label: 'Datapath', render: (n) => (n.sub ? '' : h('span', badge(n.state), n.reason ? h('small.why', n.reason) : null)) },
+      { label: 'Backend', render: (n) => (n.sub ? '' : h('span', (n.datapath && n.datapath.backend) || '', backendWhy(n) ? h('small.why', backendWhy(n)) : null)) },
       { label: 'Agent', render: (n) => (n.sub ? '' : n.agent_version || '') },
       { label: 'Last heartbeat (UTC)', render: (n) => (n.sub ? '' : h('span', fmtTime(n.last_heartbeat), h('small.why', ago(n.last_heartbeat, now)))) },
       { label: 'Workloads', class: 'num', render: (n) => (n.sub ? '' : h('button', {

@@ -547,6 +547,23 @@ beat() {
 }
 req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing"}}' "$AG2"
 check "heartbeat enforcing" 200 "j['state'] == 'enforcing'"
+# the backend an agent runs and each backend's probe (issue 15)
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing","reason":"","backend":"iptables","probes":{"ebpf":"kernel BTF (/sys/kernel/btf/vmlinux)","iptables":""}}}' "$AG2"
+check "heartbeat backend and probes kept" 200 "j['datapath']['backend'] == 'iptables' and j['datapath']['probes'] == {'ebpf': 'kernel BTF (/sys/kernel/btf/vmlinux)', 'iptables': ''}"
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing","backend":"nftables"}}' "$AG2"
+check "heartbeat unknown backend 400" 400 "$(err_field datapath.backend)"
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing","backend":1}}' "$AG2"
+check "heartbeat backend not a string 400" 400 "$(err_field datapath.backend)"
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing","probes":{"xdp":""}}}' "$AG2"
+check "heartbeat probe of no backend 400" 400 "any('xdp' in e['message'] or 'xdp' in e['field'] for e in j['errors'])"
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing","probes":{"ebpf":5}}}' "$AG2"
+check "heartbeat probe not a string 400" 400 "$(err_field datapath.probes)"
+req POST /api/v1/agents/heartbeat '{"datapath":{"state":"enforcing","probes":[]}}' "$AG2"
+check "heartbeat probes not an object 400" 400 "$(err_field datapath.probes)"
+req POST /api/v1/agents/heartbeat "{\"datapath\":{\"state\":\"enforcing\",\"probes\":{\"ebpf\":\"$(head -c 1025 /dev/zero | tr '\0' x)\"}}}" "$AG2"
+check "heartbeat probe text too long 400" 400 "$(err_field datapath.probes)"
+req GET '/api/v1/nodes?cluster=prod'
+check "failed heartbeats changed nothing" 200 "[n['datapath'].get('backend') for n in j['items'] if n['name'] == 'node-2'] == ['iptables']"
 req POST /api/v1/agents/heartbeat '{}' "$AG1"
 req GET /api/v1/clusters
 check "cluster list status" 200 "[(c['id'], c['status']) for c in j['items']] == [('prod', 'normal'), ('dev', 'unknown')]"

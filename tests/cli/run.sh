@@ -126,6 +126,38 @@ expect compat-json 3 "$M" compat check --os "Ubuntu 22.04" --kernel 5.15.0-91-ge
 json_field compat-json-certified certified false
 expect compat-usage 2 "$M" compat check --os "Ubuntu 20.04"
 
+# --- compat check --file: the fleet report (issue 15)
+printf '# the fleet\nCentOS 7.9-2009|3.10.0-1160.el7.x86_64\n\nCentOS 6.10|2.6.32-754.el6.x86_64\nUbuntu 20.04|5.4.0-42-generic\nCentOS 8.2-2004|4.18.0-193.el8.x86_64\nDebian 12|6.1.0-18-amd64\n' >"$T/fleet.txt"
+expect fleet-all-can-enforce 0 "$M" compat check --file "$T/fleet.txt"
+has fleet-centos7-iptables "$T/out" "3.10.0-1160.el7.x86_64           yes       iptables"
+has fleet-ubuntu-missing-ringbuf "$T/out" "ebpf: BPF ring buffers (5.8)"
+has fleet-rhel8-probe-decides "$T/out" "the node's probe (moatd --check) decides"
+has fleet-new-kernel-ebpf "$T/out" "6.1.0-18-amd64                   no        ebpf"
+has fleet-summary "$T/out" "5 nodes: 4 certified, 1 would run ebpf, 4 iptables (1 of them ebpf if the node's probe finds it), 0 cannot enforce"
+printf 'CentOS 5.11|2.6.18-398.el5\n' >>"$T/fleet.txt"
+expect fleet-cannot-enforce-exit-1 1 "$M" compat check --file "$T/fleet.txt"
+has fleet-cannot-enforce-says-why "$T/out" "iptables: a kernel of 2.6.32 or later (2.6.18-398.el5 is older)"
+printf '[{"name": "db-1", "os": "CentOS 7.9-2009", "kernel": "3.10.0-1160.el7.x86_64"},\n {"name": "old", "os": "Debian 6", "kernel": "2.6.32-5-amd64"}]\n' >"$T/fleet.json"
+expect fleet-json 1 "$M" compat check --file "$T/fleet.json" -o json
+json_field fleet-json-backend nodes.0.backend iptables
+json_field fleet-json-name nodes.0.name db-1
+json_field fleet-json-no-ipset nodes.1.backend null
+json_field fleet-json-summary summary.cannot_enforce 1
+printf '{"os": "Ubuntu 20.04", "kernel": "5.4.0-42-generic"}\n{"os": "Ubuntu 22.04", "kernel": "5.15.0-91-generic"}\n' >"$T/fleet.jsonl"
+expect fleet-json-lines 0 "$M" compat check --file "$T/fleet.jsonl" -o json
+json_field fleet-json-lines-count summary.nodes 2
+printf 'CentOS 7.9-2009|3.10.0\nno bar here\n|3.10.0\nA|B|C\n' >"$T/bad.txt"
+expect fleet-invalid-exit-2 2 "$M" compat check --file "$T/bad.txt"
+has fleet-invalid-line-2 "$T/err" "bad.txt:2: expected OS|KERNEL"
+has fleet-invalid-line-3 "$T/err" "bad.txt:3: os: missing"
+has fleet-invalid-line-4 "$T/err" "bad.txt:4: expected OS|KERNEL: more than one '|'"
+has fleet-invalid-nothing-checked "$T/err" "3 errors, nothing checked"
+printf '[{"os": "CentOS 7.9-2009", "kernal": "3.10.0"}]' >"$T/bad.json"
+expect fleet-invalid-json-field 2 "$M" compat check --file "$T/bad.json"
+has fleet-invalid-json-field-named "$T/err" "kernal: unknown field"
+expect fleet-missing-file 1 "$M" compat check --file "$T/none.txt"
+expect fleet-not-with-os 2 "$M" compat check --file "$T/fleet.txt" --os "CentOS 7.9-2009"
+
 # --- help and every command's --help
 expect help 0 "$M" help
 has help-lists-explain "$T/out" "explain"

@@ -4,10 +4,19 @@
 # socket or a capture in the victim's namespace receives, each next to a
 # control that must pass (tests/lab/attacks.py says how). Prints `held NAME`
 # or `bypassed NAME`, `ok`/`FAIL` for controls, and `N passed, N failed`; a
-# bypass fails the suite. Usage (root, repo root): tests/lab/attacks.sh BUILD
+# bypass fails the suite. DATAPATH (ebpf, the default, or iptables) is the
+# backend moatd runs; attacks.py says where the iptables one must differ.
+# Usage (root, repo root): tests/lab/attacks.sh BUILD [DATAPATH]
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
+DP=${2:-ebpf}
+case "$DP" in ebpf | iptables) ;; *)
+    echo "usage: $0 BUILD [ebpf|iptables]"
+    exit 2
+    ;;
+esac
+export MOAT_DATAPATH="$DP"
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -86,7 +95,7 @@ if [ -n "${MOAT_ATTACKS_NO_FIREWALL:-}" ]; then
     exit $?
 fi
 "$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --node "$NODE" --policy "$TMP/policy.yaml" \
-    --inventory "$TMP/inventory.yaml" --alerts "$TMP/alerts.jsonl" >"$TMP/moatd.log" 2>&1 &
+    --inventory "$TMP/inventory.yaml" --datapath "$DP" --alerts "$TMP/alerts.jsonl" >"$TMP/moatd.log" 2>&1 &
 PIDS="$PIDS $!"
 i=0
 until grep -q "enforcing for workload evil/a1" "$TMP/moatd.log"; do

@@ -8,14 +8,14 @@
 # restart), exactly-once delivery when it returns, and node/cluster states.
 # The lab is dual-stack; FAMILY (4, the default, or 6) is the address family
 # of the traffic (tests/lab/family.sh).
-# Usage (root, repo root): tests/lab/cluster.sh BUILD [FAMILY]
+# DATAPATH (ebpf, the default, or iptables): the backend both agents run.
+# Usage (root, repo root): tests/lab/cluster.sh BUILD [FAMILY [DATAPATH]]
 # Prints `ok NAME` per check (NAME-v6 over IPv6) and a closing `N passed, N failed`.
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
 . tests/lab/family.sh
-family_check "${2:-4}"
-SFX=$([ "$FAM" = 6 ] && echo -v6)
+family_check "${2:-4}" "${3:-ebpf}"
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -194,7 +194,7 @@ wait_file "$TMP/srv-api-a.out" ready
 wait_file "$TMP/srv-api-b.out" ready
 
 start_agent() { # NODE INVENTORY LOG -> $AGENT
-    "$D" --server "$MOAT_SERVER" --cluster lab --join-token "$JT" --node "$1" --inventory "$2" \
+    "$D" --server "$MOAT_SERVER" --cluster lab --join-token "$JT" --node "$1" --inventory "$2" --datapath "$DP" \
         --netns "mlab-$LAB-$1" --state-dir "$TMP/state-$1" --alerts "$TMP/alerts-$1.jsonl" >>"$3" 2>&1 &
     AGENT=$!
 }

@@ -4,14 +4,15 @@
 # alerts moatd writes. Every check asserts the traffic outcome and, where one
 # is due, the alert record. The lab is dual-stack; FAMILY (4, the default, or
 # 6) is the address family of the traffic (tests/lab/family.sh).
-# Usage (root, repo root): tests/lab/enforce.sh BUILD [FAMILY]
+# DATAPATH (ebpf, the default, or iptables) is the backend moatd runs; the
+# expectations are the same, except where a check says otherwise.
+# Usage (root, repo root): tests/lab/enforce.sh BUILD [FAMILY [DATAPATH]]
 # Prints `ok NAME` per check (NAME-v6 over IPv6) and a closing `N passed, N failed`.
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
 . tests/lab/family.sh
-family_check "${2:-4}"
-SFX=$([ "$FAM" = 6 ] && echo -v6)
+family_check "${2:-4}" "${3:-ebpf}"
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -246,7 +247,7 @@ rule() { # NAME SOURCE DEST PORTS PROTO ACTION PRIORITY [ENABLED]
 
 start_moatd() {
     "$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --node "$NODE" --policy "$POLICY" --inventory "$INV" \
-        --alerts "$ALERTS" >>"$TMP/moatd.log" 2>&1 &
+        --datapath "$DP" --alerts "$ALERTS" >>"$TMP/moatd.log" 2>&1 &
     MOATD=$!
     PIDS="$PIDS $MOATD"
     i=0
@@ -489,7 +490,7 @@ if wait_log "interface 'lxlate': enforcing"; then ok interface-attached-when-it-
 if wait_log "interface 'lxlate': gone"; then ok interface-forgotten-when-it-goes; else bad interface-forgotten-when-it-goes "$(tail -3 "$TMP/moatd.log")"; fi
 
 # ---- 16. --check: valid files 0, invalid files 2 (every error printed)
-if "$D" --check --node "$NODE" --policy "$POLICY" --inventory "$INV" >/dev/null 2>&1; then ok check-valid; else bad check-valid "exit $?"; fi
+if "$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --check --datapath "$DP" --node "$NODE" --policy "$POLICY" --inventory "$INV" >/dev/null 2>&1; then ok check-valid; else bad check-valid "exit $?"; fi
 printf 'kind: DefenseRule\ncluster: lab\nname: x\nsource: nobody\ndestinations: [{object: api, ports: 0}]\naction: deny\npriority: 5\n' >"$TMP/bad.yaml"
 "$D" --check --node "$NODE" --policy "$POLICY" --policy "$TMP/bad.yaml" --inventory "$INV" >"$TMP/check.out" 2>&1
 check check-invalid-exit "$?" 2
@@ -498,11 +499,11 @@ check check-invalid-errors "$(grep -c 'bad.yaml' "$TMP/check.out")" 2
 # ---- 17. SIGTERM leaves enforcement in place; --cleanup removes it
 kill -TERM "$MOATD"
 wait "$MOATD" 2>/dev/null
-if [ -d "/sys/fs/bpf/moat/$NODE" ]; then ok sigterm-keeps-pinned-state; else bad sigterm-keeps-pinned-state "pinned folder gone"; fi
+if dp_present "$NODE" "mlab-$LAB-$NODE"; then ok sigterm-keeps-pinned-state; else bad sigterm-keeps-pinned-state "kernel state gone"; fi
 check still-enforcing-after-sigterm "$(conn c2 tcp 443)" blocked
 n0=$(wc -l <"$TMP/moatd.log")
 "$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --node "$NODE" --policy "$POLICY" --inventory "$INV" \
-    --alerts "$ALERTS" --cleanup >>"$TMP/moatd.log" 2>&1 &
+    --datapath "$DP" --alerts "$ALERTS" --cleanup >>"$TMP/moatd.log" 2>&1 &
 MOATD=$!
 PIDS="$PIDS $MOATD"
 i=0
@@ -512,7 +513,7 @@ while [ $i -lt 100 ] && ! tail -n +$((n0 + 1)) "$TMP/moatd.log" | grep -q 'local
 done
 kill -TERM "$MOATD"
 wait "$MOATD" 2>/dev/null
-if [ ! -d "/sys/fs/bpf/moat/$NODE" ]; then ok cleanup-removes-pinned-state; else bad cleanup-removes-pinned-state "still pinned"; fi
+if ! dp_present "$NODE" "mlab-$LAB-$NODE"; then ok cleanup-removes-pinned-state; else bad cleanup-removes-pinned-state "still there"; fi
 check no-enforcement-after-cleanup "$(conn c2 tcp 443)" ok
 
 echo "$pass passed, $fail failed"

@@ -7,7 +7,11 @@
 # their targets by IPv4 address and send to `fa ADDR`, the address of the
 # same workload in the run's family.
 #
-#   family_check FAMILY       exits 2 unless FAMILY is 4 or 6; sets FAM
+#   family_check FAMILY [DP]  exits 2 unless FAMILY is 4 or 6 and DP (the
+#                             datapath backend, default ebpf) ebpf or iptables;
+#                             sets FAM, DP and SFX (-v6, -ipt: check names)
+#   dp_present NODE NETNS     the backend's kernel state of NODE exists (eBPF: its
+#                             pinned folder; iptables: moat's chains in NETNS)
 #   family_nets MOAT LAB      reads each node's /24 and /64 from `lab status`
 #   fa ADDR                   ADDR in family FAM (IPv4: itself)
 #   fa6 ADDR                  ADDR's IPv6 counterpart, whatever FAM is
@@ -18,10 +22,27 @@ family_check() {
     case "${1:-}" in
     4 | 6) FAM=$1 ;;
     *)
-        echo "usage: $0 BUILD_DIR 4|6 (the address family of the traffic; got '${1:-}')"
+        echo "usage: $0 BUILD_DIR 4|6 [ebpf|iptables] (the address family of the traffic; got '${1:-}')"
         exit 2
         ;;
     esac
+    case "${2:-ebpf}" in
+    ebpf | iptables) DP=${2:-ebpf} ;;
+    *)
+        echo "usage: $0 BUILD_DIR 4|6 [ebpf|iptables] (the datapath backend; got '$2')"
+        exit 2
+        ;;
+    esac
+    SFX=$([ "$FAM" = 6 ] && echo -v6)$([ "$DP" = iptables ] && echo -ipt)
+}
+
+dp_present() {
+    if [ "$DP" = ebpf ]; then
+        [ -d "/sys/fs/bpf/moat/$1" ]
+    else
+        [ -e "/run/netns/$2" ] && ip netns exec "$2" sh -c 'iptables-legacy-save -t filter; iptables-save -t filter' 2>/dev/null |
+            grep -q '^:MOAT-FWD '
+    fi
 }
 
 family_nets() {

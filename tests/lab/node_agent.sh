@@ -8,14 +8,17 @@
 # lab docs show them: `moatd --node N --netns mlab-LAB-N`, from the host.
 # The lab is dual-stack; FAMILY (4, the default, or 6) is the address family
 # of the traffic that shows enforcement (tests/lab/family.sh).
-# Usage (root, repo root): tests/lab/node_agent.sh BUILD [FAMILY]
+# DATAPATH (ebpf, the default, or iptables): the backend moatd runs.
+# Usage (root, repo root): tests/lab/node_agent.sh BUILD [FAMILY [DATAPATH]]
 # Prints `ok NAME` per check (NAME-v6 over IPv6) and a closing `N passed, N failed`.
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
 . tests/lab/family.sh
-family_check "${2:-4}"
-SFX=$([ "$FAM" = 6 ] && echo -v6)
+family_check "${2:-4}" "${3:-ebpf}"
+# What moatd status says of a stopped agent's enforcement: the eBPF backend's is
+# pinned, the iptables one's stays in the node's namespace.
+LEFT=$([ "$DP" = iptables ] && echo "still in place" || echo "still pinned")
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -150,7 +153,7 @@ rule() { # NAME PORT ACTION
 printf '%s\n' "$HEAD" >"$POLICY"
 
 start_agent() { # LOG -> $AGENT; the agent runs until it is stopped
-    "$D" --node "$NODE" --netns "$NS" --policy "$POLICY" --inventory "$INV" --alerts "$TMP/alerts.jsonl" >>"$1" 2>&1 &
+    "$D" --node "$NODE" --netns "$NS" --datapath "$DP" --policy "$POLICY" --inventory "$INV" --alerts "$TMP/alerts.jsonl" >>"$1" 2>&1 &
     AGENT=$!
     PIDS="$PIDS $AGENT"
 }
@@ -187,7 +190,7 @@ case "$out" in
 *"pid $A1"*"running"*) ok remove-while-running-message ;;
 *) bad remove-while-running-message "$out" ;;
 esac
-if [ -d "$PIN" ]; then ok remove-refused-keeps-pins; else bad remove-refused-keeps-pins "$PIN gone"; fi
+if dp_present "$NODE" "$NS"; then ok remove-refused-keeps-pins; else bad remove-refused-keeps-pins "$DP state gone"; fi
 check remove-refused-still-blocked "$(conn 80)" blocked
 "$D" status --node "$NODE" >/dev/null 2>&1
 check remove-refused-status-running "$?" 0
@@ -228,7 +231,7 @@ stop_agent "$A1" 9
 out=$("$D" status --node "$NODE" 2>&1)
 rc=$?
 check status-after-kill-exit "$rc" 3
-check status-after-kill-message "$out" "moatd for node $NODE is not running (last pid $A1; enforcement still pinned)"
+check status-after-kill-message "$out" "moatd for node $NODE is not running (last pid $A1; enforcement $LEFT)"
 "$D" status --node "$NODE" -o json >/dev/null 2>&1
 check status-json-after-kill-exit "$?" 3
 check blocked-after-kill "$(conn 80)" blocked
@@ -245,7 +248,7 @@ rc=$?
 check lab-down-while-running-exit "$rc" 1
 case "$out" in *"pid $A2"*) ok lab-down-while-running-names-pid ;; *) bad lab-down-while-running-names-pid "$out" ;; esac
 if kill -0 "$A2" 2>/dev/null; then ok lab-down-killed-nothing; else bad lab-down-killed-nothing "agent gone"; fi
-if [ -e "/run/netns/$NS" ] && [ -d "$PIN" ]; then ok lab-down-refused-kept-lab; else bad lab-down-refused-kept-lab "namespace or pins gone"; fi
+if [ -e "/run/netns/$NS" ] && dp_present "$NODE" "$NS"; then ok lab-down-refused-kept-lab; else bad lab-down-refused-kept-lab "namespace or $DP state gone"; fi
 check lab-down-refused-still-blocked "$(conn 80)" blocked
 
 # ---- 7. a node no document names: a warning (also under --check, whose exit status is
@@ -254,7 +257,10 @@ out=$("$D" --check --node "zz$$" --policy "$POLICY" --inventory "$INV" 2>&1)
 rc=$?
 check unknown-node-check-exit "$rc" 0
 case "$out" in *"warning: --node zz$$: no workload and no Node document names this node"*) ok unknown-node-check-message ;; *) bad unknown-node-check-message "$out" ;; esac
-"$D" --node "zz$$" --netns "$NS" --policy "$POLICY" --inventory "$INV" --alerts /dev/null --cleanup >"$TMP/zz.log" 2>&1 &
+# iptables: one node per network namespace (its chains and sets are the namespace's), so
+# this agent runs in the lab's underlay namespace; the eBPF one shares the node's.
+ZZNS=$([ "$DP" = iptables ] && echo "mlab-$LAB-underlay" || echo "$NS")
+"$D" --node "zz$$" --netns "$ZZNS" --datapath "$DP" --policy "$POLICY" --inventory "$INV" --alerts /dev/null --cleanup >"$TMP/zz.log" 2>&1 &
 ZZ=$!
 PIDS="$PIDS $ZZ"
 wait_for 10 grep -q "applied" "$TMP/zz.log"
@@ -265,19 +271,19 @@ stop_agent "$ZZ" TERM
 # ---- 8. what a stopped (and a killed) agent left: lab down removes it
 stop_agent "$A2" TERM
 out=$("$D" status --node "$NODE" 2>&1)
-check status-after-sigterm "$?:$out" "3:moatd for node $NODE is not running (last pid $A2; enforcement still pinned)"
+check status-after-sigterm "$?:$out" "3:moatd for node $NODE is not running (last pid $A2; enforcement $LEFT)"
 start_agent "$TMP/a3.log"
 A3=$AGENT
 wait_for 10 pid_is "$A3" || bad third-agent "$(tail -3 "$TMP/a3.log")"
 stop_agent "$A3" 9
-if [ -d "$PIN" ] && [ -f "$STATUS" ] && [ -f "$LOCK" ]; then ok killed-agent-left-state; else bad killed-agent-left-state "$(ls -d "$PIN" "$STATUS" "$LOCK" 2>&1)"; fi
+if dp_present "$NODE" "$NS" && [ -f "$STATUS" ] && [ -f "$LOCK" ]; then ok killed-agent-left-state; else bad killed-agent-left-state "$(ls -d "$PIN" "$STATUS" "$LOCK" 2>&1)"; fi
 # From the host, remove leaves alone what an agent of another namespace left.
 "$D" remove --node "$NODE" >"$TMP/rm.out" 2>&1
 check remove-elsewhere-exit "$?" 3
-if [ -d "$PIN" ]; then ok remove-elsewhere-left-alone; else bad remove-elsewhere-left-alone "$(cat "$TMP/rm.out")"; fi
+if dp_present "$NODE" "$NS"; then ok remove-elsewhere-left-alone; else bad remove-elsewhere-left-alone "$(cat "$TMP/rm.out")"; fi
 "$M" lab down --name "$LAB" >"$TMP/down.out" 2>&1
 check lab-down-exit "$?" 0
-check lab-down-pins-removed "$([ -e "$PIN" ] && echo left || echo gone)" gone
+check lab-down-pins-removed "$(dp_present "$NODE" "$NS" && echo left || echo gone)" gone
 check lab-down-status-removed "$([ -e "$STATUS" ] && echo left || echo gone)" gone
 check lab-down-lock-removed "$([ -e "$LOCK" ] && echo left || echo gone)" gone
 check lab-down-netns-removed "$([ -e "/run/netns/$NS" ] && echo left || echo gone)" gone

@@ -3,12 +3,16 @@
 # moatd on real traffic (enforce.sh), cluster mode with moat-server and two
 # nodes (cluster.sh) and without traffic (agent.sh), and one agent per node with
 # its status, removal and file watching (node_agent.sh), and attacks on the
-# datapath from inside workloads (attacks.sh, IPv4 and IPv6), and the detections
-# (detections.sh: brute force, scans, quarantine, DNS, threat lists; cluster_detect.sh: the
-# same through moat-server: quarantines spread and released, threat lists uploaded), and
-# two moat-server replicas on PostgreSQL with an agent failing over (replicas.sh). The suites that send
-# traffic through the datapath run twice, over IPv4 and over IPv6 (FAMILY 4
-# and 6; their labs are dual-stack). Prints each run's lines under a header,
+# datapath from inside workloads (attacks.sh, IPv4 and IPv6), the detections
+# (detections.sh: brute force, scans, quarantine, DNS, threat lists;
+# cluster_detect.sh: the same through moat-server, quarantines spread and
+# released, threat lists uploaded), two moat-server replicas on PostgreSQL with an
+# agent failing over (replicas.sh), and node states with both backends
+# (node_states.sh). The suites that send traffic through the datapath run over
+# IPv4 and over IPv6 (FAMILY 4 and 6; their labs are dual-stack), and the
+# enforcement and attack suites once per datapath backend (eBPF, then
+# iptables: the same expectations, except where a check says it differs).
+# Prints each run's lines under a header,
 # and a closing `N passed, N failed` over all of them.
 # Usage: tests/lab/run.sh BUILD_DIR
 set -u
@@ -26,12 +30,16 @@ lab_procs() {
 }
 for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
     "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh 4" \
-    "cluster_detect.sh 6" "replicas.sh"; do
+    "cluster_detect.sh 6" "replicas.sh" \
+    "enforce.sh 4 iptables" "enforce.sh 6 iptables" "cluster.sh 4 iptables" "cluster.sh 6 iptables" \
+    "node_agent.sh 4 iptables" "node_agent.sh 6 iptables" "attacks.sh iptables" "node_states.sh"; do
     set -- $s
     echo "== tests/lab/$s"
     t0=$(date +%s)
     lab_procs >"$PROCS"
-    out=$(sh "tests/lab/$1" "$B" ${2:-} 2>&1)
+    script=$1
+    shift
+    out=$(sh "tests/lab/$script" "$B" "$@" 2>&1)
     rc=$?
     printf '%s\n' "$out"
     i=0
