@@ -3,6 +3,8 @@
 # See README.md.
 
 CC       ?= cc
+# libpq's header lives in its own folder (Debian: /usr/include/postgresql).
+PQ_CF    := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 CLANG    ?= clang
 PKGS     := yaml-0.1 jansson
 DEPS_OK  := build/.deps-ok
@@ -11,7 +13,7 @@ DEPS_OK  := build/.deps-ok
 # purpose; a cut-off message is the intended outcome, not a bug.
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-format-truncation
-BASE     := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib -Iagent -Ibuild/bpf -g $(WARN)
+BASE     := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib -Iagent -Ibuild/bpf $(PQ_CF) -g $(WARN)
 REL_CF   := $(BASE) -O2
 ASAN_CF  := $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=all
@@ -28,8 +30,8 @@ SERVER_SRC := $(wildcard server/*.c)
 WEB_FILES := $(wildcard web/*.html web/*.js web/*.css web/*.svg)
 WEB_VENDOR := web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css
 STATIC_GEN := build/gen/static_files.c
-SERVER_PKGS := libmicrohttpd sqlite3 libcrypto
-SERVER_LIBS = $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null || echo -lmicrohttpd -lsqlite3 -lcrypto) -lpthread
+SERVER_PKGS := libmicrohttpd sqlite3 libcrypto libpq
+SERVER_LIBS = $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null || echo -lmicrohttpd -lsqlite3 -lcrypto -lpq) -lpthread
 BPF_SRC  := $(wildcard bpf/*.bpf.c)
 BPF_HDR  := $(wildcard bpf/lib/*.h) include/moat/abi.h
 SKEL     := build/bpf/moat_tc.skel.h build/bpf/moat_hold.skel.h
@@ -111,6 +113,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/asan/tests/unit/%,$(UNIT_SRC))
 # The spool is moatd's (agent/), tested like libmoat's pure modules.
 build/asan/tests/unit/test_spool: build/asan/tests/unit/test_spool.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lpthread -lm
+build/asan/tests/unit/test_uplink: build/asan/tests/unit/test_uplink.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
+	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lcurl -lpthread -lm
 # So are the iptables backend's rules (agent/ipt_rules.c: pure text).
 build/asan/tests/unit/test_ipt_rules: build/asan/tests/unit/test_ipt_rules.o build/asan/tests/unit/testutil.o build/asan/libagent.a build/asan/libmoat.a
 	$(CC) $(ASAN_LD) -o $@ $^ $(LIBS) -lcmocka -lpthread -lm

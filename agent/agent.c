@@ -613,7 +613,10 @@ static int load_remote(struct moat_agent *a, const json_t *local, struct moat_po
     char name[64];
     snprintf(name, sizeof(name), "server policy revision %lld", (long long)a->remote_revision);
     struct policy_source src[2] = {
-        {.text = a->remote_text, .len = strlen(a->remote_text), .name = name},
+        {.text = a->remote_text,
+         .len = strlen(a->remote_text),
+         .name = name,
+         .limits = &doc_limits_server},
         {.text = text, .len = strlen(text), .name = "this node's inventory"}};
     struct moat_diags d;
     diags_init(&d);
@@ -871,9 +874,9 @@ static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
                   ? 0
                   : -ENOMEM;
     if (!err)
-        err = remote_docs(clusters, json_object_get(policy, "objects"),
-                          json_object_get(policy, "rules"), json_object_get(policy, "workloads"),
-                          a->cfg.node, docs);
+        err = remote_docs_compact(clusters, json_object_get(policy, "objects"),
+                                  json_object_get(policy, "rules"),
+                                  json_object_get(policy, "workloads"), a->cfg.node, docs);
     char *text = err ? NULL : json_dumps(docs, JSON_COMPACT);
     json_t *rules = json_deep_copy(json_object_get(policy, "rules"));
     json_decref(clusters);

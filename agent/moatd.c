@@ -26,6 +26,7 @@
 #include "nodelock.h"
 #include "pattern.h"
 #include "sync.h"
+#include "uplink.h"
 #include "wsource.h"
 
 #include <bpf/bpf.h>
@@ -137,7 +138,9 @@ static const struct moatd_option moatd_options[] = {
      "repeatable (default: cni-podman*, podman*,\ndocker0, br-*, cni0, cbr0)"},
     {"no-hold", NULL, OPT_NO_HOLD,
      "hold nothing: a new container's traffic is not\njudged until it is identified"},
-    {"server", "URL", OPT_SERVER, "cluster mode: moat-server's URL\n(http[s]://HOST:PORT)"},
+    {"server", "URL", OPT_SERVER,
+     "cluster mode: moat-server's URL\n(http[s]://HOST:PORT), or several replicas'\n"
+     "URLs, comma-separated: the next is used\nwhen one cannot be reached"},
     {"cluster", "ID", OPT_CLUSTER,
      "the node's cluster (cluster mode), or the one a\n"
      "standalone runtime puts its workloads in"},
@@ -227,9 +230,8 @@ static int check_cluster_args(const struct options *o)
         opt = "--server", why = "required with --cluster (or a --runtime that discovers)";
     else if (!o->cluster)
         opt = "--cluster", why = o->server ? "required with --server" : "required with --runtime";
-    else if (o->server && strncmp(o->server, "http://", 7) != 0 &&
-             strncmp(o->server, "https://", 8) != 0)
-        opt = "--server", why = "must start with http:// or https://";
+    else if (o->server && uplink_servers_check(o->server))
+        opt = "--server", why = uplink_servers_check(o->server);
     else if (!cluster_id_ok(o->cluster))
         opt = "--cluster", why = "1-63 letters, digits, '.', '_', '-'";
     else if (o->server && o->have_policy)

@@ -577,7 +577,10 @@ static void load_saved(struct sync *s)
     state_path(s, "credential.json", path, sizeof(path));
     json_t *cred = json_load_file(path, 0, NULL);
     const char *tok = json_string_value(json_object_get(cred, "token"));
-    if (tok && strcmp(json_string_value(json_object_get(cred, "server")) ?: "", s->server) == 0 &&
+    /* the credential of a server of the list (one database behind every replica) */
+    if (tok &&
+        uplink_servers_overlap(json_string_value(json_object_get(cred, "server")) ?: "",
+                               s->server) &&
         strcmp(json_string_value(json_object_get(cred, "cluster")) ?: "", s->cluster) == 0 &&
         strcmp(json_string_value(json_object_get(cred, "node")) ?: "", s->node) == 0)
         s->token = moat_strdup(tok);

@@ -1,5 +1,6 @@
 /* uplink: HTTP calls to moat-server's agent endpoints (see uplink.h). */
 #include "uplink.h"
+#include "doc.h"
 #include "mem.h"
 
 #include <curl/curl.h>
@@ -8,13 +9,63 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ANSWER_MAX (64u << 20) /* a policy of many workloads is large; more is an error */
+/* A cluster's policy answer is the largest: bounded as the server's state is (doc.h). */
+#define ANSWER_MAX MOAT_DOC_SERVER_MAX_BYTES
+
+#define SERVERS_MAX 16
 
 struct uplink {
     CURL *curl;
-    char *server, *ca_file, *auth;
+    char *server, *ca_file, *auth; /* server: the list, cut into servers[] */
+    char *servers[SERVERS_MAX];
+    size_t nservers, cur;
     const atomic_bool *stop;
 };
+
+/* The length of entry `s` of a comma-separated list without its trailing '/'s. */
+static size_t entry_len(const char *s)
+{
+    size_t n = strcspn(s, ",");
+    while (n && s[n - 1] == '/')
+        n--;
+    return n;
+}
+
+const char *uplink_servers_check(const char *list)
+{
+    size_t count = 0;
+    for (const char *s = list;; s += strcspn(s, ",") + 1) {
+        size_t n = strcspn(s, ",");
+        if (n == 0)
+            return "an empty URL in the list";
+        if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+            return "must start with http:// or https:// (each URL of a comma-separated list)";
+        if (++count > SERVERS_MAX)
+            return "at most 16 URLs";
+        if (!s[n])
+            return NULL;
+    }
+}
+
+bool uplink_servers_overlap(const char *a, const char *b)
+{
+    for (const char *x = a;; x += strcspn(x, ",") + 1) {
+        size_t nx = entry_len(x);
+        for (const char *y = b;; y += strcspn(y, ",") + 1) {
+            if (nx && entry_len(y) == nx && strncmp(x, y, nx) == 0)
+                return true;
+            if (!y[strcspn(y, ",")])
+                break;
+        }
+        if (!x[strcspn(x, ",")])
+            return false;
+    }
+}
+
+const char *uplink_current(const struct uplink *u)
+{
+    return u->servers[u->cur];
+}
 
 struct answer {
     char *buf;
@@ -66,9 +117,19 @@ struct uplink *uplink_new(const char *server, const char *ca_file, const atomic_
         uplink_free(u);
         return NULL;
     }
-    size_t n = strlen(u->server);
-    while (n && u->server[n - 1] == '/')
-        u->server[--n] = '\0';
+    for (char *e = u->server; u->nservers < SERVERS_MAX;) {
+        size_t len = strcspn(e, ","), keep = entry_len(e);
+        bool last = !e[len];
+        e[keep] = '\0';
+        if (!keep) {
+            uplink_free(u);
+            return NULL;
+        }
+        u->servers[u->nservers++] = e;
+        if (last)
+            break;
+        e += len + 1;
+    }
     return u;
 }
 
@@ -92,11 +153,45 @@ int uplink_set_token(struct uplink *u, const char *token)
 }
 
 /* One request; the answer's bytes in *ans (at most `max`). The status, or -errno with why. */
+/* Whether a failed transfer never reached the server (so it can go to another at once). */
+static bool not_sent(CURL *c, CURLcode rc)
+{
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+        return true;
+    long connected = 0;
+    if (rc == CURLE_OPERATION_TIMEDOUT &&
+        curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK && connected == 0)
+        return true; /* the connect timeout: no connection was made */
+    return false;
+}
+
+static int perform_one(struct uplink *u, const char *method, const char *path, const char *body,
+                       long timeout_s, struct answer *ans, char *why, size_t n, bool *unsent);
+
+/* The call on the current server, then on the next ones while they cannot be reached. */
 static int perform(struct uplink *u, const char *method, const char *path, const char *body,
                    long timeout_s, struct answer *ans, char *why, size_t n)
 {
+    int ret = -EIO;
+    for (size_t tried = 0; tried < u->nservers; tried++) {
+        bool unsent = false;
+        ans->len = 0;
+        ans->too_big = false;
+        ret = perform_one(u, method, path, body, timeout_s, ans, why, n, &unsent);
+        if (ret >= 0 || ret == -ENOMEM || ret == -EINTR)
+            return ret;
+        u->cur = (u->cur + 1) % u->nservers; /* this one failed: the next call goes on */
+        if (!unsent)
+            return ret;
+    }
+    return ret;
+}
+
+static int perform_one(struct uplink *u, const char *method, const char *path, const char *body,
+                       long timeout_s, struct answer *ans, char *why, size_t n, bool *unsent)
+{
     why[0] = '\0';
-    char *url = moat_asprintf("%s%s", u->server, path);
+    char *url = moat_asprintf("%s%s", u->servers[u->cur], path);
     if (!url)
         return -ENOMEM;
     struct curl_slist *hdr = NULL;
@@ -129,6 +224,7 @@ static int perform(struct uplink *u, const char *method, const char *path, const
     if (rc != CURLE_OK) {
         snprintf(why, n, "%s: %s", url, ans->too_big ? "answer too large" : curl_easy_strerror(rc));
         ret = rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : rc == CURLE_ABORTED_BY_CALLBACK ? -EINTR : -EIO;
+        *unsent = not_sent(c, rc);
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         ret = (int)status;

@@ -5,6 +5,15 @@
  * up to their timeout and can be cut short by the stop flag given to
  * uplink_new (checked several times a second), so a thread waiting in a
  * policy long-poll stops promptly.
+ *
+ * Several servers (replicas of one control plane, SPEC §9): `server` may
+ * list several base URLs, comma-separated. Calls go to the current one;
+ * when it cannot be connected to (refused, no such host, no connection
+ * within the connect timeout) the same call goes to the next at once (it
+ * was not sent); when a connection breaks after the request went out the
+ * call fails as before (the caller retries: event batches are idempotent)
+ * and the next call goes to the next server. The credential is the same
+ * on every replica (one database).
  */
 #ifndef MOAT_AGENT_UPLINK_H
 #define MOAT_AGENT_UPLINK_H
@@ -16,8 +25,20 @@
 
 struct uplink;
 
-/* `server` is the base URL (http[s]://HOST:PORT); `ca_file` may be NULL (system CAs). */
+/*
+ * `server` is the base URL (http[s]://HOST:PORT) or several, comma-separated;
+ * `ca_file` may be NULL (system CAs). NULL on OOM or an empty URL in the list.
+ */
 struct uplink *uplink_new(const char *server, const char *ca_file, const atomic_bool *stop);
+/* The base URL calls go to now. */
+const char *uplink_current(const struct uplink *u);
+/*
+ * Checks a --server list: every comma-separated entry http:// or https://
+ * and not empty. NULL when fine, else why (static text).
+ */
+const char *uplink_servers_check(const char *list);
+/* Whether the lists a and b (comma-separated) have a URL in common (trailing '/' ignored). */
+bool uplink_servers_overlap(const char *a, const char *b);
 void uplink_free(struct uplink *u);
 /* The bearer token sent from now on (copied); NULL: none. */
 int uplink_set_token(struct uplink *u, const char *token);

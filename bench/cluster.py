@@ -9,11 +9,12 @@
    revision (`applied_at` in its status file). p50/p99 over all agents and
    rounds, and the per-round slowest agent ("all nodes").
 2. Agent memory: moatd's resident set with a cluster of 0 and of W workloads
-   (reported by 100 registered nodes through the agent API); the difference
+   (reported by registered nodes of 2,000 workloads each through the agent API); the difference
    divided by W is the memory per cluster workload.
 
 Prints markdown table rows (lines starting with '|') and notes.
-Usage: bench/cluster.py BUILD_DIR [--agents 1,10,50] [--rounds 20] [--workloads 10000]
+Usage: bench/cluster.py BUILD_DIR [--agents 1,10,50] [--rounds 20] [--workloads 10000[,100000]]
+       [--memory-only]
 """
 import argparse
 import json
@@ -182,7 +183,8 @@ def propagation(bench, counts, rounds):
     return rows
 
 
-def memory(bench, total):
+def memory(bench, sizes):
+    """moatd's RSS (KiB) with 0 remote workloads, then with each of `sizes` (ascending)."""
     api = bench.api
     api.call("POST", "/api/v1/clusters", {"name": "mem", "defense": "on"})
     api.call("POST", "/api/v1/clusters/mem/rules",
@@ -192,24 +194,32 @@ def memory(bench, total):
 
     def agent_rss(node):
         p = bench.start_agent(node, [], cluster="mem")
-        wait(lambda: (status(node) or {}).get("revision", 0) > 0, 120, "the memory agent's policy")
+        wait(lambda: (status(node) or {}).get("revision", 0) > 0, 900, "the memory agent's policy")
         time.sleep(1.0)
         rss = rss_kib(p.pid)
         bench.stop_agents()
         return rss
 
-    base = agent_rss(f"mem0x{os.getpid() % 10000}")
-    per_node = 100
-    for i in range(total // per_node):
-        node = f"sim{i}"
-        reg = api.call("POST", "/api/v1/agents/register",
-                       {"cluster": "mem", "node": node, "join_token": bench.join["mem"]})
-        wls = [{"name": f"w{i}-{k}", "namespace": f"ns{k % 20}", "image": f"registry.example.com/app{k % 50}:1",
-                "labels": {"app": f"app{k % 50}", "tier": ["web", "api", "db"][k % 3]},
-                "ips": [f"10.{200 + i // 250}.{i % 250}.{k + 1}"]} for k in range(per_node)]
-        api.call("PUT", "/api/v1/agents/workloads", {"workloads": wls}, token=reg["token"])
-    full = agent_rss(f"memfx{os.getpid() % 10000}")
-    return base, full
+    out = [(0, agent_rss(f"mem0x{os.getpid() % 10000}"))]
+    per_node, done = 2000, 0  # one PUT per node (a node may report 4,096)
+    for total in sizes:
+        for i in range(done // per_node, total // per_node):
+            report_node(api, bench, i, per_node)
+        done = total // per_node * per_node
+        out.append((total, agent_rss(f"memf{total}x{os.getpid() % 10000}")))
+    return out
+
+
+def report_node(api, bench, i, per_node):
+    """Simulated node i registers and reports `per_node` workloads."""
+    node = f"sim{i}"
+    reg = api.call("POST", "/api/v1/agents/register",
+                   {"cluster": "mem", "node": node, "join_token": bench.join["mem"]})
+    wls = [{"name": f"w{i}-{k}", "namespace": f"ns{k % 20}", "image": f"registry.example.com/app{k % 50}:1",
+            "labels": {"app": f"app{k % 50}", "tier": ["web", "api", "db"][k % 3]},
+            "ips": [(lambda g: f"10.{128 + g // 65536}.{g // 256 % 256}.{g % 256}")(i * per_node + k)]}
+           for k in range(per_node)]
+    api.call("PUT", "/api/v1/agents/workloads", {"workloads": wls}, token=reg["token"])
 
 
 def main():
@@ -217,25 +227,34 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--agents", default="1,10,50")
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--workloads", type=int, default=10000)
+    ap.add_argument("--workloads", default="10000")
+    ap.add_argument("--memory-only", action="store_true")
     a = ap.parse_args()
+    sizes = [int(x) for x in a.workloads.split(",")]
     with tempfile.TemporaryDirectory(dir=os.environ.get("MOAT_BENCH_TMP")) as tmp:
         bench = Bench(a.build, tmp)
         try:
             bench.start_server()
-            rows = propagation(bench, [int(x) for x in a.agents.split(",")], a.rounds)
-            base, full = memory(bench, a.workloads)
+            bench.join = {}
+            if a.memory_only:  # the object memory()'s rule names; propagation() makes it otherwise
+                bench.api.call("POST", "/api/v1/objects", {"name": "web", "namespace": "shop", "app": "web"})
+            rows = [] if a.memory_only else propagation(bench, [int(x) for x in a.agents.split(",")],
+                                                         a.rounds)
+            mem = memory(bench, sizes)
         finally:
             bench.cleanup()
-    print("| agents | rounds | per agent p50 (ms) | per agent p99 (ms) | all nodes p50 (ms) | all nodes p99 (ms) | server CPU per change (ms) | agent CPU per change, each (ms) | moatd RSS, median (MiB) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, r, p50, p99, a50, a99, rss, scpu, acpu in rows:
-        print(f"| {n} | {r} | {p50:.1f} | {p99:.1f} | {a50:.1f} | {a99:.1f} | {scpu:.1f} | {acpu:.1f} | {rss / 1024:.1f} |")
-    print()
+    if rows:
+        print("| agents | rounds | per agent p50 (ms) | per agent p99 (ms) | all nodes p50 (ms) | all nodes p99 (ms) | server CPU per change (ms) | agent CPU per change, each (ms) | moatd RSS, median (MiB) |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n, r, p50, p99, a50, a99, rss, scpu, acpu in rows:
+            print(f"| {n} | {r} | {p50:.1f} | {p99:.1f} | {a50:.1f} | {a99:.1f} | {scpu:.1f} | {acpu:.1f} | {rss / 1024:.1f} |")
+        print()
     print("| cluster workloads | moatd RSS (MiB) | per workload (KiB) |")
     print("|---:|---:|---:|")
+    base = mem[0][1]
     print(f"| 0 | {base / 1024:.1f} | - |")
-    print(f"| {a.workloads} | {full / 1024:.1f} | {(full - base) / a.workloads:.2f} |")
+    for total, full in mem[1:]:
+        print(f"| {total} | {full / 1024:.1f} | {(full - base) / total:.2f} |")
 
 
 main()

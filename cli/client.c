@@ -19,7 +19,8 @@
 
 struct api_client {
     CURL *curl;
-    char url[API_URL_MAX];
+    char url[API_URL_MAX];         /* one URL, or several (replicas) comma-separated */
+    size_t cur;                    /* the offset in url of the one that answered last */
     char auth[API_TOKEN_MAX + 32]; /* "Authorization: Bearer T" */
 };
 
@@ -185,31 +186,67 @@ static struct curl_slist *prepare(struct api_client *c, const char *method, cons
     return h3;
 }
 
+/* Whether a failed transfer never reached the server (the next replica may take it). */
+static bool not_sent(CURL *e, CURLcode cc)
+{
+    long connected = 0;
+    return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+           (cc == CURLE_OPERATION_TIMEDOUT &&
+            curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
+            connected == 0);
+}
+
+/* The entry of c->url at offset `at` (without trailing '/') into out[n]; the next offset. */
+static size_t url_entry(const struct api_client *c, size_t at, char *out, size_t n)
+{
+    size_t len = strcspn(c->url + at, ","), keep = len;
+    while (keep && c->url[at + keep - 1] == '/')
+        keep--;
+    snprintf(out, n, "%.*s", (int)keep, c->url + at);
+    return c->url[at + len] ? at + len + 1 : 0;
+}
+
+/*
+ * One call: to the server that answered last, then (when it cannot be
+ * connected to: the request was not sent) to the others in their order.
+ */
 int api_call_raw(struct api_client *c, const char *method, const char *path, const char *body,
                  size_t len, const char *ctype, long *status, char **answer, size_t *answer_len)
 {
-    char url[API_URL_MAX * 4];
-    struct answer a = {NULL, 0, false};
+    char url[API_URL_MAX * 4], base[API_URL_MAX];
     *answer = NULL;
     *answer_len = 0;
-    snprintf(url, sizeof(url), "%s%s", c->url, path);
-    struct curl_slist *h = prepare(c, method, url, body, len, ctype, &a);
-    if (!h) {
-        fprintf(stderr, "moat: out of memory\n");
-        return MOAT_EXIT_ERROR;
-    }
-    CURLcode cc = curl_easy_perform(c->curl);
-    curl_slist_free_all(h);
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "moat: cannot reach the server at %s: %s\n", c->url,
-                a.too_big ? "answer too large" : curl_easy_strerror(cc));
+    size_t at = c->cur, entries = 1;
+    for (const char *p = c->url; (p = strchr(p, ',')); p++)
+        entries++;
+    for (size_t tried = 0; tried < entries; tried++) {
+        struct answer a = {NULL, 0, false};
+        size_t next = url_entry(c, at, base, sizeof(base));
+        snprintf(url, sizeof(url), "%s%s", base, path);
+        struct curl_slist *h = prepare(c, method, url, body, len, ctype, &a);
+        if (!h) {
+            fprintf(stderr, "moat: out of memory\n");
+            return MOAT_EXIT_ERROR;
+        }
+        CURLcode cc = curl_easy_perform(c->curl);
+        curl_slist_free_all(h);
+        if (cc == CURLE_OK) {
+            c->cur = at;
+            curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+            *answer = a.data;
+            *answer_len = a.len;
+            return MOAT_EXIT_OK;
+        }
+        bool more = not_sent(c->curl, cc) && tried + 1 < entries;
+        fprintf(stderr, "moat: cannot reach the server at %s: %s%s\n", base,
+                a.too_big ? "answer too large" : curl_easy_strerror(cc),
+                more ? " (trying the next)" : "");
         free(a.data);
-        return MOAT_EXIT_ERROR;
+        if (!more)
+            break;
+        at = next;
     }
-    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
-    *answer = a.data;
-    *answer_len = a.len;
-    return MOAT_EXIT_OK;
+    return MOAT_EXIT_ERROR;
 }
 
 int api_call(struct api_client *c, const char *method, const char *path, const json_t *body,

@@ -18,7 +18,8 @@ static int cmd_help(int argc, char **argv);
 /* Help text the commands over moat-server's API share. */
 #define SERVER_OPTS                                                                                \
     "      --server URL       moat-server URL (else $MOAT_SERVER, else `server =` in\n"            \
-    "                         ~/.config/moat/config)\n"                                            \
+    "                         ~/.config/moat/config); several replicas' URLs,\n"                   \
+    "                         comma-separated: the first that can be reached\n"                    \
     "      --token T          bearer token (else $MOAT_TOKEN, else `token =` in the file)\n"       \
     "  -o, --output FORMAT    table (default), json or yaml\n"
 #define API_EXIT "Exit status: see `moat help exit-codes`.\n"

@@ -95,7 +95,10 @@ static int load(const char *what, const json_t *docs, struct moat_policy **out)
     }
     struct moat_diags d;
     diags_init(&d);
-    int err = policy_load_text(out, text, strlen(text), "server", &d);
+    /* The server's state, sized for whole clusters (doc.h), not a user's file. */
+    struct policy_source src = {
+        .text = text, .len = strlen(text), .name = "server", .limits = &doc_limits_server};
+    int err = policy_load_sources(out, &src, 1, &d);
     free(text);
     for (size_t i = 0; i < d.count; i++)
         fprintf(stderr, "moat: %s: the server's policy: %s\n", what, d.items[i].text);

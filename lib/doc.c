@@ -9,11 +9,17 @@
 #include <string.h>
 #include <yaml.h>
 
+const struct doc_limits doc_limits_file = {.max_bytes = MOAT_DOC_MAX_BYTES,
+                                           .max_nodes = MOAT_DOC_MAX_NODES};
+const struct doc_limits doc_limits_server = {.max_bytes = MOAT_DOC_SERVER_MAX_BYTES,
+                                             .max_nodes = MOAT_DOC_SERVER_MAX_NODES};
+
 struct build_ctx {
     const char *name;
     struct moat_diags *d;
     size_t nodes;
-    int err; /* first error */
+    size_t max_nodes; /* 0: MOAT_DOC_MAX_NODES */
+    int err;          /* first error */
     /* YAML aliases: a node converted a second time is an alias being expanded. */
     unsigned char *seen; /* per node of the current YAML document */
     int in_alias;        /* > 0 while converting an alias */
@@ -49,10 +55,10 @@ void doc_set_free(struct doc_set *set)
 
 static struct doc_node *node_new(struct build_ctx *c, enum doc_type type, int line)
 {
-    if (++c->nodes > MOAT_DOC_MAX_NODES) {
+    size_t max = c->max_nodes ? c->max_nodes : MOAT_DOC_MAX_NODES;
+    if (++c->nodes > max) {
         if (!c->err)
-            diags_add(c->d, c->name, line, NULL, "document has more than %d nodes",
-                      MOAT_DOC_MAX_NODES);
+            diags_add(c->d, c->name, line, NULL, "document has more than %zu nodes", max);
         c->err = c->err ? c->err : -EINVAL;
         return NULL;
     }
@@ -595,9 +601,16 @@ static bool is_json(const char *text, size_t len, const char *name)
 int doc_parse_text(const char *text, size_t len, const char *name, struct doc_set **out,
                    struct moat_diags *d)
 {
+    return doc_parse_text_limited(text, len, name, NULL, out, d);
+}
+
+int doc_parse_text_limited(const char *text, size_t len, const char *name,
+                           const struct doc_limits *lim, struct doc_set **out, struct moat_diags *d)
+{
     *out = NULL;
-    if (len > MOAT_DOC_MAX_BYTES) {
-        diags_add(d, name, 0, NULL, "input is larger than %u bytes", MOAT_DOC_MAX_BYTES);
+    lim = lim ? lim : &doc_limits_file;
+    if (len > lim->max_bytes) {
+        diags_add(d, name, 0, NULL, "input is larger than %zu bytes", lim->max_bytes);
         return -EINVAL;
     }
     struct doc_set *set = moat_calloc(1, sizeof(*set));
@@ -608,7 +621,7 @@ int doc_parse_text(const char *text, size_t len, const char *name, struct doc_se
         free(set);
         return -ENOMEM;
     }
-    struct build_ctx c = {.name = set->name, .d = d};
+    struct build_ctx c = {.name = set->name, .d = d, .max_nodes = lim->max_nodes};
     set->json = is_json(text, len, name);
     int err = set->json ? parse_json(text, len, set, &c) : parse_yaml(text, len, set, &c);
     if (err || diags_oom(d)) {

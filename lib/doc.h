@@ -19,9 +19,27 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Files a user passes and API bodies: untrusted, bounded hard. */
 #define MOAT_DOC_MAX_BYTES (32u << 20)
 #define MOAT_DOC_MAX_DEPTH 64
 #define MOAT_DOC_MAX_NODES 1000000
+/*
+ * The server's own state as the agent and the CLI read it (a cluster's
+ * policy answer): sized for the design point of 100,000 workloads and
+ * 10,000 rules per cluster with 4x room (docs/decisions.md, "Cluster scale").
+ * The server validated every record on the way in; these bounds catch a
+ * runaway, not an attacker.
+ */
+#define MOAT_DOC_SERVER_MAX_BYTES (512u << 20)
+#define MOAT_DOC_SERVER_MAX_NODES 16000000
+
+/* Bounds of one parse: doc_limits_file (MOAT_DOC_MAX_*) or doc_limits_server. */
+struct doc_limits {
+    size_t max_bytes;
+    size_t max_nodes;
+};
+extern const struct doc_limits doc_limits_file;
+extern const struct doc_limits doc_limits_server;
 /* YAML aliases may add at most this many nodes, or as many as the document has. */
 #define MOAT_DOC_MAX_ALIASED 10000
 
@@ -54,6 +72,10 @@ struct doc_set {
  */
 int doc_parse_text(const char *text, size_t len, const char *name, struct doc_set **out,
                    struct moat_diags *d);
+/* The same with other bounds than doc_limits_file (NULL: those). */
+int doc_parse_text_limited(const char *text, size_t len, const char *name,
+                           const struct doc_limits *lim, struct doc_set **out,
+                           struct moat_diags *d);
 /*
  * Reads all of file `path` ("-" is stdin) into *text (NUL-terminated, caller
  * frees) and *len. 0, -EFBIG past MOAT_DOC_MAX_BYTES, -ENOMEM, -EIO or the

@@ -1,8 +1,10 @@
 /* image: image reference normalisation and matching (see image.h). */
 #include "image.h"
+#include "mem.h"
 #include "pattern.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,6 +132,33 @@ bool image_forms_match(const struct image_forms *forms, const char *pattern)
 {
     for (size_t i = 0; i < forms->count; i++)
         if (pattern_match(pattern, forms->form[i]))
+            return true;
+    return false;
+}
+
+char *image_forms_pack(const char *ref, int *err)
+{
+    struct image_forms *f = moat_calloc(1, sizeof(*f));
+    *err = f ? image_forms(ref, f) : -ENOMEM;
+    size_t len = 1;
+    for (size_t i = 0; !*err && i < f->count; i++)
+        len += strlen(f->form[i]) + 1;
+    char *packed = *err ? NULL : moat_calloc(1, len);
+    if (!*err && !packed)
+        *err = -ENOMEM;
+    for (size_t i = 0, at = 0; packed && i < f->count; i++) {
+        size_t n = strlen(f->form[i]) + 1;
+        memcpy(packed + at, f->form[i], n);
+        at += n;
+    }
+    free(f);
+    return packed;
+}
+
+bool image_packed_match(const char *packed, const char *pattern)
+{
+    for (const char *s = packed; s && *s; s += strlen(s) + 1)
+        if (pattern_match(pattern, s))
             return true;
     return false;
 }

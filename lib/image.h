@@ -35,6 +35,16 @@ int image_forms(const char *ref, struct image_forms *out);
 /* True when `pattern` (see image_pattern_normalise) matches any form. */
 bool image_forms_match(const struct image_forms *forms, const char *pattern);
 /*
+ * The forms of `ref` packed into one allocation of just their size (caller
+ * frees): each form NUL-terminated, an empty string after the last. A
+ * struct image_forms is ~5 KiB whatever the reference; a model keeps one per
+ * workload, and 100,000 of them must fit an agent (issue 17). NULL with
+ * *err -EINVAL (not a reference, as image_forms) or -ENOMEM.
+ */
+char *image_forms_pack(const char *ref, int *err);
+/* image_forms_match on packed forms. */
+bool image_packed_match(const char *packed, const char *pattern);
+/*
  * Normalises a pattern into `out` (size `n`): a pattern without tag, digest
  * or `*` in its last path component gets `:latest`, as a reference would.
  * Returns 0 or -EINVAL with a static reason in *why (also for an empty tag

@@ -962,10 +962,11 @@ static void load_workload(struct ld *l, const struct doc_node *m)
     w.namespace = get_name(l, m, "namespace", true);
     const char *image = get_str(l, m, "image", false);
     if (image) {
-        w.forms = moat_calloc(1, sizeof(*w.forms));
-        if (!w.forms)
+        int err;
+        w.forms = image_forms_pack(image, &err);
+        if (err == -ENOMEM)
             oom(l);
-        else if (image_forms(image, w.forms) < 0)
+        else if (err)
             bad(l, doc_map_get(m, "image"), "image", "\"%s\" is not an image reference", image);
         w.image = keep(l, moat_strdup(image));
     }
@@ -1780,7 +1781,8 @@ int policy_load_sources(struct moat_policy **out, const struct policy_source *sr
     for (size_t i = 0; i < n; i++) {
         struct doc_set *set;
         int err = src[i].path ? doc_parse_file(src[i].path, &set, d)
-                              : doc_parse_text(src[i].text, src[i].len, src[i].name, &set, d);
+                              : doc_parse_text_limited(src[i].text, src[i].len, src[i].name,
+                                                       src[i].limits, &set, d);
         if (err)
             unreadable = true;
         else

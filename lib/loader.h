@@ -54,6 +54,8 @@ struct policy_source {
     const char *text;
     size_t len;
     const char *name;
+    /* Bounds of the text (NULL: doc_limits_file); the server's state uses doc_limits_server. */
+    const struct doc_limits *limits;
 };
 /* policy_load_files over files and texts mixed (the agent: the server's policy + local files). */
 int policy_load_sources(struct moat_policy **out, const struct policy_source *src, size_t n,

@@ -167,7 +167,7 @@ static bool images_any_match(const struct moat_object *o, const struct moat_work
     if (!w->forms)
         return false;
     for (size_t i = 0; i < o->nimages; i++)
-        if (image_forms_match(w->forms, o->images[i]))
+        if (image_packed_match(w->forms, o->images[i]))
             return true;
     return false;
 }

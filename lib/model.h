@@ -153,8 +153,8 @@ struct moat_workload {
     char *node;
     char *name;
     char *namespace;
-    char *image;               /* NULL = unknown */
-    struct image_forms *forms; /* owned; NULL when no image */
+    char *image; /* NULL = unknown */
+    char *forms; /* owned, image_forms_pack()ed; NULL when no image */
     struct moat_label *labels;
     size_t nlabels;
     struct moat_addr *addrs;

@@ -64,6 +64,69 @@ static int add_workload(json_t *docs, const json_t *w)
     return add(docs, doc_pick(w, "Workload", keep));
 }
 
+/* The keys of the label maps `field` of every object: those a selector reads. */
+static json_t *selected_keys(const json_t *objects, const char *field)
+{
+    json_t *keys = json_object();
+    size_t i;
+    const json_t *o;
+    json_array_foreach(objects, i, o)
+    {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)json_object_get(o, field), k, v)
+        {
+            if (keys && json_object_set_new(keys, k, json_true()) < 0) {
+                json_decref(keys);
+                keys = NULL;
+            }
+        }
+    }
+    return keys;
+}
+
+/* A copy of map `labels` with only the keys in `keep` (and `also`, when not NULL). */
+static json_t *labels_pick(const json_t *labels, const json_t *keep, const char *also)
+{
+    json_t *out = json_object();
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)labels, k, v)
+    {
+        bool wanted = json_object_get(keep, k) || (also && strcmp(k, also) == 0);
+        if (out && wanted && json_object_set(out, k, (json_t *)v) < 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+/* A remote workload as a compact record (see remote.h). */
+static int add_workload_compact(json_t *docs, const json_t *w, const json_t *label_keys,
+                                const json_t *ns_keys)
+{
+    /* node: a Workload document names its node (SPEC 10) */
+    static const char *const keep[] = {"cluster", "node", "name", "namespace",
+                                       "image",   "ips",  NULL};
+    json_t *d = doc_pick(w, "Workload", keep);
+    if (!d)
+        return -ENOMEM;
+    json_t *labels = json_object_get(w, "labels"), *nsl = json_object_get(w, "namespace_labels");
+    json_t *l = labels ? labels_pick(labels, label_keys, "app") : NULL;
+    json_t *n = nsl ? labels_pick(nsl, ns_keys, NULL) : NULL;
+    int bad = (labels && !l) || (nsl && !n) ||
+              (l && json_object_size(l) && json_object_set(d, "labels", l) < 0) ||
+              (n && json_object_size(n) && json_object_set(d, "namespace_labels", n) < 0);
+    json_decref(l);
+    json_decref(n);
+    if (bad) {
+        json_decref(d);
+        return -ENOMEM;
+    }
+    return add(docs, d);
+}
+
 /* qsort: rules by id. */
 static int by_id(const void *a, const void *b)
 {
@@ -98,8 +161,9 @@ static bool in_clusters(const json_t *clusters, const char *name)
     return false;
 }
 
-int remote_docs(const json_t *clusters, const json_t *objects, const json_t *rules,
-                const json_t *workloads, const char *skip_node, json_t *docs)
+/* remote_docs and remote_docs_compact: `compact` keeps other nodes' workloads compact. */
+static int make_docs(const json_t *clusters, const json_t *objects, const json_t *rules,
+                     const json_t *workloads, const char *node, bool compact, json_t *docs)
 {
     int err = 0;
     for (size_t i = 0; !err && i < json_array_size(clusters); i++)
@@ -112,15 +176,33 @@ int remote_docs(const json_t *clusters, const json_t *objects, const json_t *rul
     }
     if (!err)
         err = add_rules(docs, rules);
+    json_t *label_keys = compact ? selected_keys(objects, "labels") : NULL;
+    json_t *ns_keys = compact ? selected_keys(objects, "namespace_labels") : NULL;
+    if (!err && compact && (!label_keys || !ns_keys))
+        err = -ENOMEM;
     for (size_t i = 0; !err && i < json_array_size(workloads); i++) {
         const json_t *w = json_array_get(workloads, i);
         if (!in_clusters(clusters, jstr_or(w, "cluster")))
             continue;
-        if (skip_node && strcmp(jstr_or(w, "node"), skip_node) == 0)
-            continue;
-        err = add_workload(docs, w);
+        if (node && strcmp(jstr_or(w, "node"), node) == 0)
+            continue; /* the agent describes its own from its inventory */
+        err = compact ? add_workload_compact(docs, w, label_keys, ns_keys) : add_workload(docs, w);
     }
+    json_decref(label_keys);
+    json_decref(ns_keys);
     return err;
+}
+
+int remote_docs(const json_t *clusters, const json_t *objects, const json_t *rules,
+                const json_t *workloads, const char *skip_node, json_t *docs)
+{
+    return make_docs(clusters, objects, rules, workloads, skip_node, false, docs);
+}
+
+int remote_docs_compact(const json_t *clusters, const json_t *objects, const json_t *rules,
+                        const json_t *workloads, const char *node, json_t *docs)
+{
+    return make_docs(clusters, objects, rules, workloads, node, true, docs);
 }
 
 void remote_take_ids(struct moat_policy *p, const json_t *rules)

@@ -27,6 +27,17 @@
 int remote_docs(const json_t *clusters, const json_t *objects, const json_t *rules,
                 const json_t *workloads, const char *skip_node, json_t *docs);
 
+/*
+ * The same for an agent: the workloads of other nodes are kept as compact
+ * records — what the datapath selects on and what an alert names, no more:
+ * cluster, node, name, namespace, image, addresses, the `app` label and the
+ * labels and namespace labels whose keys some object of `objects` selects on.
+ * Their interface, source and every other label are left out (issue 17:
+ * agent memory per remote workload). This node's workloads stay whole.
+ */
+int remote_docs_compact(const json_t *clusters, const json_t *objects, const json_t *rules,
+                        const json_t *workloads, const char *node, json_t *docs);
+
 /* Gives each rule of `p` the id its record in `rules` has (matched by cluster and name). */
 void remote_take_ids(struct moat_policy *p, const json_t *rules);
 

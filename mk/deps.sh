@@ -5,11 +5,13 @@
 # there yet. Run as root on Debian 12 (what `make deps` does).
 # chromium, chromium-driver and python3-selenium run the console's browser
 # tests (tests/browser); nodejs and npm install the console's chart library.
+# libpq-dev builds the PostgreSQL store; postgresql runs the throwaway database
+# servers its tests start (tests/pg.sh).
 set -eu
 PKGS="gcc make pkg-config libc6-dev libyaml-dev libjansson-dev libcmocka-dev
       clang-format cppcheck python3 clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
       iproute2 iperf3 iptables ipset libnetfilter-log-dev libnetfilter-conntrack-dev python3-scapy
-      libmicrohttpd-dev libsqlite3-dev libssl-dev curl libcurl4-openssl-dev openssl wrk
+      libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql libssl-dev curl libcurl4-openssl-dev openssl wrk
       chromium chromium-driver python3-selenium fonts-dejavu-core
       podman runc busybox-static docker.io systemd"
 # kubectl validates the Kubernetes manifests (tests/containers/deploy.sh):

@@ -259,13 +259,10 @@ static int preview_workload(const json_t *doc, struct moat_workload *w)
     }
     const char *image = json_string_value(json_object_get(doc, "image"));
     if (image) {
-        w->forms = malloc(sizeof(*w->forms));
-        if (!w->forms)
-            return -ENOMEM;
-        if (image_forms(image, w->forms) < 0) { /* no readable image: matches no image pattern */
-            free(w->forms);
-            w->forms = NULL;
-        }
+        int err;
+        w->forms = image_forms_pack(image, &err);
+        if (err == -ENOMEM)
+            return err; /* -EINVAL: no readable image, matches no image pattern */
     }
     return 0;
 }

@@ -35,6 +35,11 @@ static int store_gauges(struct server *srv, FILE *f)
         "# HELP moat_long_polls Long-polls waiting now (agents' policy, consoles' change feed).\n"
         "# TYPE moat_long_polls gauge\nmoat_long_polls %zu\n",
         watch_waiting(srv->watch));
+    fprintf(f,
+            "# HELP moat_write_retries_total Groups of writes run again after they conflicted "
+            "with another replica's.\n"
+            "# TYPE moat_write_retries_total counter\nmoat_write_retries_total %llu\n",
+            (unsigned long long)__atomic_load_n(&srv->write_retries, __ATOMIC_RELAXED));
     return 0;
 }
 

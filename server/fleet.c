@@ -1,5 +1,6 @@
 /* fleet: nodes and revisions in memory (see fleet.h). */
 #include "fleet.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@ struct fnode {
     struct fcluster *cluster;
     char name[SERVER_NAME_MAX + 1];
     time_t heartbeat; /* 0: never (offline) */
+    uint64_t seen;    /* fleet.gen of the last fleet_resync that found it */
     char state[24];   /* reported: enforcing, unsupported, not_installed */
     char *reason;     /* reported */
     char version[64]; /* the agent's */
@@ -41,6 +43,7 @@ struct fleet {
     struct fnode **nodes; /* hash by id */
     size_t nbuckets, nnodes;
     struct fcluster *clusters[CLUSTER_BUCKETS];
+    uint64_t gen; /* fleet_resync's count */
 };
 
 static uint64_t str_hash(const char *s)
@@ -384,6 +387,91 @@ static int load_all(struct server *srv)
             c->revision = json_integer_value(json_object_get(r, "revision"));
     }
     json_decref(items);
+    json_decref(revs);
+    json_decref(clusters);
+    return err;
+}
+
+/* Under the lock: every listed node put, and the nodes not listed forgotten. */
+static int resync_nodes(struct server *srv, const json_t *nodes)
+{
+    struct fleet *f = srv->fleet;
+    uint64_t gen = ++f->gen;
+    int err = 0;
+    for (size_t i = 0; !err && i < json_array_size(nodes); i++) {
+        const json_t *n = json_array_get(nodes, i);
+        int64_t id = json_integer_value(json_object_get(n, "id"));
+        err = node_put(srv, id, n, jstr(n, "cluster"));
+        if (!err && *node_slot(f, id))
+            (*node_slot(f, id))->seen = gen;
+    }
+    for (size_t b = 0; !err && b < f->nbuckets; b++)
+        for (struct fnode *x = f->nodes[b], *next; x; x = next) {
+            next = x->hnext;
+            if (x->seen != gen)
+                node_put(srv, x->id, NULL, NULL);
+        }
+    return err;
+}
+
+/* Whether `name` is a cluster of the list. */
+static bool cluster_listed(const json_t *clusters, const char *name)
+{
+    for (size_t i = 0; i < json_array_size(clusters); i++)
+        if (strcmp(jstr(json_array_get(clusters, i), "name"), name) == 0)
+            return true;
+    return false;
+}
+
+int fleet_resync(struct server *srv)
+{
+    struct store *st = &srv->store;
+    struct fleet *f = srv->fleet;
+    struct store_query q = {.limit = -1};
+    json_t *nodes = NULL, *revs = NULL, *clusters = NULL;
+    int64_t total;
+    int err = st->ops->read_begin(st);
+    if (err)
+        return err;
+    err = st->ops->list(st, STORE_CLUSTER, &q, &clusters, &total);
+    if (!err)
+        err = st->ops->list(st, STORE_NODE, &q, &nodes, &total);
+    if (!err)
+        err = st->ops->list(st, STORE_REVISION, &q, &revs, &total);
+    st->ops->read_end(st);
+    json_t *gone = json_array();
+    if (!err && !gone)
+        err = -ENOMEM;
+    pthread_mutex_lock(&f->lock);
+    if (!err)
+        err = resync_nodes(srv, nodes);
+    for (size_t i = 0; !err && i < json_array_size(revs); i++) {
+        const json_t *r = json_array_get(revs, i);
+        struct fcluster *c = cluster_of(f, jstr(r, "cluster"), true);
+        if (!c) {
+            err = -ENOMEM;
+        } else {
+            c->revision = json_integer_value(json_object_get(r, "revision"));
+            c->gone = false;
+        }
+    }
+    for (size_t b = 0; !err && b < CLUSTER_BUCKETS; b++)
+        for (struct fcluster *c = f->clusters[b]; c; c = c->hnext)
+            if (!c->gone && !cluster_listed(clusters, c->name)) {
+                c->gone = true;
+                c->revision = 1;
+                if (json_array_append_new(gone, json_string(c->name)) < 0)
+                    err = -ENOMEM;
+            }
+    pthread_mutex_unlock(&f->lock);
+    for (size_t i = 0; i < json_array_size(gone); i++)
+        agents_cache_forget(srv, json_string_value(json_array_get(gone, i)));
+    for (size_t i = 0; i < json_array_size(clusters); i++) /* they look again */
+        watch_wake(srv->watch, jstr(json_array_get(clusters, i), "name"));
+    for (size_t i = 0; i < json_array_size(gone); i++)
+        watch_wake(srv->watch, json_string_value(json_array_get(gone, i)));
+    json_decref(gone);
+    json_decref(nodes);
     json_decref(revs);
     json_decref(clusters);
     return err;

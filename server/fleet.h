@@ -12,8 +12,9 @@
  * online nodes that are not enforcing (reported unsupported/not_installed,
  * or outdated) are kept on a list of their own.
  *
- * With several servers on one database (PostgreSQL, a later issue) each
- * would need the others' changes; this index is per process.
+ * With several servers on one database (PostgreSQL) each keeps its own
+ * index; the others' commits reach it as notices (peers.h), and
+ * fleet_resync() reads it all again when notices may have been missed.
  */
 #ifndef MOAT_SERVER_FLEET_H
 #define MOAT_SERVER_FLEET_H
@@ -28,6 +29,13 @@ void fleet_free(struct fleet *f);
  * commit): updated when it exists, forgotten when it does not.
  */
 void fleet_node_reload(struct server *srv, int64_t id);
+/*
+ * Reads every node and revision again (on a read snapshot of the calling
+ * thread's, which must not be reading already), forgets the nodes and
+ * clusters that are gone and wakes every cluster's long-polls (peers.c).
+ * 0 or a store error.
+ */
+int fleet_resync(struct server *srv);
 /* Cluster `cluster`'s revision (1 until it changes). */
 int64_t fleet_revision(struct fleet *f, const char *cluster);
 /* Sets it (0: the cluster is gone, so it starts again at 1). */

@@ -111,7 +111,7 @@ static double since(const struct timespec *t)
     return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
-static void resp_clear(struct resp *rs)
+void resp_reset(struct resp *rs)
 {
     json_decref(rs->json);
     free(rs->text);
@@ -203,7 +203,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct conn *cn)
     cn->phase = PH_ANSWERED;
     enum MHD_Result ret = MHD_queue_response(c, rs->status, r);
     MHD_destroy_response(r);
-    resp_clear(rs);
+    resp_reset(rs);
     return ret;
 }
 
@@ -214,9 +214,17 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct conn *cn, int err
     if (err < 0) {
         fprintf(stderr, "moat-server: %s %s: %s\n", cn->rq.method, cn->rq.path ? cn->rq.path : "",
                 strerror(-err));
-        resp_clear(&cn->rs);
-        if (resp_error(&cn->rs, 500, "", "internal error: %s", strerror(-err)) < 0)
+        resp_reset(&cn->rs);
+        /* -EAGAIN: the writes of other replicas kept conflicting with this one (store.h) */
+        if (err == -EAGAIN) {
+            cn->rs.retry_after = 1;
+            if (resp_error(&cn->rs, 503, "",
+                           "the database is busy with conflicting writes: "
+                           "nothing was changed, try again") < 0)
+                return MHD_NO;
+        } else if (resp_error(&cn->rs, 500, "", "internal error: %s", strerror(-err)) < 0) {
             return MHD_NO;
+        }
     }
     if (cn->rs.status == 401) { /* a failed authentication costs its source */
         unsigned char key[16];
@@ -565,7 +573,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     watch_sock_state(srv->watch, cn->sock, SOCK_IDLE);
     effects_clear(&cn->rq.fx);
     json_decref(cn->rq.prepared);
-    resp_clear(&cn->rs);
+    resp_reset(&cn->rs);
     uri_clear(&cn->uri);
     free(cn->raw);
     free(cn->body);

@@ -1,7 +1,8 @@
 /*
  * moat-server: the control plane (SPEC §9, §10).
  *
- *   moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]
+ *   moat-server --listen ADDR:PORT --data DIR|--database URL [--database-password-file F]
+ *               [--heartbeat-interval S]
  *               [--retention-days D] [--min-agent-version V] [--data-table FILE]
  *               [--tls-cert FILE --tls-key FILE]  serve the REST API (HTTPS with TLS)
  *               [--alerts-out FILE|-]             and append alerts as JSON lines
@@ -9,8 +10,9 @@
  *               [--threads N] [--max-connections N] [--max-connections-per-source N]
  *               [--header-timeout S] [--body-timeout S] [--auth-failures N/S]
  *               [--metrics-public]
- *   moat-server token create --data DIR --role admin|viewer
- *   moat-server token list --data DIR
+ *   moat-server token create --data DIR|--database URL --role admin|viewer
+ *   moat-server token list --data DIR|--database URL
+ *   moat-server migrate --from-data DIR --database URL   copy SQLite into PostgreSQL
  *   moat-server routes                            print the route table
  *
  * Exit status: 0 ok, 1 could not complete (store, network), 2 usage (including a
@@ -22,6 +24,8 @@
 #include "fleet.h"
 #include "http.h"
 #include "jsonmem.h"
+#include "migrate.h"
+#include "peers.h"
 #include "server.h"
 #include "watch.h"
 #include "writer.h"
@@ -46,14 +50,16 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
-    "usage: moat-server --listen ADDR:PORT --data DIR [--heartbeat-interval S]\n"
+    "usage: moat-server --listen ADDR:PORT --data DIR|--database URL\n"
+    "         [--database-password-file FILE] [--heartbeat-interval S]\n"
     "         [--retention-days D] [--min-agent-version V] [--data-table FILE]\n"
     "         [--tls-cert FILE --tls-key FILE] [--alerts-out FILE|-] [--audit-out FILE|-]\n"
     "         [--threads N] [--max-connections N] [--max-connections-per-source N]\n"
     "         [--header-timeout S] [--body-timeout S] [--auth-failures N/S]\n"
     "         [--metrics-public]\n"
-    "       moat-server token create --data DIR --role admin|viewer\n"
-    "       moat-server token list --data DIR\n"
+    "       moat-server token create --data DIR|--database URL --role admin|viewer\n"
+    "       moat-server token list --data DIR|--database URL\n"
+    "       moat-server migrate --from-data DIR --database URL\n"
     "       moat-server routes\n"
     "       moat-server --version | --help\n";
 
@@ -72,6 +78,13 @@ static int help(void)
            "Options:\n"
            "  --listen ADDR:PORT        address to serve on (127.0.0.1:8080, [::1]:8080)\n"
            "  --data DIR                the SQLite store's folder (created when missing)\n"
+           "  --database URL            keep the state in PostgreSQL instead: a libpq URI\n"
+           "                            (postgresql://user@host/db?sslmode=verify-full) or\n"
+           "                            conninfo; several servers may share one database\n"
+           "  --database-password-file FILE\n"
+           "                            the database password (first line of FILE); else\n"
+           "                            the URL's, PGPASSFILE's or ~/.pgpass\n"
+           "  --from-data DIR           migrate: the SQLite folder to copy into --database\n"
            "  --heartbeat-interval S    seconds between agent heartbeats (default 10)\n"
            "  --retention-days D        days alerts and audit records are kept (default 180)\n"
            "  --min-agent-version V     agents below V are reported outdated\n"
@@ -99,9 +112,56 @@ static int help(void)
     return EXIT_OK;
 }
 
-/* Opens the store in `dir`, creating the folder when missing. */
-static int open_store(struct store *st, const char *dir)
+#define PASSWORD_MAX 1024
+
+/* The first line of --database-password-file into out[PASSWORD_MAX + 1]. 0 or -errno. */
+static int password_read(const char *path, char *out)
 {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int err = -errno;
+        fprintf(stderr, "moat-server: --database-password-file '%s': %s\n", path, strerror(-err));
+        return err;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077))
+        fprintf(stderr,
+                "moat-server: --database-password-file '%s': readable by others (chmod 600)\n",
+                path);
+    size_t n = fread(out, 1, PASSWORD_MAX + 1, f);
+    int err = ferror(f) ? -EIO : 0;
+    fclose(f);
+    if (!err && n > PASSWORD_MAX)
+        err = -EFBIG;
+    if (!err) {
+        out[n] = '\0';
+        out[strcspn(out, "\r\n")] = '\0';
+        if (!*out || strlen(out) != strcspn(out, "\r\n"))
+            err = -EINVAL;
+    }
+    if (err)
+        fprintf(stderr, "moat-server: --database-password-file '%s': %s\n", path,
+                err == -EINVAL  ? "empty (the password is its first line)"
+                : err == -EFBIG ? "longer than 1024 bytes"
+                                : strerror(-err));
+    return err;
+}
+
+/*
+ * Opens the store: PostgreSQL at `database` (with `password`, may be NULL)
+ * when given, else SQLite in folder `dir`, creating the folder when missing.
+ */
+static int open_store(struct store *st, const char *dir, const char *database, const char *password)
+{
+    if (database) {
+        st->ops = &store_pg_ops;
+        st->password = password;
+        int err = st->ops->open(st, database);
+        if (err) /* the URL may hold a password: not printed */
+            fprintf(stderr, "moat-server: --database: cannot open the PostgreSQL store: %s\n",
+                    err == -EIO ? "see above" : strerror(-err));
+        return err;
+    }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "moat-server: data folder '%s': %s\n", dir, strerror(errno));
         return -errno;
@@ -114,6 +174,8 @@ static int open_store(struct store *st, const char *dir)
 }
 
 struct opts {
+    const char *database, *password_file, *from_data;
+    char password[PASSWORD_MAX + 1];
     const char *listen, *data, *role, *table, *min_version, *tls_cert, *tls_key, *alerts_out,
         *audit_out;
     long interval, retention, threads, max_conns, max_source, header_timeout, body_timeout;
@@ -150,6 +212,9 @@ static int parse(int argc, char **argv, struct opts *o)
     static const struct option longs[] = {
         {"listen", required_argument, NULL, 'l'},
         {"data", required_argument, NULL, 'd'},
+        {"database", required_argument, NULL, 'D'},
+        {"database-password-file", required_argument, NULL, 'W'},
+        {"from-data", required_argument, NULL, 'f'},
         {"role", required_argument, NULL, 'r'},
         {"heartbeat-interval", required_argument, NULL, 'i'},
         {"retention-days", required_argument, NULL, 't'},
@@ -174,6 +239,12 @@ static int parse(int argc, char **argv, struct opts *o)
             o->listen = optarg;
         else if (c == 'd')
             o->data = optarg;
+        else if (c == 'D')
+            o->database = optarg;
+        else if (c == 'W')
+            o->password_file = optarg;
+        else if (c == 'f')
+            o->from_data = optarg;
         else if (c == 'r')
             o->role = optarg;
         else if (c == 'i' && (o->interval = positive(optarg)) > 0)
@@ -212,13 +283,32 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
+/* Exactly one of --data and --database (true), else false after saying so. */
+static bool one_store(const struct opts *o)
+{
+    if (!o->data == !o->database) {
+        fprintf(stderr, "moat-server: give one of --data DIR and --database URL\n");
+        return false;
+    }
+    if (o->password_file && !o->database) {
+        fprintf(stderr, "moat-server: --database-password-file goes with --database\n");
+        return false;
+    }
+    return true;
+}
+
+static int store_of(const struct opts *o, struct store *st)
+{
+    return open_store(st, o->data, o->database, o->password_file ? o->password : NULL);
+}
+
 static int token_create(const struct opts *o)
 {
-    if (!o->data || auth_role_parse(o->role) == ROLE_NONE)
+    if (!one_store(o) || auth_role_parse(o->role) == ROLE_NONE)
         return usage();
     struct store st = {0};
     char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_LEN + 1];
-    int err = open_store(&st, o->data);
+    int err = store_of(o, &st);
     if (err)
         return EXIT_FAIL;
     int64_t id = 0;
@@ -254,10 +344,10 @@ static int token_create(const struct opts *o)
 /* `token list`: id, role and creation time of every admin and viewer token (never a secret). */
 static int token_list(const struct opts *o)
 {
-    if (!o->data)
+    if (!one_store(o))
         return usage();
     struct store st = {0};
-    if (open_store(&st, o->data))
+    if (store_of(o, &st))
         return EXIT_FAIL;
     json_t *items = NULL;
     int err = st.ops->token_list(&st, &items);
@@ -274,6 +364,40 @@ static int token_list(const struct opts *o)
                jstr(t, "role"), jstr(t, "created"));
     json_decref(items);
     return EXIT_OK;
+}
+
+/* `migrate`: an SQLite folder copied into an empty PostgreSQL database. */
+static int migrate(const struct opts *o)
+{
+    if (!o->from_data || !o->database || o->data)
+        return usage();
+    struct stat sb;
+    char db[PATH_MAX + 16];
+    snprintf(db, sizeof(db), "%s/moat.db", o->from_data);
+    if (stat(db, &sb) < 0) { /* never make an empty one to copy from */
+        fprintf(stderr, "moat-server: migrate: --from-data '%s': no moat.db there: %s\n",
+                o->from_data, strerror(errno));
+        return EXIT_FAIL;
+    }
+    struct store from = {0}, to = {0};
+    if (open_store(&from, o->from_data, NULL, NULL))
+        return EXIT_FAIL;
+    int err = store_of(o, &to);
+    if (!err) {
+        err = store_migrate(&from, &to, stdout);
+        to.ops->close(&to);
+    }
+    from.ops->close(&from);
+    if (err == -ENOTEMPTY)
+        fprintf(stderr, "moat-server: migrate: --database: not empty: nothing copied (migrate "
+                        "into a new database)\n");
+    else if (err == -EPROTO)
+        fprintf(stderr, "moat-server: migrate: the counts differ (above)\n");
+    else if (err)
+        fprintf(stderr, "moat-server: migrate: %s: nothing copied\n", strerror(-err));
+    else
+        printf("migrate: done; serve with --database\n");
+    return err ? EXIT_FAIL : EXIT_OK;
 }
 
 /*
@@ -398,11 +522,14 @@ static int start_parts(struct server *srv)
         err = watch_start(srv);
     if (!err)
         err = writer_start(srv);
+    if (!err)
+        err = peers_start(srv);
     return err;
 }
 
 static void stop_parts(struct server *srv)
 {
+    peers_stop(srv); /* its thread uses the fleet, the watch and the caches */
     writer_stop(srv);
     watch_stop(srv);
     fleet_free(srv->fleet);
@@ -439,7 +566,7 @@ static int serve_on(struct server *srv, const struct opts *o)
 
 static int serve(const struct opts *o)
 {
-    if (!o->data || !o->listen || !o->tls_cert != !o->tls_key)
+    if (!one_store(o) || !o->listen || !o->tls_cert != !o->tls_key)
         return usage();
     char *cert = NULL, *key = NULL;
     if (o->tls_cert && (pem_read("tls-cert", o->tls_cert, &cert) < 0 ||
@@ -491,7 +618,7 @@ static int serve(const struct opts *o)
         err = metrics_init(&srv.metrics, nroutes);
     if (err)
         fprintf(stderr, "moat-server: %s\n", strerror(-err));
-    else if (open_store(&srv.store, o->data) == 0) {
+    else if (store_of(o, &srv.store) == 0) {
         rc = serve_on(&srv, o);
         srv.store.ops->close(&srv.store);
     }
@@ -527,8 +654,13 @@ int main(int argc, char **argv)
     }
     bool token = argc >= 3 && strcmp(argv[1], "token") == 0 && strcmp(argv[2], "create") == 0;
     bool list = argc >= 3 && strcmp(argv[1], "token") == 0 && strcmp(argv[2], "list") == 0;
-    int skip = token || list ? 2 : 0;
+    bool move = argc >= 2 && strcmp(argv[1], "migrate") == 0;
+    int skip = token || list ? 2 : move ? 1 : 0;
     if (parse(argc - skip, argv + skip, &o) < 0 || optind != argc - skip)
         return usage();
-    return token ? token_create(&o) : list ? token_list(&o) : serve(&o);
+    if (!move && o.from_data)
+        return usage();
+    if (o.password_file && password_read(o.password_file, o.password) < 0)
+        return EXIT_USAGE;
+    return move ? migrate(&o) : token ? token_create(&o) : list ? token_list(&o) : serve(&o);
 }

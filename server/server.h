@@ -143,11 +143,12 @@ struct server {
     struct auth_cache *auth_cache; /* known tokens (auth.c) */
     uint64_t auth_gen;             /* moves when a credential may have gone (__atomic builtins) */
     pthread_mutex_t throttle_lock;
-    volatile int stopping; /* set once, when the server stops (long-polls answer then) */
-    int inflight;          /* requests being read or answered (__atomic builtins) */
-    time_t expired_at;     /* CLOCK_MONOTONIC seconds of the last retention purge (writer thread) */
-    FILE *alerts_out; /* --alerts-out: a JSON line per alert ingest creates or changes, or NULL */
-    FILE *audit_out;  /* --audit-out: a JSON line per audit record, or NULL */
+    volatile int stopping;  /* set once, when the server stops (long-polls answer then) */
+    int inflight;           /* requests being read or answered (__atomic builtins) */
+    uint64_t write_retries; /* groups run again after a conflict (__atomic builtins) */
+    time_t expired_at; /* CLOCK_MONOTONIC seconds of the last retention purge (writer thread) */
+    FILE *alerts_out;  /* --alerts-out: a JSON line per alert ingest creates or changes, or NULL */
+    FILE *audit_out;   /* --audit-out: a JSON line per audit record, or NULL */
     pthread_mutex_t cache_lock;
     struct policy_cache *policy_cache; /* api_agents.c (under cache_lock) */
     struct threat_cache *threat_cache; /* api_detect.c (under cache_lock) */
@@ -221,6 +222,9 @@ struct resp {
 };
 
 typedef int (*route_fn)(struct req *rq, struct resp *rs);
+
+/* Frees what a response holds and empties it (http.c; the writer runs a group again). */
+void resp_reset(struct resp *rs);
 
 /*
  * How a route's handler uses the store. A ROUTE_READ handler runs on a

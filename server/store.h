@@ -12,7 +12,9 @@
  * thread at a time; reads between read_begin() and read_end() run on a
  * connection of their own, side by side. store_sqlite.c is the embedded
  * backend (one SQLite file in WAL mode, schema migrations by PRAGMA
- * user_version); a PostgreSQL backend implements the same table.
+ * user_version); store_pg.c keeps the same records in PostgreSQL, where
+ * several servers share one database (their write transactions are
+ * serializable: commit() may answer -EAGAIN, see there).
  *
  * Every operation returns 0 or a negative errno: -ENOENT (no such record or
  * token), -EEXIST (the name is taken), -ENOMEM, -EIO (the database failed;
@@ -60,9 +62,10 @@ enum store_kind {
     STORE_JOIN = 7,
     STORE_REVISION = 8,
     STORE_AUDIT = 9,
-    STORE_QUARANTINE = 10,
-    STORE_RELEASE = 11,
-    STORE_THREATS = 12,
+    STORE_QUARANTINE = 10, /* per cluster */
+    STORE_RELEASE = 11,    /* per cluster */
+    STORE_THREATS = 12,    /* per cluster */
+    STORE_KINDS            /* how many (store_kinds.h has each one's table) */
 };
 
 #define STORE_DOC_DEPTH_MAX 32
@@ -142,6 +145,13 @@ struct store_ops {
     void (*read_end)(struct store *st);
     /* A write transaction on the writer connection (see read_begin). */
     int (*begin)(struct store *st);
+    /*
+     * -EAGAIN: the transaction conflicted with another server's on the same
+     * database (PostgreSQL's serialization failure, met by commit or by any
+     * operation of the transaction): nothing of it stays, and running the
+     * whole transaction again from begin() is the way on. SQLite never
+     * answers it (one writer).
+     */
     int (*commit)(struct store *st);
     int (*rollback)(struct store *st);
     /* Runs SQL that returns nothing on the writer connection (the writer's savepoints). */
@@ -191,13 +201,46 @@ struct store_ops {
      */
     int (*purge)(struct store *st, enum store_kind k, const char *field, const char *before,
                  int64_t *n);
+
+    /*
+     * Several servers on one store (NULL where a store has one server):
+     * notify() queues a notice (text up to STORE_NOTICE_MAX bytes) inside the
+     * write transaction, sent to every other server listening only when it
+     * commits; listen() starts a thread that calls fn(arg, text) for each
+     * notice another server sent, and fn(arg, NULL) after its connection was
+     * lost and made again (notices may have been missed: look at everything
+     * again). listen(st, NULL, NULL) ends the thread (before what fn uses
+     * goes away); close() does too.
+     */
+    int (*notify)(struct store *st, const char *text);
+    int (*listen)(struct store *st, void (*fn)(void *arg, const char *text), void *arg);
+
+    /*
+     * Copying a store (moat-server migrate). dump(): the records of kind k
+     * with id > after, at most max, by id, as [{id, cluster, name, doc}]
+     * (cluster null for kinds without); token_dump(): every token as [{id,
+     * hash, role, created, node}] (node null or the node record's id).
+     * load() and token_load() add one such row keeping its id (inside a
+     * transaction), load_end() makes new ids continue after the largest.
+     * NULL where a backend cannot be a target.
+     */
+    int (*dump)(struct store *st, enum store_kind k, int64_t after, size_t max, json_t **rows);
+    int (*token_dump)(struct store *st, json_t **rows);
+    int (*load)(struct store *st, enum store_kind k, const json_t *row);
+    int (*token_load)(struct store *st, const json_t *row);
+    int (*load_end)(struct store *st);
 };
+
+#define STORE_NOTICE_MAX 7900 /* PostgreSQL's NOTIFY takes up to 8000 bytes */
 
 struct store {
     const struct store_ops *ops;
-    void *impl; /* the backend's own state */
+    void *impl;           /* the backend's own state */
+    const char *password; /* PostgreSQL: a password to connect with, or NULL (not owned) */
 };
 
 extern const struct store_ops store_sqlite_ops;
+/* The PostgreSQL backend: open()'s `dir` is a libpq connection URI or conninfo string. */
+extern const struct store_ops store_pg_ops;
 
 #endif

@@ -23,6 +23,8 @@
  * per write transaction (an event batch is one transaction).
  */
 #include "store.h"
+#include "doccache.h"
+#include "store_kinds.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -127,20 +129,15 @@ static const char *const migrations[] = {
     "CREATE INDEX quarantines_by_cluster ON quarantines(cluster, id);",
 };
 
-static const char *const tables[] = {
-    "clusters", "objects",   "rules", "nodes",       "workloads", "alerts",      "batches",
-    "joins",    "revisions", "audit", "quarantines", "releases",  "threat_lists"};
-#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+/* The kinds this schema has tables for (store_kinds.h holds their names): all of them. */
+#define NTABLES ((size_t)STORE_KINDS)
+static const char *tables(enum store_kind k)
+{
+    return store_kind_table(k);
+}
 
-/* A cached document is kept alive by reference while another thread copies it (doc_of).
- * (JANSSON_VERSION_HEX: only where jansson.h was read, so not under cppcheck.) */
-#if defined(JANSSON_VERSION_HEX) && !defined(JANSSON_THREAD_SAFE_REFCOUNT)
-#error "jansson without atomic reference counts: cached documents cannot be shared by threads"
-#endif
-
-#define STMT_CACHE    64   /* prepared statements kept per connection */
-#define POOL_IDLE_MAX 64   /* idle read connections kept for the next reader */
-#define DOC_CACHE     4096 /* parsed documents kept (by kind and id) */
+#define STMT_CACHE    64 /* prepared statements kept per connection */
+#define POOL_IDLE_MAX 64 /* idle read connections kept for the next reader */
 
 struct stmt_entry {
     uint64_t hash; /* of sql */
@@ -158,15 +155,6 @@ struct conn {
     struct conn *next; /* in the idle pool */
 };
 
-/* A parsed document and the stored text it was parsed from. */
-struct doc_entry {
-    enum store_kind kind;
-    int64_t id;
-    char *text; /* not NUL-terminated */
-    size_t len;
-    json_t *doc; /* never handed out: callers get copies */
-};
-
 struct sq {
     struct conn *writer;
     char path[PATH_MAX];
@@ -174,9 +162,8 @@ struct sq {
     pthread_mutex_t lock;  /* guards idle and nidle */
     struct conn *idle;
     size_t nidle;
-    pthread_mutex_t doc_lock; /* guards docs */
-    struct doc_entry docs[DOC_CACHE];
-    struct conn *ckpt; /* the checkpointer's connection */
+    struct doc_cache *docs; /* parsed documents (doccache.h) */
+    struct conn *ckpt;      /* the checkpointer's connection */
     pthread_t ckpt_thread;
     pthread_mutex_t ckpt_lock; /* guards ckpt_due and ckpt_stop */
     pthread_cond_t ckpt_wake;
@@ -187,7 +174,7 @@ struct sq {
 /* Whether records of kind k belong to a cluster (have a cluster column). */
 static bool per_cluster(enum store_kind k)
 {
-    return k != STORE_CLUSTER && k != STORE_OBJECT && k != STORE_AUDIT;
+    return store_kind_per_cluster(k);
 }
 
 /* The connection this thread's operations use: its read connection, else the writer. */
@@ -374,19 +361,20 @@ static int sweep_new(sqlite3 *db, size_t ntables)
                  "INSERT INTO quarantine(source, source_id, cluster, name, doc) SELECT '%s', id, "
                  "%s, name, doc FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept "
                  "WHERE source = '%s') AND NOT json_valid(doc)",
-                 tables[t], cl, tables[t], tables[t]);
+                 tables((enum store_kind)t), cl, tables((enum store_kind)t),
+                 tables((enum store_kind)t));
         err = exec(db, sql);
         moved += err ? 0 : sqlite3_changes(db);
         snprintf(sql, sizeof(sql),
                  "DELETE FROM %s WHERE id > (SELECT coalesce(max(upto), 0) FROM swept WHERE "
                  "source = '%s') AND NOT json_valid(doc)",
-                 tables[t], tables[t]);
+                 tables((enum store_kind)t), tables((enum store_kind)t));
         if (!err)
             err = exec(db, sql);
         snprintf(sql, sizeof(sql),
                  "INSERT OR REPLACE INTO swept(source, upto) SELECT '%s', coalesce(max(id), 0) "
                  "FROM %s",
-                 tables[t], tables[t]);
+                 tables((enum store_kind)t), tables((enum store_kind)t));
         if (!err)
             err = exec(db, sql);
     }
@@ -499,14 +487,10 @@ static void sq_close(struct store *st)
         conn_close(c);
     }
     conn_close(q->writer); /* the last connection: SQLite checkpoints and removes the WAL */
-    for (size_t i = 0; i < DOC_CACHE; i++) {
-        free(q->docs[i].text);
-        json_decref(q->docs[i].doc);
-    }
+    doc_cache_free(q->docs);
     if (q->synced) {
         pthread_key_delete(q->reading);
         pthread_mutex_destroy(&q->lock);
-        pthread_mutex_destroy(&q->doc_lock);
         pthread_mutex_destroy(&q->ckpt_lock);
         pthread_cond_destroy(&q->ckpt_wake);
     }
@@ -520,16 +504,13 @@ static int sq_sync_init(struct sq *q)
     int done = 0;
     if (pthread_key_create(&q->reading, NULL) == 0 && ++done &&
         pthread_mutex_init(&q->lock, NULL) == 0 && ++done &&
-        pthread_mutex_init(&q->doc_lock, NULL) == 0 && ++done &&
         pthread_mutex_init(&q->ckpt_lock, NULL) == 0 && ++done &&
         pthread_cond_init(&q->ckpt_wake, NULL) == 0) {
         q->synced = true;
-        return 0;
+        return doc_cache_new(&q->docs);
     }
-    if (done > 3)
-        pthread_mutex_destroy(&q->ckpt_lock);
     if (done > 2)
-        pthread_mutex_destroy(&q->doc_lock);
+        pthread_mutex_destroy(&q->ckpt_lock);
     if (done > 1)
         pthread_mutex_destroy(&q->lock);
     if (done > 0)
@@ -691,65 +672,19 @@ static int sq_token_find(struct store *st, const char *hash, struct store_token 
     return err;
 }
 
+static int sq_token_dump(struct store *st, json_t **rows);
+
 static int sq_token_list(struct store *st, json_t **items)
 {
-    struct conn *c = conn_of(st);
-    sqlite3_stmt *s;
-    int err = stmt(c, "SELECT id, role, created FROM tokens WHERE node IS NULL ORDER BY id", &s);
-    if (err)
-        return err;
-    json_t *arr = json_array();
-    int rc;
-    while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *t = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)sqlite3_column_int64(s, 0), "role",
-                              (const char *)sqlite3_column_text(s, 1), "created",
-                              (const char *)sqlite3_column_text(s, 2));
-        if (!t || json_array_append_new(arr, t) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    err = !arr ? -ENOMEM : rc == SQLITE_DONE ? 0 : db_fail(c->db, "tokens");
-    stmt_done(s);
-    if (err)
-        json_decref(arr);
-    else
-        *items = arr;
-    return err;
-}
-
-/* The depth of arrays and objects in v (up to limit + 1). */
-static size_t doc_depth(const json_t *v, size_t limit)
-{
-    size_t deepest = 0;
-    json_t *x;
-    if (limit == 0)
-        return 1;
-    if (json_is_object(v)) {
-        const char *key;
-        json_object_foreach((json_t *)v, key, x)
-        {
-            size_t d = doc_depth(x, limit - 1);
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    if (json_is_array(v)) {
-        size_t i;
-        json_array_foreach(v, i, x)
-        {
-            size_t d = doc_depth(x, limit - 1);
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    return 0;
+    json_t *rows = NULL;
+    int err = sq_token_dump(st, &rows);
+    return err ? err : store_token_list_of(rows, items);
 }
 
 /* Binds a document's text; -EINVAL for one nested too deep to be read back. */
 static int bind_doc(sqlite3_stmt *s, int i, const json_t *doc)
 {
-    if (doc_depth(doc, STORE_DOC_DEPTH_MAX) > STORE_DOC_DEPTH_MAX) {
+    if (store_doc_depth(doc, STORE_DOC_DEPTH_MAX) > STORE_DOC_DEPTH_MAX) {
         fprintf(stderr, "moat-server: store: a document nested deeper than %d levels refused\n",
                 STORE_DOC_DEPTH_MAX);
         return -EINVAL;
@@ -768,9 +703,9 @@ static int sq_insert(struct store *st, enum store_kind k, const char *cluster, c
     char sql[160];
     if (per_cluster(k))
         snprintf(sql, sizeof(sql), "INSERT INTO %s(cluster, name, doc) VALUES(?3, ?1, ?2)",
-                 tables[k]);
+                 tables(k));
     else
-        snprintf(sql, sizeof(sql), "INSERT INTO %s(name, doc) VALUES(?1, ?2)", tables[k]);
+        snprintf(sql, sizeof(sql), "INSERT INTO %s(name, doc) VALUES(?1, ?2)", tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -794,7 +729,7 @@ static int sq_update(struct store *st, enum store_kind k, int64_t id, const char
     struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "UPDATE %s SET name = COALESCE(?1, name), doc = ?2 WHERE id = ?3",
-             tables[k]);
+             tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -815,7 +750,7 @@ static int sq_remove(struct store *st, enum store_kind k, int64_t id)
 {
     struct conn *c = conn_of(st);
     char sql[96];
-    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", tables[k]);
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -827,108 +762,14 @@ static int sq_remove(struct store *st, enum store_kind k, int64_t id)
     return err;
 }
 
-/* Parses a stored document; -EBADMSG when it is not a JSON object (the row is skipped). */
-static int doc_parse(const char *text, size_t len, json_t **doc)
-{
-    json_error_t jerr;
-    json_t *d = text ? json_loadb(text, len, 0, &jerr) : NULL;
-    if (!json_is_object(d)) {
-        json_decref(d);
-        return -EBADMSG;
-    }
-    *doc = d;
-    return 0;
-}
-
-/*
- * A copy of a parsed document (which has no loops): what json_deep_copy
- * makes, without its loop check (a formatted key and a hash insertion per
- * object). Strings and numbers are copied too: sharing them with the cached
- * tree saved allocations but made two cores' copies of the same documents
- * fight over their reference counts (jsonmem makes the allocations cheap).
- * NULL when out of memory.
- */
-static json_t *doc_copy(const json_t *v)
-{
-    json_t *out = NULL, *x;
-    const char *key;
-    size_t i, klen;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        out = json_object();
-        json_object_keylen_foreach((json_t *)v, key, klen, x)
-        {
-            if (out && json_object_setn_new_nocheck(out, key, klen, doc_copy(x)) < 0) {
-                json_decref(out);
-                out = NULL;
-            }
-        }
-        return out;
-    case JSON_ARRAY:
-        out = json_array();
-        json_array_foreach(v, i, x)
-        {
-            if (out && json_array_append_new(out, doc_copy(x)) < 0) {
-                json_decref(out);
-                out = NULL;
-            }
-        }
-        return out;
-    case JSON_STRING:
-        return json_stringn_nocheck(json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return json_integer(json_integer_value(v));
-    case JSON_REAL:
-        return json_real(json_real_value(v));
-    default: /* true, false, null: jansson's constants */
-        return json_incref((json_t *)v);
-    }
-}
-
-/*
- * The document of record (k, id) whose stored text is `text`: a copy of the
- * cached parse when the cache holds this record with this very text (so the
- * cache is never stale: the text is compared, not trusted), else parsed and
- * remembered. Copying a parsed document costs a quarter of parsing it.
- */
-static int doc_of(struct sq *q, enum store_kind k, int64_t id, const char *text, size_t len,
-                  json_t **doc)
-{
-    struct doc_entry *e = &q->docs[((uint64_t)id * 31u + (unsigned)k) % DOC_CACHE];
-    json_t *hit = NULL;
-    pthread_mutex_lock(&q->doc_lock);
-    if (e->doc && e->kind == k && e->id == id && e->len == len && memcmp(e->text, text, len) == 0)
-        hit = json_incref(e->doc); /* kept alive while copied outside the lock */
-    pthread_mutex_unlock(&q->doc_lock);
-    if (hit) {
-        *doc = doc_copy(hit);
-        json_decref(hit);
-        return *doc ? 0 : -ENOMEM;
-    }
-    int err = doc_parse(text, len, doc);
-    json_t *keep = err ? NULL : doc_copy(*doc); /* the caller may change its copy */
-    char *t = keep ? malloc(len) : NULL;
-    if (!t) {
-        json_decref(keep);
-        return err;
-    }
-    memcpy(t, text, len);
-    pthread_mutex_lock(&q->doc_lock);
-    json_t *old = e->doc;
-    free(e->text);
-    *e = (struct doc_entry){.kind = k, .id = id, .text = t, .len = len, .doc = keep};
-    pthread_mutex_unlock(&q->doc_lock);
-    json_decref(old);
-    return 0;
-}
-
 /* A row's document (column 1) of kind k with "id" (column 0) set. */
 static int row_doc(struct sq *q, enum store_kind k, sqlite3_stmt *s, json_t **doc)
 {
     int64_t id = sqlite3_column_int64(s, 0);
     const char *text = (const char *)sqlite3_column_text(s, 1);
-    int err = text ? doc_of(q, k, id, text, (size_t)sqlite3_column_bytes(s, 1), doc)
-                   : doc_parse(NULL, 0, doc);
+    int err =
+        text ? doc_cache_get(q->docs, (int)k, id, text, (size_t)sqlite3_column_bytes(s, 1), doc)
+             : -EBADMSG;
     if (!err && json_object_set_new(*doc, "id", json_integer(id)) < 0) {
         json_decref(*doc);
         err = -ENOMEM;
@@ -939,7 +780,7 @@ static int row_doc(struct sq *q, enum store_kind k, sqlite3_stmt *s, json_t **do
 /* Says that a row was skipped because its document does not parse. */
 static void skipped_row(enum store_kind k, sqlite3_stmt *s)
 {
-    fprintf(stderr, "moat-server: store: %s record %lld does not parse: skipped\n", tables[k],
+    fprintf(stderr, "moat-server: store: %s record %lld does not parse: skipped\n", tables(k),
             (long long)sqlite3_column_int64(s, 0));
 }
 
@@ -948,7 +789,7 @@ static int sq_get(struct store *st, enum store_kind k, int64_t id, json_t **doc,
     struct conn *c = conn_of(st);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT id, doc, %s FROM %s WHERE id = ?",
-             per_cluster(k) ? "cluster" : "NULL", tables[k]);
+             per_cluster(k) ? "cluster" : "NULL", tables(k));
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -982,7 +823,7 @@ static int sq_find(struct store *st, enum store_kind k, const char *cluster, con
 {
     struct conn *c = conn_of(st);
     char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE name = ?1%s", tables[k],
+    snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE name = ?1%s", tables(k),
              per_cluster(k) ? " AND cluster = ?2" : "");
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
@@ -1110,11 +951,11 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     if (!per_cluster(k))
         plain.cluster = NULL; /* only these kinds have a cluster column */
     where_clause(where, sizeof(where), &plain);
-    int err = count_rows(c, tables[k], where, &plain, total);
+    int err = count_rows(c, tables(k), where, &plain, total);
     if (err)
         return err;
     snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id%s LIMIT ?46 OFFSET ?47",
-             tables[k], where, q->newest_first ? " DESC" : "");
+             tables(k), where, q->newest_first ? " DESC" : "");
     sqlite3_stmt *s;
     err = stmt(c, sql, &s);
     if (err)
@@ -1142,7 +983,7 @@ static int quarantine_one(struct conn *c, enum store_kind k, const char *cluster
         "DELETE FROM %s WHERE cluster = ?1 AND name = ?2"};
     for (int i = 0; i < 2; i++) {
         char text[256];
-        snprintf(text, sizeof(text), sql[i], tables[k]);
+        snprintf(text, sizeof(text), sql[i], tables(k));
         sqlite3_stmt *s;
         int err = stmt(c, text, &s);
         if (err)
@@ -1150,12 +991,12 @@ static int quarantine_one(struct conn *c, enum store_kind k, const char *cluster
         sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
         if (i == 0)
-            sqlite3_bind_text(s, 3, tables[k], -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 3, tables(k), -1, SQLITE_STATIC);
         if ((err = step_done(c->db, s)) < 0)
             return err;
     }
     fprintf(stderr, "moat-server: store: %s record \"%s\" does not parse: moved into quarantine\n",
-            tables[k], name);
+            tables(k), name);
     return -ENOENT;
 }
 
@@ -1185,7 +1026,7 @@ static int sq_tally(struct store *st, enum store_kind k, const char *cluster, co
              "UPDATE %s SET doc = json_set(doc, ?1, json_extract(doc, ?1) + ?2,"
              " ?3, min(json_extract(doc, ?3), ?4), ?5, max(json_extract(doc, ?5), ?6)%s)"
              " WHERE cluster = ?7 AND name = ?8%s",
-             tables[k], extra, text ? " RETURNING id, json_set(doc, '$.id', id)" : "");
+             tables(k), extra, text ? " RETURNING id, json_set(doc, '$.id', id)" : "");
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
     if (err)
@@ -1233,7 +1074,7 @@ static int sq_purge(struct store *st, enum store_kind k, const char *field, cons
             return -EINVAL;
     /* The path is written out, so that an index on json_extract(doc, '$.field') serves it. */
     snprintf(sql, sizeof(sql),
-             "DELETE FROM %s WHERE json_extract(doc, '$.%s') < ?1 AND json_valid(doc)", tables[k],
+             "DELETE FROM %s WHERE json_extract(doc, '$.%s') < ?1 AND json_valid(doc)", tables(k),
              field);
     sqlite3_stmt *s;
     int err = stmt(c, sql, &s);
@@ -1242,6 +1083,86 @@ static int sq_purge(struct store *st, enum store_kind k, const char *field, cons
     sqlite3_bind_text(s, 1, before, -1, SQLITE_STATIC);
     err = step_done(c->db, s);
     *n = err ? 0 : sqlite3_changes(c->db);
+    return err;
+}
+
+/* ---- copying out (moat-server migrate) ---- */
+
+static int sq_dump(struct store *st, enum store_kind k, int64_t after, size_t max, json_t **rows)
+{
+    struct conn *c = conn_of(st);
+    char sql[160];
+    if ((size_t)k >= NTABLES)
+        return -EOPNOTSUPP; /* a kind this schema has no table for */
+    snprintf(sql, sizeof(sql),
+             "SELECT id, doc, %s, name FROM %s WHERE id > ?1 ORDER BY id LIMIT ?2",
+             per_cluster(k) ? "cluster" : "NULL", tables(k));
+    sqlite3_stmt *s;
+    int err = stmt(c, sql, &s);
+    if (err)
+        return err;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    json_t *arr = json_array();
+    int rc = SQLITE_DONE;
+    while (arr && !err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *doc;
+        err = row_doc(st->impl, k, s, &doc);
+        if (err == -EBADMSG) { /* what cannot be read is not copied (and is said) */
+            skipped_row(k, s);
+            err = 0;
+            continue;
+        }
+        if (err)
+            break;
+        json_object_del(doc, "id");
+        const char *cl = (const char *)sqlite3_column_text(s, 2);
+        json_t *row =
+            json_pack("{s:I,s:s?,s:s,s:o}", "id", (json_int_t)sqlite3_column_int64(s, 0), "cluster",
+                      cl, "name", (const char *)sqlite3_column_text(s, 3), "doc", doc);
+        if (!row || json_array_append_new(arr, row) < 0)
+            err = -ENOMEM;
+    }
+    if (!err && arr && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_fail(c->db, "dump");
+    stmt_done(s);
+    if (!arr || err) {
+        json_decref(arr);
+        return err ? err : -ENOMEM;
+    }
+    *rows = arr;
+    return 0;
+}
+
+static int sq_token_dump(struct store *st, json_t **rows)
+{
+    struct conn *c = conn_of(st);
+    sqlite3_stmt *s;
+    int err = stmt(c, "SELECT id, hash, role, created, node FROM tokens ORDER BY id", &s);
+    if (err)
+        return err;
+    json_t *arr = json_array();
+    int rc = SQLITE_DONE;
+    while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *node = sqlite3_column_type(s, 4) == SQLITE_NULL
+                           ? json_null()
+                           : json_integer(sqlite3_column_int64(s, 4));
+        json_t *row =
+            json_pack("{s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)sqlite3_column_int64(s, 0), "hash",
+                      (const char *)sqlite3_column_text(s, 1), "role",
+                      (const char *)sqlite3_column_text(s, 2), "created",
+                      (const char *)sqlite3_column_text(s, 3), "node", node);
+        if (!row || json_array_append_new(arr, row) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    err = !arr ? -ENOMEM : rc == SQLITE_DONE ? 0 : db_fail(c->db, "tokens");
+    stmt_done(s);
+    if (err)
+        json_decref(arr);
+    else
+        *rows = arr;
     return err;
 }
 
@@ -1266,4 +1187,6 @@ const struct store_ops store_sqlite_ops = {
     .list = sq_list,
     .tally = sq_tally,
     .purge = sq_purge,
+    .dump = sq_dump,
+    .token_dump = sq_token_dump,
 };

@@ -1,6 +1,7 @@
 /* writer: the writer thread and group commit (see writer.h). */
 #include "writer.h"
 #include "fleet.h"
+#include "peers.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct writer {
     struct server *srv;
@@ -181,17 +183,58 @@ static void carry_out(struct server *srv, struct job *group)
         changes_wake(srv, topics);
 }
 
-static void run_group(struct server *srv, struct job *group)
+/* Makes a job as it was before its handler ran (the group runs again). */
+static void job_reset(struct job *j)
+{
+    effects_clear(&j->rq->fx);
+    j->rq->fx.topics = j->topics;
+    resp_reset(j->rs);
+    j->err = 0;
+}
+
+/*
+ * One attempt at the group: every job in its savepoint, the notice to the
+ * other replicas (peers.h), the commit. -EAGAIN when the store says the
+ * transaction conflicted with another replica's (store.h): nothing stayed.
+ */
+static int group_once(struct server *srv, struct job *group)
 {
     struct store *st = &srv->store;
     int err = st->ops->begin(st);
     for (struct job *j = group; !err && j; j = j->next)
         run_job(srv, j);
     if (!err)
+        err = peers_notify(srv, group);
+    if (!err)
         err = st->ops->commit(st);
-    if (err) {
+    if (err)
         st->ops->rollback(st);
-        fprintf(stderr, "moat-server: a group of writes failed to commit: %s\n", strerror(-err));
+    return err;
+}
+
+/* Microseconds to wait before attempt `n` (1, 2, ...): random, up to 2^n ms. */
+static useconds_t backoff_us(unsigned n)
+{
+    unsigned max = 1000u << (n < 8 ? n : 8);
+    return (useconds_t)((unsigned long)random() % max); /* only the writer thread draws */
+}
+
+static void run_group(struct server *srv, struct job *group)
+{
+    for (struct job *j = group; j; j = j->next)
+        j->topics = j->rq->fx.topics; /* http.c noted them before the handler runs */
+    int err = group_once(srv, group);
+    for (unsigned n = 1; err == -EAGAIN && n <= WRITER_ATTEMPTS; n++) {
+        __atomic_add_fetch(&srv->write_retries, 1, __ATOMIC_RELAXED);
+        for (struct job *j = group; j; j = j->next)
+            job_reset(j);
+        usleep(backoff_us(n));
+        err = group_once(srv, group);
+    }
+    if (err) {
+        if (err != -EAGAIN)
+            fprintf(stderr, "moat-server: a group of writes failed to commit: %s\n",
+                    strerror(-err));
         for (struct job *j = group; j; j = j->next) {
             effects_clear(&j->rq->fx);
             j->err = err; /* nothing of the group stays */

@@ -19,6 +19,14 @@
 #include "server.h"
 
 #define WRITER_GROUP_MAX 128
+/*
+ * With several replicas on PostgreSQL a group's transaction may conflict
+ * with another replica's (store.h: commit answers -EAGAIN); then the whole
+ * group runs again, each job from scratch (its response and effects
+ * emptied), after a random pause that doubles, up to this many more times;
+ * after that its requests are answered 503 with Retry-After.
+ */
+#define WRITER_ATTEMPTS 8
 
 struct job {
     struct job *next;
@@ -27,6 +35,7 @@ struct job {
     route_fn handler;
     struct MHD_Connection *conn; /* suspended until the job is done */
     int err;                     /* the handler's (or the commit's) error, for a 500 */
+    unsigned topics;             /* the change-feed topics http.c noted (kept for a retry) */
     volatile int done;
 };
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs Moat's test suites and prints one closing line per suite and a total:
 # `SUITE: N passed, N failed`, then `N passed, N failed`.
-# Usage: tests/run.sh BUILD_DIR [unit|golden|cli|...]
+# Usage: tests/run.sh BUILD_DIR [unit|golden|cli|api|api-postgresql|pg|...]
 set -u
 B=${1:?build dir}
 ONLY=${2:-all}
@@ -46,14 +46,21 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bpf ]; then
     done
     rmdir /sys/fs/bpf/moat 2>/dev/null
 fi
-for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/run.sh tests/lab/run.sh \
-    tests/browser/run.sh tests/containers/run.sh; do
+# A suite may take a parameter after a colon: the API suite runs on each store.
+for entry in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/run.sh:sqlite \
+    tests/api/run.sh:postgresql tests/pg/run.sh tests/lab/run.sh tests/browser/run.sh \
+    tests/containers/run.sh; do
+    suite=${entry%%:*}
+    param=
+    [ "$suite" != "$entry" ] && param=${entry#*:}
     name=$(basename "$(dirname "$suite")")
-    if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ]; then
+    if [ "$ONLY" = all ] || [ "$ONLY" = "$name" ] || [ "$ONLY" = "$name-$param" ]; then
         [ -f "$suite" ] || continue
         dir=$B
         [ "$name" = fuzz ] && dir=$(dirname "$B")/fuzz # the fuzzers are a build of their own
-        out=$(sh "$suite" "$dir" 2>&1)
+        [ -n "$param" ] && name=$name-$param
+        # shellcheck disable=SC2086 # no parameter: no argument
+        out=$(sh "$suite" "$dir" $param 2>&1)
         rc=$?
         line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
         p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
@@ -61,7 +68,10 @@ for suite in tests/fuzz/run.sh tests/golden/run.sh tests/cli/run.sh tests/api/ru
         p=${p:-0}
         f=${f:-0}
         if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-        if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | grep -v '^ok ' | tail -60; fi
+        if [ "$f" -ne 0 ]; then # every failure, then the end of the suite's output
+            printf '%s\n' "$out" | grep -E '^(== |FAIL)' | grep -B1 '^FAIL' | grep -v '^--$'
+            printf '%s\n' "$out" | grep -v '^ok ' | tail -60
+        fi
         count "$name" "$p" "$f"
     fi
 done

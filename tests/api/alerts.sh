@@ -9,8 +9,8 @@
 # opened (exit 2).
 DATA=$T/alerts
 mkdir -p "$DATA"
-A_ADMIN=$("$S" token create --data "$DATA" --role admin)
-A_VIEWER=$("$S" token create --data "$DATA" --role viewer)
+A_ADMIN=$("$S" token create $(store_opt "$DATA") --role admin)
+A_VIEWER=$("$S" token create $(store_opt "$DATA") --role viewer)
 A_OUT=$T/alerts.jsonl
 SERVER_ARGS="--alerts-out $A_OUT"
 if start; then ok "alerts: server starts with --alerts-out FILE"; else nok "alerts: server starts with --alerts-out FILE" "$(cat "$T/log")"; fi
@@ -104,7 +104,7 @@ if grep -q "^{\"cluster\":\"siem\".*\"attempts\":7,.*\"id\":$A_ID}\$" "$T/log"; 
 if stop; then ok "alerts: clean shutdown with --alerts-out -"; else nok "alerts: clean shutdown with --alerts-out -" "$(tail -20 "$T/log")"; fi
 
 # A file that cannot be opened is a usage error (exit 2) with the reason.
-"$S" --listen 127.0.0.1:0 --data "$DATA" --alerts-out "$T/no/such/dir/a.jsonl" >"$T/log" 2>&1
+"$S" --listen 127.0.0.1:0 $(store_opt "$DATA") --alerts-out "$T/no/such/dir/a.jsonl" >"$T/log" 2>&1
 rc=$?
 if [ "$rc" = 2 ] && grep -q "alerts-out '$T/no/such/dir/a.jsonl': No such file or directory" "$T/log"; then
     ok "alerts: an --alerts-out that cannot be opened: exit 2, $(cat "$T/log")"

@@ -7,8 +7,8 @@
 # tested in a real browser by tests/browser.
 DATA=$T/console
 mkdir -p "$DATA"
-C_ADMIN=$("$S" token create --data "$DATA" --role admin)
-C_VIEWER=$("$S" token create --data "$DATA" --role viewer)
+C_ADMIN=$("$S" token create $(store_opt "$DATA") --role admin)
+C_VIEWER=$("$S" token create $(store_opt "$DATA") --role viewer)
 SERVER_ARGS=""
 if start; then ok "console: server starts"; else nok "console: server starts" "$(cat "$T/log")"; fi
 

@@ -10,7 +10,7 @@
 # Sourced by tests/api/run.sh.
 DATA=$T/fleet
 mkdir -p "$DATA"
-F_ADMIN=$("$S" token create --data "$DATA" --role admin)
+F_ADMIN=$("$S" token create $(store_opt "$DATA") --role admin)
 F_N=3000
 FLEET=$ROOT/build/rel/moat-fleet
 [ -x "$FLEET" ] || FLEET=$B/moat-fleet

@@ -9,8 +9,8 @@
 # At the end: a clean stop and SQLite's integrity_check.
 DATA=$T/hostile
 mkdir -p "$DATA"
-H_ADMIN=$("$S" token create --data "$DATA" --role admin)
-H_VIEWER=$("$S" token create --data "$DATA" --role viewer)
+H_ADMIN=$("$S" token create $(store_opt "$DATA") --role admin)
+H_VIEWER=$("$S" token create $(store_opt "$DATA") --role viewer)
 SERVER_ARGS="--header-timeout 2 --body-timeout 2 --max-connections-per-source 64 --auth-failures 10/2"
 HPY="/usr/bin/python3 $HERE/hostile.py"
 # hstart NAME: start() and note the port for hostile.py.
@@ -79,6 +79,9 @@ control "deep JSON"
 # rows that do not parse, put into the store behind the server's back (as an older server
 # let them through; its alerts had no index on last_seen, which now refuses such a row):
 # moved aside at the next start; no query fails, the start does not
+# (SQLite only: PostgreSQL's json column refuses text that does not parse, so no such row
+# can be stored there)
+if [ "$STORE" = sqlite ]; then
 if stop; then ok "hostile: stop before poisoning"; else nok "hostile: stop before poisoning" "$(tail -5 "$T/log")"; fi
 python3 -c "print('{\"cluster\":\"prod\",\"node\":\"n1\",\"kind\":\"policy\",\"last_seen\":\"2099-01-01T00:00:00Z\",\"details\":' + '{\"a\":'*2001 + '1' + '}'*2001 + '}')" >"$T/poison.json"
 /usr/bin/python3 -c "
@@ -108,6 +111,7 @@ req GET '/api/v1/alerts?cluster=prod&kind=policy&status=unhandled' "" "$H_VIEWER
 check "hostile: filtered alerts after poisoning" 200 "j['total'] == 1"
 req POST /api/v1/agents/events "@$T/deep3.json" "$H_AG"
 check "hostile: ingest after poisoning" 200
+fi
 
 # ---- row 2: idle sockets and slow headers ----
 rm -f "$T/idle.ready"
@@ -279,6 +283,8 @@ check "hostile: a heartbeat fact of 300 bytes 400" 400 "$(err_field os)"
 control "at the end"
 
 if stop; then ok "hostile: clean shutdown"; else nok "hostile: clean shutdown" "$(tail -20 "$T/log")"; fi
-H_IC=$(hsql 'PRAGMA integrity_check')
-if [ "$H_IC" = ok ]; then ok "hostile: integrity_check ok"; else nok "hostile: integrity_check ok" "$H_IC"; fi
+if [ "$STORE" = sqlite ]; then
+    H_IC=$(hsql 'PRAGMA integrity_check')
+    if [ "$H_IC" = ok ]; then ok "hostile: integrity_check ok"; else nok "hostile: integrity_check ok" "$H_IC"; fi
+fi
 SERVER_ARGS=

@@ -42,7 +42,7 @@ else
     tls_bad() {
         name=$1
         shift
-        "$S" --listen 127.0.0.1:0 --data "$DATA" "$@" >"$T/tls/out" 2>&1 &
+        "$S" --listen 127.0.0.1:0 $(store_opt "$DATA") "$@" >"$T/tls/out" 2>&1 &
         bad=$!
         i=0
         while kill -0 "$bad" 2>/dev/null && [ $i -lt 100 ]; do
@@ -67,7 +67,7 @@ else
     tls_bad "missing key file" --tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/nope.pem"
     echo "not a certificate" >"$T/tls/junk.pem"
     tls_bad "a file that is not PEM" --tls-cert "$T/tls/junk.pem" --tls-key "$T/tls/key.pem"
-    "$S" --listen 127.0.0.1:0 --data "$DATA" --tls-cert "$T/tls/cert.pem" >/dev/null 2>&1
+    "$S" --listen 127.0.0.1:0 $(store_opt "$DATA") --tls-cert "$T/tls/cert.pem" >/dev/null 2>&1
     rc=$?
     if [ "$rc" -eq 2 ]; then ok "tls: --tls-cert without --tls-key is a usage error"; else nok "tls: --tls-cert without --tls-key is a usage error" "exit $rc"; fi
     SERVER_ARGS=""

@@ -280,8 +280,8 @@ propagated() {
 alerts() { "$M" alert list --cluster lab --limit 1000 -o json 2>/dev/null | python3 tests/lab/server_alerts.py "$@"; }
 
 # ---- 1. both agents join, enforce, the cluster is normal
-wait_for 20 enforcing "$NA" && ok node-a-enforcing || bad node-a-enforcing "$(node_field "$NA" state); $(tail -3 "$TMP/moatd-a.log")"
-wait_for 20 enforcing "$NB" && ok node-b-enforcing || bad node-b-enforcing "$(node_field "$NB" state); $(tail -3 "$TMP/moatd-b.log")"
+wait_for 60 enforcing "$NA" && ok node-a-enforcing || bad node-a-enforcing "$(node_field "$NA" state); $(tail -3 "$TMP/moatd-a.log")"
+wait_for 60 enforcing "$NB" && ok node-b-enforcing || bad node-b-enforcing "$(node_field "$NB" state); $(tail -3 "$TMP/moatd-b.log")"
 wait_for 10 sh -c "[ \"\$(\"$M\" cluster get lab -o json | python3 -c 'import json,sys; print(json.load(sys.stdin).get(\"status\"))')\" = normal ]" &&
     ok cluster-normal || bad cluster-normal "$(cluster_status)"
 check workloads-reported "$("$M" workload list --cluster lab -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d.get("items", [])))')" 4

@@ -6,7 +6,8 @@
 # datapath from inside workloads (attacks.sh, IPv4 and IPv6), the detections
 # (detections.sh: brute force, scans, quarantine, DNS, threat lists;
 # cluster_detect.sh: the same through moat-server, quarantines spread and
-# released, threat lists uploaded), and node states with both backends
+# released, threat lists uploaded), two moat-server replicas on PostgreSQL with an
+# agent failing over (replicas.sh), and node states with both backends
 # (node_states.sh). The suites that send traffic through the datapath run over
 # IPv4 and over IPv6 (FAMILY 4 and 6; their labs are dual-stack), and the
 # enforcement and attack suites once per datapath backend (eBPF, then
@@ -29,7 +30,7 @@ lab_procs() {
 }
 for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
     "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh 4" \
-    "cluster_detect.sh 6" \
+    "cluster_detect.sh 6" "replicas.sh" \
     "enforce.sh 4 iptables" "enforce.sh 6 iptables" "cluster.sh 4 iptables" "cluster.sh 6 iptables" \
     "node_agent.sh 4 iptables" "node_agent.sh 6 iptables" "attacks.sh iptables" "node_states.sh"; do
     set -- $s

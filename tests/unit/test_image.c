@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DIGEST "sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac"
@@ -24,7 +25,14 @@ static bool matches(const char *pattern, const char *ref)
         fail_msg("reference \"%s\" rejected", ref);
     if (image_pattern_normalise(pattern, norm, sizeof(norm), &why) != 0)
         fail_msg("pattern \"%s\" rejected: %s", pattern, why);
-    return image_forms_match(&f, norm);
+    bool want = image_forms_match(&f, norm);
+    int err;
+    char *packed = image_forms_pack(ref, &err); /* what a model keeps: the same answer */
+    assert_int_equal(err, 0);
+    if (image_packed_match(packed, norm) != want)
+        fail_msg("pattern \"%s\" vs reference \"%s\": packed forms disagree", pattern, ref);
+    free(packed);
+    return want;
 }
 
 static void expect(const char *pattern, const char *ref, bool want)
@@ -167,6 +175,26 @@ static void test_spec_examples(void **state)
     expect("*/api:*", "registry.example.com/myteam/api:2.1", true);
 }
 
+/* Packed forms: the forms of image_forms, in order, then an empty string; bad references refused.
+ */
+static void test_packed_forms(void **state)
+{
+    (void)state;
+    struct image_forms f;
+    int err;
+    assert_int_equal(image_forms("registry.example.com/myteam/api:2.1", &f), 0);
+    char *packed = image_forms_pack("registry.example.com/myteam/api:2.1", &err);
+    assert_int_equal(err, 0);
+    const char *s = packed;
+    for (size_t i = 0; i < f.count; i++, s += strlen(s) + 1)
+        assert_string_equal(s, f.form[i]);
+    assert_string_equal(s, "");
+    free(packed);
+    assert_null(image_forms_pack("bad ref", &err));
+    assert_int_equal(err, -EINVAL);
+    assert_false(image_packed_match(NULL, "*"));
+}
+
 static void test_full_and_partial_forms(void **state)
 {
     (void)state;
@@ -271,11 +299,12 @@ static void test_pattern_normalise(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forms_docker_hub),      cmocka_unit_test(test_forms_other_registries),
-        cmocka_unit_test(test_forms_digest),          cmocka_unit_test(test_invalid_references),
-        cmocka_unit_test(test_spec_examples),         cmocka_unit_test(test_full_and_partial_forms),
-        cmocka_unit_test(test_missing_tag_is_latest), cmocka_unit_test(test_index_docker_io),
-        cmocka_unit_test(test_digest_matching),       cmocka_unit_test(test_pattern_normalise),
+        cmocka_unit_test(test_forms_docker_hub),  cmocka_unit_test(test_forms_other_registries),
+        cmocka_unit_test(test_forms_digest),      cmocka_unit_test(test_invalid_references),
+        cmocka_unit_test(test_spec_examples),     cmocka_unit_test(test_full_and_partial_forms),
+        cmocka_unit_test(test_packed_forms),      cmocka_unit_test(test_missing_tag_is_latest),
+        cmocka_unit_test(test_index_docker_io),   cmocka_unit_test(test_digest_matching),
+        cmocka_unit_test(test_pattern_normalise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

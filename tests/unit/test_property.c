@@ -416,8 +416,9 @@ static uint32_t append_workload(struct rng *r, struct moat_policy *p, int serial
     w->name = moat_asprintf("added%d", serial);
     w->namespace = moat_strdup(PICK(r, namespaces));
     w->image = moat_strdup(PICK(r, images));
-    w->forms = moat_calloc(1, sizeof(*w->forms));
-    image_forms(w->image, w->forms);
+    int err;
+    w->forms = image_forms_pack(w->image, &err);
+    assert_int_equal(err, 0);
     w->labels = moat_calloc(2, sizeof(*w->labels));
     w->labels[0] = (struct moat_label){moat_strdup("app"), moat_strdup(PICK(r, apps))};
     w->labels[1] = (struct moat_label){moat_strdup("tier"), moat_strdup(PICK(r, tiers))};

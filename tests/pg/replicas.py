@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""Checks of two moat-server replicas on one PostgreSQL database (tests/pg/run.sh).
+
+Usage: replicas.py CHECK URL_A URL_B ADMIN_TOKEN [ARGS...]; prints one JSON
+object (what was seen) and exits 0 when the check holds, 1 when it does not.
+Every wait is bounded; nothing is timed but the propagation bound of SPEC §9.
+"""
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+def call(base, method, path, token, body=None, timeout=30):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header('Authorization', 'Bearer ' + token)
+    if data is not None:
+        req.add_header('Content-Type', 'application/json')
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            text = r.read()
+            return r.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            return e.code, json.loads(text) if text else None
+        except ValueError:
+            return e.code, None
+
+
+def register(base, admin, cluster, node):
+    st, jt = call(base, 'POST', '/api/v1/clusters/%s/join-tokens' % cluster, admin, {'uses': 1})
+    assert st == 201, (st, jt)
+    st, reg = call(base, 'POST', '/api/v1/agents/register', '',
+                   {'cluster': cluster, 'node': node, 'join_token': jt['join_token']})
+    assert st == 201, (st, reg)
+    return reg['token']
+
+
+def check_wake(a, b, admin, cluster, settle=0):
+    """A long-poll held by B is answered within 1 s of a rule change written through A.
+    settle > 0: first wait (up to that many seconds) until B's notices flow again (after the
+    database restarted: B's listening connection is made anew with a back-off)."""
+    tag = str(int(time.time() * 1000) % 100000)
+    agent = register(a, admin, cluster, 'poller-' + tag)
+    deadline = time.monotonic() + settle
+    while settle:
+        st, pol = call(b, 'GET', '/api/v1/agents/policy', agent)
+        call(a, 'POST', '/api/v1/clusters/%s/rules' % cluster, admin,
+             {'name': 'settle-%s-%d' % (tag, int(time.monotonic() * 1000)), 'source': 'any',
+              'destinations': [{'object': 'any', 'ports': [3000]}], 'action': 'alert', 'priority': 500})
+        st, got = call(b, 'GET', '/api/v1/agents/policy?revision=%d&wait=1' % pol['revision'], agent)
+        if st == 200 or time.monotonic() > deadline:
+            break
+    st, pol = call(b, 'GET', '/api/v1/agents/policy', agent)
+    assert st == 200, (st, pol)
+    rounds, worst, seen = 5, 0.0, []
+    for i in range(rounds):
+        rev = pol['revision']
+        got = {}
+
+        def poll():
+            got['answer'] = call(b, 'GET', '/api/v1/agents/policy?revision=%d&wait=20' % rev, agent)
+            got['at'] = time.monotonic()
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(0.3)  # the poll is suspended on B by then (a late one answers at once: still ok)
+        wrote = time.monotonic()
+        st, _ = call(a, 'POST', '/api/v1/clusters/%s/rules' % cluster, admin,
+                     {'name': 'wake-%s-%d' % (tag, i), 'source': 'any', 'destinations': [{'object': 'any', 'ports': [1000 + i]}],
+                      'action': 'block', 'priority': 10 + i})
+        assert st == 201, st
+        t.join(25)
+        st, pol = got.get('answer', (0, None))
+        took = got.get('at', wrote + 99) - wrote
+        worst = max(worst, took)
+        names = [r.get('name') for r in (pol or {}).get('rules', [])]
+        seen.append({'status': st, 'took': round(took, 3), 'has_rule': 'wake-%s-%d' % (tag, i) in names})
+    ok = all(s['status'] == 200 and s['has_rule'] and s['took'] < 1.0 for s in seen)
+    return ok, {'rounds': seen, 'worst_s': round(worst, 3)}
+
+
+def check_unique(a, b, admin, rounds):
+    """Creates of one name through A and B at once: exactly one wins each time."""
+    results = []
+    for i in range(rounds):
+        out = {}
+        barrier = threading.Barrier(2)
+
+        def create(base, key):
+            barrier.wait()
+            out[key] = call(base, 'POST', '/api/v1/objects', admin,
+                            {'name': 'same-%d' % i, 'namespace': 'race', 'app': key})[0]
+        ts = [threading.Thread(target=create, args=(a, 'a')), threading.Thread(target=create, args=(b, 'b'))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        results.append(sorted([out.get('a'), out.get('b')], key=str))
+    ok = all(r == [201, 409] for r in results)
+    st, lst = call(b, 'GET', '/api/v1/objects?namespace=race&limit=1000', admin)
+    ok = ok and st == 200 and lst['total'] == rounds
+    return ok, {'rounds': rounds, 'outcomes': {str(k): results.count(k) for k in map(list, {tuple(r) for r in results})},
+                'stored': lst.get('total') if lst else None}
+
+
+def check_revision(a, b, admin, cluster, per_side):
+    """Rule writes through A and B at once: the cluster's revision moves once per write."""
+    agent = register(a, admin, cluster, 'counter')
+    st, pol = call(b, 'GET', '/api/v1/agents/policy', agent)
+    start = pol['revision']
+    codes = []
+
+    def writer(base, side):
+        for i in range(per_side):
+            codes.append(call(base, 'POST', '/api/v1/clusters/%s/rules' % cluster, admin,
+                              {'name': 'rev-%s-%d' % (side, i), 'source': 'any',
+                               'destinations': [{'object': 'any', 'ports': [2000 + i]}],
+                               'action': 'alert', 'priority': 100})[0])
+    ts = [threading.Thread(target=writer, args=(a, 'a')), threading.Thread(target=writer, args=(b, 'b'))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    created = codes.count(201)
+    revs = {}
+    for name, base in (('a', a), ('b', b)):
+        st, pol = call(base, 'GET', '/api/v1/agents/policy', agent)
+        revs[name] = pol['revision'] if st == 200 else None
+    ok = created == 2 * per_side and revs['a'] == revs['b'] == start + created
+    return ok, {'start': start, 'created': created, 'codes': sorted(set(codes)), 'revisions': revs}
+
+
+def check_crash(a, b, admin, cluster, pid_a, batches):
+    """kill -9 of A while 4 clients write through it and 2 agents send event batches: every
+    acknowledged write is there, every batch counted once after the agents moved to B."""
+    import os
+    import signal
+    agents = [register(a, admin, cluster, 'crash-%d' % i) for i in range(2)]
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+    after_kill = []
+
+    def client(k):
+        i, base = 0, a
+        while not stop.is_set() and i < 400:
+            name = 'crash-%d-%d' % (k, i)
+            try:
+                st, o = call(base, 'POST', '/api/v1/objects', admin, {'name': name, 'namespace': 'crash'}, timeout=10)
+            except OSError:
+                if base == a:  # A is gone: this name may or may not be there; go on through B
+                    base = b
+                    i += 1
+                    continue
+                raise
+            if st == 201:
+                with lock:
+                    acked.append((name, o['id']))
+                    if base == b:
+                        after_kill.append(name)
+            i += 1
+
+    counted = [0, 0]
+
+    def agent(k):
+        base = a
+        for n in range(batches):
+            ev = {'kind': 'port_scan', 'applied_action': 'alert', 'attempts': 1,
+                  'source': {'address': '198.51.100.%d' % (10 + k)}, 'destination': {'address': '10.1.0.1', 'port': 22}}
+            for _ in range(50):  # the same batch until a server takes it
+                try:
+                    st, r = call(base, 'POST', '/api/v1/agents/events', agents[k], {'batch': 'b%d' % n, 'events': [ev]}, timeout=10)
+                    if st == 200:
+                        counted[k] += 1
+                        break
+                except OSError:
+                    base = b
+            time.sleep(0.01)
+
+    ts = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    ts += [threading.Thread(target=agent, args=(k,)) for k in range(2)]
+    for t in ts:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(pid_a, signal.SIGKILL)
+    killed_at = len(acked)
+    deadline = time.monotonic() + 60
+    while len(after_kill) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for t in ts:
+        t.join(120)
+    st, lst = call(b, 'GET', '/api/v1/objects?namespace=crash&limit=1000', admin)
+    stored = {o['name']: o['id'] for o in lst['items']}
+    missing = [n for n, i in acked if stored.get(n) != i]
+    st, al = call(b, 'GET', '/api/v1/alerts?cluster=%s&kind=port_scan&limit=1000' % cluster, admin)
+    per_node = {}
+    for x in al['items']:
+        per_node[x['node']] = per_node.get(x['node'], 0) + x.get('attempts', 0)
+    want = {'crash-0': batches, 'crash-1': batches}
+    ok = not missing and per_node == want and counted == [batches, batches] and len(after_kill) >= 40
+    return ok, {'acked': len(acked), 'acked_before_kill': killed_at, 'acked_through_b': len(after_kill),
+                'missing': missing[:10], 'attempts_per_node': per_node, 'want': want, 'answered': counted}
+
+
+def main():
+    check, a, b, admin = sys.argv[1:5]
+    rest = sys.argv[5:]
+    if check == 'wake':
+        ok, seen = check_wake(a, b, admin, rest[0], int(rest[1]) if len(rest) > 1 else 0)
+    elif check == 'unique':
+        ok, seen = check_unique(a, b, admin, int(rest[0]))
+    elif check == 'revision':
+        ok, seen = check_revision(a, b, admin, rest[0], int(rest[1]))
+    elif check == 'crash':
+        ok, seen = check_crash(a, b, admin, rest[0], int(rest[1]), int(rest[2]))
+    else:
+        raise SystemExit('unknown check ' + check)
+    print(json.dumps(seen))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == '__main__':
+    main()
