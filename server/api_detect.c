@@ -499,6 +499,22 @@ int api_threats_get(struct req *rq, struct resp *rs)
     return threats_answer(rq, rs, rq->params[0]);
 }
 
+/* What a user needs to know about the list without its text: {version, prefixes, updated}, or
+ * nulls. */
+int api_threats_summary(struct req *rq, struct resp *rs)
+{
+    int rc = req_cluster_check(rq, rs);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    int64_t id;
+    json_t *doc = threats_of(&rq->srv->store, rq->params[0], &id);
+    json_t *out = doc ? json_pack("{s:s,s:O,s:s}", "version", jstr(doc, "version"), "prefixes",
+                                  json_object_get(doc, "prefixes"), "updated", jstr(doc, "updated"))
+                      : json_pack("{s:n,s:i,s:n}", "version", "prefixes", 0, "updated");
+    json_decref(doc);
+    return out ? resp_json(rs, 200, out) : -ENOMEM;
+}
+
 int api_agents_threats(struct req *rq, struct resp *rs)
 {
     return threats_answer(rq, rs, rq->agent_cluster);

@@ -64,6 +64,8 @@ static const struct route table[] = {
      "end a quarantine on every node"},
     {"GET", V1 "/clusters/{cluster}/threat-intel", api_threats_get, ROLE_VIEWER,
      "get the threat list (text)"},
+    {"GET", V1 "/clusters/{cluster}/threat-intel/summary", api_threats_summary, ROLE_VIEWER,
+     "the threat list's version, prefix count and update time (nulls when there is none)"},
     {"PUT", V1 "/clusters/{cluster}/threat-intel", api_threats_put, ROLE_ADMIN,
      "replace the threat list (text)", .prepare = threats_prepare, .body_max = 128u << 20,
      .body_type = "text/plain"},

@@ -498,6 +498,7 @@ int api_quarantines_get(struct req *rq, struct resp *rs);
 int api_quarantines_delete(struct req *rq, struct resp *rs);
 int api_agents_quarantines(struct req *rq, struct resp *rs);
 int api_threats_get(struct req *rq, struct resp *rs);
+int api_threats_summary(struct req *rq, struct resp *rs);
 int threats_prepare(struct req *rq, struct resp *rs);
 int api_threats_put(struct req *rq, struct resp *rs);
 int api_threats_delete(struct req *rq, struct resp *rs);

@@ -41,17 +41,19 @@ function query(q) {
   return s ? `?${s}` : '';
 }
 
+// opts.text: the body is sent as text/plain as it is, and the answer is
+// returned as text (a threat list); opts.absent: statuses that answer null.
 export async function request(method, path, body, q, opts = {}) {
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: opts.text ? 'text/plain, application/json' : 'application/json' };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined) headers['Content-Type'] = opts.text ? 'text/plain; charset=utf-8' : 'application/json';
   let r;
   try {
     r = await fetch(`/api/v1${path}${query(q)}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || opts.text ? body : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
       signal: opts.signal,
@@ -63,6 +65,8 @@ export async function request(method, path, body, q, opts = {}) {
     throw err;
   }
   const text = await r.text();
+  if (opts.absent && opts.absent.includes(r.status)) return null;
+  if (r.ok && opts.text && method === 'GET') return text;
   let data = null;
   if (text) {
     try {
@@ -85,6 +89,9 @@ export const post = (path, body, q, opts) => request('POST', path, body, q, opts
 export const put = (path, body, opts) => request('PUT', path, body, undefined, opts);
 export const patch = (path, body, opts) => request('PATCH', path, body, undefined, opts);
 export const del = (path, opts) => request('DELETE', path, undefined, undefined, opts);
+// A text body (PUT) and a text answer (GET; null for a status in `absent`, e.g. [404]).
+export const putText = (path, text) => request('PUT', path, text, undefined, { text: true });
+export const getText = (path, absent) => request('GET', path, undefined, undefined, { text: true, absent });
 
 // Every item of a paged list (the API pages by 1000 at most).
 export async function getAll(path, q) {

@@ -11,12 +11,14 @@ import rulesPage from './page-rules.js';
 import objectsPage from './page-objects.js';
 import alertsPage from './page-alerts.js';
 import nodesPage from './page-nodes.js';
+import detectionsPage from './page-detections.js';
 
 const NAV = [
   ['/status', 'Protection status', statusPage],
   ['/management', 'Protection management', managementPage],
   ['/objects', 'Network objects', objectsPage],
   ['/alerts', 'Alerts', alertsPage],
+  ['/detections', 'Detections', detectionsPage],
   ['/nodes', 'Nodes', nodesPage],
 ];
 const FEED_WAIT = 25; // seconds a change long-poll waits

@@ -99,6 +99,10 @@ check "quarantines: active ones in the protection status" 200 "j['quarantines'] 
 # ---- threat lists ----
 req GET /api/v1/clusters/prod/threat-intel "" "$VIEWER"
 check "threat-intel: none at first" 404
+req GET /api/v1/clusters/prod/threat-intel/summary "" "$VIEWER"
+check "threat-intel: the summary of none is nulls, 0 prefixes" 200 "j == {'version': None, 'prefixes': 0, 'updated': None}"
+req GET /api/v1/clusters/nope/threat-intel/summary "" "$VIEWER"
+check "threat-intel: the summary of an unknown cluster is 404" 404
 printf '# feed\n198.51.100.0/24\n203.0.113.7 # one host\n\n2001:db8:bad::/48\n198.51.100.0/24\n' >"$T/ti"
 treq PUT /api/v1/clusters/prod/threat-intel "$T/ti" application/json
 check "threat-intel: a JSON body 415 names text/plain" 415 "$(err_field Content-Type) and 'text/plain' in j['errors'][0]['message']"
@@ -117,6 +121,8 @@ check "threat-intel: upload" 201 "j['prefixes'] == 3 and len(j['version']) == 16
 TIV=$(jget "j['version']")
 R6=$(revision "$AG1")
 [ "$R6" -gt "$R5" ] && ok "threat-intel: an upload moves the revision" || nok "threat-intel: an upload moves the revision" "$R5 -> $R6"
+req GET /api/v1/clusters/prod/threat-intel/summary "" "$VIEWER"
+check "threat-intel: the summary names version, prefixes and update time" 200 "j['version'] == '$TIV' and j['prefixes'] == 3 and j['updated'].endswith('Z')"
 curl -s -o "$T/ti-got" -D "$T/ti-hdr" -H "Authorization: Bearer $VIEWER" "$URL/api/v1/clusters/prod/threat-intel"
 if grep -qi '^content-type: text/plain' "$T/ti-hdr" && [ "$(grep -c . "$T/ti-got")" = 3 ] &&
     grep -qx '198.51.100.0/24 listed' "$T/ti-got" && grep -qx '203.0.113.7/32 listed' "$T/ti-got" &&

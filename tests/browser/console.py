@@ -42,7 +42,7 @@ WEB_IP = E["MOAT_WEB_IP"]
 OUT = E["MOAT_OUT"]
 WEB_DIR = E["MOAT_WEB_DIR"]
 AGENT_PID = int(E["MOAT_AGENT_PID"])  # the moatd that run.sh started
-NAV = ["Protection status", "Protection management", "Network objects", "Alerts", "Nodes"]
+NAV = ["Protection status", "Protection management", "Network objects", "Alerts", "Detections", "Nodes"]
 XSS = '<img src=x onerror="window.__xss=1">'
 CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
@@ -230,7 +230,7 @@ def sign_in(b, token):
     wait(lambda: b.all("form.signin"), 10)
     b.set(b.control("Token"), token)
     b.click("//button[normalize-space()='Sign in']", By.XPATH)
-    return wait(lambda: len(b.all("header nav a")) == 5, 10)
+    return wait(lambda: len(b.all("header nav a")) == len(NAV), 10)
 
 
 # ---------------------------------------------------------------------------
@@ -275,11 +275,11 @@ def scenario_admin(b):
     b.drain("wrong-token")
     b.set(b.control("Token"), ADMIN)
     b.control("Token").send_keys(Keys.ENTER)  # the keyboard signs in
-    check("sign-in: the admin token signs in (by keyboard)", wait(lambda: len(b.all("header nav a")) == 5, 10))
+    check("sign-in: the admin token signs in (by keyboard)", wait(lambda: len(b.all("header nav a")) == len(NAV), 10))
     stored = b.js("return [sessionStorage.getItem('moat.token') !== null, document.cookie]")
     check("the token is kept in sessionStorage, not in a cookie", stored[0] and stored[1] == "", str(stored))
     names = [a.text for a in b.all("header nav a")]
-    check("navigation names the five pages", names == NAV, str(names))
+    check("navigation names the six pages", names == NAV, str(names))
     check("signing in lands on Protection status at /status",
           wait(lambda: b.h1() == "Protection status" and d.current_url == URL + "/status", 10), d.current_url)
 
@@ -288,9 +288,9 @@ def scenario_admin(b):
     for name in NAV:
         b.nav(name)
         paths[name] = d.current_url[len(URL):]
-    check("each page has its own URL", len(set(paths.values())) == 5 and paths["Alerts"] == "/alerts", str(paths))
+    check("each page has its own URL", len(set(paths.values())) == len(NAV) and paths["Alerts"] == "/alerts", str(paths))
     d.back()
-    back = wait(lambda: b.h1() == "Alerts" and d.current_url.endswith("/alerts"), 10)
+    back = wait(lambda: b.h1() == "Detections" and d.current_url.endswith("/detections"), 10)
     d.forward()
     fwd = wait(lambda: b.h1() == "Nodes" and d.current_url.endswith("/nodes"), 10)
     check("back and forward move between pages", back and fwd, d.current_url)
@@ -539,6 +539,81 @@ def scenario_admin(b):
     b.drain("nodes")
 
 
+def brute_force():
+    """client-1 knocks on web-1's port 22 for 2 s. The cluster's default action drops the SYNs, so each
+    attempt waits out its 40 ms: ~50 attempts, far past twice the threshold (10)."""
+    r = subprocess.run([MOAT, "lab", "exec", "--name", LAB, "client-1", "--", TRAFFIC, "rate", "--tcp", WEB_IP, "22",
+                        "--duration-ms", "2000", "--timeout-ms", "40"], capture_output=True, timeout=60, text=True)
+    return f"rc {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}"
+
+
+def threat_summary():
+    return api("GET", f"/clusters/{CLUSTER}/threat-intel/summary")[1] or {}
+
+
+def scenario_detections(b):
+    """Detections: a real brute force in the lab puts client-1 in quarantine; the page lists it and
+    releases it; a threat list is refused with its line, then uploaded (client-1 blocked) and removed."""
+    d = b.d
+    client = "10.83.1.10"
+    st, _ = api("PATCH", f"/clusters/{CLUSTER}", {"detections": {
+        "brute_force": {"enabled": True, "action": "block", "threshold": 10, "window": 10, "quarantine": 300,
+                        "ports": [22]},
+        "threat_intel": {"enabled": True, "action": "block"}}})
+    check("detections: brute force and threat list switched on (API)", st == 200, str(st))
+    check("detections: before the attack client-1 reaches web-1", connects_within(True, 10))
+    b.nav("Detections")
+    row = wait(lambda: b.row("brute force", "main", "block", "10 in 10 s", "22"), 10)
+    check("detections: the page shows each detection's setting", row is not None, b.css("main").text[:400])
+    check("detections: no quarantine at first", wait(lambda: "No source is in quarantine" in b.css("main").text, 10))
+
+    attack = brute_force()
+    row = wait(lambda: b.row(client, "main", "brute force", NODE), 15)
+    check("detections: the source of a real brute force appears in quarantine, with its reason and node",
+          row is not None, f"{attack}; {api('GET', f'/clusters/{CLUSTER}')[1]}; "
+          f"{api('GET', f'/alerts?cluster={CLUSTER}&limit=5')[1]}")
+    check("... and it is held: client-1 no longer reaches web-1", connects_within(False, 5))
+    b.shot("detections-quarantine")
+    b.click(f'button[data-key="release:{client}"]')
+    dlg = b.dialog()
+    check("detections: a release asks to confirm, naming the address", dlg is not None and client in dlg.text)
+    b.click("//dialog[@open]//button[normalize-space()='Release']", By.XPATH)
+    check("detections: released through the page, the server lists it no more",
+          wait(lambda: api("GET", f"/clusters/{CLUSTER}/quarantines")[1]["total"] == 0, 10))
+    check("... the page says so", wait(lambda: "No source is in quarantine" in b.css("main").text, 10))
+    check("... and client-1 reaches web-1 again", connects_within(True, 10))
+    b.drain("detections")
+
+    # ---- the threat list: a bad one is refused by line and stores nothing
+    area = b.control("New list")
+    b.set(area, f"{client}/32 ok-line\n10.0.0.0/33 bad-prefix\n")
+    b.click("//main//button[normalize-space()='Replace the list']", By.XPATH)
+    check("detections: a list that does not parse shows its error by line",
+          wait(lambda: "line 2" in b.css("main .form-errors").text, 10), b.css("main").text[-400:])
+    check("... and stores nothing", threat_summary().get("version") is None)
+    b.drain("threat-errors")
+    area = b.control("New list")
+    b.set(area, f"# from the console\n{client}/32 test-bad-actor\n")
+    b.click("//main//button[normalize-space()='Replace the list']", By.XPATH)
+    check("detections: a list uploaded through the page is stored",
+          wait(lambda: threat_summary().get("prefixes") == 1, 10), str(threat_summary()))
+    check("... the page shows its prefixes and version",
+          wait(lambda: "1 prefix(es)" in b.css("main").text and threat_summary()["version"] in b.css("main").text, 10))
+    check("... and it blocks client-1 in the kernel", connects_within(False, 10))
+    b.shot("detections-threat-list")
+    b.click('button[data-key="threats:delete"]')
+    b.dialog()
+    b.click("//dialog[@open]//button[normalize-space()='Remove']", By.XPATH)
+    check("detections: the list is removed after a confirmation",
+          wait(lambda: threat_summary().get("version") is None, 10))
+    check("... and client-1 reaches web-1 again", connects_within(True, 10))
+    # a list that lists nobody of the lab stays for the viewer to see
+    b.set(b.control("New list"), "192.0.2.0/24 documentation-range\n")
+    b.click("//main//button[normalize-space()='Replace the list']", By.XPATH)
+    wait(lambda: threat_summary().get("prefixes") == 1, 10)
+    b.drain("detections-2")
+
+
 def scenario_viewer(admin, viewer):
     """A viewer sees everything read-only, live; what it tries anyway gets the API's 403."""
     b = viewer
@@ -595,12 +670,19 @@ def scenario_viewer(admin, viewer):
     b.nav("Alerts")
     wait(lambda: b.row("block-web"), 10)
     check("viewer: no bulk status change on Alerts", not b.all("main input[type=checkbox]") and not b.all(".batch button"))
-    b.click("#main tbody button.link")
+    # the alert of the policy rule (the detections scenario left newer ones, of other kinds)
+    b.click("//main//tbody/tr[contains(., 'block-web')]//button[contains(@class,'link')]", By.XPATH)
     dlg = b.dialog()
     wait(lambda: "block-web" in b.css("dialog[open]").text, 10)
     check("viewer: the alert dialog offers no status or rule change",
           not d.find_elements(By.XPATH, "//dialog[@open]//button[normalize-space()='Mark handled' or normalize-space()='Ignore' or normalize-space()='Change action']"))
     b.click("dialog[open] .dlg-head button")
+    b.nav("Detections")
+    check("viewer: Detections shows the threat list's summary",
+          wait(lambda: "1 prefix(es)" in b.css("main").text, 10), b.css("main").text[:400])
+    check("viewer: no release, no upload, no removal on Detections",
+          not d.find_elements(By.XPATH, "//main//button[normalize-space()='Release' or normalize-space()='Replace the list' or normalize-space()='Remove the list']")
+          and not b.all("main textarea"))
     b.drain("viewer")
 
     # the agent stops: its node goes offline, the cluster turns abnormal, and the pages say so
@@ -630,7 +712,8 @@ def network_and_console(browsers):
         check(f"{b.name}: every resource of the page is the server's",
               all(r.startswith(URL + "/") for r in resources), str([r for r in resources if not r.startswith(URL + "/")][:5]))
     admin, viewer = browsers
-    errs = admin.console_errors({("wrong-token", 401), ("rule-errors", 400), ("delete-refused", 409)})
+    errs = admin.console_errors({("wrong-token", 401), ("rule-errors", 400), ("delete-refused", 409),
+                                 ("threat-errors", 400)})
     check("admin: the browser console has no errors (but the refusals asked for)", not errs, "\n".join(errs[:5]))
     errs = viewer.console_errors({("viewer-403", 403)})
     check("viewer: the browser console has no errors (but the 403 asked for)", not errs, "\n".join(errs[:5]))
@@ -648,6 +731,12 @@ def main():
             bad("admin scenario", traceback.format_exc().strip().splitlines()[-1])
             traceback.print_exc()
             admin.shot("failure-admin")
+        try:
+            scenario_detections(admin)
+        except Exception:
+            bad("detections scenario", traceback.format_exc().strip().splitlines()[-1])
+            traceback.print_exc()
+            admin.shot("failure-detections")
         viewer = Browser("viewer")
         browsers.append(viewer)
         try:

@@ -128,5 +128,9 @@ else
     echo "ok moat-server stopped without a sanitizer report"
     p=$((p + 1))
 fi
+if [ "$f" -gt 0 ]; then
+    echo "browser: the agent's last log lines:"
+    tail -n 40 "$TMP/moatd.log"
+fi
 echo "$p passed, $f failed"
 [ "$f" -eq 0 ]
