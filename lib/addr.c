@@ -15,6 +15,33 @@ bool addr_is_v4(const struct moat_addr *a)
     return memcmp(a->b, v4_mapped, sizeof(v4_mapped)) == 0;
 }
 
+const char *addr_not_source(const struct moat_addr *a)
+{
+    const uint8_t *b = a->b;
+    if (addr_is_v4(a)) {
+        const uint8_t *v4 = b + 12;
+        if (v4[0] == 0)
+            return "unspecified";
+        if (v4[0] == 127)
+            return "loopback";
+        if ((v4[0] & 0xf0) == 0xe0)
+            return "multicast";
+        if (v4[0] == 255 && v4[1] == 255 && v4[2] == 255 && v4[3] == 255)
+            return "broadcast";
+        if (v4[0] == 169 && v4[1] == 254)
+            return "link-local";
+        return NULL;
+    }
+    static const uint8_t zero[15] = {0};
+    if (memcmp(b, zero, 15) == 0 && b[15] <= 1)
+        return b[15] ? "loopback" : "unspecified";
+    if (b[0] == 0xff)
+        return "multicast";
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+        return "link-local";
+    return NULL;
+}
+
 int addr_parse(const char *text, struct moat_addr *out)
 {
     struct in_addr v4;

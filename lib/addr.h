@@ -33,6 +33,12 @@ int addr_parse(const char *text, struct moat_addr *out);
  */
 int prefix_parse(const char *text, struct moat_prefix *out, const char **why);
 bool addr_is_v4(const struct moat_addr *a);
+/*
+ * Why `a` cannot be the source of a connection worth holding in quarantine
+ * ("unspecified", "loopback", "multicast", "broadcast", "link-local"), or
+ * NULL when it can (any other unicast address).
+ */
+const char *addr_not_source(const struct moat_addr *a);
 /* Formats into buf (size >= MOAT_ADDR_STRLEN): IPv4 as dotted quad. */
 void addr_format(const struct moat_addr *a, char *buf, size_t n);
 /* Formats `addr/len`, with an IPv4 length for IPv4 prefixes. */

@@ -27,7 +27,9 @@
 #include "addr.h"
 #include "audit.h"
 #include "auth.h"
+#include "loader.h"
 #include "mem.h"
+#include "remote.h"
 #include "server.h"
 #include "threatlist.h"
 
@@ -309,17 +311,115 @@ static int report_check(json_t *errs, size_t i, const json_t *e, char *addr, siz
     return err;
 }
 
-/* The node's report as records {node, address, reason, since, until}, less what a release
- * made after it started ended (a report sent before the release, delivered after it). */
-static int report_records(struct req *rq, const json_t *list, json_t **out)
+/*
+ * What the cluster's settings let a node hold in quarantine, per reason (the
+ * index in `reasons`): whether (defense on, the detection enabled with action
+ * block, a quarantine time above 0) and for how many seconds at most. Read
+ * through libmoat's loader, so the defaults are the model's.
+ */
+struct q_policy {
+    bool allowed[2];
+    uint32_t seconds[2];
+};
+
+static int q_policy_of(struct store *st, const char *cluster, struct q_policy *qp)
+{
+    memset(qp, 0, sizeof(*qp));
+    int64_t id;
+    json_t *doc = NULL, *clusters = json_array(), *none = json_array(), *docs = json_array();
+    int err =
+        clusters && none && docs ? st->ops->find(st, STORE_CLUSTER, NULL, cluster, &id) : -ENOMEM;
+    if (!err)
+        err = st->ops->get(st, STORE_CLUSTER, id, &doc, NULL);
+    if (!err && json_array_append(clusters, doc) < 0)
+        err = -ENOMEM;
+    if (!err)
+        err = remote_docs(clusters, none, none, none, NULL, docs);
+    struct moat_policy *p = NULL;
+    struct moat_diags d;
+    diags_init(&d);
+    if (!err)
+        err = policy_load_json(&p, docs, "cluster", &d);
+    diags_clear(&d);
+    uint32_t c = err ? MOAT_NONE : policy_find_cluster(p, cluster);
+    if (!err && c != MOAT_NONE) {
+        const struct moat_cluster *mc = &p->clusters[c];
+        const struct moat_detections *det = &mc->det;
+        qp->seconds[0] = det->brute_force.quarantine;
+        qp->seconds[1] = det->port_scan.quarantine;
+        qp->allowed[0] = mc->defense && det->brute_force.c.enabled &&
+                         det->brute_force.c.action == MOAT_ACTION_BLOCK && qp->seconds[0] > 0;
+        qp->allowed[1] = mc->defense && det->port_scan.c.enabled &&
+                         det->port_scan.c.action == MOAT_ACTION_BLOCK && qp->seconds[1] > 0;
+    }
+    policy_free(p);
+    json_decref(doc);
+    json_decref(clusters);
+    json_decref(none);
+    json_decref(docs);
+    return err;
+}
+
+#define IGNORED_SHOWN 100 /* entries of a report named in its answer as not spread */
+#define CLOCK_SLACK_S 300 /* how far ahead of the server's clock a node's may run */
+
+/*
+ * Why entry e (its canonical address addr) is not spread to the cluster, or
+ * NULL; *until is its end, cut to what the cluster's quarantine time allows.
+ * A node's credential can only hold what the cluster's settings would have
+ * its kernels hold: a stolen one cannot quarantine the cluster's traffic at
+ * large (docs/server.md, "Detections").
+ */
+static const char *report_why_not(const struct q_policy *qp, const json_t *e, const char *addr,
+                                  time_t now, char until[21])
+{
+    int r = strcmp(jstr(e, "reason"), reasons[0]) == 0 ? 0 : 1;
+    time_t since, end;
+    time_parse(jstr(e, "since"), &since);
+    time_parse(jstr(e, "until"), &end);
+    struct moat_addr a;
+    addr_parse(addr, &a);
+    const char *not_source = addr_not_source(&a);
+    if (not_source)
+        return not_source;
+    if (!qp->allowed[r])
+        return r == 0 ? "brute_force does not quarantine in this cluster"
+                      : "port_scan does not quarantine in this cluster";
+    if (since > now + CLOCK_SLACK_S)
+        return "since is ahead of the server's clock";
+    if (end - since > (time_t)qp->seconds[r])
+        end = since + (time_t)qp->seconds[r];
+    time_iso(end, until);
+    return NULL;
+}
+
+/*
+ * The node's report as records {node, address, reason, since, until}, less
+ * what a release made after it started ended (a report sent before the
+ * release, delivered after it) and what the cluster does not allow (into
+ * *ignored: [{address, why}], the first IGNORED_SHOWN; *nignored counts all).
+ */
+static int report_records(struct req *rq, const json_t *list, json_t **out, json_t *ignored,
+                          size_t *nignored)
 {
     struct store *st = &rq->srv->store;
+    struct q_policy qp;
     json_t *recs = json_object();
-    int err = recs ? 0 : -ENOMEM;
+    int err = recs ? q_policy_of(st, rq->agent_cluster, &qp) : -ENOMEM;
+    time_t now = time(NULL);
+    *nignored = 0;
     for (size_t i = 0; !err && i < json_array_size(list); i++) {
         const json_t *e = json_array_get(list, i);
-        char addr[MOAT_ADDR_STRLEN];
+        char addr[MOAT_ADDR_STRLEN], until[21];
         canonical(jstr(e, "address"), addr, sizeof(addr));
+        const char *why = report_why_not(&qp, e, addr, now, until);
+        if (why) {
+            if ((*nignored)++ < IGNORED_SHOWN &&
+                json_array_append_new(ignored,
+                                      json_pack("{s:s,s:s}", "address", addr, "why", why)) < 0)
+                err = -ENOMEM;
+            continue;
+        }
         int64_t id;
         json_t *rel = release_of(st, rq->agent_cluster, addr, &id);
         bool released = rel && strcmp(jstr(e, "since"), jstr(rel, "at")) <= 0;
@@ -328,7 +428,7 @@ static int report_records(struct req *rq, const json_t *list, json_t **out)
             continue;
         json_t *r =
             json_pack("{s:s,s:s,s:s,s:s,s:s}", "node", rq->agent_node, "address", addr, "reason",
-                      jstr(e, "reason"), "since", jstr(e, "since"), "until", jstr(e, "until"));
+                      jstr(e, "reason"), "since", jstr(e, "since"), "until", until);
         if (!r || json_object_set_new(recs, addr, r) < 0)
             err = -ENOMEM;
     }
@@ -338,6 +438,31 @@ static int report_records(struct req *rq, const json_t *list, json_t **out)
     }
     *out = recs;
     return 0;
+}
+
+/* Says on stderr that a node reported quarantines its cluster does not allow. */
+static void report_ignored_log(const struct req *rq, const json_t *ignored, size_t n)
+{
+    const json_t *first = json_array_get(ignored, 0);
+    if (n)
+        fprintf(stderr,
+                "moat-server: node \"%s\" of cluster \"%s\" reported %zu quarantine(s) its "
+                "cluster does not allow, not spread (first: %s: %s)\n",
+                rq->agent_node, rq->agent_cluster, n, jstr(first, "address"), jstr(first, "why"));
+}
+
+int detect_node_forget(struct store *st, const char *cluster, const char *node)
+{
+    struct store_query q = {.cluster = cluster, .limit = -1};
+    q.filters[q.nfilters++] = (struct store_filter){"node", node};
+    json_t *items = NULL;
+    int64_t total;
+    int err = st->ops->list(st, STORE_QUARANTINE, &q, &items, &total);
+    for (size_t i = 0; !err && i < json_array_size(items); i++)
+        err = st->ops->remove(st, STORE_QUARANTINE,
+                              json_integer_value(json_object_get(json_array_get(items, i), "id")));
+    json_decref(items);
+    return err;
 }
 
 /* Replaces the node's records with `recs` ({address: record}) when they differ: *changed. */
@@ -405,18 +530,26 @@ int api_agents_quarantines(struct req *rq, struct resp *rs)
         rc = stop(resp_json(rs, 400, json_pack("{s:O}", "errors", errs)));
     }
     bool changed = false;
+    json_t *ignored = rc ? NULL : json_array();
+    size_t nignored = 0;
+    if (!rc && !ignored)
+        rc = -ENOMEM;
     if (!rc)
         rc = txn_begin(rq);
     if (!rc)
-        rc = report_records(rq, list, &recs);
+        rc = report_records(rq, list, &recs, ignored, &nignored);
     if (!rc)
         rc = report_store(rq, recs, &changed);
     if (!rc && changed)
         rc = revision_bump(rq, rq->agent_cluster);
     if (!rc)
         rc = resp_json(rs, 200,
-                       json_pack("{s:I,s:b}", "quarantines", (json_int_t)json_object_size(recs),
-                                 "changed", changed));
+                       json_pack("{s:I,s:b,s:I,s:O}", "quarantines",
+                                 (json_int_t)json_object_size(recs), "changed", changed, "ignored",
+                                 (json_int_t)nignored, "not_spread", ignored));
+    if (!rc)
+        report_ignored_log(rq, ignored, nignored);
+    json_decref(ignored);
     json_decref(recs);
     json_decref(errs);
     json_decref(body);

@@ -148,6 +148,8 @@ static int delete_node(struct req *rq, struct resp *rs)
     for (size_t i = 0; !err && i < json_array_size(wls); i++)
         err = st->ops->remove(st, STORE_WORKLOAD,
                               json_integer_value(json_object_get(json_array_get(wls, i), "id")));
+    if (!err) /* what it held in quarantine is no longer spread */
+        err = detect_node_forget(st, cluster, jstr(doc, "name"));
     if (!err)
         err = st->ops->remove(st, STORE_NODE, id); /* its credential goes with it */
     if (!err)

@@ -512,6 +512,8 @@ int api_agents_threats(struct req *rq, struct resp *rs);
 int detect_policy_fields(struct store *st, const char *cluster, json_t *answer);
 /* How many addresses are in quarantine in `cluster` now (*n). 0 or a store error. */
 int detect_quarantined(struct store *st, const char *cluster, int64_t *n);
+/* Removes the quarantine records node `node` of `cluster` reported (the node is removed). */
+int detect_node_forget(struct store *st, const char *cluster, const char *node);
 /* Frees the threat lists kept for agents (at shutdown). */
 void detect_cache_free(struct server *srv);
 

@@ -18,6 +18,10 @@ later=$(day '+2 hours')
 past=$(day '-1 hour')
 
 # ---- quarantines ----
+# A node's report is spread only as far as the cluster's settings go: prod's brute force and
+# port scans block and quarantine for 4 hours (the defaults alert only).
+req PATCH /api/v1/clusters/prod '{"detections":{"brute_force":{"action":"block","quarantine":14400},"port_scan":{"action":"block","quarantine":14400}}}'
+check "quarantines: prod's brute force and port scans quarantine for 4 hours" 200 "j['defense'] == 'on' and j['detections']['port_scan']['quarantine'] == 14400"
 req GET /api/v1/clusters/prod/quarantines "" "$VIEWER"
 check "quarantines: none at first (viewer reads)" 200 "j == {'items': [], 'total': 0}"
 req GET /api/v1/clusters/nope/quarantines
@@ -50,7 +54,7 @@ REPORT1="{\"quarantines\":[{\"address\":\"10.9.9.9\",\"reason\":\"brute_force\",
  {\"address\":\"2001:DB8:0::7\",\"reason\":\"port_scan\",\"since\":\"$past\",\"until\":\"$later\"},
  {\"address\":\"10.9.9.10\",\"reason\":\"port_scan\",\"since\":\"$past\",\"until\":\"$past\"}]}"
 req PUT /api/v1/agents/quarantines "$REPORT1" "$AG1"
-check "quarantines: node-1's report" 200 "j == {'quarantines': 3, 'changed': True}"
+check "quarantines: node-1's report" 200 "j == {'quarantines': 3, 'changed': True, 'ignored': 0, 'not_spread': []}"
 R1=$(revision "$AG1")
 [ "$R1" -gt "$R0" ] && ok "quarantines: a changed report moves the revision" || nok "quarantines: a changed report moves the revision" "$R0 -> $R1"
 req PUT /api/v1/agents/quarantines "$REPORT1" "$AG1"
@@ -95,6 +99,49 @@ req GET '/api/v1/audit?kind=quarantine&action=release'
 check "quarantines: a release is audited with what it ended" 200 "j['total'] == 1 and j['items'][0]['before']['address'] == '10.9.9.9' and j['items'][0]['after'] is None"
 req GET /api/v1/clusters/prod/status "" "$VIEWER"
 check "quarantines: active ones in the protection status" 200 "j['quarantines'] == {'active': 2}"
+
+# ---- a stolen node credential cannot quarantine beyond the cluster's settings ----
+future=$(day '+1 day')
+month=$(day '+30 days')
+GUARD="{\"quarantines\":[{\"address\":\"203.0.113.5\",\"reason\":\"brute_force\",\"since\":\"$past\",\"until\":\"$soon\"},
+ {\"address\":\"127.0.0.1\",\"reason\":\"brute_force\",\"since\":\"$past\",\"until\":\"$soon\"},
+ {\"address\":\"ff02::1\",\"reason\":\"port_scan\",\"since\":\"$past\",\"until\":\"$soon\"},
+ {\"address\":\"169.254.1.1\",\"reason\":\"port_scan\",\"since\":\"$past\",\"until\":\"$soon\"},
+ {\"address\":\"0.0.0.0\",\"reason\":\"port_scan\",\"since\":\"$past\",\"until\":\"$soon\"},
+ {\"address\":\"255.255.255.255\",\"reason\":\"port_scan\",\"since\":\"$past\",\"until\":\"$soon\"},
+ {\"address\":\"198.51.100.9\",\"reason\":\"brute_force\",\"since\":\"$future\",\"until\":\"$month\"},
+ {\"address\":\"203.0.113.6\",\"reason\":\"port_scan\",\"since\":\"$past\",\"until\":\"$month\"}]}"
+req PUT /api/v1/agents/quarantines "$GUARD" "$AG1"
+check "quarantine guard: what is not a unicast source, or starts tomorrow, is not spread, and the answer says why" 200 "j['quarantines'] == 2 and j['ignored'] == 6 and {n['address']: n['why'] for n in j['not_spread']} == {'127.0.0.1': 'loopback', 'ff02::1': 'multicast', '169.254.1.1': 'link-local', '0.0.0.0': 'unspecified', '255.255.255.255': 'broadcast', '198.51.100.9': \"since is ahead of the server's clock\"}"
+if grep -q 'node "node-1" of cluster "prod" reported 6 quarantine(s) its cluster does not allow, not spread' "$T/log"; then
+    ok "quarantine guard: the server log names the node"
+else
+    nok "quarantine guard: the server log names the node" "$(tail -n 3 "$T/log")"
+fi
+cut4=$(/usr/bin/python3 -c "import datetime as d; t = d.datetime.strptime('$past', '%Y-%m-%dT%H:%M:%SZ'); print((t + d.timedelta(hours=4)).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+req GET /api/v1/clusters/prod/quarantines/203.0.113.6
+check "quarantine guard: a quarantine longer than the cluster's is cut to its 4 hours" 200 "j['until'] == '$cut4'"
+req GET /api/v1/agents/policy "" "$AG2"
+check "quarantine guard: the other nodes get only what the cluster allows" 200 "sorted(q['address'] for q in j['quarantines'] if q['address'].startswith(('203.', '127.', 'ff02', '169.', '0.', '255.', '198.'))) == ['203.0.113.5', '203.0.113.6'] and [q['until'] for q in j['quarantines'] if q['address'] == '203.0.113.6'] == ['$cut4']"
+req PATCH /api/v1/clusters/prod '{"detections":{"port_scan":{"action":"alert"}}}'
+req PUT /api/v1/agents/quarantines "$GUARD" "$AG1"
+check "quarantine guard: a detection that only alerts spreads no quarantine" 200 "j['quarantines'] == 1 and [n['why'] for n in j['not_spread'] if n['address'] == '203.0.113.6'] == ['port_scan does not quarantine in this cluster']"
+req PATCH /api/v1/clusters/prod '{"defense":"off"}'
+req PUT /api/v1/agents/quarantines "$GUARD" "$AG1"
+check "quarantine guard: with defense off nothing is spread" 200 "j['quarantines'] == 0 and j['ignored'] == 8"
+req PATCH /api/v1/clusters/prod '{"defense":"on","detections":{"port_scan":{"action":"block"}}}'
+check "quarantine guard: defense and port scans back on" 200 "j['defense'] == 'on'"
+req POST /api/v1/agents/register "{\"cluster\":\"prod\",\"node\":\"node-q\",\"join_token\":\"$JOIN\"}" ""
+AGQ=$(jget "j['token']")
+NQ=$(jget "j['node']['id']")
+req PUT /api/v1/agents/quarantines "{\"quarantines\":[{\"address\":\"192.0.2.77\",\"reason\":\"brute_force\",\"since\":\"$past\",\"until\":\"$soon\"}]}" "$AGQ"
+check "quarantine guard: a third node holds 192.0.2.77" 200 "j['quarantines'] == 1"
+req DELETE "/api/v1/nodes/$NQ"
+check "quarantine guard: the node is removed" 200
+req GET /api/v1/clusters/prod/quarantines/192.0.2.77
+check "quarantine guard: ... and what it held is no longer spread" 404
+req PUT /api/v1/agents/quarantines "$REPORT1" "$AG1"
+check "quarantine guard: node-1's report as before" 200 "j['quarantines'] == 2"
 
 # ---- threat lists ----
 req GET /api/v1/clusters/prod/threat-intel "" "$VIEWER"

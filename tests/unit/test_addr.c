@@ -243,6 +243,43 @@ static void test_covers(void **state)
     assert_false(prefix_covers(&r, &q));
 }
 
+/* What a quarantine may hold: unicast sources only, in both families. */
+static void test_not_source(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *addr, *why;
+    } cases[] = {
+        {"10.1.2.3", NULL},
+        {"203.0.113.9", NULL},
+        {"2001:db8::7", NULL},
+        {"::ffff:10.0.0.1", NULL},
+        {"fec0::1", NULL},
+        {"0.0.0.0", "unspecified"},
+        {"0.1.2.3", "unspecified"},
+        {"127.0.0.1", "loopback"},
+        {"127.9.9.9", "loopback"},
+        {"224.0.0.1", "multicast"},
+        {"239.255.255.250", "multicast"},
+        {"255.255.255.255", "broadcast"},
+        {"169.254.1.1", "link-local"},
+        {"::", "unspecified"},
+        {"::1", "loopback"},
+        {"ff02::1", "multicast"},
+        {"fe80::1", "link-local"},
+        {"febf::1", "link-local"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct moat_addr a;
+        assert_int_equal(addr_parse(cases[i].addr, &a), 0);
+        const char *why = addr_not_source(&a);
+        if (!cases[i].why)
+            assert_null(why);
+        else
+            assert_string_equal(why, cases[i].why);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_contains),
         cmocka_unit_test(test_families_do_not_mix),
         cmocka_unit_test(test_covers),
+        cmocka_unit_test(test_not_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
