@@ -171,6 +171,8 @@ def brute_force_block(lab):
         out = subprocess.run([MOATD, "quarantine", "release", atk.addr(v6), "--node", NODE,
                               "--cluster", "lab"], capture_output=True, text=True)
         R.check("quarantine-release-exit-%s" % f, out.returncode, 0)
+        if out.returncode:
+            print("   (release: %s)" % out.stderr.strip(), flush=True)
         R.check("release-lifts-at-once-%s" % f, connect(atk, srv.addr(v6), 80, v6), True)
         R.check("brute-force-blocked-alert-%s" % f,
                 bool(wait_for(lambda: attempts("brute_force", atk, 3306) >= 25 * (1 + v6),
