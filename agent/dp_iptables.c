@@ -234,6 +234,7 @@ struct datapath {
     size_t nthreats;
     struct qmeta *qm; /* the quarantines' metadata (the sets hold addresses and timeouts) */
     size_t nqm;
+    uint64_t det_drops[MOAT_DROP_MAX]; /* the detections' drops, from their NFLOG events */
 };
 
 /* Brute force past the kernel's hashlimit: what moatd tells of one key's burst. */
@@ -1069,6 +1070,8 @@ static bool detection_event(struct datapath *dp, char kind, const char *prefix,
     case 'f':
         if (sscanf(prefix, IPT_LOG_TAG " f %u %u %u", &k, &cfg, &applied) == 3)
             burst_hit(dp, e, k, cfg, applied);
+        if (applied == MOAT_ACTION_BLOCK)
+            dp->det_drops[MOAT_DROP_QUARANTINED]++;
         return false;
     case 'n':
         if (sscanf(prefix, IPT_LOG_TAG " n %u", &k) == 1)
@@ -1077,8 +1080,10 @@ static bool detection_event(struct datapath *dp, char kind, const char *prefix,
     case 'q': {
         if (sscanf(prefix, IPT_LOG_TAG " q %u %u", &k, &applied) != 2)
             return false;
-        if (burst_more(dp, e, k))
+        if (applied == MOAT_ACTION_BLOCK && burst_more(dp, e, k)) {
+            dp->det_drops[MOAT_DROP_QUARANTINED]++;
             return false;
+        }
         struct moat_addr a;
         memcpy(a.b, e->saddr, 16);
         struct qmeta *m = qmeta_find(dp->qm, dp->nqm, k, &a);
@@ -1326,6 +1331,9 @@ static int on_nflog(struct nflog_g_handle *gh, struct nfgenmsg *nfmsg, struct nf
     } else if (!detection_event(dp, kind, prefix, &e)) {
         return 0;
     }
+    if (kind != 'p' && kind != 'd' && kind != 's' && e.applied == MOAT_ACTION_BLOCK &&
+        e.reason < MOAT_DROP_MAX)
+        dp->det_drops[e.reason]++;
     deliver(dp, &e);
     return 0;
 }
@@ -2472,6 +2480,8 @@ static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
     if (dp->stats_at && now - dp->stats_at < every) {
         *out = dp->stats;
         memcpy(out->events, dp->events, sizeof(out->events));
+        for (int i = 0; i < MOAT_DROP_MAX; i++)
+            out->drops[i] += dp->det_drops[i];
         return 0;
     }
     memset(out, 0, sizeof(*out));
@@ -2504,6 +2514,8 @@ static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
     dp->stats = *out;
     dp->stats_at = mono_ns();
     dp->stats_cost = dp->stats_at - now;
+    for (int i = 0; i < MOAT_DROP_MAX; i++) /* live: not read from the tables */
+        out->drops[i] += dp->det_drops[i];
     return 0;
 }
 
@@ -2522,6 +2534,7 @@ const struct datapath_ops datapath_iptables = {
     .quarantines = quarantines_iptables,
     .quarantine = quarantine_iptables,
     .release = release_iptables,
+    .detection_gap = ipt_detection_gap,
     .generation = generation_iptables,
     .prog_fd = prog_fd_iptables,
     .close = close_iptables,

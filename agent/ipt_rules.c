@@ -478,12 +478,18 @@ void ipt_hashlimit_rate(uint32_t threshold, uint32_t window, char *buf, size_t n
     }
 }
 
-const char *ipt_detection_gap(const struct moat_cluster *cl, const char *name)
+const char *ipt_detection_gap(const struct moat_cluster *cl, const char *name, bool *partly)
 {
     const struct moat_detections *d = &cl->det;
+    *partly = false;
     if (strcmp(name, "brute_force") == 0 && d->brute_force.c.enabled &&
         d->brute_force.threshold > IPT_BURST_MAX)
-        return "brute_force: a threshold above 10000 is more than hashlimit's burst takes";
+        return "a threshold above 10000 is more than the iptables backend's hashlimit burst takes";
+    if (strcmp(name, "dns_hijack") == 0 && d->dns_hijack.c.enabled) {
+        *partly = true;
+        return "answers are matched to queries by connection tracking (addresses and ports), not "
+               "by id or question, and are not parsed (iptables backend)";
+    }
     return NULL;
 }
 
@@ -518,12 +524,18 @@ static void hashlimit_name(const struct ctx *c, uint32_t k, const struct moat_cl
     snprintf(buf, n, "mb%08x", h);
 }
 
+static bool brute_gap(const struct moat_cluster *cl)
+{
+    bool partly;
+    return ipt_detection_gap(cl, "brute_force", &partly) != NULL;
+}
+
 /* Brute force: attempts over the threshold per (source, destination, port), hashlimit. */
 static void brute_force_rules(struct ctx *c, uint32_t k, const char *di)
 {
     const struct moat_cluster *cl = &c->in->p->clusters[k];
     const struct moat_detections *d = &cl->det;
-    if (!d->brute_force.c.enabled || !d->brute_force.nports || ipt_detection_gap(cl, "brute_force"))
+    if (!d->brute_force.c.enabled || !d->brute_force.nports || brute_gap(cl))
         return;
     enum moat_action applied = det_applied(cl, d->brute_force.c.action);
     char chain[40], tag[48], rate[32], hl[16];

@@ -136,8 +136,9 @@ void ipt_hashlimit_rate(uint32_t threshold, uint32_t window, char *buf, size_t n
 /*
  * Whether this backend runs detection `name` ("brute_force", "port_scan",
  * "dns_hijack", "spoofing", "threat_intel") for cluster `cl` as configured:
- * NULL when it does (or the cluster does not ask for it), else why not.
+ * NULL when it does (or the cluster does not ask for it), else why not, with
+ * *partly set when it runs with a difference (datapath.h, detection_gap).
  */
-const char *ipt_detection_gap(const struct moat_cluster *cl, const char *name);
+const char *ipt_detection_gap(const struct moat_cluster *cl, const char *name, bool *partly);
 
 #endif

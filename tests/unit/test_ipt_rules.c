@@ -392,8 +392,10 @@ static void test_brute_force_hashlimit(void **state)
     assert_null(strstr(r.out.sets.s, "create mt-T0"));
     /* over hashlimit's burst: not rendered, and the reason is given */
     assert_null(strstr(r.out.fam[0].s, "hashlimit"));
-    assert_non_null(ipt_detection_gap(&r.p->clusters[0], "brute_force"));
-    assert_null(ipt_detection_gap(&r.p->clusters[0], "threat_intel"));
+    bool partly;
+    assert_non_null(ipt_detection_gap(&r.p->clusters[0], "brute_force", &partly));
+    assert_false(partly);
+    assert_null(ipt_detection_gap(&r.p->clusters[0], "threat_intel", &partly));
     /* monitor mode: a block is an alert (logged, not dropped), the quarantine too */
     assert_non_null(strstr(r.out.fam[0].s, "\"moat t 0 1 2 0\"\n-A MOAT-B-TH0i -j RETURN\n"));
     assert_non_null(
