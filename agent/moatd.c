@@ -859,6 +859,27 @@ static void print_nonzero(const char *title, const json_t *counts)
     printf("%s\n", shown ? "" : " none");
 }
 
+/* Per cluster: the detections the datapath runs, and why an enabled one does not as configured. */
+static void print_detections(const json_t *per_cluster)
+{
+    const char *cl;
+    json_t *d;
+    json_object_foreach((json_t *)per_cluster, cl, d)
+    {
+        printf("detections  %s:", cl);
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(d, "detections"), i, v)
+            printf("%s %s", i ? "," : "", json_string_value(v));
+        if (!json_array_size(json_object_get(d, "detections")))
+            printf(" none");
+        printf("\n");
+        const char *name;
+        json_object_foreach(json_object_get(d, "detection_gaps"), name, v)
+            printf("              %s: %s\n", name, json_string_value(v));
+    }
+}
+
 static int status_cmd(int argc, char **argv)
 {
     const char *node = NULL;
@@ -1011,6 +1032,7 @@ static int status_cmd(int argc, char **argv)
                json_integer_value(json_object_get(d, "bytes")));
         print_nonzero("drops", json_object_get(st, "drops"));
         print_nonzero("events", json_object_get(st, "event_stats"));
+        print_detections(json_object_get(st, "detections"));
     }
     json_decref(st);
     return 0;

@@ -407,11 +407,27 @@ def threat_intel(lab):
     R.check("threat-removed-passes-ipv4", connect(cli, bad.v4, 443, False), True)
 
 
+def in_effect():
+    """moatd status says which detections its datapath runs, and why one does not as set."""
+    apply("  dns_hijack: {enabled: true, action: alert}\n")
+    det = ((moatd_json("status") or {}).get("detections") or {}).get("lab") or {}
+    R.check("status-lists-detections-in-effect", det.get("detections"),
+            ["brute_force", "port_scan", "dns_hijack", "spoofing", "threat_intel"])
+    R.check("status-says-why-one-differs", sorted(det.get("detection_gaps", {"-": 1})),
+            ["dns_hijack"] if IPT else [])
+    text = subprocess.run([MOATD, "status", "--node", NODE], capture_output=True,
+                          text=True).stdout
+    R.check("status-text-shows-detections",
+            "detections  lab: brute_force, port_scan, dns_hijack" in text, True)
+
+
 def main():
     st = lab_status(LAB)
     lab = {w["name"]: Workload(w) for w in st["workloads"]}
     wait_dad(lab.values())
-    only = os.environ.get("MOAT_DETECTIONS", "bf,bfblock,scan,dns,spoof,threat").split(",")
+    only = os.environ.get("MOAT_DETECTIONS", "status,bf,bfblock,scan,dns,spoof,threat").split(",")
+    if "status" in only:
+        in_effect()
     if "bf" in only:
         brute_force_alert(lab)
     if "bfblock" in only:
