@@ -235,6 +235,7 @@ struct datapath {
     struct qmeta *qm; /* the quarantines' metadata (the sets hold addresses and timeouts) */
     size_t nqm;
     uint64_t det_drops[MOAT_DROP_MAX]; /* the detections' drops, from their NFLOG events */
+    bool no_hashlimit, no_scan_sets;   /* what the kernel lacks (caps_probe) */
 };
 
 /* Brute force past the kernel's hashlimit: what moatd tells of one key's burst. */
@@ -1618,6 +1619,7 @@ static void sysctl_one(const char *path)
 }
 
 static void close_iptables(struct datapath *dp, bool remove);
+static void caps_probe(struct datapath *dp);
 
 static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx,
                          struct datapath **out)
@@ -1695,6 +1697,8 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
     }
     for (size_t i = 0; !err && i < dp->nifs; i++)
         mac_read_back(dp, &dp->ifs[i]);
+    if (!err && on_event)
+        caps_probe(dp);
     ipt_render_free(&base);
     ipt_text_free(&raw4);
     ipt_text_free(&raw6);
@@ -2109,6 +2113,60 @@ static void cut_flows(struct datapath *dp)
     cut_run(&c);
 }
 
+/*
+ * What the detections need beyond the probe's features, committed for real
+ * (a `--test` would not ask the kernel) in a chain no rule jumps to, then
+ * removed: xt_hashlimit (brute force), hash:ip,port,ip and the SET target
+ * (port scans). A kernel without them still enforces; those detections are
+ * left out and the node says why (detection_gap).
+ */
+static const char *caps_missing_hashlimit, *caps_missing_scan;
+
+static void caps_probe(struct datapath *dp)
+{
+    static const char hl[] =
+        "*filter\n:MOAT-X-PROBE - [0:0]\n-A MOAT-X-PROBE -p tcp -m multiport --dports 1,2 -m "
+        "hashlimit --hashlimit-above 1/second --hashlimit-burst 2 --hashlimit-mode "
+        "srcip,dstip,dstport --hashlimit-name mbprobe --hashlimit-htable-expire 1000 -j RETURN\n"
+        "COMMIT\n*filter\n-F MOAT-X-PROBE\n-X MOAT-X-PROBE\nCOMMIT\n";
+    struct ipt_text t = {.s = (char *)hl, .n = sizeof(hl) - 1};
+    char msg[256];
+    dp->no_hashlimit = false;
+    for (int fam = 0; fam < 2 && !dp->no_hashlimit; fam++)
+        dp->no_hashlimit = restore(dp, fam, &t, msg, sizeof(msg)) != 0;
+    static const char sets[] = "create mt-X-probe hash:ip,port,ip family inet timeout 1 -exist\n";
+    static const char scan[] = "*filter\n:MOAT-X-PROBE - [0:0]\n-A MOAT-X-PROBE -m set ! "
+                               "--match-set mt-X-probe src,dst,dst -j SET --add-set mt-X-probe "
+                               "src,dst,dst\nCOMMIT\n*filter\n-F MOAT-X-PROBE\n-X "
+                               "MOAT-X-PROBE\nCOMMIT\n";
+    struct ipt_text st = {.s = (char *)sets, .n = sizeof(sets) - 1};
+    struct ipt_text sc = {.s = (char *)scan, .n = sizeof(scan) - 1};
+    dp->no_scan_sets =
+        ipset_input(dp, &st, msg, sizeof(msg)) != 0 || restore(dp, 0, &sc, msg, sizeof(msg)) != 0;
+    ipset_run("destroy mt-X-probe\n", NULL, "restore");
+    caps_missing_hashlimit =
+        dp->no_hashlimit ? "the kernel lacks the hashlimit match (xt_hashlimit)" : NULL;
+    caps_missing_scan =
+        dp->no_scan_sets ? "the kernel lacks ipset hash:ip,port,ip or the SET target" : NULL;
+    if (dp->no_hashlimit || dp->no_scan_sets)
+        fprintf(stderr, "moatd: warning: iptables datapath: %s%s%s: left out\n",
+                dp->no_hashlimit ? "brute force (no hashlimit match)" : "",
+                dp->no_hashlimit && dp->no_scan_sets ? ", " : "",
+                dp->no_scan_sets ? "port scans (no hash:ip,port,ip set or SET target)" : "");
+}
+
+/* ipt_detection_gap, and what the kernel lacks (caps_probe). */
+static const char *detection_gap_iptables(const struct moat_cluster *cl, const char *name,
+                                          bool *partly)
+{
+    *partly = false;
+    if (strcmp(name, "brute_force") == 0 && cl->det.brute_force.c.enabled && caps_missing_hashlimit)
+        return caps_missing_hashlimit;
+    if (strcmp(name, "port_scan") == 0 && cl->det.port_scan.c.enabled && caps_missing_scan)
+        return caps_missing_scan;
+    return ipt_detection_gap(cl, name, partly);
+}
+
 static int apply_iptables(struct datapath *dp, const struct moat_policy *p,
                           const struct moat_tables *t, uint32_t *generation)
 {
@@ -2142,6 +2200,8 @@ static int apply_iptables(struct datapath *dp, const struct moat_policy *p,
     }
     in.set_exists = vchain_exists;
     in.set_ctx = &sets;
+    in.no_hashlimit = dp->no_hashlimit;
+    in.no_scan_sets = dp->no_scan_sets;
     struct ipt_render_out out;
     err = ipt_render(&in, &out);
     strset_clear(&known);
@@ -2534,7 +2594,7 @@ const struct datapath_ops datapath_iptables = {
     .quarantines = quarantines_iptables,
     .quarantine = quarantine_iptables,
     .release = release_iptables,
-    .detection_gap = ipt_detection_gap,
+    .detection_gap = detection_gap_iptables,
     .generation = generation_iptables,
     .prog_fd = prog_fd_iptables,
     .close = close_iptables,

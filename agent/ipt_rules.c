@@ -338,7 +338,7 @@ static void detection_sets(struct ctx *c, int fam)
             c->out->nsets++;
         }
         const struct moat_detections *d = &p->clusters[k].det;
-        if (d->port_scan.c.enabled) {
+        if (d->port_scan.c.enabled && !c->in->no_scan_sets) {
             /* a pair seen within the window is not logged again (timeout: the window) */
             snprintf(name, sizeof(name), IPT_SCAN_SEEN, c->s, k, fam ? 6 : 4);
             ipt_text_add(&c->out->sets,
@@ -535,7 +535,7 @@ static void brute_force_rules(struct ctx *c, uint32_t k, const char *di)
 {
     const struct moat_cluster *cl = &c->in->p->clusters[k];
     const struct moat_detections *d = &cl->det;
-    if (!d->brute_force.c.enabled || !d->brute_force.nports || brute_gap(cl))
+    if (!d->brute_force.c.enabled || !d->brute_force.nports || brute_gap(cl) || c->in->no_hashlimit)
         return;
     enum moat_action applied = det_applied(cl, d->brute_force.c.action);
     char chain[40], tag[48], rate[32], hl[16];
@@ -612,7 +612,7 @@ static void detection_chains(struct ctx *c, uint32_t k)
             }
         }
     }
-    if (d->port_scan.c.enabled) {
+    if (d->port_scan.c.enabled && !c->in->no_scan_sets) {
         char line[256];
         snprintf(chain, sizeof(chain), "MOAT-%c-SC%u", c->s, k);
         declare(c, TBL_FILTER, chain);

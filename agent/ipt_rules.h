@@ -59,6 +59,9 @@ struct ipt_render_in {
      * slots, and are not created again: their entries stay); NULL: none. */
     bool (*set_exists)(void *ctx, const char *name);
     void *set_ctx;
+    /* What the kernel lacks (found when the backend opens): those detections are left out. */
+    bool no_hashlimit; /* xt_hashlimit: brute force */
+    bool no_scan_sets; /* hash:ip,port,ip or the SET target: port scans */
 };
 
 struct ipt_render_out {

@@ -297,6 +297,8 @@ static bool named_set(void *ctx, const char *name)
     return false;
 }
 
+static bool lacking; /* render_text: as for a kernel without hashlimit and scan sets */
+
 static void render_text(const char *yaml, const char *const *have, struct rendered *r)
 {
     char path[] = "/tmp/moat-ipt-XXXXXX.yaml";
@@ -322,7 +324,9 @@ static void render_text(const char *yaml, const char *const *have, struct render
                                .generation = 1,
                                .nflog_group = 9,
                                .set_exists = named_set,
-                               .set_ctx = (void *)have};
+                               .set_ctx = (void *)have,
+                               .no_hashlimit = lacking,
+                               .no_scan_sets = lacking};
     assert_int_equal(ipt_render(&in, &r->out), 0);
 }
 
@@ -456,6 +460,16 @@ static void test_dns_and_scan(void **state)
     assert_non_null(
         strstr(f4, "-A MOAT-B-DI0 -m set ! --match-set mt-B-S0-4 src,dst,dst -j MOAT-B-SC0"));
     assert_non_null(strstr(f4, "-A MOAT-B-SC0 -j SET --add-set mt-B-S0-4 src,dst,dst"));
+    rendered_free(&r);
+    /* a kernel without them: brute force and scans left out, the rest stays */
+    lacking = true;
+    render_text("kind: Cluster\nname: c\ndefense: on\n---\n" DET_LAB, NULL, &r);
+    lacking = false;
+    assert_null(strstr(r.out.fam[0].s, "hashlimit"));
+    assert_null(strstr(r.out.fam[0].s, "MOAT-B-SC0"));
+    assert_null(strstr(r.out.sets.s, "hash:ip,port,ip"));
+    assert_non_null(
+        strstr(r.out.fam[0].s, "-A MOAT-B-DI0 -m set --match-set mt-Q0-4 src -j MOAT-B-QD0"));
     rendered_free(&r);
 }
 
