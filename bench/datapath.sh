@@ -186,9 +186,11 @@ med() { grep "^raw $4mode=$1 rules=$2 " "$TMP/raw" | tr ' ' '\n' | sed -n "s/^$3
 for key in "none 0" "ebpf 10" "iptables 10" "ebpf 1000" "iptables 1000" "ebpf 10000" "iptables 10000" \
     "moat-off 10" "moat-all 10" "ipt-off 10" "ipt-all 10"; do
     set -- $key
+    grep -q "^raw mode=$1 rules=$2 " "$TMP/raw" || continue # not run (MOAT_BENCH_ONLY)
     echo "mode=$1 rules=$2 gbps=$(med "$1" "$2" gbps "") conns=$(med "$1" "$2" conns "") rounds=$ROUNDS"
 done
 for dp in ebpf iptables; do
+    grep -q "^raw update mode=$dp " "$TMP/raw" || continue
     echo "update mode=$dp rules=10000 ms=$(med "$dp" 10000 ms "update ") updates=$(grep -c "^raw update mode=$dp " "$TMP/raw")"
 done
 
