@@ -236,6 +236,7 @@ struct datapath {
     size_t nqm;
     uint64_t det_drops[MOAT_DROP_MAX]; /* the detections' drops, from their NFLOG events */
     bool no_hashlimit, no_scan_sets;   /* what the kernel lacks (caps_probe) */
+    bool qm_dirty;                     /* a quarantine's count moved: written within 1 s */
 };
 
 /* Brute force past the kernel's hashlimit: what moatd tells of one key's burst. */
@@ -618,10 +619,13 @@ static int qmeta_load(const char *node, struct qmeta **out, size_t *n)
         struct qmeta q = {0};
         char addr[MOAT_ADDR_STRLEN];
         long long since;
-        if (sscanf(line, "%u %63s %u %u %lld", &q.cluster, addr, &q.reason, &q.secs, &since) != 5 ||
+        unsigned long long dropped = 0; /* optional: the agent's count */
+        if (sscanf(line, "%u %63s %u %u %lld %llu", &q.cluster, addr, &q.reason, &q.secs, &since,
+                   &dropped) < 5 ||
             addr_parse(addr, &q.addr) < 0)
             continue;
         q.since = since;
+        q.dropped = dropped;
         if (moat_grow(out, &cap, *n + 1, sizeof(**out)) < 0) {
             err = -ENOMEM;
             break;
@@ -648,8 +652,8 @@ static int qmeta_save(const char *node, const struct qmeta *q, size_t n)
             continue;
         char addr[MOAT_ADDR_STRLEN];
         addr_format(&q[i].addr, addr, sizeof(addr));
-        fprintf(f, "%u %s %u %u %lld\n", q[i].cluster, addr, q[i].reason, q[i].secs,
-                (long long)q[i].since);
+        fprintf(f, "%u %s %u %u %lld %llu\n", q[i].cluster, addr, q[i].reason, q[i].secs,
+                (long long)q[i].since, (unsigned long long)q[i].dropped);
     }
     if (fclose(f) != 0) {
         unlink(tmp);
@@ -677,7 +681,7 @@ static void open_dp_reload(const char *node)
         return;
     for (size_t i = 0; i < n; i++) { /* the counts of those still there */
         const struct qmeta *old = qmeta_find(open_dp->qm, open_dp->nqm, q[i].cluster, &q[i].addr);
-        if (old && old->since == q[i].since)
+        if (old && old->since == q[i].since && old->dropped > q[i].dropped)
             q[i].dropped = old->dropped;
     }
     free(open_dp->qm);
@@ -750,6 +754,7 @@ static int quarantines_iptables(const char *node, struct datapath_quarantine **o
         int64_t since = m ? m->since : wall;
         q->since_ns = (uint64_t)(mono + (since - wall) * 1000000000);
         q->until_ns = (uint64_t)mono + (uint64_t)left * 1000000000u;
+        q->dropped = m ? m->dropped : 0; /* as the agent last wrote it (every second) */
         if (open_dp && strcmp(open_dp->node, node) == 0) {
             const struct qmeta *live = qmeta_find(open_dp->qm, open_dp->nqm, cluster, &a);
             q->dropped = live ? live->dropped : 0;
@@ -1088,8 +1093,10 @@ static bool detection_event(struct datapath *dp, char kind, const char *prefix,
         struct moat_addr a;
         memcpy(a.b, e->saddr, 16);
         struct qmeta *m = qmeta_find(dp->qm, dp->nqm, k, &a);
-        if (m)
+        if (m) {
             m->dropped++;
+            dp->qm_dirty = true;
+        }
         e->kind = MOAT_EV_QUARANTINE;
         e->reason = MOAT_DROP_QUARANTINED;
         e->cluster = k;
@@ -1207,6 +1214,21 @@ static void report_idle(struct datapath *dp)
         return;
     dp->summaries_at = now;
     detections_idle(dp, now);
+    if (dp->qm_dirty) { /* the counts, for moatd quarantine list in another process */
+        struct qmeta *fresh;
+        size_t n;
+        if (qmeta_load(dp->node, &fresh, &n) == 0) {
+            for (size_t i = 0; i < n; i++) {
+                const struct qmeta *live =
+                    qmeta_find(dp->qm, dp->nqm, fresh[i].cluster, &fresh[i].addr);
+                if (live && live->since == fresh[i].since)
+                    fresh[i].dropped = live->dropped;
+            }
+            qmeta_save(dp->node, fresh, n);
+            free(fresh);
+        }
+        dp->qm_dirty = false;
+    }
     for (size_t i = 0; i < BUCKETS; i++) {
         struct bucket *b = &dp->buckets[i];
         if (b->used && b->held && now - b->last_ns >= SUMMARY_IDLE) {

@@ -172,6 +172,10 @@ def brute_force_block(lab):
         q = moatd_json("quarantine", "list") or []
         R.check("quarantine-listed-%s" % f,
                 [e["reason"] for e in q if e["address"] == atk.addr(v6)], ["brute_force"])
+        # the attempt on port 80 is counted (iptables: as moatd last wrote it, every second)
+        R.check("quarantine-counts-dropped-%s" % f, bool(wait_for(
+            lambda: [e for e in moatd_json("quarantine", "list") or []
+                     if e["address"] == atk.addr(v6) and e["dropped"] >= 1], timeout=1.5)), True)
         t0 = time.monotonic()
         back = wait_for(lambda: connect(atk, srv.addr(v6), 80, v6, timeout=0.3), timeout=10,
                         step=0.2)
