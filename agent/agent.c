@@ -662,14 +662,19 @@ static void report(struct moat_agent *a)
 {
     if (!a->cfg.sync)
         return;
+    uint32_t c =
+        a->policy && a->cfg.cluster ? policy_find_cluster(a->policy, a->cfg.cluster) : MOAT_NONE;
+    json_t *det = c == MOAT_NONE ? NULL : cluster_det_running(a->ops, &a->policy->clusters[c]);
     struct sync_report r = {.datapath_state = a->dp_state,
                             .datapath_reason = a->dp_reason,
                             .datapath_backend = a->ops->name,
                             .datapath_probes = a->cfg.probes,
+                            .datapath_detections = det,
                             .revision = a->revision,
                             .workloads = a->local_workloads};
     if (sync_set_report(a->cfg.sync, &r) < 0)
         agent_log("warning", "out of memory: report to the server delayed");
+    json_decref(det);
 }
 
 static void set_dp_state(struct moat_agent *a, const char *state, const char *reason)
@@ -1099,6 +1104,14 @@ static json_t *status_json(struct moat_agent *a)
         json_object_set_new(j, "cluster", sync_status(a->cfg.sync));
     if (j && a->cfg.probes) /* what each backend's probe said ("": it can run) */
         json_object_set_new(j, "probes", json_deep_copy(a->cfg.probes));
+    json_t *det = json_object(); /* per cluster: the detections that run here, and gaps */
+    for (size_t i = 0; det && a->policy && i < a->policy->nclusters; i++)
+        json_object_set_new(det, a->policy->clusters[i].name,
+                            cluster_det_running(a->ops, &a->policy->clusters[i]));
+    if (j && det)
+        json_object_set_new(j, "detections", det);
+    else
+        json_decref(det);
     json_t *names = json_array(); /* by index: what the datapath's cluster numbers mean */
     for (size_t i = 0; names && a->policy && i < a->policy->nclusters; i++)
         json_array_append_new(names, json_string(a->policy->clusters[i].name));

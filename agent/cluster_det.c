@@ -176,3 +176,38 @@ int cluster_det_apply(const struct datapath_ops *ops, const char *node, uint32_t
     free(q);
     return changed;
 }
+
+json_t *cluster_det_running(const struct datapath_ops *ops, const struct moat_cluster *cl)
+{
+    const struct moat_detections *d = &cl->det;
+    const struct {
+        const char *name;
+        bool enabled;
+    } all[] = {{"brute_force", d->brute_force.c.enabled},
+               {"port_scan", d->port_scan.c.enabled},
+               {"dns_hijack", d->dns_hijack.c.enabled},
+               {"spoofing", d->spoofing.c.enabled},
+               {"threat_intel", d->threat_intel.c.enabled}};
+    json_t *run = json_array(), *gaps = json_object();
+    json_t *out =
+        run && gaps ? json_pack("{s:o,s:o}", "detections", run, "detection_gaps", gaps) : NULL;
+    if (!out) {
+        json_decref(run);
+        json_decref(gaps);
+        return NULL;
+    }
+    for (size_t i = 0; cl->defense && i < sizeof(all) / sizeof(all[0]); i++) {
+        if (!all[i].enabled)
+            continue;
+        bool partly = false;
+        const char *why = ops->detection_gap ? ops->detection_gap(cl, all[i].name, &partly) : NULL;
+        if ((!why || partly) && json_array_append_new(run, json_string(all[i].name)) < 0)
+            goto oom;
+        if (why && json_object_set_new(gaps, all[i].name, json_string(why)) < 0)
+            goto oom;
+    }
+    return out;
+oom:
+    json_decref(out);
+    return NULL;
+}

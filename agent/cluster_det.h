@@ -37,4 +37,13 @@ json_t *cluster_det_local(const struct datapath_ops *ops, const char *node, uint
 int cluster_det_apply(const struct datapath_ops *ops, const char *node, uint32_t cluster,
                       const json_t *quarantines, const json_t *releases);
 
+/*
+ * What runs of cluster `cl`'s detections with backend `ops`, for the node's
+ * report (heartbeat datapath.detections and datapath.detection_gaps, moatd
+ * status): {"detections": [names], "detection_gaps": {name: why}} — a
+ * detection the cluster enables that does not run, or runs with a
+ * difference, has its reason. Nothing runs with defense off. NULL on OOM.
+ */
+json_t *cluster_det_running(const struct datapath_ops *ops, const struct moat_cluster *cl);
+
 #endif

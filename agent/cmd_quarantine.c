@@ -51,11 +51,11 @@ static void wall_text(uint64_t mono_ns, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int list(const char *node, const char *cluster, bool json)
+static int list(const struct datapath_ops *ops, const char *node, const char *cluster, bool json)
 {
     struct datapath_quarantine *q = NULL;
     size_t n = 0;
-    int err = datapath_ebpf.quarantines(node, &q, &n);
+    int err = ops->quarantines(node, &q, &n);
     if (err) {
         fprintf(stderr, "moatd: quarantine list: node %s: %s\n", node,
                 err == -ENOENT ? "no datapath state (never enforced here, or removed)"
@@ -97,7 +97,8 @@ static int list(const char *node, const char *cluster, bool json)
     return 0;
 }
 
-static int release(const char *node, const char *addr_text, const char *cluster)
+static int release(const struct datapath_ops *ops, const char *node, const char *addr_text,
+                   const char *cluster)
 {
     struct moat_addr a;
     if (addr_parse(addr_text, &a) < 0) {
@@ -106,7 +107,7 @@ static int release(const char *node, const char *addr_text, const char *cluster)
     }
     struct datapath_quarantine *q = NULL;
     size_t n = 0;
-    int err = datapath_ebpf.quarantines(node, &q, &n);
+    int err = ops->quarantines(node, &q, &n);
     if (err) {
         fprintf(stderr, "moatd: quarantine release: node %s: %s\n", node,
                 err == -ENOENT ? "no datapath state" : strerror(-err));
@@ -119,7 +120,7 @@ static int release(const char *node, const char *addr_text, const char *cluster)
         const char *cl = cluster_name(names, q[i].cluster, cbuf, sizeof(cbuf));
         if (memcmp(q[i].addr.b, a.b, 16) != 0 || (cluster && strcmp(cluster, cl) != 0))
             continue;
-        if (datapath_ebpf.release(node, q[i].cluster, &a) == 0) {
+        if (ops->release(node, q[i].cluster, &a) == 0) {
             printf("released %s in cluster %s\n", addr_text, cl);
             released++;
         }
@@ -134,7 +135,7 @@ static int release(const char *node, const char *addr_text, const char *cluster)
     return 0;
 }
 
-int cmd_quarantine(int argc, char **argv)
+int cmd_quarantine(int argc, char **argv, const struct datapath_ops *(*backend_of)(const char *))
 {
     static const char usage[] =
         "usage: moatd quarantine list --node NAME [--cluster ID] [-o table|json]\n"
@@ -169,6 +170,9 @@ int cmd_quarantine(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    return is_list ? list(node, cluster, strcmp(out, "json") == 0)
-                   : release(node, argv[1 + optind], cluster);
+    const struct datapath_ops *ops = backend_of(node);
+    if (!ops)
+        return 1;
+    return is_list ? list(ops, node, cluster, strcmp(out, "json") == 0)
+                   : release(ops, node, argv[1 + optind], cluster);
 }

@@ -1,8 +1,9 @@
 /*
  * cmd_quarantine: `moatd quarantine list|release` for a standalone node
  * (SPEC §10): the active quarantines of the detections, read from the
- * node's pinned datapath state (with or without a running moatd), cluster
- * names from its status file.
+ * node's datapath state (with or without a running moatd) — the eBPF
+ * backend's pinned maps, the iptables one's sets — cluster names from its
+ * status file.
  *
  *   moatd quarantine list --node NAME [-o table|json]
  *   moatd quarantine release ADDR --node NAME [--cluster ID]
@@ -13,6 +14,10 @@
 #ifndef MOAT_CMD_QUARANTINE_H
 #define MOAT_CMD_QUARANTINE_H
 
-int cmd_quarantine(int argc, char **argv);
+#include "datapath.h"
+
+/* `backend_of(node)`: the backend node's agent ran (the process joined its network
+ * namespace where that backend's state lives there), NULL when it cannot be reached. */
+int cmd_quarantine(int argc, char **argv, const struct datapath_ops *(*backend_of)(const char *));
 
 #endif

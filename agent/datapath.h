@@ -100,6 +100,13 @@ struct datapath_ops {
     int (*quarantine)(const char *node, const struct datapath_quarantine *q);
     /* Ends a quarantine at once: 0, -ENOENT when there is none. */
     int (*release)(const char *node, uint32_t cluster, const struct moat_addr *addr);
+    /*
+     * Why detection `name` (SPEC §6: brute_force, port_scan, dns_hijack,
+     * spoofing, threat_intel) of cluster `cl` does not run here as configured:
+     * NULL when it does; *partly set when it runs with a difference (the
+     * reason says which). NULL op: every detection runs as configured.
+     */
+    const char *(*detection_gap)(const struct moat_cluster *cl, const char *name, bool *partly);
     uint32_t (*generation)(struct datapath *dp);
     /* The program fd of one hook (tests and benchmarks run it with BPF_PROG_TEST_RUN); -1 if none.
      */

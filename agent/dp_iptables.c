@@ -226,9 +226,50 @@ struct datapath {
     uint64_t events[MOAT_EVS_MAX];
     uint64_t learned_at, summaries_at;
     int rtnl;
-    struct datapath_stats stats;   /* the last counted, at stats_at */
-    uint64_t stats_at, stats_cost; /* when, and how long the count took (ns) */
+    struct datapath_stats stats;      /* the last counted, at stats_at */
+    uint64_t stats_at, stats_cost;    /* when, and how long the count took (ns) */
+    struct burst *bursts;             /* brute force, per (source, destination, port) */
+    struct scan *scans;               /* port scans, per (cluster, source) */
+    struct moat_threatlist **threats; /* the caller's, per cluster index (set_threats) */
+    size_t nthreats;
+    struct qmeta *qm; /* the quarantines' metadata (the sets hold addresses and timeouts) */
+    size_t nqm;
+    uint64_t det_drops[MOAT_DROP_MAX]; /* the detections' drops, from their NFLOG events */
+    bool no_hashlimit, no_scan_sets;   /* what the kernel lacks (caps_probe) */
+    bool qm_dirty;                     /* a quarantine's count moved: written within 1 s */
 };
+
+/* Brute force past the kernel's hashlimit: what moatd tells of one key's burst. */
+struct burst {
+    uint8_t src[16], dst[16];
+    uint16_t port, cluster;
+    uint8_t proto, action, applied;
+    bool used;
+    uint64_t last_ns, reported_ns;
+    uint32_t pending; /* attempts over the threshold not told yet */
+};
+
+/* A port scan: new (destination, port, protocol) pairs of one source (the kernel's set
+ * logs a pair once per window), counted with eBPF's two buckets. */
+struct scan {
+    uint8_t src[16], dst[16];
+    uint16_t cluster, dport;
+    uint8_t proto;
+    bool used;
+    uint64_t start_ns, last_ns, reported_ns;
+    uint32_t cur, prev, total, reported;
+};
+
+/* A quarantine as moatd started it (RUN_DIR/moatd-NODE.quarantines, one a line). */
+struct qmeta {
+    uint32_t cluster, reason, secs;
+    struct moat_addr addr;
+    int64_t since; /* wall clock, s */
+    uint64_t dropped;
+};
+
+#define BURSTS 4096
+#define SCANS  4096
 
 static uint64_t mono_ns(void)
 {
@@ -382,6 +423,26 @@ static int ebt_input(struct datapath *dp, const struct ipt_text *text, char *err
     return rc > 0 ? -EIO : rc;
 }
 
+/* The names of the sets in this namespace (`ipset list -n`), as a set: 0 or -errno. */
+static int sets_known(struct datapath *dp, struct strset *out)
+{
+    *out = (struct strset){0};
+    struct ipt_text list = {0};
+    char *argv[] = {dp->tool[T_IPSET], "list", "-n", NULL};
+    int rc = run_tool(argv, "", 0, &list, NULL, 0);
+    int err = rc > 0 ? -EIO : rc;
+    for (char *sp = NULL, *l = err || !list.s ? NULL : strtok_r(list.s, "\n", &sp); l;
+         l = strtok_r(NULL, "\n", &sp))
+        if (strset_add(out, l) < 0) {
+            err = -ENOMEM;
+            break;
+        }
+    ipt_text_free(&list);
+    if (err)
+        strset_clear(out);
+    return err;
+}
+
 /* ctx: a strset of the verdict chains in the kernel */
 static bool vchain_exists(void *ctx, const char *name)
 {
@@ -528,6 +589,557 @@ static int read_back(struct datapath *dp, const char *raw4, const char *raw6, co
     return 0;
 }
 
+/* ---------- detections: quarantines, bursts, scans (docs/datapath-iptables.md) ---------- */
+
+#define QMETA_PATH "/run/moat/moatd-%s.quarantines"
+#define REPORT_NS  1000000000ull /* at most one detection event a second per key */
+
+/* The agent's open datapath, for the ops that take a node name (quarantine, release):
+ * they keep its quarantine metadata and cut only its cluster's flows. */
+static struct datapath *open_dp;
+
+static int64_t wall_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int qmeta_load(const char *node, struct qmeta **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    char path[256];
+    snprintf(path, sizeof(path), QMETA_PATH, node);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    char line[256];
+    size_t cap = 0;
+    int err = 0;
+    while (fgets(line, sizeof(line), f)) {
+        struct qmeta q = {0};
+        char addr[MOAT_ADDR_STRLEN];
+        long long since;
+        unsigned long long dropped = 0; /* optional: the agent's count */
+        if (sscanf(line, "%u %63s %u %u %lld %llu", &q.cluster, addr, &q.reason, &q.secs, &since,
+                   &dropped) < 5 ||
+            addr_parse(addr, &q.addr) < 0)
+            continue;
+        q.since = since;
+        q.dropped = dropped;
+        if (moat_grow(out, &cap, *n + 1, sizeof(**out)) < 0) {
+            err = -ENOMEM;
+            break;
+        }
+        (*out)[(*n)++] = q;
+    }
+    fclose(f);
+    return err;
+}
+
+/* Writes the metadata whole (a new file renamed over the old), without expired entries. */
+static int qmeta_save(const char *node, const struct qmeta *q, size_t n)
+{
+    char path[256], tmp[300];
+    snprintf(path, sizeof(path), QMETA_PATH, node);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    mkdir("/run/moat", 0755);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    int64_t now = wall_now();
+    for (size_t i = 0; i < n; i++) {
+        if (q[i].since + (int64_t)q[i].secs < now)
+            continue;
+        char addr[MOAT_ADDR_STRLEN];
+        addr_format(&q[i].addr, addr, sizeof(addr));
+        fprintf(f, "%u %s %u %u %lld %llu\n", q[i].cluster, addr, q[i].reason, q[i].secs,
+                (long long)q[i].since, (unsigned long long)q[i].dropped);
+    }
+    if (fclose(f) != 0) {
+        unlink(tmp);
+        return -EIO;
+    }
+    return rename(tmp, path) ? -errno : 0;
+}
+
+static struct qmeta *qmeta_find(struct qmeta *q, size_t n, uint32_t cluster,
+                                const struct moat_addr *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (q[i].cluster == cluster && memcmp(q[i].addr.b, a->b, 16) == 0)
+            return &q[i];
+    return NULL;
+}
+
+static void open_dp_reload(const char *node)
+{
+    if (!open_dp || strcmp(open_dp->node, node) != 0)
+        return;
+    struct qmeta *q;
+    size_t n;
+    if (qmeta_load(node, &q, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) { /* the counts of those still there */
+        const struct qmeta *old = qmeta_find(open_dp->qm, open_dp->nqm, q[i].cluster, &q[i].addr);
+        if (old && old->since == q[i].since && old->dropped > q[i].dropped)
+            q[i].dropped = old->dropped;
+    }
+    free(open_dp->qm);
+    open_dp->qm = q;
+    open_dp->nqm = n;
+}
+
+/* `ipset restore` of `input` with the ipset in PATH: 0, -ENOENT (no ipset), -EIO. */
+static int ipset_run(const char *input, struct ipt_text *out, const char *cmd)
+{
+    char tool[256];
+    if (find_tool("ipset", tool, sizeof(tool)) != 0)
+        return -ENOENT;
+    char *argv[] = {tool, (char *)cmd, NULL};
+    int rc = run_tool(argv, input, strlen(input), out, NULL, 0);
+    return rc > 0 ? -EIO : rc;
+}
+
+static void cut_addr(const char *node, uint32_t cluster, const struct moat_addr *a);
+
+static int quarantines_iptables(const char *node, struct datapath_quarantine **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!node_name_ok(node))
+        return -EINVAL;
+    struct ipt_text list = {0};
+    int err = ipset_run("", &list, "list");
+    struct qmeta *meta = NULL;
+    size_t nmeta = 0;
+    if (!err)
+        err = qmeta_load(node, &meta, &nmeta);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t mono = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, wall = wall_now();
+    size_t cap = 0;
+    bool members = false, any_set = false;
+    unsigned cluster = 0;
+    for (char *sp = NULL, *l = err || !list.s ? NULL : strtok_r(list.s, "\n", &sp); l && !err;
+         l = strtok_r(NULL, "\n", &sp)) {
+        int fam;
+        if (strncmp(l, "Name: ", 6) == 0) {
+            members = false;
+            cluster = UINT32_MAX;
+            if (sscanf(l + 6, "mt-Q%u-%d", &cluster, &fam) != 2)
+                cluster = UINT32_MAX;
+            any_set |= strncmp(l + 6, "mt-", 3) == 0;
+            continue;
+        }
+        if (strncmp(l, "Members:", 8) == 0) {
+            members = cluster != UINT32_MAX;
+            continue;
+        }
+        char addr[MOAT_ADDR_STRLEN];
+        unsigned left;
+        struct moat_addr a;
+        if (!members || sscanf(l, "%63s timeout %u", addr, &left) != 2 || addr_parse(addr, &a) < 0)
+            continue;
+        if (moat_grow(out, &cap, *n + 1, sizeof(**out)) < 0) {
+            err = -ENOMEM;
+            break;
+        }
+        const struct qmeta *m = qmeta_find(meta, nmeta, cluster, &a);
+        struct datapath_quarantine *q = &(*out)[(*n)++];
+        memset(q, 0, sizeof(*q));
+        q->cluster = cluster;
+        q->addr = a;
+        q->reason = m ? m->reason : MOAT_Q_BRUTE_FORCE; /* unknown: a brute force's */
+        q->secs = m ? m->secs : left;
+        int64_t since = m ? m->since : wall;
+        q->since_ns = (uint64_t)(mono + (since - wall) * 1000000000);
+        q->until_ns = (uint64_t)mono + (uint64_t)left * 1000000000u;
+        q->dropped = m ? m->dropped : 0; /* as the agent last wrote it (every second) */
+        if (open_dp && strcmp(open_dp->node, node) == 0) {
+            const struct qmeta *live = qmeta_find(open_dp->qm, open_dp->nqm, cluster, &a);
+            q->dropped = live ? live->dropped : 0;
+        }
+    }
+    if (!err && !any_set)
+        err = -ENOENT;
+    if (err) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    free(meta);
+    ipt_text_free(&list);
+    return err;
+}
+
+static int quarantine_iptables(const char *node, const struct datapath_quarantine *q)
+{
+    if (!node_name_ok(node))
+        return -EINVAL;
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    uint64_t now = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+    uint64_t secs = q->until_ns > now ? (q->until_ns - now + 999999999u) / 1000000000u : 1;
+    if (secs > IPT_TIMEOUT_MAX)
+        secs = IPT_TIMEOUT_MAX;
+    int fam = addr_is_v4(&q->addr) ? 4 : 6;
+    char addr[MOAT_ADDR_STRLEN], line[256];
+    addr_format(&q->addr, addr, sizeof(addr));
+    snprintf(line, sizeof(line), "add " IPT_QSET " %s timeout %llu -exist\n", q->cluster, fam, addr,
+             (unsigned long long)secs);
+    int err = ipset_run(line, NULL, "restore");
+    if (err == -EIO) { /* no such set yet (the cluster has no workload here yet) */
+        char make[512];
+        snprintf(make, sizeof(make),
+                 "create " IPT_QSET " hash:ip family %s timeout 600 maxelem %u -exist\n%s",
+                 q->cluster, fam, fam == 4 ? "inet" : "inet6", IPT_QSET_MAX, line);
+        err = ipset_run(make, NULL, "restore");
+    }
+    if (err)
+        return err;
+    struct qmeta *meta;
+    size_t n;
+    if (qmeta_load(node, &meta, &n) == 0) {
+        struct qmeta *m = qmeta_find(meta, n, q->cluster, &q->addr);
+        struct qmeta *grown = m ? meta : moat_reallocarray(meta, n + 1, sizeof(*meta));
+        if (grown) {
+            meta = grown;
+            if (!m)
+                m = &meta[n++];
+            *m = (struct qmeta){.cluster = q->cluster,
+                                .reason = q->reason,
+                                .secs = q->secs ? q->secs : (uint32_t)secs,
+                                .addr = q->addr,
+                                .since = wall_now()};
+            qmeta_save(node, meta, n);
+        }
+        free(meta);
+    }
+    open_dp_reload(node);
+    cut_addr(node, q->cluster, &q->addr);
+    return 0;
+}
+
+static int release_iptables(const char *node, uint32_t cluster, const struct moat_addr *addr)
+{
+    if (!node_name_ok(node))
+        return -EINVAL;
+    char a[MOAT_ADDR_STRLEN], line[128];
+    addr_format(addr, a, sizeof(a));
+    snprintf(line, sizeof(line), "del " IPT_QSET " %s\n", cluster, addr_is_v4(addr) ? 4 : 6, a);
+    if (ipset_run(line, NULL, "restore") != 0)
+        return -ENOENT;
+    struct qmeta *meta;
+    size_t n;
+    if (qmeta_load(node, &meta, &n) == 0) {
+        struct qmeta *m = qmeta_find(meta, n, cluster, addr);
+        if (m) {
+            *m = meta[--n];
+            qmeta_save(node, meta, n);
+        }
+        free(meta);
+    }
+    open_dp_reload(node);
+    return 0;
+}
+
+static const struct moat_cluster *cluster_at(const struct datapath *dp, uint32_t k)
+{
+    return dp->p && k < dp->p->nclusters ? &dp->p->clusters[k] : NULL;
+}
+
+/* A detection asked for a quarantine: started unless one runs already (it runs its course). */
+static void quarantine_start(struct datapath *dp, uint32_t k, const uint8_t *src, uint32_t reason,
+                             uint32_t secs)
+{
+    struct moat_addr a;
+    memcpy(a.b, src, 16);
+    const struct qmeta *m = qmeta_find(dp->qm, dp->nqm, k, &a);
+    if (!secs || (m && m->since + (int64_t)m->secs > wall_now()))
+        return;
+    uint64_t now = mono_ns();
+    struct datapath_quarantine q = {.cluster = k,
+                                    .addr = a,
+                                    .reason = reason,
+                                    .secs = secs,
+                                    .since_ns = now,
+                                    .until_ns = now + (uint64_t)secs * 1000000000u};
+    int err = quarantine_iptables(dp->node, &q);
+    if (err)
+        fprintf(stderr, "moatd: warning: iptables datapath: cannot start a quarantine: %s\n",
+                strerror(-err));
+}
+
+static uint32_t hash_bytes(uint32_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+static void deliver(struct datapath *dp, struct moat_event *e);
+
+static void burst_tell(struct datapath *dp, const struct burst *b, uint32_t count)
+{
+    const struct moat_cluster *cl = cluster_at(dp, b->cluster);
+    struct moat_event e = {.ts_ns = mono_ns(),
+                           .kind = MOAT_EV_BRUTE_FORCE,
+                           .dir = MOAT_ABI_DIR_INGRESS,
+                           .action = b->action,
+                           .applied = b->applied,
+                           .proto = b->proto,
+                           .cluster = b->cluster,
+                           .dport = b->port,
+                           .count = count,
+                           .aux = cl ? cl->det.brute_force.window : 0};
+    memcpy(e.saddr, b->src, 16);
+    memcpy(e.daddr, b->dst, 16);
+    deliver(dp, &e);
+}
+
+/*
+ * An attempt the kernel's hashlimit found over the threshold. Its first one
+ * in a burst stands for the threshold's attempts too (the bucket they
+ * emptied); then at most one event a second with the attempts since, and the
+ * tail when the burst is quiet (report_idle).
+ */
+static void burst_hit(struct datapath *dp, const struct moat_event *ev, uint32_t k, unsigned cfg,
+                      unsigned applied)
+{
+    const struct moat_cluster *cl = cluster_at(dp, k);
+    if (!cl || !dp->bursts)
+        return;
+    struct burst key = {.port = ev->dport, .cluster = (uint16_t)k, .used = true};
+    memcpy(key.src, ev->saddr, 16);
+    memcpy(key.dst, ev->daddr, 16);
+    uint32_t h = hash_bytes(hash_bytes(2166136261u, key.src, 16), key.dst, 16);
+    uint8_t pk[4];
+    memcpy(pk, &key.port, 2);
+    memcpy(pk + 2, &key.cluster, 2);
+    h = hash_bytes(h, pk, 4);
+    struct burst *b = &dp->bursts[h % BURSTS];
+    if (!b->used || memcmp(b->src, key.src, 16) != 0 || memcmp(b->dst, key.dst, 16) != 0 ||
+        b->port != key.port || b->cluster != key.cluster) {
+        if (b->used && b->pending)
+            burst_tell(dp, b, b->pending);
+        *b = key;
+    }
+    b->action = (uint8_t)cfg;
+    b->applied = (uint8_t)applied;
+    b->proto = ev->proto;
+    uint64_t now = ev->ts_ns, window = (uint64_t)cl->det.brute_force.window * 1000000000u;
+    if (!b->last_ns || now - b->last_ns >= window) { /* the bucket is full again: a new burst */
+        b->pending = 0;
+        b->last_ns = b->reported_ns = now;
+        burst_tell(dp, b, cl->det.brute_force.threshold + 1);
+    } else {
+        b->pending++;
+        b->last_ns = now;
+        if (now - b->reported_ns >= REPORT_NS) {
+            burst_tell(dp, b, b->pending);
+            b->pending = 0;
+            b->reported_ns = now;
+        }
+    }
+    if (applied == MOAT_ACTION_BLOCK)
+        quarantine_start(dp, k, ev->saddr, MOAT_Q_BRUTE_FORCE, cl->det.brute_force.quarantine);
+}
+
+/*
+ * A quarantined source's attempt on an auth port where its burst goes on:
+ * an attempt of the burst (as eBPF counts it), not only a dropped one. The
+ * kernel's bucket refills meanwhile, so hashlimit alone would not see them all.
+ */
+static bool burst_more(struct datapath *dp, const struct moat_event *ev, uint32_t k)
+{
+    const struct moat_cluster *cl = cluster_at(dp, k);
+    if (!cl || !dp->bursts || !cl->det.brute_force.c.enabled)
+        return false;
+    uint32_t h = hash_bytes(hash_bytes(2166136261u, ev->saddr, 16), ev->daddr, 16);
+    uint16_t port = ev->dport;
+    uint16_t cluster = (uint16_t)k;
+    uint8_t key[4];
+    memcpy(key, &port, 2);
+    memcpy(key + 2, &cluster, 2);
+    h = hash_bytes(h, key, 4);
+    struct burst *b = &dp->bursts[h % BURSTS];
+    uint64_t window = (uint64_t)cl->det.brute_force.window * 1000000000u;
+    if (!b->used || memcmp(b->src, ev->saddr, 16) != 0 || memcmp(b->dst, ev->daddr, 16) != 0 ||
+        b->port != port || b->cluster != k || ev->ts_ns - b->last_ns >= window)
+        return false;
+    b->pending++;
+    b->last_ns = ev->ts_ns;
+    if (ev->ts_ns - b->reported_ns >= REPORT_NS) {
+        burst_tell(dp, b, b->pending);
+        b->pending = 0;
+        b->reported_ns = ev->ts_ns;
+    }
+    return true;
+}
+
+static void scan_tell(struct datapath *dp, struct scan *s, uint64_t now)
+{
+    const struct moat_cluster *cl = cluster_at(dp, s->cluster);
+    if (!cl)
+        return;
+    enum moat_action a = cl->det.port_scan.c.action, applied = a;
+    if (cl->mode == MOAT_MODE_MONITOR && a == MOAT_ACTION_BLOCK)
+        applied = MOAT_ACTION_ALERT;
+    struct moat_event e = {.ts_ns = now,
+                           .kind = MOAT_EV_PORT_SCAN,
+                           .dir = MOAT_ABI_DIR_INGRESS,
+                           .action = (uint8_t)a,
+                           .applied = (uint8_t)applied,
+                           .proto = s->proto,
+                           .cluster = s->cluster,
+                           .dport = s->dport,
+                           .count = s->total - s->reported,
+                           .aux = cl->det.port_scan.window};
+    memcpy(e.saddr, s->src, 16);
+    memcpy(e.daddr, s->dst, 16);
+    s->reported = s->total;
+    s->reported_ns = now;
+    deliver(dp, &e);
+}
+
+/* A pair the kernel saw first in the window: counted per source as eBPF counts. */
+static void scan_hit(struct datapath *dp, const struct moat_event *ev, uint32_t k)
+{
+    const struct moat_cluster *cl = cluster_at(dp, k);
+    if (!cl || !dp->scans || !cl->det.port_scan.c.enabled)
+        return;
+    uint32_t h = hash_bytes(2166136261u, ev->saddr, 16);
+    h = hash_bytes(h, &k, 4);
+    struct scan *s = &dp->scans[h % SCANS];
+    uint64_t now = ev->ts_ns, window = (uint64_t)cl->det.port_scan.window * 1000000000u;
+    if (!s->used || memcmp(s->src, ev->saddr, 16) != 0 || s->cluster != k) {
+        if (s->used && s->reported_ns && s->total > s->reported)
+            scan_tell(dp, s, now);
+        memset(s, 0, sizeof(*s));
+        s->used = true;
+        memcpy(s->src, ev->saddr, 16);
+        s->cluster = (uint16_t)k;
+        s->start_ns = now;
+    }
+    if (s->total && now - s->last_ns >= 2 * window) { /* quiet for two windows: afresh */
+        s->total = s->reported = s->cur = s->prev = 0;
+        s->reported_ns = 0;
+        s->start_ns = now;
+    }
+    if (now - s->start_ns >= window) {
+        s->prev = now - s->start_ns < 2 * window ? s->cur : 0;
+        s->cur = 0;
+        s->start_ns = now;
+    }
+    s->cur++;
+    s->total++;
+    s->last_ns = now;
+    memcpy(s->dst, ev->daddr, 16);
+    s->dport = ev->dport;
+    s->proto = ev->proto;
+    uint64_t in = now - s->start_ns;
+    uint64_t est = s->cur + (in >= window ? 0 : (uint64_t)s->prev * (window - in) / window);
+    if (est <= cl->det.port_scan.threshold)
+        return;
+    if (cl->det.port_scan.c.action == MOAT_ACTION_BLOCK && cl->mode != MOAT_MODE_MONITOR)
+        quarantine_start(dp, k, ev->saddr, MOAT_Q_PORT_SCAN, cl->det.port_scan.quarantine);
+    if (s->reported_ns && now - s->reported_ns < REPORT_NS)
+        return;
+    scan_tell(dp, s, now);
+}
+
+/* What a burst or scan held back once it went quiet (2 s), as eBPF's tails. */
+static void detections_idle(struct datapath *dp, uint64_t now)
+{
+    for (size_t i = 0; dp->bursts && i < BURSTS; i++) {
+        struct burst *b = &dp->bursts[i];
+        if (b->used && b->pending && now - b->last_ns >= SUMMARY_IDLE) {
+            burst_tell(dp, b, b->pending);
+            b->pending = 0;
+            b->reported_ns = now;
+        }
+    }
+    for (size_t i = 0; dp->scans && i < SCANS; i++) {
+        struct scan *s = &dp->scans[i];
+        if (s->used && s->reported_ns && s->total > s->reported && now - s->last_ns >= SUMMARY_IDLE)
+            scan_tell(dp, s, now);
+    }
+}
+
+/* The detections' NFLOG events (prefixes in ipt_rules.h): false when not one or done here. */
+static bool detection_event(struct datapath *dp, char kind, const char *prefix,
+                            struct moat_event *e)
+{
+    unsigned k = 0, cfg = 0, applied = 0, dir = 0, aux = 0, reason = 0;
+    switch (kind) {
+    case 'f':
+        if (sscanf(prefix, IPT_LOG_TAG " f %u %u %u", &k, &cfg, &applied) == 3)
+            burst_hit(dp, e, k, cfg, applied);
+        if (applied == MOAT_ACTION_BLOCK)
+            dp->det_drops[MOAT_DROP_QUARANTINED]++;
+        return false;
+    case 'n':
+        if (sscanf(prefix, IPT_LOG_TAG " n %u", &k) == 1)
+            scan_hit(dp, e, k);
+        return false;
+    case 'q': {
+        if (sscanf(prefix, IPT_LOG_TAG " q %u %u", &k, &applied) != 2)
+            return false;
+        if (applied == MOAT_ACTION_BLOCK && burst_more(dp, e, k)) {
+            dp->det_drops[MOAT_DROP_QUARANTINED]++;
+            return false;
+        }
+        struct moat_addr a;
+        memcpy(a.b, e->saddr, 16);
+        struct qmeta *m = qmeta_find(dp->qm, dp->nqm, k, &a);
+        if (m) {
+            m->dropped++;
+            dp->qm_dirty = true;
+        }
+        e->kind = MOAT_EV_QUARANTINE;
+        e->reason = MOAT_DROP_QUARANTINED;
+        e->cluster = k;
+        e->action = e->applied = (uint8_t)applied;
+        e->dir = MOAT_ABI_DIR_INGRESS;
+        e->aux = m ? m->reason : MOAT_Q_BRUTE_FORCE;
+        e->count = 1;
+        return true;
+    }
+    case 't': {
+        if (sscanf(prefix, IPT_LOG_TAG " t %u %u %u %u", &k, &cfg, &applied, &dir) != 4)
+            return false;
+        struct moat_addr peer;
+        memcpy(peer.b, dir ? e->daddr : e->saddr, 16);
+        const struct moat_threat *t =
+            k < dp->nthreats ? threatlist_lookup(dp->threats[k], &peer) : NULL;
+        e->kind = MOAT_EV_THREAT;
+        e->cluster = k;
+        e->dir = (uint8_t)dir;
+        e->action = (uint8_t)cfg;
+        e->applied = (uint8_t)applied;
+        e->reason = applied == MOAT_ACTION_BLOCK ? MOAT_DROP_THREAT : 0;
+        e->aux = t ? t->label : UINT32_MAX;
+        memcpy(e->waddr, t ? t->prefix.addr.b : peer.b, 16);
+        e->count = t ? t->prefix.len : 128;
+        return true;
+    }
+    case 'r':
+        if (sscanf(prefix, IPT_LOG_TAG " r %u %u %u %u %u", &k, &cfg, &applied, &aux, &reason) != 5)
+            return false;
+        e->kind = MOAT_EV_DNS_HIJACK;
+        e->cluster = k;
+        e->action = (uint8_t)cfg;
+        e->applied = (uint8_t)applied;
+        e->aux = aux;
+        e->reason = reason;
+        e->dir = aux ? MOAT_ABI_DIR_INGRESS : MOAT_ABI_DIR_EGRESS;
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ---------- NFLOG events ---------- */
 
 static uint32_t hash_key(const struct bucket *k)
@@ -601,6 +1213,22 @@ static void report_idle(struct datapath *dp)
     if (now - dp->summaries_at < SUMMARY_EVERY)
         return;
     dp->summaries_at = now;
+    detections_idle(dp, now);
+    if (dp->qm_dirty) { /* the counts, for moatd quarantine list in another process */
+        struct qmeta *fresh;
+        size_t n;
+        if (qmeta_load(dp->node, &fresh, &n) == 0) {
+            for (size_t i = 0; i < n; i++) {
+                const struct qmeta *live =
+                    qmeta_find(dp->qm, dp->nqm, fresh[i].cluster, &fresh[i].addr);
+                if (live && live->since == fresh[i].since)
+                    fresh[i].dropped = live->dropped;
+            }
+            qmeta_save(dp->node, fresh, n);
+            free(fresh);
+        }
+        dp->qm_dirty = false;
+    }
     for (size_t i = 0; i < BUCKETS; i++) {
         struct bucket *b = &dp->buckets[i];
         if (b->used && b->held && now - b->last_ns >= SUMMARY_IDLE) {
@@ -723,9 +1351,12 @@ static int on_nflog(struct nflog_g_handle *gh, struct nfgenmsg *nfmsg, struct nf
         e.action = e.applied = (uint8_t)applied;
         e.cluster = ifs->ifc.cluster;
         memcpy(e.waddr, ifs->ifc.addrs[0].b, 16);
-    } else {
+    } else if (!detection_event(dp, kind, prefix, &e)) {
         return 0;
     }
+    if (kind != 'p' && kind != 'd' && kind != 's' && e.applied == MOAT_ACTION_BLOCK &&
+        e.reason < MOAT_DROP_MAX)
+        dp->det_drops[e.reason]++;
     deliver(dp, &e);
     return 0;
 }
@@ -1010,6 +1641,7 @@ static void sysctl_one(const char *path)
 }
 
 static void close_iptables(struct datapath *dp, bool remove);
+static void caps_probe(struct datapath *dp);
 
 static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx,
                          struct datapath **out)
@@ -1029,8 +1661,12 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
     char why[512];
     int err = tools_find(dp->tool, why, sizeof(why));
     dp->buckets = err ? NULL : moat_calloc(BUCKETS, sizeof(*dp->buckets));
-    if (!err && !dp->buckets)
+    dp->bursts = err ? NULL : moat_calloc(BURSTS, sizeof(*dp->bursts));
+    dp->scans = err ? NULL : moat_calloc(SCANS, sizeof(*dp->scans));
+    if (!err && (!dp->buckets || !dp->bursts || !dp->scans))
         err = -ENOMEM;
+    if (!err)
+        qmeta_load(node, &dp->qm, &dp->nqm); /* none yet: fine */
     /* Bridged traffic must meet iptables (this namespace's setting). */
     sysctl_one("/proc/sys/net/bridge/bridge-nf-call-iptables");
     sysctl_one("/proc/sys/net/bridge/bridge-nf-call-ip6tables");
@@ -1083,6 +1719,8 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
     }
     for (size_t i = 0; !err && i < dp->nifs; i++)
         mac_read_back(dp, &dp->ifs[i]);
+    if (!err && on_event)
+        caps_probe(dp);
     ipt_render_free(&base);
     ipt_text_free(&raw4);
     ipt_text_free(&raw6);
@@ -1095,6 +1733,8 @@ static int open_iptables(const char *node, datapath_event_fn on_event, void *ctx
         close_iptables(dp, false);
         return err;
     }
+    if (on_event)
+        open_dp = dp;
     *out = dp;
     return 0;
 }
@@ -1213,9 +1853,20 @@ static void close_iptables(struct datapath *dp, bool remove)
         nflog_close(dp->nfl);
     if (dp->rtnl >= 0)
         close(dp->rtnl);
+    if (remove) {
+        char path[256];
+        snprintf(path, sizeof(path), QMETA_PATH, dp->node);
+        unlink(path);
+    }
+    if (open_dp == dp)
+        open_dp = NULL;
     vchains_free(dp->vchains, dp->nv);
     free(dp->ifs);
     free(dp->buckets);
+    free(dp->bursts);
+    free(dp->scans);
+    free(dp->threats);
+    free(dp->qm);
     free(dp);
 }
 
@@ -1306,11 +1957,53 @@ static void drop_slot(struct datapath *dp, char s, char **keep, size_t nkeep)
 }
 
 struct cut_ctx {
-    struct datapath *dp;
+    struct datapath *dp; /* NULL: by address only (no policy known) */
     struct nf_conntrack **doomed;
     struct moat_event *why;
     size_t n, cap;
+    bool by_addr; /* a quarantine's: the flows of `addr` with cluster `cluster`'s workloads */
+    uint32_t cluster;
+    struct moat_addr addr;
 };
+
+/* The cluster index of this node's workload at `a`, or UINT32_MAX. */
+static uint32_t local_cluster(const struct datapath *dp, const struct moat_addr *a)
+{
+    const struct moat_policy *p = dp ? dp->p : NULL;
+    for (size_t w = 0; p && w < p->nworkloads; w++) {
+        const struct moat_workload *wl = &p->workloads[w];
+        if (!wl->node || strcmp(wl->node, dp->node) != 0)
+            continue;
+        for (size_t i = 0; i < wl->naddrs; i++)
+            if (memcmp(wl->addrs[i].b, a->b, 16) == 0)
+                return wl->cluster;
+    }
+    return UINT32_MAX;
+}
+
+/* A flow whose peer is listed where the cluster blocks listed addresses: its threat event. */
+static bool threat_cut(const struct datapath *dp, const struct moat_addr *local,
+                       const struct moat_addr *peer, uint8_t dir, struct moat_event *e)
+{
+    uint32_t k = local_cluster(dp, local);
+    const struct moat_cluster *cl = k == UINT32_MAX ? NULL : cluster_at(dp, k);
+    if (!cl || !cl->defense || !cl->det.threat_intel.c.enabled ||
+        cl->det.threat_intel.c.action != MOAT_ACTION_BLOCK || cl->mode == MOAT_MODE_MONITOR ||
+        k >= dp->nthreats)
+        return false;
+    const struct moat_threat *t = threatlist_lookup(dp->threats[k], peer);
+    if (!t)
+        return false;
+    e->kind = MOAT_EV_THREAT;
+    e->reason = MOAT_DROP_THREAT;
+    e->cluster = k;
+    e->dir = dir;
+    e->action = e->applied = MOAT_ACTION_BLOCK;
+    e->aux = t->label;
+    memcpy(e->waddr, t->prefix.addr.b, 16);
+    e->count = t->prefix.len;
+    return true;
+}
 
 static bool is_local_addr(const struct datapath *dp, const struct moat_addr *a)
 {
@@ -1324,6 +2017,20 @@ static bool is_local_addr(const struct datapath *dp, const struct moat_addr *a)
                 return true;
     }
     return false;
+}
+
+/* Keeps flow `ct` to be deleted, with its event `e`. */
+static int doom(struct cut_ctx *c, struct nf_conntrack *ct, const struct moat_event *e)
+{
+    if (moat_grow(&c->doomed, &c->cap, c->n + 1, sizeof(*c->doomed)) < 0)
+        return NFCT_CB_CONTINUE;
+    struct moat_event *w = moat_reallocarray(c->why, c->cap, sizeof(*c->why));
+    if (!w)
+        return NFCT_CB_CONTINUE;
+    c->why = w;
+    c->why[c->n] = *e;
+    c->doomed[c->n++] = ct;
+    return NFCT_CB_STOLEN;
 }
 
 static int on_ct(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
@@ -1348,6 +2055,21 @@ static int on_ct(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void 
         sport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
         dport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_DST));
     }
+    struct moat_event te = {.ts_ns = mono_ns(), .proto = proto, .sport = sport, .dport = dport};
+    memcpy(te.saddr, src.b, 16);
+    memcpy(te.daddr, dst.b, 16);
+    if (c->by_addr) {
+        bool from = memcmp(src.b, c->addr.b, 16) == 0, to = memcmp(dst.b, c->addr.b, 16) == 0;
+        if (!from && !to)
+            return NFCT_CB_CONTINUE;
+        if (c->dp && local_cluster(c->dp, from ? &dst : &src) != c->cluster)
+            return NFCT_CB_CONTINUE;
+        te.kind = 0; /* no event: the quarantine's attempts are its events */
+        return doom(c, ct, &te);
+    }
+    if (c->dp->nthreats && (threat_cut(c->dp, &dst, &src, MOAT_ABI_DIR_INGRESS, &te) ||
+                            threat_cut(c->dp, &src, &dst, MOAT_ABI_DIR_EGRESS, &te)))
+        return doom(c, ct, &te);
     struct moat_verdict v = {0};
     enum moat_dir dir = MOAT_DIR_INGRESS;
     if (is_local_addr(c->dp, &dst))
@@ -1358,13 +2080,6 @@ static int on_ct(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void 
     }
     if (!v.applies || v.defense_off || v.applied != MOAT_ACTION_BLOCK)
         return NFCT_CB_CONTINUE;
-    if (moat_grow(&c->doomed, &c->cap, c->n + 1, sizeof(*c->doomed)) < 0)
-        return NFCT_CB_CONTINUE;
-    size_t cap2 = c->cap;
-    struct moat_event *w = moat_reallocarray(c->why, cap2, sizeof(*c->why));
-    if (!w)
-        return NFCT_CB_CONTINUE;
-    c->why = w;
     struct moat_event e = {.ts_ns = mono_ns(),
                            .kind = MOAT_EV_CUT,
                            .reason = MOAT_DROP_CUT,
@@ -1378,9 +2093,35 @@ static int on_ct(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void 
                            .dport = dport};
     memcpy(e.saddr, src.b, 16);
     memcpy(e.daddr, dst.b, 16);
-    c->why[c->n] = e;
-    c->doomed[c->n++] = ct;
-    return NFCT_CB_STOLEN;
+    return doom(c, ct, &e);
+}
+
+/* Runs a conntrack dump through on_ct and deletes what it kept, telling each cut flow's event. */
+static void cut_run(struct cut_ctx *c)
+{
+    struct nfct_handle *h = nfct_open(CONNTRACK, 0);
+    if (!h)
+        return;
+    nfct_callback_register(h, NFCT_T_ALL, on_ct, c);
+    uint32_t family = AF_UNSPEC;
+    nfct_query(h, NFCT_Q_DUMP, &family);
+    nfct_callback_unregister(h);
+    for (size_t i = 0; i < c->n; i++) {
+        if (nfct_query(h, NFCT_Q_DESTROY, c->doomed[i]) == 0 && c->dp && c->why[i].kind)
+            deliver(c->dp, &c->why[i]);
+        nfct_destroy(c->doomed[i]);
+    }
+    free(c->doomed);
+    free(c->why);
+    nfct_close(h);
+}
+
+/* A quarantine's start: the source's flows with the cluster's workloads here are cut. */
+static void cut_addr(const char *node, uint32_t cluster, const struct moat_addr *a)
+{
+    struct datapath *dp = open_dp && strcmp(open_dp->node, node) == 0 ? open_dp : NULL;
+    struct cut_ctx c = {.dp = dp, .by_addr = true, .cluster = cluster, .addr = *a};
+    cut_run(&c);
 }
 
 /*
@@ -1390,22 +2131,62 @@ static int on_ct(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void 
  */
 static void cut_flows(struct datapath *dp)
 {
-    struct nfct_handle *h = nfct_open(CONNTRACK, 0);
-    if (!h)
-        return;
     struct cut_ctx c = {.dp = dp};
-    nfct_callback_register(h, NFCT_T_ALL, on_ct, &c);
-    uint32_t family = AF_UNSPEC;
-    nfct_query(h, NFCT_Q_DUMP, &family);
-    nfct_callback_unregister(h);
-    for (size_t i = 0; i < c.n; i++) {
-        if (nfct_query(h, NFCT_Q_DESTROY, c.doomed[i]) == 0 && dp->on_event)
-            deliver(dp, &c.why[i]);
-        nfct_destroy(c.doomed[i]);
-    }
-    free(c.doomed);
-    free(c.why);
-    nfct_close(h);
+    cut_run(&c);
+}
+
+/*
+ * What the detections need beyond the probe's features, committed for real
+ * (a `--test` would not ask the kernel) in a chain no rule jumps to, then
+ * removed: xt_hashlimit (brute force), hash:ip,port,ip and the SET target
+ * (port scans). A kernel without them still enforces; those detections are
+ * left out and the node says why (detection_gap).
+ */
+static const char *caps_missing_hashlimit, *caps_missing_scan;
+
+static void caps_probe(struct datapath *dp)
+{
+    static const char hl[] =
+        "*filter\n:MOAT-X-PROBE - [0:0]\n-A MOAT-X-PROBE -p tcp -m multiport --dports 1,2 -m "
+        "hashlimit --hashlimit-above 1/second --hashlimit-burst 2 --hashlimit-mode "
+        "srcip,dstip,dstport --hashlimit-name mbprobe --hashlimit-htable-expire 1000 -j RETURN\n"
+        "COMMIT\n*filter\n-F MOAT-X-PROBE\n-X MOAT-X-PROBE\nCOMMIT\n";
+    struct ipt_text t = {.s = (char *)hl, .n = sizeof(hl) - 1};
+    char msg[256];
+    dp->no_hashlimit = false;
+    for (int fam = 0; fam < 2 && !dp->no_hashlimit; fam++)
+        dp->no_hashlimit = restore(dp, fam, &t, msg, sizeof(msg)) != 0;
+    static const char sets[] = "create mt-X-probe hash:ip,port,ip family inet timeout 1 -exist\n";
+    static const char scan[] = "*filter\n:MOAT-X-PROBE - [0:0]\n-A MOAT-X-PROBE -m set ! "
+                               "--match-set mt-X-probe src,dst,dst -j SET --add-set mt-X-probe "
+                               "src,dst,dst\nCOMMIT\n*filter\n-F MOAT-X-PROBE\n-X "
+                               "MOAT-X-PROBE\nCOMMIT\n";
+    struct ipt_text st = {.s = (char *)sets, .n = sizeof(sets) - 1};
+    struct ipt_text sc = {.s = (char *)scan, .n = sizeof(scan) - 1};
+    dp->no_scan_sets =
+        ipset_input(dp, &st, msg, sizeof(msg)) != 0 || restore(dp, 0, &sc, msg, sizeof(msg)) != 0;
+    ipset_run("destroy mt-X-probe\n", NULL, "restore");
+    caps_missing_hashlimit =
+        dp->no_hashlimit ? "the kernel lacks the hashlimit match (xt_hashlimit)" : NULL;
+    caps_missing_scan =
+        dp->no_scan_sets ? "the kernel lacks ipset hash:ip,port,ip or the SET target" : NULL;
+    if (dp->no_hashlimit || dp->no_scan_sets)
+        fprintf(stderr, "moatd: warning: iptables datapath: %s%s%s: left out\n",
+                dp->no_hashlimit ? "brute force (no hashlimit match)" : "",
+                dp->no_hashlimit && dp->no_scan_sets ? ", " : "",
+                dp->no_scan_sets ? "port scans (no hash:ip,port,ip set or SET target)" : "");
+}
+
+/* ipt_detection_gap, and what the kernel lacks (caps_probe). */
+static const char *detection_gap_iptables(const struct moat_cluster *cl, const char *name,
+                                          bool *partly)
+{
+    *partly = false;
+    if (strcmp(name, "brute_force") == 0 && cl->det.brute_force.c.enabled && caps_missing_hashlimit)
+        return caps_missing_hashlimit;
+    if (strcmp(name, "port_scan") == 0 && cl->det.port_scan.c.enabled && caps_missing_scan)
+        return caps_missing_scan;
+    return ipt_detection_gap(cl, name, partly);
 }
 
 static int apply_iptables(struct datapath *dp, const struct moat_policy *p,
@@ -1432,9 +2213,21 @@ static int apply_iptables(struct datapath *dp, const struct moat_policy *p,
         return -ENOMEM;
     }
     in.ctx = &known;
+    struct strset sets;
+    int err = sets_known(dp, &sets);
+    if (err) {
+        strset_clear(&known);
+        free(ifs);
+        return err;
+    }
+    in.set_exists = vchain_exists;
+    in.set_ctx = &sets;
+    in.no_hashlimit = dp->no_hashlimit;
+    in.no_scan_sets = dp->no_scan_sets;
     struct ipt_render_out out;
-    int err = ipt_render(&in, &out);
+    err = ipt_render(&in, &out);
     strset_clear(&known);
+    strset_clear(&sets);
     free(ifs);
     if (err)
         return err;
@@ -1484,6 +2277,41 @@ static int apply_iptables(struct datapath *dp, const struct moat_policy *p,
     drop_slot(dp, old ? old : (slot == 'A' ? 'B' : 'A'), dp->vchains, dp->nv);
     cut_flows(dp);
     *generation = gen;
+    return 0;
+}
+
+/*
+ * The threat lists, each family's set built aside and swapped in (ipset swap:
+ * a lookup meets the old list or the new one); then flows in progress to or
+ * from a newly listed address, where the cluster blocks, are cut.
+ */
+static int set_threats_iptables(struct datapath *dp, struct moat_threatlist *const *lists, size_t n)
+{
+    struct strset sets;
+    int err = sets_known(dp, &sets);
+    if (err)
+        return err;
+    struct ipt_text text = {0};
+    err = ipt_render_threats(lists, n, vchain_exists, &sets, &text);
+    strset_clear(&sets);
+    char msg[256] = "";
+    if (!err)
+        err = ipset_input(dp, &text, msg, sizeof(msg));
+    ipt_text_free(&text);
+    if (err) {
+        fprintf(stderr, "moatd: error: iptables datapath: threat lists: %s\n", msg);
+        return err;
+    }
+    struct moat_threatlist **copy = moat_calloc(n ? n : 1, sizeof(*copy));
+    if (!copy)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        copy[i] = lists[i];
+    free(dp->threats);
+    dp->threats = copy;
+    dp->nthreats = n;
+    if (dp->p)
+        cut_flows(dp);
     return 0;
 }
 
@@ -1734,6 +2562,8 @@ static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
     if (dp->stats_at && now - dp->stats_at < every) {
         *out = dp->stats;
         memcpy(out->events, dp->events, sizeof(out->events));
+        for (int i = 0; i < MOAT_DROP_MAX; i++)
+            out->drops[i] += dp->det_drops[i];
         return 0;
     }
     memset(out, 0, sizeof(*out));
@@ -1766,6 +2596,8 @@ static int stats_iptables(struct datapath *dp, struct datapath_stats *out)
     dp->stats = *out;
     dp->stats_at = mono_ns();
     dp->stats_cost = dp->stats_at - now;
+    for (int i = 0; i < MOAT_DROP_MAX; i++) /* live: not read from the tables */
+        out->drops[i] += dp->det_drops[i];
     return 0;
 }
 
@@ -1780,9 +2612,11 @@ const struct datapath_ops datapath_iptables = {
     .event_fd = event_fd_iptables,
     .counters = counters_iptables,
     .stats = stats_iptables,
-    .set_threats = NULL,
-    .quarantines = NULL,
-    .release = NULL,
+    .set_threats = set_threats_iptables,
+    .quarantines = quarantines_iptables,
+    .quarantine = quarantine_iptables,
+    .release = release_iptables,
+    .detection_gap = detection_gap_iptables,
     .generation = generation_iptables,
     .prog_fd = prog_fd_iptables,
     .close = close_iptables,

@@ -259,6 +259,107 @@ static int add_outside(struct ctx *c, const char *name, int fam, const struct mo
     return err;
 }
 
+/* ---------- detections (SPEC §6; docs/datapath-iptables.md, "Detections") ---------- */
+
+static bool set_known(struct ctx *c, const char *name)
+{
+    return c->in->set_exists && c->in->set_exists(c->in->set_ctx, name);
+}
+
+/* Clusters the detections run for on this node: defense on, a local workload. */
+static bool det_cluster(const struct ctx *c, uint32_t k)
+{
+    const struct moat_policy *p = c->in->p;
+    if (k >= p->nclusters || !p->clusters[k].defense)
+        return false;
+    for (size_t w = 0; w < p->nworkloads; w++)
+        if (p->workloads[w].cluster == k && p->workloads[w].node &&
+            strcmp(p->workloads[w].node, c->in->node) == 0 && p->workloads[w].naddrs)
+            return true;
+    return false;
+}
+
+static int add_resolver(void *arg, const struct moat_addr *a)
+{
+    void **v = arg;
+    struct ctx *c = v[0];
+    const char *name = v[1];
+    const int *fam = v[2];
+    bool *any = v[3];
+    set_add_addr(c, name, *fam, a);
+    if (addr_is_v4(a) == (*fam == 0))
+        *any = true;
+    return 0;
+}
+
+/* Whether cluster k has an approved resolver of family `fam` (DNS is checked only then). */
+static bool has_resolver(const struct moat_policy *p, uint32_t k, int fam);
+
+/*
+ * Per cluster the detections run for: N<k> (its workloads' addresses on this
+ * node), R<k> (its approved resolvers), and, outside the slots, the
+ * quarantine and threat sets, made once (their entries outlive policy updates).
+ */
+static void detection_sets(struct ctx *c, int fam)
+{
+    const struct moat_policy *p = c->in->p;
+    char name[48];
+    for (uint32_t k = 0; k < p->nclusters; k++) {
+        if (!det_cluster(c, k))
+            continue;
+        snprintf(name, sizeof(name), "mt-%c-N%u", c->s, k);
+        set_create(c, name, "hash:ip", fam, 16);
+        for (size_t w = 0; w < p->nworkloads; w++) {
+            const struct moat_workload *wl = &p->workloads[w];
+            if (wl->cluster != k || !wl->node || strcmp(wl->node, c->in->node) != 0)
+                continue;
+            for (size_t a = 0; a < wl->naddrs; a++)
+                set_add_addr(c, name, fam, &wl->addrs[a]);
+        }
+        if (p->clusters[k].det.dns_hijack.c.enabled) {
+            snprintf(name, sizeof(name), "mt-%c-R%u", c->s, k);
+            set_create(c, name, "hash:ip", fam, 16);
+            bool any = false;
+            void *arg[] = {c, name, &fam, &any};
+            cluster_resolvers(p, k, add_resolver, arg);
+        }
+        snprintf(name, sizeof(name), IPT_QSET, k, fam ? 6 : 4);
+        if (!set_known(c, name)) {
+            /* timeouts per entry (ipset 6.x); the default one is never used */
+            ipt_text_add(&c->out->sets,
+                         "create %s hash:ip family %s timeout 600 maxelem %u -exist\n", name,
+                         fam_name(fam), IPT_QSET_MAX);
+            c->out->nsets++;
+        }
+        snprintf(name, sizeof(name), IPT_TSET, k, fam ? 6 : 4);
+        if (!set_known(c, name)) {
+            ipt_text_add(&c->out->sets, "create %s hash:net family %s maxelem %u -exist\n", name,
+                         fam_name(fam), IPT_TSET_MAX);
+            c->out->nsets++;
+        }
+        const struct moat_detections *d = &p->clusters[k].det;
+        if (d->port_scan.c.enabled && !c->in->no_scan_sets) {
+            /* a pair seen within the window is not logged again (timeout: the window) */
+            snprintf(name, sizeof(name), IPT_SCAN_SEEN, c->s, k, fam ? 6 : 4);
+            ipt_text_add(&c->out->sets,
+                         "create %s hash:ip,port,ip family %s timeout %u maxelem 262144 -exist\n",
+                         name, fam_name(fam), d->port_scan.window);
+            c->out->nsets++;
+        }
+    }
+}
+
+static int count_resolver(void *arg, const struct moat_addr *a)
+{
+    const int *fam = arg;
+    return addr_is_v4(a) == (*fam == 0);
+}
+
+static bool has_resolver(const struct moat_policy *p, uint32_t k, int fam)
+{
+    return cluster_resolvers(p, k, count_resolver, &fam) != 0;
+}
+
 /*
  * The sets of the slot: per family, `X` (every workload and host address:
  * the peers matched exactly), `P<id>` per peer identity (its addresses;
@@ -351,6 +452,7 @@ static int render_sets(struct ctx *c)
                 for (size_t a = 0; p->workloads[w].cluster == cl && a < p->workloads[w].naddrs; a++)
                     set_add_addr(c, name, fam, &p->workloads[w].addrs[a]);
         }
+        detection_sets(c, fam);
     }
     free(outs);
     free(out_ids);
@@ -358,6 +460,268 @@ static int render_sets(struct ctx *c)
 }
 
 /* ---------- verdict chains ---------- */
+void ipt_hashlimit_rate(uint32_t threshold, uint32_t window, char *buf, size_t n)
+{
+    static const struct {
+        uint32_t secs;
+        const char *unit;
+    } units[] = {{1, "second"}, {60, "minute"}, {3600, "hour"}, {86400, "day"}};
+    if (!window)
+        window = 1;
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t per = (uint64_t)threshold * units[i].secs;
+        if (per % window == 0 || i == 3) {
+            uint64_t r = (per + window / 2) / window; /* a day: rounded, at least 1 */
+            snprintf(buf, n, "%llu/%s", (unsigned long long)(r ? r : 1), units[i].unit);
+            return;
+        }
+    }
+}
+
+const char *ipt_detection_gap(const struct moat_cluster *cl, const char *name, bool *partly)
+{
+    const struct moat_detections *d = &cl->det;
+    *partly = false;
+    if (strcmp(name, "brute_force") == 0 && d->brute_force.c.enabled &&
+        d->brute_force.threshold > IPT_BURST_MAX)
+        return "a threshold above 10000 is more than the iptables backend's hashlimit burst takes";
+    if (strcmp(name, "dns_hijack") == 0 && d->dns_hijack.c.enabled) {
+        *partly = true;
+        return "answers are matched to queries by connection tracking (addresses and ports), not "
+               "by id or question, and are not parsed (iptables backend)";
+    }
+    return NULL;
+}
+
+/* A detection's verdict chain in the slot: log (NFLOG prefix `tag`), then drop or go on. */
+static void det_chain(struct ctx *c, const char *chain, const char *tag, bool drop)
+{
+    char line[256];
+    declare(c, TBL_FILTER, chain);
+    snprintf(line, sizeof(line), "-A %s -j NFLOG --nflog-group %u --nflog-prefix \"%s %s\"", chain,
+             c->in->nflog_group, IPT_LOG_TAG, tag);
+    both(c, TBL_FILTER, false, line);
+    snprintf(line, sizeof(line), "-A %s -j %s", chain, drop ? "DROP" : "RETURN");
+    both(c, TBL_FILTER, false, line);
+}
+
+static enum moat_action det_applied(const struct moat_cluster *cl, enum moat_action a)
+{
+    return cl->mode == MOAT_MODE_MONITOR && a == MOAT_ACTION_BLOCK ? MOAT_ACTION_ALERT : a;
+}
+
+/* hashlimit names outlive rules (a table of that name is reused, settings and all): the
+ * settings are in the name, so a changed threshold or window gets a fresh table. */
+static void hashlimit_name(const struct ctx *c, uint32_t k, const struct moat_cluster *cl,
+                           char *buf, size_t n)
+{
+    uint32_t h = 2166136261u;
+    const uint32_t v[4] = {c->in->nflog_group, k, cl->det.brute_force.threshold,
+                           cl->det.brute_force.window};
+    for (size_t i = 0; i < 4; i++)
+        for (int b = 0; b < 4; b++)
+            h = (h ^ ((v[i] >> (8 * b)) & 0xff)) * 16777619u;
+    snprintf(buf, n, "mb%08x", h);
+}
+
+static bool brute_gap(const struct moat_cluster *cl)
+{
+    bool partly;
+    return ipt_detection_gap(cl, "brute_force", &partly) != NULL;
+}
+
+/* Brute force: attempts over the threshold per (source, destination, port), hashlimit. */
+static void brute_force_rules(struct ctx *c, uint32_t k, const char *di)
+{
+    const struct moat_cluster *cl = &c->in->p->clusters[k];
+    const struct moat_detections *d = &cl->det;
+    if (!d->brute_force.c.enabled || !d->brute_force.nports || brute_gap(cl) || c->in->no_hashlimit)
+        return;
+    enum moat_action applied = det_applied(cl, d->brute_force.c.action);
+    char chain[40], tag[48], rate[32], hl[16];
+    snprintf(chain, sizeof(chain), "MOAT-%c-BF%u", c->s, k);
+    snprintf(tag, sizeof(tag), "f %u %d %d", k, (int)d->brute_force.c.action, (int)applied);
+    det_chain(c, chain, tag, applied == MOAT_ACTION_BLOCK);
+    ipt_hashlimit_rate(d->brute_force.threshold, d->brute_force.window, rate, sizeof(rate));
+    hashlimit_name(c, k, cl, hl, sizeof(hl));
+    for (size_t from = 0; from < d->brute_force.nports; from += 15) { /* multiport: 15 a rule */
+        char ports[15 * 6 + 1] = "";
+        size_t len = 0;
+        for (size_t i = from; i < d->brute_force.nports && i < from + 15; i++)
+            len += (size_t)snprintf(ports + len, sizeof(ports) - len, "%s%u", len ? "," : "",
+                                    d->brute_force.ports[i]);
+        for (int tcp = 1; tcp >= 0; tcp--) {
+            char line[512];
+            snprintf(line, sizeof(line),
+                     "-A %s -p %s -m multiport --dports %s -m hashlimit --hashlimit-above %s "
+                     "--hashlimit-burst %u --hashlimit-mode srcip,dstip,dstport --hashlimit-name "
+                     "%s --hashlimit-htable-expire %u -j %s",
+                     di, tcp ? "tcp" : "udp", ports, rate, d->brute_force.threshold, hl,
+                     d->brute_force.window * 1000u, chain);
+            both(c, TBL_FILTER, false, line);
+        }
+    }
+}
+
+/*
+ * The detections of cluster k, for new flows toward its workloads here
+ * (MOAT-<slot>-DI<k>: brute force, quarantine, threat list, scan pairs,
+ * unsolicited DNS answers) and from them (DE<k>: threat list, DNS queries).
+ * Before the policy: a blocked attempt is an attempt too.
+ */
+static void detection_chains(struct ctx *c, uint32_t k)
+{
+    const struct moat_cluster *cl = &c->in->p->clusters[k];
+    const struct moat_detections *d = &cl->det;
+    char di[32], de[32], chain[40], tag[48];
+    snprintf(di, sizeof(di), "MOAT-%c-DI%u", c->s, k);
+    snprintf(de, sizeof(de), "MOAT-%c-DE%u", c->s, k);
+    declare(c, TBL_FILTER, di);
+    declare(c, TBL_FILTER, de);
+    for (int fam = 0; fam < 2; fam++) {
+        fam_add(c, fam, TBL_FILTER, false,
+                "-A MOAT-%c-FWD -m set --match-set mt-%c-N%u-%d dst -j %s", c->s, c->s, k,
+                fam ? 6 : 4, di);
+        fam_add(c, fam, TBL_FILTER, false,
+                "-A MOAT-%c-FWD -m set --match-set mt-%c-N%u-%d src -j %s", c->s, c->s, k,
+                fam ? 6 : 4, de);
+    }
+    brute_force_rules(c, k, di);
+    /* quarantine: every new flow from the source to the cluster's workloads */
+    enum moat_action qa = det_applied(cl, MOAT_ACTION_BLOCK);
+    snprintf(chain, sizeof(chain), "MOAT-%c-QD%u", c->s, k);
+    snprintf(tag, sizeof(tag), "q %u %d", k, (int)qa);
+    det_chain(c, chain, tag, qa == MOAT_ACTION_BLOCK);
+    for (int fam = 0; fam < 2; fam++) {
+        char q[32];
+        snprintf(q, sizeof(q), IPT_QSET, k, fam ? 6 : 4);
+        fam_add(c, fam, TBL_FILTER, false, "-A %s -m set --match-set %s src -j %s", di, q, chain);
+    }
+    if (d->threat_intel.c.enabled) {
+        enum moat_action ta = det_applied(cl, d->threat_intel.c.action);
+        for (int dir = 0; dir < 2; dir++) { /* MOAT_ABI_DIR_INGRESS 0, EGRESS 1 */
+            snprintf(chain, sizeof(chain), "MOAT-%c-TH%u%c", c->s, k, dir ? 'e' : 'i');
+            snprintf(tag, sizeof(tag), "t %u %d %d %d", k, (int)d->threat_intel.c.action, (int)ta,
+                     dir);
+            det_chain(c, chain, tag, ta == MOAT_ACTION_BLOCK);
+            for (int fam = 0; fam < 2; fam++) {
+                char t[32];
+                snprintf(t, sizeof(t), IPT_TSET, k, fam ? 6 : 4);
+                fam_add(c, fam, TBL_FILTER, false, "-A %s -m set --match-set %s %s -j %s",
+                        dir ? de : di, t, dir ? "dst" : "src", chain);
+            }
+        }
+    }
+    if (d->port_scan.c.enabled && !c->in->no_scan_sets) {
+        char line[256];
+        snprintf(chain, sizeof(chain), "MOAT-%c-SC%u", c->s, k);
+        declare(c, TBL_FILTER, chain);
+        for (int fam = 0; fam < 2; fam++) {
+            char seen[32];
+            snprintf(seen, sizeof(seen), IPT_SCAN_SEEN, c->s, k, fam ? 6 : 4);
+            fam_add(c, fam, TBL_FILTER, false, "-A %s -m set ! --match-set %s src,dst,dst -j %s",
+                    di, seen, chain);
+            fam_add(c, fam, TBL_FILTER, false, "-A %s -j SET --add-set %s src,dst,dst", chain,
+                    seen);
+        }
+        snprintf(line, sizeof(line), "-A %s -j NFLOG --nflog-group %u --nflog-prefix \"%s n %u\"",
+                 chain, c->in->nflog_group, IPT_LOG_TAG, k);
+        both(c, TBL_FILTER, false, line);
+    }
+    if (d->dns_hijack.c.enabled) {
+        enum moat_action da = det_applied(cl, d->dns_hijack.c.action);
+        char dq[40], dn[40];
+        snprintf(dq, sizeof(dq), "MOAT-%c-DQ%u", c->s, k);
+        snprintf(tag, sizeof(tag), "r %u %d %d 0 %d", k, (int)d->dns_hijack.c.action, (int)da,
+                 MOAT_DROP_DNS_RESOLVER);
+        det_chain(c, dq, tag, da == MOAT_ACTION_BLOCK);
+        /* an answer from an approved resolver that conntrack knows no query for */
+        snprintf(dn, sizeof(dn), "MOAT-%c-DN%u", c->s, k);
+        snprintf(tag, sizeof(tag), "r %u %d %d 1 %d", k, (int)d->dns_hijack.c.action,
+                 MOAT_ACTION_BLOCK, MOAT_DROP_DNS_NO_QUERY);
+        det_chain(c, dn, tag, true);
+        for (int fam = 0; fam < 2; fam++) {
+            if (!has_resolver(c->in->p, k, fam))
+                continue; /* none known: not checked (every lookup would fail) */
+            for (int tcp = 0; tcp < 2; tcp++)
+                fam_add(c, fam, TBL_FILTER, false,
+                        "-A %s -p %s -m %s --dport 53 -m set ! --match-set mt-%c-R%u-%d dst -j %s",
+                        de, tcp ? "tcp" : "udp", tcp ? "tcp" : "udp", c->s, k, fam ? 6 : 4, dq);
+            fam_add(c, fam, TBL_FILTER, false,
+                    "-A %s -p udp -m udp --sport 53 -m set --match-set mt-%c-R%u-%d src -j %s", di,
+                    c->s, k, fam ? 6 : 4, dn);
+        }
+    }
+}
+
+/*
+ * DNS answers toward a cluster's workloads that do not come from an approved
+ * resolver are dropped whatever the action (the workload would believe them),
+ * before the established-flow rule: a rogue resolver's answer to a query the
+ * alert action let through is a reply conntrack knows.
+ */
+static void dns_answer_rules(struct ctx *c, uint32_t k)
+{
+    const struct moat_cluster *cl = &c->in->p->clusters[k];
+    if (!cl->det.dns_hijack.c.enabled)
+        return;
+    char da[40], tag[48];
+    snprintf(da, sizeof(da), "MOAT-%c-DA%u", c->s, k);
+    snprintf(tag, sizeof(tag), "r %u %d %d 1 %d", k, (int)cl->det.dns_hijack.c.action,
+             MOAT_ACTION_BLOCK, MOAT_DROP_DNS_RESOLVER);
+    det_chain(c, da, tag, true);
+    for (int fam = 0; fam < 2; fam++)
+        if (has_resolver(c->in->p, k, fam))
+            fam_add(c, fam, TBL_FILTER, false,
+                    "-A MOAT-%c-FWD -p udp -m udp --sport 53 -m set --match-set mt-%c-N%u-%d dst "
+                    "-m set ! --match-set mt-%c-R%u-%d src -j %s",
+                    c->s, c->s, k, fam ? 6 : 4, c->s, k, fam ? 6 : 4, da);
+}
+
+/* One threat set per family: prefixes of that family (/0 as two halves). */
+static void threat_set(struct ipt_text *o, const struct moat_threatlist *tl, uint32_t k, int fam,
+                       bool cur_exists)
+{
+    char next[32], cur[32];
+    snprintf(next, sizeof(next), IPT_TSET_NEXT, k, fam ? 6 : 4);
+    snprintf(cur, sizeof(cur), IPT_TSET, k, fam ? 6 : 4);
+    ipt_text_add(o, "create %s hash:net family %s maxelem %u -exist\nflush %s\n", next,
+                 fam_name(fam), IPT_TSET_MAX, next);
+    if (!cur_exists)
+        ipt_text_add(o, "create %s hash:net family %s maxelem %u -exist\n", cur, fam_name(fam),
+                     IPT_TSET_MAX);
+    for (size_t i = 0; tl && i < tl->n; i++) {
+        const struct moat_prefix *p = &tl->items[i].prefix;
+        if (prefix_is_v4(p) != (fam == 0))
+            continue;
+        unsigned base = fam == 0 ? 96 : 0;
+        for (int half = 0; half < (p->len == base ? 2 : 1); half++) {
+            struct moat_prefix h = *p;
+            if (p->len == base) { /* hash:net holds no /0 */
+                h.len = (uint8_t)(base + 1);
+                if (half)
+                    set_bit(&h.addr, base);
+            }
+            char text[MOAT_ADDR_STRLEN + 8];
+            prefix_format(&h, text, sizeof(text));
+            ipt_text_add(o, "add %s %s -exist\n", next, text);
+        }
+    }
+    ipt_text_add(o, "swap %s %s\ndestroy %s\n", next, cur, next);
+}
+
+int ipt_render_threats(struct moat_threatlist *const *lists, size_t n,
+                       bool (*set_exists)(void *ctx, const char *name), void *ctx,
+                       struct ipt_text *out)
+{
+    for (size_t k = 0; k < n; k++)
+        for (int fam = 0; fam < 2; fam++) {
+            char cur[32];
+            snprintf(cur, sizeof(cur), IPT_TSET, (unsigned)k, fam ? 6 : 4);
+            threat_set(out, lists[k], (uint32_t)k, fam, set_exists && set_exists(ctx, cur));
+        }
+    return out->err;
+}
 
 static char action_letter(enum moat_action a)
 {
@@ -837,6 +1201,9 @@ int ipt_render(const struct ipt_render_in *in, struct ipt_render_out *out)
         snprintf(line, sizeof(line), "-A MOAT-%c-FWD -m conntrack --ctstate RELATED -j MOAT-%c-REL",
                  c.s, c.s);
         both(&c, TBL_FILTER, false, line);
+        for (uint32_t k = 0; k < in->p->nclusters; k++)
+            if (det_cluster(&c, k))
+                dns_answer_rules(&c, k);
         snprintf(line, sizeof(line),
                  "-A MOAT-%c-FWD -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN", c.s);
         both(&c, TBL_FILTER, false, line);
@@ -844,6 +1211,9 @@ int ipt_render(const struct ipt_render_in *in, struct ipt_render_out *out)
                  "-A MOAT-%c-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN", c.s);
         both(&c, TBL_FILTER, false, line);
         fam_add(&c, 1, TBL_FILTER, false, "-A MOAT-%c-FWD -d fe80::/10 -g MOAT-%c-LL", c.s, c.s);
+        for (uint32_t k = 0; k < in->p->nclusters; k++)
+            if (det_cluster(&c, k))
+                detection_chains(&c, k);
         for (uint32_t s = 0; s < c.nids; s++) {
             if (!c.local[s])
                 continue;

@@ -19,6 +19,7 @@
 
 #include "compile.h"
 #include "model.h"
+#include "threatlist.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +55,13 @@ struct ipt_render_in {
      * stay); NULL: none. */
     bool (*chain_exists)(void *ctx, const char *name);
     void *ctx;
+    /* Sets that exist already (the detections' quarantine and threat sets outlive
+     * slots, and are not created again: their entries stay); NULL: none. */
+    bool (*set_exists)(void *ctx, const char *name);
+    void *set_ctx;
+    /* What the kernel lacks (found when the backend opens): those detections are left out. */
+    bool no_hashlimit; /* xt_hashlimit: brute force */
+    bool no_scan_sets; /* hash:ip,port,ip or the SET target: port scans */
 };
 
 struct ipt_render_out {
@@ -94,7 +102,46 @@ void ipt_text_free(struct ipt_text *b);
 int ipt_subtract(const struct moat_prefix *p, const struct moat_prefix *holes, size_t nholes,
                  struct moat_prefix **out, size_t *n, size_t *cap);
 
-/* NFLOG prefixes: "moat K ..." (K: p policy, d default, s spoofing/guard). */
+/* NFLOG prefixes: "moat K ..." (K: p policy, d default, s spoofing/guard; detections:
+ * f brute force, q quarantine, t threat list, n a new (source, destination, port) pair
+ * for the scan count, r DNS query to a resolver that is not approved, a DNS answer from one). */
 #define IPT_LOG_TAG "moat"
+
+/*
+ * The detections' sets, outside the slots (they keep their entries across
+ * policy updates): per cluster index and family, the quarantine (hash:ip with
+ * per-entry timeouts) and the threat list (hash:net).
+ */
+#define IPT_QSET      "mt-Q%u-%d"
+#define IPT_TSET      "mt-T%u-%d"
+#define IPT_TSET_NEXT "mt-U%u-%d" /* a threat list being built, swapped in whole */
+#define IPT_TSET_MAX  4194304u    /* maxelem of a threat set: twice MOAT_THREATS_MAX, rounded */
+#define IPT_QSET_MAX  65536u      /* quarantines per cluster and family (as eBPF's map) */
+/* ipset's largest timeout (s): a longer quarantine is cut to it */
+#define IPT_TIMEOUT_MAX 2147483u
+/* hashlimit's largest burst (iptables 1.4.7): the largest brute force threshold run */
+#define IPT_BURST_MAX 10000u
+#define IPT_SCAN_SEEN "mt-%c-S%u-%d" /* per slot: the (source, port, destination) pairs seen */
+
+/*
+ * `ipset restore` input that installs lists[i] as the threat set of cluster
+ * index i (NULL or empty: an empty set), each family built aside and swapped
+ * in whole (the set in force is made only where `set_exists` says it is not):
+ * 0, -ENOMEM or -E2BIG.
+ */
+int ipt_render_threats(struct moat_threatlist *const *lists, size_t n,
+                       bool (*set_exists)(void *ctx, const char *name), void *ctx,
+                       struct ipt_text *out);
+
+/* The rate "R/UNIT" that lets `threshold` attempts through per `window` seconds (hashlimit). */
+void ipt_hashlimit_rate(uint32_t threshold, uint32_t window, char *buf, size_t n);
+
+/*
+ * Whether this backend runs detection `name` ("brute_force", "port_scan",
+ * "dns_hijack", "spoofing", "threat_intel") for cluster `cl` as configured:
+ * NULL when it does (or the cluster does not ask for it), else why not, with
+ * *partly set when it runs with a difference (datapath.h, detection_gap).
+ */
+const char *ipt_detection_gap(const struct moat_cluster *cl, const char *name, bool *partly);
 
 #endif

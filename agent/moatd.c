@@ -656,10 +656,9 @@ static json_t *initial_discovered(const struct options *o, struct wsource *src, 
 }
 
 /* Returns the exit status. */
-static int run_loop(struct moat_agent *a, const struct options *o, int sigfd)
+static int run_loop(struct moat_agent *a, const struct options *o, int sigfd, int ino)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    int ino = watch_files(o);
     int evfd = a->dp ? a->ops->event_fd(a->dp) : -1;
     int wakefd = a->cfg.sync ? sync_wake_fd(a->cfg.sync) : -1;
     int srcfd = a->cfg.source ? wsource_fd(a->cfg.source) : -1;
@@ -799,6 +798,17 @@ static void datapath_record(const char *node, const struct datapath_ops *ops)
     }
 }
 
+/* For moatd quarantine: the backend node `node` ran, in the namespace its state is in. */
+static const struct datapath_ops *quarantine_backend(const char *node)
+{
+    const struct datapath_ops *ops = datapath_recorded(node);
+    struct nodelock_info li;
+    if (ops == &datapath_iptables && nodelock_probe(node, &li) == 0 && li.netns[0] &&
+        join_netns(li.netns) < 0)
+        return NULL;
+    return ops;
+}
+
 /* ---------- moatd status ---------- */
 
 /* Sums a pinned per-CPU array of u64 counters into json {name: value}; NULL if not pinned. */
@@ -847,6 +857,27 @@ static void print_nonzero(const char *title, const json_t *counts)
         printf("%s %s %lld", shown++ ? "," : "", k, json_integer_value(v));
     }
     printf("%s\n", shown ? "" : " none");
+}
+
+/* Per cluster: the detections the datapath runs, and why an enabled one does not as configured. */
+static void print_detections(const json_t *per_cluster)
+{
+    const char *cl;
+    json_t *d;
+    json_object_foreach((json_t *)per_cluster, cl, d)
+    {
+        printf("detections  %s:", cl);
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(d, "detections"), i, v)
+            printf("%s %s", i ? "," : "", json_string_value(v));
+        if (!json_array_size(json_object_get(d, "detections")))
+            printf(" none");
+        printf("\n");
+        const char *name;
+        json_object_foreach(json_object_get(d, "detection_gaps"), name, v)
+            printf("              %s: %s\n", name, json_string_value(v));
+    }
 }
 
 static int status_cmd(int argc, char **argv)
@@ -1001,6 +1032,7 @@ static int status_cmd(int argc, char **argv)
                json_integer_value(json_object_get(d, "bytes")));
         print_nonzero("drops", json_object_get(st, "drops"));
         print_nonzero("events", json_object_get(st, "event_stats"));
+        print_detections(json_object_get(st, "detections"));
     }
     json_decref(st);
     return 0;
@@ -1257,7 +1289,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "remove") == 0)
         return remove_cmd(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "quarantine") == 0)
-        return cmd_quarantine(argc - 1, argv + 1);
+        return cmd_quarantine(argc - 1, argv + 1, quarantine_backend);
     if (argc > 1 && strcmp(argv[1], "hook") == 0)
         return hook_cmd(argc - 1, argv + 1);
     struct options o = {0};
@@ -1390,8 +1422,13 @@ int main(int argc, char **argv)
     cfg.probes = probes;
     datapath_record(o.node, ops);
     struct moat_agent a;
+    /* The files are watched before they are first read: a change while the agent
+     * starts (attaching takes a while) is applied, not missed. */
+    int ino = watch_files(&o);
     err = agent_start(&a, &cfg, ops);
     if (err) {
+        if (ino >= 0)
+            close(ino);
         agent_stop(&a, false);
         hold_close(hold);
         wsource_stop(src);
@@ -1403,7 +1440,7 @@ int main(int argc, char **argv)
     if (!o.server && !src && a.policy && !node_named(a.policy, o.node))
         say_node_unknown("warning: ", o.node);
     agent_flush(&a);
-    rc = run_loop(&a, &o, sigfd);
+    rc = run_loop(&a, &o, sigfd, ino);
     agent_log("info", "stopping%s",
               o.cleanup ? "; removing enforcement (--cleanup)" : "; enforcement stays in place");
     agent_stop(&a, o.cleanup);

@@ -42,6 +42,7 @@ struct sync {
     int64_t seen_revision; /* newest policy revision received */
     char *dp_state, *dp_reason, *dp_backend;
     json_t *dp_probes;
+    json_t *dp_detections;                     /* merged into the heartbeat's datapath object */
     int64_t applied;                           /* revision in force on this node */
     char *workloads;                           /* JSON text of the node's workloads */
     uint64_t report_version, reported_version; /* heartbeat-worthy changes */
@@ -402,6 +403,8 @@ static int heartbeat(struct sync *s, struct uplink *u, uint64_t *sent_version)
         json_object_set_new(dpj, "backend", json_string(s->dp_backend));
     if (dpj && s->dp_probes)
         json_object_set_new(dpj, "probes", json_deep_copy(s->dp_probes));
+    if (dpj && s->dp_detections)
+        json_object_update(dpj, s->dp_detections);
     pthread_mutex_unlock(&s->lock);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -697,6 +700,7 @@ void sync_stop(struct sync *s)
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
         free(owned[i]);
     json_decref(s->dp_probes);
+    json_decref(s->dp_detections);
     free(s);
 }
 
@@ -731,7 +735,10 @@ int sync_set_report(struct sync *s, const struct sync_report *r)
     /* A new datapath state is sent at once; a new revision waits for the next
      * heartbeat: fifty agents applying a change must not queue fifty writes on
      * the server just when it answers their long-polls. */
-    bool changed = !same(s->dp_state, r->datapath_state) || !same(s->dp_reason, r->datapath_reason);
+    bool changed = !same(s->dp_state, r->datapath_state) ||
+                   !same(s->dp_reason, r->datapath_reason) ||
+                   ((s->dp_detections || r->datapath_detections) &&
+                    !json_equal(s->dp_detections, r->datapath_detections));
     s->applied = r->revision;
     if (changed) {
         free(s->dp_state);
@@ -742,6 +749,8 @@ int sync_set_report(struct sync *s, const struct sync_report *r)
         json_decref(s->dp_probes);
         s->dp_backend = moat_strdup(r->datapath_backend);
         s->dp_probes = r->datapath_probes ? json_deep_copy(r->datapath_probes) : NULL;
+        json_decref(s->dp_detections);
+        s->dp_detections = r->datapath_detections ? json_deep_copy(r->datapath_detections) : NULL;
         s->report_version++;
     }
     if (wl && !same(wl, s->workloads)) {

@@ -57,8 +57,10 @@ struct sync_report {
     const char *datapath_reason;
     const char *datapath_backend;  /* ebpf | iptables */
     const json_t *datapath_probes; /* {"ebpf": "", "iptables": "missing ..."}; may be NULL */
-    int64_t revision;              /* policy revision in force (0: none) */
-    const json_t *workloads;       /* the node's workloads as the API takes them */
+    /* {"detections": [...], "detection_gaps": {...}} (cluster_det_running); may be NULL */
+    const json_t *datapath_detections;
+    int64_t revision;        /* policy revision in force (0: none) */
+    const json_t *workloads; /* the node's workloads as the API takes them */
 };
 /* Sets what heartbeats say; a change of state or revision sends one at once. */
 int sync_set_report(struct sync *s, const struct sync_report *r);

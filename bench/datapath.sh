@@ -8,7 +8,9 @@
 # on eBPF at 10 rules, every detection off (moat-off) and every one on
 # (moat-all: brute force, port scan, DNS hijacking with a resolver, spoofing,
 # a threat list of 10,000 prefixes), the detections' cost being moat-all /
-# moat-off. The ebpf and iptables modes run the SPEC §6 detection defaults.
+# moat-off, and the same on iptables (ipt-off, ipt-all). The ebpf and iptables
+# modes run the SPEC §6 detection defaults. MOAT_BENCH_ONLY=detections runs the
+# baseline and the four detection modes only.
 # Prints `raw ...` lines per round, then one `mode=... rules=... gbps=...
 # conns=...` line per configuration and one `update mode=... ms=...` line
 # per backend (medians).
@@ -160,12 +162,15 @@ with_moat() { # BACKEND MODE RULES [DETECTIONS]
 one_round() {
 measure none 0
 for n in 10 1000 10000; do
+    [ "${MOAT_BENCH_ONLY:-}" = detections ] && break
     for dp in ebpf iptables; do
         with_moat "$dp" "$dp" $n
     done
 done
 with_moat ebpf moat-off 10 off
 with_moat ebpf moat-all 10 all
+with_moat iptables ipt-off 10 off
+with_moat iptables ipt-all 10 all
 }
 
 # The machine is noisy (2 shared cores): rounds interleave the modes, and the
@@ -179,11 +184,13 @@ done
 med() { grep "^raw $4mode=$1 rules=$2 " "$TMP/raw" | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -n |
     awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for key in "none 0" "ebpf 10" "iptables 10" "ebpf 1000" "iptables 1000" "ebpf 10000" "iptables 10000" \
-    "moat-off 10" "moat-all 10"; do
+    "moat-off 10" "moat-all 10" "ipt-off 10" "ipt-all 10"; do
     set -- $key
+    grep -q "^raw mode=$1 rules=$2 " "$TMP/raw" || continue # not run (MOAT_BENCH_ONLY)
     echo "mode=$1 rules=$2 gbps=$(med "$1" "$2" gbps "") conns=$(med "$1" "$2" conns "") rounds=$ROUNDS"
 done
 for dp in ebpf iptables; do
+    grep -q "^raw update mode=$dp " "$TMP/raw" || continue
     echo "update mode=$dp rules=10000 ms=$(med "$dp" 10000 ms "update ") updates=$(grep -c "^raw update mode=$dp " "$TMP/raw")"
 done
 

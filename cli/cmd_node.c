@@ -18,6 +18,7 @@ static const struct out_col node_cols[] = {{"ID", "id"},
                                            {"CLUSTER", "cluster"},
                                            {"STATE", "state"},
                                            {"DATAPATH", "datapath.backend"},
+                                           {"DETECTIONS", "datapath.detections"},
                                            {"OS", "os"},
                                            {"KERNEL", "kernel"},
                                            {"CERTIFIED", "certified"},
@@ -117,6 +118,16 @@ static json_t *node_summary(const json_t *n)
     if (s && json_object_set_new(s, "reported", json_string(text)) < 0) {
         json_decref(s);
         return NULL;
+    }
+    /* what runs of the cluster's detections, and why an enabled one does not */
+    static const char *const det[][2] = {{"detections", "detections"},
+                                         {"detection_gaps", "detections_not_as_configured"}};
+    for (size_t i = 0; s && i < 2; i++) {
+        json_t *v = json_object_get(dp, det[i][0]);
+        if (v && json_object_set(s, det[i][1], v) < 0) {
+            json_decref(s);
+            return NULL;
+        }
     }
     return s;
 }

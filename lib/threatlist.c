@@ -245,3 +245,28 @@ char *threatlist_format(const struct moat_threatlist *tl)
     out[n] = '\0';
     return out;
 }
+
+const struct moat_threat *threatlist_lookup(const struct moat_threatlist *tl,
+                                            const struct moat_addr *a)
+{
+    if (!tl || !tl->n)
+        return NULL;
+    unsigned low = addr_is_v4(a) ? 96 : 0;
+    for (int len = 128; len >= (int)low; len--) {
+        struct moat_threat key = {.prefix = {.addr = *a, .len = (uint8_t)len}};
+        for (int bit = len; bit < 128; bit++)
+            key.prefix.addr.b[bit / 8] &= (uint8_t) ~(1u << (7 - bit % 8));
+        size_t lo = 0, hi = tl->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = cmp_prefix(&tl->items[mid], &key);
+            if (c == 0)
+                return &tl->items[mid];
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    return NULL;
+}

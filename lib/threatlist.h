@@ -43,6 +43,10 @@ struct moat_threatlist {
 int threatlist_parse(const char *text, size_t len, const char *name, struct moat_threatlist **out,
                      struct moat_diags *d);
 void threatlist_free(struct moat_threatlist *tl);
+/* The most specific entry covering address `a` (IPv4 mapped as everywhere), or NULL:
+ * a binary search per prefix length. */
+const struct moat_threat *threatlist_lookup(const struct moat_threatlist *tl,
+                                            const struct moat_addr *a);
 /* The list as text again, one `CIDR label` line per entry; the caller frees. NULL on OOM. */
 char *threatlist_format(const struct moat_threatlist *tl);
 

@@ -261,12 +261,57 @@ static int backend_fields(struct resp *rs, const json_t *dp)
     return rc;
 }
 
+/*
+ * datapath.detections (the detections the node's backend runs for its
+ * cluster: distinct names of SPEC §6) and datapath.detection_gaps ({name:
+ * why} for one the cluster enables that does not run, or runs with a
+ * difference), both optional.
+ */
+static int detection_fields(struct resp *rs, const json_t *dp)
+{
+    static const char *const names[] = {"brute_force", "port_scan",    "dns_hijack",
+                                        "spoofing",    "threat_intel", NULL};
+    const json_t *d = json_object_get(dp, "detections");
+    if (d && (!json_is_array(d) || json_array_size(d) > 5))
+        return stop(resp_error(rs, 400, "datapath.detections",
+                               "must be an array of at most 5 detection names"));
+    size_t i;
+    const json_t *v;
+    json_array_foreach(d, i, v)
+    {
+        bool known = false;
+        for (size_t k = 0; names[k] && json_is_string(v); k++)
+            known |= strcmp(json_string_value(v), names[k]) == 0;
+        for (size_t j = 0; known && j < i; j++)
+            known = !json_equal(json_array_get(d, j), v);
+        if (!known)
+            return stop(resp_error(rs, 400, "datapath.detections",
+                                   "item %zu: must be a distinct one of brute_force, port_scan, "
+                                   "dns_hijack, spoofing, threat_intel",
+                                   i));
+    }
+    const json_t *g = json_object_get(dp, "detection_gaps");
+    if (g && !json_is_object(g))
+        return stop(resp_error(rs, 400, "datapath.detection_gaps",
+                               "must be an object {detection: why it does not run as configured}"));
+    int rc = g ? known_fields(rs, g, names, "datapath.detection_gaps: ") : 0;
+    const char *k;
+    json_object_foreach((json_t *)g, k, v)
+    {
+        if (!rc && (!json_is_string(v) || json_string_length(v) > PROBE_TEXT_MAX))
+            rc = stop(resp_error(rs, 400, "datapath.detection_gaps",
+                                 "%s: must be a string of at most %d bytes", k, PROBE_TEXT_MAX));
+    }
+    return rc;
+}
+
 static int heartbeat_body(struct resp *rs, const json_t *body)
 {
     static const char *const fields[] = {
         "cluster",         "node",  "os", "kernel", "agent_version", "datapath", "workload_count",
         "policy_revision", "spool", NULL};
-    static const char *const dp_fields[] = {"state", "reason", "backend", "probes", NULL};
+    static const char *const dp_fields[] = {"state",      "reason",         "backend", "probes",
+                                            "detections", "detection_gaps", NULL};
     static const char *const spool_fields[] = {"pending", "dropped", "dropped_events", NULL};
     static const size_t max[] = {MOAT_NAME_MAX, SERVER_NAME_MAX, FACT_MAX, FACT_MAX, 64};
     int rc = known_fields(rs, body, fields, "");
@@ -288,6 +333,8 @@ static int heartbeat_body(struct resp *rs, const json_t *body)
                              FACT_MAX));
     if (!rc && dp)
         rc = backend_fields(rs, dp);
+    if (!rc && dp)
+        rc = detection_fields(rs, dp);
     const json_t *wc = json_object_get(body, "workload_count");
     if (!rc && wc && (!json_is_integer(wc) || json_integer_value(wc) < 0))
         rc = stop(resp_error(rs, 400, "workload_count", "must be an integer >= 0"));
@@ -327,8 +374,10 @@ static int heartbeat(struct req *rq, struct resp *rs, const json_t *body)
            : NULL;
     if (dpn && json_object_get(dp, "backend"))
         json_object_set(dpn, "backend", json_object_get(dp, "backend"));
-    if (dpn && json_object_get(dp, "probes"))
-        json_object_set(dpn, "probes", json_object_get(dp, "probes"));
+    static const char *const kept[] = {"probes", "detections", "detection_gaps"};
+    for (size_t i = 0; dpn && i < 3; i++)
+        if (json_object_get(dp, kept[i]))
+            json_object_set(dpn, kept[i], json_object_get(dp, kept[i]));
     if (!err && dp && (!dpn || json_object_set_new(node, "datapath", dpn) < 0))
         err = -ENOMEM;
     else if (err || !dp)

@@ -1,6 +1,7 @@
 // page-nodes: Nodes — per node its OS, kernel, whether the kernel-support
 // table certifies it (and why not), the datapath state and its reason
-// (enforcing, unsupported, not installed, outdated, offline), the agent
+// (enforcing, unsupported, not installed, outdated, offline), the detections
+// its backend runs (and why an enabled one does not), the agent
 // version, the last heartbeat, and its workloads (shown on demand).
 
 import * as api from './api.js';
@@ -10,6 +11,16 @@ import { ago, badge, fmtTime, h, replace, select, table } from './dom.js';
 function backendWhy(n) {
   const probes = (n.datapath && n.datapath.probes) || {};
   return Object.keys(probes).filter((k) => probes[k]).map((k) => `${k}: missing ${probes[k]}`).join('; ');
+}
+
+// The detections the node's datapath runs for its cluster, and why an enabled one does not
+// (or runs with a difference): datapath.detections and datapath.detection_gaps.
+function detections(n) {
+  const dp = n.datapath || {};
+  if (!dp.detections) return '';
+  const gaps = dp.detection_gaps || {};
+  const why = Object.keys(gaps).map((k) => `${k}: ${gaps[k]}`).join('; ');
+  return h('span', dp.detections.length ? dp.detections.join(', ') : 'none', why ? h('small.why', why) : null);
 }
 
 export default function nodesPage(ctx) {
@@ -41,6 +52,7 @@ export default function nodesPage(ctx) {
       { label: 'Certified', render: (n) => (n.sub ? '' : n.certified ? 'yes' : h('span', 'no', n.compat_why ? h('small.why', n.compat_why) : null)) },
       { label: 'Datapath', render: (n) => (n.sub ? '' : h('span', badge(n.state), n.reason ? h('small.why', n.reason) : null)) },
       { label: 'Backend', render: (n) => (n.sub ? '' : h('span', (n.datapath && n.datapath.backend) || '', backendWhy(n) ? h('small.why', backendWhy(n)) : null)) },
+      { label: 'Detections', render: (n) => (n.sub ? '' : detections(n)) },
       { label: 'Agent', render: (n) => (n.sub ? '' : n.agent_version || '') },
       { label: 'Last heartbeat (UTC)', render: (n) => (n.sub ? '' : h('span', fmtTime(n.last_heartbeat), h('small.why', ago(n.last_heartbeat, now)))) },
       { label: 'Workloads', class: 'num', render: (n) => (n.sub ? '' : h('button', {
@@ -54,7 +66,7 @@ export default function nodesPage(ctx) {
     for (const tr of list.querySelectorAll('tr[data-workloads-of]')) {
       const cells = [...tr.children];
       cells.forEach((td, i) => { if (i !== 2) td.remove(); });
-      tr.firstElementChild.colSpan = 9;
+      tr.firstElementChild.colSpan = 10;
     }
   }
 

@@ -533,6 +533,8 @@ def scenario_admin(b):
     check("the node list shows OS, kernel, certification, datapath state, agent, heartbeat",
           all(x in text for x in (CLUSTER, "enforcing", os.uname().release)) and re.search(r"\d+ s ago", text), text)
     b.click(f'button[data-key="wl:{CLUSTER}/{NODE}"]')
+    check("the node list shows the detections the node's datapath runs",
+          "brute_force" in text and "threat_intel" in text, text)
     check("a node's workloads are shown on demand",
           wait(lambda: "shop/client-1" in b.css("main").text and "10.83.1.11" in b.css("main").text, 10))
     b.shot("nodes")

@@ -10,9 +10,13 @@
 # traffic, the quarantined address and the threat list's entry (tests/lab/family.sh).
 # Prints the times it measured, `ok NAME` per check (NAME-v6 over IPv6) and
 # `N passed, N failed`.
-# Usage (root, repo root): tests/lab/cluster_detect.sh BUILD [FAMILY]
+# DATAPATH (ebpf, the default, or iptables) is the backend both agents run; each
+# node reports which detections it runs (datapath.detections, and why an enabled
+# one does not run as configured: datapath.detection_gaps).
+# Usage (root, repo root): tests/lab/cluster_detect.sh BUILD [FAMILY [DATAPATH]]
 set -u
 B=${1:?build dir}
+DP=${3:-ebpf}
 B=$(cd "$B" && pwd)
 . tests/lab/family.sh
 family_check "${2:-4}"
@@ -108,7 +112,7 @@ YAML
 JT=$("$M" cluster join-token lab -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["join_token"])')
 for n in "$NA" "$NB"; do
     "$D" --server "$MOAT_SERVER" --cluster lab --join-token "$JT" --node "$n" --inventory "$TMP/inv.yaml" \
-        --netns "mlab-$LAB-$n" --state-dir "$TMP/state-$n" --alerts "$TMP/alerts-$n.jsonl" >"$TMP/moatd-$n.log" 2>&1 &
+        --datapath "$DP" --netns "mlab-$LAB-$n" --state-dir "$TMP/state-$n" --alerts "$TMP/alerts-$n.jsonl" >"$TMP/moatd-$n.log" 2>&1 &
     PIDS="$PIDS $!"
 done
 enforcing() {
@@ -137,6 +141,27 @@ addr, nodes = sys.argv[1], sorted(sys.argv[2:])
 d = json.load(sys.stdin)
 sys.exit(0 if [sorted(q["nodes"]) for q in d["items"] if q["address"] == addr] == [nodes] else 1)' "$@"
 }
+# what each node runs of the cluster's detections (its heartbeat), shown by node list
+detections_reported() {
+    "$M" node list --cluster lab -o json 2>/dev/null | python3 -c '
+import json, sys
+ipt = sys.argv[1] == "iptables"
+d = json.load(sys.stdin)
+ok = len(d["items"]) == 2
+for n in d["items"]:
+    dp = n.get("datapath", {})
+    # every detection is on by default; DNS runs with a difference on iptables
+    ok = ok and dp.get("detections") == ["brute_force", "port_scan", "dns_hijack", "spoofing",
+                                         "threat_intel"]
+    ok = ok and sorted(dp.get("detection_gaps", {"-": ""})) == (["dns_hijack"] if ipt else [])
+sys.exit(0 if ok else 1)' "$DP"
+}
+wait_for 10 detections_reported && ok nodes-report-their-detections ||
+    bad nodes-report-their-detections "$("$M" node list --cluster lab -o json 2>&1 | head -c 600)"
+case "$("$M" node list --cluster lab 2>&1)" in
+*brute_force*threat_intel*) ok node-list-shows-detections ;;
+*) bad node-list-shows-detections "$("$M" node list --cluster lab 2>&1)" ;;
+esac
 check before-atk-reaches-srv-b "$(conn atk 10.82.2.10 80)" ok
 check before-atk-reaches-srv-a "$(conn atk 10.82.1.10 80)" ok
 

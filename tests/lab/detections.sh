@@ -3,9 +3,13 @@
 # hijacking, spoofing and threat intelligence against a real moatd in a
 # dual-stack lab (tests/lab/detections.py says what each check does).
 # Prints `ok`/`FAIL` lines and `N passed, N failed`.
-# Usage (root, repo root): tests/lab/detections.sh BUILD
+# DATAPATH (ebpf, the default, or iptables) is the backend moatd runs: the same
+# checks, except where one names how the iptables backend differs
+# (docs/datapath-iptables.md, "Detections").
+# Usage (root, repo root): tests/lab/detections.sh BUILD [DATAPATH]
 set -u
 B=${1:?build dir}
+DP=${2:-ebpf}
 B=$(cd "$B" && pwd)
 M="$B/moat"
 T="$B/moat-traffic"
@@ -74,17 +78,19 @@ done
 
 printf 'kind: Cluster\nname: lab\ndefense: on\ndefault_action: allow\n' >"$TMP/policy.yaml"
 : >"$TMP/threats.txt"
-"$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --node "$NODE" --policy "$TMP/policy.yaml" \
+"$M" lab exec --name "$LAB" --node "$NODE" -- "$D" --node "$NODE" --datapath "$DP" --policy "$TMP/policy.yaml" \
     --inventory "$TMP/inventory.yaml" --alerts "$TMP/alerts.jsonl" >"$TMP/moatd.log" 2>&1 &
 PIDS="$PIDS $!"
 i=0
-until grep -q "enforcing for workload evil/atk" "$TMP/moatd.log"; do
+# the first policy in force (the status file says so): later changes are then new generations
+until grep -q "enforcing for workload evil/atk" "$TMP/moatd.log" &&
+    grep -qs '"generation": [1-9]' "/run/moat/moatd-$NODE.json"; do
     i=$((i + 1))
     [ $i -lt 200 ] || { tail -5 "$TMP/moatd.log"; fail "moatd did not start"; }
     sleep 0.05
 done
 
-MOAT="$M" /usr/bin/python3 tests/lab/detections.py "$LAB" "$NODE" "$TMP/policy.yaml" \
+MOAT="$M" MOAT_DATAPATH="$DP" /usr/bin/python3 tests/lab/detections.py "$LAB" "$NODE" "$TMP/policy.yaml" \
     "$TMP/alerts.jsonl" "$TMP/threats.txt" "$D"
 rc=$?
 [ $rc -ne 0 ] && tail -20 "$TMP/moatd.log"

@@ -10,7 +10,7 @@
 # agent failing over (replicas.sh), and node states with both backends
 # (node_states.sh). The suites that send traffic through the datapath run over
 # IPv4 and over IPv6 (FAMILY 4 and 6; their labs are dual-stack), and the
-# enforcement and attack suites once per datapath backend (eBPF, then
+# enforcement, attack and detection suites once per datapath backend (eBPF, then
 # iptables: the same expectations, except where a check says it differs).
 # Prints each run's lines under a header,
 # and a closing `N passed, N failed` over all of them.
@@ -32,7 +32,9 @@ for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "
     "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh 4" \
     "cluster_detect.sh 6" "replicas.sh" \
     "enforce.sh 4 iptables" "enforce.sh 6 iptables" "cluster.sh 4 iptables" "cluster.sh 6 iptables" \
-    "node_agent.sh 4 iptables" "node_agent.sh 6 iptables" "attacks.sh iptables" "node_states.sh"; do
+    "node_agent.sh 4 iptables" "node_agent.sh 6 iptables" "attacks.sh iptables" \
+    "detections.sh iptables" "cluster_detect.sh 4 iptables" "cluster_detect.sh 6 iptables" \
+    "node_states.sh"; do
     set -- $s
     echo "== tests/lab/$s"
     t0=$(date +%s)
