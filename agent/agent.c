@@ -966,7 +966,12 @@ int agent_set_remote(struct moat_agent *a, json_t *policy)
 {
     /* the newest, even when it fails here: a fixed inventory uses it */
     bool same;
+    double t0 = mono_now();
     int err = keep_remote(a, policy, &same);
+    if (!err && !same)
+        agent_log("info",
+                  "server policy revision %lld taken: %zu workloads of other nodes (%.1f ms)",
+                  (long long)a->remote_revision, a->remote_wl->n, (mono_now() - t0) * 1e3);
     bool large = json_array_size(json_object_get(policy, "workloads")) > TRIM_ABOVE;
     json_decref(policy); /* the answer's tree is consumed: free it before compiling */
     if (large)

@@ -68,6 +68,40 @@ struct step {
     size_t n;
 };
 
+/*
+ * Loads `text` (and the workloads of `r`, when not NULL) as moatd does and
+ * compiles it, into s: the heap the policy and the tables add to `base`,
+ * and their times.
+ */
+static int load_and_compile(const char *text, struct remote_workloads *r, size_t base,
+                            struct step *s)
+{
+    struct moat_diags d;
+    diags_init(&d);
+    struct policy_source src = {
+        .text = text, .len = strlen(text), .name = "server", .limits = &doc_limits_server};
+    struct moat_policy *p;
+    double t0 = now_ms();
+    if (policy_load_sources_then(&p, &src, 1, r ? add_set : NULL, r, &d) != 0) {
+        fprintf(stderr, "load failed: %s\n", d.count ? d.items[0].text : "?");
+        return 1;
+    }
+    double t1 = now_ms();
+    size_t h_policy = heap_in_use();
+    struct moat_tables *t;
+    if (policy_compile(p, NULL, &t) != 0)
+        return 1;
+    double t2 = now_ms();
+    s->policy = h_policy - base;
+    s->tables = heap_in_use() - h_policy;
+    s->load_ms = t1 - t0;
+    s->compile_ms = t2 - t1;
+    s->n = p->nworkloads;
+    tables_free(t);
+    policy_free(p);
+    return 0;
+}
+
 /* The documents path: compact documents as text, then parsed and loaded. */
 static int run_docs(json_t *clusters, json_t *objects, json_t *workloads, struct step *s)
 {
@@ -80,35 +114,11 @@ static int run_docs(json_t *clusters, json_t *objects, json_t *workloads, struct
     json_decref(workloads);
     if (!text)
         return 1;
-    double t1 = now_ms();
-    size_t base = heap_in_use(); /* the answer's tree is gone: what stays is ours */
-    struct moat_diags d;
-    diags_init(&d);
-    struct policy_source src = {
-        .text = text, .len = strlen(text), .name = "server", .limits = &doc_limits_server};
-    struct moat_policy *p;
-    if (policy_load_sources(&p, &src, 1, &d) != 0) {
-        fprintf(stderr, "load failed: %s\n", d.count ? d.items[0].text : "?");
-        return 1;
-    }
-    double t2 = now_ms();
-    size_t h_policy = heap_in_use();
-    struct moat_tables *t;
-    if (policy_compile(p, NULL, &t) != 0)
-        return 1;
-    double t3 = now_ms();
-    size_t h_tables = heap_in_use();
-    *s = (struct step){.text = strlen(text),
-                       .policy = h_policy - base,
-                       .tables = h_tables - h_policy,
-                       .build_ms = t1 - t0,
-                       .load_ms = t2 - t1,
-                       .compile_ms = t3 - t2,
-                       .n = p->nworkloads};
-    tables_free(t);
-    policy_free(p);
+    s->build_ms = now_ms() - t0;
+    s->text = strlen(text);
+    int err = load_and_compile(text, NULL, heap_in_use(), s); /* the answer's tree is gone */
     free(text);
-    return 0;
+    return err;
 }
 
 /* The direct path: pooled workloads from the records, the rest as (small) documents. */
@@ -126,38 +136,15 @@ static int run_direct(json_t *clusters, json_t *objects, json_t *workloads, stru
     double t0 = now_ms();
     if (!text || remote_workloads_build(clusters, objects, workloads, "node-0", "server", &r, &d))
         return 1;
-    double t1 = now_ms();
-    size_t h1 = heap_in_use();
+    s->build_ms = now_ms() - t0;
+    s->set = heap_in_use() - h0;
+    s->pool = strpool_bytes(r->pool);
+    s->text = strlen(text);
     json_decref(workloads);
-    size_t base = heap_in_use();
-    struct policy_source src = {
-        .text = text, .len = strlen(text), .name = "server", .limits = &doc_limits_server};
-    struct moat_policy *p;
-    if (policy_load_sources_then(&p, &src, 1, add_set, r, &d) != 0) {
-        fprintf(stderr, "load failed: %s\n", d.count ? d.items[0].text : "?");
-        return 1;
-    }
-    double t2 = now_ms();
-    size_t h_policy = heap_in_use();
-    struct moat_tables *t;
-    if (policy_compile(p, NULL, &t) != 0)
-        return 1;
-    double t3 = now_ms();
-    size_t h_tables = heap_in_use();
-    *s = (struct step){.text = strlen(text),
-                       .set = h1 - h0,
-                       .pool = strpool_bytes(r->pool),
-                       .policy = h_policy - base,
-                       .tables = h_tables - h_policy,
-                       .build_ms = t1 - t0,
-                       .load_ms = t2 - t1,
-                       .compile_ms = t3 - t2,
-                       .n = p->nworkloads};
-    tables_free(t);
-    policy_free(p);
+    int err = load_and_compile(text, r, heap_in_use(), s);
     remote_workloads_free(r);
     free(text);
-    return 0;
+    return err;
 }
 
 int main(int argc, char **argv)

@@ -197,6 +197,10 @@ def memory(bench, sizes):
         wait(lambda: (status(node) or {}).get("revision", 0) > 0, 900, "the memory agent's policy")
         time.sleep(1.0)
         rss = rss_kib(p.pid)
+        with open(os.path.join(bench.tmp, f"moatd-{node}.log")) as f:
+            applied = [l.strip() for l in f if "applied (" in l or " taken: " in l]
+        print(f"memory node={node} rss_kib={rss} last: {' / '.join(applied[-2:]) or '-'}",
+              file=sys.stderr)
         bench.stop_agents()
         return rss
 

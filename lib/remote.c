@@ -172,6 +172,14 @@ static bool in_clusters(const json_t *clusters, const char *name)
     return false;
 }
 
+/* Whether workload record `w` is of one of `clusters` and not of node `node` (NULL: none). */
+static bool other_nodes(const json_t *clusters, const char *node, const json_t *w)
+{
+    /* the agent describes its own workloads from its inventory */
+    return in_clusters(clusters, jstr_or(w, "cluster")) &&
+           !(node && strcmp(jstr_or(w, "node"), node) == 0);
+}
+
 /* remote_docs and remote_docs_compact: `compact` keeps other nodes' workloads compact. */
 static int make_docs(const json_t *clusters, const json_t *objects, const json_t *rules,
                      const json_t *workloads, const char *node, bool compact, json_t *docs)
@@ -193,11 +201,9 @@ static int make_docs(const json_t *clusters, const json_t *objects, const json_t
         err = -ENOMEM;
     for (size_t i = 0; !err && i < json_array_size(workloads); i++) {
         const json_t *w = json_array_get(workloads, i);
-        if (!in_clusters(clusters, jstr_or(w, "cluster")))
-            continue;
-        if (node && strcmp(jstr_or(w, "node"), node) == 0)
-            continue; /* the agent describes its own from its inventory */
-        err = compact ? add_workload_compact(docs, w, label_keys, ns_keys) : add_workload(docs, w);
+        if (other_nodes(clusters, node, w))
+            err = compact ? add_workload_compact(docs, w, label_keys, ns_keys)
+                          : add_workload(docs, w);
     }
     json_decref(label_keys);
     json_decref(ns_keys);
@@ -360,11 +366,8 @@ int remote_workloads_build(const json_t *clusters, const json_t *objects, const 
         err = -ENOMEM;
     for (size_t i = 0; !err && i < json_array_size(workloads); i++) {
         const json_t *w = json_array_get(workloads, i);
-        if (!in_clusters(clusters, jstr_or(w, "cluster")))
-            continue;
-        if (node && strcmp(jstr_or(w, "node"), node) == 0)
-            continue; /* the agent describes its own from its inventory */
-        err = take_workload(r, w, (int)i + 1, label_keys, ns_keys, file, d);
+        if (other_nodes(clusters, node, w))
+            err = take_workload(r, w, (int)i + 1, label_keys, ns_keys, file, d);
     }
     json_decref(label_keys);
     json_decref(ns_keys);

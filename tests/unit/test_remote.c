@@ -178,6 +178,26 @@ static void test_compact_remote_workloads(void **state)
 }
 
 /*
+ * Workload record i of a synthetic cluster: 1,000 nodes, 50 namespaces, 20
+ * apps, 140 images, labels app, tier and team, one address.
+ */
+static json_t *synthetic_workload(int i)
+{
+    char name[32], ns[16], node[16], app[16], image[64], ip[32];
+    snprintf(name, sizeof(name), "pod-%d", i);
+    snprintf(ns, sizeof(ns), "ns%d", i % 50);
+    snprintf(node, sizeof(node), "node-%d", i % 1000);
+    snprintf(app, sizeof(app), "app%d", i % 20);
+    snprintf(image, sizeof(image), "registry.example.com/team/app%d:1.%d", i % 20, i % 7);
+    snprintf(ip, sizeof(ip), "10.%d.%d.%d", 64 + i / 65536, i / 256 % 256, i % 256);
+    json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s},s:[s]}", "cluster", "prod", "node",
+                          node, "name", name, "namespace", ns, "image", image, "labels", "app", app,
+                          "tier", i % 2 ? "web" : "api", "team", "core", "ips", ip);
+    assert_non_null(w);
+    return w;
+}
+
+/*
  * A cluster of `n` workloads (1,000 nodes of n/1000, Kubernetes-like records
  * with namespace, image, three labels and one address) as the agent keeps
  * the server's answer: remote_docs_compact into JSON text (node-0's 100
@@ -189,20 +209,8 @@ static char *cluster_text(int n)
     json_t *objects = json_pack("[{s:s,s:s,s:s}]", "name", "web", "namespace", "ns1", "app", "web");
     json_t *rules = json_array(), *workloads = json_array(), *docs = json_array();
     assert_true(clusters && objects && rules && workloads && docs);
-    for (int i = 0; i < n; i++) {
-        char name[32], ns[16], node[16], app[16], image[64], ip[32];
-        snprintf(name, sizeof(name), "pod-%d", i);
-        snprintf(ns, sizeof(ns), "ns%d", i % 50);
-        snprintf(node, sizeof(node), "node-%d", i % 1000);
-        snprintf(app, sizeof(app), "app%d", i % 20);
-        snprintf(image, sizeof(image), "registry.example.com/team/app%d:1.%d", i % 20, i % 7);
-        snprintf(ip, sizeof(ip), "10.%d.%d.%d", 64 + i / 65536, i / 256 % 256, i % 256);
-        json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s},s:[s]}", "cluster", "prod",
-                              "node", node, "name", name, "namespace", ns, "image", image, "labels",
-                              "app", app, "tier", i % 2 ? "web" : "api", "team", "core", "ips", ip);
-        assert_non_null(w);
-        assert_int_equal(json_array_append_new(workloads, w), 0);
-    }
+    for (int i = 0; i < n; i++)
+        assert_int_equal(json_array_append_new(workloads, synthetic_workload(i)), 0);
     assert_int_equal(remote_docs_compact(clusters, objects, rules, workloads, "node-0", docs), 0);
     char *text = json_dumps(docs, JSON_COMPACT);
     assert_non_null(text);
@@ -649,21 +657,8 @@ static void test_direct_100k_workloads(void **state)
     json_t *clusters = json_pack("[{s:s,s:s}]", "name", "prod", "defense", "on");
     json_t *objects = json_pack("[{s:s,s:s,s:s}]", "name", "web", "namespace", "ns1", "app", "web");
     json_t *workloads = json_array();
-    for (int i = 0; i < 100000; i++) {
-        char name[32], ns[16], node[16], app[16], image[64], ip[32];
-        snprintf(name, sizeof(name), "pod-%d", i);
-        snprintf(ns, sizeof(ns), "ns%d", i % 50);
-        snprintf(node, sizeof(node), "node-%d", i % 1000);
-        snprintf(app, sizeof(app), "app%d", i % 20);
-        snprintf(image, sizeof(image), "registry.example.com/team/app%d:1.%d", i % 20, i % 7);
-        snprintf(ip, sizeof(ip), "10.%d.%d.%d", 64 + i / 65536, i / 256 % 256, i % 256);
-        assert_int_equal(json_array_append_new(
-                             workloads, json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:[s]}",
-                                                  "cluster", "prod", "node", node, "name", name,
-                                                  "namespace", ns, "image", image, "labels", "app",
-                                                  app, "tier", i % 2 ? "web" : "api", "ips", ip)),
-                         0);
-    }
+    for (int i = 0; i < 100000; i++)
+        assert_int_equal(json_array_append_new(workloads, synthetic_workload(i)), 0);
     struct moat_diags d;
     diags_init(&d);
     struct remote_workloads *r;
