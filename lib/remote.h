@@ -9,6 +9,11 @@
  * cluster's status are dropped); rules come in id order with system rules
  * reduced to their switch, and after loading every rule takes the id the
  * server gave it, so alerts and decisions name rules as the API does.
+ *
+ * An agent takes the workloads of other nodes another way, straight from the
+ * records into the model (remote_workloads_build below): at 100,000
+ * workloads, document text parsed again at every load costs more memory and
+ * time than the workloads themselves.
  */
 #ifndef MOAT_REMOTE_H
 #define MOAT_REMOTE_H
