@@ -601,9 +601,16 @@ static void log_diags(struct moat_diags *d, const char *prefix)
     diags_clear(d);
 }
 
+static int add_remote_workloads(void *arg, struct moat_policy *p)
+{
+    const struct moat_agent *a = arg;
+    return remote_workloads_add(a->remote_wl, p);
+}
+
 /*
- * The server's documents (a->remote_text, prepared by agent_set_remote) and
- * this node's own (`local`) loaded as one policy, with the server's rule ids.
+ * The server's documents (a->remote_text, prepared by agent_set_remote),
+ * this node's own (`local`) and the other nodes' workloads (a->remote_wl,
+ * shared, not parsed again) loaded as one policy, with the server's rule ids.
  */
 static int load_remote(struct moat_agent *a, const json_t *local, struct moat_policy **out)
 {
@@ -620,7 +627,7 @@ static int load_remote(struct moat_agent *a, const json_t *local, struct moat_po
         {.text = text, .len = strlen(text), .name = "this node's inventory"}};
     struct moat_diags d;
     diags_init(&d);
-    int err = policy_load_sources(out, src, 2, &d);
+    int err = policy_load_sources_then(out, src, 2, add_remote_workloads, a, &d);
     free(text);
     log_diags(&d, "");
     if (!err)
@@ -843,12 +850,13 @@ int agent_set_discovered(struct moat_agent *a, json_t *docs)
 }
 
 /*
- * Keeps the server's answer as the text of its documents (without this
- * node's workloads, which the inventory describes) and its rules' ids: a
- * cluster of 10,000 workloads is a few MiB of text, where the JSON tree
- * would be several times that for as long as the agent runs.
+ * Keeps the server's answer as the text of its cluster, objects and rules
+ * documents (small) and its other nodes' workloads as pooled records built
+ * straight from the answer (remote.h), not as a JSON tree nor as document
+ * text to parse again at every reload: 100,000 workloads must fit in 1.5 KiB
+ * each (issue 17; docs/decisions.md, "Cluster scale").
  */
-#define TRIM_ABOVE (256u << 10) /* bytes of policy text worth a malloc_trim */
+#define TRIM_ABOVE 2000 /* workloads in an answer worth a malloc_trim */
 
 /*
  * The cluster record of the answer, with its threat list where this node
@@ -878,28 +886,46 @@ static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
     int err = clusters && docs && !json_array_append_new(clusters, remote_cluster(a, policy))
                   ? 0
                   : -ENOMEM;
+    const json_t *objects = json_object_get(policy, "objects");
     if (!err)
-        err = remote_docs_compact(clusters, json_object_get(policy, "objects"),
-                                  json_object_get(policy, "rules"),
-                                  json_object_get(policy, "workloads"), a->cfg.node, docs);
+        err = remote_docs_compact(clusters, objects, json_object_get(policy, "rules"), NULL,
+                                  a->cfg.node, docs);
     char *text = err ? NULL : json_dumps(docs, JSON_COMPACT);
-    json_t *rules = json_deep_copy(json_object_get(policy, "rules"));
-    json_decref(clusters);
     json_decref(docs);
+    json_t *rules = json_deep_copy(json_object_get(policy, "rules"));
+    struct remote_workloads *wl = NULL;
+    char name[64];
+    int64_t revision = json_integer_value(json_object_get(policy, "revision"));
+    snprintf(name, sizeof(name), "server policy revision %lld", (long long)revision);
+    struct moat_diags d;
+    diags_init(&d);
+    if (!err)
+        err = remote_workloads_build(clusters, objects, json_object_get(policy, "workloads"),
+                                     a->cfg.node, name, &wl, &d);
+    json_decref(clusters);
     if (!err && (!text || !rules))
         err = -ENOMEM;
     if (err) {
+        diags_clear(&d);
         free(text);
         json_decref(rules);
+        remote_workloads_free(wl);
         return err;
     }
+    if (wl->left_out)
+        agent_log("error",
+                  "%zu workloads of other nodes left out of the server's policy:", wl->left_out);
+    log_diags(&d, "");
     *same = a->policy && a->remote_text && a->revision == a->remote_revision &&
-            strcmp(text, a->remote_text) == 0 && json_equal(rules, a->remote_rules);
+            strcmp(text, a->remote_text) == 0 && json_equal(rules, a->remote_rules) &&
+            remote_workloads_equal(wl, a->remote_wl);
     free(a->remote_text);
     json_decref(a->remote_rules);
+    remote_workloads_free(a->remote_wl);
     a->remote_text = text;
     a->remote_rules = rules;
-    a->remote_revision = json_integer_value(json_object_get(policy, "revision"));
+    a->remote_wl = wl;
+    a->remote_revision = revision;
     json_decref(a->remote_quarantines);
     json_decref(a->remote_releases);
     a->remote_quarantines = json_incref(json_object_get(policy, "quarantines"));
@@ -945,8 +971,16 @@ int agent_set_remote(struct moat_agent *a, json_t *policy)
 {
     /* the newest, even when it fails here: a fixed inventory uses it */
     bool same;
+    double t0 = mono_now();
     int err = keep_remote(a, policy, &same);
-    json_decref(policy);
+    if (!err && !same)
+        agent_log("info",
+                  "server policy revision %lld taken: %zu workloads of other nodes (%.1f ms)",
+                  (long long)a->remote_revision, a->remote_wl->n, (mono_now() - t0) * 1e3);
+    bool large = json_array_size(json_object_get(policy, "workloads")) > TRIM_ABOVE;
+    json_decref(policy); /* the answer's tree is consumed: free it before compiling */
+    if (large)
+        malloc_trim(0);
     if (err) {
         agent_log("error", "out of memory: the server's policy is not applied");
         return err;
@@ -959,8 +993,8 @@ int agent_set_remote(struct moat_agent *a, json_t *policy)
         err = refresh(a, "applying the server's policy");
     }
     apply_remote_quarantines(a);
-    if (strlen(a->remote_text) > TRIM_ABOVE)
-        malloc_trim(0); /* give back what parsing a large answer took */
+    if (large)
+        malloc_trim(0); /* give back what loading and compiling a large answer took */
     return err;
 }
 
@@ -1172,6 +1206,7 @@ void agent_stop(struct moat_agent *a, bool remove)
     alert_agg_free(a->alerts);
     alert_agg_free(a->window);
     free(a->remote_text);
+    remote_workloads_free(a->remote_wl);
     json_decref(a->remote_rules);
     json_decref(a->remote_quarantines);
     json_decref(a->remote_releases);

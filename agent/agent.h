@@ -77,8 +77,9 @@ struct moat_agent {
     bool status_dirty;        /* something the status file shows changed */
     double status_written_at; /* monotonic seconds */
     /* cluster mode */
-    char *remote_text;    /* the server's newest policy as documents (JSON text) */
-    json_t *remote_rules; /* its rules, for their ids */
+    char *remote_text; /* the server's newest cluster, objects and rules as documents (JSON) */
+    struct remote_workloads *remote_wl; /* and its other nodes' workloads (remote.h) */
+    json_t *remote_rules;               /* its rules, for their ids */
     int64_t remote_revision;
     int64_t revision;         /* revision of the policy in force (0: none) */
     json_t *local_workloads;  /* this node's workloads as reported (owned) */

@@ -73,10 +73,10 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -195,8 +195,29 @@ def memory(bench, sizes):
     def agent_rss(node):
         p = bench.start_agent(node, [], cluster="mem")
         wait(lambda: (status(node) or {}).get("revision", 0) > 0, 900, "the memory agent's policy")
-        time.sleep(1.0)
-        rss = rss_kib(p.pid)
+        # settled: no newer answer applied for 3 s and the resident set flat for 2 s
+        # (the agent's own report may bring one more answer, parsed before it applies)
+        seen = {"at": None, "since": time.time(), "rss": []}
+
+        def quiet():
+            s = status(node) or {}
+            now = (s.get("revision"), s.get("applied_at"))
+            if now != seen["at"]:
+                seen["at"], seen["since"] = now, time.time()
+            seen["rss"] = (seen["rss"] + [rss_kib(p.pid)])[-8:]
+            r = seen["rss"]
+            flat = len(r) == 8 and max(r) - min(r) <= max(r) // 100
+            time.sleep(0.23)
+            return flat and time.time() - seen["since"] >= 3.0
+        wait(quiet, 900, "the memory agent to settle")
+        samples = seen["rss"]
+        rss = samples[-1]
+        print(f"memory node={node} rss samples (KiB): {samples} peak {rss_kib(p.pid, 'VmHWM')}",
+              file=sys.stderr)
+        with open(os.path.join(bench.tmp, f"moatd-{node}.log")) as f:
+            applied = [l.strip() for l in f if "applied (" in l or " taken: " in l]
+        print(f"memory node={node} rss_kib={rss} log lines={len(applied)} last: "
+              f"{' / '.join(applied[-2:]) or '-'}", file=sys.stderr)
         bench.stop_agents()
         return rss
 

@@ -49,19 +49,29 @@ done
     echo "## Agent heap per remote workload (bench/bench_agentmem.c)"
     echo
     echo "What moatd keeps for the workloads of other nodes (issue 17; goal <= 1.5 KiB"
-    echo "each): the compact documents as text, the policy model loaded from them and the"
-    echo "compiled tables, as heap in use (mallinfo2) per remote workload. Records as the"
-    echo "server sends them (namespace, image, three labels, one address)."
+    echo "each), as heap in use (mallinfo2, mapped blocks included) per remote workload,"
+    echo "for records as the server sends them (namespace, image, three labels, one"
+    echo "address). *direct* is the agent's path: the workloads built straight from the"
+    echo "records into a pool of shared strings (kept set: pool + workload array), the"
+    echo "policy holding copies of them, the tables. *docs* is the path before it:"
+    echo "compact documents kept as text, parsed into the policy at every load."
     echo
-    echo "| remote workloads | documents text (B) | policy model (B) | tables (B) | total (B) |"
-    echo "|---:|---:|---:|---:|---:|"
+    echo "| path | remote workloads | kept set or text (B) | of it, pool (B) | policy model (B) | tables (B) | total (B) | build (ms) | load (ms) | compile (ms) | peak RSS (MiB) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >>"$TMP"
 for wl in 10000 100000; do
-    line=$("$B/bench/bench_agentmem" "$wl")
-    echo "$line"
-    printf '| %s | %s | %s | %s | %s |\n' "$(field "$line" workloads)" \
-        "$(field "$line" text_per_wl)" "$(field "$line" policy_per_wl)" \
-        "$(field "$line" tables_per_wl)" "$(field "$line" total_per_wl)" >>"$TMP"
+    for path in docs direct; do
+        line=$("$B/bench/bench_agentmem" "$wl" "$path")
+        echo "$line"
+        kept=$(field "$line" kept_set_per_wl)
+        [ "$path" = docs ] && kept=$(field "$line" text_per_wl)
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$path" \
+            "$(field "$line" workloads)" "$kept" "$(field "$line" pool_per_wl)" \
+            "$(field "$line" policy_per_wl)" "$(field "$line" tables_per_wl)" \
+            "$(field "$line" total_per_wl)" "$(field "$line" build_ms)" \
+            "$(field "$line" load_ms)" "$(field "$line" compile_ms)" \
+            "$(field "$line" peak_rss_mib)" >>"$TMP"
+    done
 done
 
 {

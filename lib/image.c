@@ -138,20 +138,19 @@ bool image_forms_match(const struct image_forms *forms, const char *pattern)
 
 char *image_forms_pack(const char *ref, int *err)
 {
-    struct image_forms *f = moat_calloc(1, sizeof(*f));
-    *err = f ? image_forms(ref, f) : -ENOMEM;
+    struct image_forms f; /* on the stack: a heap block of 5 KiB per workload costs more */
+    *err = image_forms(ref, &f);
     size_t len = 1;
-    for (size_t i = 0; !*err && i < f->count; i++)
-        len += strlen(f->form[i]) + 1;
+    for (size_t i = 0; !*err && i < f.count; i++)
+        len += strlen(f.form[i]) + 1;
     char *packed = *err ? NULL : moat_calloc(1, len);
     if (!*err && !packed)
         *err = -ENOMEM;
-    for (size_t i = 0, at = 0; packed && i < f->count; i++) {
-        size_t n = strlen(f->form[i]) + 1;
-        memcpy(packed + at, f->form[i], n);
+    for (size_t i = 0, at = 0; packed && i < f.count; i++) {
+        size_t n = strlen(f.form[i]) + 1;
+        memcpy(packed + at, f.form[i], n);
         at += n;
     }
-    free(f);
     return packed;
 }
 

@@ -949,43 +949,50 @@ static void load_addrs(struct ld *l, const struct doc_node *m, struct moat_addr 
     }
 }
 
-static void load_workload(struct ld *l, const struct doc_node *m)
+/* Validates Workload document `m` into *w; false when it has errors (w then holds part). */
+static bool workload_fields(struct ld *l, const struct doc_node *m, struct moat_workload *w)
 {
     static const char *const f[] = {"kind",   "cluster", "node", "name",      "namespace",
                                     "image",  "labels",  "ips",  "interface", "namespace_labels",
                                     "source", NULL};
     check_fields(l, m, f);
-    struct moat_workload w = {.at = origin(l)};
-    w.cluster_ref = dup_str(l, m, "cluster", true);
-    w.node = get_name(l, m, "node", true);
-    w.name = get_name(l, m, "name", true);
-    w.namespace = get_name(l, m, "namespace", true);
+    *w = (struct moat_workload){.at = origin(l)};
+    w->cluster_ref = dup_str(l, m, "cluster", true);
+    w->node = get_name(l, m, "node", true);
+    w->name = get_name(l, m, "name", true);
+    w->namespace = get_name(l, m, "namespace", true);
     const char *image = get_str(l, m, "image", false);
     if (image) {
         int err;
-        w.forms = image_forms_pack(image, &err);
+        w->forms = image_forms_pack(image, &err);
         if (err == -ENOMEM)
             oom(l);
         else if (err)
             bad(l, doc_map_get(m, "image"), "image", "\"%s\" is not an image reference", image);
-        w.image = keep(l, moat_strdup(image));
+        w->image = keep(l, moat_strdup(image));
     }
-    load_labels(l, m, &w.labels, &w.nlabels);
-    load_labels_at(l, m, "namespace_labels", &w.ns_labels, &w.nns_labels);
-    load_addrs(l, m, &w.addrs, &w.naddrs);
+    load_labels(l, m, &w->labels, &w->nlabels);
+    load_labels_at(l, m, "namespace_labels", &w->ns_labels, &w->nns_labels);
+    load_addrs(l, m, &w->addrs, &w->naddrs);
     const char *source = get_str(l, m, "source", false);
     if (source && (strlen(source) > 300 || strpbrk(source, " \t\n")))
         bad(l, doc_map_get(m, "source"), "source",
             "\"%.40s\" is not a source (RUNTIME:ID or file:PATH, at most 300 characters)", source);
     else if (source)
-        w.source = keep(l, moat_strdup(source));
+        w->source = keep(l, moat_strdup(source));
     const char *ifname = get_str(l, m, "interface", false);
     if (ifname && (strlen(ifname) > 15 || strpbrk(ifname, "/ \t:")))
         bad(l, doc_map_get(m, "interface"), "interface",
             "\"%s\" is not an interface name (1-15 characters, no '/', ':' or spaces)", ifname);
     else if (ifname)
-        w.interface = keep(l, moat_strdup(ifname));
-    if (l->errors || l->err ||
+        w->interface = keep(l, moat_strdup(ifname));
+    return !l->errors && !l->err;
+}
+
+static void load_workload(struct ld *l, const struct doc_node *m)
+{
+    struct moat_workload w;
+    if (!workload_fields(l, m, &w) ||
         moat_grow(&l->p->workloads, &l->p->cap_workloads, l->p->nworkloads + 1, sizeof(w)) < 0) {
         if (!l->errors)
             oom(l);
@@ -1118,6 +1125,24 @@ int policy_load_docs(struct moat_policy *p, const struct doc_set *set, struct mo
     if (l.err || diags_oom(d))
         return -ENOMEM;
     return diags_total(d) > before ? -EINVAL : 0;
+}
+
+int workload_from_doc(const struct doc_node *m, const char *file, int docno,
+                      struct moat_workload *out, struct moat_diags *d)
+{
+    struct ld l = {.d = d, .file = file, .json = true, .docno = docno, .doc_line = m->line};
+    snprintf(l.ctx, sizeof(l.ctx), "document %d", docno);
+    if (m->type != DOC_MAP) {
+        *out = (struct moat_workload){0};
+        bad(&l, m, NULL, "a workload must be a map, not %s", doc_type_name(m));
+        return -EINVAL;
+    }
+    set_context(&l, m, "workloads");
+    if (workload_fields(&l, m, out))
+        return 0;
+    workload_clear(out);
+    *out = (struct moat_workload){0};
+    return l.err ? l.err : -EINVAL;
 }
 
 /* ---------- finishing: names, built-ins, ids ---------- */
@@ -1772,6 +1797,13 @@ static int load_set_into(struct moat_policy *p, struct doc_set *set, struct moat
 int policy_load_sources(struct moat_policy **out, const struct policy_source *src, size_t n,
                         struct moat_diags *d)
 {
+    return policy_load_sources_then(out, src, n, NULL, NULL, d);
+}
+
+int policy_load_sources_then(struct moat_policy **out, const struct policy_source *src, size_t n,
+                             int (*then)(void *arg, struct moat_policy *p), void *arg,
+                             struct moat_diags *d)
+{
     *out = NULL;
     struct moat_policy *p = policy_new();
     if (!p)
@@ -1787,6 +1819,14 @@ int policy_load_sources(struct moat_policy **out, const struct policy_source *sr
             unreadable = true;
         else
             err = load_set_into(p, set, d);
+        if (err == -ENOMEM) {
+            policy_free(p);
+            return err;
+        }
+        first = first ? first : err;
+    }
+    if (then) {
+        int err = then(arg, p);
         if (err == -ENOMEM) {
             policy_free(p);
             return err;

@@ -60,5 +60,23 @@ struct policy_source {
 /* policy_load_files over files and texts mixed (the agent: the server's policy + local files). */
 int policy_load_sources(struct moat_policy **out, const struct policy_source *src, size_t n,
                         struct moat_diags *d);
+/*
+ * The same, with then(arg, p) called on the loaded, not yet finished policy
+ * before policy_finish (the agent adds the remote workloads it keeps): its
+ * -EINVAL counts as a load error, its -ENOMEM ends the load.
+ */
+int policy_load_sources_then(struct moat_policy **out, const struct policy_source *src, size_t n,
+                             int (*then)(void *arg, struct moat_policy *p), void *arg,
+                             struct moat_diags *d);
+
+/*
+ * Validates one Workload document `m` (a map, as from doc_set_from_json) by
+ * the rules policy_load_docs applies, into *out (caller frees with
+ * workload_clear; out->at.file is `file`, which must outlive it). Messages
+ * name `file`, document `docno`, the workload and the field. 0, -EINVAL
+ * (problems in `d`, *out empty) or -ENOMEM.
+ */
+int workload_from_doc(const struct doc_node *m, const char *file, int docno,
+                      struct moat_workload *out, struct moat_diags *d);
 
 #endif

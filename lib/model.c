@@ -71,6 +71,8 @@ void rule_clear(struct moat_rule *r)
 
 void workload_clear(struct moat_workload *w)
 {
+    if (w->pooled)
+        return;
     free(w->cluster_ref);
     free(w->node);
     free(w->name);
@@ -116,6 +118,7 @@ void policy_free(struct moat_policy *p)
     free(p->rules);
     free(p->workloads);
     free(p->nodes);
+    strpool_unref(p->pool);
     free(p);
 }
 

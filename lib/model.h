@@ -15,6 +15,7 @@
 #include "image.h"
 #include "labels.h"
 #include "ports.h"
+#include "strpool.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -150,6 +151,9 @@ struct moat_rule {
 struct moat_workload {
     char *cluster_ref;
     uint32_t cluster; /* index */
+    /* Its strings, forms, labels and addresses belong to moat_policy.pool, not
+     * to it (a remote workload built by remote_workloads_build). */
+    bool pooled;
     char *node;
     char *name;
     char *namespace;
@@ -191,6 +195,8 @@ struct moat_policy {
      * so that checking the rest does not also report references to them. */
     char **rejected;
     size_t nrejected, cap_rejected;
+    /* Shared strings of pooled workloads (strpool.h); one reference. NULL: none. */
+    struct strpool *pool;
     bool finished;
 };
 
@@ -204,7 +210,7 @@ void cluster_defaults(struct moat_cluster *c);
 void cluster_clear(struct moat_cluster *c);
 void object_clear(struct moat_object *o);
 void rule_clear(struct moat_rule *r);
-void workload_clear(struct moat_workload *w);
+void workload_clear(struct moat_workload *w); /* a pooled one owns nothing */
 void node_clear(struct moat_node *n);
 
 /* Index of the cluster/object/node named `name`, or MOAT_NONE. */

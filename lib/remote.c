@@ -1,5 +1,7 @@
 /* remote: server records into policy-file documents (see remote.h). */
 #include "remote.h"
+#include "loader.h"
+#include "mem.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -102,29 +104,38 @@ static json_t *labels_pick(const json_t *labels, const json_t *keep, const char 
     return out;
 }
 
-/* A remote workload as a compact record (see remote.h). */
-static int add_workload_compact(json_t *docs, const json_t *w, const json_t *label_keys,
-                                const json_t *ns_keys)
+/* A remote workload as a compact record (see remote.h); NULL on OOM. */
+static json_t *compact_workload_doc(const json_t *w, const json_t *label_keys,
+                                    const json_t *ns_keys)
 {
     /* node: a Workload document names its node (SPEC 10) */
     static const char *const keep[] = {"cluster", "node", "name", "namespace",
                                        "image",   "ips",  NULL};
     json_t *d = doc_pick(w, "Workload", keep);
     if (!d)
-        return -ENOMEM;
+        return NULL;
     json_t *labels = json_object_get(w, "labels"), *nsl = json_object_get(w, "namespace_labels");
-    json_t *l = labels ? labels_pick(labels, label_keys, "app") : NULL;
-    json_t *n = nsl ? labels_pick(nsl, ns_keys, NULL) : NULL;
-    int bad = (labels && !l) || (nsl && !n) ||
+    json_t *l = json_is_object(labels) ? labels_pick(labels, label_keys, "app") : NULL;
+    json_t *n = json_is_object(nsl) ? labels_pick(nsl, ns_keys, NULL) : NULL;
+    /* a field that is not a map goes on as it is, for the loader to refuse by name */
+    int bad = (json_is_object(labels) && !l) || (json_is_object(nsl) && !n) ||
               (l && json_object_size(l) && json_object_set(d, "labels", l) < 0) ||
-              (n && json_object_size(n) && json_object_set(d, "namespace_labels", n) < 0);
+              (n && json_object_size(n) && json_object_set(d, "namespace_labels", n) < 0) ||
+              (labels && !json_is_object(labels) && json_object_set(d, "labels", labels) < 0) ||
+              (nsl && !json_is_object(nsl) && json_object_set(d, "namespace_labels", nsl) < 0);
     json_decref(l);
     json_decref(n);
     if (bad) {
         json_decref(d);
-        return -ENOMEM;
+        return NULL;
     }
-    return add(docs, d);
+    return d;
+}
+
+static int add_workload_compact(json_t *docs, const json_t *w, const json_t *label_keys,
+                                const json_t *ns_keys)
+{
+    return add(docs, compact_workload_doc(w, label_keys, ns_keys));
 }
 
 /* qsort: rules by id. */
@@ -161,6 +172,14 @@ static bool in_clusters(const json_t *clusters, const char *name)
     return false;
 }
 
+/* Whether workload record `w` is of one of `clusters` and not of node `node` (NULL: none). */
+static bool other_nodes(const json_t *clusters, const char *node, const json_t *w)
+{
+    /* the agent describes its own workloads from its inventory */
+    return in_clusters(clusters, jstr_or(w, "cluster")) &&
+           !(node && strcmp(jstr_or(w, "node"), node) == 0);
+}
+
 /* remote_docs and remote_docs_compact: `compact` keeps other nodes' workloads compact. */
 static int make_docs(const json_t *clusters, const json_t *objects, const json_t *rules,
                      const json_t *workloads, const char *node, bool compact, json_t *docs)
@@ -182,11 +201,9 @@ static int make_docs(const json_t *clusters, const json_t *objects, const json_t
         err = -ENOMEM;
     for (size_t i = 0; !err && i < json_array_size(workloads); i++) {
         const json_t *w = json_array_get(workloads, i);
-        if (!in_clusters(clusters, jstr_or(w, "cluster")))
-            continue;
-        if (node && strcmp(jstr_or(w, "node"), node) == 0)
-            continue; /* the agent describes its own from its inventory */
-        err = compact ? add_workload_compact(docs, w, label_keys, ns_keys) : add_workload(docs, w);
+        if (other_nodes(clusters, node, w))
+            err = compact ? add_workload_compact(docs, w, label_keys, ns_keys)
+                          : add_workload(docs, w);
     }
     json_decref(label_keys);
     json_decref(ns_keys);
@@ -218,4 +235,220 @@ void remote_take_ids(struct moat_policy *p, const json_t *rules)
                 m->id = (uint32_t)json_integer_value(json_object_get(r, "id"));
         }
     }
+}
+
+/* ---------- remote workloads straight into the model ---------- */
+
+/* Messages of at most this many refused records are kept; the rest are counted. */
+#define REMOTE_DIAGS_MAX 20
+
+/* The length of packed forms (image.h): up to and with the empty string at the end. */
+static size_t forms_len(const char *forms)
+{
+    const char *s = forms;
+    while (*s)
+        s += strlen(s) + 1;
+    return (size_t)(s - forms) + 1;
+}
+
+static const char *pool_str_or_null(struct strpool *pool, const char *s, bool *oom)
+{
+    const char *c = s ? strpool_str(pool, s) : NULL;
+    *oom = *oom || (s && !c);
+    return c;
+}
+
+/* Labels with interned keys and values, the array itself interned too: label sets repeat. */
+static struct moat_label *pool_labels(struct strpool *pool, const struct moat_label *l, size_t n,
+                                      bool *oom)
+{
+    if (!n)
+        return NULL;
+    struct moat_label tmp[16], *v = n <= 16 ? tmp : moat_calloc(n, sizeof(*v));
+    if (!v) {
+        *oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i].key = (char *)pool_str_or_null(pool, l[i].key, oom);
+        v[i].value = (char *)pool_str_or_null(pool, l[i].value, oom);
+    }
+    struct moat_label *out =
+        *oom ? NULL : (struct moat_label *)strpool_intern(pool, v, n * sizeof(*v));
+    *oom = *oom || !out;
+    if (v != tmp)
+        free(v);
+    return out;
+}
+
+/* `w` (validated, owning its memory) as a pooled workload in *out; w is cleared. */
+static int pool_workload(struct strpool *pool, struct moat_workload *w, struct moat_workload *out,
+                         const char *file)
+{
+    bool oom = false;
+    *out = (struct moat_workload){.pooled = true, .at = w->at};
+    out->at.file = file;
+    out->cluster_ref = (char *)pool_str_or_null(pool, w->cluster_ref, &oom);
+    out->node = (char *)pool_str_or_null(pool, w->node, &oom);
+    out->name = w->name ? strpool_copy(pool, w->name, strlen(w->name) + 1) : NULL;
+    oom = oom || (w->name && !out->name);
+    out->namespace = (char *)pool_str_or_null(pool, w->namespace, &oom);
+    out->image = (char *)pool_str_or_null(pool, w->image, &oom);
+    if (w->forms) {
+        out->forms = (char *)strpool_intern(pool, w->forms, forms_len(w->forms));
+        oom = oom || !out->forms;
+    }
+    out->labels = pool_labels(pool, w->labels, w->nlabels, &oom);
+    out->nlabels = w->nlabels;
+    out->ns_labels = pool_labels(pool, w->ns_labels, w->nns_labels, &oom);
+    out->nns_labels = w->nns_labels;
+    if (w->naddrs) {
+        out->addrs = strpool_copy(pool, w->addrs, w->naddrs * sizeof(*w->addrs));
+        oom = oom || !out->addrs;
+    }
+    out->naddrs = w->naddrs;
+    out->interface = (char *)pool_str_or_null(pool, w->interface, &oom);
+    out->source = (char *)pool_str_or_null(pool, w->source, &oom);
+    workload_clear(w);
+    return oom ? -ENOMEM : 0;
+}
+
+/*
+ * Record `rec` (number `docno` of the answer) through the loader's checks
+ * into r: 0 (taken or refused: refused ones are counted, their messages
+ * kept while few) or -ENOMEM.
+ */
+static int take_workload(struct remote_workloads *r, const json_t *rec, int docno,
+                         const json_t *label_keys, const json_t *ns_keys, const char *file,
+                         struct moat_diags *d)
+{
+    json_t *doc = compact_workload_doc(rec, label_keys, ns_keys);
+    json_t *one = doc ? json_pack("[o]", doc) : NULL;
+    if (!one)
+        return -ENOMEM;
+    struct moat_diags mine;
+    diags_init(&mine);
+    struct doc_set *set;
+    int err = doc_set_from_json(one, file, &set, &mine);
+    json_decref(one);
+    struct moat_workload w;
+    if (!err) {
+        err = workload_from_doc(set->docs[0], file, docno, &w, &mine);
+        doc_set_free(set);
+    }
+    if (!err && moat_grow(&r->w, &r->cap, r->n + 1, sizeof(*r->w)) < 0) {
+        workload_clear(&w);
+        err = -ENOMEM;
+    }
+    if (!err)
+        err = pool_workload(r->pool, &w, &r->w[r->n++], file);
+    if (err == -EINVAL) {
+        if (r->left_out++ < REMOTE_DIAGS_MAX)
+            for (size_t i = 0; i < mine.count; i++)
+                diags_add(d, NULL, 0, NULL, "%s", mine.items[i].text);
+        err = diags_oom(&mine) ? -ENOMEM : 0;
+    }
+    diags_clear(&mine);
+    return err;
+}
+
+int remote_workloads_build(const json_t *clusters, const json_t *objects, const json_t *workloads,
+                           const char *node, const char *name, struct remote_workloads **out,
+                           struct moat_diags *d)
+{
+    *out = NULL;
+    struct remote_workloads *r = moat_calloc(1, sizeof(*r));
+    json_t *label_keys = selected_keys(objects, "labels");
+    json_t *ns_keys = selected_keys(objects, "namespace_labels");
+    int err = r && (r->pool = strpool_new()) && label_keys && ns_keys ? 0 : -ENOMEM;
+    const char *file = err ? NULL : strpool_str(r->pool, name);
+    if (!err && !file)
+        err = -ENOMEM;
+    for (size_t i = 0; !err && i < json_array_size(workloads); i++) {
+        const json_t *w = json_array_get(workloads, i);
+        if (other_nodes(clusters, node, w))
+            err = take_workload(r, w, (int)i + 1, label_keys, ns_keys, file, d);
+    }
+    json_decref(label_keys);
+    json_decref(ns_keys);
+    if (err) {
+        remote_workloads_free(r);
+        return err;
+    }
+    strpool_seal(r->pool); /* the table is for building only */
+    if (r->n < r->cap) {   /* keep no slack: the array lives as long as the answer */
+        struct moat_workload *fit = moat_reallocarray(r->w, r->n ? r->n : 1, sizeof(*r->w));
+        if (fit) {
+            r->w = fit;
+            r->cap = r->n;
+        }
+    }
+    if (r->left_out > REMOTE_DIAGS_MAX)
+        diags_add(d, name, 0, NULL, "%zu more workloads left out", r->left_out - REMOTE_DIAGS_MAX);
+    *out = r;
+    return 0;
+}
+
+int remote_workloads_add(const struct remote_workloads *r, struct moat_policy *p)
+{
+    if (!r || !r->n)
+        return 0;
+    if (p->pool && p->pool != r->pool)
+        return -EINVAL;
+    if (moat_grow(&p->workloads, &p->cap_workloads, p->nworkloads + r->n, sizeof(*r->w)) < 0)
+        return -ENOMEM;
+    memcpy(&p->workloads[p->nworkloads], r->w, r->n * sizeof(*r->w));
+    p->nworkloads += r->n;
+    if (!p->pool)
+        p->pool = strpool_ref(r->pool);
+    return 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_labels(const struct moat_label *a, size_t na, const struct moat_label *b,
+                        size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!same_str(a[i].key, b[i].key) || !same_str(a[i].value, b[i].value))
+            return false;
+    return true;
+}
+
+static bool same_workload(const struct moat_workload *a, const struct moat_workload *b)
+{
+    return same_str(a->cluster_ref, b->cluster_ref) && same_str(a->node, b->node) &&
+           same_str(a->name, b->name) && same_str(a->namespace, b->namespace) &&
+           same_str(a->image, b->image) && same_str(a->interface, b->interface) &&
+           same_str(a->source, b->source) &&
+           same_labels(a->labels, a->nlabels, b->labels, b->nlabels) &&
+           same_labels(a->ns_labels, a->nns_labels, b->ns_labels, b->nns_labels) &&
+           a->naddrs == b->naddrs &&
+           (!a->naddrs || memcmp(a->addrs, b->addrs, a->naddrs * sizeof(*a->addrs)) == 0);
+}
+
+bool remote_workloads_equal(const struct remote_workloads *a, const struct remote_workloads *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (!same_workload(&a->w[i], &b->w[i]))
+            return false;
+    return true;
+}
+
+void remote_workloads_free(struct remote_workloads *r)
+{
+    if (!r)
+        return;
+    free(r->w);
+    strpool_unref(r->pool);
+    free(r);
 }

@@ -9,10 +9,16 @@
  * cluster's status are dropped); rules come in id order with system rules
  * reduced to their switch, and after loading every rule takes the id the
  * server gave it, so alerts and decisions name rules as the API does.
+ *
+ * An agent takes the workloads of other nodes another way, straight from the
+ * records into the model (remote_workloads_build below): at 100,000
+ * workloads, document text parsed again at every load costs more memory and
+ * time than the workloads themselves.
  */
 #ifndef MOAT_REMOTE_H
 #define MOAT_REMOTE_H
 
+#include "diag.h"
 #include "model.h"
 
 #include <jansson.h>
@@ -37,6 +43,41 @@ int remote_docs(const json_t *clusters, const json_t *objects, const json_t *rul
  */
 int remote_docs_compact(const json_t *clusters, const json_t *objects, const json_t *rules,
                         const json_t *workloads, const char *node, json_t *docs);
+
+/*
+ * The workloads of other nodes as an agent keeps them, built straight from
+ * the server's records (issue 17): no document text, no second parse. Each
+ * record of `workloads` of one of `clusters`, not of node `node`, becomes
+ * the compact record remote_docs_compact makes of it, validated by the
+ * loader's own checks (workload_from_doc), its strings, labels, image forms
+ * and addresses packed into one shared pool (strpool.h): a namespace, image,
+ * node or label set many workloads share is stored once.
+ */
+struct remote_workloads {
+    struct strpool *pool;    /* one reference */
+    struct moat_workload *w; /* pooled workloads, in the answer's order */
+    size_t n, cap;
+    size_t left_out; /* records refused */
+};
+
+/*
+ * Builds *out (caller frees with remote_workloads_free). A record that fails
+ * a check is left out and counted; the messages of the first 20 (naming
+ * `name`, the record's number in `workloads`, the workload and the field)
+ * go to `d`, then one line counting the rest. 0 or -ENOMEM.
+ */
+int remote_workloads_build(const json_t *clusters, const json_t *objects, const json_t *workloads,
+                           const char *node, const char *name, struct remote_workloads **out,
+                           struct moat_diags *d);
+/*
+ * Appends copies of r's workloads to `p` (not finished yet), which takes a
+ * reference to r's pool: they stay valid after r is freed. 0, -ENOMEM, or
+ * -EINVAL when `p` already holds another pool's workloads.
+ */
+int remote_workloads_add(const struct remote_workloads *r, struct moat_policy *p);
+/* True when a and b hold the same workloads in the same order (NULL: none). */
+bool remote_workloads_equal(const struct remote_workloads *a, const struct remote_workloads *b);
+void remote_workloads_free(struct remote_workloads *r);
 
 /* Gives each rule of `p` the id its record in `rules` has (matched by cluster and name). */
 void remote_take_ids(struct moat_policy *p, const json_t *rules);
