@@ -1280,6 +1280,7 @@ if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the en
 . "$HERE/console.sh"
 . "$HERE/hostile.sh"
 . "$HERE/fleet.sh"
+. "$HERE/delta.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
