@@ -1,6 +1,8 @@
 /* Unit tests of lib/delta: policy deltas by revision, computed and applied. */
 #include "testutil.h"
 
+#include "addr.h"
+#include "compile.h"
 #include "delta.h"
 #include "loader.h"
 #include "remote.h"
@@ -399,6 +401,213 @@ static void test_random_sequences(void **state)
     }
 }
 
+/* ---- property: the tables compiled from the applied deltas ----------------- */
+
+static struct moat_policy *load_answer(const json_t *a)
+{
+    json_t *clusters = json_pack("[O]", json_object_get(a, "cluster"));
+    json_t *docs = json_array();
+    assert_int_equal(remote_docs(clusters, json_object_get(a, "objects"),
+                                 json_object_get(a, "rules"), json_object_get(a, "workloads"), NULL,
+                                 docs),
+                     0);
+    char *text = json_dumps(docs, JSON_COMPACT);
+    struct moat_diags diags;
+    diags_init(&diags);
+    struct moat_policy *p = NULL;
+    int err = policy_load_text(&p, text, strlen(text), "server", &diags);
+    for (size_t i = 0; err && i < diags.count; i++)
+        print_message("%s\n", diags.items[i].text);
+    assert_int_equal(err, 0);
+    remote_take_ids(p, json_object_get(a, "rules"));
+    diags_clear(&diags);
+    free(text);
+    json_decref(docs);
+    json_decref(clusters);
+    return p;
+}
+
+static const char *const ports_of[] = {"80", "443", "5432", "8000/8100", "22"};
+static const char *const actions[] = {"allow", "block", "alert"};
+
+static json_t *valid_rule(int64_t id)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "r%lld", (long long)id);
+    return json_pack("{s:I,s:s,s:s,s:s,s:[{s:s,s:s}],s:s,s:s,s:i,s:b}", "id", (json_int_t)id,
+                     "cluster", "prod", "name", name, "source", rnd(3) ? "o1" : "any",
+                     "destinations", "object", rnd(2) ? "o2" : "o3", "ports", ports_of[rnd(5)],
+                     "protocol", "tcp", "action", actions[rnd(3)], "priority", 1 + (int)rnd(900),
+                     "enabled", 1);
+}
+
+/* One valid random change: workloads, rules, objects' apps, the cluster's mode. */
+static void valid_change(json_t *st, int64_t *next_id, int *next_ip)
+{
+    json_t *wl = json_object_get(st, "workloads"), *rules = json_object_get(st, "rules");
+    switch (rnd(8)) {
+    case 0:
+    case 1: {
+        char name[16], ip[32];
+        snprintf(name, sizeof(name), "w%d", *next_ip);
+        snprintf(ip, sizeof(ip), "10.1.%d.%d", *next_ip / 250, 1 + *next_ip % 250);
+        (*next_ip)++;
+        json_array_append_new(wl, json_pack("{s:I,s:s,s:s,s:s,s:s,s:{s:s},s:[s]}", "id",
+                                            (json_int_t)(*next_id)++, "cluster", "prod", "node",
+                                            rnd(2) ? "n1" : "n2", "name", name, "namespace", "shop",
+                                            "labels", "app", rnd(2) ? "a1" : "a2", "ips", ip));
+        break;
+    }
+    case 2:
+        if (json_array_size(wl))
+            json_object_set_new(
+                json_object_get(json_array_get(wl, rnd((unsigned)json_array_size(wl))), "labels"),
+                "app", json_string(rnd(2) ? "a1" : "a3"));
+        break;
+    case 3:
+        if (json_array_size(wl))
+            json_array_remove(wl, rnd((unsigned)json_array_size(wl)));
+        break;
+    case 4:
+        json_array_append_new(rules, valid_rule((*next_id)++));
+        break;
+    case 5:
+        if (json_array_size(rules)) {
+            size_t i = rnd((unsigned)json_array_size(rules));
+            json_t *r =
+                valid_rule(json_integer_value(json_object_get(json_array_get(rules, i), "id")));
+            json_array_set_new(rules, i, r);
+        }
+        break;
+    case 6:
+        if (json_array_size(rules))
+            json_array_remove(rules, rnd((unsigned)json_array_size(rules)));
+        break;
+    default:
+        json_object_set_new(json_array_get(json_object_get(st, "objects"), rnd(3)), "app",
+                            json_string(rnd(2)   ? "a1"
+                                        : rnd(2) ? "a2"
+                                                 : "a3"));
+        json_object_set_new(json_object_get(st, "cluster"), "mode",
+                            json_string(rnd(3) ? "protect" : "monitor"));
+    }
+}
+
+/* Every flow between the workloads of `a` on the ports above gets the same verdict from both. */
+static void same_verdicts(const json_t *a, const struct moat_tables *t1,
+                          const struct moat_tables *t2)
+{
+    static const uint16_t ports[] = {80, 443, 5432, 8050, 22, 9999};
+    const json_t *wl = json_object_get(a, "workloads");
+    assert_int_equal(tables_identity_count(t1), tables_identity_count(t2));
+    assert_int_equal(tables_addr_count(t1), tables_addr_count(t2));
+    assert_int_equal(tables_policy_count(t1), tables_policy_count(t2));
+    for (size_t i = 0; i < json_array_size(wl); i++)
+        for (size_t j = 0; j < json_array_size(wl); j++) {
+            struct moat_addr src, dst;
+            const json_t *ws = json_array_get(wl, i), *wd = json_array_get(wl, j);
+            assert_int_equal(
+                addr_parse(json_string_value(json_array_get(json_object_get(ws, "ips"), 0)), &src),
+                0);
+            assert_int_equal(
+                addr_parse(json_string_value(json_array_get(json_object_get(wd, "ips"), 0)), &dst),
+                0);
+            for (size_t k = 0; k < sizeof(ports) / sizeof(ports[0]); k++)
+                for (int dir = 0; dir < 2; dir++) {
+                    struct moat_verdict v1, v2;
+                    tables_decide(t1, (enum moat_dir)dir, &src, &dst, 6, ports[k], &v1);
+                    tables_decide(t2, (enum moat_dir)dir, &src, &dst, 6, ports[k], &v2);
+                    assert_int_equal(v1.applies, v2.applies);
+                    assert_int_equal(v1.defense_off, v2.defense_off);
+                    assert_int_equal(v1.is_default, v2.is_default);
+                    assert_int_equal(v1.action, v2.action);
+                    assert_int_equal(v1.applied, v2.applied);
+                    assert_int_equal(v1.rule_id, v2.rule_id);
+                }
+        }
+}
+
+static void test_random_sequences_same_tables(void **state)
+{
+    (void)state;
+    enum { STATES = 25, ROUNDS = 8 };
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        rnd_state = 777u + round;
+        json_t *st = parse(
+            "{\"revision\": 1, \"cluster\": {\"name\": \"prod\", \"defense\": \"on\", \"mode\": "
+            "\"protect\", \"default_action\": \"block\", \"id\": \"prod\"},"
+            " \"objects\": [{\"id\": 1, \"name\": \"o1\", \"namespace\": \"shop\", \"app\": "
+            "\"a1\"},"
+            "  {\"id\": 2, \"name\": \"o2\", \"namespace\": \"shop\", \"app\": \"a2\"},"
+            "  {\"id\": 3, \"name\": \"o3\", \"namespace\": \"shop\", \"app\": \"a3\"}],"
+            " \"rules\": [], \"workloads\": [], \"quarantines\": [], \"threat_intel\": null}");
+        int64_t next_id = 100;
+        int next_ip = 1;
+        json_t *states[STATES];
+        struct delta_buf t[STATES];
+        struct delta_snap s[STATES];
+        struct delta_log log = {.max_steps = 1000, .max_bytes = 1 << 24};
+        json_t *held = NULL; /* an agent that follows every revision through the server's deltas */
+        for (int i = 0; i < STATES; i++) {
+            for (unsigned c = 1 + rnd(3); c > 0; c--)
+                valid_change(st, &next_id, &next_ip);
+            json_object_set_new(st, "revision", json_integer(2 + i));
+            states[i] = json_deep_copy(st);
+            t[i] = (struct delta_buf){0};
+            assert_int_equal(delta_snap_build(states[i], &t[i], &s[i]), 0);
+            s[i].text = t[i].p;
+            if (i == 0) {
+                held = json_deep_copy(states[0]);
+                continue;
+            }
+            assert_int_equal(delta_log_add(&log, &s[i - 1], &s[i]), 0);
+            struct delta_buf step = {0};
+            assert_int_equal(delta_answer(&log, &s[i], s[i - 1].revision, 1 << 24, &step), 0);
+            json_t *sd = parse(step.p), *next = NULL;
+            char why[200];
+            assert_int_equal(delta_apply(held, sd, &next, why, sizeof(why)), 0);
+            json_decref(sd);
+            json_decref(held);
+            held = next;
+            free(step.p);
+        }
+        /* and one that jumps from a random revision with the server's delta */
+        int from = (int)rnd(STATES - 1);
+        struct delta_buf out = {0};
+        assert_int_equal(delta_answer(&log, &s[STATES - 1], s[from].revision, 1 << 24, &out), 0);
+        json_t *d = parse(out.p), *jumped = NULL;
+        char why[200];
+        assert_int_equal(delta_apply(states[from], d, &jumped, why, sizeof(why)), 0);
+        const json_t *last = states[STATES - 1];
+        struct moat_policy *pf = load_answer(last), *ph = load_answer(held),
+                           *pj = load_answer(jumped);
+        struct moat_eval_opts o = {.node = "n1"};
+        struct moat_tables *tf, *th, *tj;
+        assert_int_equal(policy_compile(pf, &o, &tf), 0);
+        assert_int_equal(policy_compile(ph, &o, &th), 0);
+        assert_int_equal(policy_compile(pj, &o, &tj), 0);
+        same_verdicts(last, tf, th);
+        same_verdicts(last, tf, tj);
+        tables_free(tf);
+        tables_free(th);
+        tables_free(tj);
+        policy_free(pf);
+        policy_free(ph);
+        policy_free(pj);
+        json_decref(d);
+        json_decref(jumped);
+        json_decref(held);
+        free(out.p);
+        delta_log_clear(&log);
+        for (int i = 0; i < STATES; i++) {
+            delta_snap_free(&s[i]);
+            free(t[i].p);
+            json_decref(states[i]);
+        }
+        json_decref(st);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_delta_that_does_not_apply),
         cmocka_unit_test(test_too_old_and_too_big),
         cmocka_unit_test(test_random_sequences),
+        cmocka_unit_test(test_random_sequences_same_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
