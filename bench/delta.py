@@ -246,20 +246,29 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
         t1 = time.time()
         while waiting() < len(tokens) and time.time() - t1 < 30:
             time.sleep(0.05)
-    # churn: reports of 20 workloads (10 added, 10 removed), churn_rate workloads/s in all
+    # churn: reports of 20 workloads (10 added, 10 removed), churn_rate workloads/s in all,
+    # one thread per churning node (a slow answer to one does not hold the others back)
     sent = []
-    interval = 20.0 / churn_rate
+    nodes = len(feeders.nodes)
+    interval = 20.0 * nodes / churn_rate
     t_end = time.time() + churn_s
-    k = 0
     mark = len(got)
-    while time.time() < t_end:
-        t0 = time.time()
-        rev = feeders.churn(k % len(feeders.nodes), 10)
-        sent.append((t0, rev))
-        k += 1
-        pause = interval - (time.time() - t0)
-        if pause > 0:
-            time.sleep(pause)
+
+    def churner(n):
+        while time.time() < t_end:
+            t0 = time.time()
+            rev = feeders.churn(n, 10)
+            sent.append((t0, rev))
+            pause = interval - (time.time() - t0)
+            if pause > 0:
+                time.sleep(pause)
+
+    threads = [threading.Thread(target=churner, args=(n,)) for n in range(nodes)]
+    for n, t in enumerate(threads):
+        time.sleep(interval / nodes)  # spread over the interval
+        t.start()
+    for t in threads:
+        t.join()
     last = max(r for (_, r) in sent)
     all_at(last, 120)
     recv = got[mark:]

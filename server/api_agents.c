@@ -726,10 +726,11 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
  * cluster; a delta above DELTA_MAX or half the full answer is answered in
  * full; DELTA_CACHED deltas per cluster are kept for its newest revision.
  */
-#define HIST_STEPS   1000
-#define HIST_BYTES   ((size_t)32 << 20)
-#define DELTA_MAX    ((size_t)8 << 20)
-#define DELTA_CACHED 8
+#define HIST_STEPS    1000
+#define HIST_BYTES    ((size_t)32 << 20)
+#define DELTA_MAX     ((size_t)8 << 20)
+#define DELTA_CACHED  8
+#define BUILD_RETRY_S 0.05 /* a request that finds the answer being built asks again after */
 
 struct delta_cached {
     int64_t since;
@@ -831,43 +832,58 @@ static struct shared_text *answer_text(const json_t *body, struct delta_snap *sn
  * Makes sure the cluster's entry holds the policy at revision `rev` or
  * newer, built once per revision: every agent of the cluster gets the same
  * shared text. A hit reads nothing from the store. The first to ask for a
- * newer revision builds it (under server.cache_lock) from its snapshot.
- * Under cache_lock; *out is the entry.
+ * newer revision builds it from its snapshot, without the lock (a build at
+ * 100,000 workloads takes seconds: other requests, and other clusters, go
+ * on meanwhile). Called and returns with cache_lock held; *out is the entry.
+ * 0, 1 when another request is building it (ask again soon), or -errno.
  */
 static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out)
 {
     struct server *srv = rq->srv;
     struct store *st = &srv->store;
-    int err = 0;
     struct policy_cache *c = cache_entry(srv, rq->agent_cluster);
-    if (c && (!c->text || c->revision < rev)) {
-        int64_t now, id;
-        json_t *body = NULL;
-        err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
-        if (!err)
-            err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
-        if (!err)
-            err = policy_body(rq, now, &body);
-        struct delta_snap snap = {0};
-        struct shared_text *t = err ? NULL : answer_text(body, &snap);
-        json_decref(body);
-        if (!err && !t)
-            err = -ENOMEM;
-        if (!err) {
-            shared_text_unref(c->text);
-            c->text = t;
-            c->revision = now;
-            c->cluster_id = id;
-            if (snap.revision == now && snap.text)
-                hist_take(c, id, t, &snap);
-            else
-                delta_snap_free(&snap);
-        }
-    }
-    if (!err && !c)
-        err = -ENOMEM;
     *out = c;
-    return err;
+    if (!c)
+        return -ENOMEM;
+    if (c->text && c->revision >= rev)
+        return 0;
+    if (c->building)
+        return 1;
+    c->building = true;
+    uint64_t gen = c->generation;
+    pthread_mutex_unlock(&srv->cache_lock);
+    int64_t now, id;
+    json_t *body = NULL;
+    int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
+    if (!err)
+        err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
+    if (!err)
+        err = policy_body(rq, now, &body);
+    struct delta_snap snap = {0};
+    struct shared_text *t = err ? NULL : answer_text(body, &snap);
+    json_decref(body);
+    if (!err && !t)
+        err = -ENOMEM;
+    pthread_mutex_lock(&srv->cache_lock);
+    c->building = false;
+    if (!err && c->generation != gen) { /* forgotten meanwhile (the cluster went) */
+        shared_text_unref(t);
+        delta_snap_free(&snap);
+        return 1;
+    }
+    if (err) {
+        delta_snap_free(&snap);
+        return err;
+    }
+    shared_text_unref(c->text);
+    c->text = t;
+    c->revision = now;
+    c->cluster_id = id;
+    if (snap.revision == now && snap.text)
+        hist_take(c, id, t, &snap);
+    else
+        delta_snap_free(&snap);
+    return 0;
 }
 
 /* The delta since `since` to the entry's revision (a new reference), or NULL: answer in full. */
@@ -965,6 +981,11 @@ static int cached_answer(struct req *rq, int64_t rev, bool delta, int64_t since,
         d = delta ? delta_text(c, since) : NULL;
     }
     pthread_mutex_unlock(&srv->cache_lock);
+    if (err == 1) { /* another request builds it: this connection waits, not its thread */
+        rs->wait_key = rq->agent_cluster;
+        rs->wait_until = watch_now() + BUILD_RETRY_S;
+        return 0;
+    }
     if (err)
         return err;
     rs->status = 200;
@@ -990,6 +1011,7 @@ void agents_cache_forget(struct server *srv, const char *cluster)
             c->revision = 0;
             hist_free(c->hist); /* the cluster is gone: so are its deltas */
             c->hist = NULL;
+            c->generation++;
         }
     pthread_mutex_unlock(&srv->cache_lock);
 }

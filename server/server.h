@@ -79,6 +79,8 @@ struct policy_cache {
     int64_t revision;
     struct shared_text *text; /* the answer (JSON) */
     struct policy_hist *hist; /* the changes by revision, for delta answers (api_agents.c) */
+    bool building;            /* a request builds the next text (without the lock) */
+    uint64_t generation;      /* moves when the entry is forgotten: a build under way is dropped */
 };
 
 /*
