@@ -349,8 +349,9 @@ fi
 } >>"$TMP"
 DELTA_RAW=
 for wl in 10000 100000; do
-    line=$("$B/bench/bench_delta" "$wl" 5)
-    echo "$line"
+    full=$("$B/bench/bench_delta" "$wl" 5)
+    echo "$full"
+    line=${full%% raw:*} # the medians; the raw rounds follow "raw:"
     printf '| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |\n' "$wl" \
         "$(field "$line" full_dump_ms)" "$(field "$line" snapshot_ms)" "$(field "$line" diff_ms)" \
         "$(field "$line" delta_ms)" "$(field "$line" agent_parse_ms)" \
@@ -358,9 +359,13 @@ for wl in 10000 100000; do
         "$(field "$line" rule_delta_b)" "$(field "$line" add_full_b)" "$(field "$line" add_delta_b)" \
         "$(field "$line" del_full_b)" "$(field "$line" del_delta_b)" >>"$TMP"
     DELTA_RAW="$DELTA_RAW
-    ${line#*raw: }"
+    ${full#*raw: }"
 done
-echo "Raw rounds (ms):$DELTA_RAW" | sed 's/^/    /' >>"$TMP"
+{
+    echo
+    echo "Raw rounds (ms):"
+    printf '%s\n' "$DELTA_RAW" | sed '/^$/d; s/^ */    /'
+} >>"$TMP"
 if out=$(/usr/bin/python3 bench/delta.py "$B" --workloads 10000,100000 --agents 1000); then
     echo "$out"
     {
@@ -371,14 +376,15 @@ if out=$(/usr/bin/python3 bench/delta.py "$B" --workloads 10000,100000 --agents 
         echo "asked in alternating order (the first ask after a change builds the snapshot);"
         echo "medians of 5 rounds:"
         echo
-        printf '%s\n' "$out" | sed -n '/^| workloads | change/,/^$/p'
+        printf '%s\n' "$out" | sed -n '/^| workloads | change/,/^[^|]*$/p' | grep '^|'
+        echo
         echo "Propagation to 1,000 simulated agents (asyncio, one keep-alive long-poll each with"
         echo "delta=1, on the same two cores as the server: an upper bound) with 100,000"
         echo "workloads in the cluster: a rule changed (PATCH) and pod churn (five more simulated"
         echo "nodes report 100 workloads/s, 10 added and 10 removed per report), from sending"
         echo "the write to each agent receiving a revision at least the write's:"
         echo
-        printf '%s\n' "$out" | sed -n '/^| workloads | agents/,/^$/p'
+        printf '%s\n' "$out" | sed -n '/^| workloads | agents/,/^[^|]*$/p' | grep '^|'
         echo
         echo "Raw rounds:"
         echo
