@@ -1,6 +1,7 @@
 /* sync: moatd's cluster-mode link to moat-server (see sync.h). */
 #include "sync.h"
 #include "agent.h"
+#include "delta.h"
 #include "mem.h"
 #include "spool.h"
 #include "threatlist.h"
@@ -257,12 +258,69 @@ static int fetch_threats(struct sync *s, struct uplink *u, const json_t *answer)
     return 0;
 }
 
+/* How many records of each list an answer (full or delta) carries, for the log. */
+static void answer_counts(const json_t *a, size_t *set, size_t *removed)
+{
+    *set = *removed = 0;
+    for (int k = 0; k < DELTA_KINDS; k++) {
+        const json_t *v = json_object_get(a, delta_kind_key[k]);
+        *set += json_is_array(v) ? json_array_size(v) : json_array_size(json_object_get(v, "set"));
+        *removed += json_array_size(json_object_get(v, "removed"));
+    }
+}
+
+/*
+ * The full policy an answer stands for: itself, or (a delta) the policy
+ * kept in the state folder (policy.json: the last one received, revision
+ * `since`) with the delta applied. NULL when the delta does not apply: the
+ * next poll asks for everything (revision 0). Takes `resp`.
+ */
+static json_t *full_policy(struct sync *s, json_t *resp, size_t bytes)
+{
+    size_t set, removed;
+    answer_counts(resp, &set, &removed);
+    long long rev = (long long)json_integer_value(json_object_get(resp, "revision"));
+    if (!json_is_true(json_object_get(resp, "delta"))) {
+        json_object_del(resp, "delta");
+        agent_log("info", "policy %lld: full state, %zu bytes, %zu records", rev, bytes, set);
+        return resp;
+    }
+    long long since = (long long)json_integer_value(json_object_get(resp, "since"));
+    char path[4200], why[300] = "";
+    state_path(s, "policy.json", path, sizeof(path));
+    json_error_t e;
+    json_t *base = json_load_file(path, 0, &e), *full = NULL;
+    const char *c = json_string_value(json_object_get(json_object_get(base, "cluster"), "name"));
+    int err = 0;
+    if (!base)
+        snprintf(why, sizeof(why), "the policy kept is unreadable: %s", e.text);
+    else if (!c || strcmp(c, s->cluster) != 0)
+        snprintf(why, sizeof(why), "the policy kept is another cluster's");
+    else
+        err = delta_apply(base, resp, &full, why, sizeof(why));
+    json_decref(base);
+    json_decref(resp);
+    if (full) {
+        agent_log("info", "policy %lld: delta since %lld, %zu bytes, %zu records set, %zu removed",
+                  rev, since, bytes, set, removed);
+        return full;
+    }
+    agent_log("warning",
+              "policy %lld: the delta since %lld does not apply (%s): asking for all of it", rev,
+              since, err == -ENOMEM ? "out of memory" : why);
+    pthread_mutex_lock(&s->lock);
+    s->seen_revision = 0;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
 static void *poller_main(void *arg)
 {
     char eb[300]; /* error text of an answer */
     struct sync *s = arg;
     struct uplink *u = uplink_new(s->server, s->ca_file, &s->stop);
     double backoff = 0.1;
+    bool deltas = true; /* false: the server does not know delta=1 (older than this agent) */
     while (u && !atomic_load(&s->stop)) {
         pthread_mutex_lock(&s->lock);
         while (!s->token && !atomic_load(&s->stop))
@@ -274,11 +332,19 @@ static void *poller_main(void *arg)
             continue;
         uplink_set_token(u, t);
         char path[128], why[512];
-        snprintf(path, sizeof(path), V1 "/agents/policy?revision=%lld&wait=%d", (long long)rev,
-                 POLL_WAIT_S);
+        snprintf(path, sizeof(path), V1 "/agents/policy?revision=%lld&wait=%d%s", (long long)rev,
+                 POLL_WAIT_S, deltas ? "&delta=1" : "");
         json_t *resp;
         int st = uplink_call(u, "GET", path, NULL, POLL_WAIT_S + 10, &resp, why, sizeof(why));
         json_t *r = json_object_get(resp, "revision");
+        if (st == 200 && json_is_integer(r)) { /* a delta becomes the full policy here */
+            resp = full_policy(s, resp, uplink_last_bytes(u));
+            r = json_object_get(resp, "revision");
+            if (!resp) {
+                free(t);
+                continue;
+            }
+        }
         if (st == 200 && json_is_integer(r) && fetch_threats(s, u, resp) < 0) {
             nap(s, backoff); /* the answer again, and its list, after a pause */
             backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
@@ -290,6 +356,10 @@ static void *poller_main(void *arg)
         } else if (st == 304) {
             backoff = 0.1;
             set_reachable(s, true, NULL);
+        } else if (st == 400 && deltas &&
+                   strncmp(uplink_error_text(resp, eb, sizeof(eb)), "delta", 5) == 0) {
+            deltas = false;
+            agent_log("info", "the server does not answer with deltas: full policies from now on");
         } else if (st == 401 || st == 403) {
             token_refused(s, t, st, resp);
             nap(s, backoff);

@@ -2,8 +2,11 @@
  * sync: moatd's link to moat-server in cluster mode (SPEC §9).
  *
  * Two threads, each with its own HTTP connection: the poller long-polls the
- * cluster's policy by revision and hands every new one to the main loop
- * (sync_wake_fd becomes readable); the reporter registers with the join
+ * cluster's policy by revision, asking for what changed since the revision it
+ * has (delta=1), applies a delta to the last policy received (policy.json, the
+ * only copy of the records it keeps besides the main loop's) and hands every
+ * new full policy to the main loop (sync_wake_fd becomes readable); a delta
+ * that does not apply makes it ask for all of it; the reporter registers with the join
  * token, heartbeats (node facts, datapath state, applied revision, spool),
  * reports the node's workloads when they change, and delivers the spooled
  * alert events oldest first. Neither thread touches the datapath: the main

@@ -20,6 +20,7 @@ struct uplink {
     char *servers[SERVERS_MAX];
     size_t nservers, cur;
     const atomic_bool *stop;
+    size_t last_bytes; /* of the last answer uplink_call received */
 };
 
 /* The length of entry `s` of a comma-separated list without its trailing '/'s. */
@@ -240,10 +241,16 @@ int uplink_call(struct uplink *u, const char *method, const char *path, const ch
     *resp = NULL;
     struct answer ans = {.max = ANSWER_MAX};
     int ret = perform(u, method, path, body, timeout_s, &ans, why, n);
+    u->last_bytes = ret > 0 ? ans.len : 0;
     if (ret > 0 && ans.len)
         *resp = json_loadb(ans.buf, ans.len, 0, NULL);
     free(ans.buf);
     return ret;
+}
+
+size_t uplink_last_bytes(const struct uplink *u)
+{
+    return u->last_bytes;
 }
 
 int uplink_get_text(struct uplink *u, const char *path, size_t max, long timeout_s, char **text,

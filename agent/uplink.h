@@ -51,6 +51,8 @@ int uplink_set_token(struct uplink *u, const char *token);
  */
 int uplink_call(struct uplink *u, const char *method, const char *path, const char *body,
                 long timeout_s, json_t **resp, char *why, size_t n);
+/* The bytes of the last answer uplink_call received (0: none). */
+size_t uplink_last_bytes(const struct uplink *u);
 
 /*
  * GET server+PATH for a text answer of at most `max` bytes: 200 with *text

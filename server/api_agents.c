@@ -16,6 +16,12 @@
  *        nothing changed). The answer holds the cluster's settings, objects,
  *        rules (with their store ids), every workload of the cluster, and the
  *        revision; it is built once per revision and shared by every agent.
+ *        With delta=1 it holds, when the server can say it, only what changed
+ *        since N: {"revision", "since": N, "delta": true, the cluster and the
+ *        quarantine and threat-list members whole, and objects / rules /
+ *        workloads as {"set": [records], "removed": [ids]}}; otherwise the
+ *        full answer with "delta": false (N is 0, too old, or from a
+ *        revision this replica did not build).
  *   POST /agents/events     a batch of events with a batch id; a batch id is
  *        counted once per node. Events become alerts as SPEC 7 says.
  *
@@ -30,11 +36,13 @@
 #include "writer.h"
 
 #include "compat.h"
+#include "delta.h"
 #include "model.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -538,6 +546,28 @@ static int audit_workloads(struct req *rq, const json_t *old, const json_t *list
     return err;
 }
 
+/* A stored workload by NAMESPACE/NAME, for matching a new report against. */
+struct wl_key {
+    char key[2 * SERVER_NAME_MAX + 2];
+    size_t at;  /* index in the stored list */
+    bool taken; /* matched by a reported workload */
+};
+
+static int wl_key_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct wl_key *)a)->key, ((const struct wl_key *)b)->key);
+}
+
+static void wl_key_of(const json_t *w, char *key, size_t n)
+{
+    snprintf(key, n, "%s/%s", jstr(w, "namespace"), jstr(w, "name"));
+}
+
+/*
+ * Replaces the node's workloads with `list`. A workload reported again keeps
+ * its store id, and is written only when it changed: the policy's deltas by
+ * revision (GET /agents/policy?delta=1) then carry only what changed.
+ */
 static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list)
 {
     struct store *st = &rq->srv->store;
@@ -548,12 +578,39 @@ static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list
     int err = st->ops->list(st, STORE_WORKLOAD, &q, &old, &total);
     if (!err)
         err = audit_workloads(rq, old, list);
-    for (size_t i = 0; !err && i < json_array_size(old); i++) {
-        const json_t *w = json_array_get(old, i);
-        err = st->ops->remove(st, STORE_WORKLOAD, json_integer_value(json_object_get(w, "id")));
+    size_t nold = json_array_size(old), nnew = json_array_size(list);
+    struct wl_key *keys = err ? NULL : calloc(nold ? nold : 1, sizeof(*keys));
+    long *match = err ? NULL : calloc(nnew ? nnew : 1, sizeof(*match));
+    if (!err && (!keys || !match))
+        err = -ENOMEM;
+    for (size_t i = 0; !err && i < nold; i++) {
+        wl_key_of(json_array_get(old, i), keys[i].key, sizeof(keys[i].key));
+        keys[i].at = i;
     }
-    json_decref(old);
-    for (size_t i = 0; !err && i < json_array_size(list); i++) {
+    if (!err)
+        qsort(keys, nold, sizeof(*keys), wl_key_cmp);
+    for (size_t i = 0; !err && i < nnew; i++) {
+        struct wl_key k = {.at = 0};
+        wl_key_of(json_array_get(list, i), k.key, sizeof(k.key));
+        struct wl_key *hit = nold ? bsearch(&k, keys, nold, sizeof(*keys), wl_key_cmp) : NULL;
+        match[i] = -1;
+        if (hit && hit->taken) {
+            free(keys);
+            free(match);
+            json_decref(old);
+            return resp_error(rs, 400, "workloads", "workloads[%zu]: %s is listed twice", i, k.key);
+        }
+        if (hit) {
+            hit->taken = true;
+            match[i] = (long)hit->at;
+        }
+    }
+    for (size_t i = 0; !err && i < nold; i++) /* gone from the node */
+        if (!keys[i].taken)
+            err = st->ops->remove(
+                st, STORE_WORKLOAD,
+                json_integer_value(json_object_get(json_array_get(old, keys[i].at), "id")));
+    for (size_t i = 0; !err && i < nnew; i++) {
         json_t *w = json_deep_copy(json_array_get(list, i));
         char name[3 * SERVER_NAME_MAX + 3];
         int64_t id;
@@ -563,13 +620,28 @@ static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list
             err = -ENOMEM;
         snprintf(name, sizeof(name), "%s/%s/%s", rq->agent_node, jstr(w, "namespace"),
                  jstr(w, "name"));
-        if (!err)
+        json_t *was = !err && match[i] >= 0 ? json_deep_copy(json_array_get(old, match[i])) : NULL;
+        int64_t was_id = json_integer_value(json_object_get(was, "id"));
+        json_object_del(was, "id");
+        if (!err && match[i] >= 0 && !was)
+            err = -ENOMEM;
+        else if (!err && was && !json_equal(was, w))
+            err = st->ops->update(st, STORE_WORKLOAD, was_id, name, w);
+        else if (!err && !was)
             err = st->ops->insert(st, STORE_WORKLOAD, rq->agent_cluster, name, w, &id);
+        json_decref(was);
         json_decref(w);
-        if (err == -EEXIST)
+        if (err == -EEXIST) {
+            free(keys);
+            free(match);
+            json_decref(old);
             return resp_error(rs, 400, "workloads", "workloads[%zu]: %s is listed twice", i,
                               name + strlen(rq->agent_node) + 1);
+        }
     }
+    free(keys);
+    free(match);
+    json_decref(old);
     json_t *node = NULL;
     if (!err)
         err = st->ops->get(st, STORE_NODE, rq->node_id, &node, NULL);
@@ -688,6 +760,87 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
     return err;
 }
 
+/*
+ * Delta answers (GET /agents/policy?delta=1). Each cluster's cache entry
+ * keeps the newest snapshot it built (its text is the shared full answer,
+ * with every record's span) and the record changes between the snapshots it
+ * built, by exact comparison of their texts: whatever write moved the
+ * revision, the change is what the agents would see in two full answers. A
+ * snapshot is read in one store transaction with the revision it is
+ * labelled with, and that revision moves in the transaction of every write
+ * the answer shows, so a label names one content on every replica; a delta
+ * is answered only from a revision this process built a snapshot of, and
+ * otherwise the full answer (always correct) goes out. Bounds
+ * (docs/server.md): HIST_STEPS snapshots, HIST_BYTES of changed records per
+ * cluster; a delta above DELTA_MAX or half the full answer is answered in
+ * full; DELTA_CACHED deltas per cluster are kept for its newest revision.
+ */
+#define HIST_STEPS    1000
+#define HIST_BYTES    ((size_t)32 << 20)
+#define DELTA_MAX     ((size_t)8 << 20)
+#define DELTA_CACHED  8
+#define BUILD_RETRY_S 0.05 /* a request that finds the answer being built asks again after */
+
+struct delta_cached {
+    int64_t since;
+    struct shared_text *text; /* NULL: answered in full */
+};
+
+struct policy_hist {
+    int64_t cluster_id;
+    struct shared_text *text; /* the newest snapshot's full answer (a reference) */
+    struct delta_snap snap;   /* its records, spans into text */
+    struct delta_log log;
+    struct delta_cached cached[DELTA_CACHED]; /* for snap.revision */
+    size_t ncached, next;
+};
+
+static void hist_uncache(struct policy_hist *h)
+{
+    for (size_t i = 0; i < h->ncached; i++)
+        shared_text_unref(h->cached[i].text);
+    h->ncached = h->next = 0;
+}
+
+static void hist_free(struct policy_hist *h)
+{
+    if (!h)
+        return;
+    hist_uncache(h);
+    delta_log_clear(&h->log);
+    delta_snap_free(&h->snap);
+    shared_text_unref(h->text);
+    free(h);
+}
+
+/* Takes the new snapshot `snap` (of full answer `t`) into the history. Under cache_lock. */
+static void hist_take(struct policy_cache *c, int64_t cluster_id, struct shared_text *t,
+                      struct delta_snap *snap)
+{
+    struct policy_hist *h = c->hist;
+    if (h && h->cluster_id != cluster_id) { /* deleted and made again: another history */
+        hist_free(h);
+        h = c->hist = NULL;
+    }
+    if (!h && (h = c->hist = calloc(1, sizeof(*h)))) {
+        h->cluster_id = cluster_id;
+        h->log.max_steps = HIST_STEPS;
+        h->log.max_bytes = HIST_BYTES;
+    }
+    if (!h || (h->text && snap->revision <= h->snap.revision)) {
+        delta_snap_free(snap); /* the same revision again, or an older read: nothing new */
+        return;
+    }
+    if (h->text && delta_log_add(&h->log, &h->snap, snap) < 0)
+        fprintf(stderr, "moat-server: policy history of %s: out of memory, starts again\n",
+                c->cluster);
+    hist_uncache(h);
+    delta_snap_free(&h->snap);
+    shared_text_unref(h->text);
+    h->snap = *snap;
+    h->text = shared_text_ref(t);
+}
+
 /* The cluster's cache entry (made empty when missing); NULL on OOM. Under server.cache_lock. */
 static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
 {
@@ -702,48 +855,199 @@ static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
     return c;
 }
 
+/* The full answer's text of `body`, with its snapshot in *snap (snap->revision 0: none). */
+static struct shared_text *answer_text(const json_t *body, struct delta_snap *snap)
+{
+    struct delta_buf buf = {0};
+    struct shared_text *t = NULL;
+    int err = delta_snap_build(body, &buf, snap);
+    if (err == -EINVAL) { /* records not by increasing id: no deltas from this one */
+        char *text = json_dumps(body, JSON_COMPACT);
+        t = text ? shared_text_new(text, strlen(text)) : NULL;
+        free(text);
+    } else if (!err) {
+        t = shared_text_new(buf.p, buf.len);
+        size_t len;
+        if (t)
+            snap->text = shared_text_bytes(t, &len);
+    }
+    if (!t || err)
+        delta_snap_free(snap);
+    free(buf.p);
+    return t;
+}
+
 /*
- * Answers with the policy at revision `rev` or newer, built once per
- * revision: every agent of the cluster gets the same shared text. A hit
- * reads nothing from the store. The first to ask for a newer revision
- * builds it (under server.cache_lock) from its snapshot.
+ * Makes sure the cluster's entry holds the policy at revision `rev` or
+ * newer, built once per revision: every agent of the cluster gets the same
+ * shared text. A hit reads nothing from the store. The first to ask for a
+ * newer revision builds it from its snapshot, without the lock (a build at
+ * 100,000 workloads takes seconds: other requests, and other clusters, go
+ * on meanwhile). Called and returns with cache_lock held; *out is the entry.
+ * 0, 1 when another request is building it (ask again soon), or -errno.
  */
-static int cached_answer(struct req *rq, int64_t rev, struct resp *rs)
+static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out)
 {
     struct server *srv = rq->srv;
     struct store *st = &srv->store;
-    int err = 0;
-    pthread_mutex_lock(&srv->cache_lock);
     struct policy_cache *c = cache_entry(srv, rq->agent_cluster);
-    if (c && (!c->text || c->revision < rev)) {
-        int64_t now, id;
-        json_t *body = NULL;
-        err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
-        if (!err)
-            err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
-        if (!err)
-            err = policy_body(rq, now, &body);
-        char *text = err ? NULL : json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-        struct shared_text *t = text ? shared_text_new(text, strlen(text)) : NULL;
-        free(text);
-        if (!err && !t)
-            err = -ENOMEM;
-        if (!err) {
-            shared_text_unref(c->text);
-            c->text = t;
-            c->revision = now;
-            c->cluster_id = id;
-        }
-    }
-    if (!err && !c)
-        err = -ENOMEM;
-    if (!err)
-        rs->shared = shared_text_ref(c->text);
+    *out = c;
+    if (!c)
+        return -ENOMEM;
+    if (c->text && c->revision >= rev)
+        return 0;
+    if (c->building)
+        return 1;
+    c->building = true;
+    uint64_t gen = c->generation;
     pthread_mutex_unlock(&srv->cache_lock);
+    int64_t now, id;
+    json_t *body = NULL;
+    int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
     if (!err)
-        rs->status = 200;
-    return err;
+        err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
+    if (!err)
+        err = policy_body(rq, now, &body);
+    struct delta_snap snap = {0};
+    struct shared_text *t = err ? NULL : answer_text(body, &snap);
+    json_decref(body);
+    if (!err && !t)
+        err = -ENOMEM;
+    pthread_mutex_lock(&srv->cache_lock);
+    c->building = false;
+    if (!err && c->generation != gen) { /* forgotten meanwhile (the cluster went) */
+        shared_text_unref(t);
+        delta_snap_free(&snap);
+        return 1;
+    }
+    if (err) {
+        delta_snap_free(&snap);
+        return err;
+    }
+    shared_text_unref(c->text);
+    c->text = t;
+    c->revision = now;
+    c->cluster_id = id;
+    if (snap.revision == now && snap.text)
+        hist_take(c, id, t, &snap);
+    else
+        delta_snap_free(&snap);
+    return 0;
+}
+
+/* The delta since `since` to the entry's revision (a new reference), or NULL: answer in full. */
+static struct shared_text *delta_text(struct policy_cache *c, int64_t since)
+{
+    struct policy_hist *h = c->hist;
+    if (!h || !h->text || h->cluster_id != c->cluster_id || h->snap.revision != c->revision ||
+        since <= 0 || since >= c->revision)
+        return NULL;
+    for (size_t i = 0; i < h->ncached; i++)
+        if (h->cached[i].since == since)
+            return shared_text_ref(h->cached[i].text);
+    size_t full_len;
+    shared_text_bytes(c->text, &full_len);
+    size_t max = full_len / 2 < DELTA_MAX ? full_len / 2 : DELTA_MAX;
+    struct delta_buf buf = {0};
+    int err = delta_answer(&h->log, &h->snap, since, max, &buf);
+    struct shared_text *t = err ? NULL : shared_text_new(buf.p, buf.len);
+    free(buf.p);
+    if (err == -ENOMEM || (!err && !t))
+        return NULL; /* not kept: the next ask tries again */
+    struct delta_cached *slot = &h->cached[h->next];
+    if (h->ncached < DELTA_CACHED)
+        h->ncached++;
+    else
+        shared_text_unref(slot->text);
+    *slot = (struct delta_cached){since, t};
+    h->next = (h->next + 1) % DELTA_CACHED;
+    return shared_text_ref(t);
+}
+
+/* The full answer with "delta": false first: `{"delta":false,` then the shared text after its `{`.
+ */
+static const char full_head[] = "{\"delta\":false,";
+#define FULL_HEAD_LEN (sizeof(full_head) - 1)
+
+static ssize_t full_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    size_t len, n = 0;
+    const char *text = shared_text_bytes(cls, &len);
+    size_t total = FULL_HEAD_LEN + len - 1;
+    if (pos >= total)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    while (n < max && pos + n < total) {
+        size_t at = (size_t)pos + n, chunk;
+        const char *from;
+        if (at < FULL_HEAD_LEN) {
+            from = full_head + at;
+            chunk = FULL_HEAD_LEN - at;
+        } else {
+            from = text + 1 + (at - FULL_HEAD_LEN);
+            chunk = total - at;
+        }
+        if (chunk > max - n)
+            chunk = max - n;
+        memcpy(buf + n, from, chunk);
+        n += chunk;
+    }
+    return (ssize_t)n;
+}
+
+static void full_release(void *cls)
+{
+    shared_text_unref(cls);
+}
+
+static int full_marked(struct resp *rs, struct shared_text *t)
+{
+    size_t len;
+    shared_text_bytes(t, &len);
+    if (len < 2) {
+        shared_text_unref(t);
+        return -EINVAL;
+    }
+    rs->mhd = MHD_create_response_from_callback(FULL_HEAD_LEN + len - 1, 64 * 1024, full_read, t,
+                                                full_release);
+    if (!rs->mhd) {
+        shared_text_unref(t);
+        return -ENOMEM;
+    }
+    MHD_add_response_header(rs->mhd, "Content-Type", "application/json");
+    return 0;
+}
+
+/* Answers with the policy at `rev` or newer: in full, or (delta) the changes since `since`. */
+static int cached_answer(struct req *rq, int64_t rev, bool delta, int64_t since, struct resp *rs)
+{
+    struct server *srv = rq->srv;
+    struct policy_cache *c = NULL;
+    struct shared_text *full = NULL, *d = NULL;
+    pthread_mutex_lock(&srv->cache_lock);
+    int err = current_answer(rq, rev, &c);
+    if (!err) {
+        full = shared_text_ref(c->text);
+        d = delta ? delta_text(c, since) : NULL;
+    }
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (err == 1) { /* another request builds it: this connection waits, not its thread */
+        rs->wait_key = rq->agent_cluster;
+        rs->wait_until = watch_now() + BUILD_RETRY_S;
+        return 0;
+    }
+    if (err)
+        return err;
+    rs->status = 200;
+    if (!delta) {
+        rs->shared = full;
+        return 0;
+    }
+    if (d) {
+        shared_text_unref(full);
+        rs->shared = d;
+        return 0;
+    }
+    return full_marked(rs, full);
 }
 
 void agents_cache_forget(struct server *srv, const char *cluster)
@@ -754,15 +1058,18 @@ void agents_cache_forget(struct server *srv, const char *cluster)
             shared_text_unref(c->text);
             c->text = NULL;
             c->revision = 0;
+            hist_free(c->hist); /* the cluster is gone: so are its deltas */
+            c->hist = NULL;
+            c->generation++;
         }
     pthread_mutex_unlock(&srv->cache_lock);
 }
 
 int api_agents_policy(struct req *rq, struct resp *rs)
 {
-    static const char *const args[] = {"revision", "wait", "cluster", "node", NULL};
+    static const char *const args[] = {"revision", "wait", "delta", "cluster", "node", NULL};
     struct store_query q = {0};
-    int64_t since, wait;
+    int64_t since, wait, delta;
     int rc = req_query_check(rq, rs, args, false, &q);
     if (!rc)
         rc = own(rq, rs, NULL);
@@ -770,6 +1077,8 @@ int api_agents_policy(struct req *rq, struct resp *rs)
         rc = stop(resp_error(rs, 400, "revision", "must be an integer >= 0"));
     if (!rc && !query_int(rq, "wait", POLL_WAIT_MAX, 0, &wait))
         rc = stop(resp_error(rs, 400, "wait", "must be an integer 0..%d", POLL_WAIT_MAX));
+    if (!rc && !query_int(rq, "delta", 1, 0, &delta))
+        rc = stop(resp_error(rs, 400, "delta", "must be 0 or 1"));
     if (rc)
         return rc < 0 ? rc : 0;
     double now = watch_now();
@@ -784,7 +1093,7 @@ int api_agents_policy(struct req *rq, struct resp *rs)
         rs->status = 304; /* nothing newer */
         return 0;
     }
-    int err = cached_answer(rq, rev, rs);
+    int err = cached_answer(rq, rev, delta == 1, since, rs);
     if (err == -ENOENT)
         return resp_error(rs, 403, "cluster", "cluster \"%s\" no longer exists", rq->agent_cluster);
     return err;
@@ -796,6 +1105,7 @@ void agents_cache_free(struct server *srv)
         struct policy_cache *c = srv->policy_cache;
         srv->policy_cache = c->next;
         shared_text_unref(c->text);
+        hist_free(c->hist);
         free(c);
     }
 }

@@ -360,6 +360,30 @@ void fleet_revisions_print(struct fleet *f, FILE *out)
     pthread_mutex_unlock(&f->lock);
 }
 
+/*
+ * The revision of every cluster in `clusters`, as [{cluster, revision}]: a
+ * revision record's doc does not name its cluster (the store keeps that
+ * beside it), so each is looked up by cluster (revision_get: 1 when none).
+ */
+static int revisions_of(struct server *srv, const json_t *clusters, json_t **out)
+{
+    json_t *revs = json_array();
+    int err = revs ? 0 : -ENOMEM;
+    for (size_t i = 0; !err && i < json_array_size(clusters); i++) {
+        const char *name = jstr(json_array_get(clusters, i), "name");
+        int64_t rev = 1;
+        err = revision_get(srv, name, &rev);
+        if (!err && json_array_append_new(revs, json_pack("{s:s,s:I}", "cluster", name, "revision",
+                                                          (json_int_t)rev)) < 0)
+            err = -ENOMEM;
+    }
+    if (err)
+        json_decref(revs);
+    else
+        *out = revs;
+    return err;
+}
+
 static int load_all(struct server *srv)
 {
     struct store *st = &srv->store;
@@ -377,7 +401,7 @@ static int load_all(struct server *srv)
         err = node_put(srv, json_integer_value(json_object_get(n, "id")), n, jstr(n, "cluster"));
     }
     if (!err)
-        err = st->ops->list(st, STORE_REVISION, &q, &revs, &total);
+        err = revisions_of(srv, clusters, &revs);
     for (size_t i = 0; !err && i < json_array_size(revs); i++) {
         const json_t *r = json_array_get(revs, i);
         struct fcluster *c = cluster_of(srv->fleet, jstr(r, "cluster"), true);
@@ -437,7 +461,7 @@ int fleet_resync(struct server *srv)
     if (!err)
         err = st->ops->list(st, STORE_NODE, &q, &nodes, &total);
     if (!err)
-        err = st->ops->list(st, STORE_REVISION, &q, &revs, &total);
+        err = revisions_of(srv, clusters, &revs);
     st->ops->read_end(st);
     json_t *gone = json_array();
     if (!err && !gone)

@@ -69,6 +69,12 @@ void shared_text_unref(struct shared_text *t)
         free(t);
 }
 
+const char *shared_text_bytes(const struct shared_text *t, size_t *len)
+{
+    *len = t->len;
+    return t->text;
+}
+
 static void shared_release(void *cls)
 {
     shared_text_unref(cls);

@@ -78,6 +78,9 @@ struct policy_cache {
     int64_t cluster_id; /* the cluster record's store id */
     int64_t revision;
     struct shared_text *text; /* the answer (JSON) */
+    struct policy_hist *hist; /* the changes by revision, for delta answers (api_agents.c) */
+    bool building;            /* a request builds the next text (without the lock) */
+    uint64_t generation;      /* moves when the entry is forgotten: a build under way is dropped */
 };
 
 /*
@@ -100,6 +103,8 @@ struct shared_text;
 struct shared_text *shared_text_new(const char *text, size_t len);
 struct shared_text *shared_text_ref(struct shared_text *t);
 void shared_text_unref(struct shared_text *t);
+/* The text a shared text holds (NUL-terminated) and its length. */
+const char *shared_text_bytes(const struct shared_text *t, size_t *len);
 
 /*
  * The console's change feed (api_console.c): successful writes counted per

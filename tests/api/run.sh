@@ -1297,6 +1297,7 @@ if stop; then ok "clean shutdown at the end"; else nok "clean shutdown at the en
 . "$HERE/console.sh"
 . "$HERE/hostile.sh"
 . "$HERE/fleet.sh"
+. "$HERE/delta.sh"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The lab suites (root): the lab itself (test_lab.sh) and enforcement with
 # moatd on real traffic (enforce.sh), cluster mode with moat-server and two
-# nodes (cluster.sh) and without traffic (agent.sh), and one agent per node with
+# nodes (cluster.sh) and without traffic (agent.sh), an agent following policy
+# deltas against one restarted to fetch it all (delta.sh), and one agent per node with
 # its status, removal and file watching (node_agent.sh), and attacks on the
 # datapath from inside workloads (attacks.sh, IPv4 and IPv6), the detections
 # (detections.sh: brute force, scans, quarantine, DNS, threat lists;
@@ -28,7 +29,7 @@ lab_procs() {
     ps -eo pid=,args= | grep -E "($BA/(moat-traffic|moatd)|$PWD/tests/lab/dnsd.py) " |
         grep -v grep | awk '{ print $1 }' | sort
 }
-for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" \
+for s in "test_lab.sh" "enforce.sh 4" "enforce.sh 6" "agent.sh" "cluster.sh 4" "cluster.sh 6" "delta.sh" \
     "node_agent.sh 4" "node_agent.sh 6" "attacks.sh" "detections.sh" "cluster_detect.sh 4" \
     "cluster_detect.sh 6" "replicas.sh" \
     "enforce.sh 4 iptables" "enforce.sh 6 iptables" "cluster.sh 4 iptables" "cluster.sh 6 iptables" \
