@@ -14,6 +14,7 @@
  * and the interfaces it guards.
  */
 #include "datapath.h"
+#include "hold.h"
 #include "ipt_rules.h"
 #include "mem.h"
 #include "strset.h"
@@ -2352,6 +2353,19 @@ static bool same_iface(const struct ipt_iface *a, const struct ipt_iface *b)
            memcmp(a->addrs, b->addrs, a->naddrs * sizeof(a->addrs[0])) == 0;
 }
 
+/*
+ * Takes moatd's hold (tc programs that drop everything, put on a new
+ * container's interface before it is identified: hold.h) off an interface
+ * whose rules are in force now. Without this the container would stay held:
+ * this datapath judges in netfilter and has no tc program to replace the
+ * hold with. A kernel without tc BPF has no hold to take off.
+ */
+static int release_hold(const char *ifname)
+{
+    int n = hold_release(ifname);
+    return n < 0 && n != -ENODEV ? n : 0;
+}
+
 static int attach_iptables(struct datapath *dp, const char *ifname, uint32_t cluster,
                            const struct moat_addr *addrs, size_t naddrs)
 {
@@ -2369,7 +2383,7 @@ static int attach_iptables(struct datapath *dp, const char *ifname, uint32_t clu
         ifc.addrs[ifc.naddrs++] = addrs[i];
     struct ifslot *s = iface_by_name(dp, ifname);
     if (s && same_iface(&s->ifc, &ifc))
-        return 0;
+        return release_hold(ifname);
     if (s) {
         iface_rules(dp, &s->ifc, false);
         if (s->ifc.ifindex != ifindex) {
@@ -2385,7 +2399,7 @@ static int attach_iptables(struct datapath *dp, const char *ifname, uint32_t clu
         err = ebt_apply(dp, s, true);
     if (!err)
         err = iface_rules(dp, &ifc, true);
-    return err;
+    return err ? err : release_hold(ifname);
 }
 
 static int detach_iptables(struct datapath *dp, const char *ifname)

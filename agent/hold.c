@@ -339,11 +339,39 @@ void hold_refresh(struct hold *h)
             i++;
             continue;
         }
-        if (name[0]) /* replaced by the datapath's programs (else: the link is gone) */
+        char ifname[IF_NAMESIZE];
+        /* replaced by the datapath's programs, or released by the iptables datapath (else:
+         * the link is gone) */
+        if (name[0] || if_indextoname((unsigned)x->ifindex, ifname))
             agent_log("info", "interface '%s': identified, enforcing %.1f ms after it was held",
                       x->name, (wall_s() - x->since) * 1e3);
         *x = h->held[--h->nheld];
     }
+}
+
+int hold_release(const char *ifname)
+{
+    int ifindex = (int)if_nametoindex(ifname);
+    if (!ifindex)
+        return -ENODEV;
+    static const enum bpf_tc_attach_point points[] = {BPF_TC_EGRESS, BPF_TC_INGRESS};
+    int released = 0;
+    for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+        char name[BPF_OBJ_NAME_LEN];
+        filter_prog(ifindex, points[i], name, sizeof(name));
+        if (strncmp(name, "moat_hold", 9) != 0)
+            continue;
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
+        LIBBPF_OPTS(bpf_tc_opts, opts, .handle = MOAT_TC_HANDLE, .priority = MOAT_TC_PRIORITY);
+        int err = bpf_tc_detach(&hook, &opts);
+        if (err)
+            return err < 0 ? err : -EIO;
+        released++;
+    }
+    if (released)
+        agent_log("info", "interface '%s': hold released, the datapath's rules are in force",
+                  ifname);
+    return released;
 }
 
 int hold_interface(const char *ifname)

@@ -52,6 +52,13 @@ void hold_handle(struct hold *h);
  * moat's datapath enforces there already; -ENODEV no such interface; -errno.
  */
 int hold_interface(const char *ifname);
+/*
+ * Takes the hold off interface `ifname` (both hooks), for a datapath that
+ * enforces without tc programs of its own (iptables): called once its rules
+ * for the interface are in force, so that there is no moment unjudged.
+ * Returns how many hooks were released (0: none was held), -ENODEV, -errno.
+ */
+int hold_release(const char *ifname);
 /* Forgets the links that are enforcing now (logged with how long they were held) or gone. */
 void hold_refresh(struct hold *h);
 /* {held: [{interface, since, packets_dropped}], held_total, held_while_down, held_while_up}. */

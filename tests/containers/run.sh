@@ -1,5 +1,6 @@
 #!/bin/sh
-# The real-container suites (root): Podman (podman.sh), Docker Engine where its
+# The real-container suites (root): Podman (podman.sh, and podman_iptables.sh with
+# moatd on the iptables datapath), Docker Engine where its
 # daemon can run (docker.sh), the Kubernetes source against a recorded API
 # (kube.sh), and the install and deploy files (deploy.sh). Prints each suite's
 # lines and a closing `N passed, N failed` over all of them.
@@ -8,7 +9,7 @@ set -u
 B=${1:?build dir}
 P=0
 F=0
-for s in tests/containers/podman.sh tests/containers/docker.sh tests/containers/kube.sh \
+for s in tests/containers/podman.sh tests/containers/podman_iptables.sh tests/containers/docker.sh tests/containers/kube.sh \
     tests/containers/deploy.sh; do
     [ -f "$s" ] || continue
     out=$(sh "$s" "$B" 2>&1)
