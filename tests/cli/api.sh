@@ -183,6 +183,11 @@ if [ "$code" = 200 ]; then ok agent-workloads; else bad agent-workloads "$code $
 code=$(agent POST heartbeat '{"datapath":{"state":"enforcing","reason":""},"workload_count":5}')
 if [ "$code" = 200 ]; then ok agent-heartbeat; else bad agent-heartbeat "$code $(head -c 300 "$T/out")"; fi
 # --- detections kept by the server: quarantines and the threat list
+# (a node's quarantines are spread only when its cluster's detection blocks: docs/server.md)
+code=$(curl -s -o "$T/out" -w '%{http_code}' -X PATCH -H "Authorization: Bearer $ADMIN" \
+    -H 'Content-Type: application/json' "$URL/api/v1/clusters/prod" \
+    --data-binary '{"detections":{"brute_force":{"action":"block"},"port_scan":{"action":"block"}}}')
+if [ "$code" = 200 ]; then ok prod-detections-block; else bad prod-detections-block "$code $(head -c 300 "$T/out")"; fi
 until=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
 since=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)
 code=$(agent PUT quarantines "{\"quarantines\":[{\"address\":\"192.0.2.66\",\"reason\":\"brute_force\",\"since\":\"$since\",\"until\":\"$until\"}]}")
