@@ -350,6 +350,25 @@ for rev, st in sorted(old_states.items()):
 check("cluster made again: no delta from the old cluster's history", not wrong, wrong[:3])
 compare_all(new_states, "cluster made again")
 
+# A revision older than the history (1,000 steps, docs/server.md): the full state, marked.
+# Each step is one revision the server built an answer for, so each write here is read.
+old = full()
+for i in range(1001):
+    must(call("PATCH", "/api/v1/clusters/" + CLUSTER, {"description": "step %d" % i}), 200,
+         "cluster description")
+    full()
+now = full()
+code, d = call("GET", "/api/v1/agents/policy?revision=%d&wait=0&delta=1" % old["revision"],
+               token=agent)
+check("a revision 1,001 steps back: the full state, marked delta false",
+      code == 200 and d.get("delta") is False and {k: v for k, v in d.items() if k != "delta"} == now,
+      (code, str(d)[:200]))
+code, d = call("GET", "/api/v1/agents/policy?revision=%d&wait=0&delta=1" % (now["revision"] - 3),
+               token=agent)
+check("... while 3 steps back is still a delta",
+      code == 200 and d.get("delta") is True and d["cluster"]["description"] == "step 1000",
+      (code, str(d)[:200]))
+
 with open(sys.argv[4], "w") as out:  # for the shell: a revision and a token to ask again
-    out.write("%d %s\n" % (sorted(new_states)[-3], agent))
+    out.write("%d %s\n" % (now["revision"] - 3, agent))  # a delta before the restart (above)
 print("delta.py: %d passed, %d failed" % (passed, failed))
