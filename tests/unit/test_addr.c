@@ -254,6 +254,8 @@ static void test_not_source(void **state)
         {"203.0.113.9", NULL},
         {"2001:db8::7", NULL},
         {"::ffff:10.0.0.1", NULL},
+        {"::ffff:127.0.0.1", "loopback"},
+        {"::ffff:224.0.0.5", "multicast"},
         {"fec0::1", NULL},
         {"0.0.0.0", "unspecified"},
         {"0.1.2.3", "unspecified"},
