@@ -54,10 +54,14 @@ struct list32 {
 };
 
 struct wl_state {
-    struct moat_addr *addrs;
+    struct moat_addr *addrs; /* as mapped, to unmap after the workload changed */
     uint32_t *ids;
     size_t n;
+    uint32_t group; /* MOAT_NONE: none (no addresses) */
+    bool owned;     /* addrs and ids are its own, not the full compile's block */
 };
+
+struct group;
 
 struct moat_tables {
     const struct moat_policy *p;
@@ -82,6 +86,25 @@ struct moat_tables {
     uint32_t obj_any, obj_host;
     /* scratch for bucketing, sized to the identity count */
     uint32_t *bucket_head;
+    uint64_t *scratch; /* nwords */
+    bool batch;        /* full compile: exact_insert appends, exact_finish sorts */
+    /* workload groups (see struct group) */
+    const char **label_keys; /* label keys selectors read, `app` included; borrowed */
+    size_t nlabel_keys;
+    const char **ns_keys; /* namespace label keys selectors read */
+    size_t nns_keys;
+    bool key_namespace, key_image;
+    struct group **groups; /* NULL: a free slot */
+    size_t ngroups, cap_groups, ngroups_live;
+    struct list32 free_groups;
+    uint32_t *gslots; /* hash table: group index + 1, 0 = empty */
+    size_t ngslots;
+    char *keybuf; /* the key being built */
+    size_t cap_keybuf;
+    /* the full compile's block of workload states' addresses and ids */
+    struct moat_addr *arena_addrs_base, *arena_addrs;
+    uint32_t *arena_ids_base, *arena_ids;
+    size_t arena_left;
 };
 
 /* ---------- small containers ---------- */
@@ -110,6 +133,11 @@ static inline uint32_t pack_cand(uint32_t rule, uint32_t dest)
 }
 
 /* ---------- identities ---------- */
+
+static uint64_t *bits_new(const struct moat_tables *t)
+{
+    return moat_calloc(t->nwords ? t->nwords : 1, sizeof(uint64_t));
+}
 
 static uint64_t ident_hash(enum moat_ident_kind kind, uint32_t cluster, const uint64_t *bits,
                            size_t nwords)
@@ -164,29 +192,27 @@ static uint32_t ident_find(const struct moat_tables *t, enum moat_ident_kind kin
 }
 
 /*
- * The identity for (kind, cluster, bits), made when new. Takes ownership of
- * `bits` either way. *created tells which. Returns the id or MOAT_NONE on OOM.
+ * The identity for (kind, cluster, bits), made when new (with a copy of
+ * `bits`). *created tells which. Returns the id or MOAT_NONE on OOM.
  */
 static uint32_t ident_get(struct moat_tables *t, enum moat_ident_kind kind, uint32_t cluster,
-                          uint64_t *bits, bool *created)
+                          const uint64_t *bits, bool *created)
 {
     uint64_t hash = ident_hash(kind, cluster, bits, t->nwords);
     *created = false;
     uint32_t id = ident_find(t, kind, cluster, bits, hash);
-    if (id != MOAT_NONE) {
-        free(bits);
+    if (id != MOAT_NONE)
         return id;
-    }
-    if ((t->nids + 1) * 2 > t->nslots && slots_grow(t) < 0) {
-        free(bits);
+    if ((t->nids + 1) * 2 > t->nslots && slots_grow(t) < 0)
         return MOAT_NONE;
-    }
-    if (moat_grow(&t->ids, &t->cap_ids, t->nids + 1, sizeof(*t->ids)) < 0) {
-        free(bits);
+    if (moat_grow(&t->ids, &t->cap_ids, t->nids + 1, sizeof(*t->ids)) < 0)
         return MOAT_NONE;
-    }
+    uint64_t *copy = bits_new(t);
+    if (!copy)
+        return MOAT_NONE;
+    memcpy(copy, bits, t->nwords * sizeof(*bits));
     id = (uint32_t)t->nids++;
-    t->ids[id] = (struct ident){.kind = kind, .cluster = cluster, .hash = hash, .bits = bits};
+    t->ids[id] = (struct ident){.kind = kind, .cluster = cluster, .hash = hash, .bits = copy};
     slots_insert(t, id);
     for (uint32_t o = 0; o < t->nobjects; o++)
         if (bit_get(bits, o) && list_push(&t->inv[o], id) < 0)
@@ -195,20 +221,6 @@ static uint32_t ident_get(struct moat_tables *t, enum moat_ident_kind kind, uint
         return MOAT_NONE;
     *created = true;
     return id;
-}
-
-static uint64_t *bits_new(const struct moat_tables *t)
-{
-    return moat_calloc(t->nwords ? t->nwords : 1, sizeof(uint64_t));
-}
-
-/* Marks every ipblock object covering `a`. */
-static void bits_add_coverage(const struct moat_tables *t, uint64_t *bits,
-                              const struct moat_addr *a)
-{
-    for (uint32_t o = 0; o < t->nobjects; o++)
-        if (object_covers_address(&t->p->objects[o], a))
-            bit_set(bits, o);
 }
 
 /* ---------- addresses ---------- */
@@ -228,6 +240,12 @@ static size_t exact_lower_bound(const struct moat_tables *t, const struct moat_a
 
 static int exact_insert(struct moat_tables *t, const struct moat_addr *a, uint32_t id)
 {
+    if (t->batch) {
+        if (moat_grow(&t->exact, &t->cap_exact, t->nexact + 1, sizeof(*t->exact)) < 0)
+            return -ENOMEM;
+        t->exact[t->nexact++] = (struct moat_addr_entry){.prefix = prefix_host(a), .identity = id};
+        return 0;
+    }
     size_t at = exact_lower_bound(t, a);
     if (at < t->nexact && addr_cmp(&t->exact[at].prefix.addr, a) == 0) {
         t->exact[at].identity = id;
@@ -238,6 +256,51 @@ static int exact_insert(struct moat_tables *t, const struct moat_addr *a, uint32
     memmove(t->exact + at + 1, t->exact + at, (t->nexact - at) * sizeof(*t->exact));
     t->exact[at] = (struct moat_addr_entry){.prefix = prefix_host(a), .identity = id};
     t->nexact++;
+    return 0;
+}
+
+struct seq_entry {
+    struct moat_addr_entry e;
+    size_t seq;
+};
+
+static int cmp_seq_entry(const void *a, const void *b)
+{
+    const struct seq_entry *x = a, *y = b;
+    int c = addr_cmp(&x->e.prefix.addr, &y->e.prefix.addr);
+    if (c)
+        return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Ends the full compile's batch: sorts the host prefixes appended in mapping
+ * order and keeps, of one address listed twice, the last mapping — what
+ * inserting them one by one gives, without moving the array 100,000 times.
+ */
+static int exact_finish(struct moat_tables *t)
+{
+    t->batch = false;
+    bool sorted = true;
+    for (size_t i = 1; i < t->nexact && sorted; i++)
+        sorted = addr_cmp(&t->exact[i - 1].prefix.addr, &t->exact[i].prefix.addr) < 0;
+    if (sorted)
+        return 0;
+    struct seq_entry *v = moat_calloc(t->nexact, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->nexact; i++)
+        v[i] = (struct seq_entry){t->exact[i], i};
+    qsort(v, t->nexact, sizeof(*v), cmp_seq_entry);
+    size_t n = 0;
+    for (size_t i = 0; i < t->nexact; i++) {
+        if (n && addr_cmp(&t->exact[n - 1].prefix.addr, &v[i].e.prefix.addr) == 0)
+            t->exact[n - 1] = v[i].e;
+        else
+            t->exact[n++] = v[i].e;
+    }
+    t->nexact = n;
+    free(v);
     return 0;
 }
 
@@ -325,9 +388,8 @@ static int build_outside(struct moat_tables *t)
     if (t->npfx > 1)
         qsort(t->pfx, t->npfx, sizeof(*t->pfx), cmp_pfx_len_desc);
     for (size_t i = 0; i < t->npfx; i++) {
-        uint64_t *bits = bits_new(t);
-        if (!bits)
-            return -ENOMEM;
+        uint64_t *bits = t->scratch;
+        memset(bits, 0, t->nwords * sizeof(*bits));
         bool any = false;
         for (uint32_t o = 0; o < t->nobjects; o++)
             if (p->objects[o].kind == MOAT_OBJ_IPBLOCK &&
@@ -335,16 +397,30 @@ static int build_outside(struct moat_tables *t)
                 bit_set(bits, o);
                 any = true;
             }
-        if (!any) {
-            free(bits); /* only excepts cover it: the world */
-            continue;
-        }
+        if (!any)
+            continue; /* only excepts cover it: the world */
         bool created;
         t->pfx[i].identity = ident_get(t, MOAT_IDENT_OUTSIDE, MOAT_NONE, bits, &created);
         if (t->pfx[i].identity == MOAT_NONE)
             return -ENOMEM;
     }
     return 0;
+}
+
+/*
+ * The ipblocks covering address `a` (object_covers_address of each), read
+ * from the outside identity of its longest listed prefix L: the listed
+ * prefixes holding `a` are exactly those covering L (they nest, and none is
+ * longer than L), and every cidr and except is listed, so a cidr holds `a`,
+ * or an except takes it out, exactly when it does so for all of L. One scan
+ * of the few prefixes instead of every object's cidrs per address.
+ */
+static const uint64_t *coverage_of(const struct moat_tables *t, const struct moat_addr *a)
+{
+    for (size_t i = 0; i < t->npfx; i++)
+        if (prefix_contains(&t->pfx[i].prefix, a))
+            return t->ids[t->pfx[i].identity].bits;
+    return t->ids[MOAT_ID_WORLD].bits; /* not reached: ::/0 and 0.0.0.0/0 are listed */
 }
 
 static int build_hosts(struct moat_tables *t)
@@ -355,12 +431,9 @@ static int build_hosts(struct moat_tables *t)
         if (t->opts.node && strcmp(t->opts.node, node->name) != 0)
             continue;
         for (size_t a = 0; a < node->naddrs; a++) {
-            uint64_t *bits = bits_new(t);
-            if (!bits)
-                return -ENOMEM;
-            bits_add_coverage(t, bits, &node->addrs[a]);
+            memcpy(t->scratch, coverage_of(t, &node->addrs[a]), t->nwords * sizeof(uint64_t));
             bool created;
-            uint32_t id = ident_get(t, MOAT_IDENT_HOST, MOAT_NONE, bits, &created);
+            uint32_t id = ident_get(t, MOAT_IDENT_HOST, MOAT_NONE, t->scratch, &created);
             if (id == MOAT_NONE || exact_insert(t, &node->addrs[a], id) < 0)
                 return -ENOMEM;
             t->ids[id].users++;
@@ -826,57 +899,299 @@ static int ensure_identity_room(struct moat_tables *t)
 
 /* ---------- workloads ---------- */
 
-static uint64_t *workload_bits(const struct moat_tables *t, const struct moat_workload *w,
-                               const uint64_t *selector_bits, const struct moat_addr *a)
+/*
+ * Workload groups. Whether an object selects a workload depends only on the
+ * workload's cluster, namespace, image forms, the values of the label keys
+ * some selector names (`app` included) and of the namespace label keys some
+ * selector names; a group is one distinct value of all that (its key). Each
+ * selector is matched once per group, not once per workload: a cluster of
+ * 100,000 replicas has about as many groups as deployments. A group lives as
+ * long as a workload with addresses is in it.
+ */
+struct group {
+    uint64_t hash;
+    uint32_t users; /* workloads in it */
+    uint32_t klen;
+    char *key;       /* klen bytes, in the same allocation */
+    uint64_t bits[]; /* nwords: the selectors (and `any`) that pick its workloads */
+};
+
+static int cmp_str_ptr(const void *a, const void *b)
 {
-    uint64_t *bits = bits_new(t);
-    if (!bits)
-        return NULL;
-    memcpy(bits, selector_bits, t->nwords * sizeof(*bits));
-    bits_add_coverage(t, bits, a);
-    (void)w;
-    return bits;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static uint64_t *selector_bits_of(const struct moat_tables *t, const struct moat_workload *w)
+/* Sorts and deduplicates a list of borrowed strings. */
+static size_t unique_strs(const char **v, size_t n)
 {
-    uint64_t *bits = bits_new(t);
-    if (!bits)
-        return NULL;
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_str_ptr);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || strcmp(v[u - 1], v[i]) != 0)
+            v[u++] = v[i];
+    return u;
+}
+
+/* What the selectors read of a workload (the group key's fields). */
+static int collect_key_fields(struct moat_tables *t)
+{
+    const struct moat_policy *p = t->p;
+    size_t nl = 0, nns = 0;
+    for (size_t o = 0; o < p->nobjects; o++) {
+        const struct moat_object *obj = &p->objects[o];
+        if (obj->kind != MOAT_OBJ_SELECTOR)
+            continue;
+        nl += obj->nlabels + (obj->app != NULL);
+        nns += obj->nns_labels;
+    }
+    t->label_keys = moat_calloc(nl, sizeof(*t->label_keys));
+    t->ns_keys = moat_calloc(nns, sizeof(*t->ns_keys));
+    if (!t->label_keys || !t->ns_keys)
+        return -ENOMEM;
+    nl = nns = 0;
+    for (size_t o = 0; o < p->nobjects; o++) {
+        const struct moat_object *obj = &p->objects[o];
+        if (obj->kind != MOAT_OBJ_SELECTOR)
+            continue;
+        t->key_namespace |= obj->namespace != NULL;
+        t->key_image |= obj->nimages > 0;
+        if (obj->app)
+            t->label_keys[nl++] = "app";
+        for (size_t i = 0; i < obj->nlabels; i++)
+            t->label_keys[nl++] = obj->labels[i].key;
+        for (size_t i = 0; i < obj->nns_labels; i++)
+            t->ns_keys[nns++] = obj->ns_labels[i].key;
+    }
+    t->nlabel_keys = unique_strs(t->label_keys, nl);
+    t->nns_keys = unique_strs(t->ns_keys, nns);
+    return 0;
+}
+
+#define KEY_ABSENT UINT32_MAX
+
+/* Appends one field (length, then bytes; KEY_ABSENT for none) to the key being built. */
+static int key_put(struct moat_tables *t, size_t *n, const char *s, size_t len)
+{
+    uint32_t l = s ? (uint32_t)len : KEY_ABSENT;
+    if (moat_grow(&t->keybuf, &t->cap_keybuf, *n + sizeof(l) + (s ? len : 0), 1) < 0)
+        return -ENOMEM;
+    memcpy(t->keybuf + *n, &l, sizeof(l));
+    *n += sizeof(l);
+    if (s) {
+        memcpy(t->keybuf + *n, s, len);
+        *n += len;
+    }
+    return 0;
+}
+
+static int key_put_str(struct moat_tables *t, size_t *n, const char *s)
+{
+    return key_put(t, n, s, s ? strlen(s) : 0);
+}
+
+/* Bytes of packed image forms, up to and with the empty string that ends them. */
+static size_t forms_len(const char *forms)
+{
+    const char *f = forms;
+    while (*f)
+        f += strlen(f) + 1;
+    return (size_t)(f - forms) + 1;
+}
+
+/* Builds workload `w`'s group key into t->keybuf; its length in *len. */
+static int group_key(struct moat_tables *t, const struct moat_workload *w, size_t *len)
+{
+    size_t n = 0;
+    int err = key_put(t, &n, (const char *)&w->cluster, sizeof(w->cluster));
+    if (!err && t->key_namespace)
+        err = key_put_str(t, &n, w->namespace);
+    if (!err && t->key_image)
+        err = key_put(t, &n, w->forms, w->forms ? forms_len(w->forms) : 0);
+    for (size_t i = 0; i < t->nlabel_keys && !err; i++)
+        err = key_put_str(t, &n, labels_get(w->labels, w->nlabels, t->label_keys[i]));
+    for (size_t i = 0; i < t->nns_keys && !err; i++)
+        err = key_put_str(t, &n, labels_get(w->ns_labels, w->nns_labels, t->ns_keys[i]));
+    *len = n;
+    return err;
+}
+
+static uint64_t bytes_hash(const char *s, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    uint64_t v = 0;
+    memcpy(&v, s, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+static void gslot_put(struct moat_tables *t, uint32_t g)
+{
+    size_t mask = t->ngslots - 1;
+    size_t i = t->groups[g]->hash & mask;
+    while (t->gslots[i])
+        i = (i + 1) & mask;
+    t->gslots[i] = g + 1;
+}
+
+static int gslots_grow(struct moat_tables *t)
+{
+    size_t n = t->ngslots ? t->ngslots * 2 : 256;
+    uint32_t *slots = moat_calloc(n, sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
+    free(t->gslots);
+    t->gslots = slots;
+    t->ngslots = n;
+    for (uint32_t g = 0; g < t->ngroups; g++)
+        if (t->groups[g])
+            gslot_put(t, g);
+    return 0;
+}
+
+/* Takes group `g` out of the hash table (linear probing: later entries move back). */
+static void gslot_remove(struct moat_tables *t, uint32_t g)
+{
+    size_t mask = t->ngslots - 1;
+    size_t i = t->groups[g]->hash & mask;
+    while (t->gslots[i] != g + 1)
+        i = (i + 1) & mask;
+    for (size_t j = (i + 1) & mask; t->gslots[j]; j = (j + 1) & mask) {
+        size_t home = t->groups[t->gslots[j] - 1]->hash & mask;
+        /* Moves back unless its home lies cyclically in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            t->gslots[i] = t->gslots[j];
+            i = j;
+        }
+    }
+    t->gslots[i] = 0;
+}
+
+/* A new group for key t->keybuf[0..len) of workload `w`; its index or MOAT_NONE on OOM. */
+static uint32_t group_new(struct moat_tables *t, const struct moat_workload *w, size_t len,
+                          uint64_t hash)
+{
+    if ((t->ngroups_live + 1) * 2 > t->ngslots && gslots_grow(t) < 0)
+        return MOAT_NONE;
+    if (!t->free_groups.n &&
+        moat_grow(&t->groups, &t->cap_groups, t->ngroups + 1, sizeof(*t->groups)) < 0)
+        return MOAT_NONE;
+    struct group *gr = malloc(sizeof(*gr) + t->nwords * sizeof(uint64_t) + len);
+    if (!gr)
+        return MOAT_NONE;
+    uint32_t g = t->free_groups.n ? t->free_groups.v[--t->free_groups.n] : (uint32_t)t->ngroups++;
+    gr->hash = hash;
+    gr->users = 0;
+    gr->klen = (uint32_t)len;
+    gr->key = (char *)(gr->bits + t->nwords);
+    memcpy(gr->key, t->keybuf, len);
+    memset(gr->bits, 0, t->nwords * sizeof(uint64_t));
     const char *cname = t->p->clusters[w->cluster].name;
     for (uint32_t o = 0; o < t->nobjects; o++) {
         const struct moat_object *obj = &t->p->objects[o];
         if ((obj->kind == MOAT_OBJ_SELECTOR || obj->kind == MOAT_OBJ_ANY) &&
             object_matches_workload(obj, w, cname))
-            bit_set(bits, o);
+            bit_set(gr->bits, o);
     }
-    return bits;
+    t->groups[g] = gr;
+    t->ngroups_live++;
+    gslot_put(t, g);
+    return g;
 }
 
-/* Maps workload `idx`'s addresses to identities; new identities are listed in `created`. */
-static int map_workload(struct moat_tables *t, uint32_t idx, struct list32 *created)
+/* The group of workload `w`, made when new, with one more user; MOAT_NONE on OOM. */
+static uint32_t group_ref(struct moat_tables *t, const struct moat_workload *w)
+{
+    size_t len;
+    if (group_key(t, w, &len) < 0)
+        return MOAT_NONE;
+    uint64_t hash = bytes_hash(t->keybuf, len);
+    uint32_t g = MOAT_NONE;
+    if (t->ngslots) {
+        size_t mask = t->ngslots - 1;
+        for (size_t i = hash & mask; t->gslots[i]; i = (i + 1) & mask) {
+            const struct group *x = t->groups[t->gslots[i] - 1];
+            if (x->hash == hash && x->klen == len && memcmp(x->key, t->keybuf, len) == 0) {
+                g = t->gslots[i] - 1;
+                break;
+            }
+        }
+    }
+    if (g == MOAT_NONE)
+        g = group_new(t, w, len, hash);
+    if (g != MOAT_NONE)
+        t->groups[g]->users++;
+    return g;
+}
+
+static void group_unref(struct moat_tables *t, uint32_t g)
+{
+    if (g == MOAT_NONE || --t->groups[g]->users > 0)
+        return;
+    gslot_remove(t, g);
+    free(t->groups[g]);
+    t->groups[g] = NULL;
+    t->ngroups_live--;
+    /* The slot is reused by the next new group; when the list cannot grow it stays unused. */
+    (void)list_push(&t->free_groups, g);
+}
+
+/*
+ * Maps workload `idx`'s addresses to identities (its state must be empty);
+ * new identities are listed in `created`. `g` is its group, already
+ * referenced for it (MOAT_NONE when it has no addresses).
+ */
+static int map_workload(struct moat_tables *t, uint32_t idx, uint32_t g, struct list32 *created)
 {
     const struct moat_workload *w = &t->p->workloads[idx];
     struct wl_state *st = &t->wl[idx];
-    st->addrs = moat_calloc(w->naddrs, sizeof(*st->addrs));
-    st->ids = moat_calloc(w->naddrs, sizeof(*st->ids));
-    uint64_t *sel = selector_bits_of(t, w);
-    int err = !st->addrs || !st->ids || !sel ? -ENOMEM : 0;
-    for (size_t a = 0; a < w->naddrs && !err; a++) {
-        uint64_t *bits = workload_bits(t, w, sel, &w->addrs[a]);
+    st->group = g;
+    if (w->naddrs == 0)
+        return 0;
+    if (t->arena_left >= w->naddrs) { /* full compile: one block for every workload */
+        st->addrs = t->arena_addrs;
+        st->ids = t->arena_ids;
+        t->arena_addrs += w->naddrs;
+        t->arena_ids += w->naddrs;
+        t->arena_left -= w->naddrs;
+    } else {
+        st->addrs = moat_calloc(w->naddrs, sizeof(*st->addrs));
+        st->ids = moat_calloc(w->naddrs, sizeof(*st->ids));
+        st->owned = true;
+        if (!st->addrs || !st->ids)
+            return -ENOMEM;
+    }
+    const uint64_t *sel = t->groups[g]->bits;
+    for (size_t a = 0; a < w->naddrs; a++) {
+        const uint64_t *cov = coverage_of(t, &w->addrs[a]);
+        for (size_t k = 0; k < t->nwords; k++)
+            t->scratch[k] = sel[k] | cov[k];
         bool made = false;
-        uint32_t id = bits ? ident_get(t, MOAT_IDENT_WORKLOAD, w->cluster, bits, &made) : MOAT_NONE;
+        uint32_t id = ident_get(t, MOAT_IDENT_WORKLOAD, w->cluster, t->scratch, &made);
         if (id == MOAT_NONE || exact_insert(t, &w->addrs[a], id) < 0 ||
-            (made && list_push(created, id) < 0)) {
-            err = -ENOMEM;
-            break;
-        }
+            (made && list_push(created, id) < 0))
+            return -ENOMEM;
         st->addrs[st->n] = w->addrs[a];
         st->ids[st->n++] = id;
         t->ids[id].users++;
     }
-    free(sel);
-    return err;
+    return 0;
+}
+
+static void wl_state_free(struct wl_state *st)
+{
+    if (st->owned) {
+        free(st->addrs);
+        free(st->ids);
+    }
+    memset(st, 0, sizeof(*st));
+    st->group = MOAT_NONE;
 }
 
 static void unmap_workload(struct moat_tables *t, uint32_t idx)
@@ -886,9 +1201,8 @@ static void unmap_workload(struct moat_tables *t, uint32_t idx)
         exact_remove(t, &st->addrs[a]);
         t->ids[st->ids[a]].users--;
     }
-    free(st->addrs);
-    free(st->ids);
-    memset(st, 0, sizeof(*st));
+    group_unref(t, st->group);
+    wl_state_free(st);
 }
 
 /* ---------- full compile ---------- */
@@ -915,8 +1229,12 @@ static int tables_alloc(const struct moat_policy *p, const struct moat_eval_opts
     t->inv = moat_calloc(p->nobjects, sizeof(*t->inv));
     t->wl = moat_calloc(p->nworkloads, sizeof(*t->wl));
     t->nwl = p->nworkloads;
-    if (!t->by_dest || !t->inv || !t->wl || slots_grow(t) < 0)
+    t->scratch = bits_new(t);
+    if (!t->by_dest || !t->inv || !t->wl || !t->scratch || slots_grow(t) < 0 ||
+        collect_key_fields(t) < 0)
         return -ENOMEM;
+    for (size_t i = 0; i < t->nwl; i++)
+        t->wl[i].group = MOAT_NONE;
     /* id 0: ANY (a wildcard, never an address); id 1: WORLD. */
     if (moat_grow(&t->ids, &t->cap_ids, 2, sizeof(*t->ids)) < 0)
         return -ENOMEM;
@@ -930,6 +1248,18 @@ static int tables_alloc(const struct moat_policy *p, const struct moat_eval_opts
     return 0;
 }
 
+/* One block for the mapped addresses of every workload (updates allocate their own). */
+static int alloc_arena(struct moat_tables *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->p->nworkloads; i++)
+        n += t->p->workloads[i].naddrs;
+    t->arena_addrs = t->arena_addrs_base = moat_calloc(n, sizeof(*t->arena_addrs));
+    t->arena_ids = t->arena_ids_base = moat_calloc(n, sizeof(*t->arena_ids));
+    t->arena_left = n;
+    return t->arena_addrs && t->arena_ids ? 0 : -ENOMEM;
+}
+
 int policy_compile(const struct moat_policy *p, const struct moat_eval_opts *opts,
                    struct moat_tables **out)
 {
@@ -941,9 +1271,18 @@ int policy_compile(const struct moat_policy *p, const struct moat_eval_opts *opt
     if (!err)
         err = build_outside(t);
     if (!err)
+        err = alloc_arena(t);
+    if (!err) {
+        t->batch = true;
         err = build_hosts(t);
-    for (uint32_t i = 0; i < p->nworkloads && !err; i++)
-        err = map_workload(t, i, &created);
+    }
+    for (uint32_t i = 0; i < p->nworkloads && !err; i++) {
+        const struct moat_workload *w = &p->workloads[i];
+        uint32_t g = w->naddrs ? group_ref(t, w) : MOAT_NONE;
+        err = w->naddrs && g == MOAT_NONE ? -ENOMEM : map_workload(t, i, g, &created);
+    }
+    if (!err)
+        err = exact_finish(t);
     if (!err)
         err = build_rule_index(t);
     if (!err)
@@ -972,10 +1311,19 @@ void tables_free(struct moat_tables *t)
             subject_clear(&t->subj[dir][i]);
         free(t->subj[dir]);
     }
-    for (size_t i = 0; t->wl && i < t->nwl; i++) {
-        free(t->wl[i].addrs);
-        free(t->wl[i].ids);
-    }
+    for (size_t i = 0; t->wl && i < t->nwl; i++)
+        wl_state_free(&t->wl[i]);
+    for (size_t g = 0; g < t->ngroups; g++)
+        free(t->groups[g]);
+    free(t->groups);
+    free(t->gslots);
+    free(t->free_groups.v);
+    free(t->keybuf);
+    free(t->label_keys);
+    free(t->ns_keys);
+    free(t->arena_addrs_base);
+    free(t->arena_ids_base);
+    free(t->scratch);
     for (size_t o = 0; t->by_dest && o < t->nobjects; o++)
         free(t->by_dest[o].v);
     for (size_t o = 0; t->inv && o < t->nobjects; o++)
@@ -1179,13 +1527,20 @@ int tables_update_workload(struct moat_tables *t, uint32_t idx)
         if (!wl)
             return -ENOMEM;
         memset(wl + t->nwl, 0, (idx + 1 - t->nwl) * sizeof(*wl));
+        for (size_t i = t->nwl; i <= idx; i++)
+            wl[i].group = MOAT_NONE;
         t->wl = wl;
         t->nwl = idx + 1;
     }
+    /* The new group first: a workload that stays in its group does not remake it. */
+    const struct moat_workload *w = &t->p->workloads[idx];
+    uint32_t g = w->naddrs ? group_ref(t, w) : MOAT_NONE;
+    if (w->naddrs && g == MOAT_NONE)
+        return -ENOMEM;
     unmap_workload(t, idx);
     struct list32 created = {0};
     struct builder bl = {0};
-    int err = map_workload(t, idx, &created);
+    int err = map_workload(t, idx, g, &created);
     if (!err)
         err = ensure_identity_room(t);
     for (size_t i = 0; i < created.n && !err; i++)
