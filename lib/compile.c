@@ -40,7 +40,7 @@ struct row {
 
 struct subject {
     struct row *rows;
-    size_t nrows;
+    size_t nrows, cap_rows;
     struct interval *iv;
     size_t niv, cap_iv;
     struct cand *cands; /* what may apply to this subject, cached for updates */
@@ -86,8 +86,9 @@ struct moat_tables {
     uint32_t obj_any, obj_host;
     /* scratch for bucketing, sized to the identity count */
     uint32_t *bucket_head;
-    uint64_t *scratch; /* nwords */
-    bool batch;        /* full compile: exact_insert appends, exact_finish sorts */
+    uint64_t *scratch;     /* nwords */
+    uint32_t *obj_cluster; /* per object: the cluster it is restricted to, MOAT_NONE: none */
+    bool batch;            /* full compile: exact_insert appends, exact_finish sorts */
     /* workload groups (see struct group) */
     const char **label_keys; /* label keys selectors read, `app` included; borrowed */
     size_t nlabel_keys;
@@ -471,8 +472,8 @@ static bool view_matches(const struct moat_tables *t, uint32_t o, uint32_t s, ui
     const struct moat_object *obj = &t->p->objects[o];
     const struct ident *id = &t->ids[s];
     bool member = id->kind == MOAT_IDENT_WORKLOAD && id->cluster == c;
-    if (!object_in_cluster(obj, t->p->clusters[c].name))
-        return false;
+    if (t->obj_cluster[o] != MOAT_NONE && t->obj_cluster[o] != c)
+        return false; /* object_in_cluster, by index */
     switch (obj->kind) {
     case MOAT_OBJ_ANY:
         return true;
@@ -540,20 +541,26 @@ struct painter {
     size_t cap_paint, cap_next;
 };
 
-static int cmp_prange(const void *a, const void *b, void *ctx)
-{
-    const struct moat_policy *p = ctx;
-    const struct prange *x = a, *y = b;
-    const struct moat_rule *rx = &p->rules[x->rule], *ry = &p->rules[y->rule];
-    if (rx->priority != ry->priority)
-        return rx->priority < ry->priority ? -1 : 1;
-    return rx->id < ry->id ? -1 : rx->id > ry->id;
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Insertion sort for the few bounds of most rows; qsort beyond. */
+static void sort_u32(uint32_t *v, size_t n)
+{
+    if (n > 24) {
+        qsort(v, n, sizeof(*v), cmp_u32);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = v[i];
+        size_t j = i;
+        for (; j > 0 && v[j - 1] > x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
 }
 
 static bool proto_in_class(enum moat_proto proto, enum moat_pclass pc)
@@ -601,7 +608,7 @@ static int paint_ranges(struct painter *pt, struct subject *sub, size_t row_star
         pt->bounds[nb++] = pt->ranges[i].lo;
         pt->bounds[nb++] = pt->ranges[i].hi + 1;
     }
-    qsort(pt->bounds, nb, sizeof(uint32_t), cmp_u32);
+    sort_u32(pt->bounds, nb);
     size_t u = 0;
     for (size_t i = 0; i < nb; i++)
         if (u == 0 || pt->bounds[u - 1] != pt->bounds[i])
@@ -631,7 +638,11 @@ static int paint_ranges(struct painter *pt, struct subject *sub, size_t row_star
     return 0;
 }
 
-/* Intervals of one (peer, class) row from candidates `c[0..n)`. */
+/*
+ * Intervals of one (peer, class) row from candidates `c[0..n)`, which come in
+ * precedence order (build_subject sorts them): the ranges need no sort. Ties
+ * are ranges of one rule (rule ids are unique), which paint alike.
+ */
 static int build_row(struct painter *pt, struct subject *sub, const struct cand *c, size_t n,
                      enum moat_pclass pc)
 {
@@ -654,7 +665,9 @@ static int build_row(struct painter *pt, struct subject *sub, const struct cand 
     }
     if (pt->nranges == 0)
         return 0;
-    qsort_r(pt->ranges, pt->nranges, sizeof(*pt->ranges), cmp_prange, (void *)p);
+    if (pt->nranges == 1) /* most rows: one rule, one range */
+        return subject_push_iv(sub, sub->niv, (uint16_t)pt->ranges[0].lo,
+                               (uint16_t)pt->ranges[0].hi, pt->ranges[0].rule);
     return paint_ranges(pt, sub, sub->niv);
 }
 
@@ -667,11 +680,9 @@ static int subject_add_rows(struct painter *pt, struct subject *sub, uint32_t pe
             return -ENOMEM;
         if (sub->niv == before)
             continue;
-        struct row *rows = moat_reallocarray(sub->rows, sub->nrows + 1, sizeof(*rows));
-        if (!rows)
+        if (moat_grow(&sub->rows, &sub->cap_rows, sub->nrows + 1, sizeof(*sub->rows)) < 0)
             return -ENOMEM;
-        sub->rows = rows;
-        rows[sub->nrows++] = (struct row){peer, pc, before, sub->niv - before};
+        sub->rows[sub->nrows++] = (struct row){peer, pc, before, sub->niv - before};
     }
     return 0;
 }
@@ -721,7 +732,8 @@ static uint32_t peer_object(const struct moat_tables *t, enum moat_dir dir, stru
 static int bucket_cands(struct moat_tables *t, struct bucketing *b, enum moat_dir dir,
                         const struct subject *sub, uint32_t cluster, uint32_t only_peer)
 {
-    for (size_t i = 0; i < sub->ncands; i++) {
+    /* Backwards: bucket lists are built head first, so they read in cand order. */
+    for (size_t i = sub->ncands; i-- > 0;) {
         struct cand c = sub->cands[i];
         uint32_t o = peer_object(t, dir, c);
         if (o == t->obj_any) {
@@ -829,6 +841,21 @@ static size_t total_intervals_delta(const struct subject *sub)
     return sub->niv;
 }
 
+/* Precedence (rule_precedes: priority, then id), then destination. */
+static int cmp_cand(const void *a, const void *b, void *ctx)
+{
+    const struct moat_policy *p = ctx;
+    const struct cand *x = a, *y = b;
+    const struct moat_rule *rx = &p->rules[x->rule], *ry = &p->rules[y->rule];
+    if (rx->priority != ry->priority)
+        return rx->priority < ry->priority ? -1 : 1;
+    if (rx->id != ry->id)
+        return rx->id < ry->id ? -1 : 1;
+    if (x->rule != y->rule)
+        return x->rule < y->rule ? -1 : 1;
+    return x->dest < y->dest ? -1 : x->dest > y->dest;
+}
+
 /* (Re)builds every row of subject `s` in direction `dir`. */
 static int build_subject(struct moat_tables *t, struct builder *bl, enum moat_dir dir, uint32_t s)
 {
@@ -836,8 +863,11 @@ static int build_subject(struct moat_tables *t, struct builder *bl, enum moat_di
     subject_clear(sub);
     if (t->ids[s].kind != MOAT_IDENT_WORKLOAD)
         return 0;
-    if (collect_cands(t, dir, s, sub) < 0 ||
-        bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, MOAT_NONE) < 0)
+    if (collect_cands(t, dir, s, sub) < 0)
+        return -ENOMEM;
+    if (sub->ncands > 1)
+        qsort_r(sub->cands, sub->ncands, sizeof(*sub->cands), cmp_cand, (void *)t->p);
+    if (bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, MOAT_NONE) < 0)
         return -ENOMEM;
     sub->peer_objs = bits_new(t);
     if (!sub->peer_objs)
@@ -1230,9 +1260,16 @@ static int tables_alloc(const struct moat_policy *p, const struct moat_eval_opts
     t->wl = moat_calloc(p->nworkloads, sizeof(*t->wl));
     t->nwl = p->nworkloads;
     t->scratch = bits_new(t);
-    if (!t->by_dest || !t->inv || !t->wl || !t->scratch || slots_grow(t) < 0 ||
+    t->obj_cluster = moat_calloc(p->nobjects, sizeof(*t->obj_cluster));
+    if (!t->by_dest || !t->inv || !t->wl || !t->scratch || !t->obj_cluster || slots_grow(t) < 0 ||
         collect_key_fields(t) < 0)
         return -ENOMEM;
+    for (size_t o = 0; o < p->nobjects; o++) {
+        const char *c = p->objects[o].cluster;
+        /* A cluster no document defines: in none (MOAT_NONE - 1 is no index). */
+        uint32_t k = c ? policy_find_cluster(p, c) : MOAT_NONE;
+        t->obj_cluster[o] = c && k == MOAT_NONE ? MOAT_NONE - 1 : k;
+    }
     for (size_t i = 0; i < t->nwl; i++)
         t->wl[i].group = MOAT_NONE;
     /* id 0: ANY (a wildcard, never an address); id 1: WORLD. */
@@ -1324,6 +1361,7 @@ void tables_free(struct moat_tables *t)
     free(t->arena_addrs_base);
     free(t->arena_ids_base);
     free(t->scratch);
+    free(t->obj_cluster);
     for (size_t o = 0; t->by_dest && o < t->nobjects; o++)
         free(t->by_dest[o].v);
     for (size_t o = 0; t->inv && o < t->nobjects; o++)
