@@ -1,14 +1,15 @@
 /*
  * bench_compile: policy compiler cost on a synthetic cluster.
  *
- * Usage: bench_compile WORKLOADS RULES [OBJECTS]
+ * Usage: bench_compile WORKLOADS RULES [OBJECTS [VARIANT,...]]
  * Builds a cluster of WORKLOADS workloads (50 namespaces x 20 apps, replicas
  * spread over them), OBJECTS network objects (default 500: per-app, per-
  * namespace, label and ipblock objects) and RULES rules between them, then
  * measures: load time, full compile time, incremental recompile after one
  * workload change (same identity and new identity), after one workload removed
  * and added back, and after one rule change, table sizes and the process's peak
- * RSS. Prints one `key=value` line.
+ * RSS. Prints one `key=value` line. VARIANTs (synth.h) make the cluster
+ * harder: `shuffled` addresses, `pods` (a group per workload), `ipblocks`.
  */
 #include "compile.h"
 #include "loader.h"
@@ -121,8 +122,13 @@ int main(int argc, char **argv)
         return 2;
     }
     int nwl = atoi(argv[1]), nrules = atoi(argv[2]), nobj = argc > 3 ? atoi(argv[3]) : 500;
+    unsigned flags = 0;
+    const char *variant = argc > 4 ? argv[4] : "";
+    flags |= strstr(variant, "shuffled") ? SYNTH_SHUFFLED : 0;
+    flags |= strstr(variant, "pods") ? SYNTH_POD_LABELS : 0;
+    flags |= strstr(variant, "ipblocks") ? SYNTH_IPBLOCKS : 0;
     size_t len;
-    char *text = synth_policy(nwl, nrules, nobj, &len);
+    char *text = synth_policy_flags(nwl, nrules, nobj, flags, &len);
     struct moat_diags d;
     diags_init(&d);
     struct moat_policy *p;

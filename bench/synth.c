@@ -78,27 +78,77 @@ static void gen_rules(struct sbuf *b, int nrules, int nobj)
     }
 }
 
-static void gen_workloads(struct sbuf *b, int nwl)
+/* Its own generator, so that variants leave the main stream (and the default text) alone. */
+static uint64_t vstate;
+static uint32_t vrnd(uint32_t n)
 {
+    vstate ^= vstate << 13;
+    vstate ^= vstate >> 7;
+    vstate ^= vstate << 17;
+    return (uint32_t)(vstate % n);
+}
+
+/* Objects in no rule that make the compiler's job harder (synth.h's flags). */
+static void gen_extra_objects(struct sbuf *b, int nwl, unsigned flags)
+{
+    if (flags & SYNTH_POD_LABELS) /* each workload its own group */
+        for (int i = 0; i < 10; i++)
+            put(b, "---\nkind: NetworkObject\nname: pod%d\nnamespace: \"*\"\nlabels: [pod=w%d]\n",
+                i, i * (nwl / 10 + 1));
+    if (flags & SYNTH_IPBLOCKS) /* 500 outside prefixes of several lengths, both families */
+        for (int i = 0; i < 500; i++) {
+            if (i % 5 == 4)
+                put(b, "---\nkind: NetworkObject\nname: block%d\ncidrs: ['fd%02x:%x::/%u']\n", i,
+                    vrnd(256), vrnd(65536), 32 + 16 * vrnd(3));
+            else {
+                uint32_t wide = vrnd(2), c = 16 * vrnd(16);
+                put(b, "---\nkind: NetworkObject\nname: block%d\ncidrs: [10.%u.%u.%u/%u]\n", i,
+                    200 + vrnd(56), vrnd(256), wide ? 0 : c, wide ? 24 : 28);
+            }
+        }
+}
+
+static void gen_workloads(struct sbuf *b, int nwl, unsigned flags)
+{
+    uint32_t *addr = malloc(sizeof(*addr) * (size_t)(nwl ? nwl : 1));
+    if (!addr)
+        abort();
+    for (int i = 0; i < nwl; i++)
+        addr[i] = (uint32_t)i;
+    for (int i = nwl - 1; i > 0 && (flags & SYNTH_SHUFFLED); i--) { /* addresses out of order */
+        uint32_t j = vrnd((uint32_t)i + 1), x = addr[i];
+        addr[i] = addr[j];
+        addr[j] = x;
+    }
     for (int i = 0; i < nwl; i++) {
         int dep = i % 1000;
+        uint32_t a = addr[i];
         put(b,
             "---\nkind: Workload\ncluster: bench\nnode: n%d\nname: w%d\nnamespace: ns%d\n"
-            "image: registry.example.com/team/app%d:1\nlabels: {app: app%d, tier: t%d}\n"
-            "ips: [10.%d.%d.%d]\n",
-            i % 10, i, dep / 20, dep % 20, dep % 20, dep % 5, 100 + i / 65536, (i / 256) % 256,
-            i % 256);
+            "image: registry.example.com/team/app%d:1\nlabels: {app: app%d, tier: t%d",
+            i % 10, i, dep / 20, dep % 20, dep % 20, dep % 5);
+        if (flags & SYNTH_POD_LABELS)
+            put(b, ", pod: w%d", i);
+        put(b, "}\nips: [10.%u.%u.%u]\n", 100 + a / 65536, (a / 256) % 256, a % 256);
     }
+    free(addr);
+}
+
+char *synth_policy_flags(int nwl, int nrules, int nobj, unsigned flags, size_t *len)
+{
+    struct sbuf b = {0};
+    state = SEED; /* the same text for the same arguments, call after call */
+    vstate = SEED ^ 0x5851f42d4c957f2dull;
+    put(&b, "kind: Cluster\nname: bench\ndefense: on\n");
+    gen_objects(&b, nobj);
+    gen_extra_objects(&b, nwl, flags);
+    gen_rules(&b, nrules, nobj);
+    gen_workloads(&b, nwl, flags);
+    *len = b.n;
+    return b.s;
 }
 
 char *synth_policy(int nwl, int nrules, int nobj, size_t *len)
 {
-    struct sbuf b = {0};
-    state = SEED; /* the same text for the same arguments, call after call */
-    put(&b, "kind: Cluster\nname: bench\ndefense: on\n");
-    gen_objects(&b, nobj);
-    gen_rules(&b, nrules, nobj);
-    gen_workloads(&b, nwl);
-    *len = b.n;
-    return b.s;
+    return synth_policy_flags(nwl, nrules, nobj, 0, len);
 }

@@ -9,6 +9,7 @@
  */
 #include "compile.h"
 #include "mem.h"
+#include "pattern.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -76,6 +77,10 @@ struct moat_tables {
     size_t nexact, cap_exact;
     struct moat_addr_entry *pfx; /* ipblock prefixes, longest first */
     size_t npfx, cap_pfx;
+    uint32_t *pslots; /* hash index of pfx by (length, address): index + 1, 0 = empty */
+    size_t npslots;
+    uint8_t *plens; /* the distinct lengths of pfx, longest first */
+    size_t nplens;
     struct wl_state *wl;
     size_t nwl;
     struct subject *subj[2]; /* per direction, indexed by identity */
@@ -100,7 +105,12 @@ struct moat_tables {
     struct list32 free_groups;
     uint32_t *gslots; /* hash table: group index + 1, 0 = empty */
     size_t ngslots;
-    char *keybuf; /* the key being built */
+    struct obj_bucket *ix; /* selector index (see build_selector_index) */
+    size_t nix;
+    uint32_t *ixslots; /* its hash table: index + 1, 0 = empty */
+    size_t nixslots;
+    struct list32 ix_always; /* selectors to check for every group */
+    char *keybuf;            /* the key being built */
     size_t cap_keybuf;
     /* the full compile's block of workload states' addresses and ids */
     struct moat_addr *arena_addrs_base, *arena_addrs;
@@ -131,6 +141,21 @@ static inline void bit_set(uint64_t *bits, uint32_t i)
 static inline uint32_t pack_cand(uint32_t rule, uint32_t dest)
 {
     return rule * MOAT_DESTS_MAX + dest;
+}
+
+static uint64_t bytes_hash(const char *s, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    uint64_t v = 0;
+    memcpy(&v, s, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
 }
 
 /* ---------- identities ---------- */
@@ -314,29 +339,79 @@ static void exact_remove(struct moat_tables *t, const struct moat_addr *a)
     }
 }
 
+/* `a` with every bit past the first `len` cleared. */
+static struct moat_addr addr_masked(const struct moat_addr *a, unsigned len)
+{
+    struct moat_addr m = {0};
+    unsigned full = len / 8, rest = len % 8;
+    memcpy(m.b, a->b, full);
+    if (rest)
+        m.b[full] = (uint8_t)(a->b[full] & (0xff << (8 - rest)));
+    return m;
+}
+
+static uint64_t pfx_hash(const struct moat_addr *a, unsigned len)
+{
+    return bytes_hash((const char *)a->b, sizeof(a->b)) ^ ((uint64_t)len * 0x9e3779b97f4a7c15ull);
+}
+
+/*
+ * Index of the longest listed prefix holding `a` (the first in t->pfx's
+ * longest-first order), SIZE_MAX when none: one hash probe per distinct
+ * prefix length instead of a scan of every prefix.
+ */
+static size_t pfx_lookup(const struct moat_tables *t, const struct moat_addr *a)
+{
+    size_t mask = t->npslots - 1;
+    for (size_t l = 0; l < t->nplens; l++) {
+        struct moat_addr m = addr_masked(a, t->plens[l]);
+        for (size_t i = pfx_hash(&m, t->plens[l]) & mask; t->pslots[i]; i = (i + 1) & mask) {
+            const struct moat_prefix *p = &t->pfx[t->pslots[i] - 1].prefix;
+            if (p->len == t->plens[l] && addr_cmp(&p->addr, &m) == 0) {
+                if (prefix_contains(p, a)) /* not when the families differ */
+                    return t->pslots[i] - 1;
+                break;
+            }
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* The lengths and hash index of the listed prefixes (sorted, no repeats). */
+static int pfx_index(struct moat_tables *t)
+{
+    t->npslots = 16;
+    while (t->npslots < t->npfx * 2)
+        t->npslots *= 2;
+    t->pslots = moat_calloc(t->npslots, sizeof(*t->pslots));
+    t->plens = moat_calloc(t->npfx, sizeof(*t->plens));
+    if (!t->pslots || !t->plens)
+        return -ENOMEM;
+    size_t mask = t->npslots - 1;
+    for (size_t k = 0; k < t->npfx; k++) {
+        const struct moat_prefix *p = &t->pfx[k].prefix;
+        if (t->nplens == 0 || t->plens[t->nplens - 1] != p->len)
+            t->plens[t->nplens++] = p->len;
+        size_t i = pfx_hash(&p->addr, p->len) & mask;
+        while (t->pslots[i])
+            i = (i + 1) & mask;
+        t->pslots[i] = (uint32_t)k + 1;
+    }
+    return 0;
+}
+
 uint32_t tables_identity_of(const struct moat_tables *t, const struct moat_addr *a)
 {
     size_t at = exact_lower_bound(t, a);
     if (at < t->nexact && addr_cmp(&t->exact[at].prefix.addr, a) == 0)
         return t->exact[at].identity;
-    for (size_t i = 0; i < t->npfx; i++)
-        if (prefix_contains(&t->pfx[i].prefix, a))
-            return t->pfx[i].identity;
-    return MOAT_ID_WORLD;
+    size_t i = pfx_lookup(t, a);
+    return i == SIZE_MAX ? MOAT_ID_WORLD : t->pfx[i].identity;
 }
 
-static bool pfx_listed(const struct moat_tables *t, const struct moat_prefix *p)
-{
-    for (size_t i = 0; i < t->npfx; i++)
-        if (t->pfx[i].prefix.len == p->len && addr_cmp(&t->pfx[i].prefix.addr, &p->addr) == 0)
-            return true;
-    return false;
-}
-
+/* Lists prefix `p` (build_outside sorts the list and drops repeats). */
 static int pfx_add(struct moat_tables *t, const struct moat_prefix *p)
 {
-    if (pfx_listed(t, p))
-        return 0;
     if (moat_grow(&t->pfx, &t->cap_pfx, t->npfx + 1, sizeof(*t->pfx)) < 0)
         return -ENOMEM;
     t->pfx[t->npfx++] = (struct moat_addr_entry){.prefix = *p, .identity = MOAT_ID_WORLD};
@@ -388,14 +463,25 @@ static int build_outside(struct moat_tables *t)
         return -ENOMEM;
     if (t->npfx > 1)
         qsort(t->pfx, t->npfx, sizeof(*t->pfx), cmp_pfx_len_desc);
-    for (size_t i = 0; i < t->npfx; i++) {
+    size_t u = 0;
+    for (size_t i = 0; i < t->npfx; i++)
+        if (u == 0 || cmp_pfx_len_desc(&t->pfx[u - 1], &t->pfx[i]) != 0)
+            t->pfx[u++] = t->pfx[i];
+    t->npfx = u;
+    struct list32 ipblocks = {0};
+    for (uint32_t o = 0; o < t->nobjects; o++)
+        if (p->objects[o].kind == MOAT_OBJ_IPBLOCK && list_push(&ipblocks, o) < 0) {
+            free(ipblocks.v);
+            return -ENOMEM;
+        }
+    int err = pfx_index(t);
+    for (size_t i = 0; i < t->npfx && !err; i++) {
         uint64_t *bits = t->scratch;
         memset(bits, 0, t->nwords * sizeof(*bits));
         bool any = false;
-        for (uint32_t o = 0; o < t->nobjects; o++)
-            if (p->objects[o].kind == MOAT_OBJ_IPBLOCK &&
-                object_holds_prefix(&p->objects[o], &t->pfx[i].prefix)) {
-                bit_set(bits, o);
+        for (size_t k = 0; k < ipblocks.n; k++)
+            if (object_holds_prefix(&p->objects[ipblocks.v[k]], &t->pfx[i].prefix)) {
+                bit_set(bits, ipblocks.v[k]);
                 any = true;
             }
         if (!any)
@@ -403,9 +489,10 @@ static int build_outside(struct moat_tables *t)
         bool created;
         t->pfx[i].identity = ident_get(t, MOAT_IDENT_OUTSIDE, MOAT_NONE, bits, &created);
         if (t->pfx[i].identity == MOAT_NONE)
-            return -ENOMEM;
+            err = -ENOMEM;
     }
-    return 0;
+    free(ipblocks.v);
+    return err;
 }
 
 /*
@@ -418,10 +505,9 @@ static int build_outside(struct moat_tables *t)
  */
 static const uint64_t *coverage_of(const struct moat_tables *t, const struct moat_addr *a)
 {
-    for (size_t i = 0; i < t->npfx; i++)
-        if (prefix_contains(&t->pfx[i].prefix, a))
-            return t->ids[t->pfx[i].identity].bits;
-    return t->ids[MOAT_ID_WORLD].bits; /* not reached: ::/0 and 0.0.0.0/0 are listed */
+    size_t i = pfx_lookup(t, a);
+    /* SIZE_MAX is not reached: ::/0 and 0.0.0.0/0 are listed. */
+    return t->ids[i == SIZE_MAX ? MOAT_ID_WORLD : t->pfx[i].identity].bits;
 }
 
 static int build_hosts(struct moat_tables *t)
@@ -1046,21 +1132,6 @@ static int group_key(struct moat_tables *t, const struct moat_workload *w, size_
     return err;
 }
 
-static uint64_t bytes_hash(const char *s, size_t n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    for (; n >= 8; s += 8, n -= 8) {
-        uint64_t v;
-        memcpy(&v, s, 8);
-        h = (h ^ v) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    uint64_t v = 0;
-    memcpy(&v, s, n);
-    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 29);
-}
-
 static void gslot_put(struct moat_tables *t, uint32_t g)
 {
     size_t mask = t->ngslots - 1;
@@ -1103,6 +1174,126 @@ static void gslot_remove(struct moat_tables *t, uint32_t g)
     t->gslots[i] = 0;
 }
 
+/*
+ * Selector index: a selector with a literal namespace can only pick
+ * workloads of that namespace; one with a literal `app`, or a label (all are
+ * literal), only workloads carrying that label; one with a namespace label,
+ * only workloads whose namespace carries it. Each selector is filed under one
+ * such requirement (the first that applies), the rest (and `any`) under
+ * none. A new group checks the selectors filed under none and under its
+ * namespace and labels only, in full, instead of every object.
+ */
+enum { IX_NAMESPACE = 0, IX_LABEL = 1, IX_NS_LABEL = 2 };
+
+struct obj_bucket {
+    uint64_t hash;
+    int kind;
+    const char *key; /* NULL for IX_NAMESPACE */
+    const char *value;
+    struct list32 objs;
+};
+
+static uint64_t ix_hash(int kind, const char *key, const char *value)
+{
+    uint64_t h = bytes_hash(value, strlen(value)) ^ (uint64_t)kind;
+    return key ? h ^ (bytes_hash(key, strlen(key)) * 0x9e3779b97f4a7c15ull) : h;
+}
+
+static struct obj_bucket *ix_find(const struct moat_tables *t, int kind, const char *key,
+                                  const char *value, uint64_t hash)
+{
+    if (!t->nixslots)
+        return NULL;
+    size_t mask = t->nixslots - 1;
+    for (size_t i = hash & mask; t->ixslots[i]; i = (i + 1) & mask) {
+        struct obj_bucket *b = &t->ix[t->ixslots[i] - 1];
+        if (b->hash == hash && b->kind == kind && strcmp(b->value, value) == 0 &&
+            (!key || strcmp(b->key, key) == 0))
+            return b;
+    }
+    return NULL;
+}
+
+static int ix_file(struct moat_tables *t, int kind, const char *key, const char *value, uint32_t o)
+{
+    uint64_t hash = ix_hash(kind, key, value);
+    struct obj_bucket *b = ix_find(t, kind, key, value, hash);
+    if (!b) {
+        size_t mask = t->nixslots - 1;
+        size_t i = hash & mask;
+        while (t->ixslots[i])
+            i = (i + 1) & mask;
+        t->ix[t->nix] = (struct obj_bucket){.hash = hash, .kind = kind, .key = key, .value = value};
+        t->ixslots[i] = (uint32_t)++t->nix;
+        b = &t->ix[t->nix - 1];
+    }
+    return list_push(&b->objs, o);
+}
+
+static int build_selector_index(struct moat_tables *t)
+{
+    const struct moat_policy *p = t->p;
+    t->nixslots = 16;
+    while (t->nixslots < p->nobjects * 2)
+        t->nixslots *= 2;
+    t->ixslots = moat_calloc(t->nixslots, sizeof(*t->ixslots));
+    t->ix = moat_calloc(p->nobjects, sizeof(*t->ix));
+    if (!t->ixslots || !t->ix)
+        return -ENOMEM;
+    for (uint32_t o = 0; o < p->nobjects; o++) {
+        const struct moat_object *obj = &p->objects[o];
+        int err = 0;
+        if (obj->kind == MOAT_OBJ_ANY)
+            err = list_push(&t->ix_always, o);
+        else if (obj->kind != MOAT_OBJ_SELECTOR)
+            continue;
+        else if (obj->namespace && !pattern_has_wildcard(obj->namespace))
+            err = ix_file(t, IX_NAMESPACE, NULL, obj->namespace, o);
+        else if (obj->app && !pattern_has_wildcard(obj->app))
+            err = ix_file(t, IX_LABEL, "app", obj->app, o);
+        else if (obj->nlabels)
+            err = ix_file(t, IX_LABEL, obj->labels[0].key, obj->labels[0].value, o);
+        else if (obj->nns_labels)
+            err = ix_file(t, IX_NS_LABEL, obj->ns_labels[0].key, obj->ns_labels[0].value, o);
+        else
+            err = list_push(&t->ix_always, o);
+        if (err)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void match_list(const struct moat_tables *t, const struct moat_workload *w,
+                       const struct list32 *objs, uint64_t *bits)
+{
+    const char *cname = t->p->clusters[w->cluster].name;
+    for (size_t i = 0; i < objs->n; i++)
+        if (object_matches_workload(&t->p->objects[objs->v[i]], w, cname))
+            bit_set(bits, objs->v[i]);
+}
+
+static void match_bucket(const struct moat_tables *t, const struct moat_workload *w, int kind,
+                         const char *key, const char *value, uint64_t *bits)
+{
+    if (!value)
+        return;
+    const struct obj_bucket *b = ix_find(t, kind, key, value, ix_hash(kind, key, value));
+    if (b)
+        match_list(t, w, &b->objs, bits);
+}
+
+/* The selectors (and `any`) that pick workload `w`: object_matches_workload of each. */
+static void match_selectors(const struct moat_tables *t, const struct moat_workload *w,
+                            uint64_t *bits)
+{
+    match_list(t, w, &t->ix_always, bits);
+    match_bucket(t, w, IX_NAMESPACE, NULL, w->namespace, bits);
+    for (size_t i = 0; i < w->nlabels; i++)
+        match_bucket(t, w, IX_LABEL, w->labels[i].key, w->labels[i].value, bits);
+    for (size_t i = 0; i < w->nns_labels; i++)
+        match_bucket(t, w, IX_NS_LABEL, w->ns_labels[i].key, w->ns_labels[i].value, bits);
+}
+
 /* A new group for key t->keybuf[0..len) of workload `w`; its index or MOAT_NONE on OOM. */
 static uint32_t group_new(struct moat_tables *t, const struct moat_workload *w, size_t len,
                           uint64_t hash)
@@ -1122,13 +1313,7 @@ static uint32_t group_new(struct moat_tables *t, const struct moat_workload *w, 
     gr->key = (char *)(gr->bits + t->nwords);
     memcpy(gr->key, t->keybuf, len);
     memset(gr->bits, 0, t->nwords * sizeof(uint64_t));
-    const char *cname = t->p->clusters[w->cluster].name;
-    for (uint32_t o = 0; o < t->nobjects; o++) {
-        const struct moat_object *obj = &t->p->objects[o];
-        if ((obj->kind == MOAT_OBJ_SELECTOR || obj->kind == MOAT_OBJ_ANY) &&
-            object_matches_workload(obj, w, cname))
-            bit_set(gr->bits, o);
-    }
+    match_selectors(t, w, gr->bits);
     t->groups[g] = gr;
     t->ngroups_live++;
     gslot_put(t, g);
@@ -1262,7 +1447,7 @@ static int tables_alloc(const struct moat_policy *p, const struct moat_eval_opts
     t->scratch = bits_new(t);
     t->obj_cluster = moat_calloc(p->nobjects, sizeof(*t->obj_cluster));
     if (!t->by_dest || !t->inv || !t->wl || !t->scratch || !t->obj_cluster || slots_grow(t) < 0 ||
-        collect_key_fields(t) < 0)
+        collect_key_fields(t) < 0 || build_selector_index(t) < 0)
         return -ENOMEM;
     for (size_t o = 0; o < p->nobjects; o++) {
         const char *c = p->objects[o].cluster;
@@ -1356,6 +1541,11 @@ void tables_free(struct moat_tables *t)
     free(t->gslots);
     free(t->free_groups.v);
     free(t->keybuf);
+    for (size_t i = 0; i < t->nix; i++)
+        free(t->ix[i].objs.v);
+    free(t->ix);
+    free(t->ixslots);
+    free(t->ix_always.v);
     free(t->label_keys);
     free(t->ns_keys);
     free(t->arena_addrs_base);
@@ -1374,6 +1564,8 @@ void tables_free(struct moat_tables *t)
     free(t->slots);
     free(t->exact);
     free(t->pfx);
+    free(t->pslots);
+    free(t->plens);
     free(t->bucket_head);
     free(t->node);
     free(t);
