@@ -1736,18 +1736,32 @@ size_t tables_lpm_entry_count(const struct moat_tables *t)
 
 /* ---------- incremental recompile ---------- */
 
-/* Rows of every subject that a new identity `id` is a peer of, and its own rows. */
-static int add_identity(struct moat_tables *t, struct builder *bl, uint32_t id)
+static bool listed(const struct list32 *l, uint32_t v)
 {
-    for (int dir = 0; dir < 2; dir++) {
-        int err = build_subject(t, bl, (enum moat_dir)dir, id);
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == v)
+            return true;
+    return false;
+}
+
+/*
+ * The rows of new identities `created`: their own (every identity, the other
+ * new ones too, is a peer already), then theirs as peers of every older
+ * subject. An older subject only: a new one built before another new one
+ * already has its rows, and adding them again doubled them (one update that
+ * made a workload's IPv4 and IPv6 identities both new did).
+ */
+static int add_identities(struct moat_tables *t, struct builder *bl, const struct list32 *created)
+{
+    int err = 0;
+    for (size_t i = 0; i < created->n && !err; i++)
+        for (int dir = 0; dir < 2 && !err; dir++)
+            err = build_subject(t, bl, (enum moat_dir)dir, created->v[i]);
+    for (int dir = 0; dir < 2 && !err; dir++)
         for (uint32_t s = 2; s < t->nids && !err; s++)
-            if (s != id)
-                err = add_peer_rows(t, bl, (enum moat_dir)dir, s, id);
-        if (err)
-            return err;
-    }
-    return 0;
+            for (size_t i = 0; i < created->n && !err && !listed(created, s); i++)
+                err = add_peer_rows(t, bl, (enum moat_dir)dir, s, created->v[i]);
+    return err;
 }
 
 int tables_update_workload(struct moat_tables *t, uint32_t idx)
@@ -1773,8 +1787,8 @@ int tables_update_workload(struct moat_tables *t, uint32_t idx)
     int err = map_workload(t, idx, g, &created);
     if (!err)
         err = ensure_identity_room(t);
-    for (size_t i = 0; i < created.n && !err; i++)
-        err = add_identity(t, &bl, created.v[i]);
+    if (!err)
+        err = add_identities(t, &bl, &created);
     builder_free(&bl);
     free(created.v);
     return err;

@@ -6,7 +6,9 @@
  * of both families, with excepts, over the workload ranges too), and every
  * workload is selected alike through its addresses of either family. Then
  * random incremental changes (workloads changed or added, rules changed) must
- * keep the tables in step with the evaluator.
+ * keep the tables in step with the evaluator, and equal (up to identity
+ * numbers) to the tables of a full compile of the same policy. Targeted
+ * cases cover what the compiler's workload groups could get wrong.
  *
  * The seed is printed; MOAT_SEED=N reruns one case set, MOAT_POLICIES=N
  * changes how many policies are generated.
@@ -72,6 +74,7 @@ static const char *const images[] = {"docker.io/library/img0:1", "img0:7",
                                      "img2@sha256:abcd"};
 static const char *const tiers[] = {"t0", "t1"};
 static const char *const envs[] = {"e0", "e1"};
+static const char *const teams[] = {"a", "b"};
 
 static void gen_cluster(struct rng *r, struct sbuf *b, int i)
 {
@@ -90,6 +93,8 @@ static void gen_selector(struct rng *r, struct sbuf *b, int nclusters)
         put(b, "images: [\"%s\", \"%s\"]\n", PICK(r, image_pats), PICK(r, image_pats));
     if (!rnd(r, 3))
         put(b, "labels: [%s]\n", PICK(r, label_sels));
+    if (!rnd(r, 6))
+        put(b, "namespace_labels: [team=%s]\n", PICK(r, teams));
     if (!rnd(r, 5))
         put(b, "cluster: c%u\n", rnd(r, (uint32_t)nclusters));
 }
@@ -189,8 +194,12 @@ static void gen_workloads(struct rng *r, struct sbuf *b, int nclusters)
         put(b, "---\nkind: Workload\ncluster: c%u\nnode: n%u\nname: w%d\nnamespace: %s\n",
             rnd(r, (uint32_t)nclusters), 1 + rnd(r, 2), i, PICK(r, namespaces));
         int v6only = !rnd(r, 8);
-        put(b, "image: \"%s\"\nlabels: {app: %s, tier: %s, env: %s%s}\n", PICK(r, images),
-            PICK(r, apps), PICK(r, tiers), PICK(r, envs), rnd(r, 5) ? "" : ", k8s-app: kube-dns");
+        /* `build` is a label no object selects on: it must not split identities. */
+        put(b, "image: \"%s\"\nlabels: {app: %s, tier: %s, env: %s, build: b%u%s}\n",
+            PICK(r, images), PICK(r, apps), PICK(r, tiers), PICK(r, envs), rnd(r, 3),
+            rnd(r, 5) ? "" : ", k8s-app: kube-dns");
+        if (rnd(r, 2))
+            put(b, "namespace_labels: {team: %s}\n", PICK(r, teams));
         if (v6only)
             put(b, "ips: ['fd00:1::%x']\n", 16 + i);
         else
@@ -347,6 +356,149 @@ static void load(const char *text, struct moat_policy **p)
     assert_int_equal(err, 0);
 }
 
+/* ---------- tables compared with the model and with a full compile ---------- */
+
+/*
+ * Every address of every workload maps to an identity that carries exactly
+ * the selectors that pick the workload and the ipblocks that cover the
+ * address (addresses another workload listed later takes over are skipped).
+ */
+static void check_identities_against_model(const struct moat_policy *p, const struct moat_tables *t)
+{
+    for (size_t i = 0; i < p->nworkloads; i++) {
+        const struct moat_workload *w = &p->workloads[i];
+        const char *cname = p->clusters[w->cluster].name;
+        for (size_t a = 0; a < w->naddrs; a++) {
+            bool taken = false;
+            for (size_t j = i + 1; j < p->nworkloads && !taken; j++)
+                for (size_t b = 0; b < p->workloads[j].naddrs && !taken; b++)
+                    taken = addr_cmp(&p->workloads[j].addrs[b], &w->addrs[a]) == 0;
+            if (taken)
+                continue;
+            uint32_t id = tables_identity_of(t, &w->addrs[a]);
+            struct moat_ident_info info = tables_identity(t, id);
+            assert_int_equal(info.kind, MOAT_IDENT_WORKLOAD);
+            assert_int_equal(info.cluster, w->cluster);
+            for (uint32_t o = 0; o < p->nobjects; o++) {
+                const struct moat_object *obj = &p->objects[o];
+                bool want = obj->kind == MOAT_OBJ_IPBLOCK ? object_covers_address(obj, &w->addrs[a])
+                                                          : object_matches_workload(obj, w, cname);
+                if (tables_identity_has(t, id, o) != want) {
+                    char buf[64];
+                    addr_format(&w->addrs[a], buf, sizeof(buf));
+                    fprintf(stderr, "workload %s address %s: object %s %s\n", w->name, buf,
+                            obj->name, want ? "missing" : "extra");
+                    fail();
+                }
+            }
+        }
+    }
+}
+
+struct lines {
+    char **v;
+    size_t n, cap;
+};
+
+static void lines_add(struct lines *l, char *line)
+{
+    assert_non_null(line);
+    assert_int_equal(moat_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v)), 0);
+    l->v[l->n++] = line;
+}
+
+static void lines_free(struct lines *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct canon_ctx {
+    char **sig;       /* per identity: kind, cluster and objects */
+    const bool *live; /* ANY, WORLD and identities some address maps to */
+    struct lines *out;
+};
+
+static int canon_entry(void *ctx, const struct moat_policy_entry *e)
+{
+    struct canon_ctx *c = ctx;
+    if (c->live[e->subject] && c->live[e->peer])
+        lines_add(c->out, moat_asprintf("P %d %d [%s] [%s] %u-%u rule %u", e->dir, e->pclass,
+                                        c->sig[e->subject], c->sig[e->peer], e->port_lo, e->port_hi,
+                                        e->rule_id));
+    return 0;
+}
+
+/*
+ * The tables as sorted lines that do not depend on identity numbers: each
+ * address with its identity's contents, each policy entry with its subject's
+ * and peer's. Identities no address maps to any more (an incremental update
+ * leaves them behind) and their entries are left out.
+ */
+static void canon_tables(const struct moat_policy *p, const struct moat_tables *t,
+                         struct lines *out)
+{
+    size_t nids = tables_identity_count(t);
+    char **sig = moat_calloc(nids, sizeof(*sig));
+    bool *live = moat_calloc(nids, sizeof(*live));
+    assert_true(sig && live);
+    live[MOAT_ID_ANY] = live[MOAT_ID_WORLD] = true;
+    for (uint32_t id = 0; id < nids; id++) {
+        struct moat_ident_info info = tables_identity(t, id);
+        struct sbuf b = {0};
+        put(&b, "%s%d c%d:", id == MOAT_ID_ANY ? "any " : "", info.kind,
+            info.cluster == MOAT_NONE ? -1 : (int)info.cluster);
+        for (uint32_t o = 0; o < p->nobjects; o++)
+            if (tables_identity_has(t, id, o))
+                put(&b, " %s", p->objects[o].name);
+        sig[id] = b.s;
+    }
+    for (size_t i = 0; i < tables_addr_count(t); i++) {
+        struct moat_addr_entry e = tables_addr_entry(t, i);
+        char buf[64];
+        addr_format(&e.prefix.addr, buf, sizeof(buf));
+        live[e.identity] = true;
+        lines_add(out, moat_asprintf("A %s/%u [%s]", buf, e.prefix.len, sig[e.identity]));
+    }
+    struct canon_ctx c = {sig, live, out};
+    tables_policy_foreach(t, canon_entry, &c);
+    qsort(out->v, out->n, sizeof(*out->v), cmp_line);
+    for (size_t id = 0; id < nids; id++)
+        free(sig[id]);
+    free(sig);
+    free(live);
+}
+
+/* Tables `t` (updated incrementally) equal a full compile of their policy. */
+static void check_same_as_full_compile(const struct moat_policy *p, const struct moat_tables *t,
+                                       const struct moat_eval_opts *o)
+{
+    struct moat_tables *fresh;
+    assert_int_equal(policy_compile(p, o, &fresh), 0);
+    struct lines a = {0}, b = {0};
+    canon_tables(p, t, &a);
+    canon_tables(p, fresh, &b);
+    size_t i = 0;
+    while (i < a.n && i < b.n && strcmp(a.v[i], b.v[i]) == 0)
+        i++;
+    if (i < a.n || i < b.n) {
+        fprintf(stderr,
+                "incremental tables differ from a full compile at line %zu:\n"
+                "  incremental: %s\n  full:        %s\n",
+                i, i < a.n ? a.v[i] : "(end)", i < b.n ? b.v[i] : "(end)");
+        fail();
+    }
+    lines_free(&a);
+    lines_free(&b);
+    tables_free(fresh);
+}
+
 static void test_tables_agree_with_reference(void **state)
 {
     (void)state;
@@ -375,6 +527,7 @@ static void test_tables_agree_with_reference(void **state)
                         assert_int_equal(tables_identity_has(t, i0, ob),
                                          tables_identity_has(t, ia, ob));
             }
+        check_identities_against_model(p, t);
         tables_free(t);
         policy_free(p);
         free(text);
@@ -483,6 +636,8 @@ static void test_incremental_matches_reference(void **state)
             }
             for (int k = 0; k < 10; k++)
                 check_flow(p, t, &o, &r, &cnt, text);
+            check_identities_against_model(p, t);
+            check_same_as_full_compile(p, t, &o);
         }
         tables_free(t);
         policy_free(p);
