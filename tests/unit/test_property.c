@@ -647,11 +647,226 @@ static void test_incremental_matches_reference(void **state)
            (unsigned long long)seed, npol, cnt.flows, cnt.checks);
 }
 
+/* ---------- targeted cases: what workload groups could get wrong ---------- */
+
+static const char group_policy[] =
+    "kind: Cluster\nname: c\ndefense: on\n"
+    "---\nkind: NetworkObject\nname: web\nnamespace: shop\napp: web\n"
+    "---\nkind: NetworkObject\nname: front\nnamespace: \"*\"\nlabels: [tier=front]\n"
+    "---\nkind: NetworkObject\nname: nginx\nnamespace: \"*\"\nimages: [\"nginx:*\"]\n"
+    "---\nkind: NetworkObject\nname: team-a\nnamespace: \"*\"\nnamespace_labels: [team=a]\n"
+    "---\nkind: NetworkObject\nname: inside\ncidrs:\n  - cidr: 10.5.0.0/16\n"
+    "    except: [10.5.1.0/24]\n"
+    "---\nkind: NetworkObject\nname: v6\ncidrs: ['fd05::/32']\n"
+    "---\nkind: DefenseRule\ncluster: c\nname: r1\nsource: web\ndestinations:\n"
+    "  - object: front\n    ports: \"80\"\nprotocol: tcp\naction: allow\npriority: 10\n"
+    "---\nkind: DefenseRule\ncluster: c\nname: r2\nsource: inside\ndestinations:\n"
+    "  - object: web\n    ports: \"80,443\"\nprotocol: tcp\naction: block\npriority: 5\n"
+    "---\nkind: DefenseRule\ncluster: c\nname: r3\nsource: any\ndestinations:\n"
+    "  - object: nginx\n    ports: \"8080\"\nprotocol: tcp\naction: alert\npriority: 20\n"
+    "---\nkind: DefenseRule\ncluster: c\nname: r4\nsource: team-a\ndestinations:\n"
+    "  - object: web\n    ports: \"53\"\nprotocol: udp\naction: allow\npriority: 1\n"
+    "---\nkind: DefenseRule\ncluster: c\nname: r5\nsource: web\ndestinations:\n"
+    "  - object: inside\n    ports: \"5432\"\n  - object: v6\nprotocol: any\naction: block\n"
+    "priority: 3\n"
+#define GROUP_WL(name, labels, image, team, ips)                                                   \
+    "---\nkind: Workload\ncluster: c\nnode: n1\nname: " name "\nnamespace: shop\nimage: " image    \
+    "\nlabels: {app: web, tier: front, " labels "}\nnamespace_labels: {team: " team "}\nips: " ips \
+    "\n"
+    /* w0..w3: one group (build is no selector's key); addresses inside, outside, excepted */
+    GROUP_WL("w0", "build: b1", "nginx:1.27", "a", "[10.5.0.10]") GROUP_WL(
+        "w1", "build: b2", "nginx:1.27", "a",
+        "[10.6.0.10]") GROUP_WL("w2", "build: b1", "nginx:1.27", "a",
+                                "[10.5.1.10]") GROUP_WL("w3", "build: b3", "nginx:1.27", "a",
+                                                        "[10.6.0.11]") GROUP_WL("w4", "build: b1",
+                                                                                "redis:7", "a",
+                                                                                "[10.6.0.12]")
+        GROUP_WL("w5", "build: b1", "nginx:1.27", "b", "[10.6.0.13]") GROUP_WL(
+            "w6", "build: b1", "nginx:1.27", "a",
+            "[10.6.0.14, 'fd05::14']") "---\nkind: Node\nname: n1\nips: [10.5.0.1, 'fd00::1']\n";
+
+static uint32_t ident_of_workload(const struct moat_policy *p, const struct moat_tables *t,
+                                  const char *name, size_t addr)
+{
+    for (size_t i = 0; i < p->nworkloads; i++)
+        if (strcmp(p->workloads[i].name, name) == 0)
+            return tables_identity_of(t, &p->workloads[i].addrs[addr]);
+    fail_msg("no workload %s", name);
+    return 0;
+}
+
+static struct moat_workload *workload_named(struct moat_policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->nworkloads; i++)
+        if (strcmp(p->workloads[i].name, name) == 0)
+            return &p->workloads[i];
+    fail_msg("no workload %s", name);
+    return NULL;
+}
+
+/* The tables of `p` as updated so far agree with the model, a full compile and the reference. */
+static void check_all(const struct moat_policy *p, const struct moat_tables *t, struct rng *r,
+                      const char *text)
+{
+    struct moat_eval_opts o = {.node = NULL};
+    struct counts cnt = {0};
+    check_identities_against_model(p, t);
+    check_same_as_full_compile(p, t, &o);
+    for (int k = 0; k < 300; k++)
+        check_flow(p, t, &o, r, &cnt, text);
+}
+
+static void update_named(struct moat_policy *p, struct moat_tables *t, const char *name)
+{
+    struct moat_workload *w = workload_named(p, name);
+    assert_int_equal(tables_update_workload(t, (uint32_t)(w - p->workloads)), 0);
+}
+
+static void set_string(char **field, const char *value)
+{
+    free(*field);
+    *field = moat_strdup(value);
+    assert_non_null(*field);
+}
+
+static void test_groups_share_selectors_not_addresses(void **state)
+{
+    (void)state;
+    struct rng r = {42};
+    struct moat_policy *p;
+    load(group_policy, &p);
+    struct moat_eval_opts o = {.node = NULL};
+    struct moat_tables *t;
+    assert_int_equal(policy_compile(p, &o, &t), 0);
+    uint32_t inside = policy_find_object(p, "inside"), nginx = policy_find_object(p, "nginx");
+    uint32_t team_a = policy_find_object(p, "team-a");
+    uint32_t w0 = ident_of_workload(p, t, "w0", 0), w1 = ident_of_workload(p, t, "w1", 0);
+    uint32_t w2 = ident_of_workload(p, t, "w2", 0), w3 = ident_of_workload(p, t, "w3", 0);
+    /* One group, but the ipblock covers w0's address only (w2's is excepted). */
+    assert_true(tables_identity_has(t, w0, inside));
+    assert_false(tables_identity_has(t, w1, inside));
+    assert_false(tables_identity_has(t, w2, inside));
+    assert_int_equal(w1, w2);
+    /* A label no object selects on does not make an identity. */
+    assert_int_equal(w1, w3);
+    /* The image and the namespace labels do. */
+    assert_false(tables_identity_has(t, ident_of_workload(p, t, "w4", 0), nginx));
+    assert_false(tables_identity_has(t, ident_of_workload(p, t, "w5", 0), team_a));
+    /* Both families of one workload: same selectors, the IPv6 ipblock on one only. */
+    uint32_t v4 = ident_of_workload(p, t, "w6", 0), v6 = ident_of_workload(p, t, "w6", 1);
+    assert_int_equal(v4, w1);
+    assert_true(tables_identity_has(t, v6, policy_find_object(p, "v6")));
+    check_all(p, t, &r, group_policy);
+
+    /* The last workloads of a group go (w0..w3, w6 share it), then one comes back. */
+    const char *const group[] = {"w0", "w1", "w2", "w3", "w6"};
+    size_t naddrs[5];
+    for (int i = 0; i < 5; i++) {
+        struct moat_workload *w = workload_named(p, group[i]);
+        naddrs[i] = w->naddrs;
+        w->naddrs = 0;
+        update_named(p, t, group[i]);
+        check_all(p, t, &r, group_policy);
+    }
+    workload_named(p, "w3")->naddrs = naddrs[3];
+    update_named(p, t, "w3");
+    check_all(p, t, &r, group_policy);
+    assert_false(tables_identity_has(t, ident_of_workload(p, t, "w3", 0), inside));
+    /* An address moved into the ipblock; the group stays. */
+    assert_int_equal(addr_parse("10.5.2.3", &workload_named(p, "w3")->addrs[0]), 0);
+    update_named(p, t, "w3");
+    check_all(p, t, &r, group_policy);
+    assert_true(tables_identity_has(t, ident_of_workload(p, t, "w3", 0), inside));
+    /* Only the unselected label changes: the same identity. */
+    uint32_t before = ident_of_workload(p, t, "w3", 0);
+    set_string(&workload_named(p, "w3")->labels[2].value, "b9");
+    update_named(p, t, "w3");
+    assert_int_equal(ident_of_workload(p, t, "w3", 0), before);
+    check_all(p, t, &r, group_policy);
+    /* A new image (and its forms) and a namespace label change the group. */
+    struct moat_workload *w4 = workload_named(p, "w4");
+    set_string(&w4->image, "docker.io/library/nginx:1.25");
+    free(w4->forms);
+    int err;
+    w4->forms = image_forms_pack(w4->image, &err);
+    assert_int_equal(err, 0);
+    update_named(p, t, "w4");
+    assert_true(tables_identity_has(t, ident_of_workload(p, t, "w4", 0), nginx));
+    set_string(&workload_named(p, "w5")->ns_labels[0].value, "a");
+    update_named(p, t, "w5");
+    assert_true(tables_identity_has(t, ident_of_workload(p, t, "w5", 0), team_a));
+    check_all(p, t, &r, group_policy);
+    /* The rest come back. */
+    for (int i = 0; i < 5; i++) {
+        struct moat_workload *w = workload_named(p, group[i]);
+        if (w->naddrs == 0) {
+            w->naddrs = naddrs[i];
+            update_named(p, t, group[i]);
+        }
+    }
+    check_all(p, t, &r, group_policy);
+    tables_free(t);
+    policy_free(p);
+}
+
+/*
+ * A group per workload (a label unique to each that objects select on), then
+ * churn: workloads leave and come back in random order, so groups are freed,
+ * their hash slots emptied and reused, and made again.
+ */
+static void test_group_churn(void **state)
+{
+    (void)state;
+    struct rng r = {7};
+    struct sbuf b = {0};
+    put(&b, "kind: Cluster\nname: c\ndefense: on\n");
+    for (int i = 0; i < 6; i++)
+        put(&b, "---\nkind: NetworkObject\nname: pod%d\nnamespace: \"*\"\nlabels: [pod=p%d]\n", i,
+            i * 37);
+    put(&b, "---\nkind: NetworkObject\nname: ns1\nnamespace: ns1\n");
+    put(&b, "---\nkind: DefenseRule\ncluster: c\nname: r0\nsource: pod0\ndestinations:\n"
+            "  - object: ns1\n    ports: \"80\"\nprotocol: tcp\naction: block\npriority: 1\n");
+    put(&b, "---\nkind: DefenseRule\ncluster: c\nname: r1\nsource: ns1\ndestinations:\n"
+            "  - object: pod1\nprotocol: any\naction: alert\npriority: 2\n");
+    for (int i = 0; i < 200; i++)
+        put(&b,
+            "---\nkind: Workload\ncluster: c\nnode: n1\nname: w%d\nnamespace: ns%d\n"
+            "labels: {pod: p%d, app: a%d}\nips: [10.7.%d.%d]\n",
+            i, i % 3, i, i % 4, i / 200, i % 200 + 1);
+    struct moat_policy *p;
+    load(b.s, &p);
+    struct moat_eval_opts o = {.node = NULL};
+    struct moat_tables *t;
+    assert_int_equal(policy_compile(p, &o, &t), 0);
+    check_all(p, t, &r, b.s);
+    for (int step = 0; step < 600; step++) {
+        uint32_t i = rnd(&r, (uint32_t)p->nworkloads);
+        struct moat_workload *w = &p->workloads[i];
+        w->naddrs = w->naddrs ? 0 : 1; /* leaves, or comes back */
+        if (!rnd(&r, 4))
+            set_string(&w->labels[0].value, rnd(&r, 2) ? "p0" : "p37"); /* joins another group */
+        assert_int_equal(tables_update_workload(t, i), 0);
+        if (step % 100 == 99)
+            check_all(p, t, &r, b.s);
+    }
+    for (uint32_t i = 0; i < p->nworkloads; i++)
+        if (!p->workloads[i].naddrs) {
+            p->workloads[i].naddrs = 1;
+            assert_int_equal(tables_update_workload(t, i), 0);
+        }
+    check_all(p, t, &r, b.s);
+    tables_free(t);
+    policy_free(p);
+    free(b.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables_agree_with_reference),
         cmocka_unit_test(test_incremental_matches_reference),
+        cmocka_unit_test(test_groups_share_selectors_not_addresses),
+        cmocka_unit_test(test_group_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
