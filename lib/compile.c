@@ -46,7 +46,13 @@ struct subject {
     size_t niv, cap_iv;
     struct cand *cands; /* what may apply to this subject, cached for updates */
     size_t ncands;
-    uint64_t *peer_objs; /* objects that pick this subject's peers (not `any`) */
+    uint64_t *peer_objs;     /* objects that pick this subject's peers (not `any`) */
+    struct obj_cand *by_obj; /* cands by peer object, made by the first update that needs it */
+};
+
+struct obj_cand {
+    uint32_t obj; /* the cand's peer object */
+    uint32_t idx; /* into subject.cands */
 };
 
 struct list32 {
@@ -792,6 +798,7 @@ struct bucketing {
     struct bucket_node *nodes;
     size_t n, cap;
     struct list32 touched;
+    struct list32 hits; /* bucket_peer's cands */
     struct cand *tmp;
     size_t cap_tmp;
 };
@@ -814,21 +821,16 @@ static uint32_t peer_object(const struct moat_tables *t, enum moat_dir dir, stru
     return dir == MOAT_DIR_INGRESS ? r->source : r->dests[c.dest].object;
 }
 
-/* Buckets a subject's candidates by peer; only `only_peer` when not MOAT_NONE. */
+/* Buckets a subject's candidates by peer. */
 static int bucket_cands(struct moat_tables *t, struct bucketing *b, enum moat_dir dir,
-                        const struct subject *sub, uint32_t cluster, uint32_t only_peer)
+                        const struct subject *sub, uint32_t cluster)
 {
     /* Backwards: bucket lists are built head first, so they read in cand order. */
     for (size_t i = sub->ncands; i-- > 0;) {
         struct cand c = sub->cands[i];
         uint32_t o = peer_object(t, dir, c);
         if (o == t->obj_any) {
-            if (only_peer == MOAT_NONE && bucket_add(t, b, MOAT_ID_ANY, c) < 0)
-                return -ENOMEM;
-            continue;
-        }
-        if (only_peer != MOAT_NONE) {
-            if (view_matches(t, o, only_peer, cluster) && bucket_add(t, b, only_peer, c) < 0)
+            if (bucket_add(t, b, MOAT_ID_ANY, c) < 0)
                 return -ENOMEM;
             continue;
         }
@@ -899,6 +901,7 @@ static void bucketing_free(struct bucketing *b)
 {
     free(b->nodes);
     free(b->touched.v);
+    free(b->hits.v);
     free(b->tmp);
 }
 
@@ -919,6 +922,7 @@ static void subject_clear(struct subject *sub)
     free(sub->iv);
     free(sub->cands);
     free(sub->peer_objs);
+    free(sub->by_obj);
     memset(sub, 0, sizeof(*sub));
 }
 
@@ -953,7 +957,7 @@ static int build_subject(struct moat_tables *t, struct builder *bl, enum moat_di
         return -ENOMEM;
     if (sub->ncands > 1)
         qsort_r(sub->cands, sub->ncands, sizeof(*sub->cands), cmp_cand, (void *)t->p);
-    if (bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, MOAT_NONE) < 0)
+    if (bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster) < 0)
         return -ENOMEM;
     sub->peer_objs = bits_new(t);
     if (!sub->peer_objs)
@@ -975,6 +979,76 @@ static bool may_be_peer(const struct moat_tables *t, const struct subject *sub, 
     return false;
 }
 
+static int cmp_obj_cand(const void *a, const void *b)
+{
+    const struct obj_cand *x = a, *y = b;
+    if (x->obj != y->obj)
+        return x->obj < y->obj ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int subject_index(const struct moat_tables *t, enum moat_dir dir, struct subject *sub)
+{
+    sub->by_obj = moat_calloc(sub->ncands, sizeof(*sub->by_obj));
+    if (!sub->by_obj)
+        return -ENOMEM;
+    for (size_t i = 0; i < sub->ncands; i++)
+        sub->by_obj[i] = (struct obj_cand){peer_object(t, dir, sub->cands[i]), (uint32_t)i};
+    qsort(sub->by_obj, sub->ncands, sizeof(*sub->by_obj), cmp_obj_cand);
+    return 0;
+}
+
+/* Lists the cands of `sub` whose peer object is `o` into `hits`, when `o` picks `peer`. */
+static int hits_of_object(const struct moat_tables *t, const struct subject *sub, uint32_t o,
+                          uint32_t peer, uint32_t cluster, struct list32 *hits)
+{
+    if (o == t->obj_any || !view_matches(t, o, peer, cluster))
+        return 0;
+    size_t lo = 0, hi = sub->ncands;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sub->by_obj[mid].obj < o)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < sub->ncands && sub->by_obj[lo].obj == o; lo++)
+        if (list_push(hits, sub->by_obj[lo].idx) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+/*
+ * Buckets the cands of `sub` that a new identity `peer` can be the peer of:
+ * what bucket_cands gives for that peer, found through the objects `peer`
+ * carries instead of a pass over every cand of every subject.
+ */
+static int bucket_peer(struct moat_tables *t, struct bucketing *b, enum moat_dir dir,
+                       struct subject *sub, uint32_t cluster, uint32_t peer)
+{
+    if (!sub->by_obj && subject_index(t, dir, sub) < 0)
+        return -ENOMEM;
+    const uint64_t *bits = t->ids[peer].bits;
+    b->hits.n = 0;
+    int err = 0;
+    for (size_t k = 0; k < t->nwords && !err; k++)
+        for (uint64_t m = bits[k] & sub->peer_objs[k]; m && !err; m &= m - 1)
+            err = hits_of_object(t, sub, (uint32_t)(k * 64 + (unsigned)__builtin_ctzll(m)), peer,
+                                 cluster, &b->hits);
+    /* `host` is the one object a peer matches without carrying it. */
+    if (!err && t->ids[peer].kind == MOAT_IDENT_HOST && t->obj_host != MOAT_NONE &&
+        !bit_get(bits, t->obj_host))
+        err = hits_of_object(t, sub, t->obj_host, peer, cluster, &b->hits);
+    if (err)
+        return err;
+    sort_u32(b->hits.v, b->hits.n);
+    /* Backwards, as bucket_cands: the list reads in cand (precedence) order. */
+    for (size_t i = b->hits.n; i-- > 0;)
+        if (bucket_add(t, b, peer, sub->cands[b->hits.v[i]]) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
 /* Adds the rows of a new peer identity `peer` to subject `s`. */
 static int add_peer_rows(struct moat_tables *t, struct builder *bl, enum moat_dir dir, uint32_t s,
                          uint32_t peer)
@@ -982,7 +1056,7 @@ static int add_peer_rows(struct moat_tables *t, struct builder *bl, enum moat_di
     struct subject *sub = &t->subj[dir][s];
     if (t->ids[s].kind != MOAT_IDENT_WORKLOAD || sub->ncands == 0 || !may_be_peer(t, sub, peer))
         return 0;
-    if (bucket_cands(t, &bl->b, dir, sub, t->ids[s].cluster, peer) < 0)
+    if (bucket_peer(t, &bl->b, dir, sub, t->ids[s].cluster, peer) < 0)
         return -ENOMEM;
     size_t before = sub->nrows;
     int err = flush_buckets(t, &bl->pt, &bl->b, sub, false);
