@@ -1577,8 +1577,10 @@ int policy_compile(const struct moat_policy *p, const struct moat_eval_opts *opt
         uint32_t g = w->naddrs ? group_ref(t, w) : MOAT_NONE;
         err = w->naddrs && g == MOAT_NONE ? -ENOMEM : map_workload(t, i, g, &created);
     }
-    if (!err)
+    if (!err) {
+        t->arena_left = 0; /* spent: updates allocate their own */
         err = exact_finish(t);
+    }
     if (!err)
         err = build_rule_index(t);
     if (!err)
