@@ -70,14 +70,20 @@ def pct(v, p):
     return v[min(len(v) - 1, int(len(v) * p / 100))] if v else float("nan")
 
 
+PERF = None  # --perf FILE: the server runs under `perf record -g -o FILE`
+
+
 def start_server(build, tmp):
     data = os.path.join(tmp, "data")
     os.makedirs(data)
     admin = subprocess.check_output([build + "/moat-server", "token", "create", "--data", data,
                                      "--role", "admin"], text=True).strip()
     log = open(os.path.join(tmp, "server.log"), "w")
-    p = subprocess.Popen([build + "/moat-server", "--listen", "127.0.0.1:0", "--data", data,
-                          "--auth-failures", "1000000/1"], stdout=log, stderr=subprocess.STDOUT)
+    cmd = [build + "/moat-server", "--listen", "127.0.0.1:0", "--data", data,
+           "--auth-failures", "1000000/1"]
+    if PERF:
+        cmd = ["perf", "record", "-g", "-o", PERF, "--"] + cmd
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.time()
     while time.time() - t0 < 30:
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", open(log.name).read())
@@ -301,7 +307,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--churn-s", type=float, default=10)
     ap.add_argument("--churn-rate", type=float, default=100)
+    ap.add_argument("--perf", help="record the server with perf into this file")
     a = ap.parse_args()
+    global PERF
+    PERF = a.perf
     sizes = [int(x) for x in a.workloads.split(",")]
     rows_bytes, rows_prop, raw = [], [], []
     for w in sizes:

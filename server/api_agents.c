@@ -31,6 +31,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "fleet.h"
+#include "polbuild.h"
 #include "server.h"
 #include "watch.h"
 #include "writer.h"
@@ -855,36 +856,59 @@ static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
     return c;
 }
 
-/* The full answer's text of `body`, with its snapshot in *snap (snap->revision 0: none). */
-static struct shared_text *answer_text(const json_t *body, struct delta_snap *snap)
+/*
+ * MOAT_POLICY_VERIFY=1 (tests): every answer built from the last one is
+ * compared with one built from scratch (every record read, parsed and
+ * dumped, as before polbuild), and the server says on stderr which it was:
+ * "policy verify: ... same" or "... DIFFERS at byte N" (the scratch one is
+ * then served). A write the incremental build missed shows there.
+ */
+static void verify_build(struct req *rq, int64_t rev, struct shared_text **t)
 {
-    struct delta_buf buf = {0};
-    struct shared_text *t = NULL;
-    int err = delta_snap_build(body, &buf, snap);
-    if (err == -EINVAL) { /* records not by increasing id: no deltas from this one */
-        char *text = json_dumps(body, JSON_COMPACT);
-        t = text ? shared_text_new(text, strlen(text)) : NULL;
-        free(text);
-    } else if (!err) {
-        t = shared_text_new(buf.p, buf.len);
-        size_t len;
-        if (t)
-            snap->text = shared_text_bytes(t, &len);
+    json_t *body = NULL;
+    size_t len;
+    const char *have = shared_text_bytes(*t, &len);
+    int err = policy_body(rq, rev, &body);
+    char *want = err ? NULL : json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!want) {
+        fprintf(stderr, "moat-server: policy verify: %s revision %lld: no scratch build (%d)\n",
+                rq->agent_cluster, (long long)rev, err);
+        return;
     }
-    if (!t || err)
-        delta_snap_free(snap);
-    free(buf.p);
-    return t;
+    size_t wlen = strlen(want), at = 0;
+    while (at < len && at < wlen && have[at] == want[at])
+        at++;
+    if (at == len && at == wlen) {
+        fprintf(stderr, "moat-server: policy verify: %s revision %lld: same (%zu bytes)\n",
+                rq->agent_cluster, (long long)rev, len);
+    } else {
+        fprintf(stderr, "moat-server: policy verify: %s revision %lld: DIFFERS at byte %zu\n",
+                rq->agent_cluster, (long long)rev, at);
+        struct shared_text *w = shared_text_new(want, wlen);
+        if (w) {
+            shared_text_unref(*t);
+            *t = w;
+        }
+    }
+    free(want);
+}
+
+static bool verifying(void)
+{
+    const char *v = getenv("MOAT_POLICY_VERIFY");
+    return v && strcmp(v, "1") == 0;
 }
 
 /*
  * Makes sure the cluster's entry holds the policy at revision `rev` or
  * newer, built once per revision: every agent of the cluster gets the same
  * shared text. A hit reads nothing from the store. The first to ask for a
- * newer revision builds it from its snapshot, without the lock (a build at
- * 100,000 workloads takes seconds: other requests, and other clusters, go
- * on meanwhile). Called and returns with cache_lock held; *out is the entry.
- * 0, 1 when another request is building it (ask again soon), or -errno.
+ * newer revision builds it, without the lock, from the store and the last
+ * build's records (polbuild.h: only the records that changed are parsed);
+ * other requests, and other clusters, go on meanwhile. Called and returns
+ * with cache_lock held; *out is the entry. 0, 1 when another request is
+ * building it (ask again soon), or -errno.
  */
 static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out)
 {
@@ -900,35 +924,56 @@ static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out
         return 1;
     c->building = true;
     uint64_t gen = c->generation;
+    struct pol_recs *prev = c->recs, *next = NULL; /* the builder's alone until it is done */
+    c->recs = NULL;
     pthread_mutex_unlock(&srv->cache_lock);
     int64_t now, id;
-    json_t *body = NULL;
+    struct delta_buf buf = {0};
+    struct delta_snap snap = {0};
+    struct pol_stats stats;
     int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
     if (!err)
         err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
     if (!err)
-        err = policy_body(rq, now, &body);
-    struct delta_snap snap = {0};
-    struct shared_text *t = err ? NULL : answer_text(body, &snap);
-    json_decref(body);
+        err = pol_build(st, rq->agent_cluster, now, prev, &buf, &snap, &next, &stats);
+    pol_recs_free(prev);
+    struct shared_text *t = err ? NULL : shared_text_new(buf.p, buf.len);
+    free(buf.p);
     if (!err && !t)
         err = -ENOMEM;
+    if (!err) {
+        size_t len;
+        snap.text = shared_text_bytes(t, &len);
+        pol_recs_bind(next, t);
+        if (verifying()) {
+            struct shared_text *was = t;
+            verify_build(rq, now, &t);
+            if (t != was) { /* not the text the snapshot and records are of: start again */
+                delta_snap_free(&snap);
+                pol_recs_free(next);
+                next = NULL;
+            }
+        }
+    }
     pthread_mutex_lock(&srv->cache_lock);
     c->building = false;
     if (!err && c->generation != gen) { /* forgotten meanwhile (the cluster went) */
         shared_text_unref(t);
         delta_snap_free(&snap);
+        pol_recs_free(next);
         return 1;
     }
     if (err) {
         delta_snap_free(&snap);
+        pol_recs_free(next);
         return err;
     }
     shared_text_unref(c->text);
     c->text = t;
     c->revision = now;
     c->cluster_id = id;
-    if (snap.revision == now && snap.text)
+    c->recs = next;
+    if (snap.text)
         hist_take(c, id, t, &snap);
     else
         delta_snap_free(&snap);
@@ -1060,6 +1105,8 @@ void agents_cache_forget(struct server *srv, const char *cluster)
             c->revision = 0;
             hist_free(c->hist); /* the cluster is gone: so are its deltas */
             c->hist = NULL;
+            pol_recs_free(c->recs);
+            c->recs = NULL;
             c->generation++;
         }
     pthread_mutex_unlock(&srv->cache_lock);
@@ -1106,6 +1153,7 @@ void agents_cache_free(struct server *srv)
         srv->policy_cache = c->next;
         shared_text_unref(c->text);
         hist_free(c->hist);
+        pol_recs_free(c->recs);
         free(c);
     }
 }

@@ -79,6 +79,7 @@ struct policy_cache {
     int64_t revision;
     struct shared_text *text; /* the answer (JSON) */
     struct policy_hist *hist; /* the changes by revision, for delta answers (api_agents.c) */
+    struct pol_recs *recs;    /* the records of text, for the next build (polbuild.h) */
     bool building;            /* a request builds the next text (without the lock) */
     uint64_t generation;      /* moves when the entry is forgotten: a build under way is dropped */
 };

@@ -182,6 +182,16 @@ struct store_ops {
     int (*list)(struct store *st, enum store_kind k, const struct store_query *q, json_t **items,
                 int64_t *total);
     /*
+     * Every record of kind k (of `cluster` for kinds that have one; NULL:
+     * all), by id, as the text it is stored as: fn(arg, id, text, len) per
+     * row (text valid during the call only). A nonzero return of fn ends
+     * the scan and is returned. The policy answer's builder (polbuild.h)
+     * compares these texts with the ones it read last and parses only the
+     * rows that changed.
+     */
+    int (*scan)(struct store *st, enum store_kind k, const char *cluster,
+                int (*fn)(void *arg, int64_t id, const char *text, size_t len), void *arg);
+    /*
      * Adds to the counters of the record named `name` in `cluster` (kinds
      * with a cluster), changing its document in place in the store: the
      * integer field t->count grows by t->add, the text field t->low becomes

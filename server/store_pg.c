@@ -1033,6 +1033,28 @@ static int pg_list(struct store *st, enum store_kind k, const struct store_query
     return 0;
 }
 
+static int pg_scan(struct store *st, enum store_kind k, const char *cluster,
+                   int (*fn)(void *arg, int64_t id, const char *text, size_t len), void *arg)
+{
+    struct pg *p = st->impl;
+    char sql[128];
+    if (!kind_ok(k))
+        return -EINVAL;
+    bool by_cluster = cluster && per_cluster(k);
+    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id", table(k),
+             by_cluster ? " WHERE cluster = $1" : "");
+    const char *v[] = {cluster};
+    PGresult *r;
+    int err = query(p, conn_of(st), sql, by_cluster ? 1 : 0, v, &r);
+    if (err)
+        return err;
+    for (int i = 0; !err && i < PQntuples(r); i++)
+        err = fn(arg, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
+                 (size_t)PQgetlength(r, i, 1));
+    PQclear(r);
+    return err;
+}
+
 /* Adds `add` to the integer doc[key] (0 when missing or not an integer). */
 static int count_add(json_t *obj, const char *key, int64_t add)
 {
@@ -1404,6 +1426,7 @@ const struct store_ops store_pg_ops = {
     .get = pg_get,
     .find = pg_find,
     .list = pg_list,
+    .scan = pg_scan,
     .tally = pg_tally,
     .purge = pg_purge,
     .notify = pg_notify,

@@ -974,6 +974,32 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     return 0;
 }
 
+static int sq_scan(struct store *st, enum store_kind k, const char *cluster,
+                   int (*fn)(void *arg, int64_t id, const char *text, size_t len), void *arg)
+{
+    struct conn *c = conn_of(st);
+    char sql[128];
+    bool by_cluster = cluster && per_cluster(k);
+    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id", tables(k),
+             by_cluster ? " WHERE cluster = ?1" : "");
+    sqlite3_stmt *s;
+    int err = stmt(c, sql, &s);
+    if (err)
+        return err;
+    if (by_cluster)
+        sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+    int rc;
+    while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(s, 1);
+        if (text)
+            err = fn(arg, sqlite3_column_int64(s, 0), text, (size_t)sqlite3_column_bytes(s, 1));
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = db_fail(c->db, "scan");
+    stmt_done(s);
+    return err;
+}
+
 /* Moves record (cluster, name) of kind k into quarantine: -ENOENT when done (it is gone). */
 static int quarantine_one(struct conn *c, enum store_kind k, const char *cluster, const char *name)
 {
@@ -1185,6 +1211,7 @@ const struct store_ops store_sqlite_ops = {
     .get = sq_get,
     .find = sq_find,
     .list = sq_list,
+    .scan = sq_scan,
     .tally = sq_tally,
     .purge = sq_purge,
     .dump = sq_dump,
