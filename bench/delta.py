@@ -135,11 +135,26 @@ def revision(api, tok):
     return json.loads(api.raw("GET", "/api/v1/agents/policy?revision=0", token=tok)[1])["revision"]
 
 
+def build_metrics(api):
+    """(builds, seconds, parsed, reused) from /metrics; NaN where the server has none (before)."""
+    text = api.raw("GET", "/metrics")[1].decode()
+    out = []
+    for name in ("moat_policy_builds_total", "moat_policy_build_seconds_total",
+                 "moat_policy_records_parsed_total", "moat_policy_records_reused_total"):
+        m = re.search(r"^%s ([0-9.]+)" % name, text, re.M)
+        out.append(float(m.group(1)) if m else float("nan"))
+    return out
+
+
+CHANGES = ("rule", "add", "remove", "churn100")
+
+
 def bytes_rounds(api, tok, feeders, rule_path, rounds):
-    """[(what, full_bytes, delta_bytes, first_delta_ms, shared_delta_ms, full_ms)]"""
+    """[(what, full_bytes, delta_bytes, first_delta_ms, shared_delta_ms, full_ms, delta_first,
+    build_ms, parsed)]"""
     out = []
     for r in range(rounds):
-        for what in ("rule", "add", "remove"):
+        for what in CHANGES:
             rev = revision(api, tok)
             if what == "rule":
                 api.call("PATCH", rule_path, {"priority": 100 + r})
@@ -148,10 +163,13 @@ def bytes_rounds(api, tok, feeders, rule_path, rounds):
                 w = workload(node["n"], 900000 + r)
                 node["wl"][w["name"]] = w
                 feeders.report(0)
-            else:
+            elif what == "remove":
                 node = feeders.nodes[0]
                 del node["wl"][next(iter(node["wl"]))]
                 feeders.report(0)
+            else:  # 100 workloads changed in one report: 50 gone, 50 new
+                feeders.churn(0, 50)
+            m0 = build_metrics(api)
             qd = "/api/v1/agents/policy?revision=%d&wait=0&delta=1" % rev
             qf = "/api/v1/agents/policy?revision=%d&wait=0" % rev
             order = [qd, qf] if r % 2 == 0 else [qf, qd]  # interleaved: who builds alternates
@@ -160,13 +178,14 @@ def bytes_rounds(api, tok, feeders, rule_path, rounds):
                 t0 = time.time()
                 code, body = api.raw("GET", q, token=tok)
                 res[q] = (len(body), (time.time() - t0) * 1000, body[:40])
+            m1 = build_metrics(api)
             t0 = time.time()
             api.raw("GET", qd, token=tok)
             shared_ms = (time.time() - t0) * 1000
             if b'"delta":true' not in res[qd][2]:
                 print("note: %s round %d was answered in full" % (what, r))
             out.append((what, res[qf][0], res[qd][0], res[qd][1], shared_ms, res[qf][1],
-                        order[0] == qd))
+                        order[0] == qd, (m1[1] - m0[1]) * 1000, m1[2] - m0[2]))
     return out
 
 
@@ -254,7 +273,8 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
             time.sleep(0.05)
     # churn: reports of 20 workloads (10 added, 10 removed), churn_rate workloads/s in all,
     # one thread per churning node (a slow answer to one does not hold the others back)
-    sent = []
+    sent, put_ms = [], []
+    m0 = build_metrics(api)
     nodes = len(feeders.nodes)
     interval = 20.0 * nodes / churn_rate
     t_end = time.time() + churn_s
@@ -265,6 +285,7 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
             t0 = time.time()
             rev = feeders.churn(n, 10)
             sent.append((t0, rev))
+            put_ms.append((time.time() - t0) * 1000)
             pause = interval - (time.time() - t0)
             if pause > 0:
                 time.sleep(pause)
@@ -277,6 +298,7 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
         t.join()
     last = max(r for (_, r) in sent)
     all_at(last, 120)
+    m1 = build_metrics(api)
     recv = got[mark:]
     churn_lat = []
     per_agent = {}
@@ -294,7 +316,8 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
     th.join(30)
     return {"polls": polls, "rule": rule_lat, "rule_rounds": rule_rounds, "churn": churn_lat,
             "reports": len(sent), "achieved_rate": 20 * len(sent) / churn_s,
-            "answers": answers, "deltas": deltas, "bytes": nbytes}
+            "answers": answers, "deltas": deltas, "bytes": nbytes, "put_ms": put_ms,
+            "builds": m1[0] - m0[0], "build_s": m1[1] - m0[1]}
 
 
 def main():
@@ -334,7 +357,7 @@ def main():
             setup_s = time.time() - t0
             tok = feeders.nodes[0]["token"]
             rounds = bytes_rounds(api, tok, feeders, rule_path, a.rounds)
-            for what in ("rule", "add", "remove"):
+            for what in CHANGES:
                 rs = [x for x in rounds if x[0] == what]
                 full = sorted(x[1] for x in rs)[len(rs) // 2]
                 delta = sorted(x[2] for x in rs)[len(rs) // 2]
@@ -343,16 +366,21 @@ def main():
                 shared = pct([x[4] for x in rs], 50)
                 rows_bytes.append("| %d | %s | %d | %d | %.5f | %.1f | %.1f | %.1f |" % (
                     w, {"rule": "rule changed", "add": "one workload added",
-                        "remove": "one workload removed"}[what], full, delta, delta / full,
+                        "remove": "one workload removed",
+                        "churn100": "100 workloads changed (50 gone, 50 new)"}[what], full, delta,
+                    delta / full,
                     first_f, first_d, shared))
                 raw.append("raw: workloads=%d %s full_b=%s delta_b=%s delta_first_ms=%s "
-                           "shared_ms=%s full_ms=%s delta_asked_first=%s" % (
+                           "shared_ms=%s full_ms=%s delta_asked_first=%s build_ms=%s "
+                           "records_parsed=%s" % (
                                w, what, ",".join(str(x[1]) for x in rs),
                                ",".join(str(x[2]) for x in rs),
                                ",".join("%.1f" % x[3] for x in rs),
                                ",".join("%.1f" % x[4] for x in rs),
                                ",".join("%.1f" % x[5] for x in rs),
-                               ",".join(str(int(x[6])) for x in rs)))
+                               ",".join(str(int(x[6])) for x in rs),
+                               ",".join("%.1f" % x[7] for x in rs),
+                               ",".join("%.0f" % x[8] for x in rs)))
             if a.agents and w == sizes[-1]:
                 tf = os.path.join(tmp, "tokens")
                 subprocess.check_call([a.build + "/moat-fleet", "--port", str(port), "--cluster",
@@ -374,6 +402,11 @@ def main():
                                      p["answers"], p["deltas"], p["bytes"] / 1e6))
                 raw.append("raw: workloads=%d agents=%d polls_held=%d rule_round_slowest_ms=%s" % (
                     w, len(tokens), p["polls"], ",".join("%.0f" % x for x in p["rule_rounds"])))
+                pm = p["put_ms"]
+                raw.append("raw: churn reports=%d put_ms p50=%.0f p99=%.0f max=%.0f builds=%.0f "
+                           "build_s=%.2f" % (len(pm), pct(pm, 50), pct(pm, 99),
+                                             max(pm) if pm else float("nan"), p["builds"],
+                                             p["build_s"]))
             print("note: %d workloads set up in %.1f s" % (w, setup_s))
         finally:
             proc.send_signal(signal.SIGTERM)

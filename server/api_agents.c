@@ -572,7 +572,9 @@ static void wl_key_of(const json_t *w, char *key, size_t n)
 static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list)
 {
     struct store *st = &rq->srv->store;
-    struct store_query q = {.cluster = rq->agent_cluster, .limit = -1};
+    char prefix[SERVER_NAME_MAX + 2]; /* its records' names: "NODE/NAMESPACE/NAME" */
+    snprintf(prefix, sizeof(prefix), "%s/", rq->agent_node);
+    struct store_query q = {.cluster = rq->agent_cluster, .limit = -1, .name_prefix = prefix};
     q.filters[q.nfilters++] = (struct store_filter){"node", rq->agent_node};
     json_t *old = NULL;
     int64_t total;
@@ -776,11 +778,11 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
  * cluster; a delta above DELTA_MAX or half the full answer is answered in
  * full; DELTA_CACHED deltas per cluster are kept for its newest revision.
  */
-#define HIST_STEPS    1000
-#define HIST_BYTES    ((size_t)32 << 20)
-#define DELTA_MAX     ((size_t)8 << 20)
-#define DELTA_CACHED  8
-#define BUILD_RETRY_S 0.05 /* a request that finds the answer being built asks again after */
+#define HIST_STEPS   1000
+#define HIST_BYTES   ((size_t)32 << 20)
+#define DELTA_MAX    ((size_t)8 << 20)
+#define DELTA_CACHED 8
+#define BUILD_WAIT_S 5.0 /* a request that finds the answer being built waits up to (woken) */
 
 struct delta_cached {
     int64_t since;
@@ -850,6 +852,7 @@ static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
         c = c->next;
     if (!c && (c = calloc(1, sizeof(*c)))) {
         snprintf(c->cluster, sizeof(c->cluster), "%s", cluster);
+        snprintf(c->build_key, sizeof(c->build_key), "#build:%s", cluster);
         c->next = srv->policy_cache;
         srv->policy_cache = c;
     }
@@ -931,17 +934,24 @@ static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out
     struct delta_buf buf = {0};
     struct delta_snap snap = {0};
     struct pol_stats stats;
+    double t0 = watch_now();
     int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
     if (!err)
         err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
     if (!err)
         err = pol_build(st, rq->agent_cluster, now, prev, &buf, &snap, &next, &stats);
     pol_recs_free(prev);
-    struct shared_text *t = err ? NULL : shared_text_new(buf.p, buf.len);
-    free(buf.p);
+    struct shared_text *t = err || !buf.p ? NULL : shared_text_take(buf.p, buf.len);
+    if (!t)
+        free(buf.p);
     if (!err && !t)
         err = -ENOMEM;
     if (!err) {
+        __atomic_add_fetch(&srv->policy_builds, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&srv->policy_build_us, (uint64_t)((watch_now() - t0) * 1e6),
+                           __ATOMIC_RELAXED);
+        __atomic_add_fetch(&srv->policy_parsed, stats.parsed, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&srv->policy_reused, stats.reused, __ATOMIC_RELAXED);
         size_t len;
         snap.text = shared_text_bytes(t, &len);
         pol_recs_bind(next, t);
@@ -957,7 +967,8 @@ static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out
     }
     pthread_mutex_lock(&srv->cache_lock);
     c->building = false;
-    if (!err && c->generation != gen) { /* forgotten meanwhile (the cluster went) */
+    watch_wake(srv->watch, c->build_key); /* who waits for this build looks again */
+    if (!err && c->generation != gen) {   /* forgotten meanwhile (the cluster went) */
         shared_text_unref(t);
         delta_snap_free(&snap);
         pol_recs_free(next);
@@ -1075,9 +1086,11 @@ static int cached_answer(struct req *rq, int64_t rev, bool delta, int64_t since,
         d = delta ? delta_text(c, since) : NULL;
     }
     pthread_mutex_unlock(&srv->cache_lock);
-    if (err == 1) { /* another request builds it: this connection waits, not its thread */
-        rs->wait_key = rq->agent_cluster;
-        rs->wait_until = watch_now() + BUILD_RETRY_S;
+    if (err == 1) { /* another request builds it: this connection waits (not its thread)
+                     * until the builder is done and wakes the entry's build key (entries
+                     * live as long as the server, so the key does) */
+        rs->wait_key = c->build_key;
+        rs->wait_until = watch_now() + BUILD_WAIT_S;
         return 0;
     }
     if (err)

@@ -237,8 +237,15 @@ int pol_build(struct store *st, const char *cluster, int64_t rev, struct pol_rec
         err = add_str(out, head);
     if (!err)
         err = whole_member(out, &extras, "cluster", cl);
-    size_t plen;
+    size_t plen = 0;
     const char *ptext = prev && prev->text ? shared_text_bytes(prev->text, &plen) : NULL;
+    if (!err && plen > out->cap) { /* about the last one's size: no copies while it grows */
+        char *p = realloc(out->p, plen + plen / 16 + 4096);
+        if (p) {
+            out->p = p;
+            out->cap = plen + plen / 16 + 4096;
+        }
+    }
     for (int k = 0; !err && k < DELTA_KINDS; k++) {
         struct pol_list empty = {0};
         struct pol_list *old = ptext ? &prev->kinds[k] : &empty;

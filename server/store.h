@@ -25,6 +25,7 @@
 #define MOAT_SERVER_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,10 +99,21 @@ struct store_query {
     /* When ref is set (rules only): rules whose source or a destination object is `ref`
      * as text (a name, or an id: 5 and "5" both read "5"). */
     const char *ref;
+    /* When set: records whose name begins with it (at most STORE_PREFIX_MAX bytes, the last
+     * one ASCII below DEL), served by the (cluster, name) index: "NODE/" is a node's
+     * workloads without reading the others. */
+    const char *name_prefix;
     int newest_first; /* order by id descending */
     int64_t limit;    /* < 0: no limit */
     int64_t offset;
 };
+
+#define STORE_PREFIX_MAX 255
+
+/* The least text above every text that begins with `prefix` (store_query.name_prefix) into
+ * out (STORE_PREFIX_MAX + 1 bytes); false when the prefix is empty, too long or ends in a
+ * byte that is not ASCII below DEL. */
+bool store_prefix_upper(const char *prefix, char *out);
 
 #define STORE_TALLY_EXTRA 24 /* extra counters one tally can add to */
 
