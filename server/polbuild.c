@@ -48,30 +48,6 @@ void pol_recs_free(struct pol_recs *r)
     free(r);
 }
 
-/* Appends the compact JSON of `j` (as json_dumps(j, JSON_COMPACT) writes it inside an answer). */
-static int add_json(struct delta_buf *b, const json_t *j)
-{
-    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-    if (delta_buf_add(b, "", 0) < 0) /* b->p exists */
-        return -ENOMEM;
-    size_t room = b->cap - b->len - 1;
-    size_t need = json_dumpb(j, b->p + b->len, room, flags);
-    if (need == 0)
-        return -ENOMEM;
-    if (need > room) {
-        char *tmp = malloc(need);
-        if (!tmp)
-            return -ENOMEM;
-        json_dumpb(j, tmp, need, flags);
-        int err = delta_buf_add(b, tmp, need);
-        free(tmp);
-        return err;
-    }
-    b->len += need;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
 static int add_str(struct delta_buf *b, const char *s)
 {
     return delta_buf_add(b, s, strlen(s));
@@ -129,7 +105,7 @@ static int parsed_record(struct scan *x, struct pol_rec *nr, const char *text, s
             err = delta_buf_add(x->out, ",", 1);
         nr->off = x->out->len;
         if (!err)
-            err = add_json(x->out, doc);
+            err = delta_buf_json(x->out, doc);
         nr->len = x->out->len - nr->off;
     }
     json_decref(doc);
@@ -206,7 +182,7 @@ static int whole_member(struct delta_buf *out, struct delta_buf *extras, const c
         err = delta_buf_add(out, "\":", 2);
     size_t off = out->len;
     if (!err)
-        err = add_json(out, v);
+        err = delta_buf_json(out, v);
     if (!err && extras->len)
         err = delta_buf_add(extras, ",", 1);
     if (!err)

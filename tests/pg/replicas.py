@@ -227,6 +227,9 @@ def check_policy(a, b, admin, cluster, steps):
     rnd = random.Random(11)
     st, _ = call(a, 'POST', '/api/v1/clusters', admin, {'name': cluster, 'defense': 'on'})
     assert st == 201, st
+    st, _ = call(a, 'PATCH', '/api/v1/clusters/' + cluster, admin,  # reported quarantines spread
+                 {'detections': {'port_scan': {'action': 'block', 'quarantine': 14400}}})
+    assert st == 200, st
     sides = {'a': a, 'b': b}
     nodes = {}
 
@@ -286,9 +289,13 @@ def check_policy(a, b, admin, cluster, steps):
             st, _ = call(base, 'PATCH', '/api/v1/clusters/' + cluster, admin, {'description': fresh('d')})
         elif what == 'quarantine':
             n = nodes[rnd.choice(sorted(nodes))]
+            counter[0] += 1  # a new address each time: the report changes something
             st, _ = call(base, 'PUT', '/api/v1/agents/quarantines', n['token'],
-                         {'quarantines': [{'address': '10.66.0.%d' % rnd.randint(1, 200), 'reason': 'port_scan',
-                                           'since': '2026-01-01T00:00:00Z', 'until': '2099-01-01T00:00:00Z'}]})
+                         {'quarantines': [{'address': '10.66.%d.%d' % (counter[0] % 60000 // 250,
+                                                                  counter[0] % 250 + 1),
+                                           'reason': 'port_scan',
+                                           'since': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+                                           'until': '2099-01-01T00:00:00Z'}]})
         elif what == 'node-':
             name = rnd.choice(sorted(nodes))
             st, lst = call(base, 'GET', '/api/v1/nodes?cluster=%s&limit=1000' % cluster, admin)
