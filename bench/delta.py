@@ -5,25 +5,30 @@ A real moat-server (SQLite) with a cluster of W workloads, reported by
 simulated nodes of 2,000 workloads each through the agent API, 20 rules.
 
 1. Bytes per change per agent: after one change (a rule changed, one
-   workload added, one removed), the answer an agent at the previous revision
+   workload added, one removed, 100 workloads changed in one report: 50 gone
+   and 50 new), the answer an agent at the previous revision
    gets with delta=1 and without (the full state). Rounds interleaved (delta
    first, then full, then the other way round); the first answer after a
    change also builds the snapshot, so its time is the build cost, and a
-   second ask of the same (R -> now) shows the shared answer's cost.
+   second ask of the same (R -> now) shows the shared answer's cost. The
+   server's own figure is in raw build_ms (moat_policy_build_seconds_total
+   around the asks; servers before it have none: nan) with records_parsed.
 2. Propagation (--agents N): N simulated agents (asyncio, one keep-alive
    connection each from 127.1.X.Y, 100 per address) long-poll with delta=1
    from the current revision, as moatd does. (a) Rule change rounds: the time
    from just before the PATCH to each agent receiving the new revision. (b)
    Pod churn: five more simulated nodes of 100 workloads report R workloads/s
    (each report 10 added and 10 removed on one node) for D seconds; per report, the time from sending
-   it to each agent receiving a revision at least the report's. p50/p99/max.
+   it to each agent receiving a revision at least the report's. p50/p99/max,
+   and (raw) how long the reports took to be answered and how many builds the
+   server made meanwhile, with their time.
    The agents are Python on the same cores as the server: they add their own
    delay, so the figures are an upper bound.
 
 Prints markdown table rows (lines starting with '|') and notes; raw rounds
 after 'raw:'.
 Usage: bench/delta.py BUILD_DIR [--workloads 10000,100000] [--agents 1000]
-       [--rounds 5] [--churn-s 10] [--churn-rate 100]
+       [--rounds 5] [--churn-s 10] [--churn-rate 100] [--perf FILE]
 """
 import argparse
 import asyncio
