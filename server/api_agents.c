@@ -768,8 +768,9 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
  * keeps the newest snapshot it built (its text is the shared full answer,
  * with every record's span; polbuild.h builds the next one from it at the
  * cost of the records whose stored text changed) and the record changes
- * between the snapshots it built, by exact comparison of their texts: whatever write moved the
- * revision, the change is what the agents would see in two full answers. A
+ * between the snapshots it built, by exact comparison of their texts:
+ * whatever write moved the revision, the change is what the agents would
+ * see in two full answers. A
  * snapshot is read in one store transaction with the revision it is
  * labelled with, and that revision moves in the transaction of every write
  * the answer shows, so a label names one content on every replica; a delta
