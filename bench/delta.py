@@ -5,25 +5,30 @@ A real moat-server (SQLite) with a cluster of W workloads, reported by
 simulated nodes of 2,000 workloads each through the agent API, 20 rules.
 
 1. Bytes per change per agent: after one change (a rule changed, one
-   workload added, one removed), the answer an agent at the previous revision
+   workload added, one removed, 100 workloads changed in one report: 50 gone
+   and 50 new), the answer an agent at the previous revision
    gets with delta=1 and without (the full state). Rounds interleaved (delta
    first, then full, then the other way round); the first answer after a
    change also builds the snapshot, so its time is the build cost, and a
-   second ask of the same (R -> now) shows the shared answer's cost.
+   second ask of the same (R -> now) shows the shared answer's cost. The
+   server's own figure is in raw build_ms (moat_policy_build_seconds_total
+   around the asks; servers before it have none: nan) with records_parsed.
 2. Propagation (--agents N): N simulated agents (asyncio, one keep-alive
    connection each from 127.1.X.Y, 100 per address) long-poll with delta=1
    from the current revision, as moatd does. (a) Rule change rounds: the time
    from just before the PATCH to each agent receiving the new revision. (b)
    Pod churn: five more simulated nodes of 100 workloads report R workloads/s
    (each report 10 added and 10 removed on one node) for D seconds; per report, the time from sending
-   it to each agent receiving a revision at least the report's. p50/p99/max.
+   it to each agent receiving a revision at least the report's. p50/p99/max,
+   and (raw) how long the reports took to be answered and how many builds the
+   server made meanwhile, with their time.
    The agents are Python on the same cores as the server: they add their own
    delay, so the figures are an upper bound.
 
 Prints markdown table rows (lines starting with '|') and notes; raw rounds
 after 'raw:'.
 Usage: bench/delta.py BUILD_DIR [--workloads 10000,100000] [--agents 1000]
-       [--rounds 5] [--churn-s 10] [--churn-rate 100]
+       [--rounds 5] [--churn-s 10] [--churn-rate 100] [--perf FILE]
 """
 import argparse
 import asyncio
@@ -70,14 +75,20 @@ def pct(v, p):
     return v[min(len(v) - 1, int(len(v) * p / 100))] if v else float("nan")
 
 
+PERF = None  # --perf FILE: the server runs under `perf record -g -o FILE`
+
+
 def start_server(build, tmp):
     data = os.path.join(tmp, "data")
     os.makedirs(data)
     admin = subprocess.check_output([build + "/moat-server", "token", "create", "--data", data,
                                      "--role", "admin"], text=True).strip()
     log = open(os.path.join(tmp, "server.log"), "w")
-    p = subprocess.Popen([build + "/moat-server", "--listen", "127.0.0.1:0", "--data", data,
-                          "--auth-failures", "1000000/1"], stdout=log, stderr=subprocess.STDOUT)
+    cmd = [build + "/moat-server", "--listen", "127.0.0.1:0", "--data", data,
+           "--auth-failures", "1000000/1"]
+    if PERF:
+        cmd = ["perf", "record", "-g", "-o", PERF, "--"] + cmd
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.time()
     while time.time() - t0 < 30:
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", open(log.name).read())
@@ -129,11 +140,26 @@ def revision(api, tok):
     return json.loads(api.raw("GET", "/api/v1/agents/policy?revision=0", token=tok)[1])["revision"]
 
 
+def build_metrics(api):
+    """(builds, seconds, parsed, reused) from /metrics; NaN where the server has none (before)."""
+    text = api.raw("GET", "/metrics")[1].decode()
+    out = []
+    for name in ("moat_policy_builds_total", "moat_policy_build_seconds_total",
+                 "moat_policy_records_parsed_total", "moat_policy_records_reused_total"):
+        m = re.search(r"^%s ([0-9.]+)" % name, text, re.M)
+        out.append(float(m.group(1)) if m else float("nan"))
+    return out
+
+
+CHANGES = ("rule", "add", "remove", "churn100")
+
+
 def bytes_rounds(api, tok, feeders, rule_path, rounds):
-    """[(what, full_bytes, delta_bytes, first_delta_ms, shared_delta_ms, full_ms)]"""
+    """[(what, full_bytes, delta_bytes, first_delta_ms, shared_delta_ms, full_ms, delta_first,
+    build_ms, parsed)]"""
     out = []
     for r in range(rounds):
-        for what in ("rule", "add", "remove"):
+        for what in CHANGES:
             rev = revision(api, tok)
             if what == "rule":
                 api.call("PATCH", rule_path, {"priority": 100 + r})
@@ -142,10 +168,13 @@ def bytes_rounds(api, tok, feeders, rule_path, rounds):
                 w = workload(node["n"], 900000 + r)
                 node["wl"][w["name"]] = w
                 feeders.report(0)
-            else:
+            elif what == "remove":
                 node = feeders.nodes[0]
                 del node["wl"][next(iter(node["wl"]))]
                 feeders.report(0)
+            else:  # 100 workloads changed in one report: 50 gone, 50 new
+                feeders.churn(0, 50)
+            m0 = build_metrics(api)
             qd = "/api/v1/agents/policy?revision=%d&wait=0&delta=1" % rev
             qf = "/api/v1/agents/policy?revision=%d&wait=0" % rev
             order = [qd, qf] if r % 2 == 0 else [qf, qd]  # interleaved: who builds alternates
@@ -154,13 +183,14 @@ def bytes_rounds(api, tok, feeders, rule_path, rounds):
                 t0 = time.time()
                 code, body = api.raw("GET", q, token=tok)
                 res[q] = (len(body), (time.time() - t0) * 1000, body[:40])
+            m1 = build_metrics(api)
             t0 = time.time()
             api.raw("GET", qd, token=tok)
             shared_ms = (time.time() - t0) * 1000
             if b'"delta":true' not in res[qd][2]:
                 print("note: %s round %d was answered in full" % (what, r))
             out.append((what, res[qf][0], res[qd][0], res[qd][1], shared_ms, res[qf][1],
-                        order[0] == qd))
+                        order[0] == qd, (m1[1] - m0[1]) * 1000, m1[2] - m0[2]))
     return out
 
 
@@ -248,7 +278,8 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
             time.sleep(0.05)
     # churn: reports of 20 workloads (10 added, 10 removed), churn_rate workloads/s in all,
     # one thread per churning node (a slow answer to one does not hold the others back)
-    sent = []
+    sent, put_ms = [], []
+    m0 = build_metrics(api)
     nodes = len(feeders.nodes)
     interval = 20.0 * nodes / churn_rate
     t_end = time.time() + churn_s
@@ -259,6 +290,7 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
             t0 = time.time()
             rev = feeders.churn(n, 10)
             sent.append((t0, rev))
+            put_ms.append((time.time() - t0) * 1000)
             pause = interval - (time.time() - t0)
             if pause > 0:
                 time.sleep(pause)
@@ -271,6 +303,7 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
         t.join()
     last = max(r for (_, r) in sent)
     all_at(last, 120)
+    m1 = build_metrics(api)
     recv = got[mark:]
     churn_lat = []
     per_agent = {}
@@ -288,7 +321,8 @@ def propagation(port, tokens, start_rev, api, rule_path, feeders, rounds, churn_
     th.join(30)
     return {"polls": polls, "rule": rule_lat, "rule_rounds": rule_rounds, "churn": churn_lat,
             "reports": len(sent), "achieved_rate": 20 * len(sent) / churn_s,
-            "answers": answers, "deltas": deltas, "bytes": nbytes}
+            "answers": answers, "deltas": deltas, "bytes": nbytes, "put_ms": put_ms,
+            "builds": m1[0] - m0[0], "build_s": m1[1] - m0[1]}
 
 
 def main():
@@ -301,7 +335,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--churn-s", type=float, default=10)
     ap.add_argument("--churn-rate", type=float, default=100)
+    ap.add_argument("--perf", help="record the server with perf into this file")
     a = ap.parse_args()
+    global PERF
+    PERF = a.perf
     sizes = [int(x) for x in a.workloads.split(",")]
     rows_bytes, rows_prop, raw = [], [], []
     for w in sizes:
@@ -325,7 +362,7 @@ def main():
             setup_s = time.time() - t0
             tok = feeders.nodes[0]["token"]
             rounds = bytes_rounds(api, tok, feeders, rule_path, a.rounds)
-            for what in ("rule", "add", "remove"):
+            for what in CHANGES:
                 rs = [x for x in rounds if x[0] == what]
                 full = sorted(x[1] for x in rs)[len(rs) // 2]
                 delta = sorted(x[2] for x in rs)[len(rs) // 2]
@@ -334,16 +371,21 @@ def main():
                 shared = pct([x[4] for x in rs], 50)
                 rows_bytes.append("| %d | %s | %d | %d | %.5f | %.1f | %.1f | %.1f |" % (
                     w, {"rule": "rule changed", "add": "one workload added",
-                        "remove": "one workload removed"}[what], full, delta, delta / full,
+                        "remove": "one workload removed",
+                        "churn100": "100 workloads changed (50 gone, 50 new)"}[what], full, delta,
+                    delta / full,
                     first_f, first_d, shared))
                 raw.append("raw: workloads=%d %s full_b=%s delta_b=%s delta_first_ms=%s "
-                           "shared_ms=%s full_ms=%s delta_asked_first=%s" % (
+                           "shared_ms=%s full_ms=%s delta_asked_first=%s build_ms=%s "
+                           "records_parsed=%s" % (
                                w, what, ",".join(str(x[1]) for x in rs),
                                ",".join(str(x[2]) for x in rs),
                                ",".join("%.1f" % x[3] for x in rs),
                                ",".join("%.1f" % x[4] for x in rs),
                                ",".join("%.1f" % x[5] for x in rs),
-                               ",".join(str(int(x[6])) for x in rs)))
+                               ",".join(str(int(x[6])) for x in rs),
+                               ",".join("%.1f" % x[7] for x in rs),
+                               ",".join("%.0f" % x[8] for x in rs)))
             if a.agents and w == sizes[-1]:
                 tf = os.path.join(tmp, "tokens")
                 subprocess.check_call([a.build + "/moat-fleet", "--port", str(port), "--cluster",
@@ -365,6 +407,11 @@ def main():
                                      p["answers"], p["deltas"], p["bytes"] / 1e6))
                 raw.append("raw: workloads=%d agents=%d polls_held=%d rule_round_slowest_ms=%s" % (
                     w, len(tokens), p["polls"], ",".join("%.0f" % x for x in p["rule_rounds"])))
+                pm = p["put_ms"]
+                raw.append("raw: churn reports=%d put_ms p50=%.0f p99=%.0f max=%.0f builds=%.0f "
+                           "build_s=%.2f" % (len(pm), pct(pm, 50), pct(pm, 99),
+                                             max(pm) if pm else float("nan"), p["builds"],
+                                             p["build_s"]))
             print("note: %d workloads set up in %.1f s" % (w, setup_s))
         finally:
             proc.send_signal(signal.SIGTERM)

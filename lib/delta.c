@@ -53,8 +53,7 @@ static int buf_fmt(struct delta_buf *b, const char *fmt, ...)
     return n < 0 || (size_t)n >= sizeof(tmp) ? -EINVAL : delta_buf_add(b, tmp, (size_t)n);
 }
 
-/* Appends the compact JSON of `j` (any value). */
-static int buf_json(struct delta_buf *b, const json_t *j)
+int delta_buf_json(struct delta_buf *b, const json_t *j)
 {
     const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
     size_t room = b->cap > b->len ? b->cap - b->len - 1 : 0;
@@ -83,7 +82,7 @@ static int buf_json(struct delta_buf *b, const json_t *j)
 static int buf_key(struct delta_buf *b, const char *key)
 {
     json_t *s = json_string(key);
-    int err = s ? buf_json(b, s) : -ENOMEM;
+    int err = s ? delta_buf_json(b, s) : -ENOMEM;
     json_decref(s);
     return err ? err : delta_buf_add(b, ":", 1);
 }
@@ -108,7 +107,7 @@ static int snap_records(const json_t *list, struct delta_buf *out, struct delta_
             err = delta_buf_add(out, ",", 1);
         size_t off = out->len;
         if (!err)
-            err = buf_json(out, r);
+            err = delta_buf_json(out, r);
         snap->recs[k][i] = (struct delta_rec){json_integer_value(id), off, out->len - off};
         snap->n[k] = i + 1;
     }
@@ -139,7 +138,7 @@ int delta_snap_build(const json_t *answer, struct delta_buf *out, struct delta_s
         }
         size_t off = out->len;
         if (!err)
-            err = buf_json(out, v);
+            err = delta_buf_json(out, v);
         if (!err && strcmp(key, "revision") == 0)
             snap->revision = json_integer_value(v);
         else if (!err) {

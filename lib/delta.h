@@ -34,6 +34,8 @@ struct delta_buf {
     size_t len, cap;
 };
 int delta_buf_add(struct delta_buf *b, const char *s, size_t n);
+/* Appends the compact JSON of `j` (any value), as json_dumps(j, JSON_COMPACT) writes it. */
+int delta_buf_json(struct delta_buf *b, const json_t *j);
 
 /* A record of a snapshot: its id and its compact JSON at text[off..off+len). */
 struct delta_rec {

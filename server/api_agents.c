@@ -31,6 +31,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "fleet.h"
+#include "polbuild.h"
 #include "server.h"
 #include "watch.h"
 #include "writer.h"
@@ -571,7 +572,9 @@ static void wl_key_of(const json_t *w, char *key, size_t n)
 static int replace_workloads(struct req *rq, struct resp *rs, const json_t *list)
 {
     struct store *st = &rq->srv->store;
-    struct store_query q = {.cluster = rq->agent_cluster, .limit = -1};
+    char prefix[SERVER_NAME_MAX + 2]; /* its records' names: "NODE/NAMESPACE/NAME" */
+    snprintf(prefix, sizeof(prefix), "%s/", rq->agent_node);
+    struct store_query q = {.cluster = rq->agent_cluster, .limit = -1, .name_prefix = prefix};
     q.filters[q.nfilters++] = (struct store_filter){"node", rq->agent_node};
     json_t *old = NULL;
     int64_t total;
@@ -763,9 +766,11 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
 /*
  * Delta answers (GET /agents/policy?delta=1). Each cluster's cache entry
  * keeps the newest snapshot it built (its text is the shared full answer,
- * with every record's span) and the record changes between the snapshots it
- * built, by exact comparison of their texts: whatever write moved the
- * revision, the change is what the agents would see in two full answers. A
+ * with every record's span; polbuild.h builds the next one from it at the
+ * cost of the records whose stored text changed) and the record changes
+ * between the snapshots it built, by exact comparison of their texts:
+ * whatever write moved the revision, the change is what the agents would
+ * see in two full answers. A
  * snapshot is read in one store transaction with the revision it is
  * labelled with, and that revision moves in the transaction of every write
  * the answer shows, so a label names one content on every replica; a delta
@@ -775,11 +780,11 @@ static int policy_body(struct req *rq, int64_t rev, json_t **out)
  * cluster; a delta above DELTA_MAX or half the full answer is answered in
  * full; DELTA_CACHED deltas per cluster are kept for its newest revision.
  */
-#define HIST_STEPS    1000
-#define HIST_BYTES    ((size_t)32 << 20)
-#define DELTA_MAX     ((size_t)8 << 20)
-#define DELTA_CACHED  8
-#define BUILD_RETRY_S 0.05 /* a request that finds the answer being built asks again after */
+#define HIST_STEPS   1000
+#define HIST_BYTES   ((size_t)32 << 20)
+#define DELTA_MAX    ((size_t)8 << 20)
+#define DELTA_CACHED 8
+#define BUILD_WAIT_S 5.0 /* a request that finds the answer being built waits up to (woken) */
 
 struct delta_cached {
     int64_t since;
@@ -849,42 +854,66 @@ static struct policy_cache *cache_entry(struct server *srv, const char *cluster)
         c = c->next;
     if (!c && (c = calloc(1, sizeof(*c)))) {
         snprintf(c->cluster, sizeof(c->cluster), "%s", cluster);
+        snprintf(c->build_key, sizeof(c->build_key), "#build:%s", cluster);
         c->next = srv->policy_cache;
         srv->policy_cache = c;
     }
     return c;
 }
 
-/* The full answer's text of `body`, with its snapshot in *snap (snap->revision 0: none). */
-static struct shared_text *answer_text(const json_t *body, struct delta_snap *snap)
+/*
+ * MOAT_POLICY_VERIFY=1 (tests): every answer built from the last one is
+ * compared with one built from scratch (every record read, parsed and
+ * dumped, as before polbuild), and the server says on stderr which it was:
+ * "policy verify: ... same" or "... DIFFERS at byte N" (the scratch one is
+ * then served). A write the incremental build missed shows there.
+ */
+static void verify_build(struct req *rq, int64_t rev, struct shared_text **t)
 {
-    struct delta_buf buf = {0};
-    struct shared_text *t = NULL;
-    int err = delta_snap_build(body, &buf, snap);
-    if (err == -EINVAL) { /* records not by increasing id: no deltas from this one */
-        char *text = json_dumps(body, JSON_COMPACT);
-        t = text ? shared_text_new(text, strlen(text)) : NULL;
-        free(text);
-    } else if (!err) {
-        t = shared_text_new(buf.p, buf.len);
-        size_t len;
-        if (t)
-            snap->text = shared_text_bytes(t, &len);
+    json_t *body = NULL;
+    size_t len;
+    const char *have = shared_text_bytes(*t, &len);
+    int err = policy_body(rq, rev, &body);
+    char *want = err ? NULL : json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!want) {
+        fprintf(stderr, "moat-server: policy verify: %s revision %lld: no scratch build (%d)\n",
+                rq->agent_cluster, (long long)rev, err);
+        return;
     }
-    if (!t || err)
-        delta_snap_free(snap);
-    free(buf.p);
-    return t;
+    size_t wlen = strlen(want), at = 0;
+    while (at < len && at < wlen && have[at] == want[at])
+        at++;
+    if (at == len && at == wlen) {
+        fprintf(stderr, "moat-server: policy verify: %s revision %lld: same (%zu bytes)\n",
+                rq->agent_cluster, (long long)rev, len);
+    } else {
+        fprintf(stderr, "moat-server: policy verify: %s revision %lld: DIFFERS at byte %zu\n",
+                rq->agent_cluster, (long long)rev, at);
+        struct shared_text *w = shared_text_new(want, wlen);
+        if (w) {
+            shared_text_unref(*t);
+            *t = w;
+        }
+    }
+    free(want);
+}
+
+static bool verifying(void)
+{
+    const char *v = getenv("MOAT_POLICY_VERIFY");
+    return v && strcmp(v, "1") == 0;
 }
 
 /*
  * Makes sure the cluster's entry holds the policy at revision `rev` or
  * newer, built once per revision: every agent of the cluster gets the same
  * shared text. A hit reads nothing from the store. The first to ask for a
- * newer revision builds it from its snapshot, without the lock (a build at
- * 100,000 workloads takes seconds: other requests, and other clusters, go
- * on meanwhile). Called and returns with cache_lock held; *out is the entry.
- * 0, 1 when another request is building it (ask again soon), or -errno.
+ * newer revision builds it, without the lock, from the store and the last
+ * build's records (polbuild.h: only the records that changed are parsed);
+ * other requests, and other clusters, go on meanwhile. Called and returns
+ * with cache_lock held; *out is the entry. 0, 1 when another request is
+ * building it (ask again soon), or -errno.
  */
 static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out)
 {
@@ -900,35 +929,64 @@ static int current_answer(struct req *rq, int64_t rev, struct policy_cache **out
         return 1;
     c->building = true;
     uint64_t gen = c->generation;
+    struct pol_recs *prev = c->recs, *next = NULL; /* the builder's alone until it is done */
+    c->recs = NULL;
     pthread_mutex_unlock(&srv->cache_lock);
     int64_t now, id;
-    json_t *body = NULL;
+    struct delta_buf buf = {0};
+    struct delta_snap snap = {0};
+    struct pol_stats stats;
+    double t0 = watch_now();
     int err = st->ops->find(st, STORE_CLUSTER, NULL, rq->agent_cluster, &id);
     if (!err)
         err = revision_get(srv, rq->agent_cluster, &now); /* the snapshot's */
     if (!err)
-        err = policy_body(rq, now, &body);
-    struct delta_snap snap = {0};
-    struct shared_text *t = err ? NULL : answer_text(body, &snap);
-    json_decref(body);
+        err = pol_build(st, rq->agent_cluster, now, prev, &buf, &snap, &next, &stats);
+    pol_recs_free(prev);
+    struct shared_text *t = err || !buf.p ? NULL : shared_text_take(buf.p, buf.len);
+    if (!t)
+        free(buf.p);
     if (!err && !t)
         err = -ENOMEM;
+    if (!err) {
+        __atomic_add_fetch(&srv->policy_builds, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&srv->policy_build_us, (uint64_t)((watch_now() - t0) * 1e6),
+                           __ATOMIC_RELAXED);
+        __atomic_add_fetch(&srv->policy_parsed, stats.parsed, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&srv->policy_reused, stats.reused, __ATOMIC_RELAXED);
+        size_t len;
+        snap.text = shared_text_bytes(t, &len);
+        pol_recs_bind(next, t);
+        if (verifying()) {
+            struct shared_text *was = t;
+            verify_build(rq, now, &t);
+            if (t != was) { /* not the text the snapshot and records are of: start again */
+                delta_snap_free(&snap);
+                pol_recs_free(next);
+                next = NULL;
+            }
+        }
+    }
     pthread_mutex_lock(&srv->cache_lock);
     c->building = false;
-    if (!err && c->generation != gen) { /* forgotten meanwhile (the cluster went) */
+    watch_wake(srv->watch, c->build_key); /* who waits for this build looks again */
+    if (!err && c->generation != gen) {   /* forgotten meanwhile (the cluster went) */
         shared_text_unref(t);
         delta_snap_free(&snap);
+        pol_recs_free(next);
         return 1;
     }
     if (err) {
         delta_snap_free(&snap);
+        pol_recs_free(next);
         return err;
     }
     shared_text_unref(c->text);
     c->text = t;
     c->revision = now;
     c->cluster_id = id;
-    if (snap.revision == now && snap.text)
+    c->recs = next;
+    if (snap.text)
         hist_take(c, id, t, &snap);
     else
         delta_snap_free(&snap);
@@ -1030,9 +1088,11 @@ static int cached_answer(struct req *rq, int64_t rev, bool delta, int64_t since,
         d = delta ? delta_text(c, since) : NULL;
     }
     pthread_mutex_unlock(&srv->cache_lock);
-    if (err == 1) { /* another request builds it: this connection waits, not its thread */
-        rs->wait_key = rq->agent_cluster;
-        rs->wait_until = watch_now() + BUILD_RETRY_S;
+    if (err == 1) { /* another request builds it: this connection waits (not its thread)
+                     * until the builder is done and wakes the entry's build key (entries
+                     * live as long as the server, so the key does) */
+        rs->wait_key = c->build_key;
+        rs->wait_until = watch_now() + BUILD_WAIT_S;
         return 0;
     }
     if (err)
@@ -1060,6 +1120,8 @@ void agents_cache_forget(struct server *srv, const char *cluster)
             c->revision = 0;
             hist_free(c->hist); /* the cluster is gone: so are its deltas */
             c->hist = NULL;
+            pol_recs_free(c->recs);
+            c->recs = NULL;
             c->generation++;
         }
     pthread_mutex_unlock(&srv->cache_lock);
@@ -1106,6 +1168,7 @@ void agents_cache_free(struct server *srv)
         srv->policy_cache = c->next;
         shared_text_unref(c->text);
         hist_free(c->hist);
+        pol_recs_free(c->recs);
         free(c);
     }
 }

@@ -40,6 +40,25 @@ static int store_gauges(struct server *srv, FILE *f)
             "with another replica's.\n"
             "# TYPE moat_write_retries_total counter\nmoat_write_retries_total %llu\n",
             (unsigned long long)__atomic_load_n(&srv->write_retries, __ATOMIC_RELAXED));
+    fprintf(f,
+            "# HELP moat_policy_builds_total Policy answers built (one per cluster revision "
+            "asked for).\n"
+            "# TYPE moat_policy_builds_total counter\nmoat_policy_builds_total %llu\n"
+            "# HELP moat_policy_build_seconds_total Time spent building them.\n"
+            "# TYPE moat_policy_build_seconds_total counter\n"
+            "moat_policy_build_seconds_total %.6f\n"
+            "# HELP moat_policy_records_parsed_total Records parsed for them (changed since the "
+            "last build).\n"
+            "# TYPE moat_policy_records_parsed_total counter\n"
+            "moat_policy_records_parsed_total %llu\n"
+            "# HELP moat_policy_records_reused_total Records taken from the last answer "
+            "unchanged.\n"
+            "# TYPE moat_policy_records_reused_total counter\n"
+            "moat_policy_records_reused_total %llu\n",
+            (unsigned long long)__atomic_load_n(&srv->policy_builds, __ATOMIC_RELAXED),
+            (double)__atomic_load_n(&srv->policy_build_us, __ATOMIC_RELAXED) / 1e6,
+            (unsigned long long)__atomic_load_n(&srv->policy_parsed, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&srv->policy_reused, __ATOMIC_RELAXED));
     return 0;
 }
 

@@ -140,7 +140,9 @@ static int delete_node(struct req *rq, struct resp *rs)
     int err = req_param_id(rq, 0, &id) ? st->ops->get(st, STORE_NODE, id, &doc, &cluster) : -ENOENT;
     if (err == -ENOENT)
         return resp_error(rs, 404, "", "no node %s", rq->params[0]);
-    struct store_query q = {.cluster = cluster, .limit = -1};
+    char prefix[SERVER_NAME_MAX + 2]; /* its workloads' names: "NODE/NAMESPACE/NAME" */
+    snprintf(prefix, sizeof(prefix), "%s/", jstr(doc, "name"));
+    struct store_query q = {.cluster = cluster, .limit = -1, .name_prefix = prefix};
     q.filters[q.nfilters++] = (struct store_filter){"node", jstr(doc, "name")};
     int64_t total = 0;
     if (!err)

@@ -41,6 +41,8 @@
 struct shared_text {
     atomic_int refs;
     size_t len;
+    char *p;     /* the text: text[] below, or a buffer taken over */
+    char *owned; /* the buffer taken over (shared_text_take), freed with it */
     char text[];
 };
 
@@ -51,8 +53,21 @@ struct shared_text *shared_text_new(const char *text, size_t len)
         return NULL;
     atomic_init(&t->refs, 1);
     t->len = len;
+    t->p = t->text;
+    t->owned = NULL;
     memcpy(t->text, text, len);
     t->text[len] = '\0';
+    return t;
+}
+
+struct shared_text *shared_text_take(char *text, size_t len)
+{
+    struct shared_text *t = malloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    atomic_init(&t->refs, 1);
+    t->len = len;
+    t->p = t->owned = text;
     return t;
 }
 
@@ -65,14 +80,16 @@ struct shared_text *shared_text_ref(struct shared_text *t)
 
 void shared_text_unref(struct shared_text *t)
 {
-    if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+        free(t->owned);
         free(t);
+    }
 }
 
 const char *shared_text_bytes(const struct shared_text *t, size_t *len)
 {
     *len = t->len;
-    return t->text;
+    return t->p;
 }
 
 static void shared_release(void *cls)
@@ -163,8 +180,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct conn *cn)
     if (!r && rs->shared) {
         struct shared_text *t = rs->shared;
         rs->shared = NULL;
-        r = MHD_create_response_from_buffer_with_free_callback_cls(t->len, t->text, shared_release,
-                                                                   t);
+        r = MHD_create_response_from_buffer_with_free_callback_cls(t->len, t->p, shared_release, t);
         if (!r)
             shared_text_unref(t);
     } else if (!r) {

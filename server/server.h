@@ -75,10 +75,12 @@ struct server_opts {
 struct policy_cache {
     struct policy_cache *next;
     char cluster[SERVER_NAME_MAX + 1];
-    int64_t cluster_id; /* the cluster record's store id */
+    char build_key[SERVER_NAME_MAX + 1]; /* "#build:CLUSTER": who waits for a build (watch.h) */
+    int64_t cluster_id;                  /* the cluster record's store id */
     int64_t revision;
     struct shared_text *text; /* the answer (JSON) */
     struct policy_hist *hist; /* the changes by revision, for delta answers (api_agents.c) */
+    struct pol_recs *recs;    /* the records of text, for the next build (polbuild.h) */
     bool building;            /* a request builds the next text (without the lock) */
     uint64_t generation;      /* moves when the entry is forgotten: a build under way is dropped */
 };
@@ -101,6 +103,9 @@ struct threat_cache {
 struct shared_text;
 /* A new shared text holding a copy of text[0..len) with one reference; NULL on OOM. */
 struct shared_text *shared_text_new(const char *text, size_t len);
+/* Takes over `text` (malloc'ed, text[len] == '\0'; freed with the last reference). NULL on OOM
+ * (text is then still the caller's). */
+struct shared_text *shared_text_take(char *text, size_t len);
 struct shared_text *shared_text_ref(struct shared_text *t);
 void shared_text_unref(struct shared_text *t);
 /* The text a shared text holds (NUL-terminated) and its length. */
@@ -151,6 +156,9 @@ struct server {
     volatile int stopping;  /* set once, when the server stops (long-polls answer then) */
     int inflight;           /* requests being read or answered (__atomic builtins) */
     uint64_t write_retries; /* groups run again after a conflict (__atomic builtins) */
+    /* Policy answers built (api_agents.c, atomics): how many, their time, and their records
+     * parsed (changed since the last build) or taken from the last answer as they were. */
+    uint64_t policy_builds, policy_build_us, policy_parsed, policy_reused;
     time_t expired_at; /* CLOCK_MONOTONIC seconds of the last retention purge (writer thread) */
     FILE *alerts_out;  /* --alerts-out: a JSON line per alert ingest creates or changes, or NULL */
     FILE *audit_out;   /* --audit-out: a JSON line per audit record, or NULL */

@@ -25,6 +25,7 @@
 #define MOAT_SERVER_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,10 +99,21 @@ struct store_query {
     /* When ref is set (rules only): rules whose source or a destination object is `ref`
      * as text (a name, or an id: 5 and "5" both read "5"). */
     const char *ref;
+    /* When set: records whose name begins with it (at most STORE_PREFIX_MAX bytes, the last
+     * one ASCII below DEL), served by the (cluster, name) index: "NODE/" is a node's
+     * workloads without reading the others. */
+    const char *name_prefix;
     int newest_first; /* order by id descending */
     int64_t limit;    /* < 0: no limit */
     int64_t offset;
 };
+
+#define STORE_PREFIX_MAX 255
+
+/* The least text above every text that begins with `prefix` (store_query.name_prefix) into
+ * out (STORE_PREFIX_MAX + 1 bytes); false when the prefix is empty, too long or ends in a
+ * byte that is not ASCII below DEL. */
+bool store_prefix_upper(const char *prefix, char *out);
 
 #define STORE_TALLY_EXTRA 24 /* extra counters one tally can add to */
 
@@ -181,6 +193,16 @@ struct store_ops {
     /* Records matching `q`, by id, each document with "id" set; *total counts all matches. */
     int (*list)(struct store *st, enum store_kind k, const struct store_query *q, json_t **items,
                 int64_t *total);
+    /*
+     * Every record of kind k (of `cluster` for kinds that have one; NULL:
+     * all), by id, as the text it is stored as: fn(arg, id, text, len) per
+     * row (text valid during the call only). A nonzero return of fn ends
+     * the scan and is returned. The policy answer's builder (polbuild.h)
+     * compares these texts with the ones it read last and parses only the
+     * rows that changed.
+     */
+    int (*scan)(struct store *st, enum store_kind k, const char *cluster,
+                int (*fn)(void *arg, int64_t id, const char *text, size_t len), void *arg);
     /*
      * Adds to the counters of the record named `name` in `cluster` (kinds
      * with a cluster), changing its document in place in the store: the

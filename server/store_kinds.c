@@ -2,6 +2,7 @@
 #include "store_kinds.h"
 
 #include <errno.h>
+#include <string.h>
 
 const struct store_kind_info store_kinds[STORE_KINDS] = {
     [STORE_CLUSTER] = {"clusters", false},
@@ -75,4 +76,14 @@ int store_token_list_of(json_t *rows, json_t **items)
         return -ENOMEM;
     *items = arr;
     return 0;
+}
+
+bool store_prefix_upper(const char *prefix, char *out)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (n == 0 || n > STORE_PREFIX_MAX || (unsigned char)prefix[n - 1] >= 0x7f)
+        return false;
+    memcpy(out, prefix, n + 1);
+    out[n - 1]++;
+    return true;
 }

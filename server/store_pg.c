@@ -98,6 +98,9 @@ static const char *const migrations[] = {
     "INSERT INTO rule_refs(rule, ref) SELECT r.id, d->>'object' FROM rules AS r,"
     "  json_array_elements(CASE WHEN json_typeof(r.doc->'destinations') = 'array'"
     "  THEN r.doc->'destinations' ELSE '[]'::json END) AS d WHERE d->>'object' IS NOT NULL;",
+    /* 2 -> 3: names in byte order per cluster, so that a node's workloads ("NODE/...", a
+     * name prefix) are read through an index whatever the database's collation */
+    "CREATE INDEX workloads_by_name_c ON workloads(cluster, name COLLATE \"C\");",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -883,6 +886,7 @@ struct params {
     const char *v[PG_PARAMS_MAX];
     int n;
     char arrays[2][160]; /* text[] literals of "a.b" paths */
+    char upper[STORE_PREFIX_MAX + 1];
 };
 
 /* Adds a parameter and writes "$N" (with the cast) at buf + *len. */
@@ -970,6 +974,13 @@ static void where_clause(char *buf, size_t n, const struct store_query *q, struc
         param(pr, q->any_value, "::text", buf, n, &len);
         append(buf, n, &len, ")");
     }
+    if (q->name_prefix && store_prefix_upper(q->name_prefix, pr->upper)) {
+        /* byte order, as the (cluster, name COLLATE "C") index has it (migration 2 -> 3) */
+        append(buf, n, &len, " AND name COLLATE \"C\" >= ");
+        param(pr, q->name_prefix, "::text", buf, n, &len);
+        append(buf, n, &len, " AND name COLLATE \"C\" < ");
+        param(pr, pr->upper, "::text", buf, n, &len);
+    }
     if (q->ref) { /* a rule's source or one of its destinations' objects (rule_refs) */
         append(buf, n, &len, " AND id IN (SELECT rule FROM rule_refs WHERE ref = ");
         param(pr, q->ref, "::text", buf, n, &len);
@@ -983,7 +994,9 @@ static int pg_list(struct store *st, enum store_kind k, const struct store_query
     struct pg *p = st->impl;
     struct pconn *c = conn_of(st);
     char where[2048], sql[2304], lim[24], off[24];
-    if (!kind_ok(k) || q->nfilters > STORE_FILTERS_MAX)
+    char upper[STORE_PREFIX_MAX + 1];
+    if (!kind_ok(k) || q->nfilters > STORE_FILTERS_MAX ||
+        (q->name_prefix && !store_prefix_upper(q->name_prefix, upper)))
         return -EINVAL;
     struct store_query plain = *q;
     if (!per_cluster(k))
@@ -1031,6 +1044,28 @@ static int pg_list(struct store *st, enum store_kind k, const struct store_query
     }
     *items = arr;
     return 0;
+}
+
+static int pg_scan(struct store *st, enum store_kind k, const char *cluster,
+                   int (*fn)(void *arg, int64_t id, const char *text, size_t len), void *arg)
+{
+    struct pg *p = st->impl;
+    char sql[128];
+    if (!kind_ok(k))
+        return -EINVAL;
+    bool by_cluster = cluster && per_cluster(k);
+    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id", table(k),
+             by_cluster ? " WHERE cluster = $1" : "");
+    const char *v[] = {cluster};
+    PGresult *r;
+    int err = query(p, conn_of(st), sql, by_cluster ? 1 : 0, v, &r);
+    if (err)
+        return err;
+    for (int i = 0; !err && i < PQntuples(r); i++)
+        err = fn(arg, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
+                 (size_t)PQgetlength(r, i, 1));
+    PQclear(r);
+    return err;
 }
 
 /* Adds `add` to the integer doc[key] (0 when missing or not an integer). */
@@ -1404,6 +1439,7 @@ const struct store_ops store_pg_ops = {
     .get = pg_get,
     .find = pg_find,
     .list = pg_list,
+    .scan = pg_scan,
     .tally = pg_tally,
     .purge = pg_purge,
     .notify = pg_notify,

@@ -857,6 +857,8 @@ static void where_clause(char *buf, size_t n, const struct store_query *q)
     if (q->ref && len < n)
         len += (size_t)snprintf(buf + len, n - len,
                                 " AND id IN (SELECT rule FROM rule_refs WHERE ref = ?48)");
+    if (q->name_prefix && len < n)
+        len += (size_t)snprintf(buf + len, n - len, " AND name >= ?49 AND name < ?50");
     for (size_t i = 0; i < q->nfilters && len < n; i++) {
         int p = (int)(2 * i + 2);
         len += (size_t)snprintf(buf + len, n - len,
@@ -897,6 +899,11 @@ static void bind_query(sqlite3_stmt *s, const struct store_query *q)
     }
     if (q->ref)
         sqlite3_bind_text(s, 48, q->ref, -1, SQLITE_STATIC);
+    char upper[STORE_PREFIX_MAX + 1];
+    if (q->name_prefix && store_prefix_upper(q->name_prefix, upper)) {
+        sqlite3_bind_text(s, 49, q->name_prefix, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 50, upper, -1, SQLITE_TRANSIENT);
+    }
     if (q->any_value) {
         bind_path(s, 43, q->any_fields[0]);
         bind_path(s, 44, q->any_fields[1] ? q->any_fields[1] : q->any_fields[0]);
@@ -945,7 +952,9 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
 {
     struct conn *c = conn_of(st);
     char where[1800], sql[2048];
-    if (q->nfilters > STORE_FILTERS_MAX)
+    char upper[STORE_PREFIX_MAX + 1];
+    if (q->nfilters > STORE_FILTERS_MAX ||
+        (q->name_prefix && !store_prefix_upper(q->name_prefix, upper)))
         return -EINVAL;
     struct store_query plain = *q;
     if (!per_cluster(k))
@@ -972,6 +981,32 @@ static int sq_list(struct store *st, enum store_kind k, const struct store_query
     }
     *items = arr;
     return 0;
+}
+
+static int sq_scan(struct store *st, enum store_kind k, const char *cluster,
+                   int (*fn)(void *arg, int64_t id, const char *text, size_t len), void *arg)
+{
+    struct conn *c = conn_of(st);
+    char sql[128];
+    bool by_cluster = cluster && per_cluster(k);
+    snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s%s ORDER BY id", tables(k),
+             by_cluster ? " WHERE cluster = ?1" : "");
+    sqlite3_stmt *s;
+    int err = stmt(c, sql, &s);
+    if (err)
+        return err;
+    if (by_cluster)
+        sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+    int rc;
+    while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(s, 1);
+        if (text)
+            err = fn(arg, sqlite3_column_int64(s, 0), text, (size_t)sqlite3_column_bytes(s, 1));
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = db_fail(c->db, "scan");
+    stmt_done(s);
+    return err;
 }
 
 /* Moves record (cluster, name) of kind k into quarantine: -ENOENT when done (it is gone). */
@@ -1185,6 +1220,7 @@ const struct store_ops store_sqlite_ops = {
     .get = sq_get,
     .find = sq_find,
     .list = sq_list,
+    .scan = sq_scan,
     .tally = sq_tally,
     .purge = sq_purge,
     .dump = sq_dump,

@@ -12,6 +12,7 @@ Usage: delta.py URL ADMIN_TOKEN SEED STATE_FILE
 import json
 import random
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -77,6 +78,9 @@ def apply(base, d):
 CLUSTER = "dl"
 must(call("POST", "/api/v1/clusters", {"name": CLUSTER, "defense": "on"}), 201, "cluster")
 must(call("POST", "/api/v1/clusters", {"name": "dl-other", "defense": "on"}), 201, "cluster")
+# reported quarantines are spread (so a report changes the answer) only when they block
+must(call("PATCH", "/api/v1/clusters/" + CLUSTER,
+          {"detections": {"port_scan": {"action": "block", "quarantine": 14400}}}), 200, "detections")
 nodes = {}
 
 
@@ -187,7 +191,8 @@ def change():
     elif what == "quarantine":
         name = rnd.choice(list(nodes))
         q = [{"address": "10.99.0.%d" % rnd.randint(1, 200), "reason": "port_scan",
-              "since": "2026-01-01T00:00:00Z", "until": "2099-01-01T00:00:00Z"}]
+              "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "until": "2099-01-01T00:00:00Z"}]
         must(call("PUT", "/api/v1/agents/quarantines", {"quarantines": q},
                   token=nodes[name]["token"]), 200, what)
     elif what == "threat":

@@ -207,6 +207,117 @@ def check_crash(a, b, admin, cluster, pid_a, batches):
                 'missing': missing[:10], 'attempts_per_node': per_node, 'want': want, 'answered': counted}
 
 
+def raw_policy(base, token, after):
+    """The full policy answer's bytes once the replica's revision is above `after` (bounded)."""
+    req = urllib.request.Request(base + '/api/v1/agents/policy?revision=%d&wait=10' % after)
+    req.add_header('Authorization', 'Bearer ' + token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def check_policy(a, b, admin, cluster, steps):
+    """Random writes through A and B by turns (objects, rules, workloads reported to either,
+    cluster settings, quarantines, node removal): after each, both replicas' full policy
+    answers, each built from its own last one (server/polbuild.c), are the same bytes at the
+    same revision. A write one replica's incremental build missed would differ."""
+    import random
+    rnd = random.Random(11)
+    st, _ = call(a, 'POST', '/api/v1/clusters', admin, {'name': cluster, 'defense': 'on'})
+    assert st == 201, st
+    st, _ = call(a, 'PATCH', '/api/v1/clusters/' + cluster, admin,  # reported quarantines spread
+                 {'detections': {'port_scan': {'action': 'block', 'quarantine': 14400}}})
+    assert st == 200, st
+    sides = {'a': a, 'b': b}
+    nodes = {}
+
+    def join(name):
+        nodes[name] = {'token': register(sides[rnd.choice('ab')], admin, cluster, name), 'wl': {}}
+    for n in ('pa-1', 'pa-2'):
+        join(n)
+    objs, rules, counter = [], [], [0]
+
+    def fresh(p):
+        counter[0] += 1
+        return '%s%d' % (p, counter[0])
+    st, text = raw_policy(a, nodes['pa-1']['token'], 0)
+    prev = json.loads(text)['revision']
+    bad, kinds = [], set()
+    for i in range(steps):
+        base = a if i % 2 == 0 else b
+        what = rnd.choice(['object+', 'object~', 'rule+', 'rule~', 'rule-', 'wl+', 'wl+', 'wl~',
+                           'wl-', 'cluster', 'quarantine', 'node-'])
+        if what in ('object~', 'rule+') and not objs:
+            what = 'object+'
+        if what in ('rule~', 'rule-') and not rules:
+            what = 'wl+'
+        kinds.add(what)
+        if what == 'object+':
+            st, o = call(base, 'POST', '/api/v1/objects', admin,
+                         {'name': fresh('po'), 'namespace': 'ns', 'app': fresh('a'), 'cluster': cluster})
+            objs.append(o['id'])
+        elif what == 'object~':
+            st, _ = call(base, 'PATCH', '/api/v1/objects/%d' % rnd.choice(objs), admin, {'app': fresh('a')})
+        elif what == 'rule+':
+            st, o = call(base, 'GET', '/api/v1/objects/%d' % rnd.choice(objs), admin)
+            st, r = call(base, 'POST', '/api/v1/clusters/%s/rules' % cluster, admin,
+                         {'name': fresh('pr'), 'source': 'any', 'action': 'block', 'priority': rnd.randint(1, 900),
+                          'destinations': [{'object': o['name'], 'ports': [rnd.randint(1, 9000)]}]})
+            rules.append(r['id'])
+        elif what == 'rule~':
+            st, _ = call(base, 'PATCH', '/api/v1/clusters/%s/rules/%d' % (cluster, rnd.choice(rules)), admin,
+                         {'priority': rnd.randint(1, 900)})
+        elif what == 'rule-':
+            rid = rnd.choice(rules)
+            st, _ = call(base, 'DELETE', '/api/v1/clusters/%s/rules/%d' % (cluster, rid), admin)
+            rules.remove(rid)
+        elif what.startswith('wl'):
+            n = nodes[rnd.choice(sorted(nodes))]
+            if what == 'wl+' or not n['wl']:
+                w = fresh('pw')
+                n['wl'][w] = {'name': w, 'namespace': 'ns', 'labels': {'app': fresh('a')},
+                              'ips': ['10.77.%d.%d' % (rnd.randint(0, 255), rnd.randint(1, 254))]}
+            elif what == 'wl~':
+                w = rnd.choice(sorted(n['wl']))
+                n['wl'][w] = dict(n['wl'][w], labels={'app': fresh('a')})
+            else:
+                del n['wl'][rnd.choice(sorted(n['wl']))]
+            st, _ = call(base, 'PUT', '/api/v1/agents/workloads', n['token'], {'workloads': list(n['wl'].values())})
+        elif what == 'cluster':
+            st, _ = call(base, 'PATCH', '/api/v1/clusters/' + cluster, admin, {'description': fresh('d')})
+        elif what == 'quarantine':
+            n = nodes[rnd.choice(sorted(nodes))]
+            counter[0] += 1  # a new address each time: the report changes something
+            st, _ = call(base, 'PUT', '/api/v1/agents/quarantines', n['token'],
+                         {'quarantines': [{'address': '10.66.%d.%d' % (counter[0] % 60000 // 250,
+                                                                  counter[0] % 250 + 1),
+                                           'reason': 'port_scan',
+                                           'since': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+                                           'until': '2099-01-01T00:00:00Z'}]})
+        elif what == 'node-':
+            name = rnd.choice(sorted(nodes))
+            st, lst = call(base, 'GET', '/api/v1/nodes?cluster=%s&limit=1000' % cluster, admin)
+            nid = [x['id'] for x in lst['items'] if x['name'] == name][0]
+            st, _ = call(base, 'DELETE', '/api/v1/nodes/%d' % nid, admin)
+            del nodes[name]
+            join(fresh('pa-'))
+        if st not in (200, 201, 204):
+            bad.append('step %d %s: status %s' % (i, what, st))
+            break
+        tok = nodes[sorted(nodes)[0]]['token']
+        sa, ta = raw_policy(a, tok, prev)
+        sb, tb = raw_policy(b, tok, prev)
+        if sa != 200 or sb != 200 or ta != tb:
+            at = next((k for k in range(min(len(ta), len(tb))) if ta[k] != tb[k]), min(len(ta), len(tb)))
+            bad.append('step %d %s: A %s (%d B), B %s (%d B), first difference at byte %d' % (
+                i, what, sa, len(ta), sb, len(tb), at))
+            break
+        prev = json.loads(ta)['revision']
+    return not bad, {'steps': steps, 'kinds': sorted(kinds), 'revision': prev, 'bad': bad[:3]}
+
+
 def main():
     check, a, b, admin = sys.argv[1:5]
     rest = sys.argv[5:]
@@ -216,6 +327,8 @@ def main():
         ok, seen = check_unique(a, b, admin, int(rest[0]))
     elif check == 'revision':
         ok, seen = check_revision(a, b, admin, rest[0], int(rest[1]))
+    elif check == 'policy':
+        ok, seen = check_policy(a, b, admin, rest[0], int(rest[1]))
     elif check == 'crash':
         ok, seen = check_crash(a, b, admin, rest[0], int(rest[1]), int(rest[2]))
     else:

@@ -20,6 +20,8 @@ PASS=0
 FAIL=0
 PIDS=
 PY=/usr/bin/python3
+MOAT_POLICY_VERIFY=1 # every policy build compared with one from scratch (server/api_agents.c)
+export MOAT_POLICY_VERIFY
 . "$HERE/pg.sh"
 
 cleanup() {
@@ -184,6 +186,21 @@ if $PY "$HERE/replicas.py" revision "$URL_A" "$URL_B" "$ADMIN" count 25 >"$T/rev
     ok "rule writes through A and B at once: the revision moves once per write ($(cat "$T/rev"))"
 else
     nok "rule writes through A and B at once: the revision moves once per write" "$(cat "$T/rev")"
+fi
+
+# ---------- the policy answer, built from the last one on each replica ----------
+# Both replicas run with MOAT_POLICY_VERIFY=1 (every build compared with one from scratch).
+if $PY "$HERE/replicas.py" policy "$URL_A" "$URL_B" "$ADMIN" pol 60 >"$T/pol" 2>&1; then
+    ok "60 random writes through A and B by turns: both replicas' full answers are the same bytes after each ($(cat "$T/pol"))"
+else
+    nok "random writes through A and B by turns: both replicas' full answers are the same bytes after each" "$(cat "$T/pol")"
+fi
+P_DIFF=$(cat "$T/A.log" "$T/B.log" | grep -c 'policy verify: .* DIFFERS')
+P_SAME=$(cat "$T/A.log" "$T/B.log" | grep -c 'policy verify: .* same')
+if [ "$P_SAME" -ge 60 ] && [ "$P_DIFF" -eq 0 ]; then
+    ok "... and every build on either equals one from scratch ($P_SAME builds)"
+else
+    nok "... and every build on either equals one from scratch" "$P_SAME same, $P_DIFF differ"
 fi
 
 # ---------- kill -9 of A during writes and event batches ----------
