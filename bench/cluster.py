@@ -14,7 +14,11 @@
 
 Prints markdown table rows (lines starting with '|') and notes.
 Usage: bench/cluster.py BUILD_DIR [--agents 1,10,50] [--rounds 20] [--workloads 10000[,100000]]
-       [--memory-only]
+       [--memory-only] [--churn 1,100]
+3. Pod churn (--churn K,...: only this): one real moatd with W remote
+   workloads; a simulated node reports K more workloads, then K fewer; each
+   round the time from the report to the agent having the revision in force,
+   moatd's own apply time and which path it took (status "policy_apply").
 """
 import argparse
 import json
@@ -231,16 +235,85 @@ def memory(bench, sizes):
     return out
 
 
-def report_node(api, bench, i, per_node):
-    """Simulated node i registers and reports `per_node` workloads."""
-    node = f"sim{i}"
-    reg = api.call("POST", "/api/v1/agents/register",
-                   {"cluster": "mem", "node": node, "join_token": bench.join["mem"]})
+def sim_workloads(i, per_node, extra=0):
+    """The workloads simulated node i reports: `per_node`, then `extra` more (10.200/16 on)."""
     wls = [{"name": f"w{i}-{k}", "namespace": f"ns{k % 20}", "image": f"registry.example.com/app{k % 50}:1",
             "labels": {"app": f"app{k % 50}", "tier": ["web", "api", "db"][k % 3]},
             "ips": [(lambda g: f"10.{128 + g // 65536}.{g // 256 % 256}.{g % 256}")(i * per_node + k)]}
            for k in range(per_node)]
-    api.call("PUT", "/api/v1/agents/workloads", {"workloads": wls}, token=reg["token"])
+    wls += [{"name": f"x{i}-{k}", "namespace": f"ns{k % 20}", "image": f"registry.example.com/app{k % 50}:1",
+             "labels": {"app": f"app{k % 50}", "tier": ["web", "api", "db"][k % 3]},
+             "ips": [f"10.{200 + i // 256}.{i % 256}.{k % 250 + 1}"]} for k in range(extra)]
+    return wls
+
+
+def report_node(api, bench, i, per_node, cluster="mem", extra=0):
+    """Simulated node i registers (once) and reports `per_node` (+ `extra`) workloads."""
+    node = f"sim{i}"
+    tokens = bench.__dict__.setdefault("sim_tokens", {})
+    if (cluster, node) not in tokens:
+        reg = api.call("POST", "/api/v1/agents/register",
+                       {"cluster": cluster, "node": node, "join_token": bench.join[cluster]})
+        tokens[(cluster, node)] = reg["token"]
+    api.call("PUT", "/api/v1/agents/workloads", {"workloads": sim_workloads(i, per_node, extra)},
+             token=tokens[(cluster, node)])
+
+
+def churn(bench, sizes, rounds, changes):
+    """
+    Pod churn into one real moatd: with W remote workloads in its cluster, a
+    simulated node reports k more workloads, then k fewer (each round a delta
+    of k workload changes). Per round: the time from just before the report
+    (PUT) until the agent has the new revision in force (`applied_at` in its
+    status file), and moatd's own apply time and path from its status.
+    Returns rows (W, k, [ms...], [apply ms...], paths).
+    """
+    api = bench.api
+    api.call("POST", "/api/v1/clusters", {"name": "churn", "defense": "on"})
+    api.call("POST", "/api/v1/clusters/churn/rules",
+             {"name": "r1", "source": "web", "destinations": [{"object": "web", "ports": "80"}],
+              "protocol": "tcp", "action": "allow", "priority": 10})
+    bench.join["churn"] = api.call("GET", "/api/v1/clusters/churn/join-token")["join_token"]
+    per_node, done, rows = 2000, 0, []
+    for total in sizes:
+        for i in range(done // per_node, total // per_node):
+            report_node(api, bench, i, per_node, cluster="churn")
+        done = total // per_node * per_node
+        node = f"churn{total}x{os.getpid() % 10000}"
+        bench.start_agent(node, [], cluster="churn")
+        wait(lambda: (status(node) or {}).get("revision", 0) > 0, 900, "the churn agent's policy")
+        seen = {"at": None, "since": time.time()}
+
+        def quiet():
+            s = status(node) or {}
+            now = (s.get("revision"), s.get("applied_at"))
+            if now != seen["at"]:
+                seen["at"], seen["since"] = now, time.time()
+            time.sleep(0.1)
+            return time.time() - seen["since"] >= 3.0
+        wait(quiet, 900, "the churn agent to settle")
+        for k in changes:
+            lat, own, paths = [], [], []
+            for r in range(2 * rounds):
+                before = (status(node) or {}).get("revision", 0)
+                t0 = time.time()
+                report_node(api, bench, 0, per_node, cluster="churn", extra=k if r % 2 == 0 else 0)
+                s = wait(lambda: (lambda s: s if s.get("revision", 0) > before and
+                                  s.get("applied_at", 0) >= t0 else None)(
+                    status(node) or {}), 120, "the churn to reach the agent")
+                lat.append((s["applied_at"] - t0) * 1000)
+                ap = s.get("policy_apply") or {}
+                own.append(ap.get("last_ms", -1))
+                paths.append(ap.get("last_path", "?"))
+            rows.append((total, k, lat, own, paths))
+            print(f"churn workloads={total} changes={k} report-to-in-force ms raw: "
+                  f"{[round(x, 1) for x in lat]} moatd apply ms raw: {own} paths: {paths}",
+                  file=sys.stderr)
+        with open(os.path.join(bench.tmp, f"moatd-{node}.log")) as f:
+            tail = [l.strip() for l in f][-12:]
+        print(f"churn workloads={total} moatd log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
+        bench.stop_agents()
+    return rows
 
 
 def main():
@@ -250,6 +323,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--workloads", default="10000")
     ap.add_argument("--memory-only", action="store_true")
+    ap.add_argument("--churn", default="", help="only pod churn: changes per delta, e.g. 1,100")
     a = ap.parse_args()
     sizes = [int(x) for x in a.workloads.split(",")]
     with tempfile.TemporaryDirectory(dir=os.environ.get("MOAT_BENCH_TMP")) as tmp:
@@ -257,6 +331,15 @@ def main():
         try:
             bench.start_server()
             bench.join = {}
+            if a.churn:
+                bench.api.call("POST", "/api/v1/objects", {"name": "web", "namespace": "shop", "app": "web"})
+                ch = churn(bench, sizes, a.rounds, [int(x) for x in a.churn.split(",")])
+                print("| cluster workloads | changes per delta | rounds | report to in force p50 (ms) | max (ms) | moatd apply p50 (ms) | paths |")
+                print("|---:|---:|---:|---:|---:|---:|---|")
+                for total, k, lat, own, paths in ch:
+                    print(f"| {total} | {k} | {len(lat)} | {pct(lat, 50):.1f} | {max(lat):.1f} | "
+                          f"{pct(own, 50):.1f} | {','.join(sorted(set(paths)))} |")
+                return
             if a.memory_only:  # the object memory()'s rule names; propagation() makes it otherwise
                 bench.api.call("POST", "/api/v1/objects", {"name": "web", "namespace": "shop", "app": "web"})
             rows = [] if a.memory_only else propagation(bench, [int(x) for x in a.agents.split(",")],
