@@ -1040,7 +1040,9 @@ static void note_received(struct moat_agent *a, const json_t *d)
     a->last_received_ms = json_is_real(at) ? (mono_now() - json_real_value(at)) * 1e3 : -1;
 }
 
-#define POOL_GROWTH_MAX (64u << 20) /* record bytes churn may add to the pool before a rebuild */
+/* Record bytes churn may add to the pool before a rebuild: half what it was built with, 8 MiB
+ * at least (issue 17's memory bound holds; at 100 workloads/s a rebuild every few minutes). */
+#define POOL_GROWTH_MIN ((size_t)8 << 20)
 
 /* The full policy kept by the sync thread, applied whole (when a delta cannot be). */
 static int apply_kept(struct moat_agent *a, const char *reason)
@@ -1073,7 +1075,9 @@ static const char *not_in_place(struct moat_agent *a, const json_t *d)
     const json_t *ti = json_object_get(d, "threat_intel");
     if (!(ti == a->remote_ti || (ti && a->remote_ti && json_equal(ti, a->remote_ti))))
         return "it changes the threat list";
-    if (remote_live_pool_growth(a->live) > POOL_GROWTH_MAX)
+    size_t growth_max = a->remote_wl->pool_built / 2;
+    if (remote_live_pool_growth(a->live) >
+        (growth_max > POOL_GROWTH_MIN ? growth_max : POOL_GROWTH_MIN))
         return "the remote workloads' pool is due a rebuild";
     return NULL;
 }

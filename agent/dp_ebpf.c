@@ -770,7 +770,11 @@ static int update_rows(struct datapath *dp, const struct moat_tables *t, uint32_
     return err;
 }
 
-/* The host entry of each address as `t` has it: written, or deleted when t has none. */
+/*
+ * The host entry of each address as `t` has it: written, or deleted when t has none. (A
+ * lookup in an LPM trie finds the longest prefix, not the exact one: the flags of the
+ * update and the result of the delete say whether the host entry was there.)
+ */
 static int update_addrs(struct datapath *dp, const struct moat_tables *t,
                         const struct moat_addr *addrs, size_t n)
 {
@@ -779,21 +783,25 @@ static int update_addrs(struct datapath *dp, const struct moat_tables *t,
                                     .identity = tables_identity_of(t, &addrs[i])};
         struct moat_ident_info info = tables_identity(t, e.identity);
         struct moat_addr_key key;
-        struct moat_addr_val val, old;
+        struct moat_addr_val val;
         addr_entry_kv(t, &e, &key, &val);
-        bool had = bpf_map_lookup_elem(dp->live_addrs, &key, &old) == 0;
         if (info.kind != MOAT_IDENT_WORKLOAD && info.kind != MOAT_IDENT_HOST) {
             /* no host entry: the address falls to the prefix that covers it */
-            if (had && bpf_map_delete_elem(dp->live_addrs, &key) < 0 && errno != ENOENT)
+            if (bpf_map_delete_elem(dp->live_addrs, &key) == 0)
+                dp->addrs_n--;
+            else if (errno != ENOENT)
                 return -errno;
-            dp->addrs_n -= had;
             continue;
         }
-        if (!had && dp->addrs_n >= dp->addrs_cap)
-            return -ENOSPC;
-        if (bpf_map_update_elem(dp->live_addrs, &key, &val, BPF_ANY) < 0)
+        if (bpf_map_update_elem(dp->live_addrs, &key, &val, BPF_EXIST) == 0)
+            continue;
+        if (errno != ENOENT)
             return -errno;
-        dp->addrs_n += !had;
+        if (dp->addrs_n >= dp->addrs_cap)
+            return -ENOSPC;
+        if (bpf_map_update_elem(dp->live_addrs, &key, &val, BPF_NOEXIST) < 0)
+            return errno == E2BIG ? -ENOSPC : -errno;
+        dp->addrs_n++;
     }
     return 0;
 }

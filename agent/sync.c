@@ -124,32 +124,12 @@ static int save_text(const struct sync *s, const char *name, const char *text, s
  */
 static int save_json(const struct sync *s, const char *name, const json_t *j)
 {
-    char path[4200], tmp[4300];
-    state_path(s, name, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     /* One write: json_dumpfd would make a system call per token. */
     char *text = json_dumps(j, JSON_COMPACT);
     if (!text)
         return -ENOMEM;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int err = fd < 0 ? -errno : 0;
-    size_t len = strlen(text);
-    for (size_t off = 0; !err && off < len;) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno != EINTR)
-            err = -errno;
-        else if (w > 0)
-            off += (size_t)w;
-    }
+    int err = save_text(s, name, text, strlen(text));
     free(text);
-    if (!err && fsync(fd) != 0)
-        err = -errno;
-    if (fd >= 0)
-        close(fd);
-    if (!err && rename(tmp, path) != 0)
-        err = -errno;
-    if (err)
-        unlink(tmp);
     return err;
 }
 
