@@ -214,20 +214,12 @@ static double mono_s(void)
 static void policy_arrived(struct sync *s, json_t *body, struct polstate *st, int64_t rev,
                            double got)
 {
-    double t0 = mono_s();
-    int err = save_text(s, "policy.json", st->text, st->len);
-    double t1 = mono_s();
-    if (err)
-        agent_log("warning",
-                  "cannot keep the policy on disk (%s): a restart without the server "
-                  "would start without it",
-                  strerror(-err));
     bool delta = json_is_true(json_object_get(body, "delta")), lost = false;
     /* when it came: moatd's status says how long it took from here to be in force */
     json_object_set_new(body, SYNC_RECEIVED_AT, json_real(got));
     pthread_mutex_lock(&s->lock);
     polstate_free(s->kept);
-    s->kept = st;
+    s->kept = st; /* only this thread changes it: read below without the lock */
     if (delta) {
         if (!s->deltas)
             s->deltas = json_array();
@@ -249,11 +241,21 @@ static void policy_arrived(struct sync *s, json_t *body, struct polstate *st, in
     }
     s->seen_revision = lost ? 0 : rev;
     pthread_mutex_unlock(&s->lock);
-    agent_log("info", "policy %lld kept on disk (%.1f ms, %zu bytes)", (long long)rev,
-              (t1 - t0) * 1e3, st->len);
     uint64_t one = 1;
     if (write(s->wake_fd, &one, sizeof(one)) < 0)
         agent_log("warning", "cannot wake the main loop: %s", strerror(errno));
+    /* then to disk (the main loop does not wait for the fsync): a restart before it
+     * ends starts from the revision saved before, and asks for what changed since */
+    double t0 = mono_s();
+    int err = save_text(s, "policy.json", st->text, st->len);
+    if (err)
+        agent_log("warning",
+                  "cannot keep the policy on disk (%s): a restart without the server "
+                  "would start without it",
+                  strerror(-err));
+    else
+        agent_log("info", "policy %lld kept on disk (%.1f ms, %zu bytes)", (long long)rev,
+                  (mono_s() - t0) * 1e3, st->len);
 }
 
 #define THREATS_FILE "threat-intel.txt"
