@@ -461,6 +461,21 @@ int polstate_apply(const struct polstate *base, const json_t *d, struct polstate
     w.st = err ? NULL : moat_calloc(1, sizeof(*w.st));
     if (!err && !w.st)
         err = -ENOMEM;
+    if (!err) { /* room for it all at once: no copy of 20 MB each time the text grows */
+        size_t bytes = base->len + 4096;
+        for (int k = 0; k < DELTA_KINDS; k++) {
+            for (size_t i = 0; i < chg[k].nset; i++)
+                bytes += strlen(chg[k].set[i].text) + 1;
+            w.cap[k] = base->n[k] + chg[k].nset;
+            w.st->recs[k] = moat_calloc(w.cap[k] ? w.cap[k] : 1, sizeof(*w.st->recs[k]));
+            if (!w.st->recs[k])
+                err = -ENOMEM;
+        }
+        w.b.p = err ? NULL : malloc(bytes);
+        w.b.cap = bytes;
+        if (!w.b.p)
+            err = -ENOMEM;
+    }
     if (!err) {
         w.st->revision = json_integer_value(rev);
         err = write_answer(&w, base, d, chg);

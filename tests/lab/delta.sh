@@ -312,6 +312,29 @@ step workload-removed-on-b "ok ok blocked blocked ok" incremental
 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $MOAT_TOKEN" "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
 step rule-deleted "blocked blocked blocked blocked blocked" full
 
+# A restarted with the policy it kept (deltas spliced into policy.json) starts from it
+rev_past() { [ "$(applied_rev "$NA")" -gt "$1" ] && caught_up; }
+r0=$(server_rev)
+cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
+wait_for 30 rev_past "$r0" || bad "late-b again: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"
+wait_for 5 path_is incremental
+check "late-b again: node A took the incremental path" "$(apply_field "$NA" last_path)" incremental
+kept_is() { # the kept file is the full answer of the server's revision, late-b in it
+    [ "$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["revision"], any(w["name"] == "late-b" for w in p["workloads"]))' "$TMP/state-$NA/policy.json" 2>/dev/null)" = "$(server_rev) True" ]
+}
+wait_for 10 kept_is && ok "policy.json is the spliced full answer" || bad "policy.json is the spliced full answer" "$(head -c 300 "$TMP/state-$NA/policy.json")"
+kill "$MA"
+wait "$MA" 2>/dev/null
+n=$(grep -c "full state" "$TMP/moatd-a.log")
+start_agent "$NA" "$TMP/a.yaml" "$TMP/moatd-a.log"
+MA=$AGENT
+wait_for 30 caught_up && ok "restarted from policy.json: A applied the revision" || bad "restarted from policy.json: A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"
+check "restarted from policy.json: no full fetch" "$(grep -c "full state" "$TMP/moatd-a.log")" "$n"
+r0=$(server_rev)
+cp "$TMP/b-early.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
+wait_for 30 rev_past "$r0" && wait_for 5 path_is incremental
+check "restarted from policy.json: the next workload delta in place" "$(apply_field "$NA" last_path)" incremental
+
 # Node A took every change as a delta, and none failed to apply.
 n=$(deltas_now)
 [ "$n" -ge 9 ] && ok "node A received deltas ($n)" || bad "node A received deltas" "$n: $(grep policy "$TMP/moatd-a.log" | tail -5)"
