@@ -5,7 +5,9 @@
 #include "hold.h"
 #include "loader.h"
 #include "mem.h"
+#include "polstate.h"
 #include "remote.h"
+#include "remote_live.h"
 #include "sync.h"
 #include "wsource.h"
 
@@ -614,6 +616,12 @@ static int add_remote_workloads(void *arg, struct moat_policy *p)
  */
 static int load_remote(struct moat_agent *a, const json_t *local, struct moat_policy **out)
 {
+    /* the slots deltas left empty go: the live link to the policy in force with them */
+    if (a->remote_wl && a->remote_wl->holes) {
+        remote_live_free(a->live);
+        a->live = NULL;
+        remote_workloads_compact(a->remote_wl);
+    }
     char *text = json_dumps(local, JSON_COMPACT);
     if (!text)
         return -ENOMEM;
@@ -699,20 +707,32 @@ static int install(struct moat_agent *a, struct moat_policy *p)
         return -EOPNOTSUPP;
     struct moat_eval_opts opts = {.node = a->cfg.node};
     struct moat_tables *t;
+    double t0 = mono_now();
     int err = policy_compile(p, &opts, &t);
     if (err)
         return err;
+    double t1 = mono_now();
     uint32_t gen;
     err = a->ops->apply(a->dp, p, t, &gen);
+    agent_log("info", "compile %.1f ms, datapath apply %.1f ms", (t1 - t0) * 1e3,
+              (mono_now() - t1) * 1e3);
     if (err) {
         tables_free(t);
         return err;
     }
+    remote_live_free(a->live);
+    a->live = NULL;
     tables_free(a->tables);
     policy_free(a->policy);
     a->tables = t;
     a->policy = p;
     a->generation = gen;
+    a->applies_full++;
+    a->stale = false;
+    a->last_apply_path = "full";
+    if (a->cfg.cluster && a->remote_wl && remote_live_new(a->remote_wl, p, t, &a->live) < 0)
+        agent_log("warning", "workload deltas will take the full path: %s",
+                  "the policy does not end with the remote workloads");
     a->status_dirty = true;
     a->applied_at = wall_now();
     if (a->remote_text)
@@ -816,6 +836,8 @@ static int refresh(struct moat_agent *a, const char *what)
     }
     double t2 = mono_now();
     a->status_dirty = true;
+    if (!err)
+        a->last_apply_ms = (t2 - t0) * 1e3;
     report(a);
     if (err == -EAGAIN || (err == -EOPNOTSUPP && a->cfg.cluster))
         return 0; /* nothing to apply yet, or nowhere to apply it: reported */
@@ -882,10 +904,8 @@ static json_t *remote_cluster(struct moat_agent *a, const json_t *policy)
 static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
 {
     *same = false;
-    json_t *clusters = json_array(), *docs = json_array();
-    int err = clusters && docs && !json_array_append_new(clusters, remote_cluster(a, policy))
-                  ? 0
-                  : -ENOMEM;
+    json_t *clusters = json_array(), *docs = json_array(), *cluster = remote_cluster(a, policy);
+    int err = clusters && docs && cluster && !json_array_append(clusters, cluster) ? 0 : -ENOMEM;
     const json_t *objects = json_object_get(policy, "objects");
     if (!err)
         err = remote_docs_compact(clusters, objects, json_object_get(policy, "rules"), NULL,
@@ -909,16 +929,23 @@ static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
         diags_clear(&d);
         free(text);
         json_decref(rules);
+        json_decref(cluster);
         remote_workloads_free(wl);
         return err;
     }
+    json_decref(a->remote_cluster);
+    json_decref(a->remote_ti);
+    a->remote_cluster = cluster;
+    a->remote_ti = json_incref(json_object_get(policy, "threat_intel"));
     if (wl->left_out)
         agent_log("error",
                   "%zu workloads of other nodes left out of the server's policy:", wl->left_out);
     log_diags(&d, "");
-    *same = a->policy && a->remote_text && a->revision == a->remote_revision &&
+    *same = !a->stale && a->policy && a->remote_text && a->revision == a->remote_revision &&
             strcmp(text, a->remote_text) == 0 && json_equal(rules, a->remote_rules) &&
             remote_workloads_equal(wl, a->remote_wl);
+    remote_live_free(a->live); /* it points into the remote workloads replaced here */
+    a->live = NULL;
     free(a->remote_text);
     json_decref(a->remote_rules);
     remote_workloads_free(a->remote_wl);
@@ -977,6 +1004,8 @@ int agent_set_remote(struct moat_agent *a, json_t *policy)
         agent_log("info",
                   "server policy revision %lld taken: %zu workloads of other nodes (%.1f ms)",
                   (long long)a->remote_revision, a->remote_wl->n, (mono_now() - t0) * 1e3);
+    const json_t *at = json_object_get(policy, SYNC_RECEIVED_AT);
+    double received = json_is_real(at) ? json_real_value(at) : -1;
     bool large = json_array_size(json_object_get(policy, "workloads")) > TRIM_ABOVE;
     json_decref(policy); /* the answer's tree is consumed: free it before compiling */
     if (large)
@@ -991,11 +1020,151 @@ int agent_set_remote(struct moat_agent *a, json_t *policy)
         report(a);
     } else {
         err = refresh(a, "applying the server's policy");
+        if (!err) {
+            a->last_apply_ms = (mono_now() - t0) * 1e3;
+            a->last_received_ms = received < 0 ? -1 : (mono_now() - received) * 1e3;
+        }
     }
     apply_remote_quarantines(a);
     if (large)
         malloc_trim(0); /* give back what loading and compiling a large answer took */
     return err;
+}
+
+/* ---------- workload deltas in place ---------- */
+
+/* How long delta `d` took from the sync thread receiving it to being in force. */
+static void note_received(struct moat_agent *a, const json_t *d)
+{
+    const json_t *at = json_object_get(d, SYNC_RECEIVED_AT);
+    a->last_received_ms = json_is_real(at) ? (mono_now() - json_real_value(at)) * 1e3 : -1;
+}
+
+/* Record bytes churn may add to the pool before a rebuild: half what it was built with, 8 MiB
+ * at least (issue 17's memory bound holds; at 100 workloads/s a rebuild every few minutes). */
+#define POOL_GROWTH_MIN ((size_t)8 << 20)
+
+/* The full policy kept by the sync thread, applied whole (when a delta cannot be). */
+static int apply_kept(struct moat_agent *a, const char *reason)
+{
+    agent_log("info", "policy delta: %s; applying the full policy kept", reason);
+    char why[300];
+    json_t *full = sync_full_policy(a->cfg.sync, why, sizeof(why));
+    if (!full) {
+        agent_log("error", "cannot apply the full policy: %s", why);
+        return -ENOENT;
+    }
+    return agent_set_remote(a, full);
+}
+
+/* Why delta `d` cannot be applied in place, or NULL. */
+static const char *not_in_place(struct moat_agent *a, const json_t *d)
+{
+    int64_t since = json_integer_value(json_object_get(d, "since"));
+    if (!a->live || !a->dp || !a->policy || !a->tables)
+        return "nothing in force to change in place";
+    if (since != a->remote_revision || a->revision != a->remote_revision)
+        return "it is not since the revision in force";
+    if (!polstate_workloads_only(d))
+        return "it changes objects or rules";
+    json_t *c = remote_cluster(a, d);
+    bool same = c && json_equal(c, a->remote_cluster);
+    json_decref(c);
+    if (!same)
+        return "it changes the cluster's settings";
+    const json_t *ti = json_object_get(d, "threat_intel");
+    if (!(ti == a->remote_ti || (ti && a->remote_ti && json_equal(ti, a->remote_ti))))
+        return "it changes the threat list";
+    size_t growth_max = a->remote_wl->pool_built / 2;
+    if (remote_live_pool_growth(a->live) >
+        (growth_max > POOL_GROWTH_MIN ? growth_max : POOL_GROWTH_MIN))
+        return "the remote workloads' pool is due a rebuild";
+    return NULL;
+}
+
+/* The datapath after tables changed in place: update() when it can, else a whole apply. */
+static int datapath_after(struct moat_agent *a, const struct remote_change *c, bool *in_place)
+{
+    uint32_t gen;
+    int err = -EOPNOTSUPP;
+    *in_place = false;
+    if (a->ops->update && !c->resolvers)
+        err = a->ops->update(a->dp, a->policy, a->tables, c->first_new, c->addrs, c->naddrs, &gen);
+    if (!err) {
+        *in_place = true;
+    } else {
+        if (err != -EOPNOTSUPP && err != -ENOSPC)
+            agent_log("warning", "datapath update in place failed (%s): applying it whole",
+                      strerror(-err));
+        err = a->ops->apply(a->dp, a->policy, a->tables, &gen);
+    }
+    if (!err)
+        a->generation = gen;
+    return err;
+}
+
+int agent_apply_delta(struct moat_agent *a, json_t *d)
+{
+    double t0 = mono_now();
+    int64_t rev = json_integer_value(json_object_get(d, "revision"));
+    if (rev <= a->remote_revision) { /* a full policy taken since has it */
+        json_decref(d);
+        return 0;
+    }
+    const char *why = not_in_place(a, d);
+    if (why) {
+        json_decref(d);
+        return apply_kept(a, why);
+    }
+    struct remote_change c;
+    struct moat_diags diags;
+    diags_init(&diags);
+    char reason[300] = "";
+    int err = remote_live_apply(a->live, json_object_get(d, "workloads"), &c, &diags, reason,
+                                sizeof(reason));
+    log_diags(&diags, "");
+    double t1 = mono_now();
+    bool in_place = false;
+    if (!err)
+        err = datapath_after(a, &c, &in_place);
+    double t2 = mono_now();
+    if (err) {
+        /* the remote workloads and tables may be half changed: neither is used again */
+        remote_change_clear(&c);
+        remote_live_free(a->live);
+        a->live = NULL;
+        a->stale = true; /* the full policy is applied even when it looks the same */
+        json_decref(d);
+        char what[400];
+        snprintf(what, sizeof(what), "cannot apply it in place (%s)",
+                 err == -EINVAL ? reason : strerror(-err));
+        err = apply_kept(a, what);
+        if (err) { /* what is in force no longer matches the tables: only a full apply now */
+            agent_log("error", "policy revision %lld not applied", (long long)rev);
+        }
+        return err;
+    }
+    a->remote_revision = a->revision = rev;
+    json_decref(a->remote_quarantines);
+    json_decref(a->remote_releases);
+    a->remote_quarantines = json_incref(json_object_get(d, "quarantines"));
+    a->remote_releases = json_incref(json_object_get(d, "quarantine_releases"));
+    a->applies_incremental++;
+    a->last_apply_path = "incremental";
+    a->last_apply_ms = (mono_now() - t0) * 1e3;
+    note_received(a, d);
+    a->applied_at = wall_now();
+    a->status_dirty = true;
+    agent_log("info",
+              "policy revision %lld applied in place (generation %u; %zu workloads set, %zu "
+              "removed, %zu left out; tables %.2f ms, datapath %.2f ms%s)",
+              (long long)rev, a->generation, c.set, c.removed, c.left_out, (t1 - t0) * 1e3,
+              (t2 - t1) * 1e3, in_place ? "" : ", snapshot rebuilt");
+    remote_change_clear(&c);
+    json_decref(d);
+    report(a);
+    apply_remote_quarantines(a);
+    return 0;
 }
 
 /* ---------- events -> server ---------- */
@@ -1134,6 +1303,12 @@ static json_t *status_json(struct moat_agent *a)
                   (json_int_t)a->revision, "applied_at", a->applied_at, "reloads",
                   (json_int_t)a->reloads, "reload_failures", (json_int_t)a->reload_failures,
                   "events", (json_int_t)a->events, "interfaces", ifs, "rules", rules);
+    if (j) /* which path the last policy took, and how long it took to be in force */
+        json_object_set_new(
+            j, "policy_apply",
+            json_pack("{s:I,s:I,s:s?,s:f,s:f}", "incremental", (json_int_t)a->applies_incremental,
+                      "full", (json_int_t)a->applies_full, "last_path", a->last_apply_path,
+                      "last_ms", a->last_apply_ms, "last_received_ms", a->last_received_ms));
     if (j && a->cfg.sync)
         json_object_set_new(j, "cluster", sync_status(a->cfg.sync));
     if (j && a->cfg.probes) /* what each backend's probe said ("": it can run) */
@@ -1205,6 +1380,9 @@ void agent_stop(struct moat_agent *a, bool remove)
         fclose(a->alerts_out);
     alert_agg_free(a->alerts);
     alert_agg_free(a->window);
+    remote_live_free(a->live);
+    json_decref(a->remote_cluster);
+    json_decref(a->remote_ti);
     free(a->remote_text);
     remote_workloads_free(a->remote_wl);
     json_decref(a->remote_rules);

@@ -95,6 +95,14 @@ struct moat_agent {
     /* cluster mode: quarantines shared through the server (cluster_det.h) */
     json_t *remote_quarantines, *remote_releases; /* from the newest answer (owned) */
     double quarantines_checked_at;                /* monotonic seconds */
+    /* cluster mode: workload deltas applied in place (remote_live.h, agent_apply_delta) */
+    struct remote_live *live;           /* ties remote_wl, policy and tables; NULL: full path */
+    json_t *remote_cluster, *remote_ti; /* the answer's cluster record and threat_intel member */
+    unsigned long applies_incremental, applies_full;
+    const char *last_apply_path; /* "incremental" | "full" | NULL */
+    double last_apply_ms;        /* from taking the answer to its revision in force */
+    double last_received_ms;     /* from the sync thread receiving it (-1: not known) */
+    bool stale; /* the policy in force was changed in place and failed: only a full apply now */
 };
 
 /* Stable names of the datapath's drop reasons (MOAT_DROP_*, NULL for none) and event counts. */
@@ -120,6 +128,15 @@ int agent_reload(struct moat_agent *a);
  * the node's inventory; on any error the running policy stays. 0 or -errno.
  */
 int agent_set_remote(struct moat_agent *a, json_t *policy);
+/*
+ * Cluster mode: takes over delta answer `d` (sync_take_deltas: workloads
+ * changed since the revision in force) and applies it in place — the remote
+ * workloads, the tables (tables_update_workload) and the datapath's snapshot
+ * (datapath_ops.update) — or, when it cannot (another base, a change only a
+ * full load handles, any error), the full policy kept (sync_full_policy).
+ * 0 or -errno (the policy in force then stays).
+ */
+int agent_apply_delta(struct moat_agent *a, json_t *d);
 /*
  * Takes over `docs` (a JSON array of Workload documents a discovery source
  * reported: this node's, of this cluster) and applies the policy with them;

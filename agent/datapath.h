@@ -4,8 +4,9 @@
  *
  * A backend keeps its state in the kernel (for eBPF: pinned under
  * /sys/fs/bpf/moat/<node>/), so enforcement continues while moatd restarts.
- * apply() swaps in a whole new policy snapshot atomically; attach()/detach()
- * manage the workload interfaces it enforces on.
+ * apply() swaps in a whole new policy snapshot atomically; update() changes
+ * the one in force for a few workloads (issue 17: pod churn);
+ * attach()/detach() manage the workload interfaces it enforces on.
  */
 #ifndef MOAT_DATAPATH_H
 #define MOAT_DATAPATH_H
@@ -65,6 +66,20 @@ struct datapath_ops {
     /* Installs tables `t` (compiled from `p`) as the new snapshot; *generation set. */
     int (*apply)(struct datapath *dp, const struct moat_policy *p, const struct moat_tables *t,
                  uint32_t *generation);
+    /*
+     * Changes the snapshot in force in place, for tables `t` of `p` that
+     * tables_update_workload changed since the last apply/update: the host
+     * entries of `addrs` (now t's, or gone) and identities from `first_new` on
+     * (new: their policy rows, and other identities' rows with them as peer).
+     * Rows go in before the addresses that lead to them, so a packet sees the
+     * old state or the new, never an address without its rows; flows in
+     * progress are judged again. *generation set. NULL: not supported (use
+     * apply). -ENOSPC: no room in the snapshot; any error: the snapshot may
+     * hold part of the change — apply() then (it replaces it whole).
+     */
+    int (*update)(struct datapath *dp, const struct moat_policy *p, const struct moat_tables *t,
+                  uint32_t first_new, const struct moat_addr *addrs, size_t naddrs,
+                  uint32_t *generation);
     /*
      * Enforces on interface `ifname` of a workload of cluster index `cluster`
      * with addresses `addrs` (at least one: the first identifies the workload

@@ -5,7 +5,10 @@
  * moatd starts again; tc filters keep running between two moatd processes.
  * A policy update builds fresh inner maps (addresses, rows, intervals,
  * clusters), puts them in the idle slot of the outer maps and then bumps the
- * generation, whose low bit selects the slot: one atomic step.
+ * generation, whose low bit selects the slot: one atomic step. Those maps
+ * are made with room to spare, and update() writes a few workloads' changes
+ * into the ones in force (rows first, then addresses), then bumps the
+ * generation by two: the same slot, flows judged again.
  */
 #include "datapath.h"
 #include "mem.h"
@@ -48,7 +51,20 @@ struct datapath {
     struct attached *ifs;
     size_t nifs, cap_ifs;
     uint64_t summaries_at; /* monotonic ns of the last scan for idle rate-limit buckets */
+    /* The inner maps of the snapshot in force, as the last apply made them (-1: none), for
+     * update(): entries used and room (max_entries). */
+    int live_addrs, live_rows, live_ivals;
+    uint32_t live_gen;
+    size_t addrs_n, addrs_cap, rows_n, rows_cap, ivals_n, ivals_cap;
 };
+
+static void forget_live(struct datapath *dp);
+
+/* Room for updates in place: a quarter more addresses, an eighth more rows and intervals. */
+static size_t with_room(size_t n, size_t div, size_t extra)
+{
+    return n + n / div + extra;
+}
 
 /* ---------- probe and bpffs ---------- */
 
@@ -129,6 +145,7 @@ static int open_ebpf(const char *node, datapath_event_fn on_event, void *ctx, st
         return -ENOMEM;
     dp->on_event = on_event;
     dp->ctx = ctx;
+    dp->live_addrs = dp->live_rows = dp->live_ivals = -1;
     snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s/%s", PIN_BASE, node);
     int err = ensure_bpffs();
     if (!err)
@@ -266,6 +283,7 @@ static void close_ebpf(struct datapath *dp, bool remove)
         rmdir(dp->pin_dir);
         rmdir(PIN_BASE);
     }
+    forget_live(dp);
     ring_buffer__free(dp->rb);
     moat_tc__destroy(dp->skel);
     free(dp->ifs);
@@ -314,23 +332,31 @@ static uint32_t read_generation(struct datapath *dp)
     return cfg.generation;
 }
 
-static int fill_addrs(const struct moat_tables *t)
+static void addr_entry_kv(const struct moat_tables *t, const struct moat_addr_entry *e,
+                          struct moat_addr_key *key, struct moat_addr_val *val)
+{
+    struct moat_ident_info info = tables_identity(t, e->identity);
+    *key = (struct moat_addr_key){.prefixlen = e->prefix.len};
+    memcpy(key->addr, e->prefix.addr.b, 16);
+    *val = (struct moat_addr_val){
+        .identity = e->identity,
+        .kind = (uint16_t)info.kind,
+        .cluster = info.kind == MOAT_IDENT_WORKLOAD ? (uint16_t)info.cluster : 0};
+}
+
+static int fill_addrs(const struct moat_tables *t, size_t cap)
 {
     size_t n = tables_addr_count(t);
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
     int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_addr", sizeof(struct moat_addr_key),
-                            sizeof(struct moat_addr_val), (uint32_t)n, &opts);
+                            sizeof(struct moat_addr_val), (uint32_t)cap, &opts);
     if (fd < 0)
         return -errno;
     for (size_t i = 0; i < n; i++) {
         struct moat_addr_entry e = tables_addr_entry(t, i);
-        struct moat_ident_info info = tables_identity(t, e.identity);
-        struct moat_addr_key key = {.prefixlen = e.prefix.len};
-        memcpy(key.addr, e.prefix.addr.b, 16);
-        struct moat_addr_val val = {
-            .identity = e.identity,
-            .kind = (uint16_t)info.kind,
-            .cluster = info.kind == MOAT_IDENT_WORKLOAD ? (uint16_t)info.cluster : 0};
+        struct moat_addr_key key;
+        struct moat_addr_val val;
+        addr_entry_kv(t, &e, &key, &val);
         if (bpf_map_update_elem(fd, &key, &val, BPF_ANY) < 0) {
             int err = -errno;
             close(fd);
@@ -347,6 +373,7 @@ struct row_build {
     struct moat_interval *ivals;
     size_t nivals, cap_ivals;
     int err;
+    uint32_t first_new; /* collect_new_entry: only rows with an identity from this one on */
 };
 
 static int collect_entry(void *ctx, const struct moat_policy_entry *e)
@@ -376,6 +403,14 @@ static int collect_entry(void *ctx, const struct moat_policy_entry *e)
     return 0;
 }
 
+static int collect_new_entry(void *ctx, const struct moat_policy_entry *e)
+{
+    const struct row_build *b = ctx;
+    if (e->subject < b->first_new && (e->peer < b->first_new || e->peer == MOAT_ID_ANY))
+        return 0;
+    return collect_entry(ctx, e);
+}
+
 static int batch_update(int fd, const void *keys, size_t key_size, const void *vals,
                         size_t val_size, size_t n)
 {
@@ -395,7 +430,7 @@ static int batch_update(int fd, const void *keys, size_t key_size, const void *v
     return 0;
 }
 
-static int fill_rows(const struct moat_tables *t, int *rows_fd, int *ivals_fd)
+static int fill_rows(struct datapath *dp, const struct moat_tables *t, int *rows_fd, int *ivals_fd)
 {
     struct row_build b = {0};
     int err = tables_policy_foreach(t, collect_entry, &b);
@@ -406,13 +441,15 @@ static int fill_rows(const struct moat_tables *t, int *rows_fd, int *ivals_fd)
         idx[i] = (uint32_t)i;
     *rows_fd = *ivals_fd = -1;
     if (!err) {
-        *rows_fd =
-            bpf_map_create(BPF_MAP_TYPE_HASH, "moat_rows", sizeof(struct moat_row_key),
-                           sizeof(struct moat_row_val), b.nrows ? (uint32_t)b.nrows : 1, NULL);
+        dp->rows_n = b.nrows;
+        dp->rows_cap = with_room(b.nrows, 8, 1024);
+        dp->ivals_n = b.nivals;
+        dp->ivals_cap = with_room(b.nivals, 8, 4096);
+        *rows_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "moat_rows", sizeof(struct moat_row_key),
+                                  sizeof(struct moat_row_val), (uint32_t)dp->rows_cap, NULL);
         LIBBPF_OPTS(bpf_map_create_opts, aopts, .map_flags = BPF_F_INNER_MAP);
-        *ivals_fd =
-            bpf_map_create(BPF_MAP_TYPE_ARRAY, "moat_ivals", sizeof(uint32_t),
-                           sizeof(struct moat_interval), b.nivals ? (uint32_t)b.nivals : 1, &aopts);
+        *ivals_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "moat_ivals", sizeof(uint32_t),
+                                   sizeof(struct moat_interval), (uint32_t)dp->ivals_cap, &aopts);
         if (*rows_fd < 0 || *ivals_fd < 0)
             err = -errno;
     }
@@ -636,6 +673,16 @@ static void release_slots(struct datapath *dp, const struct moat_policy *p)
     free(zeros);
 }
 
+static void forget_live(struct datapath *dp)
+{
+    int *fds[3] = {&dp->live_addrs, &dp->live_rows, &dp->live_ivals};
+    for (int i = 0; i < 3; i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+}
+
 static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const struct moat_tables *t,
                       uint32_t *generation)
 {
@@ -645,10 +692,11 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
     uint32_t slot = gen & 1;
     int fds[5] = {-1, -1, -1, -1, -1};
     int err = assign_slots(dp, p);
-    if (!err && (fds[0] = fill_addrs(t)) < 0)
+    size_t naddrs = tables_addr_count(t), addrs_cap = with_room(naddrs, 4, 1024);
+    if (!err && (fds[0] = fill_addrs(t, addrs_cap)) < 0)
         err = fds[0];
     if (!err)
-        err = fill_rows(t, &fds[1], &fds[2]);
+        err = fill_rows(dp, t, &fds[1], &fds[2]);
     if (!err && (fds[3] = fill_clusters(p)) < 0)
         err = fds[3];
     if (!err && (fds[4] = fill_resolvers(p)) < 0)
@@ -667,6 +715,16 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
         if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.moat_cfg), &zero, &cfg, BPF_ANY) < 0)
             err = -errno;
     }
+    forget_live(dp);
+    if (!err) { /* the maps in force, for update() */
+        dp->live_addrs = fds[0];
+        dp->live_rows = fds[1];
+        dp->live_ivals = fds[2];
+        fds[0] = fds[1] = fds[2] = -1;
+        dp->live_gen = gen;
+        dp->addrs_n = naddrs;
+        dp->addrs_cap = addrs_cap;
+    }
     for (int i = 0; i < 5; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -675,6 +733,104 @@ static int apply_ebpf(struct datapath *dp, const struct moat_policy *p, const st
         *generation = gen;
     }
     return err;
+}
+
+/* Writes the rows of the new identities (from b->first_new) after the intervals in force. */
+static int update_rows(struct datapath *dp, const struct moat_tables *t, uint32_t first_new)
+{
+    if (first_new >= tables_identity_count(t))
+        return 0;
+    struct row_build b = {.first_new = first_new};
+    int err = tables_policy_foreach(t, collect_new_entry, &b);
+    if (!err && b.err)
+        err = b.err;
+    if (!err && (dp->rows_n + b.nrows > dp->rows_cap || dp->ivals_n + b.nivals > dp->ivals_cap))
+        err = -ENOSPC;
+    uint32_t *idx = err ? NULL : moat_calloc(b.nivals ? b.nivals : 1, sizeof(*idx));
+    if (!err && !idx)
+        err = -ENOMEM;
+    for (size_t i = 0; idx && i < b.nivals; i++)
+        idx[i] = (uint32_t)(dp->ivals_n + i);
+    for (size_t r = 0; !err && r < b.nrows; r++)
+        b.vals[r].off += (uint32_t)dp->ivals_n;
+    /* intervals first: no row leads to them yet; then the rows, all new keys */
+    if (!err)
+        err = batch_update(dp->live_ivals, idx, sizeof(*idx), b.ivals, sizeof(*b.ivals), b.nivals);
+    if (!err)
+        err =
+            batch_update(dp->live_rows, b.keys, sizeof(*b.keys), b.vals, sizeof(*b.vals), b.nrows);
+    if (!err) {
+        dp->ivals_n += b.nivals;
+        dp->rows_n += b.nrows;
+    }
+    free(b.keys);
+    free(b.vals);
+    free(b.ivals);
+    free(idx);
+    return err;
+}
+
+/*
+ * The host entry of each address as `t` has it: written, or deleted when t has none. (A
+ * lookup in an LPM trie finds the longest prefix, not the exact one: the flags of the
+ * update and the result of the delete say whether the host entry was there.)
+ */
+static int update_addrs(struct datapath *dp, const struct moat_tables *t,
+                        const struct moat_addr *addrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct moat_addr_entry e = {.prefix = {.addr = addrs[i], .len = 128},
+                                    .identity = tables_identity_of(t, &addrs[i])};
+        struct moat_ident_info info = tables_identity(t, e.identity);
+        struct moat_addr_key key;
+        struct moat_addr_val val;
+        addr_entry_kv(t, &e, &key, &val);
+        if (info.kind != MOAT_IDENT_WORKLOAD && info.kind != MOAT_IDENT_HOST) {
+            /* no host entry: the address falls to the prefix that covers it */
+            if (bpf_map_delete_elem(dp->live_addrs, &key) == 0)
+                dp->addrs_n--;
+            else if (errno != ENOENT)
+                return -errno;
+            continue;
+        }
+        if (bpf_map_update_elem(dp->live_addrs, &key, &val, BPF_EXIST) == 0)
+            continue;
+        if (errno != ENOENT)
+            return -errno;
+        if (dp->addrs_n >= dp->addrs_cap)
+            return -ENOSPC;
+        if (bpf_map_update_elem(dp->live_addrs, &key, &val, BPF_NOEXIST) < 0)
+            return errno == E2BIG ? -ENOSPC : -errno;
+        dp->addrs_n++;
+    }
+    return 0;
+}
+
+static int update_ebpf(struct datapath *dp, const struct moat_policy *p,
+                       const struct moat_tables *t, uint32_t first_new,
+                       const struct moat_addr *addrs, size_t naddrs, uint32_t *generation)
+{
+    (void)p;
+    uint32_t gen = read_generation(dp);
+    if (dp->live_addrs < 0 || gen != dp->live_gen || gen + 2 < gen)
+        return -ENOSPC; /* no snapshot of ours in force (or the counter would wrap): apply() */
+    int err = update_rows(dp, t, first_new);
+    if (!err)
+        err = update_addrs(dp, t, addrs, naddrs);
+    if (!err) {
+        /* same slot (low bit), a new stamp: flows in progress are judged again */
+        uint32_t zero = 0;
+        struct moat_cfg cfg = {.generation = gen + 2, .ti_generation = read_ti_generation(dp)};
+        if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.moat_cfg), &zero, &cfg, BPF_ANY) < 0)
+            err = -errno;
+    }
+    if (err) {
+        forget_live(dp); /* the next change goes through apply() */
+        return err;
+    }
+    dp->live_gen = gen + 2;
+    *generation = gen + 2;
+    return 0;
 }
 
 /* ---------- interfaces ---------- */
@@ -1174,6 +1330,7 @@ const struct datapath_ops datapath_ebpf = {
     .probe = probe_ebpf,
     .open = open_ebpf,
     .apply = apply_ebpf,
+    .update = update_ebpf,
     .attach = attach_ebpf,
     .detach = detach_ebpf,
     .poll = poll_ebpf,

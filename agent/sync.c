@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "delta.h"
 #include "mem.h"
+#include "polstate.h"
 #include "spool.h"
 #include "threatlist.h"
 #include "uplink.h"
@@ -39,7 +40,9 @@ struct sync {
     struct spool *spool;
     /* under lock */
     char *token;           /* node credential; NULL: register first */
-    json_t *pending;       /* newest policy not yet taken */
+    json_t *pending;       /* newest full policy not yet taken */
+    json_t *deltas;        /* workload deltas received after it, not yet taken (a list) */
+    struct polstate *kept; /* the full policy in the state folder (policy.json), indexed */
     int64_t seen_revision; /* newest policy revision received */
     char *dp_state, *dp_reason, *dp_backend;
     json_t *dp_probes;
@@ -91,20 +94,14 @@ static void state_path(const struct sync *s, const char *name, char *buf, size_t
     snprintf(buf, n, "%s/%s", s->state_dir, name);
 }
 
-/* Writes `j` to state file `name` atomically, readable by root only (it may hold the credential).
- */
-static int save_json(const struct sync *s, const char *name, const json_t *j)
+/* Writes `len` bytes of `text` to state file `name` atomically (temporary file, fsync, rename). */
+static int save_text(const struct sync *s, const char *name, const char *text, size_t len)
 {
     char path[4200], tmp[4300];
     state_path(s, name, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    /* One write: json_dumpfd would make a system call per token. */
-    char *text = json_dumps(j, JSON_COMPACT);
-    if (!text)
-        return -ENOMEM;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int err = fd < 0 ? -errno : 0;
-    size_t len = strlen(text);
     for (size_t off = 0; !err && off < len;) {
         ssize_t w = write(fd, text + off, len - off);
         if (w < 0 && errno != EINTR)
@@ -112,7 +109,6 @@ static int save_json(const struct sync *s, const char *name, const json_t *j)
         else if (w > 0)
             off += (size_t)w;
     }
-    free(text);
     if (!err && fsync(fd) != 0)
         err = -errno;
     if (fd >= 0)
@@ -121,6 +117,19 @@ static int save_json(const struct sync *s, const char *name, const json_t *j)
         err = -errno;
     if (err)
         unlink(tmp);
+    return err;
+}
+
+/* Writes `j` to state file `name` atomically, readable by root only (it may hold the credential).
+ */
+static int save_json(const struct sync *s, const char *name, const json_t *j)
+{
+    /* One write: json_dumpfd would make a system call per token. */
+    char *text = json_dumps(j, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
+    int err = save_text(s, name, text, strlen(text));
+    free(text);
     return err;
 }
 
@@ -190,22 +199,63 @@ static void token_refused(struct sync *s, const char *t, int status, const json_
 
 /* ---- poller -------------------------------------------------------------- */
 
-static void policy_arrived(struct sync *s, json_t *body, int64_t rev)
+static double mono_s(void)
 {
-    int err = save_json(s, "policy.json", body);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Keeps `st` (the full policy of revision `rev`) in the state folder and
+ * hands `body` to the main loop: a full answer replaces whatever was not
+ * taken yet; a workload delta (polstate_workloads_only) queues behind it.
+ */
+static void policy_arrived(struct sync *s, json_t *body, struct polstate *st, int64_t rev,
+                           double got)
+{
+    bool delta = json_is_true(json_object_get(body, "delta")), lost = false;
+    /* when it came: moatd's status says how long it took from here to be in force */
+    json_object_set_new(body, SYNC_RECEIVED_AT, json_real(got));
+    pthread_mutex_lock(&s->lock);
+    polstate_free(s->kept);
+    s->kept = st; /* only this thread changes it: read below without the lock */
+    if (delta) {
+        if (!s->deltas)
+            s->deltas = json_array();
+        if (!s->deltas)
+            json_decref(body);
+        if (!s->deltas || json_array_append_new(s->deltas, body) < 0) {
+            /* out of memory: the main loop takes the whole policy instead */
+            json_decref(s->pending);
+            s->pending = NULL;
+            json_decref(s->deltas);
+            s->deltas = NULL;
+            lost = true;
+        }
+    } else {
+        json_decref(s->pending);
+        s->pending = body;
+        json_decref(s->deltas);
+        s->deltas = NULL;
+    }
+    s->seen_revision = lost ? 0 : rev;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof(one)) < 0)
+        agent_log("warning", "cannot wake the main loop: %s", strerror(errno));
+    /* then to disk (the main loop does not wait for the fsync): a restart before it
+     * ends starts from the revision saved before, and asks for what changed since */
+    double t0 = mono_s();
+    int err = save_text(s, "policy.json", st->text, st->len);
     if (err)
         agent_log("warning",
                   "cannot keep the policy on disk (%s): a restart without the server "
                   "would start without it",
                   strerror(-err));
-    pthread_mutex_lock(&s->lock);
-    json_decref(s->pending);
-    s->pending = body;
-    s->seen_revision = rev;
-    pthread_mutex_unlock(&s->lock);
-    uint64_t one = 1;
-    if (write(s->wake_fd, &one, sizeof(one)) < 0)
-        agent_log("warning", "cannot wake the main loop: %s", strerror(errno));
+    else
+        agent_log("info", "policy %lld kept on disk (%.1f ms, %zu bytes)", (long long)rev,
+                  (mono_s() - t0) * 1e3, st->len);
 }
 
 #define THREATS_FILE "threat-intel.txt"
@@ -270,41 +320,62 @@ static void answer_counts(const json_t *a, size_t *set, size_t *removed)
 }
 
 /*
- * The full policy an answer stands for: itself, or (a delta) the policy
- * kept in the state folder (policy.json: the last one received, revision
- * `since`) with the delta applied. NULL when the delta does not apply: the
- * next poll asks for everything (revision 0). Takes `resp`.
+ * What the main loop gets for an answer, and in *st the full policy it
+ * stands for (indexed, to keep). A full answer: itself. A delta: applied to
+ * the policy kept (s->kept: policy.json, the last one received, revision
+ * `since`) by splicing record texts (polstate.h); a delta that changes only
+ * workloads goes on as it is (the main loop applies it in place), any other
+ * becomes the full policy, parsed from the new text. NULL when the delta does
+ * not apply: the next poll asks for everything (revision 0). Takes `resp`.
  */
-static json_t *full_policy(struct sync *s, json_t *resp, size_t bytes)
+static json_t *full_policy(struct sync *s, json_t *resp, size_t bytes, struct polstate **st)
 {
     size_t set, removed;
     answer_counts(resp, &set, &removed);
     long long rev = (long long)json_integer_value(json_object_get(resp, "revision"));
+    char why[300] = "";
+    *st = NULL;
     if (!json_is_true(json_object_get(resp, "delta"))) {
         json_object_del(resp, "delta");
+        int err = polstate_from_json(resp, st, why, sizeof(why));
+        if (err) { /* the server's answer is a JSON object: only memory can fail here */
+            agent_log("warning", "policy %lld: cannot keep it (%s)", rev,
+                      err == -ENOMEM ? "out of memory" : why);
+            json_decref(resp);
+            return NULL;
+        }
         agent_log("info", "policy %lld: full state, %zu bytes, %zu records", rev, bytes, set);
         return resp;
     }
     long long since = (long long)json_integer_value(json_object_get(resp, "since"));
-    char path[4200], why[300] = "";
-    state_path(s, "policy.json", path, sizeof(path));
-    json_error_t e;
-    json_t *base = json_load_file(path, 0, &e), *full = NULL;
-    const char *c = json_string_value(json_object_get(json_object_get(base, "cluster"), "name"));
-    int err = 0;
+    double t0 = mono_s();
+    const struct polstate *base = s->kept; /* only this thread changes it: no lock to read */
+    int err = base ? polstate_apply(base, resp, st, why, sizeof(why)) : -EINVAL;
     if (!base)
-        snprintf(why, sizeof(why), "the policy kept is unreadable: %s", e.text);
-    else if (!c || strcmp(c, s->cluster) != 0)
-        snprintf(why, sizeof(why), "the policy kept is another cluster's");
-    else
-        err = delta_apply(base, resp, &full, why, sizeof(why));
-    json_decref(base);
-    json_decref(resp);
-    if (full) {
-        agent_log("info", "policy %lld: delta since %lld, %zu bytes, %zu records set, %zu removed",
-                  rev, since, bytes, set, removed);
-        return full;
+        snprintf(why, sizeof(why), "no policy is kept");
+    double t1 = mono_s();
+    json_t *out = NULL;
+    if (!err && polstate_workloads_only(resp)) {
+        out = resp;
+        resp = NULL;
+    } else if (!err) {
+        json_error_t e;
+        out = json_loadb((*st)->text, (*st)->len, 0, &e);
+        if (!out)
+            snprintf(why, sizeof(why), "the policy it makes is unreadable: %s", e.text);
     }
+    json_decref(resp);
+    if (out) {
+        agent_log("info",
+                  "policy %lld: delta since %lld, %zu bytes, %zu records set, %zu removed "
+                  "(spliced in %.1f ms%s)",
+                  rev, since, bytes, set, removed, (t1 - t0) * 1e3,
+                  json_is_true(json_object_get(out, "delta")) ? ", workloads only"
+                                                              : ", parsed whole");
+        return out;
+    }
+    polstate_free(*st);
+    *st = NULL;
     agent_log("warning",
               "policy %lld: the delta since %lld does not apply (%s): asking for all of it", rev,
               since, err == -ENOMEM ? "out of memory" : why);
@@ -336,9 +407,11 @@ static void *poller_main(void *arg)
                  POLL_WAIT_S, deltas ? "&delta=1" : "");
         json_t *resp;
         int st = uplink_call(u, "GET", path, NULL, POLL_WAIT_S + 10, &resp, why, sizeof(why));
+        double got = mono_s();
         json_t *r = json_object_get(resp, "revision");
-        if (st == 200 && json_is_integer(r)) { /* a delta becomes the full policy here */
-            resp = full_policy(s, resp, uplink_last_bytes(u));
+        struct polstate *kept = NULL;
+        if (st == 200 && json_is_integer(r)) {
+            resp = full_policy(s, resp, uplink_last_bytes(u), &kept);
             r = json_object_get(resp, "revision");
             if (!resp) {
                 free(t);
@@ -346,12 +419,13 @@ static void *poller_main(void *arg)
             }
         }
         if (st == 200 && json_is_integer(r) && fetch_threats(s, u, resp) < 0) {
-            nap(s, backoff); /* the answer again, and its list, after a pause */
+            polstate_free(kept); /* the answer again (from the revision kept), after a pause */
+            nap(s, backoff);
             backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
         } else if (st == 200 && json_is_integer(r)) {
             backoff = 0.1;
             set_reachable(s, true, NULL);
-            policy_arrived(s, resp, json_integer_value(r));
+            policy_arrived(s, resp, kept, json_integer_value(r), got);
             resp = NULL;
         } else if (st == 304) {
             backoff = 0.1;
@@ -644,6 +718,33 @@ static void *reporter_main(void *arg)
 
 /* ---- start / stop -------------------------------------------------------- */
 
+/* A whole file as text (NUL-terminated), or NULL. */
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    while (f) {
+        if (moat_grow(&buf, &cap, n + 65537, 1) < 0)
+            break;
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            bool ok = !ferror(f);
+            fclose(f);
+            if (!ok)
+                break;
+            buf[n] = '\0';
+            *len = n;
+            return buf;
+        }
+    }
+    if (f)
+        fclose(f);
+    free(buf);
+    return NULL;
+}
+
 static void load_saved(struct sync *s)
 {
     char path[4200];
@@ -664,16 +765,22 @@ static void load_saved(struct sync *s)
     s->ti_version = v ? moat_strdup(v) : NULL;
     json_decref(meta);
     state_path(s, "policy.json", path, sizeof(path));
-    json_t *pol = json_load_file(path, 0, NULL);
+    size_t len = 0;
+    char *text = read_text(path, &len);
+    json_t *pol = text ? json_loadb(text, len, 0, NULL) : NULL;
     const char *c = json_string_value(json_object_get(json_object_get(pol, "cluster"), "name"));
+    char why[300];
     if (pol && c && strcmp(c, s->cluster) == 0 &&
-        json_is_integer(json_object_get(pol, "revision"))) {
+        json_is_integer(json_object_get(pol, "revision")) &&
+        polstate_index(text, len, &s->kept, why, sizeof(why)) == 0) {
+        text = NULL; /* s->kept has it */
         s->pending = pol;
         s->seen_revision = json_integer_value(json_object_get(pol, "revision"));
         uint64_t one = 1;
         if (write(s->wake_fd, &one, sizeof(one)) < 0)
             agent_log("warning", "cannot wake the main loop: %s", strerror(errno));
     } else {
+        free(text);
         json_decref(pol);
     }
 }
@@ -761,6 +868,8 @@ void sync_stop(struct sync *s)
     if (s->wake_fd >= 0)
         close(s->wake_fd);
     json_decref(s->pending);
+    json_decref(s->deltas);
+    polstate_free(s->kept);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     char *owned[] = {s->server,    s->cluster,    s->node,        s->join_token,
@@ -788,6 +897,35 @@ json_t *sync_take_policy(struct sync *s)
     json_t *p = s->pending;
     s->pending = NULL;
     pthread_mutex_unlock(&s->lock);
+    return p;
+}
+
+json_t *sync_take_deltas(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    json_t *d = s->deltas;
+    s->deltas = NULL;
+    pthread_mutex_unlock(&s->lock);
+    return d;
+}
+
+json_t *sync_full_policy(struct sync *s, char *why, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t len = s->kept ? s->kept->len : 0;
+    char *text = s->kept ? malloc(len + 1) : NULL;
+    if (text)
+        memcpy(text, s->kept->text, len + 1);
+    pthread_mutex_unlock(&s->lock);
+    if (!text) {
+        snprintf(why, n, "%s", len ? "out of memory" : "no policy is kept");
+        return NULL;
+    }
+    json_error_t e;
+    json_t *p = json_loadb(text, len, 0, &e);
+    free(text);
+    if (!p)
+        snprintf(why, n, "the policy kept is unreadable: %s", e.text);
     return p;
 }
 

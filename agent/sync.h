@@ -53,6 +53,17 @@ int sync_wake_fd(const struct sync *s);
  * workloads}), the saved one first; NULL when there is none. Caller owns it.
  */
 json_t *sync_take_policy(struct sync *s);
+/* The member of a policy or delta taken that says when it came (CLOCK_MONOTONIC seconds). */
+#define SYNC_RECEIVED_AT "moatd_received_at"
+/*
+ * The deltas that arrived after it (a JSON list, oldest first; NULL: none):
+ * delta answers ({"revision", "since", "delta": true, ...}) that change only
+ * workloads and whole members, to apply in order on top of the policy in
+ * force. Caller owns it.
+ */
+json_t *sync_take_deltas(struct sync *s);
+/* The full policy kept (policy.json), parsed; NULL with why[] when there is none. */
+json_t *sync_full_policy(struct sync *s, char *why, size_t n);
 
 /* What the main loop tells the server; strings and `workloads` are copied. */
 struct sync_report {

@@ -14,7 +14,11 @@
 
 Prints markdown table rows (lines starting with '|') and notes.
 Usage: bench/cluster.py BUILD_DIR [--agents 1,10,50] [--rounds 20] [--workloads 10000[,100000]]
-       [--memory-only]
+       [--memory-only] [--churn 1,100]
+3. Pod churn (--churn K,...: only this): one real moatd with W remote
+   workloads; a simulated node reports K more workloads, then K fewer; each
+   round the time from the report to the agent having the revision in force,
+   moatd's own apply time and which path it took (status "policy_apply").
 """
 import argparse
 import json
@@ -99,7 +103,7 @@ class Bench:
         self.url = "http://" + addr
         self.api = Api(self.url, tok)
 
-    def start_agent(self, node, workloads, cluster="bench"):
+    def start_agent(self, node, workloads, cluster="bench", build=None):
         inv = os.path.join(self.tmp, f"inv-{node}.yaml")
         with open(inv, "w") as f:
             for name, ip in workloads:
@@ -107,7 +111,7 @@ class Bench:
                         f"namespace: shop\nlabels: {{app: web}}\nips: [{ip}]\n"
                         f"interface: bx{abs(hash(node + name)) % 10**9}\n")
         log = open(os.path.join(self.tmp, f"moatd-{node}.log"), "w")
-        p = subprocess.Popen([f"{self.b}/moatd", "--server", self.url, "--cluster", cluster,
+        p = subprocess.Popen([f"{build or self.b}/moatd", "--server", self.url, "--cluster", cluster,
                               "--join-token", self.join[cluster], "--node", node, "--inventory", inv,
                               "--state-dir", os.path.join(self.tmp, "state-" + node), "--alerts",
                               "/dev/null"], stdout=log, stderr=subprocess.STDOUT)
@@ -231,16 +235,98 @@ def memory(bench, sizes):
     return out
 
 
-def report_node(api, bench, i, per_node):
-    """Simulated node i registers and reports `per_node` workloads."""
-    node = f"sim{i}"
-    reg = api.call("POST", "/api/v1/agents/register",
-                   {"cluster": "mem", "node": node, "join_token": bench.join["mem"]})
+def sim_workloads(i, per_node, extra=0):
+    """The workloads simulated node i reports: `per_node`, then `extra` more (10.200/16 on)."""
     wls = [{"name": f"w{i}-{k}", "namespace": f"ns{k % 20}", "image": f"registry.example.com/app{k % 50}:1",
             "labels": {"app": f"app{k % 50}", "tier": ["web", "api", "db"][k % 3]},
             "ips": [(lambda g: f"10.{128 + g // 65536}.{g // 256 % 256}.{g % 256}")(i * per_node + k)]}
            for k in range(per_node)]
-    api.call("PUT", "/api/v1/agents/workloads", {"workloads": wls}, token=reg["token"])
+    wls += [{"name": f"x{i}-{k}", "namespace": f"ns{k % 20}", "image": f"registry.example.com/app{k % 50}:1",
+             "labels": {"app": f"app{k % 50}", "tier": ["web", "api", "db"][k % 3]},
+             "ips": [f"10.{200 + i // 256}.{i % 256}.{k % 250 + 1}"]} for k in range(extra)]
+    return wls
+
+
+def report_node(api, bench, i, per_node, cluster="mem", extra=0):
+    """Simulated node i registers (once) and reports `per_node` (+ `extra`) workloads."""
+    node = f"sim{i}"
+    tokens = bench.__dict__.setdefault("sim_tokens", {})
+    if (cluster, node) not in tokens:
+        reg = api.call("POST", "/api/v1/agents/register",
+                       {"cluster": cluster, "node": node, "join_token": bench.join[cluster]})
+        tokens[(cluster, node)] = reg["token"]
+    api.call("PUT", "/api/v1/agents/workloads", {"workloads": sim_workloads(i, per_node, extra)},
+             token=tokens[(cluster, node)])
+
+
+def churn(bench, sizes, rounds, changes, other=None):
+    """
+    Pod churn into one real moatd: with W remote workloads in its cluster, a
+    simulated node reports k more workloads, then k fewer (each round a delta
+    of k workload changes). Per round: the time from just before the report
+    (PUT) until the agent has the new revision in force (`applied_at` in its
+    status file), and moatd's own apply time and path from its status.
+    With `other` (another build), a second agent of that build follows the
+    same cluster and is measured in the same rounds (before / after).
+    Returns rows (W, k, build, [ms...], [moatd ms...], paths).
+    """
+    api = bench.api
+    api.call("POST", "/api/v1/clusters", {"name": "churn", "defense": "on"})
+    api.call("POST", "/api/v1/clusters/churn/rules",
+             {"name": "r1", "source": "web", "destinations": [{"object": "web", "ports": "80"}],
+              "protocol": "tcp", "action": "allow", "priority": 10})
+    bench.join["churn"] = api.call("GET", "/api/v1/clusters/churn/join-token")["join_token"]
+    per_node, done, rows = 2000, 0, []
+    for total in sizes:
+        for i in range(done // per_node, total // per_node):
+            report_node(api, bench, i, per_node, cluster="churn")
+        done = total // per_node * per_node
+        agents = [(f"churn{total}x{os.getpid() % 10000}", None)]
+        if other:
+            agents.append((f"churnb{total}x{os.getpid() % 10000}", other))
+        for node, build in agents:
+            bench.start_agent(node, [], cluster="churn", build=build)
+        for node, _ in agents:
+            wait(lambda: (status(node) or {}).get("revision", 0) > 0, 900, "the churn agent's policy")
+        seen = {"at": None, "since": time.time()}
+
+        def quiet():
+            now = tuple(((status(n) or {}).get("revision"), (status(n) or {}).get("applied_at"))
+                        for n, _ in agents)
+            if now != seen["at"]:
+                seen["at"], seen["since"] = now, time.time()
+            time.sleep(0.1)
+            return time.time() - seen["since"] >= 3.0
+        wait(quiet, 900, "the churn agents to settle")
+        for k in changes:
+            res = {n: ([], [], []) for n, _ in agents}
+            for r in range(2 * rounds):
+                before = {n: (status(n) or {}).get("revision", 0) for n, _ in agents}
+                t0 = time.time()
+                report_node(api, bench, 0, per_node, cluster="churn", extra=k if r % 2 == 0 else 0)
+                for n, _ in agents:
+                    s = wait(lambda: (lambda s: s if s.get("revision", 0) > before[n] and
+                                      s.get("applied_at", 0) >= t0 else None)(
+                        status(n) or {}), 300, "the churn to reach the agent")
+                    ap = s.get("policy_apply") or {}
+                    res[n][0].append((s["applied_at"] - t0) * 1000)
+                    res[n][1].append(ap.get("last_received_ms", -1))
+                    res[n][2].append(ap.get("last_path", "?"))
+                time.sleep(0.5)  # the agents' own reports settle
+            for n, build in agents:
+                lat, own, paths = res[n]
+                name = build or bench.b
+                rows.append((total, k, name, lat, own, paths))
+                print(f"churn workloads={total} changes={k} build={name} report-to-in-force ms raw: "
+                      f"{[round(x, 1) for x in lat]} moatd receive-to-in-force ms raw: "
+                      f"{[round(x, 2) for x in own]} paths: {paths}", file=sys.stderr)
+        for node, _ in agents:
+            with open(os.path.join(bench.tmp, f"moatd-{node}.log")) as f:
+                tail = [l.strip() for l in f][-8:]
+            print(f"churn workloads={total} {node} moatd log tail:\n  " + "\n  ".join(tail),
+                  file=sys.stderr)
+        bench.stop_agents()
+    return rows
 
 
 def main():
@@ -250,6 +336,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--workloads", default="10000")
     ap.add_argument("--memory-only", action="store_true")
+    ap.add_argument("--churn", default="", help="only pod churn: changes per delta, e.g. 1,100")
+    ap.add_argument("--compare", default="", help="--churn: also an agent of this build (before)")
     a = ap.parse_args()
     sizes = [int(x) for x in a.workloads.split(",")]
     with tempfile.TemporaryDirectory(dir=os.environ.get("MOAT_BENCH_TMP")) as tmp:
@@ -257,6 +345,16 @@ def main():
         try:
             bench.start_server()
             bench.join = {}
+            if a.churn:
+                bench.api.call("POST", "/api/v1/objects", {"name": "web", "namespace": "shop", "app": "web"})
+                ch = churn(bench, sizes, a.rounds, [int(x) for x in a.churn.split(",")],
+                           os.path.abspath(a.compare) if a.compare else None)
+                print("| cluster workloads | changes per delta | moatd build | rounds | report to in force p50 (ms) | max (ms) | moatd receive to in force p50 (ms) | paths |")
+                print("|---:|---:|---|---:|---:|---:|---:|---|")
+                for total, k, name, lat, own, paths in ch:
+                    print(f"| {total} | {k} | {name} | {len(lat)} | {pct(lat, 50):.1f} | {max(lat):.1f} | "
+                          f"{pct(own, 50):.2f} | {','.join(sorted(set(paths)))} |")
+                return
             if a.memory_only:  # the object memory()'s rule names; propagation() makes it otherwise
                 bench.api.call("POST", "/api/v1/objects", {"name": "web", "namespace": "shop", "app": "web"})
             rows = [] if a.memory_only else propagation(bench, [int(x) for x in a.agents.split(",")],

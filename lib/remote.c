@@ -315,33 +315,44 @@ static int pool_workload(struct strpool *pool, struct moat_workload *w, struct m
 
 /*
  * Record `rec` (number `docno` of the answer) through the loader's checks
+ * into *out, pooled in r's pool: 0, -EINVAL (messages in `mine`), -ENOMEM.
+ */
+static int parse_workload(struct remote_workloads *r, const json_t *rec, int docno,
+                          struct moat_workload *out, struct moat_diags *mine)
+{
+    json_t *doc = compact_workload_doc(rec, r->label_keys, r->ns_keys);
+    json_t *one = doc ? json_pack("[o]", doc) : NULL;
+    if (!one)
+        return -ENOMEM;
+    struct doc_set *set;
+    int err = doc_set_from_json(one, r->file, &set, mine);
+    json_decref(one);
+    struct moat_workload w;
+    if (!err) {
+        err = workload_from_doc(set->docs[0], r->file, docno, &w, mine);
+        doc_set_free(set);
+    }
+    if (!err)
+        err = pool_workload(r->pool, &w, out, r->file);
+    return err;
+}
+
+/*
+ * Record `rec` (number `docno` of the answer) through the loader's checks
  * into r: 0 (taken or refused: refused ones are counted, their messages
  * kept while few) or -ENOMEM.
  */
 static int take_workload(struct remote_workloads *r, const json_t *rec, int docno,
-                         const json_t *label_keys, const json_t *ns_keys, const char *file,
                          struct moat_diags *d)
 {
-    json_t *doc = compact_workload_doc(rec, label_keys, ns_keys);
-    json_t *one = doc ? json_pack("[o]", doc) : NULL;
-    if (!one)
-        return -ENOMEM;
     struct moat_diags mine;
     diags_init(&mine);
-    struct doc_set *set;
-    int err = doc_set_from_json(one, file, &set, &mine);
-    json_decref(one);
-    struct moat_workload w;
-    if (!err) {
-        err = workload_from_doc(set->docs[0], file, docno, &w, &mine);
-        doc_set_free(set);
-    }
-    if (!err && moat_grow(&r->w, &r->cap, r->n + 1, sizeof(*r->w)) < 0) {
-        workload_clear(&w);
-        err = -ENOMEM;
-    }
+    int err = moat_grow(&r->w, &r->cap, r->n + 1, sizeof(*r->w)) < 0 ||
+                      moat_grow(&r->ids, &r->cap_ids, r->n + 1, sizeof(*r->ids)) < 0
+                  ? -ENOMEM
+                  : parse_workload(r, rec, docno, &r->w[r->n], &mine);
     if (!err)
-        err = pool_workload(r->pool, &w, &r->w[r->n++], file);
+        r->ids[r->n++] = json_integer_value(json_object_get(rec, "id"));
     if (err == -EINVAL) {
         if (r->left_out++ < REMOTE_DIAGS_MAX)
             for (size_t i = 0; i < mine.count; i++)
@@ -358,19 +369,21 @@ int remote_workloads_build(const json_t *clusters, const json_t *objects, const 
 {
     *out = NULL;
     struct remote_workloads *r = moat_calloc(1, sizeof(*r));
-    json_t *label_keys = selected_keys(objects, "labels");
-    json_t *ns_keys = selected_keys(objects, "namespace_labels");
-    int err = r && (r->pool = strpool_new()) && label_keys && ns_keys ? 0 : -ENOMEM;
-    const char *file = err ? NULL : strpool_str(r->pool, name);
-    if (!err && !file)
+    if (!r)
+        return -ENOMEM;
+    r->label_keys = selected_keys(objects, "labels");
+    r->ns_keys = selected_keys(objects, "namespace_labels");
+    r->clusters = json_deep_copy(clusters);
+    int err = (r->pool = strpool_new()) && r->label_keys && r->ns_keys && r->clusters ? 0 : -ENOMEM;
+    r->file = err ? NULL : strpool_str(r->pool, name);
+    r->node = err || !node ? NULL : strpool_str(r->pool, node);
+    if (!err && (!r->file || (node && !r->node)))
         err = -ENOMEM;
     for (size_t i = 0; !err && i < json_array_size(workloads); i++) {
         const json_t *w = json_array_get(workloads, i);
         if (other_nodes(clusters, node, w))
-            err = take_workload(r, w, (int)i + 1, label_keys, ns_keys, file, d);
+            err = take_workload(r, w, (int)i + 1, d);
     }
-    json_decref(label_keys);
-    json_decref(ns_keys);
     if (err) {
         remote_workloads_free(r);
         return err;
@@ -382,7 +395,13 @@ int remote_workloads_build(const json_t *clusters, const json_t *objects, const 
             r->w = fit;
             r->cap = r->n;
         }
+        int64_t *ids = moat_reallocarray(r->ids, r->n ? r->n : 1, sizeof(*r->ids));
+        if (ids) {
+            r->ids = ids;
+            r->cap_ids = r->n;
+        }
     }
+    r->pool_built = strpool_bytes(r->pool);
     if (r->left_out > REMOTE_DIAGS_MAX)
         diags_add(d, name, 0, NULL, "%zu more workloads left out", r->left_out - REMOTE_DIAGS_MAX);
     *out = r;
@@ -393,7 +412,7 @@ int remote_workloads_add(const struct remote_workloads *r, struct moat_policy *p
 {
     if (!r || !r->n)
         return 0;
-    if (p->pool && p->pool != r->pool)
+    if ((p->pool && p->pool != r->pool) || r->holes)
         return -EINVAL;
     if (moat_grow(&p->workloads, &p->cap_workloads, p->nworkloads + r->n, sizeof(*r->w)) < 0)
         return -ENOMEM;
@@ -444,10 +463,50 @@ bool remote_workloads_equal(const struct remote_workloads *a, const struct remot
     return true;
 }
 
+bool remote_workload_kept(const struct remote_workloads *r, const json_t *rec)
+{
+    return other_nodes(r->clusters, r->node, rec);
+}
+
+int remote_workload_parse(struct remote_workloads *r, const json_t *rec, struct moat_workload *out,
+                          struct moat_diags *d)
+{
+    struct moat_diags mine;
+    diags_init(&mine);
+    int err = parse_workload(r, rec, 0, out, &mine);
+    if (err == -EINVAL) {
+        r->left_out++;
+        for (size_t i = 0; i < mine.count; i++)
+            diags_add(d, NULL, 0, NULL, "%s", mine.items[i].text);
+        if (diags_oom(&mine))
+            err = -ENOMEM;
+    }
+    diags_clear(&mine);
+    return err;
+}
+
+void remote_workloads_compact(struct remote_workloads *r)
+{
+    if (!r || !r->holes)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ids[i] != REMOTE_HOLE) {
+            r->w[n] = r->w[i];
+            r->ids[n++] = r->ids[i];
+        }
+    r->n = n;
+    r->holes = 0;
+}
+
 void remote_workloads_free(struct remote_workloads *r)
 {
     if (!r)
         return;
+    free(r->ids);
+    json_decref(r->clusters);
+    json_decref(r->label_keys);
+    json_decref(r->ns_keys);
     free(r->w);
     strpool_unref(r->pool);
     free(r);

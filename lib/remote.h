@@ -22,6 +22,7 @@
 #include "model.h"
 
 #include <jansson.h>
+#include <stdint.h>
 
 /*
  * Appends to the JSON array `docs` the documents of `clusters` (records), the
@@ -58,7 +59,17 @@ struct remote_workloads {
     struct moat_workload *w; /* pooled workloads, in the answer's order */
     size_t n, cap;
     size_t left_out; /* records refused */
+    /* For changes in place (remote_live.h): each workload's record id
+     * (REMOTE_HOLE: a slot left by a removed one, no addresses), how many
+     * holes, and what a record is read with. */
+    int64_t *ids;
+    size_t cap_ids, holes;
+    json_t *clusters, *label_keys, *ns_keys; /* owned */
+    const char *node, *file;                 /* in the pool */
+    size_t pool_built;                       /* strpool_bytes() once built */
 };
+
+#define REMOTE_HOLE INT64_MIN
 
 /*
  * Builds *out (caller frees with remote_workloads_free). A record that fails
@@ -75,6 +86,17 @@ int remote_workloads_build(const json_t *clusters, const json_t *objects, const 
  * -EINVAL when `p` already holds another pool's workloads.
  */
 int remote_workloads_add(const struct remote_workloads *r, struct moat_policy *p);
+/* Whether record `rec` is one r keeps: of its clusters, not of its node. */
+bool remote_workload_kept(const struct remote_workloads *r, const json_t *rec);
+/*
+ * Record `rec` as r keeps it (the checks and compact form of
+ * remote_workloads_build) into *out, pooled in r's pool; not added to r.
+ * 0, -EINVAL (refused: counted in r->left_out, messages to `d`) or -ENOMEM.
+ */
+int remote_workload_parse(struct remote_workloads *r, const json_t *rec, struct moat_workload *out,
+                          struct moat_diags *d);
+/* Drops the holes (remote_workloads_add refuses r while it has some); ids stay matched. */
+void remote_workloads_compact(struct remote_workloads *r);
 /* True when a and b hold the same workloads in the same order (NULL: none). */
 bool remote_workloads_equal(const struct remote_workloads *a, const struct remote_workloads *b);
 void remote_workloads_free(struct remote_workloads *r);

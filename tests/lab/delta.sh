@@ -5,14 +5,27 @@
 # node B, an object changed) through deltas (GET /agents/policy?delta=1). At
 # each step it must enforce the expected verdicts on real traffic to api-a,
 # then be restarted without its kept policy (so it fetches the full state)
-# and enforce the same verdicts again.
-# Usage (root, repo root): tests/lab/delta.sh BUILD [DATAPATH]
+# and enforce the same verdicts again. Workload changes on node B (added,
+# relabelled, removed) must reach A's kernel in place (moatd status
+# policy_apply: the incremental path), the others through a full apply; real
+# packets from late-b's address get late-b's verdict once it is added, and
+# not once it is removed.
+# Usage (root, repo root): tests/lab/delta.sh BUILD [4] [ebpf|iptables]
+# (the old form BUILD DATAPATH works too). The lab is IPv4 only.
 # Prints `ok NAME` per check and a closing `N passed, N failed`.
 set -u
 B=${1:?build dir}
 B=$(cd "$B" && pwd)
 . tests/lab/family.sh
-family_check 4 "${2:-ebpf}"
+case "${2:-}" in
+ebpf | iptables) family_check 4 "$2" ;;
+*) family_check "${2:-4}" "${3:-ebpf}" ;;
+esac
+if [ "$FAM" != 4 ]; then
+    echo "delta: the lab is IPv4 only (family $FAM)"
+    echo "0 passed, 1 failed"
+    exit 2
+fi
 M="$B/moat"
 T="$B/moat-traffic"
 D="$B/moatd"
@@ -192,6 +205,10 @@ conn() { # FROM DSTADDR PORT -> ok / blocked / error: WHY
         echo "error: $out"
     fi
 }
+apply_field() { # NODE FIELD: moatd status policy_apply.FIELD
+    "$D" status --node "$1" -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("policy_apply", {}).get(sys.argv[1]))' "$2" 2>/dev/null
+}
+path_is() { [ "$(apply_field "$NA" last_path)" = "$1" ]; }
 applied_rev() { "$D" status --node "$1" -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("revision", 0))' 2>/dev/null || echo 0; }
 # A's agent applied the server's revision (the same one twice: nothing moved in between)
 caught_up() {
@@ -205,8 +222,17 @@ verdicts() {
 }
 # step NAME WANT: A's agent (following deltas) gives WANT; then restarted to fetch
 # everything, the same verdicts
-step() {
+step() { # NAME WANT [PATH: incremental | full]
     if wait_for 30 caught_up; then ok "$1: node A applied the revision"; else bad "$1: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"; fi
+    if [ -n "${3:-}" ]; then
+        # the status file is written at most once a second: wait (bounded) for the path
+        wait_for 5 path_is "$3"
+        check "$1: node A took the $3 path" "$(apply_field "$NA" last_path)" "$3"
+        if [ "$3" = incremental ]; then
+            n=$(apply_field "$NA" incremental)
+            [ "${n:-0}" -ge 1 ] && ok "$1: incremental applies counted ($n)" || bad "$1: incremental applies counted" "$n"
+        fi
+    fi
     # wait (bounded) for the verdicts: the datapath follows the applied revision
     got=
     t0=$(ms)
@@ -251,32 +277,67 @@ protocol: tcp
 action: allow
 priority: 10
 YAML
-step rule-added "ok blocked blocked blocked blocked"
+step rule-added "ok blocked blocked blocked blocked" full
 
 cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
-step workload-added-on-b "ok blocked ok blocked blocked"
+step workload-added-on-b "ok blocked ok blocked blocked" incremental
+
+# late-b relabelled: its address now carries api's identity (api -> api: no rule)
+sed 's/^labels: {app: web}$/labels: {app: WEB}/' "$TMP/full.yaml" | python3 -c '
+import sys
+docs = sys.stdin.read().split("---\n")
+print("---\n".join(d.replace("{app: WEB}", "{app: api}") if "name: late-b" in d else
+                 d.replace("{app: WEB}", "{app: web}") for d in docs), end="")' >"$TMP/b.yaml.tmp" &&
+    mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
+step workload-relabelled-on-b "ok blocked blocked blocked blocked" incremental
+cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
+step workload-back-on-b "ok blocked ok blocked blocked" incremental
 
 RULE=$("$M" rule list --cluster dlab -o json | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)["items"] if r["name"] == "web-to-api"][0])')
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"destinations":[{"object":"api","ports":"80,443"}]}' "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
-step rule-changed "ok ok ok blocked ok"
+step rule-changed "ok ok ok blocked ok" full
 
 OBJ=$("$M" object list -o json | python3 -c 'import json,sys; print([o["id"] for o in json.load(sys.stdin)["items"] if o["name"] == "api"][0])')
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"app":"none"}' "$MOAT_SERVER/api/v1/objects/$OBJ"
-step object-changed "blocked blocked blocked blocked blocked"
+step object-changed "blocked blocked blocked blocked blocked" full
 
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"app":"api"}' "$MOAT_SERVER/api/v1/objects/$OBJ"
+step object-back "ok ok ok blocked ok" full
 cp "$TMP/b-early.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
-step object-back-workload-removed "ok ok blocked blocked ok"
+step workload-removed-on-b "ok ok blocked blocked ok" incremental
 
 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $MOAT_TOKEN" "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
-step rule-deleted "blocked blocked blocked blocked blocked"
+step rule-deleted "blocked blocked blocked blocked blocked" full
+
+# A restarted with the policy it kept (deltas spliced into policy.json) starts from it
+rev_past() { [ "$(applied_rev "$NA")" -gt "$1" ] && caught_up; }
+r0=$(server_rev)
+cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
+wait_for 30 rev_past "$r0" || bad "late-b again: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"
+wait_for 5 path_is incremental
+check "late-b again: node A took the incremental path" "$(apply_field "$NA" last_path)" incremental
+kept_is() { # the kept file is the full answer of the server's revision, late-b in it
+    [ "$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["revision"], any(w["name"] == "late-b" for w in p["workloads"]))' "$TMP/state-$NA/policy.json" 2>/dev/null)" = "$(server_rev) True" ]
+}
+wait_for 10 kept_is && ok "policy.json is the spliced full answer" || bad "policy.json is the spliced full answer" "$(head -c 300 "$TMP/state-$NA/policy.json")"
+kill "$MA"
+wait "$MA" 2>/dev/null
+n=$(grep -c "full state" "$TMP/moatd-a.log")
+start_agent "$NA" "$TMP/a.yaml" "$TMP/moatd-a.log"
+MA=$AGENT
+wait_for 30 caught_up && ok "restarted from policy.json: A applied the revision" || bad "restarted from policy.json: A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"
+check "restarted from policy.json: no full fetch" "$(grep -c "full state" "$TMP/moatd-a.log")" "$n"
+r0=$(server_rev)
+cp "$TMP/b-early.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
+wait_for 30 rev_past "$r0" && wait_for 5 path_is incremental
+check "restarted from policy.json: the next workload delta in place" "$(apply_field "$NA" last_path)" incremental
 
 # Node A took every change as a delta, and none failed to apply.
 n=$(deltas_now)
-[ "$n" -ge 6 ] && ok "node A received deltas ($n)" || bad "node A received deltas" "$n: $(grep policy "$TMP/moatd-a.log" | tail -5)"
+[ "$n" -ge 9 ] && ok "node A received deltas ($n)" || bad "node A received deltas" "$n: $(grep policy "$TMP/moatd-a.log" | tail -5)"
 if grep -q "does not apply" "$TMP/moatd-a.log"; then bad "no delta failed to apply" "$(grep 'does not apply' "$TMP/moatd-a.log" | head -3)"; else ok "no delta failed to apply"; fi
 grep "policy [0-9]*: " "$TMP/moatd-a.log" | tail -3 | sed 's/^/  /'
 
