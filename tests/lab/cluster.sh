@@ -183,7 +183,7 @@ for w in api-a api-b; do
 done
 wait_file() { # FILE TEXT
     i=0
-    while [ $i -lt 100 ]; do
+    while [ $i -lt 400 ]; do # 20 s: a restarted ASan moatd on a loaded machine
         grep -q "$2" "$1" 2>/dev/null && return 0
         i=$((i + 1))
         sleep 0.05
