@@ -341,6 +341,31 @@ else
     echo "bench: cluster-mode benchmark skipped (needs root and eBPF) or failed"
 fi
 
+# Pod churn into one real moatd (issue 17): a delta of K workload changes at W remote workloads.
+if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/policy.yaml >/dev/null 2>&1 &&
+    out=$(python3 bench/cluster.py "$B" --workloads 10000,100000 --rounds 5 --churn 1,100 2>&1); then # raw rounds on stderr
+    echo "$out"
+    {
+        echo
+        echo "## Pod churn into a real moatd (bench/cluster.py --churn)"
+        echo
+        echo "A real moat-server and one real moatd (eBPF) with W remote workloads; a simulated"
+        echo "node reports K more workloads, then K fewer, each round. *Report to in force*: from"
+        echo "sending the report to the agent having the new revision in force (its status);"
+        echo "*moatd receive to in force*: moatd's own time from the answer arriving to in force;"
+        echo "*paths*: how it applied them (in place, or the full path). Goal (issue 17): 100"
+        echo "workloads/s of churn followed, one workload added or removed in milliseconds."
+        echo
+        printf '%s\n' "$out" | grep '^|'
+        echo
+        echo "Raw rounds:"
+        echo
+        printf '%s\n' "$out" | sed -n 's/^churn \(.*raw.*\)/    \1/p'
+    } >>"$TMP"
+else
+    echo "bench: pod churn benchmark skipped (needs root and eBPF) or failed"
+fi
+
 # Policy deltas by revision (issue 17): their cost in-process, then bytes per change and
 # propagation to 1,000 simulated agents through a real server.
 {
