@@ -70,16 +70,6 @@ static const char *const full_b =
     " \"quarantines\": [{\"address\": \"10.9.9.9\", \"reason\": \"scan\"}],"
     " \"quarantine_releases\": [], \"threat_intel\": null}";
 
-static json_t *parse(const char *s)
-{
-    json_error_t e;
-    json_t *j = json_loads(s, 0, &e);
-    if (!j)
-        print_message("parse: %s at %d\n", e.text, e.position);
-    assert_non_null(j);
-    return j;
-}
-
 /* The delta answer text from snapshot a to snapshot b, through a log (the server's way). */
 static json_t *log_delta(const json_t *a, const json_t *b)
 {
@@ -92,7 +82,7 @@ static json_t *log_delta(const json_t *a, const json_t *b)
     struct delta_log log = {.max_steps = 8, .max_bytes = 1 << 20};
     assert_int_equal(delta_log_add(&log, &sa, &sb), 0);
     assert_int_equal(delta_answer(&log, &sb, sa.revision, 1 << 20, &out), 0);
-    json_t *d = parse(out.p);
+    json_t *d = testutil_parse_json(out.p);
     delta_log_clear(&log);
     delta_snap_free(&sa);
     delta_snap_free(&sb);
@@ -119,7 +109,7 @@ static void ids_are(const json_t *list, const char *want)
 static void test_snapshot_text_is_the_answer(void **state)
 {
     (void)state;
-    json_t *a = parse(full_a);
+    json_t *a = testutil_parse_json(full_a);
     struct delta_buf t = {0};
     struct delta_snap s;
     assert_int_equal(delta_snap_build(a, &t, &s), 0);
@@ -145,7 +135,7 @@ static void test_snapshot_text_is_the_answer(void **state)
 static void test_every_kind_of_change(void **state)
 {
     (void)state;
-    json_t *a = parse(full_a), *b = parse(full_b);
+    json_t *a = testutil_parse_json(full_a), *b = testutil_parse_json(full_b);
     json_t *d = log_delta(a, b);
     assert_true(json_is_true(json_object_get(d, "delta")));
     assert_int_equal(json_integer_value(json_object_get(d, "since")), 3);
@@ -180,7 +170,7 @@ static void test_every_kind_of_change(void **state)
 static void test_removed_object_of_changed_rule_loads(void **state)
 {
     (void)state;
-    json_t *a = parse(full_a), *b = parse(full_b);
+    json_t *a = testutil_parse_json(full_a), *b = testutil_parse_json(full_b);
     json_t *d = log_delta(a, b), *got = NULL;
     char why[200];
     assert_int_equal(delta_apply(a, d, &got, why, sizeof(why)), 0);
@@ -212,7 +202,7 @@ static void test_removed_object_of_changed_rule_loads(void **state)
 
 static void expect_refused(const json_t *base, const char *delta, const char *what)
 {
-    json_t *d = parse(delta), *got = (json_t *)1;
+    json_t *d = testutil_parse_json(delta), *got = (json_t *)1;
     char why[200] = "";
     assert_int_equal(delta_apply(base, d, &got, why, sizeof(why)), -EINVAL);
     assert_null(got);
@@ -225,7 +215,7 @@ static void expect_refused(const json_t *base, const char *delta, const char *wh
 static void test_delta_that_does_not_apply(void **state)
 {
     (void)state;
-    json_t *a = parse(full_a);
+    json_t *a = testutil_parse_json(full_a);
     expect_refused(a, "{\"revision\": 9, \"since\": 4, \"delta\": true}", "this agent has 3");
     expect_refused(a, "{\"revision\": 9, \"since\": 3}", "not a delta");
     expect_refused(a, "{\"revision\": 3, \"since\": 3, \"delta\": true}", "since < revision");
@@ -250,7 +240,7 @@ static void test_delta_that_does_not_apply(void **state)
 static void test_too_old_and_too_big(void **state)
 {
     (void)state;
-    json_t *a = parse(full_a);
+    json_t *a = testutil_parse_json(full_a);
     struct delta_buf t[5] = {{0}};
     struct delta_snap s[5];
     struct delta_log log = {.max_steps = 2, .max_bytes = 1 << 20};
@@ -270,7 +260,7 @@ static void test_too_old_and_too_big(void **state)
     assert_int_equal(delta_answer(&log, &s[3], 12, 1 << 20, &out), -ENOENT); /* not the newest */
     out.len = 0;
     assert_int_equal(delta_answer(&log, &s[4], 12, 1 << 20, &out), 0);
-    json_t *d = parse(out.p);
+    json_t *d = testutil_parse_json(out.p);
     ids_are(json_object_get(json_object_get(d, "workloads"), "set"), "5");
     json_decref(d);
     out.len = 0;
@@ -332,10 +322,10 @@ static void test_random_sequences(void **state)
     enum { STATES = 40, ROUNDS = 30 };
     for (unsigned round = 0; round < ROUNDS; round++) {
         rnd_state = 1234u + round;
-        json_t *st =
-            parse("{\"revision\": 1, \"cluster\": {\"name\": \"c\", \"mode\": \"monitor\"},"
-                  " \"objects\": [], \"rules\": [], \"workloads\": [],"
-                  " \"quarantines\": [], \"threat_intel\": null}");
+        json_t *st = testutil_parse_json(
+            "{\"revision\": 1, \"cluster\": {\"name\": \"c\", \"mode\": \"monitor\"},"
+            " \"objects\": [], \"rules\": [], \"workloads\": [],"
+            " \"quarantines\": [], \"threat_intel\": null}");
         int64_t next_id = 1, rev = 1;
         json_t *states[STATES];
         struct delta_buf t[STATES];
@@ -357,7 +347,7 @@ static void test_random_sequences(void **state)
         for (int r = 0; r < STATES - 1; r++) {
             struct delta_buf out = {0};
             assert_int_equal(delta_answer(&log, &s[STATES - 1], s[r].revision, 1 << 24, &out), 0);
-            json_t *d = parse(out.p), *got = NULL, *got2 = NULL;
+            json_t *d = testutil_parse_json(out.p), *got = NULL, *got2 = NULL;
             char why[200];
             int err = delta_apply(states[r], d, &got, why, sizeof(why));
             if (err)
@@ -533,7 +523,7 @@ static void test_random_sequences_same_tables(void **state)
     enum { STATES = 25, ROUNDS = 8 };
     for (unsigned round = 0; round < ROUNDS; round++) {
         rnd_state = 777u + round;
-        json_t *st = parse(
+        json_t *st = testutil_parse_json(
             "{\"revision\": 1, \"cluster\": {\"name\": \"prod\", \"defense\": \"on\", \"mode\": "
             "\"protect\", \"default_action\": \"block\", \"id\": \"prod\"},"
             " \"objects\": [{\"id\": 1, \"name\": \"o1\", \"namespace\": \"shop\", \"app\": "
@@ -563,7 +553,7 @@ static void test_random_sequences_same_tables(void **state)
             assert_int_equal(delta_log_add(&log, &s[i - 1], &s[i]), 0);
             struct delta_buf step = {0};
             assert_int_equal(delta_answer(&log, &s[i], s[i - 1].revision, 1 << 24, &step), 0);
-            json_t *sd = parse(step.p), *next = NULL;
+            json_t *sd = testutil_parse_json(step.p), *next = NULL;
             char why[200];
             assert_int_equal(delta_apply(held, sd, &next, why, sizeof(why)), 0);
             json_decref(sd);
@@ -575,7 +565,7 @@ static void test_random_sequences_same_tables(void **state)
         int from = (int)rnd(STATES - 1);
         struct delta_buf out = {0};
         assert_int_equal(delta_answer(&log, &s[STATES - 1], s[from].revision, 1 << 24, &out), 0);
-        json_t *d = parse(out.p), *jumped = NULL;
+        json_t *d = testutil_parse_json(out.p), *jumped = NULL;
         char why[200];
         assert_int_equal(delta_apply(states[from], d, &jumped, why, sizeof(why)), 0);
         const json_t *last = states[STATES - 1];

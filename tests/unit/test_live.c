@@ -33,16 +33,6 @@ static unsigned rnd(unsigned n)
     return (rnd_state >> 8) % n;
 }
 
-static json_t *parse(const char *s)
-{
-    json_error_t e;
-    json_t *j = json_loads(s, 0, &e);
-    if (!j)
-        print_message("parse: %s at %d\n", e.text, e.position);
-    assert_non_null(j);
-    return j;
-}
-
 static const char *const base_answer =
     "{\"revision\": 1, \"cluster\": {\"name\": \"prod\", \"defense\": \"on\", \"mode\": "
     "\"protect\", \"default_action\": \"block\", \"id\": \"prod\"},"
@@ -81,7 +71,7 @@ static struct polstate *index_of(const json_t *a)
 
 static void assert_text_is(const struct polstate *st, const json_t *want)
 {
-    json_t *got = parse(st->text);
+    json_t *got = testutil_parse_json(st->text);
     if (!json_equal(got, want)) {
         char *w = json_dumps(want, JSON_COMPACT);
         print_message("got  %s\nwant %s\n", st->text, w);
@@ -138,7 +128,7 @@ static void test_polstate_splices_like_delta_apply(void **state)
     (void)state;
     for (unsigned round = 0; round < 20; round++) {
         rnd_state = 4242u + round;
-        json_t *st = parse(base_answer);
+        json_t *st = testutil_parse_json(base_answer);
         int64_t next_id = 100;
         struct polstate *held = index_of(st);
         assert_text_is(held, st);
@@ -185,7 +175,7 @@ static void test_polstate_splices_like_delta_apply(void **state)
 static void test_polstate_refuses_what_does_not_apply(void **state)
 {
     (void)state;
-    json_t *a = parse(base_answer);
+    json_t *a = testutil_parse_json(base_answer);
     struct polstate *st = index_of(a);
     char why[200] = "";
     struct polstate *out = (struct polstate *)1;
@@ -201,7 +191,7 @@ static void test_polstate_refuses_what_does_not_apply(void **state)
         "{\"revision\": 2, \"since\": 1, \"delta\": true, \"objects\": []}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        json_t *d = parse(bad[i]);
+        json_t *d = testutil_parse_json(bad[i]);
         why[0] = '\0';
         assert_int_equal(polstate_apply(st, d, &out, why, sizeof(why)), -EINVAL);
         assert_null(out);
@@ -222,10 +212,12 @@ static void test_polstate_refuses_what_does_not_apply(void **state)
         assert_int_equal(polstate_index(t, strlen(t), &p, why, sizeof(why)), -EINVAL);
     }
     /* a workload-only delta is told apart */
-    json_t *w = parse("{\"revision\": 2, \"since\": 1, \"delta\": true, \"objects\": {\"set\": [],"
-                      " \"removed\": []}, \"workloads\": {\"removed\": [1]}}");
-    json_t *r = parse("{\"revision\": 2, \"since\": 1, \"delta\": true, \"rules\": {\"set\": [],"
-                      " \"removed\": [10]}}");
+    json_t *w = testutil_parse_json(
+        "{\"revision\": 2, \"since\": 1, \"delta\": true, \"objects\": {\"set\": [],"
+        " \"removed\": []}, \"workloads\": {\"removed\": [1]}}");
+    json_t *r = testutil_parse_json(
+        "{\"revision\": 2, \"since\": 1, \"delta\": true, \"rules\": {\"set\": [],"
+        " \"removed\": [10]}}");
     assert_true(polstate_workloads_only(w));
     assert_false(polstate_workloads_only(r));
     json_decref(w);
@@ -513,7 +505,7 @@ static void test_workload_deltas_in_place_match_a_fresh_compile(void **state)
     unsigned applied = 0, refused = 0;
     for (unsigned round = 0; round < 30; round++) {
         rnd_state = 9000u + round;
-        json_t *st = parse(base_answer);
+        json_t *st = testutil_parse_json(base_answer);
         int64_t next_id = 100;
         int next_ip = 0;
         for (int i = 0; i < 8; i++)
@@ -567,17 +559,19 @@ static void test_workload_deltas_in_place_match_a_fresh_compile(void **state)
 static void test_in_place_refuses_a_taken_address(void **state)
 {
     (void)state;
-    json_t *st = parse(base_answer);
+    json_t *st = testutil_parse_json(base_answer);
     json_t *wl = json_object_get(st, "workloads");
-    json_array_append_new(wl, parse("{\"id\": 1, \"cluster\": \"prod\", \"node\": \"n1\","
-                                    " \"name\": \"a\", \"namespace\": \"shop\","
-                                    " \"labels\": {\"app\": \"a1\"}, \"ips\": [\"10.1.1.1\"]}"));
+    json_array_append_new(
+        wl, testutil_parse_json("{\"id\": 1, \"cluster\": \"prod\", \"node\": \"n1\","
+                                " \"name\": \"a\", \"namespace\": \"shop\","
+                                " \"labels\": {\"app\": \"a1\"}, \"ips\": [\"10.1.1.1\"]}"));
     struct held h = hold(st);
     struct remote_live *live;
     assert_int_equal(remote_live_new(h.r, h.p, h.t, &live), 0);
     /* a second workload on the first one's address: only a full load says what is wrong */
-    json_t *chg = parse("{\"set\": [{\"id\": 2, \"cluster\": \"prod\", \"node\": \"n2\","
-                        " \"name\": \"b\", \"namespace\": \"shop\", \"ips\": [\"10.1.1.1\"]}]}");
+    json_t *chg = testutil_parse_json(
+        "{\"set\": [{\"id\": 2, \"cluster\": \"prod\", \"node\": \"n2\","
+        " \"name\": \"b\", \"namespace\": \"shop\", \"ips\": [\"10.1.1.1\"]}]}");
     struct remote_change c;
     struct moat_diags d;
     diags_init(&d);
@@ -586,9 +580,10 @@ static void test_in_place_refuses_a_taken_address(void **state)
     assert_non_null(strstr(why, "10.1.1.1"));
     remote_change_clear(&c);
     /* the same address moving from one workload to another in one delta is fine */
-    json_t *move = parse("{\"removed\": [1], \"set\": [{\"id\": 3, \"cluster\": \"prod\","
-                         " \"node\": \"n2\", \"name\": \"c\", \"namespace\": \"shop\","
-                         " \"labels\": {\"app\": \"a2\"}, \"ips\": [\"10.1.1.1\"]}]}");
+    json_t *move =
+        testutil_parse_json("{\"removed\": [1], \"set\": [{\"id\": 3, \"cluster\": \"prod\","
+                            " \"node\": \"n2\", \"name\": \"c\", \"namespace\": \"shop\","
+                            " \"labels\": {\"app\": \"a2\"}, \"ips\": [\"10.1.1.1\"]}]}");
     remote_live_free(live);
     held_free(&h);
     h = hold(st);

@@ -27,3 +27,13 @@ const char *testutil_write_file(const char *name, const char *text)
     fclose(f);
     return path;
 }
+
+json_t *testutil_parse_json(const char *s)
+{
+    json_error_t e;
+    json_t *j = json_loads(s, 0, &e);
+    if (!j)
+        print_message("parse: %s at %d\n", e.text, e.position);
+    assert_non_null(j);
+    return j;
+}
