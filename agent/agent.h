@@ -129,7 +129,7 @@ int agent_reload(struct moat_agent *a);
  */
 int agent_set_remote(struct moat_agent *a, json_t *policy);
 /*
- * Cluster mode: takes over delta answer `d` (sync_take_deltas: workloads
+ * Cluster mode: takes over delta answer `d` (sync_take_policy: workloads
  * changed since the revision in force) and applies it in place — the remote
  * workloads, the tables (tables_update_workload) and the datapath's snapshot
  * (datapath_ops.update) — or, when it cannot (another base, a change only a

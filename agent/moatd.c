@@ -704,10 +704,10 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd, in
                 if (drain_inotify(ino, o) && reload_at == 0)
                     reload_at = now_s() + 0.05;
             } else if (got[i].data.fd == wakefd) {
-                json_t *policy = sync_take_policy(a->cfg.sync);
+                json_t *deltas;
+                json_t *policy = sync_take_policy(a->cfg.sync, &deltas);
                 if (policy)
                     agent_set_remote(a, policy);
-                json_t *deltas = sync_take_deltas(a->cfg.sync); /* in order, after it */
                 for (size_t k = 0; k < json_array_size(deltas); k++)
                     agent_apply_delta(a, json_incref(json_array_get(deltas, k)));
                 json_decref(deltas);

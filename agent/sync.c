@@ -888,25 +888,21 @@ int sync_wake_fd(const struct sync *s)
     return s->wake_fd;
 }
 
-json_t *sync_take_policy(struct sync *s)
+json_t *sync_take_policy(struct sync *s, json_t **deltas)
 {
     uint64_t v;
     if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         agent_log("warning", "wake: %s", strerror(errno));
+    /* Both under one lock: taken apart, a full answer arriving between the two
+     * would be applied after the deltas that follow it, an older revision
+     * last (it was: a node stuck one revision behind until the next change). */
     pthread_mutex_lock(&s->lock);
     json_t *p = s->pending;
     s->pending = NULL;
-    pthread_mutex_unlock(&s->lock);
-    return p;
-}
-
-json_t *sync_take_deltas(struct sync *s)
-{
-    pthread_mutex_lock(&s->lock);
-    json_t *d = s->deltas;
+    *deltas = s->deltas;
     s->deltas = NULL;
     pthread_mutex_unlock(&s->lock);
-    return d;
+    return p;
 }
 
 json_t *sync_full_policy(struct sync *s, char *why, size_t n)

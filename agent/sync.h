@@ -50,18 +50,15 @@ void sync_stop(struct sync *s);
 int sync_wake_fd(const struct sync *s);
 /*
  * The newest policy answer not yet taken ({revision, cluster, objects, rules,
- * workloads}), the saved one first; NULL when there is none. Caller owns it.
+ * workloads}), the saved one first; NULL when there is none. In *deltas, in
+ * the same step, the deltas that arrived after it (a JSON list, oldest first;
+ * NULL: none): delta answers ({"revision", "since", "delta": true, ...}) that
+ * change only workloads and whole members, to apply in order on top of the
+ * policy (or, without one, of the policy in force). Caller owns both.
  */
-json_t *sync_take_policy(struct sync *s);
+json_t *sync_take_policy(struct sync *s, json_t **deltas);
 /* The member of a policy or delta taken that says when it came (CLOCK_MONOTONIC seconds). */
 #define SYNC_RECEIVED_AT "moatd_received_at"
-/*
- * The deltas that arrived after it (a JSON list, oldest first; NULL: none):
- * delta answers ({"revision", "since", "delta": true, ...}) that change only
- * workloads and whole members, to apply in order on top of the policy in
- * force. Caller owns it.
- */
-json_t *sync_take_deltas(struct sync *s);
 /* The full policy kept (policy.json), parsed; NULL with why[] when there is none. */
 json_t *sync_full_policy(struct sync *s, char *why, size_t n);
 

@@ -50,6 +50,12 @@ check() { # NAME GOT WANT
 cleanup() {
     for p in $PIDS $MA $MB $SERVER; do kill "$p" 2>/dev/null; done
     for p in $PIDS $MA $MB $SERVER; do wait "$p" 2>/dev/null; done
+    if [ "$fail" -gt 0 ]; then # what the agents and the server said, to tell why
+        for f in moatd-a.log moatd-b.log server.log; do
+            [ -f "$TMP/$f" ] && tail -n 40 "$TMP/$f" | sed "s/^/# $f: /"
+        done
+    fi
+    [ -n "${MOAT_KEEP_LOGS:-}" ] && cp "$TMP"/*.log "$MOAT_KEEP_LOGS"/ 2>/dev/null
     "$D" remove --node "$NA" >/dev/null 2>&1
     "$D" remove --node "$NB" >/dev/null 2>&1
     "$M" lab down --name "$LAB" >/dev/null 2>&1
