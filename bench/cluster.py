@@ -14,11 +14,13 @@
 
 Prints markdown table rows (lines starting with '|') and notes.
 Usage: bench/cluster.py BUILD_DIR [--agents 1,10,50] [--rounds 20] [--workloads 10000[,100000]]
-       [--memory-only] [--churn 1,100]
+       [--memory-only] [--churn 1,100[,rule]]
 3. Pod churn (--churn K,...: only this): one real moatd with W remote
    workloads; a simulated node reports K more workloads, then K fewer; each
    round the time from the report to the agent having the revision in force,
    moatd's own apply time and which path it took (status "policy_apply").
+   `rule` in the list: rounds of one rule changed (PATCH of its priority)
+   instead, into the same agent (what a rule change costs it at W).
 """
 import argparse
 import json
@@ -272,7 +274,7 @@ def churn(bench, sizes, rounds, changes, other=None):
     """
     api = bench.api
     api.call("POST", "/api/v1/clusters", {"name": "churn", "defense": "on"})
-    api.call("POST", "/api/v1/clusters/churn/rules",
+    rule = api.call("POST", "/api/v1/clusters/churn/rules",
              {"name": "r1", "source": "web", "destinations": [{"object": "web", "ports": "80"}],
               "protocol": "tcp", "action": "allow", "priority": 10})
     bench.join["churn"] = api.call("GET", "/api/v1/clusters/churn/join-token")["join_token"]
@@ -303,7 +305,12 @@ def churn(bench, sizes, rounds, changes, other=None):
             for r in range(2 * rounds):
                 before = {n: (status(n) or {}).get("revision", 0) for n, _ in agents}
                 t0 = time.time()
-                report_node(api, bench, 0, per_node, cluster="churn", extra=k if r % 2 == 0 else 0)
+                if k == "rule":
+                    api.call("PATCH", f"/api/v1/clusters/churn/rules/{rule['id']}",
+                             {"priority": 11 + r % 2})
+                else:
+                    report_node(api, bench, 0, per_node, cluster="churn",
+                                extra=k if r % 2 == 0 else 0)
                 for n, _ in agents:
                     s = wait(lambda: (lambda s: s if s.get("revision", 0) > before[n] and
                                       s.get("applied_at", 0) >= t0 else None)(
@@ -336,7 +343,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--workloads", default="10000")
     ap.add_argument("--memory-only", action="store_true")
-    ap.add_argument("--churn", default="", help="only pod churn: changes per delta, e.g. 1,100")
+    ap.add_argument("--churn", default="",
+                    help="only pod churn: changes per delta, e.g. 1,100 (rule: a rule changed)")
     ap.add_argument("--compare", default="", help="--churn: also an agent of this build (before)")
     a = ap.parse_args()
     sizes = [int(x) for x in a.workloads.split(",")]
@@ -347,7 +355,8 @@ def main():
             bench.join = {}
             if a.churn:
                 bench.api.call("POST", "/api/v1/objects", {"name": "web", "namespace": "shop", "app": "web"})
-                ch = churn(bench, sizes, a.rounds, [int(x) for x in a.churn.split(",")],
+                kinds = [x if x == "rule" else int(x) for x in a.churn.split(",")]
+                ch = churn(bench, sizes, a.rounds, kinds,
                            os.path.abspath(a.compare) if a.compare else None)
                 print("| cluster workloads | changes per delta | moatd build | rounds | report to in force p50 (ms) | max (ms) | moatd receive to in force p50 (ms) | paths |")
                 print("|---:|---:|---|---:|---:|---:|---:|---|")
