@@ -343,7 +343,7 @@ fi
 
 # Pod churn into one real moatd (issue 17): a delta of K workload changes at W remote workloads.
 if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/policy.yaml >/dev/null 2>&1 &&
-    out=$(python3 bench/cluster.py "$B" --workloads 10000,100000 --rounds 5 --churn 1,100 2>&1); then # raw rounds on stderr
+    out=$(python3 bench/cluster.py "$B" --workloads 10000,100000 --rounds 5 --churn 1,100,rule 2>&1); then # raw rounds on stderr
     echo "$out"
     {
         echo
@@ -353,7 +353,8 @@ if [ "$(id -u)" = 0 ] && "$B/moatd" --check --node bench --policy examples/polic
         echo "node reports K more workloads, then K fewer, each round. *Report to in force*: from"
         echo "sending the report to the agent having the new revision in force (its status);"
         echo "*moatd receive to in force*: moatd's own time from the answer arriving to in force;"
-        echo "*paths*: how it applied them (in place, or the full path). Goal (issue 17): 100"
+        echo "*paths*: how it applied them (in place, or the full path). *rule*: a rule changed"
+        echo "instead (PATCH), which takes the agent's full path. Goal (issue 17): 100"
         echo "workloads/s of churn followed, one workload added or removed in milliseconds."
         echo
         printf '%s\n' "$out" | grep '^|'
