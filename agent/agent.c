@@ -1079,6 +1079,8 @@ static const char *not_in_place(struct moat_agent *a, const json_t *d)
     if (remote_live_pool_growth(a->live) >
         (growth_max > POOL_GROWTH_MIN ? growth_max : POOL_GROWTH_MIN))
         return "the remote workloads' pool is due a rebuild";
+    if (tables_compaction_due(a->tables))
+        return "identities no address uses any more are due a compaction";
     return NULL;
 }
 
@@ -1306,9 +1308,12 @@ static json_t *status_json(struct moat_agent *a)
     if (j) /* which path the last policy took, and how long it took to be in force */
         json_object_set_new(
             j, "policy_apply",
-            json_pack("{s:I,s:I,s:s?,s:f,s:f}", "incremental", (json_int_t)a->applies_incremental,
-                      "full", (json_int_t)a->applies_full, "last_path", a->last_apply_path,
-                      "last_ms", a->last_apply_ms, "last_received_ms", a->last_received_ms));
+            json_pack(
+                "{s:I,s:I,s:s?,s:f,s:f,s:I,s:I}", "incremental", (json_int_t)a->applies_incremental,
+                "full", (json_int_t)a->applies_full, "last_path", a->last_apply_path, "last_ms",
+                a->last_apply_ms, "last_received_ms", a->last_received_ms, "identities",
+                (json_int_t)(a->tables ? tables_identity_count(a->tables) : 0), "identities_idle",
+                (json_int_t)(a->tables ? tables_idle_identity_count(a->tables) : 0)));
     if (j && a->cfg.sync)
         json_object_set_new(j, "cluster", sync_status(a->cfg.sync));
     if (j && a->cfg.probes) /* what each backend's probe said ("": it can run) */

@@ -77,6 +77,7 @@ struct moat_tables {
     size_t nobjects, nwords;
     struct ident *ids;
     size_t nids, cap_ids;
+    size_t idle_ids; /* workload identities no address maps to (left by updates) */
     uint32_t *slots; /* identity hash table: id + 1, 0 = empty */
     size_t nslots;
     struct moat_addr_entry *exact; /* host prefixes, sorted by address */
@@ -245,6 +246,8 @@ static uint32_t ident_get(struct moat_tables *t, enum moat_ident_kind kind, uint
     memcpy(copy, bits, t->nwords * sizeof(*bits));
     id = (uint32_t)t->nids++;
     t->ids[id] = (struct ident){.kind = kind, .cluster = cluster, .hash = hash, .bits = copy};
+    if (kind == MOAT_IDENT_WORKLOAD)
+        t->idle_ids++; /* until map_workload gives it its first address */
     slots_insert(t, id);
     for (uint32_t o = 0; o < t->nobjects; o++)
         if (bit_get(bits, o) && list_push(&t->inv[o], id) < 0)
@@ -1468,7 +1471,8 @@ static int map_workload(struct moat_tables *t, uint32_t idx, uint32_t g, struct 
             return -ENOMEM;
         st->addrs[st->n] = w->addrs[a];
         st->ids[st->n++] = id;
-        t->ids[id].users++;
+        if (t->ids[id].users++ == 0)
+            t->idle_ids--;
     }
     return 0;
 }
@@ -1488,7 +1492,8 @@ static void unmap_workload(struct moat_tables *t, uint32_t idx)
     struct wl_state *st = &t->wl[idx];
     for (size_t a = 0; a < st->n; a++) {
         exact_remove(t, &st->addrs[a]);
-        t->ids[st->ids[a]].users--;
+        if (--t->ids[st->ids[a]].users == 0)
+            t->idle_ids++;
     }
     group_unref(t, st->group);
     wl_state_free(st);
@@ -1731,6 +1736,16 @@ void tables_decide(const struct moat_tables *t, enum moat_dir dir, const struct 
 size_t tables_identity_count(const struct moat_tables *t)
 {
     return t->nids;
+}
+
+size_t tables_idle_identity_count(const struct moat_tables *t)
+{
+    return t->idle_ids;
+}
+
+bool tables_compaction_due(const struct moat_tables *t)
+{
+    return t->idle_ids >= MOAT_IDLE_IDS_MIN && t->idle_ids * 4 >= t->nids;
 }
 
 struct moat_ident_info tables_identity(const struct moat_tables *t, uint32_t id)

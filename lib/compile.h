@@ -120,4 +120,17 @@ size_t tables_lpm_entry_count(const struct moat_tables *t);
 int tables_update_workload(struct moat_tables *t, uint32_t idx);
 int tables_update_rule(struct moat_tables *t, uint32_t idx, const struct moat_rule *old);
 
+/*
+ * Updates keep the identities no address maps to any more (an address coming
+ * back to the same set of objects takes its old one again); they hold their
+ * policy rows, here and in the kernel, until a full compile drops them. A
+ * long run of rollouts that each make a new set grows them, so the agent
+ * compiles afresh when at least MOAT_IDLE_IDS_MIN are idle and they are a
+ * quarter of all identities: then idle ones take at most a third more room
+ * than the live ones, plus the minimum.
+ */
+#define MOAT_IDLE_IDS_MIN 256
+size_t tables_idle_identity_count(const struct moat_tables *t); /* workload identities */
+bool tables_compaction_due(const struct moat_tables *t);
+
 #endif

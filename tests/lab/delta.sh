@@ -341,6 +341,43 @@ cp "$TMP/b-early.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
 wait_for 30 rev_past "$r0" && wait_for 5 path_is incremental
 check "restarted from policy.json: the next workload delta in place" "$(apply_field "$NA" last_path)" incremental
 
+# ---- idle identities: 300 objects (label v=0..299); the observer node reports
+# 300 workloads, one per object (300 identities, in place), then one of them (299
+# left idle, in place); the change after that takes the full path, whose compile
+# drops them (lib/compile.h tables_compaction_due).
+python3 -c '
+print("---\n".join("kind: NetworkObject\nname: v%d\nnamespace: shop\nlabels: {v: \"%d\"}\n" % (i, i)
+                 for i in range(300)), end="")' >"$TMP/versions.yaml"
+"$M" apply -f "$TMP/versions.yaml" >/dev/null || bad versions-apply "moat apply failed"
+wait_for 30 caught_up || bad "versions: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"
+observe() { # N: the observer node reports workloads v0..v(N-1), one address each
+    python3 -c '
+import json, sys
+n = int(sys.argv[1])
+print(json.dumps({"workloads": [{"name": "ver-%d" % i, "namespace": "shop", "labels": {"v": str(i)},
+                                 "ips": ["10.83.%d.%d" % (9 + i // 250, 1 + i % 250)]} for i in range(n)]}))' "$1" |
+        curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $OBS" \
+            -H 'Content-Type: application/json' --data-binary @- "$MOAT_SERVER/api/v1/agents/workloads"
+}
+idle_at_least() { [ "$(apply_field "$NA" identities_idle)" -ge "$1" ] 2>/dev/null; }
+check "versions: 300 workloads reported" "$(observe 300)" 200
+# (a full answer: the delta would be more than half of it)
+ids_at_least() { [ "$(apply_field "$NA" identities)" -ge "$1" ] 2>/dev/null; }
+wait_for 30 caught_up && wait_for 5 ids_at_least 300
+ids_at_least 300 && ok "versions: node A has an identity each" || bad "versions: node A has an identity each" "$(apply_field "$NA" identities)"
+check "versions: one down to one workload" "$(observe 1)" 200
+wait_for 30 caught_up && wait_for 5 idle_at_least 299
+check "versions: 299 identities idle" "$(apply_field "$NA" identities_idle)" 299
+check "versions: still in place" "$(apply_field "$NA" last_path)" incremental
+full0=$(apply_field "$NA" full)
+check "versions: none left" "$(observe 0)" 200
+full_since() { [ "$(apply_field "$NA" full)" -gt "$full0" ] 2>/dev/null; }
+wait_for 30 caught_up && wait_for 5 full_since
+check "versions: the next change compacted them" "$(apply_field "$NA" identities_idle)" 0
+check "versions: through the full path" "$(apply_field "$NA" last_path)" full
+if grep -q "due a compaction" "$TMP/moatd-a.log"; then ok "versions: moatd said why"; else bad "versions: moatd said why" "$(grep 'policy delta' "$TMP/moatd-a.log" | tail -2)"; fi
+check "versions: the verdicts kept" "$(verdicts)" "blocked blocked blocked blocked blocked"
+
 # Node A took every change as a delta, and none failed to apply.
 n=$(deltas_now)
 [ "$n" -ge 9 ] && ok "node A received deltas ($n)" || bad "node A received deltas" "$n: $(grep policy "$TMP/moatd-a.log" | tail -5)"

@@ -499,6 +499,17 @@ static void kernel_is(struct kernel *k, const struct moat_tables *t)
     free(want.rows);
 }
 
+/* The idle count as tables_idle_identity_count keeps it, counted the long way. */
+static size_t idle_by_scan(const struct moat_tables *t)
+{
+    size_t n = 0;
+    for (uint32_t id = 0; id < tables_identity_count(t); id++) {
+        struct moat_ident_info i = tables_identity(t, id);
+        n += i.kind == MOAT_IDENT_WORKLOAD && i.users == 0;
+    }
+    return n;
+}
+
 static void test_workload_deltas_in_place_match_a_fresh_compile(void **state)
 {
     (void)state;
@@ -538,6 +549,7 @@ static void test_workload_deltas_in_place_match_a_fresh_compile(void **state)
             kernel_update(&k, h.t, &c);
             kernel_is(&k, h.t);
             same_as_fresh(&h, st, next_ip);
+            assert_int_equal(tables_idle_identity_count(h.t), idle_by_scan(h.t));
             remote_change_clear(&c);
             json_decref(d);
             json_decref(prev);
@@ -605,6 +617,89 @@ static void test_in_place_refuses_a_taken_address(void **state)
     json_decref(st);
 }
 
+/* One workload on n1 with label v=V, as a delta's "set". */
+static json_t *versioned(int64_t id, const char *ip, int v)
+{
+    char val[16];
+    snprintf(val, sizeof(val), "%d", v);
+    return json_pack("{s:[{s:I,s:s,s:s,s:s,s:s,s:{s:s},s:[s]}]}", "set", "id", (json_int_t)id,
+                     "cluster", "prod", "node", "n1", "name", "w", "namespace", "shop", "labels",
+                     "v", val, "ips", ip);
+}
+
+static void apply_in_place(struct remote_live *live, json_t *chg)
+{
+    struct remote_change c;
+    struct moat_diags d;
+    diags_init(&d);
+    char why[200] = "";
+    int err = remote_live_apply(live, chg, &c, &d, why, sizeof(why));
+    if (err)
+        print_message("in place refused: %s\n", why);
+    assert_int_equal(err, 0);
+    remote_change_clear(&c);
+    diags_clear(&d);
+    json_decref(chg);
+}
+
+/*
+ * A rollout that gives a workload a new set of objects each time (one object
+ * per version label) leaves one idle identity per step; the agent is told to
+ * compile afresh once MOAT_IDLE_IDS_MIN are idle, and a fresh compile has none.
+ */
+static void test_idle_identities_come_due_for_compaction(void **state)
+{
+    (void)state;
+    enum { VERSIONS = MOAT_IDLE_IDS_MIN + 10 };
+    json_t *st = testutil_parse_json(base_answer);
+    json_t *objects = json_object_get(st, "objects");
+    for (int v = 0; v < VERSIONS; v++) {
+        char name[16], val[16];
+        snprintf(name, sizeof(name), "v%d", v);
+        snprintf(val, sizeof(val), "%d", v);
+        json_array_append_new(objects, json_pack("{s:i,s:s,s:s,s:{s:s}}", "id", 100 + v, "name",
+                                                 name, "namespace", "*", "labels", "v", val));
+    }
+    json_t *first = versioned(1, "10.1.1.1", 0);
+    json_object_set(st, "workloads", json_object_get(first, "set"));
+    json_decref(first);
+    struct held h = hold(st);
+    assert_int_equal(tables_idle_identity_count(h.t), 0);
+    struct remote_live *live;
+    assert_int_equal(remote_live_new(h.r, h.p, h.t, &live), 0);
+    for (int v = 1; v < MOAT_IDLE_IDS_MIN; v++) {
+        apply_in_place(live, versioned(1, "10.1.1.1", v));
+        assert_int_equal(tables_idle_identity_count(h.t), (size_t)v);
+        assert_false(tables_compaction_due(h.t));
+    }
+    apply_in_place(live, versioned(1, "10.1.1.1", MOAT_IDLE_IDS_MIN));
+    assert_int_equal(tables_idle_identity_count(h.t), MOAT_IDLE_IDS_MIN);
+    assert_true(tables_compaction_due(h.t));
+    /* back to an earlier version: its identity again, the one left goes idle */
+    size_t ids = tables_identity_count(h.t);
+    apply_in_place(live, versioned(1, "10.1.1.1", 3));
+    assert_int_equal(tables_identity_count(h.t), ids);
+    assert_int_equal(tables_idle_identity_count(h.t), MOAT_IDLE_IDS_MIN);
+    /* a second workload takes an idle identity; removing the first leaves its own */
+    apply_in_place(live, versioned(2, "10.1.1.2", 7));
+    assert_int_equal(tables_idle_identity_count(h.t), MOAT_IDLE_IDS_MIN - 1);
+    apply_in_place(live, json_pack("{s:[i]}", "removed", 1));
+    assert_int_equal(tables_idle_identity_count(h.t), MOAT_IDLE_IDS_MIN);
+    assert_int_equal(tables_idle_identity_count(h.t), idle_by_scan(h.t));
+    /* the full path: what is in force compiled afresh keeps only the identity in use */
+    json_t *now = versioned(2, "10.1.1.2", 7);
+    json_object_set(st, "workloads", json_object_get(now, "set"));
+    json_decref(now);
+    struct held f = hold(st);
+    assert_int_equal(tables_idle_identity_count(f.t), 0);
+    assert_false(tables_compaction_due(f.t));
+    assert_true(tables_identity_count(f.t) < ids / 4);
+    held_free(&f);
+    remote_live_free(live);
+    held_free(&h);
+    json_decref(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -612,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_polstate_refuses_what_does_not_apply),
         cmocka_unit_test(test_workload_deltas_in_place_match_a_fresh_compile),
         cmocka_unit_test(test_in_place_refuses_a_taken_address),
+        cmocka_unit_test(test_idle_identities_come_due_for_compaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
