@@ -312,9 +312,9 @@ t0=$(ms)
 p=$(propagated "$t0" "$ra" "$rb")
 [ "$p" != timeout ] && ok rule-create-applied-on-both || bad rule-create-applied-on-both "$p ms"
 echo "propagation: moat rule create -> applied on both nodes in $p ms"
-r1=$(until_conn web-a 10.81.2.11 80 ok 5000)
-r2=$(until_conn web-b 10.81.1.11 80 ok 5000)
-r3=$(until_conn web-a 10.81.1.11 80 ok 5000)
+r1=$(until_conn web-a 10.81.2.11 80 ok 15000)
+r2=$(until_conn web-b 10.81.1.11 80 ok 15000)
+r3=$(until_conn web-a 10.81.1.11 80 ok 15000)
 total=$(($(ms) - t0))
 [ "$r1" != timeout ] && [ "$r2" != timeout ] && [ "$r3" != timeout ] && ok rule-enforced-on-both-nodes ||
     bad rule-enforced-on-both-nodes "web-a->api-b $r1, web-b->api-a $r2, web-a->api-a $r3"
@@ -330,7 +330,7 @@ check alert-passes "$(conn web-b 10.81.1.11 81)" ok
 # ---- 5. a workload added on node A is identified as a source on node B
 check late-unknown-blocked "$(conn late-a 10.81.2.11 80)" blocked
 cp "$TMP/inv-a-late.yaml" "$TMP/a.yaml.tmp" && mv "$TMP/a.yaml.tmp" "$TMP/a.yaml"
-r=$(until_conn late-a 10.81.2.11 80 ok 5000)
+r=$(until_conn late-a 10.81.2.11 80 ok 15000)
 [ "$r" != timeout ] && ok late-workload-identified-on-b || bad late-workload-identified-on-b "$(tail -3 "$TMP/moatd-b.log")"
 echo "propagation: workload added on node A -> identified on node B in $r ms"
 conn late-a 10.81.2.11 443 >/dev/null
@@ -345,13 +345,13 @@ t0=$(ms)
 p=$(propagated "$t0" "$ra" "$rb")
 [ "$p" != timeout ] && ok rule-delete-applied-on-both || bad rule-delete-applied-on-both "$p ms"
 echo "propagation: moat rule delete -> applied on both nodes in $p ms"
-r1=$(until_conn web-a 10.81.2.11 80 blocked 5000)
-r2=$(until_conn web-b 10.81.1.11 80 blocked 5000)
+r1=$(until_conn web-a 10.81.2.11 80 blocked 15000)
+r2=$(until_conn web-b 10.81.1.11 80 blocked 15000)
 total=$(($(ms) - t0))
 [ "$r1" != timeout ] && [ "$r2" != timeout ] && ok rule-delete-enforced || bad rule-delete-enforced "$r1 $r2"
 echo "traffic: blocked on both nodes $total ms after the write"
 "$M" rule create --cluster lab -f "$TMP/rule.yaml" >/dev/null
-until_conn web-a 10.81.2.11 80 ok 5000 >/dev/null
+until_conn web-a 10.81.2.11 80 ok 15000 >/dev/null
 
 # ---- 7. the server goes away: agents keep enforcing and spool
 before=$(alerts attempts src=web-a dst=api-b dport=443 applied=block)

@@ -226,13 +226,19 @@ verdicts() {
     echo "$(conn web-b 10.83.1.11 80) $(conn web-b 10.83.1.11 443) $(conn late-b 10.83.1.11 80)" \
         "$(conn api-b 10.83.1.11 80) $(conn web-a 10.83.1.11 443)"
 }
+rev_past() { [ "$(applied_rev "$NA")" -gt "$1" ] && caught_up; }
+# mark: the server's revision before a change, so that the step after it waits for a
+# newer one (B's inventory change reaches the server through B's agent: until it
+# does, A is "caught up" with the revision before it)
+R0=0
+mark() { R0=$(server_rev); }
 # step NAME WANT: A's agent (following deltas) gives WANT; then restarted to fetch
 # everything, the same verdicts
 step() { # NAME WANT [PATH: incremental | full]
-    if wait_for 30 caught_up; then ok "$1: node A applied the revision"; else bad "$1: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"; fi
+    if wait_for 30 rev_past "$R0"; then ok "$1: node A applied the revision"; else bad "$1: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev), before the change $R0"; fi
     if [ -n "${3:-}" ]; then
         # the status file is written at most once a second: wait (bounded) for the path
-        wait_for 5 path_is "$3"
+        wait_for 10 path_is "$3"
         check "$1: node A took the $3 path" "$(apply_field "$NA" last_path)" "$3"
         if [ "$3" = incremental ]; then
             n=$(apply_field "$NA" incremental)
@@ -271,6 +277,7 @@ deltas_now() { grep -c "delta since" "$TMP/moatd-a.log"; }
 # ---- the steps (B = blocked, the default; web->api allowed by the rules below)
 step start "blocked blocked blocked blocked blocked"
 
+mark
 "$M" rule create --cluster dlab -f - >/dev/null <<YAML || bad rule-create "failed"
 kind: DefenseRule
 cluster: dlab
@@ -285,10 +292,12 @@ priority: 10
 YAML
 step rule-added "ok blocked blocked blocked blocked" full
 
+mark
 cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
 step workload-added-on-b "ok blocked ok blocked blocked" incremental
 
 # late-b relabelled: its address now carries api's identity (api -> api: no rule)
+mark
 sed 's/^labels: {app: web}$/labels: {app: WEB}/' "$TMP/full.yaml" | python3 -c '
 import sys
 docs = sys.stdin.read().split("---\n")
@@ -296,34 +305,39 @@ print("---\n".join(d.replace("{app: WEB}", "{app: api}") if "name: late-b" in d 
                  d.replace("{app: WEB}", "{app: web}") for d in docs), end="")' >"$TMP/b.yaml.tmp" &&
     mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
 step workload-relabelled-on-b "ok blocked blocked blocked blocked" incremental
+mark
 cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
 step workload-back-on-b "ok blocked ok blocked blocked" incremental
 
 RULE=$("$M" rule list --cluster dlab -o json | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)["items"] if r["name"] == "web-to-api"][0])')
+mark
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"destinations":[{"object":"api","ports":"80,443"}]}' "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
 step rule-changed "ok ok ok blocked ok" full
 
 OBJ=$("$M" object list -o json | python3 -c 'import json,sys; print([o["id"] for o in json.load(sys.stdin)["items"] if o["name"] == "api"][0])')
+mark
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"app":"none"}' "$MOAT_SERVER/api/v1/objects/$OBJ"
 step object-changed "blocked blocked blocked blocked blocked" full
 
+mark
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"app":"api"}' "$MOAT_SERVER/api/v1/objects/$OBJ"
 step object-back "ok ok ok blocked ok" full
+mark
 cp "$TMP/b-early.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
 step workload-removed-on-b "ok ok blocked blocked ok" incremental
 
+mark
 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $MOAT_TOKEN" "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
 step rule-deleted "blocked blocked blocked blocked blocked" full
 
 # A restarted with the policy it kept (deltas spliced into policy.json) starts from it
-rev_past() { [ "$(applied_rev "$NA")" -gt "$1" ] && caught_up; }
 r0=$(server_rev)
 cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
 wait_for 30 rev_past "$r0" || bad "late-b again: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"
-wait_for 5 path_is incremental
+wait_for 10 path_is incremental
 check "late-b again: node A took the incremental path" "$(apply_field "$NA" last_path)" incremental
 kept_is() { # the kept file is the full answer of the server's revision, late-b in it
     [ "$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["revision"], any(w["name"] == "late-b" for w in p["workloads"]))' "$TMP/state-$NA/policy.json" 2>/dev/null)" = "$(server_rev) True" ]
@@ -338,7 +352,7 @@ wait_for 30 caught_up && ok "restarted from policy.json: A applied the revision"
 check "restarted from policy.json: no full fetch" "$(grep -c "full state" "$TMP/moatd-a.log")" "$n"
 r0=$(server_rev)
 cp "$TMP/b-early.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
-wait_for 30 rev_past "$r0" && wait_for 5 path_is incremental
+wait_for 30 rev_past "$r0" && wait_for 10 path_is incremental
 check "restarted from policy.json: the next workload delta in place" "$(apply_field "$NA" last_path)" incremental
 
 # ---- idle identities: 300 objects (label v=0..299); the observer node reports
@@ -363,16 +377,16 @@ idle_at_least() { [ "$(apply_field "$NA" identities_idle)" -ge "$1" ] 2>/dev/nul
 check "versions: 300 workloads reported" "$(observe 300)" 200
 # (a full answer: the delta would be more than half of it)
 ids_at_least() { [ "$(apply_field "$NA" identities)" -ge "$1" ] 2>/dev/null; }
-wait_for 30 caught_up && wait_for 5 ids_at_least 300
+wait_for 30 caught_up && wait_for 10 ids_at_least 300
 ids_at_least 300 && ok "versions: node A has an identity each" || bad "versions: node A has an identity each" "$(apply_field "$NA" identities)"
 check "versions: one down to one workload" "$(observe 1)" 200
-wait_for 30 caught_up && wait_for 5 idle_at_least 299
+wait_for 30 caught_up && wait_for 10 idle_at_least 299
 check "versions: 299 identities idle" "$(apply_field "$NA" identities_idle)" 299
 check "versions: still in place" "$(apply_field "$NA" last_path)" incremental
 full0=$(apply_field "$NA" full)
 check "versions: none left" "$(observe 0)" 200
 full_since() { [ "$(apply_field "$NA" full)" -gt "$full0" ] 2>/dev/null; }
-wait_for 30 caught_up && wait_for 5 full_since
+wait_for 30 caught_up && wait_for 10 full_since
 check "versions: the next change compacted them" "$(apply_field "$NA" identities_idle)" 0
 check "versions: through the full path" "$(apply_field "$NA" last_path)" full
 if grep -q "due a compaction" "$TMP/moatd-a.log"; then ok "versions: moatd said why"; else bad "versions: moatd said why" "$(grep 'policy delta' "$TMP/moatd-a.log" | tail -2)"; fi

@@ -79,7 +79,9 @@ def check_wake(a, b, admin, cluster, settle=0):
         worst = max(worst, took)
         names = [r.get('name') for r in (pol or {}).get('rules', [])]
         seen.append({'status': st, 'took': round(took, 3), 'has_rule': 'wake-%s-%d' % (tag, i) in names})
-    ok = all(s['status'] == 200 and s['has_rule'] and s['took'] < 1.0 for s in seen)
+    # Woken by the notice, well before the 20 s wait ends; how soon is measured by
+    # make bench (bench/replicas.py), not asserted on a loaded test machine.
+    ok = all(s['status'] == 200 and s['has_rule'] and s['took'] < 5.0 for s in seen)
     return ok, {'rounds': seen, 'worst_s': round(worst, 3)}
 
 

@@ -147,9 +147,9 @@ expect "the cluster's health through B" 200 "j['status'] == 'unknown'"
 
 # ---------- propagation: a long-poll on B woken by a write through A ----------
 if $PY "$HERE/replicas.py" wake "$URL_A" "$URL_B" "$ADMIN" prod >"$T/wake" 2>&1; then
-    ok "a rule written through A answers a long-poll held by B within 1 s ($(cat "$T/wake" | $PY -c 'import json,sys; print("worst %.3f s" % json.load(sys.stdin)["worst_s"])'))"
+    ok "a rule written through A wakes a long-poll held by B ($(cat "$T/wake" | $PY -c 'import json,sys; print("worst %.3f s" % json.load(sys.stdin)["worst_s"])'))"
 else
-    nok "a rule written through A answers a long-poll held by B within 1 s" "$(cat "$T/wake")"
+    nok "a rule written through A wakes a long-poll held by B" "$(cat "$T/wake")"
 fi
 # a heartbeat through A: B's health view of the node follows (its fleet index, by notice)
 api "$URL_A" POST /api/v1/clusters/prod/join-tokens '{"uses":1}'
@@ -255,9 +255,9 @@ expect "... B reads it (its pooled connections made anew)" 200
 # B's listening connection comes back by itself (a back-off of at most 5 s): the next
 # rule through A wakes B's long-poll again
 if $PY "$HERE/replicas.py" wake "$URL_A" "$URL_B" "$ADMIN" prod 20 >"$T/wake2" 2>&1; then
-    ok "after the restart a write through A still wakes a long-poll on B within 1 s"
+    ok "after the restart a write through A still wakes a long-poll on B"
 else
-    nok "after the restart a write through A still wakes a long-poll on B within 1 s" "$(cat "$T/wake2")"
+    nok "after the restart a write through A still wakes a long-poll on B" "$(cat "$T/wake2")"
 fi
 
 # ---------- the password options ----------
