@@ -80,6 +80,7 @@ struct moat_agent {
     char *remote_text; /* the server's newest cluster, objects and rules as documents (JSON) */
     struct remote_workloads *remote_wl; /* and its other nodes' workloads (remote.h) */
     json_t *remote_rules;               /* its rules, for their ids */
+    json_t *remote_objects; /* its objects: a delta of objects and rules is applied to them */
     int64_t remote_revision;
     int64_t revision;         /* revision of the policy in force (0: none) */
     json_t *local_workloads;  /* this node's workloads as reported (owned) */
@@ -98,8 +99,8 @@ struct moat_agent {
     /* cluster mode: workload deltas applied in place (remote_live.h, agent_apply_delta) */
     struct remote_live *live;           /* ties remote_wl, policy and tables; NULL: full path */
     json_t *remote_cluster, *remote_ti; /* the answer's cluster record and threat_intel member */
-    unsigned long applies_incremental, applies_full;
-    const char *last_apply_path; /* "incremental" | "full" | NULL */
+    unsigned long applies_incremental, applies_full, applies_objects_rules;
+    const char *last_apply_path; /* "incremental" | "objects_rules" | "full" | NULL */
     double last_apply_ms;        /* from taking the answer to its revision in force */
     double last_received_ms;     /* from the sync thread receiving it (-1: not known) */
     bool stale; /* the policy in force was changed in place and failed: only a full apply now */

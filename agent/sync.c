@@ -324,8 +324,9 @@ static void answer_counts(const json_t *a, size_t *set, size_t *removed)
  * stands for (indexed, to keep). A full answer: itself. A delta: applied to
  * the policy kept (s->kept: policy.json, the last one received, revision
  * `since`) by splicing record texts (polstate.h); a delta that changes only
- * workloads goes on as it is (the main loop applies it in place), any other
- * becomes the full policy, parsed from the new text. NULL when the delta does
+ * workloads goes on as it is (the main loop applies it in place), and so does
+ * one that changes no workload (the main loop keeps the other nodes'
+ * workloads); any other becomes the full policy, parsed from the new text. NULL when the delta does
  * not apply: the next poll asks for everything (revision 0). Takes `resp`.
  */
 static json_t *full_policy(struct sync *s, json_t *resp, size_t bytes, struct polstate **st)
@@ -355,7 +356,9 @@ static json_t *full_policy(struct sync *s, json_t *resp, size_t bytes, struct po
         snprintf(why, sizeof(why), "no policy is kept");
     double t1 = mono_s();
     json_t *out = NULL;
-    if (!err && polstate_workloads_only(resp)) {
+    bool workloads_only = !err && polstate_workloads_only(resp);
+    bool documents_only = !err && !workloads_only && polstate_no_workload_change(resp);
+    if (workloads_only || documents_only) {
         out = resp;
         resp = NULL;
     } else if (!err) {
@@ -370,8 +373,9 @@ static json_t *full_policy(struct sync *s, json_t *resp, size_t bytes, struct po
                   "policy %lld: delta since %lld, %zu bytes, %zu records set, %zu removed "
                   "(spliced in %.1f ms%s)",
                   rev, since, bytes, set, removed, (t1 - t0) * 1e3,
-                  json_is_true(json_object_get(out, "delta")) ? ", workloads only"
-                                                              : ", parsed whole");
+                  workloads_only   ? ", workloads only"
+                  : documents_only ? ", objects and rules only"
+                                   : ", parsed whole");
         return out;
     }
     polstate_free(*st);

@@ -506,3 +506,8 @@ bool polstate_workloads_only(const json_t *d)
     return list_unchanged(json_object_get(d, "objects")) &&
            list_unchanged(json_object_get(d, "rules"));
 }
+
+bool polstate_no_workload_change(const json_t *d)
+{
+    return list_unchanged(json_object_get(d, "workloads"));
+}

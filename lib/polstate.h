@@ -48,6 +48,8 @@ int polstate_apply(const struct polstate *base, const json_t *d, struct polstate
 
 /* True when delta `d` changes no object and no rule (only workloads and whole members). */
 bool polstate_workloads_only(const json_t *d);
+/* True when delta `d` changes no workload (only objects, rules and whole members). */
+bool polstate_no_workload_change(const json_t *d);
 
 void polstate_free(struct polstate *st);
 

@@ -363,6 +363,16 @@ static int take_workload(struct remote_workloads *r, const json_t *rec, int docn
     return err;
 }
 
+bool remote_workloads_fit(const struct remote_workloads *r, const json_t *objects)
+{
+    json_t *labels = selected_keys(objects, "labels");
+    json_t *ns = selected_keys(objects, "namespace_labels");
+    bool fit = labels && ns && json_equal(labels, r->label_keys) && json_equal(ns, r->ns_keys);
+    json_decref(labels);
+    json_decref(ns);
+    return fit;
+}
+
 int remote_workloads_build(const json_t *clusters, const json_t *objects, const json_t *workloads,
                            const char *node, const char *name, struct remote_workloads **out,
                            struct moat_diags *d)

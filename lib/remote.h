@@ -86,6 +86,13 @@ int remote_workloads_build(const json_t *clusters, const json_t *objects, const 
  * -EINVAL when `p` already holds another pool's workloads.
  */
 int remote_workloads_add(const struct remote_workloads *r, struct moat_policy *p);
+/*
+ * True when r's records are those remote_workloads_build would make with
+ * `objects` instead of the objects r was built with: they select on the same
+ * label and namespace label keys (its clusters and node unchanged), so a
+ * change of objects or rules can keep r. False also on OOM.
+ */
+bool remote_workloads_fit(const struct remote_workloads *r, const json_t *objects);
 /* Whether record `rec` is one r keeps: of its clusters, not of its node. */
 bool remote_workload_kept(const struct remote_workloads *r, const json_t *rec);
 /*

@@ -7,7 +7,8 @@
 # then be restarted without its kept policy (so it fetches the full state)
 # and enforce the same verdicts again. Workload changes on node B (added,
 # relabelled, removed) must reach A's kernel in place (moatd status
-# policy_apply: the incremental path), the others through a full apply; real
+# policy_apply: the incremental path), object and rule changes keep the other
+# nodes' workloads (the objects_rules path), a new label key goes the full path; real
 # packets from late-b's address get late-b's verdict once it is added, and
 # not once it is removed.
 # Usage (root, repo root): tests/lab/delta.sh BUILD [4] [ebpf|iptables]
@@ -234,15 +235,15 @@ R0=0
 mark() { R0=$(server_rev); }
 # step NAME WANT: A's agent (following deltas) gives WANT; then restarted to fetch
 # everything, the same verdicts
-step() { # NAME WANT [PATH: incremental | full]
+step() { # NAME WANT [PATH: incremental | objects_rules | full]
     if wait_for 30 rev_past "$R0"; then ok "$1: node A applied the revision"; else bad "$1: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev), before the change $R0"; fi
     if [ -n "${3:-}" ]; then
         # the status file is written at most once a second: wait (bounded) for the path
         wait_for 10 path_is "$3"
         check "$1: node A took the $3 path" "$(apply_field "$NA" last_path)" "$3"
-        if [ "$3" = incremental ]; then
-            n=$(apply_field "$NA" incremental)
-            [ "${n:-0}" -ge 1 ] && ok "$1: incremental applies counted ($n)" || bad "$1: incremental applies counted" "$n"
+        if [ "$3" != full ]; then
+            n=$(apply_field "$NA" "$3")
+            [ "${n:-0}" -ge 1 ] && ok "$1: $3 applies counted ($n)" || bad "$1: $3 applies counted" "$n"
         fi
     fi
     # wait (bounded) for the verdicts: the datapath follows the applied revision
@@ -290,7 +291,7 @@ protocol: tcp
 action: allow
 priority: 10
 YAML
-step rule-added "ok blocked blocked blocked blocked" full
+step rule-added "ok blocked blocked blocked blocked" objects_rules
 
 mark
 cp "$TMP/full.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
@@ -313,25 +314,25 @@ RULE=$("$M" rule list --cluster dlab -o json | python3 -c 'import json,sys; prin
 mark
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"destinations":[{"object":"api","ports":"80,443"}]}' "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
-step rule-changed "ok ok ok blocked ok" full
+step rule-changed "ok ok ok blocked ok" objects_rules
 
 OBJ=$("$M" object list -o json | python3 -c 'import json,sys; print([o["id"] for o in json.load(sys.stdin)["items"] if o["name"] == "api"][0])')
 mark
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"app":"none"}' "$MOAT_SERVER/api/v1/objects/$OBJ"
-step object-changed "blocked blocked blocked blocked blocked" full
+step object-changed "blocked blocked blocked blocked blocked" objects_rules
 
 mark
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
     -d '{"app":"api"}' "$MOAT_SERVER/api/v1/objects/$OBJ"
-step object-back "ok ok ok blocked ok" full
+step object-back "ok ok ok blocked ok" objects_rules
 mark
 cp "$TMP/b-early.yaml" "$TMP/b.yaml.tmp" && mv "$TMP/b.yaml.tmp" "$TMP/b.yaml"
 step workload-removed-on-b "ok ok blocked blocked ok" incremental
 
 mark
 curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $MOAT_TOKEN" "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
-step rule-deleted "blocked blocked blocked blocked blocked" full
+step rule-deleted "blocked blocked blocked blocked blocked" objects_rules
 
 # A restarted with the policy it kept (deltas spliced into policy.json) starts from it
 r0=$(server_rev)
@@ -364,6 +365,9 @@ print("---\n".join("kind: NetworkObject\nname: v%d\nnamespace: shop\nlabels: {v:
                  for i in range(300)), end="")' >"$TMP/versions.yaml"
 "$M" apply -f "$TMP/versions.yaml" >/dev/null || bad versions-apply "moat apply failed"
 wait_for 30 caught_up || bad "versions: node A applied the revision" "A $(applied_rev "$NA"), server $(server_rev)"
+# objects selecting on a label key none did before: the remote workloads are built anew
+wait_for 10 path_is full
+check "versions: a new label key takes the full path" "$(apply_field "$NA" last_path)" full
 observe() { # N: the observer node reports workloads v0..v(N-1), one address each
     python3 -c '
 import json, sys

@@ -700,6 +700,109 @@ static void test_idle_identities_come_due_for_compaction(void **state)
     json_decref(st);
 }
 
+/* One random change of `objects`: a field, a label value or key, one added or removed. */
+static void object_change(json_t *objects, int *next_id)
+{
+    static const char *const keys[] = {"tier", "team", "zone"};
+    size_t n = json_array_size(objects);
+    json_t *o = n ? json_array_get(objects, rnd((unsigned)n)) : NULL;
+    switch (o ? rnd(6) : 0) {
+    case 0: {
+        char name[16];
+        snprintf(name, sizeof(name), "x%d", *next_id);
+        json_array_append_new(objects, json_pack("{s:i,s:s,s:s,s:{s:s}}", "id", (*next_id)++,
+                                                 "name", name, "namespace", "*", "labels",
+                                                 keys[rnd(3)], rnd(2) ? "t1" : "t2"));
+        break;
+    }
+    case 1:
+        json_object_set_new(o, "app", json_string(apps[rnd(3)]));
+        break;
+    case 2:
+        json_object_set_new(o, "namespace", json_string(rnd(2) ? "shop" : "*"));
+        break;
+    case 3:
+        json_object_set_new(o, "labels", json_pack("{s:s}", keys[rnd(3)], rnd(2) ? "t1" : "t2"));
+        break;
+    case 4:
+        json_object_set_new(o, "namespace_labels", json_pack("{s:s}", keys[rnd(3)], "t1"));
+        break;
+    default:
+        json_array_remove(objects, rnd((unsigned)n));
+    }
+}
+
+/*
+ * What moatd's objects_rules path rests on: while objects select on the same
+ * label keys, the remote workloads built with the new objects are those built
+ * with the old ones (so they are kept); when the keys differ, it says so.
+ */
+static void test_remote_workloads_fit_changed_objects(void **state)
+{
+    (void)state;
+    unsigned fit = 0, refit = 0;
+    for (unsigned round = 0; round < 40; round++) {
+        rnd_state = 7000u + round;
+        json_t *st = testutil_parse_json(base_answer);
+        int64_t next_id = 100;
+        int next_ip = 0, next_obj = 50;
+        for (int i = 0; i < 30; i++)
+            workload_change(st, &next_id, &next_ip);
+        json_t *wl = json_object_get(st, "workloads");
+        for (size_t i = 0; i < json_array_size(wl); i++) /* labels objects may select on */
+            json_object_set_new(json_object_get(json_array_get(wl, i), "labels"),
+                                rnd(2) ? "team" : "zone", json_string("t1"));
+        json_t *clusters = json_pack("[O]", json_object_get(st, "cluster"));
+        json_t *objects = json_deep_copy(json_object_get(st, "objects"));
+        struct moat_diags d;
+        diags_init(&d);
+        struct remote_workloads *r;
+        assert_int_equal(remote_workloads_build(clusters, objects, wl, "me", "t", &r, &d), 0);
+        for (int step = 0; step < 10; step++) {
+            object_change(objects, &next_obj);
+            struct remote_workloads *again;
+            assert_int_equal(remote_workloads_build(clusters, objects, wl, "me", "t", &again, &d),
+                             0);
+            if (remote_workloads_fit(r, objects)) {
+                fit++;
+                assert_true(remote_workloads_equal(r, again));
+                remote_workloads_free(again);
+            } else { /* the full path: built anew, and that one fits */
+                refit++;
+                assert_true(remote_workloads_fit(again, objects));
+                remote_workloads_free(r);
+                r = again;
+            }
+        }
+        remote_workloads_free(r);
+        diags_clear(&d);
+        json_decref(objects);
+        json_decref(clusters);
+        json_decref(st);
+    }
+    print_message("%u object changes kept the remote workloads, %u built them anew\n", fit, refit);
+    assert_true(fit > 0 && refit > 0);
+}
+
+static void test_polstate_tells_which_lists_change(void **state)
+{
+    (void)state;
+    json_t *w = testutil_parse_json("{\"workloads\": {\"set\": [{\"id\": 1}], \"removed\": []}}");
+    json_t *r = testutil_parse_json("{\"rules\": {\"set\": [], \"removed\": [4]},"
+                                    " \"workloads\": {\"set\": [], \"removed\": []}}");
+    json_t *both = testutil_parse_json("{\"objects\": {\"set\": [{\"id\": 2}], \"removed\": []},"
+                                       " \"workloads\": {\"set\": [], \"removed\": [3]}}");
+    json_t *none = testutil_parse_json("{\"quarantines\": []}");
+    assert_true(polstate_workloads_only(w) && !polstate_no_workload_change(w));
+    assert_true(!polstate_workloads_only(r) && polstate_no_workload_change(r));
+    assert_true(!polstate_workloads_only(both) && !polstate_no_workload_change(both));
+    assert_true(polstate_workloads_only(none) && polstate_no_workload_change(none));
+    json_decref(w);
+    json_decref(r);
+    json_decref(both);
+    json_decref(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +811,8 @@ int main(void)
         cmocka_unit_test(test_workload_deltas_in_place_match_a_fresh_compile),
         cmocka_unit_test(test_in_place_refuses_a_taken_address),
         cmocka_unit_test(test_idle_identities_come_due_for_compaction),
+        cmocka_unit_test(test_remote_workloads_fit_changed_objects),
+        cmocka_unit_test(test_polstate_tells_which_lists_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
