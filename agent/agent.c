@@ -955,6 +955,7 @@ static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
     a->remote_text = text;
     a->remote_rules = rules;
     a->remote_objects = objects_kept;
+    a->docs_staged = false; /* a whole answer: nothing is ahead of it */
     a->remote_wl = wl;
     a->remote_revision = revision;
     json_decref(a->remote_quarantines);
@@ -1065,7 +1066,8 @@ static int apply_kept(struct moat_agent *a, const char *reason)
 static const char *not_on_top(struct moat_agent *a, const json_t *d)
 {
     int64_t since = json_integer_value(json_object_get(d, "since"));
-    if (since != a->remote_revision || a->revision != a->remote_revision)
+    /* staged objects and rules (agent_apply_deltas) stand for the revision in force */
+    if (since != a->remote_revision || (a->revision != a->remote_revision && !a->docs_staged))
         return "it is not since the revision in force";
     json_t *c = remote_cluster(a, d);
     bool same = c && json_equal(c, a->remote_cluster);
@@ -1078,18 +1080,16 @@ static const char *not_on_top(struct moat_agent *a, const json_t *d)
     return NULL;
 }
 
-static const char changes_documents[] = "it changes objects or rules";
-
 /* Why delta `d` cannot be applied in place, or NULL. */
 static const char *not_in_place(struct moat_agent *a, const json_t *d)
 {
-    if (!a->live || !a->dp || !a->policy || !a->tables)
+    if (!a->live || !a->dp || !a->policy || !a->tables || a->docs_staged)
         return "nothing in force to change in place";
     const char *why = not_on_top(a, d);
     if (why)
         return why;
     if (!polstate_workloads_only(d))
-        return changes_documents;
+        return "it changes objects or rules with the workloads";
     size_t growth_max = a->remote_wl->pool_built / 2;
     if (remote_live_pool_growth(a->live) >
         (growth_max > POOL_GROWTH_MIN ? growth_max : POOL_GROWTH_MIN))
@@ -1119,6 +1119,8 @@ static int datapath_after(struct moat_agent *a, const struct remote_change *c, b
         a->generation = gen;
     return err;
 }
+
+static int install_documents(struct moat_agent *a, const json_t *d, double t0);
 
 /*
  * The objects and rules of delta `d` applied to those in force into *objects and
@@ -1198,18 +1200,58 @@ static int apply_documents(struct moat_agent *a, const json_t *d, const char **w
     json_decref(a->remote_releases);
     a->remote_quarantines = json_incref(json_object_get(d, "quarantines"));
     a->remote_releases = json_incref(json_object_get(d, "quarantine_releases"));
+    if (a->stage_documents) { /* the next delta changes objects and rules too: one compile */
+        a->docs_staged = true;
+        agent_log("info", "policy %lld: objects and rules changed; staged with the next delta",
+                  (long long)a->remote_revision);
+        return 0;
+    }
     agent_log("info",
               "policy %lld: objects and rules changed; the %zu workloads of other nodes kept",
               (long long)a->remote_revision, a->remote_wl->n);
-    err = refresh(a, "applying the server's objects and rules");
+    return install_documents(a, d, t0);
+}
+
+/* The staged or changed objects and rules (a->remote_text) loaded, compiled and applied. */
+static int install_documents(struct moat_agent *a, const json_t *d, double t0)
+{
+    a->docs_staged = false;
+    int err = refresh(a, "applying the server's objects and rules");
     if (!err && a->revision == a->remote_revision) {
         a->applies_full--; /* install() counted it as a full apply */
         a->applies_objects_rules++;
         a->last_apply_path = "objects_rules";
         a->last_apply_ms = (mono_now() - t0) * 1e3;
-        note_received(a, d);
+        if (d)
+            note_received(a, d);
     }
     apply_remote_quarantines(a);
+    return err;
+}
+
+/* True when delta `d` changes objects or rules and no workload (the objects_rules path). */
+static bool documents_delta(const json_t *d)
+{
+    return !polstate_workloads_only(d) && polstate_no_workload_change(d);
+}
+
+int agent_apply_deltas(struct moat_agent *a, json_t *deltas)
+{
+    int err = 0;
+    size_t n = json_array_size(deltas);
+    for (size_t k = 0; k < n; k++) {
+        const json_t *d = json_array_get(deltas, k);
+        a->stage_documents =
+            k + 1 < n && documents_delta(d) && documents_delta(json_array_get(deltas, k + 1));
+        int e = agent_apply_delta(a, json_incref((json_t *)d));
+        err = err ? err : e;
+    }
+    a->stage_documents = false;
+    if (a->docs_staged) { /* staged, then the next one went another way and failed */
+        int e = install_documents(a, NULL, mono_now());
+        err = err ? err : e;
+    }
+    json_decref(deltas);
     return err;
 }
 
@@ -1221,13 +1263,15 @@ int agent_apply_delta(struct moat_agent *a, json_t *d)
         json_decref(d);
         return 0;
     }
-    const char *why = not_in_place(a, d);
-    if (why == changes_documents) {
+    const char *why;
+    if (documents_delta(d)) {
         int err = apply_documents(a, d, &why);
         if (!why) {
             json_decref(d);
             return err;
         }
+    } else {
+        why = not_in_place(a, d);
     }
     if (why) {
         json_decref(d);

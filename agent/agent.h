@@ -104,6 +104,8 @@ struct moat_agent {
     double last_apply_ms;        /* from taking the answer to its revision in force */
     double last_received_ms;     /* from the sync thread receiving it (-1: not known) */
     bool stale; /* the policy in force was changed in place and failed: only a full apply now */
+    bool stage_documents; /* agent_apply_deltas: the next delta changes objects and rules too */
+    bool docs_staged;     /* remote_text and remote_revision are ahead of the policy in force */
 };
 
 /* Stable names of the datapath's drop reasons (MOAT_DROP_*, NULL for none) and event counts. */
@@ -138,6 +140,13 @@ int agent_set_remote(struct moat_agent *a, json_t *policy);
  * 0 or -errno (the policy in force then stays).
  */
 int agent_apply_delta(struct moat_agent *a, json_t *d);
+/*
+ * Takes over `deltas` (a JSON array, in revision order, as sync_take_policy
+ * hands them) and applies each with agent_apply_delta, except that a run of
+ * deltas changing objects and rules only is compiled and applied once, at its
+ * last: while the agent applies one, the poller may queue several.
+ */
+int agent_apply_deltas(struct moat_agent *a, json_t *deltas);
 /*
  * Takes over `docs` (a JSON array of Workload documents a discovery source
  * reported: this node's, of this cluster) and applies the policy with them;

@@ -708,9 +708,7 @@ static int run_loop(struct moat_agent *a, const struct options *o, int sigfd, in
                 json_t *policy = sync_take_policy(a->cfg.sync, &deltas);
                 if (policy)
                     agent_set_remote(a, policy);
-                for (size_t k = 0; k < json_array_size(deltas); k++)
-                    agent_apply_delta(a, json_incref(json_array_get(deltas, k)));
-                json_decref(deltas);
+                agent_apply_deltas(a, deltas);
             }
         }
         if (a->dp)

@@ -316,6 +316,16 @@ curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content
     -d '{"destinations":[{"object":"api","ports":"80,443"}]}' "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
 step rule-changed "ok ok ok blocked ok" objects_rules
 
+# a burst of rule changes: the poller may queue several deltas while A applies one;
+# a run of them is compiled once, at its last (moatd: "staged with the next delta")
+mark
+for ports in 443 80 '"80,443"' 22 '"80,443"'; do
+    curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"destinations\":[{\"object\":\"api\",\"ports\":$ports}]}" "$MOAT_SERVER/api/v1/clusters/dlab/rules/$RULE"
+done
+step rule-burst "ok ok ok blocked ok" objects_rules
+echo "  (rule burst: $(grep -c 'staged with the next delta' "$TMP/moatd-a.log") deltas staged)"
+
 OBJ=$("$M" object list -o json | python3 -c 'import json,sys; print([o["id"] for o in json.load(sys.stdin)["items"] if o["name"] == "api"][0])')
 mark
 curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $MOAT_TOKEN" -H 'Content-Type: application/json' \
