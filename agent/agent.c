@@ -808,7 +808,8 @@ int agent_start(struct moat_agent *a, const struct agent_config *cfg,
         err = install(a, p);
         if (err) {
             agent_log("error", "cannot apply the policy: %s", strerror(-err));
-            policy_free(p);
+            if (a->policy != p) /* not taken yet (see refresh) */
+                policy_free(p);
             return err;
         }
         agent_log("info", "node %s: policy generation %u applied, %zu local interfaces", cfg->node,
@@ -831,7 +832,7 @@ static int refresh(struct moat_agent *a, const char *what)
     double t1 = mono_now();
     if (!err) {
         err = install(a, p);
-        if (err)
+        if (err && a->policy != p) /* install() may fail after it took p (attaching interfaces) */
             policy_free(p);
     }
     double t2 = mono_now();
@@ -1056,10 +1057,14 @@ static int apply_kept(struct moat_agent *a, const char *reason)
     char why[300];
     json_t *full = sync_full_policy(a->cfg.sync, why, sizeof(why));
     if (!full) {
-        agent_log("error", "cannot apply the full policy: %s", why);
+        agent_log("error", "cannot apply the full policy: %s; asking the server for it", why);
+        sync_refetch(a->cfg.sync);
         return -ENOENT;
     }
-    return agent_set_remote(a, full);
+    int err = agent_set_remote(a, full);
+    if (err == -ENOMEM)
+        sync_refetch(a->cfg.sync); /* nothing newer may come for a while: ask again */
+    return err;
 }
 
 /* Why delta `d` cannot be applied to what is in force (since it, same cluster and threat list). */

@@ -909,6 +909,13 @@ json_t *sync_take_policy(struct sync *s, json_t **deltas)
     return p;
 }
 
+void sync_refetch(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->seen_revision = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
 json_t *sync_full_policy(struct sync *s, char *why, size_t n)
 {
     pthread_mutex_lock(&s->lock);

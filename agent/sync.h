@@ -53,14 +53,17 @@ int sync_wake_fd(const struct sync *s);
  * workloads}), the saved one first; NULL when there is none. In *deltas, in
  * the same step, the deltas that arrived after it (a JSON list, oldest first;
  * NULL: none): delta answers ({"revision", "since", "delta": true, ...}) that
- * change only workloads and whole members, to apply in order on top of the
- * policy (or, without one, of the policy in force). Caller owns both.
+ * change only workloads and whole members, or no workload, to apply in order
+ * on top of the policy (or, without one, of the policy in force). Caller owns
+ * both.
  */
 json_t *sync_take_policy(struct sync *s, json_t **deltas);
 /* The member of a policy or delta taken that says when it came (CLOCK_MONOTONIC seconds). */
 #define SYNC_RECEIVED_AT "moatd_received_at"
 /* The full policy kept (policy.json), parsed; NULL with why[] when there is none. */
 json_t *sync_full_policy(struct sync *s, char *why, size_t n);
+/* The next poll asks for the whole policy (the main loop could not apply what it has). */
+void sync_refetch(struct sync *s);
 
 /* What the main loop tells the server; strings and `workloads` are copied. */
 struct sync_report {
