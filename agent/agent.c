@@ -727,9 +727,14 @@ static int install(struct moat_agent *a, struct moat_policy *p)
     a->tables = t;
     a->policy = p;
     a->generation = gen;
-    a->applies_full++;
+    if (a->documents_only) { /* the remote workloads kept (install_documents) */
+        a->applies_objects_rules++;
+        a->last_apply_path = "objects_rules";
+    } else {
+        a->applies_full++;
+        a->last_apply_path = "full";
+    }
     a->stale = false;
-    a->last_apply_path = "full";
     if (a->cfg.cluster && a->remote_wl && remote_live_new(a->remote_wl, p, t, &a->live) < 0)
         agent_log("warning", "workload deltas will take the full path: %s",
                   "the policy does not end with the remote workloads");
@@ -1221,11 +1226,10 @@ static int apply_documents(struct moat_agent *a, const json_t *d, const char **w
 static int install_documents(struct moat_agent *a, const json_t *d, double t0)
 {
     a->docs_staged = false;
+    a->documents_only = true;
     int err = refresh(a, "applying the server's objects and rules");
+    a->documents_only = false;
     if (!err && a->revision == a->remote_revision) {
-        a->applies_full--; /* install() counted it as a full apply */
-        a->applies_objects_rules++;
-        a->last_apply_path = "objects_rules";
         a->last_apply_ms = (mono_now() - t0) * 1e3;
         if (d)
             note_received(a, d);
