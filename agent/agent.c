@@ -906,6 +906,27 @@ static json_t *remote_cluster(struct moat_agent *a, const json_t *policy)
     return c;
 }
 
+/*
+ * Takes over the server's documents `text` and the `objects` and `rules` they were
+ * made from, as of `answer` (a full answer or a delta: its revision, quarantines
+ * and releases).
+ */
+static void take_documents(struct moat_agent *a, char *text, json_t *objects, json_t *rules,
+                           const json_t *answer)
+{
+    free(a->remote_text);
+    json_decref(a->remote_objects);
+    json_decref(a->remote_rules);
+    a->remote_text = text;
+    a->remote_objects = objects;
+    a->remote_rules = rules;
+    a->remote_revision = json_integer_value(json_object_get(answer, "revision"));
+    json_decref(a->remote_quarantines);
+    json_decref(a->remote_releases);
+    a->remote_quarantines = json_incref(json_object_get(answer, "quarantines"));
+    a->remote_releases = json_incref(json_object_get(answer, "quarantine_releases"));
+}
+
 /* Keeps the answer; *same when its documents are those already in force. */
 static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
 {
@@ -954,20 +975,10 @@ static int keep_remote(struct moat_agent *a, const json_t *policy, bool *same)
             remote_workloads_equal(wl, a->remote_wl);
     remote_live_free(a->live); /* it points into the remote workloads replaced here */
     a->live = NULL;
-    free(a->remote_text);
-    json_decref(a->remote_rules);
-    json_decref(a->remote_objects);
     remote_workloads_free(a->remote_wl);
-    a->remote_text = text;
-    a->remote_rules = rules;
-    a->remote_objects = objects_kept;
-    a->docs_staged = false; /* a whole answer: nothing is ahead of it */
     a->remote_wl = wl;
-    a->remote_revision = revision;
-    json_decref(a->remote_quarantines);
-    json_decref(a->remote_releases);
-    a->remote_quarantines = json_incref(json_object_get(policy, "quarantines"));
-    a->remote_releases = json_incref(json_object_get(policy, "quarantine_releases"));
+    take_documents(a, text, objects_kept, rules, policy);
+    a->docs_staged = false; /* a whole answer: nothing is ahead of it */
     return 0;
 }
 
@@ -1199,17 +1210,7 @@ static int apply_documents(struct moat_agent *a, const json_t *d, const char **w
         *why_not = "out of memory";
         return 0;
     }
-    free(a->remote_text);
-    json_decref(a->remote_objects);
-    json_decref(a->remote_rules);
-    a->remote_text = text;
-    a->remote_objects = objects;
-    a->remote_rules = rules;
-    a->remote_revision = json_integer_value(json_object_get(d, "revision"));
-    json_decref(a->remote_quarantines);
-    json_decref(a->remote_releases);
-    a->remote_quarantines = json_incref(json_object_get(d, "quarantines"));
-    a->remote_releases = json_incref(json_object_get(d, "quarantine_releases"));
+    take_documents(a, text, objects, rules, d);
     if (a->stage_documents) { /* the next delta changes objects and rules too: one compile */
         a->docs_staged = true;
         agent_log("info", "policy %lld: objects and rules changed; staged with the next delta",
