@@ -1190,7 +1190,7 @@ static const char *documents_after(struct moat_agent *a, const json_t *d, json_t
  * whole answer and building the remote workloads again. *why_not: NULL when taken
  * (the result is returned), else why not (nothing changed).
  */
-static int apply_documents(struct moat_agent *a, const json_t *d, const char **why_not)
+static int apply_documents(struct moat_agent *a, const json_t *d, bool stage, const char **why_not)
 {
     double t0 = mono_now();
     json_t *objects, *rules;
@@ -1211,7 +1211,7 @@ static int apply_documents(struct moat_agent *a, const json_t *d, const char **w
         return 0;
     }
     take_documents(a, text, objects, rules, d);
-    if (a->stage_documents) { /* the next delta changes objects and rules too: one compile */
+    if (stage) { /* the next delta changes objects and rules too: one compile */
         a->docs_staged = true;
         agent_log("info", "policy %lld: objects and rules changed; staged with the next delta",
                   (long long)a->remote_revision);
@@ -1245,18 +1245,19 @@ static bool documents_delta(const json_t *d)
     return !polstate_workloads_only(d) && polstate_no_workload_change(d);
 }
 
+static int apply_one(struct moat_agent *a, json_t *d, bool stage);
+
 int agent_apply_deltas(struct moat_agent *a, json_t *deltas)
 {
     int err = 0;
     size_t n = json_array_size(deltas);
     for (size_t k = 0; k < n; k++) {
         const json_t *d = json_array_get(deltas, k);
-        a->stage_documents =
+        bool stage =
             k + 1 < n && documents_delta(d) && documents_delta(json_array_get(deltas, k + 1));
-        int e = agent_apply_delta(a, json_incref((json_t *)d));
+        int e = apply_one(a, json_incref((json_t *)d), stage);
         err = err ? err : e;
     }
-    a->stage_documents = false;
     if (a->docs_staged) { /* staged, then the next one went another way and failed */
         int e = install_documents(a, NULL, mono_now());
         err = err ? err : e;
@@ -1267,6 +1268,12 @@ int agent_apply_deltas(struct moat_agent *a, json_t *deltas)
 
 int agent_apply_delta(struct moat_agent *a, json_t *d)
 {
+    return apply_one(a, d, false);
+}
+
+/* agent_apply_delta; `stage`: a delta of objects and rules only waits for the next one. */
+static int apply_one(struct moat_agent *a, json_t *d, bool stage)
+{
     double t0 = mono_now();
     int64_t rev = json_integer_value(json_object_get(d, "revision"));
     if (rev <= a->remote_revision) { /* a full policy taken since has it */
@@ -1275,7 +1282,7 @@ int agent_apply_delta(struct moat_agent *a, json_t *d)
     }
     const char *why;
     if (documents_delta(d)) {
-        int err = apply_documents(a, d, &why);
+        int err = apply_documents(a, d, stage, &why);
         if (!why) {
             json_decref(d);
             return err;

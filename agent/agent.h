@@ -104,9 +104,8 @@ struct moat_agent {
     double last_apply_ms;        /* from taking the answer to its revision in force */
     double last_received_ms;     /* from the sync thread receiving it (-1: not known) */
     bool stale; /* the policy in force was changed in place and failed: only a full apply now */
-    bool stage_documents; /* agent_apply_deltas: the next delta changes objects and rules too */
-    bool docs_staged;     /* remote_text and remote_revision are ahead of the policy in force */
-    bool documents_only;  /* the install under way keeps the remote workloads (the status path) */
+    bool docs_staged;    /* remote_text and remote_revision are ahead of the policy in force */
+    bool documents_only; /* the install under way keeps the remote workloads (the status path) */
 };
 
 /* Stable names of the datapath's drop reasons (MOAT_DROP_*, NULL for none) and event counts. */

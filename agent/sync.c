@@ -326,8 +326,9 @@ static void answer_counts(const json_t *a, size_t *set, size_t *removed)
  * `since`) by splicing record texts (polstate.h); a delta that changes only
  * workloads goes on as it is (the main loop applies it in place), and so does
  * one that changes no workload (the main loop keeps the other nodes'
- * workloads); any other becomes the full policy, parsed from the new text. NULL when the delta does
- * not apply: the next poll asks for everything (revision 0). Takes `resp`.
+ * workloads); any other becomes the full policy, parsed from the new text.
+ * NULL when the delta does not apply: the next poll asks for everything
+ * (revision 0). Takes `resp`.
  */
 static json_t *full_policy(struct sync *s, json_t *resp, size_t bytes, struct polstate **st)
 {
